@@ -124,8 +124,9 @@ type Change struct {
 type Feed interface {
 	// Revision returns the newest committed revision (0 when empty).
 	Revision(ctx context.Context) (int64, error)
-	// Changes returns up to limit changes with revision > after, in order.
-	// ErrHistoryGone if changes after `after` were pruned.
+	// Changes returns up to limit changes with revision > after, in order
+	// (limit as ListOptions.Limit). ErrHistoryGone if changes after `after`
+	// were pruned.
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
 	// Notify returns a channel that receives (without blocking the writer)
 	// after committed writes, from this process and, where the backend can,
@@ -152,8 +153,13 @@ type Audit interface {
 	// AppendAudit appends one entry. build receives the sequence number the
 	// entry will get and the previous entry's hash (nil for the first) and
 	// returns the entry; appends are serialized, so the chain has no forks.
+	// The entry must carry that Seq and PrevHash and a Time already in
+	// storage form (Now(t)): Hash covers Time, and a time the store had to
+	// truncate would no longer verify. AppendAudit rejects anything else.
+	// build runs while appends are locked out: it should only compute.
 	AppendAudit(ctx context.Context, build func(seq int64, prevHash []byte) (*AuditRecord, error)) (*AuditRecord, error)
-	// ListAudit returns entries with Seq > after, in order, up to limit.
+	// ListAudit returns entries with Seq > after, in order, up to limit
+	// (limit as ListOptions.Limit).
 	ListAudit(ctx context.Context, after int64, limit int) ([]*AuditRecord, error)
 }
 
@@ -175,7 +181,9 @@ type Store interface {
 	// Sealed walks every object that has a Sealed blob, in (kind, key)
 	// order, for the keyring's rewrap. fn returns a replacement blob or nil
 	// to leave it; replacements are written only if the object's revision
-	// did not change meanwhile (else that object is visited again).
+	// did not change meanwhile (else that object is visited again). fn runs
+	// outside any transaction: it may be slow and may use the store.
+	// Returns how many replacements were written.
 	RewrapSealed(ctx context.Context, fn func(kind, key string, sealed []byte) ([]byte, error)) (int, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
