@@ -1,0 +1,219 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// Surface names a part of the product, for metrics and logs.
+type Surface string
+
+const (
+	SurfaceNone       Surface = "none"
+	SurfaceOps        Surface = "ops"
+	SurfaceAuthority  Surface = "authority"
+	SurfaceManagement Surface = "management"
+	SurfaceSTS        Surface = "sts"
+	SurfaceGateway    Surface = "gateway"
+	SurfaceVault      Surface = "vault"
+	SurfacePortal     Surface = "portal"
+	SurfaceGraph      Surface = "graph"
+	SurfaceMSI        Surface = "msi"
+)
+
+// reqInfo is the per-request state the middleware and handlers share. One
+// allocation per request, reached through the context.
+type reqInfo struct {
+	id      string
+	surface Surface
+	logger  *slog.Logger
+	errCode string
+	// account and vault are set by the host router for the host forms.
+	account, vault string
+	// principal is what authentication decided, for the access log.
+	principal string
+}
+
+type ctxKey struct{}
+
+func infoFrom(ctx context.Context) *reqInfo {
+	i, _ := ctx.Value(ctxKey{}).(*reqInfo)
+	return i
+}
+
+// RequestID returns the request's id ("" outside a request).
+func RequestID(ctx context.Context) string {
+	if i := infoFrom(ctx); i != nil {
+		return i.id
+	}
+	return ""
+}
+
+// SetSurface labels the request with its surface.
+func SetSurface(ctx context.Context, s Surface) {
+	if i := infoFrom(ctx); i != nil {
+		i.surface = s
+	}
+}
+
+// SetPrincipal records who the request authenticated as (an object id or a
+// credential kind such as "key1"), for the access log. Never a secret.
+func SetPrincipal(ctx context.Context, p string) {
+	if i := infoFrom(ctx); i != nil {
+		i.principal = p
+	}
+}
+
+// AccountFromContext returns the account named by the request's host
+// ({account}.cognitiveservices.H), or "".
+func AccountFromContext(ctx context.Context) string {
+	if i := infoFrom(ctx); i != nil {
+		return i.account
+	}
+	return ""
+}
+
+// VaultFromContext returns the vault named by the request's host, or "".
+func VaultFromContext(ctx context.Context) string {
+	if i := infoFrom(ctx); i != nil {
+		return i.vault
+	}
+	return ""
+}
+
+// WithSurface wraps h so that its requests are labelled s.
+func WithSurface(s Surface, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SetSurface(r.Context(), s)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Middleware is the chain every request passes, outermost first:
+// request id → observe (metrics, access log) → recover → next.
+type Middleware struct {
+	Logger  *slog.Logger
+	Metrics *Metrics
+	Now     func() time.Time
+}
+
+// Wrap returns next behind the middleware.
+func (m *Middleware) Wrap(next http.Handler) http.Handler {
+	now := m.Now
+	if now == nil {
+		now = time.Now
+	}
+	logger := m.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := now()
+		info := &reqInfo{id: gatehouse.NewGUID(), surface: SurfaceNone, logger: logger}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, info))
+		h := w.Header()
+		h.Set("x-ms-request-id", info.id)
+		if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
+			h.Set("x-ms-client-request-id", cid)
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				logger.LogAttrs(r.Context(), slog.LevelError, "panic",
+					slog.String("request_id", info.id), slog.String("method", r.Method),
+					slog.String("path", r.URL.Path), slog.Any("panic", p),
+					slog.String("stack", string(debug.Stack())))
+				if !sw.wroteHeader {
+					RenderError(sw, r, RenderAzure, fmt.Errorf("panic: %v", p))
+				}
+			}
+			m.observe(r, info, sw, now().Sub(start))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+func (m *Middleware) observe(r *http.Request, info *reqInfo, sw *statusWriter, d time.Duration) {
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if m.Metrics != nil {
+		m.Metrics.observe(info.surface, r.Method, status, d)
+	}
+	// Successes are counted, not logged one by one at the default level;
+	// failures are logged. The query string is never logged: it may carry
+	// a secret.
+	level := slog.LevelDebug
+	if status >= 400 {
+		level = slog.LevelInfo
+	}
+	if !info.logger.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", info.id), slog.String("surface", string(info.surface)),
+		slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", r.URL.Path),
+		slog.Int("status", status), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr),
+	}
+	if info.errCode != "" {
+		attrs = append(attrs, slog.String("error_code", info.errCode))
+	}
+	if info.principal != "" {
+		attrs = append(attrs, slog.String("principal", info.principal))
+	}
+	info.logger.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// statusWriter records the status and passes through Flush (SSE streaming)
+// and Hijack.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if !w.wroteHeader {
+			w.status, w.wroteHeader = http.StatusOK, true
+		}
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
+		return h.Hijack()
+	}
+	return nil, nil, errors.New("server: hijack not supported")
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

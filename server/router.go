@@ -1,0 +1,127 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+// Router dispatches by Host to the per-surface muxes (see doc.go).
+type Router struct {
+	hostname string // H without port, lower case
+	// Root serves H itself.
+	Root *http.ServeMux
+	// Account serves {account}.cognitiveservices.H and {account}.openai.H.
+	Account *http.ServeMux
+	// Vault serves {vault}.vault.H.
+	Vault *http.ServeMux
+
+	accountSuffixes []string
+	vaultSuffix     string
+}
+
+// NewRouter returns a router for the public authority host (host[:port]).
+// Each mux gets a JSON catch-all.
+func NewRouter(host string) *Router {
+	hn := strings.ToLower(Hostname(host))
+	r := &Router{
+		hostname:        hn,
+		Root:            http.NewServeMux(),
+		Account:         http.NewServeMux(),
+		Vault:           http.NewServeMux(),
+		accountSuffixes: []string{".cognitiveservices." + hn, ".openai." + hn},
+		vaultSuffix:     ".vault." + hn,
+	}
+	for _, m := range []*http.ServeMux{r.Root, r.Account, r.Vault} {
+		m.Handle("/", catchAll(m))
+	}
+	return r
+}
+
+// Hostname returns host without its port (and without IPv6 brackets).
+func Hostname(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+}
+
+// ServeHTTP routes by Host.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hn := strings.ToLower(Hostname(r.Host))
+	if hn == rt.hostname || net.ParseIP(hn) != nil {
+		rt.Root.ServeHTTP(w, r)
+		return
+	}
+	info := infoFrom(r.Context())
+	for _, suffix := range rt.accountSuffixes {
+		if name, ok := strings.CutSuffix(hn, suffix); ok && validLabel(name) {
+			if info != nil {
+				info.account = name
+			}
+			rt.Account.ServeHTTP(w, r)
+			return
+		}
+	}
+	if name, ok := strings.CutSuffix(hn, rt.vaultSuffix); ok && validLabel(name) {
+		if info != nil {
+			info.vault = name
+		}
+		rt.Vault.ServeHTTP(w, r)
+		return
+	}
+	RenderError(w, r, RenderAzure, gatehouse.NotFoundf(gatehouse.CodeNotFound,
+		"No Gatehouse surface is served at host %q.", clip(r.Host, 100)))
+}
+
+// validLabel reports whether s is one DNS label (no dots).
+func validLabel(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+var allMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// catchAll answers requests no pattern of m matched: 405 with Allow when the
+// path exists for another method, 404 otherwise, both as JSON.
+func catchAll(m *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, method := range allMethods {
+			if method == r.Method {
+				continue
+			}
+			probe := r.Clone(r.Context())
+			probe.Method = method
+			if _, pattern := m.Handler(probe); pattern != "/" && pattern != "" {
+				allow = append(allow, method)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			RenderError(w, r, RenderAzure, gatehouse.Errorf(http.StatusMethodNotAllowed,
+				gatehouse.CodeMethodNotAllowed, "The method %s is not allowed for this path.", clip(r.Method, 20)))
+			return
+		}
+		RenderError(w, r, RenderAzure, gatehouse.NotFoundf(gatehouse.CodeNotFound,
+			"The requested path was not found."))
+	})
+}

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+func newTestHandler(t *testing.T, logs *strings.Builder) http.Handler {
+	t.Helper()
+	r := NewRouter("gw.example:8443")
+	r.Root.Handle("GET /panic", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom secret-in-panic") }))
+	r.Root.Handle("GET /fail", Handle(RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+		return errors.New("driver said: password=hunter2")
+	}))
+	r.Root.Handle("GET /public", Handle(RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+		return gatehouse.BadRequestf("InvalidThing", "The thing is invalid.").WithTarget("thing").WithInner("Inner").WithCause(errors.New("hidden cause"))
+	}))
+	r.Account.Handle("GET /which", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("account=" + AccountFromContext(r.Context())))
+	}))
+	r.Vault.Handle("GET /which", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("vault=" + VaultFromContext(r.Context())))
+	}))
+	mw := &Middleware{Logger: slog.New(slog.NewTextHandler(logs, nil)), Metrics: NewMetrics()}
+	return mw.Wrap(r)
+}
+
+func TestErrorsNeverLeakCauses(t *testing.T) {
+	var logs strings.Builder
+	h := newTestHandler(t, &logs)
+	for _, path := range []string{"/panic", "/fail"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "https://gw.example:8443"+path, nil))
+		if rec.Code != 500 {
+			t.Fatalf("%s: status %d", path, rec.Code)
+		}
+		body := rec.Body.String()
+		id := rec.Header().Get("x-ms-request-id")
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		json.Unmarshal([]byte(body), &e)
+		if e.Error.Code != "InternalServerError" || !strings.Contains(e.Error.Message, id) || id == "" {
+			t.Errorf("%s: body %s does not carry the request id %s", path, body, id)
+		}
+		if strings.Contains(body, "hunter2") || strings.Contains(body, "secret-in-panic") {
+			t.Errorf("%s: the cause reached the client: %s", path, body)
+		}
+	}
+	if !strings.Contains(logs.String(), "stack=") {
+		t.Error("the panic was not logged with its stack")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "https://gw.example:8443/public", nil))
+	if rec.Code != 400 || rec.Header().Get("x-ms-error-code") != "InvalidThing" {
+		t.Fatalf("public error: %d %v", rec.Code, rec.Header())
+	}
+	want := `{"error":{"code":"InvalidThing","message":"The thing is invalid.","target":"thing","innererror":{"code":"Inner"}}}`
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+}
+
+func TestHostRouting(t *testing.T) {
+	var logs strings.Builder
+	h := newTestHandler(t, &logs)
+	for host, want := range map[string]string{
+		"MyAcct.cognitiveservices.gw.example:8443": "account=myacct",
+		"acct.openai.gw.example":                   "account=acct",
+		"kv-1.vault.gw.example:8443":               "vault=kv-1",
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "https://"+host+"/which", nil)
+		h.ServeHTTP(rec, req)
+		if rec.Body.String() != want {
+			t.Errorf("%s: %d %q, want %q", host, rec.Code, rec.Body.String(), want)
+		}
+	}
+	for _, host := range []string{"a.b.vault.gw.example", "evil.com", "gw.example.evil.com", "_x.vault.gw.example"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "https://"+host+"/which", nil))
+		if rec.Code != 404 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+			t.Errorf("%s: %d %s", host, rec.Code, rec.Body.String())
+		}
+	}
+}
