@@ -1,0 +1,257 @@
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the server's typed configuration. Each field's yaml tag is also
+// its flag name and, upper-cased with GATEHOUSE_ in front and '-' as '_', its
+// environment variable. Precedence: flags > environment > config file >
+// defaults.
+type Config struct {
+	DataDir   string `yaml:"data-dir" help:"directory for the embedded database, master key, CA and certificates"`
+	Listen    string `yaml:"listen" help:"TLS listen address (host:port)"`
+	Host      string `yaml:"host" help:"public authority H (host[:port]) clients use; empty = localhost with the listen port"`
+	MSIListen string `yaml:"msi-listen" help:"loopback address of the managed-identity endpoint (plain HTTP)"`
+	Postgres  string `yaml:"postgres" help:"PostgreSQL DSN; when empty the embedded SQLite in the data dir is used"`
+	TLSCert   string `yaml:"tls-cert" help:"operator-supplied TLS certificate (PEM chain); default: issued by Gatehouse's own CA"`
+	TLSKey    string `yaml:"tls-key" help:"private key for --tls-cert"`
+	// MasterKeyFile holds the keyring's master key versions. When neither it
+	// nor GATEHOUSE_MASTER_KEY is set, a key is generated into the data dir.
+	MasterKeyFile string `yaml:"master-key-file" help:"file with the master key versions (default: generated into the data dir)"`
+	// MasterKey is the key source itself. Environment only (a key on a
+	// command line or in a config file is too easy to leak).
+	MasterKey string `yaml:"-" env:"GATEHOUSE_MASTER_KEY"`
+	LogFormat string `yaml:"log-format" help:"log format: text or json"`
+	LogLevel  string `yaml:"log-level" help:"log level: debug, info, warn or error"`
+	// BootstrapFile receives the bootstrap credentials as JSON (0600)
+	// instead of printing the secret.
+	BootstrapFile string `yaml:"bootstrap-file" help:"write the bootstrap credentials as JSON to this file (0600) instead of printing them"`
+	// Dev creates demo resources on first start.
+	Dev bool `yaml:"dev" help:"development mode: create a demo Language account on first start and print a ready curl line"`
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long graceful shutdown waits for requests in flight"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "./gatehouse-data",
+		Listen:          "127.0.0.1:8443",
+		Host:            "localhost:8443",
+		MSIListen:       "127.0.0.1:8444",
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// ConfigField describes one settable field, for flags and help.
+type ConfigField struct {
+	Name, Env, Help string
+	Default         string
+	Bool            bool
+}
+
+// Fields lists the settable fields (those with a flag name).
+func Fields() []ConfigField {
+	def := DefaultConfig()
+	v := reflect.ValueOf(def)
+	t := v.Type()
+	var out []ConfigField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := f.Tag.Get("yaml")
+		if name == "" || name == "-" {
+			continue
+		}
+		out = append(out, ConfigField{Name: name, Env: envName(name), Help: f.Tag.Get("help"),
+			Default: format(v.Field(i)), Bool: f.Type.Kind() == reflect.Bool})
+	}
+	return out
+}
+
+func envName(flag string) string {
+	return "GATEHOUSE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func format(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case time.Duration:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// Set sets the field whose flag name is name from its string form.
+func (c *Config) Set(name, value string) error {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if t.Field(i).Tag.Get("yaml") != name {
+			continue
+		}
+		f := v.Field(i)
+		switch f.Interface().(type) {
+		case string:
+			f.SetString(value)
+		case bool:
+			b, err := strconv.ParseBool(value)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not true or false", name, value)
+			}
+			f.SetBool(b)
+		case time.Duration:
+			d, err := time.ParseDuration(value)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a duration (like 20s)", name, value)
+			}
+			f.SetInt(int64(d))
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown setting %q", name)
+}
+
+// LoadFile overlays a YAML config file. Unknown keys and malformed YAML are
+// errors naming the file.
+func (c *Config) LoadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file is a valid, empty configuration (io.EOF).
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %v", path, err)
+	}
+	return nil
+}
+
+// ApplyEnv overlays GATEHOUSE_* variables found by lookup.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	var errs []error
+	for _, f := range Fields() {
+		if val, ok := lookup(f.Env); ok {
+			if err := c.Set(f.Name, val); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f.Env, err))
+			}
+		}
+	}
+	if val, ok := lookup("GATEHOUSE_MASTER_KEY"); ok {
+		c.MasterKey = val
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem at once. It writes nothing.
+func (c *Config) Validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if c.DataDir == "" {
+		add("data-dir: must not be empty")
+	} else if st, err := os.Stat(c.DataDir); err == nil && !st.IsDir() {
+		add("data-dir: %s is not a directory", c.DataDir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		add("data-dir: %v", err)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %q is not host:port", c.Listen)
+	}
+	if c.Host != "" {
+		if err := validateHost(c.Host); err != nil {
+			add("host: %v", err)
+		}
+	}
+	if h, _, err := net.SplitHostPort(c.MSIListen); err != nil {
+		add("msi-listen: %q is not host:port", c.MSIListen)
+	} else if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		add("msi-listen: %q must be a loopback address: the managed-identity endpoint is plain HTTP", c.MSIListen)
+	}
+	if c.Postgres != "" {
+		if _, err := pgx.ParseConfig(c.Postgres); err != nil {
+			add("postgres: the DSN does not parse (check its syntax)")
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		add("tls-cert and tls-key: give both or neither")
+	}
+	for _, f := range []struct{ name, path string }{{"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}, {"master-key-file", c.MasterKeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			add("%s: %v", f.name, err)
+		}
+	}
+	if c.MasterKeyFile != "" && c.MasterKey != "" {
+		add("master-key-file and GATEHOUSE_MASTER_KEY: give one, not both")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		add("log-format: %q is not text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.ShutdownTimeout < 0 {
+		add("shutdown-timeout: must not be negative")
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: problems}
+}
+
+// ConfigError lists every problem found by Validate.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+func validateHost(h string) error {
+	host := h
+	if hh, port, err := net.SplitHostPort(h); err == nil {
+		host = hh
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q has an invalid port", h)
+		}
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if host == "" || len(host) > 200 {
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q is not a host name", h)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("%q is not a host name", h)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,360 @@
+// Package app wires every Gatehouse package into a running node. It is the
+// only package that knows every concrete type. Main is what `gatehouse
+// serve` runs and what end-to-end tests start on :0 with a temporary data
+// directory.
+//
+// Start-up order (each step fails with one clear message; nothing is
+// written before the configuration, the listeners, the PostgreSQL
+// connection and the master key source have all been checked):
+//
+//	validate config → bind listeners → reach PostgreSQL → read master key source
+//	→ create + lock data dir → open store (migrate) → open keyring (key check)
+//	→ CA + server certificate → services → serve
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/keyring"
+	"github.com/gatehouse/gatehouse/pki"
+	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+// Main is one running node.
+type Main struct {
+	Config Config
+	// Stdout receives the start-up banner; Logger the logs.
+	Stdout io.Writer
+	Logger *slog.Logger
+	// Now and Rand are injected for tests.
+	Now  func() time.Time
+	Rand io.Reader
+
+	// Set by Run.
+	URL     string // https://H
+	Host    string // H
+	Addr    net.Addr
+	Store   storage.Store
+	Keyring *keyring.Keyring
+	// Sealer is the keyring as services use it (reloads the key source on
+	// an unknown version).
+	Sealer  Sealer
+	Watcher *storage.Watcher
+	Certs   *pki.Manager
+	Metrics *server.Metrics
+	Router  *server.Router
+
+	lock     *dirLock
+	ln       net.Listener
+	srv      *http.Server
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closers  []func()
+	serveErr chan error
+}
+
+// Sealer seals values at rest (the keyring).
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Stdout: os.Stdout}
+}
+
+func (m *Main) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *Main) rand() io.Reader {
+	if m.Rand != nil {
+		return m.Rand
+	}
+	return rand.Reader
+}
+
+// Run starts the node and returns once it is listening. Call Close to stop.
+func (m *Main) Run(ctx context.Context) (err error) {
+	cfg := &m.Config
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if m.Logger == nil {
+		m.Logger = NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	}
+	if m.Stdout == nil {
+		m.Stdout = io.Discard
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+
+	// Listeners first: a port in use is a configuration problem, found
+	// before anything is written.
+	m.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, unwrapSyscall(err))
+	}
+	m.Addr = m.ln.Addr()
+	m.Host = cfg.Host
+	if m.Host == "" {
+		m.Host = "localhost:" + strconv.Itoa(m.Addr.(*net.TCPAddr).Port)
+	}
+	m.URL = "https://" + m.Host
+
+	// PostgreSQL must answer before the data directory is created.
+	if cfg.Postgres != "" {
+		if m.Store, err = openPostgres(ctx, cfg.Postgres, m.Logger, m.Now); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	}
+
+	// A supplied master key source must parse before anything is written.
+	src := ResolveKeySource(cfg)
+	var keys []keyring.Key
+	if !src.Managed {
+		if keys, _, err = src.Load(m.rand()); err != nil {
+			return err
+		}
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", cfg.DataDir, unwrapSyscall(err))
+	}
+	if m.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return err
+	}
+	if src.Managed {
+		var created bool
+		if keys, created, err = src.Load(m.rand()); err != nil {
+			return err
+		}
+		if created {
+			m.Logger.Warn("generated a master key in the data directory; production deployments should supply one with --master-key-file or GATEHOUSE_MASTER_KEY and keep it apart from the data", "path", src.Path)
+		}
+	}
+	if m.Store == nil {
+		if m.Store, err = openSQLite(ctx, filepath.Join(cfg.DataDir, "gatehouse.db"), m.Logger, m.Now); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
+	if m.Keyring, err = keyring.Open(ctx, m.Store, keys, keyring.Options{Rand: m.Rand}); err != nil {
+		return err
+	}
+	m.Sealer = &sealer{kr: m.Keyring, meta: m.Store, source: src}
+
+	// Background work runs until Close.
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.Watcher = storage.NewWatcher(m.Store, time.Second, m.Logger)
+	if err := m.Watcher.Start(ctx); err != nil {
+		return fmt.Errorf("change feed: %w", err)
+	}
+
+	if err := m.startTLS(ctx); err != nil {
+		return err
+	}
+	m.Metrics = server.NewMetrics()
+	m.Router = server.NewRouter(m.Host)
+	server.MountOps(m.Router.Root, m.Store, m.Metrics)
+	if err := m.mountServices(ctx, bg); err != nil {
+		return err
+	}
+
+	m.goBackground(func() { m.Watcher.Run(bg) })
+	m.goBackground(func() { m.Certs.Run(bg, time.Hour) })
+	m.goBackground(func() { m.watchKeyring(bg) })
+
+	mw := &server.Middleware{Logger: m.Logger, Metrics: m.Metrics, Now: m.Now}
+	m.srv = &http.Server{
+		Handler: mw.Wrap(m.Router),
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: m.Certs.GetCertificate,
+			NextProtos:     []string{"h2", "http/1.1"},
+		},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		// TLS handshake noise (scanners, clients that do not trust the CA)
+		// is debug-level.
+		ErrorLog: slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+	}
+	m.serveErr = make(chan error, 1)
+	tlsLn := tls.NewListener(m.ln, m.srv.TLSConfig)
+	srv := m.srv
+	go func() { m.serveErr <- srv.Serve(tlsLn) }()
+	m.printBanner()
+	return nil
+}
+
+func (m *Main) startTLS(ctx context.Context) error {
+	cfg := &m.Config
+	m.Certs = &pki.Manager{DataDir: cfg.DataDir, Host: server.Hostname(m.Host), Now: m.Now, Rand: m.Rand, Logger: m.Logger}
+	if cfg.TLSCert != "" {
+		m.Certs.CertFile, m.Certs.KeyFile = cfg.TLSCert, cfg.TLSKey
+	} else {
+		ca, err := pki.LoadOrCreateCA(ctx, m.Store, m.Sealer, m.now(), m.rand())
+		if err != nil {
+			return err
+		}
+		m.Certs.CA = ca
+	}
+	if err := m.Certs.Load(); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	return nil
+}
+
+// watchKeyring picks up master key rotations done by `gatehouse keyring
+// rotate` or another node: the active version lives in storage meta, the
+// keys in the key source.
+func (m *Main) watchKeyring(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Sealer.(*sealer).refresh(ctx, true)
+			if err := m.Keyring.Reload(ctx, m.Store); err != nil && ctx.Err() == nil {
+				m.Logger.Warn("keyring: reload failed", "err", err)
+			}
+		}
+	}
+}
+
+func (m *Main) goBackground(f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+}
+
+// Wait blocks until the server stops serving by itself (a fatal listener
+// error), returning that error.
+func (m *Main) Wait() error {
+	if m.serveErr == nil {
+		return nil
+	}
+	err := <-m.serveErr
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close shuts down gracefully: stop accepting, finish requests in flight
+// (up to ShutdownTimeout), stop background work, close storage, release the
+// data directory.
+func (m *Main) Close() error {
+	var errs []error
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		if err := m.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+		m.srv = nil
+	} else if m.ln != nil {
+		m.ln.Close()
+	}
+	m.ln = nil
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		m.closers[i]()
+	}
+	m.closers = nil
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.Store != nil {
+		if err := m.Store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		m.Store = nil
+	}
+	m.lock.release()
+	m.lock = nil
+	return errors.Join(errs...)
+}
+
+func (m *Main) printBanner() {
+	w := m.Stdout
+	fmt.Fprintf(w, "Gatehouse is listening on %s (%s)\n", m.URL, m.Addr)
+	if ca := m.Certs.CAFile(); ca != "" {
+		abs, _ := filepath.Abs(ca)
+		fmt.Fprintf(w, "CA certificate: %s\n", abs)
+		fmt.Fprintf(w, "Client environment:\n")
+		fmt.Fprintf(w, "  export SSL_CERT_FILE=%s\n", abs)
+		fmt.Fprintf(w, "  export NODE_EXTRA_CA_CERTS=%s\n", abs)
+		fmt.Fprintf(w, "  export REQUESTS_CA_BUNDLE=%s\n", abs)
+	} else {
+		fmt.Fprintf(w, "TLS certificate: %s (operator-supplied)\nClient environment:\n", m.Config.TLSCert)
+	}
+	fmt.Fprintf(w, "  export AZURE_AUTHORITY_HOST=%s\n", m.URL)
+	for _, line := range m.bannerExtra() {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// NewLogger returns the process logger.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	switch level {
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// unwrapSyscall drops Go's "op addr:" prefixes when the error already says
+// enough ("address already in use", "permission denied").
+func unwrapSyscall(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		var sc *os.SyscallError
+		if errors.As(op.Err, &sc) {
+			return sc.Err
+		}
+		return op.Err
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// addConfigFlags defines one flag per config field and --config.
+func addConfigFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML config file (keys are the flag names)")
+	for _, f := range app.Fields() {
+		if f.Bool {
+			fs.Bool(f.Name, f.Default == "true", f.Help+" ($"+f.Env+")")
+		} else {
+			fs.String(f.Name, f.Default, f.Help+" ($"+f.Env+")")
+		}
+	}
+}
+
+// loadConfig layers defaults < config file < environment < flags set on the
+// command line.
+func loadConfig(fs *pflag.FlagSet, env Env) (app.Config, error) {
+	cfg := app.DefaultConfig()
+	path, _ := fs.GetString("config")
+	if path == "" {
+		if p, ok := env.LookupEnv("GATEHOUSE_CONFIG"); ok {
+			path = p
+		}
+	}
+	if path != "" {
+		if err := cfg.LoadFile(path); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.ApplyEnv(env.LookupEnv); err != nil {
+		return cfg, err
+	}
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name == "config" || err != nil {
+			return
+		}
+		if e := cfg.Set(f.Name, f.Value.String()); e != nil {
+			err = e
+		}
+	})
+	return cfg, err
+}
+
+func newServeCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Gatehouse node",
+		Long: `Run a Gatehouse node: the identity authority, the management API, the STS,
+the AI gateway and the managed-identity endpoint, on one TLS listener routed by Host.
+
+Settings come from flags, then GATEHOUSE_* environment variables, then the
+--config file, then defaults.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd.Flags(), env)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			m := app.NewMain()
+			m.Config = cfg
+			m.Stdout = env.Stdout
+			m.Logger = app.NewLogger(env.Stderr, cfg.LogFormat, cfg.LogLevel)
+			if err := m.Run(ctx); err != nil {
+				return err
+			}
+			done := make(chan error, 1)
+			go func() { done <- m.Wait() }()
+			select {
+			case <-ctx.Done():
+				m.Logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+			case err := <-done:
+				if err != nil {
+					m.Close()
+					return fmt.Errorf("serve: %w", err)
+				}
+			}
+			start := time.Now()
+			err = m.Close()
+			m.Logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
+			return err
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	return cmd
+}
