@@ -185,6 +185,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.goBackground(func() { m.Watcher.Run(bg) })
 	m.goBackground(func() { m.Certs.Run(bg, time.Hour) })
 	m.goBackground(func() { m.watchKeyring(bg) })
+	m.goBackground(func() { m.pruneChanges(bg) })
 
 	mw := &server.Middleware{Logger: m.Logger, Metrics: m.Metrics, Now: m.Now}
 	m.srv = &http.Server{
@@ -241,6 +242,27 @@ func (m *Main) watchKeyring(ctx context.Context) {
 			m.Sealer.(*sealer).refresh(ctx, true)
 			if err := m.Keyring.Reload(ctx, m.Store); err != nil && ctx.Err() == nil {
 				m.Logger.Warn("keyring: reload failed", "err", err)
+			}
+		}
+	}
+}
+
+// ChangeRetention is how long the change feed keeps history. A node that is
+// disconnected for longer reloads its caches instead of replaying.
+const ChangeRetention = 24 * time.Hour
+
+// pruneChanges trims the change feed's history once an hour. Several nodes
+// may prune at once; pruning is idempotent.
+func (m *Main) pruneChanges(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := m.Store.PruneChanges(ctx, m.now().Add(-ChangeRetention)); err != nil && ctx.Err() == nil {
+				m.Logger.Warn("change feed: prune failed", "err", err)
 			}
 		}
 	}
