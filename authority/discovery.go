@@ -1,0 +1,132 @@
+package authority
+
+import (
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+// Mount adds the authority's routes to mux (the root host H), for the
+// ADFS form and for every tenant of the directory:
+//
+//	GET  /{tenant}/v2.0/.well-known/openid-configuration   discovery (GUID tenant)
+//	GET  /adfs/.well-known/openid-configuration            discovery, ADFS shape
+//	GET  /{tenant}/discovery/v2.0/keys, /adfs/discovery/keys  JWKS
+//	POST /{tenant}/oauth2/v2.0/token, /adfs/oauth2/token    token endpoint
+//	POST /gatehouse/v1/identityHeaders                     issue an identity header (management token)
+//	DELETE /gatehouse/v1/identityHeaders/{id}              revoke it
+//
+// {tenant} is registered literally per tenant (lower-case GUID), not as a
+// wildcard: a first-segment wildcard would collide with the management
+// API's /subscriptions/ prefix in ServeMux. An unknown tenant therefore
+// gets the router's JSON 404. The managed-identity endpoint itself is
+// MSIHandler, served on the loopback listener.
+func (a *Authority) Mount(mux *http.ServeMux) {
+	for _, t := range a.dir.Tenants() {
+		a.mountTenant(mux, t.ID)
+	}
+	a.mountTenant(mux, directory.TenantADFS)
+	arm := func(fn server.HandlerFunc) http.Handler {
+		return server.WithSurface(server.SurfaceAuthority, server.Handle(server.RenderAzure, fn))
+	}
+	mux.Handle("POST /gatehouse/v1/identityHeaders", arm(a.handleCreateHeader))
+	mux.Handle("DELETE /gatehouse/v1/identityHeaders/{id}", arm(a.handleRevokeHeader))
+}
+
+// mountTenant adds the routes of one tenant segment ("adfs" gets both the
+// ADFS-shaped paths and the v2 ones).
+func (a *Authority) mountTenant(mux *http.ServeMux, seg string) {
+	oauth := func(fn func(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error, adfs bool) http.Handler {
+		return server.WithSurface(server.SurfaceAuthority, server.Handle(renderOAuth, func(w http.ResponseWriter, r *http.Request) error {
+			return fn(w, r, seg, adfs)
+		}))
+	}
+	p := "/" + seg
+	mux.Handle("GET "+p+"/v2.0/.well-known/openid-configuration", oauth(a.handleDiscovery, false))
+	mux.Handle("GET "+p+"/discovery/v2.0/keys", oauth(a.handleKeys, false))
+	mux.Handle("POST "+p+"/oauth2/v2.0/token", oauth(a.handleToken, false))
+	if seg == directory.TenantADFS {
+		mux.Handle("GET /adfs/.well-known/openid-configuration", oauth(a.handleDiscovery, true))
+		mux.Handle("GET /adfs/discovery/keys", oauth(a.handleKeys, true))
+		mux.Handle("POST /adfs/oauth2/token", oauth(a.handleToken, true))
+	}
+}
+
+// openIDConfiguration is the discovery document (azure-wire.md §2.3). It
+// names concrete tenant ids, never placeholders.
+type openIDConfiguration struct {
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	Issuer                            string   `json:"issuer"`
+	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint,omitempty"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	TenantRegionScope                 *string  `json:"tenant_region_scope"`
+	CloudInstanceName                 string   `json:"cloud_instance_name"`
+	CloudGraphHostName                string   `json:"cloud_graph_host_name"`
+	MSGraphHost                       string   `json:"msgraph_host"`
+}
+
+func (a *Authority) handleDiscovery(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error {
+	tid, err := a.dir.ResolveTenant(seg)
+	if err != nil {
+		return oauthErr(oauthInvalidTenant, 90002, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", clip(seg))
+	}
+	doc := openIDConfiguration{
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		ResponseModesSupported:            []string{"query", "fragment", "form_post"},
+		SubjectTypesSupported:             []string{"pairwise"},
+		IDTokenSigningAlgValuesSupported:  []string{a.alg},
+		ResponseTypesSupported:            []string{"code", "id_token", "code id_token", "id_token token"},
+		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
+		GrantTypesSupported:               []string{"client_credentials", "password"},
+		ClaimsSupported:                   []string{"sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "idtyp", "ver"},
+		CloudInstanceName:                 a.host,
+		CloudGraphHostName:                a.host,
+		MSGraphHost:                       a.host,
+	}
+	if adfs {
+		// ADFS shape: no /v2.0, tenant-less issuer on the same origin.
+		base := a.base + "/adfs"
+		doc.Issuer = base
+		doc.TokenEndpoint = base + "/oauth2/token"
+		doc.JWKSURI = base + "/discovery/keys"
+		doc.AuthorizationEndpoint = base + "/oauth2/authorize"
+		doc.EndSessionEndpoint = base + "/oauth2/logout"
+	} else {
+		base := a.base + "/" + tid
+		doc.Issuer = base + "/v2.0"
+		doc.TokenEndpoint = base + "/oauth2/v2.0/token"
+		doc.JWKSURI = base + "/discovery/v2.0/keys"
+		doc.AuthorizationEndpoint = base + "/oauth2/v2.0/authorize"
+		doc.DeviceAuthorizationEndpoint = base + "/oauth2/v2.0/devicecode"
+		doc.EndSessionEndpoint = base + "/oauth2/v2.0/logout"
+	}
+	w.Header().Set("Cache-Control", "max-age=3600, private")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	server.WriteJSON(w, http.StatusOK, doc)
+	return nil
+}
+
+func (a *Authority) handleKeys(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error {
+	if _, err := a.dir.ResolveTenant(seg); err != nil {
+		return oauthErr(oauthInvalidTenant, 90002, "Tenant '%s' not found.", clip(seg))
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	// Short: keys rotate, and the next key must be seen before it signs.
+	h.Set("Cache-Control", "max-age=300, private")
+	h.Set("Access-Control-Allow-Origin", "*")
+	w.Write(a.JWKS())
+	return nil
+}

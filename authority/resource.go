@@ -1,0 +1,87 @@
+package authority
+
+import (
+	"strings"
+)
+
+// Audiences that verifiers pass to Verify. An access token's aud is the
+// resource exactly as the client requested it (Entra v1 style), so each
+// resource has several equivalent spellings.
+var (
+	// ManagementAudiences: the management API (ARM). az asks for
+	// https://management.core.windows.net/, the Go SDK for
+	// https://management.azure.com/.default.
+	ManagementAudiences = []string{
+		"https://management.azure.com", "https://management.azure.com/",
+		"https://management.core.windows.net", "https://management.core.windows.net/",
+	}
+	// CognitiveServicesAudiences: identity tokens for the AI data plane.
+	CognitiveServicesAudiences = []string{"https://cognitiveservices.azure.com", "https://cognitiveservices.azure.com/"}
+	// GraphAudiences: the Graph-shaped directory API.
+	GraphAudiences = []string{
+		"https://graph.microsoft.com", "https://graph.microsoft.com/",
+		"https://graph.windows.net", "https://graph.windows.net/",
+	}
+)
+
+// Canonical resource ids, as clients name them.
+const (
+	ResourceManagement        = "https://management.azure.com/"
+	ResourceCognitiveServices = "https://cognitiveservices.azure.com"
+	ResourceGraph             = "https://graph.microsoft.com"
+)
+
+// VaultResource is the Key Vault resource of this deployment,
+// https://vault.H: the parent domain of every vault host, the resource the
+// vault challenge names and the audience of vault tokens.
+func (a *Authority) VaultResource() string { return "https://vault." + a.host }
+
+// VaultAudiences are the equivalent spellings of VaultResource.
+func (a *Authority) VaultAudiences() []string {
+	r := a.VaultResource()
+	return []string{r, r + "/"}
+}
+
+func (a *Authority) defaultResources() []string {
+	out := append([]string{}, ManagementAudiences...)
+	out = append(out, CognitiveServicesAudiences...)
+	out = append(out, GraphAudiences...)
+	return append(out, a.VaultResource())
+}
+
+// normalizeResource is the comparison form of a resource: lower case,
+// without trailing slashes.
+func normalizeResource(r string) string {
+	return strings.ToLower(strings.TrimRight(r, "/"))
+}
+
+// KnownResource reports whether tokens may be issued for resource.
+func (a *Authority) KnownResource(resource string) bool {
+	return a.resources[normalizeResource(resource)]
+}
+
+// resourceFromScopes implements azure-wire.md §2.4: the resource is the
+// first scope that ends in /.default with that suffix removed (a double
+// slash, as az sends, leaves one trailing slash: the resource as
+// requested); openid, offline_access and profile are ignored. Without a
+// /.default scope, the first URL-like scope names its resource by dropping
+// its last path segment (a delegated scope such as …/user_impersonation).
+// ok is false when no scope names a resource.
+func resourceFromScopes(scope string) (resource string, ok bool) {
+	fields := strings.Fields(scope)
+	for _, s := range fields {
+		if r, found := strings.CutSuffix(s, "/.default"); found && r != "" {
+			return r, true
+		}
+	}
+	for _, s := range fields {
+		switch s {
+		case "openid", "offline_access", "profile", "email":
+			continue
+		}
+		if i := strings.LastIndexByte(s, '/'); i > len("https://") && strings.Contains(s, "://") {
+			return s[:i], true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,310 @@
+package authority
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/server"
+	"golang.org/x/time/rate"
+)
+
+// maxFormBytes bounds a token request body (assertions are at most
+// MaxTokenSize; the rest is small).
+const maxFormBytes = 64 << 10
+
+const assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// publicClients are first-party public client ids people sign in with (the
+// password grant) without registering an application: the Azure CLI's and
+// Azure PowerShell's, which `gatehouse login` uses too.
+var publicClients = map[string]bool{
+	"04b07795-8ddb-461a-bbee-02f9e1bf7b46": true, // Azure CLI
+	"1950a258-227b-4e31-a9cf-717495945fc2": true, // Azure PowerShell
+}
+
+// CLIClientID is the public client id `gatehouse login` uses for people.
+const CLIClientID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+// tokenRequest is a parsed token request.
+type tokenRequest struct {
+	tenantSeg string // the tenant as the path named it ("adfs" or a GUID)
+	tenantID  string
+	form      url.Values
+	clientID  string
+	secret    string
+	grant     string
+}
+
+// singleParams must appear at most once (RFC 6749 §3.2).
+var singleParams = []string{"grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
+	"scope", "resource", "username", "password"}
+
+// handleToken is POST /{tenant}/oauth2/v2.0/token and /adfs/oauth2/token.
+func (a *Authority) handleToken(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error {
+	tr := &tokenRequest{tenantSeg: seg}
+	err := a.token(w, r, tr)
+	if err != nil {
+		code := "other"
+		if e, ok := gatehouse.AsError(err); ok && e.Status < 500 {
+			code = e.Code
+		}
+		a.metrics.grants.WithLabelValues(grantLabel(tr.grant), code).Inc()
+	}
+	return err
+}
+
+func grantLabel(g string) string {
+	switch g {
+	case "client_credentials", "password":
+		return g
+	}
+	return "other"
+}
+
+func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenRequest) error {
+	tid, err := a.dir.ResolveTenant(tr.tenantSeg)
+	if err != nil {
+		return oauthErr(oauthInvalidTenant, 90002, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", clip(tr.tenantSeg))
+	}
+	tr.tenantID = tid
+	if err := readForm(r, tr); err != nil {
+		return err
+	}
+	tr.grant = tr.form.Get("grant_type")
+	var spec mintSpec
+	switch tr.grant {
+	case "":
+		return oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'grant_type'.")
+	case "client_credentials":
+		spec, err = a.clientCredentials(r, tr)
+	case "password":
+		spec, err = a.passwordGrant(r, tr)
+	default:
+		return oauthErr(oauthUnsupportedGrantType, 70003, "The app requested an unsupported grant type '%s'.", clip(tr.grant))
+	}
+	if err != nil {
+		return err
+	}
+	scope := tr.form.Get("scope")
+	resource, ok := resourceFromScopes(scope)
+	if !ok {
+		if resource = tr.form.Get("resource"); resource == "" {
+			return oauthErr(oauthInvalidScope, 70011, "The provided request must include a 'scope' input parameter.")
+		}
+	}
+	if !a.KnownResource(resource) {
+		return oauthErr(oauthInvalidResource, 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(resource), tid)
+	}
+	spec.audience = resource
+	token, exp, err := a.mint(spec)
+	if err != nil {
+		return err
+	}
+	server.SetPrincipal(r.Context(), spec.principal.ObjectID)
+	a.metrics.grants.WithLabelValues(grantLabel(tr.grant), "").Inc()
+	writeTokenResponse(w, token, exp.Unix()-a.now().Unix())
+	return nil
+}
+
+// writeTokenResponse writes §2.4's success body: expires_in is a JSON
+// number (az crashes on a string), no id_token, no client_info. The token
+// is base64url and dots only, so it needs no escaping.
+func writeTokenResponse(w http.ResponseWriter, token string, expiresIn int64) {
+	if expiresIn < 1 {
+		expiresIn = 1
+	}
+	n := strconv.FormatInt(expiresIn, 10)
+	b := make([]byte, 0, len(token)+110)
+	b = append(b, `{"token_type":"Bearer","expires_in":`...)
+	b = append(b, n...)
+	b = append(b, `,"ext_expires_in":`...)
+	b = append(b, n...)
+	b = append(b, `,"access_token":"`...)
+	b = append(b, token...)
+	b = append(b, `"}`...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store, no-cache")
+	h.Set("Pragma", "no-cache")
+	w.Write(b)
+}
+
+// readForm reads the url-encoded body (never the query string: Node adds
+// client-request-id there, and secrets do not belong in URLs) and the
+// client's credentials from the form or HTTP Basic authentication.
+func readForm(r *http.Request, tr *tokenRequest) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'grant_type'. The body must be application/x-www-form-urlencoded.")
+	}
+	buf, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxFormBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return oauthErr(oauthInvalidRequest, 900144, "The request body is too large.").WithTarget("body")
+		}
+		return oauthErr(oauthInvalidRequest, 900144, "The request body could not be read.")
+	}
+	tr.form, err = url.ParseQuery(string(buf))
+	if err != nil {
+		return oauthErr(oauthInvalidRequest, 900144, "The request body is not valid application/x-www-form-urlencoded data.")
+	}
+	for _, p := range singleParams {
+		if len(tr.form[p]) > 1 {
+			return oauthErr(oauthInvalidRequest, 90011, "The parameter '%s' was given more than once.", p)
+		}
+	}
+	tr.clientID = tr.form.Get("client_id")
+	tr.secret = tr.form.Get("client_secret")
+	if user, pass, ok := r.BasicAuth(); ok {
+		// client_secret_basic: both parts are form-url-encoded (RFC 6749
+		// §2.3.1).
+		id, err1 := url.QueryUnescape(user)
+		sec, err2 := url.QueryUnescape(pass)
+		if err1 != nil || err2 != nil {
+			return oauthErr(oauthInvalidClient, 7000215, "The Authorization header is not valid client_secret_basic.")
+		}
+		if tr.secret != "" || (tr.clientID != "" && !strings.EqualFold(tr.clientID, id)) {
+			return oauthErr(oauthInvalidRequest, 90011, "The client credentials were given both in the Authorization header and in the body.")
+		}
+		tr.clientID, tr.secret = id, sec
+	}
+	return nil
+}
+
+// clientCredentials authenticates a confidential client by secret,
+// certificate assertion or federated assertion.
+func (a *Authority) clientCredentials(r *http.Request, tr *tokenRequest) (mintSpec, error) {
+	if tr.clientID == "" {
+		return mintSpec{}, oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'client_id'.")
+	}
+	assertion := tr.form.Get("client_assertion")
+	if tr.secret == "" && assertion == "" {
+		return mintSpec{}, oauthErr(oauthInvalidClient, 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+	}
+	if tr.secret != "" && assertion != "" {
+		return mintSpec{}, oauthErr(oauthInvalidRequest, 90011, "Give either 'client_secret' or 'client_assertion', not both.")
+	}
+	client, err := a.client(tr)
+	if err != nil {
+		return mintSpec{}, err
+	}
+	p := client.Principal()
+	if tr.secret != "" {
+		switch err := client.CheckSecret(tr.secret, a.now()); {
+		case errors.Is(err, directory.ErrSecretExpired):
+			return mintSpec{}, oauthErr(oauthInvalidClient, 7000222, "The provided client secret keys for app '%s' are expired. Visit the Azure portal to create new keys for your app.", p.ClientID)
+		case err != nil:
+			return mintSpec{}, oauthErr(oauthInvalidClient, 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", p.ClientID)
+		}
+		return mintSpec{principal: p, acr: "1"}, nil
+	}
+	if t := tr.form.Get("client_assertion_type"); t != assertionTypeJWTBearer {
+		return mintSpec{}, oauthErr(oauthInvalidRequest, 700025, "The client_assertion_type must be '%s'.", assertionTypeJWTBearer)
+	}
+	if err := a.checkAssertion(r.Context(), tr, client, assertion); err != nil {
+		return mintSpec{}, err
+	}
+	return mintSpec{principal: p, acr: "2"}, nil
+}
+
+// client looks up the confidential client of the request's tenant.
+func (a *Authority) client(tr *tokenRequest) (*directory.Client, error) {
+	client, err := a.dir.Client(tr.tenantID, tr.clientID)
+	switch {
+	case errors.Is(err, directory.ErrDisabled):
+		return nil, oauthErr(oauthUnauthorizedClient, 7000112, "Application '%s' is disabled.", clip(tr.clientID))
+	case errors.Is(err, directory.ErrNoServicePrincipal):
+		return nil, oauthErr(oauthInvalidClient, 7000229, "The client application %s is missing service principal in the tenant %s.", clip(tr.clientID), tr.tenantID)
+	case err != nil:
+		return nil, oauthErr(oauthUnauthorizedClient, 700016, "Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(tr.clientID), tr.tenantID)
+	}
+	return client, nil
+}
+
+// passwordGrant signs a person in (resource owner password credentials),
+// for `gatehouse login` and scripts. The client is a first-party public
+// client, or a registered application (then its secret, if sent, must be
+// right).
+func (a *Authority) passwordGrant(r *http.Request, tr *tokenRequest) (mintSpec, error) {
+	user, pass := tr.form.Get("username"), tr.form.Get("password")
+	if tr.clientID == "" {
+		return mintSpec{}, oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'client_id'.")
+	}
+	if user == "" || pass == "" {
+		return mintSpec{}, oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameters: 'username' and 'password'.")
+	}
+	clientID := strings.ToLower(tr.clientID)
+	acr := "0"
+	if !publicClients[clientID] {
+		client, err := a.client(tr)
+		if err != nil {
+			return mintSpec{}, err
+		}
+		if tr.secret != "" {
+			if err := client.CheckSecret(tr.secret, a.now()); err != nil {
+				return mintSpec{}, oauthErr(oauthInvalidClient, 7000215, "Invalid client secret provided.")
+			}
+			acr = "1"
+		}
+		clientID = client.Principal().ClientID
+	} else if tr.secret != "" || tr.form.Get("client_assertion") != "" {
+		return mintSpec{}, oauthErr(oauthInvalidClient, 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
+	}
+	// Smart-lockout, per user name and node: after lockoutBurst failures,
+	// one attempt per lockoutEvery. Checked before the (slow) hash.
+	lim := a.lockout(user)
+	if lim.TokensAt(a.now()) < 1 {
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 50053, "The account is locked because of too many sign-in attempts with a wrong password. Try again later.")
+	}
+	p, err := a.dir.CheckPassword(r.Context(), tr.tenantID, user, pass)
+	if errors.Is(err, directory.ErrInvalidPassword) {
+		lim.AllowN(a.now(), 1)
+	}
+	switch {
+	case errors.Is(err, directory.ErrDisabled):
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 50057, "The user account is disabled.")
+	case errors.Is(err, directory.ErrInvalidPassword):
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 50126, "Error validating credentials due to invalid username or password.")
+	case err != nil:
+		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
+	}
+	return mintSpec{principal: p, acr: acr, clientID: clientID, scope: "user_impersonation"}, nil
+}
+
+// Lockout of people's password sign-ins.
+const (
+	lockoutBurst = 10
+	lockoutEvery = time.Minute
+)
+
+func (a *Authority) lockout(user string) *rate.Limiter {
+	key := strings.ToLower(user)
+	if lim, ok := a.lockouts.Get(key); ok {
+		return lim
+	}
+	lim := rate.NewLimiter(rate.Every(lockoutEvery), lockoutBurst)
+	if prev, ok, _ := a.lockouts.PeekOrAdd(key, lim); ok {
+		return prev
+	}
+	return lim
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// msiAPIVersion is the ARM api-version of userAssignedIdentities the CLI
+// sends (az's).
+const msiAPIVersion = "2023-01-31"
+
+func newIdentityCmd(env Env) *cobra.Command {
+	group := newGroup("identity", "Manage user-assigned managed identities (as az identity)")
+	var sub, rg, name, location string
+	scopeFlags := func(c *cobra.Command, withName bool) {
+		c.Flags().StringVar(&sub, "subscription", "", "subscription id (default: the profile's)")
+		c.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group")
+		if withName {
+			c.Flags().StringVarP(&name, "name", "n", "", "identity name")
+		}
+		addOutputFlags(c)
+	}
+	path := func(c *apiClient, withName bool) (string, error) {
+		s := firstNonEmpty(sub, c.Profile.SubscriptionID)
+		if s == "" {
+			return "", errors.New("--subscription is required (the profile has no default subscription)")
+		}
+		p := "/subscriptions/" + url.PathEscape(s)
+		if rg == "" {
+			if withName {
+				return "", errors.New("--resource-group is required")
+			}
+			return p + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=" + msiAPIVersion, nil
+		}
+		p += "/resourceGroups/" + url.PathEscape(rg) + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+		if withName {
+			if name == "" {
+				return "", errors.New("--name is required")
+			}
+			p += "/" + url.PathEscape(name)
+		}
+		return p + "?api-version=" + msiAPIVersion, nil
+	}
+	run := func(method string, withName bool, body func() any) func(cmd *cobra.Command, args []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			p, err := path(c, withName)
+			if err != nil {
+				return err
+			}
+			var b any
+			if body != nil {
+				b = body()
+			}
+			var raw []byte
+			if err := c.Do(cmd.Context(), method, p, b, &raw); err != nil {
+				return err
+			}
+			if method == "DELETE" {
+				return nil
+			}
+			if !withName {
+				var list struct {
+					Value []map[string]any `json:"value"`
+				}
+				if err := json.Unmarshal(raw, &list); err != nil {
+					return err
+				}
+				for _, v := range list.Value {
+					flattenIdentity(v)
+				}
+				return printOutput(cmd, env.Stdout, list.Value)
+			}
+			var one map[string]any
+			if err := json.Unmarshal(raw, &one); err != nil {
+				return err
+			}
+			return printOutput(cmd, env.Stdout, flattenIdentity(one))
+		}
+	}
+	create := &cobra.Command{Use: "create", Short: "Create a user-assigned identity", Args: cobra.NoArgs,
+		RunE: run("PUT", true, func() any { return map[string]any{"location": firstNonEmpty(location, "global")} })}
+	scopeFlags(create, true)
+	create.Flags().StringVarP(&location, "location", "l", "", "location (default global)")
+	list := &cobra.Command{Use: "list", Short: "List user-assigned identities", Args: cobra.NoArgs, RunE: run("GET", false, nil)}
+	scopeFlags(list, false)
+	show := &cobra.Command{Use: "show", Short: "Show a user-assigned identity", Args: cobra.NoArgs, RunE: run("GET", true, nil)}
+	scopeFlags(show, true)
+	del := &cobra.Command{Use: "delete", Short: "Delete a user-assigned identity", Args: cobra.NoArgs, RunE: run("DELETE", true, nil)}
+	scopeFlags(del, true)
+	group.AddCommand(create, list, show, del)
+	return group
+}
+
+// flattenIdentity lifts clientId, principalId and tenantId to the top, as
+// az identity show prints them.
+func flattenIdentity(m map[string]any) map[string]any {
+	if props, ok := m["properties"].(map[string]any); ok {
+		for _, k := range []string{"clientId", "principalId", "tenantId"} {
+			if v, ok := props[k]; ok {
+				m[k] = v
+			}
+		}
+	}
+	return m
+}
+
+// identityHeader is the server's answer to POST /gatehouse/v1/identityHeaders.
+type identityHeader struct {
+	ID          string `json:"id"`
+	Header      string `json:"header"`
+	Endpoint    string `json:"endpoint"`
+	ClientID    string `json:"clientId"`
+	PrincipalID string `json:"principalId"`
+	ResourceID  string `json:"resourceId"`
+	ExpiresOn   int64  `json:"expiresOn"`
+}
+
+// childEnvDrop are variables `run` removes from the command's environment:
+// they would make DefaultAzureCredential pick another credential (or send
+// a client id that is not the identity's).
+var childEnvDrop = []string{"AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+	"AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_USERNAME", "AZURE_PASSWORD",
+	"AZURE_TENANT_ID", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT", "IDENTITY_SERVER_THUMBPRINT",
+	"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_TOKEN_CREDENTIALS"}
+
+func newRunCmd(env Env) *cobra.Command {
+	var identity string
+	var lifetime time.Duration
+	cmd := &cobra.Command{
+		Use:   "run --identity NAME|CLIENT_ID -- COMMAND [ARGS...]",
+		Short: "Run a command as a managed identity",
+		Long: `Run a command as a managed identity: obtain an identity header for it from the
+server and run the command with IDENTITY_ENDPOINT and IDENTITY_HEADER set (the
+App Service managed-identity protocol), plus SSL_CERT_FILE and
+AZURE_AUTHORITY_HOST, so ManagedIdentityCredential and DefaultAzureCredential
+inside it get tokens for that identity. The header is revoked when the command
+exits; --max-duration bounds it if the CLI is killed.
+
+The managed-identity endpoint listens on the server's loopback interface
+(--msi-listen): run this on the server's machine.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if identity == "" {
+				return errors.New("--identity is required")
+			}
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			var h identityHeader
+			body := map[string]any{"identity": identity, "lifetimeSeconds": int64(lifetime / time.Second)}
+			if err := c.Do(cmd.Context(), "POST", "/gatehouse/v1/identityHeaders", body, &h); err != nil {
+				return err
+			}
+			// Revoke on every way out, with a context of its own: the
+			// command's may be cancelled by the signal that ends it.
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 30*time.Second)
+				defer cancel()
+				if err := c.Do(ctx, "DELETE", "/gatehouse/v1/identityHeaders/"+h.ID, nil, nil); err != nil && !isNotFound(err) {
+					fmt.Fprintf(env.Stderr, "gatehouse: could not revoke the identity header (it expires at %s): %v\n",
+						time.Unix(h.ExpiresOn, 0).Format(time.RFC3339), err)
+				}
+			}()
+			child := exec.Command(args[0], args[1:]...)
+			child.Stdin, child.Stdout, child.Stderr = cmd.InOrStdin(), env.Stdout, env.Stderr
+			child.Env = childEnv(os.Environ(), map[string]string{
+				"IDENTITY_ENDPOINT":    h.Endpoint,
+				"IDENTITY_HEADER":      h.Header,
+				"AZURE_AUTHORITY_HOST": c.Profile.Server,
+				"SSL_CERT_FILE":        c.Profile.CAFile,
+			})
+			if err := child.Start(); err != nil {
+				return err
+			}
+			// Forward interrupts to the child; the CLI waits for it and
+			// then revokes.
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			done := make(chan error, 1)
+			go func() { done <- child.Wait() }()
+			cancelled := cmd.Context().Done()
+			for {
+				select {
+				case s := <-sigs:
+					child.Process.Signal(s)
+				case <-cancelled:
+					cancelled = nil
+					child.Process.Signal(syscall.SIGTERM)
+				case err := <-done:
+					var ee *exec.ExitError
+					if errors.As(err, &ee) {
+						code := ee.ExitCode()
+						if code < 0 {
+							code = 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+						}
+						return &exitError{code: code}
+					}
+					return err
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&identity, "identity", "", "the managed identity: name, client id, object id or resource id")
+	cmd.Flags().DurationVar(&lifetime, "max-duration", 12*time.Hour, "the identity header's lifetime if it is never revoked")
+	return cmd
+}
+
+// childEnv returns base without the variables of childEnvDrop, plus set
+// (empty values are left out).
+func childEnv(base []string, set map[string]string) []string {
+	var out []string
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, d := range childEnvDrop {
+			if k == d {
+				drop = true
+				break
+			}
+		}
+		if _, ok := set[k]; ok {
+			drop = true
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range set {
+		if v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}

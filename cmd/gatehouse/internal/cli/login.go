@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"bufio"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/spf13/cobra"
+)
+
+// cliClientID is the public client people sign in with (the Azure CLI's
+// well-known id, which the authority accepts for the password grant).
+const cliClientID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+func newLoginCmd(env Env) *cobra.Command {
+	var (
+		server, caFile, tenant, user, pass, cert, bootstrap string
+		sp, passStdin                                       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Sign in to a Gatehouse server as a service principal or a person",
+		Long: `Sign in to a Gatehouse server and store the profile (server, CA, tenant,
+credential) in $GATEHOUSE_CONFIG_DIR/profile.json (default ~/.gatehouse), mode 0600.
+
+  gatehouse login --server https://localhost:8443 --ca-file ca.pem \
+      --service-principal -u CLIENT_ID -p SECRET          # a service principal (secret)
+  gatehouse login ... --service-principal -u CLIENT_ID --certificate sp.pem   # (certificate + key PEM)
+  gatehouse login ... -u alice@example.test -p PASSWORD   # a person (password sign-in)
+  gatehouse login --bootstrap-file bootstrap.json         # the bootstrap service principal
+
+A service principal's secret is stored (as az does); a person's password is
+not: their tokens are, and they sign in again when those expire.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := &profile{Server: server, CAFile: caFile, TenantID: tenant}
+			if bootstrap != "" {
+				var b struct {
+					TenantID      string `json:"tenantId"`
+					ClientID      string `json:"clientId"`
+					ClientSecret  string `json:"clientSecret"`
+					AuthorityHost string `json:"authorityHost"`
+					CAFile        string `json:"caFile"`
+				}
+				data, err := os.ReadFile(bootstrap)
+				if err != nil {
+					return err
+				}
+				if err := json.Unmarshal(data, &b); err != nil {
+					return fmt.Errorf("%s: %v", bootstrap, err)
+				}
+				p.Server, p.CAFile, p.TenantID = firstNonEmpty(server, b.AuthorityHost), firstNonEmpty(caFile, b.CAFile), b.TenantID
+				sp, user, pass = true, b.ClientID, b.ClientSecret
+			}
+			if passStdin {
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && line == "" {
+					return errors.New("--password-stdin: nothing to read")
+				}
+				pass = strings.TrimRight(line, "\r\n")
+			}
+			if p.Server == "" {
+				return errors.New("--server is required (or GATEHOUSE_SERVER)")
+			}
+			u, err := url.Parse(p.Server)
+			if err != nil || u.Scheme != "https" || u.Host == "" {
+				return fmt.Errorf("--server %q must be an https URL", p.Server)
+			}
+			p.Server = "https://" + u.Host
+			if p.TenantID == "" {
+				p.TenantID = "adfs"
+			}
+			if user == "" {
+				return errors.New("-u/--username is required (a client id with --service-principal, else a user name)")
+			}
+			hc, err := p.httpClient()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if sp {
+				p.Kind, p.ClientID = kindServicePrincipal, user
+				switch {
+				case cert != "":
+					p.CertificateFile = cert
+				case pass != "":
+					p.ClientSecret = pass
+				default:
+					return errors.New("a service principal needs -p/--password (its secret) or --certificate")
+				}
+				if _, _, err := p.clientCredentials(ctx, hc, resourceManagement); err != nil {
+					return err
+				}
+			} else {
+				if pass == "" {
+					return errors.New("-p/--password or --password-stdin is required")
+				}
+				p.Kind, p.UserName, p.Tokens = kindUser, user, map[string]cachedToken{}
+				for _, res := range []string{resourceManagement, resourceGraph} {
+					form := url.Values{"grant_type": {"password"}, "client_id": {cliClientID}, "username": {user},
+						"password": {pass}, "scope": {strings.TrimRight(res, "/") + "/.default"}}
+					tok, exp, err := postToken(ctx, hc, p.tokenEndpoint(), form)
+					if err != nil {
+						return err
+					}
+					p.Tokens[res] = cachedToken{AccessToken: tok, ExpiresOn: exp}
+				}
+			}
+			// The default subscription, when the management API lists one.
+			client := &apiClient{Profile: p, base: p.Server, resource: resourceManagement, http: hc, env: env}
+			var subs struct {
+				Value []struct {
+					SubscriptionID string `json:"subscriptionId"`
+				} `json:"value"`
+			}
+			if err := client.Do(ctx, "GET", "/subscriptions?api-version=2022-12-01", nil, &subs); err == nil && len(subs.Value) > 0 {
+				p.SubscriptionID = subs.Value[0].SubscriptionID
+			}
+			if err := p.save(env); err != nil {
+				return err
+			}
+			name, typ := p.ClientID, "servicePrincipal"
+			if p.Kind == kindUser {
+				name, typ = p.UserName, "user"
+			}
+			return printOutput(cmd, env.Stdout, []map[string]any{{
+				"cloudName": "Gatehouse", "server": p.Server, "tenantId": p.TenantID, "id": p.SubscriptionID,
+				"isDefault": true, "user": map[string]string{"name": name, "type": typ},
+			}})
+		},
+	}
+	lookup := func(k string) string { v, _ := env.LookupEnv(k); return v }
+	f := cmd.Flags()
+	f.StringVar(&server, "server", lookup("GATEHOUSE_SERVER"), "server URL, https://H ($GATEHOUSE_SERVER)")
+	f.StringVar(&caFile, "ca-file", "", "CA certificate to trust (default: the system roots)")
+	f.StringVarP(&tenant, "tenant", "t", "", "tenant id (default: the server's default tenant)")
+	f.BoolVar(&sp, "service-principal", false, "sign in as a service principal")
+	f.StringVarP(&user, "username", "u", "", "client id (service principal) or user name (person)")
+	f.StringVarP(&pass, "password", "p", "", "client secret or password")
+	f.BoolVar(&passStdin, "password-stdin", false, "read the secret or password from standard input")
+	f.StringVar(&cert, "certificate", "", "PEM file with the service principal's certificate and private key")
+	f.StringVar(&bootstrap, "bootstrap-file", "", "sign in with the credentials of a --bootstrap-file")
+	addOutputFlags(cmd)
+	return cmd
+}
+
+func newLogoutCmd(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "Forget the stored profile and its credential",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := profilePath(env)
+			if err != nil {
+				return err
+			}
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil
+		},
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// certificateAssertion signs a client assertion (PS256, x5t#S256, aud = the
+// token endpoint, 10 minutes) with the certificate and RSA key in pemFile.
+func certificateAssertion(pemFile, clientID, endpoint string) (string, error) {
+	data, err := os.ReadFile(pemFile)
+	if err != nil {
+		return "", err
+	}
+	var cert *x509.Certificate
+	var key *rsa.PrivateKey
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		switch b.Type {
+		case "CERTIFICATE":
+			if cert == nil {
+				cert, _ = x509.ParseCertificate(b.Bytes)
+			}
+		case "PRIVATE KEY":
+			if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+				key, _ = k.(*rsa.PrivateKey)
+			}
+		case "RSA PRIVATE KEY":
+			key, _ = x509.ParsePKCS1PrivateKey(b.Bytes)
+		}
+	}
+	if cert == nil || key == nil {
+		return "", fmt.Errorf("%s must hold a certificate and its RSA private key (PEM)", pemFile)
+	}
+	sum := sha256.Sum256(cert.Raw)
+	enc := base64.RawURLEncoding
+	h, _ := json.Marshal(map[string]string{"alg": "PS256", "typ": "JWT", "x5t#S256": enc.EncodeToString(sum[:])})
+	now := time.Now()
+	c, _ := json.Marshal(map[string]any{"aud": endpoint, "iss": clientID, "sub": clientID, "jti": gatehouse.NewGUID(),
+		"nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+	input := enc.EncodeToString(h) + "." + enc.EncodeToString(c)
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPSS(rand.Reader, key, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	if err != nil {
+		return "", err
+	}
+	return input + "." + enc.EncodeToString(sig), nil
+}

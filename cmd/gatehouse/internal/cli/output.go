@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/jmespath/go-jmespath"
+	"github.com/spf13/cobra"
+)
+
+// addOutputFlags adds az's -o/--output (json, table, tsv, none) and
+// --query (JMESPath) to cmd. Commands then print with printOutput.
+func addOutputFlags(cmd *cobra.Command) {
+	cmd.Flags().StringP("output", "o", "json", "output format: json, table, tsv or none")
+	cmd.Flags().String("query", "", "JMESPath query applied to the output (as in az)")
+}
+
+// printOutput prints v (any JSON-encodable value) to w in the format and
+// with the query the command's flags ask for. Table and TSV show scalar
+// fields only, name/displayName/id first, then the rest by name.
+func printOutput(cmd *cobra.Command, w io.Writer, v any) error {
+	format, _ := cmd.Flags().GetString("output")
+	query, _ := cmd.Flags().GetString("query")
+	if format == "" {
+		format = "json"
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	if query != "" {
+		jp, err := jmespath.Compile(query)
+		if err != nil {
+			return fmt.Errorf("--query: %v", err)
+		}
+		if doc, err = jp.Search(doc); err != nil {
+			return fmt.Errorf("--query: %v", err)
+		}
+	}
+	switch format {
+	case "json", "jsonc":
+		out, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", out)
+		return err
+	case "table":
+		return printTable(w, doc)
+	case "tsv":
+		return printTSV(w, doc)
+	case "none":
+		return nil
+	}
+	return fmt.Errorf("--output: %q is not json, table, tsv or none", format)
+}
+
+// rows turns a document into a header and rows of scalars.
+func rows(doc any) ([]string, [][]string) {
+	var items []any
+	switch d := doc.(type) {
+	case []any:
+		items = d
+	case nil:
+		return nil, nil
+	default:
+		items = []any{d}
+	}
+	var cols []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		if m, ok := it.(map[string]any); ok {
+			for k, v := range m {
+				if isScalar(v) && !seen[k] {
+					seen[k] = true
+					cols = append(cols, k)
+				}
+			}
+		}
+	}
+	sort.Slice(cols, func(i, j int) bool {
+		ri, rj := colRank(cols[i]), colRank(cols[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return cols[i] < cols[j]
+	})
+	var out [][]string
+	for _, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			out = append(out, []string{scalarString(it)})
+			continue
+		}
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			row[i] = scalarString(m[c])
+		}
+		out = append(out, row)
+	}
+	return cols, out
+}
+
+func colRank(c string) int {
+	switch c {
+	case "name":
+		return 0
+	case "displayName":
+		return 1
+	case "id":
+		return 2
+	case "appId":
+		return 3
+	}
+	return 4
+}
+
+func isScalar(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return false
+	}
+	return true
+}
+
+func scalarString(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func printTable(w io.Writer, doc any) error {
+	cols, data := rows(doc)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if len(cols) > 0 {
+		head := make([]string, len(cols))
+		rule := make([]string, len(cols))
+		for i, c := range cols {
+			head[i] = titleCase(c)
+			rule[i] = strings.Repeat("-", len(head[i]))
+		}
+		fmt.Fprintln(tw, strings.Join(head, "\t"))
+		fmt.Fprintln(tw, strings.Join(rule, "\t"))
+	}
+	for _, r := range data {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func printTSV(w io.Writer, doc any) error {
+	_, data := rows(doc)
+	for _, r := range data {
+		if _, err := fmt.Fprintln(w, strings.Join(r, "\t")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// titleCase turns "displayName" into "DisplayName" (az's table headers).
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

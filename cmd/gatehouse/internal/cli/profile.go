@@ -1,0 +1,366 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// A profile is what `gatehouse login` stores: which server, which CA to
+// trust, and the credential. It lives in $GATEHOUSE_CONFIG_DIR/profile.json
+// (default ~/.gatehouse), mode 0600 in a 0700 directory, like az's
+// credential files. A person's password is never stored: their tokens are.
+type profile struct {
+	// Server is the authority and management URL, https://H.
+	Server string `json:"server"`
+	// CAFile is the CA certificate to trust ("" = the system roots).
+	CAFile   string `json:"caFile,omitempty"`
+	TenantID string `json:"tenantId"`
+	// Kind is "servicePrincipal" or "user".
+	Kind            string `json:"kind"`
+	ClientID        string `json:"clientId,omitempty"`
+	ClientSecret    string `json:"clientSecret,omitempty"`
+	CertificateFile string `json:"certificateFile,omitempty"`
+	UserName        string `json:"userName,omitempty"`
+	// Tokens holds a person's access tokens by resource.
+	Tokens map[string]cachedToken `json:"tokens,omitempty"`
+	// SubscriptionID is the default subscription for management commands
+	// (the first one the server listed at login, if any).
+	SubscriptionID string `json:"subscriptionId,omitempty"`
+}
+
+type cachedToken struct {
+	AccessToken string    `json:"accessToken"`
+	ExpiresOn   time.Time `json:"expiresOn"`
+}
+
+const (
+	kindServicePrincipal = "servicePrincipal"
+	kindUser             = "user"
+)
+
+// Token resources the CLI asks for.
+const (
+	resourceManagement = "https://management.azure.com/"
+	resourceGraph      = "https://graph.microsoft.com"
+)
+
+// configDir returns $GATEHOUSE_CONFIG_DIR, or ~/.gatehouse.
+func configDir(env Env) (string, error) {
+	if d, ok := env.LookupEnv("GATEHOUSE_CONFIG_DIR"); ok && d != "" {
+		return d, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find the home directory for ~/.gatehouse (set GATEHOUSE_CONFIG_DIR): %w", err)
+	}
+	return filepath.Join(home, ".gatehouse"), nil
+}
+
+func profilePath(env Env) (string, error) {
+	dir, err := configDir(env)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "profile.json"), nil
+}
+
+// errNotLoggedIn is returned by loadProfile when there is no profile.
+var errNotLoggedIn = errors.New("not logged in: run `gatehouse login` first")
+
+func loadProfile(env Env) (*profile, error) {
+	path, err := profilePath(env)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errNotLoggedIn
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p profile
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s is corrupt (%v): run `gatehouse login` again", path, err)
+	}
+	return &p, nil
+}
+
+// save writes the profile atomically with mode 0600.
+func (p *profile) save(env Env) error {
+	path, err := profilePath(env)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".profile-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// httpClient trusts the profile's CA (or the system roots).
+func (p *profile) httpClient() (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if p.CAFile != "" {
+		pem, err := os.ReadFile(p.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", p.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 2 * time.Minute}, nil
+}
+
+// apiClient makes authenticated calls to the server for one token
+// resource. Other commands build theirs with newAPIClient (management
+// API) or newGraphClient (the directory's Graph subset).
+type apiClient struct {
+	// Profile is the signed-in profile (read-only for callers).
+	Profile  *profile
+	base     string
+	resource string
+	http     *http.Client
+	env      Env
+	token    string
+}
+
+// newAPIClient returns a client of the management API (token audience
+// https://management.azure.com/) for the signed-in profile. Errors:
+// errNotLoggedIn, an unreadable CA file.
+func newAPIClient(cmd *cobra.Command, env Env) (*apiClient, error) {
+	return newClientFor(cmd, env, resourceManagement)
+}
+
+// newGraphClient returns a client of the Graph subset.
+func newGraphClient(cmd *cobra.Command, env Env) (*apiClient, error) {
+	return newClientFor(cmd, env, resourceGraph)
+}
+
+func newClientFor(_ *cobra.Command, env Env, resource string) (*apiClient, error) {
+	p, err := loadProfile(env)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := p.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return &apiClient{Profile: p, base: strings.TrimRight(p.Server, "/"), resource: resource, http: hc, env: env}, nil
+}
+
+// APIError is a non-2xx answer, with the Azure error's code and message.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+	}
+	return fmt.Sprintf("(%s) %s", e.Code, e.Message)
+}
+
+// isNotFound reports whether err is a 404 from the server.
+func isNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// Do sends method path (relative to the server, with its query) with body
+// (nil; []byte sent as is; anything else JSON-encoded) and decodes a JSON
+// answer into out (nil = discard; *[]byte = raw). Non-2xx answers become
+// *APIError.
+func (c *apiClient) Do(ctx context.Context, method, path string, body, out any) error {
+	if c.token == "" {
+		tok, err := c.Profile.tokenFor(ctx, c.http, c.resource)
+		if err != nil {
+			return err
+		}
+		c.token = tok
+	}
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "gatehouse-cli/"+Version)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return parseAPIError(resp.StatusCode, data)
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*o = data
+		return nil
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func parseAPIError(status int, data []byte) error {
+	var body struct {
+		Error json.RawMessage `json:"error"`
+		// OAuth shape.
+		Description string `json:"error_description"`
+		// App Service shape.
+		Message string `json:"message"`
+	}
+	e := &APIError{Status: status}
+	if json.Unmarshal(data, &body) == nil {
+		var azure struct{ Code, Message string }
+		var oauth string
+		switch {
+		case json.Unmarshal(body.Error, &azure) == nil && azure.Code != "":
+			e.Code, e.Message = azure.Code, azure.Message
+		case json.Unmarshal(body.Error, &oauth) == nil:
+			e.Code, e.Message = oauth, firstLine(body.Description)
+		default:
+			e.Message = body.Message
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(status)
+	}
+	return e
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\r\n")
+	return line
+}
+
+// tokenFor returns an access token for resource.
+func (p *profile) tokenFor(ctx context.Context, hc *http.Client, resource string) (string, error) {
+	switch p.Kind {
+	case kindServicePrincipal:
+		tok, _, err := p.clientCredentials(ctx, hc, resource)
+		return tok, err
+	case kindUser:
+		t, ok := p.Tokens[resource]
+		if !ok || time.Until(t.ExpiresOn) < time.Minute {
+			return "", fmt.Errorf("the sign-in of %s has expired: run `gatehouse login -u %s` again", p.UserName, p.UserName)
+		}
+		return t.AccessToken, nil
+	}
+	return "", errNotLoggedIn
+}
+
+// tokenEndpoint is the tenant's v2 token endpoint.
+func (p *profile) tokenEndpoint() string {
+	return strings.TrimRight(p.Server, "/") + "/" + p.TenantID + "/oauth2/v2.0/token"
+}
+
+// clientCredentials gets a token with the service principal's secret or
+// certificate.
+func (p *profile) clientCredentials(ctx context.Context, hc *http.Client, resource string) (string, time.Time, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {p.ClientID},
+		"scope": {strings.TrimRight(resource, "/") + "/.default"}}
+	if p.CertificateFile != "" {
+		assertion, err := certificateAssertion(p.CertificateFile, p.ClientID, p.tokenEndpoint())
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", assertion)
+	} else {
+		form.Set("client_secret", p.ClientSecret)
+	}
+	return postToken(ctx, hc, p.tokenEndpoint(), form)
+}
+
+// postToken posts a token request and returns the token and its expiry.
+func postToken(ctx context.Context, hc *http.Client, endpoint string, form url.Values) (string, time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", time.Time{}, fmt.Errorf("sign-in failed: %w", parseAPIError(resp.StatusCode, data))
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	if err := json.Unmarshal(data, &tr); err != nil || tr.AccessToken == "" {
+		return "", time.Time{}, errors.New("sign-in failed: the token response is malformed")
+	}
+	return tr.AccessToken, time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second), nil
+}

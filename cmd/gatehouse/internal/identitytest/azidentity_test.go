@@ -1,0 +1,210 @@
+package identitytest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/gatehouse/gatehouse/authority"
+)
+
+func (f *fixture) getJSON(t testing.TB, path string) (int, map[string]any) {
+	t.Helper()
+	resp, err := f.s.Client.Get(f.s.URL + path)
+	must(t, err)
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("GET %s: non-JSON %d answer %q", path, resp.StatusCode, data)
+	}
+	return resp.StatusCode, m
+}
+
+func (f *fixture) testDiscovery(t *testing.T) {
+	base := f.s.URL
+	tests := []struct {
+		name, path               string
+		issuer, token, jwks, aut string
+	}{
+		{"guid-tenant", "/" + f.tenant + "/v2.0/.well-known/openid-configuration", base + "/" + f.tenant + "/v2.0",
+			base + "/" + f.tenant + "/oauth2/v2.0/token", base + "/" + f.tenant + "/discovery/v2.0/keys", base + "/" + f.tenant + "/oauth2/v2.0/authorize"},
+		{"adfs", "/adfs/.well-known/openid-configuration", base + "/adfs", base + "/adfs/oauth2/token",
+			base + "/adfs/discovery/keys", base + "/adfs/oauth2/authorize"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			status, doc := f.getJSON(t, tt.path+"?")
+			if status != 200 || doc["issuer"] != tt.issuer || doc["token_endpoint"] != tt.token ||
+				doc["jwks_uri"] != tt.jwks || doc["authorization_endpoint"] != tt.aut {
+				t.Fatalf("%d %v", status, doc)
+			}
+			jwksPath := strings.TrimPrefix(tt.jwks, base)
+			status, keys := f.getJSON(t, jwksPath)
+			if status != 200 || len(keys["keys"].([]any)) < 2 {
+				t.Fatalf("JWKS %d %v: want the active and the next key", status, keys)
+			}
+			for _, k := range keys["keys"].([]any) {
+				if _, private := k.(map[string]any)["d"]; private {
+					t.Fatal("the JWKS publishes a private key")
+				}
+			}
+		})
+	}
+	t.Run("unknown-tenant", func(t *testing.T) {
+		t.Parallel()
+		status, doc := f.getJSON(t, "/00000000-0000-0000-0000-000000000000/v2.0/.well-known/openid-configuration")
+		if status != 404 || doc["error"] == nil {
+			t.Fatalf("%d %v", status, doc)
+		}
+	})
+}
+
+// azEnv sets the environment azidentity reads; empty values unset.
+func azEnv(t *testing.T, vars map[string]string) {
+	for _, k := range []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+		"AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST", "AZURE_USERNAME", "AZURE_PASSWORD", "IDENTITY_ENDPOINT",
+		"IDENTITY_HEADER", "MSI_ENDPOINT", "AZURE_TOKEN_CREDENTIALS", "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN"} {
+		t.Setenv(k, vars[k])
+		if vars[k] == "" {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// testAzidentity drives the official azidentity credentials: configured only
+// by environment with tenant adfs, and in code with the GUID tenant and
+// instance discovery disabled. Each must obtain a token for the app.
+func (f *fixture) testAzidentity(t *testing.T) {
+	tokenFile := filepath.Join(f.dir, "federated-token")
+	fedTok := f.federatedToken(t, nil)
+	must(t, os.WriteFile(tokenFile, []byte(fedTok), 0o600))
+	f.addSecret(fedTok)
+	// Only the transport is set in code for the environment cases: it
+	// trusts the node's CA and dials the node. The authority comes from
+	// AZURE_AUTHORITY_HOST.
+	transport := azcore.ClientOptions{Transport: f.s.Client}
+	code := f.s.ClientOptions()
+	adfs := map[string]string{"AZURE_AUTHORITY_HOST": f.s.URL, "AZURE_TENANT_ID": "adfs", "AZURE_CLIENT_ID": f.app.AppID}
+	with := func(m map[string]string, k, v string) map[string]string {
+		out := map[string]string{k: v}
+		for kk, vv := range m {
+			out[kk] = vv
+		}
+		return out
+	}
+	secretEnv := with(adfs, "AZURE_CLIENT_SECRET", f.secret)
+	certEnv := with(adfs, "AZURE_CLIENT_CERTIFICATE_PATH", f.certFile)
+	fedEnv := with(adfs, "AZURE_FEDERATED_TOKEN_FILE", tokenFile)
+	certs, key, err := azidentity.ParseCertificates([]byte(f.certPEM), nil)
+	must(t, err)
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		cred func() (azcore.TokenCredential, error)
+	}{
+		{"adfs-env-default-credential-secret", secretEnv, func() (azcore.TokenCredential, error) {
+			return azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: transport})
+		}},
+		{"adfs-env-environment-credential-secret", secretEnv, func() (azcore.TokenCredential, error) {
+			return azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: transport})
+		}},
+		{"adfs-env-environment-credential-certificate", certEnv, func() (azcore.TokenCredential, error) {
+			return azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: transport})
+		}},
+		{"adfs-env-default-credential-certificate", certEnv, func() (azcore.TokenCredential, error) {
+			return azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: transport})
+		}},
+		{"adfs-env-workload-identity", fedEnv, func() (azcore.TokenCredential, error) {
+			return azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: transport})
+		}},
+		{"adfs-env-default-credential-workload", fedEnv, func() (azcore.TokenCredential, error) {
+			return azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: transport})
+		}},
+		{"adfs-client-secret-credential", map[string]string{"AZURE_AUTHORITY_HOST": f.s.URL}, func() (azcore.TokenCredential, error) {
+			return azidentity.NewClientSecretCredential("adfs", f.app.AppID, f.secret, &azidentity.ClientSecretCredentialOptions{ClientOptions: transport})
+		}},
+		{"adfs-client-certificate-credential", map[string]string{"AZURE_AUTHORITY_HOST": f.s.URL}, func() (azcore.TokenCredential, error) {
+			return azidentity.NewClientCertificateCredential("adfs", f.app.AppID, certs, key, &azidentity.ClientCertificateCredentialOptions{ClientOptions: transport})
+		}},
+		{"guid-client-secret-credential", nil, func() (azcore.TokenCredential, error) {
+			return azidentity.NewClientSecretCredential(f.tenant, f.app.AppID, f.secret,
+				&azidentity.ClientSecretCredentialOptions{ClientOptions: code, DisableInstanceDiscovery: true})
+		}},
+		{"guid-client-certificate-credential", nil, func() (azcore.TokenCredential, error) {
+			return azidentity.NewClientCertificateCredential(f.tenant, f.app.AppID, certs, key,
+				&azidentity.ClientCertificateCredentialOptions{ClientOptions: code, DisableInstanceDiscovery: true})
+		}},
+		{"guid-client-certificate-credential-x5c", nil, func() (azcore.TokenCredential, error) {
+			return azidentity.NewClientCertificateCredential(f.tenant, f.app.AppID, certs, key,
+				&azidentity.ClientCertificateCredentialOptions{ClientOptions: code, DisableInstanceDiscovery: true, SendCertificateChain: true})
+		}},
+		{"guid-workload-identity", nil, func() (azcore.TokenCredential, error) {
+			return azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: code,
+				TenantID: f.tenant, ClientID: f.app.AppID, TokenFilePath: tokenFile, DisableInstanceDiscovery: true})
+		}},
+		{"guid-env-default-credential", map[string]string{"AZURE_TENANT_ID": f.tenant, "AZURE_CLIENT_ID": f.app.AppID, "AZURE_CLIENT_SECRET": f.secret},
+			func() (azcore.TokenCredential, error) {
+				return azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: code, DisableInstanceDiscovery: true})
+			}},
+		{"guid-client-assertion-credential", nil, func() (azcore.TokenCredential, error) {
+			return azidentity.NewClientAssertionCredential(f.tenant, f.app.AppID, func(ctx context.Context) (string, error) {
+				return f.assertion(t, "RS256", f.certKey, f.cert, nil), nil
+			}, &azidentity.ClientAssertionCredentialOptions{ClientOptions: code, DisableInstanceDiscovery: true})
+		}},
+	}
+	scopes := []struct{ scope, aud string }{
+		{"https://management.azure.com/.default", "https://management.azure.com"},
+		{"https://cognitiveservices.azure.com/.default", "https://cognitiveservices.azure.com"},
+		{f.s.Authority.VaultResource() + "/.default", f.s.Authority.VaultResource()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			azEnv(t, tt.env)
+			cred, err := tt.cred()
+			must(t, err)
+			for _, sc := range scopes {
+				tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{sc.scope}, EnableCAE: true})
+				if err != nil {
+					t.Fatalf("%s: %v", sc.scope, err)
+				}
+				f.addSecret(tok.Token)
+				c := f.claims(t, tok.Token, sc.aud)
+				if c.Principal.ObjectID != f.app.ObjectID || c.Principal.ClientID != f.app.AppID || c.Principal.TenantID != f.tenant {
+					t.Fatalf("token principal %+v, want the app %s", c.Principal, f.app.ObjectID)
+				}
+				if left := c.Expires.Sub(c.IssuedAt); left < authority.DefaultTokenLifetime {
+					t.Fatalf("lifetime %s, want ≥ 60 minutes", left)
+				}
+			}
+		})
+	}
+}
+
+// httpDo is a small helper for raw requests with a bearer token.
+func (f *fixture) httpDo(t testing.TB, method, path, token string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, f.s.URL+path, body)
+	must(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := f.s.Client.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}

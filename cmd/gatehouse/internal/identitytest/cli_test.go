@@ -1,0 +1,202 @@
+package identitytest
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/directory"
+)
+
+// testCLI drives `gatehouse login`, `ad sp …`, `ad user …`, the output
+// formats and `logout` against the node.
+func (f *fixture) testCLI(t *testing.T) {
+	c := newCLI(t)
+	if code, _, errOut := c.run(t, "ad", "sp", "list"); code == 0 || !strings.Contains(errOut, "not logged in") {
+		t.Fatalf("before login: exit %d %q", code, errOut)
+	}
+	out := c.mustRun(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, "--tenant", f.tenant,
+		"--service-principal", "-u", f.s.Bootstrap.ClientID, "-p", f.s.Bootstrap.ClientSecret)
+	if !strings.Contains(out, f.tenant) {
+		t.Fatalf("login output: %s", out)
+	}
+	st, err := os.Stat(filepath.Join(c.dir, "profile.json"))
+	must(t, err)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("profile mode %v, want 0600", st.Mode().Perm())
+	}
+
+	// ad sp create → a working secret, shown once.
+	var created struct{ AppID, DisplayName, Password, Tenant, ID string }
+	must(t, json.Unmarshal([]byte(c.mustRun(t, "ad", "sp", "create", "--display-name", "cli-app")), &created))
+	f.addSecret(created.Password)
+	if created.AppID == "" || created.Password == "" || created.Tenant != f.tenant {
+		t.Fatalf("create: %+v", created)
+	}
+	works := func(secret string) bool {
+		_, err := f.s.SecretCredential(t, created.AppID, secret).GetToken(t.Context(),
+			policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+		return err == nil
+	}
+	if !works(created.Password) {
+		t.Fatal("the created secret does not work")
+	}
+
+	// list / show with the output formats.
+	if out := c.mustRun(t, "ad", "sp", "list", "--display-name", "cli-app", "--query", "[].appId", "-o", "tsv"); strings.TrimSpace(out) != created.AppID {
+		t.Fatalf("list --query -o tsv: %q", out)
+	}
+	table := c.mustRun(t, "ad", "sp", "list", "--display-name", "cli-app", "-o", "table")
+	if lines := strings.Split(strings.TrimSpace(table), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "DisplayName") || !strings.Contains(lines[2], created.AppID) {
+		t.Fatalf("table:\n%s", table)
+	}
+	if out := c.mustRun(t, "ad", "sp", "show", "--id", created.AppID, "--query", "servicePrincipalType", "-o", "tsv"); strings.TrimSpace(out) != "Application" {
+		t.Fatalf("show: %q", out)
+	}
+	if code, _, errOut := c.run(t, "ad", "sp", "list", "--query", "[?"); code == 0 || !strings.Contains(errOut, "--query") {
+		t.Fatalf("bad query: %d %q", code, errOut)
+	}
+
+	// Rotation without downtime: reset --append keeps the old secret.
+	var second struct{ Password, KeyID string }
+	must(t, json.Unmarshal([]byte(c.mustRun(t, "ad", "sp", "credential", "reset", "--id", created.AppID, "--append", "--years", "2")), &second))
+	f.addSecret(second.Password)
+	if !works(created.Password) || !works(second.Password) {
+		t.Fatal("after reset --append both secrets must work")
+	}
+	var creds []map[string]any
+	must(t, json.Unmarshal([]byte(c.mustRun(t, "ad", "sp", "credential", "list", "--id", created.AppID)), &creds))
+	if len(creds) != 2 || strings.Contains(mustJSON(creds), second.Password) {
+		t.Fatalf("credential list: %v", creds)
+	}
+	for _, cr := range creds {
+		if cr["keyId"] != second.KeyID {
+			c.mustRun(t, "ad", "sp", "credential", "delete", "--id", created.AppID, "--key-id", cr["keyId"].(string))
+		}
+	}
+	if works(created.Password) || !works(second.Password) {
+		t.Fatal("after deleting the old secret only the new one may work")
+	}
+	// reset without --append replaces everything.
+	var third struct{ Password string }
+	must(t, json.Unmarshal([]byte(c.mustRun(t, "ad", "sp", "credential", "reset", "--id", created.AppID)), &third))
+	f.addSecret(third.Password)
+	if works(second.Password) || !works(third.Password) {
+		t.Fatal("reset must replace the secrets")
+	}
+	// Certificates.
+	certFile := filepath.Join(t.TempDir(), "cert.pem")
+	must(t, os.WriteFile(certFile, []byte(f.certPEM), 0o600))
+	c.mustRun(t, "ad", "sp", "credential", "reset", "--id", created.AppID, "--cert", certFile, "--append")
+	must(t, json.Unmarshal([]byte(c.mustRun(t, "ad", "sp", "credential", "list", "--id", created.AppID, "--cert")), &creds))
+	if len(creds) != 1 {
+		t.Fatalf("certificates: %v", creds)
+	}
+	// Sign in with the certificate.
+	cc := newCLI(t)
+	cc.mustRun(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, // tenant: adfs, the default
+		"--service-principal", "-u", created.AppID, "--certificate", certFile, "-o", "none")
+
+	// Federated credentials.
+	c.mustRun(t, "ad", "sp", "federated-credential", "create", "--id", created.AppID, "--name", "ci-prod",
+		"--issuer", "https://token.actions.githubusercontent.com", "--subject", "repo:o/r:environment:prod")
+	if out := c.mustRun(t, "ad", "sp", "federated-credential", "list", "--id", created.AppID, "--query", "[0].subject", "-o", "tsv"); strings.TrimSpace(out) != "repo:o/r:environment:prod" {
+		t.Fatalf("federated list: %q", out)
+	}
+	c.mustRun(t, "ad", "sp", "federated-credential", "delete", "--id", created.AppID, "--federated-credential-id", "ci-prod")
+
+	// People: create, sign in with a password, act, sign out.
+	c.mustRun(t, "ad", "user", "create", "--user-principal-name", "cli-user@suite.test", "--password", "cli user password")
+	f.addSecret("cli user password")
+	pc := newCLI(t)
+	pc.mustRun(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, "-u", "cli-user@suite.test", "-p", "cli user password", "-o", "none")
+	if code, _, errOut := pc.run(t, "ad", "sp", "list"); code == 0 || !strings.Contains(errOut, "Authorization_RequestDenied") {
+		t.Fatalf("a person without a directory role: %d %q", code, errOut)
+	}
+	profile, err := os.ReadFile(filepath.Join(pc.dir, "profile.json"))
+	must(t, err)
+	if strings.Contains(string(profile), "cli user password") {
+		t.Fatal("the profile stores a person's password")
+	}
+	pc.mustRun(t, "logout")
+	if code, _, _ := pc.run(t, "ad", "sp", "list"); code == 0 {
+		t.Fatal("commands work after logout")
+	}
+	c.mustRun(t, "ad", "user", "delete", "--id", "cli-user@suite.test")
+
+	// User-assigned identities through the management API (az identity's
+	// shape); then run a command as the new identity.
+	rg := f.s.Bootstrap.ResourceGroup
+	if rg == "" || f.s.Bootstrap.SubscriptionID == "" {
+		t.Fatal("the bootstrap file has no default subscription and group (the management API's bootstrap step)")
+	}
+	var mi map[string]any
+	must(t, json.Unmarshal([]byte(c.mustRun(t, "identity", "create", "-g", rg, "-n", "cli-mi")), &mi))
+	if mi["name"] != "cli-mi" || mi["clientId"] == nil || mi["principalId"] == nil {
+		t.Fatalf("identity create: %v", mi)
+	}
+	if out := c.mustRun(t, "identity", "show", "-g", rg, "-n", "cli-mi", "--query", "principalId", "-o", "tsv"); strings.TrimSpace(out) != mi["principalId"] {
+		t.Fatalf("identity show: %q", out)
+	}
+	if out := c.mustRun(t, "identity", "list", "-g", rg, "--query", "[?name=='cli-mi'].clientId", "-o", "tsv"); strings.TrimSpace(out) != mi["clientId"] {
+		t.Fatalf("identity list: %q", out)
+	}
+	t.Setenv("GATEHOUSE_TEST_HELPER", "mi")
+	code, out, errOut := c.run(t, "run", "--identity", "cli-mi", "--", os.Args[0], "-test.run=^TestHelperProcess$")
+	if code != 0 {
+		t.Fatalf("run as cli-mi: %d %s", code, errOut)
+	}
+	res := helperResult(t, out)
+	f.addSecret(res["token"], res["header"])
+	if cl := f.claims(t, res["token"]); cl.Principal.ObjectID != mi["principalId"] {
+		t.Fatalf("run as cli-mi: oid %s", cl.Principal.ObjectID)
+	}
+	// A principal without a directory role may act as the identity only
+	// when role-based access lets it (Managed Identity Operator on it).
+	op, err := f.s.Directory.CreateApplication(t.Context(), directory.ApplicationSpec{DisplayName: "mi-operator", ServicePrincipal: true})
+	must(t, err)
+	_, opSecret, err := f.s.Directory.AddSecret(t.Context(), op.AppID, directory.SecretSpec{})
+	must(t, err)
+	f.addSecret(opSecret)
+	oc := newCLI(t)
+	oc.mustRun(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, "--service-principal", "-u", op.AppID, "-p", opSecret, "-o", "none")
+	if code, _, errOut := oc.run(t, "run", "--identity", mi["clientId"].(string), "--", os.Args[0], "-test.run=^TestHelperProcess$"); code == 0 || !strings.Contains(errOut, "AuthorizationFailed") {
+		t.Fatalf("without a role: exit %d %q", code, errOut)
+	}
+	scope, err := gatehouse.ParseResourceID(mi["id"].(string))
+	must(t, err)
+	_, _, err = f.s.Authz.CreateAssignment(t.Context(), scope, gatehouse.NewGUID(), authz.AssignmentSpec{
+		RoleDefinitionID: authz.DefinitionID(scope, authz.RoleManagedIdentityOperator), PrincipalID: op.ObjectID,
+		PrincipalType: "ServicePrincipal"}, f.s.Bootstrap.ClientID)
+	must(t, err)
+	code, out, errOut = oc.run(t, "run", "--identity", mi["clientId"].(string), "--", os.Args[0], "-test.run=^TestHelperProcess$")
+	if code != 0 {
+		t.Fatalf("with Managed Identity Operator: exit %d %q", code, errOut)
+	}
+	res = helperResult(t, out)
+	f.addSecret(res["token"], res["header"])
+	if cl := f.claims(t, res["token"]); cl.Principal.ObjectID != mi["principalId"] {
+		t.Fatalf("operator run: oid %s", cl.Principal.ObjectID)
+	}
+	c.mustRun(t, "identity", "delete", "-g", rg, "-n", "cli-mi")
+	if code, _, errOut := c.run(t, "identity", "show", "-g", rg, "-n", "cli-mi"); code == 0 || !strings.Contains(errOut, "NotFound") {
+		t.Fatalf("show after delete: %d %q", code, errOut)
+	}
+
+	// Delete the service principal.
+	c.mustRun(t, "ad", "sp", "delete", "--id", created.AppID)
+	if code, _, errOut := c.run(t, "ad", "sp", "show", "--id", created.AppID); code == 0 || !strings.Contains(errOut, "Request_ResourceNotFound") {
+		t.Fatalf("show after delete: %d %q", code, errOut)
+	}
+	if works(third.Password) {
+		t.Fatal("a deleted service principal still gets tokens")
+	}
+	if code, _, errOut := c.run(t, "ad", "sp", "login-typo"); code == 0 {
+		t.Fatalf("unknown command accepted: %q", errOut)
+	}
+}

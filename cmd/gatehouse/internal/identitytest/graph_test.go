@@ -1,0 +1,237 @@
+package identitytest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/gatehouse/gatehouse/directory"
+)
+
+const graphScope = "https://graph.microsoft.com/.default"
+
+// graph calls the Graph subset and decodes the answer.
+func (f *fixture) graph(t *testing.T, token, method, path string, body any, wantStatus int) map[string]any {
+	t.Helper()
+	var rd *strings.Reader
+	if s, ok := body.(string); ok {
+		rd = strings.NewReader(s)
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	var status int
+	var data []byte
+	if rd != nil {
+		status, data = f.httpDo(t, method, path, token, rd)
+	} else {
+		status, data = f.httpDo(t, method, path, token, nil)
+	}
+	if status != wantStatus {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, status, data, wantStatus)
+	}
+	var m map[string]any
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("%s %s: non-JSON answer %q", method, path, data)
+		}
+	}
+	return m
+}
+
+func errCode(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+// testGraph drives the Graph subset: applications, service principals,
+// credentials, federated credentials, people, directory roles; and its
+// authentication, authorization and bad-input behaviour.
+func (f *fixture) testGraph(t *testing.T) {
+	admin := f.s.Token(t, f.s.Credential(t), graphScope)
+	f.addSecret(admin)
+
+	t.Run("application-lifecycle", func(t *testing.T) {
+		app := f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": "graph-app"}, 201)
+		id, appID := app["id"].(string), app["appId"].(string)
+		f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 200)
+		list := f.graph(t, admin, "GET", "/v1.0/applications?$filter="+url.QueryEscape("appId eq '"+appID+"'"), nil, 200)
+		if n := len(list["value"].([]any)); n != 1 {
+			t.Fatalf("filter by appId: %d results", n)
+		}
+		// No service principal yet: no token.
+		pw := f.graph(t, admin, "POST", "/v1.0/applications/"+id+"/addPassword", map[string]any{"passwordCredential": map[string]any{"displayName": "ci"}}, 200)
+		secret := pw["secretText"].(string)
+		f.addSecret(secret)
+		if len(secret) < 43 || pw["hint"] != secret[:3] {
+			t.Fatalf("secret %d chars, hint %v", len(secret), pw["hint"])
+		}
+		if tr := f.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}, "scope": {"https://management.azure.com/.default"}}); tr.status != 401 {
+			t.Fatalf("token without a service principal: %d", tr.status)
+		}
+		sp := f.graph(t, admin, "POST", "/v1.0/servicePrincipals", map[string]any{"appId": appID}, 201)
+		spID := sp["id"].(string)
+		f.graph(t, admin, "POST", "/v1.0/servicePrincipals", map[string]any{"appId": appID}, 409)
+		cred := f.s.SecretCredential(t, appID, secret)
+		tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+		must(t, err)
+		f.addSecret(tok.Token)
+		if f.claims(t, tok.Token).Principal.ObjectID != spID {
+			t.Fatal("the token's oid is not the service principal's id")
+		}
+		// Secrets never come back.
+		got := f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 200)
+		if strings.Contains(mustJSON(got), secret) || got["passwordCredentials"].([]any)[0].(map[string]any)["secretText"] != nil {
+			t.Fatal("GET returns the secret")
+		}
+		// Certificates through keyCredentials.
+		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"keyCredentials": []any{map[string]any{
+			"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.StdEncoding.EncodeToString(f.otherCert.Raw)}}}, 204)
+		got = f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 200)
+		kc := got["keyCredentials"].([]any)
+		if len(kc) != 1 || kc[0].(map[string]any)["customKeyIdentifier"] == nil {
+			t.Fatalf("keyCredentials: %v", kc)
+		}
+		// Federated credentials.
+		fic := f.graph(t, admin, "POST", "/v1.0/applications/"+id+"/federatedIdentityCredentials", map[string]any{
+			"name": "gh-actions", "issuer": "https://token.actions.githubusercontent.com", "subject": "repo:o/r:ref:refs/heads/main",
+			"audiences": []string{"api://AzureADTokenExchange"}}, 201)
+		f.graph(t, admin, "POST", "/v1.0/applications/"+id+"/federatedIdentityCredentials", map[string]any{
+			"name": "gh-actions", "issuer": "https://x.example", "subject": "s"}, 409)
+		f.graph(t, admin, "GET", "/v1.0/applications/"+id+"/federatedIdentityCredentials/"+fic["id"].(string), nil, 200)
+		if l := f.graph(t, admin, "GET", "/v1.0/applications/"+id+"/federatedIdentityCredentials", nil, 200); len(l["value"].([]any)) != 1 {
+			t.Fatalf("federated list: %v", l)
+		}
+		f.graph(t, admin, "DELETE", "/v1.0/applications/"+id+"/federatedIdentityCredentials/gh-actions", nil, 204)
+		// Disable the service principal: no more tokens.
+		f.graph(t, admin, "PATCH", "/v1.0/servicePrincipals/"+spID, map[string]any{"accountEnabled": false}, 204)
+		if tr := f.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}, "scope": {"https://management.azure.com/.default"}}); tr.Error != "unauthorized_client" {
+			t.Fatalf("disabled: %s", tr.raw)
+		}
+		f.graph(t, admin, "PATCH", "/v1.0/servicePrincipals/"+spID, map[string]any{"accountEnabled": true}, 204)
+		f.graph(t, admin, "POST", "/v1.0/applications/"+id+"/removePassword", map[string]any{"keyId": pw["keyId"]}, 204)
+		if tr := f.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}, "scope": {"https://management.azure.com/.default"}}); tr.status != 401 {
+			t.Fatalf("removed secret: %d", tr.status)
+		}
+		f.graph(t, admin, "DELETE", "/v1.0/applications/"+id, nil, 204)
+		f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 404)
+		f.graph(t, admin, "GET", "/v1.0/servicePrincipals/"+spID, nil, 404)
+	})
+
+	t.Run("service-principals-include-managed-identities", func(t *testing.T) {
+		l := f.graph(t, admin, "GET", "/v1.0/servicePrincipals?$filter="+url.QueryEscape("servicePrincipalType eq 'ManagedIdentity'"), nil, 200)
+		found := false
+		for _, v := range l["value"].([]any) {
+			if v.(map[string]any)["id"] == f.mi.PrincipalID {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("managed identity %s not listed: %v", f.mi.PrincipalID, l)
+		}
+		f.graph(t, admin, "DELETE", "/v1.0/servicePrincipals/"+f.mi.PrincipalID, nil, 400)
+	})
+
+	t.Run("people-and-roles", func(t *testing.T) {
+		u := f.graph(t, admin, "POST", "/v1.0/users", map[string]any{"userPrincipalName": "reader@suite.test", "displayName": "Reader",
+			"accountEnabled": true, "passwordProfile": map[string]any{"password": "reader password 1"}}, 201)
+		f.addSecret("reader password 1")
+		f.graph(t, admin, "POST", "/v1.0/users", map[string]any{"userPrincipalName": "READER@suite.test",
+			"passwordProfile": map[string]any{"password": "reader password 1"}}, 409)
+		userToken := func() string {
+			tr := f.token(t, url.Values{"grant_type": {"password"}, "client_id": {"04b07795-8ddb-461a-bbee-02f9e1bf7b46"},
+				"username": {"reader@suite.test"}, "password": {"reader password 1"}, "scope": {graphScope}})
+			if tr.status != 200 {
+				t.Fatalf("password sign-in: %s", tr.raw)
+			}
+			return tr.AccessToken
+		}
+		tok := userToken()
+		if code := errCode(f.graph(t, tok, "GET", "/v1.0/applications", nil, 403)); code != "Authorization_RequestDenied" {
+			t.Fatalf("no role: %s", code)
+		}
+		ra := f.graph(t, admin, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{
+			"roleDefinitionId": directory.RoleDirectoryReaders, "principalId": u["id"], "directoryScopeId": "/"}, 201)
+		f.graph(t, tok, "GET", "/v1.0/applications", nil, 200)
+		f.graph(t, tok, "POST", "/v1.0/applications", map[string]any{"displayName": "nope"}, 403)
+		f.graph(t, admin, "DELETE", "/v1.0/roleManagement/directory/roleAssignments/"+ra["id"].(string), nil, 204)
+		f.graph(t, tok, "GET", "/v1.0/applications", nil, 403)
+		f.graph(t, admin, "DELETE", "/v1.0/users/reader@suite.test", nil, 204)
+		f.graph(t, admin, "GET", "/v1.0/users/"+u["id"].(string), nil, 404)
+	})
+
+	t.Run("authentication", func(t *testing.T) {
+		mgmt := f.s.Token(t, f.s.Credential(t), "https://management.azure.com/.default")
+		tests := []struct{ name, token, code string }{
+			{"no-token", "", "AuthenticationFailed"},
+			{"management-audience", mgmt, "InvalidAuthenticationTokenAudience"},
+			{"garbage", "abc.def.ghi", "InvalidAuthenticationToken"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if code := errCode(f.graph(t, tt.token, "GET", "/v1.0/applications", nil, 401)); code != tt.code {
+					t.Fatalf("code %s, want %s", code, tt.code)
+				}
+			})
+		}
+	})
+
+	t.Run("bad-input", func(t *testing.T) {
+		before := len(f.s.Directory.Applications(""))
+		app := f.app.AppObjectID
+		tests := []struct {
+			name, method, path string
+			body               any
+			status             int
+		}{
+			{"bad-json", "POST", "/v1.0/applications", `{"displayName":`, 400},
+			{"not-an-object", "POST", "/v1.0/applications", `["x"]`, 400},
+			{"unknown-field", "POST", "/v1.0/applications", `{"displayName":"x","evil":1}`, 400},
+			{"wrong-type", "POST", "/v1.0/applications", `{"displayName":5}`, 400},
+			{"missing-name", "POST", "/v1.0/applications", `{}`, 400},
+			{"empty-name", "POST", "/v1.0/applications", `{"displayName":"  "}`, 400},
+			{"control-chars", "POST", "/v1.0/applications", `{"displayName":"a\u0000b"}`, 400},
+			{"huge-body", "POST", "/v1.0/applications", `{"displayName":"` + strings.Repeat("a", 300<<10) + `"}`, 413},
+			{"bad-filter", "GET", "/v1.0/applications?$filter=" + url.QueryEscape("startswith(displayName,'a')"), nil, 400},
+			{"filter-unknown-property", "GET", "/v1.0/applications?$filter=" + url.QueryEscape("secret eq 'a'"), nil, 400},
+			{"unknown-app", "GET", "/v1.0/applications/00000000-0000-0000-0000-000000000000", nil, 404},
+			{"unknown-app-password", "POST", "/v1.0/applications/nope/addPassword", `{}`, 404},
+			{"end-before-start", "POST", "/v1.0/applications/" + app + "/addPassword", `{"passwordCredential":{"startDateTime":"2030-01-02T00:00:00Z","endDateTime":"2030-01-01T00:00:00Z"}}`, 400},
+			{"bad-date", "POST", "/v1.0/applications/" + app + "/addPassword", `{"passwordCredential":{"endDateTime":"tomorrow"}}`, 400},
+			{"remove-unknown-password", "POST", "/v1.0/applications/" + app + "/removePassword", `{"keyId":"00000000-0000-0000-0000-000000000000"}`, 404},
+			{"bad-certificate", "PATCH", "/v1.0/applications/" + app, `{"keyCredentials":[{"type":"AsymmetricX509Cert","usage":"Verify","key":"bm90IGEgY2VydA=="}]}`, 400},
+			{"private-key-upload", "POST", "/v1.0/applications/" + app + "/addKey", `{"keyCredential":{"key":"` + base64.StdEncoding.EncodeToString([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")) + `"},"proof":""}`, 400},
+			{"federated-http-issuer", "POST", "/v1.0/applications/" + app + "/federatedIdentityCredentials", `{"name":"abc","issuer":"http://x.example","subject":"s"}`, 400},
+			{"federated-bad-name", "POST", "/v1.0/applications/" + app + "/federatedIdentityCredentials", `{"name":"a b","issuer":"https://x.example","subject":"s"}`, 400},
+			{"federated-bad-jwks", "POST", "/v1.0/applications/" + app + "/federatedIdentityCredentials", `{"name":"abc","issuer":"https://x.example","subject":"s","gatehouseJwks":{"keys":[]}}`, 400},
+			{"user-short-password", "POST", "/v1.0/users", `{"userPrincipalName":"p@x.test","passwordProfile":{"password":"short"}}`, 400},
+			{"user-bad-name", "POST", "/v1.0/users", `{"userPrincipalName":"p q","passwordProfile":{"password":"long enough password"}}`, 400},
+			{"role-unknown", "POST", "/v1.0/roleManagement/directory/roleAssignments", `{"roleDefinitionId":"x","principalId":"` + f.app.ObjectID + `"}`, 400},
+			{"sp-unknown-app", "POST", "/v1.0/servicePrincipals", `{"appId":"00000000-0000-0000-0000-000000000000"}`, 400},
+			{"wrong-method", "PUT", "/v1.0/applications", `{}`, 405},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				m := f.graph(t, admin, tt.method, tt.path, tt.body, tt.status)
+				if errCode(m) == "" {
+					t.Fatalf("no error code: %v", m)
+				}
+			})
+		}
+		t.Cleanup(func() {
+			if after := len(f.s.Directory.Applications("")); after != before {
+				t.Errorf("bad input changed state: %d applications, was %d", after, before)
+			}
+		})
+	})
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,492 @@
+package graphapi
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/authority"
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+// passwordCredential is Graph's view of a client secret. SecretText is set
+// only in addPassword's response.
+type passwordCredential struct {
+	CustomKeyIdentifier *string `json:"customKeyIdentifier"`
+	DisplayName         *string `json:"displayName"`
+	EndDateTime         *string `json:"endDateTime"`
+	Hint                string  `json:"hint"`
+	KeyID               string  `json:"keyId"`
+	SecretText          *string `json:"secretText"`
+	StartDateTime       *string `json:"startDateTime"`
+}
+
+// keyCredential is Graph's view of a certificate. Key is returned only when
+// $select=keyCredentials asks for it in Graph; here it is always null on
+// output and base64 DER (or PEM) on input.
+type keyCredential struct {
+	CustomKeyIdentifier *string `json:"customKeyIdentifier"`
+	DisplayName         *string `json:"displayName"`
+	EndDateTime         *string `json:"endDateTime"`
+	Key                 *string `json:"key"`
+	KeyID               string  `json:"keyId"`
+	StartDateTime       *string `json:"startDateTime"`
+	Type                string  `json:"type"`
+	Usage               string  `json:"usage"`
+}
+
+type applicationView struct {
+	Context             string               `json:"@odata.context,omitempty"`
+	ID                  string               `json:"id"`
+	AppID               string               `json:"appId"`
+	DisplayName         string               `json:"displayName"`
+	CreatedDateTime     *string              `json:"createdDateTime"`
+	SignInAudience      string               `json:"signInAudience"`
+	PublisherDomain     string               `json:"publisherDomain"`
+	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
+	KeyCredentials      []keyCredential      `json:"keyCredentials"`
+}
+
+type servicePrincipalView struct {
+	Context                string               `json:"@odata.context,omitempty"`
+	ID                     string               `json:"id"`
+	AppID                  string               `json:"appId"`
+	DisplayName            string               `json:"displayName"`
+	AccountEnabled         bool                 `json:"accountEnabled"`
+	ServicePrincipalType   string               `json:"servicePrincipalType"`
+	AppOwnerOrganizationID string               `json:"appOwnerOrganizationId"`
+	AlternativeNames       []string             `json:"alternativeNames"`
+	ServicePrincipalNames  []string             `json:"servicePrincipalNames"`
+	PasswordCredentials    []passwordCredential `json:"passwordCredentials"`
+	KeyCredentials         []keyCredential      `json:"keyCredentials"`
+}
+
+func strp(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func secretViews(a *directory.Application) []passwordCredential {
+	out := []passwordCredential{}
+	for _, s := range a.Secrets {
+		out = append(out, passwordCredential{DisplayName: strp(s.DisplayName), EndDateTime: graphTime(s.End),
+			Hint: s.Hint, KeyID: s.KeyID, StartDateTime: graphTime(s.Start)})
+	}
+	return out
+}
+
+func certViews(a *directory.Application) []keyCredential {
+	out := []keyCredential{}
+	for _, c := range a.Certificates {
+		out = append(out, keyCredential{CustomKeyIdentifier: strp(c.Thumbprint), DisplayName: strp(c.DisplayName),
+			EndDateTime: graphTime(c.End), KeyID: c.KeyID, StartDateTime: graphTime(c.Start),
+			Type: "AsymmetricX509Cert", Usage: "Verify"})
+	}
+	return out
+}
+
+func appView(a *directory.Application) applicationView {
+	return applicationView{ID: a.AppObjectID, AppID: a.AppID, DisplayName: a.DisplayName,
+		CreatedDateTime: graphTime(a.Created), SignInAudience: "AzureADMyOrg", PublisherDomain: "gatehouse",
+		PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+}
+
+func spView(a *directory.Application) servicePrincipalView {
+	return servicePrincipalView{ID: a.ObjectID, AppID: a.AppID, DisplayName: a.DisplayName, AccountEnabled: a.Enabled,
+		ServicePrincipalType: "Application", AppOwnerOrganizationID: a.TenantID, AlternativeNames: []string{},
+		ServicePrincipalNames: []string{a.AppID}, PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+}
+
+func miView(mi *directory.ManagedIdentity) servicePrincipalView {
+	return servicePrincipalView{ID: mi.PrincipalID, AppID: mi.ClientID, DisplayName: mi.Name, AccountEnabled: true,
+		ServicePrincipalType: "ManagedIdentity", AppOwnerOrganizationID: mi.TenantID,
+		AlternativeNames: []string{"isExplicit=True", mi.ResourceID}, ServicePrincipalNames: []string{mi.ClientID},
+		PasswordCredentials: []passwordCredential{}, KeyCredentials: []keyCredential{}}
+}
+
+func (g *API) organization(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	var out []map[string]any
+	for _, t := range g.dir.Tenants() {
+		out = append(out, map[string]any{"id": t.ID, "displayName": t.DisplayName, "createdDateTime": graphTime(t.Created),
+			"verifiedDomains": []any{}})
+	}
+	list(w, "organization", out)
+	return nil
+}
+
+// application finds an application by its application object id (Graph's
+// id), its service principal's object id or its appId.
+func (g *API) application(id string) (*directory.Application, error) {
+	a, err := g.dir.Application(id)
+	if err != nil {
+		return nil, notFound(id)
+	}
+	return a, nil
+}
+
+func (g *API) listApplications(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	prop, val, err := filter(r, "appId", "displayName")
+	if err != nil {
+		return err
+	}
+	out := []applicationView{}
+	for _, a := range g.dir.Applications(c.Principal.TenantID) {
+		if prop == "appId" && !strings.EqualFold(a.AppID, val) || prop == "displayName" && a.DisplayName != val {
+			continue
+		}
+		out = append(out, appView(a))
+	}
+	list(w, "applications", out)
+	return nil
+}
+
+func (g *API) getApplication(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	v := appView(a)
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#applications/$entity"
+	server.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+type applicationBody struct {
+	DisplayName    *string          `json:"displayName"`
+	SignInAudience *string          `json:"signInAudience"`
+	KeyCredentials *[]keyCredential `json:"keyCredentials"`
+	// Gatehouse extension: create the service principal in the same call
+	// (what `gatehouse ad sp create` wants).
+	CreateServicePrincipal bool `json:"gatehouseCreateServicePrincipal"`
+}
+
+func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	var body applicationBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.DisplayName == nil {
+		return badRequest("The property 'displayName' is required.")
+	}
+	if body.SignInAudience != nil && *body.SignInAudience != "AzureADMyOrg" {
+		return gatehouse400("signInAudience", "Only 'AzureADMyOrg' is supported.")
+	}
+	a, err := g.dir.CreateApplication(r.Context(), directory.ApplicationSpec{DisplayName: *body.DisplayName,
+		TenantID: c.Principal.TenantID, ServicePrincipal: body.CreateServicePrincipal})
+	if err != nil {
+		return err
+	}
+	if body.KeyCredentials != nil {
+		specs, err := certSpecs(*body.KeyCredentials)
+		if err == nil {
+			err = g.dir.SetCertificates(r.Context(), a.AppObjectID, specs)
+		}
+		if err != nil {
+			// Do not leave a half-made application behind.
+			g.dir.DeleteApplication(r.Context(), a.AppObjectID)
+			return err
+		}
+		if a, err = g.dir.Application(a.AppObjectID); err != nil {
+			return err
+		}
+	}
+	v := appView(a)
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#applications/$entity"
+	w.Header().Set("Location", "https://graph.microsoft.com/v1.0/applications/"+a.AppObjectID)
+	server.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func gatehouse400(target, msg string) error {
+	return badRequest("Invalid value specified for property '%s'. %s", target, msg)
+}
+
+func certSpecs(creds []keyCredential) ([]directory.CertificateSpec, error) {
+	var specs []directory.CertificateSpec
+	for _, k := range creds {
+		if k.Type != "" && k.Type != "AsymmetricX509Cert" {
+			return nil, gatehouse400("keyCredentials.type", "Only 'AsymmetricX509Cert' is supported.")
+		}
+		if k.Usage != "" && k.Usage != "Verify" {
+			return nil, gatehouse400("keyCredentials.usage", "Only 'Verify' is supported.")
+		}
+		start, err := parseTime(k.StartDateTime, "startDateTime")
+		if err != nil {
+			return nil, err
+		}
+		end, err := parseTime(k.EndDateTime, "endDateTime")
+		if err != nil {
+			return nil, err
+		}
+		s := directory.CertificateSpec{KeyID: k.KeyID, Start: start, End: end}
+		if k.DisplayName != nil {
+			s.DisplayName = *k.DisplayName
+		}
+		if k.Key != nil {
+			data, err := base64.StdEncoding.DecodeString(*k.Key)
+			if err != nil {
+				return nil, gatehouse400("keyCredentials.key", "The key must be base64.")
+			}
+			s.Data = data
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var body applicationBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.KeyCredentials != nil {
+		specs, err := certSpecs(*body.KeyCredentials)
+		if err != nil {
+			return err
+		}
+		if err := g.dir.SetCertificates(r.Context(), a.AppObjectID, specs); err != nil {
+			return err
+		}
+	}
+	if body.DisplayName != nil {
+		if _, err := g.dir.UpdateApplication(r.Context(), a.AppObjectID, directory.ApplicationUpdate{DisplayName: body.DisplayName}); err != nil {
+			return err
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *API) deleteApplication(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := g.dir.DeleteApplication(r.Context(), a.AppObjectID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type addPasswordBody struct {
+	PasswordCredential *struct {
+		DisplayName   *string `json:"displayName"`
+		StartDateTime *string `json:"startDateTime"`
+		EndDateTime   *string `json:"endDateTime"`
+	} `json:"passwordCredential"`
+}
+
+// DefaultSecretLifetime is Graph's default for addPassword without an
+// endDateTime.
+const DefaultSecretLifetime = 2 * 365 * 24 * time.Hour
+
+func (g *API) addPassword(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var body addPasswordBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	spec := directory.SecretSpec{}
+	if pc := body.PasswordCredential; pc != nil {
+		if pc.DisplayName != nil {
+			spec.DisplayName = *pc.DisplayName
+		}
+		if spec.Start, err = parseTime(pc.StartDateTime, "startDateTime"); err != nil {
+			return err
+		}
+		if spec.End, err = parseTime(pc.EndDateTime, "endDateTime"); err != nil {
+			return err
+		}
+	}
+	if spec.End.IsZero() {
+		start := spec.Start
+		if start.IsZero() {
+			start = time.Now()
+		}
+		spec.End = start.Add(DefaultSecretLifetime)
+	}
+	info, secret, err := g.dir.AddSecret(r.Context(), a.AppObjectID, spec)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	server.WriteJSON(w, http.StatusOK, struct {
+		Context string `json:"@odata.context"`
+		passwordCredential
+	}{"https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.passwordCredential",
+		passwordCredential{DisplayName: strp(info.DisplayName), EndDateTime: graphTime(info.End), Hint: info.Hint,
+			KeyID: info.KeyID, SecretText: &secret, StartDateTime: graphTime(info.Start)}})
+	return nil
+}
+
+func (g *API) removePassword(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var body struct {
+		KeyID string `json:"keyId"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.KeyID == "" {
+		return badRequest("The property 'keyId' is required.")
+	}
+	if err := g.dir.RemoveSecret(r.Context(), a.AppObjectID, body.KeyID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// addKey adds one certificate. Graph requires a proof-of-possession JWT
+// signed by an existing key; Gatehouse accepts the caller's directory role
+// instead and ignores proof.
+func (g *API) addKey(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var body struct {
+		KeyCredential *keyCredential `json:"keyCredential"`
+		Proof         string         `json:"proof"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.KeyCredential == nil || body.KeyCredential.Key == nil {
+		return badRequest("The property 'keyCredential' with a 'key' is required.")
+	}
+	specs, err := certSpecs([]keyCredential{*body.KeyCredential})
+	if err != nil {
+		return err
+	}
+	info, err := g.dir.AddCertificate(r.Context(), a.AppObjectID, specs[0])
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, keyCredential{CustomKeyIdentifier: strp(info.Thumbprint), DisplayName: strp(info.DisplayName),
+		EndDateTime: graphTime(info.End), KeyID: info.KeyID, StartDateTime: graphTime(info.Start),
+		Type: "AsymmetricX509Cert", Usage: "Verify"})
+	return nil
+}
+
+func (g *API) removeKey(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var body struct {
+		KeyID string `json:"keyId"`
+		Proof string `json:"proof"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if err := g.dir.RemoveCertificate(r.Context(), a.AppObjectID, body.KeyID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type federatedView struct {
+	Context     string   `json:"@odata.context,omitempty"`
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Issuer      string   `json:"issuer"`
+	Subject     string   `json:"subject"`
+	Audiences   []string `json:"audiences"`
+	Description *string  `json:"description"`
+}
+
+func ficView(f directory.FederatedCredential) federatedView {
+	return federatedView{ID: f.ID, Name: f.Name, Issuer: f.Issuer, Subject: f.Subject, Audiences: f.Audiences,
+		Description: strp(f.Description)}
+}
+
+func (g *API) listFederated(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := []federatedView{}
+	for _, f := range a.Federated {
+		out = append(out, ficView(f))
+	}
+	list(w, "applications('"+a.AppObjectID+"')/federatedIdentityCredentials", out)
+	return nil
+}
+
+func (g *API) getFederated(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	fid := r.PathValue("fid")
+	for _, f := range a.Federated {
+		if strings.EqualFold(f.ID, fid) || strings.EqualFold(f.Name, fid) {
+			server.WriteJSON(w, http.StatusOK, ficView(f))
+			return nil
+		}
+	}
+	return notFound(fid)
+}
+
+func (g *API) createFederated(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Name        string   `json:"name"`
+		Issuer      string   `json:"issuer"`
+		Subject     string   `json:"subject"`
+		Audiences   []string `json:"audiences"`
+		Description string   `json:"description"`
+		// Gatehouse extension: the issuer's JWKS, for issuers Gatehouse
+		// cannot reach.
+		JWKS map[string]any `json:"gatehouseJwks"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	f := directory.FederatedCredential{Name: body.Name, Issuer: body.Issuer, Subject: body.Subject,
+		Audiences: body.Audiences, Description: body.Description}
+	if body.JWKS != nil {
+		f.JWKS = mustJSON(body.JWKS)
+	}
+	f, err = g.dir.AddFederated(r.Context(), a.AppObjectID, f)
+	if err != nil {
+		return err
+	}
+	v := ficView(f)
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#applications('" + a.AppObjectID + "')/federatedIdentityCredentials/$entity"
+	server.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (g *API) deleteFederated(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := g.dir.RemoveFederated(r.Context(), a.AppObjectID, r.PathValue("fid")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

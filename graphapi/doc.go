@@ -1,0 +1,30 @@
+// Package graphapi is the Microsoft Graph-shaped subset through which the
+// directory is managed (and which `gatehouse ad` drives). Tokens must be
+// issued for a Graph audience (https://graph.microsoft.com); the caller
+// must hold a directory role:
+//
+//	read                       Global Administrator, Application Administrator, User Administrator, Directory Readers
+//	applications, principals  Global Administrator, Application Administrator
+//	users                      Global Administrator, User Administrator
+//	directory role assignments Global Administrator
+//
+// Routes (root host H), with Graph's shapes and error codes:
+//
+//	GET  /v1.0/organization
+//	GET|POST /v1.0/applications            ($filter=appId eq '…' | displayName eq '…')
+//	GET|PATCH|DELETE /v1.0/applications/{id}   (id: application object id, or appId, or the SP's object id)
+//	POST /v1.0/applications/{id}/addPassword | removePassword | addKey | removeKey
+//	GET|POST /v1.0/applications/{id}/federatedIdentityCredentials
+//	GET|DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{id or name}
+//	GET|POST /v1.0/servicePrincipals       (managed identities listed with servicePrincipalType ManagedIdentity)
+//	GET|PATCH|DELETE /v1.0/servicePrincipals/{id}
+//	POST /v1.0/servicePrincipals/{id}/addPassword | removePassword
+//	GET|POST /v1.0/users, GET|PATCH|DELETE /v1.0/users/{id or userPrincipalName}
+//	GET|POST /v1.0/roleManagement/directory/roleAssignments, DELETE …/{id}
+//
+// Gatehouse extensions: POST /v1.0/applications accepts
+// "gatehouseCreateServicePrincipal": true (create the service principal in
+// the same call), and a federated credential may carry "gatehouseJwks",
+// the issuer's key set, for issuers Gatehouse cannot reach. Secrets appear
+// only in addPassword's answer (secretText), once.
+package graphapi

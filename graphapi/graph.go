@@ -1,0 +1,257 @@
+package graphapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authority"
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+// Auditor records writes (the audit log).
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (*audit.Record, error)
+}
+
+// API serves the Graph subset over a directory.
+type API struct {
+	dir    *directory.Directory
+	auth   *authority.Authority
+	logger *slog.Logger
+	// Audit, when set, receives one entry per write (allowed, denied or
+	// failed): who, the route, the path, the result. Never a body.
+	Audit Auditor
+}
+
+// New returns the Graph subset.
+func New(dir *directory.Directory, auth *authority.Authority, logger *slog.Logger) *API {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{dir: dir, auth: auth, logger: logger}
+}
+
+// access levels
+type access int
+
+const (
+	readAccess access = iota
+	appWrite
+	userWrite
+	roleWrite
+)
+
+// rolesFor lists the directory roles that grant each access level.
+var rolesFor = map[access][]string{
+	readAccess: {directory.RoleGlobalAdministrator, directory.RoleApplicationAdministrator,
+		directory.RoleUserAdministrator, directory.RoleDirectoryReaders},
+	appWrite:  {directory.RoleGlobalAdministrator, directory.RoleApplicationAdministrator},
+	userWrite: {directory.RoleGlobalAdministrator, directory.RoleUserAdministrator},
+	roleWrite: {directory.RoleGlobalAdministrator},
+}
+
+// handler is a Graph handler: it runs after authentication and the role
+// check, with the caller's claims.
+type handler func(w http.ResponseWriter, r *http.Request, c *authority.Claims) error
+
+// Mount adds the Graph routes to mux (see doc.go for the list).
+func (g *API) Mount(mux *http.ServeMux) {
+	h := func(need access, fn handler) http.Handler {
+		return server.WithSurface(server.SurfaceGraph, server.Handle(server.RenderAzure, g.guard(need, fn)))
+	}
+	mux.Handle("GET /v1.0/organization", h(readAccess, g.organization))
+
+	mux.Handle("GET /v1.0/applications", h(readAccess, g.listApplications))
+	mux.Handle("POST /v1.0/applications", h(appWrite, g.createApplication))
+	mux.Handle("GET /v1.0/applications/{id}", h(readAccess, g.getApplication))
+	mux.Handle("PATCH /v1.0/applications/{id}", h(appWrite, g.patchApplication))
+	mux.Handle("DELETE /v1.0/applications/{id}", h(appWrite, g.deleteApplication))
+	mux.Handle("POST /v1.0/applications/{id}/addPassword", h(appWrite, g.addPassword))
+	mux.Handle("POST /v1.0/applications/{id}/removePassword", h(appWrite, g.removePassword))
+	mux.Handle("POST /v1.0/applications/{id}/addKey", h(appWrite, g.addKey))
+	mux.Handle("POST /v1.0/applications/{id}/removeKey", h(appWrite, g.removeKey))
+	mux.Handle("GET /v1.0/applications/{id}/federatedIdentityCredentials", h(readAccess, g.listFederated))
+	mux.Handle("POST /v1.0/applications/{id}/federatedIdentityCredentials", h(appWrite, g.createFederated))
+	mux.Handle("GET /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(readAccess, g.getFederated))
+	mux.Handle("DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(appWrite, g.deleteFederated))
+
+	mux.Handle("GET /v1.0/servicePrincipals", h(readAccess, g.listServicePrincipals))
+	mux.Handle("POST /v1.0/servicePrincipals", h(appWrite, g.createServicePrincipal))
+	mux.Handle("GET /v1.0/servicePrincipals/{id}", h(readAccess, g.getServicePrincipal))
+	mux.Handle("PATCH /v1.0/servicePrincipals/{id}", h(appWrite, g.patchServicePrincipal))
+	mux.Handle("DELETE /v1.0/servicePrincipals/{id}", h(appWrite, g.deleteServicePrincipal))
+	mux.Handle("POST /v1.0/servicePrincipals/{id}/addPassword", h(appWrite, g.addPassword))
+	mux.Handle("POST /v1.0/servicePrincipals/{id}/removePassword", h(appWrite, g.removePassword))
+
+	mux.Handle("GET /v1.0/users", h(readAccess, g.listUsers))
+	mux.Handle("POST /v1.0/users", h(userWrite, g.createUser))
+	mux.Handle("GET /v1.0/users/{id}", h(readAccess, g.getUser))
+	mux.Handle("PATCH /v1.0/users/{id}", h(userWrite, g.patchUser))
+	mux.Handle("DELETE /v1.0/users/{id}", h(userWrite, g.deleteUser))
+
+	mux.Handle("GET /v1.0/roleManagement/directory/roleAssignments", h(readAccess, g.listRoleAssignments))
+	mux.Handle("POST /v1.0/roleManagement/directory/roleAssignments", h(roleWrite, g.createRoleAssignment))
+	mux.Handle("DELETE /v1.0/roleManagement/directory/roleAssignments/{id}", h(roleWrite, g.deleteRoleAssignment))
+}
+
+// guard authenticates the bearer token (a Graph audience) and checks that
+// the caller holds a directory role granting need.
+func (g *API) guard(need access, fn handler) server.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := g.auth.AuthenticateARM(r, authority.GraphAudiences...)
+		if err != nil {
+			return err
+		}
+		if !g.dir.HasRole(c.Principal.ObjectID, rolesFor[need]...) {
+			err = gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied",
+				"Insufficient privileges to complete the operation.")
+		} else {
+			err = fn(w, r, c)
+		}
+		if need != readAccess {
+			g.audit(r, c, err)
+		}
+		return err
+	}
+}
+
+// audit records a write. A failure to record is logged: the write itself
+// has already happened.
+func (g *API) audit(r *http.Request, c *authority.Claims, err error) {
+	if g.Audit == nil {
+		return
+	}
+	e := audit.Entry{RequestID: server.RequestID(r.Context()), Action: r.Pattern, Scope: r.URL.Path,
+		Result: audit.Succeeded, Surface: string(server.SurfaceGraph),
+		Principal: audit.Principal{ObjectID: c.Principal.ObjectID, Type: string(c.Principal.Type),
+			Name: c.Principal.Name, TenantID: c.Principal.TenantID}}
+	if err != nil {
+		e.Result, e.Status = audit.Failed, gatehouse.ErrorStatus(err)
+		if ge, ok := gatehouse.AsError(err); ok {
+			e.Code = ge.Code
+		}
+		if e.Status == http.StatusForbidden {
+			e.Result = audit.Denied
+		}
+	}
+	if _, aerr := g.Audit.Append(context.WithoutCancel(r.Context()), e); aerr != nil {
+		g.logger.Error("audit: append failed", "action", e.Action, "err", aerr)
+	}
+}
+
+// Graph error codes.
+const (
+	codeBadRequest    = "Request_BadRequest"
+	codeNotFound      = "Request_ResourceNotFound"
+	codeUnsupported   = "Request_UnsupportedQuery"
+	codeInvalidValue  = "Request_InvalidValue"
+	codeAlreadyExists = "Request_MultipleObjectsWithSameKeyValue"
+)
+
+func badRequest(format string, args ...any) error {
+	return gatehouse.BadRequestf(codeBadRequest, format, args...)
+}
+
+func notFound(id string) error {
+	return gatehouse.NotFoundf(codeNotFound, "Resource '%s' does not exist or one of its queried reference-property objects are not present.", clip(id))
+}
+
+// decode reads a JSON object body (at most 256 KiB), rejecting unknown
+// fields so typos do not pass silently.
+func decode(r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 256<<10))
+	if err != nil {
+		return gatehouse.Errorf(http.StatusRequestEntityTooLarge, gatehouse.CodeRequestTooLarge, "The request body is too large.")
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return badRequest("The request body must be a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if ute, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			return gatehouse.BadRequestf(codeInvalidValue, "Invalid value for property '%s'.", clip(ute.Field))
+		}
+		if _, ok := errors.AsType[*json.SyntaxError](err); ok || errors.Is(err, io.ErrUnexpectedEOF) {
+			return badRequest("The request body is not valid JSON.")
+		}
+		// What remains is a property this route does not know.
+		return badRequest("The request body has a property that is not supported here, or is malformed.")
+	}
+	if dec.More() {
+		return badRequest("The request body must be one JSON object.")
+	}
+	return nil
+}
+
+// list writes a Graph collection.
+func list(w http.ResponseWriter, entity string, value any) {
+	server.WriteJSON(w, http.StatusOK, map[string]any{
+		"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + entity,
+		"value":          value,
+	})
+}
+
+var filterRE = regexp.MustCompile(`^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$`)
+
+// filter parses the one $filter form supported: "<property> eq '<value>'".
+// allowed lists the properties that may be filtered on.
+func filter(r *http.Request, allowed ...string) (prop, value string, err error) {
+	f := r.URL.Query().Get("$filter")
+	if f == "" {
+		return "", "", nil
+	}
+	m := filterRE.FindStringSubmatch(f)
+	if m == nil {
+		return "", "", gatehouse.BadRequestf(codeUnsupported, "Only $filter=<property> eq '<value>' is supported.")
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(a, m[1]) {
+			return a, strings.ReplaceAll(m[2], "''", "'"), nil
+		}
+	}
+	return "", "", gatehouse.BadRequestf(codeUnsupported, "Filtering on '%s' is not supported.", clip(m[1]))
+}
+
+func graphTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format("2006-01-02T15:04:05Z")
+	return &s
+}
+
+func parseTime(s *string, field string) (time.Time, error) {
+	if s == nil || *s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, *s)
+	if err != nil {
+		return time.Time{}, gatehouse.BadRequestf(codeInvalidValue, "Invalid value specified for property '%s'.", field)
+	}
+	return t, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,370 @@
+package graphapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/authority"
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func (g *API) listServicePrincipals(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	prop, val, err := filter(r, "appId", "displayName", "servicePrincipalType")
+	if err != nil {
+		return err
+	}
+	out := []servicePrincipalView{}
+	for _, a := range g.dir.Applications(c.Principal.TenantID) {
+		if a.ServicePrincipal {
+			out = append(out, spView(a))
+		}
+	}
+	mis, err := g.dir.ListManagedIdentities(r.Context(), "")
+	if err != nil {
+		return err
+	}
+	for _, mi := range mis {
+		if mi.TenantID == c.Principal.TenantID {
+			out = append(out, miView(mi))
+		}
+	}
+	out = slices.DeleteFunc(out, func(v servicePrincipalView) bool {
+		switch prop {
+		case "appId":
+			return !strings.EqualFold(v.AppID, val)
+		case "displayName":
+			return v.DisplayName != val
+		case "servicePrincipalType":
+			return !strings.EqualFold(v.ServicePrincipalType, val)
+		}
+		return false
+	})
+	list(w, "servicePrincipals", out)
+	return nil
+}
+
+// servicePrincipal finds an application's service principal (by its object
+// id or appId) or a managed identity.
+func (g *API) servicePrincipal(id string) (*directory.Application, *directory.ManagedIdentity, error) {
+	if a, err := g.dir.Application(id); err == nil && a.ServicePrincipal && (strings.EqualFold(id, a.ObjectID) || strings.EqualFold(id, a.AppID)) {
+		return a, nil, nil
+	}
+	if mi, err := g.dir.ManagedIdentityByID(id); err == nil && gatehouse.IsGUID(id) {
+		return nil, mi, nil
+	}
+	return nil, nil, notFound(id)
+}
+
+func (g *API) getServicePrincipal(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, mi, err := g.servicePrincipal(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var v servicePrincipalView
+	if a != nil {
+		v = spView(a)
+	} else {
+		v = miView(mi)
+	}
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/$entity"
+	server.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (g *API) createServicePrincipal(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	var body struct {
+		AppID          string `json:"appId"`
+		AccountEnabled *bool  `json:"accountEnabled"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	a, err := g.dir.Application(body.AppID)
+	if err != nil || !strings.EqualFold(a.AppID, body.AppID) {
+		return gatehouse.BadRequestf(codeBadRequest, "The appId '%s' of the service principal does not reference a valid application object.", clip(body.AppID))
+	}
+	if a.ServicePrincipal {
+		return gatehouse.Errorf(http.StatusConflict, codeAlreadyExists, "The service principal for application %s already exists.", a.AppID)
+	}
+	yes := true
+	u := directory.ApplicationUpdate{ServicePrincipal: &yes, Enabled: body.AccountEnabled}
+	if a, err = g.dir.UpdateApplication(r.Context(), a.AppObjectID, u); err != nil {
+		return err
+	}
+	v := spView(a)
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/$entity"
+	server.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (g *API) patchServicePrincipal(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, mi, err := g.servicePrincipal(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if mi != nil {
+		return badRequest("A managed identity's service principal is managed through its Azure resource.")
+	}
+	var body struct {
+		AccountEnabled *bool   `json:"accountEnabled"`
+		DisplayName    *string `json:"displayName"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if _, err := g.dir.UpdateApplication(r.Context(), a.AppObjectID, directory.ApplicationUpdate{Enabled: body.AccountEnabled, DisplayName: body.DisplayName}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *API) deleteServicePrincipal(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, mi, err := g.servicePrincipal(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if mi != nil {
+		return badRequest("A managed identity's service principal is deleted with its Azure resource.")
+	}
+	no := false
+	if _, err := g.dir.UpdateApplication(r.Context(), a.AppObjectID, directory.ApplicationUpdate{ServicePrincipal: &no}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type userView struct {
+	Context           string  `json:"@odata.context,omitempty"`
+	ID                string  `json:"id"`
+	UserPrincipalName string  `json:"userPrincipalName"`
+	DisplayName       string  `json:"displayName"`
+	AccountEnabled    bool    `json:"accountEnabled"`
+	CreatedDateTime   *string `json:"createdDateTime"`
+}
+
+func toUserView(u *directory.User) userView {
+	return userView{ID: u.ObjectID, UserPrincipalName: u.UserName, DisplayName: u.DisplayName,
+		AccountEnabled: u.Enabled, CreatedDateTime: graphTime(u.Created)}
+}
+
+func (g *API) listUsers(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	prop, val, err := filter(r, "userPrincipalName", "displayName")
+	if err != nil {
+		return err
+	}
+	out := []userView{}
+	for _, u := range g.dir.Users(c.Principal.TenantID) {
+		if prop == "userPrincipalName" && !strings.EqualFold(u.UserName, val) || prop == "displayName" && u.DisplayName != val {
+			continue
+		}
+		out = append(out, toUserView(u))
+	}
+	list(w, "users", out)
+	return nil
+}
+
+func (g *API) getUser(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	u, err := g.dir.User(r.PathValue("id"))
+	if err != nil {
+		return notFound(r.PathValue("id"))
+	}
+	v := toUserView(u)
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#users/$entity"
+	server.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+type passwordProfile struct {
+	Password                      string `json:"password"`
+	ForceChangePasswordNextSignIn bool   `json:"forceChangePasswordNextSignIn"`
+}
+
+func (g *API) createUser(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	var body struct {
+		UserPrincipalName string           `json:"userPrincipalName"`
+		DisplayName       string           `json:"displayName"`
+		AccountEnabled    *bool            `json:"accountEnabled"`
+		MailNickname      string           `json:"mailNickname"`
+		PasswordProfile   *passwordProfile `json:"passwordProfile"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.PasswordProfile == nil {
+		return badRequest("The property 'passwordProfile' is required.")
+	}
+	u, err := g.dir.CreateUser(r.Context(), directory.UserSpec{UserName: body.UserPrincipalName,
+		DisplayName: body.DisplayName, Password: body.PasswordProfile.Password, TenantID: c.Principal.TenantID})
+	if err != nil {
+		return err
+	}
+	if body.AccountEnabled != nil && !*body.AccountEnabled {
+		if u, err = g.dir.UpdateUser(r.Context(), u.ObjectID, directory.UserUpdate{Enabled: body.AccountEnabled}); err != nil {
+			return err
+		}
+	}
+	v := toUserView(u)
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#users/$entity"
+	server.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (g *API) patchUser(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	u, err := g.dir.User(r.PathValue("id"))
+	if err != nil {
+		return notFound(r.PathValue("id"))
+	}
+	var body struct {
+		DisplayName     *string          `json:"displayName"`
+		AccountEnabled  *bool            `json:"accountEnabled"`
+		PasswordProfile *passwordProfile `json:"passwordProfile"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	upd := directory.UserUpdate{DisplayName: body.DisplayName, Enabled: body.AccountEnabled}
+	if body.PasswordProfile != nil {
+		upd.Password = &body.PasswordProfile.Password
+	}
+	if _, err := g.dir.UpdateUser(r.Context(), u.ObjectID, upd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (g *API) deleteUser(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	u, err := g.dir.User(r.PathValue("id"))
+	if err != nil {
+		return notFound(r.PathValue("id"))
+	}
+	if err := g.dir.DeleteUser(r.Context(), u.ObjectID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Directory role assignments. Graph's unifiedRoleAssignment; the id is
+// "{roleDefinitionId}_{principalId}" and the scope is always "/".
+type roleAssignmentView struct {
+	ID               string `json:"id"`
+	RoleDefinitionID string `json:"roleDefinitionId"`
+	PrincipalID      string `json:"principalId"`
+	DirectoryScopeID string `json:"directoryScopeId"`
+}
+
+// rolePrincipal is whatever can hold a directory role: an application's
+// service principal or a person.
+type rolePrincipal struct {
+	objectID string
+	roles    []string
+	setApp   string // app object id, for applications
+	setUser  string // user object id, for people
+}
+
+func (g *API) rolePrincipal(id string) (*rolePrincipal, error) {
+	if a, err := g.dir.Application(id); err == nil && strings.EqualFold(a.ObjectID, id) {
+		return &rolePrincipal{objectID: a.ObjectID, roles: a.Roles, setApp: a.AppObjectID}, nil
+	}
+	if u, err := g.dir.User(id); err == nil && strings.EqualFold(u.ObjectID, id) {
+		return &rolePrincipal{objectID: u.ObjectID, roles: u.Roles, setUser: u.ObjectID}, nil
+	}
+	return nil, badRequest("The principal '%s' does not exist or cannot hold directory roles.", clip(id))
+}
+
+func (g *API) setRoles(r *http.Request, p *rolePrincipal, roles []string) error {
+	if p.setApp != "" {
+		_, err := g.dir.UpdateApplication(r.Context(), p.setApp, directory.ApplicationUpdate{Roles: &roles})
+		return err
+	}
+	_, err := g.dir.UpdateUser(r.Context(), p.setUser, directory.UserUpdate{Roles: &roles})
+	return err
+}
+
+func (g *API) listRoleAssignments(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	prop, val, err := filter(r, "principalId", "roleDefinitionId")
+	if err != nil {
+		return err
+	}
+	out := []roleAssignmentView{}
+	add := func(oid string, roles []string) {
+		for _, role := range roles {
+			v := roleAssignmentView{ID: role + "_" + oid, RoleDefinitionID: role, PrincipalID: oid, DirectoryScopeID: "/"}
+			if prop == "principalId" && !strings.EqualFold(oid, val) || prop == "roleDefinitionId" && !strings.EqualFold(role, val) {
+				continue
+			}
+			out = append(out, v)
+		}
+	}
+	for _, a := range g.dir.Applications(c.Principal.TenantID) {
+		add(a.ObjectID, a.Roles)
+	}
+	for _, u := range g.dir.Users(c.Principal.TenantID) {
+		add(u.ObjectID, u.Roles)
+	}
+	list(w, "roleManagement/directory/roleAssignments", out)
+	return nil
+}
+
+func (g *API) createRoleAssignment(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	var body struct {
+		RoleDefinitionID string `json:"roleDefinitionId"`
+		PrincipalID      string `json:"principalId"`
+		DirectoryScopeID string `json:"directoryScopeId"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if _, ok := directory.RoleNames[strings.ToLower(body.RoleDefinitionID)]; !ok {
+		return badRequest("The role definition '%s' is not supported.", clip(body.RoleDefinitionID))
+	}
+	if body.DirectoryScopeID != "" && body.DirectoryScopeID != "/" {
+		return badRequest("Only the directory scope '/' is supported.")
+	}
+	p, err := g.rolePrincipal(body.PrincipalID)
+	if err != nil {
+		return err
+	}
+	role := strings.ToLower(body.RoleDefinitionID)
+	if !slices.Contains(p.roles, role) {
+		if err := g.setRoles(r, p, append(slices.Clone(p.roles), role)); err != nil {
+			return err
+		}
+	}
+	server.WriteJSON(w, http.StatusCreated, roleAssignmentView{ID: role + "_" + p.objectID, RoleDefinitionID: role,
+		PrincipalID: p.objectID, DirectoryScopeID: "/"})
+	return nil
+}
+
+func (g *API) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	id := r.PathValue("id")
+	role, oid, ok := strings.Cut(id, "_")
+	if !ok {
+		return notFound(id)
+	}
+	p, err := g.rolePrincipal(oid)
+	if err != nil || !slices.Contains(p.roles, strings.ToLower(role)) {
+		return notFound(id)
+	}
+	if p.objectID == c.Principal.ObjectID && strings.EqualFold(role, directory.RoleGlobalAdministrator) {
+		return badRequest("A principal cannot remove its own Global Administrator role.")
+	}
+	roles := slices.DeleteFunc(slices.Clone(p.roles), func(x string) bool { return strings.EqualFold(x, role) })
+	if err := g.setRoles(r, p, roles); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
