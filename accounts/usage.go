@@ -1,0 +1,277 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+// Usage is what one credential of one account did since the data plane's
+// previous flush. The gateway counts in memory and hands batches of these to
+// RecordUsage; nothing is written per request.
+type Usage struct {
+	// AccountID is the account's ARM id (any case).
+	AccountID string
+	// Slot is Key1 or Key2 for keys (and the STS tokens minted from them),
+	// or -1 for an identity (PrincipalID).
+	Slot        int
+	PrincipalID string
+	// Requests since the previous flush.
+	Requests int64
+	LastUsed time.Time
+	// ClientAddresses and UserAgents are the most recent distinct values,
+	// newest first.
+	ClientAddresses []string
+	UserAgents      []string
+}
+
+// Evidence retention and granularity.
+const (
+	bucketWidth   = 5 * time.Minute
+	retention     = 24 * time.Hour
+	maxRecent     = 5
+	maxPrincipals = 50
+)
+
+// usageRecord is the stored evidence of one account (kind accounts.usage,
+// key = the account's storage key).
+type usageRecord struct {
+	Slots      [2]usageCounters          `json:"slots"`
+	Principals map[string]*usageCounters `json:"principals,omitempty"`
+}
+
+// usageCounters are the counters of one slot (for one generation of its
+// key) or one principal.
+type usageCounters struct {
+	// Generation is the key generation the counters belong to; a flush for
+	// a newer generation starts them afresh (slots only).
+	Generation int64     `json:"generation,omitempty"`
+	LastUsed   time.Time `json:"lastUsed,omitzero"`
+	Total      int64     `json:"total"`
+	// Buckets count requests per 5-minute window (start, unix seconds),
+	// oldest first, for the last 24 hours.
+	Buckets         []bucket `json:"buckets,omitempty"`
+	ClientAddresses []string `json:"clientAddresses,omitempty"`
+	UserAgents      []string `json:"userAgents,omitempty"`
+}
+
+type bucket struct {
+	Start int64 `json:"t"`
+	Count int64 `json:"n"`
+}
+
+func (c *usageCounters) add(u *Usage, now time.Time) {
+	c.Total += u.Requests
+	if u.LastUsed.After(c.LastUsed) {
+		c.LastUsed = storage.Now(u.LastUsed)
+	}
+	start := u.LastUsed.Truncate(bucketWidth).Unix()
+	if i := len(c.Buckets) - 1; i >= 0 && c.Buckets[i].Start == start {
+		c.Buckets[i].Count += u.Requests
+	} else {
+		c.Buckets = append(c.Buckets, bucket{Start: start, Count: u.Requests})
+		sort.SliceStable(c.Buckets, func(i, j int) bool { return c.Buckets[i].Start < c.Buckets[j].Start })
+	}
+	cutoff := now.Add(-retention).Unix()
+	c.Buckets = slices.DeleteFunc(c.Buckets, func(b bucket) bool { return b.Start+int64(bucketWidth/time.Second) <= cutoff })
+	c.ClientAddresses = mergeRecent(u.ClientAddresses, c.ClientAddresses)
+	c.UserAgents = mergeRecent(u.UserAgents, c.UserAgents)
+}
+
+// mergeRecent puts newer (newest first) in front of older, keeping
+// maxRecent distinct values of at most 256 bytes.
+func mergeRecent(newer, older []string) []string {
+	out := make([]string, 0, maxRecent)
+	for _, v := range slices.Concat(newer, older) {
+		if len(v) > 256 {
+			v = v[:256]
+		}
+		if v == "" || slices.Contains(out, v) {
+			continue
+		}
+		out = append(out, v)
+		if len(out) == maxRecent {
+			break
+		}
+	}
+	return out
+}
+
+func (c *usageCounters) since(t time.Time) int64 {
+	var n int64
+	for _, b := range c.Buckets {
+		if b.Start+int64(bucketWidth/time.Second) > t.Unix() {
+			n += b.Count
+		}
+	}
+	return n
+}
+
+// RecordUsage stores a batch of usage counts (the data plane's flush). Each
+// account's evidence is one record, updated atomically, so flushes from
+// several nodes add up. Usage of unknown (deleted) accounts is dropped.
+// Counts for a key slot are attributed to the slot's current generation.
+func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
+	byAccount := map[string][]*Usage{}
+	for i := range batch {
+		u := &batch[i]
+		if u.Requests <= 0 || (u.Slot != Key1 && u.Slot != Key2 && u.PrincipalID == "") {
+			continue
+		}
+		a, ok := s.ByID(u.AccountID)
+		if !ok {
+			continue
+		}
+		byAccount[a.Key()] = append(byAccount[a.Key()], u)
+	}
+	var errs []error
+	for key, us := range byAccount {
+		a, ok := s.ByID(key)
+		if !ok {
+			continue
+		}
+		gens := [2]int64{a.Keys[0].Generation, a.Keys[1].Generation}
+		now := s.opts.Now()
+		apply := func(r *usageRecord) {
+			for _, u := range us {
+				var c *usageCounters
+				if u.Slot == Key1 || u.Slot == Key2 {
+					c = &r.Slots[u.Slot]
+					if c.Generation != gens[u.Slot] {
+						*c = usageCounters{Generation: gens[u.Slot]}
+					}
+				} else {
+					if r.Principals == nil {
+						r.Principals = map[string]*usageCounters{}
+					}
+					p := strings.ToLower(u.PrincipalID)
+					if c = r.Principals[p]; c == nil {
+						c = &usageCounters{}
+						r.Principals[p] = c
+					}
+				}
+				c.add(u, now)
+			}
+			trimPrincipals(r)
+		}
+		_, err := s.usage.Update(ctx, key, func(r *storage.Record[usageRecord]) error {
+			apply(&r.Value)
+			return nil
+		})
+		if errors.Is(err, storage.ErrNotFound) {
+			var v usageRecord
+			apply(&v)
+			_, err = s.usage.Create(ctx, &storage.Record[usageRecord]{Key: key, Value: v})
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				// Another node created it first: add to theirs.
+				_, err = s.usage.Update(ctx, key, func(r *storage.Record[usageRecord]) error {
+					apply(&r.Value)
+					return nil
+				})
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// trimPrincipals keeps the maxPrincipals most recently seen principals.
+func trimPrincipals(r *usageRecord) {
+	if len(r.Principals) <= maxPrincipals {
+		return
+	}
+	type kv struct {
+		k string
+		t time.Time
+	}
+	var all []kv
+	for k, c := range r.Principals {
+		all = append(all, kv{k, c.LastUsed})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].t.After(all[j].t) })
+	for _, e := range all[maxPrincipals:] {
+		delete(r.Principals, e.k)
+	}
+}
+
+// KeyUsage is the evidence of how one key slot is used: what to look at
+// before regenerating it.
+type KeyUsage struct {
+	// KeyName is "key1" or "key2".
+	KeyName       string
+	Generation    int64
+	RegeneratedAt time.Time
+	// LastUsed is zero when the current key was never used (as far as the
+	// data plane has flushed).
+	LastUsed            time.Time
+	RequestsLastHour    int64
+	RequestsLast24Hours int64
+	// RequestsTotal counts every request since the key was generated.
+	RequestsTotal   int64
+	ClientAddresses []string
+	UserAgents      []string
+}
+
+// PrincipalUsage is the evidence of one identity's use of the account.
+type PrincipalUsage struct {
+	PrincipalID         string
+	LastUsed            time.Time
+	RequestsLastHour    int64
+	RequestsLast24Hours int64
+	ClientAddresses     []string
+	UserAgents          []string
+}
+
+// Evidence is an account's usage evidence.
+type Evidence struct {
+	Keys       [2]KeyUsage
+	Principals []PrincipalUsage
+}
+
+// KeyUsage returns the account's usage evidence, as of the data plane's
+// last flush (at most one flush interval old).
+//
+// Errors (*gatehouse.Error): 404 ResourceNotFound; 503.
+func (s *Service) KeyUsage(ctx context.Context, id *gatehouse.ResourceID) (*Evidence, error) {
+	a, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var u usageRecord
+	rec, err := s.usage.Get(ctx, a.Key())
+	switch {
+	case err == nil:
+		u = rec.Value
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, unavailable(err)
+	}
+	now := s.opts.Now()
+	ev := &Evidence{}
+	for slot := range 2 {
+		k := KeyUsage{KeyName: SlotName(slot), Generation: a.Keys[slot].Generation, RegeneratedAt: a.Keys[slot].RegeneratedAt}
+		if c := u.Slots[slot]; c.Generation == k.Generation {
+			k.LastUsed, k.RequestsTotal = c.LastUsed, c.Total
+			k.RequestsLastHour, k.RequestsLast24Hours = c.since(now.Add(-time.Hour)), c.since(now.Add(-retention))
+			k.ClientAddresses, k.UserAgents = c.ClientAddresses, c.UserAgents
+		}
+		ev.Keys[slot] = k
+	}
+	for p, c := range u.Principals {
+		ev.Principals = append(ev.Principals, PrincipalUsage{PrincipalID: p, LastUsed: c.LastUsed,
+			RequestsLastHour: c.since(now.Add(-time.Hour)), RequestsLast24Hours: c.since(now.Add(-retention)),
+			ClientAddresses: c.ClientAddresses, UserAgents: c.UserAgents})
+	}
+	sort.Slice(ev.Principals, func(i, j int) bool { return ev.Principals[i].LastUsed.After(ev.Principals[j].LastUsed) })
+	return ev, nil
+}

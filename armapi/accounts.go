@@ -1,0 +1,445 @@
+package armapi
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
+)
+
+// Actions of Microsoft.CognitiveServices/accounts. listKeyUsage is
+// Gatehouse's extension action.
+const (
+	actAccountRead     = "Microsoft.CognitiveServices/accounts/read"
+	actAccountWrite    = "Microsoft.CognitiveServices/accounts/write"
+	actAccountDelete   = "Microsoft.CognitiveServices/accounts/delete"
+	actListKeys        = "Microsoft.CognitiveServices/accounts/listKeys/action"
+	actRegenerateKey   = "Microsoft.CognitiveServices/accounts/regenerateKey/action"
+	actListKeyUsage    = "Microsoft.CognitiveServices/accounts/listKeyUsage/action"
+	actIdentityAssign  = "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
+	codeLinkedAuthFail = "LinkedAuthorizationFailed"
+)
+
+// Account JSON, as armcognitiveservices/v2 reads it (azure-wire.md §5.2).
+type accountJSON struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Kind       string            `json:"kind"`
+	SKU        accounts.SKU      `json:"sku"`
+	Etag       string            `json:"etag"`
+	Tags       map[string]string `json:"tags"`
+	Identity   *identityJSON     `json:"identity,omitempty"`
+	SystemData systemDataJSON    `json:"systemData"`
+	Properties accountPropsJSON  `json:"properties"`
+}
+
+type identityJSON struct {
+	Type                   string                      `json:"type"`
+	PrincipalID            string                      `json:"principalId,omitempty"`
+	TenantID               string                      `json:"tenantId,omitempty"`
+	UserAssignedIdentities map[string]userIdentityJSON `json:"userAssignedIdentities,omitempty"`
+}
+
+type userIdentityJSON struct {
+	PrincipalID string `json:"principalId"`
+	ClientID    string `json:"clientId"`
+}
+
+type systemDataJSON struct {
+	CreatedAt          string `json:"createdAt"`
+	CreatedBy          string `json:"createdBy"`
+	CreatedByType      string `json:"createdByType"`
+	LastModifiedAt     string `json:"lastModifiedAt"`
+	LastModifiedBy     string `json:"lastModifiedBy"`
+	LastModifiedByType string `json:"lastModifiedByType"`
+}
+
+type accountPropsJSON struct {
+	ProvisioningState   string                    `json:"provisioningState"`
+	Endpoint            string                    `json:"endpoint"`
+	Endpoints           map[string]string         `json:"endpoints"`
+	CustomSubDomainName string                    `json:"customSubDomainName,omitempty"`
+	PublicNetworkAccess string                    `json:"publicNetworkAccess"`
+	DisableLocalAuth    bool                      `json:"disableLocalAuth"`
+	DateCreated         string                    `json:"dateCreated"`
+	InternalID          string                    `json:"internalId"`
+	Capabilities        []map[string]string       `json:"capabilities"`
+	RateLimits          []accounts.ThrottlingRule `json:"rateLimits,omitempty"`
+	CallRateLimit       *callRateLimitJSON        `json:"callRateLimit,omitempty"`
+}
+
+type callRateLimitJSON struct {
+	Rules []accounts.ThrottlingRule `json:"rules"`
+}
+
+// endpointNames are the per-API entries of properties.endpoints, by kind.
+var endpointNames = map[string][]string{
+	"OpenAI":            {"OpenAI Language Model Instance API"},
+	"TextAnalytics":     {"Language"},
+	"AIServices":        {"OpenAI Language Model Instance API", "Language"},
+	"CognitiveServices": {"Language"},
+}
+
+func accountView(a *accounts.Account) accountJSON {
+	tags := a.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	v := accountJSON{
+		ID: a.ID, Name: a.Name, Type: accounts.Type, Location: a.Location, Kind: a.Kind, SKU: a.SKU,
+		Etag: etag(a.Revision), Tags: tags,
+		SystemData: systemDataJSON{
+			CreatedAt: armTime(a.CreatedAt), CreatedBy: a.CreatedBy.ObjectID, CreatedByType: a.CreatedBy.Type,
+			LastModifiedAt: armTime(a.UpdatedAt), LastModifiedBy: a.UpdatedBy.ObjectID, LastModifiedByType: a.UpdatedBy.Type,
+		},
+		Properties: accountPropsJSON{
+			ProvisioningState: "Succeeded", Endpoint: a.Endpoint, Endpoints: map[string]string{},
+			CustomSubDomainName: a.CustomSubDomainName, PublicNetworkAccess: a.PublicNetworkAccess,
+			DisableLocalAuth: a.DisableLocalAuth, DateCreated: armTime(a.CreatedAt), InternalID: a.InternalID,
+			Capabilities: []map[string]string{{"name": "VirtualNetworks"}},
+			RateLimits:   a.RateLimits,
+		},
+	}
+	for _, n := range endpointNames[a.Kind] {
+		v.Properties.Endpoints[n] = a.Endpoint
+	}
+	if len(a.RateLimits) > 0 {
+		v.Properties.CallRateLimit = &callRateLimitJSON{Rules: a.RateLimits}
+	}
+	if id := a.Identity; id != nil {
+		v.Identity = &identityJSON{Type: id.Type}
+		if id.System != nil {
+			v.Identity.PrincipalID, v.Identity.TenantID = id.System.PrincipalID, id.System.TenantID
+		}
+		for rid, ref := range id.UserAssigned {
+			if v.Identity.UserAssignedIdentities == nil {
+				v.Identity.UserAssignedIdentities = map[string]userIdentityJSON{}
+			}
+			v.Identity.UserAssignedIdentities[rid] = userIdentityJSON{PrincipalID: ref.PrincipalID, ClientID: ref.ClientID}
+		}
+	}
+	return v
+}
+
+// accountBody is a PUT or PATCH body. Pointers distinguish "absent" from
+// "zero".
+type accountBody struct {
+	Kind       string            `json:"kind"`
+	Location   string            `json:"location"`
+	SKU        *accounts.SKU     `json:"sku"`
+	Tags       map[string]string `json:"tags"`
+	Identity   *identityBody     `json:"identity"`
+	Properties *struct {
+		CustomSubDomainName *string                    `json:"customSubDomainName"`
+		DisableLocalAuth    *bool                      `json:"disableLocalAuth"`
+		PublicNetworkAccess *string                    `json:"publicNetworkAccess"`
+		RateLimits          *[]accounts.ThrottlingRule `json:"rateLimits"`
+	} `json:"properties"`
+}
+
+type identityBody struct {
+	Type                   string                 `json:"type"`
+	UserAssignedIdentities map[string]emptyObject `json:"userAssignedIdentities"`
+}
+
+// emptyObject accepts the {} (or null) ARM clients send per
+// user-assigned identity.
+type emptyObject struct{}
+
+func (b *accountBody) spec() accounts.Spec {
+	s := accounts.Spec{Kind: b.Kind, Location: b.Location, SKU: b.SKU, Tags: b.Tags}
+	if b.Identity != nil {
+		s.Identity = &accounts.IdentitySpec{Type: b.Identity.Type}
+		for id := range b.Identity.UserAssignedIdentities {
+			s.Identity.UserAssigned = append(s.Identity.UserAssigned, id)
+		}
+		sort.Strings(s.Identity.UserAssigned)
+	}
+	if p := b.Properties; p != nil {
+		s.Properties = accounts.Properties{CustomSubDomainName: p.CustomSubDomainName, DisableLocalAuth: p.DisableLocalAuth,
+			PublicNetworkAccess: p.PublicNetworkAccess, RateLimits: p.RateLimits}
+	}
+	return s
+}
+
+// accountID is the account of the path. The name is validated here, so a
+// malformed one is 400 before anything else.
+func (c *call) accountID() (*gatehouse.ResourceID, error) {
+	id := &gatehouse.ResourceID{Subscription: strings.ToLower(c.param("sub")), ResourceGroup: c.param("rg"),
+		Namespace: accounts.Namespace, Types: []string{"accounts"}, Names: []string{c.param("name")}}
+	return id, accounts.ValidateName(c.param("name"))
+}
+
+func (c *call) actor() accounts.Actor {
+	return accounts.Actor{ObjectID: c.principal.ObjectID, Type: actorType(c.principal)}
+}
+
+func listAccounts(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	scope := &gatehouse.ResourceID{Subscription: s.ID}
+	if rg := c.param("rg"); rg != "" {
+		g, err := c.api.opts.Resources.Group(c.ctx(), s.ID, rg)
+		if err != nil {
+			return err
+		}
+		scope = g.ID()
+	}
+	all, err := c.api.opts.Accounts.List(c.ctx(), scope)
+	if err != nil {
+		return err
+	}
+	out := list[accountJSON]{Value: []accountJSON{}}
+	for _, a := range all {
+		if id, ok := accounts.ParseID(a.ID); ok && c.can(actAccountRead, id) {
+			out.Value = append(out.Value, accountView(a))
+		}
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+// accountCall runs the common prologue: subscription, authorization,
+// resource group, name.
+func (c *call) accountCall(action string) (*gatehouse.ResourceID, error) {
+	if _, err := c.subscription(); err != nil {
+		return nil, err
+	}
+	id, nameErr := c.accountID()
+	if err := c.authorize(action, id); err != nil {
+		return nil, err
+	}
+	if _, err := c.group(); err != nil {
+		return nil, err
+	}
+	return id, nameErr
+}
+
+func getAccount(c *call) error {
+	id, err := c.accountCall(actAccountRead)
+	if err != nil {
+		return err
+	}
+	a, err := c.api.opts.Accounts.Get(c.ctx(), id)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, accountView(a))
+}
+
+// PUT completes synchronously: 201 (created) or 200 (updated) with
+// provisioningState Succeeded, which azcore's body poller treats as done.
+func putAccount(c *call) error {
+	id, err := c.accountCall(actAccountWrite)
+	if err != nil {
+		return err
+	}
+	var body accountBody
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	spec := body.spec()
+	if err := c.authorizeIdentities(spec.Identity); err != nil {
+		return err
+	}
+	a, created, err := c.api.opts.Accounts.Put(c.ctx(), id, spec, c.actor())
+	if err != nil {
+		return err
+	}
+	c.accountDetails(a)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.reply(status, accountView(a))
+}
+
+func patchAccount(c *call) error {
+	id, err := c.accountCall(actAccountWrite)
+	if err != nil {
+		return err
+	}
+	var body accountBody
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	spec := body.spec()
+	if err := c.authorizeIdentities(spec.Identity); err != nil {
+		return err
+	}
+	a, err := c.api.opts.Accounts.Patch(c.ctx(), id, spec, c.actor())
+	if err != nil {
+		return err
+	}
+	c.accountDetails(a)
+	return c.reply(http.StatusOK, accountView(a))
+}
+
+// authorizeIdentities: attaching a user-assigned identity needs its assign
+// action, as in ARM (403 LinkedAuthorizationFailed).
+func (c *call) authorizeIdentities(spec *accounts.IdentitySpec) error {
+	if spec == nil {
+		return nil
+	}
+	for _, u := range spec.UserAssigned {
+		rid, err := gatehouse.ParseResourceID(u)
+		if err != nil {
+			continue // the service rejects it with a 400
+		}
+		if !c.can(actIdentityAssign, rid) {
+			c.denied = true
+			return gatehouse.Errorf(http.StatusForbidden, codeLinkedAuthFail,
+				"The client '%s' has permission to perform action '%s' on scope '%s', however it does not have permission to perform action(s) '%s' on the linked scope(s) '%s' or the linked scope(s) are invalid.",
+				c.principal.ObjectID, c.action, clip(c.auditScope), actIdentityAssign, clip(rid.String()))
+		}
+	}
+	return nil
+}
+
+func (c *call) accountDetails(a *accounts.Account) {
+	c.detail("kind", a.Kind)
+	c.detail("sku", a.SKU.Name)
+	c.detail("location", a.Location)
+	c.detail("disableLocalAuth", boolString(a.DisableLocalAuth))
+	if a.CustomSubDomainName != "" {
+		c.detail("customSubDomainName", a.CustomSubDomainName)
+	}
+	if a.Identity != nil {
+		c.detail("identityType", a.Identity.Type)
+	}
+}
+
+// DELETE: 200 when deleted, 204 when there was nothing (both done for
+// azcore's poller). Role assignments at the account go with it.
+func deleteAccount(c *call) error {
+	id, err := c.accountCall(actAccountDelete)
+	if err != nil {
+		return err
+	}
+	existed, err := c.api.opts.Accounts.Delete(c.ctx(), id)
+	if err != nil {
+		return err
+	}
+	if _, err := c.api.opts.Authz.DeleteAssignmentsWithin(c.ctx(), id); err != nil {
+		return err
+	}
+	if !existed {
+		c.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	c.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+type keysJSON struct {
+	Key1 string `json:"key1"`
+	Key2 string `json:"key2"`
+}
+
+// POST …/listKeys (az sends Content-Length: 0; any body is ignored).
+func listKeys(c *call) error {
+	id, err := c.accountCall(actListKeys)
+	if err != nil {
+		return err
+	}
+	keys, err := c.api.opts.Accounts.ListKeys(c.ctx(), id)
+	if err != nil {
+		return err
+	}
+	c.w.Header().Set("Cache-Control", "no-store")
+	return c.reply(http.StatusOK, keysJSON{Key1: keys.Key1, Key2: keys.Key2})
+}
+
+// POST …/regenerateKey {"keyName":"Key1"|"Key2"} (any case) → both keys.
+func regenerateKey(c *call) error {
+	id, err := c.accountCall(actRegenerateKey)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		KeyName string `json:"keyName"`
+	}
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	slot, ok := accounts.ParseKeyName(body.KeyName)
+	if !ok {
+		return gatehouse.BadRequestf("InvalidKeyName", "The key name '%s' is invalid. It must be Key1 or Key2.", clip(body.KeyName)).WithTarget("keyName")
+	}
+	c.detail("keyName", []string{"Key1", "Key2"}[slot])
+	keys, a, err := c.api.opts.Accounts.RegenerateKey(c.ctx(), id, slot, c.actor())
+	if err != nil {
+		return err
+	}
+	c.detail("generation", strconv.FormatInt(a.Keys[slot].Generation, 10))
+	c.w.Header().Set("Cache-Control", "no-store")
+	return c.reply(http.StatusOK, keysJSON{Key1: keys.Key1, Key2: keys.Key2})
+}
+
+// keyUsageJSON is the body of Gatehouse's listKeyUsage extension action.
+type keyUsageJSON struct {
+	KeyName             string   `json:"keyName"`
+	Generation          int64    `json:"generation"`
+	RegeneratedAt       string   `json:"regeneratedAt"`
+	LastUsed            *string  `json:"lastUsed"`
+	RequestsLastHour    int64    `json:"requestsLastHour"`
+	RequestsLast24Hours int64    `json:"requestsLast24Hours"`
+	RequestsTotal       int64    `json:"requestsTotal"`
+	ClientAddresses     []string `json:"recentClientAddresses"`
+	UserAgents          []string `json:"recentUserAgents"`
+}
+
+type principalUsageJSON struct {
+	PrincipalID         string   `json:"principalId"`
+	LastUsed            string   `json:"lastUsed"`
+	RequestsLastHour    int64    `json:"requestsLastHour"`
+	RequestsLast24Hours int64    `json:"requestsLast24Hours"`
+	ClientAddresses     []string `json:"recentClientAddresses"`
+	UserAgents          []string `json:"recentUserAgents"`
+}
+
+// POST …/listKeyUsage: per-slot usage evidence (a Gatehouse extension).
+func listKeyUsage(c *call) error {
+	id, err := c.accountCall(actListKeyUsage)
+	if err != nil {
+		return err
+	}
+	ev, err := c.api.opts.Accounts.KeyUsage(c.ctx(), id)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Value      []keyUsageJSON       `json:"value"`
+		Principals []principalUsageJSON `json:"principals"`
+	}{Value: []keyUsageJSON{}, Principals: []principalUsageJSON{}}
+	for _, k := range ev.Keys {
+		j := keyUsageJSON{KeyName: k.KeyName, Generation: k.Generation, RegeneratedAt: armTime(k.RegeneratedAt),
+			RequestsLastHour: k.RequestsLastHour, RequestsLast24Hours: k.RequestsLast24Hours, RequestsTotal: k.RequestsTotal,
+			ClientAddresses: nonNil(k.ClientAddresses), UserAgents: nonNil(k.UserAgents)}
+		if !k.LastUsed.IsZero() {
+			t := k.LastUsed.UTC().Format(time.RFC3339)
+			j.LastUsed = &t
+		}
+		out.Value = append(out.Value, j)
+	}
+	for _, p := range ev.Principals {
+		out.Principals = append(out.Principals, principalUsageJSON{PrincipalID: p.PrincipalID,
+			LastUsed: p.LastUsed.UTC().Format(time.RFC3339), RequestsLastHour: p.RequestsLastHour,
+			RequestsLast24Hours: p.RequestsLast24Hours, ClientAddresses: nonNil(p.ClientAddresses), UserAgents: nonNil(p.UserAgents)})
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,372 @@
+package armapi
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/authz"
+)
+
+// Actions of Microsoft.Authorization.
+const (
+	actAssignmentRead   = "Microsoft.Authorization/roleAssignments/read"
+	actAssignmentWrite  = "Microsoft.Authorization/roleAssignments/write"
+	actAssignmentDelete = "Microsoft.Authorization/roleAssignments/delete"
+	actRoleWrite        = "Microsoft.Authorization/roleDefinitions/write"
+	actRoleDelete       = "Microsoft.Authorization/roleDefinitions/delete"
+)
+
+type assignmentJSON struct {
+	ID         string                   `json:"id"`
+	Name       string                   `json:"name"`
+	Type       string                   `json:"type"`
+	Properties assignmentPropertiesJSON `json:"properties"`
+}
+
+type assignmentPropertiesJSON struct {
+	RoleDefinitionID                   string  `json:"roleDefinitionId"`
+	PrincipalID                        string  `json:"principalId"`
+	PrincipalType                      string  `json:"principalType"`
+	Scope                              string  `json:"scope"`
+	Description                        *string `json:"description"`
+	Condition                          *string `json:"condition"`
+	ConditionVersion                   *string `json:"conditionVersion"`
+	CreatedOn                          string  `json:"createdOn"`
+	UpdatedOn                          string  `json:"updatedOn"`
+	CreatedBy                          string  `json:"createdBy"`
+	UpdatedBy                          string  `json:"updatedBy"`
+	DelegatedManagedIdentityResourceID *string `json:"delegatedManagedIdentityResourceId"`
+}
+
+func assignmentView(a *authz.Assignment) assignmentJSON {
+	scope := a.ScopeID()
+	v := assignmentJSON{ID: a.ID(), Name: a.Name, Type: "Microsoft.Authorization/roleAssignments",
+		Properties: assignmentPropertiesJSON{
+			RoleDefinitionID: authz.DefinitionID(scope, a.RoleDefinitionID), PrincipalID: a.PrincipalID,
+			PrincipalType: a.PrincipalType, Scope: scope.String(),
+			CreatedOn: armTime(a.CreatedOn), UpdatedOn: armTime(a.UpdatedOn), CreatedBy: a.CreatedBy, UpdatedBy: a.UpdatedBy,
+		}}
+	if a.Description != "" {
+		d := a.Description
+		v.Properties.Description = &d
+	}
+	return v
+}
+
+// assignmentFilter parses the $filter ARM accepts on role-assignment lists:
+// atScope(), principalId eq '{id}', assignedTo('{id}'), joined by "and".
+var (
+	reAtScope    = regexp.MustCompile(`(?i)^atScope\(\)$`)
+	rePrincipal  = regexp.MustCompile(`(?i)^principalId\s+eq\s+'([^']*)'$`)
+	reAssignedTo = regexp.MustCompile(`(?i)^assignedTo\('([^']*)'\)$`)
+	reRoleName   = regexp.MustCompile(`(?i)^roleName\s+eq\s+'([^']*)'$`)
+	reRoleType   = regexp.MustCompile(`(?i)^type\s+eq\s+'([^']*)'$`)
+	reAnd        = regexp.MustCompile(`(?i)\s+and\s+`)
+)
+
+func errFilter(f string) error {
+	return gatehouse.BadRequestf("UnsupportedQuery", "The $filter '%s' is not supported.", clip(f)).WithTarget("$filter")
+}
+
+func parseAssignmentFilter(f string, out *authz.AssignmentFilter) error {
+	if strings.TrimSpace(f) == "" {
+		return nil
+	}
+	for _, term := range reAnd.Split(strings.TrimSpace(f), -1) {
+		term = strings.TrimSpace(term)
+		switch {
+		case reAtScope.MatchString(term):
+			out.AtScope = true
+		case rePrincipal.MatchString(term):
+			out.PrincipalID = rePrincipal.FindStringSubmatch(term)[1]
+		case reAssignedTo.MatchString(term):
+			// No groups in the directory: assigned to = held directly.
+			out.PrincipalID = reAssignedTo.FindStringSubmatch(term)[1]
+		default:
+			return errFilter(f)
+		}
+	}
+	return nil
+}
+
+// GET {scope}/providers/Microsoft.Authorization/roleAssignments: the
+// assignments at, above and beneath scope (atScope(): at and above).
+func listAssignments(c *call) error {
+	// Authorization first, as ARM does: a caller without rights learns
+	// nothing about what exists.
+	if !c.can(actAssignmentRead, c.scope) {
+		return errAuthorizationFailed(c.principal.ObjectID, actAssignmentRead, c.scope)
+	}
+	if err := c.checkScope(c.scope); err != nil {
+		return err
+	}
+	f := authz.AssignmentFilter{Scope: c.scope}
+	if c.scope.IsRoot() {
+		f.Scope = nil
+	}
+	if err := parseAssignmentFilter(c.r.URL.Query().Get("$filter"), &f); err != nil {
+		return err
+	}
+	out := list[assignmentJSON]{Value: []assignmentJSON{}}
+	for _, a := range c.api.opts.Authz.Assignments(f) {
+		out.Value = append(out.Value, assignmentView(a))
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+func (c *call) assignmentName() (string, error) {
+	name, ok := gatehouse.NormalizeGUID(c.param("name"))
+	if !ok {
+		return "", gatehouse.BadRequestf("InvalidRoleAssignmentId",
+			"The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", clip(c.param("name")))
+	}
+	return name, nil
+}
+
+// GET {scope}/providers/Microsoft.Authorization/roleAssignments/{name},
+// also reached as GET /{roleAssignmentId}.
+func getAssignment(c *call) error {
+	name, err := c.assignmentName()
+	if err != nil {
+		return err
+	}
+	if !c.can(actAssignmentRead, c.scope) {
+		return errAuthorizationFailed(c.principal.ObjectID, actAssignmentRead, c.scope)
+	}
+	a, ok := c.api.opts.Authz.Assignment(name)
+	if !ok || !strings.EqualFold(a.ScopeID().Key(), c.scope.Key()) {
+		return gatehouse.NotFoundf("RoleAssignmentNotFound", "The role assignment '%s' is not found.", name)
+	}
+	return c.reply(http.StatusOK, assignmentView(a))
+}
+
+type assignmentBody struct {
+	Properties *struct {
+		RoleDefinitionID string  `json:"roleDefinitionId"`
+		PrincipalID      string  `json:"principalId"`
+		PrincipalType    string  `json:"principalType"`
+		Description      *string `json:"description"`
+		Condition        *string `json:"condition"`
+		ConditionVersion *string `json:"conditionVersion"`
+	} `json:"properties"`
+}
+
+// PUT {scope}/providers/Microsoft.Authorization/roleAssignments/{name}:
+// 201 when created, 200 when it already existed as asked.
+func putAssignment(c *call) error {
+	name, err := c.assignmentName()
+	if err != nil {
+		return err
+	}
+	if err := c.authorize(actAssignmentWrite, c.scope); err != nil {
+		return err
+	}
+	if err := c.checkScope(c.scope); err != nil {
+		return err
+	}
+	var body assignmentBody
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	p := body.Properties
+	if p == nil {
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content must have properties.").WithTarget("properties")
+	}
+	spec := authz.AssignmentSpec{RoleDefinitionID: p.RoleDefinitionID, PrincipalID: p.PrincipalID, PrincipalType: p.PrincipalType}
+	if p.Description != nil {
+		spec.Description = *p.Description
+	}
+	if p.Condition != nil {
+		spec.Condition = *p.Condition
+	}
+	if p.ConditionVersion != nil {
+		spec.ConditionVersion = *p.ConditionVersion
+	}
+	c.detail("principalId", clip(p.PrincipalID))
+	if id, ok := authz.RoleIDFromDefinitionID(p.RoleDefinitionID); ok {
+		c.detail("roleDefinitionId", id)
+	}
+	a, created, err := c.api.opts.Authz.CreateAssignment(c.ctx(), c.scope, name, spec, c.principal.ObjectID)
+	if err != nil {
+		return err
+	}
+	c.detail("name", a.Name)
+	c.detail("principalType", a.PrincipalType)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.reply(status, assignmentView(a))
+}
+
+// DELETE …/roleAssignments/{name}: 200 with the deleted assignment, 204
+// when there was none.
+func deleteAssignment(c *call) error {
+	name, err := c.assignmentName()
+	if err != nil {
+		return err
+	}
+	if err := c.authorize(actAssignmentDelete, c.scope); err != nil {
+		return err
+	}
+	c.detail("name", name)
+	a, err := c.api.opts.Authz.DeleteAssignment(c.ctx(), c.scope, name)
+	if err != nil {
+		return err
+	}
+	if a == nil {
+		c.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	c.detail("principalId", a.PrincipalID)
+	c.detail("roleDefinitionId", a.RoleDefinitionID)
+	return c.reply(http.StatusOK, assignmentView(a))
+}
+
+type roleJSON struct {
+	ID         string             `json:"id"`
+	Name       string             `json:"name"`
+	Type       string             `json:"type"`
+	Properties rolePropertiesJSON `json:"properties"`
+}
+
+type rolePropertiesJSON struct {
+	RoleName         string             `json:"roleName"`
+	Type             string             `json:"type"`
+	Description      string             `json:"description"`
+	AssignableScopes []string           `json:"assignableScopes"`
+	Permissions      []authz.Permission `json:"permissions"`
+	CreatedOn        *string            `json:"createdOn"`
+	UpdatedOn        *string            `json:"updatedOn"`
+	CreatedBy        *string            `json:"createdBy"`
+	UpdatedBy        *string            `json:"updatedBy"`
+}
+
+// roleView renders a role definition as seen from scope: its id lives
+// under the scope's subscription (or the root), as ARM answers.
+func roleView(scope *gatehouse.ResourceID, d *authz.RoleDefinition) roleJSON {
+	v := roleJSON{ID: authz.DefinitionID(scope, d.ID), Name: d.ID, Type: "Microsoft.Authorization/roleDefinitions",
+		Properties: rolePropertiesJSON{RoleName: d.RoleName, Type: string(d.Type), Description: d.Description,
+			AssignableScopes: d.AssignableScopes, Permissions: make([]authz.Permission, len(d.Permissions))}}
+	for i, p := range d.Permissions {
+		v.Properties.Permissions[i] = authz.Permission{Actions: nonNil(p.Actions), NotActions: nonNil(p.NotActions),
+			DataActions: nonNil(p.DataActions), NotDataActions: nonNil(p.NotDataActions)}
+	}
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	v.Properties.CreatedOn, v.Properties.UpdatedOn = opt(armTime(d.CreatedOn)), opt(armTime(d.UpdatedOn))
+	v.Properties.CreatedBy, v.Properties.UpdatedBy = opt(d.CreatedBy), opt(d.UpdatedBy)
+	return v
+}
+
+// Role definitions are readable by every authenticated principal (Azure
+// publishes its built-in roles to everyone).
+func listRoleDefinitions(c *call) error {
+	if err := c.checkScope(c.scope); err != nil {
+		return err
+	}
+	f := authz.RoleFilter{Scope: c.scope}
+	if q := strings.TrimSpace(c.r.URL.Query().Get("$filter")); q != "" {
+		for _, term := range reAnd.Split(q, -1) {
+			term = strings.TrimSpace(term)
+			switch {
+			case reRoleName.MatchString(term):
+				f.Name = reRoleName.FindStringSubmatch(term)[1]
+			case reRoleType.MatchString(term):
+				f.Type = authz.RoleType(reRoleType.FindStringSubmatch(term)[1])
+			default:
+				return errFilter(q)
+			}
+		}
+	}
+	out := list[roleJSON]{Value: []roleJSON{}}
+	for _, d := range c.api.opts.Authz.Roles(f) {
+		out.Value = append(out.Value, roleView(c.scope, d))
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+func getRoleDefinition(c *call) error {
+	id, ok := gatehouse.NormalizeGUID(c.param("name"))
+	if !ok {
+		return gatehouse.BadRequestf("InvalidRoleDefinitionId", "The role definition ID '%s' is not valid. It must be a GUID.", clip(c.param("name")))
+	}
+	if err := c.checkScope(c.scope); err != nil {
+		return err
+	}
+	d, ok := c.api.opts.Authz.Role(id)
+	if !ok {
+		return gatehouse.NotFoundf("RoleDefinitionDoesNotExist", "The specified role definition with ID '%s' does not exist.", id)
+	}
+	return c.reply(http.StatusOK, roleView(c.scope, d))
+}
+
+type roleBody struct {
+	Properties *struct {
+		RoleName         string             `json:"roleName"`
+		Description      string             `json:"description"`
+		Type             string             `json:"type"`
+		Permissions      []authz.Permission `json:"permissions"`
+		AssignableScopes []string           `json:"assignableScopes"`
+	} `json:"properties"`
+}
+
+// PUT {scope}/providers/Microsoft.Authorization/roleDefinitions/{id}: a
+// custom role. The caller needs roleDefinitions/write at the request scope
+// and at every assignable scope. armauthorization accepts only 201.
+func putRoleDefinition(c *call) error {
+	if err := c.authorize(actRoleWrite, c.scope); err != nil {
+		return err
+	}
+	if err := c.checkScope(c.scope); err != nil {
+		return err
+	}
+	var body roleBody
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	p := body.Properties
+	if p == nil {
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content must have properties.").WithTarget("properties")
+	}
+	for _, s := range p.AssignableScopes {
+		sid, err := gatehouse.ParseResourceID(s)
+		if err != nil {
+			continue // the service rejects it with a 400
+		}
+		if !c.can(actRoleWrite, sid) {
+			c.denied = true
+			return errAuthorizationFailed(c.principal.ObjectID, actRoleWrite, sid)
+		}
+	}
+	c.detail("roleName", clip(p.RoleName))
+	d, _, err := c.api.opts.Authz.PutRole(c.ctx(), c.param("name"), authz.RoleSpec{RoleName: p.RoleName, Description: p.Description,
+		Type: p.Type, Permissions: p.Permissions, AssignableScopes: p.AssignableScopes}, c.principal.ObjectID)
+	if err != nil {
+		return err
+	}
+	c.detail("roleDefinitionId", d.ID)
+	return c.reply(http.StatusCreated, roleView(c.scope, d))
+}
+
+func deleteRoleDefinition(c *call) error {
+	if err := c.authorize(actRoleDelete, c.scope); err != nil {
+		return err
+	}
+	c.detail("roleDefinitionId", clip(c.param("name")))
+	d, err := c.api.opts.Authz.DeleteRole(c.ctx(), c.param("name"))
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		c.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return c.reply(http.StatusOK, roleView(c.scope, d))
+}

@@ -1,0 +1,220 @@
+package armapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/resources"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+// authorize checks that the caller may perform action at scope, and notes
+// both for the audit entry. Denials are ARM's 403 AuthorizationFailed.
+func (c *call) authorize(action string, scope *gatehouse.ResourceID) error {
+	c.action, c.auditScope = action, scope.String()
+	if c.can(action, scope) {
+		return nil
+	}
+	c.denied = true
+	return errAuthorizationFailed(c.principal.ObjectID, action, scope)
+}
+
+// can reports whether the caller may perform action at scope (list
+// filtering; nothing is audited).
+func (c *call) can(action string, scope *gatehouse.ResourceID) bool {
+	if c.principal.ObjectID == "" {
+		return false
+	}
+	return c.api.opts.Authz.Decide(c.principal.ObjectID, authz.Action(action), scope).Allowed
+}
+
+func errAuthorizationFailed(oid, action string, scope *gatehouse.ResourceID) error {
+	return gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
+		"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+		oid, oid, action, clip(scope.String()))
+}
+
+// subscription loads the {sub} of the path and checks that the caller's
+// token belongs to its tenant.
+func (c *call) subscription() (*resources.Subscription, error) {
+	return c.subscriptionByID(c.param("sub"))
+}
+
+func (c *call) subscriptionByID(id string) (*resources.Subscription, error) {
+	s, err := c.api.opts.Resources.Subscription(c.ctx(), id)
+	if err != nil {
+		return nil, err
+	}
+	if t := c.principal.TenantID; t != "" && s.TenantID != "" && !strings.EqualFold(t, s.TenantID) {
+		return nil, gatehouse.Errorf(http.StatusUnauthorized, "InvalidAuthenticationTokenTenant",
+			"The access token is from the wrong issuer. It must match the tenant '%s' associated with this subscription.", s.TenantID)
+	}
+	return s, nil
+}
+
+// group loads the {rg} of the path (its subscription must exist).
+func (c *call) group() (*resources.Group, error) {
+	s, err := c.subscription()
+	if err != nil {
+		return nil, err
+	}
+	return c.api.opts.Resources.Group(c.ctx(), s.ID, c.param("rg"))
+}
+
+// checkScope checks that a role-assignment scope exists as far as Gatehouse
+// knows it: its subscription, its resource group, and the resource itself
+// when it is of a type Gatehouse serves.
+func (c *call) checkScope(scope *gatehouse.ResourceID) error {
+	if scope.Subscription == "" {
+		return nil
+	}
+	s, err := c.subscriptionByID(scope.Subscription)
+	if err != nil {
+		return err
+	}
+	if scope.ResourceGroup == "" {
+		return nil
+	}
+	if _, err := c.api.opts.Resources.Group(c.ctx(), s.ID, scope.ResourceGroup); err != nil {
+		return err
+	}
+	res := scope
+	for res.Scope != nil {
+		res = res.Scope
+	}
+	if res.Namespace == "" {
+		return nil
+	}
+	top := &gatehouse.ResourceID{Subscription: res.Subscription, ResourceGroup: res.ResourceGroup,
+		Namespace: res.Namespace, Types: res.Types[:1], Names: res.Names[:1]}
+	switch strings.ToLower(top.Type()) {
+	case "microsoft.cognitiveservices/accounts":
+		_, err = c.api.opts.Accounts.Get(c.ctx(), top)
+	case "microsoft.keyvault/vaults":
+		if vs := c.api.opts.Vaults; vs != nil {
+			_, err = vs.GetVault(c.ctx(), top)
+		}
+	case "microsoft.managedidentity/userassignedidentities":
+		if ids := c.api.opts.Identities; ids != nil {
+			if _, ok, gerr := ids.GetIdentity(c.ctx(), top.String()); gerr != nil {
+				err = gerr
+			} else if !ok {
+				err = errResourceNotFound(top)
+			}
+		}
+	}
+	return err
+}
+
+func errResourceNotFound(id *gatehouse.ResourceID) error {
+	return gatehouse.NotFoundf(gatehouse.CodeResourceNotFound,
+		"The Resource '%s/%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+		id.Type(), clip(id.Name()), clip(id.ResourceGroup))
+}
+
+// decode reads the JSON body into v. Errors are ARM's: 400
+// InvalidRequestContent (empty, malformed or mistyped JSON, with the
+// offending field as target), 413 RequestEntityTooLarge.
+func (c *call) decode(v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, c.api.opts.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return gatehouse.Errorf(http.StatusRequestEntityTooLarge, gatehouse.CodeRequestTooLarge,
+			"The request content size exceeds the maximum of %d bytes.", c.api.opts.MaxBodyBytes)
+	}
+	if err != nil {
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content could not be read.").WithCause(err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized: the body is empty.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized: unexpected data after the JSON value.")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a public message that names the
+// field and the expected type, never Go's type names.
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest,
+			"The request content was invalid and could not be deserialized: error converting a JSON %s at '%s' to type '%s'.",
+			te.Value, clip(te.Field), jsonTypeName(te.Type.String())).WithTarget(clip(te.Field))
+	case errors.As(err, &se):
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest,
+			"The request content was invalid and could not be deserialized: invalid JSON at offset %d.", se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized: unexpected end of JSON.")
+	}
+	return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized.").WithCause(err)
+}
+
+func jsonTypeName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "*armapi."), strings.HasPrefix(goType, "armapi."):
+		return "object"
+	case strings.HasPrefix(goType, "[]"), strings.HasPrefix(goType, "*[]"):
+		return "array"
+	case strings.Contains(goType, "bool"):
+		return "boolean"
+	case strings.Contains(goType, "float"), strings.Contains(goType, "int"):
+		return "number"
+	case strings.Contains(goType, "string"):
+		return "string"
+	}
+	return "value"
+}
+
+// reply writes v as JSON with status.
+func (c *call) reply(status int, v any) error {
+	server.WriteJSON(c.w, status, v)
+	return nil
+}
+
+// list is ARM's page shape. Gatehouse returns every item in one page.
+type list[T any] struct {
+	Value    []T    `json:"value"`
+	NextLink string `json:"nextLink,omitempty"`
+}
+
+// etag renders a storage revision as an ETag.
+func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 16) + `"` }
+
+// armTime renders t as ARM does in systemData and role assignments.
+func armTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.0000000Z")
+}
+
+// actorType is ARM's createdByType of the caller.
+func actorType(p gatehouse.Principal) string {
+	switch {
+	case p.ManagedIdentity:
+		return "ManagedIdentity"
+	case p.Type == gatehouse.PrincipalUser:
+		return "User"
+	default:
+		return "Application"
+	}
+}
+
+func boolString(b bool) string { return fmt.Sprint(b) }

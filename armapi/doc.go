@@ -1,0 +1,73 @@
+// Package armapi is Gatehouse's management API: the HTTP shapes of Azure
+// Resource Manager over the authz, resources, accounts and audit services
+// and the directory's managed identities, so that armcognitiveservices/v2,
+// armauthorization/v2, armmsi and az 2.45 work against it unmodified
+// (azure-wire.md §5 and §6).
+//
+// # Request flow
+//
+//	authenticate (bearer token, management audiences; 401 with ARM's codes
+//	              and a WWW-Authenticate challenge)
+//	→ route      (case-insensitive segments; 404 InvalidResourceType, 405)
+//	→ api-version (400 MissingApiVersionParameter, InvalidApiVersionParameter,
+//	              NoRegisteredProviderFound)
+//	→ handler:    subscription exists (400 InvalidSubscriptionId, 404
+//	              SubscriptionNotFound) → authorize (authz.Decide on the
+//	              operation's action at the resource's id; 403
+//	              AuthorizationFailed naming principal, action and scope)
+//	              → group exists (404 ResourceGroupNotFound) → names and
+//	              body (400 with ARM's codes, 413 over 4 MiB) → service
+//	→ audit:      every write (and listKeys, which reveals secrets) is
+//	              appended to the audit log with its result — Succeeded,
+//	              Failed (status, code) or Denied — never with a key
+//
+// List operations return what the caller may read (ARM filters lists the
+// same way). Long-running operations complete synchronously: PUT answers
+// 201 (created) or 200 with provisioningState Succeeded, DELETE 200 (or 204
+// when there was nothing), which azcore's pollers treat as done.
+//
+// # Routes
+//
+//	GET    /subscriptions                                   api 2019-11-01 (az login) …
+//	GET    /subscriptions/{sub}
+//	GET    /tenants
+//	GET    /subscriptions/{sub}/providers/{ns}              always "Registered"
+//	POST   /subscriptions/{sub}/providers/{ns}/register
+//	GET    /subscriptions/{sub}/resourceGroups
+//	GET|HEAD|PUT|PATCH|DELETE /subscriptions/{sub}/resourceGroups/{rg}
+//	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.CognitiveServices/accounts
+//	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}
+//	POST   …/accounts/{name}/listKeys                       → {"key1","key2"}
+//	POST   …/accounts/{name}/regenerateKey                  {"keyName":"Key1"|"Key2"} → both keys
+//	POST   …/accounts/{name}/listKeyUsage                   Gatehouse extension: usage evidence per slot
+//	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.ManagedIdentity/userAssignedIdentities
+//	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}
+//	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/vaults
+//	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}   (vaults.go)
+//	GET    /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults
+//	GET    …/providers/Microsoft.KeyVault/locations/{loc}/deletedVaults/{name}[/purge (POST)]
+//	GET    {scope}/providers/Microsoft.Authorization/roleAssignments   $filter atScope(), principalId eq, assignedTo()
+//	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}
+//	GET    {scope}/providers/Microsoft.Authorization/roleDefinitions   $filter roleName eq, type eq
+//	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}
+//
+// {scope} is any ARM scope, inserted unescaped as armauthorization and az
+// do (the root, a subscription, a group, a resource, a child resource), so
+// GET /{roleAssignmentId} and GET /{roleDefinitionId} are the same routes.
+// The accepted api-versions per provider are listed in routes.go.
+//
+// # Actions checked
+//
+//	accounts        Microsoft.CognitiveServices/accounts/{read,write,delete},
+//	                …/listKeys/action, …/regenerateKey/action, …/listKeyUsage/action
+//	                (attaching a user-assigned identity also needs its
+//	                …/userAssignedIdentities/assign/action: 403 LinkedAuthorizationFailed)
+//	groups          Microsoft.Resources/subscriptions/resourceGroups/{read,write,delete}
+//	identities      Microsoft.ManagedIdentity/userAssignedIdentities/{read,write,delete}
+//	vaults          Microsoft.KeyVault/vaults/{read,write,delete}, Microsoft.KeyVault/deletedVaults/read,
+//	                Microsoft.KeyVault/locations/deletedVaults/purge/action
+//	assignments     Microsoft.Authorization/roleAssignments/{read,write,delete}
+//	role defs       Microsoft.Authorization/roleDefinitions/{write,delete}; reads are
+//	                open to every authenticated principal, as in Azure
+//	subscriptions   listed to principals holding any role within them
+package armapi

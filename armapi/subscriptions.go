@@ -1,0 +1,302 @@
+package armapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/resources"
+)
+
+// Actions of Microsoft.Resources.
+const (
+	actSubscriptionRead = "Microsoft.Resources/subscriptions/read"
+	actGroupRead        = "Microsoft.Resources/subscriptions/resourceGroups/read"
+	actGroupWrite       = "Microsoft.Resources/subscriptions/resourceGroups/write"
+	actGroupDelete      = "Microsoft.Resources/subscriptions/resourceGroups/delete"
+)
+
+type subscriptionJSON struct {
+	ID                   string         `json:"id"`
+	AuthorizationSource  string         `json:"authorizationSource"`
+	ManagedByTenants     []any          `json:"managedByTenants"`
+	SubscriptionID       string         `json:"subscriptionId"`
+	TenantID             string         `json:"tenantId"`
+	DisplayName          string         `json:"displayName"`
+	State                string         `json:"state"`
+	SubscriptionPolicies map[string]any `json:"subscriptionPolicies"`
+}
+
+func subscriptionView(s *resources.Subscription) subscriptionJSON {
+	return subscriptionJSON{
+		ID: "/subscriptions/" + s.ID, AuthorizationSource: "RoleBased", ManagedByTenants: []any{},
+		SubscriptionID: s.ID, TenantID: s.TenantID, DisplayName: s.DisplayName, State: s.State,
+		SubscriptionPolicies: map[string]any{"locationPlacementId": "Public_2014-09-01",
+			"quotaId": "Internal_2014-09-01", "spendingLimit": "Off"},
+	}
+}
+
+// visible reports whether the caller holds any role at, above or beneath
+// the subscription: ARM lists a subscription to everyone who does.
+func (c *call) visible(s *resources.Subscription) bool {
+	return c.principal.ObjectID != "" &&
+		c.api.opts.Authz.HasAssignmentWithin(c.principal.ObjectID, &gatehouse.ResourceID{Subscription: s.ID})
+}
+
+// GET /subscriptions (az login calls it with api-version 2019-11-01).
+func listSubscriptions(c *call) error {
+	subs, err := c.api.opts.Resources.Subscriptions(c.ctx())
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Value []subscriptionJSON `json:"value"`
+		Count map[string]any     `json:"count"`
+	}{Value: []subscriptionJSON{}}
+	for _, s := range subs {
+		if t := c.principal.TenantID; t != "" && !strings.EqualFold(t, s.TenantID) {
+			continue
+		}
+		if c.visible(s) {
+			out.Value = append(out.Value, subscriptionView(s))
+		}
+	}
+	out.Count = map[string]any{"type": "Total", "value": len(out.Value)}
+	return c.reply(http.StatusOK, out)
+}
+
+func getSubscription(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	if !c.visible(s) {
+		return errAuthorizationFailed(c.principal.ObjectID, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
+	}
+	return c.reply(http.StatusOK, subscriptionView(s))
+}
+
+// GET /tenants.
+func listTenants(c *call) error {
+	type tenantJSON struct {
+		ID             string   `json:"id"`
+		TenantID       string   `json:"tenantId"`
+		TenantCategory string   `json:"tenantCategory"`
+		CountryCode    string   `json:"countryCode"`
+		DisplayName    string   `json:"displayName"`
+		Domains        []string `json:"domains"`
+		DefaultDomain  string   `json:"defaultDomain"`
+		TenantType     string   `json:"tenantType"`
+	}
+	out := list[tenantJSON]{Value: []tenantJSON{}}
+	for _, t := range c.api.opts.Tenants() {
+		if p := c.principal.TenantID; p != "" && !strings.EqualFold(p, t.ID) {
+			continue
+		}
+		out.Value = append(out.Value, tenantJSON{ID: "/tenants/" + t.ID, TenantID: t.ID, TenantCategory: "Home",
+			CountryCode: "US", DisplayName: t.DisplayName, Domains: []string{t.Domain}, DefaultDomain: t.Domain, TenantType: "AAD"})
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+// providerJSON answers resource-provider queries as registered, so a
+// client's auto-registration (azure-wire.md §5.1) finds nothing to do.
+func providerJSON(subID, ns string) map[string]any {
+	return map[string]any{
+		"id":                 "/subscriptions/" + subID + "/providers/" + ns,
+		"namespace":          ns,
+		"registrationState":  "Registered",
+		"registrationPolicy": "RegistrationRequired",
+		"resourceTypes":      []any{},
+	}
+}
+
+func getProvider(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	if !c.visible(s) {
+		return errAuthorizationFailed(c.principal.ObjectID, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
+	}
+	return c.reply(http.StatusOK, providerJSON(s.ID, c.param("ns")))
+}
+
+func registerProvider(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	scope := &gatehouse.ResourceID{Subscription: s.ID}
+	if err := c.authorize(c.param("ns")+"/register/action", scope); err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, providerJSON(s.ID, c.param("ns")))
+}
+
+type groupJSON struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags"`
+	Properties map[string]string `json:"properties"`
+}
+
+func groupView(g *resources.Group) groupJSON {
+	tags := g.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return groupJSON{ID: g.ID().String(), Name: g.Name, Type: "Microsoft.Resources/resourceGroups",
+		Location: g.Location, Tags: tags, Properties: map[string]string{"provisioningState": "Succeeded"}}
+}
+
+func listGroups(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	groups, err := c.api.opts.Resources.Groups(c.ctx(), s.ID)
+	if err != nil {
+		return err
+	}
+	out := list[groupJSON]{Value: []groupJSON{}}
+	for _, g := range groups {
+		if c.can(actGroupRead, g.ID()) {
+			out.Value = append(out.Value, groupView(g))
+		}
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+func (c *call) groupID() *gatehouse.ResourceID {
+	return &gatehouse.ResourceID{Subscription: strings.ToLower(c.param("sub")), ResourceGroup: c.param("rg")}
+}
+
+func getGroup(c *call) error {
+	if _, err := c.subscription(); err != nil {
+		return err
+	}
+	if !c.can(actGroupRead, c.groupID()) {
+		return errAuthorizationFailed(c.principal.ObjectID, actGroupRead, c.groupID())
+	}
+	g, err := c.group()
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, groupView(g))
+}
+
+// HEAD …/resourceGroups/{rg}: 204 when it exists, 404 when not.
+func headGroup(c *call) error {
+	if _, err := c.subscription(); err != nil {
+		return err
+	}
+	if !c.can(actGroupRead, c.groupID()) {
+		return errAuthorizationFailed(c.principal.ObjectID, actGroupRead, c.groupID())
+	}
+	if _, err := c.group(); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type groupBody struct {
+	Location string            `json:"location"`
+	Tags     map[string]string `json:"tags"`
+}
+
+func putGroup(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	if err := c.authorize(actGroupWrite, c.groupID()); err != nil {
+		return err
+	}
+	var body groupBody
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	g, created, err := c.api.opts.Resources.PutGroup(c.ctx(), s.ID, c.param("rg"), resources.GroupSpec{Location: body.Location, Tags: body.Tags}, c.principal.ObjectID)
+	if err != nil {
+		return err
+	}
+	c.detail("location", g.Location)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.reply(status, groupView(g))
+}
+
+func patchGroup(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	if err := c.authorize(actGroupWrite, c.groupID()); err != nil {
+		return err
+	}
+	var body groupBody
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	g, err := c.api.opts.Resources.PatchGroup(c.ctx(), s.ID, c.param("rg"), body.Tags, c.principal.ObjectID)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, groupView(g))
+}
+
+// DELETE …/resourceGroups/{rg} deletes what the group contains (accounts,
+// identities, role assignments), then the group, and completes
+// synchronously (200; ARM would answer 202 and poll).
+func deleteGroup(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	gid := c.groupID()
+	if err := c.authorize(actGroupDelete, gid); err != nil {
+		return err
+	}
+	g, err := c.api.opts.Resources.Group(c.ctx(), s.ID, c.param("rg"))
+	if err != nil {
+		return err
+	}
+	gid = g.ID()
+	// Children first: a crash part-way leaves a group with fewer
+	// resources, never resources without a group.
+	if _, err := c.api.opts.Accounts.DeleteWithin(c.ctx(), gid); err != nil {
+		return err
+	}
+	if vs := c.api.opts.Vaults; vs != nil {
+		if _, err := vs.DeleteVaultsWithin(c.ctx(), gid); err != nil {
+			return err
+		}
+	}
+	if ids := c.api.opts.Identities; ids != nil {
+		list, err := ids.ListIdentities(c.ctx(), gid.String())
+		if err != nil {
+			return err
+		}
+		for _, mi := range list {
+			if isUserAssigned(mi.ResourceID) {
+				if _, err := ids.DeleteIdentity(c.ctx(), mi.ResourceID); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if _, err := c.api.opts.Authz.DeleteAssignmentsWithin(c.ctx(), gid); err != nil {
+		return err
+	}
+	if _, err := c.api.opts.Resources.DeleteGroup(c.ctx(), s.ID, g.Name); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusOK)
+	return nil
+}

@@ -1,0 +1,260 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+// Result is an entry's outcome.
+type Result string
+
+const (
+	// Succeeded: the operation was carried out.
+	Succeeded Result = "Succeeded"
+	// Failed: the caller was allowed but the operation failed (not found,
+	// conflict, invalid input, storage down).
+	Failed Result = "Failed"
+	// Denied: authorization refused the operation.
+	Denied Result = "Denied"
+)
+
+// Principal is who acted, as recorded. Never a credential.
+type Principal struct {
+	ObjectID string `json:"objectId,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Name     string `json:"name,omitempty"`
+	TenantID string `json:"tenantId,omitempty"`
+}
+
+// Entry is one audited operation.
+type Entry struct {
+	// RequestID is the x-ms-request-id of the request that did it.
+	RequestID string    `json:"requestId,omitempty"`
+	Principal Principal `json:"principal"`
+	// Action is the ARM action ("Microsoft.CognitiveServices/accounts/regenerateKey/action").
+	Action string `json:"action"`
+	// Scope is the ARM id the action applied to.
+	Scope  string `json:"scope"`
+	Result Result `json:"result"`
+	// Status and Code are the HTTP status and the error code, if any.
+	Status int    `json:"status,omitempty"`
+	Code   string `json:"code,omitempty"`
+	// Details carries extra, non-secret facts, by names in AllowedDetails.
+	Details map[string]string `json:"details,omitempty"`
+	// Surface is where the operation came in ("management", "gateway").
+	Surface string `json:"surface,omitempty"`
+}
+
+// AllowedDetails are the only detail names Append accepts. Each one names
+// a fact that is never secret. Add a name here, with that argument, before
+// using it.
+var AllowedDetails = map[string]bool{
+	"keyName":             true, // "Key1" or "Key2", never the key
+	"generation":          true, // a key slot's generation number
+	"kind":                true, // account kind
+	"sku":                 true,
+	"location":            true,
+	"customSubDomainName": true,
+	"disableLocalAuth":    true,
+	"identityType":        true,
+	"roleDefinitionId":    true,
+	"roleName":            true,
+	"principalId":         true, // an assignee's object id
+	"principalType":       true,
+	"name":                true, // a resource's own name
+	"version":             true, // a Key Vault secret's version id, never its value
+	"credential":          true, // credential kind ("key1", "sts", "identity"), never a value
+	"reason":              true, // a short public reason (an error code's message)
+	"count":               true,
+}
+
+// Record is a stored entry with its place in the chain.
+type Record struct {
+	Seq      int64
+	Time     time.Time
+	Entry    Entry
+	PrevHash []byte
+	Hash     []byte
+}
+
+// Store is what the log needs from storage.
+type Store interface {
+	AppendAudit(ctx context.Context, build func(seq int64, prevHash []byte) (*storage.AuditRecord, error)) (*storage.AuditRecord, error)
+	ListAudit(ctx context.Context, after int64, limit int) ([]*storage.AuditRecord, error)
+}
+
+// Log is the audit log. It is safe for concurrent use.
+type Log struct {
+	store Store
+	now   func() time.Time
+}
+
+// New returns the log over store; now defaults to time.Now.
+func New(store Store, now func() time.Time) *Log {
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{store: store, now: now}
+}
+
+// ErrInvalidEntry is returned (wrapped) by Append for an entry it refuses:
+// no action or scope, an unknown result, or a detail name not in
+// AllowedDetails. It signals a programming error in the caller.
+var ErrInvalidEntry = errors.New("audit: invalid entry")
+
+// Append adds e to the log and returns the stored record. Appends from
+// every node are serialized by the store.
+func (l *Log) Append(ctx context.Context, e Entry) (*Record, error) {
+	if err := validate(&e); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode: %w", err)
+	}
+	at := storage.Now(l.now())
+	rec, err := l.store.AppendAudit(ctx, func(seq int64, prev []byte) (*storage.AuditRecord, error) {
+		return &storage.AuditRecord{Seq: seq, Time: at, Data: data, PrevHash: prev,
+			Hash: chainHash(seq, at, data, prev)}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: append: %w", err)
+	}
+	return &Record{Seq: rec.Seq, Time: rec.Time, Entry: e, PrevHash: rec.PrevHash, Hash: rec.Hash}, nil
+}
+
+func validate(e *Entry) error {
+	if e.Action == "" || e.Scope == "" {
+		return fmt.Errorf("%w: action and scope are required", ErrInvalidEntry)
+	}
+	switch e.Result {
+	case Succeeded, Failed, Denied:
+	default:
+		return fmt.Errorf("%w: unknown result %q", ErrInvalidEntry, e.Result)
+	}
+	for name := range e.Details {
+		if !AllowedDetails[name] {
+			return fmt.Errorf("%w: detail %q is not in AllowedDetails", ErrInvalidEntry, name)
+		}
+	}
+	return nil
+}
+
+// hashDomain separates this chain's hashes from any other SHA-256 use.
+const hashDomain = "gatehouse audit v1\x00"
+
+// chainHash is SHA-256(domain ‖ seq ‖ time µs ‖ len(data) ‖ data ‖ prev),
+// integers big-endian 8 bytes. The length prefix keeps data and prev apart.
+func chainHash(seq int64, at time.Time, data, prev []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(hashDomain))
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(at.UnixMicro()))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(len(data)))
+	h.Write(n[:])
+	h.Write(data)
+	h.Write(prev)
+	return h.Sum(nil)
+}
+
+// List returns up to limit entries with Seq > after, in order.
+func (l *Log) List(ctx context.Context, after int64, limit int) ([]*Record, error) {
+	recs, err := l.store.ListAudit(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit: list: %w", err)
+	}
+	out := make([]*Record, 0, len(recs))
+	for _, r := range recs {
+		rec := &Record{Seq: r.Seq, Time: r.Time, PrevHash: r.PrevHash, Hash: r.Hash}
+		if err := json.Unmarshal(r.Data, &rec.Entry); err != nil {
+			return nil, fmt.Errorf("audit: entry %d does not decode: %w", r.Seq, err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Each calls fn for every entry with Seq > after, in order, stopping at the
+// first error (which it returns).
+func (l *Log) Each(ctx context.Context, after int64, fn func(*Record) error) error {
+	for {
+		recs, err := l.List(ctx, after, storage.MaxPageSize)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+			after = r.Seq
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+	}
+}
+
+// Report is what Verify found in an intact log.
+type Report struct {
+	// Entries is how many entries were checked.
+	Entries int64
+	// LastSeq and LastHash identify the newest entry: record them outside
+	// Gatehouse to detect a truncated tail later.
+	LastSeq  int64
+	LastHash []byte
+}
+
+// ChainError says where the chain breaks.
+type ChainError struct {
+	Seq    int64
+	Reason string
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("audit: chain broken at entry %d: %s", e.Seq, e.Reason)
+}
+
+// Verify walks the whole log and checks every link: sequence numbers follow
+// each other from 1, every entry names the previous entry's hash, and every
+// hash matches its entry. It returns a *ChainError for the first entry that
+// does not verify.
+func (l *Log) Verify(ctx context.Context) (*Report, error) {
+	rep := &Report{}
+	var prev []byte
+	var after int64
+	for {
+		recs, err := l.store.ListAudit(ctx, after, storage.MaxPageSize)
+		if err != nil {
+			return nil, fmt.Errorf("audit: verify: %w", err)
+		}
+		for _, r := range recs {
+			switch {
+			case r.Seq != rep.LastSeq+1:
+				return nil, &ChainError{Seq: r.Seq, Reason: fmt.Sprintf("follows entry %d", rep.LastSeq)}
+			case subtle.ConstantTimeCompare(r.PrevHash, prev) != 1:
+				return nil, &ChainError{Seq: r.Seq, Reason: "does not name the previous entry's hash"}
+			case subtle.ConstantTimeCompare(r.Hash, chainHash(r.Seq, r.Time, r.Data, r.PrevHash)) != 1:
+				return nil, &ChainError{Seq: r.Seq, Reason: "its hash does not match its content"}
+			}
+			prev = r.Hash
+			rep.Entries++
+			rep.LastSeq = r.Seq
+			rep.LastHash = r.Hash
+			after = r.Seq
+		}
+		if len(recs) == 0 {
+			return rep, nil
+		}
+	}
+}

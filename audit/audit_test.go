@@ -1,0 +1,159 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/internal/teststore"
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+func entry(i int) audit.Entry {
+	return audit.Entry{
+		RequestID: fmt.Sprintf("req-%d", i),
+		Principal: audit.Principal{ObjectID: "00000000-0000-0000-0000-000000000001", Type: "ServicePrincipal"},
+		Action:    "Microsoft.CognitiveServices/accounts/regenerateKey/action",
+		Scope:     "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/a",
+		Result:    audit.Succeeded,
+		Status:    200,
+		Details:   map[string]string{"keyName": "Key1", "generation": fmt.Sprint(i)},
+	}
+}
+
+func TestAppendListVerify(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		log := audit.New(s, nil)
+		rep, err := log.Verify(ctx)
+		if err != nil || rep.Entries != 0 {
+			t.Fatalf("empty log: %+v, %v", rep, err)
+		}
+		// Concurrent appends from many goroutines still form one chain.
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				if _, err := log.Append(ctx, entry(i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		rep, err = log.Verify(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Entries != 40 || rep.LastSeq != 40 || len(rep.LastHash) != 32 {
+			t.Fatalf("report %+v", rep)
+		}
+		recs, err := log.List(ctx, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 40 || recs[0].Entry.Action != entry(0).Action || recs[0].Entry.Details["keyName"] != "Key1" {
+			t.Fatalf("list: %d records, first %+v", len(recs), recs[0])
+		}
+		n := 0
+		if err := log.Each(ctx, 10, func(r *audit.Record) error { n++; return nil }); err != nil || n != 30 {
+			t.Fatalf("Each after 10: %d, %v", n, err)
+		}
+	})
+}
+
+func TestAppendRejects(t *testing.T) {
+	log := audit.New(teststore.SQLite(t), nil)
+	tests := []struct {
+		name string
+		edit func(*audit.Entry)
+	}{
+		{"secret-detail", func(e *audit.Entry) { e.Details = map[string]string{"key1": "abc"} }},
+		{"token-detail", func(e *audit.Entry) { e.Details = map[string]string{"accessToken": "x"} }},
+		{"no-action", func(e *audit.Entry) { e.Action = "" }},
+		{"no-scope", func(e *audit.Entry) { e.Scope = "" }},
+		{"unknown-result", func(e *audit.Entry) { e.Result = "Maybe" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := entry(1)
+			tt.edit(&e)
+			if _, err := log.Append(t.Context(), e); !errors.Is(err, audit.ErrInvalidEntry) {
+				t.Fatalf("err = %v, want ErrInvalidEntry", err)
+			}
+		})
+	}
+	if rep, err := log.Verify(t.Context()); err != nil || rep.Entries != 0 {
+		t.Fatalf("rejected entries were stored: %+v %v", rep, err)
+	}
+}
+
+// tamper serves the real log but alters what ListAudit returns, as an
+// attacker with database access would.
+type tamper struct {
+	audit.Store
+	edit func(recs []*storage.AuditRecord) []*storage.AuditRecord
+}
+
+func (t *tamper) ListAudit(ctx context.Context, after int64, limit int) ([]*storage.AuditRecord, error) {
+	recs, err := t.Store.ListAudit(ctx, after, limit)
+	if err != nil || len(recs) == 0 {
+		return recs, err
+	}
+	return t.edit(recs), nil
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	s := teststore.SQLite(t)
+	log := audit.New(s, nil)
+	for i := range 5 {
+		if _, err := log.Append(t.Context(), entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		seq  int64
+		edit func([]*storage.AuditRecord) []*storage.AuditRecord
+	}{
+		{"edited-data", 3, func(r []*storage.AuditRecord) []*storage.AuditRecord {
+			r[2].Data = bytes.Replace(r[2].Data, []byte("Succeeded"), []byte("Failed"), 1)
+			return r
+		}},
+		{"edited-time", 2, func(r []*storage.AuditRecord) []*storage.AuditRecord {
+			r[1].Time = r[1].Time.Add(time.Microsecond)
+			return r
+		}},
+		{"deleted-entry", 4, func(r []*storage.AuditRecord) []*storage.AuditRecord {
+			return append(r[:2:2], r[3:]...)
+		}},
+		{"swapped-entries", 3, func(r []*storage.AuditRecord) []*storage.AuditRecord {
+			r[1], r[2] = r[2], r[1]
+			return r
+		}},
+		{"rehashed-entry", 4, func(r []*storage.AuditRecord) []*storage.AuditRecord {
+			// Editing an entry and recomputing its own hash still breaks
+			// the next link.
+			r[2].Data = []byte(strings.Replace(string(r[2].Data), "req-2", "req-X", 1))
+			r[2].Hash = bytes.Repeat([]byte{1}, 32)
+			return r
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := audit.New(&tamper{Store: s, edit: tt.edit}, nil)
+			_, err := bad.Verify(t.Context())
+			ce, ok := errors.AsType[*audit.ChainError](err)
+			if !ok {
+				t.Fatalf("Verify = %v, want a ChainError", err)
+			}
+			if ce.Seq > tt.seq {
+				t.Errorf("break reported at %d, want ≤ %d", ce.Seq, tt.seq)
+			}
+		})
+	}
+}

@@ -1,0 +1,259 @@
+package armtest
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/cognitiveservices/armcognitiveservices/v2"
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/audit"
+)
+
+func createAccount(t testing.TB, e *env, group, name, kind string) *armcognitiveservices.Account {
+	t.Helper()
+	poller, err := e.accounts.BeginCreate(t.Context(), group, name, armcognitiveservices.Account{
+		Kind: ptr(kind), Location: ptr("westus"), SKU: &armcognitiveservices.SKU{Name: ptr("S0")},
+		Tags: map[string]*string{"team": ptr("a")},
+	}, nil)
+	if err != nil {
+		t.Fatalf("BeginCreate %s: %v", name, err)
+	}
+	resp, err := poller.PollUntilDone(t.Context(), nil)
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	return &resp.Account
+}
+
+func testSDKAccounts(t *testing.T, e *env) {
+	ctx := t.Context()
+	group := e.createGroup(t, "sdk-accounts")
+	acct := createAccount(t, e, group, "lang-sdk", "TextAnalytics")
+	p := acct.Properties
+	if *acct.ID != e.accountPath(group, "lang-sdk") || *acct.Name != "lang-sdk" || *acct.Kind != "TextAnalytics" ||
+		*acct.Type != "Microsoft.CognitiveServices/accounts" || *acct.Location != "westus" || *acct.SKU.Name != "S0" ||
+		*p.ProvisioningState != armcognitiveservices.ProvisioningStateSucceeded || *p.Endpoint != e.URL+"/ai/lang-sdk/" ||
+		*acct.Tags["team"] != "a" || acct.SystemData == nil || acct.SystemData.CreatedAt == nil || p.DateCreated == nil {
+		t.Fatalf("created account: %+v %+v", acct, p)
+	}
+	// The same name in another group collides on the data-plane name.
+	other := e.createGroup(t, "sdk-accounts-2")
+	poller, err := e.accounts.BeginCreate(ctx, other, "lang-sdk", armcognitiveservices.Account{Kind: ptr("TextAnalytics"), Location: ptr("westus")}, nil)
+	if respErr, ok := err.(*azcore.ResponseError); !ok || respErr.StatusCode != 409 || respErr.ErrorCode != "CustomDomainInUse" {
+		t.Fatalf("second lang-sdk: %v %v", poller, err)
+	}
+	createAccount(t, e, other, "openai-sdk", "OpenAI")
+
+	got, err := e.accounts.Get(ctx, group, "LANG-SDK", nil)
+	if err != nil || *got.Name != "lang-sdk" || *got.Etag == "" {
+		t.Fatalf("Get: %+v %v", got, err)
+	}
+	names := func(pager interface {
+		More() bool
+	}, next func() ([]*armcognitiveservices.Account, error)) []string {
+		var out []string
+		for pager.More() {
+			page, err := next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range page {
+				out = append(out, *a.Name)
+			}
+		}
+		return out
+	}
+	subPager := e.accounts.NewListPager(nil)
+	all := names(subPager, func() ([]*armcognitiveservices.Account, error) {
+		p, err := subPager.NextPage(ctx)
+		return p.Value, err
+	})
+	rgPager := e.accounts.NewListByResourceGroupPager(group, nil)
+	inGroup := names(rgPager, func() ([]*armcognitiveservices.Account, error) {
+		p, err := rgPager.NextPage(ctx)
+		return p.Value, err
+	})
+	if !contains(all, "lang-sdk") || !contains(all, "openai-sdk") || len(inGroup) != 1 || inGroup[0] != "lang-sdk" {
+		t.Fatalf("list: subscription %v, group %v", all, inGroup)
+	}
+
+	up, err := e.accounts.BeginUpdate(ctx, group, "lang-sdk", armcognitiveservices.Account{
+		Tags:       map[string]*string{"team": ptr("b")},
+		Properties: &armcognitiveservices.AccountProperties{DisableLocalAuth: ptr(true)},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	updated, err := up.PollUntilDone(ctx, nil)
+	if err != nil || *updated.Tags["team"] != "b" || !*updated.Properties.DisableLocalAuth || *updated.Kind != "TextAnalytics" {
+		t.Fatalf("update: %+v %v", updated, err)
+	}
+
+	keys, err := e.accounts.ListKeys(ctx, group, "lang-sdk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, k2 := *keys.Key1, *keys.Key2
+	if len(k1) != 64 || len(k2) != 64 || k1 == k2 {
+		t.Fatal("ListKeys: not two distinct 256-bit keys")
+	}
+	r1, err := e.accounts.RegenerateKey(ctx, group, "lang-sdk", armcognitiveservices.RegenerateKeyParameters{KeyName: ptr(armcognitiveservices.KeyNameKey1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *r1.Key1 == k1 || *r1.Key2 != k2 {
+		t.Fatalf("RegenerateKey Key1: key1 changed=%v key2 kept=%v", *r1.Key1 != k1, *r1.Key2 == k2)
+	}
+	r2, err := e.accounts.RegenerateKey(ctx, group, "lang-sdk", armcognitiveservices.RegenerateKeyParameters{KeyName: ptr(armcognitiveservices.KeyNameKey2)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *r2.Key1 != *r1.Key1 || *r2.Key2 == k2 {
+		t.Fatalf("RegenerateKey Key2: key1 kept=%v key2 changed=%v", *r2.Key1 == *r1.Key1, *r2.Key2 != k2)
+	}
+	// This node's key index already follows: the old keys are refused.
+	for _, old := range []string{k1, k2} {
+		if _, ok := e.Accounts.LookupKey(old); ok {
+			t.Fatal("a regenerated key is still accepted")
+		}
+	}
+	if m, ok := e.Accounts.LookupKey(*r2.Key2); !ok || m.Slot != accounts.Key2 || m.Generation != 2 {
+		t.Fatalf("new key2: %+v %v", m, ok)
+	}
+
+	del, err := e.accounts.BeginDelete(ctx, group, "lang-sdk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := del.PollUntilDone(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.accounts.Get(ctx, group, "lang-sdk", nil); !isCode(err, 404, "ResourceNotFound") {
+		t.Fatalf("Get after delete: %v", err)
+	}
+	if _, ok := e.Accounts.LookupKey(*r2.Key1); ok {
+		t.Fatal("a deleted account's key is still accepted")
+	}
+	e.AssertNotLogged(t, k1, k2, *r1.Key1, *r2.Key2)
+	assertNotAudited(t, e, k1, k2, *r1.Key1, *r2.Key2)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isCode(err error, status int, code string) bool {
+	re, ok := err.(*azcore.ResponseError)
+	return ok && re.StatusCode == status && re.ErrorCode == code
+}
+
+// assertNotAudited checks that no secret reached the audit log and that
+// the chain verifies.
+func assertNotAudited(t *testing.T, e *env, secrets ...string) {
+	t.Helper()
+	if _, err := e.Audit.Verify(t.Context()); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	err := e.Audit.Each(t.Context(), 0, func(r *audit.Record) error {
+		text := fmt.Sprintf("%+v", r.Entry)
+		for _, s := range secrets {
+			if s != "" && strings.Contains(text, s) {
+				return fmt.Errorf("a secret (%.4s…) appears in audit entry %d", s, r.Seq)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testConcurrentRegenerate: 50 concurrent regenerations leave both slots
+// valid and distinct, and 50 audit entries.
+func testConcurrentRegenerate(t *testing.T, e *env) {
+	group := e.createGroup(t, "concurrent")
+	createAccount(t, e, group, "busy-acct", "OpenAI")
+	path := e.accountPath(group, "busy-acct")
+	var wg sync.WaitGroup
+	statuses := make([]int, 50)
+	for i := range 50 {
+		wg.Go(func() {
+			r := e.do(t, request{method: "POST", path: path + "/regenerateKey?api-version=2025-06-01",
+				body: map[string]string{"keyName": []string{"Key1", "Key2"}[i%2]}})
+			statuses[i] = r.status
+		})
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != http.StatusOK {
+			t.Fatalf("regeneration %d: status %d", i, s)
+		}
+	}
+	keys, err := e.accounts.ListKeys(t.Context(), group, "busy-acct", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *keys.Key1 == *keys.Key2 {
+		t.Fatal("both slots hold the same key")
+	}
+	for slot, k := range []string{*keys.Key1, *keys.Key2} {
+		m, ok := e.Accounts.LookupKey(k)
+		if !ok || m.Slot != slot || m.Generation != 26 {
+			t.Fatalf("slot %d: %+v %v (want generation 26)", slot, m, ok)
+		}
+	}
+	n := 0
+	id := e.accountID(t, group, "busy-acct")
+	e.Audit.Each(t.Context(), 0, func(r *audit.Record) error {
+		if r.Entry.Action == "Microsoft.CognitiveServices/accounts/regenerateKey/action" &&
+			strings.EqualFold(r.Entry.Scope, id.String()) && r.Entry.Result == audit.Succeeded {
+			n++
+		}
+		return nil
+	})
+	if n != 50 {
+		t.Fatalf("%d regenerateKey audit entries, want 50", n)
+	}
+	assertNotAudited(t, e, *keys.Key1, *keys.Key2)
+}
+
+// testKeyUsage: the listKeyUsage extension shows flushed usage per slot.
+func testKeyUsage(t *testing.T, e *env) {
+	group := e.createGroup(t, "usage")
+	createAccount(t, e, group, "used-acct", "OpenAI")
+	id := e.accountID(t, group, "used-acct")
+	err := e.Accounts.RecordUsage(t.Context(), []accounts.Usage{{AccountID: id.String(), Slot: accounts.Key2, Requests: 12,
+		LastUsed: time.Now(), ClientAddresses: []string{"192.0.2.7"}, UserAgents: []string{"my-app/1.0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(t, request{method: "POST", path: e.accountPath(group, "used-acct") + "/listKeyUsage?api-version=2025-06-01"})
+	if r.status != 200 {
+		t.Fatalf("listKeyUsage: %d %s", r.status, r.body)
+	}
+	var body struct {
+		Value []struct {
+			KeyName          string   `json:"keyName"`
+			Generation       int64    `json:"generation"`
+			LastUsed         *string  `json:"lastUsed"`
+			RequestsLastHour int64    `json:"requestsLastHour"`
+			Clients          []string `json:"recentClientAddresses"`
+			UserAgents       []string `json:"recentUserAgents"`
+		} `json:"value"`
+	}
+	r.json(t, &body)
+	if len(body.Value) != 2 || body.Value[0].KeyName != "key1" || body.Value[0].LastUsed != nil ||
+		body.Value[1].RequestsLastHour != 12 || body.Value[1].Clients[0] != "192.0.2.7" || body.Value[1].UserAgents[0] != "my-app/1.0" {
+		t.Fatalf("usage: %s", r.body)
+	}
+}

@@ -1,0 +1,152 @@
+package armtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/cli"
+)
+
+// cliRunner runs `gatehouse …` in-process with a profile directory of its
+// own.
+type cliRunner struct{ dir string }
+
+func (c *cliRunner) run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = cli.Main(t.Context(), args, cli.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		LookupEnv: func(k string) (string, bool) {
+			if k == "GATEHOUSE_CONFIG_DIR" {
+				return c.dir, true
+			}
+			return "", false
+		}})
+	return code, out.String(), errb.String()
+}
+
+func (c *cliRunner) mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := c.run(t, "", args...)
+	if code != 0 {
+		t.Fatalf("gatehouse %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+func decodeJSON[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, s)
+	}
+	return v
+}
+
+// testCLI drives the management commands of the gatehouse CLI.
+func testCLI(t *testing.T, e *env) {
+	c := &cliRunner{dir: t.TempDir()}
+	c.mustRun(t, "login", "--server", e.URL, "--ca-file", e.CAFile, "--tenant", e.Directory.DefaultTenant(),
+		"--service-principal", "-u", e.Bootstrap.ClientID, "-p", e.Bootstrap.ClientSecret)
+
+	g := decodeJSON[map[string]any](t, c.mustRun(t, "group", "create", "-n", "cli-group", "-l", "westus", "--subscription", e.sub))
+	if g["name"] != "cli-group" || g["location"] != "westus" {
+		t.Fatalf("group create: %v", g)
+	}
+	sub := []string{"--subscription", e.sub}
+	// Without --subscription: the profile's default (set at login).
+	if out := c.mustRun(t, "group", "list", "--query", "[?name=='cli-group'].name", "-o", "tsv"); strings.TrimSpace(out) != "cli-group" {
+		t.Fatalf("group list: %q", out)
+	}
+	acct := []string{"-n", "cli-acct", "-g", "cli-group", "--subscription", e.sub}
+	created := decodeJSON[map[string]any](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "create",
+		"--kind", "TextAnalytics", "-l", "westus", "--tags", "team=a"}, acct...)...))
+	if created["name"] != "cli-acct" || created["kind"] != "TextAnalytics" {
+		t.Fatalf("account create: %v", created)
+	}
+	if out := c.mustRun(t, append([]string{"cognitiveservices", "account", "show", "--query", "properties.endpoint", "-o", "tsv"}, acct...)...); strings.TrimSpace(out) != e.URL+"/ai/cli-acct/" {
+		t.Fatalf("show --query endpoint: %q", out)
+	}
+	table := c.mustRun(t, "cognitiveservices", "account", "list", "-g", "cli-group", "--subscription", e.sub, "-o", "table")
+	if lines := strings.Split(strings.TrimSpace(table), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "Name") || !strings.Contains(lines[2], "cli-acct") {
+		t.Fatalf("list -o table:\n%s", table)
+	}
+	updated := decodeJSON[map[string]any](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "update",
+		"--tags", "team=b", "--disable-local-auth", "true"}, acct...)...))
+	if updated["tags"].(map[string]any)["team"] != "b" || updated["properties"].(map[string]any)["disableLocalAuth"] != true {
+		t.Fatalf("update: %v", updated)
+	}
+
+	keys := decodeJSON[map[string]string](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "keys", "list"}, acct...)...))
+	if len(keys["key1"]) != 64 || len(keys["key2"]) != 64 {
+		t.Fatalf("keys list: %v", keys)
+	}
+	// key1 was just used: regenerate asks, and "n" keeps it.
+	id := e.accountID(t, "cli-group", "cli-acct")
+	if err := e.Accounts.RecordUsage(t.Context(), []accounts.Usage{{AccountID: id.String(), Slot: accounts.Key1, Requests: 3,
+		LastUsed: time.Now().Add(-time.Minute), ClientAddresses: []string{"198.51.100.4"}, UserAgents: []string{"billing-job/2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	usage := decodeJSON[[]map[string]any](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "keys", "usage"}, acct...)...))
+	if len(usage) != 2 || usage[0]["requestsLastHour"] != float64(3) {
+		t.Fatalf("keys usage: %v", usage)
+	}
+	regen := append([]string{"cognitiveservices", "account", "keys", "regenerate", "--key-name", "key1"}, acct...)
+	code, _, errOut := c.run(t, "n\n", regen...)
+	if code == 0 || !strings.Contains(errOut, "key1 was used") || !strings.Contains(errOut, "198.51.100.4") || !strings.Contains(errOut, "billing-job/2") {
+		t.Fatalf("regenerate of a key in use without confirmation: exit %d: %s", code, errOut)
+	}
+	if now, _ := e.Accounts.LookupKey(keys["key1"]); now.Account == nil {
+		t.Fatal("key1 was regenerated although the user said no")
+	}
+	code, out, errOut := c.run(t, "y\n", regen...)
+	if code != 0 {
+		t.Fatalf("regenerate confirmed: exit %d: %s", code, errOut)
+	}
+	after := decodeJSON[map[string]string](t, out)
+	if after["key1"] == keys["key1"] || after["key2"] != keys["key2"] {
+		t.Fatal("regenerate key1 did not change exactly key1")
+	}
+	// key2 is unused: no question asked; --yes also skips it.
+	after2 := decodeJSON[map[string]string](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "keys", "regenerate", "--key-name", "KEY2"}, acct...)...))
+	if after2["key1"] != after["key1"] || after2["key2"] == keys["key2"] {
+		t.Fatal("regenerate key2 did not change exactly key2")
+	}
+	if code, _, _ := c.run(t, "", append([]string{"cognitiveservices", "account", "keys", "regenerate", "--key-name", "key3"}, acct...)...); code == 0 {
+		t.Fatal("--key-name key3 accepted")
+	}
+
+	// Roles.
+	if out := c.mustRun(t, "role", "definition", "list", "--name", "Reader", "--query", "[0].name", "-o", "tsv"); strings.TrimSpace(out) != authz.RoleReader {
+		t.Fatalf("role definition list --name Reader: %q", out)
+	}
+	oid, _ := e.principal(t, "cli-assignee")
+	scope := id.String()
+	ra := decodeJSON[map[string]any](t, c.mustRun(t, "role", "assignment", "create", "--assignee-object-id", oid,
+		"--assignee-principal-type", "ServicePrincipal", "--role", "Cognitive Services User", "--scope", scope))
+	if ra["principalId"] != oid || !strings.HasSuffix(ra["roleDefinitionId"].(string), authz.RoleCognitiveServicesUser) {
+		t.Fatalf("role assignment create: %v", ra)
+	}
+	list := decodeJSON[[]map[string]any](t, c.mustRun(t, append([]string{"role", "assignment", "list", "--assignee", oid, "--all"}, sub...)...))
+	if len(list) != 1 || list[0]["roleDefinitionName"] != "Cognitive Services User" || list[0]["scope"] != scope {
+		t.Fatalf("role assignment list: %v", list)
+	}
+	c.mustRun(t, "role", "assignment", "delete", "--assignee", oid, "--role", "Cognitive Services User", "--scope", scope)
+	if left := e.Authz.Assignments(authz.AssignmentFilter{PrincipalID: oid}); len(left) != 0 {
+		t.Fatalf("assignment left after delete: %+v", left)
+	}
+
+	c.mustRun(t, append([]string{"cognitiveservices", "account", "delete"}, acct...)...)
+	if _, ok := e.Accounts.LookupKey(after2["key1"]); ok {
+		t.Fatal("deleted account's key still accepted")
+	}
+	if code, _, _ := c.run(t, "no\n", "group", "delete", "-n", "cli-group", "--subscription", e.sub); code == 0 {
+		t.Fatal("group delete without confirmation succeeded")
+	}
+	c.mustRun(t, "group", "delete", "-n", "cli-group", "--subscription", e.sub, "--yes")
+	e.AssertNotLogged(t, keys["key1"], keys["key2"], after["key1"], after2["key2"])
+}

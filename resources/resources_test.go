@@ -1,0 +1,137 @@
+package resources_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/teststore"
+	"github.com/gatehouse/gatehouse/resources"
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+const tenant = "72f988bf-0000-0000-0000-000000000000"
+
+func TestEnsureDefaults(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		// Several nodes start at once on one store.
+		var calls atomic.Int32
+		var wg sync.WaitGroup
+		got := make([]*resources.Defaults, 4)
+		for i := range got {
+			wg.Go(func() {
+				svc := resources.New(s, resources.Options{})
+				d, err := svc.EnsureDefaults(ctx, tenant, func(ctx context.Context, sub *resources.Subscription, g *resources.Group) error {
+					calls.Add(1)
+					if sub.TenantID != tenant || g.Name != resources.DefaultGroup {
+						t.Errorf("bootstrap got %+v %+v", sub, g)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = d
+			})
+		}
+		wg.Wait()
+		for _, d := range got[1:] {
+			if d == nil || got[0] == nil || d.Subscription != got[0].Subscription {
+				t.Fatalf("nodes disagree on the default subscription: %+v", got)
+			}
+		}
+		if calls.Load() < 1 {
+			t.Fatal("bootstrap never ran")
+		}
+		svc := resources.New(s, resources.Options{})
+		subs, err := svc.Subscriptions(ctx)
+		if err != nil || len(subs) != 1 || subs[0].ID != got[0].Subscription || subs[0].State != "Enabled" {
+			t.Fatalf("subscriptions %+v %v", subs, err)
+		}
+		// Once bootstrapped, a deleted default group stays deleted.
+		if ok, err := svc.DeleteGroup(ctx, subs[0].ID, "default"); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		calls.Store(0)
+		if _, err := svc.EnsureDefaults(ctx, tenant, func(context.Context, *resources.Subscription, *resources.Group) error {
+			calls.Add(1)
+			return nil
+		}); err != nil || calls.Load() != 0 {
+			t.Fatalf("second start: %v, bootstrap calls %d", err, calls.Load())
+		}
+		if _, err := svc.Group(ctx, subs[0].ID, "default"); gatehouse.ErrorStatus(err) != 404 {
+			t.Fatalf("default group recreated: %v", err)
+		}
+	})
+}
+
+func TestGroups(t *testing.T) {
+	svc := resources.New(teststore.SQLite(t), resources.Options{})
+	ctx := t.Context()
+	d, err := svc.EnsureDefaults(ctx, tenant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := d.Subscription
+	g, created, err := svc.PutGroup(ctx, sub, "Team-A", resources.GroupSpec{Location: "West US", Tags: map[string]string{"env": "dev"}}, "me")
+	if err != nil || !created || g.Location != "westus" || g.Name != "Team-A" {
+		t.Fatalf("put: %+v %v %v", g, created, err)
+	}
+	// Names are case-insensitive; updating keeps the original spelling.
+	g, created, err = svc.PutGroup(ctx, strings.ToUpper(sub), "team-a", resources.GroupSpec{Location: "westus", Tags: map[string]string{"env": "prod"}}, "me")
+	if err != nil || created || g.Name != "Team-A" || g.Tags["env"] != "prod" {
+		t.Fatalf("update: %+v %v %v", g, created, err)
+	}
+	if _, _, err := svc.PutGroup(ctx, sub, "team-a", resources.GroupSpec{Location: "eastus"}, "me"); gatehouse.ErrorStatus(err) != 409 {
+		t.Fatalf("location change: %v", err)
+	}
+	if g, err := svc.PatchGroup(ctx, sub, "TEAM-A", map[string]string{}, "me"); err != nil || len(g.Tags) != 0 {
+		t.Fatalf("patch: %+v %v", g, err)
+	}
+	groups, err := svc.Groups(ctx, sub)
+	if err != nil || len(groups) != 2 {
+		t.Fatalf("groups %+v %v", groups, err)
+	}
+	if other, err := svc.Groups(ctx, gatehouse.NewGUID()); err != nil || len(other) != 0 {
+		t.Fatalf("other subscription: %+v %v", other, err)
+	}
+	tests := []struct {
+		name, group, location string
+		tags                  map[string]string
+		code                  string
+	}{
+		{"bad-char", "a!b", "westus", nil, "InvalidResourceGroup"},
+		{"trailing-dot", "ab.", "westus", nil, "InvalidResourceGroup"},
+		{"too-long", strings.Repeat("a", 91), "westus", nil, "InvalidResourceGroup"},
+		{"empty", "", "westus", nil, "InvalidResourceGroup"},
+		{"no-location", "ok", "", nil, "LocationRequired"},
+		{"bad-location", "ok", "west/us", nil, "InvalidLocation"},
+		{"bad-tag-name", "ok", "westus", map[string]string{"a/b": "x"}, "InvalidTag"},
+		{"long-tag-value", "ok", "westus", map[string]string{"a": strings.Repeat("x", 257)}, "InvalidTag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := svc.PutGroup(ctx, sub, tt.group, resources.GroupSpec{Location: tt.location, Tags: tt.tags}, "me")
+			if e, ok := gatehouse.AsError(err); !ok || e.Status != 400 || e.Code != tt.code {
+				t.Fatalf("err = %v, want 400 %s", err, tt.code)
+			}
+		})
+	}
+	if _, err := svc.Subscription(ctx, "not-a-guid"); gatehouse.ErrorStatus(err) != 400 {
+		t.Fatalf("malformed subscription: %v", err)
+	}
+	if _, err := svc.Subscription(ctx, gatehouse.NewGUID()); gatehouse.ErrorStatus(err) != 404 {
+		t.Fatalf("unknown subscription: %v", err)
+	}
+	if ok, err := svc.DeleteGroup(ctx, sub, "team-a"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if ok, err := svc.DeleteGroup(ctx, sub, "team-a"); ok || err != nil {
+		t.Fatal(ok, err)
+	}
+}
