@@ -1,0 +1,476 @@
+package accounts
+
+// Deployments (Microsoft.CognitiveServices/accounts/deployments) map a name
+// clients use in /openai/deployments/{name}/… to an OpenAI-compatible
+// upstream: its base URL, its model name and its own credential. This file
+// is the gateway engineer's (issue 5) addition to the package; it shares
+// nothing mutable with the account Service.
+//
+//	kind                 key                              ref            sealed
+//	accounts.deployment  {internalId}/{name, lower-case}  {internalId}   {"key": upstream credential}
+//
+// Deployments belong to an account instance, not to its ARM id: they are
+// keyed by the account's internalId, so an account deleted and created
+// again under the same id starts without the old deployments (and their
+// upstream credentials). Orphans of a deleted account are invisible to the
+// data plane (which finds the account first) and to the API.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/keyring"
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+// KindDeployment is the storage kind of deployments.
+const KindDeployment = "accounts.deployment"
+
+// DeploymentType is the ARM type of deployments.
+const DeploymentType = Type + "/deployments"
+
+// MaxDeploymentsPerAccount bounds an account's deployments.
+const MaxDeploymentsPerAccount = 100
+
+// DeploymentModel is properties.model.
+type DeploymentModel struct {
+	Format  string `json:"format,omitempty"`
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+// DeploymentSKU is the deployment's sku (kept, not enforced).
+type DeploymentSKU struct {
+	Name     string `json:"name"`
+	Capacity int    `json:"capacity,omitempty"`
+}
+
+// Upstream is the public description of a deployment's upstream (a
+// Gatehouse extension, properties.upstream). The credential is write-only:
+// HasKey says whether one is set.
+type Upstream struct {
+	// Endpoint is the upstream's base URL; requests go to {Endpoint}/v1/….
+	Endpoint string `json:"endpoint"`
+	// Model is the model name sent upstream (default: the deployment's
+	// model name).
+	Model string `json:"model,omitempty"`
+	// KeyHeader carries the key: "" = "Authorization: Bearer <key>", any
+	// other header name receives the key as is (e.g. "api-key").
+	KeyHeader string `json:"keyHeader,omitempty"`
+	HasKey    bool   `json:"hasKey"`
+}
+
+// Deployment is a deployment as the API shows it: no credential.
+type Deployment struct {
+	ID        string
+	AccountID string
+	Name      string
+	Model     DeploymentModel
+	SKU       DeploymentSKU
+	Upstream  Upstream
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	CreatedBy Actor
+	UpdatedBy Actor
+	Revision  int64
+}
+
+// DeploymentSpec is what a PUT asks for.
+type DeploymentSpec struct {
+	Model DeploymentModel
+	SKU   *DeploymentSKU
+	// Endpoint, UpstreamModel and KeyHeader describe the upstream.
+	Endpoint, UpstreamModel, KeyHeader string
+	// Key is the upstream's credential: nil keeps the current one, ""
+	// removes it.
+	Key *string
+}
+
+// DataPlaneDeployment is what the gateway needs to forward a request,
+// credential included. Values are shared and immutable.
+type DataPlaneDeployment struct {
+	Name      string
+	Upstream  *url.URL
+	Model     string
+	Key       string
+	KeyHeader string
+}
+
+type deploymentRecord struct {
+	ID            string          `json:"id"`
+	AccountID     string          `json:"accountId"`
+	Name          string          `json:"name"`
+	Model         DeploymentModel `json:"model"`
+	SKU           DeploymentSKU   `json:"sku"`
+	Endpoint      string          `json:"endpoint"`
+	UpstreamModel string          `json:"upstreamModel,omitempty"`
+	KeyHeader     string          `json:"keyHeader,omitempty"`
+	HasKey        bool            `json:"hasKey,omitempty"`
+	CreatedAt     time.Time       `json:"createdAt"`
+	UpdatedAt     time.Time       `json:"updatedAt"`
+	CreatedBy     actorRecord     `json:"createdBy"`
+	UpdatedBy     actorRecord     `json:"updatedBy"`
+}
+
+type sealedDeploymentKey struct {
+	Key string `json:"key"`
+}
+
+func (r *deploymentRecord) view(rev int64) *Deployment {
+	up := Upstream{Endpoint: r.Endpoint, Model: r.UpstreamModel, KeyHeader: r.KeyHeader, HasKey: r.HasKey}
+	return &Deployment{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Model: r.Model, SKU: r.SKU, Upstream: up,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CreatedBy: Actor(r.CreatedBy), UpdatedBy: Actor(r.UpdatedBy), Revision: rev}
+}
+
+// DeploymentOptions configure Deployments.
+type DeploymentOptions struct {
+	// Sealer is required.
+	Sealer Sealer
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Deployments manages deployments and keeps the in-memory index the
+// gateway reads (Lookup). Safe for concurrent use.
+type Deployments struct {
+	table   *storage.Table[deploymentRecord]
+	watcher *storage.Watcher
+	opts    DeploymentOptions
+	bg      context.Context
+
+	mu    sync.RWMutex
+	index map[string]*DataPlaneDeployment // storage key
+
+	reloading sync.Mutex
+}
+
+// NewDeployments returns the service over store, subscribed to w. Call
+// Load after w.Start.
+func NewDeployments(ctx context.Context, store storage.Objects, w *storage.Watcher, opts DeploymentOptions) *Deployments {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Deployments{table: storage.NewTable[deploymentRecord](store, KindDeployment), watcher: w, opts: opts,
+		bg: ctx, index: map[string]*DataPlaneDeployment{}}
+	w.Subscribe(d.apply, KindDeployment)
+	return d
+}
+
+func deploymentKey(acct *Account, name string) string {
+	return strings.ToLower(acct.InternalID) + "/" + strings.ToLower(name)
+}
+
+// Load reads every deployment into the index.
+func (d *Deployments) Load(ctx context.Context) error {
+	recs, err := d.table.Collect(ctx, storage.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("accounts: load deployments: %w", err)
+	}
+	index := make(map[string]*DataPlaneDeployment, len(recs))
+	for _, r := range recs {
+		if dp, err := d.dataPlane(r); err == nil {
+			index[r.Key] = dp
+		} else {
+			d.opts.Logger.Error("accounts: a deployment cannot be served", "deployment", r.Value.ID, "err", err)
+		}
+	}
+	d.mu.Lock()
+	d.index = index
+	d.mu.Unlock()
+	return nil
+}
+
+// dataPlane opens a record's credential and parses its upstream.
+func (d *Deployments) dataPlane(r *storage.Record[deploymentRecord]) (*DataPlaneDeployment, error) {
+	u, err := url.Parse(r.Value.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	dp := &DataPlaneDeployment{Name: r.Value.Name, Upstream: u, Model: r.Value.UpstreamModel, KeyHeader: r.Value.KeyHeader}
+	if dp.Model == "" {
+		dp.Model = r.Value.Model.Name
+	}
+	if len(r.Sealed) > 0 {
+		plain, err := d.opts.Sealer.Open(r.Sealed, keyring.AAD(KindDeployment, r.Key))
+		if err != nil {
+			return nil, fmt.Errorf("open upstream key: %w", err)
+		}
+		var k sealedDeploymentKey
+		err = json.Unmarshal(plain, &k)
+		clear(plain)
+		if err != nil {
+			return nil, fmt.Errorf("upstream key does not decode: %w", err)
+		}
+		dp.Key = k.Key
+	}
+	return dp, nil
+}
+
+func (d *Deployments) apply(c storage.Change) {
+	if c.Reset {
+		go d.reloadSoon()
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.bg, 10*time.Second)
+	defer cancel()
+	r, err := d.table.Get(ctx, c.Key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		d.mu.Lock()
+		delete(d.index, c.Key)
+		d.mu.Unlock()
+	case err != nil:
+		d.opts.Logger.Warn("accounts: re-reading a deployment failed; reloading", "err", err)
+		go d.reloadSoon()
+	default:
+		dp, err := d.dataPlane(r)
+		d.mu.Lock()
+		if err != nil {
+			d.opts.Logger.Error("accounts: a deployment cannot be served", "deployment", r.Value.ID, "err", err)
+			delete(d.index, c.Key)
+		} else {
+			d.index[c.Key] = dp
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *Deployments) reloadSoon() {
+	if !d.reloading.TryLock() {
+		return
+	}
+	defer d.reloading.Unlock()
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		if err := d.Load(d.bg); err == nil || d.bg.Err() != nil {
+			return
+		}
+		select {
+		case <-d.bg.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+// Lookup returns the deployment name of the account instance with
+// internal id internalID, from memory. The data plane calls it on every
+// proxied request.
+func (d *Deployments) Lookup(internalID, name string) (*DataPlaneDeployment, bool) {
+	key := strings.ToLower(internalID) + "/" + strings.ToLower(name)
+	d.mu.RLock()
+	dp, ok := d.index[key]
+	d.mu.RUnlock()
+	return dp, ok
+}
+
+// deploymentKinds are the account kinds that have deployments.
+var deploymentKinds = []string{"OpenAI", "AIServices"}
+
+// ValidateDeploymentName applies Azure's rule: 2 to 64 characters,
+// letters, digits, '-', '_' and '.', starting with a letter or digit.
+func ValidateDeploymentName(name string) error {
+	ok := len(name) >= 2 && len(name) <= 64 && alnum(name[0])
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = alnum(c) || c == '-' || c == '_' || c == '.'
+	}
+	if !ok {
+		return badRequest("InvalidResourceName", "name",
+			"The deployment name '%s' is invalid: use 2 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit.", clip(name))
+	}
+	return nil
+}
+
+func validateDeploymentSpec(spec *DeploymentSpec) error {
+	if spec.Model.Name == "" || len(spec.Model.Name) > 256 {
+		return badRequest("InvalidDeploymentModel", "properties.model.name", "properties.model.name is required (at most 256 characters).")
+	}
+	if spec.Model.Format == "" {
+		spec.Model.Format = "OpenAI"
+	}
+	if len(spec.Model.Format) > 64 || len(spec.Model.Version) > 64 || len(spec.UpstreamModel) > 256 {
+		return badRequest("InvalidDeploymentModel", "properties.model", "The model format, version or upstream model name is too long.")
+	}
+	if spec.SKU == nil {
+		spec.SKU = &DeploymentSKU{Name: "Standard", Capacity: 1}
+	}
+	if spec.SKU.Name == "" || len(spec.SKU.Name) > 64 || spec.SKU.Capacity < 0 {
+		return badRequest("InvalidSkuName", "sku", "The deployment sku needs a name and a non-negative capacity.")
+	}
+	u, err := url.Parse(spec.Endpoint)
+	if spec.Endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" || len(spec.Endpoint) > 2048 {
+		return badRequest("InvalidUpstream", "properties.upstream.endpoint",
+			"properties.upstream.endpoint must be the absolute http or https base URL of an OpenAI-compatible server, without credentials, query or fragment.")
+	}
+	if h := spec.KeyHeader; h != "" {
+		ok := len(h) <= 64
+		for i := 0; ok && i < len(h); i++ {
+			c := h[i]
+			ok = alnum(c) || c == '-' || c == '_'
+		}
+		switch strings.ToLower(h) {
+		case "host", "content-length", "content-type", "transfer-encoding", "connection", "cookie":
+			ok = false
+		}
+		if !ok {
+			return badRequest("InvalidUpstream", "properties.upstream.keyHeader", "properties.upstream.keyHeader must be a plain header name (letters, digits, '-').")
+		}
+	}
+	if k := spec.Key; k != nil {
+		if len(*k) > 4096 || strings.ContainsAny(*k, "\r\n\x00") {
+			return badRequest("InvalidUpstream", "properties.upstream.key", "properties.upstream.key must be at most 4096 characters without line breaks.")
+		}
+	}
+	return nil
+}
+
+func errDeploymentNotFound(acct *Account, name string) error {
+	return gatehouse.NotFoundf("DeploymentNotFound", "The deployment '%s' of account '%s' was not found.", clip(name), clip(acct.Name))
+}
+
+func deploymentID(acct *Account, name string) string { return acct.ID + "/deployments/" + name }
+
+// PutDeployment creates or replaces the deployment name of acct. It
+// returns the deployment and whether it was created. When it returns, this
+// node's index serves the new state.
+//
+// Errors (*gatehouse.Error): 400 InvalidResourceName, InvalidDeploymentModel,
+// InvalidSkuName, InvalidUpstream, DeploymentNotSupported (the account's
+// kind has no deployments); 409 TooManyDeployments; 503.
+func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name string, spec DeploymentSpec, by Actor) (*Deployment, bool, error) {
+	if err := ValidateDeploymentName(name); err != nil {
+		return nil, false, err
+	}
+	if !containsFold(deploymentKinds, acct.Kind) {
+		return nil, false, badRequest("DeploymentNotSupported", "kind",
+			"Accounts of kind '%s' have no deployments; use an OpenAI or AIServices account.", clip(acct.Kind))
+	}
+	if err := validateDeploymentSpec(&spec); err != nil {
+		return nil, false, err
+	}
+	key := deploymentKey(acct, name)
+	now := storage.Now(d.opts.Now())
+	var sealed []byte
+	if spec.Key != nil && *spec.Key != "" {
+		plain, _ := json.Marshal(sealedDeploymentKey{Key: *spec.Key})
+		var err error
+		sealed, err = d.opts.Sealer.Seal(plain, keyring.AAD(KindDeployment, key))
+		clear(plain)
+		if err != nil {
+			return nil, false, fmt.Errorf("accounts: seal upstream key: %w", err)
+		}
+	}
+	fill := func(r *deploymentRecord) {
+		r.Model, r.SKU, r.Endpoint = spec.Model, *spec.SKU, spec.Endpoint
+		r.UpstreamModel, r.KeyHeader = spec.UpstreamModel, spec.KeyHeader
+		r.UpdatedAt, r.UpdatedBy = now, actorRecord(by)
+	}
+	for range 3 {
+		rec, err := d.table.Update(ctx, key, func(r *storage.Record[deploymentRecord]) error {
+			fill(&r.Value)
+			if spec.Key != nil {
+				r.Sealed, r.Value.HasKey = sealed, sealed != nil
+			}
+			return nil
+		})
+		if err == nil {
+			if err := d.watcher.WaitFor(ctx, rec.Revision); err != nil {
+				return nil, false, err
+			}
+			return rec.Value.view(rec.Revision), false, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, false, unavailable(err)
+		}
+		existing, _, err := d.table.List(ctx, storage.ListOptions{Ref: acct.InternalID, Limit: MaxDeploymentsPerAccount + 1})
+		if err != nil {
+			return nil, false, unavailable(err)
+		}
+		if len(existing) >= MaxDeploymentsPerAccount {
+			return nil, false, gatehouse.Errorf(http.StatusConflict, "TooManyDeployments",
+				"The account has %d deployments, the most it may have.", MaxDeploymentsPerAccount)
+		}
+		r := deploymentRecord{ID: deploymentID(acct, name), AccountID: acct.ID, Name: name,
+			CreatedAt: now, CreatedBy: actorRecord(by), HasKey: sealed != nil}
+		fill(&r)
+		rec, err = d.table.Create(ctx, &storage.Record[deploymentRecord]{Key: key, Ref: acct.InternalID, Value: r, Sealed: sealed})
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			continue // created concurrently: update it instead
+		}
+		if err != nil {
+			return nil, false, unavailable(err)
+		}
+		if err := d.watcher.WaitFor(ctx, rec.Revision); err != nil {
+			return nil, false, err
+		}
+		return rec.Value.view(rec.Revision), true, nil
+	}
+	return nil, false, gatehouse.ErrUnavailable
+}
+
+// GetDeployment returns the deployment name of acct (from storage).
+//
+// Errors (*gatehouse.Error): 404 DeploymentNotFound; 503.
+func (d *Deployments) GetDeployment(ctx context.Context, acct *Account, name string) (*Deployment, error) {
+	rec, err := d.table.Get(ctx, deploymentKey(acct, name))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errDeploymentNotFound(acct, name)
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return rec.Value.view(rec.Revision), nil
+}
+
+// ListDeployments returns acct's deployments, ordered by name.
+func (d *Deployments) ListDeployments(ctx context.Context, acct *Account) ([]*Deployment, error) {
+	recs, err := d.table.Collect(ctx, storage.ListOptions{Ref: acct.InternalID})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]*Deployment, len(recs))
+	for i, r := range recs {
+		out[i] = r.Value.view(r.Revision)
+	}
+	return out, nil
+}
+
+// DeleteDeployment deletes the deployment name of acct; false when there
+// was none. When it returns, this node's gateway no longer serves it.
+func (d *Deployments) DeleteDeployment(ctx context.Context, acct *Account, name string) (bool, error) {
+	key := deploymentKey(acct, name)
+	err := d.table.Delete(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailable(err)
+	}
+	// Delete carries no revision: wait for everything committed so far.
+	if err := d.watcher.Sync(ctx); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,192 @@
+package armapi
+
+// Microsoft.CognitiveServices/accounts/deployments (armcognitiveservices/v2
+// DeploymentsClient, `gatehouse cognitiveservices account deployment`).
+// This file is the gateway engineer's (issue 5) addition to the package.
+//
+// A deployment maps a name clients use in /openai/deployments/{name}/… to
+// an OpenAI-compatible upstream. Besides Azure's properties.model and sku,
+// Gatehouse reads a properties.upstream extension:
+//
+//	"upstream": {"endpoint": "http://vllm:8000",   base URL; requests go to {endpoint}/v1/…
+//	             "model": "meta-llama/…",           model name sent upstream (default: properties.model.name)
+//	             "key": "…",                        the upstream's own key; write-only, sealed at rest
+//	             "keyHeader": "api-key"}            header for the key (default Authorization: Bearer)
+//
+// Responses show "hasKey" instead of the key. PUT without "key" keeps the
+// current one; "key": "" removes it.
+
+import (
+	"net/http"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
+)
+
+const (
+	actDeploymentRead   = "Microsoft.CognitiveServices/accounts/deployments/read"
+	actDeploymentWrite  = "Microsoft.CognitiveServices/accounts/deployments/write"
+	actDeploymentDelete = "Microsoft.CognitiveServices/accounts/deployments/delete"
+)
+
+// deploymentRoutes are added to routes (routes.go).
+var deploymentRoutes = []route{
+	{method: "GET", pattern: account + "/deployments", family: famCognitive, handle: listDeployments},
+	{method: "GET", pattern: account + "/deployments/{deployment}", family: famCognitive, handle: getDeployment},
+	{method: "PUT", pattern: account + "/deployments/{deployment}", family: famCognitive, audit: true, handle: putDeployment},
+	{method: "DELETE", pattern: account + "/deployments/{deployment}", family: famCognitive, audit: true, handle: deleteDeployment},
+}
+
+type deploymentJSON struct {
+	ID         string                 `json:"id"`
+	Name       string                 `json:"name"`
+	Type       string                 `json:"type"`
+	SKU        accounts.DeploymentSKU `json:"sku"`
+	Etag       string                 `json:"etag"`
+	SystemData systemDataJSON         `json:"systemData"`
+	Properties deploymentPropsJSON    `json:"properties"`
+}
+
+type deploymentPropsJSON struct {
+	Model             accounts.DeploymentModel `json:"model"`
+	ProvisioningState string                   `json:"provisioningState"`
+	Upstream          accounts.Upstream        `json:"upstream"`
+}
+
+type deploymentBody struct {
+	SKU        *accounts.DeploymentSKU `json:"sku"`
+	Properties *struct {
+		Model    *accounts.DeploymentModel `json:"model"`
+		Upstream *struct {
+			Endpoint  string  `json:"endpoint"`
+			Model     string  `json:"model"`
+			KeyHeader string  `json:"keyHeader"`
+			Key       *string `json:"key"`
+		} `json:"upstream"`
+	} `json:"properties"`
+}
+
+func deploymentView(d *accounts.Deployment) deploymentJSON {
+	return deploymentJSON{ID: d.ID, Name: d.Name, Type: accounts.DeploymentType, SKU: d.SKU, Etag: etag(d.Revision),
+		SystemData: systemDataJSON{
+			CreatedAt: armTime(d.CreatedAt), CreatedBy: d.CreatedBy.ObjectID, CreatedByType: d.CreatedBy.Type,
+			LastModifiedAt: armTime(d.UpdatedAt), LastModifiedBy: d.UpdatedBy.ObjectID, LastModifiedByType: d.UpdatedBy.Type,
+		},
+		Properties: deploymentPropsJSON{Model: d.Model, ProvisioningState: "Succeeded", Upstream: d.Upstream}}
+}
+
+// deploymentCall is the prologue of a deployment operation: subscription,
+// authorization at the deployment's scope (or the account's, for a list),
+// resource group, account.
+func (c *call) deploymentCall(action string, child bool) (*accounts.Account, error) {
+	if c.api.opts.Deployments == nil {
+		return nil, errNoRoute(c.r.URL.Path)
+	}
+	if _, err := c.subscription(); err != nil {
+		return nil, err
+	}
+	id, nameErr := c.accountID()
+	scope := id
+	if child {
+		scope = id.Child(accounts.Namespace, "deployments", c.param("deployment"))
+	}
+	if err := c.authorize(action, scope); err != nil {
+		return nil, err
+	}
+	if _, err := c.group(); err != nil {
+		return nil, err
+	}
+	if nameErr != nil {
+		return nil, nameErr
+	}
+	if child {
+		if err := accounts.ValidateDeploymentName(c.param("deployment")); err != nil {
+			return nil, err
+		}
+	}
+	return c.api.opts.Accounts.Get(c.ctx(), id)
+}
+
+func listDeployments(c *call) error {
+	a, err := c.deploymentCall(actDeploymentRead, false)
+	if err != nil {
+		return err
+	}
+	all, err := c.api.opts.Deployments.ListDeployments(c.ctx(), a)
+	if err != nil {
+		return err
+	}
+	out := list[deploymentJSON]{Value: []deploymentJSON{}}
+	for _, d := range all {
+		out.Value = append(out.Value, deploymentView(d))
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+func getDeployment(c *call) error {
+	a, err := c.deploymentCall(actDeploymentRead, true)
+	if err != nil {
+		return err
+	}
+	d, err := c.api.opts.Deployments.GetDeployment(c.ctx(), a, c.param("deployment"))
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, deploymentView(d))
+}
+
+// PUT completes synchronously: 201 (created) or 200 (replaced) with
+// provisioningState Succeeded.
+func putDeployment(c *call) error {
+	a, err := c.deploymentCall(actDeploymentWrite, true)
+	if err != nil {
+		return err
+	}
+	var body deploymentBody
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	spec := accounts.DeploymentSpec{SKU: body.SKU}
+	if p := body.Properties; p != nil {
+		if p.Model != nil {
+			spec.Model = *p.Model
+		}
+		if u := p.Upstream; u != nil {
+			spec.Endpoint, spec.UpstreamModel, spec.KeyHeader, spec.Key = u.Endpoint, u.Model, u.KeyHeader, u.Key
+		}
+	}
+	if spec.Endpoint == "" {
+		return gatehouse.BadRequestf("InvalidUpstream",
+			"properties.upstream.endpoint is required: the base URL of the OpenAI-compatible server this deployment forwards to.").
+			WithTarget("properties.upstream.endpoint")
+	}
+	d, created, err := c.api.opts.Deployments.PutDeployment(c.ctx(), a, c.param("deployment"), spec, c.actor())
+	if err != nil {
+		return err
+	}
+	c.detail("name", d.Name)
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.reply(status, deploymentView(d))
+}
+
+// DELETE: 200 when deleted, 204 when there was nothing.
+func deleteDeployment(c *call) error {
+	a, err := c.deploymentCall(actDeploymentDelete, true)
+	if err != nil {
+		return err
+	}
+	existed, err := c.api.opts.Deployments.DeleteDeployment(c.ctx(), a, c.param("deployment"))
+	if err != nil {
+		return err
+	}
+	c.detail("name", c.param("deployment"))
+	if !existed {
+		c.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	c.w.WriteHeader(http.StatusOK)
+	return nil
+}

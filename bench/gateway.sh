@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# gateway.sh — the AI data plane under load: the upstream directly, and the
+# gateway in front of it with each credential kind, in one interleaved run.
+#
+# Starts on 127.0.0.1 only:
+#   upstream     bench/upstream (Go net/http, a fixed chat completion) on UPSTREAM_PORT,
+#                plus a TLS 1.3 listener on UPSTREAM_TLS_PORT in the same process
+#   gatehouse    `gatehouse serve` (SQLite, its own CA) on PORT; bench/gateway-prepare
+#                creates, through the public APIs, an OpenAI account with a deployment
+#                "chat" forwarding to the upstream, and gets a key, an STS token for it
+#                and an identity token (a principal with Cognitive Services OpenAI User)
+# then runs wrk, ROUNDS times round-robin (so drift is shared), against:
+#   upstream        POST /v1/chat/completions on the upstream, plain HTTP (the physical limit)
+#   upstream-tls    the same over TLS 1.3 (a TLS Go server that does nothing else)
+#   gw-key          POST /ai/bench/openai/deployments/chat/chat/completions  Ocp-Apim-Subscription-Key
+#   gw-sts          the same with Authorization: Bearer <STS token>
+#   gw-identity     the same with Authorization: Bearer <identity token>
+#   gw-key-padded   gw-key plus a dummy header as long as the STS token: the control that
+#                   separates the cost of carrying a ~750-byte bearer header from the token check
+# and prints req/s, p50/p99, CPU µs per request of the measured process
+# (the upstream's own for upstream*, the gateway's — excluding the
+# upstream — for gw-*), the ratio to upstream in the same round, and for
+# the token paths the ratio to gw-key. Any non-2xx answer fails the run.
+#
+# Env (defaults): DURATION=10 CONNS=64 THREADS=2 ROUNDS=3 WARMUP=2
+#   PORT=18490 UPSTREAM_PORT=18480 UPSTREAM_TLS_PORT=18481 (apart from the ports of
+#   bench/token.sh and ../shared/bench/dataplane.sh, so runs do not collide)
+#   GATEHOUSE_BIN  a prebuilt binary (else ./cmd/gatehouse is built)
+#   KEEP=1         keep the node running and print its environment instead of
+#                  benchmarking (for ../shared/bench/dataplane.sh, see below)
+#
+# The side-by-side figure with nginx, haproxy and caddy uses the shared
+# script with the gateway as its target:
+#   bench/gateway.sh --dataplane     (runs ../shared/bench/dataplane.sh with TARGET_*
+#                                     set to a prepared gateway; its env knobs apply)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-2}
+PORT=${PORT:-18490}
+UPSTREAM_PORT=${UPSTREAM_PORT:-18480}
+UPSTREAM_TLS_PORT=${UPSTREAM_TLS_PORT:-18481}
+MODE=${1:-}
+for t in wrk curl python3 go; do command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 2; }; done
+for p in "$PORT" "$UPSTREAM_PORT" "$UPSTREAM_TLS_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use (set PORT, UPSTREAM_PORT, UPSTREAM_TLS_PORT)" >&2; exit 2; fi
+done
+
+WORK=$(mktemp -d -t gatehouse-gwbench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+BIN=${GATEHOUSE_BIN:-}
+(cd "$ROOT" && {
+  [ -n "$BIN" ] || go build -o "$WORK/gatehouse" ./cmd/gatehouse
+  go build -o "$WORK/upstream" ./bench/upstream
+  go build -o "$WORK/prepare" ./bench/gateway-prepare
+})
+BIN=${BIN:-$WORK/gatehouse}
+
+wait_url() { # wait_url URL [curl args...]
+  local url=$1; shift
+  for _ in $(seq 150); do curl -sf -o /dev/null "$@" "$url" && return 0; sleep 0.2; done
+  echo "nothing answers at $url" >&2; return 1
+}
+
+serve_args=(serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" --host "localhost:$PORT"
+  --msi-listen 127.0.0.1:0 --bootstrap-file "$WORK/bootstrap.json" --log-level warn)
+
+# Prepare on a node of its own, then stop it: the benchmarked node (or the
+# one dataplane.sh starts) opens the same data directory.
+"$BIN" "${serve_args[@]}" >"$WORK/prepare-node.log" 2>&1 &
+PREP_PID=$!
+PIDS+=("$PREP_PID")
+wait_url "https://localhost:$PORT/healthz" --cacert "$WORK/data/ca.pem" || { cat "$WORK/prepare-node.log" >&2; exit 1; }
+for _ in $(seq 50); do [ -s "$WORK/bootstrap.json" ] && break; sleep 0.1; done
+"$WORK/prepare" -bootstrap "$WORK/bootstrap.json" -upstream "http://127.0.0.1:$UPSTREAM_PORT" -out "$WORK/creds.env"
+kill -TERM "$PREP_PID"; wait "$PREP_PID" 2>/dev/null || true
+# shellcheck disable=SC1091
+. "$WORK/creds.env"
+
+if [ "$MODE" = "--dataplane" ]; then
+  SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+  [ -x "$SHARED/dataplane.sh" ] || { echo "no $SHARED/dataplane.sh (set SHARED_BENCH)" >&2; exit 2; }
+  echo "gateway prepared: account bench, deployment chat → 127.0.0.1:$UPSTREAM_PORT" >&2
+  TARGET_NAME=gatehouse TARGET_CMD="$BIN ${serve_args[*]}" TARGET_URL="$CHAT_URL" \
+    TARGET_HEADER="Ocp-Apim-Subscription-Key: $KEY" UPSTREAM_PORT=$UPSTREAM_PORT UPSTREAM_BIN="$WORK/upstream" \
+    UPSTREAM_TLS_PORT=$UPSTREAM_TLS_PORT "$SHARED/dataplane.sh"
+  exit $?
+fi
+
+"$WORK/upstream" -addr "127.0.0.1:$UPSTREAM_PORT" -tls-addr "127.0.0.1:$UPSTREAM_TLS_PORT" >"$WORK/upstream.log" 2>&1 &
+UP_PID=$!
+PIDS+=("$UP_PID")
+"$BIN" "${serve_args[@]}" >"$WORK/node.log" 2>&1 &
+GW_PID=$!
+PIDS+=("$GW_PID")
+wait_url "http://127.0.0.1:$UPSTREAM_PORT/" || { cat "$WORK/upstream.log" >&2; exit 1; }
+wait_url "https://localhost:$PORT/healthz" --cacert "$WORK/data/ca.pem" || { cat "$WORK/node.log" >&2; exit 1; }
+
+if [ "${KEEP:-}" = 1 ]; then
+  echo "gatehouse pid $GW_PID on https://localhost:$PORT (CA $WORK/data/ca.pem); upstream pid $UP_PID"
+  cat "$WORK/creds.env"
+  echo "Ctrl-C stops both."
+  wait "$GW_PID"
+  exit 0
+fi
+
+BODY='{"model":"stub","messages":[{"role":"user","content":"hi"}],"max_tokens":1}'
+printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
+  "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$BODY")" >"$WORK/post.lua"
+
+TARGETS=(upstream upstream-tls gw-key gw-sts gw-identity gw-key-padded)
+declare -A URL HDR HDR2 PID
+URL[upstream]="http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions"; HDR[upstream]="X-Bench: 1"; PID[upstream]=$UP_PID
+URL[upstream-tls]="https://127.0.0.1:$UPSTREAM_TLS_PORT/v1/chat/completions"; HDR[upstream-tls]="X-Bench: 1"; PID[upstream-tls]=$UP_PID
+URL[gw-key]=$CHAT_URL; HDR[gw-key]="Ocp-Apim-Subscription-Key: $KEY"; PID[gw-key]=$GW_PID
+URL[gw-sts]=$CHAT_URL; HDR[gw-sts]="Authorization: Bearer $STS"; PID[gw-sts]=$GW_PID
+URL[gw-identity]=$CHAT_URL; HDR[gw-identity]="Authorization: Bearer $IDENTITY"; PID[gw-identity]=$GW_PID
+URL[gw-key-padded]=$CHAT_URL; HDR[gw-key-padded]="Ocp-Apim-Subscription-Key: $KEY"; PID[gw-key-padded]=$GW_PID
+HDR2[gw-key-padded]="X-Pad: $(python3 -c "print('x' * ${#STS})")"
+
+# Each credential must work before anything is measured.
+for t in "${TARGETS[@]}"; do
+  code=$(curl -sk -o "$WORK/check.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H "${HDR[$t]}" -H "${HDR2[$t]:-X-Bench: 1}" \
+    --data "$BODY" "${URL[$t]}")
+  [ "$code" = 200 ] || { echo "$t: status $code: $(head -c 300 "$WORK/check.out")" >&2; exit 1; }
+done
+code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST --data "$BODY" "$CHAT_URL")
+[ "$code" = 401 ] || { echo "no credential: status $code, want 401" >&2; exit 1; }
+
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+
+# run TARGET SECONDS: one wrk run; appends "target rps p50 p99 cpu_us" to $WORK/round.
+run() {
+  local t=$1 secs=$2 before after out
+  before=$(cputicks "${PID[$t]}")
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency --timeout 5s -s "$WORK/post.lua" -H "${HDR[$t]}" \
+    -H "${HDR2[$t]:-X-Bench: 1}" "${URL[$t]}")
+  after=$(cputicks "${PID[$t]}")
+  if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$t: errors:" >&2; echo "$out" >&2; exit 1; fi
+  python3 - "$t" "$before" "$after" "$TCK" >>"$WORK/round" <<PY
+import re, sys
+out = """$out"""
+t, (b, a, tck) = sys.argv[1], map(float, sys.argv[2:5])
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+def ms(p):
+    m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)" % p, out, re.M)
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+print(t, f"{rps:.0f}", f"{ms(50):.3f}", f"{ms(99):.3f}", f"{(a - b) / tck / total * 1e6:.1f}")
+PY
+}
+
+for t in "${TARGETS[@]}"; do run "$t" "$WARMUP"; done
+: >"$WORK/round"
+: >"$WORK/all"
+n=${#TARGETS[@]}
+for ((r = 1; r <= ROUNDS; r++)); do
+  : >"$WORK/round"
+  for ((i = 0; i < n; i++)); do run "${TARGETS[$(((i + r - 1) % n))]}" "$DURATION"; done
+  sed "s/^/$r /" "$WORK/round" >>"$WORK/all"
+  echo "round $r done" >&2
+done
+
+python3 - "$WORK/all" "$ROUNDS" "$CONNS" "$DURATION" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+rounds, conns, dur = sys.argv[2:5]
+by = {}
+for r, t, rps, p50, p99, cpu in rows:
+    by.setdefault(t, {})[r] = (float(rps), float(p50), float(p99), float(cpu))
+order = ["upstream", "upstream-tls", "gw-key", "gw-sts", "gw-identity", "gw-key-padded"]
+med = statistics.median
+print(f"\n{rounds} round(s) x {dur}s, {conns} connections, wrk -t2; median (min-max) over rounds")
+print(f"{'target':<13} {'req/s':<22} {'vs upstream':<20} {'vs gw-key':<20} {'p50 ms':<8} {'p99 ms':<8} {'cpu µs/req':<10}")
+for t in order:
+    rs = by.get(t, {})
+    if not rs:
+        continue
+    rps = [v[0] for v in rs.values()]
+    ratio = [rs[r][0] / by["upstream"][r][0] for r in rs if r in by["upstream"]]
+    key = [rs[r][0] / by["gw-key"][r][0] for r in rs if r in by.get("gw-key", {})] if t.startswith("gw-") else []
+    fmt = lambda xs: f"{med(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "-"
+    print(f"{t:<13} {f'{med(rps):.0f} ({min(rps):.0f}-{max(rps):.0f})':<22} {fmt(ratio):<20} {fmt(key):<20} "
+          f"{med([v[1] for v in rs.values()]):<8.3f} {med([v[2] for v in rs.values()]):<8.3f} {med([v[3] for v in rs.values()]):<10.1f}")
+print("\ncpu µs/req: upstream* = the upstream process; gw-* = the gatehouse process alone (the upstream it calls is not counted).")
+PY

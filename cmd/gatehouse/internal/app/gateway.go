@@ -1,0 +1,288 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authority"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/gateway"
+	"github.com/gatehouse/gatehouse/language"
+	hlru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Endpoint forms of properties.endpoint (Config.EndpointForm).
+const (
+	EndpointFormPath = "path"
+	EndpointFormHost = "host"
+)
+
+// gatewayState is the data plane's part of Main.
+type gatewayState struct {
+	banner []string
+}
+
+// configureDataPlane runs before the management API is mounted: it picks
+// the endpoint form accounts advertise (unless a test set AccountEndpoint)
+// and builds the deployments service the management API serves.
+func (m *Main) configureDataPlane(ctx, bg context.Context) error {
+	if m.AccountEndpoint == nil && m.Config.EndpointForm == EndpointFormHost {
+		m.AccountEndpoint = func(name string) string {
+			return "https://" + name + ".cognitiveservices." + m.Host + "/"
+		}
+	}
+	m.Deployments = accounts.NewDeployments(bg, m.Store, m.Watcher, accounts.DeploymentOptions{
+		Sealer: m.Sealer, Now: m.Now, Logger: m.Logger})
+	return m.Deployments.Load(ctx)
+}
+
+// mountGateway builds the AI data plane — the gateway with the STS, the
+// built-in Language service and the upstream proxy — over the identity
+// and management services, mounts it on the root host (/ai/{account}/…,
+// /sts/v1.0/issueToken) and the account hosts, and starts its usage
+// flush. It runs after mountManagement.
+func (m *Main) mountGateway(ctx, bg context.Context) error {
+	if m.Accounts == nil || m.Authority == nil || m.Authz == nil {
+		return errors.New("gateway: the identity and management services must be mounted first")
+	}
+	deps, err := hlru.New[*accounts.DataPlaneDeployment, *gateway.Deployment](4096)
+	if err != nil {
+		return err
+	}
+	m.Gateway = gateway.New(gateway.Options{
+		Accounts:    accountIndex{m.Accounts},
+		Tokens:      tokenVerifier{m.Authority},
+		Issuer:      stsIssuer{m.Authority},
+		Authz:       &dataAuthorizer{z: m.Authz},
+		Deployments: deploymentIndex{d: m.Deployments, views: deps},
+		Language:    language.New().AnalyzeText,
+		Usage:       usageSink{m.Accounts},
+		Audit:       denialAudit{m.Audit},
+		Registry:    m.Metrics.Registry,
+		Logger:      m.Logger,
+		Now:         m.Now,
+	})
+	m.Gateway.Mount(m.Router)
+	m.goBackground(func() { m.Gateway.Run(bg) })
+	if m.Config.Dev {
+		m.AddBootstrapStep("dev", m.bootstrapDev)
+	}
+	return nil
+}
+
+// gatewayBanner is the data plane's part of the start-up banner.
+func (m *Main) gatewayBanner() []string {
+	if m.Gateway == nil {
+		return nil
+	}
+	lines := []string{"AI data plane: " + m.URL + "/ai/{account}/  and  https://{account}.cognitiveservices." + m.Host + "/",
+		"STS: POST " + m.URL + "/sts/v1.0/issueToken  (Ocp-Apim-Subscription-Key: <key>)"}
+	return append(lines, m.gateway.banner...)
+}
+
+// Demo account of `gatehouse serve --dev`.
+const (
+	devAccountName = "demo-language"
+	devSampleText  = "Gatehouse is up and running. I love how easy this was!"
+)
+
+// bootstrapDev creates the demo Language account on the first --dev start
+// and, on every --dev start, prints its endpoint, a key and a curl line
+// that gets a real answer from the built-in Language service.
+func (m *Main) bootstrapDev(ctx context.Context, b *Bootstrap) error {
+	sub, group := b.Credentials.SubscriptionID, b.Credentials.ResourceGroup
+	if sub == "" || group == "" {
+		d, err := m.Resources.EnsureDefaults(ctx, b.TenantID, nil)
+		if err != nil {
+			return err
+		}
+		sub, group = d.Subscription, d.Group
+	}
+	id, err := gatehouse.ParseResourceID("/subscriptions/" + sub + "/resourceGroups/" + group +
+		"/providers/" + accounts.Type + "/" + devAccountName)
+	if err != nil {
+		return err
+	}
+	acct, err := m.Accounts.Get(ctx, id)
+	if e, ok := gatehouse.AsError(err); ok && e.Status == 404 {
+		acct, _, err = m.Accounts.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "local",
+			SKU: &accounts.SKU{Name: "S0"}}, accounts.Actor{ObjectID: b.ObjectID, Type: "Application"})
+	}
+	if err != nil {
+		return fmt.Errorf("demo account: %w", err)
+	}
+	keys, err := m.Accounts.ListKeys(ctx, id)
+	if err != nil {
+		return err
+	}
+	body := `{"kind":"SentimentAnalysis","analysisInput":{"documents":[{"id":"1","text":"` + devSampleText + `"}]}}`
+	cacert := ""
+	if ca := m.Certs.CAFile(); ca != "" {
+		cacert = "--cacert " + ca + " "
+	}
+	m.gateway.banner = append(m.gateway.banner,
+		"Development mode: demo Language account "+devAccountName+" (resource "+acct.ID+")",
+		"  endpoint: "+acct.Endpoint,
+		"  key:      "+keys.Key1,
+		"  try it:",
+		"  curl "+cacert+"-H 'Ocp-Apim-Subscription-Key: "+keys.Key1+"' -H 'Content-Type: application/json' \\",
+		"    '"+acct.Endpoint+"language/:analyze-text?api-version=2023-04-01' \\",
+		"    -d '"+body+"'",
+	)
+	return nil
+}
+
+// accountIndex is the gateway's view of the accounts index.
+type accountIndex struct{ s *accounts.Service }
+
+func gatewayAccount(a *accounts.Account) gateway.Account {
+	return gateway.Account{
+		ID: a.ID, InternalID: a.InternalID, Name: a.DataPlaneName, Kind: a.Kind, DisableLocalAuth: a.DisableLocalAuth,
+		Generations: [2]int64{a.Keys[0].Generation, a.Keys[1].Generation},
+		Limits: gateway.RateLimits{Account: a.RequestsPerMinute(accounts.RateLimitAccount),
+			Credential: a.RequestsPerMinute(accounts.RateLimitCredential)},
+	}
+}
+
+func (x accountIndex) AccountByName(name string) (gateway.Account, bool) {
+	a, ok := x.s.ByDataPlaneName(name)
+	if !ok {
+		return gateway.Account{}, false
+	}
+	return gatewayAccount(a), true
+}
+
+func (x accountIndex) AccountByID(id string) (gateway.Account, bool) {
+	a, ok := x.s.ByID(id)
+	if !ok {
+		return gateway.Account{}, false
+	}
+	return gatewayAccount(a), true
+}
+
+func (x accountIndex) LookupKey(sum [32]byte) (gateway.KeyMatch, bool) {
+	m, ok := x.s.LookupKeyHash(sum)
+	if !ok {
+		return gateway.KeyMatch{}, false
+	}
+	return gateway.KeyMatch{AccountID: m.Account.ID, Slot: m.Slot, Generation: m.Generation}, true
+}
+
+// tokenVerifier reads bearer tokens with the authority's one verifier and
+// the STS claims back out of them.
+type tokenVerifier struct{ a *authority.Authority }
+
+func (x tokenVerifier) VerifyToken(ctx context.Context, raw string, audiences ...string) (*gateway.VerifiedToken, error) {
+	c, err := x.a.Verify(ctx, raw, audiences...)
+	if err != nil {
+		return nil, err
+	}
+	v := &gateway.VerifiedToken{Audience: c.Audience, Principal: c.Principal, Expires: c.Expires}
+	if acct := c.String(gateway.ClaimAccount); acct != "" {
+		v.STS, v.AccountID, v.Slot = true, acct, -1
+		if slot, ok := accounts.ParseKeyName(c.String(gateway.ClaimSlot)); ok {
+			if gen, ok := c.Int64(gateway.ClaimGeneration); ok {
+				v.Slot, v.Generation = slot, gen
+			}
+		}
+	}
+	return v, nil
+}
+
+// stsIssuer mints STS tokens with the authority's signing keys: a token of
+// the STS audience, without a principal, carrying the account, key slot
+// and generation it was minted from.
+type stsIssuer struct{ a *authority.Authority }
+
+func (x stsIssuer) IssueSTSToken(ctx context.Context, g gateway.STSGrant) (string, error) {
+	tok, _, err := x.a.Issue(ctx, gatehouse.Principal{}, gateway.STSAudience, g.Lifetime, map[string]any{
+		gateway.ClaimAccount:    g.Account.ID,
+		gateway.ClaimSlot:       accounts.SlotName(g.Slot),
+		gateway.ClaimGeneration: g.Generation,
+	})
+	return tok, err
+}
+
+// dataAuthorizer asks the cached authorization decision for data actions.
+// Account scopes are parsed once per account id.
+type dataAuthorizer struct {
+	z      *authz.Service
+	scopes sync.Map // account id → *gatehouse.ResourceID
+}
+
+func (x *dataAuthorizer) AuthorizeData(ctx context.Context, p gatehouse.Principal, action, scope string) (bool, error) {
+	v, ok := x.scopes.Load(scope)
+	if !ok {
+		id, err := gatehouse.ParseResourceID(scope)
+		if err != nil {
+			return false, fmt.Errorf("gateway: account scope %q: %w", scope, err)
+		}
+		v, _ = x.scopes.LoadOrStore(scope, id)
+	}
+	return x.z.Decide(p.ObjectID, authz.DataAction(action), v.(*gatehouse.ResourceID)).Allowed, nil
+}
+
+// deploymentIndex is the gateway's view of the deployments index. The
+// gateway's Deployment (with its prepared request parts) is built once per
+// deployment version and kept in a bounded cache keyed by the index's
+// immutable value.
+type deploymentIndex struct {
+	d     *accounts.Deployments
+	views *hlru.Cache[*accounts.DataPlaneDeployment, *gateway.Deployment]
+}
+
+func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gateway.Deployment, bool) {
+	dp, ok := x.d.Lookup(acct.InternalID, name)
+	if !ok {
+		return nil, false
+	}
+	if v, ok := x.views.Get(dp); ok {
+		return v, true
+	}
+	v := &gateway.Deployment{Name: dp.Name, Upstream: dp.Upstream, Model: dp.Model, Credential: dp.Key, AuthHeader: dp.KeyHeader}
+	x.views.Add(dp, v)
+	return v, true
+}
+
+// usageSink flushes the gateway's usage counts into the accounts' evidence.
+type usageSink struct{ s *accounts.Service }
+
+func (x usageSink) RecordUsage(ctx context.Context, batch []gateway.Usage) error {
+	out := make([]accounts.Usage, len(batch))
+	for i, u := range batch {
+		out[i] = accounts.Usage{AccountID: u.AccountID, Slot: u.Slot, PrincipalID: u.PrincipalID, Requests: u.Requests,
+			LastUsed: u.LastUsed, ClientAddresses: u.ClientAddresses, UserAgents: u.UserAgents}
+	}
+	return x.s.RecordUsage(ctx, out)
+}
+
+// denialAudit writes data-plane denials to the audit log.
+type denialAudit struct{ l *audit.Log }
+
+func (x denialAudit) AuditDenial(ctx context.Context, d gateway.Denial) error {
+	details := map[string]string{"reason": d.Reason}
+	if d.Credential != "" {
+		details["credential"] = string(d.Credential)
+	}
+	if d.Suppressed > 0 {
+		details["count"] = fmt.Sprint(d.Suppressed + 1)
+	}
+	_, err := x.l.Append(ctx, audit.Entry{
+		RequestID: d.RequestID,
+		Principal: audit.Principal{ObjectID: d.Principal.ObjectID, Type: string(d.Principal.Type),
+			Name: d.Principal.Name, TenantID: d.Principal.TenantID},
+		Action: d.Action, Scope: d.AccountID, Result: audit.Denied, Status: d.Status, Code: d.Code,
+		Details: details, Surface: "gateway",
+	})
+	return err
+}
+
+// validEndpointForm is used by Config.Validate.
+func validEndpointForm(s string) bool {
+	return s == EndpointFormPath || s == EndpointFormHost
+}

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// `gatehouse cognitiveservices account deployment …` manages an account's
+// deployments (az cognitiveservices account deployment …): a deployment
+// name clients use in /openai/deployments/{name}/… mapped to an
+// OpenAI-compatible upstream. The upstream's key never travels on the
+// command line: it is read from a file (--upstream-key-file, "-" for stdin)
+// or from $GATEHOUSE_UPSTREAM_KEY.
+
+func newDeploymentCmd(env Env) *cobra.Command {
+	d := newGroup("deployment", "Manage an account's deployments: names mapped to OpenAI-compatible upstreams")
+	d.AddCommand(newDeploymentCreateCmd(env), newDeploymentListCmd(env), newDeploymentShowCmd(env), newDeploymentDeleteCmd(env))
+	return d
+}
+
+// deploymentFlags are the account flags plus --deployment-name.
+type deploymentFlags struct {
+	armFlags
+	deployment string
+}
+
+func (f *deploymentFlags) add(c *cobra.Command) {
+	f.armFlags.add(c, true)
+	c.Flags().StringVar(&f.deployment, "deployment-name", "", "deployment name")
+}
+
+func (f *deploymentFlags) path(c *apiClient, withDeployment bool) (string, error) {
+	suffix := "/deployments"
+	if withDeployment {
+		if f.deployment == "" {
+			return "", errors.New("--deployment-name is required")
+		}
+		suffix += "/" + url.PathEscape(f.deployment)
+	}
+	return f.accountPath(c, suffix, true)
+}
+
+func newDeploymentCreateCmd(env Env) *cobra.Command {
+	var f deploymentFlags
+	var model, format, version, sku, upstream, upstreamModel, keyHeader, keyFile string
+	var capacity int
+	cmd := &cobra.Command{Use: "create", Short: "Create or replace a deployment (name → upstream base URL, model, key)", Args: cobra.NoArgs,
+		Example: `  gatehouse cognitiveservices account deployment create -g default -n my-openai \
+    --deployment-name gpt-4o --model-name gpt-4o \
+    --upstream-endpoint http://vllm.internal:8000 --upstream-model meta-llama/Llama-3.1-8B-Instruct \
+    --upstream-key-file ./vllm.key`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if model == "" {
+				return errors.New("--model-name is required")
+			}
+			if upstream == "" {
+				return errors.New("--upstream-endpoint is required (the base URL of the OpenAI-compatible server)")
+			}
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			p, err := f.path(c, true)
+			if err != nil {
+				return err
+			}
+			up := map[string]any{"endpoint": upstream}
+			if upstreamModel != "" {
+				up["model"] = upstreamModel
+			}
+			if keyHeader != "" {
+				up["keyHeader"] = keyHeader
+			}
+			key, given, err := upstreamKey(env, keyFile)
+			if err != nil {
+				return err
+			}
+			if given {
+				up["key"] = key
+			}
+			m := map[string]any{"format": format, "name": model}
+			if version != "" {
+				m["version"] = version
+			}
+			body := map[string]any{"sku": map[string]any{"name": sku, "capacity": capacity},
+				"properties": map[string]any{"model": m, "upstream": up}}
+			return armCall(cmd, env, "PUT", p, body, true)
+		}}
+	f.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&model, "model-name", "", "model name (properties.model.name)")
+	fl.StringVar(&format, "model-format", "OpenAI", "model format")
+	fl.StringVar(&version, "model-version", "", "model version")
+	fl.StringVar(&sku, "sku-name", "Standard", "deployment sku")
+	fl.IntVar(&capacity, "sku-capacity", 1, "deployment capacity")
+	fl.StringVar(&upstream, "upstream-endpoint", "", "base URL of the OpenAI-compatible upstream (requests go to {url}/v1/…)")
+	fl.StringVar(&upstreamModel, "upstream-model", "", "model name sent upstream (default: --model-name)")
+	fl.StringVar(&keyHeader, "upstream-key-header", "", "header carrying the upstream key (default: Authorization: Bearer)")
+	fl.StringVar(&keyFile, "upstream-key-file", "", "file holding the upstream's key (- = stdin; default: $GATEHOUSE_UPSTREAM_KEY; a replace without either keeps the current key)")
+	return cmd
+}
+
+// upstreamKey reads the upstream key from file (or "-": stdin), else
+// $GATEHOUSE_UPSTREAM_KEY. given is false when neither is set.
+func upstreamKey(env Env, file string) (key string, given bool, err error) {
+	if file == "" {
+		key, given = env.LookupEnv("GATEHOUSE_UPSTREAM_KEY")
+		return key, given, nil
+	}
+	var data []byte
+	if file == "-" {
+		data, err = io.ReadAll(io.LimitReader(env.Stdin, 8<<10))
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("--upstream-key-file: %w", err)
+	}
+	return strings.TrimSpace(string(data)), true, nil
+}
+
+func newDeploymentListCmd(env Env) *cobra.Command {
+	var f deploymentFlags
+	cmd := &cobra.Command{Use: "list", Short: "List an account's deployments", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			p, err := f.path(c, false)
+			if err != nil {
+				return err
+			}
+			var list struct {
+				Value []any `json:"value"`
+			}
+			if err := c.Do(cmd.Context(), "GET", p, nil, &list); err != nil {
+				return err
+			}
+			if list.Value == nil {
+				list.Value = []any{}
+			}
+			return printOutput(cmd, env.Stdout, list.Value)
+		}}
+	f.armFlags.add(cmd, true)
+	return cmd
+}
+
+func newDeploymentShowCmd(env Env) *cobra.Command {
+	var f deploymentFlags
+	cmd := &cobra.Command{Use: "show", Short: "Show a deployment", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			p, err := f.path(c, true)
+			if err != nil {
+				return err
+			}
+			return armCall(cmd, env, "GET", p, nil, true)
+		}}
+	f.add(cmd)
+	return cmd
+}
+
+func newDeploymentDeleteCmd(env Env) *cobra.Command {
+	var f deploymentFlags
+	cmd := &cobra.Command{Use: "delete", Short: "Delete a deployment (the gateway stops serving it at once)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			p, err := f.path(c, true)
+			if err != nil {
+				return err
+			}
+			return c.Do(cmd.Context(), "DELETE", p, nil, nil)
+		}}
+	f.add(cmd)
+	return cmd
+}

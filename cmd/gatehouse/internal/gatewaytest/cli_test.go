@@ -1,0 +1,111 @@
+package gatewaytest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/cli"
+	"github.com/openai/openai-go/v3/azure"
+)
+
+// cliRunner runs `gatehouse …` in-process with a profile directory of its
+// own and the given extra environment.
+type cliRunner struct {
+	dir string
+	env map[string]string
+}
+
+func (c *cliRunner) run(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Main(t.Context(), args, cli.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		LookupEnv: func(k string) (string, bool) {
+			if k == "GATEHOUSE_CONFIG_DIR" {
+				return c.dir, true
+			}
+			v, ok := c.env[k]
+			return v, ok
+		}})
+	return code, out.String(), errb.String()
+}
+
+func (c *cliRunner) mustRun(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	code, out, errOut := c.run(t, stdin, args...)
+	if code != 0 {
+		t.Fatalf("gatehouse %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+// testCLI: `gatehouse cognitiveservices account deployment create|list|
+// show|delete` and `gatehouse sts issue`.
+func testCLI(t *testing.T, e *env) {
+	a := e.createAccount(t, "cli-oai", "OpenAI", nil)
+	c := &cliRunner{dir: t.TempDir(), env: map[string]string{}}
+	c.mustRun(t, "", "login", "--server", e.URL, "--ca-file", e.CAFile, "--tenant", e.Directory.DefaultTenant(),
+		"--service-principal", "-u", e.Bootstrap.ClientID, "-p", e.Bootstrap.ClientSecret)
+	acct := []string{"-g", e.group, "-n", a.name, "--subscription", e.sub}
+	dep := func(args ...string) []string {
+		return append(append([]string{"cognitiveservices", "account", "deployment"}, args...), acct...)
+	}
+
+	// The key arrives on stdin, never on the command line.
+	out := c.mustRun(t, upstreamKey+"\n", dep("create", "--deployment-name", "cli-chat", "--model-name", "gpt-4o",
+		"--upstream-endpoint", e.up.srv.URL, "--upstream-model", "cli-model", "--upstream-key-file", "-")...)
+	var created map[string]any
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created["name"] != "cli-chat" ||
+		!strings.Contains(out, `"hasKey": true`) || strings.Contains(out, upstreamKey) {
+		t.Fatalf("deployment create: %s", out)
+	}
+	if got := strings.TrimSpace(c.mustRun(t, "", dep("list", "--query", "[].name", "-o", "tsv")...)); got != "cli-chat" {
+		t.Errorf("deployment list: %q", got)
+	}
+	show := c.mustRun(t, "", dep("show", "--deployment-name", "cli-chat", "--query", "properties.upstream.model", "-o", "tsv")...)
+	if strings.TrimSpace(show) != "cli-model" {
+		t.Errorf("deployment show: %q", show)
+	}
+	if reply := chat(t, e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1)), "cli-chat", "x"); !strings.HasPrefix(reply, "echo from cli-model") {
+		t.Errorf("reply %q", reply)
+	}
+	// A replace with the key from the environment.
+	c.env["GATEHOUSE_UPSTREAM_KEY"] = upstreamKey
+	c.mustRun(t, "", dep("create", "--deployment-name", "cli-chat2", "--model-name", "m", "--upstream-endpoint", e.up.srv.URL)...)
+	delete(c.env, "GATEHOUSE_UPSTREAM_KEY")
+	if reply := chat(t, e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1)), "cli-chat2", "x"); !strings.HasPrefix(reply, "echo from m") {
+		t.Errorf("reply %q", reply)
+	}
+
+	// sts issue: the token works on the data plane, from either key.
+	for _, args := range [][]string{
+		{"sts", "issue", "--account", a.name, "--subscription", e.sub},
+		{"sts", "issue", "--account", a.name, "-g", e.group, "--subscription", e.sub, "--key-name", "key2"},
+	} {
+		tok := strings.TrimSpace(c.mustRun(t, "", args...))
+		r := e.do(t, call{url: a.endpoint + "openai/deployments/cli-chat/chat/completions?api-version=" + openAIVersion,
+			header: bearer(tok), body: `{"messages":[{"role":"user","content":"x"}]}`})
+		if r.status != 200 {
+			t.Errorf("%v: token refused: %d %s", args, r.status, r.body)
+		}
+	}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(keyFile, []byte(a.key1+"\n"), 0o600)
+	js := c.mustRun(t, "", "sts", "issue", "--account", a.name, "--key-file", keyFile, "-o", "json")
+	var tok struct{ AccessToken, ExpiresOn string }
+	if err := json.Unmarshal([]byte(js), &tok); err != nil || tok.AccessToken == "" || tok.ExpiresOn == "" {
+		t.Errorf("sts issue -o json: %s", js)
+	}
+	if code, _, errOut := c.run(t, "", "sts", "issue", "--account", "no-such-account", "--subscription", e.sub); code == 0 ||
+		!strings.Contains(errOut, "no account named") {
+		t.Errorf("unknown account: exit %d %s", code, errOut)
+	}
+
+	c.mustRun(t, "", dep("delete", "--deployment-name", "cli-chat")...)
+	if got := strings.TrimSpace(c.mustRun(t, "", dep("list", "--query", "[].name", "-o", "tsv")...)); got != "cli-chat2" {
+		t.Errorf("after delete: %q", got)
+	}
+}

@@ -1,0 +1,49 @@
+package gatewaytest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
+)
+
+// TestDevMode is the README's first run: `gatehouse serve --dev` prints a
+// curl line that gets a real answer from the built-in Language service —
+// on the first start and on the next.
+func TestDevMode(t *testing.T) {
+	dir := t.TempDir()
+	dev := testenv.WithConfig(func(c *app.Config) { c.Dev = true })
+	for _, start := range []string{"first-start", "restart"} {
+		t.Run(start, func(t *testing.T) {
+			s := testenv.Start(t, dev, testenv.WithDataDir(dir))
+			banner := s.Banner.String()
+			i := strings.Index(banner, "  curl ")
+			if i < 0 || !strings.Contains(banner, "demo-language") || !strings.Contains(banner, "endpoint: "+s.URL+"/ai/demo-language/") {
+				t.Fatalf("banner has no demo account and curl line:\n%s", banner)
+			}
+			// The curl command spans three lines joined by backslashes.
+			cmdLine := strings.Join(strings.SplitN(banner[i:], "\n", 4)[:3], "\n")
+			if _, err := exec.LookPath("curl"); err != nil {
+				t.Skip("curl is not installed")
+			}
+			out, err := exec.CommandContext(t.Context(), "bash", "-c", cmdLine+" --silent --show-error").CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s\n%v: %s", cmdLine, err, out)
+			}
+			var res struct {
+				Kind    string
+				Results struct {
+					Documents []struct{ Sentiment string }
+				}
+			}
+			if err := json.Unmarshal(out, &res); err != nil || res.Kind != "SentimentAnalysisResults" ||
+				len(res.Results.Documents) != 1 || res.Results.Documents[0].Sentiment != "positive" {
+				t.Errorf("curl answer %s (%v)", out, err)
+			}
+			s.Close()
+		})
+	}
+}

@@ -1,0 +1,118 @@
+package gatewaytest
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/credential"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/azure"
+	"github.com/openai/openai-go/v3/option"
+)
+
+const openAIVersion = "2024-10-21"
+
+// openAIClient is an openai-go client for endpoint, exactly as an app
+// configures it, with the node's TLS trust and no retries.
+func (e *env) openAIClient(endpoint string, auth option.RequestOption) openai.Client {
+	return openai.NewClient(azure.WithEndpoint(endpoint, openAIVersion), auth,
+		option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+}
+
+func chat(t *testing.T, c openai.Client, deployment, msg string) string {
+	t.Helper()
+	resp, err := c.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{
+		Model: deployment, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(msg)}})
+	if err != nil {
+		t.Fatalf("chat completion: %v", err)
+	}
+	if len(resp.Choices) != 1 {
+		t.Fatalf("choices %v", resp.Choices)
+	}
+	return resp.Choices[0].Message.Content
+}
+
+func testOpenAIKey(t *testing.T, e *env) {
+	a := e.createAccount(t, "oai-key", "OpenAI", nil)
+	e.deploy(t, a, "gpt-chat", "upstream-llama")
+	hostForm := "https://" + a.name + ".openai." + e.Host + "/"
+	for _, tt := range []struct{ name, endpoint, key string }{
+		{"path-form-key1", a.endpoint, a.key1},
+		{"host-form-key2", hostForm, a.key2},
+		{"cognitiveservices-host", "https://" + a.name + ".cognitiveservices." + e.Host, a.key1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := chat(t, e.openAIClient(tt.endpoint, azure.WithAPIKey(tt.key)), "gpt-chat", "hello "+tt.name)
+			if want := "echo from upstream-llama at /v1/chat/completions: hello " + tt.name; got != want {
+				t.Errorf("reply %q, want %q", got, want)
+			}
+		})
+	}
+	if e.up.sawSecret(a.key1) || e.up.sawSecret(a.key2) {
+		t.Error("the upstream received a client key")
+	}
+	e.AssertNotLogged(t, a.key1, a.key2, upstreamKey)
+}
+
+func testOpenAIIdentity(t *testing.T, e *env) {
+	a := e.createAccount(t, "oai-identity", "AIServices", nil)
+	e.deploy(t, a, "chat", "m1")
+	_, cred := e.principal(t, "oai-user", a, authz.RoleCognitiveServicesOpenAIUser)
+	if got := chat(t, e.openAIClient(a.endpoint, azure.WithTokenCredential(cred)), "chat", "hi"); !strings.HasPrefix(got, "echo from m1") {
+		t.Errorf("reply %q", got)
+	}
+	t.Run("without-role", func(t *testing.T) {
+		_, noRole := e.principal(t, "oai-norole", a, "")
+		c := e.openAIClient(a.endpoint, azure.WithTokenCredential(noRole))
+		_, err := c.Chat.Completions.New(t.Context(),
+			openai.ChatCompletionNewParams{Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")}})
+		var apiErr *openai.Error
+		if !asError(err, &apiErr) || apiErr.StatusCode != 401 || apiErr.Code != "PermissionDenied" ||
+			!strings.Contains(apiErr.Message, "OpenAI/deployments/chat/completions/action") {
+			t.Errorf("error %v, want 401 PermissionDenied naming the data action", err)
+		}
+	})
+}
+
+func testOpenAISTSCredential(t *testing.T, e *env) {
+	a := e.createAccount(t, "oai-sts", "OpenAI", nil)
+	e.deploy(t, a, "chat", "m2")
+	cred, err := credential.NewKeyCredential(a.endpoint, a.key2, &credential.Options{
+		ClientOptions: azcore.ClientOptions{Transport: e.Client}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.openAIClient(a.endpoint, azure.WithTokenCredential(cred))
+	for i := range 3 {
+		if got := chat(t, c, "chat", "sts"); !strings.HasPrefix(got, "echo from m2") {
+			t.Fatalf("call %d: reply %q", i, got)
+		}
+	}
+	if e.up.sawSecret(a.key2) {
+		t.Error("the upstream received the client's key")
+	}
+}
+
+func testOpenAIStreaming(t *testing.T, e *env) {
+	a := e.createAccount(t, "oai-stream", "OpenAI", nil)
+	e.deploy(t, a, "chat", "streamer")
+	c := e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1))
+	stream := c.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{
+		Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("one two three")}})
+	var acc openai.ChatCompletionAccumulator
+	chunks := 0
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+		chunks++
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := "echo from streamer at /v1/chat/completions: one two three"
+	if chunks < 5 || len(acc.Choices) != 1 || acc.Choices[0].Message.Content != want {
+		t.Errorf("%d chunks, accumulated %+v", chunks, acc.Choices)
+	}
+}

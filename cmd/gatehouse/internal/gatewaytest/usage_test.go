@@ -1,0 +1,77 @@
+package gatewaytest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authz"
+)
+
+// testUsage: the gateway's counts reach the key usage evidence of the
+// management API, metrics are labelled by account and credential kind
+// (never a key), and denials reach the audit log.
+func testUsage(t *testing.T, e *env) {
+	a := e.createAccount(t, "usage-acct", "TextAnalytics", nil)
+	oid, cred := e.principal(t, "usage-user", a, authz.RoleCognitiveServicesUser)
+	body := `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"hello world"}]}}`
+	url := a.endpoint + languagePath
+	for range 3 {
+		e.do(t, call{url: url, header: map[string]string{"api-key": a.key1, "User-Agent": "usage-test/1.0"}, body: body})
+	}
+	e.do(t, call{url: url, header: bearer(e.sts(t, a.endpoint, a.key2)), body: body})
+	e.do(t, call{url: url, header: bearer(e.Token(t, cred, "https://cognitiveservices.azure.com/.default")), body: body})
+	if r := e.do(t, call{url: url, header: keyHeader("definitely-not-a-key"), body: body}); r.status != 401 {
+		t.Fatalf("wrong key: %d", r.status)
+	}
+	if err := e.Gateway.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := e.Accounts.KeyUsage(t.Context(), a.rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, k2 := ev.Keys[0], ev.Keys[1]
+	// key2: one STS call and one request with its token.
+	if k1.RequestsTotal != 3 || k2.RequestsTotal != 2 || len(k1.UserAgents) == 0 || k1.UserAgents[0] != "usage-test/1.0" ||
+		len(k1.ClientAddresses) == 0 || k1.LastUsed.IsZero() {
+		t.Errorf("key usage key1 %+v key2 %+v", k1, k2)
+	}
+	found := false
+	for _, p := range ev.Principals {
+		found = found || p.PrincipalID == oid && p.RequestsLast24Hours == 1
+	}
+	if !found {
+		t.Errorf("identity usage missing: %+v", ev.Principals)
+	}
+
+	r := e.do(t, call{method: "GET", url: e.URL + "/metrics"})
+	metrics := string(r.body)
+	for _, want := range []string{
+		`gatehouse_gateway_requests_total{account="usage-acct",credential="key1",status="200"} 3`,
+		`gatehouse_gateway_requests_total{account="usage-acct",credential="sts",status="200"} 1`,
+		`gatehouse_gateway_requests_total{account="usage-acct",credential="identity",status="200"} 1`,
+		`gatehouse_gateway_denials_total{account="usage-acct",reason="invalid_key"} 1`,
+		`gatehouse_sts_tokens_issued_total{account="usage-acct",credential="key2"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(metrics, a.key1) || strings.Contains(metrics, a.key2) {
+		t.Error("a key appears in the metrics")
+	}
+
+	var denied *audit.Record
+	e.Audit.Each(t.Context(), 0, func(rec *audit.Record) error {
+		if rec.Entry.Scope == a.id && rec.Entry.Result == audit.Denied && rec.Entry.Surface == "gateway" {
+			denied = rec
+		}
+		return nil
+	})
+	if denied == nil || denied.Entry.Details["reason"] != "invalid_key" || denied.Entry.Status != 401 ||
+		!strings.Contains(denied.Entry.Action, "Language/analyze-text") {
+		t.Errorf("audited denial %+v", denied)
+	}
+	e.AssertNotLogged(t, a.key1, a.key2)
+}

@@ -1,0 +1,68 @@
+// Package gateway is the AI data plane: it authenticates a request to an
+// AI account by subscription key, STS token or identity token, authorizes
+// it, rate-limits and meters it, and serves it with a built-in service
+// (Language) or by forwarding it to the OpenAI-compatible upstream of a
+// deployment. It also is the STS that trades a key for a 10-minute token.
+//
+// Nothing on the request path touches the database: accounts, key hashes,
+// deployments, verified tokens and role decisions are in-memory views kept
+// current by the change feed, behind the small interfaces this package
+// declares (Accounts, Deployments, TokenVerifier, Authorizer). Usage and
+// audited denials leave through background loops (UsageSink, Auditor).
+//
+// Routes (account-relative paths are served at https://H/ai/{account}/…
+// and at https://{account}.cognitiveservices.H/… and {account}.openai.H):
+//
+//	Route                                                Data action (identity)                                          Kinds
+//	POST /language/:analyze-text                         …/accounts/Language/analyze-text/action                        TextAnalytics, CognitiveServices, AIServices
+//	POST /openai/deployments/{d}/chat/completions        …/accounts/OpenAI/deployments/chat/completions/action          OpenAI, AIServices
+//	POST /openai/deployments/{d}/completions             …/accounts/OpenAI/deployments/completions/action               OpenAI, AIServices
+//	POST /openai/deployments/{d}/embeddings              …/accounts/OpenAI/deployments/embeddings/action                OpenAI, AIServices
+//	POST /sts/v1.0/issueToken (at H and every account)   key only
+//
+// The request path:
+//
+//	account by data-plane name (unknown → 401, so names cannot be probed)
+//	→ authenticate, first credential found wins:
+//	    Ocp-Apim-Subscription-Key / api-key: SHA-256 → key index → must be this account's,
+//	        refused 403 AuthenticationTypeDisabled under disableLocalAuth
+//	    Bearer, verified once for the STS and Cognitive Services audiences:
+//	        STS token   → account claim = this account, slot generation = current generation
+//	                      (regenerating a key revokes the tokens minted from it, on every node)
+//	        identity    → principal (oid) from the token
+//	→ authorize identities: the data action of the route on the account (cached decision)
+//	→ route serves the account's kind (else 404)
+//	→ rate limits: per credential (key slot or principal), then per account → 429 + Retry-After
+//	→ serve → count usage and metrics (account, credential kind, status)
+//
+// Errors are Azure's (azure-wire.md §1.3): 401 {"code":"401"} "Access
+// denied due to invalid subscription key or wrong API endpoint…" for every
+// credential that is missing, wrong, foreign, expired, tampered or revoked
+// (the client learns nothing about which); 401 PermissionDenied naming the
+// missing data action; 403 AuthenticationTypeDisabled; 404
+// DeploymentNotFound; 429 with Retry-After and retry-after-ms; 413 for
+// oversized bodies; 400 for malformed JSON. Denials are counted by reason
+// and written to the audit log at a bounded rate; successes are counted.
+//
+// The proxy forwards chat/completions, completions and embeddings to
+// {upstream}/v1/{operation}: the body is checked as JSON and its "model"
+// set to the deployment's upstream model (every duplicate too); only
+// Content-Type, Accept, Accept-Encoding, User-Agent and OpenAI-Beta go
+// along, plus X-Request-Id and the upstream's own credential — never the
+// client's key or token. Responses stream through unbuffered (server-sent
+// events are flushed per read). Upstream failures become Azure-shaped
+// errors: 504 on timeout, 502 when unreachable, when the upstream refuses
+// the deployment's credential or answers 500.
+//
+// Upstreams are reached with UpstreamClient, a keep-alive HTTP/1.1 client
+// that writes the request and reads the response on the handler's own
+// goroutine (net/http's Transport hands each request to two goroutines of
+// the connection, which on a proxy's hot path costs more than the
+// forwarding). A request on a reused connection the upstream had already
+// closed is retried once on a new one; nothing else is retried.
+//
+// Usage counters, rate limiters and pre-resolved metric counters live in
+// one entry per (account, key slot or principal), found with one sync.Map
+// lookup per request; the usage flush (Run, Flush) hands the counts to the
+// accounts service and keeps them when that fails.
+package gateway

@@ -1,0 +1,447 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/server"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Credential kinds, as they appear in metrics, usage records and logs.
+type CredentialKind string
+
+const (
+	CredentialKey1     CredentialKind = "key1"
+	CredentialKey2     CredentialKind = "key2"
+	CredentialSTS      CredentialKind = "sts"
+	CredentialIdentity CredentialKind = "identity"
+)
+
+// SlotKind returns the credential kind of key slot 0 (key1) or 1 (key2).
+func SlotKind(slot int) CredentialKind {
+	if slot == 1 {
+		return CredentialKey2
+	}
+	return CredentialKey1
+}
+
+// Account is the gateway's view of an AI account: an in-memory snapshot
+// kept current by the change feed. It carries no secret.
+type Account struct {
+	// ID is the account's ARM resource id, spelled as the account index
+	// reports it: the scope of role decisions and the account an STS token
+	// is bound to.
+	ID string
+	// InternalID identifies this instance of the account (an account
+	// deleted and created again under the same id gets a new one); its
+	// deployments hang off it.
+	InternalID string
+	// Name is the data-plane name: the host label of
+	// {name}.cognitiveservices.H and the {name} of /ai/{name}/.
+	Name string
+	// Kind is the ARM kind (OpenAI, TextAnalytics, AIServices,
+	// CognitiveServices, ...); "" allows every route.
+	Kind string
+	// DisableLocalAuth refuses keys and STS tokens (identity only).
+	DisableLocalAuth bool
+	// Generations are the current generations of key1 and key2. A token
+	// minted from slot s at generation g is valid while Generations[s] == g.
+	Generations [2]int64
+	// Limits are the account's rate limits.
+	Limits RateLimits
+}
+
+// RateLimits are requests per minute; 0 means unlimited.
+type RateLimits struct {
+	// Account bounds the whole account.
+	Account int
+	// Credential bounds each key slot (keys and the STS tokens minted from
+	// it) and each identity principal on its own.
+	Credential int
+}
+
+// KeyMatch is where a presented key belongs.
+type KeyMatch struct {
+	AccountID  string
+	Slot       int // 0 = key1, 1 = key2
+	Generation int64
+}
+
+// Accounts is the in-memory account index the gateway reads on every
+// request. Implementations never touch the database on these calls and are
+// safe for concurrent use.
+type Accounts interface {
+	// AccountByName returns the account with data-plane name name.
+	AccountByName(name string) (Account, bool)
+	// AccountByID returns the account with ARM id id (lower case).
+	AccountByID(id string) (Account, bool)
+	// LookupKey returns the account and slot whose current key has SHA-256
+	// sum; false when no current key does.
+	LookupKey(sum [sha256.Size]byte) (KeyMatch, bool)
+}
+
+// VerifiedToken is what the shared verifier established about a bearer
+// token. STS tokens carry the account, slot and generation they were
+// minted from (STS is true).
+type VerifiedToken struct {
+	Audience  string
+	Principal gatehouse.Principal
+	Expires   time.Time
+
+	STS        bool
+	AccountID  string
+	Slot       int
+	Generation int64
+}
+
+// TokenVerifier is the node's one token verifier (signature, algorithm,
+// issuer, expiry, audience ∈ audiences), with its cache of verified
+// tokens. Every error is a refusal; none is rendered to the client.
+type TokenVerifier interface {
+	VerifyToken(ctx context.Context, raw string, audiences ...string) (*VerifiedToken, error)
+}
+
+// STSGrant is what an STS token is minted for.
+type STSGrant struct {
+	Account    Account
+	Slot       int
+	Generation int64
+	Lifetime   time.Duration
+}
+
+// TokenIssuer mints STS tokens through the identity authority's issuer,
+// with STSAudience and the account/slot/generation claims that
+// TokenVerifier reads back.
+type TokenIssuer interface {
+	IssueSTSToken(ctx context.Context, g STSGrant) (raw string, err error)
+}
+
+// Authorizer is the cached authorization decision: may p perform the data
+// action on scope (an account's ARM id)? An error means the decision could
+// not be made (it is rendered as 500, never as allow).
+type Authorizer interface {
+	AuthorizeData(ctx context.Context, p gatehouse.Principal, dataAction, scope string) (bool, error)
+}
+
+// Audiences accepted on the data plane. Identity tokens are for Cognitive
+// Services (with or without the slash); STS tokens have an audience of
+// their own that the token endpoint never issues, so neither kind can pass
+// for the other.
+const (
+	CognitiveAudience      = "https://cognitiveservices.azure.com"
+	cognitiveAudienceSlash = CognitiveAudience + "/"
+	STSAudience            = "urn:ms.cognitiveservices"
+)
+
+// STS token claims (besides the issuer's standard ones).
+const (
+	ClaimAccount    = "azure-resource-id"
+	ClaimSlot       = "key-slot"
+	ClaimGeneration = "key-generation"
+)
+
+// Options configures a Gateway. Accounts, Tokens, Issuer and Authz are
+// required; the rest have defaults.
+type Options struct {
+	Accounts    Accounts
+	Tokens      TokenVerifier
+	Issuer      TokenIssuer
+	Authz       Authorizer
+	Deployments Deployments
+	// Language serves POST …/language/:analyze-text (nil: 404).
+	Language server.HandlerFunc
+	// Usage receives the usage counters every FlushInterval (nil: kept
+	// only in memory and in metrics).
+	Usage UsageSink
+	// Audit receives data-plane denials, at most AuditRate per second.
+	Audit Auditor
+
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
+	Now      func() time.Time
+
+	// MaxBodyBytes bounds a proxied request body (default 16 MiB).
+	MaxBodyBytes int64
+	// UpstreamTimeout bounds how long the upstream may stay silent: before
+	// its response headers, and between two reads of a (streamed) body
+	// (default 5 minutes: a long completion without streaming). See
+	// UpstreamClient.ReadTimeout.
+	UpstreamTimeout time.Duration
+	// Transport reaches upstreams (default: NewUpstreamClient, a
+	// keep-alive HTTP/1.1 client tuned for a proxy's hot path).
+	Transport http.RoundTripper
+	// STSLifetime is the lifetime of STS tokens (default 10 minutes).
+	STSLifetime time.Duration
+	// STSFailuresPerMinute bounds failed STS attempts per client address
+	// (default 30, burst the same).
+	STSFailuresPerMinute int
+	// FlushInterval is how often usage is flushed (default 30s; tests call
+	// Flush).
+	FlushInterval time.Duration
+	// AuditRate bounds audited denials per second (default 5, burst 20);
+	// the rest are counted and reported with the next audited one.
+	AuditRate float64
+}
+
+// Gateway is the AI data plane. Create it with New, mount it with Mount,
+// run its background loop with Run.
+type Gateway struct {
+	opts    Options
+	now     func() time.Time
+	logger  *slog.Logger
+	proxy   *proxy
+	meter   *meter
+	sts     *stsLimiter
+	auditor *denialAuditor
+}
+
+// New returns a gateway.
+func New(opts Options) *Gateway {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 16 << 20
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = 5 * time.Minute
+	}
+	if opts.STSLifetime <= 0 {
+		opts.STSLifetime = 10 * time.Minute
+	}
+	if opts.STSFailuresPerMinute <= 0 {
+		opts.STSFailuresPerMinute = 30
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 30 * time.Second
+	}
+	if opts.AuditRate <= 0 {
+		opts.AuditRate = 5
+	}
+	if opts.Transport == nil {
+		opts.Transport = NewUpstreamClient(opts.UpstreamTimeout)
+	}
+	g := &Gateway{opts: opts, now: opts.Now, logger: opts.Logger}
+	g.meter = newMeter(opts.Registry, opts.Now)
+	g.proxy = &proxy{transport: opts.Transport, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments,
+		logger: opts.Logger, meter: g.meter}
+	g.sts = newSTSLimiter(opts.STSFailuresPerMinute, opts.Now)
+	g.auditor = newDenialAuditor(opts.Audit, opts.AuditRate, opts.Now, opts.Logger, g.meter)
+	return g
+}
+
+// route is one data-plane operation.
+type route struct {
+	name string
+	// pattern is account-relative: "POST /language/:analyze-text".
+	method, path string
+	// dataAction is what an identity needs on the account.
+	dataAction string
+	// operation is the path as Azure names it in PermissionDenied.
+	operation string
+	// kinds the route serves ("" in Account.Kind allows all).
+	kinds []string
+	serve func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
+}
+
+const dataActionPrefix = "Microsoft.CognitiveServices/accounts/"
+
+var (
+	openAIKinds   = []string{"OpenAI", "AIServices"}
+	languageKinds = []string{"TextAnalytics", "CognitiveServices", "AIServices", "Language"}
+)
+
+func openAIRoute(name, op string) *route {
+	return &route{name: name, method: http.MethodPost, path: "/openai/deployments/{deployment}/" + op,
+		dataAction: dataActionPrefix + "OpenAI/deployments/" + op + "/action",
+		operation:  "POST /openai/deployments/{deployment-id}/" + op, kinds: openAIKinds,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			return g.proxy.serve(w, r, c, op)
+		}}
+}
+
+// routes lists every data-plane operation (see doc.go).
+var routes = []*route{
+	{name: "language", method: http.MethodPost, path: "/language/:analyze-text",
+		dataAction: dataActionPrefix + "Language/analyze-text/action",
+		operation:  "POST /language/:analyze-text", kinds: languageKinds,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			if g.opts.Language == nil {
+				return errNotFound
+			}
+			return g.opts.Language(w, r)
+		}},
+	openAIRoute("chat", openAIOperations[0]),
+	openAIRoute("completions", openAIOperations[1]),
+	openAIRoute("embeddings", openAIOperations[2]),
+}
+
+// Mount registers the data plane on rt: every route at the path form
+// /ai/{account}/… on the root host and at the host forms, and the STS at
+// /sts/v1.0/issueToken on both.
+func (g *Gateway) Mount(rt *server.Router) {
+	for _, rte := range routes {
+		h := server.WithSurface(server.SurfaceGateway, server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+			return g.handle(w, r, rte, r.PathValue("account"))
+		}))
+		hh := server.WithSurface(server.SurfaceGateway, server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+			return g.handle(w, r, rte, server.AccountFromContext(r.Context()))
+		}))
+		rt.Root.Handle(rte.method+" /ai/{account}"+rte.path, h)
+		rt.Account.Handle(rte.method+" "+rte.path, hh)
+	}
+	rt.Root.Handle("POST /ai/{account}/sts/v1.0/issueToken", server.WithSurface(server.SurfaceSTS,
+		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+			return g.issueToken(w, r, r.PathValue("account"), true)
+		})))
+	rt.Account.Handle("POST /sts/v1.0/issueToken", server.WithSurface(server.SurfaceSTS,
+		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+			return g.issueToken(w, r, server.AccountFromContext(r.Context()), true)
+		})))
+	rt.Root.Handle("POST /sts/v1.0/issueToken", server.WithSurface(server.SurfaceSTS,
+		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+			return g.issueToken(w, r, "", false)
+		})))
+}
+
+// call is one authenticated request.
+type call struct {
+	account Account
+	kind    CredentialKind
+	// slot is the key slot behind a key or STS token; -1 for identities.
+	slot      int
+	principal gatehouse.Principal
+	usage     *usageEntry
+	// rec wraps the response writer (part of call: one allocation).
+	rec statusRecorder
+}
+
+// handle is the request path of every data-plane route: account →
+// authenticate → authorize → rate limit → serve → meter.
+func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, name string) error {
+	// Data-plane names are lower case; a host name arrives lower-cased,
+	// a path segment as the client wrote it.
+	acct, ok := g.opts.Accounts.AccountByName(strings.ToLower(name))
+	if !ok {
+		g.meter.denied(nil, reasonUnknownAccount)
+		return errAccessDenied
+	}
+	c, err := g.authenticate(r, &acct)
+	if err != nil {
+		return g.deny(r, &acct, c, rte.dataAction, err)
+	}
+	c.account = acct
+	if c.kind == CredentialIdentity {
+		allowed, err := g.opts.Authz.AuthorizeData(r.Context(), c.principal, rte.dataAction, acct.ID)
+		if err != nil {
+			return err
+		}
+		if !allowed {
+			return g.deny(r, &acct, c, rte.dataAction, permissionDenied(c.principal.ObjectID, rte))
+		}
+	}
+	if !kindServes(acct.Kind, rte.kinds) {
+		return errNotFound
+	}
+	c.usage = g.meter.entry(&acct, c)
+	if err := g.meter.allow(&acct, c); err != nil {
+		return g.deny(r, &acct, c, rte.dataAction, err)
+	}
+	sw := &c.rec
+	sw.ResponseWriter = w
+	err = rte.serve(g, sw, r, c)
+	status := sw.status
+	if err != nil {
+		status = gatehouse.ErrorStatus(err)
+	}
+	c.usage.served(r, c.kind, status)
+	return err
+}
+
+func kindServes(kind string, kinds []string) bool {
+	if kind == "" {
+		return true
+	}
+	for _, k := range kinds {
+		if strings.EqualFold(k, kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusRecorder remembers the status written through it, passing Flush
+// through for streaming.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Run flushes usage every FlushInterval, writes audited denials and closes
+// upstream connections idle for too long, until ctx is done; then it
+// flushes once more and closes the idle connections.
+func (g *Gateway) Run(ctx context.Context) {
+	go g.auditor.run(ctx)
+	uc, _ := g.opts.Transport.(*UpstreamClient)
+	t := time.NewTicker(g.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			g.Flush(fctx)
+			cancel()
+			if uc != nil {
+				uc.CloseIdle(true)
+			}
+			return
+		case <-t.C:
+			g.Flush(ctx)
+			if uc != nil {
+				uc.CloseIdle(false)
+			}
+		}
+	}
+}
+
+// Flush sends the usage counted since the last flush to the usage sink,
+// and writes the denials waiting for the audit log. On failure the counts
+// are kept for the next flush.
+func (g *Gateway) Flush(ctx context.Context) error {
+	if g.opts.Audit != nil {
+		g.auditor.drain(ctx)
+	}
+	return g.meter.flush(ctx, g.opts.Usage, g.logger)
+}

@@ -1,0 +1,406 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/server"
+)
+
+// Deployment maps a deployment name of an account to an OpenAI-compatible
+// upstream. The credential is held in memory in the clear (it is sent on
+// every request); at rest it is sealed by the keyring.
+type Deployment struct {
+	Name string
+	// Upstream is the upstream's base URL (scheme, host, optional path
+	// prefix); requests go to {Upstream}/v1/{operation}. A base that
+	// already ends in /v1 is not doubled.
+	Upstream *url.URL
+	// Model is the upstream's model name, written into the body's "model".
+	// "" leaves the body as the client sent it.
+	Model string
+	// Credential is the upstream's own API key ("" = none).
+	Credential string
+	// AuthHeader is the header that carries Credential: "" means
+	// "Authorization: Bearer <credential>"; any other name receives the
+	// credential as is (e.g. "api-key" for an Azure OpenAI upstream).
+	AuthHeader string
+
+	// Prepared once, shared read-only by every request: the encoded model,
+	// the upstream URL of each operation, the credential header.
+	once      sync.Once
+	modelJSON []byte
+	urls      map[string]*url.URL
+	authName  string
+	authValue string
+}
+
+func (d *Deployment) prepare() {
+	d.once.Do(func() {
+		if d.Model != "" {
+			d.modelJSON, _ = json.Marshal(d.Model)
+		}
+		base := strings.TrimSuffix(strings.TrimSuffix(d.Upstream.Path, "/"), "/v1")
+		d.urls = make(map[string]*url.URL, len(openAIOperations))
+		for _, op := range openAIOperations {
+			u := *d.Upstream
+			u.Path = base + "/v1/" + op
+			u.RawPath, u.RawQuery, u.Fragment = "", "", ""
+			d.urls[op] = &u
+		}
+		switch {
+		case d.Credential == "":
+		case d.AuthHeader == "":
+			d.authName, d.authValue = "Authorization", "Bearer "+d.Credential
+		default:
+			d.authName, d.authValue = http.CanonicalHeaderKey(d.AuthHeader), d.Credential
+		}
+	})
+}
+
+// openAIOperations are the proxied operations (routes in gateway.go).
+var openAIOperations = []string{"chat/completions", "completions", "embeddings"}
+
+// Deployments is the in-memory deployment index. Deployment returns the
+// deployment name (any case) of acct, an immutable value shared by
+// concurrent requests.
+type Deployments interface {
+	Deployment(acct *Account, name string) (*Deployment, bool)
+}
+
+type proxy struct {
+	transport   http.RoundTripper
+	maxBody     int64
+	deployments Deployments
+	logger      *slog.Logger
+	meter       *meter
+}
+
+// copyPool holds the buffers responses are copied through.
+var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// forwardHeaders are the request headers an upstream gets from the client.
+// Everything else — the client's credentials above all, cookies, Azure and
+// APIM headers — stays behind.
+var forwardHeaders = []string{"Content-Type", "Accept", "Accept-Encoding", "User-Agent", "Openai-Beta"}
+
+// serve forwards POST …/openai/deployments/{deployment}/{op} to the
+// deployment's upstream /v1/{op}.
+func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string) error {
+	if err := checkOpenAIVersion(r.URL.RawQuery); err != nil {
+		return err
+	}
+	if p.deployments == nil {
+		return errDeploymentNotFound
+	}
+	d, ok := p.deployments.Deployment(&c.account, r.PathValue("deployment"))
+	if !ok {
+		return errDeploymentNotFound
+	}
+	d.prepare()
+	if r.ContentLength > p.maxBody {
+		return tooLarge(p.maxBody)
+	}
+	// The body is read into a pooled buffer and forwarded from a copy the
+	// request owns: the transport may still be reading the body it sends
+	// after RoundTrip returns, so that one cannot go back to a pool. A
+	// *bytes.Reader body also lets the transport write headers and body in
+	// one syscall.
+	inp := inPool.Get().(*[]byte)
+	defer putIn(inp)
+	in, err := readBody((*inp)[:0], http.MaxBytesReader(w, r.Body, p.maxBody))
+	*inp = in[:0]
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLarge(p.maxBody)
+		}
+		return badRequest("The request body could not be read.").WithCause(err)
+	}
+	if !json.Valid(in) {
+		return badRequest("We could not parse the JSON body of your request. The API expects a JSON payload, but what was sent was not valid JSON.")
+	}
+	var body []byte
+	if d.modelJSON != nil {
+		if body, err = setModel(make([]byte, 0, len(in)+len(d.modelJSON)+16), in, d.modelJSON); err != nil {
+			return badRequest("The request body must be a JSON object.")
+		}
+	} else if i := skipWS(in, 0); in[i] != '{' {
+		return badRequest("The request body must be a JSON object.")
+	} else {
+		body = bytes.Clone(in)
+	}
+
+	// Only the allow-listed client headers go along, then the request id
+	// and the upstream's own credential.
+	o := &Outbound{Method: http.MethodPost, URL: d.urls[op], Body: body}
+	o.Fields = o.fields[:0]
+	for _, name := range forwardHeaders {
+		if v := r.Header[name]; len(v) > 0 {
+			o.Fields = append(o.Fields, Field{name, v[0]})
+		}
+	}
+	o.Fields = append(o.Fields, Field{"X-Request-Id", server.RequestID(r.Context())})
+	if d.authName != "" {
+		o.Fields = append(o.Fields, Field{d.authName, d.authValue})
+	}
+
+	start := time.Now()
+	resp, err := p.send(r.Context(), o)
+	if err != nil {
+		return p.upstreamFailed(r.Context(), d, err)
+	}
+	defer resp.Body.Close()
+	c.usage.observeUpstream(time.Since(start))
+	if resp.StatusCode >= 400 {
+		return upstreamError(resp, d)
+	}
+	copyResponse(w, resp)
+	return nil
+}
+
+// inPool holds the buffers request bodies are read into.
+var inPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+func putIn(b *[]byte) {
+	if cap(*b) <= 1<<20 { // let an unusually large buffer go
+		inPool.Put(b)
+	}
+}
+
+// send forwards o with the upstream client, or with any other transport
+// given in Options.Transport (as an http.Request).
+func (p *proxy) send(ctx context.Context, o *Outbound) (*http.Response, error) {
+	if uc, ok := p.transport.(*UpstreamClient); ok {
+		return uc.Do(ctx, o)
+	}
+	h := make(http.Header, len(o.Fields))
+	for _, f := range o.Fields {
+		h[f.Name] = append(h[f.Name], f.Value)
+	}
+	req, err := http.NewRequestWithContext(ctx, o.Method, o.URL.String(), bytes.NewReader(o.Body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = h
+	return p.transport.RoundTrip(req)
+}
+
+// readBody appends everything r yields to buf.
+func readBody(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// hopHeaders are connection-level headers a proxy never forwards.
+var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Set-Cookie": true}
+
+// copyResponse streams resp to w. An event stream is flushed after every
+// read so tokens reach the client as the upstream produces them.
+func copyResponse(w http.ResponseWriter, resp *http.Response) {
+	dst := w.Header()
+	for k, v := range resp.Header {
+		if !hopHeaders[k] {
+			dst[k] = v
+		}
+	}
+	stream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if stream {
+		dst.Del("Content-Length")
+	}
+	w.WriteHeader(resp.StatusCode)
+	bp := copyPool.Get().(*[]byte)
+	defer copyPool.Put(bp)
+	buf := *bp
+	var rc *http.ResponseController
+	if stream {
+		rc = http.NewResponseController(w)
+	}
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return // the client went away
+			}
+			if stream {
+				rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return
+		}
+		if rerr != nil {
+			// The upstream broke off mid-body. Abort the client's connection
+			// too, so a truncated response is not mistaken for a whole one.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// upstreamFailed turns a transport error into a 504 (timeout) or 502.
+func (p *proxy) upstreamFailed(ctx context.Context, d *Deployment, err error) error {
+	if ctx.Err() != nil {
+		// The client went away; nobody reads the answer.
+		return gatehouse.Errorf(499, "ClientClosedRequest", "The client closed the request.").WithCause(err)
+	}
+	p.logger.Warn("gateway: upstream request failed", "deployment", d.Name, "upstream", d.Upstream.Host, "err", err)
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return gatehouse.Errorf(http.StatusGatewayTimeout, "GatewayTimeout",
+			"The upstream of deployment '%s' did not answer in time.", d.Name).WithCause(err)
+	}
+	return gatehouse.Errorf(http.StatusBadGateway, "BadGateway",
+		"The upstream of deployment '%s' could not be reached.", d.Name).WithCause(err)
+}
+
+// upstreamError renders an upstream's error response in Azure's shape. An
+// upstream refusing its credential is a deployment fault (502), never the
+// client's 401; an upstream 500 becomes 502; 4xx, 429 (with its retry
+// headers), 502, 503 and 504 keep their status.
+func upstreamError(resp *http.Response, d *Deployment) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	code, msg := parseUpstreamError(body)
+	status := resp.StatusCode
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return gatehouse.Errorf(http.StatusBadGateway, "BadGateway",
+			"The upstream of deployment '%s' refused the deployment's credential (status %d).", d.Name, status)
+	case status >= 500 && status != 502 && status != 503 && status != 504:
+		status = http.StatusBadGateway
+	}
+	if code == "" {
+		code = strconv.Itoa(resp.StatusCode)
+	}
+	if msg == "" {
+		msg = "The upstream of deployment '" + d.Name + "' answered " + strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode) + "."
+	}
+	e := &gatehouse.Error{Status: status, Code: code, Message: msg}
+	for _, name := range []string{"Retry-After", "Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
+		if v := resp.Header.Get(name); v != "" {
+			e = e.WithHeader(name, v)
+		}
+	}
+	return e
+}
+
+// parseUpstreamError reads the OpenAI error shape {"error":{"code","type",
+// "message"}} and the FastAPI/vLLM ones {"message"} and {"detail"}.
+func parseUpstreamError(body []byte) (code, msg string) {
+	var v struct {
+		Error   json.RawMessage `json:"error"`
+		Message string          `json:"message"`
+		Detail  any             `json:"detail"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return "", ""
+	}
+	var e struct {
+		Code    any    `json:"code"`
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(v.Error, &e) == nil {
+		switch c := e.Code.(type) {
+		case string:
+			code = c
+		case float64:
+			code = strconv.Itoa(int(c))
+		}
+		if code == "" {
+			code = e.Type
+		}
+		msg = e.Message
+	} else {
+		var s string
+		if json.Unmarshal(v.Error, &s) == nil {
+			msg = s
+		}
+	}
+	if msg == "" {
+		msg = v.Message
+	}
+	if s, ok := v.Detail.(string); ok && msg == "" {
+		msg = s
+	}
+	return clipString(code, 64), clipString(msg, 2000)
+}
+
+func clipString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// checkOpenAIVersion requires an api-version, as Azure OpenAI does (404
+// without one), in a dated form or one of the v1 aliases.
+func checkOpenAIVersion(rawQuery string) error {
+	v, err := queryValue(rawQuery, "api-version")
+	if err != nil {
+		return badRequest("The query string does not parse.")
+	}
+	if v == "" {
+		return errNotFound
+	}
+	switch v {
+	case "v1", "preview", "latest":
+		return nil
+	}
+	date := strings.TrimSuffix(v, "-preview")
+	if len(date) != 10 || date[4] != '-' || date[7] != '-' {
+		return badRequest("API version not supported: '%s'.", clipString(v, 32))
+	}
+	for i := 0; i < len(date); i++ {
+		if i != 4 && i != 7 && (date[i] < '0' || date[i] > '9') {
+			return badRequest("API version not supported: '%s'.", clipString(v, 32))
+		}
+	}
+	return nil
+}
+
+// queryValue returns the first value of key in a raw query, decoding only
+// the parts that need it (the common query allocates nothing).
+func queryValue(raw, key string) (string, error) {
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(part, "=")
+		if strings.ContainsAny(k, "%+") {
+			var err error
+			if k, err = url.QueryUnescape(k); err != nil {
+				return "", err
+			}
+		}
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			return url.QueryUnescape(v)
+		}
+		return v, nil
+	}
+	return "", nil
+}

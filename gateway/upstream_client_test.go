@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func postTo(t *testing.T, c *UpstreamClient, ctx context.Context, url, body string, hdr http.Header) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Body = io.NopCloser(bytes.NewReader([]byte(body)))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+	if hdr != nil {
+		req.Header = hdr
+	}
+	return c.RoundTrip(req)
+}
+
+func TestUpstreamClient(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Query().Get("chunked") != "" {
+			w.(http.Flusher).Flush() // forces chunked encoding
+		}
+		fmt.Fprintf(w, "%s %s %s %q", r.Method, r.URL.RequestURI(), b, r.Header.Get("X-Test"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	c := NewUpstreamClient(time.Second)
+	c.TLSConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+	for i, url := range []string{srv.URL + "/v1/chat/completions", srv.URL + "/v1/x?chunked=1", srv.URL + "/v1/y"} {
+		resp, err := postTo(t, c, context.Background(), url, `{"n":1}`, http.Header{"X-Test": {"ok"}, "X-Bad": {"a\r\nInjected: yes"}})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !strings.HasPrefix(string(b), "POST /v1/") || !strings.HasSuffix(string(b), `{"n":1} "ok"`) {
+			t.Errorf("request %d: %q %v", i, b, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 3 sequential requests over https, want 1 (reuse)", n)
+	}
+}
+
+// TestUpstreamClientStaleConnection: an upstream that closes an idle
+// connection (as uvicorn does after 5 s) costs the next request nothing:
+// it is retried once on a new connection.
+func TestUpstreamClientStaleConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				// Answer one request, keep-alive style, then close: the
+				// client's pooled connection is stale.
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	c := NewUpstreamClient(time.Second)
+	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
+	for i := range 3 {
+		resp, err := postTo(t, c, context.Background(), url, `{}`, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("request %d: %q", i, b)
+		}
+		// Let the server close the connection the client just pooled.
+		for accepted.Load() < int32(i+1) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("%d connections, want 3 (one per request)", n)
+	}
+}
+
+func TestUpstreamClientCancel(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	c := NewUpstreamClient(time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := postTo(t, c, ctx, srv.URL+"/v1/x", `{}`, nil)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled request kept waiting for the upstream")
+	}
+}
+
+func TestUpstreamClientRefusesUnsupported(t *testing.T) {
+	c := NewUpstreamClient(time.Second)
+	req, _ := http.NewRequest(http.MethodPost, "ftp://example.invalid/x", nil)
+	if _, err := c.RoundTrip(req); !errors.Is(err, errUnsupported) {
+		t.Errorf("ftp: %v", err)
+	}
+	req, _ = http.NewRequest(http.MethodPost, "http://127.0.0.1:1/x", io.MultiReader(strings.NewReader("x")))
+	req.ContentLength = -1
+	if _, err := c.RoundTrip(req); err == nil {
+		t.Error("unknown body length accepted")
+	}
+}

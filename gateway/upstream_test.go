@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// testUpstream is an OpenAI-compatible server that records what it got.
+// The model name picks a behaviour: "stream" answers with server-sent
+// events paced by the test, "fail-NNN" answers with status NNN, "hang"
+// never answers.
+type testUpstream struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []seen
+	// step paces the streaming answer: the upstream sends one event per
+	// receive, so a test can prove each event reached the client before
+	// the next was produced.
+	step chan struct{}
+}
+
+type seen struct {
+	path   string
+	header http.Header
+	body   map[string]any
+}
+
+func newTestUpstream(t testing.TB) *testUpstream {
+	u := &testUpstream{step: make(chan struct{})}
+	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *testUpstream) last() seen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.got[len(u.got)-1]
+}
+
+func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var body map[string]any
+	json.Unmarshal(raw, &body)
+	u.mu.Lock()
+	u.got = append(u.got, seen{path: r.URL.Path, header: r.Header.Clone(), body: body})
+	u.mu.Unlock()
+	model, _ := body["model"].(string)
+	switch {
+	case model == "stream":
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		for i := range 3 {
+			fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t%d\"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+			<-u.step
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	case strings.HasPrefix(model, "fail-"):
+		var status int
+		fmt.Sscanf(model, "fail-%d", &status)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"error":{"message":"upstream says %d","type":"invalid_request_error","param":null,"code":null}}`, status)
+	case model == "hang":
+		<-r.Context().Done()
+	case model == "cut":
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(200)
+		w.Write([]byte(`{"id":`))
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":%q,`+
+			`"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi from %s"}}],`+
+			`"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, model, r.URL.Path)
+	}
+}

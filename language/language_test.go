@@ -1,0 +1,358 @@
+package language
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"unicode/utf16"
+)
+
+var svc = New()
+
+// post runs one analyze-text request and decodes the JSON answer.
+func post(t testing.TB, query, body string) (int, map[string]any) {
+	t.Helper()
+	if query == "" {
+		query = "api-version=2023-04-01"
+	}
+	r := httptest.NewRequest(http.MethodPost, "/language/:analyze-text?"+query, strings.NewReader(body))
+	w := httptest.NewRecorder()
+	if err := svc.AnalyzeText(w, r); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("status %d, body not JSON: %s", w.Code, w.Body)
+	}
+	if w.Code != 200 && w.Header().Get("x-ms-error-code") == "" {
+		t.Errorf("status %d without x-ms-error-code", w.Code)
+	}
+	return w.Code, m
+}
+
+func docs(kind string, texts ...string) string {
+	var ds []map[string]any
+	for i, t := range texts {
+		ds = append(ds, map[string]any{"id": fmt.Sprint(i), "text": t})
+	}
+	b, _ := json.Marshal(map[string]any{"kind": kind, "analysisInput": map[string]any{"documents": ds}, "parameters": map[string]any{}})
+	return string(b)
+}
+
+func path(m map[string]any, keys ...any) any {
+	var v any = m
+	for _, k := range keys {
+		switch k := k.(type) {
+		case string:
+			mm, _ := v.(map[string]any)
+			v = mm[k]
+		case int:
+			a, _ := v.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			v = a[k]
+		}
+	}
+	return v
+}
+
+func TestLanguageDetection(t *testing.T) {
+	tests := []struct {
+		name, text, wantName, wantISO string
+	}{
+		{"english", "Hello world, this is a sentence written in plain English for the detector.", "English", "en"},
+		{"french", "Bonjour tout le monde, ceci est une phrase écrite en français pour le détecteur.", "French", "fr"},
+		{"spanish", "Hola a todos, esta es una frase escrita en español para el detector de idiomas.", "Spanish", "es"},
+		{"japanese", "これは日本語で書かれた文章です。", "Japanese", "ja"},
+		{"chinese", "这是用中文写的句子", "Chinese_Simplified", "zh_chs"},
+		{"unknown", "12345 :-) 678", "(Unknown)", "(Unknown)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, m := post(t, "", docs(KindLanguageDetection, tt.text))
+			if code != 200 {
+				t.Fatalf("status %d: %v", code, m)
+			}
+			if m["kind"] != "LanguageDetectionResults" {
+				t.Errorf("kind %v", m["kind"])
+			}
+			if _, ok := path(m, "results", "errors").([]any); !ok {
+				t.Error("results.errors is not an array")
+			}
+			if path(m, "results", "modelVersion") != ModelLanguageDetection {
+				t.Errorf("modelVersion %v", path(m, "results", "modelVersion"))
+			}
+			d := path(m, "results", "documents", 0).(map[string]any)
+			if d["id"] != "0" {
+				t.Errorf("id %v", d["id"])
+			}
+			if _, ok := d["warnings"].([]any); !ok {
+				t.Error("warnings is not an array")
+			}
+			got := d["detectedLanguage"].(map[string]any)
+			if got["name"] != tt.wantName || got["iso6391Name"] != tt.wantISO {
+				t.Errorf("detected %v, want %s/%s", got, tt.wantName, tt.wantISO)
+			}
+			c := got["confidenceScore"].(float64)
+			if tt.wantISO == "(Unknown)" && c != 0 || tt.wantISO != "(Unknown)" && (c <= 0 || c > 1) {
+				t.Errorf("confidenceScore %v", c)
+			}
+		})
+	}
+}
+
+func TestSentimentAnalysis(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+		sentences        []string
+	}{
+		{"positive", "I love this product. It is wonderful!", positive, []string{"positive", "positive"}},
+		{"negative", "This is terrible. I hate it.", negative, []string{"negative", "negative"}},
+		{"neutral", "The box is on the table.", neutral, []string{"neutral"}},
+		{"mixed", "The food was great! The service was awful.", mixed, []string{"positive", "negative"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, m := post(t, "", docs(KindSentimentAnalysis, tt.text))
+			if code != 200 {
+				t.Fatalf("status %d: %v", code, m)
+			}
+			if m["kind"] != "SentimentAnalysisResults" {
+				t.Errorf("kind %v", m["kind"])
+			}
+			d := path(m, "results", "documents", 0).(map[string]any)
+			if d["sentiment"] != tt.want {
+				t.Errorf("sentiment %v, want %s (%v)", d["sentiment"], tt.want, d)
+			}
+			checkScores(t, d["confidenceScores"])
+			ss := d["sentences"].([]any)
+			if len(ss) != len(tt.sentences) {
+				t.Fatalf("%d sentences, want %d: %v", len(ss), len(tt.sentences), ss)
+			}
+			joined := ""
+			for i, s := range ss {
+				s := s.(map[string]any)
+				if s["sentiment"] != tt.sentences[i] {
+					t.Errorf("sentence %d %q: %v, want %s", i, s["text"], s["sentiment"], tt.sentences[i])
+				}
+				checkScores(t, s["confidenceScores"])
+				if _, ok := s["targets"]; ok {
+					t.Error("targets present without opinion mining")
+				}
+				joined += s["text"].(string)
+			}
+			if joined != tt.text {
+				t.Errorf("sentences %q do not tile the text %q", joined, tt.text)
+			}
+		})
+	}
+}
+
+func checkScores(t *testing.T, v any) {
+	t.Helper()
+	s := v.(map[string]any)
+	sum := s["positive"].(float64) + s["neutral"].(float64) + s["negative"].(float64)
+	if sum < 0.989 || sum > 1.011 {
+		t.Errorf("scores %v sum to %v", s, sum)
+	}
+}
+
+func TestSentenceOffsets(t *testing.T) {
+	text := "I love 😀 pizza. The café is bad 👍🏽! 🇫🇷 ok."
+	tests := []struct {
+		name, indexType string
+		count           func(string) int
+	}{
+		{"utf16-default", "", func(s string) int { return len(utf16.Encode([]rune(s))) }},
+		{"utf16", "Utf16CodeUnit", func(s string) int { return len(utf16.Encode([]rune(s))) }},
+		{"code-points", "UnicodeCodePoint", func(s string) int { return len([]rune(s)) }},
+		{"text-elements", "TextElement_v8", textElements},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := fmt.Sprintf(`{"kind":"SentimentAnalysis","parameters":{"stringIndexType":%q,"opinionMining":true},
+				"analysisInput":{"documents":[{"id":"a","text":%q,"language":"en"}]}}`, tt.indexType, text)
+			if tt.indexType == "" {
+				body = strings.Replace(body, `"stringIndexType":"",`, "", 1)
+			}
+			code, m := post(t, "", body)
+			if code != 200 {
+				t.Fatalf("status %d: %v", code, m)
+			}
+			ss := path(m, "results", "documents", 0, "sentences").([]any)
+			if len(ss) != 3 {
+				t.Fatalf("%d sentences: %v", len(ss), ss)
+			}
+			pos := 0
+			for _, s := range ss {
+				s := s.(map[string]any)
+				st := s["text"].(string)
+				if int(s["offset"].(float64)) != pos || int(s["length"].(float64)) != tt.count(st) {
+					t.Errorf("sentence %q: offset %v length %v, want %d %d", st, s["offset"], s["length"], pos, tt.count(st))
+				}
+				pos += tt.count(st)
+				if _, ok := s["targets"].([]any); !ok {
+					t.Error("opinion mining asked: targets should be an array")
+				}
+			}
+		})
+	}
+	if n := textElements("👍🏽🇫🇷e\u0301\r\n👨\u200d👩\u200d👧"); n != 5 {
+		t.Errorf("textElements = %d, want 5", n)
+	}
+}
+
+func TestAnalyzeTextErrors(t *testing.T) {
+	long := strings.Repeat("a", MaxTextElements+1)
+	many := func(kind string, n int) string {
+		texts := make([]string, n)
+		for i := range texts {
+			texts[i] = "hello there"
+		}
+		return docs(kind, texts...)
+	}
+	tests := []struct {
+		name, query, body string
+		status            int
+		code, inner       string
+	}{
+		{"missing-api-version", "x=1", docs(KindLanguageDetection, "hi"), 400, "InvalidRequest", "InvalidParameterValue"},
+		{"old-api-version", "api-version=2022-05-01", docs(KindLanguageDetection, "hi"), 400, "InvalidRequest", "InvalidParameterValue"},
+		{"garbage-api-version", "api-version=latest", docs(KindLanguageDetection, "hi"), 400, "InvalidRequest", "InvalidParameterValue"},
+		{"malformed-json", "", `{"kind":`, 400, "InvalidRequest", "InvalidRequestBodyFormat"},
+		{"trailing-garbage", "", docs(KindLanguageDetection, "hi") + "}", 400, "InvalidRequest", "InvalidRequestBodyFormat"},
+		{"wrong-type", "", `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":1,"text":"x"}]}}`, 400, "InvalidRequest", "InvalidRequestBodyFormat"},
+		{"missing-kind", "", `{"analysisInput":{"documents":[{"id":"1","text":"x"}]}}`, 400, "InvalidRequest", "InvalidParameterValue"},
+		{"unknown-kind", "", `{"kind":"EntityRecognition","analysisInput":{"documents":[{"id":"1","text":"x"}]}}`, 400, "InvalidRequest", "InvalidParameterValue"},
+		{"no-documents", "", `{"kind":"LanguageDetection","analysisInput":{"documents":[]}}`, 400, "InvalidRequest", "MissingInputDocuments"},
+		{"no-analysis-input", "", `{"kind":"SentimentAnalysis"}`, 400, "InvalidRequest", "MissingInputDocuments"},
+		{"too-many-sentiment", "", many(KindSentimentAnalysis, MaxSentimentDocuments+1), 400, "InvalidArgument", "InvalidDocumentBatch"},
+		{"too-many-detection", "", many(KindLanguageDetection, MaxDetectionDocuments+1), 400, "InvalidArgument", "InvalidDocumentBatch"},
+		{"duplicate-ids", "", `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"x"},{"id":"1","text":"y"}]}}`, 400, "InvalidArgument", "InvalidDocument"},
+		{"empty-id", "", `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"","text":"x"}]}}`, 400, "InvalidArgument", "InvalidDocument"},
+		{"bad-model-version", "", `{"kind":"SentimentAnalysis","parameters":{"modelVersion":"1999-01-01"},"analysisInput":{"documents":[{"id":"1","text":"x"}]}}`, 400, "InvalidRequest", "ModelVersionIncorrect"},
+		{"bad-index-type", "", `{"kind":"SentimentAnalysis","parameters":{"stringIndexType":"Bytes"},"analysisInput":{"documents":[{"id":"1","text":"x"}]}}`, 400, "InvalidRequest", "InvalidParameterValue"},
+		{"body-too-large", "", `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"` + strings.Repeat("a", MaxBodyBytes) + `"}]}}`, 413, "InvalidRequest", "InvalidDocumentBatch"},
+		{"max-documents-ok", "", many(KindSentimentAnalysis, MaxSentimentDocuments), 200, "", ""},
+		{"long-doc-is-document-error", "", docs(KindLanguageDetection, long), 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, m := post(t, tt.query, tt.body)
+			if code != tt.status {
+				t.Fatalf("status %d, want %d: %.300v", code, tt.status, m)
+			}
+			if tt.code == "" {
+				return
+			}
+			if got := path(m, "error", "code"); got != tt.code {
+				t.Errorf("code %v, want %s", got, tt.code)
+			}
+			if got := path(m, "error", "innererror", "code"); got != tt.inner {
+				t.Errorf("inner code %v, want %s", got, tt.inner)
+			}
+			if msg, _ := path(m, "error", "innererror", "message").(string); msg == "" {
+				t.Error("no innererror.message")
+			}
+		})
+	}
+}
+
+func TestDocumentErrors(t *testing.T) {
+	body := `{"kind":"SentimentAnalysis","analysisInput":{"documents":[
+		{"id":"ok1","text":"Great job!"},
+		{"id":"empty","text":"  "},
+		{"id":"missing"},
+		{"id":"long","text":"` + strings.Repeat("b", MaxTextElements+1) + `"},
+		{"id":"fr","text":"C'est bien","language":"fr"},
+		{"id":"ok2","text":"Bad job.","language":"en-US"}]}}`
+	code, m := post(t, "api-version=2024-11-01&showStats=true", body)
+	if code != 200 {
+		t.Fatalf("status %d: %v", code, m)
+	}
+	ds := path(m, "results", "documents").([]any)
+	if len(ds) != 2 || path(m, "results", "documents", 0, "id") != "ok1" || path(m, "results", "documents", 1, "id") != "ok2" {
+		t.Errorf("documents %v", ds)
+	}
+	want := map[string]string{"empty": "InvalidDocument", "missing": "InvalidDocument", "long": "InvalidDocument", "fr": "UnsupportedLanguageCode"}
+	es := path(m, "results", "errors").([]any)
+	if len(es) != len(want) {
+		t.Fatalf("errors %v", es)
+	}
+	for _, e := range es {
+		e := e.(map[string]any)
+		id := e["id"].(string)
+		if path(e, "error", "code") != "InvalidArgument" || path(e, "error", "innererror", "code") != want[id] {
+			t.Errorf("error for %s: %v, want InvalidArgument/%s", id, e, want[id])
+		}
+	}
+	st := path(m, "results", "statistics").(map[string]any)
+	if st["documentsCount"] != 6.0 || st["validDocumentsCount"] != 2.0 || st["erroneousDocumentsCount"] != 4.0 {
+		t.Errorf("statistics %v", st)
+	}
+	if path(m, "results", "documents", 0, "statistics", "charactersCount") != 10.0 {
+		t.Errorf("document statistics %v", path(m, "results", "documents", 0, "statistics"))
+	}
+
+	t.Run("country-hint", func(t *testing.T) {
+		body := `{"kind":"LanguageDetection","analysisInput":{"documents":[
+			{"id":"1","text":"hello there","countryHint":"us"},
+			{"id":"2","text":"hello there","countryHint":"none"},
+			{"id":"3","text":"hello there","countryHint":"usa"}]}}`
+		code, m := post(t, "", body)
+		if code != 200 || len(path(m, "results", "documents").([]any)) != 2 ||
+			path(m, "results", "errors", 0, "error", "innererror", "code") != "InvalidCountryHint" {
+			t.Errorf("status %d: %v", code, m)
+		}
+	})
+}
+
+func TestSplitSentencesTiles(t *testing.T) {
+	for _, text := range []string{
+		"", "one", "One. Two! Three? Four", "Pi is 3.14 today. Yes.", "He said \"stop.\" Then left.",
+		"line one\nline two\n\n", "  leading space. x", "これは。日本語です。", "Wait... what?! Ok",
+	} {
+		got := ""
+		for _, sp := range splitSentences(text) {
+			got += text[sp.start:sp.end]
+		}
+		if strings.TrimLeft(text, " \n") != strings.TrimLeft(got, " \n") {
+			t.Errorf("%q: sentences tile %q", text, got)
+		}
+	}
+	if n := len(splitSentences("Pi is 3.14 today. Yes.")); n != 2 {
+		t.Errorf("decimal point split a sentence: %d sentences", n)
+	}
+}
+
+func FuzzAnalyzeText(f *testing.F) {
+	f.Add(docs(KindSentimentAnalysis, "I love it. Bad!"))
+	f.Add(docs(KindLanguageDetection, "bonjour"))
+	f.Add(`{"kind":"SentimentAnalysis","parameters":{"stringIndexType":"TextElement_v8"},"analysisInput":{"documents":[{"id":"1","text":"\u200d\ud83c"}]}}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest(http.MethodPost, "/language/:analyze-text?api-version=2023-04-01", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		if err := svc.AnalyzeText(w, r); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != 200 && w.Code != 400 && w.Code != 413 {
+			t.Fatalf("status %d", w.Code)
+		}
+		if !json.Valid(w.Body.Bytes()) {
+			t.Fatalf("invalid JSON %s", w.Body)
+		}
+	})
+}
+
+func BenchmarkSentiment(b *testing.B) {
+	body := docs(KindSentimentAnalysis, "I love this product. It is wonderful! The delivery was slow, though.")
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/language/:analyze-text?api-version=2023-04-01", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		svc.AnalyzeText(w, r)
+	}
+}
