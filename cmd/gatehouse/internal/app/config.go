@@ -39,8 +39,17 @@ type Config struct {
 	// BootstrapFile receives the bootstrap credentials as JSON (0600)
 	// instead of printing the secret.
 	BootstrapFile string `yaml:"bootstrap-file" help:"write the bootstrap credentials as JSON to this file (0600) instead of printing them"`
+	// Identity authority (issue 3).
+	SigningAlg         string        `yaml:"signing-alg" help:"algorithm of new token signing keys: ES256 or RS256"`
+	SigningKeyRotation time.Duration `yaml:"signing-key-rotation" help:"how long a token signing key signs before the next one takes over"`
+	TokenLifetime      time.Duration `yaml:"token-lifetime" help:"lifetime of access tokens from the token and managed-identity endpoints"`
 	// Dev creates demo resources on first start.
 	Dev bool `yaml:"dev" help:"development mode: create a demo Language account on first start and print a ready curl line"`
+	// EndpointForm is the data-plane URL accounts advertise (gateway.go).
+	EndpointForm string `yaml:"endpoint-form" help:"data-plane URL in accounts' properties.endpoint: path (https://H/ai/{account}/) or host (https://{account}.cognitiveservices.H/)"`
+	// Key Vault (vault.go).
+	KeyVaultChallengeTenant string        `yaml:"keyvault-challenge-tenant" help:"tenant the Key Vault challenge names: adfs (clients configured by environment, az), default (the default tenant's GUID, for code that disables instance discovery) or a tenant GUID"`
+	VaultPurgeInterval      time.Duration `yaml:"vault-purge-interval" help:"how often soft-deleted secrets and vaults past their retention are purged"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long graceful shutdown waits for requests in flight"`
 }
@@ -48,13 +57,19 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:         "./gatehouse-data",
-		Listen:          "127.0.0.1:8443",
-		Host:            "localhost:8443",
-		MSIListen:       "127.0.0.1:8444",
-		LogFormat:       "text",
-		LogLevel:        "info",
-		ShutdownTimeout: 20 * time.Second,
+		DataDir:                 "./gatehouse-data",
+		Listen:                  "127.0.0.1:8443",
+		Host:                    "localhost:8443",
+		MSIListen:               "127.0.0.1:8444",
+		SigningAlg:              "ES256",
+		SigningKeyRotation:      24 * time.Hour,
+		TokenLifetime:           time.Hour,
+		LogFormat:               "text",
+		LogLevel:                "info",
+		ShutdownTimeout:         20 * time.Second,
+		EndpointForm:            EndpointFormPath,
+		KeyVaultChallengeTenant: ChallengeTenantADFS,
+		VaultPurgeInterval:      time.Hour,
 	}
 }
 
@@ -212,6 +227,24 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		add("log-level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.SigningAlg != "ES256" && c.SigningAlg != "RS256" {
+		add("signing-alg: %q is not ES256 or RS256", c.SigningAlg)
+	}
+	if c.SigningKeyRotation < time.Hour {
+		add("signing-key-rotation: must be at least 1h")
+	}
+	if c.TokenLifetime < 5*time.Minute || c.TokenLifetime > 24*time.Hour {
+		add("token-lifetime: must be between 5m and 24h")
+	}
+	if !validEndpointForm(c.EndpointForm) {
+		add("endpoint-form: %q is not path or host", c.EndpointForm)
+	}
+	if !validChallengeTenant(c.KeyVaultChallengeTenant) {
+		add("keyvault-challenge-tenant: %q is not adfs, default or a tenant GUID", c.KeyVaultChallengeTenant)
+	}
+	if c.VaultPurgeInterval <= 0 {
+		add("vault-purge-interval: must be positive")
 	}
 	if c.ShutdownTimeout < 0 {
 		add("shutdown-timeout: must not be negative")

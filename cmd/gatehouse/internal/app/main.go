@@ -28,10 +28,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authority"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/keyring"
 	"github.com/gatehouse/gatehouse/pki"
+	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/storage"
+	"github.com/gatehouse/gatehouse/vault"
 )
 
 // Main is one running node.
@@ -57,6 +65,26 @@ type Main struct {
 	Certs   *pki.Manager
 	Metrics *server.Metrics
 	Router  *server.Router
+	// Directory and Authority are the identity services (identity.go);
+	// MSIAddr is the managed-identity listener's address.
+	Directory *directory.Directory
+	Authority *authority.Authority
+	MSIAddr   net.Addr
+	identity  identityState
+	// Authz, Resources, Accounts and Audit are the management services
+	// (management.go). AccountEndpoint, when set before Run, overrides the
+	// data-plane URL advertised in accounts' properties.endpoint.
+	Authz           *authz.Service
+	Resources       *resources.Service
+	Accounts        *accounts.Service
+	Audit           *audit.Log
+	AccountEndpoint func(dataPlaneName string) string
+	// Deployments and Gateway are the AI data plane (gateway.go).
+	Deployments *accounts.Deployments
+	Gateway     *gateway.Gateway
+	gateway     gatewayState
+	// Vaults is the key vault service (vault.go).
+	Vaults *vault.Service
 
 	lock     *dirLock
 	ln       net.Listener
@@ -178,11 +206,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Metrics = server.NewMetrics()
 	m.Router = server.NewRouter(m.Host)
 	server.MountOps(m.Router.Root, m.Store, m.Metrics)
+	// The feed runs while services mount, so start-up writes (bootstrap)
+	// can WaitFor their revision. Caches subscribe, then load: a change
+	// delivered before the subscription is in the load.
+	m.goBackground(func() { m.Watcher.Run(bg) })
 	if err := m.mountServices(ctx, bg); err != nil {
 		return err
 	}
 
-	m.goBackground(func() { m.Watcher.Run(bg) })
 	m.goBackground(func() { m.Certs.Run(bg, time.Hour) })
 	m.goBackground(func() { m.watchKeyring(bg) })
 	m.goBackground(func() { m.pruneChanges(bg) })

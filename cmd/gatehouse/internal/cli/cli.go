@@ -57,6 +57,10 @@ func NewRoot(env Env) *cobra.Command {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.AddCommand(newVersionCmd(env), newServeCmd(env), newKeyringCmd(env))
+	root.AddCommand(newLoginCmd(env), newLogoutCmd(env), newADCmd(env), newIdentityCmd(env), newRunCmd(env))
+	root.AddCommand(newCognitiveServicesCmd(env), newGroupCmd(env), newRoleCmd(env))
+	root.AddCommand(newSTSCmd(env))      // sts.go
+	root.AddCommand(newKeyVaultCmd(env)) // keyvault.go
 	return root
 }
 

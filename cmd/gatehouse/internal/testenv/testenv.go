@@ -12,9 +12,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +41,10 @@ type Server struct {
 	Banner *SyncBuffer
 	// Logs is everything it logged (JSON lines, debug level).
 	Logs *SyncBuffer
+	// Bootstrap holds the bootstrap service principal's credentials, read
+	// from the bootstrap file testenv configures (see identity.go for
+	// helpers that get tokens with them).
+	Bootstrap *app.BootstrapCredentials
 }
 
 // Option adjusts the configuration before start.
@@ -77,6 +84,9 @@ func TryStart(t testing.TB, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.BootstrapFile == "" {
+		cfg.BootstrapFile = filepath.Join(cfg.DataDir, "bootstrap.json")
+	}
 	s := &Server{Main: app.NewMain(), DataDir: cfg.DataDir, Banner: &SyncBuffer{}, Logs: &SyncBuffer{}}
 	s.Config = cfg
 	s.Stdout = s.Banner
@@ -93,6 +103,14 @@ func TryStart(t testing.TB, opts ...Option) (*Server, error) {
 		}
 		s.CAPool.AppendCertsFromPEM(pem)
 		s.CAFile = ca
+	}
+	// Only the node that bootstrapped writes the file: a second node on
+	// the same database has none (Bootstrap stays nil).
+	if b, err := app.ReadBootstrapFile(cfg.BootstrapFile); err == nil {
+		s.Bootstrap = b
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		s.Close()
+		return s, err
 	}
 	addr := s.Addr.String()
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
