@@ -9,11 +9,19 @@ package accounts
 //	kind                 key                              ref            sealed
 //	accounts.deployment  {internalId}/{name, lower-case}  {internalId}   {"key": upstream credential}
 //
+// The upstream credential is either that sealed key or a Key Vault secret
+// reference (keyVaultSecret, https://{vault}.vault.H/secrets/{name}[/{version}]),
+// never both: the node reads a referenced secret as the account's managed
+// identity when it forwards (app/upstream.go), so rotating the secret
+// needs no change here.
+//
 // Deployments belong to an account instance, not to its ARM id: they are
 // keyed by the account's internalId, so an account deleted and created
 // again under the same id starts without the old deployments (and their
-// upstream credentials). Orphans of a deleted account are invisible to the
-// data plane (which finds the account first) and to the API.
+// upstream credentials). Service.Delete deletes an account's deployments
+// with it; orphans an interrupted delete left are invisible to the data
+// plane (which finds the account first) and to the API, and
+// Service.PurgeOrphans removes them.
 
 import (
 	"context"
@@ -67,6 +75,9 @@ type Upstream struct {
 	// other header name receives the key as is (e.g. "api-key").
 	KeyHeader string `json:"keyHeader,omitempty"`
 	HasKey    bool   `json:"hasKey"`
+	// KeyVaultSecret is the Key Vault secret reference the credential is
+	// read from ("" = none). It names the secret, it is not one.
+	KeyVaultSecret string `json:"keyVaultSecret,omitempty"`
 }
 
 // Deployment is a deployment as the API shows it: no credential.
@@ -93,6 +104,10 @@ type DeploymentSpec struct {
 	// Key is the upstream's credential: nil keeps the current one, ""
 	// removes it.
 	Key *string
+	// KeyVaultSecret, when set, is a Key Vault secret reference the
+	// credential is read from instead; it removes a sealed Key, and giving
+	// both is refused.
+	KeyVaultSecret string
 }
 
 // DataPlaneDeployment is what the gateway needs to forward a request,
@@ -103,6 +118,9 @@ type DataPlaneDeployment struct {
 	Model     string
 	Key       string
 	KeyHeader string
+	// KeyVaultSecret is the secret reference to read the credential from
+	// ("" = Key, or no credential).
+	KeyVaultSecret string
 }
 
 type deploymentRecord struct {
@@ -115,10 +133,12 @@ type deploymentRecord struct {
 	UpstreamModel string          `json:"upstreamModel,omitempty"`
 	KeyHeader     string          `json:"keyHeader,omitempty"`
 	HasKey        bool            `json:"hasKey,omitempty"`
-	CreatedAt     time.Time       `json:"createdAt"`
-	UpdatedAt     time.Time       `json:"updatedAt"`
-	CreatedBy     actorRecord     `json:"createdBy"`
-	UpdatedBy     actorRecord     `json:"updatedBy"`
+	// KeyVaultSecret is the credential's secret reference.
+	KeyVaultSecret string      `json:"keyVaultSecret,omitempty"`
+	CreatedAt      time.Time   `json:"createdAt"`
+	UpdatedAt      time.Time   `json:"updatedAt"`
+	CreatedBy      actorRecord `json:"createdBy"`
+	UpdatedBy      actorRecord `json:"updatedBy"`
 }
 
 type sealedDeploymentKey struct {
@@ -126,7 +146,8 @@ type sealedDeploymentKey struct {
 }
 
 func (r *deploymentRecord) view(rev int64) *Deployment {
-	up := Upstream{Endpoint: r.Endpoint, Model: r.UpstreamModel, KeyHeader: r.KeyHeader, HasKey: r.HasKey}
+	up := Upstream{Endpoint: r.Endpoint, Model: r.UpstreamModel, KeyHeader: r.KeyHeader, HasKey: r.HasKey,
+		KeyVaultSecret: r.KeyVaultSecret}
 	return &Deployment{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Model: r.Model, SKU: r.SKU, Upstream: up,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CreatedBy: Actor(r.CreatedBy), UpdatedBy: Actor(r.UpdatedBy), Revision: rev}
 }
@@ -135,8 +156,12 @@ func (r *deploymentRecord) view(rev int64) *Deployment {
 type DeploymentOptions struct {
 	// Sealer is required.
 	Sealer Sealer
-	Now    func() time.Time
-	Logger *slog.Logger
+	// ParseSecretReference, when set, checks a keyVaultSecret reference
+	// (vault.Service.ParseReference: this deployment's vault host form);
+	// without it only the URL's shape is checked.
+	ParseSecretReference func(uri string) error
+	Now                  func() time.Time
+	Logger               *slog.Logger
 }
 
 // Deployments manages deployments and keeps the in-memory index the
@@ -198,7 +223,8 @@ func (d *Deployments) dataPlane(r *storage.Record[deploymentRecord]) (*DataPlane
 	if err != nil {
 		return nil, err
 	}
-	dp := &DataPlaneDeployment{Name: r.Value.Name, Upstream: u, Model: r.Value.UpstreamModel, KeyHeader: r.Value.KeyHeader}
+	dp := &DataPlaneDeployment{Name: r.Value.Name, Upstream: u, Model: r.Value.UpstreamModel, KeyHeader: r.Value.KeyHeader,
+		KeyVaultSecret: r.Value.KeyVaultSecret}
 	if dp.Model == "" {
 		dp.Model = r.Value.Model.Name
 	}
@@ -293,7 +319,7 @@ func ValidateDeploymentName(name string) error {
 	return nil
 }
 
-func validateDeploymentSpec(spec *DeploymentSpec) error {
+func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 	if spec.Model.Name == "" || len(spec.Model.Name) > 256 {
 		return badRequest("InvalidDeploymentModel", "properties.model.name", "properties.model.name is required (at most 256 characters).")
 	}
@@ -334,6 +360,21 @@ func validateDeploymentSpec(spec *DeploymentSpec) error {
 			return badRequest("InvalidUpstream", "properties.upstream.key", "properties.upstream.key must be at most 4096 characters without line breaks.")
 		}
 	}
+	if ref := spec.KeyVaultSecret; ref != "" {
+		if spec.Key != nil && *spec.Key != "" {
+			return badRequest("InvalidUpstream", "properties.upstream.keyVaultSecret",
+				"Give properties.upstream.key or properties.upstream.keyVaultSecret, not both.")
+		}
+		u, err := url.Parse(ref)
+		ok := err == nil && u.Scheme == "https" && u.Host != "" && len(ref) <= 2048
+		if ok && d.opts.ParseSecretReference != nil {
+			ok = d.opts.ParseSecretReference(ref) == nil
+		}
+		if !ok {
+			return badRequest("InvalidUpstream", "properties.upstream.keyVaultSecret",
+				"properties.upstream.keyVaultSecret must be a Key Vault secret identifier of this server: https://{vault}.vault.{host}/secrets/{name}[/{version}].")
+		}
+	}
 	return nil
 }
 
@@ -358,7 +399,7 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 		return nil, false, badRequest("DeploymentNotSupported", "kind",
 			"Accounts of kind '%s' have no deployments; use an OpenAI or AIServices account.", clip(acct.Kind))
 	}
-	if err := validateDeploymentSpec(&spec); err != nil {
+	if err := d.validateDeploymentSpec(&spec); err != nil {
 		return nil, false, err
 	}
 	key := deploymentKey(acct, name)
@@ -373,9 +414,12 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 			return nil, false, fmt.Errorf("accounts: seal upstream key: %w", err)
 		}
 	}
+	if spec.KeyVaultSecret != "" {
+		spec.Key = new(string) // a reference replaces a sealed key
+	}
 	fill := func(r *deploymentRecord) {
 		r.Model, r.SKU, r.Endpoint = spec.Model, *spec.SKU, spec.Endpoint
-		r.UpstreamModel, r.KeyHeader = spec.UpstreamModel, spec.KeyHeader
+		r.UpstreamModel, r.KeyHeader, r.KeyVaultSecret = spec.UpstreamModel, spec.KeyHeader, spec.KeyVaultSecret
 		r.UpdatedAt, r.UpdatedBy = now, actorRecord(by)
 	}
 	for range 3 {

@@ -47,5 +47,17 @@
 //
 //	kind              key                          alt              sealed
 //	accounts.account  lower-cased ARM id           data-plane name  {"key1","key2"}
-//	accounts.usage    lower-cased ARM id           -                -
+//	accounts.usage    lower-cased ARM id           -                -  (holds the account's internalId)
+//	accounts.deployment  see deployment.go
+//
+// # Deleting an account
+//
+// Delete removes the account with everything that hangs off it: its
+// deployments and their sealed upstream credentials (before the account,
+// and swept once more after it), its usage evidence and its system
+// identity; Put of the same id later starts a new instance (a new
+// internalId) that inherits nothing — evidence written late for the old
+// instance is ignored. DeleteWithin does it for a resource group.
+// PurgeOrphans, run by the node at start and hourly, removes what an
+// interrupted delete left.
 package accounts

@@ -356,10 +356,18 @@ func (s *Service) resolveIdentity(ctx context.Context, id *gatehouse.ResourceID,
 	return out, nil
 }
 
-// Delete deletes the account, its usage evidence and its system identity,
-// and reports whether it existed. When it returns, this node's key index no
-// longer accepts its keys. Role assignments at the account are the
-// caller's to delete.
+// Delete deletes the account and everything that hangs off it — its
+// deployments (with their sealed upstream credentials), its usage evidence
+// and its system identity — and reports whether it existed. When it
+// returns, this node's key index no longer accepts its keys and its
+// gateway serves none of its deployments. Role assignments at the account
+// are the caller's to delete.
+//
+// Order: the deployments go first, so a crash part-way leaves an account
+// with fewer deployments (deleting it again finishes the job), never
+// sealed upstream credentials that no account owns; after the account
+// record is gone its deployments are swept once more, for a PUT that raced
+// with the delete. PurgeOrphans removes anything a crash still left.
 func (s *Service) Delete(ctx context.Context, id *gatehouse.ResourceID) (bool, error) {
 	key := id.Key()
 	cur, err := s.accounts.Get(ctx, key)
@@ -369,10 +377,16 @@ func (s *Service) Delete(ctx context.Context, id *gatehouse.ResourceID) (bool, e
 	if err != nil {
 		return false, unavailable(err)
 	}
+	if err := s.deleteDeployments(ctx, cur.Value.InternalID); err != nil {
+		return false, unavailable(err)
+	}
 	if err := s.accounts.Delete(ctx, key); errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	} else if err != nil {
 		return false, unavailable(err)
+	}
+	if err := s.deleteDeployments(ctx, cur.Value.InternalID); err != nil {
+		s.opts.Logger.Warn("accounts: deleting deployments of a deleted account failed", "account", key, "err", err)
 	}
 	if err := s.usage.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.opts.Logger.Warn("accounts: deleting usage evidence failed", "account", key, "err", err)
@@ -386,6 +400,74 @@ func (s *Service) Delete(ctx context.Context, id *gatehouse.ResourceID) (bool, e
 		return true, unavailable(err)
 	}
 	return true, nil
+}
+
+// deleteDeployments deletes every deployment of the account instance
+// internalID (sealed upstream credentials included).
+func (s *Service) deleteDeployments(ctx context.Context, internalID string) error {
+	if internalID == "" {
+		return nil
+	}
+	recs, err := s.deployments.Collect(ctx, storage.ListOptions{Ref: internalID})
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := s.deployments.Delete(ctx, r.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// PurgeOrphans deletes what a deleted account left behind when a crash or
+// an outage interrupted Delete: deployments of account instances that no
+// longer exist, and usage evidence of accounts that no longer exist. It
+// returns how many records it deleted. Safe to run on any node at any
+// time: deployments are listed before accounts, so a deployment of an
+// account created meanwhile is never taken for an orphan (its account was
+// created before it, and is in the later listing).
+func (s *Service) PurgeOrphans(ctx context.Context) (int, error) {
+	deps, err := s.deployments.Collect(ctx, storage.ListOptions{})
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	usage, err := s.usage.Collect(ctx, storage.ListOptions{})
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	accts, err := s.accounts.Collect(ctx, storage.ListOptions{})
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	instances, keys := map[string]bool{}, map[string]bool{}
+	for _, a := range accts {
+		instances[strings.ToLower(a.Value.InternalID)] = true
+		keys[a.Key] = true
+	}
+	n := 0
+	for _, d := range deps {
+		if instances[strings.ToLower(d.Ref)] {
+			continue
+		}
+		if err := s.deployments.Delete(ctx, d.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return n, unavailable(err)
+		}
+		n++
+	}
+	for _, u := range usage {
+		if keys[u.Key] {
+			continue
+		}
+		// A flush may recreate evidence of an account deleted a moment
+		// ago; RecordUsage drops usage of unknown accounts, so this one is
+		// the last.
+		if err := s.usage.Delete(ctx, u.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return n, unavailable(err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // DeleteWithin deletes every account in scope (a resource group being

@@ -61,9 +61,11 @@ type Options struct {
 type Service struct {
 	accounts *storage.Table[record]
 	usage    *storage.Table[usageRecord]
-	watcher  *storage.Watcher
-	opts     Options
-	bg       context.Context
+	// deployments are deleted with their account (deployment.go).
+	deployments *storage.Table[deploymentRecord]
+	watcher     *storage.Watcher
+	opts        Options
+	bg          context.Context
 
 	mu     sync.RWMutex
 	byKey  map[string]*entry // storage key (lower-case ARM id)
@@ -102,9 +104,10 @@ func New(ctx context.Context, store storage.Objects, w *storage.Watcher, opts Op
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		accounts: storage.NewTable[record](store, KindAccount),
-		usage:    storage.NewTable[usageRecord](store, KindUsage),
-		watcher:  w, opts: opts, bg: ctx,
+		accounts:    storage.NewTable[record](store, KindAccount),
+		usage:       storage.NewTable[usageRecord](store, KindUsage),
+		deployments: storage.NewTable[deploymentRecord](store, KindDeployment),
+		watcher:     w, opts: opts, bg: ctx,
 	}
 	s.reset(nil)
 	w.Subscribe(s.apply, KindAccount)

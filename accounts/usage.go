@@ -42,6 +42,11 @@ const (
 // usageRecord is the stored evidence of one account (kind accounts.usage,
 // key = the account's storage key).
 type usageRecord struct {
+	// InternalID is the account instance the evidence belongs to: an
+	// account deleted and created again under the same id starts afresh
+	// ("" in records written before it was kept: taken as the current
+	// instance).
+	InternalID string                    `json:"internalId,omitempty"`
 	Slots      [2]usageCounters          `json:"slots"`
 	Principals map[string]*usageCounters `json:"principals,omitempty"`
 }
@@ -139,6 +144,12 @@ func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 		gens := [2]int64{a.Keys[0].Generation, a.Keys[1].Generation}
 		now := s.opts.Now()
 		apply := func(r *usageRecord) {
+			if r.InternalID != a.InternalID {
+				if r.InternalID != "" {
+					*r = usageRecord{} // a previous instance's evidence
+				}
+				r.InternalID = a.InternalID
+			}
 			for _, u := range us {
 				var c *usageCounters
 				if u.Slot == Key1 || u.Slot == Key2 {
@@ -252,7 +263,9 @@ func (s *Service) KeyUsage(ctx context.Context, id *gatehouse.ResourceID) (*Evid
 	rec, err := s.usage.Get(ctx, a.Key())
 	switch {
 	case err == nil:
-		u = rec.Value
+		if rec.Value.InternalID == "" || rec.Value.InternalID == a.InternalID {
+			u = rec.Value
+		}
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, unavailable(err)
 	}

@@ -11,10 +11,16 @@ package armapi
 //	"upstream": {"endpoint": "http://vllm:8000",   base URL; requests go to {endpoint}/v1/…
 //	             "model": "meta-llama/…",           model name sent upstream (default: properties.model.name)
 //	             "key": "…",                        the upstream's own key; write-only, sealed at rest
+//	             "keyVaultSecret": "https://{vault}.vault.H/secrets/{name}[/{version}]",
+//	                                                or: read the key from Key Vault as the account's
+//	                                                managed identity (Key Vault Secrets User), at
+//	                                                most a minute old and at once after a change
 //	             "keyHeader": "api-key"}            header for the key (default Authorization: Bearer)
 //
-// Responses show "hasKey" instead of the key. PUT without "key" keeps the
-// current one; "key": "" removes it.
+// Responses show "hasKey" instead of the key, and the keyVaultSecret
+// reference as it was given. PUT without "key" keeps the current one;
+// "key": "" removes it; "keyVaultSecret" replaces it (giving both is a
+// 400).
 
 import (
 	"net/http"
@@ -58,10 +64,11 @@ type deploymentBody struct {
 	Properties *struct {
 		Model    *accounts.DeploymentModel `json:"model"`
 		Upstream *struct {
-			Endpoint  string  `json:"endpoint"`
-			Model     string  `json:"model"`
-			KeyHeader string  `json:"keyHeader"`
-			Key       *string `json:"key"`
+			Endpoint       string  `json:"endpoint"`
+			Model          string  `json:"model"`
+			KeyHeader      string  `json:"keyHeader"`
+			Key            *string `json:"key"`
+			KeyVaultSecret string  `json:"keyVaultSecret"`
 		} `json:"upstream"`
 	} `json:"properties"`
 }
@@ -153,6 +160,7 @@ func putDeployment(c *call) error {
 		}
 		if u := p.Upstream; u != nil {
 			spec.Endpoint, spec.UpstreamModel, spec.KeyHeader, spec.Key = u.Endpoint, u.Model, u.KeyHeader, u.Key
+			spec.KeyVaultSecret = u.KeyVaultSecret
 		}
 	}
 	if spec.Endpoint == "" {

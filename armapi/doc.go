@@ -46,10 +46,17 @@
 //	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}   (vaults.go)
 //	GET    /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults
 //	GET    …/providers/Microsoft.KeyVault/locations/{loc}/deletedVaults/{name}[/purge (POST)]
+//	GET    {sub | sub/resourceGroups/{rg}}/resources         generic list (accounts, vaults, identities the caller
+//	                                                        may read): $filter resourceType|name|resourceGroup|
+//	                                                        tagName|tagValue eq '…' [and …], $top (generic.go)
+//	GET    /subscriptions/{sub}/providers/Microsoft.CognitiveServices/skus   F0 and S0 of every kind
+//	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/managedHSMs, {sub}/…/deletedManagedHSMs   always empty
 //	GET    {scope}/providers/Microsoft.Authorization/roleAssignments   $filter atScope(), principalId eq, assignedTo()
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}
 //	GET    {scope}/providers/Microsoft.Authorization/roleDefinitions   $filter roleName eq, type eq
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}
+//	GET    {root | sub}/providers/Microsoft.Authorization/auditLogs        Gatehouse extension: $top, $skipToken (auditlog.go)
+//	POST   {root | sub}/providers/Microsoft.Authorization/auditLogs/verify → {"intact", "entries", "lastHash" | "brokenAt", "reason"}
 //
 // {scope} is any ARM scope, inserted unescaped as armauthorization and az
 // do (the root, a subscription, a group, a resource, a child resource), so
@@ -70,4 +77,7 @@
 //	role defs       Microsoft.Authorization/roleDefinitions/{write,delete}; reads are
 //	                open to every authenticated principal, as in Azure
 //	subscriptions   listed to principals holding any role within them
+//	audit log       Microsoft.Authorization/auditLogs/read or …/auditLogs/verify/action,
+//	                and Microsoft.Authorization/roleAssignments/write (access
+//	                administrators: Owner, User Access Administrator) at the scope
 package armapi

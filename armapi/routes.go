@@ -77,7 +77,7 @@ var routes = compile(append([]route{
 	{method: "PUT", pattern: identity, family: famMSI, audit: true, handle: putIdentity},
 	{method: "PATCH", pattern: identity, family: famMSI, audit: true, handle: patchIdentity},
 	{method: "DELETE", pattern: identity, family: famMSI, audit: true, handle: deleteIdentity},
-}, append(deploymentRoutes, vaultRoutes...)...)) // deployments.go, vaults.go
+}, slices.Concat(deploymentRoutes, vaultRoutes, auditLogRoutes, genericRoutes)...)) // deployments.go, vaults.go, auditlog.go, generic.go
 
 func compile(rs []route) []*route {
 	out := make([]*route, len(rs))
@@ -152,7 +152,7 @@ const (
 // clients send (azure-wire.md §5, the Go SDKs' sources, az 2.45) and their
 // published neighbours. The shapes Gatehouse returns are the same for all.
 var apiVersions = map[family][]string{
-	famResources: {"2014-04-01", "2015-01-01", "2016-02-01", "2016-06-01", "2016-09-01", "2018-02-01", "2018-05-01",
+	famResources: {"2014-04-01", "2015-01-01", "2015-11-01", "2016-02-01", "2016-06-01", "2016-09-01", "2018-02-01", "2018-05-01",
 		"2019-05-01", "2019-05-10", "2019-06-01", "2019-07-01", "2019-08-01", "2019-10-01", "2019-11-01", "2020-01-01",
 		"2020-06-01", "2020-10-01", "2021-01-01", "2021-04-01", "2022-01-01", "2022-09-01", "2022-12-01", "2023-07-01",
 		"2024-03-01", "2024-07-01", "2024-11-01", "2025-03-01", "2025-04-01"},

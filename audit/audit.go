@@ -74,6 +74,7 @@ var AllowedDetails = map[string]bool{
 	"credential":          true, // credential kind ("key1", "sts", "identity"), never a value
 	"reason":              true, // a short public reason (an error code's message)
 	"count":               true,
+	"clientAddress":       true, // the caller's network address (no port), never a credential
 }
 
 // Record is a stored entry with its place in the chain.

@@ -16,6 +16,10 @@
 // from inside the log: Verify returns the last sequence number and hash,
 // which an operator can record elsewhere as an anchor.
 //
+// The management API serves the log (armapi/auditlog.go, `gatehouse audit
+// list|verify`) to access administrators: Owner or User Access
+// Administrator at the root or at a subscription.
+//
 // # No secrets
 //
 // An entry has typed fields only, and its Details map accepts only the

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -15,9 +16,10 @@ import (
 	"github.com/gatehouse/gatehouse/storage"
 )
 
-// kindJTI records the jti of every certificate assertion until it expires,
+// kindJTI records each use of a certificate assertion until it expires,
 // in storage, so a replay is refused on every node. Key: hex SHA-256 of
-// client id and jti. Expires: the assertion's exp plus skew.
+// client id, jti and the requested scope (see checkCertificateAssertion).
+// Expires: the assertion's exp plus skew.
 const kindJTI = "authority.jti"
 
 type jtiRecord struct {
@@ -154,14 +156,22 @@ func (a *Authority) checkCertificateAssertion(ctx context.Context, tr *tokenRequ
 	if c.JTI == "" || len(c.JTI) > 256 {
 		return oauthErr(oauthInvalidClient, 700027, "Client assertion must carry a 'jti' of at most 256 characters.")
 	}
-	// Replay: the jti is recorded in storage (shared by every node) until
-	// the assertion expires. Only a signed, otherwise valid assertion gets
-	// here, so nobody else can fill the table.
-	sum := sha256.Sum256([]byte(clientID + "\x00" + c.JTI))
+	// Replay: each use is recorded in storage (shared by every node) until
+	// the assertion expires, and a second use for the same scope is
+	// refused. The scope is part of the key because the MSALs reuse one
+	// signed assertion for every scope until it expires — MSAL Node's
+	// ClientAssertion.getJwt returns its cached JWT (msal-node 5.6.0), MSAL
+	// Python keeps it in an AutoRefresher — and Entra accepts that; a
+	// client asks for the same scope again only once the token it got
+	// expired, long after the assertion (MSAL Go signs a new one each
+	// time). Only a signed, otherwise valid assertion gets here, so nobody
+	// else can fill the table.
+	scope := tr.form.Get("scope") + "\x00" + tr.form.Get("resource")
+	sum := sha256.Sum256([]byte(clientID + "\x00" + c.JTI + "\x00" + strings.ToLower(scope)))
 	_, err = a.jtis.Create(ctx, &storage.Record[jtiRecord]{Key: hex.EncodeToString(sum[:]),
 		Value: jtiRecord{ClientID: clientID}, Expires: exp.Add(a.skew)})
 	if errors.Is(err, storage.ErrAlreadyExists) {
-		return oauthErr(oauthInvalidClient, 700235, "Client assertion has already been used: its 'jti' was seen before.")
+		return oauthErr(oauthInvalidClient, 700235, "Client assertion has already been used for this scope: its 'jti' was seen before.")
 	}
 	if err != nil {
 		return gatehouse.ErrUnavailable.WithCause(err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/directory"
@@ -82,6 +83,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Registerer receives the authority's metrics (nil: none).
 	Registerer prometheus.Registerer
+	// RefreshTokenLifetime is how long a person's refresh token is valid
+	// unused (default 14 days; a session ends 90 days after its sign-in).
+	RefreshTokenLifetime time.Duration
 }
 
 // Authority is the identity authority: it issues access tokens (token
@@ -105,15 +109,18 @@ type Authority struct {
 	maxLifetime time.Duration
 	skew        time.Duration
 
-	keys      atomic.Pointer[keyState]
-	keyTable  *storage.Table[keySetRecord]
-	jtis      *storage.Table[jtiRecord]
-	headers   *storage.Table[headerRecord]
-	cache     *lru.Cache[[sha256.Size]byte, *Claims]
-	resources map[string]bool // normalized resource → known
-	fed       *federation
-	msiURL    atomic.Pointer[string]
-	metrics   *metrics
+	keys     atomic.Pointer[keyState]
+	keyTable *storage.Table[keySetRecord]
+	jtis     *storage.Table[jtiRecord]
+	headers  *storage.Table[headerRecord]
+	// refreshTokens are people's sessions (refresh.go).
+	refreshTokens   *storage.Table[refreshRecord]
+	refreshLifetime time.Duration
+	cache           *lru.Cache[[sha256.Size]byte, *Claims]
+	resources       map[string]bool // normalized resource → known
+	fed             *federation
+	msiURL          atomic.Pointer[string]
+	metrics         *metrics
 
 	identityAuthz IdentityAuthorizer
 	auditor       Auditor
@@ -175,6 +182,11 @@ func New(opts Options) (*Authority, error) {
 	a.keyTable = storage.NewTable[keySetRecord](opts.Store, kindSigningKeys)
 	a.jtis = storage.NewTable[jtiRecord](opts.Store, kindJTI)
 	a.headers = storage.NewTable[headerRecord](opts.Store, kindIdentityHeader)
+	a.refreshTokens = storage.NewTable[refreshRecord](opts.Store, kindRefreshToken)
+	a.refreshLifetime = opts.RefreshTokenLifetime
+	if a.refreshLifetime <= 0 {
+		a.refreshLifetime = DefaultRefreshTokenLifetime
+	}
 	a.resources = map[string]bool{}
 	for _, r := range append(a.defaultResources(), opts.Resources...) {
 		a.resources[normalizeResource(r)] = true
@@ -219,7 +231,7 @@ func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 			}
 		case <-prune.C:
 			now := a.now()
-			for _, kind := range []string{kindJTI, kindIdentityHeader} {
+			for _, kind := range []string{kindJTI, kindIdentityHeader, kindRefreshToken} {
 				if _, err := a.store.DeleteExpired(ctx, kind, now); err != nil && ctx.Err() == nil {
 					a.logger.Warn("authority: prune failed", "kind", kind, "err", err)
 				}
@@ -276,6 +288,8 @@ type mintSpec struct {
 	// miResourceID is xms_mirid for a managed identity.
 	miResourceID string
 	extra        map[string]any
+	// session, when set, gets a refresh token with the response (refresh.go).
+	session *session
 }
 
 func (a *Authority) mint(s mintSpec) (string, time.Time, error) {
@@ -354,10 +368,12 @@ func (a *Authority) Verify(ctx context.Context, raw string, audiences ...string)
 		return nil, invalidToken("no audience to check against")
 	}
 	if len(raw) > MaxTokenSize {
-		a.metrics.verified.WithLabelValues("invalid").Inc()
+		a.metrics.verifiedInvalid.Inc()
 		return nil, invalidToken("token too large")
 	}
-	key := sha256.Sum256([]byte(raw))
+	// Hashed in place: a []byte(raw) conversion would copy the token on
+	// every request, and Sum256 neither keeps nor modifies its input.
+	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	c, ok := a.cache.Get(key)
 	if !ok {
 		var err error
@@ -370,20 +386,20 @@ func (a *Authority) Verify(ctx context.Context, raw string, audiences ...string)
 	now := a.now()
 	if now.After(c.Expires.Add(a.skew)) {
 		a.cache.Remove(key)
-		a.metrics.verified.WithLabelValues("expired").Inc()
+		a.metrics.verifiedExpired.Inc()
 		return nil, expiredError(c.Expires)
 	}
 	if c.NotBefore.After(now.Add(a.skew)) {
-		a.metrics.verified.WithLabelValues("invalid").Inc()
+		a.metrics.verifiedInvalid.Inc()
 		return nil, invalidToken("token not yet valid")
 	}
 	for _, aud := range audiences {
 		if strings.EqualFold(aud, c.Audience) {
-			a.metrics.verified.WithLabelValues("ok").Inc()
+			a.metrics.verifiedOK.Inc()
 			return c, nil
 		}
 	}
-	a.metrics.verified.WithLabelValues("invalid").Inc()
+	a.metrics.verifiedInvalid.Inc()
 	return nil, &TokenError{Kind: ErrTokenInvalid, Reason: "audience not accepted", Audience: c.Audience}
 }
 

@@ -23,17 +23,31 @@
 //	POST form ─▶ tenant ─▶ grant_type ─┬─ client_credentials ─▶ client (memory) ─┬─ secret: SHA-256, constant time
 //	                                   │                                         ├─ certificate assertion: PS256/RS256,
 //	                                   │                                         │   x5t / x5t#S256 (either base64), aud = token
-//	                                   │                                         │   endpoint, exp/nbf, jti once (storage)
+//	                                   │                                         │   endpoint, exp/nbf ≤ 1 h, jti once per scope
 //	                                   │                                         └─ federated assertion: issuer/subject/
 //	                                   │                                             audience, issuer keys (discovery or JWKS)
-//	                                   └─ password ─▶ argon2id (people)
+//	                                   ├─ password ─▶ argon2id (people); offline_access → a new session
+//	                                   └─ refresh_token ─▶ SHA-256 → stored token, spent atomically (refresh.go)
 //	      ─▶ resource from scope (first …/.default; openid, offline_access, profile ignored) ─▶ known? ─▶ sign ─▶ 200
+//	      ─▶ a session's responses also carry the next refresh_token (and scope)
 //
 // Errors are Entra-shaped: {"error","error_description":"AADSTSnnn: …",
 // "error_codes","timestamp","trace_id","correlation_id"}; 401 for
 // invalid_client, 400 otherwise. Success is {"token_type":"Bearer",
 // "expires_in":N,"ext_expires_in":N,"access_token":…} with numeric
 // expires_in and no id_token.
+//
+// # People's sessions
+//
+// A refresh token is 256 random bits stored only as its SHA-256, valid
+// once (rotated at every use; a spent one presented again ends its whole
+// session), for RefreshTokenLifetime unused and at most MaxSessionLifetime
+// after the password sign-in. A password change, Graph's
+// revokeSignInSessions (directory: sign-in sessions valid from) and
+// disabling or deleting the person end sessions (on other nodes within
+// the change feed's delay); the grant reads the token from storage every
+// time, so a spent or ended session is refused everywhere at once. See
+// refresh.go.
 //
 // # Tokens
 //

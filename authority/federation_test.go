@@ -183,8 +183,11 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// TestAssertionReplayAcrossNodes: a certificate assertion used on one node
-// is refused on another (the jti is recorded in shared storage).
+// TestAssertionReplayAcrossNodes: a certificate assertion used for a scope
+// on one node is refused for that scope on another (the use is recorded
+// in shared storage); for another scope it is accepted — MSAL Node and
+// MSAL Python reuse one signed assertion for every scope, as Entra allows —
+// until it expires.
 func TestAssertionReplayAcrossNodes(t *testing.T) {
 	teststore.Run(t, func(t *testing.T, store storage.Store) {
 		c := newClock()
@@ -211,8 +214,8 @@ func TestAssertionReplayAcrossNodes(t *testing.T) {
 		sig, err := (&signingKey{alg: AlgRS256, rsa: key}).sign(rand.Reader, []byte(input))
 		must(t, err)
 		assertion := input + "." + b64.EncodeToString(sig)
-		post := func(n *node) (int, string) {
-			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {app.AppID}, "scope": {"https://cognitiveservices.azure.com/.default"},
+		post := func(n *node, scope string) (int, string) {
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {app.AppID}, "scope": {scope},
 				"client_assertion_type": {assertionTypeJWTBearer}, "client_assertion": {assertion}}
 			req := httptest.NewRequest("POST", "/adfs/oauth2/token", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -222,11 +225,21 @@ func TestAssertionReplayAcrossNodes(t *testing.T) {
 			mux.ServeHTTP(w, req)
 			return w.Code, w.Body.String()
 		}
-		if code, body := post(a); code != 200 {
+		const cogs, mgmt = "https://cognitiveservices.azure.com/.default", "https://management.azure.com/.default"
+		if code, body := post(a, cogs); code != 200 {
 			t.Fatalf("first use on node a: %d %s", code, body)
 		}
-		if code, body := post(b); code != 401 || !strings.Contains(body, "AADSTS700235") {
-			t.Fatalf("replay on node b: %d %s", code, body)
+		for _, n := range []*node{a, b} {
+			if code, body := post(n, cogs); code != 401 || !strings.Contains(body, "AADSTS700235") {
+				t.Fatalf("replay for the same scope: %d %s", code, body)
+			}
+		}
+		if code, body := post(b, mgmt); code != 200 {
+			t.Fatalf("same assertion, another scope, node b: %d %s", code, body)
+		}
+		c.Advance(20 * time.Minute) // past exp and the clock skew
+		if code, body := post(b, cogs); code != 401 || !strings.Contains(body, "AADSTS700024") {
+			t.Fatalf("expired assertion: %d %s", code, body)
 		}
 	})
 }

@@ -45,7 +45,7 @@ type tokenRequest struct {
 
 // singleParams must appear at most once (RFC 6749 §3.2).
 var singleParams = []string{"grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
-	"scope", "resource", "username", "password"}
+	"scope", "resource", "username", "password", "refresh_token"}
 
 // handleToken is POST /{tenant}/oauth2/v2.0/token and /adfs/oauth2/token.
 func (a *Authority) handleToken(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error {
@@ -63,7 +63,7 @@ func (a *Authority) handleToken(w http.ResponseWriter, r *http.Request, seg stri
 
 func grantLabel(g string) string {
 	switch g {
-	case "client_credentials", "password":
+	case "client_credentials", "password", "refresh_token":
 		return g
 	}
 	return "other"
@@ -87,21 +87,20 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 		spec, err = a.clientCredentials(r, tr)
 	case "password":
 		spec, err = a.passwordGrant(r, tr)
+		if err == nil && wantsRefreshToken(tr.form.Get("scope")) {
+			spec.session = a.newSession() // refresh.go
+		}
+	case "refresh_token":
+		spec, err = a.refreshGrant(r, tr) // refresh.go
 	default:
 		return oauthErr(oauthUnsupportedGrantType, 70003, "The app requested an unsupported grant type '%s'.", clip(tr.grant))
 	}
 	if err != nil {
 		return err
 	}
-	scope := tr.form.Get("scope")
-	resource, ok := resourceFromScopes(scope)
-	if !ok {
-		if resource = tr.form.Get("resource"); resource == "" {
-			return oauthErr(oauthInvalidScope, 70011, "The provided request must include a 'scope' input parameter.")
-		}
-	}
-	if !a.KnownResource(resource) {
-		return oauthErr(oauthInvalidResource, 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(resource), tid)
+	resource, err := a.requestedResource(tr)
+	if err != nil {
+		return err
 	}
 	spec.audience = resource
 	token, exp, err := a.mint(spec)
@@ -109,9 +108,34 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 		return err
 	}
 	server.SetPrincipal(r.Context(), spec.principal.ObjectID)
+	if spec.session != nil {
+		refresh, err := a.issueRefreshToken(r.Context(), &spec, tid)
+		if err != nil {
+			return err
+		}
+		a.metrics.grants.WithLabelValues(grantLabel(tr.grant), "").Inc()
+		writeSessionResponse(w, token, refresh, grantedScope(tr.form.Get("scope")), exp.Unix()-a.now().Unix())
+		return nil
+	}
 	a.metrics.grants.WithLabelValues(grantLabel(tr.grant), "").Inc()
 	writeTokenResponse(w, token, exp.Unix()-a.now().Unix())
 	return nil
+}
+
+// requestedResource is the token's audience: the resource of the scope
+// parameter (v2), else the resource parameter (v1), known to this
+// authority.
+func (a *Authority) requestedResource(tr *tokenRequest) (string, error) {
+	resource, ok := resourceFromScopes(tr.form.Get("scope"))
+	if !ok {
+		if resource = tr.form.Get("resource"); resource == "" {
+			return "", oauthErr(oauthInvalidScope, 70011, "The provided request must include a 'scope' input parameter.")
+		}
+	}
+	if !a.KnownResource(resource) {
+		return "", oauthErr(oauthInvalidResource, 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(resource), tr.tenantID)
+	}
+	return resource, nil
 }
 
 // writeTokenResponse writes §2.4's success body: expires_in is a JSON

@@ -29,6 +29,7 @@ func FuzzTokenEndpoint(f *testing.F) {
 		"scope": {"https://management.azure.com/.default"}}.Encode(), "application/x-www-form-urlencoded")
 	f.Add("grant_type=client_credentials&client_id="+app.AppID+"&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=e30.e30.e30", "application/x-www-form-urlencoded")
 	f.Add("grant_type=password&client_id=04b07795-8ddb-461a-bbee-02f9e1bf7b46&username=a&password=b", "application/x-www-form-urlencoded; charset=utf-8")
+	f.Add("grant_type=refresh_token&client_id=04b07795-8ddb-461a-bbee-02f9e1bf7b46&refresh_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&scope=https%3A%2F%2Fmanagement.azure.com%2F.default", "application/x-www-form-urlencoded")
 	f.Add("%", "text/plain")
 	f.Fuzz(func(t *testing.T, body, contentType string) {
 		req := httptest.NewRequest("POST", path, strings.NewReader(body))

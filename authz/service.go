@@ -247,6 +247,17 @@ type cachedDecision struct {
 	d   Decision
 }
 
+// Generation changes whenever a decision may have changed: it is bumped by
+// every applied change to roles or assignments (and every reload), on
+// every node. A caller that keeps decisions of its own (the gateway, per
+// identity and account) reads it before calling Decide and keeps the
+// decision only while it is unchanged.
+func (s *Service) Generation() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gen
+}
+
 // Decide is the one authorization decision of Gatehouse: may the principal
 // with object id principalID perform op at scope? It is allowed when some
 // assignment of that principal, at scope or at any scope above it, names a

@@ -17,6 +17,10 @@
 #   gw-identity     the same with Authorization: Bearer <identity token>
 #   gw-key-padded   gw-key plus a dummy header as long as the STS token: the control that
 #                   separates the cost of carrying a ~750-byte bearer header from the token check
+#   base-key, base-sts, base-identity
+#                   only with BASE_BIN: the same three requests to a second node running
+#                   another build (say, the previous commit's) on a copy of the prepared data,
+#                   so a change is measured before/after in one interleaved run
 # and prints req/s, p50/p99, CPU µs per request of the measured process
 # (the upstream's own for upstream*, the gateway's — excluding the
 # upstream — for gw-*), the ratio to upstream in the same round, and for
@@ -26,6 +30,11 @@
 #   PORT=18490 UPSTREAM_PORT=18480 UPSTREAM_TLS_PORT=18481 (apart from the ports of
 #   bench/token.sh and ../shared/bench/dataplane.sh, so runs do not collide)
 #   GATEHOUSE_BIN  a prebuilt binary (else ./cmd/gatehouse is built)
+#   BASE_BIN       a second gatehouse binary to compare with (targets base-*), served on
+#                  BASE_PORT (default PORT+1)
+#   GW_ENV, BASE_ENV  extra environment of the gw-* and base-* nodes ("GOGC=off GOMAXPROCS=1"):
+#                  compares runtime settings with one binary (BASE_BIN=GATEHOUSE_BIN)
+#   TARGETS        the targets to measure, in order (default: all of the above that apply)
 #   KEEP=1         keep the node running and print its environment instead of
 #                  benchmarking (for ../shared/bench/dataplane.sh, see below)
 #
@@ -44,9 +53,13 @@ WARMUP=${WARMUP:-2}
 PORT=${PORT:-18490}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18480}
 UPSTREAM_TLS_PORT=${UPSTREAM_TLS_PORT:-18481}
+BASE_BIN=${BASE_BIN:-}
+BASE_PORT=${BASE_PORT:-$((PORT + 1))}
 MODE=${1:-}
 for t in wrk curl python3 go; do command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 2; }; done
-for p in "$PORT" "$UPSTREAM_PORT" "$UPSTREAM_TLS_PORT"; do
+ports=("$PORT" "$UPSTREAM_PORT" "$UPSTREAM_TLS_PORT")
+[ -z "$BASE_BIN" ] || ports+=("$BASE_PORT")
+for p in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use (set PORT, UPSTREAM_PORT, UPSTREAM_TLS_PORT)" >&2; exit 2; fi
 done
 
@@ -89,6 +102,9 @@ wait_url "https://localhost:$PORT/healthz" --cacert "$WORK/data/ca.pem" || { cat
 for _ in $(seq 50); do [ -s "$WORK/bootstrap.json" ] && break; sleep 0.1; done
 "$WORK/prepare" -bootstrap "$WORK/bootstrap.json" -upstream "http://127.0.0.1:$UPSTREAM_PORT" -out "$WORK/creds.env"
 kill -TERM "$PREP_PID"; wait "$PREP_PID" 2>/dev/null || true
+# The baseline node serves a copy of the prepared data (the same keys,
+# signing keys and CA) under the same public host, on a port of its own.
+[ -z "$BASE_BIN" ] || cp -a "$WORK/data" "$WORK/data-base"
 # shellcheck disable=SC1091
 . "$WORK/creds.env"
 
@@ -105,11 +121,22 @@ fi
 "$WORK/upstream" -addr "127.0.0.1:$UPSTREAM_PORT" -tls-addr "127.0.0.1:$UPSTREAM_TLS_PORT" >"$WORK/upstream.log" 2>&1 &
 UP_PID=$!
 PIDS+=("$UP_PID")
-"$BIN" "${serve_args[@]}" >"$WORK/node.log" 2>&1 &
+# shellcheck disable=SC2086
+env ${GW_ENV:-} "$BIN" "${serve_args[@]}" >"$WORK/node.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")
+if [ -n "$BASE_BIN" ]; then
+  # shellcheck disable=SC2086
+  env ${BASE_ENV:-} "$BASE_BIN" serve --data-dir "$WORK/data-base" --listen "127.0.0.1:$BASE_PORT" --host "localhost:$PORT" \
+    --msi-listen 127.0.0.1:0 --log-level warn >"$WORK/base-node.log" 2>&1 &
+  BASE_PID=$!
+  PIDS+=("$BASE_PID")
+fi
 wait_url "http://127.0.0.1:$UPSTREAM_PORT/" || { cat "$WORK/upstream.log" >&2; exit 1; }
 wait_url "https://localhost:$PORT/healthz" --cacert "$WORK/data/ca.pem" || { cat "$WORK/node.log" >&2; exit 1; }
+if [ -n "$BASE_BIN" ]; then
+  wait_url "https://localhost:$BASE_PORT/healthz" --cacert "$WORK/data/ca.pem" || { cat "$WORK/base-node.log" >&2; exit 1; }
+fi
 
 if [ "${KEEP:-}" = 1 ]; then
   echo "gatehouse pid $GW_PID on https://localhost:$PORT (CA $WORK/data/ca.pem); upstream pid $UP_PID"
@@ -123,7 +150,12 @@ BODY='{"model":"stub","messages":[{"role":"user","content":"hi"}],"max_tokens":1
 printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
   "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$BODY")" >"$WORK/post.lua"
 
-TARGETS=(upstream upstream-tls gw-key gw-sts gw-identity gw-key-padded)
+if [ -n "${TARGETS:-}" ]; then
+  read -r -a TARGETS <<<"$TARGETS"
+else
+  TARGETS=(upstream upstream-tls gw-key gw-sts gw-identity gw-key-padded)
+  [ -z "$BASE_BIN" ] || TARGETS+=(base-key base-sts base-identity)
+fi
 declare -A URL HDR HDR2 PID
 URL[upstream]="http://127.0.0.1:$UPSTREAM_PORT/v1/chat/completions"; HDR[upstream]="X-Bench: 1"; PID[upstream]=$UP_PID
 URL[upstream-tls]="https://127.0.0.1:$UPSTREAM_TLS_PORT/v1/chat/completions"; HDR[upstream-tls]="X-Bench: 1"; PID[upstream-tls]=$UP_PID
@@ -131,10 +163,15 @@ URL[gw-key]=$CHAT_URL; HDR[gw-key]="Ocp-Apim-Subscription-Key: $KEY"; PID[gw-key
 URL[gw-sts]=$CHAT_URL; HDR[gw-sts]="Authorization: Bearer $STS"; PID[gw-sts]=$GW_PID
 URL[gw-identity]=$CHAT_URL; HDR[gw-identity]="Authorization: Bearer $IDENTITY"; PID[gw-identity]=$GW_PID
 URL[gw-key-padded]=$CHAT_URL; HDR[gw-key-padded]="Ocp-Apim-Subscription-Key: $KEY"; PID[gw-key-padded]=$GW_PID
+BASE_URL=${CHAT_URL/localhost:$PORT/localhost:$BASE_PORT}
+URL[base-key]=$BASE_URL; HDR[base-key]=${HDR[gw-key]}; PID[base-key]=${BASE_PID:-}
+URL[base-sts]=$BASE_URL; HDR[base-sts]=${HDR[gw-sts]}; PID[base-sts]=${BASE_PID:-}
+URL[base-identity]=$BASE_URL; HDR[base-identity]=${HDR[gw-identity]}; PID[base-identity]=${BASE_PID:-}
 HDR2[gw-key-padded]="X-Pad: $(python3 -c "print('x' * ${#STS})")"
 
 # Each credential must work before anything is measured.
 for t in "${TARGETS[@]}"; do
+  [ -n "${URL[$t]:-}" ] && [ -n "${PID[$t]:-}" ] || { echo "unknown target $t (base-* need BASE_BIN)" >&2; exit 2; }
   code=$(curl -sk -o "$WORK/check.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H "${HDR[$t]}" -H "${HDR2[$t]:-X-Bench: 1}" \
     --data "$BODY" "${URL[$t]}")
   [ "$code" = 200 ] || { echo "$t: status $code: $(head -c 300 "$WORK/check.out")" >&2; exit 1; }
@@ -185,19 +222,24 @@ rounds, conns, dur = sys.argv[2:5]
 by = {}
 for r, t, rps, p50, p99, cpu in rows:
     by.setdefault(t, {})[r] = (float(rps), float(p50), float(p99), float(cpu))
-order = ["upstream", "upstream-tls", "gw-key", "gw-sts", "gw-identity", "gw-key-padded"]
+order = ["upstream", "upstream-tls", "gw-key", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-sts", "base-identity"]
 med = statistics.median
 print(f"\n{rounds} round(s) x {dur}s, {conns} connections, wrk -t2; median (min-max) over rounds")
-print(f"{'target':<13} {'req/s':<22} {'vs upstream':<20} {'vs gw-key':<20} {'p50 ms':<8} {'p99 ms':<8} {'cpu µs/req':<10}")
+print(f"{'target':<13} {'req/s':<22} {'vs upstream':<20} {'vs *-key':<20} {'p50 ms':<8} {'p99 ms':<8} {'cpu µs/req':<10}")
 for t in order:
     rs = by.get(t, {})
     if not rs:
         continue
     rps = [v[0] for v in rs.values()]
-    ratio = [rs[r][0] / by["upstream"][r][0] for r in rs if r in by["upstream"]]
-    key = [rs[r][0] / by["gw-key"][r][0] for r in rs if r in by.get("gw-key", {})] if t.startswith("gw-") else []
+    ratio = [rs[r][0] / by["upstream"][r][0] for r in rs if r in by.get("upstream", {})]
+    base = "base-key" if t.startswith("base-") else "gw-key"
+    key = [rs[r][0] / by[base][r][0] for r in rs if r in by.get(base, {})] if t.startswith(("gw-", "base-")) else []
     fmt = lambda xs: f"{med(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "-"
     print(f"{t:<13} {f'{med(rps):.0f} ({min(rps):.0f}-{max(rps):.0f})':<22} {fmt(ratio):<20} {fmt(key):<20} "
           f"{med([v[1] for v in rs.values()]):<8.3f} {med([v[2] for v in rs.values()]):<8.3f} {med([v[3] for v in rs.values()]):<10.1f}")
-print("\ncpu µs/req: upstream* = the upstream process; gw-* = the gatehouse process alone (the upstream it calls is not counted).")
+print("\ncpu µs/req: upstream* = the upstream process; gw-*, base-* = that gatehouse process alone (the upstream it calls is not counted).")
+print("vs *-key: gw-* against gw-key, base-* against base-key.")
+if "gw-key" in by and "base-key" in by:
+    rr = [by["gw-key"][r][0] / by["base-key"][r][0] for r in by["gw-key"] if r in by["base-key"]]
+    print(f"gw-key / base-key (req/s, same rounds): {med(rr):.3f} ({min(rr):.3f}-{max(rr):.3f})")
 PY

@@ -64,6 +64,10 @@ type record struct {
 	UserName string `json:"userName,omitempty"`
 	// PasswordHash is an argon2id PHC string.
 	PasswordHash string `json:"passwordHash,omitempty"`
+	// SessionsValidFrom revokes the person's sessions (refresh tokens)
+	// that began before it: set by a password change and by
+	// RevokeSignInSessions.
+	SessionsValidFrom time.Time `json:"sessionsValidFrom,omitzero"`
 }
 
 // secretRecord is a client secret: only its SHA-256 is kept.

@@ -47,6 +47,9 @@ type User struct {
 	Enabled     bool
 	Roles       []string
 	Created     time.Time
+	// SignInSessionsValidFrom: sessions (refresh tokens) that began before
+	// it are revoked (Graph's signInSessionsValidFromDateTime). Zero: none.
+	SignInSessionsValidFrom time.Time
 }
 
 // UserSpec creates a person.
@@ -76,7 +79,7 @@ var DefaultPasswordParams = PasswordParams{Time: 2, Memory: 19 * 1024, Threads: 
 func (e *entry) user() *User {
 	r := &e.rec
 	return &User{ObjectID: r.ObjectID, TenantID: r.TenantID, UserName: r.UserName, DisplayName: r.DisplayName,
-		Enabled: r.Enabled, Roles: slices.Clone(r.Roles), Created: r.Created}
+		Enabled: r.Enabled, Roles: slices.Clone(r.Roles), Created: r.Created, SignInSessionsValidFrom: r.SessionsValidFrom}
 }
 
 func validUserName(name string) error {
@@ -204,11 +207,31 @@ func (d *Directory) UpdateUser(ctx context.Context, id string, u UserUpdate) (*U
 			r.Enabled = *u.Enabled
 		}
 		if hash != "" {
-			r.PasswordHash = hash
+			// A new password ends the sessions the old one started.
+			r.PasswordHash, r.SessionsValidFrom = hash, storage.Now(d.now())
 		}
 		if u.Roles != nil {
 			r.Roles = slices.Clone(*u.Roles)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.user(), nil
+}
+
+// RevokeSignInSessions ends every session the person id (object id or
+// user name) has (Graph's revokeSignInSessions): refresh tokens issued
+// before now are refused from now on. Access tokens already issued stay
+// valid until they expire, as in Entra. ErrNotFound.
+func (d *Directory) RevokeSignInSessions(ctx context.Context, id string) (*User, error) {
+	cur, err := d.User(id)
+	if err != nil {
+		return nil, err
+	}
+	e, err := d.update(ctx, cur.ObjectID, kindUser, func(r *record) error {
+		r.SessionsValidFrom = storage.Now(d.now())
 		return nil
 	})
 	if err != nil {

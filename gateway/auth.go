@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/server"
@@ -42,12 +43,20 @@ func bearer(h http.Header) (string, bool) {
 	return tok, tok != ""
 }
 
+// dataAudiences are the audiences a bearer token may have on the data
+// plane (a package variable: a literal list would be allocated per call).
+var dataAudiences = []string{STSAudience, CognitiveAudience, cognitiveAudienceSlash}
+
 // stsPrincipal is what the access log records for an STS token of a slot.
 var stsPrincipal = [2]string{"sts:key1", "sts:key2"}
 
 // keySum is the lookup hash of a key. Keys carry 256 bits of entropy, so a
-// plain SHA-256 is the right hash: a slow one would only add latency.
-func keySum(key string) [sha256.Size]byte { return sha256.Sum256([]byte(key)) }
+// plain SHA-256 is the right hash: a slow one would only add latency. The
+// key is hashed in place (Sum256 neither keeps nor modifies its input; a
+// []byte(key) conversion would copy it to the heap on every request).
+func keySum(key string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(key), len(key)))
+}
 
 // authenticate establishes who calls acct: a key of acct, an STS token
 // minted from a current key of acct, or an identity token. On failure the
@@ -74,7 +83,7 @@ func (g *Gateway) authenticate(r *http.Request, acct *Account) (*call, error) {
 	if !ok {
 		return c, deny(errAccessDenied, reasonMissing)
 	}
-	tok, err := g.opts.Tokens.VerifyToken(r.Context(), raw, STSAudience, CognitiveAudience, cognitiveAudienceSlash)
+	tok, err := g.opts.Tokens.VerifyToken(r.Context(), raw, dataAudiences...)
 	if err != nil {
 		if _, ok := gatehouse.AsError(err); ok && gatehouse.ErrorStatus(err) >= 500 {
 			return c, err // the verifier could not decide: not the client's fault

@@ -52,14 +52,41 @@
 // client's key or token. Responses stream through unbuffered (server-sent
 // events are flushed per read). Upstream failures become Azure-shaped
 // errors: 504 on timeout, 502 when unreachable, when the upstream refuses
-// the deployment's credential or answers 500.
+// the deployment's credential or answers 500. A deployment whose credential
+// cannot be had now (Deployment.Unavailable: a Key Vault reference the
+// account may not read) answers that error and forwards nothing.
 //
 // Upstreams are reached with UpstreamClient, a keep-alive HTTP/1.1 client
 // that writes the request and reads the response on the handler's own
 // goroutine (net/http's Transport hands each request to two goroutines of
 // the connection, which on a proxy's hot path costs more than the
 // forwarding). A request on a reused connection the upstream had already
-// closed is retried once on a new one; nothing else is retried.
+// closed is retried once on a new one; nothing else is retried. The proxy
+// takes the response head as the client parsed it (one string per
+// response) straight into the client's header, writes a Content-Length
+// body from the connection's buffer, and registers a cancellation watcher
+// only for an upstream still silent after pollInterval.
+//
+// The hot path's costs, per proxied request (bench/gateway.sh under wrk,
+// 2 cores, loopback, TLS 1.3 to the client; perf profiles of the node):
+// about 51 µs of CPU, of which ~24 µs are the client side that any Go
+// net/http TLS server pays (request parsing, the response write and its
+// TLS record, the per-request background read that notices a client going
+// away, deadlines), ~9 µs the upstream exchange (one write, one read), ~10
+// µs the Go runtime (sysmon woken from deep sleep by the first syscall
+// after the node went idle, goroutine switches, GC at GOGC=400) and ~8 µs
+// the gateway's own code: middleware, routing, authentication, accounting,
+// the body check (validJSON) and model rewrite, the response copy. That
+// own part is kept allocation-light — request id, request context, call
+// state, outbound request, response head and header values are one
+// allocation each. A verified token costs a SHA-256 of it and a cache hit
+// (~1 µs more than a key, plus ~1 µs of net/http reading the longer
+// header), an identity's decision one more lookup (app's adapter keeps
+// decisions per identity, action and account, stamped with authz's
+// generation). HTTP/2 costs ~35% more per request than HTTP/1.1 keep-alive
+// but stays the preferred protocol: Go clients keep 2 idle connections per
+// host by default, and over HTTP/1.1 they would reconnect (a TLS handshake
+// per request) under concurrency.
 //
 // Usage counters, rate limiters and pre-resolved metric counters live in
 // one entry per (account, key slot or principal), found with one sync.Map

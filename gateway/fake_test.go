@@ -118,19 +118,19 @@ func (f *fakeTokens) identity(oid, audience string) string {
 
 var errBadToken = errors.New("fake: invalid token")
 
-func (f *fakeTokens) VerifyToken(ctx context.Context, raw string, audiences ...string) (*VerifiedToken, error) {
+func (f *fakeTokens) VerifyToken(ctx context.Context, raw string, audiences ...string) (VerifiedToken, error) {
 	f.mu.Lock()
 	t, ok := f.tokens[raw]
 	f.mu.Unlock()
 	if !ok || f.now().After(t.Expires) {
-		return nil, errBadToken
+		return VerifiedToken{}, errBadToken
 	}
 	for _, a := range audiences {
 		if strings.EqualFold(a, t.Audience) {
-			return t, nil
+			return *t, nil
 		}
 	}
-	return nil, errBadToken
+	return VerifiedToken{}, errBadToken
 }
 
 // fakeAuthz grants each object id a set of data actions on a scope.
@@ -248,6 +248,7 @@ func (c *clock) Advance(d time.Duration) {
 // httptest server, with fakes behind it.
 type fixture struct {
 	gw       *Gateway
+	handler  http.Handler // middleware, router and gateway, as srv serves them
 	srv      *httptest.Server
 	host     string // the router's H
 	clock    *clock
@@ -283,7 +284,8 @@ func newFixture(t testing.TB, adjust ...func(*Options)) *fixture {
 	rt := server.NewRouter(f.host)
 	f.gw.Mount(rt)
 	mw := &server.Middleware{Metrics: server.NewMetrics(), Logger: slog.New(slog.DiscardHandler)}
-	f.srv = httptest.NewServer(mw.Wrap(rt))
+	f.handler = mw.Wrap(rt)
+	f.srv = httptest.NewServer(f.handler)
 	t.Cleanup(f.srv.Close)
 	return f
 }

@@ -102,9 +102,10 @@ type VerifiedToken struct {
 
 // TokenVerifier is the node's one token verifier (signature, algorithm,
 // issuer, expiry, audience ∈ audiences), with its cache of verified
-// tokens. Every error is a refusal; none is rendered to the client.
+// tokens. Every error is a refusal; none is rendered to the client. The
+// result is a value: a verified-token cache hit should allocate nothing.
 type TokenVerifier interface {
-	VerifyToken(ctx context.Context, raw string, audiences ...string) (*VerifiedToken, error)
+	VerifyToken(ctx context.Context, raw string, audiences ...string) (VerifiedToken, error)
 }
 
 // STSGrant is what an STS token is minted for.

@@ -207,8 +207,8 @@ func TestSTS(t *testing.T) {
 			if resp.StatusCode != 200 {
 				t.Errorf("token refused: %d", resp.StatusCode)
 			}
-			v, _ := w.tokens.VerifyToken(context.Background(), tok, STSAudience)
-			if v == nil || v.Expires.Sub(w.clock.Now()) != 10*time.Minute || v.Slot != 0 || v.Generation != 1 {
+			v, err := w.tokens.VerifyToken(context.Background(), tok, STSAudience)
+			if err != nil || v.Expires.Sub(w.clock.Now()) != 10*time.Minute || v.Slot != 0 || v.Generation != 1 {
 				t.Errorf("token claims %+v", v)
 			}
 		})

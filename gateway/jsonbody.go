@@ -132,3 +132,188 @@ func skipValue(b []byte, i int) int {
 		return i
 	}
 }
+
+// maxJSONDepth is encoding/json's nesting limit, which validJSON keeps so
+// that it accepts exactly what json.Valid accepts.
+const maxJSONDepth = 10000
+
+// validJSON reports whether b is one JSON value (RFC 8259) with optional
+// surrounding whitespace, accepting exactly what encoding/json.Valid
+// accepts (strings are not checked for valid UTF-8, nesting is bounded at
+// maxJSONDepth) in one pass without its per-byte state functions: the body
+// of every proxied request goes through it. FuzzValidJSON holds the two
+// together.
+func validJSON(b []byte) bool {
+	var buf [64]byte
+	stack := buf[:0] // the open containers, '{' or '['
+	i := skipWS(b, 0)
+	for {
+		// A value starts at i.
+		if i >= len(b) {
+			return false
+		}
+		ok := true
+		switch c := b[i]; {
+		case c == '{' || c == '[':
+			if len(stack) == maxJSONDepth {
+				return false // this one would be one level too deep
+			}
+			j := skipWS(b, i+1)
+			if j < len(b) && (c == '{' && b[j] == '}' || c == '[' && b[j] == ']') {
+				i = j + 1
+				break // an empty container is a whole value
+			}
+			stack = append(stack, c)
+			if c == '{' {
+				if i, ok = objectKey(b, j); !ok {
+					return false
+				}
+			} else {
+				i = j
+			}
+			continue
+		case c == '"':
+			i, ok = scanString(b, i)
+		case c == '-' || '0' <= c && c <= '9':
+			i, ok = scanNumber(b, i)
+		case c == 't':
+			i, ok = literal(b, i, "true")
+		case c == 'f':
+			i, ok = literal(b, i, "false")
+		case c == 'n':
+			i, ok = literal(b, i, "null")
+		default:
+			return false
+		}
+		if !ok {
+			return false
+		}
+		// A value ended at i: close containers, or go on after a comma.
+		for {
+			i = skipWS(b, i)
+			if len(stack) == 0 {
+				return i == len(b)
+			}
+			if i >= len(b) {
+				return false
+			}
+			top := stack[len(stack)-1]
+			if b[i] == ',' {
+				j := skipWS(b, i+1)
+				if top == '{' {
+					if j, ok = objectKey(b, j); !ok {
+						return false
+					}
+				}
+				i = j
+				break
+			}
+			if top == '{' && b[i] != '}' || top == '[' && b[i] != ']' {
+				return false
+			}
+			stack = stack[:len(stack)-1]
+			i++
+		}
+	}
+}
+
+// objectKey scans `"key" :` at i and returns the index of the member's
+// value (whitespace skipped).
+func objectKey(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false
+	}
+	i, ok := scanString(b, i)
+	if !ok {
+		return i, false
+	}
+	i = skipWS(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return i, false
+	}
+	return skipWS(b, i+1), true
+}
+
+// scanString validates the string starting at b[i] == '"' and returns the
+// index after it.
+func scanString(b []byte, i int) (int, bool) {
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return i, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !isHex(h) {
+						return i, false
+					}
+				}
+				i += 4
+			default:
+				return i, false
+			}
+		case c < 0x20:
+			return i, false
+		}
+	}
+	return i, false
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+// scanNumber validates -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at i.
+func scanNumber(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = digits(b, i)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return j, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+func literal(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}

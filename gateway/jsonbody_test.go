@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -70,6 +71,63 @@ func FuzzSetModel(f *testing.F) {
 		b, _ := json.Marshal(orig)
 		if string(a) != string(b) {
 			t.Fatalf("%s → other members changed: %s", in, out)
+		}
+	})
+}
+
+func TestValidJSON(t *testing.T) {
+	deep := strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth)
+	tooDeep := "[" + deep + "]"
+	for _, s := range []string{
+		`{}`, `[]`, ` {"a":[1,-2.5e+3,"x\u00e9\n",true,false,null,{}]} `, `"s"`, `0`, `-0.0E-0`, `{"a":{"b":[[]]}}`,
+		deep, tooDeep, ``, ` `, `{`, `[1,]`, `{"a":1,}`, `{"a"}`, `{1:2}`, `01`, `1.`, `.5`, `-`, `1e`, `+1`,
+		`"\x"`, `"\u12"`, "\"a\x01\"", "\"\xff\"", `nul`, `truex`, `[1 2]`, `{"a":1 "b":2}`, `[}`, `{]`, `"`,
+	} {
+		if got, want := validJSON([]byte(s)), json.Valid([]byte(s)); got != want {
+			t.Errorf("validJSON(%.40q) = %v, json.Valid says %v", s, got, want)
+		}
+	}
+}
+
+// FuzzValidJSON holds validJSON to encoding/json.Valid on any input.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"model":"a","messages":[{"role":"user","content":"hi"}]}`, `[1,2.5e-3,"\u0041"]`,
+		`{"a":}`, `"\ud800"`, `[[[[]]]]`, `-01`, "\t\r\n null \n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
+		}
+	})
+}
+
+// BenchmarkBodyCheck compares the proxy's body check and model rewrite
+// with encoding/json.Valid on a typical chat request.
+func BenchmarkBodyCheck(b *testing.B) {
+	body := []byte(`{"model":"gpt-4o","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in one word."}],"max_tokens":16,"temperature":0.2,"stream":false}`)
+	dst := make([]byte, 0, 512)
+	b.Run("json.Valid", func(b *testing.B) {
+		for b.Loop() {
+			if !json.Valid(body) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("validJSON", func(b *testing.B) {
+		for b.Loop() {
+			if !validJSON(body) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("validJSON+setModel", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !validJSON(body) {
+				b.Fatal("invalid")
+			}
+			dst, _ = setModel(dst[:0], body, []byte(`"upstream-model"`))
 		}
 	})
 }

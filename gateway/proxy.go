@@ -37,6 +37,11 @@ type Deployment struct {
 	// "Authorization: Bearer <credential>"; any other name receives the
 	// credential as is (e.g. "api-key" for an Azure OpenAI upstream).
 	AuthHeader string
+	// Unavailable, when set, is the error every request to the deployment
+	// gets instead of being forwarded: its credential cannot be had now
+	// (a Key Vault reference the account may not read). The index decides
+	// it; the proxy only returns it.
+	Unavailable error
 
 	// Prepared once, shared read-only by every request: the encoded model,
 	// the upstream URL of each operation, the credential header.
@@ -109,18 +114,27 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 	if !ok {
 		return errDeploymentNotFound
 	}
+	if d.Unavailable != nil {
+		return d.Unavailable
+	}
 	d.prepare()
 	if r.ContentLength > p.maxBody {
 		return tooLarge(p.maxBody)
 	}
-	// The body is read into a pooled buffer and forwarded from a copy the
-	// request owns: the transport may still be reading the body it sends
-	// after RoundTrip returns, so that one cannot go back to a pool. A
-	// *bytes.Reader body also lets the transport write headers and body in
-	// one syscall.
+	// The body is read into a pooled buffer. The upstream client is done
+	// with the body it sends when exchange returns, so with it the
+	// rewritten body comes from a pool too; any other transport may still
+	// be reading its body after RoundTrip returns, so it gets a copy the
+	// request owns. A known Content-Length (checked above) is enforced by
+	// net/http's body reader; only a chunked body needs MaxBytesReader.
+	uc, fast := p.transport.(*UpstreamClient)
 	inp := inPool.Get().(*[]byte)
 	defer putIn(inp)
-	in, err := readBody((*inp)[:0], http.MaxBytesReader(w, r.Body, p.maxBody))
+	var src io.Reader = r.Body
+	if r.ContentLength < 0 {
+		src = http.MaxBytesReader(w, r.Body, p.maxBody)
+	}
+	in, err := readBody((*inp)[:0], src)
 	*inp = in[:0]
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -128,23 +142,39 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 		}
 		return badRequest("The request body could not be read.").WithCause(err)
 	}
-	if !json.Valid(in) {
+	if !validJSON(in) {
 		return badRequest("We could not parse the JSON body of your request. The API expects a JSON payload, but what was sent was not valid JSON.")
 	}
 	var body []byte
+	var outp *[]byte // the pooled buffer body is in, if any
+	defer func() {
+		if outp != nil {
+			*outp = body[:0]
+			putIn(outp)
+		}
+	}()
 	if d.modelJSON != nil {
-		if body, err = setModel(make([]byte, 0, len(in)+len(d.modelJSON)+16), in, d.modelJSON); err != nil {
+		var dst []byte
+		if fast {
+			outp = inPool.Get().(*[]byte)
+			dst = (*outp)[:0]
+		} else {
+			dst = make([]byte, 0, len(in)+len(d.modelJSON)+16)
+		}
+		if body, err = setModel(dst, in, d.modelJSON); err != nil {
 			return badRequest("The request body must be a JSON object.")
 		}
 	} else if i := skipWS(in, 0); in[i] != '{' {
 		return badRequest("The request body must be a JSON object.")
+	} else if fast {
+		body = in
 	} else {
 		body = bytes.Clone(in)
 	}
 
 	// Only the allow-listed client headers go along, then the request id
 	// and the upstream's own credential.
-	o := &Outbound{Method: http.MethodPost, URL: d.urls[op], Body: body}
+	o := Outbound{Method: http.MethodPost, URL: d.urls[op], Body: body}
 	o.Fields = o.fields[:0]
 	for _, name := range forwardHeaders {
 		if v := r.Header[name]; len(v) > 0 {
@@ -157,16 +187,30 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 	}
 
 	start := time.Now()
-	resp, err := p.send(r.Context(), o)
+	if !fast {
+		resp, err := p.send(r.Context(), &o)
+		if err != nil {
+			return p.upstreamFailed(r.Context(), d, err)
+		}
+		defer resp.Body.Close()
+		c.usage.observeUpstream(time.Since(start))
+		if resp.StatusCode >= 400 {
+			return upstreamError(resp, d)
+		}
+		copyResponse(w, resp)
+		return nil
+	}
+	ex, err := uc.exchange(r.Context(), &o)
 	if err != nil {
 		return p.upstreamFailed(r.Context(), d, err)
 	}
-	defer resp.Body.Close()
 	c.usage.observeUpstream(time.Since(start))
-	if resp.StatusCode >= 400 {
+	if ex.status >= 400 {
+		resp := ex.response()
+		defer resp.Body.Close()
 		return upstreamError(resp, d)
 	}
-	copyResponse(w, resp)
+	forward(w, ex)
 	return nil
 }
 
@@ -214,17 +258,12 @@ func readBody(buf []byte, r io.Reader) ([]byte, error) {
 	}
 }
 
-// hopHeaders are connection-level headers a proxy never forwards.
-var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-	"Set-Cookie": true}
-
 // copyResponse streams resp to w. An event stream is flushed after every
 // read so tokens reach the client as the upstream produces them.
 func copyResponse(w http.ResponseWriter, resp *http.Response) {
 	dst := w.Header()
 	for k, v := range resp.Header {
-		if !hopHeaders[k] {
+		if !isHopHeader(k) {
 			dst[k] = v
 		}
 	}
@@ -259,6 +298,99 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// forward streams the response of ex to w, as copyResponse does for an
+// *http.Response, without one: the head's fields go straight into w's
+// header (one allocation for all their value slices), and a Content-Length
+// body already in the connection's buffer is written from there.
+func forward(w http.ResponseWriter, ex *upExchange) {
+	// The head lives in the exchange only until the body is read.
+	stream := strings.HasPrefix(ex.header("Content-Type"), "text/event-stream")
+	chunked := ex.chunked != nil
+	dst := w.Header()
+	fields := ex.fields
+	vals := make([]string, len(fields))
+	for i, f := range fields {
+		if isHopHeader(f.Name) || f.Name == "Content-Length" && (stream || chunked) {
+			continue
+		}
+		vals[i] = f.Value
+		if firstField(fields, f.Name) < i {
+			dst[f.Name] = append(dst[f.Name], f.Value)
+		} else {
+			dst[f.Name] = vals[i : i+1 : i+1] // replaces what w had, as copyResponse does
+		}
+	}
+	w.WriteHeader(ex.status)
+	// From here on ex is not touched once it has ended (see upExchange).
+	if !stream {
+		for {
+			b := ex.buffered()
+			if len(b) == 0 {
+				break
+			}
+			_, werr := w.Write(b)
+			if ex.discard(len(b)) {
+				return
+			}
+			if werr != nil {
+				ex.abort() // the client went away
+				return
+			}
+		}
+	}
+	bp := copyPool.Get().(*[]byte)
+	defer copyPool.Put(bp)
+	buf := *bp
+	var rc *http.ResponseController
+	if stream {
+		rc = http.NewResponseController(w)
+	}
+	for {
+		n, rerr := ex.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				if rerr == nil {
+					ex.abort() // the client went away
+				}
+				return
+			}
+			if stream {
+				rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return
+		}
+		if rerr != nil {
+			// The upstream broke off mid-body (Read closed the connection).
+			// Abort the client's connection too, so a truncated response is
+			// not mistaken for a whole one.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// isHopHeader reports whether name (canonical) is a header a proxy never
+// forwards: connection-level ones, and cookies.
+func isHopHeader(name string) bool {
+	switch name {
+	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Set-Cookie":
+		return true
+	}
+	return false
+}
+
+// firstField returns the index of the first field named name.
+func firstField(fields []Field, name string) int {
+	for i, f := range fields {
+		if f.Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // upstreamFailed turns a transport error into a 504 (timeout) or 502.

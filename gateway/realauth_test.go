@@ -21,12 +21,12 @@ import (
 // cache on a warm one.
 type realVerifier struct{ a *authority.Authority }
 
-func (x realVerifier) VerifyToken(ctx context.Context, raw string, audiences ...string) (*VerifiedToken, error) {
+func (x realVerifier) VerifyToken(ctx context.Context, raw string, audiences ...string) (VerifiedToken, error) {
 	c, err := x.a.Verify(ctx, raw, audiences...)
 	if err != nil {
-		return nil, err
+		return VerifiedToken{}, err
 	}
-	v := &VerifiedToken{Audience: c.Audience, Principal: c.Principal, Expires: c.Expires}
+	v := VerifiedToken{Audience: c.Audience, Principal: c.Principal, Expires: c.Expires}
 	if acct := c.String(ClaimAccount); acct != "" {
 		v.STS, v.AccountID, v.Slot = true, acct, -1
 		if c.String(ClaimSlot) == "key1" {

@@ -21,25 +21,34 @@ import (
 // goroutines of its connection (a writer and a reader) and back through
 // channels; on a proxy's hot path those hand-offs cost more than the
 // proxying itself, so the gateway speaks the small subset of HTTP/1.1 it
-// needs directly (ReadResponse still does the response framing: chunked,
-// Content-Length, close-delimited).
+// needs directly: it writes the request in one write and parses the
+// response head itself (upstream_wire.go), into one string per response,
+// with the body framed by Content-Length, chunked encoding or the end of
+// the connection.
 //
 // A request on a reused connection that fails before any byte of the
 // response arrived is retried once on a new connection: that is the
 // upstream having closed an idle connection (uvicorn does after 5 s), and
 // it never saw the request. Nothing else is retried.
 //
+// Cancellation (the client went away) is watched lazily: a connection's
+// read deadline is kept at most pollInterval ahead, and only a read that
+// outlasts it registers a context.AfterFunc watcher for the rest of the
+// exchange. An upstream that answers quickly — nearly every request —
+// costs no watcher (registering and unregistering one costs about a
+// microsecond and five allocations); a slow one is cancelled as promptly
+// as with a watcher from the start, once its first poll has passed.
+//
 // UpstreamClient implements http.RoundTripper for requests to http and
 // https URLs whose body, if any, has a known ContentLength; the proxy uses
-// Do, which takes the request as an Outbound. Proxies in
-// the environment are not used: upstreams are reached directly.
+// exchange, which takes the request as an Outbound and leaves the response
+// in the connection's buffer. Proxies in the environment are not used:
+// upstreams are reached directly.
 type UpstreamClient struct {
 	// ReadTimeout bounds how long one read from the upstream may block:
 	// the wait for the response headers, and for the next bytes of a body
-	// (a stream between two events). 0 means none. The connection's read
-	// deadline is pushed forward only when less than half of it is left, so
-	// the bound in effect is between ReadTimeout/2 and ReadTimeout and
-	// setting it costs nothing per request.
+	// (a stream between two events). 0 means none. The bound in effect is
+	// between ReadTimeout and ReadTimeout plus pollInterval.
 	ReadTimeout time.Duration
 	// IdleTimeout is how long an idle connection is kept for reuse.
 	IdleTimeout time.Duration
@@ -49,6 +58,9 @@ type UpstreamClient struct {
 	TLSConfig *tls.Config
 	// Dialer dials upstreams.
 	Dialer net.Dialer
+
+	// poll is pollInterval unless a test sets it.
+	poll time.Duration
 
 	mu   sync.Mutex
 	idle map[hostKey][]*upConn
@@ -60,44 +72,141 @@ func NewUpstreamClient(readTimeout time.Duration) *UpstreamClient {
 		Dialer: net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}}
 }
 
+// pollInterval is how far ahead a connection's read deadline is kept while
+// no cancellation watcher is registered (see UpstreamClient).
+const pollInterval = 100 * time.Millisecond
+
+// watchWritesAbove is the request size from which the cancellation watcher
+// is registered before writing: a smaller request fits the socket buffer
+// and its write does not block, a larger one may wait for an upstream that
+// does not read (and a timed-out TLS write cannot be resumed, so writes are
+// never polled).
+const watchWritesAbove = 16 << 10
+
 type hostKey struct{ scheme, addr string }
 
+// upConn is one pooled connection. It is the reader under br: every read
+// from the upstream passes through upConn.Read, which keeps the deadline
+// and watches for cancellation.
 type upConn struct {
+	c      *UpstreamClient
 	nc     net.Conn
-	cr     countingReader
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	key    hostKey
 	idleAt time.Time
 	reused bool
+	// n counts the bytes read during the current exchange, so a failure
+	// can be told apart from an upstream that answered nothing at all.
+	n int64
 	// deadline is the read deadline set on nc (zero: none yet).
 	deadline time.Time
+	// ctx is the current exchange's context; stop unregisters its
+	// cancellation watcher (nil: none registered).
+	ctx  context.Context
+	stop func() bool
+	// ex is the current exchange (a connection carries one at a time); head
+	// is the scratch the response head is gathered in.
+	ex   upExchange
+	head []byte
 }
 
-// refreshDeadline pushes the read deadline ReadTimeout ahead when less
-// than half of it is left.
-func (c *UpstreamClient) refreshDeadline(pc *upConn) {
-	if c.ReadTimeout <= 0 {
+// Read reads from the upstream for br: with the deadline kept current, a
+// timeout that is only the poll registering the cancellation watcher, and
+// ctx.Err() once the exchange is cancelled.
+func (pc *upConn) Read(p []byte) (int, error) {
+	c := pc.c
+	start := time.Now()
+	pc.refreshDeadline(start)
+	for {
+		n, err := pc.nc.Read(p)
+		pc.n += int64(n)
+		if n > 0 || err == nil || !isTimeout(err) {
+			return n, err
+		}
+		if pc.ctx != nil && pc.ctx.Err() != nil {
+			return 0, pc.ctx.Err()
+		}
+		now := time.Now()
+		if c.ReadTimeout > 0 && now.Sub(start) >= c.ReadTimeout {
+			return 0, err
+		}
+		// The poll deadline passed: this upstream is slow. From now on a
+		// watcher unblocks the connection when the exchange is cancelled,
+		// and the deadline is the read timeout's.
+		if pc.stop == nil && pc.ctx != nil && pc.ctx.Done() != nil {
+			nc := pc.nc
+			pc.stop = context.AfterFunc(pc.ctx, func() { nc.SetDeadline(aLongTimeAgo) })
+		}
+		var d time.Time
+		if c.ReadTimeout > 0 {
+			d = start.Add(c.ReadTimeout)
+		} else if pc.stop == nil {
+			d = now.Add(c.pollInterval()) // no context to watch: keep polling
+		}
+		pc.setDeadline(d)
+	}
+}
+
+// refreshDeadline keeps the read deadline where the exchange's state wants
+// it: at most pollInterval ahead while no watcher is registered, then
+// ReadTimeout ahead, pushed forward only when less than half of it is left
+// (so that setting it costs nothing on most reads).
+func (pc *upConn) refreshDeadline(now time.Time) {
+	c := pc.c
+	if pc.stop == nil {
+		poll := c.pollInterval()
+		if c.ReadTimeout > 0 && c.ReadTimeout < poll {
+			poll = c.ReadTimeout
+		}
+		if left := pc.deadline.Sub(now); left < poll/2 || left > poll {
+			pc.setDeadline(now.Add(poll))
+		}
 		return
 	}
-	now := time.Now()
+	if c.ReadTimeout <= 0 {
+		if !pc.deadline.IsZero() {
+			pc.setDeadline(time.Time{})
+		}
+		return
+	}
 	if pc.deadline.Sub(now) < c.ReadTimeout/2 {
-		pc.deadline = now.Add(c.ReadTimeout)
-		pc.nc.SetReadDeadline(pc.deadline)
+		pc.setDeadline(now.Add(c.ReadTimeout))
 	}
 }
 
-// countingReader counts the bytes read from the connection, so a failure
-// can be told apart from an upstream that answered nothing at all.
-type countingReader struct {
-	r io.Reader
-	n int64
+// setDeadline sets the read deadline. A watcher that fired before it
+// poisoned the deadline, which this one would undo: the context is checked
+// again after setting it, and such a read ends at once (pc.Read sees the
+// cancelled context on the next timeout, which the poisoned deadline makes
+// immediate).
+func (pc *upConn) setDeadline(d time.Time) {
+	pc.deadline = d
+	pc.nc.SetReadDeadline(d)
+	if pc.stop != nil && pc.ctx.Err() != nil {
+		pc.nc.SetReadDeadline(aLongTimeAgo)
+	}
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+// watch registers the cancellation watcher now (for a request that may
+// block while it is written).
+func (pc *upConn) watch() {
+	if pc.stop == nil && pc.ctx != nil && pc.ctx.Done() != nil {
+		nc := pc.nc
+		pc.stop = context.AfterFunc(pc.ctx, func() { nc.SetDeadline(aLongTimeAgo) })
+	}
+}
+
+func (c *UpstreamClient) pollInterval() time.Duration {
+	if c.poll > 0 {
+		return c.poll
+	}
+	return pollInterval
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }
 
 var errUnsupported = errors.New("gateway: upstream client: unsupported request")
@@ -115,7 +224,8 @@ type Outbound struct {
 	// names and values with control bytes are left out.
 	Header http.Header
 	Fields []Field
-	// Body is sent with its Content-Length.
+	// Body is sent with its Content-Length. The client is done with it when
+	// exchange, Do or RoundTrip returns.
 	Body []byte
 
 	fields [8]Field // room for Fields without another allocation
@@ -150,6 +260,17 @@ func (c *UpstreamClient) RoundTrip(req *http.Request) (*http.Response, error) {
 // Do sends o and returns the response (see RoundTrip). ctx cancels the
 // request, including while the upstream is thinking.
 func (c *UpstreamClient) Do(ctx context.Context, o *Outbound) (*http.Response, error) {
+	ex, err := c.exchange(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return ex.response(), nil
+}
+
+// exchange sends o and reads the response head. The caller reads the body
+// through the exchange and must end it with finish (read to its end, the
+// body does that itself) or abort.
+func (c *UpstreamClient) exchange(ctx context.Context, o *Outbound) (*upExchange, error) {
 	key := hostKey{o.URL.Scheme, o.URL.Host}
 	switch key.scheme {
 	case "http":
@@ -163,17 +284,20 @@ func (c *UpstreamClient) Do(ctx context.Context, o *Outbound) (*http.Response, e
 	default:
 		return nil, errUnsupported
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for attempt := 0; ; attempt++ {
 		pc, err := c.get(ctx, key, o.URL.Hostname())
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.send(ctx, pc, o)
+		ex, err := pc.send(ctx, o)
 		if err == nil {
-			return resp, nil
+			return ex, nil
 		}
-		pc.nc.Close()
-		if attempt == 0 && pc.reused && pc.cr.n == 0 && stale(err) && ctx.Err() == nil {
+		pc.drop()
+		if attempt == 0 && pc.reused && pc.n == 0 && stale(err) && ctx.Err() == nil {
 			continue // the upstream closed the idle connection: it never saw o
 		}
 		if ctx.Err() != nil {
@@ -184,8 +308,8 @@ func (c *UpstreamClient) Do(ctx context.Context, o *Outbound) (*http.Response, e
 }
 
 // stale reports whether err is what a connection the peer already closed
-// gives: EOF (ReadResponse reports it as ErrUnexpectedEOF), a reset, a
-// broken pipe. The caller also checks that no byte of a response arrived.
+// gives: EOF, a reset, a broken pipe. The caller also checks that no byte
+// of a response arrived.
 func stale(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
@@ -194,21 +318,21 @@ func stale(err error) bool {
 // aLongTimeAgo is a deadline that has passed: setting it unblocks I/O.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (c *UpstreamClient) send(ctx context.Context, pc *upConn, o *Outbound) (*http.Response, error) {
-	// Cancellation (the client went away) unblocks the connection.
-	stop := context.AfterFunc(ctx, func() { pc.nc.SetDeadline(aLongTimeAgo) })
+// send writes o on pc and reads the response head.
+func (pc *upConn) send(ctx context.Context, o *Outbound) (*upExchange, error) {
+	pc.ctx = ctx
+	if len(o.Body) > watchWritesAbove {
+		pc.watch()
+	}
 	if err := writeRequest(pc.bw, o); err != nil {
-		stop()
 		return nil, err
 	}
-	c.refreshDeadline(pc)
-	resp, err := http.ReadResponse(pc.br, nil)
-	if err != nil {
-		stop()
+	ex := &pc.ex
+	*ex = upExchange{pc: pc, fields: ex.fields[:0]}
+	if err := ex.readHead(o.Method == http.MethodHead); err != nil {
 		return nil, err
 	}
-	resp.Body = &upBody{c: c, pc: pc, body: resp.Body, stop: stop, reuse: !resp.Close}
-	return resp, nil
+	return ex, nil
 }
 
 // writeRequest writes o in HTTP/1.1 and flushes once (a body that fits the
@@ -234,7 +358,7 @@ func writeRequest(bw *bufio.Writer, o *Outbound) error {
 	}
 	if o.Body != nil || o.Method == http.MethodPost || o.Method == http.MethodPut {
 		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.Itoa(len(o.Body)))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(o.Body)), 10))
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
@@ -292,7 +416,7 @@ func (c *UpstreamClient) get(ctx context.Context, key hostKey, serverName string
 			c.idle[key] = list
 			c.mu.Unlock()
 			pc.reused = true
-			pc.cr.n = 0
+			pc.n = 0
 			return pc, nil
 		}
 		// The newest idle connection is too old: so are all the others.
@@ -325,17 +449,39 @@ func (c *UpstreamClient) get(ctx context.Context, key hostKey, serverName string
 		}
 		nc = tc
 	}
-	pc := &upConn{nc: nc, key: key}
-	pc.cr.r = nc
-	pc.br = bufio.NewReaderSize(&pc.cr, 16<<10)
+	pc := &upConn{c: c, nc: nc, key: key}
+	pc.br = bufio.NewReaderSize(pc, 16<<10)
 	pc.bw = bufio.NewWriterSize(nc, 16<<10)
 	return pc, nil
 }
+
+// release ends the current exchange: the connection goes back to the pool
+// when reuse is set and no cancellation poisoned it, else it is closed.
+func (pc *upConn) release(reuse bool) {
+	if pc.stop != nil {
+		if !pc.stop() {
+			reuse = false // the watcher fired: the deadline poisoned the connection
+		}
+		pc.stop = nil
+	}
+	pc.ctx = nil
+	if !reuse {
+		pc.nc.Close()
+		return
+	}
+	pc.c.put(pc)
+}
+
+// drop closes a connection whose exchange failed.
+func (pc *upConn) drop() { pc.release(false) }
 
 // put returns a connection whose last response was read completely.
 func (c *UpstreamClient) put(pc *upConn) {
 	pc.idleAt = time.Now()
 	c.mu.Lock()
+	if c.idle == nil {
+		c.idle = map[hostKey][]*upConn{}
+	}
 	list := c.idle[pc.key]
 	if len(list) >= c.MaxIdlePerHost {
 		c.mu.Unlock()
@@ -368,50 +514,4 @@ func (c *UpstreamClient) CloseIdle(all bool) {
 			c.idle[k] = keep
 		}
 	}
-}
-
-// upBody is a response body on a pooled connection: read to its end, it
-// gives the connection back; closed early, it closes the connection (the
-// rest of a long stream is not worth draining).
-type upBody struct {
-	c     *UpstreamClient
-	pc    *upConn
-	body  io.ReadCloser
-	stop  func() bool
-	reuse bool
-	done  bool
-}
-
-func (b *upBody) Read(p []byte) (int, error) {
-	if b.done {
-		return 0, io.EOF
-	}
-	b.c.refreshDeadline(b.pc)
-	n, err := b.body.Read(p)
-	if err == io.EOF {
-		b.finish(b.reuse)
-	} else if err != nil {
-		b.finish(false)
-	}
-	return n, err
-}
-
-func (b *upBody) Close() error {
-	if !b.done {
-		b.finish(false)
-	}
-	return nil
-}
-
-func (b *upBody) finish(reuse bool) {
-	b.done = true
-	if !b.stop() {
-		reuse = false // cancellation fired: the deadline poisoned the connection
-	}
-	if reuse {
-		b.c.put(b.pc)
-		return
-	}
-	b.pc.nc.Close()
-	b.body.Close()
 }

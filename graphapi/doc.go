@@ -20,6 +20,8 @@
 //	GET|PATCH|DELETE /v1.0/servicePrincipals/{id}
 //	POST /v1.0/servicePrincipals/{id}/addPassword | removePassword
 //	GET|POST /v1.0/users, GET|PATCH|DELETE /v1.0/users/{id or userPrincipalName}
+//	POST /v1.0/users/{id}/revokeSignInSessions   ends the person's refresh-token sessions (sessions.go)
+//	POST /v1.0/me/revokeSignInSessions           the same for the signed-in person (no role needed)
 //	GET|POST /v1.0/roleManagement/directory/roleAssignments, DELETE …/{id}
 //
 // Gatehouse extensions: POST /v1.0/applications accepts

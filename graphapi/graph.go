@@ -50,6 +50,8 @@ const (
 	appWrite
 	userWrite
 	roleWrite
+	// selfAccess: any signed-in principal, acting on itself (/me).
+	selfAccess
 )
 
 // rolesFor lists the directory roles that grant each access level.
@@ -99,6 +101,8 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /v1.0/users/{id}", h(readAccess, g.getUser))
 	mux.Handle("PATCH /v1.0/users/{id}", h(userWrite, g.patchUser))
 	mux.Handle("DELETE /v1.0/users/{id}", h(userWrite, g.deleteUser))
+	mux.Handle("POST /v1.0/users/{id}/revokeSignInSessions", h(userWrite, g.revokeSignInSessions)) // sessions.go
+	mux.Handle("POST /v1.0/me/revokeSignInSessions", h(selfAccess, g.revokeOwnSignInSessions))
 
 	mux.Handle("GET /v1.0/roleManagement/directory/roleAssignments", h(readAccess, g.listRoleAssignments))
 	mux.Handle("POST /v1.0/roleManagement/directory/roleAssignments", h(roleWrite, g.createRoleAssignment))
@@ -113,7 +117,7 @@ func (g *API) guard(need access, fn handler) server.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if !g.dir.HasRole(c.Principal.ObjectID, rolesFor[need]...) {
+		if need != selfAccess && !g.dir.HasRole(c.Principal.ObjectID, rolesFor[need]...) {
 			err = gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied",
 				"Insufficient privileges to complete the operation.")
 		} else {

@@ -151,11 +151,15 @@ type userView struct {
 	DisplayName       string  `json:"displayName"`
 	AccountEnabled    bool    `json:"accountEnabled"`
 	CreatedDateTime   *string `json:"createdDateTime"`
+	// SignInSessionsValidFromDateTime: refresh tokens issued before it
+	// are revoked.
+	SignInSessionsValidFromDateTime *string `json:"signInSessionsValidFromDateTime"`
 }
 
 func toUserView(u *directory.User) userView {
 	return userView{ID: u.ObjectID, UserPrincipalName: u.UserName, DisplayName: u.DisplayName,
-		AccountEnabled: u.Enabled, CreatedDateTime: graphTime(u.Created)}
+		AccountEnabled: u.Enabled, CreatedDateTime: graphTime(u.Created),
+		SignInSessionsValidFromDateTime: graphTime(u.SignInSessionsValidFrom)}
 }
 
 func (g *API) listUsers(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,18 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	// The children of requests and latency, resolved once per label set:
+	// WithLabelValues hashes every label and formats the status on each
+	// call, which the hot path should not pay.
+	counters  sync.Map // requestLabels → prometheus.Counter
+	latencies sync.Map // Surface → prometheus.Observer
+}
+
+type requestLabels struct {
+	surface Surface
+	method  string
+	status  int
 }
 
 // NewMetrics returns a registry with the process and Go collectors and the
@@ -51,8 +64,17 @@ func (m *Metrics) observe(s Surface, method string, status int, d time.Duration)
 	if !ok {
 		mth = "OTHER"
 	}
-	m.requests.WithLabelValues(string(s), mth, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(string(s)).Observe(d.Seconds())
+	k := requestLabels{s, mth, status}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(string(s), mth, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.latencies.Load(s)
+	if !ok {
+		o, _ = m.latencies.LoadOrStore(s, m.latency.WithLabelValues(string(s)))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -30,10 +30,16 @@ const (
 	SurfaceMSI        Surface = "msi"
 )
 
-// reqInfo is the per-request state the middleware and handlers share. One
-// allocation per request, reached through the context.
+// reqInfo is the per-request state the middleware and handlers share, in
+// one allocation per request. It is itself the request's context (the one
+// net/http made, plus itself as the value of ctxKey), which saves the
+// separate context.WithValue node; the status writer lives in it too.
 type reqInfo struct {
-	id      string
+	context.Context
+	id string
+	// idv is the value slice of the x-ms-request-id response header.
+	idv     [1]string
+	sw      statusWriter
 	surface Surface
 	logger  *slog.Logger
 	errCode string
@@ -44,6 +50,15 @@ type reqInfo struct {
 }
 
 type ctxKey struct{}
+
+// Value answers ctxKey with the reqInfo and everything else from the
+// context it wraps.
+func (i *reqInfo) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return i
+	}
+	return i.Context.Value(key)
+}
 
 func infoFrom(ctx context.Context) *reqInfo {
 	i, _ := ctx.Value(ctxKey{}).(*reqInfo)
@@ -118,14 +133,18 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := now()
-		info := &reqInfo{id: gatehouse.NewGUID(), surface: SurfaceNone, logger: logger}
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, info))
+		info := &reqInfo{Context: r.Context(), id: gatehouse.NewGUID(), surface: SurfaceNone, logger: logger}
+		info.idv[0] = info.id
+		r = r.WithContext(info)
+		// Canonical keys, set directly: Header.Set and Get would
+		// canonicalize (and allocate) on every request.
 		h := w.Header()
-		h.Set("x-ms-request-id", info.id)
-		if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
-			h.Set("x-ms-client-request-id", cid)
+		h[hdrRequestID] = info.idv[:]
+		if cid := r.Header[hdrClientRequestID]; len(cid) > 0 && cid[0] != "" && len(cid[0]) <= 128 {
+			h[hdrClientRequestID] = cid[:1:1]
 		}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &info.sw
+		sw.ResponseWriter = w
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -144,6 +163,13 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 	})
 }
+
+// Canonical forms of the request id headers (x-ms-request-id,
+// x-ms-client-request-id).
+const (
+	hdrRequestID       = "X-Ms-Request-Id"
+	hdrClientRequestID = "X-Ms-Client-Request-Id"
+)
 
 func (m *Middleware) observe(r *http.Request, info *reqInfo, sw *statusWriter, d time.Duration) {
 	status := sw.status

@@ -42,6 +42,9 @@ func NewRouter(host string) *Router {
 
 // Hostname returns host without its port (and without IPv6 brackets).
 func Hostname(host string) string {
+	if strings.IndexByte(host, ':') < 0 {
+		return host // no port: SplitHostPort would allocate its error
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		return h
 	}
@@ -50,6 +53,7 @@ func Hostname(host string) string {
 
 // ServeHTTP routes by Host.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = collapseSlashes(r)
 	hn := strings.ToLower(Hostname(r.Host))
 	if hn == rt.hostname || net.ParseIP(hn) != nil {
 		rt.Root.ServeHTTP(w, r)
@@ -74,6 +78,44 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	RenderError(w, r, RenderAzure, gatehouse.NotFoundf(gatehouse.CodeNotFound,
 		"No Gatehouse surface is served at host %q.", clip(r.Host, 100)))
+}
+
+// collapseSlashes returns r with every run of slashes in its path reduced
+// to one. SDKs join an endpoint that ends in "/" (as Azure advertises
+// them, and as properties.endpoint does here) with a path that starts with
+// one: @azure/ai-language-text 1.1.0 posts to
+// "{endpoint}/language/:analyze-text", i.e. ".../ai/acct//language/...".
+// Azure serves such paths as they are. http.ServeMux would instead answer
+// 307 to the cleaned path, and the SDKs' redirect policy
+// (@typespec/ts-http-runtime redirectPolicy) deletes the Authorization
+// header before following it: every bearer-authenticated call failed with
+// 401. No route of any surface has an empty segment, so collapsing loses
+// nothing; ".", ".." and encoded slashes (%2F) are left to the mux.
+func collapseSlashes(r *http.Request) *http.Request {
+	if !strings.Contains(r.URL.Path, "//") || !strings.Contains(r.URL.EscapedPath(), "//") {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path = squeeze(u.Path)
+	if u.RawPath != "" {
+		u.RawPath = squeeze(u.RawPath)
+	}
+	r2.URL = &u
+	return r2
+}
+
+func squeeze(p string) string {
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 // validLabel reports whether s is one DNS label (no dots).

@@ -83,6 +83,16 @@ func TestHostRouting(t *testing.T) {
 			t.Errorf("%s: %d %q, want %q", host, rec.Code, rec.Body.String(), want)
 		}
 	}
+	// An endpoint with a trailing slash joined to a path with a leading one
+	// is served, not redirected (a redirect would cost the SDKs their
+	// Authorization header).
+	for _, path := range []string{"//which", "///which"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "https://acct.openai.gw.example"+path, nil))
+		if rec.Code != 200 || rec.Body.String() != "account=acct" {
+			t.Errorf("%s: %d %q", path, rec.Code, rec.Body.String())
+		}
+	}
 	for _, host := range []string{"a.b.vault.gw.example", "evil.com", "gw.example.evil.com", "_x.vault.gw.example"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "https://"+host+"/which", nil))

@@ -206,6 +206,15 @@ func (s *Service) applySecret(c storage.Change) {
 	s.invalidate(c.Key)
 }
 
+// Generation counts the changes to secrets this node has seen: each write
+// made here (before it returns) and each change the feed delivers. A
+// caller that keeps what ResolveSecretReference returned (the gateway's
+// upstream credentials) keeps it only while the generation is unchanged:
+// secret writes invalidate this node's cache directly rather than waiting
+// for the feed, so the feed alone would let a just-deleted or just-rotated
+// secret be served a moment longer.
+func (s *Service) Generation() uint64 { return s.gen.Load() }
+
 // invalidate drops key ("" = everything) from the read cache and bumps
 // the generation, so that no read that started before it fills the cache
 // with what it read.

@@ -50,6 +50,9 @@ type Config struct {
 	// Key Vault (vault.go).
 	KeyVaultChallengeTenant string        `yaml:"keyvault-challenge-tenant" help:"tenant the Key Vault challenge names: adfs (clients configured by environment, az), default (the default tenant's GUID, for code that disables instance discovery) or a tenant GUID"`
 	VaultPurgeInterval      time.Duration `yaml:"vault-purge-interval" help:"how often soft-deleted secrets and vaults past their retention are purged"`
+	// Upstream keys from Key Vault (upstream.go) and people's sessions (authority/refresh.go).
+	UpstreamSecretTTL    time.Duration `yaml:"upstream-secret-ttl" help:"longest a deployment's upstream credential read from Key Vault is reused (a change to the secret or to roles applies at once)"`
+	RefreshTokenLifetime time.Duration `yaml:"refresh-token-lifetime" help:"how long a person's CLI session (refresh token) lasts unused; each use renews it, up to 90 days"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long graceful shutdown waits for requests in flight"`
 }
@@ -70,6 +73,8 @@ func DefaultConfig() Config {
 		EndpointForm:            EndpointFormPath,
 		KeyVaultChallengeTenant: ChallengeTenantADFS,
 		VaultPurgeInterval:      time.Hour,
+		UpstreamSecretTTL:       time.Minute,
+		RefreshTokenLifetime:    14 * 24 * time.Hour,
 	}
 }
 
@@ -248,6 +253,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		add("shutdown-timeout: must not be negative")
+	}
+	if c.UpstreamSecretTTL < time.Second || c.UpstreamSecretTTL > time.Hour {
+		add("upstream-secret-ttl: must be between 1s and 1h")
+	}
+	if c.RefreshTokenLifetime < time.Hour || c.RefreshTokenLifetime > 90*24*time.Hour {
+		add("refresh-token-lifetime: must be between 1h and 2160h (90 days)")
 	}
 	if len(problems) == 0 {
 		return nil

@@ -37,7 +37,7 @@ func (m *Main) configureDataPlane(ctx, bg context.Context) error {
 		}
 	}
 	m.Deployments = accounts.NewDeployments(bg, m.Store, m.Watcher, accounts.DeploymentOptions{
-		Sealer: m.Sealer, Now: m.Now, Logger: m.Logger})
+		Sealer: m.Sealer, Now: m.Now, Logger: m.Logger, ParseSecretReference: m.parseSecretReference}) // upstream.go
 	return m.Deployments.Load(ctx)
 }
 
@@ -50,7 +50,7 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 	if m.Accounts == nil || m.Authority == nil || m.Authz == nil {
 		return errors.New("gateway: the identity and management services must be mounted first")
 	}
-	deps, err := hlru.New[*accounts.DataPlaneDeployment, *gateway.Deployment](4096)
+	deps, err := hlru.New[deploymentViewKey, *gateway.Deployment](4096)
 	if err != nil {
 		return err
 	}
@@ -58,8 +58,8 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 		Accounts:    accountIndex{m.Accounts},
 		Tokens:      tokenVerifier{m.Authority},
 		Issuer:      stsIssuer{m.Authority},
-		Authz:       &dataAuthorizer{z: m.Authz},
-		Deployments: deploymentIndex{d: m.Deployments, views: deps},
+		Authz:       newDataAuthorizer(m.Authz),
+		Deployments: deploymentIndex{d: m.Deployments, views: deps, creds: m.newUpstreamCredentials(bg)}, // upstream.go
 		Language:    language.New().AnalyzeText,
 		Usage:       usageSink{m.Accounts},
 		Audit:       denialAudit{m.Audit},
@@ -177,12 +177,12 @@ func (x accountIndex) LookupKey(sum [32]byte) (gateway.KeyMatch, bool) {
 // the STS claims back out of them.
 type tokenVerifier struct{ a *authority.Authority }
 
-func (x tokenVerifier) VerifyToken(ctx context.Context, raw string, audiences ...string) (*gateway.VerifiedToken, error) {
+func (x tokenVerifier) VerifyToken(ctx context.Context, raw string, audiences ...string) (gateway.VerifiedToken, error) {
 	c, err := x.a.Verify(ctx, raw, audiences...)
 	if err != nil {
-		return nil, err
+		return gateway.VerifiedToken{}, err
 	}
-	v := &gateway.VerifiedToken{Audience: c.Audience, Principal: c.Principal, Expires: c.Expires}
+	v := gateway.VerifiedToken{Audience: c.Audience, Principal: c.Principal, Expires: c.Expires}
 	if acct := c.String(gateway.ClaimAccount); acct != "" {
 		v.STS, v.AccountID, v.Slot = true, acct, -1
 		if slot, ok := accounts.ParseKeyName(c.String(gateway.ClaimSlot)); ok {
@@ -209,13 +209,38 @@ func (x stsIssuer) IssueSTSToken(ctx context.Context, g gateway.STSGrant) (strin
 }
 
 // dataAuthorizer asks the cached authorization decision for data actions.
-// Account scopes are parsed once per account id.
+// Account scopes are parsed once per account id. On top of authz's own
+// cache (which normalizes its inputs, allocating on every call), it keeps
+// the answers of the gateway's calls as they come — the object id, the
+// route's data action and the account id are the same strings request
+// after request — stamped with authz's generation, so a hit costs one
+// lookup and any change to roles or assignments retires them all.
 type dataAuthorizer struct {
-	z      *authz.Service
-	scopes sync.Map // account id → *gatehouse.ResourceID
+	z         *authz.Service
+	scopes    sync.Map // account id → *gatehouse.ResourceID
+	decisions *hlru.Cache[dataDecisionKey, dataDecision]
+}
+
+type dataDecisionKey struct{ principal, action, scope string }
+
+type dataDecision struct {
+	gen     uint64
+	allowed bool
+}
+
+func newDataAuthorizer(z *authz.Service) *dataAuthorizer {
+	d, _ := hlru.New[dataDecisionKey, dataDecision](1 << 14) // size > 0 cannot fail
+	return &dataAuthorizer{z: z, decisions: d}
 }
 
 func (x *dataAuthorizer) AuthorizeData(ctx context.Context, p gatehouse.Principal, action, scope string) (bool, error) {
+	// The generation is read before deciding: a change that lands in
+	// between makes the stored answer look older than it is, never newer.
+	gen := x.z.Generation()
+	k := dataDecisionKey{p.ObjectID, action, scope}
+	if d, ok := x.decisions.Get(k); ok && d.gen == gen {
+		return d.allowed, nil
+	}
 	v, ok := x.scopes.Load(scope)
 	if !ok {
 		id, err := gatehouse.ParseResourceID(scope)
@@ -224,16 +249,25 @@ func (x *dataAuthorizer) AuthorizeData(ctx context.Context, p gatehouse.Principa
 		}
 		v, _ = x.scopes.LoadOrStore(scope, id)
 	}
-	return x.z.Decide(p.ObjectID, authz.DataAction(action), v.(*gatehouse.ResourceID)).Allowed, nil
+	allowed := x.z.Decide(p.ObjectID, authz.DataAction(action), v.(*gatehouse.ResourceID)).Allowed
+	x.decisions.Add(k, dataDecision{gen: gen, allowed: allowed})
+	return allowed, nil
 }
 
 // deploymentIndex is the gateway's view of the deployments index. The
 // gateway's Deployment (with its prepared request parts) is built once per
-// deployment version and kept in a bounded cache keyed by the index's
-// immutable value.
+// deployment version — and, for a credential read from Key Vault, per
+// resolution of it (upstream.go) — and kept in a bounded cache keyed by
+// the index's immutable values.
 type deploymentIndex struct {
 	d     *accounts.Deployments
-	views *hlru.Cache[*accounts.DataPlaneDeployment, *gateway.Deployment]
+	views *hlru.Cache[deploymentViewKey, *gateway.Deployment]
+	creds *upstreamCredentials
+}
+
+type deploymentViewKey struct {
+	dp   *accounts.DataPlaneDeployment
+	cred *upstreamCredential // nil: the sealed key (or none)
 }
 
 func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gateway.Deployment, bool) {
@@ -241,11 +275,18 @@ func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gatewa
 	if !ok {
 		return nil, false
 	}
-	if v, ok := x.views.Get(dp); ok {
+	k := deploymentViewKey{dp: dp}
+	if dp.KeyVaultSecret != "" {
+		k.cred = x.creds.get(acct, dp)
+	}
+	if v, ok := x.views.Get(k); ok {
 		return v, true
 	}
 	v := &gateway.Deployment{Name: dp.Name, Upstream: dp.Upstream, Model: dp.Model, Credential: dp.Key, AuthHeader: dp.KeyHeader}
-	x.views.Add(dp, v)
+	if c := k.cred; c != nil {
+		v.Credential, v.Unavailable = c.value, c.errorFor(dp.Name)
+	}
+	x.views.Add(k, v)
 	return v, true
 }
 
@@ -271,6 +312,9 @@ func (x denialAudit) AuditDenial(ctx context.Context, d gateway.Denial) error {
 	}
 	if d.Suppressed > 0 {
 		details["count"] = fmt.Sprint(d.Suppressed + 1)
+	}
+	if d.ClientAddress != "" {
+		details["clientAddress"] = d.ClientAddress
 	}
 	_, err := x.l.Append(ctx, audit.Entry{
 		RequestID: d.RequestID,

@@ -50,7 +50,7 @@ func (m *Main) mountIdentity(ctx, bg context.Context) error {
 		Store: m.Store, Watcher: m.Watcher, Sealer: m.Sealer, Directory: m.Directory,
 		Host: m.Host, Logger: m.Logger, Now: m.Now, Rand: m.Rand,
 		SigningAlg: cfg.SigningAlg, RotationPeriod: cfg.SigningKeyRotation, TokenLifetime: cfg.TokenLifetime,
-		Registerer: m.Metrics.Registry,
+		Registerer: m.Metrics.Registry, RefreshTokenLifetime: cfg.RefreshTokenLifetime,
 	})
 	if err != nil {
 		return err

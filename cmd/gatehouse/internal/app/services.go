@@ -23,6 +23,7 @@ func (m *Main) mountServices(ctx, bg context.Context) error {
 	if err := m.mountGateway(ctx, bg); err != nil {
 		return err
 	}
+	m.startUpkeep(bg) // upkeep.go
 	return m.runBootstrap(ctx)
 }
 

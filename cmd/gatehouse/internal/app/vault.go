@@ -143,9 +143,9 @@ func (x vaultAuthorizer) AuthorizeData(principalID, action string, scope *gateho
 // managed identity — its system-assigned identity, else its only
 // user-assigned one — authorized by RBAC like any reader (the identity
 // needs Key Vault Secrets User on the secret or vault). It is the hook for
-// a deployment's upstreamCredential {"keyVaultSecret": uri}: call it when
-// the credential is needed (cheap: memory and one AES-GCM open on a cache
-// hit), use the value for that request and drop it.
+// a deployment's properties.upstream.keyVaultSecret: upstream.go calls it
+// and keeps the value in memory for at most UpstreamSecretTTL, dropping it
+// at any change to secrets, vaults, roles or accounts.
 //
 // Errors: *gatehouse.Error from vault.ResolveSecretReference (400, 403,
 // 404, 503), or 403 Forbidden when the account has no usable identity.

@@ -61,6 +61,7 @@ func NewRoot(env Env) *cobra.Command {
 	root.AddCommand(newCognitiveServicesCmd(env), newGroupCmd(env), newRoleCmd(env))
 	root.AddCommand(newSTSCmd(env))      // sts.go
 	root.AddCommand(newKeyVaultCmd(env)) // keyvault.go
+	root.AddCommand(newAuditCmd(env))    // audit.go
 	return root
 }
 

@@ -16,7 +16,8 @@ import (
 // name clients use in /openai/deployments/{name}/… mapped to an
 // OpenAI-compatible upstream. The upstream's key never travels on the
 // command line: it is read from a file (--upstream-key-file, "-" for stdin)
-// or from $GATEHOUSE_UPSTREAM_KEY.
+// or from $GATEHOUSE_UPSTREAM_KEY — or, with --upstream-key-vault-secret,
+// the server reads it from Key Vault as the account's managed identity.
 
 func newDeploymentCmd(env Env) *cobra.Command {
 	d := newGroup("deployment", "Manage an account's deployments: names mapped to OpenAI-compatible upstreams")
@@ -48,13 +49,16 @@ func (f *deploymentFlags) path(c *apiClient, withDeployment bool) (string, error
 
 func newDeploymentCreateCmd(env Env) *cobra.Command {
 	var f deploymentFlags
-	var model, format, version, sku, upstream, upstreamModel, keyHeader, keyFile string
+	var model, format, version, sku, upstream, upstreamModel, keyHeader, keyFile, kvSecret string
 	var capacity int
 	cmd := &cobra.Command{Use: "create", Short: "Create or replace a deployment (name → upstream base URL, model, key)", Args: cobra.NoArgs,
 		Example: `  gatehouse cognitiveservices account deployment create -g default -n my-openai \
     --deployment-name gpt-4o --model-name gpt-4o \
     --upstream-endpoint http://vllm.internal:8000 --upstream-model meta-llama/Llama-3.1-8B-Instruct \
-    --upstream-key-file ./vllm.key`,
+    --upstream-key-file ./vllm.key
+  gatehouse cognitiveservices account deployment create -g default -n my-openai \
+    --deployment-name gpt-4o --model-name gpt-4o --upstream-endpoint http://vllm.internal:8000 \
+    --upstream-key-vault-secret https://my-vault.vault.localhost:8443/secrets/vllm-key`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if model == "" {
 				return errors.New("--model-name is required")
@@ -77,12 +81,19 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 			if keyHeader != "" {
 				up["keyHeader"] = keyHeader
 			}
-			key, given, err := upstreamKey(env, keyFile)
-			if err != nil {
-				return err
-			}
-			if given {
-				up["key"] = key
+			if kvSecret != "" {
+				if keyFile != "" {
+					return errors.New("give --upstream-key-file or --upstream-key-vault-secret, not both")
+				}
+				up["keyVaultSecret"] = kvSecret
+			} else {
+				key, given, err := upstreamKey(env, keyFile)
+				if err != nil {
+					return err
+				}
+				if given {
+					up["key"] = key
+				}
 			}
 			m := map[string]any{"format": format, "name": model}
 			if version != "" {
@@ -102,6 +113,7 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 	fl.StringVar(&upstream, "upstream-endpoint", "", "base URL of the OpenAI-compatible upstream (requests go to {url}/v1/…)")
 	fl.StringVar(&upstreamModel, "upstream-model", "", "model name sent upstream (default: --model-name)")
 	fl.StringVar(&keyHeader, "upstream-key-header", "", "header carrying the upstream key (default: Authorization: Bearer)")
+	fl.StringVar(&kvSecret, "upstream-key-vault-secret", "", "read the upstream key from this Key Vault secret (https://{vault}.vault.H/secrets/{name}[/{version}]) as the account's managed identity, which needs Key Vault Secrets User on it")
 	fl.StringVar(&keyFile, "upstream-key-file", "", "file holding the upstream's key (- = stdin; default: $GATEHOUSE_UPSTREAM_KEY; a replace without either keeps the current key)")
 	return cmd
 }

@@ -146,9 +146,10 @@ func newRunCmd(env Env) *cobra.Command {
 		Short: "Run a command as a managed identity",
 		Long: `Run a command as a managed identity: obtain an identity header for it from the
 server and run the command with IDENTITY_ENDPOINT and IDENTITY_HEADER set (the
-App Service managed-identity protocol), plus SSL_CERT_FILE and
-AZURE_AUTHORITY_HOST, so ManagedIdentityCredential and DefaultAzureCredential
-inside it get tokens for that identity. The header is revoked when the command
+App Service managed-identity protocol), plus AZURE_AUTHORITY_HOST and the
+server's CA in SSL_CERT_FILE, NODE_EXTRA_CA_CERTS and REQUESTS_CA_BUNDLE, so
+ManagedIdentityCredential and DefaultAzureCredential inside it get tokens for
+that identity and can use them against the server. The header is revoked when the command
 exits; --max-duration bounds it if the CLI is killed.
 
 The managed-identity endpoint listens on the server's loopback interface
@@ -179,12 +180,22 @@ The managed-identity endpoint listens on the server's loopback interface
 			}()
 			child := exec.Command(args[0], args[1:]...)
 			child.Stdin, child.Stdout, child.Stderr = cmd.InOrStdin(), env.Stdout, env.Stderr
-			child.Env = childEnv(os.Environ(), map[string]string{
+			set := map[string]string{
 				"IDENTITY_ENDPOINT":    h.Endpoint,
 				"IDENTITY_HEADER":      h.Header,
 				"AZURE_AUTHORITY_HOST": c.Profile.Server,
-				"SSL_CERT_FILE":        c.Profile.CAFile,
-			})
+			}
+			// The CA for every runtime: Go and OpenSSL (SSL_CERT_FILE),
+			// Node.js, which ignores SSL_CERT_FILE (NODE_EXTRA_CA_CERTS),
+			// and Python requests, az (REQUESTS_CA_BUNDLE). Without the
+			// Node one, a Node app's managed-identity token was useless:
+			// its calls to Key Vault failed with SELF_SIGNED_CERT_IN_CHAIN.
+			if c.Profile.CAFile != "" {
+				for _, k := range []string{"SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE"} {
+					set[k] = c.Profile.CAFile
+				}
+			}
+			child.Env = childEnv(os.Environ(), set)
 			if err := child.Start(); err != nil {
 				return err
 			}

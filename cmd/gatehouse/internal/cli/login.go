@@ -43,7 +43,10 @@ credential) in $GATEHOUSE_CONFIG_DIR/profile.json (default ~/.gatehouse), mode 0
   gatehouse login --bootstrap-file bootstrap.json         # the bootstrap service principal
 
 A service principal's secret is stored (as az does); a person's password is
-not: their tokens are, and they sign in again when those expire.`,
+not: their session is (a refresh token the server rotates at every use, good
+for 14 days unused and 90 days at most), and they sign in again when it ends
+or is revoked (a password change, ` + "`gatehouse logout --revoke`" + `, an
+administrator's revokeSignInSessions).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := &profile{Server: server, CAFile: caFile, TenantID: tenant}
@@ -108,15 +111,23 @@ not: their tokens are, and they sign in again when those expire.`,
 				if pass == "" {
 					return errors.New("-p/--password or --password-stdin is required")
 				}
-				p.Kind, p.UserName, p.Tokens = kindUser, user, map[string]cachedToken{}
+				// One password sign-in starts a session (offline_access): its
+				// refresh token gets every other resource's token later
+				// (session.go). A server that answers without one gets the
+				// password once per resource, as before.
+				p.Kind, p.UserName, p.Tokens, p.env = kindUser, user, map[string]cachedToken{}, env
 				for _, res := range []string{resourceManagement, resourceGraph} {
 					form := url.Values{"grant_type": {"password"}, "client_id": {cliClientID}, "username": {user},
-						"password": {pass}, "scope": {strings.TrimRight(res, "/") + "/.default"}}
-					tok, exp, err := postToken(ctx, hc, p.tokenEndpoint(), form)
+						"password": {pass}, "scope": {strings.TrimRight(res, "/") + "/.default offline_access"}}
+					tr, err := postTokenRequest(ctx, hc, p.tokenEndpoint(), form)
 					if err != nil {
 						return err
 					}
-					p.Tokens[res] = cachedToken{AccessToken: tok, ExpiresOn: exp}
+					p.Tokens[res] = cachedToken{AccessToken: tr.AccessToken, ExpiresOn: tr.ExpiresOn}
+					if tr.RefreshToken != "" {
+						p.RefreshToken = tr.RefreshToken
+						break
+					}
 				}
 			}
 			// The default subscription, when the management API lists one.
@@ -158,14 +169,30 @@ not: their tokens are, and they sign in again when those expire.`,
 }
 
 func newLogoutCmd(env Env) *cobra.Command {
-	return &cobra.Command{
+	var revoke bool
+	cmd := &cobra.Command{
 		Use:   "logout",
 		Short: "Forget the stored profile and its credential",
-		Args:  cobra.NoArgs,
+		Long: `Forget the stored profile and its credential. With --revoke, a person first
+ends every session they have on the server (Graph's revokeSignInSessions): the
+refresh tokens of this and every other machine stop working.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := profilePath(env)
 			if err != nil {
 				return err
+			}
+			if revoke {
+				c, err := newGraphClient(cmd, env)
+				if err != nil {
+					return err
+				}
+				if c.Profile.Kind != kindUser {
+					return errors.New("--revoke ends a person's sessions; this profile is a service principal's")
+				}
+				if err := c.Do(cmd.Context(), "POST", "/v1.0/me/revokeSignInSessions", nil, nil); err != nil {
+					return err
+				}
 			}
 			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
@@ -173,6 +200,8 @@ func newLogoutCmd(env Env) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&revoke, "revoke", false, "end every session of the signed-in person on the server first")
+	return cmd
 }
 
 func firstNonEmpty(a, b string) string {

@@ -22,7 +22,9 @@ import (
 // A profile is what `gatehouse login` stores: which server, which CA to
 // trust, and the credential. It lives in $GATEHOUSE_CONFIG_DIR/profile.json
 // (default ~/.gatehouse), mode 0600 in a 0700 directory, like az's
-// credential files. A person's password is never stored: their tokens are.
+// credential files. A person's password is never stored: their session is
+// (a refresh token, rotated at every use, and the access tokens it got;
+// session.go).
 type profile struct {
 	// Server is the authority and management URL, https://H.
 	Server string `json:"server"`
@@ -37,9 +39,16 @@ type profile struct {
 	UserName        string `json:"userName,omitempty"`
 	// Tokens holds a person's access tokens by resource.
 	Tokens map[string]cachedToken `json:"tokens,omitempty"`
+	// RefreshToken is a person's session: it gets access tokens for any
+	// resource when the cached ones run out.
+	RefreshToken string `json:"refreshToken,omitempty"`
 	// SubscriptionID is the default subscription for management commands
 	// (the first one the server listed at login, if any).
 	SubscriptionID string `json:"subscriptionId,omitempty"`
+
+	// env is where the profile was loaded from (a refreshed session is
+	// saved back there).
+	env Env
 }
 
 type cachedToken struct {
@@ -93,7 +102,7 @@ func loadProfile(env Env) (*profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	var p profile
+	p := profile{env: env}
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("%s is corrupt (%v): run `gatehouse login` again", path, err)
 	}
@@ -304,11 +313,13 @@ func (p *profile) tokenFor(ctx context.Context, hc *http.Client, resource string
 		tok, _, err := p.clientCredentials(ctx, hc, resource)
 		return tok, err
 	case kindUser:
-		t, ok := p.Tokens[resource]
-		if !ok || time.Until(t.ExpiresOn) < time.Minute {
+		if t, ok := p.Tokens[resource]; ok && time.Until(t.ExpiresOn) >= time.Minute {
+			return t.AccessToken, nil
+		}
+		if p.RefreshToken == "" {
 			return "", fmt.Errorf("the sign-in of %s has expired: run `gatehouse login -u %s` again", p.UserName, p.UserName)
 		}
-		return t.AccessToken, nil
+		return p.refresh(ctx, hc, resource) // session.go
 	}
 	return "", errNotLoggedIn
 }
@@ -338,29 +349,45 @@ func (p *profile) clientCredentials(ctx context.Context, hc *http.Client, resour
 
 // postToken posts a token request and returns the token and its expiry.
 func postToken(ctx context.Context, hc *http.Client, endpoint string, form url.Values) (string, time.Time, error) {
+	tr, err := postTokenRequest(ctx, hc, endpoint, form)
+	return tr.AccessToken, tr.ExpiresOn, err
+}
+
+// tokenResponse is what the token endpoint answered.
+type tokenResponse struct {
+	AccessToken  string
+	ExpiresOn    time.Time
+	RefreshToken string // "" unless offline_access was asked for
+}
+
+// postTokenRequest posts a token request. A refusal is an *APIError with
+// the OAuth error (invalid_grant, …) as Code.
+func postTokenRequest(ctx context.Context, hc *http.Client, endpoint string, form url.Values) (tokenResponse, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return "", time.Time{}, err
+		return tokenResponse{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", time.Time{}, err
+		return tokenResponse{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return "", time.Time{}, err
+		return tokenResponse{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", time.Time{}, fmt.Errorf("sign-in failed: %w", parseAPIError(resp.StatusCode, data))
+		return tokenResponse{}, fmt.Errorf("sign-in failed: %w", parseAPIError(resp.StatusCode, data))
 	}
 	var tr struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int64  `json:"expires_in"`
+		AccessToken  string `json:"access_token"`
+		ExpiresIn    int64  `json:"expires_in"`
+		RefreshToken string `json:"refresh_token"`
 	}
 	if err := json.Unmarshal(data, &tr); err != nil || tr.AccessToken == "" {
-		return "", time.Time{}, errors.New("sign-in failed: the token response is malformed")
+		return tokenResponse{}, errors.New("sign-in failed: the token response is malformed")
 	}
-	return tr.AccessToken, time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second), nil
+	return tokenResponse{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken,
+		ExpiresOn: time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)}, nil
 }

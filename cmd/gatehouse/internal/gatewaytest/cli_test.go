@@ -56,7 +56,7 @@ func testCLI(t *testing.T, e *env) {
 
 	// The key arrives on stdin, never on the command line.
 	out := c.mustRun(t, upstreamKey+"\n", dep("create", "--deployment-name", "cli-chat", "--model-name", "gpt-4o",
-		"--upstream-endpoint", e.up.srv.URL, "--upstream-model", "cli-model", "--upstream-key-file", "-")...)
+		"--upstream-endpoint", e.up.URL, "--upstream-model", "cli-model", "--upstream-key-file", "-")...)
 	var created map[string]any
 	if err := json.Unmarshal([]byte(out), &created); err != nil || created["name"] != "cli-chat" ||
 		!strings.Contains(out, `"hasKey": true`) || strings.Contains(out, upstreamKey) {
@@ -74,7 +74,7 @@ func testCLI(t *testing.T, e *env) {
 	}
 	// A replace with the key from the environment.
 	c.env["GATEHOUSE_UPSTREAM_KEY"] = upstreamKey
-	c.mustRun(t, "", dep("create", "--deployment-name", "cli-chat2", "--model-name", "m", "--upstream-endpoint", e.up.srv.URL)...)
+	c.mustRun(t, "", dep("create", "--deployment-name", "cli-chat2", "--model-name", "m", "--upstream-endpoint", e.up.URL)...)
 	delete(c.env, "GATEHOUSE_UPSTREAM_KEY")
 	if reply := chat(t, e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1)), "cli-chat2", "x"); !strings.HasPrefix(reply, "echo from m") {
 		t.Errorf("reply %q", reply)

@@ -20,7 +20,7 @@ import (
 func testDeployments(t *testing.T, e *env) {
 	a := e.createAccount(t, "deploy-arm", "OpenAI", nil)
 	path := a.id + "/deployments/gpt"
-	r := e.arm(t, http.MethodPut, path, deploymentBody("gpt-4o", e.up.srv.URL, upstreamKey))
+	r := e.arm(t, http.MethodPut, path, deploymentBody("gpt-4o", e.up.URL, upstreamKey))
 	if r.status != http.StatusCreated {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
@@ -56,7 +56,7 @@ func testDeployments(t *testing.T, e *env) {
 
 	// A PUT without the key keeps it.
 	r = e.arm(t, http.MethodPut, path, jsonBody(map[string]any{"properties": map[string]any{
-		"model": map[string]any{"name": "gpt-4o"}, "upstream": map[string]any{"endpoint": e.up.srv.URL, "model": "renamed"}}}))
+		"model": map[string]any{"name": "gpt-4o"}, "upstream": map[string]any{"endpoint": e.up.URL, "model": "renamed"}}}))
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"hasKey":true`) {
 		t.Fatalf("update: %d %s", r.status, r.body)
 	}
@@ -71,11 +71,11 @@ func testDeployments(t *testing.T, e *env) {
 	}{
 		{"no-upstream", a.id + "/deployments/bad", `{"properties":{"model":{"name":"m"}}}`, 400, "InvalidUpstream"},
 		{"bad-endpoint", a.id + "/deployments/bad", deploymentBody("m", "ftp://x", ""), 400, "InvalidUpstream"},
-		{"bad-name", a.id + "/deployments/b@d", deploymentBody("m", e.up.srv.URL, ""), 400, "InvalidResourceName"},
+		{"bad-name", a.id + "/deployments/b@d", deploymentBody("m", e.up.URL, ""), 400, "InvalidResourceName"},
 		{"no-model", a.id + "/deployments/bad", `{"properties":{"upstream":{"endpoint":"http://x"}}}`, 400, "InvalidDeploymentModel"},
 		{"malformed-json", a.id + "/deployments/bad", `{"properties":`, 400, "InvalidRequestContent"},
 		{"unknown-account", "/subscriptions/" + e.sub + "/resourceGroups/" + e.group + "/providers/Microsoft.CognitiveServices/accounts/nope/deployments/xy",
-			deploymentBody("m", e.up.srv.URL, ""), 404, "ResourceNotFound"},
+			deploymentBody("m", e.up.URL, ""), 404, "ResourceNotFound"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := e.arm(t, http.MethodPut, tt.path, tt.body)
@@ -86,7 +86,7 @@ func testDeployments(t *testing.T, e *env) {
 	}
 	t.Run("language-account", func(t *testing.T) {
 		l := e.createAccount(t, "deploy-lang", "TextAnalytics", nil)
-		r := e.arm(t, http.MethodPut, l.id+"/deployments/xy", deploymentBody("m", e.up.srv.URL, ""))
+		r := e.arm(t, http.MethodPut, l.id+"/deployments/xy", deploymentBody("m", e.up.URL, ""))
 		if r.status != 400 || r.errorCode(t) != "DeploymentNotSupported" {
 			t.Errorf("%d %s", r.status, r.body)
 		}
@@ -94,7 +94,7 @@ func testDeployments(t *testing.T, e *env) {
 	t.Run("openai-user-cannot-write", func(t *testing.T) {
 		_, cred := e.principal(t, "deploy-user", a, authz.RoleCognitiveServicesOpenAIUser)
 		r := e.do(t, call{method: http.MethodPut, url: e.URL + a.id + "/deployments/other?api-version=2025-06-01",
-			header: bearer(e.Token(t, cred, "https://management.azure.com/.default")), body: deploymentBody("m", e.up.srv.URL, "")})
+			header: bearer(e.Token(t, cred, "https://management.azure.com/.default")), body: deploymentBody("m", e.up.URL, "")})
 		if r.status != 403 || r.errorCode(t) != "AuthorizationFailed" {
 			t.Errorf("%d %s", r.status, r.body)
 		}

@@ -10,12 +10,9 @@ package gatewaytest
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -34,7 +31,7 @@ type env struct {
 	sub, group string
 	accounts   *armcognitiveservices.AccountsClient
 	mgmtToken  string
-	up         *upstream
+	up         *testenv.Upstream
 	// dsn is the PostgreSQL database, for a second node ("" on SQLite).
 	dsn string
 }
@@ -42,7 +39,7 @@ type env struct {
 func newEnv(t *testing.T, opts ...testenv.Option) *env {
 	t.Helper()
 	s := testenv.Start(t, opts...)
-	e := &env{Server: s, sub: s.Bootstrap.SubscriptionID, group: s.Bootstrap.ResourceGroup, up: newUpstream(t)}
+	e := &env{Server: s, sub: s.Bootstrap.SubscriptionID, group: s.Bootstrap.ResourceGroup, up: testenv.NewUpstream(t, upstreamKey)}
 	var err error
 	e.accounts, err = armcognitiveservices.NewAccountsClient(e.sub, s.Credential(t), &arm.ClientOptions{ClientOptions: s.ClientOptions()})
 	if err != nil {
@@ -129,7 +126,7 @@ func (e *env) createAccount(t *testing.T, name, kind string, props *armcognitive
 // management API (PUT …/deployments/{name} with properties.upstream).
 func (e *env) deploy(t *testing.T, a *account, name, model string) {
 	t.Helper()
-	r := e.arm(t, http.MethodPut, a.id+"/deployments/"+name, deploymentBody(model, e.up.srv.URL, upstreamKey))
+	r := e.arm(t, http.MethodPut, a.id+"/deployments/"+name, deploymentBody(model, e.up.URL, upstreamKey))
 	if r.status != http.StatusCreated && r.status != http.StatusOK {
 		t.Fatalf("create deployment %s: %d %s", name, r.status, r.body)
 	}
@@ -252,81 +249,6 @@ func (e *env) sts(t testing.TB, endpoint, key string) string {
 }
 
 const upstreamKey = "upstream-own-credential-7c1e"
-
-// upstream is an OpenAI-compatible server that checks its own credential
-// and records every header it was sent.
-type upstream struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	seen []http.Header
-}
-
-func newUpstream(t *testing.T) *upstream {
-	u := &upstream{}
-	u.srv = httptest.NewServer(http.HandlerFunc(u.serve))
-	t.Cleanup(u.srv.Close)
-	return u
-}
-
-// sawSecret reports whether any header the upstream received contains s.
-func (u *upstream) sawSecret(s string) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, h := range u.seen {
-		for _, vs := range h {
-			for _, v := range vs {
-				if strings.Contains(v, s) {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
-func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	u.seen = append(u.seen, r.Header.Clone())
-	u.mu.Unlock()
-	if r.Header.Get("Authorization") != "Bearer "+upstreamKey {
-		w.WriteHeader(401)
-		fmt.Fprint(w, `{"error":{"message":"bad upstream key","type":"auth"}}`)
-		return
-	}
-	var req struct {
-		Model    string `json:"model"`
-		Stream   bool   `json:"stream"`
-		Messages []struct {
-			Content string `json:"content"`
-		} `json:"messages"`
-	}
-	body, _ := io.ReadAll(r.Body)
-	json.Unmarshal(body, &req)
-	last := ""
-	if n := len(req.Messages); n > 0 {
-		last = req.Messages[n-1].Content
-	}
-	reply := "echo from " + req.Model + " at " + r.URL.Path + ": " + last
-	if req.Stream {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for i, word := range strings.Fields(reply) {
-			if i > 0 {
-				word = " " + word
-			}
-			chunk, _ := json.Marshal(map[string]any{"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1700000000,
-				"model": req.Model, "choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": word}}}})
-			fmt.Fprintf(w, "data: %s\n\n", chunk)
-			w.(http.Flusher).Flush()
-		}
-		fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"`+req.Model+`","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`)
-		return
-	}
-	out, _ := json.Marshal(map[string]any{"id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": req.Model,
-		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": reply}}},
-		"usage":   map[string]any{"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(out)
-}
 
 func jsonBody(v any) string {
 	var b bytes.Buffer

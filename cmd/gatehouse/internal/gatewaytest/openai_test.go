@@ -51,7 +51,7 @@ func testOpenAIKey(t *testing.T, e *env) {
 			}
 		})
 	}
-	if e.up.sawSecret(a.key1) || e.up.sawSecret(a.key2) {
+	if e.up.SawSecret(a.key1) || e.up.SawSecret(a.key2) {
 		t.Error("the upstream received a client key")
 	}
 	e.AssertNotLogged(t, a.key1, a.key2, upstreamKey)
@@ -91,7 +91,7 @@ func testOpenAISTSCredential(t *testing.T, e *env) {
 			t.Fatalf("call %d: reply %q", i, got)
 		}
 	}
-	if e.up.sawSecret(a.key2) {
+	if e.up.SawSecret(a.key2) {
 		t.Error("the upstream received the client's key")
 	}
 }

@@ -55,9 +55,17 @@ func (f *fixture) testTokenErrors(t *testing.T) {
 		return url.Values{"grant_type": {"client_credentials"}, "client_id": {app}, "scope": {mgmt},
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
 	}
+	// An assertion is refused when replayed for the same scope (below),
+	// accepted for another (MSAL Node and MSAL Python send the same one for
+	// every scope until it expires).
 	replayed := f.assertion(t, "PS256", f.certKey, f.cert, nil)
 	if tr := f.token(t, assertionForm(replayed)); tr.status != 200 {
 		t.Fatalf("first use of the assertion: %d %s", tr.status, tr.raw)
+	}
+	other := assertionForm(replayed)
+	other.Set("scope", "https://cognitiveservices.azure.com/.default")
+	if tr := f.token(t, other); tr.status != 200 {
+		t.Fatalf("the assertion for another scope: %d %s", tr.status, tr.raw)
 	}
 	form := "application/x-www-form-urlencoded"
 	tests := []struct {

@@ -1,0 +1,303 @@
+package armapi
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/vault"
+)
+
+// Cross-type views that az 2.45 asks for besides the resource types
+// themselves (found by driving az against a node, see armtest TestAzCLI):
+//
+//	GET {sub}/resources, {group}/resources          Microsoft.Resources generic list ($filter, $top):
+//	                                                az keyvault list/show/delete without -g (azure-mgmt-keyvault's
+//	                                                vaults.list() is this call, api-version 2015-11-01), az resource list
+//	GET {sub}/providers/Microsoft.CognitiveServices/skus
+//	                                                az cognitiveservices account list-kinds, list-skus
+//	GET {sub}|{group}/providers/Microsoft.KeyVault/managedHSMs, {sub}/…/deletedManagedHSMs
+//	                                                az keyvault list, list-deleted: Gatehouse has no managed HSMs, so
+//	                                                these lists are empty (a 404 made list-deleted fail and, worse,
+//	                                                made `az keyvault list` print [] for a subscription with vaults)
+var genericRoutes = []route{
+	{method: "GET", pattern: sub + "/resources", family: famResources, handle: listResources},
+	{method: "GET", pattern: group + "/resources", family: famResources, handle: listResources},
+	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/skus", family: famCognitive, handle: listSKUs},
+	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listNoHSMs},
+	{method: "GET", pattern: group + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listNoHSMs},
+	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/deletedManagedHSMs", family: famKeyVault, handle: listNoHSMs},
+}
+
+// genericResourceJSON is ARM's GenericResourceExpanded as the list returns
+// it without $expand.
+type genericResourceJSON struct {
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Type     string            `json:"type"`
+	Location string            `json:"location"`
+	Kind     string            `json:"kind,omitempty"`
+	SKU      *accounts.SKU     `json:"sku,omitempty"`
+	Tags     map[string]string `json:"tags"`
+
+	group string // for $filter resourceGroup eq
+}
+
+// listScope resolves the {sub} and optional {rg} of a list route.
+func (c *call) listScope() (*gatehouse.ResourceID, error) {
+	s, err := c.subscription()
+	if err != nil {
+		return nil, err
+	}
+	scope := &gatehouse.ResourceID{Subscription: s.ID}
+	if rg := c.param("rg"); rg != "" {
+		g, err := c.api.opts.Resources.Group(c.ctx(), s.ID, rg)
+		if err != nil {
+			return nil, err
+		}
+		scope = g.ID()
+	}
+	return scope, nil
+}
+
+// listResources lists the top-level resources in scope that the caller may
+// read — AI accounts, vaults, user-assigned identities — ordered by id,
+// narrowed by $filter and cut at $top.
+func listResources(c *call) error {
+	q := c.r.URL.Query()
+	match, err := parseResourceFilter(q.Get("$filter"))
+	if err != nil {
+		return err
+	}
+	top := -1
+	if t := q.Get("$top"); t != "" {
+		if top, err = strconv.Atoi(t); err != nil || top < 0 {
+			return gatehouse.BadRequestf("InvalidTopInQueryString", "The value '%s' of $top is not a non-negative integer.", clip(t))
+		}
+	}
+	scope, err := c.listScope()
+	if err != nil {
+		return err
+	}
+	var all []genericResourceJSON
+	accts, err := c.api.opts.Accounts.List(c.ctx(), scope)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		if id, ok := accounts.ParseID(a.ID); ok && c.can(actAccountRead, id) {
+			all = append(all, genericResourceJSON{ID: id.String(), Name: a.Name, Type: accounts.Type, Location: a.Location,
+				Kind: a.Kind, SKU: &accounts.SKU{Name: a.SKU.Name, Tier: a.SKU.Tier}, Tags: a.Tags, group: a.ResourceGroup})
+		}
+	}
+	if c.api.opts.Vaults != nil {
+		vaults, err := c.api.opts.Vaults.ListVaults(c.ctx(), scope)
+		if err != nil {
+			return err
+		}
+		for _, v := range vaults {
+			if c.can(actVaultRead, v.Scope()) {
+				all = append(all, genericResourceJSON{ID: v.ID, Name: v.Name, Type: vault.Type, Location: v.Location,
+					Tags: v.Tags, group: v.ResourceGroup})
+			}
+		}
+	}
+	if c.api.opts.Identities != nil {
+		ids, err := c.api.opts.Identities.ListIdentities(c.ctx(), scope.String())
+		if err != nil {
+			return err
+		}
+		for _, mi := range ids {
+			id, err := gatehouse.ParseResourceID(mi.ResourceID)
+			if err != nil || !isUserAssigned(mi.ResourceID) || !c.can(actIdentityRead, id) {
+				continue
+			}
+			all = append(all, genericResourceJSON{ID: id.String(), Name: id.Name(), Type: identityType, Location: mi.Location,
+				Tags: mi.Tags, group: id.ResourceGroup})
+		}
+	}
+	slices.SortFunc(all, func(a, b genericResourceJSON) int {
+		return strings.Compare(strings.ToLower(a.ID), strings.ToLower(b.ID))
+	})
+	out := list[genericResourceJSON]{Value: []genericResourceJSON{}}
+	for _, r := range all {
+		if top >= 0 && len(out.Value) == top {
+			break
+		}
+		if match(r) {
+			if r.Tags == nil {
+				r.Tags = map[string]string{}
+			}
+			out.Value = append(out.Value, r)
+		}
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+// maxFilterClauses bounds the $filter a list accepts.
+const maxFilterClauses = 8
+
+// parseResourceFilter understands the OData subset az and the SDKs send
+// to the generic list: clauses "field eq 'value'" joined by "and", with
+// field resourceType, name, resourceGroup, tagName or tagValue (values
+// compared case-insensitively, as ARM does; a doubled quote escapes one). Anything
+// else is 400 InvalidFilterInQueryString, never silently ignored.
+func parseResourceFilter(f string) (func(genericResourceJSON) bool, error) {
+	f = strings.TrimSpace(f)
+	if f == "" {
+		return func(genericResourceJSON) bool { return true }, nil
+	}
+	bad := func() (func(genericResourceJSON) bool, error) {
+		return nil, gatehouse.BadRequestf("InvalidFilterInQueryString",
+			"The $filter '%s' is not supported: use clauses field eq 'value' joined by 'and', with field resourceType, name, resourceGroup, tagName or tagValue.", clip(f))
+	}
+	type clause struct{ field, value string }
+	var clauses []clause
+	rest := f
+	for {
+		field, after, ok := strings.Cut(strings.TrimSpace(rest), " ")
+		if !ok {
+			return bad()
+		}
+		after = strings.TrimSpace(after)
+		op, after, ok := strings.Cut(after, " ")
+		if !ok || !strings.EqualFold(op, "eq") {
+			return bad()
+		}
+		after = strings.TrimSpace(after)
+		if !strings.HasPrefix(after, "'") {
+			return bad()
+		}
+		var value strings.Builder
+		i := 1
+		for ; i < len(after); i++ {
+			if after[i] == '\'' {
+				if i+1 < len(after) && after[i+1] == '\'' {
+					value.WriteByte('\'')
+					i++
+					continue
+				}
+				break
+			}
+			value.WriteByte(after[i])
+		}
+		if i >= len(after) {
+			return bad() // unterminated string
+		}
+		switch strings.ToLower(field) {
+		case "resourcetype", "name", "resourcegroup", "tagname", "tagvalue":
+		default:
+			return bad()
+		}
+		clauses = append(clauses, clause{strings.ToLower(field), value.String()})
+		if len(clauses) > maxFilterClauses {
+			return bad()
+		}
+		rest = strings.TrimSpace(after[i+1:])
+		if rest == "" {
+			break
+		}
+		conj, next, ok := strings.Cut(rest, " ")
+		if !ok || !strings.EqualFold(conj, "and") {
+			return bad()
+		}
+		rest = next
+	}
+	return func(r genericResourceJSON) bool {
+		tagName := ""
+		for _, c := range clauses {
+			switch c.field {
+			case "resourcetype":
+				if !strings.EqualFold(r.Type, c.value) {
+					return false
+				}
+			case "name":
+				if !strings.EqualFold(r.Name, c.value) {
+					return false
+				}
+			case "resourcegroup":
+				if !strings.EqualFold(r.group, c.value) {
+					return false
+				}
+			case "tagname":
+				tagName = c.value
+				if _, ok := tagFold(r.Tags, c.value); !ok {
+					return false
+				}
+			case "tagvalue":
+				if v, ok := tagFold(r.Tags, tagName); tagName == "" || !ok || v != c.value {
+					return false
+				}
+			}
+		}
+		return true
+	}, nil
+}
+
+// tagFold looks a tag up by name, case-insensitively (ARM tag names are).
+func tagFold(tags map[string]string, name string) (string, bool) {
+	for k, v := range tags {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// resourceSKUJSON is a Microsoft.CognitiveServices ResourceSku.
+type resourceSKUJSON struct {
+	ResourceType string   `json:"resourceType"`
+	Name         string   `json:"name"`
+	Tier         string   `json:"tier"`
+	Kind         string   `json:"kind"`
+	Locations    []string `json:"locations"`
+	Restrictions []any    `json:"restrictions"`
+}
+
+// skuLocations are the locations the SKU list names: Gatehouse serves every
+// kind anywhere, so the list carries Azure's public regions, "local", and
+// every location a group of the subscription uses.
+var skuLocations = []string{"australiaeast", "brazilsouth", "canadacentral", "canadaeast", "centralindia", "centralus",
+	"eastasia", "eastus", "eastus2", "francecentral", "germanywestcentral", "japaneast", "japanwest", "koreacentral",
+	"northcentralus", "northeurope", "norwayeast", "polandcentral", "qatarcentral", "southafricanorth", "southcentralus",
+	"southeastasia", "southindia", "swedencentral", "switzerlandnorth", "uaenorth", "uksouth", "ukwest", "westcentralus",
+	"westeurope", "westus", "westus2", "westus3", "local"}
+
+// listSKUs answers the SKU list: F0 and S0 for every kind Gatehouse serves.
+func listSKUs(c *call) error {
+	scope, err := c.listScope()
+	if err != nil {
+		return err
+	}
+	locs := slices.Clone(skuLocations)
+	if groups, err := c.api.opts.Resources.Groups(c.ctx(), scope.Subscription); err == nil {
+		for _, g := range groups {
+			if !slices.Contains(locs, g.Location) {
+				locs = append(locs, g.Location)
+			}
+		}
+	}
+	upper := make([]string, len(locs))
+	for i, l := range locs {
+		upper[i] = strings.ToUpper(l) // as ARM spells them in this list
+	}
+	out := list[resourceSKUJSON]{Value: []resourceSKUJSON{}}
+	for _, kind := range accounts.Kinds {
+		for _, s := range []struct{ name, tier string }{{"F0", "Free"}, {"S0", "Standard"}} {
+			out.Value = append(out.Value, resourceSKUJSON{ResourceType: "accounts", Name: s.name, Tier: s.tier, Kind: kind,
+				Locations: upper, Restrictions: []any{}})
+		}
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+// listNoHSMs answers the managed-HSM lists: Gatehouse has none.
+func listNoHSMs(c *call) error {
+	if _, err := c.listScope(); err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, list[struct{}]{Value: []struct{}{}})
+}

@@ -1,0 +1,273 @@
+package authority
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+// Refresh tokens: a person's session.
+//
+// A password sign-in whose scope includes offline_access also gets a
+// refresh token (Entra's shape: "refresh_token" beside "access_token"),
+// and grant_type=refresh_token trades it for an access token of any
+// resource the authority knows (scope, or the v1 resource parameter) and a
+// new refresh token, so a CLI session outlives one access token without
+// keeping the password.
+//
+//	password grant + offline_access → session (family id, auth time)
+//	                                → refresh token #1
+//	refresh_token grant (#1)        → #1 marked used (atomic update)
+//	                                → access token + refresh token #2
+//	#1 presented again (replay)     → every token of the session deleted,
+//	                                  invalid_grant AADSTS50173
+//
+// A refresh token is 256 random bits, base64url, opaque: storage keeps
+// only its SHA-256 (kind authority.refreshtoken, key = hex of the hash,
+// ref = the person's object id), so a database read gives nothing to
+// present. Each token is valid for RefreshTokenLifetime (default 14 days)
+// from its issue — each use renews the session — and a session ends
+// MaxSessionLifetime (90 days) after its password sign-in whatever its
+// use. Used tokens are kept until they expire, to tell a replay from an
+// unknown token.
+//
+// Revocation: the person's sign-in sessions valid-from time (directory:
+// set by a password change and by Graph's revokeSignInSessions) ends every
+// session that began before it; a disabled or deleted person cannot
+// refresh; and a replay ends its own session. The refresh grant reads the
+// token from storage every time (never a cache), so spending and ending a
+// session hold on every node at once; the person's state is the
+// directory's in-memory view, so a revocation in the directory holds at
+// once on the node that made it and within the change feed's delay on the
+// others, like a role change.
+
+// kindRefreshToken is the storage kind of refresh tokens.
+const kindRefreshToken = "authority.refreshtoken"
+
+// actionEndSession is audited when a replayed refresh token ends its
+// session (the principal is the session's person, not the presenter, who
+// is unknown).
+const actionEndSession = "Gatehouse/sessions/delete"
+
+// Refresh-token lifetimes.
+const (
+	DefaultRefreshTokenLifetime = 14 * 24 * time.Hour
+	MaxSessionLifetime          = 90 * 24 * time.Hour
+)
+
+type refreshRecord struct {
+	// Session is the family id: every token rotated from one sign-in.
+	Session  string    `json:"session"`
+	TenantID string    `json:"tenantId"`
+	ObjectID string    `json:"objectId"`
+	ClientID string    `json:"clientId"`
+	ACR      string    `json:"acr"`
+	AuthTime time.Time `json:"authTime"`
+	Issued   time.Time `json:"issued"`
+	Expires  time.Time `json:"expires"`
+	// Used is when the token was redeemed (it is then spent).
+	Used time.Time `json:"used,omitzero"`
+}
+
+// session is what a minted response continues or starts: set on a
+// mintSpec, the token endpoint issues a refresh token with the response.
+type session struct {
+	id       string
+	authTime time.Time
+}
+
+// refreshTokenBytes is the entropy of a refresh token.
+const refreshTokenBytes = 32
+
+func refreshKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// wantsRefreshToken reports whether a scope parameter asks for a refresh
+// token (offline_access).
+func wantsRefreshToken(scope string) bool {
+	for _, s := range strings.Fields(scope) {
+		if s == "offline_access" {
+			return true
+		}
+	}
+	return false
+}
+
+// newSession starts a session at a password sign-in.
+func (a *Authority) newSession() *session {
+	return &session{id: gatehouse.NewGUID(), authTime: storage.Now(a.now())}
+}
+
+// issueRefreshToken stores a new refresh token of s for the person of spec
+// and returns it.
+func (a *Authority) issueRefreshToken(ctx context.Context, spec *mintSpec, tenantID string) (string, error) {
+	var raw [refreshTokenBytes]byte
+	if _, err := io.ReadFull(a.rand, raw[:]); err != nil {
+		return "", fmt.Errorf("authority: refresh token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	now := storage.Now(a.now())
+	exp := now.Add(a.refreshLifetime)
+	if end := spec.session.authTime.Add(MaxSessionLifetime); exp.After(end) {
+		exp = end
+	}
+	rec := refreshRecord{Session: spec.session.id, TenantID: tenantID, ObjectID: spec.principal.ObjectID,
+		ClientID: spec.clientID, ACR: spec.acr, AuthTime: spec.session.authTime, Issued: now, Expires: exp}
+	_, err := a.refreshTokens.Create(ctx, &storage.Record[refreshRecord]{Key: refreshKey(token),
+		Ref: strings.ToLower(spec.principal.ObjectID), Value: rec, Expires: exp})
+	if err != nil {
+		return "", gatehouse.ErrUnavailable.WithCause(err)
+	}
+	return token, nil
+}
+
+// errReplay aborts the update of a spent token.
+var errReplay = errors.New("authority: refresh token replayed")
+
+// refreshGrant redeems a refresh token (grant_type=refresh_token).
+func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, error) {
+	token := tr.form.Get("refresh_token")
+	if tr.clientID == "" {
+		return mintSpec{}, oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'client_id'.")
+	}
+	if token == "" {
+		return mintSpec{}, oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'refresh_token'.")
+	}
+	if raw, err := base64.RawURLEncoding.DecodeString(token); err != nil || len(raw) != refreshTokenBytes {
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 9002313, "Invalid request. Request is malformed or invalid.").WithTarget("refresh_token")
+	}
+	clientID := strings.ToLower(tr.clientID)
+	if publicClients[clientID] && (tr.secret != "" || tr.form.Get("client_assertion") != "") {
+		return mintSpec{}, oauthErr(oauthInvalidClient, 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
+	}
+	// The resource is checked before the token is spent: a bad scope must
+	// not cost the session.
+	if _, err := a.requestedResource(tr); err != nil {
+		return mintSpec{}, err
+	}
+	invalid := oauthErr(oauthInvalidGrant, 70000, "The provided value for the 'refresh_token' is not valid.")
+	ctx := r.Context()
+	now := storage.Now(a.now())
+	rec, err := a.refreshTokens.Update(ctx, refreshKey(token), func(sr *storage.Record[refreshRecord]) error {
+		if !sr.Value.Used.IsZero() {
+			return errReplay
+		}
+		sr.Value.Used = now
+		return nil
+	})
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return mintSpec{}, invalid
+	case errors.Is(err, errReplay):
+		// A spent token presented again: someone else holds a copy. End the
+		// session, so neither copy refreshes again.
+		replay := oauthErr(oauthInvalidGrant, 50173,
+			"The provided grant has expired due to it being revoked, a fresh auth token is needed. The refresh token was already used; sign in again.")
+		cur, gerr := a.refreshTokens.Get(ctx, refreshKey(token))
+		if gerr == nil {
+			a.endSession(context.WithoutCancel(ctx), cur.Value)
+			a.logger.Warn("authority: a spent refresh token was presented again; its session is revoked",
+				"user", cur.Value.ObjectID, "session", cur.Value.Session)
+			a.audit(r, gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: cur.Value.ObjectID, TenantID: cur.Value.TenantID},
+				actionEndSession, "/gatehouse/sessions/"+cur.Value.Session, replay)
+		}
+		return mintSpec{}, replay
+	case err != nil:
+		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
+	}
+	v := rec.Value
+	if !v.Expires.After(now) {
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 700082, "The refresh token has expired due to inactivity. Sign in again.")
+	}
+	if !strings.EqualFold(v.TenantID, tr.tenantID) || !strings.EqualFold(v.ClientID, clientID) {
+		return mintSpec{}, invalid
+	}
+	if !publicClients[clientID] {
+		// A confidential client that sends its secret must send the right one.
+		client, err := a.client(tr)
+		if err != nil {
+			return mintSpec{}, err
+		}
+		if tr.secret != "" {
+			if err := client.CheckSecret(tr.secret, a.now()); err != nil {
+				return mintSpec{}, oauthErr(oauthInvalidClient, 7000215, "Invalid client secret provided.")
+			}
+		}
+	}
+	u, err := a.dir.User(v.ObjectID)
+	switch {
+	case err != nil:
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user no longer exists.")
+	case !u.Enabled:
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 50057, "The user account is disabled.")
+	case v.AuthTime.Before(u.SignInSessionsValidFrom):
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password, or their sessions were revoked.")
+	}
+	p := gatehouse.Principal{Type: gatehouse.PrincipalUser, TenantID: u.TenantID, ObjectID: u.ObjectID, Name: u.UserName}
+	return mintSpec{principal: p, acr: v.ACR, clientID: v.ClientID, scope: "user_impersonation",
+		session: &session{id: v.Session, authTime: v.AuthTime}}, nil
+}
+
+// endSession deletes every refresh token of v's session.
+func (a *Authority) endSession(ctx context.Context, v refreshRecord) {
+	for rec, err := range a.refreshTokens.All(ctx, storage.ListOptions{Ref: strings.ToLower(v.ObjectID)}) {
+		if err != nil {
+			a.logger.Warn("authority: ending a session failed", "session", v.Session, "err", err)
+			return
+		}
+		if rec.Value.Session != v.Session {
+			continue
+		}
+		if err := a.refreshTokens.Delete(ctx, rec.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			a.logger.Warn("authority: ending a session failed", "session", v.Session, "err", err)
+		}
+	}
+}
+
+// grantedScope is the response's scope: the requested resource scopes,
+// without the OpenID Connect ones, as Entra answers.
+func grantedScope(requested string) string {
+	var out []string
+	for _, s := range strings.Fields(requested) {
+		switch s {
+		case "openid", "profile", "offline_access", "email":
+			continue
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+// writeSessionResponse writes a token response with a refresh token
+// (Entra's v2 shape: token_type, scope, expires_in, ext_expires_in,
+// access_token, refresh_token).
+func writeSessionResponse(w http.ResponseWriter, token, refresh, scope string, expiresIn int64) {
+	if expiresIn < 1 {
+		expiresIn = 1
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store, no-cache")
+	h.Set("Pragma", "no-cache")
+	json.NewEncoder(w).Encode(struct {
+		TokenType    string `json:"token_type"`
+		Scope        string `json:"scope,omitempty"`
+		ExpiresIn    int64  `json:"expires_in"`
+		ExtExpiresIn int64  `json:"ext_expires_in"`
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}{"Bearer", scope, expiresIn, expiresIn, token, refresh})
+}

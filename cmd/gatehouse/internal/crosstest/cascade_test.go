@@ -1,0 +1,118 @@
+package crosstest
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+// stored returns the records of kind in the node's store whose key starts
+// with prefix (lower-cased), read directly, not through a service.
+func (e *env) stored(t *testing.T, kind, prefix string) []*storage.Object {
+	t.Helper()
+	var out []*storage.Object
+	opts := storage.ListOptions{Kind: kind, Prefix: strings.ToLower(prefix), Limit: storage.MaxPageSize}
+	for {
+		page, err := e.Store.List(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page.Objects...)
+		if page.Next == "" {
+			return out
+		}
+		opts.After = page.Next
+	}
+}
+
+// useKey makes one gateway request with a's key (a deployment that has
+// no reachable upstream still counts as a use) and flushes usage.
+func (e *env) useKey(t *testing.T, a *account) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", strings.TrimSuffix(a.endpoint, "/")+"/sts/v1.0/issueToken", nil)
+	req.Header.Set("Ocp-Apim-Subscription-Key", a.key1)
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("STS with key1: %d", resp.StatusCode)
+	}
+	if err := e.Gateway.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testDeleteAccountCascades: deleting an account (armcognitiveservices)
+// deletes its deployments with their sealed upstream keys and its usage
+// evidence.
+func testDeleteAccountCascades(t *testing.T, e *env) {
+	a := e.createAccount(t, e.group, "cascade-acct", "OpenAI", false)
+	for _, name := range []string{"one", "two"} {
+		if r := e.deploy(t, a, name, map[string]any{"endpoint": "http://127.0.0.1:9", "key": "sk-sealed-" + name}); r.status != http.StatusCreated {
+			t.Fatalf("deploy %s: %d %s", name, r.status, r.body)
+		}
+	}
+	e.useKey(t, a)
+	if n := len(e.stored(t, accounts.KindDeployment, a.internalID+"/")); n != 2 {
+		t.Fatalf("%d deployments stored before the delete", n)
+	}
+	if n := len(e.stored(t, accounts.KindUsage, a.id)); n != 1 {
+		t.Fatalf("%d usage records before the delete", n)
+	}
+	poller, err := e.accounts.BeginDelete(t.Context(), e.group, a.name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := poller.PollUntilDone(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.stored(t, accounts.KindDeployment, a.internalID+"/")); n != 0 {
+		t.Errorf("%d deployments (with sealed keys) survive their account", n)
+	}
+	if n := len(e.stored(t, accounts.KindUsage, a.id)); n != 0 {
+		t.Errorf("%d usage records survive their account", n)
+	}
+	// Created again under the same name: a new instance, nothing old.
+	again := e.createAccount(t, e.group, "cascade-acct", "OpenAI", false)
+	if r := e.arm(t, "GET", again.id+"/deployments", nil, ""); r.status != 200 || len(r.json(t)["value"].([]any)) != 0 {
+		t.Errorf("deployments of the new account: %d %s", r.status, r.body)
+	}
+	e.AssertNotLogged(t, "sk-sealed-one", "sk-sealed-two")
+}
+
+// testDeleteGroupCascades: deleting a resource group deletes its accounts
+// with their deployments and usage evidence.
+func testDeleteGroupCascades(t *testing.T, e *env) {
+	const group = "cascade-group"
+	if r := e.arm(t, "PUT", e.groupPath(group)+"?api-version=2021-04-01", map[string]any{"location": "westus"}, ""); r.status != http.StatusCreated {
+		t.Fatalf("create group: %d %s", r.status, r.body)
+	}
+	var accts []*account
+	for _, name := range []string{"cascade-g1", "cascade-g2"} {
+		a := e.createAccount(t, group, name, "OpenAI", false)
+		if r := e.deploy(t, a, "chat", map[string]any{"endpoint": "http://127.0.0.1:9", "key": "sk-group-sealed"}); r.status != http.StatusCreated {
+			t.Fatalf("deploy: %d %s", r.status, r.body)
+		}
+		e.useKey(t, a)
+		accts = append(accts, a)
+	}
+	if r := e.arm(t, "DELETE", e.groupPath(group)+"?api-version=2021-04-01", nil, ""); r.status != http.StatusOK {
+		t.Fatalf("delete group: %d %s", r.status, r.body)
+	}
+	for _, a := range accts {
+		if n := len(e.stored(t, accounts.KindDeployment, a.internalID+"/")); n != 0 {
+			t.Errorf("%s: %d deployments survive the group", a.name, n)
+		}
+		if n := len(e.stored(t, accounts.KindUsage, a.id)); n != 0 {
+			t.Errorf("%s: %d usage records survive the group", a.name, n)
+		}
+		if n := len(e.stored(t, accounts.KindAccount, a.id)); n != 0 {
+			t.Errorf("%s: the account survives the group", a.name)
+		}
+	}
+}
