@@ -1,0 +1,218 @@
+package compattest
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// languageDoc is language.mjs' view of one result document.
+type languageDoc struct {
+	ID              string `json:"id"`
+	PrimaryLanguage *struct {
+		Name            string  `json:"name"`
+		ISO6391Name     string  `json:"iso6391Name"`
+		ConfidenceScore float64 `json:"confidenceScore"`
+	} `json:"primaryLanguage"`
+	Sentiment        string `json:"sentiment"`
+	ConfidenceScores *struct {
+		Positive, Neutral, Negative float64
+	} `json:"confidenceScores"`
+	Sentences []struct {
+		Text      string          `json:"text"`
+		Sentiment string          `json:"sentiment"`
+		Offset    int             `json:"offset"`
+		Length    int             `json:"length"`
+		Opinions  json.RawMessage `json:"opinions"`
+	} `json:"sentences"`
+	Statistics *struct {
+		CharacterCount   int `json:"characterCount"`
+		TransactionCount int `json:"transactionCount"`
+	} `json:"statistics"`
+	Error *struct {
+		Code, Message string
+	} `json:"error"`
+}
+
+// testLanguage: TextAnalysisClient with AzureKeyCredential and with
+// DefaultAzureCredential (a principal holding Cognitive Services User)
+// detects languages, analyses sentiment, reports per-document errors and
+// request errors.
+func testLanguage(t *testing.T, e *env) {
+	keyVars := map[string]string{"LANGUAGE_ENDPOINT": e.language.endpoint, "LANGUAGE_KEY": e.language.key2}
+	tokenVars := e.identityEnv(e.app)
+	tokenVars["LANGUAGE_ENDPOINT"] = e.language.endpoint
+	hostVars := e.identityEnv(e.app)
+	hostVars["LANGUAGE_ENDPOINT"] = e.hostEndpoint(e.language, "cognitiveservices")
+	for _, tt := range []struct {
+		name, mode string
+		vars       map[string]string
+	}{
+		{"azure-key-credential", "key", keyVars},
+		{"token-credential", "token", tokenVars},
+		{"token-credential-host-endpoint", "token", hostVars},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := e.node(t, tt.vars, "language.mjs", tt.mode)
+			var docs []languageDoc
+			s.value(t, "language-detection", &docs)
+			if len(docs) != 3 {
+				t.Fatalf("detection: %+v", docs)
+			}
+			for i, want := range []string{"en", "fr", "es"} {
+				d := docs[i]
+				if d.ID != fmt.Sprint(i) || d.PrimaryLanguage == nil || d.PrimaryLanguage.ISO6391Name != want || d.PrimaryLanguage.ConfidenceScore <= 0 {
+					t.Errorf("detection %d: %+v", i, d)
+				}
+			}
+			s.value(t, "language-detection-hint", &docs)
+			if len(docs) != 1 || docs[0].ID != "a" || docs[0].PrimaryLanguage == nil || docs[0].PrimaryLanguage.ISO6391Name != "de" ||
+				docs[0].Statistics == nil || docs[0].Statistics.CharacterCount != len("Guten Morgen, wie geht es dir heute?") ||
+				docs[0].Statistics.TransactionCount != 1 {
+				t.Errorf("detection with hint and statistics: %+v", docs)
+			}
+			s.value(t, "sentiment", &docs)
+			if len(docs) != 3 {
+				t.Fatalf("sentiment: %+v", docs)
+			}
+			for i, want := range []string{"positive", "negative", "neutral"} {
+				d := docs[i]
+				if d.Sentiment != want || d.ConfidenceScores == nil || len(d.Sentences) == 0 {
+					t.Errorf("sentiment %d: %+v", i, d)
+				}
+			}
+			// Sentences keep their trailing whitespace, as Azure's do.
+			if first := docs[0].Sentences[0]; strings.TrimSpace(first.Text) != "I love this product." || first.Offset != 0 || first.Length != len(first.Text) {
+				t.Errorf("first sentence: %+v", first)
+			}
+			s.value(t, "sentiment-opinion-mining", &docs)
+			if len(docs) != 1 || docs[0].Sentiment == "" || len(docs[0].Sentences) != 1 {
+				t.Errorf("opinion mining: %+v", docs)
+			}
+			s.value(t, "sentiment-document-errors", &docs)
+			if len(docs) != 2 || docs[0].ID != "1" || docs[0].Error == nil || docs[0].Error.Code != "InvalidDocument" ||
+				docs[1].ID != "2" || docs[1].Error != nil || docs[1].Sentiment != "positive" {
+				t.Errorf("document errors: %+v", docs)
+			}
+			if err := s.err(t, "bad-request"); err.StatusCode != 400 || err.Code != "InvalidDocumentBatch" {
+				t.Errorf("empty batch: %s", err)
+			}
+		})
+	}
+	t.Run("wrong-key", func(t *testing.T) {
+		t.Parallel()
+		s := e.node(t, map[string]string{"LANGUAGE_ENDPOINT": e.language.endpoint, "LANGUAGE_KEY": strings.Repeat("0", 64)}, "language.mjs", "key")
+		if err := s.err(t, "language-detection"); err.StatusCode != 401 || err.Code != "401" {
+			t.Errorf("wrong key: %s", err)
+		}
+	})
+	t.Run("identity-without-role", func(t *testing.T) {
+		t.Parallel()
+		vars := e.identityEnv(e.certApp) // no role on the account
+		delete(vars, "AZURE_CLIENT_SECRET")
+		vars["AZURE_CLIENT_CERTIFICATE_PATH"] = e.certFile
+		vars["LANGUAGE_ENDPOINT"] = e.language.endpoint
+		s := e.node(t, vars, "language.mjs", "token")
+		if err := s.err(t, "language-detection"); err.StatusCode != 401 || err.Code != "PermissionDenied" {
+			t.Errorf("identity without a data role: %s", err)
+		}
+	})
+}
+
+// hostEndpoint is a's host-form endpoint, https://{account}.{kind}.H/ (the
+// preload resolves it), as an account created with --endpoint-form host
+// advertises it.
+func (e *env) hostEndpoint(a *account, kind string) string {
+	return "https://" + a.name + "." + kind + "." + e.Host + "/"
+}
+
+// chatResult is openai.mjs' view of a completion.
+type chatResult struct {
+	ID, Object, Model, Content, FinishReason string
+	Chunks                                   int
+	Status                                   int
+	Usage                                    *struct {
+		TotalTokens int `json:"total_tokens"`
+	}
+}
+
+// testOpenAI: AzureOpenAI with apiKey (from AZURE_OPENAI_API_KEY) and
+// with azureADTokenProvider (getBearerTokenProvider over
+// DefaultAzureCredential) completes chats through the gateway to the
+// upstream, streaming and not, by body model and by bound deployment.
+func testOpenAI(t *testing.T, e *env) {
+	common := map[string]string{"AZURE_OPENAI_ENDPOINT": e.openai.endpoint, "OPENAI_API_VERSION": "2024-10-21",
+		"AZURE_OPENAI_DEPLOYMENT": e.deployment}
+	keyVars := map[string]string{"AZURE_OPENAI_API_KEY": e.openai.key1}
+	tokenVars := e.identityEnv(e.app)
+	hostVars := e.identityEnv(e.app)
+	hostVars["AZURE_OPENAI_ENDPOINT"] = e.hostEndpoint(e.openai, "openai")
+	want := "echo from " + upstreamModel + " at /v1/chat/completions: Say hello"
+	for _, tt := range []struct {
+		name, mode string
+		vars       map[string]string
+	}{
+		{"api-key", "key", keyVars},
+		{"azure-ad-token-provider", "token", tokenVars},
+		{"azure-ad-token-provider-host-endpoint", "token", hostVars},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			vars := map[string]string{}
+			for k, v := range common {
+				vars[k] = v
+			}
+			for k, v := range tt.vars {
+				vars[k] = v
+			}
+			s := e.node(t, vars, "openai.mjs", tt.mode)
+			var c chatResult
+			s.value(t, "chat", &c)
+			if c.Content != want || c.FinishReason != "stop" || c.Object != "chat.completion" || c.Usage == nil || c.Usage.TotalTokens != 2 {
+				t.Errorf("chat: %+v", c)
+			}
+			s.value(t, "chat-bound-deployment", &c)
+			if c.Content != want {
+				t.Errorf("bound deployment: %+v", c)
+			}
+			s.value(t, "chat-with-response", &c)
+			if c.Status != 200 || c.Content != want {
+				t.Errorf("with response: %+v", c)
+			}
+			s.value(t, "chat-stream", &c)
+			if c.Content != want || c.Chunks < 2 || c.FinishReason != "stop" {
+				t.Errorf("stream: %+v", c)
+			}
+			s.value(t, "chat-stream-helper", &c)
+			if c.Content != want {
+				t.Errorf("stream helper: %+v", c)
+			}
+			if err := s.err(t, "unknown-deployment"); err.Status != 404 || err.Code != "DeploymentNotFound" {
+				t.Errorf("unknown deployment: %s", err)
+			}
+		})
+	}
+	t.Run("wrong-key", func(t *testing.T) {
+		t.Parallel()
+		vars := map[string]string{"AZURE_OPENAI_API_KEY": strings.Repeat("0", 64)}
+		for k, v := range common {
+			vars[k] = v
+		}
+		s := e.node(t, vars, "openai.mjs", "key")
+		if err := s.err(t, "chat"); err.Status != 401 || err.Code != "401" {
+			t.Errorf("wrong key: %s", err)
+		}
+	})
+	t.Cleanup(func() {
+		if e.up.SawSecret(e.openai.key1) {
+			t.Error("the upstream saw the client's key")
+		}
+	})
+}
+
+const (
+	upstreamKey   = "upstream-own-credential-5d2a"
+	upstreamModel = "local-llama"
+)

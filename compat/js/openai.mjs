@@ -1,0 +1,62 @@
+// openai's AzureOpenAI client against a Gatehouse OpenAI account.
+//
+//   node openai.mjs key     apiKey from AZURE_OPENAI_API_KEY (the client reads it itself)
+//   node openai.mjs token   azureADTokenProvider: getBearerTokenProvider(new DefaultAzureCredential(),
+//                           "https://cognitiveservices.azure.com/.default")
+//
+// Environment: AZURE_OPENAI_ENDPOINT (the account's endpoint),
+// OPENAI_API_VERSION, AZURE_OPENAI_DEPLOYMENT (a deployment name),
+// NODE_EXTRA_CA_CERTS, and the credential's variables.
+import { DefaultAzureCredential, getBearerTokenProvider } from "@azure/identity";
+import { AzureOpenAI } from "openai";
+import { expectError, need, run } from "./harness.mjs";
+
+const mode = process.argv[2];
+const deployment = need("AZURE_OPENAI_DEPLOYMENT");
+const auth =
+  mode === "token"
+    ? { azureADTokenProvider: getBearerTokenProvider(new DefaultAzureCredential(), "https://cognitiveservices.azure.com/.default") }
+    : {};
+// One client routes by the body's model, one is bound to the deployment.
+const client = new AzureOpenAI({ ...auth });
+const bound = new AzureOpenAI({ ...auth, deployment });
+const messages = [
+  { role: "system", content: "You are terse." },
+  { role: "user", content: "Say hello" },
+];
+
+const completion = (c) => ({
+  id: c.id,
+  object: c.object,
+  model: c.model,
+  content: c.choices[0]?.message?.content ?? null,
+  finishReason: c.choices[0]?.finish_reason ?? null,
+  usage: c.usage ?? null,
+});
+
+await run([
+  ["chat", async () => completion(await client.chat.completions.create({ model: deployment, messages, temperature: 0 }))],
+  ["chat-bound-deployment", async () => completion(await bound.chat.completions.create({ model: "ignored-by-the-path", messages }))],
+  ["chat-with-response", async () => {
+    const { data, response } = await client.chat.completions.create({ model: deployment, messages }).withResponse();
+    return { content: data.choices[0]?.message?.content ?? null, status: response.status, requestId: response.headers.get("x-request-id") ?? response.headers.get("apim-request-id") };
+  }],
+  ["chat-stream", async () => {
+    const stream = await client.chat.completions.create({ model: deployment, messages, stream: true });
+    let content = "";
+    let chunks = 0;
+    let finishReason = null;
+    for await (const chunk of stream) {
+      chunks++;
+      content += chunk.choices[0]?.delta?.content ?? "";
+      finishReason = chunk.choices[0]?.finish_reason ?? finishReason;
+    }
+    return { content, chunks, finishReason };
+  }],
+  ["chat-stream-helper", async () => {
+    const runner = client.chat.completions.stream({ model: deployment, messages });
+    const final = await runner.finalChatCompletion();
+    return { content: final.choices[0]?.message?.content ?? null };
+  }],
+  ["unknown-deployment", () => expectError(() => client.chat.completions.create({ model: "no-such-deployment", messages }))],
+]);
