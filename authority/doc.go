@@ -14,6 +14,7 @@
 //	DELETE /gatehouse/v1/identityHeaders/{id}             Azure
 //	Loopback (--msi-listen, plain HTTP)
 //	GET  /msi/token?api-version=2019-08-01&resource=…     App Service MI protocol
+//	POST /msi/token?identity-header=…  (form resource=…)   Cloud Shell MI protocol (az login --identity)
 //
 // {tenant} is the default tenant's GUID (routes are registered per tenant)
 // and "adfs" means the default tenant.

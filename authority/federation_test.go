@@ -258,3 +258,70 @@ func TestDecodeThumbprint(t *testing.T) {
 		t.Fatal("a 20-byte value passed as SHA-256")
 	}
 }
+
+// TestCloudShellMSI: the Cloud Shell protocol (a form POST to MSI_ENDPOINT,
+// as az login --identity sends it) with the identity header in the query.
+func TestCloudShellMSI(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, store storage.Store) {
+		c := newClock()
+		n := newNode(t, store, testSealer(t), c, Options{})
+		ctx := t.Context()
+		mi, err := n.d.CreateManagedIdentity(ctx, directory.ManagedIdentitySpec{
+			ResourceID: "/subscriptions/" + gatehouse.NewGUID() + "/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/cs"})
+		must(t, err)
+		_, secret, err := n.a.CreateIdentityHeader(ctx, "me", mi, 10*time.Minute)
+		must(t, err)
+		post := func(query string, form url.Values, metadata bool) (int, map[string]any) {
+			req := httptest.NewRequest("POST", "/msi/token"+query, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if metadata {
+				req.Header.Set("Metadata", "true")
+			}
+			w := httptest.NewRecorder()
+			n.a.MSIHandler().ServeHTTP(w, req)
+			var body map[string]any
+			json.Unmarshal(w.Body.Bytes(), &body)
+			return w.Code, body
+		}
+		q := "?" + url.Values{"identity-header": {secret}}.Encode()
+		mgmt := url.Values{"resource": {"https://management.core.windows.net/"}}
+		code, body := post(q, mgmt, true)
+		if code != 200 {
+			t.Fatalf("token: %d %v", code, body)
+		}
+		for _, k := range []string{"access_token", "expires_on", "expires_in", "not_before", "resource", "client_id"} {
+			if _, ok := body[k].(string); !ok {
+				t.Errorf("%s is not a string: %v", k, body[k])
+			}
+		}
+		claims, err := n.a.Verify(ctx, body["access_token"].(string), "https://management.core.windows.net/")
+		must(t, err)
+		if claims.Principal.ObjectID != mi.PrincipalID || body["client_id"] != mi.ClientID {
+			t.Errorf("token of %s, want %s", claims.Principal.ObjectID, mi.PrincipalID)
+		}
+		for _, tt := range []struct {
+			name   string
+			query  string
+			form   url.Values
+			meta   bool
+			status int
+		}{
+			{"no-metadata", q, mgmt, false, 400},
+			{"no-header", "", mgmt, true, 401},
+			{"wrong-header", "?identity-header=nope", mgmt, true, 401},
+			{"no-resource", q, url.Values{}, true, 400},
+			{"unknown-resource", q, url.Values{"resource": {"https://evil.example"}}, true, 400},
+			{"other-client-id", q, url.Values{"resource": mgmt["resource"], "client_id": {gatehouse.NewGUID()}}, true, 400},
+			{"own-client-id", q, url.Values{"resource": mgmt["resource"], "client_id": {mi.ClientID}}, true, 200},
+			{"own-resource-id", q, url.Values{"resource": mgmt["resource"], "msi_res_id": {mi.ResourceID}}, true, 200},
+		} {
+			if code, body := post(tt.query, tt.form, tt.meta); code != tt.status {
+				t.Errorf("%s: %d %v, want %d", tt.name, code, body, tt.status)
+			}
+		}
+		c.Advance(10 * time.Minute)
+		if code, _ := post(q, mgmt, true); code != 401 {
+			t.Errorf("expired header: %d", code)
+		}
+	})
+}

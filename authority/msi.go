@@ -294,83 +294,54 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// MSIHandler serves the App Service managed-identity protocol
-// (azure-wire.md §3.2) for the loopback listener:
+// MSIHandler serves the managed-identity protocols for the loopback
+// listener:
 //
 //	GET /msi/token?api-version=2019-08-01&resource=R[&client_id=|&object_id=|&mi_res_id=]
 //	X-IDENTITY-HEADER: <identity header>
 //
-// The header selects the identity; a selector, if given, must name that
-// same identity.
+// the App Service protocol (azure-wire.md §3.2) that every current SDK
+// speaks when IDENTITY_ENDPOINT and IDENTITY_HEADER are set, and
+//
+//	POST /msi/token?identity-header=<identity header>
+//	Metadata: true
+//	resource=R[&client_id=|&object_id=|&msi_res_id=]
+//
+// the Cloud Shell protocol that az 2.45's `az login --identity` speaks when
+// MSI_ENDPOINT is set (msrestazure get_msi_token: a form POST to
+// MSI_ENDPOINT as given, no secret header). `gatehouse run` puts the
+// identity header into MSI_ENDPOINT's query, which the request log never
+// records; the SDKs prefer IDENTITY_ENDPOINT when both are set.
+//
+// The identity header selects the identity; a selector, if given, must
+// name that same identity.
 func (a *Authority) MSIHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /msi/token", server.Handle(renderMSI, a.handleMSIToken))
+	mux.Handle("POST /msi/token", server.Handle(renderMSI, a.handleCloudShellToken))
 	mux.Handle("/", server.Handle(renderMSI, func(w http.ResponseWriter, r *http.Request) error {
 		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "Not found. The managed-identity endpoint is GET /msi/token.")
 	}))
 	return server.WithSurface(server.SurfaceMSI, mux)
 }
 
+func badMSIRequest(format string, args ...any) error {
+	return gatehouse.BadRequestf("invalid_request", format, args...)
+}
+
 func (a *Authority) handleMSIToken(w http.ResponseWriter, r *http.Request) error {
-	bad := func(format string, args ...any) error {
-		return gatehouse.BadRequestf("invalid_request", format, args...)
-	}
 	q := r.URL.Query()
 	header := r.Header.Get("X-IDENTITY-HEADER")
 	if header == "" {
 		return gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The X-IDENTITY-HEADER header is missing.")
 	}
 	if v := q.Get("api-version"); v != MSIAPIVersion {
-		return bad("The api-version %q is not supported; use %s.", clip(v), MSIAPIVersion)
+		return badMSIRequest("The api-version %q is not supported; use %s.", clip(v), MSIAPIVersion)
 	}
-	resource := q.Get("resource")
-	if resource == "" {
-		return bad("The resource parameter is required.")
-	}
-	resource = strings.TrimSuffix(resource, "/.default")
-	if !a.KnownResource(resource) {
-		return bad("AADSTS500011: The resource principal named %s was not found in the tenant.", clip(resource))
-	}
-	if len(header) > 256 {
-		return gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The X-IDENTITY-HEADER is not valid.")
-	}
-	sum := sha256.Sum256([]byte(header))
-	rec, err := a.headers.Get(r.Context(), hex.EncodeToString(sum[:]))
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !a.now().Before(rec.Value.Expires)) {
-		return gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The X-IDENTITY-HEADER is not valid (unknown, revoked or expired).")
-	}
-	if err != nil {
-		return gatehouse.ErrUnavailable.WithCause(err)
-	}
-	mi, err := a.dir.ManagedIdentityByID(rec.Value.ObjectID)
-	if err != nil {
-		return gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The identity this header was issued for no longer exists.")
-	}
-	selectors := 0
-	for name, want := range map[string]string{"client_id": mi.ClientID, "object_id": mi.PrincipalID, "principal_id": mi.PrincipalID} {
-		if v := q.Get(name); v != "" {
-			selectors++
-			if !strings.EqualFold(v, want) {
-				return bad("No managed identity with %s %q is available to this caller.", name, clip(v))
-			}
-		}
-	}
-	if v := q.Get("mi_res_id"); v != "" {
-		selectors++
-		if resourceKey(v) != resourceKey(mi.ResourceID) {
-			return bad("No managed identity with mi_res_id %q is available to this caller.", clip(v))
-		}
-	}
-	if selectors > 1 {
-		return bad("Give at most one of client_id, object_id and mi_res_id.")
-	}
-	p := gatehouse.Principal{Type: gatehouse.PrincipalServicePrincipal, TenantID: mi.TenantID, ObjectID: mi.PrincipalID,
-		ClientID: mi.ClientID, Name: mi.Name, ManagedIdentity: true}
-	token, exp, err := a.mint(mintSpec{principal: p, audience: resource, acr: "2", miResourceID: mi.ResourceID})
+	t, err := a.msiToken(r, header, q.Get("resource"), q.Get("client_id"), q.Get("object_id")+q.Get("principal_id"), q.Get("mi_res_id"))
 	if err != nil {
 		return err
 	}
-	server.SetPrincipal(r.Context(), mi.PrincipalID)
 	w.Header().Set("Cache-Control", "no-store")
 	server.WriteJSON(w, http.StatusOK, struct {
 		AccessToken string `json:"access_token"`
@@ -378,8 +349,107 @@ func (a *Authority) handleMSIToken(w http.ResponseWriter, r *http.Request) error
 		Resource    string `json:"resource"`
 		TokenType   string `json:"token_type"`
 		ClientID    string `json:"client_id"`
-	}{token, strconv.FormatInt(exp.Unix(), 10), resource, "Bearer", mi.ClientID})
+	}{t.token, strconv.FormatInt(t.expires.Unix(), 10), t.resource, "Bearer", t.clientID})
 	return nil
+}
+
+// maxMSIForm bounds the body of a Cloud Shell token request.
+const maxMSIForm = 16 << 10
+
+func (a *Authority) handleCloudShellToken(w http.ResponseWriter, r *http.Request) error {
+	if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
+		return badMSIRequest("The Metadata: true header is required.")
+	}
+	header := r.URL.Query().Get("identity-header")
+	if header == "" {
+		return gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The identity-header query parameter is missing (use the MSI_ENDPOINT that gatehouse run sets).")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxMSIForm)
+	if err := r.ParseForm(); err != nil {
+		return badMSIRequest("The body must be a form (application/x-www-form-urlencoded) of at most %d bytes.", maxMSIForm)
+	}
+	f := r.PostForm
+	t, err := a.msiToken(r, header, f.Get("resource"), f.Get("client_id"), f.Get("object_id"), f.Get("msi_res_id"))
+	if err != nil {
+		return err
+	}
+	// The IMDS shape, which msrestazure and az read (numbers as strings).
+	now := a.now()
+	left := strconv.FormatInt(int64(t.expires.Sub(now)/time.Second), 10)
+	w.Header().Set("Cache-Control", "no-store")
+	server.WriteJSON(w, http.StatusOK, struct {
+		AccessToken  string `json:"access_token"`
+		ClientID     string `json:"client_id"`
+		ExpiresIn    string `json:"expires_in"`
+		ExpiresOn    string `json:"expires_on"`
+		ExtExpiresIn string `json:"ext_expires_in"`
+		NotBefore    string `json:"not_before"`
+		Resource     string `json:"resource"`
+		TokenType    string `json:"token_type"`
+	}{t.token, t.clientID, left, strconv.FormatInt(t.expires.Unix(), 10), left,
+		strconv.FormatInt(now.Unix(), 10), t.resource, "Bearer"})
+	return nil
+}
+
+type msiIssued struct {
+	token, resource, clientID string
+	expires                   time.Time
+}
+
+// msiToken mints a token for resource as the managed identity header is
+// bound to. clientID, objectID and resID are the optional selectors; at
+// most one may be given and it must name that identity.
+func (a *Authority) msiToken(r *http.Request, header, resource, clientID, objectID, resID string) (*msiIssued, error) {
+	if resource == "" {
+		return nil, badMSIRequest("The resource parameter is required.")
+	}
+	resource = strings.TrimSuffix(resource, "/.default")
+	if !a.KnownResource(resource) {
+		return nil, badMSIRequest("AADSTS500011: The resource principal named %s was not found in the tenant.", clip(resource))
+	}
+	if len(header) > 256 {
+		return nil, gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The identity header is not valid.")
+	}
+	sum := sha256.Sum256([]byte(header))
+	rec, err := a.headers.Get(r.Context(), hex.EncodeToString(sum[:]))
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !a.now().Before(rec.Value.Expires)) {
+		return nil, gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The identity header is not valid (unknown, revoked or expired).")
+	}
+	if err != nil {
+		return nil, gatehouse.ErrUnavailable.WithCause(err)
+	}
+	mi, err := a.dir.ManagedIdentityByID(rec.Value.ObjectID)
+	if err != nil {
+		return nil, gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The identity this header was issued for no longer exists.")
+	}
+	selectors := 0
+	for _, sel := range []struct{ name, got, want string }{
+		{"client_id", clientID, mi.ClientID}, {"object_id", objectID, mi.PrincipalID},
+	} {
+		if sel.got != "" {
+			selectors++
+			if !strings.EqualFold(sel.got, sel.want) {
+				return nil, badMSIRequest("No managed identity with %s %q is available to this caller.", sel.name, clip(sel.got))
+			}
+		}
+	}
+	if resID != "" {
+		selectors++
+		if resourceKey(resID) != resourceKey(mi.ResourceID) {
+			return nil, badMSIRequest("No managed identity with resource id %q is available to this caller.", clip(resID))
+		}
+	}
+	if selectors > 1 {
+		return nil, badMSIRequest("Give at most one of client_id, object_id and mi_res_id.")
+	}
+	p := gatehouse.Principal{Type: gatehouse.PrincipalServicePrincipal, TenantID: mi.TenantID, ObjectID: mi.PrincipalID,
+		ClientID: mi.ClientID, Name: mi.Name, ManagedIdentity: true}
+	token, exp, err := a.mint(mintSpec{principal: p, audience: resource, acr: "2", miResourceID: mi.ResourceID})
+	if err != nil {
+		return nil, err
+	}
+	server.SetPrincipal(r.Context(), mi.PrincipalID)
+	return &msiIssued{token: token, resource: resource, clientID: mi.ClientID, expires: exp}, nil
 }
 
 // renderMSI renders errors as App Service does: {"statusCode", "message",

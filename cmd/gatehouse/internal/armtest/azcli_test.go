@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/authority"
+	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
 )
 
@@ -30,6 +32,7 @@ type azCLI struct {
 	path       string
 	config, ca string
 	redact     []string // credentials never printed in a failure
+	env        []string // more environment
 }
 
 func newAzCLI(t *testing.T, e *env) *azCLI {
@@ -78,6 +81,7 @@ func (a *azCLI) try(args ...string) ([]byte, string, error) {
 	cmd.Env = append(os.Environ(), "AZURE_CONFIG_DIR="+a.config, "HOME="+a.config, "REQUESTS_CA_BUNDLE="+a.ca,
 		"AZURE_CORE_COLLECT_TELEMETRY=false", "AZURE_CORE_NO_COLOR=true", "AZURE_CORE_OUTPUT=json",
 		"AZURE_CORE_ONLY_SHOW_ERRORS=true", "AZURE_CORE_SURVEY_MESSAGE=false")
+	cmd.Env = append(cmd.Env, a.env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -289,6 +293,52 @@ func TestAzCLI(t *testing.T) {
 		// in Debian's azure-cli 2.45 — "'RoleAssignmentsOperations' object
 		// has no attribute 'config'" — before sending anything; the ARM
 		// requests they would send are replayed in testAzShaped.)
+	})
+
+	// az login --identity inside `gatehouse run` (the Cloud Shell
+	// protocol: a form POST to MSI_ENDPOINT, whose query carries the
+	// identity header, as run sets it).
+	t.Run("login-identity", func(t *testing.T) {
+		group := e.createGroup(t, "az-cli-mi")
+		var created struct{ PrincipalID string }
+		az.with(t).json(&created, "identity", "create", "-n", "az-login-mi", "-g", group)
+		mi, err := e.Directory.ManagedIdentityByID(created.PrincipalID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assign(t, e, "/subscriptions/"+e.sub, authz.RoleReader, mi.PrincipalID)
+		h, secret, err := e.Authority.CreateIdentityHeader(t.Context(), "azcli-test", mi, 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mia := newAzCLI(t, e)
+		mia.register(e)
+		mia.redact = append(mia.redact, secret)
+		mia.env = []string{"MSI_ENDPOINT=" + h.Endpoint + "?" + url.Values{"identity-header": {secret}}.Encode()}
+		var accounts []struct {
+			ID   string
+			User struct{ Name, Type string }
+		}
+		mia.json(&accounts, "login", "--identity")
+		if len(accounts) != 1 || accounts[0].ID != e.sub || accounts[0].User.Name != "systemAssignedIdentity" {
+			t.Fatalf("az login --identity: %+v", accounts)
+		}
+		var groups []struct{ Name string }
+		mia.json(&groups, "group", "list")
+		if !slices.ContainsFunc(groups, func(g struct{ Name string }) bool { return g.Name == group }) {
+			t.Fatalf("az group list as the identity: %+v", groups)
+		}
+		var tok struct{ AccessToken string }
+		mia.json(&tok, "account", "get-access-token")
+		c, err := e.Authority.Verify(t.Context(), tok.AccessToken, authority.ManagementAudiences...)
+		if err != nil || c.Principal.ObjectID != mi.PrincipalID {
+			t.Fatalf("token as the identity: %v %+v", err, c)
+		}
+		// A Reader cannot write.
+		if _, errOut, err := mia.try("group", "create", "-n", "az-mi-denied", "-l", "westeurope"); err == nil || !strings.Contains(errOut, "AuthorizationFailed") {
+			t.Fatalf("az group create as a Reader: %v %s", err, mia.clean(errOut))
+		}
+		e.AssertNotLogged(t, secret)
 	})
 
 	t.Run("identity-and-vault", func(t *testing.T) {

@@ -146,7 +146,8 @@ func newRunCmd(env Env) *cobra.Command {
 		Short: "Run a command as a managed identity",
 		Long: `Run a command as a managed identity: obtain an identity header for it from the
 server and run the command with IDENTITY_ENDPOINT and IDENTITY_HEADER set (the
-App Service managed-identity protocol), plus AZURE_AUTHORITY_HOST and the
+App Service managed-identity protocol) and MSI_ENDPOINT (the Cloud Shell
+protocol, for az login --identity), plus AZURE_AUTHORITY_HOST and the
 server's CA in SSL_CERT_FILE, NODE_EXTRA_CA_CERTS and REQUESTS_CA_BUNDLE, so
 ManagedIdentityCredential and DefaultAzureCredential inside it get tokens for
 that identity and can use them against the server. The header is revoked when the command
@@ -184,6 +185,11 @@ The managed-identity endpoint listens on the server's loopback interface
 				"IDENTITY_ENDPOINT":    h.Endpoint,
 				"IDENTITY_HEADER":      h.Header,
 				"AZURE_AUTHORITY_HOST": c.Profile.Server,
+				// The Cloud Shell protocol for `az login --identity` (az
+				// 2.45 knows only that one and IMDS); the SDKs prefer
+				// IDENTITY_ENDPOINT. The header rides in the query, which
+				// the server never logs.
+				"MSI_ENDPOINT": msiEndpoint(h.Endpoint, h.Header),
 			}
 			// The CA for every runtime: Go and OpenSSL (SSL_CERT_FILE),
 			// Node.js, which ignores SSL_CERT_FILE (NODE_EXTRA_CA_CERTS),
@@ -231,6 +237,18 @@ The managed-identity endpoint listens on the server's loopback interface
 	cmd.Flags().StringVar(&identity, "identity", "", "the managed identity: name, client id, object id or resource id")
 	cmd.Flags().DurationVar(&lifetime, "max-duration", 12*time.Hour, "the identity header's lifetime if it is never revoked")
 	return cmd
+}
+
+// msiEndpoint is endpoint with the identity header in its query.
+func msiEndpoint(endpoint, header string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return ""
+	}
+	q := u.Query()
+	q.Set("identity-header", header)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // childEnv returns base without the variables of childEnvDrop, plus set

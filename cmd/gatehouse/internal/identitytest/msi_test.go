@@ -32,7 +32,7 @@ func TestHelperProcess(t *testing.T) {
 	out := map[string]string{
 		"header": os.Getenv("IDENTITY_HEADER"), "endpoint": os.Getenv("IDENTITY_ENDPOINT"),
 		"ssl": os.Getenv("SSL_CERT_FILE"), "authority": os.Getenv("AZURE_AUTHORITY_HOST"),
-		"clientIdEnv": os.Getenv("AZURE_CLIENT_ID"),
+		"clientIdEnv": os.Getenv("AZURE_CLIENT_ID"), "msiEndpoint": os.Getenv("MSI_ENDPOINT"),
 	}
 	var cred azcore.TokenCredential
 	var err error
@@ -163,6 +163,12 @@ func (f *fixture) testManagedIdentity(t *testing.T) {
 			}
 			if res["ssl"] != f.s.CAFile || res["authority"] != f.s.URL || res["clientIdEnv"] != "" || res["endpoint"] != f.s.Authority.MSIEndpoint() {
 				t.Fatalf("the command's environment: %v", res)
+			}
+			// MSI_ENDPOINT (for az login --identity) is the same endpoint
+			// with the header in its query.
+			want := res["endpoint"] + "?" + url.Values{"identity-header": {res["header"]}}.Encode()
+			if res["msiEndpoint"] != want {
+				t.Fatalf("MSI_ENDPOINT is not the endpoint with the header: %v", res)
 			}
 			// The header died with the command.
 			if status, body := f.msiGet(t, res["header"], mgmt); status != http.StatusUnauthorized {
