@@ -525,6 +525,7 @@ func newUserShowCmd(env Env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "object id or user principal name")
+	cmd.MarkFlagRequired("id") // without it the request would go to the users collection
 	addOutputFlags(cmd)
 	return cmd
 }
@@ -544,5 +545,6 @@ func newUserDeleteCmd(env Env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "object id or user principal name")
+	cmd.MarkFlagRequired("id") // without it the request would go to the users collection
 	return cmd
 }
