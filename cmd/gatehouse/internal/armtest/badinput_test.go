@@ -35,7 +35,7 @@ func (e *env) snapshot(t *testing.T, group string) snapshot {
 		Groups:      get(subPath + "/resourceGroups/" + group + "?api-version=2021-04-01"),
 		Identities:  get(subPath + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31"),
 		Keys:        fmt.Sprintf("%x", sha256.Sum256(e.do(t, request{method: "POST", path: e.accountPath(group, "target") + "/listKeys?api-version=2025-06-01"}).body)),
-		Assignments: e.assignmentsWithin(t, subPath + "/resourceGroups/" + group),
+		Assignments: e.assignmentsWithin(t, subPath+"/resourceGroups/"+group),
 		Roles:       len(e.Authz.Roles(authz.RoleFilter{Name: "Owner2"})),
 	}
 }
