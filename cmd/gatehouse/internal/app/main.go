@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/keyring"
 	"github.com/gatehouse/gatehouse/pki"
+	"github.com/gatehouse/gatehouse/portal"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/storage"
@@ -85,6 +86,8 @@ type Main struct {
 	gateway     gatewayState
 	// Vaults is the key vault service (vault.go).
 	Vaults *vault.Service
+	// Portal is the web portal (portal.go).
+	Portal *portal.Portal
 
 	lock     *dirLock
 	ln       net.Listener

@@ -23,6 +23,9 @@ func (m *Main) mountServices(ctx, bg context.Context) error {
 	if err := m.mountGateway(ctx, bg); err != nil {
 		return err
 	}
+	if err := m.mountPortal(ctx, bg); err != nil { // portal.go
+		return err
+	}
 	m.startUpkeep(bg) // upkeep.go
 	return m.runBootstrap(ctx)
 }
@@ -34,5 +37,6 @@ func (m *Main) bannerExtra() []string {
 	lines = append(lines, m.managementBanner()...)
 	lines = append(lines, m.gatewayBanner()...)
 	lines = append(lines, m.vaultBanner()...)
+	lines = append(lines, m.portalBanner()...)
 	return lines
 }

@@ -12,7 +12,8 @@ const upkeepInterval = time.Hour
 // every upkeepInterval, on every node (each step is idempotent):
 // accounts.Service.PurgeOrphans removes deployments (with their sealed
 // upstream keys) and usage evidence that a deleted account left behind
-// when a crash or an outage interrupted its delete.
+// when a crash or an outage interrupted its delete; portal.SweepSessions
+// deletes expired sign-in sessions.
 func (m *Main) startUpkeep(bg context.Context) {
 	m.goBackground(func() {
 		t := time.NewTicker(upkeepInterval)
@@ -22,6 +23,11 @@ func (m *Main) startUpkeep(bg context.Context) {
 				m.Logger.Warn("upkeep: purging what deleted accounts left failed", "err", err)
 			} else if n > 0 {
 				m.Logger.Info("upkeep: purged what deleted accounts left", "records", n)
+			}
+			if n, err := m.Portal.SweepSessions(bg); err != nil && bg.Err() == nil {
+				m.Logger.Warn("upkeep: deleting expired portal sessions failed", "err", err)
+			} else if n > 0 {
+				m.Logger.Info("upkeep: deleted expired portal sessions", "sessions", n)
 			}
 			select {
 			case <-bg.Done():

@@ -1,0 +1,201 @@
+package portaltest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds Debian's Chromium. Without it the test skips, except under
+// CI=true, where it fails: CI installs it.
+func chromium(t *testing.T) string {
+	for _, name := range []string{"/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("CI=true and no Chromium: apt-get install chromium")
+	}
+	t.Skip("no Chromium (apt-get install chromium)")
+	return ""
+}
+
+// TestBrowser is what a person does in the portal, in headless Chromium:
+// sign in, find the account, show its keys, regenerate one (accepting the
+// confirmation that names its recent use), decline to regenerate the
+// other, sign out. It also fails on any script error or Content Security
+// Policy violation the browser reports.
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	e := newEnv(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		// The node's CA is a test CA the browser's trust store does not
+		// hold; the SDK suites check TLS, this test checks the pages.
+		chromedp.Flag("ignore-certificate-errors", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	defer cancelAlloc()
+	ctx, cancelTab := chromedp.NewContext(actx)
+	defer cancelTab()
+	ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+
+	var (
+		mu       sync.Mutex
+		problems []string
+		dialogs  []string
+		accept   = true
+	)
+	err := chromedp.Listen(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			mu.Lock()
+			problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
+			mu.Unlock()
+		case *log.EventEntryAdded:
+			if ev.Entry.Level == log.EntryLevelError {
+				mu.Lock()
+				problems = append(problems, "log: "+ev.Entry.Text)
+				mu.Unlock()
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	// Dialogs are answered from another goroutine: the click that opens one
+	// waits until it is closed.
+	go func() {
+		for ev, err := range chromedp.Events(ctx, cdppage.JavascriptDialogOpening) {
+			if err != nil {
+				mu.Lock()
+				problems = append(problems, "dialog events: "+err.Error())
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			dialogs = append(dialogs, ev.Message)
+			ok := accept
+			mu.Unlock()
+			if _, err := chromedp.Call(ctx, cdppage.HandleJavaScriptDialog, cdppage.HandleJavaScriptDialogParams{Accept: ok}); err != nil {
+				return
+			}
+		}
+	}()
+
+	old, err := e.Accounts.ListKeys(t.Context(), e.account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Key1 is in use: the confirmation must say so.
+	useKey(t, e, old.Key1)
+
+	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("%s: %v (browser problems: %q, dialogs: %q)", step, err, problems, dialogs)
+		}
+	}
+	text := func(id string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
+		if err != nil {
+			t.Fatalf("text of #%s: %v", id, err)
+		}
+		return strings.TrimSpace(v)
+	}
+	do("sign in",
+		chromedp.Navigate(e.URL+e.accountPath()),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.SendKeys(chromedp.ID("username"), e.owner.UserName),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("signin")),
+		// Back to the page asked for, after signing in.
+		chromedp.WaitVisible(chromedp.ID("account-name")),
+	)
+	if who := text("who"); !strings.Contains(who, "olivia") {
+		t.Fatalf("signed in as %q", who)
+	}
+	do("show keys",
+		chromedp.Click(chromedp.ID("show-keys")),
+		chromedp.WaitVisible(chromedp.ID("value-key1")),
+	)
+	if text("value-key1") != old.Key1 || text("value-key2") != old.Key2 {
+		t.Fatal("the keys shown are not the account's keys")
+	}
+	if location, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.HasSuffix(location, e.accountPath()) {
+		t.Fatalf("htmx did not swap the panel in place: the browser is at %s (%v)", location, err)
+	}
+	do("regenerate key1",
+		chromedp.Click(chromedp.ID("regenerate-key1")),
+		chromedp.WaitVisible(chromedp.ID("flash")),
+	)
+	now, err := e.Accounts.ListKeys(t.Context(), e.account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flash := text("flash"); now.Key1 == old.Key1 || now.Key2 != old.Key2 || text("value-key1") != now.Key1 || !strings.Contains(flash, "Key1 was regenerated") {
+		t.Fatalf("after regenerating key1: flash %q", flash)
+	}
+	mu.Lock()
+	if len(dialogs) != 1 || !strings.Contains(dialogs[0], "It was used") || !strings.Contains(dialogs[0], "move them to the other key first") {
+		t.Fatalf("confirmation: %q", dialogs)
+	}
+	accept = false
+	mu.Unlock()
+	do("decline to regenerate key2",
+		chromedp.Click(chromedp.ID("regenerate-key2")),
+		chromedp.Sleep(500*time.Millisecond), // nothing to wait for: nothing may happen
+	)
+	if again, _ := e.Accounts.ListKeys(t.Context(), e.account); again != now {
+		t.Fatal("declining the confirmation regenerated a key")
+	}
+	do("sign out",
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("username")),
+		chromedp.Navigate(e.URL+"/portal/"),
+		chromedp.WaitVisible(chromedp.ID("username")),
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dialogs) != 2 {
+		t.Errorf("dialogs: %q", dialogs)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("the browser reported problems: %q", problems)
+	}
+	e.AssertNotLogged(t, old.Key1, old.Key2, now.Key1, password)
+}
+
+// useKey makes one data-plane request with key and flushes the usage
+// counters, so the portal has evidence of the key's use.
+func useKey(t *testing.T, e *env, key string) {
+	t.Helper()
+	req, _ := newLanguageRequest(t, e, key)
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("data plane: %d", resp.StatusCode)
+	}
+	if err := e.Gateway.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,482 @@
+// Package portaltest drives the web portal of a real node: over HTTP for
+// its defences (sessions, cookies, cross-origin protection, throttling,
+// authorization, audit) on both storage backends, and in headless Chromium
+// for what a person does (browser_test.go).
+package portaltest
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/portal"
+	"github.com/gatehouse/gatehouse/storage"
+	"github.com/gatehouse/gatehouse/storage/postgres/pgtest"
+)
+
+const password = "correct horse battery staple"
+
+// env is a node with one AI account and people holding different roles.
+type env struct {
+	*testenv.Server
+	account *gatehouse.ResourceID
+	// owner holds Owner on the subscription; reader Reader on the account;
+	// nobody holds nothing.
+	owner, reader, nobody *directory.User
+}
+
+func newEnv(t *testing.T, opts ...testenv.Option) *env {
+	s := testenv.Start(t, opts...)
+	ctx := t.Context()
+	e := &env{Server: s}
+	sub := &gatehouse.ResourceID{Subscription: s.Bootstrap.SubscriptionID}
+	e.account = (&gatehouse.ResourceID{Subscription: sub.Subscription, ResourceGroup: s.Bootstrap.ResourceGroup}).
+		Child(accounts.Namespace, "accounts", "lang")
+	if _, _, err := s.Accounts.Put(ctx, e.account, accounts.Spec{Kind: "TextAnalytics", Location: "westus"},
+		accounts.Actor{ObjectID: s.Bootstrap.ClientID, Type: "Application"}); err != nil {
+		t.Fatal(err)
+	}
+	person := func(name string) *directory.User {
+		u, err := s.Directory.CreateUser(ctx, directory.UserSpec{UserName: name + "@example.test", DisplayName: name, Password: password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	e.owner, e.reader, e.nobody = person("olivia"), person("ravi"), person("nadia")
+	assign := func(scope *gatehouse.ResourceID, role string, u *directory.User) {
+		if _, _, err := s.Authz.CreateAssignment(ctx, scope, gatehouse.NewGUID(),
+			authz.AssignmentSpec{RoleDefinitionID: role, PrincipalID: u.ObjectID}, s.Bootstrap.ClientID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assign(sub, authz.RoleOwner, e.owner)
+	assign(e.account, authz.RoleReader, e.reader)
+	return e
+}
+
+// browser is a cookie-keeping HTTP client that does not follow redirects
+// and sends what a browser sends on a same-origin form post.
+type browser struct {
+	t      *testing.T
+	e      *env
+	client *http.Client
+}
+
+func (e *env) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, e: e, client: &http.Client{Transport: e.Transport, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+type page struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (b *browser) do(method, path string, form url.Values, hdr map[string]string) page {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(b.t.Context(), method, b.e.URL+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", b.e.URL)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return page{status: resp.StatusCode, header: resp.Header, body: string(raw)}
+}
+
+func (b *browser) get(path string) page { b.t.Helper(); return b.do("GET", path, nil, nil) }
+func (b *browser) post(path string, form url.Values) page {
+	b.t.Helper()
+	return b.do("POST", path, form, nil)
+}
+
+func (b *browser) signIn(u *directory.User) {
+	b.t.Helper()
+	p := b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {password}, "next": {"/portal/"}})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/" {
+		b.t.Fatalf("sign in %s: %d %s\n%s", u.UserName, p.status, p.body, b.e.Logs.String())
+	}
+}
+
+func (e *env) accountPath() string {
+	return "/portal/accounts/" + e.account.Subscription + "/" + e.account.ResourceGroup + "/" + e.account.Name()
+}
+
+func TestPortal(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		opts func(t *testing.T) []testenv.Option
+	}{
+		{"sqlite", func(*testing.T) []testenv.Option { return nil }},
+		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnv(t, b.opts(t)...)
+			t.Run("sign-in-and-cookie", func(t *testing.T) { testSignIn(t, e) })
+			t.Run("sign-out-ends-session", func(t *testing.T) { testSignOut(t, e) })
+			t.Run("revoked-and-disabled", func(t *testing.T) { testRevoked(t, e) })
+			t.Run("headers-and-errors", func(t *testing.T) { testHeaders(t, e) })
+			t.Run("cross-origin", func(t *testing.T) { testCrossOrigin(t, e) })
+			t.Run("throttle", func(t *testing.T) { testThrottle(t, e) })
+			t.Run("rbac", func(t *testing.T) { testRBAC(t, e) })
+			t.Run("keys-and-rotation", func(t *testing.T) { testKeys(t, e) })
+		})
+	}
+}
+
+func testSignIn(t *testing.T, e *env) {
+	b := e.browser(t)
+	// A page without a session sends the person to sign in, and back.
+	p := b.get(e.accountPath())
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/signin?next="+url.QueryEscape(e.accountPath()) {
+		t.Fatalf("unauthenticated page: %d %q", p.status, p.header.Get("Location"))
+	}
+	if p = b.get("/portal/signin"); p.status != 200 || !strings.Contains(p.body, `id="signin"`) {
+		t.Fatalf("sign-in page: %d", p.status)
+	}
+	// Wrong password and unknown user: the same answer.
+	wrong := b.post("/portal/signin", url.Values{"username": {e.owner.UserName}, "password": {"not the password!"}})
+	unknown := b.post("/portal/signin", url.Values{"username": {"nobody@example.test"}, "password": {"not the password!"}})
+	for _, p := range []page{wrong, unknown} {
+		if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "The user name or password is incorrect.") ||
+			p.header.Get("Set-Cookie") != "" {
+			t.Fatalf("bad credentials: %d %v %s", p.status, p.header, p.body)
+		}
+	}
+	// Success: the cookie is __Host-, Secure, HttpOnly, SameSite=Strict;
+	// an off-site next is ignored (no open redirect).
+	p = b.post("/portal/signin", url.Values{"username": {strings.ToUpper(e.owner.UserName)}, "password": {password}, "next": {"https://evil.example/"}})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/" {
+		t.Fatalf("sign in: %d %q %s", p.status, p.header.Get("Location"), p.body)
+	}
+	c := p.header.Get("Set-Cookie")
+	for _, want := range []string{"__Host-gatehouse-session=", "Path=/", "HttpOnly", "Secure", "SameSite=Strict"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("cookie %q lacks %s", c, want)
+		}
+	}
+	token := strings.TrimPrefix(strings.SplitN(c, ";", 2)[0], "__Host-gatehouse-session=")
+	home := b.get("/portal/")
+	if home.status != 200 || !strings.Contains(home.body, "olivia") || !strings.Contains(home.body, ">lang</a>") {
+		t.Fatalf("home: %d %s", home.status, home.body)
+	}
+	// The store keeps only the token's hash.
+	objs, err := e.Store.List(t.Context(), storage.ListOptions{Kind: portal.KindSession})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs.Objects {
+		if strings.Contains(o.Key, token) || strings.Contains(string(o.Data), token) {
+			t.Fatal("the session token is stored as is")
+		}
+	}
+	e.AssertNotLogged(t, token, password)
+}
+
+func testSignOut(t *testing.T, e *env) {
+	b := e.browser(t)
+	b.signIn(e.owner)
+	u, _ := url.Parse(e.URL + "/portal/")
+	saved := b.client.Jar.Cookies(u)
+	if p := b.post("/portal/signout", url.Values{}); p.status != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", p.status)
+	}
+	// The old cookie, replayed, no longer works: the session is gone from
+	// the store, not only from the browser.
+	b.client.Jar.SetCookies(u, saved)
+	if p := b.get("/portal/"); p.status != http.StatusSeeOther {
+		t.Fatalf("after sign-out: %d", p.status)
+	}
+}
+
+func testRevoked(t *testing.T, e *env) {
+	ctx := t.Context()
+	u, err := e.Directory.CreateUser(ctx, directory.UserSpec{UserName: "temp@example.test", DisplayName: "temp", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(t)
+	b.signIn(u)
+	if _, err := e.Directory.RevokeSignInSessions(ctx, u.ObjectID); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.get("/portal/"); p.status != http.StatusSeeOther {
+		t.Fatalf("after revokeSignInSessions: %d", p.status)
+	}
+	b.signIn(u)
+	if _, err := e.Directory.UpdateUser(ctx, u.ObjectID, directory.UserUpdate{Enabled: new(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.get("/portal/"); p.status != http.StatusSeeOther {
+		t.Fatalf("disabled person: %d", p.status)
+	}
+	if p := b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {password}}); p.status != http.StatusUnauthorized {
+		t.Fatalf("disabled person signs in: %d", p.status)
+	}
+}
+
+func testHeaders(t *testing.T, e *env) {
+	b := e.browser(t)
+	b.signIn(e.owner)
+	for _, path := range []string{"/portal/", "/portal/signin", "/portal/no/such/page", e.accountPath()} {
+		p := b.get(path)
+		csp := p.header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("%s: CSP %q", path, csp)
+		}
+		if p.header.Get("X-Content-Type-Options") != "nosniff" || p.header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: headers %v", path, p.header)
+		}
+		if !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: content type %q", path, p.header.Get("Content-Type"))
+		}
+		if strings.Contains(p.body, "<script>") || strings.Contains(p.body, " style=") || strings.Contains(p.body, " onclick=") {
+			t.Errorf("%s: inline script or style, which the CSP would block", path)
+		}
+	}
+	if p := b.get("/portal/no/such/page"); p.status != 404 || !strings.Contains(p.body, "There is no such page.") {
+		t.Errorf("unknown page: %d", p.status)
+	}
+	// Paths that are not valid ARM names, and a resource that does not exist.
+	for path, status := range map[string]int{
+		"/portal/accounts/not-a-guid/default/lang":                                           404,
+		"/portal/accounts/" + e.account.Subscription + "/default/no-such-account":            404,
+		"/portal/accounts/" + e.account.Subscription + "/default/bad%00name":                 404,
+		"/portal/vaults/" + e.account.Subscription + "/default/no-such-vault":                404,
+		"/portal/accounts/" + e.account.Subscription + "/" + strings.Repeat("g", 200) + "/x": 404,
+	} {
+		if p := b.get(path); p.status != status || !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d %s, want %d", path, p.status, p.header.Get("Content-Type"), status)
+		}
+	}
+	// An oversized form is refused before it is read.
+	big := url.Values{"keyName": {strings.Repeat("k", 64<<10)}}
+	if p := b.post(e.accountPath()+"/regenerate", big); p.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized form: %d", p.status)
+	}
+	if p := b.post(e.accountPath()+"/regenerate", url.Values{"keyName": {"Key3"}}); p.status != 400 {
+		t.Errorf("bad key name: %d", p.status)
+	}
+	// Static assets are served with their types.
+	if p := b.get("/portal/static/htmx.min.js"); p.status != 200 || !strings.Contains(p.header.Get("Content-Type"), "javascript") {
+		t.Errorf("htmx: %d %s", p.status, p.header.Get("Content-Type"))
+	}
+	if p := b.get("/portal/static/"); p.status != 404 {
+		t.Errorf("static directory listing: %d", p.status)
+	}
+	// The management API ignores the portal's cookie: it wants a token.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.URL+"/subscriptions?api-version=2022-12-01", nil)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("ARM with only a portal cookie: %d", resp.StatusCode)
+	}
+	if strings.Contains(e.Logs.String(), `"status":500`) {
+		t.Error("a request was answered 500")
+	}
+}
+
+func testCrossOrigin(t *testing.T, e *env) {
+	b := e.browser(t)
+	b.signIn(e.owner)
+	before, err := e.Accounts.ListKeys(t.Context(), e.account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hdr := range []map[string]string{
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Sec-Fetch-Site": "", "Origin": "https://evil.example"},
+	} {
+		hdr["Content-Type"] = "application/x-www-form-urlencoded"
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", e.URL+e.accountPath()+"/regenerate", strings.NewReader("keyName=Key1"))
+		for k, v := range hdr {
+			if v != "" {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("cross-origin %v: %d", hdr, resp.StatusCode)
+		}
+	}
+	if after, _ := e.Accounts.ListKeys(t.Context(), e.account); after != before {
+		t.Fatal("a cross-origin form regenerated a key")
+	}
+}
+
+func testThrottle(t *testing.T, e *env) {
+	b := e.browser(t)
+	var last page
+	for range 12 {
+		last = b.post("/portal/signin", url.Values{"username": {"mallory@example.test"}, "password": {"wrong wrong wrong"}})
+	}
+	if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" {
+		t.Fatalf("after 12 failures: %d", last.status)
+	}
+	// Throttled means throttled: even the right password waits...
+	u, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "mallory@example.test", DisplayName: "m", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {password}}); p.status != http.StatusTooManyRequests {
+		t.Fatalf("right password while throttled: %d", p.status)
+	}
+	// ...but only for that name: others at the same address sign in.
+	b.signIn(e.nobody)
+}
+
+func testRBAC(t *testing.T, e *env) {
+	// Nobody sees no accounts and cannot open one.
+	b := e.browser(t)
+	b.signIn(e.nobody)
+	if p := b.get("/portal/"); !strings.Contains(p.body, `id="no-accounts"`) || strings.Contains(p.body, ">lang</a>") {
+		t.Fatalf("nobody's home lists accounts: %s", p.body)
+	}
+	if p := b.get(e.accountPath()); p.status != http.StatusForbidden {
+		t.Fatalf("nobody opens the account: %d", p.status)
+	}
+	// A reader sees the account but neither keys nor regeneration.
+	r := e.browser(t)
+	r.signIn(e.reader)
+	p := r.get(e.accountPath())
+	if p.status != 200 || strings.Contains(p.body, `id="show-keys"`) || strings.Contains(p.body, `id="regenerate-key1"`) {
+		t.Fatalf("reader's account page: %d %s", p.status, p.body)
+	}
+	before, _ := e.Accounts.ListKeys(t.Context(), e.account)
+	if p := r.post(e.accountPath()+"/keys", url.Values{}); p.status != http.StatusForbidden || strings.Contains(p.body, before.Key1) {
+		t.Fatalf("reader shows keys: %d", p.status)
+	}
+	if p := r.post(e.accountPath()+"/regenerate", url.Values{"keyName": {"Key1"}}); p.status != http.StatusForbidden {
+		t.Fatalf("reader regenerates: %d", p.status)
+	}
+	if after, _ := e.Accounts.ListKeys(t.Context(), e.account); after != before {
+		t.Fatal("a reader regenerated a key")
+	}
+	// Both refusals are in the audit log as denied, under the reader.
+	if n := countAudit(t, e, e.reader.ObjectID, audit.Denied); n < 2 {
+		t.Fatalf("denied portal actions audited: %d", n)
+	}
+}
+
+func countAudit(t *testing.T, e *env, oid string, result audit.Result) int {
+	recs, err := e.Audit.List(context.WithoutCancel(t.Context()), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range recs {
+		if r.Entry.Principal.ObjectID == oid && r.Entry.Result == result && r.Entry.Surface == "portal" {
+			n++
+		}
+	}
+	return n
+}
+
+var keyValue = regexp.MustCompile(`id="value-(key[12])">([0-9a-f]{64})<`)
+
+func shownKeys(t *testing.T, body string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, m := range keyValue.FindAllStringSubmatch(body, -1) {
+		out[m[1]] = m[2]
+	}
+	return out
+}
+
+func testKeys(t *testing.T, e *env) {
+	b := e.browser(t)
+	b.signIn(e.owner)
+	p := b.get(e.accountPath())
+	if p.status != 200 || !strings.Contains(p.body, `id="show-keys"`) || len(shownKeys(t, p.body)) != 0 {
+		t.Fatalf("account page: %d (keys must stay hidden until asked)", p.status)
+	}
+	want, _ := e.Accounts.ListKeys(t.Context(), e.account)
+	// Without JavaScript: the form post answers with the whole page.
+	p = b.post(e.accountPath()+"/keys", url.Values{})
+	if got := shownKeys(t, p.body); p.status != 200 || got["key1"] != want.Key1 || got["key2"] != want.Key2 {
+		t.Fatalf("show keys: %d %v", p.status, got)
+	}
+	if !strings.Contains(p.header.Get("Cache-Control"), "no-store") {
+		t.Error("keys are cacheable")
+	}
+	// With htmx: the keys panel alone.
+	p = b.do("POST", e.accountPath()+"/regenerate", url.Values{"keyName": {"key2"}}, map[string]string{"HX-Request": "true"})
+	after, _ := e.Accounts.ListKeys(t.Context(), e.account)
+	got := shownKeys(t, p.body)
+	if p.status != 200 || strings.Contains(p.body, "<html") || after.Key1 != want.Key1 || after.Key2 == want.Key2 ||
+		got["key2"] != after.Key2 || !strings.Contains(p.body, "Key2 was regenerated") {
+		t.Fatalf("regenerate key2: %d %v", p.status, got)
+	}
+	// The old key2 fails on the data plane at once; key1 still works.
+	for key, status := range map[string]int{want.Key2: 401, want.Key1: 200} {
+		req, _ := newLanguageRequest(t, e, key)
+		resp, err := e.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Fatalf("data plane after regeneration: %d, want %d", resp.StatusCode, status)
+		}
+	}
+	// Usage evidence for key1 appears once the gateway flushes.
+	if err := e.Gateway.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p = b.get(e.accountPath())
+	if !strings.Contains(p.body, `class="in-use"`) || !strings.Contains(p.body, "127.0.0.1") {
+		t.Fatalf("key usage not shown: %s", p.body)
+	}
+	if n := countAudit(t, e, e.owner.ObjectID, audit.Succeeded); n < 2 {
+		t.Fatalf("listKeys and regenerateKey from the portal audited: %d", n)
+	}
+	e.AssertNotLogged(t, want.Key1, want.Key2, after.Key2)
+}
+
+// newLanguageRequest is a language detection request to the account with key.
+func newLanguageRequest(t *testing.T, e *env, key string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(t.Context(), "POST", e.URL+"/ai/lang/language/:analyze-text?api-version=2023-04-01",
+		strings.NewReader(`{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"Hello world"}]}}`))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Ocp-Apim-Subscription-Key", key)
+	req.Header.Set("Content-Type", "application/json")
+	return req, nil
+}

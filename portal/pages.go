@@ -1,0 +1,488 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/vault"
+)
+
+// The ARM actions the portal's pages need, the same as the management
+// API's: a person sees and does in the portal exactly what their roles let
+// them do through ARM.
+const (
+	actAccountRead    = "Microsoft.CognitiveServices/accounts/read"
+	actListKeys       = "Microsoft.CognitiveServices/accounts/listKeys/action"
+	actRegenerateKey  = "Microsoft.CognitiveServices/accounts/regenerateKey/action"
+	actListKeyUsage   = "Microsoft.CognitiveServices/accounts/listKeyUsage/action"
+	actDeploymentRead = "Microsoft.CognitiveServices/accounts/deployments/read"
+	actAssignmentRead = "Microsoft.Authorization/roleAssignments/read"
+	actVaultRead      = "Microsoft.KeyVault/vaults/read"
+	dataSecretsList   = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
+)
+
+func (q *req) can(p *Portal, action string, scope *gatehouse.ResourceID) bool {
+	return p.opts.Authz.Decide(q.user.ObjectID, authz.Action(action), scope).Allowed
+}
+
+func (q *req) canData(p *Portal, action string, scope *gatehouse.ResourceID) bool {
+	return p.opts.Authz.Decide(q.user.ObjectID, authz.DataAction(action), scope).Allowed
+}
+
+// --- sign in and out
+
+type signInView struct {
+	Next, UserName, Error string
+}
+
+func (p *Portal) signInPage(q *req) error {
+	if u, _, err := p.session(q.r); err == nil && u != nil {
+		http.Redirect(q.w, q.r, safeNext(q.r.URL.Query().Get("next")), http.StatusSeeOther)
+		return nil
+	}
+	return p.render(q, http.StatusOK, "signin", "Sign in", signInView{Next: safeNext(q.r.URL.Query().Get("next"))})
+}
+
+// maxFormBytes bounds a form body: the portal's forms are a few fields.
+const maxFormBytes = 16 << 10
+
+func (q *req) form() error {
+	q.r.Body = http.MaxBytesReader(q.w, q.r.Body, maxFormBytes)
+	if err := q.r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return gatehouse.Errorf(http.StatusRequestEntityTooLarge, gatehouse.CodeRequestTooLarge, "The form is too large.")
+		}
+		return gatehouse.BadRequestf(gatehouse.CodeBadRequest, "The form could not be read.").WithCause(err)
+	}
+	return nil
+}
+
+func (p *Portal) signIn(q *req) error {
+	if err := q.form(); err != nil {
+		return err
+	}
+	v := signInView{Next: safeNext(q.r.PostForm.Get("next")), UserName: q.r.PostForm.Get("username")}
+	if len(v.UserName) > 200 {
+		v.UserName = v.UserName[:200]
+	}
+	if p.throttle.blocked(q.r, v.UserName) {
+		v.Error = "Too many failed sign-ins from this address. Wait a minute and try again."
+		q.w.Header().Set("Retry-After", "60")
+		return p.render(q, http.StatusTooManyRequests, "signin", "Sign in", v)
+	}
+	pr, err := p.opts.Directory.CheckPassword(q.ctx(), p.opts.Directory.DefaultTenant(), v.UserName, q.r.PostForm.Get("password"))
+	switch {
+	case errors.Is(err, directory.ErrInvalidPassword), errors.Is(err, directory.ErrDisabled):
+		p.throttle.failed(q.r, v.UserName)
+		// One message for both: which accounts exist or are disabled is
+		// not for a stranger to learn.
+		v.Error = "The user name or password is incorrect."
+		p.audit(q.ctx(), q.r, gatehouse.Principal{}, "Gatehouse/portal/signIn/action", "/", audit.Denied, http.StatusUnauthorized, "InvalidCredentials", nil)
+		return p.render(q, http.StatusUnauthorized, "signin", "Sign in", v)
+	case err != nil:
+		return gatehouse.Errorf(http.StatusServiceUnavailable, gatehouse.CodeUnavailable, "Sign-in is busy; try again.").WithCause(err)
+	}
+	if err := p.newSession(q.w, q.r, pr); err != nil {
+		return err
+	}
+	p.audit(q.ctx(), q.r, pr, "Gatehouse/portal/signIn/action", "/", audit.Succeeded, http.StatusOK, "", nil)
+	http.Redirect(q.w, q.r, v.Next, http.StatusSeeOther)
+	return nil
+}
+
+func (p *Portal) signOut(q *req) error {
+	if err := p.endSession(q.w, q.r); err != nil {
+		return err
+	}
+	http.Redirect(q.w, q.r, "/portal/signin", http.StatusSeeOther)
+	return nil
+}
+
+// --- home
+
+type resourceRow struct {
+	Name, Group, Subscription, Kind, Location, Endpoint, Link string
+	LocalAuth                                                 bool
+}
+
+type homeView struct {
+	Accounts, Vaults []resourceRow
+}
+
+func (p *Portal) home(q *req) error {
+	subs, err := p.opts.Resources.Subscriptions(q.ctx())
+	if err != nil {
+		return err
+	}
+	var v homeView
+	for _, s := range subs {
+		scope := &gatehouse.ResourceID{Subscription: s.ID}
+		accts, err := p.opts.Accounts.List(q.ctx(), scope)
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			id, ok := accounts.ParseID(a.ID)
+			if !ok || !q.can(p, actAccountRead, id) {
+				continue
+			}
+			v.Accounts = append(v.Accounts, resourceRow{Name: a.Name, Group: a.ResourceGroup, Subscription: a.Subscription,
+				Kind: a.Kind, Location: a.Location, Endpoint: a.Endpoint, LocalAuth: !a.DisableLocalAuth,
+				Link: resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name)})
+		}
+		if p.opts.Vaults == nil {
+			continue
+		}
+		vaults, err := p.opts.Vaults.ListVaults(q.ctx(), scope)
+		if err != nil {
+			return err
+		}
+		for _, vt := range vaults {
+			if !q.can(p, actVaultRead, vt.Scope()) {
+				continue
+			}
+			v.Vaults = append(v.Vaults, resourceRow{Name: vt.Name, Group: vt.ResourceGroup, Subscription: vt.Subscription,
+				Location: vt.Location, Endpoint: vt.URI, Link: resourceLink("vaults", vt.Subscription, vt.ResourceGroup, vt.Name)})
+		}
+	}
+	return p.render(q, http.StatusOK, "home", "Resources", v)
+}
+
+func resourceLink(kind, sub, group, name string) string {
+	return "/portal/" + kind + "/" + sub + "/" + group + "/" + name
+}
+
+// --- an AI account
+
+// resourceID builds the id of the page's resource from the path, with the
+// ARM id parser's validation.
+func (q *req) resourceID(ns, typ string) (*gatehouse.ResourceID, error) {
+	s := "/subscriptions/" + q.r.PathValue("sub") + "/resourceGroups/" + q.r.PathValue("rg") +
+		"/providers/" + ns + "/" + typ + "/" + q.r.PathValue("name")
+	id, err := gatehouse.ParseResourceID(s)
+	if err != nil || !gatehouse.IsGUID(q.r.PathValue("sub")) || id.Name() != q.r.PathValue("name") {
+		return nil, gatehouse.NotFoundf(gatehouse.CodeNotFound, "There is no such resource.")
+	}
+	return id, nil
+}
+
+type slotView struct {
+	KeyName, Label   string // "Key1", "key 1"
+	Value            string // "" unless shown
+	Generation       int64
+	RegeneratedAt    time.Time
+	Usage            *accounts.KeyUsage
+	InUse            bool // used in the last 24 hours
+	ConfirmMessage   string
+	OtherSlotUnused  bool
+	RecentClientNote string
+}
+
+type keysView struct {
+	Base                   string // the account's portal path
+	Shown                  bool
+	CanList, CanRegenerate bool
+	CanSeeUsage            bool
+	LocalAuthDisabled      bool
+	Slots                  [2]slotView
+	Flash                  string
+}
+
+type assignmentRow struct {
+	Role, Principal, PrincipalType, Scope string
+	Inherited                             bool
+}
+
+type deploymentRow struct {
+	Name, Model, Upstream, Credential string
+}
+
+type accountView struct {
+	Account     *accounts.Account
+	Keys        keysView
+	Principals  []accounts.PrincipalUsage
+	Deployments []deploymentRow
+	Assignments []assignmentRow
+	CanSeeRoles bool
+}
+
+func (p *Portal) loadAccount(q *req) (*gatehouse.ResourceID, *accounts.Account, error) {
+	id, err := q.resourceID("Microsoft.CognitiveServices", "accounts")
+	if err != nil {
+		return nil, nil, err
+	}
+	if !q.can(p, actAccountRead, id) {
+		// Like ARM: the same answer whether it exists or not.
+		return nil, nil, denied(q.user, actAccountRead, id)
+	}
+	a, err := p.opts.Accounts.Get(q.ctx(), id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, a, nil
+}
+
+func denied(u *directory.User, action string, scope *gatehouse.ResourceID) error {
+	return gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
+		"%s does not have authorization to perform action '%s' over scope '%s'.", u.UserName, action, scope.String())
+}
+
+// keysPanel builds the keys panel: both slots with their usage evidence, and
+// the key values when keys is non-nil.
+func (p *Portal) keysPanel(q *req, id *gatehouse.ResourceID, a *accounts.Account, keys *accounts.Keys) (keysView, []accounts.PrincipalUsage, error) {
+	kv := keysView{
+		Base:    resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name),
+		CanList: q.can(p, actListKeys, id), CanRegenerate: q.can(p, actRegenerateKey, id),
+		CanSeeUsage: q.can(p, actListKeyUsage, id), LocalAuthDisabled: a.DisableLocalAuth,
+	}
+	var ev *accounts.Evidence
+	if kv.CanSeeUsage {
+		var err error
+		if ev, err = p.opts.Accounts.KeyUsage(q.ctx(), id); err != nil {
+			return kv, nil, err
+		}
+	}
+	now := p.opts.Now()
+	for i := range kv.Slots {
+		s := &kv.Slots[i]
+		s.KeyName, s.Label = accounts.SlotName(i), "Key "+strconv.Itoa(i+1)
+		s.Generation, s.RegeneratedAt = a.Keys[i].Generation, a.Keys[i].RegeneratedAt
+		if keys != nil {
+			s.Value = []string{keys.Key1, keys.Key2}[i]
+			kv.Shown = true
+		}
+		s.ConfirmMessage = "Regenerate " + s.Label + "? Every application still using it stops working at once."
+		if ev != nil {
+			u := ev.Keys[i]
+			s.Usage = &u
+			s.InUse = !u.LastUsed.IsZero() && now.Sub(u.LastUsed) < 24*time.Hour
+			if s.InUse {
+				s.ConfirmMessage = "Regenerate " + s.Label + "? It was used " + ago(now, u.LastUsed) + " (" +
+					strconv.FormatInt(u.RequestsLastHour, 10) + " requests in the last hour, from " +
+					strconv.Itoa(len(u.ClientAddresses)) + " address(es)). Those applications stop working at once: move them to the other key first."
+			}
+		}
+	}
+	var principals []accounts.PrincipalUsage
+	if ev != nil {
+		principals = ev.Principals
+	}
+	return kv, principals, nil
+}
+
+func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Account, keys *accounts.Keys, flash string) (*accountView, error) {
+	kv, principals, err := p.keysPanel(q, id, a, keys)
+	if err != nil {
+		return nil, err
+	}
+	kv.Flash = flash
+	v := &accountView{Account: a, Keys: kv, Principals: principals}
+	if p.opts.Deployments != nil && q.can(p, actDeploymentRead, id) {
+		ds, err := p.opts.Deployments.ListDeployments(q.ctx(), a)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			cred := "none"
+			switch {
+			case d.Upstream.KeyVaultSecret != "":
+				cred = "Key Vault: " + d.Upstream.KeyVaultSecret
+			case d.Upstream.HasKey:
+				cred = "stored key (sealed)"
+			}
+			model := d.Model.Name
+			if d.Upstream.Model != "" && d.Upstream.Model != model {
+				model += " → " + d.Upstream.Model
+			}
+			v.Deployments = append(v.Deployments, deploymentRow{Name: d.Name, Model: model, Upstream: d.Upstream.Endpoint, Credential: cred})
+		}
+	}
+	if v.CanSeeRoles = q.can(p, actAssignmentRead, id); v.CanSeeRoles {
+		v.Assignments = p.assignments(q.ctx(), id)
+	}
+	return v, nil
+}
+
+// assignments lists the role assignments that apply at id: at it, above it
+// (inherited) and beneath it.
+func (p *Portal) assignments(ctx context.Context, id *gatehouse.ResourceID) []assignmentRow {
+	var rows []assignmentRow
+	for _, as := range p.opts.Authz.Assignments(authz.AssignmentFilter{Scope: id}) {
+		row := assignmentRow{Role: as.RoleDefinitionID, Principal: as.PrincipalID, PrincipalType: as.PrincipalType, Scope: as.Scope,
+			Inherited: !strings.EqualFold(as.Scope, id.String()) && id.Within(as.ScopeID())}
+		if r, ok := p.opts.Authz.Role(as.RoleDefinitionID); ok {
+			row.Role = r.RoleName
+		}
+		if pr, err := p.opts.Directory.Principal(ctx, as.PrincipalID); err == nil && pr.Name != "" {
+			row.Principal = pr.Name + " (" + as.PrincipalID + ")"
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func (p *Portal) accountPage(q *req) error {
+	id, a, err := p.loadAccount(q)
+	if err != nil {
+		return err
+	}
+	v, err := p.accountView(q, id, a, nil, "")
+	if err != nil {
+		return err
+	}
+	return p.render(q, http.StatusOK, "account", a.Name, v)
+}
+
+// showKeys reveals both keys (POST: the values never sit in a URL, a
+// history entry or a cache). Audited like ARM's listKeys.
+func (p *Portal) showKeys(q *req) error {
+	id, a, err := p.loadAccount(q)
+	if err != nil {
+		return err
+	}
+	if !q.can(p, actListKeys, id) {
+		p.auditUser(q, actListKeys, id, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, nil)
+		return denied(q.user, actListKeys, id)
+	}
+	keys, err := p.opts.Accounts.ListKeys(q.ctx(), id)
+	if err != nil {
+		return err
+	}
+	p.auditUser(q, actListKeys, id, audit.Succeeded, http.StatusOK, "", nil)
+	return p.renderAccount(q, id, a, &keys, "")
+}
+
+// regenerate replaces one key and shows both. Audited like ARM's
+// regenerateKey.
+func (p *Portal) regenerate(q *req) error {
+	if err := q.form(); err != nil {
+		return err
+	}
+	id, a, err := p.loadAccount(q)
+	if err != nil {
+		return err
+	}
+	slot, ok := accounts.ParseKeyName(q.r.PostForm.Get("keyName"))
+	if !ok {
+		return gatehouse.BadRequestf("InvalidKeyName", "The key name must be Key1 or Key2.")
+	}
+	name := []string{"Key1", "Key2"}[slot]
+	if !q.can(p, actRegenerateKey, id) {
+		p.auditUser(q, actRegenerateKey, id, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, map[string]string{"keyName": name})
+		return denied(q.user, actRegenerateKey, id)
+	}
+	keys, a2, err := p.opts.Accounts.RegenerateKey(q.ctx(), id, slot, accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
+	if err != nil {
+		p.auditUser(q, actRegenerateKey, id, audit.Failed, gatehouse.ErrorStatus(err), "", map[string]string{"keyName": name})
+		return err
+	}
+	p.auditUser(q, actRegenerateKey, id, audit.Succeeded, http.StatusOK, "",
+		map[string]string{"keyName": name, "generation": strconv.FormatInt(a2.Keys[slot].Generation, 10)})
+	_ = a
+	var show *accounts.Keys
+	if q.can(p, actListKeys, id) {
+		show = &keys
+	}
+	return p.renderAccount(q, id, a2, show, name+" was regenerated. Applications using the old "+name+" now fail.")
+}
+
+// renderAccount answers an account action: the keys panel for htmx, the
+// whole page otherwise (the forms work without JavaScript).
+func (p *Portal) renderAccount(q *req, id *gatehouse.ResourceID, a *accounts.Account, keys *accounts.Keys, flash string) error {
+	if q.htmx() {
+		kv, _, err := p.keysPanel(q, id, a, keys)
+		if err != nil {
+			return err
+		}
+		kv.Flash = flash
+		return p.renderFragment(q, "account", "keys", kv)
+	}
+	v, err := p.accountView(q, id, a, keys, flash)
+	if err != nil {
+		return err
+	}
+	return p.render(q, http.StatusOK, "account", a.Name, v)
+}
+
+// --- a vault
+
+type secretRow struct {
+	Name, ContentType string
+	Enabled           bool
+	Updated, Expires  time.Time
+}
+
+type vaultView struct {
+	Vault       *vault.Vault
+	CanList     bool
+	Secrets     []secretRow
+	More        bool
+	Assignments []assignmentRow
+	CanSeeRoles bool
+}
+
+func (p *Portal) vaultPage(q *req) error {
+	if p.opts.Vaults == nil {
+		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "There is no such page.")
+	}
+	id, err := q.resourceID("Microsoft.KeyVault", "vaults")
+	if err != nil {
+		return err
+	}
+	if !q.can(p, actVaultRead, id) {
+		return denied(q.user, actVaultRead, id)
+	}
+	vt, err := p.opts.Vaults.GetVault(q.ctx(), id)
+	if err != nil {
+		return err
+	}
+	v := vaultView{Vault: vt, CanList: q.canData(p, dataSecretsList, vt.Scope())}
+	if v.CanList {
+		const pageSize = 200
+		list, next, err := p.opts.Vaults.ListSecrets(q.ctx(), vt, "", pageSize)
+		if err != nil {
+			return err
+		}
+		v.More = next != ""
+		for _, s := range list {
+			v.Secrets = append(v.Secrets, secretRow{Name: s.Name, ContentType: s.ContentType, Enabled: s.Enabled, Updated: s.Updated, Expires: s.Expires})
+		}
+		slices.SortFunc(v.Secrets, func(a, b secretRow) int { return strings.Compare(a.Name, b.Name) })
+	}
+	if v.CanSeeRoles = q.can(p, actAssignmentRead, id); v.CanSeeRoles {
+		v.Assignments = p.assignments(q.ctx(), id)
+	}
+	return p.render(q, http.StatusOK, "vault", vt.Name, v)
+}
+
+// --- audit
+
+func (p *Portal) auditUser(q *req, action string, scope *gatehouse.ResourceID, result audit.Result, status int, code string, details map[string]string) {
+	pr := gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: q.user.ObjectID, TenantID: q.user.TenantID}
+	p.audit(q.ctx(), q.r, pr, action, scope.String(), result, status, code, details)
+}
+
+// audit appends an entry. Failures are logged: what was done is done.
+func (p *Portal) audit(ctx context.Context, r *http.Request, pr gatehouse.Principal, action, scope string, result audit.Result, status int, code string, details map[string]string) {
+	e := audit.Entry{
+		RequestID: server.RequestID(ctx),
+		Principal: audit.Principal{ObjectID: pr.ObjectID, Type: string(pr.Type), TenantID: pr.TenantID},
+		Action:    action, Scope: scope, Result: result, Status: status, Code: code,
+		Details: details, Surface: string(server.SurfacePortal),
+	}
+	if _, err := p.opts.Audit.Append(context.WithoutCancel(ctx), e); err != nil {
+		p.opts.Logger.Error("portal: audit append failed", "request_id", e.RequestID, "action", action, "err", err)
+	}
+}
