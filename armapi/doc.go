@@ -51,6 +51,8 @@
 //	                                                        tagName|tagValue eq '…' [and …], $top (generic.go)
 //	GET    /subscriptions/{sub}/providers/Microsoft.CognitiveServices/skus   F0 and S0 of every kind
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/managedHSMs, {sub}/…/deletedManagedHSMs   always empty
+//	GET    {sub}/providers/Microsoft.CognitiveServices/deletedAccounts                                 always empty
+//	GET|DELETE {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}   404
 //	GET    {scope}/providers/Microsoft.Authorization/roleAssignments   $filter atScope(), principalId eq, assignedTo()
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}
 //	GET    {scope}/providers/Microsoft.Authorization/roleDefinitions   $filter roleName eq, type eq

@@ -23,13 +23,33 @@ import (
 //	                                                az keyvault list, list-deleted: Gatehouse has no managed HSMs, so
 //	                                                these lists are empty (a 404 made list-deleted fail and, worse,
 //	                                                made `az keyvault list` print [] for a subscription with vaults)
+//	GET {sub}/providers/Microsoft.CognitiveServices/deletedAccounts, GET|DELETE
+//	    {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}
+//	                                                az cognitiveservices account list-deleted/show-deleted/purge,
+//	                                                azure-mgmt-cognitiveservices deleted_accounts: Gatehouse deletes
+//	                                                accounts at once (their keys die with them), so there are none
 var genericRoutes = []route{
 	{method: "GET", pattern: sub + "/resources", family: famResources, handle: listResources},
 	{method: "GET", pattern: group + "/resources", family: famResources, handle: listResources},
 	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/skus", family: famCognitive, handle: listSKUs},
-	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listNoHSMs},
-	{method: "GET", pattern: group + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listNoHSMs},
-	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/deletedManagedHSMs", family: famKeyVault, handle: listNoHSMs},
+	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listEmpty},
+	{method: "GET", pattern: group + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listEmpty},
+	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/deletedManagedHSMs", family: famKeyVault, handle: listEmpty},
+	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/deletedAccounts", family: famCognitive, handle: listEmpty},
+	{method: "GET", pattern: sub + deletedAccount, family: famCognitive, handle: noDeletedAccount},
+	{method: "DELETE", pattern: sub + deletedAccount, family: famCognitive, handle: noDeletedAccount},
+}
+
+const deletedAccount = "/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}"
+
+// noDeletedAccount answers for a soft-deleted account: there is none.
+func noDeletedAccount(c *call) error {
+	if _, err := c.subscription(); err != nil {
+		return err
+	}
+	return gatehouse.NotFoundf(gatehouse.CodeResourceNotFound,
+		"The Resource 'Microsoft.CognitiveServices/deletedAccounts/%s' under resource group '%s' was not found: Gatehouse deletes accounts at once, it keeps no deleted accounts.",
+		clip(c.param("name")), clip(c.param("rg")))
 }
 
 // genericResourceJSON is ARM's GenericResourceExpanded as the list returns
@@ -294,8 +314,9 @@ func listSKUs(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
-// listNoHSMs answers the managed-HSM lists: Gatehouse has none.
-func listNoHSMs(c *call) error {
+// listEmpty answers the lists of what Gatehouse never has: managed HSMs,
+// soft-deleted accounts.
+func listEmpty(c *call) error {
 	if _, err := c.listScope(); err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ const (
 	MaxTextElements        = 5120
 	MaxDetectionDocuments  = 1000
 	MaxSentimentDocuments  = 10
-	MinAPIVersion          = "2023-04-01"
+	MinAPIVersion          = "2022-05-01"
 	dataLimitsURL          = "https://aka.ms/text-analytics-data-limits"
 	languageSupportURL     = "https://aka.ms/talangs"
 	errInvalidRequest      = "InvalidRequest"
@@ -324,8 +324,10 @@ func (b *batch) requestStats() *requestStats {
 		ErroneousDocumentsCount: b.docs - b.valid, TransactionsCount: b.valid}
 }
 
-// checkAPIVersion accepts 2023-04-01 and every later dated version, with or
-// without a -preview suffix.
+// checkAPIVersion accepts 2022-05-01 (the first GA version of analyze-text;
+// azure-ai-textanalytics 5.2 sends it, 5.3 betas send 2022-10-01-preview)
+// and every later dated version, with or without a -preview suffix. For
+// language detection and sentiment the shapes have not changed since.
 func checkAPIVersion(v string) *requestError {
 	if v == "" {
 		return badRequest(innerParameterValue, "The api-version query parameter is required (%s or later).", MinAPIVersion)

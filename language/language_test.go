@@ -221,7 +221,7 @@ func TestAnalyzeTextErrors(t *testing.T) {
 		code, inner       string
 	}{
 		{"missing-api-version", "x=1", docs(KindLanguageDetection, "hi"), 400, "InvalidRequest", "InvalidParameterValue"},
-		{"old-api-version", "api-version=2022-05-01", docs(KindLanguageDetection, "hi"), 400, "InvalidRequest", "InvalidParameterValue"},
+		{"old-api-version", "api-version=2022-03-01-preview", docs(KindLanguageDetection, "hi"), 400, "InvalidRequest", "InvalidParameterValue"},
 		{"garbage-api-version", "api-version=latest", docs(KindLanguageDetection, "hi"), 400, "InvalidRequest", "InvalidParameterValue"},
 		{"malformed-json", "", `{"kind":`, 400, "InvalidRequest", "InvalidRequestBodyFormat"},
 		{"trailing-garbage", "", docs(KindLanguageDetection, "hi") + "}", 400, "InvalidRequest", "InvalidRequestBodyFormat"},
@@ -354,5 +354,22 @@ func BenchmarkSentiment(b *testing.B) {
 		r := httptest.NewRequest(http.MethodPost, "/language/:analyze-text?api-version=2023-04-01", strings.NewReader(body))
 		w := httptest.NewRecorder()
 		svc.AnalyzeText(w, r)
+	}
+}
+
+// TestAPIVersions: every analyze-text version the SDKs send by default
+// (textanalytics 5.2: 2022-05-01; 5.3 betas: 2022-10-01-preview; 5.3 and
+// @azure/ai-language-text: 2023-04-01) is served.
+func TestAPIVersions(t *testing.T) {
+	for _, v := range []string{"2022-05-01", "2022-10-01-preview", "2023-04-01", "2023-04-15-preview", "2024-11-01"} {
+		status, m := post(t, "api-version="+v, docs(KindLanguageDetection, "Hello world, this is English."))
+		if status != 200 || path(m, "results", "documents", 0, "detectedLanguage", "iso6391Name") != "en" {
+			t.Errorf("%s: %d %v", v, status, m)
+		}
+	}
+	for _, v := range []string{"2022-04-30", "2021-01-01-preview", "v3.1", "latest"} {
+		if status, _ := post(t, "api-version="+v, docs(KindLanguageDetection, "hi")); status != 400 {
+			t.Errorf("%s: %d", v, status)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 // Package compattest drives a real node with the official JavaScript
 // clients — @azure/identity, @azure/keyvault-secrets,
 // @azure/ai-language-text and openai's AzureOpenAI, pinned in compat/js —
-// run by the machine's node, exactly as an application runs them: every
+// run by the machine's node, and (python_test.go) with the Azure SDK for
+// Python from Debian's python3-azure running compat/python, exactly as an
+// application runs them: every
 // client is configured only through environment variables
 // (AZURE_AUTHORITY_HOST, AZURE_TENANT_ID, AZURE_CLIENT_ID/SECRET,
 // AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE,
@@ -333,23 +335,30 @@ func (e *env) node(t *testing.T, vars map[string]string, script string, args ...
 // runs node (e.g. `gatehouse run --identity …`, see gatehouseRun).
 func (e *env) runScript(t *testing.T, prefix func(argv []string) (stdout, stderr string, err error), env []string, script string, args ...string) steps {
 	t.Helper()
-	argv := append([]string{e.js.node, "--require", "./resolve-localhost.cjs", script}, args...)
+	return e.exec(t, prefix, e.js.dir, env, append([]string{e.js.node, "--require", "./resolve-localhost.cjs", script}, args...))
+}
+
+// exec runs argv in dir with env (under prefix, if set) and returns the
+// steps the script printed.
+func (e *env) exec(t *testing.T, prefix func(argv []string) (stdout, stderr string, err error), dir string, env, argv []string) steps {
+	t.Helper()
 	var stdout, stderr string
 	var err error
 	if prefix == nil {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Dir, cmd.Env = e.js.dir, env
+		cmd.Dir, cmd.Env = dir, env
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err = cmd.Run()
 		stdout, stderr = out.String(), errb.String()
 	} else {
-		stdout, stderr, err = prefix(append([]string{"env", "-C", e.js.dir}, append(env, argv...)...))
+		stdout, stderr, err = prefix(append([]string{"env", "-C", dir}, append(env, argv...)...))
 	}
+	script := strings.Join(argv[1:], " ")
 	if err != nil {
-		t.Fatalf("node %s %s: %v\nstderr: %s\nstdout: %.2000s", script, strings.Join(args, " "), err, e.redact(stderr), e.redact(stdout))
+		t.Fatalf("%s: %v\nstderr: %s\nstdout: %.2000s", script, err, e.redact(stderr), e.redact(stdout))
 	}
 	for _, line := range strings.Split(stdout, "\n") {
 		if !strings.HasPrefix(line, `{"steps":`) {
@@ -359,11 +368,11 @@ func (e *env) runScript(t *testing.T, prefix func(argv []string) (stdout, stderr
 			Steps steps `json:"steps"`
 		}
 		if err := json.Unmarshal([]byte(line), &out); err != nil {
-			t.Fatalf("node %s: %v: %.500s", script, err, line)
+			t.Fatalf("%s: %v: %.500s", script, err, line)
 		}
 		return out.Steps
 	}
-	t.Fatalf("node %s %s printed no result\nstderr: %s\nstdout: %.2000s", script, strings.Join(args, " "), e.redact(stderr), e.redact(stdout))
+	t.Fatalf("%s printed no result\nstderr: %s\nstdout: %.2000s", script, e.redact(stderr), e.redact(stdout))
 	return nil
 }
 

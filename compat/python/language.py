@@ -1,0 +1,49 @@
+"""azure-ai-textanalytics TextAnalyticsClient against an account endpoint:
+python3 language.py key | aad (LANGUAGE_ENDPOINT, LANGUAGE_KEY for key; the
+environment's credential for aad)."""
+
+import sys
+
+from azure.ai.textanalytics import TextAnalyticsClient
+from azure.core.credentials import AzureKeyCredential
+from azure.identity import DefaultAzureCredential
+
+from harness import expect_error, need, run
+
+mode = sys.argv[1]
+endpoint = need("LANGUAGE_ENDPOINT")
+credential = AzureKeyCredential(need("LANGUAGE_KEY")) if mode == "key" else DefaultAzureCredential()
+client = TextAnalyticsClient(endpoint, credential)
+
+
+def detect(_):
+    out = []
+    for d in client.detect_language(["Hello world, this is a sentence in English.", "Bonjour tout le monde, comment allez-vous?", ""]):
+        if d.is_error:
+            out.append({"id": d.id, "error": d.error.code})
+        else:
+            out.append({"id": d.id, "language": d.primary_language.iso6391_name, "name": d.primary_language.name,
+                        "score": d.primary_language.confidence_score})
+    return out
+
+
+def sentiment(_):
+    out = []
+    docs = ["The food was wonderful and the staff were lovely. The parking was terrible."]
+    for d in client.analyze_sentiment(docs, show_opinion_mining=True, show_stats=True):
+        out.append({
+            "id": d.id, "sentiment": d.sentiment,
+            "scores": [d.confidence_scores.positive, d.confidence_scores.neutral, d.confidence_scores.negative],
+            "sentences": [{"text": s.text, "sentiment": s.sentiment, "offset": s.offset, "length": s.length} for s in d.sentences],
+            "characters": d.statistics.character_count,
+        })
+    return out
+
+
+steps = [("detect", detect), ("sentiment", sentiment)]
+if mode == "key":
+    steps.append(("wrong-key", lambda _: expect_error(
+        lambda: list(TextAnalyticsClient(endpoint, AzureKeyCredential("0" * 64)).detect_language(["hello"])))))
+    steps.append(("too-many-documents", lambda _: expect_error(
+        lambda: list(client.analyze_sentiment(["good"] * 11)))))
+run(steps)

@@ -1,0 +1,70 @@
+"""azure-mgmt-cognitiveservices, azure-mgmt-authorization and azure-mgmt-msi
+against the management API: python3 management.py (AZURE_SUBSCRIPTION_ID,
+ARM_ENDPOINT, RESOURCE_GROUP and the environment's credential)."""
+
+import uuid
+
+from azure.identity import DefaultAzureCredential
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+from azure.mgmt.cognitiveservices.models import Account, Sku
+from azure.mgmt.msi import ManagedServiceIdentityClient
+
+from harness import expect_error, need, run
+
+sub, group = need("AZURE_SUBSCRIPTION_ID"), need("RESOURCE_GROUP")
+kw = {"base_url": need("ARM_ENDPOINT"), "credential_scopes": ["https://management.azure.com/.default"]}
+cred = DefaultAzureCredential()
+cs = CognitiveServicesManagementClient(cred, sub, **kw)
+auth = AuthorizationManagementClient(cred, sub, **kw)
+msi = ManagedServiceIdentityClient(cred, sub, **kw)
+NAME = "py-language"
+state = {}
+
+
+def create(_):
+    a = cs.accounts.begin_create(group, NAME, Account(kind="TextAnalytics", location="westus", sku=Sku(name="S0"), tags={"from": "python"})).result()
+    return {"id": a.id, "endpoint": a.properties.endpoint, "state": a.properties.provisioning_state, "tags": a.tags}
+
+
+def keys(_):
+    k = cs.accounts.list_keys(group, NAME)
+    state["keys"] = k
+    return {"key1": k.key1, "key2": k.key2}
+
+
+def regenerate(_):
+    k = cs.accounts.regenerate_key(group, NAME, "Key2")
+    return {"key1Kept": k.key1 == state["keys"].key1, "key2Changed": k.key2 != state["keys"].key2}
+
+
+def identity(_):
+    mi = msi.user_assigned_identities.create_or_update(group, "py-identity", {"location": "westus"})
+    state["mi"] = mi
+    return {"clientId": mi.client_id, "principalId": mi.principal_id}
+
+
+def assign(r):
+    role = next(iter(auth.role_definitions.list("/subscriptions/" + sub, filter="roleName eq 'Cognitive Services User'")))
+    ra = auth.role_assignments.create(r["create"]["value"]["id"], str(uuid.uuid4()), RoleAssignmentCreateParameters(
+        role_definition_id=role.id, principal_id=state["mi"].principal_id, principal_type="ServicePrincipal"))
+    return {"role": role.name, "scope": ra.scope, "principal": ra.principal_id}
+
+
+steps = [
+    ("create", create),
+    ("get", lambda _: cs.accounts.get(group, NAME).kind),
+    ("list", lambda _: [a.name for a in cs.accounts.list_by_resource_group(group)]),
+    ("keys", keys),
+    ("regenerate", regenerate),
+    ("skus", lambda _: sorted({s.name for s in cs.resource_skus.list()})),
+    ("deleted-accounts", lambda _: [a.name for a in cs.deleted_accounts.list()]),
+    ("identity", identity),
+    ("assign", assign),
+    ("assignments", lambda r: [a.principal_id for a in auth.role_assignments.list_for_scope(r["create"]["value"]["id"])]),
+    ("bad-key-name", lambda _: expect_error(lambda: cs.accounts.regenerate_key(group, NAME, "Key3"))),
+    ("delete", lambda _: cs.accounts.begin_delete(group, NAME).result()),
+    ("get-deleted", lambda _: expect_error(lambda: cs.accounts.get(group, NAME))),
+]
+run(steps)
