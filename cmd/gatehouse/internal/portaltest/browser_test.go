@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +112,22 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("%s: %v (browser problems: %q, dialogs: %q)", step, err, problems, dialogs)
 		}
 	}
+	// PORTAL_SCREENSHOTS=dir keeps a screenshot of each page the test
+	// visits, for people changing the pages to look at.
+	shot := func(name string) {
+		t.Helper()
+		dir := os.Getenv("PORTAL_SCREENSHOTS")
+		if dir == "" {
+			return
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	text := func(id string) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(id)))
@@ -120,8 +137,12 @@ func TestBrowser(t *testing.T) {
 		return strings.TrimSpace(v)
 	}
 	do("sign in",
+		chromedp.EmulateViewport(1280, 900),
 		chromedp.Navigate(e.URL+e.accountPath()),
 		chromedp.WaitVisible(chromedp.ID("username")),
+	)
+	shot("signin")
+	do("sign in",
 		chromedp.SendKeys(chromedp.ID("username"), e.owner.UserName),
 		chromedp.SendKeys(chromedp.ID("password"), password),
 		chromedp.Click(chromedp.ID("signin")),
@@ -131,6 +152,7 @@ func TestBrowser(t *testing.T) {
 	if who := text("who"); !strings.Contains(who, "olivia") {
 		t.Fatalf("signed in as %q", who)
 	}
+	shot("account")
 	do("show keys",
 		chromedp.Click(chromedp.ID("show-keys")),
 		chromedp.WaitVisible(chromedp.ID("value-key1")),
@@ -149,6 +171,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	shot("regenerated")
 	if flash := text("flash"); now.Key1 == old.Key1 || now.Key2 != old.Key2 || text("value-key1") != now.Key1 || !strings.Contains(flash, "Key1 was regenerated") {
 		t.Fatalf("after regenerating key1: flash %q", flash)
 	}
@@ -165,6 +188,8 @@ func TestBrowser(t *testing.T) {
 	if again, _ := e.Accounts.ListKeys(t.Context(), e.account); again != now {
 		t.Fatal("declining the confirmation regenerated a key")
 	}
+	do("home", chromedp.Navigate(e.URL+"/portal/"), chromedp.WaitVisible(chromedp.ID("accounts")))
+	shot("home")
 	do("sign out",
 		chromedp.Click(chromedp.ID("signout")),
 		chromedp.WaitVisible(chromedp.ID("username")),
