@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/portal"
 	"github.com/gatehouse/gatehouse/storage"
 	"github.com/gatehouse/gatehouse/storage/postgres/pgtest"
+	"github.com/gatehouse/gatehouse/vault"
 )
 
 const password = "correct horse battery staple"
@@ -149,6 +150,7 @@ func TestPortal(t *testing.T) {
 			t.Run("throttle", func(t *testing.T) { testThrottle(t, e) })
 			t.Run("rbac", func(t *testing.T) { testRBAC(t, e) })
 			t.Run("keys-and-rotation", func(t *testing.T) { testKeys(t, e) })
+			t.Run("vault", func(t *testing.T) { testVault(t, e) })
 		})
 	}
 }
@@ -479,4 +481,51 @@ func newLanguageRequest(t *testing.T, e *env, key string) (*http.Request, error)
 	req.Header.Set("Ocp-Apim-Subscription-Key", key)
 	req.Header.Set("Content-Type", "application/json")
 	return req, nil
+}
+
+// testVault: a vault's page lists its secrets' names and attributes to
+// whoever may read their metadata, never a value; a person with only
+// Reader on the vault sees the vault but not its secrets.
+func testVault(t *testing.T, e *env) {
+	ctx := t.Context()
+	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
+		Child("Microsoft.KeyVault", "vaults", "portal-kv")
+	rbac := true
+	v, _, err := e.Vaults.PutVault(ctx, id, vault.Spec{Location: "westus", TenantID: e.Directory.DefaultTenant(), EnableRbacAuthorization: &rbac},
+		vault.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const value = "portal-secret-value-never-shown"
+	if _, err := e.Vaults.SetSecret(ctx, v, "db-password", vault.SetInput{Value: []byte(value), ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	path := "/portal/vaults/" + id.Subscription + "/" + id.ResourceGroup + "/portal-kv"
+
+	// The owner holds Owner, which has no data actions: the page says so.
+	o := e.browser(t)
+	o.signIn(e.owner)
+	if p := o.get("/portal/"); !strings.Contains(p.body, `href="`+path+`"`) {
+		t.Fatalf("home does not list the vault: %s", p.body)
+	}
+	if p := o.get(path); p.status != 200 || !strings.Contains(p.body, `id="secrets-denied"`) || strings.Contains(p.body, "db-password") {
+		t.Fatalf("owner's vault page: %d %s", p.status, p.body)
+	}
+	// With Key Vault Reader (metadata, no values) the secret is listed.
+	if _, _, err := e.Authz.CreateAssignment(ctx, id, gatehouse.NewGUID(),
+		authz.AssignmentSpec{RoleDefinitionID: authz.RoleKeyVaultReader, PrincipalID: e.owner.ObjectID}, e.Bootstrap.ClientID); err != nil {
+		t.Fatal(err)
+	}
+	p := o.get(path)
+	if p.status != 200 || !strings.Contains(p.body, `id="secrets"`) || !strings.Contains(p.body, "db-password") ||
+		!strings.Contains(p.body, "text/plain") || strings.Contains(p.body, value) {
+		t.Fatalf("vault page with Key Vault Reader: %d %s", p.status, p.body)
+	}
+	// Nobody cannot open it.
+	n := e.browser(t)
+	n.signIn(e.nobody)
+	if p := n.get(path); p.status != http.StatusForbidden || strings.Contains(p.body, "db-password") {
+		t.Fatalf("nobody's vault page: %d", p.status)
+	}
+	e.AssertNotLogged(t, value)
 }
