@@ -15,6 +15,8 @@
 //
 //	Route                                                Data action (identity)                                          Kinds
 //	POST /language/:analyze-text                         …/accounts/Language/analyze-text/action                        TextAnalytics, CognitiveServices, AIServices
+//	POST /text/analytics/{v3.0|v3.1}/languages           …/accounts/TextAnalytics/languages/action                      same
+//	POST /text/analytics/{v3.0|v3.1}/sentiment           …/accounts/TextAnalytics/sentiment/action                      same
 //	POST /openai/deployments/{d}/chat/completions        …/accounts/OpenAI/deployments/chat/completions/action          OpenAI, AIServices
 //	POST /openai/deployments/{d}/completions             …/accounts/OpenAI/deployments/completions/action               OpenAI, AIServices
 //	POST /openai/deployments/{d}/embeddings              …/accounts/OpenAI/deployments/embeddings/action                OpenAI, AIServices

@@ -157,6 +157,9 @@ type Options struct {
 	Deployments Deployments
 	// Language serves POST …/language/:analyze-text (nil: 404).
 	Language server.HandlerFunc
+	// TextAnalyticsV3 serves POST …/text/analytics/{version}/languages and
+	// …/sentiment, the Text Analytics v3.x API (nil: 404).
+	TextAnalyticsV3 server.HandlerFunc
 	// Usage receives the usage counters every FlushInterval (nil: kept
 	// only in memory and in metrics).
 	Usage UsageSink
@@ -270,6 +273,20 @@ func openAIRoute(name, op string) *route {
 		}}
 }
 
+// textAnalyticsRoute is a Text Analytics v3.x operation ({version} is v3.0
+// or v3.1; the service refuses others).
+func textAnalyticsRoute(op string) *route {
+	return &route{name: "text-analytics-" + op, method: http.MethodPost, path: "/text/analytics/{version}/" + op,
+		dataAction: dataActionPrefix + "TextAnalytics/" + op + "/action",
+		operation:  "POST /text/analytics/{version}/" + op, kinds: languageKinds,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			if g.opts.TextAnalyticsV3 == nil {
+				return errNotFound
+			}
+			return g.opts.TextAnalyticsV3(w, r)
+		}}
+}
+
 // routes lists every data-plane operation (see doc.go).
 var routes = []*route{
 	{name: "language", method: http.MethodPost, path: "/language/:analyze-text",
@@ -281,6 +298,8 @@ var routes = []*route{
 			}
 			return g.opts.Language(w, r)
 		}},
+	textAnalyticsRoute("languages"),
+	textAnalyticsRoute("sentiment"),
 	openAIRoute("chat", openAIOperations[0]),
 	openAIRoute("completions", openAIOperations[1]),
 	openAIRoute("embeddings", openAIOperations[2]),

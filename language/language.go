@@ -138,7 +138,11 @@ func (s *Service) AnalyzeText(w http.ResponseWriter, r *http.Request) error {
 		writeError(w, rerr)
 		return nil
 	}
-	b, err := json.Marshal(resp)
+	return writeJSON(w, resp)
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -171,34 +175,56 @@ func (s *Service) analyze(r *http.Request) (any, *requestError) {
 	if err := checkAPIVersion(q.Get("api-version")); err != nil {
 		return nil, err
 	}
-	showStats := strings.EqualFold(q.Get("showStats"), "true")
-
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, &requestError{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest,
-				message: msgInvalidRequest, inner: innerDocumentBatch,
-				detail: fmt.Sprintf("Request Payload sent is too large to be processed. Limit request size to: %d bytes. For additional details on the data limitations see %s", MaxBodyBytes, dataLimitsURL)}
-		}
-		return nil, badRequest(innerBodyFormat, "The request body could not be read.")
-	}
 	var req request
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req); err != nil || !errors.Is(dec.Decode(new(json.RawMessage)), io.EOF) {
-		return nil, badRequest(innerBodyFormat, "Request body format is wrong. Make sure the json request is serialized correctly and there are no null members.")
+	if err := readJSON(r, &req); err != nil {
+		return nil, err
 	}
 	var p parameters
 	if req.Parameters != nil {
 		p = *req.Parameters
 	}
+	var docs []document
+	if req.AnalysisInput != nil {
+		docs = req.AnalysisInput.Documents
+	}
+	results, rerr := s.run(req.Kind, docs, p, strings.EqualFold(q.Get("showStats"), "true"))
+	if rerr != nil {
+		return nil, rerr
+	}
+	return &struct {
+		Kind    string `json:"kind"`
+		Results any    `json:"results"`
+	}{req.Kind + "Results", results}, nil
+}
+
+// readJSON reads a body of at most MaxBodyBytes holding one JSON value.
+func readJSON(r *http.Request, v any) *requestError {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return &requestError{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest,
+				message: msgInvalidRequest, inner: innerDocumentBatch,
+				detail: fmt.Sprintf("Request Payload sent is too large to be processed. Limit request size to: %d bytes. For additional details on the data limitations see %s", MaxBodyBytes, dataLimitsURL)}
+		}
+		return badRequest(innerBodyFormat, "The request body could not be read.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil || !errors.Is(dec.Decode(new(json.RawMessage)), io.EOF) {
+		return badRequest(innerBodyFormat, "Request body format is wrong. Make sure the json request is serialized correctly and there are no null members.")
+	}
+	return nil
+}
+
+// run analyzes docs: the results object (documents, errors, modelVersion,
+// statistics) that analyze-text wraps and Text Analytics v3 returns as is.
+func (s *Service) run(kind string, docs []document, p parameters, showStats bool) (any, *requestError) {
 	idx, rerr := parseIndexType(p.StringIndexType)
 	if rerr != nil {
 		return nil, rerr
 	}
-
 	var limit int
 	var model string
-	switch req.Kind {
+	switch kind {
 	case KindLanguageDetection:
 		limit, model = MaxDetectionDocuments, ModelLanguageDetection
 	case KindSentimentAnalysis:
@@ -207,15 +233,14 @@ func (s *Service) analyze(r *http.Request) (any, *requestError) {
 		return nil, badRequest(innerParameterValue, "The kind of analysis is missing. Supported kinds: %s, %s.", KindLanguageDetection, KindSentimentAnalysis)
 	default:
 		return nil, badRequest(innerParameterValue, "The kind %q is not supported by this service. Supported kinds: %s, %s.",
-			clip(req.Kind, 64), KindLanguageDetection, KindSentimentAnalysis)
+			clip(kind, 64), KindLanguageDetection, KindSentimentAnalysis)
 	}
 	if p.ModelVersion != "" && p.ModelVersion != "latest" && p.ModelVersion != model {
 		return nil, badRequest(innerModelVersion, "Invalid model version. Possible values are: latest,%s. For additional details see https://aka.ms/text-analytics-model-versioning", model)
 	}
-	if req.AnalysisInput == nil || len(req.AnalysisInput.Documents) == 0 {
+	if len(docs) == 0 {
 		return nil, badRequest(innerMissingDocuments, "Missing input documents.")
 	}
-	docs := req.AnalysisInput.Documents
 	if len(docs) > limit {
 		return nil, &requestError{status: http.StatusBadRequest, code: errInvalidArgument,
 			inner: innerDocumentBatch, detail: fmt.Sprintf("Batch request contains too many records. Max %d records are permitted.", limit)}
@@ -234,8 +259,7 @@ func (s *Service) analyze(r *http.Request) (any, *requestError) {
 	}
 
 	b := batch{showStats: showStats, docs: len(docs)}
-	switch req.Kind {
-	case KindLanguageDetection:
+	if kind == KindLanguageDetection {
 		out := &detectionResults{ModelVersion: model, Errors: []docError{}, Documents: []detectedDocument{}}
 		for _, d := range docs {
 			text, ok := b.checkText(d, &out.Errors)
@@ -251,37 +275,90 @@ func (s *Service) analyze(r *http.Request) (any, *requestError) {
 				Warnings: []any{}, Statistics: b.stats(text)})
 		}
 		out.Statistics = b.requestStats()
-		return &struct {
-			Kind    string            `json:"kind"`
-			Results *detectionResults `json:"results"`
-		}{"LanguageDetectionResults", out}, nil
-	default:
-		out := &sentimentResults{ModelVersion: model, Errors: []docError{}, Documents: []sentimentDocument{}}
-		an := s.sentiment()
-		for _, d := range docs {
-			text, ok := b.checkText(d, &out.Errors)
-			if !ok {
-				continue
-			}
-			lang := "en"
-			if d.Language != nil && *d.Language != "" {
-				lang = *d.Language
-			}
-			if !supportedSentimentLanguage(lang) {
-				b.fail(&out.Errors, d.ID, innerUnsupportedLang, fmt.Sprintf("Invalid language code '%s'. Supported languages: en. For additional details see %s", clip(lang, 16), languageSupportURL))
-				continue
-			}
-			doc := an.analyzeDocument(text, idx, p.OpinionMining)
-			doc.ID, doc.Statistics = d.ID, b.stats(text)
-			b.valid++
-			out.Documents = append(out.Documents, doc)
-		}
-		out.Statistics = b.requestStats()
-		return &struct {
-			Kind    string            `json:"kind"`
-			Results *sentimentResults `json:"results"`
-		}{"SentimentAnalysisResults", out}, nil
+		return out, nil
 	}
+	out := &sentimentResults{ModelVersion: model, Errors: []docError{}, Documents: []sentimentDocument{}}
+	an := s.sentiment()
+	for _, d := range docs {
+		text, ok := b.checkText(d, &out.Errors)
+		if !ok {
+			continue
+		}
+		lang := "en"
+		if d.Language != nil && *d.Language != "" {
+			lang = *d.Language
+		}
+		if !supportedSentimentLanguage(lang) {
+			b.fail(&out.Errors, d.ID, innerUnsupportedLang, fmt.Sprintf("Invalid language code '%s'. Supported languages: en. For additional details see %s", clip(lang, 16), languageSupportURL))
+			continue
+		}
+		doc := an.analyzeDocument(text, idx, p.OpinionMining)
+		doc.ID, doc.Statistics = d.ID, b.stats(text)
+		b.valid++
+		out.Documents = append(out.Documents, doc)
+	}
+	out.Statistics = b.requestStats()
+	return out, nil
+}
+
+// Text Analytics v3 operations (the REST API before analyze-text, still
+// what azure-ai-textanalytics 5.0/5.1 and its api_version "v3.0"/"v3.1"
+// call): POST /text/analytics/{v3.0|v3.1}/{languages|sentiment}.
+const (
+	OperationLanguages = "languages"
+	OperationSentiment = "sentiment"
+)
+
+// TextAnalyticsV3 serves POST …/text/analytics/{version}/{operation} for an
+// already authenticated and authorized caller: the same analysis as
+// analyze-text, with v3's shapes — {"documents":[…]} in, the results
+// object out, and the options (model-version, showStats, opinionMining,
+// stringIndexType) in the query. Every outcome is written to w; the
+// returned error is non-nil only for a failure to write.
+func (s *Service) TextAnalyticsV3(w http.ResponseWriter, r *http.Request) error {
+	segs := strings.Split(strings.TrimSuffix(r.URL.Path, "/"), "/")
+	version, op := "", ""
+	if n := len(segs); n >= 2 {
+		version, op = segs[n-2], segs[n-1]
+	}
+	results, rerr := s.v3(r, version, op)
+	if rerr != nil {
+		writeError(w, rerr)
+		return nil
+	}
+	return writeJSON(w, results)
+}
+
+func (s *Service) v3(r *http.Request, version, op string) (any, *requestError) {
+	if version != "v3.0" && version != "v3.1" {
+		return nil, &requestError{status: http.StatusNotFound, code: "404", message: "Resource not found",
+			inner: "NotFound", detail: fmt.Sprintf("The Text Analytics version '%s' is not served: use v3.0, v3.1 or language/:analyze-text.", clip(version, 16))}
+	}
+	var kind string
+	switch op {
+	case OperationLanguages:
+		kind = KindLanguageDetection
+	case OperationSentiment:
+		kind = KindSentimentAnalysis
+	default:
+		return nil, &requestError{status: http.StatusNotFound, code: "404", message: "Resource not found",
+			inner: "NotFound", detail: fmt.Sprintf("The Text Analytics operation '%s' is not served by this service: only languages and sentiment.", clip(op, 32))}
+	}
+	q := r.URL.Query()
+	p := parameters{ModelVersion: q.Get("model-version"), StringIndexType: q.Get("stringIndexType")}
+	if p.StringIndexType == "" {
+		p.StringIndexType = stringIndexTextElement // v3's default
+	}
+	if version == "v3.1" && kind == KindSentimentAnalysis {
+		p.OpinionMining = strings.EqualFold(q.Get("opinionMining"), "true")
+	}
+	var body struct {
+		Documents []document `json:"documents"`
+	}
+	if err := readJSON(r, &body); err != nil {
+		return nil, err
+	}
+	return s.run(kind, body.Documents, p, strings.EqualFold(q.Get("showStats"), "true"))
 }
 
 // batch accumulates the statistics of one request.

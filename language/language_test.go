@@ -373,3 +373,59 @@ func TestAPIVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestTextAnalyticsV3: the v3.x operations return the results object
+// itself, take their options from the query, and refuse other versions
+// and operations with 404.
+func TestTextAnalyticsV3(t *testing.T) {
+	call := func(path, body string) (int, map[string]any) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		w := httptest.NewRecorder()
+		if err := svc.TextAnalyticsV3(w, r); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+			t.Fatalf("%s: status %d, body not JSON: %s", path, w.Code, w.Body)
+		}
+		return w.Code, m
+	}
+	status, m := call("/ai/a/text/analytics/v3.1/languages?showStats=true",
+		`{"documents":[{"id":"1","text":"Hello world, this is a sentence in English.","countryHint":"US"},{"id":"2","text":""}]}`)
+	if status != 200 || path(m, "documents", 0, "detectedLanguage", "iso6391Name") != "en" ||
+		path(m, "errors", 0, "id") != "2" || path(m, "modelVersion") != ModelLanguageDetection ||
+		path(m, "statistics", "documentsCount") != float64(2) || m["kind"] != nil || m["results"] != nil {
+		t.Fatalf("v3.1 languages: %d %v", status, m)
+	}
+	// Offsets default to text elements in v3: "é" written as e + U+0301
+	// is one.
+	status, m = call("/text/analytics/v3.1/sentiment?opinionMining=true",
+		`{"documents":[{"id":"1","language":"en","text":"Cafe\u0301 food was wonderful. The parking was terrible."}]}`)
+	if status != 200 || path(m, "documents", 0, "sentiment") != "mixed" ||
+		path(m, "documents", 0, "sentences", 1, "offset") != float64(25) {
+		t.Fatalf("v3.1 sentiment: %d %v", status, m)
+	}
+	status, m = call("/text/analytics/v3.0/sentiment?stringIndexType=Utf16CodeUnit",
+		`{"documents":[{"id":"1","text":"Cafe\u0301 food was wonderful. The parking was terrible."}]}`)
+	if status != 200 || path(m, "documents", 0, "sentences", 1, "offset") != float64(26) {
+		t.Fatalf("v3.0 sentiment in UTF-16: %d %v", status, m)
+	}
+	for _, tt := range []struct {
+		path, body string
+		status     int
+		inner      string
+	}{
+		{"/text/analytics/v2.1/languages", `{"documents":[{"id":"1","text":"hi"}]}`, 404, "NotFound"},
+		{"/text/analytics/v3.1/keyPhrases", `{"documents":[{"id":"1","text":"hi"}]}`, 404, "NotFound"},
+		{"/text/analytics/v3.1/languages", `{"documents":[]}`, 400, innerMissingDocuments},
+		{"/text/analytics/v3.1/languages", `{"documents":`, 400, innerBodyFormat},
+		{"/text/analytics/v3.1/languages?model-version=1999-01-01", `{"documents":[{"id":"1","text":"hi"}]}`, 400, innerModelVersion},
+		{"/text/analytics/v3.1/sentiment", `{"documents":[` + strings.Repeat(`{"id":"x","text":"a"},`, 10) + `{"id":"y","text":"b"}]}`, 400, innerDocumentBatch},
+	} {
+		status, m := call(tt.path, tt.body)
+		if status != tt.status || path(m, "error", "innererror", "code") != tt.inner {
+			t.Errorf("%s %s: %d %v", tt.path, clip(tt.body, 40), status, m)
+		}
+	}
+}

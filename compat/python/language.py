@@ -1,7 +1,9 @@
 """azure-ai-textanalytics TextAnalyticsClient against an account endpoint:
 python3 language.py key | aad (LANGUAGE_ENDPOINT, LANGUAGE_KEY for key; the
-environment's credential for aad)."""
+environment's credential for aad; LANGUAGE_API_VERSION, when set, picks the
+client's api_version, e.g. v3.1 for the Text Analytics v3 routes)."""
 
+import os
 import sys
 
 from azure.ai.textanalytics import TextAnalyticsClient
@@ -13,7 +15,8 @@ from harness import expect_error, need, run
 mode = sys.argv[1]
 endpoint = need("LANGUAGE_ENDPOINT")
 credential = AzureKeyCredential(need("LANGUAGE_KEY")) if mode == "key" else DefaultAzureCredential()
-client = TextAnalyticsClient(endpoint, credential)
+options = {"api_version": os.environ["LANGUAGE_API_VERSION"]} if os.environ.get("LANGUAGE_API_VERSION") else {}
+client = TextAnalyticsClient(endpoint, credential, **options)
 
 
 def detect(_):
@@ -43,7 +46,7 @@ def sentiment(_):
 steps = [("detect", detect), ("sentiment", sentiment)]
 if mode == "key":
     steps.append(("wrong-key", lambda _: expect_error(
-        lambda: list(TextAnalyticsClient(endpoint, AzureKeyCredential("0" * 64)).detect_language(["hello"])))))
+        lambda: list(TextAnalyticsClient(endpoint, AzureKeyCredential("0" * 64), **options).detect_language(["hello"])))))
     steps.append(("too-many-documents", lambda _: expect_error(
         lambda: list(client.analyze_sentiment(["good"] * 11)))))
 run(steps)

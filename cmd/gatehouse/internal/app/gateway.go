@@ -54,18 +54,21 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 	if err != nil {
 		return err
 	}
+	lang := language.New()
 	m.Gateway = gateway.New(gateway.Options{
 		Accounts:    accountIndex{m.Accounts},
 		Tokens:      tokenVerifier{m.Authority},
 		Issuer:      stsIssuer{m.Authority},
 		Authz:       newDataAuthorizer(m.Authz),
 		Deployments: deploymentIndex{d: m.Deployments, views: deps, creds: m.newUpstreamCredentials(bg)}, // upstream.go
-		Language:    language.New().AnalyzeText,
-		Usage:       usageSink{m.Accounts},
-		Audit:       denialAudit{m.Audit},
-		Registry:    m.Metrics.Registry,
-		Logger:      m.Logger,
-		Now:         m.Now,
+		Language:    lang.AnalyzeText,
+		// The same service behind the Text Analytics v3.x routes.
+		TextAnalyticsV3: lang.TextAnalyticsV3,
+		Usage:           usageSink{m.Accounts},
+		Audit:           denialAudit{m.Audit},
+		Registry:        m.Metrics.Registry,
+		Logger:          m.Logger,
+		Now:             m.Now,
 	})
 	m.Gateway.Mount(m.Router)
 	m.goBackground(func() { m.Gateway.Run(bg) })

@@ -69,8 +69,9 @@ func (e *env) python(t *testing.T, py pyEnv, prefix func(argv []string) (string,
 // credentials (client secret with tenant adfs and with the tenant GUID,
 // certificate, environment, default, managed identity inside `gatehouse
 // run`), SecretClient through a whole secret life cycle,
-// TextAnalyticsClient with a key and with a token (its default api-version
-// is 2022-10-01-preview, which the Language service used to refuse), and
+// TextAnalyticsClient with a key and with a token, on its default
+// api-version (2022-10-01-preview, which the Language service used to
+// refuse) and on the Text Analytics v3.1 routes, and
 // the management clients for accounts, keys, roles and identities.
 func TestPython(t *testing.T) {
 	py := requirePython(t)
@@ -218,12 +219,20 @@ func TestPython(t *testing.T) {
 				Offset, Length  int
 			} `json:"sentences"`
 		}
-		for mode, vars := range map[string]map[string]string{
-			"key": {"LANGUAGE_ENDPOINT": e.language.endpoint, "LANGUAGE_KEY": e.language.key1},
-			"aad": merge(e.identityEnv(e.app), map[string]string{"LANGUAGE_ENDPOINT": e.language.endpoint}),
+		keyVars := map[string]string{"LANGUAGE_ENDPOINT": e.language.endpoint, "LANGUAGE_KEY": e.language.key1}
+		for _, tt := range []struct {
+			name, mode string
+			vars       map[string]string
+		}{
+			{"key", "key", keyVars},
+			{"aad", "aad", merge(e.identityEnv(e.app), map[string]string{"LANGUAGE_ENDPOINT": e.language.endpoint})},
+			// The Text Analytics v3.1 routes (/text/analytics/v3.1/…).
+			{"key-v3.1", "key", merge(keyVars, map[string]string{"LANGUAGE_API_VERSION": "v3.1"})},
+			{"aad-v3.1", "aad", merge(e.identityEnv(e.app), map[string]string{"LANGUAGE_ENDPOINT": e.language.endpoint, "LANGUAGE_API_VERSION": "v3.1"})},
 		} {
-			t.Run(mode, func(t *testing.T) {
-				s := e.python(t, py, nil, vars, "language.py", mode)
+			mode := tt.mode
+			t.Run(tt.name, func(t *testing.T) {
+				s := e.python(t, py, nil, tt.vars, "language.py", mode)
 				var det []detected
 				s.value(t, "detect", &det)
 				if len(det) != 3 || det[0].Language != "en" || det[1].Language != "fr" || det[2].Error != "InvalidDocument" {
