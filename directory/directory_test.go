@@ -452,3 +452,41 @@ func TestFederatedValidation(t *testing.T) {
 		})
 	}
 }
+
+// dashFirst yields bytes whose first draw would encode to a secret starting
+// with '-' (base64url 62: the top six bits 111110), then random bytes.
+type dashFirst struct{ n int }
+
+func (r *dashFirst) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		for i := range p {
+			p[i] = 0xF8
+		}
+	} else if _, err := rand.Read(p); err != nil {
+		return 0, err
+	}
+	r.n++
+	return len(p), nil
+}
+
+// TestSecretNeverStartsWithDash: a secret starting with '-' is taken for an
+// option on command lines (az login -p), so such a draw is discarded.
+func TestSecretNeverStartsWithDash(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, store storage.Store) {
+		w := teststore.NewWatcher(store)
+		src := &dashFirst{}
+		d := directory.New(directory.Options{Store: store, Watcher: w, PasswordParams: fastPasswords, Rand: src})
+		teststore.StartWatcher(t, w, d.Load, func(ctx context.Context) error {
+			_, _, err := d.EnsureDefaultTenant(ctx)
+			return err
+		})
+		app, err := d.CreateApplication(t.Context(), directory.ApplicationSpec{DisplayName: "app", ServicePrincipal: true})
+		must(t, err)
+		src.n = 0 // the next draw is the dash one
+		_, secret, err := d.AddSecret(t.Context(), app.ObjectID, directory.SecretSpec{DisplayName: "s"})
+		must(t, err)
+		if secret[0] == '-' || src.n < 2 {
+			t.Fatalf("secret %q… after %d draws", secret[:3], src.n)
+		}
+	})
+}
