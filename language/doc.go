@@ -5,6 +5,10 @@
 // whatlanggo's trigram profiles, sentiment uses VADER (govader), which is an
 // English lexicon — other sentiment languages are refused per document with
 // Azure's UnsupportedLanguageCode, as Azure refuses a language it lacks.
+// Opinion mining (opinionMining=true) links targets to assessments with
+// Azure's JSON references, found by a small rule set over VADER's lexicon
+// (opinion.go). The older Text Analytics v3.0/v3.1 routes share the same
+// analysis (TextAnalyticsV3).
 //
 // The gateway authenticates and authorizes the caller, then hands the
 // request to Service.AnalyzeText. The flow of one request:

@@ -292,7 +292,7 @@ func (s *Service) run(kind string, docs []document, p parameters, showStats bool
 			b.fail(&out.Errors, d.ID, innerUnsupportedLang, fmt.Sprintf("Invalid language code '%s'. Supported languages: en. For additional details see %s", clip(lang, 16), languageSupportURL))
 			continue
 		}
-		doc := an.analyzeDocument(text, idx, p.OpinionMining)
+		doc := an.analyzeDocument(text, idx, p.OpinionMining, len(out.Documents))
 		doc.ID, doc.Statistics = d.ID, b.stats(text)
 		b.valid++
 		out.Documents = append(out.Documents, doc)

@@ -429,3 +429,68 @@ func TestTextAnalyticsV3(t *testing.T) {
 		}
 	}
 }
+
+// TestOpinionMining: targets and assessments with document offsets, the
+// references that link them (naming the document's place in the
+// response), negation, a target shared by two assessments, and nothing
+// for sentences whose opinions are about pronouns.
+func TestOpinionMining(t *testing.T) {
+	body := `{"kind":"SentimentAnalysis","parameters":{"opinionMining":true},"analysisInput":{"documents":[
+		{"id":"a","text":""},
+		{"id":"b","text":"I love this. The food and the service were unacceptable, but the staff was not rude."},
+		{"id":"c","text":"Great coffee."}]}}`
+	status, m := post(t, "", body)
+	if status != 200 {
+		t.Fatalf("%d %v", status, m)
+	}
+	// Document "a" is an error, so "b" is documents[0] of the response.
+	if path(m, "results", "documents", 0, "id") != "b" {
+		t.Fatalf("documents: %v", path(m, "results", "documents"))
+	}
+	s0 := path(m, "results", "documents", 0, "sentences", 0).(map[string]any)
+	if len(s0["targets"].([]any)) != 0 || len(s0["assessments"].([]any)) != 0 {
+		t.Errorf("'I love this.' mined %v %v", s0["targets"], s0["assessments"])
+	}
+	s1 := path(m, "results", "documents", 0, "sentences", 1).(map[string]any)
+	type tgt struct {
+		Text, Sentiment string
+		Offset, Length  int
+		Relations       []struct{ RelationType, Ref string }
+	}
+	type asm struct {
+		Text, Sentiment string
+		Offset, Length  int
+		IsNegated       bool
+	}
+	var targets []tgt
+	var assessments []asm
+	remarshal(t, s1["targets"], &targets)
+	remarshal(t, s1["assessments"], &assessments)
+	text := "I love this. The food and the service were unacceptable, but the staff was not rude."
+	if len(assessments) != 2 || assessments[0].Text != "unacceptable" || assessments[0].Sentiment != "negative" ||
+		assessments[1].Text != "rude" || !assessments[1].IsNegated || assessments[1].Sentiment != "positive" ||
+		text[assessments[1].Offset:assessments[1].Offset+assessments[1].Length] != "rude" {
+		t.Fatalf("assessments: %+v", assessments)
+	}
+	if len(targets) != 3 || targets[0].Text != "food" || targets[1].Text != "service" || targets[2].Text != "staff" ||
+		text[targets[0].Offset:targets[0].Offset+targets[0].Length] != "food" ||
+		targets[0].Relations[0].Ref != "#/documents/0/sentences/1/assessments/0" ||
+		targets[1].Relations[0].Ref != "#/documents/0/sentences/1/assessments/0" ||
+		targets[2].Relations[0].Ref != "#/documents/0/sentences/1/assessments/1" ||
+		targets[2].Relations[0].RelationType != "assessment" || targets[0].Sentiment != "negative" || targets[2].Sentiment != "positive" {
+		t.Fatalf("targets: %+v", targets)
+	}
+	var c []tgt
+	remarshal(t, path(m, "results", "documents", 1, "sentences", 0, "targets"), &c)
+	if len(c) != 1 || c[0].Text != "coffee" || c[0].Relations[0].Ref != "#/documents/1/sentences/0/assessments/0" {
+		t.Fatalf("'Great coffee.': %+v", c)
+	}
+}
+
+func remarshal(t *testing.T, in, out any) {
+	t.Helper()
+	b, _ := json.Marshal(in)
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -31,8 +31,8 @@ type sentence struct {
 	Offset           int    `json:"offset"`
 	Length           int    `json:"length"`
 	Text             string `json:"text"`
-	// Targets and Assessments are present (empty: this model mines no
-	// opinions) when the request asked for opinion mining.
+	// Targets and Assessments are present when the request asked for
+	// opinion mining (opinion.go).
 	Targets     *[]any `json:"targets,omitempty"`
 	Assessments *[]any `json:"assessments,omitempty"`
 }
@@ -62,8 +62,9 @@ func newAnalyzer() *analyzer {
 
 // analyzeDocument splits text into sentences, scores each, and derives the
 // document's sentiment as Azure does: the mean of the sentence scores, and
-// the label from the sentences' labels.
-func (a *analyzer) analyzeDocument(text string, unit indexUnit, opinions bool) sentimentDocument {
+// the label from the sentences' labels. docIndex is the document's place in
+// the response, which opinion mining's references name.
+func (a *analyzer) analyzeDocument(text string, unit indexUnit, opinions bool, docIndex int) sentimentDocument {
 	spans := splitSentences(text)
 	doc := sentimentDocument{Sentences: make([]sentence, 0, len(spans)), Warnings: []any{}}
 	var sum scores
@@ -76,7 +77,7 @@ func (a *analyzer) analyzeDocument(text string, unit indexUnit, opinions bool) s
 		s.ConfidenceScores = a.score(t)
 		s.Sentiment = label(s.ConfidenceScores)
 		if opinions {
-			s.Targets, s.Assessments = &[]any{}, &[]any{}
+			a.mineOpinions(&s, text, sp.start, sp.end, unit, docIndex, len(doc.Sentences))
 		}
 		pos = pos || s.Sentiment == positive
 		neg = neg || s.Sentiment == negative

@@ -38,6 +38,12 @@ def sentiment(_):
             "id": d.id, "sentiment": d.sentiment,
             "scores": [d.confidence_scores.positive, d.confidence_scores.neutral, d.confidence_scores.negative],
             "sentences": [{"text": s.text, "sentiment": s.sentiment, "offset": s.offset, "length": s.length} for s in d.sentences],
+            # The SDK follows the targets' relation references to build these.
+            "opinions": [
+                {"target": o.target.text, "sentiment": o.target.sentiment,
+                 "assessments": [{"text": a.text, "sentiment": a.sentiment, "negated": a.is_negated} for a in o.assessments]}
+                for s in d.sentences for o in (s.mined_opinions or [])
+            ],
             "characters": d.statistics.character_count,
         })
     return out

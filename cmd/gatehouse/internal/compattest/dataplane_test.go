@@ -89,7 +89,25 @@ func testLanguage(t *testing.T, e *env) {
 			}
 			s.value(t, "sentiment-opinion-mining", &docs)
 			if len(docs) != 1 || docs[0].Sentiment == "" || len(docs[0].Sentences) != 1 {
-				t.Errorf("opinion mining: %+v", docs)
+				t.Fatalf("opinion mining: %+v", docs)
+			}
+			// The SDK builds opinions by following the targets' relation
+			// references to the assessments.
+			var opinions []struct {
+				Target      struct{ Text, Sentiment string }
+				Assessments []struct {
+					Text, Sentiment string
+					IsNegated       bool
+				}
+			}
+			if err := json.Unmarshal(docs[0].Sentences[0].Opinions, &opinions); err != nil {
+				t.Fatalf("opinions: %v: %s", err, docs[0].Sentences[0].Opinions)
+			}
+			if len(opinions) != 2 || opinions[0].Target.Text != "food" || opinions[0].Target.Sentiment != "positive" ||
+				len(opinions[0].Assessments) != 1 || opinions[0].Assessments[0].Text != "great" ||
+				opinions[1].Target.Text != "service" || len(opinions[1].Assessments) != 1 || opinions[1].Assessments[0].Text != "awful" ||
+				opinions[1].Assessments[0].Sentiment != "negative" {
+				t.Errorf("opinions: %s", docs[0].Sentences[0].Opinions)
 			}
 			s.value(t, "sentiment-document-errors", &docs)
 			if len(docs) != 2 || docs[0].ID != "1" || docs[0].Error == nil || docs[0].Error.Code != "InvalidDocument" ||

@@ -218,6 +218,13 @@ func TestPython(t *testing.T) {
 				Text, Sentiment string
 				Offset, Length  int
 			} `json:"sentences"`
+			Opinions []struct {
+				Target, Sentiment string
+				Assessments       []struct {
+					Text, Sentiment string
+					Negated         bool
+				}
+			} `json:"opinions"`
 		}
 		keyVars := map[string]string{"LANGUAGE_ENDPOINT": e.language.endpoint, "LANGUAGE_KEY": e.language.key1}
 		for _, tt := range []struct {
@@ -244,6 +251,16 @@ func TestPython(t *testing.T) {
 					sen[0].Sentences[0].Sentiment != "positive" || sen[0].Sentences[1].Sentiment != "negative" ||
 					sen[0].Sentences[1].Offset != sen[0].Sentences[0].Length || sen[0].Characters == 0 {
 					t.Fatalf("sentiment: %+v", sen)
+				}
+				// Opinion mining: food and staff were praised, the parking not.
+				var mined []string
+				for _, o := range sen[0].Opinions {
+					for _, a := range o.Assessments {
+						mined = append(mined, o.Target+"/"+a.Text+"/"+a.Sentiment)
+					}
+				}
+				if want := []string{"food/wonderful/positive", "staff/lovely/positive", "parking/terrible/negative"}; !slices.Equal(mined, want) {
+					t.Errorf("mined opinions %v, want %v", mined, want)
 				}
 				if mode != "key" {
 					return
