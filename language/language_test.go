@@ -438,7 +438,8 @@ func TestOpinionMining(t *testing.T) {
 	body := `{"kind":"SentimentAnalysis","parameters":{"opinionMining":true},"analysisInput":{"documents":[
 		{"id":"a","text":""},
 		{"id":"b","text":"I love this. The food and the service were unacceptable, but the staff was not rude."},
-		{"id":"c","text":"Great coffee."}]}}`
+		{"id":"c","text":"Great coffee."},
+		{"id":"d","text":"We loved the pool."}]}}`
 	status, m := post(t, "", body)
 	if status != 200 {
 		t.Fatalf("%d %v", status, m)
@@ -484,6 +485,10 @@ func TestOpinionMining(t *testing.T) {
 	remarshal(t, path(m, "results", "documents", 1, "sentences", 0, "targets"), &c)
 	if len(c) != 1 || c[0].Text != "coffee" || c[0].Relations[0].Ref != "#/documents/1/sentences/0/assessments/0" {
 		t.Fatalf("'Great coffee.': %+v", c)
+	}
+	remarshal(t, path(m, "results", "documents", 2, "sentences", 0, "targets"), &c)
+	if len(c) != 1 || c[0].Text != "pool" || c[0].Sentiment != "positive" {
+		t.Fatalf("'We loved the pool.': %+v", c)
 	}
 }
 

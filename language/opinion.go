@@ -26,7 +26,8 @@ import (
 //     before it is a negator;
 //   - its targets are the noun phrase before a linking verb it follows
 //     ("the food and the service were [very] good": food, service), or
-//     else the word right after it ("great food", "rude staff");
+//     else the word after it, past a determiner ("great food", "loved the
+//     pool");
 //   - pronouns, determiners and other opinion words are never targets, and
 //     an assessment without a target is not reported (the SDKs show only
 //     target–assessment pairs).
@@ -206,7 +207,7 @@ func (a *analyzer) mineOpinions(s *sentence, text string, start, end int, unit i
 
 // targetsOf finds what the assessment ws[i] is about: the noun phrase
 // before a linking verb that precedes it (through intensifiers and
-// negators), else the word right after it.
+// negators), else the word after it (past determiners).
 func (a *analyzer) targetsOf(ws []word, i int) []int {
 	j := i - 1
 	for j >= 0 && intensifiers[ws[j].lower] {
@@ -239,8 +240,12 @@ func (a *analyzer) targetsOf(ws []word, i int) []int {
 		}
 		return out
 	}
-	if i+1 < len(ws) && a.canBeTarget(ws[i+1]) {
-		return []int{i + 1}
+	k := i + 1
+	for k < len(ws) && determiners[ws[k].lower] {
+		k++ // "loved the pool"
+	}
+	if k < len(ws) && a.canBeTarget(ws[k]) {
+		return []int{k}
 	}
 	return nil
 }
