@@ -175,7 +175,7 @@ type Deployments struct {
 	mu    sync.RWMutex
 	index map[string]*DataPlaneDeployment // storage key
 
-	reloading sync.Mutex
+	reload storage.Reloader
 }
 
 // NewDeployments returns the service over store, subscribed to w. Call
@@ -189,6 +189,7 @@ func NewDeployments(ctx context.Context, store storage.Objects, w *storage.Watch
 	}
 	d := &Deployments{table: storage.NewTable[deploymentRecord](store, KindDeployment), watcher: w, opts: opts,
 		bg: ctx, index: map[string]*DataPlaneDeployment{}}
+	d.reload.Name, d.reload.Load, d.reload.Logger = "deployments", d.Load, opts.Logger
 	w.Subscribe(d.apply, KindDeployment)
 	return d
 }
@@ -246,7 +247,7 @@ func (d *Deployments) dataPlane(r *storage.Record[deploymentRecord]) (*DataPlane
 
 func (d *Deployments) apply(c storage.Change) {
 	if c.Reset {
-		go d.reloadSoon()
+		go d.reload.Soon(d.bg)
 		return
 	}
 	ctx, cancel := context.WithTimeout(d.bg, 10*time.Second)
@@ -259,7 +260,7 @@ func (d *Deployments) apply(c storage.Change) {
 		d.mu.Unlock()
 	case err != nil:
 		d.opts.Logger.Warn("accounts: re-reading a deployment failed; reloading", "err", err)
-		go d.reloadSoon()
+		go d.reload.Soon(d.bg)
 	default:
 		dp, err := d.dataPlane(r)
 		d.mu.Lock()
@@ -270,23 +271,6 @@ func (d *Deployments) apply(c storage.Change) {
 			d.index[c.Key] = dp
 		}
 		d.mu.Unlock()
-	}
-}
-
-func (d *Deployments) reloadSoon() {
-	if !d.reloading.TryLock() {
-		return
-	}
-	defer d.reloading.Unlock()
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
-		if err := d.Load(d.bg); err == nil || d.bg.Err() != nil {
-			return
-		}
-		select {
-		case <-d.bg.Done():
-			return
-		case <-time.After(delay):
-		}
 	}
 }
 

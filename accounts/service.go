@@ -72,7 +72,7 @@ type Service struct {
 	byName map[string]*entry // data-plane name
 	byHash map[[sha256.Size]byte]KeyMatch
 
-	reloading sync.Mutex
+	reload storage.Reloader
 }
 
 // entry is one account in the index.
@@ -109,6 +109,7 @@ func New(ctx context.Context, store storage.Objects, w *storage.Watcher, opts Op
 		deployments: storage.NewTable[deploymentRecord](store, KindDeployment),
 		watcher:     w, opts: opts, bg: ctx,
 	}
+	s.reload.Name, s.reload.Load, s.reload.Logger = "accounts", s.Load, opts.Logger
 	s.reset(nil)
 	w.Subscribe(s.apply, KindAccount)
 	return s
@@ -176,7 +177,7 @@ func (s *Service) apply(c storage.Change) {
 		// when storage is down, keep retrying in the background.
 		if err := s.Load(ctx); err != nil {
 			s.opts.Logger.Warn("accounts: reload after a feed reset failed; retrying", "err", err)
-			go s.reloadSoon()
+			go s.reload.Soon(s.bg)
 		}
 		return
 	}
@@ -188,29 +189,9 @@ func (s *Service) apply(c storage.Change) {
 		s.deleteLocked(c.Key)
 	case err != nil:
 		s.opts.Logger.Warn("accounts: re-reading an account failed; reloading", "err", err)
-		go s.reloadSoon()
+		go s.reload.Soon(s.bg)
 	default:
 		s.putLocked(r)
-	}
-}
-
-// reloadSoon reloads the indexes until it succeeds or the node stops.
-func (s *Service) reloadSoon() {
-	if !s.reloading.TryLock() {
-		return
-	}
-	defer s.reloading.Unlock()
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
-		err := s.Load(s.bg)
-		if err == nil || s.bg.Err() != nil {
-			return
-		}
-		s.opts.Logger.Warn("accounts: reload failed; retrying", "err", err, "in", delay.String())
-		select {
-		case <-s.bg.Done():
-			return
-		case <-time.After(delay):
-		}
 	}
 }
 

@@ -59,8 +59,8 @@ type Service struct {
 	custom       map[string]*compiledRole
 	customByName map[string]*compiledRole
 
-	cache     *lru.Cache[decisionKey, cachedDecision]
-	reloading sync.Mutex
+	cache  *lru.Cache[decisionKey, cachedDecision]
+	reload storage.Reloader
 }
 
 // New returns the service over store and subscribes it to w. ctx is the
@@ -82,6 +82,7 @@ func New(ctx context.Context, store storage.Objects, w *storage.Watcher, opts Op
 		assignments: storage.NewTable[Assignment](store, KindAssignment),
 		watcher:     w, opts: opts, bg: ctx, cache: cache,
 	}
+	s.reload.Name, s.reload.Load, s.reload.Logger = "authz", s.Load, opts.Logger
 	s.reset(nil, nil)
 	w.Subscribe(s.apply, KindRole, KindAssignment)
 	return s
@@ -128,7 +129,7 @@ func (s *Service) apply(c storage.Change) {
 		// when storage is down, keep retrying in the background.
 		if err := s.Load(ctx); err != nil {
 			s.opts.Logger.Warn("authz: reload after a feed reset failed; retrying", "err", err)
-			go s.reloadSoon()
+			go s.reload.Soon(s.bg)
 		}
 		return
 	}
@@ -142,7 +143,7 @@ func (s *Service) apply(c storage.Change) {
 			s.deleteRoleLocked(c.Key)
 		case err != nil:
 			s.opts.Logger.Warn("authz: re-reading a role failed; reloading", "err", err)
-			go s.reloadSoon()
+			go s.reload.Soon(s.bg)
 			return
 		default:
 			s.putRoleLocked(&r.Value)
@@ -156,7 +157,7 @@ func (s *Service) apply(c storage.Change) {
 			s.deleteAssignmentLocked(c.Key)
 		case err != nil:
 			s.opts.Logger.Warn("authz: re-reading an assignment failed; reloading", "err", err)
-			go s.reloadSoon()
+			go s.reload.Soon(s.bg)
 			return
 		default:
 			s.putAssignmentLocked(&r.Value)
@@ -164,27 +165,6 @@ func (s *Service) apply(c storage.Change) {
 	}
 	s.gen++
 	s.cache.Purge()
-}
-
-// reloadSoon reloads the whole index, retrying until it succeeds or the
-// node stops. Concurrent calls share one reload loop.
-func (s *Service) reloadSoon() {
-	if !s.reloading.TryLock() {
-		return
-	}
-	defer s.reloading.Unlock()
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
-		err := s.Load(s.bg)
-		if err == nil || s.bg.Err() != nil {
-			return
-		}
-		s.opts.Logger.Warn("authz: reload failed; retrying", "err", err, "in", delay.String())
-		select {
-		case <-s.bg.Done():
-			return
-		case <-time.After(delay):
-		}
-	}
 }
 
 func (s *Service) putRoleLocked(def *RoleDefinition) {

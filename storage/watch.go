@@ -173,3 +173,39 @@ func (w *Watcher) deliver(changes []Change) {
 	w.cond = make(chan struct{})
 	w.mu.Unlock()
 }
+
+// Reloader rebuilds a subscriber's in-memory index when the change feed
+// could not be applied (a Reset it could not follow, a failed re-read):
+// Soon runs Load until it succeeds or ctx ends, backing off from 100 ms to
+// 10 s, so the index converges once storage is back. A Soon while another
+// runs returns at once. Set Load (and Name and Logger for the warnings)
+// before the first Soon; do not copy a Reloader after that.
+type Reloader struct {
+	Name   string
+	Load   func(context.Context) error
+	Logger *slog.Logger
+
+	running sync.Mutex
+}
+
+// Soon reloads, retrying; run it in its own goroutine.
+func (r *Reloader) Soon(ctx context.Context) {
+	if !r.running.TryLock() {
+		return
+	}
+	defer r.running.Unlock()
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		err := r.Load(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if r.Logger != nil {
+			r.Logger.Warn(r.Name+": reload failed; retrying", "err", err, "in", delay.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}

@@ -88,7 +88,7 @@ type Service struct {
 	versionCache *hlru.Cache[string, *storage.Record[versionRecord]]
 	gen          atomic.Uint64
 
-	reloading sync.Mutex
+	reload storage.Reloader
 }
 
 // New returns the service over store and subscribes it to w. ctx is the
@@ -124,6 +124,7 @@ func New(ctx context.Context, store storage.Objects, w *storage.Watcher, opts Op
 		store:    store, watcher: w, opts: opts, bg: ctx,
 		secretCache: sc, versionCache: vc,
 	}
+	s.reload.Name, s.reload.Load, s.reload.Logger = "vault", s.Load, opts.Logger
 	s.reset(nil)
 	w.Subscribe(s.applyVault, KindVault)
 	w.Subscribe(s.applySecret, KindSecret, KindVersion)
@@ -178,7 +179,7 @@ func (s *Service) applyVault(c storage.Change) {
 		s.invalidate("")
 		if err := s.Load(ctx); err != nil {
 			s.opts.Logger.Warn("vault: reload after a feed reset failed; retrying", "err", err)
-			go s.reloadSoon()
+			go s.reload.Soon(s.bg)
 		}
 		return
 	}
@@ -190,7 +191,7 @@ func (s *Service) applyVault(c storage.Change) {
 		s.deleteLocked(c.Key)
 	case err != nil:
 		s.opts.Logger.Warn("vault: re-reading a vault failed; reloading", "err", err)
-		go s.reloadSoon()
+		go s.reload.Soon(s.bg)
 	default:
 		s.putLocked(r)
 	}
@@ -227,26 +228,6 @@ func (s *Service) invalidate(key string) {
 	}
 	s.secretCache.Remove(key)
 	s.versionCache.Remove(key)
-}
-
-// reloadSoon reloads the index until it succeeds or the node stops.
-func (s *Service) reloadSoon() {
-	if !s.reloading.TryLock() {
-		return
-	}
-	defer s.reloading.Unlock()
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
-		err := s.Load(s.bg)
-		if err == nil || s.bg.Err() != nil {
-			return
-		}
-		s.opts.Logger.Warn("vault: reload failed; retrying", "err", err, "in", delay.String())
-		select {
-		case <-s.bg.Done():
-			return
-		case <-time.After(delay):
-		}
-	}
 }
 
 // VaultByName returns the live vault served at {name}.vault.H (name
