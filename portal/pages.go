@@ -94,6 +94,11 @@ func (p *Portal) signIn(q *req) error {
 	case err != nil:
 		return gatehouse.Errorf(http.StatusServiceUnavailable, gatehouse.CodeUnavailable, "Sign-in is busy; try again.").WithCause(err)
 	}
+	// A session the browser still held (another person's, or an old one)
+	// ends here: one browser, one session.
+	if err := p.deleteSession(q.r); err != nil {
+		return err
+	}
 	if err := p.newSession(q.w, q.r, pr); err != nil {
 		return err
 	}

@@ -98,13 +98,21 @@ func (p *Portal) session(r *http.Request) (*directory.User, string, error) {
 
 // endSession deletes the request's session, if any, and clears the cookie.
 func (p *Portal) endSession(w http.ResponseWriter, r *http.Request) error {
+	if err := p.deleteSession(r); err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return nil
+}
+
+// deleteSession deletes the session the request's cookie names, if any.
+func (p *Portal) deleteSession(r *http.Request) error {
 	if c, err := r.Cookie(cookieName); err == nil && c.Value != "" && len(c.Value) <= 100 {
 		if err := p.sessions.Delete(r.Context(), sessionKey(c.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return unavailable(err)
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1,
-		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	return nil
 }
 

@@ -144,6 +144,7 @@ func TestPortal(t *testing.T) {
 			e := newEnv(t, b.opts(t)...)
 			t.Run("sign-in-and-cookie", func(t *testing.T) { testSignIn(t, e) })
 			t.Run("sign-out-ends-session", func(t *testing.T) { testSignOut(t, e) })
+			t.Run("sign-in-replaces-session", func(t *testing.T) { testSignInAgain(t, e) })
 			t.Run("revoked-and-disabled", func(t *testing.T) { testRevoked(t, e) })
 			t.Run("headers-and-errors", func(t *testing.T) { testHeaders(t, e) })
 			t.Run("cross-origin", func(t *testing.T) { testCrossOrigin(t, e) })
@@ -202,6 +203,24 @@ func testSignIn(t *testing.T, e *env) {
 		}
 	}
 	e.AssertNotLogged(t, token, password)
+}
+
+// testSignInAgain: signing in with a session already in the browser (say,
+// another person's) ends that session; the old cookie no longer works.
+func testSignInAgain(t *testing.T, e *env) {
+	b := e.browser(t)
+	b.signIn(e.nobody)
+	u, _ := url.Parse(e.URL + "/portal/")
+	old := b.client.Jar.Cookies(u)
+	b.signIn(e.owner)
+	if p := b.get("/portal/"); p.status != 200 || !strings.Contains(p.body, "olivia") {
+		t.Fatalf("after the second sign-in: %d", p.status)
+	}
+	c := e.browser(t)
+	c.client.Jar.SetCookies(u, old)
+	if p := c.get("/portal/"); p.status != http.StatusSeeOther {
+		t.Fatalf("the replaced session still works: %d", p.status)
+	}
 }
 
 func testSignOut(t *testing.T, e *env) {
