@@ -270,6 +270,13 @@ func TestAzCLI(t *testing.T) {
 		if len(list) != 0 {
 			t.Fatalf("after delete: %v", list)
 		}
+		// Gatehouse deletes accounts at once: nothing to recover or purge
+		// (this listing used to be a 404 that az printed as an error).
+		var deleted []any
+		az.json(&deleted, "cognitiveservices", "account", "list-deleted")
+		if len(deleted) != 0 {
+			t.Fatalf("list-deleted: %v", deleted)
+		}
 		az.run("group", "delete", "-n", group, "--yes")
 		if out := strings.TrimSpace(string(az.run("group", "exists", "-n", group))); out != "false" {
 			t.Fatalf("az group exists after delete: %s", out)
