@@ -59,29 +59,21 @@ func keySum(key string) [sha256.Size]byte {
 }
 
 // authenticate establishes who calls acct: a key of acct, an STS token
-// minted from a current key of acct, or an identity token. On failure the
+// minted from a current key of acct, or an identity token. With bearerKey a
+// bearer that is not a JWT (no '.') is taken as a key. On failure the
 // returned call says as much as is known (for the audit log) and the error
 // is a denial.
-func (g *Gateway) authenticate(r *http.Request, acct *Account) (*call, error) {
+func (g *Gateway) authenticate(r *http.Request, acct *Account, bearerKey bool) (*call, error) {
 	c := &call{slot: -1}
 	if key, ok := presentedKey(r.Header); ok {
-		if acct.DisableLocalAuth {
-			return c, deny(errLocalAuthDisabled, reasonLocalAuthDisabled)
-		}
-		m, ok := g.opts.Accounts.LookupKey(keySum(key))
-		if !ok {
-			return c, deny(errAccessDenied, reasonInvalidKey)
-		}
-		if m.AccountID != acct.ID {
-			return c, deny(errAccessDenied, reasonWrongAccount)
-		}
-		c.kind, c.slot = SlotKind(m.Slot), m.Slot
-		server.SetPrincipal(r.Context(), string(c.kind))
-		return c, nil
+		return g.keyCall(r, acct, c, key)
 	}
 	raw, ok := bearer(r.Header)
 	if !ok {
 		return c, deny(errAccessDenied, reasonMissing)
+	}
+	if bearerKey && !strings.Contains(raw, ".") {
+		return g.keyCall(r, acct, c, raw)
 	}
 	tok, err := g.opts.Tokens.VerifyToken(r.Context(), raw, dataAudiences...)
 	if err != nil {
@@ -118,6 +110,23 @@ func (g *Gateway) authenticate(r *http.Request, acct *Account) (*call, error) {
 		return c, deny(errAccessDenied.WithCause(errors.New("token has no oid")), reasonInvalidToken)
 	}
 	server.SetPrincipal(r.Context(), tok.Principal.ObjectID)
+	return c, nil
+}
+
+// keyCall authenticates a subscription key of acct.
+func (g *Gateway) keyCall(r *http.Request, acct *Account, c *call, key string) (*call, error) {
+	if acct.DisableLocalAuth {
+		return c, deny(errLocalAuthDisabled, reasonLocalAuthDisabled)
+	}
+	m, ok := g.opts.Accounts.LookupKey(keySum(key))
+	if !ok {
+		return c, deny(errAccessDenied, reasonInvalidKey)
+	}
+	if m.AccountID != acct.ID {
+		return c, deny(errAccessDenied, reasonWrongAccount)
+	}
+	c.kind, c.slot = SlotKind(m.Slot), m.Slot
+	server.SetPrincipal(r.Context(), string(c.kind))
 	return c, nil
 }
 

@@ -29,7 +29,7 @@ func benchAuth(b *testing.B, w *world, hdr map[string]string) {
 	acct, _ := w.accounts.AccountByName("acct1")
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := w.gw.authenticate(r, &acct)
+		c, err := w.gw.authenticate(r, &acct, false)
 		if err != nil {
 			b.Fatal(err)
 		}

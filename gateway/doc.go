@@ -20,6 +20,8 @@
 //	POST /openai/deployments/{d}/chat/completions        …/accounts/OpenAI/deployments/chat/completions/action          OpenAI, AIServices
 //	POST /openai/deployments/{d}/completions             …/accounts/OpenAI/deployments/completions/action               OpenAI, AIServices
 //	POST /openai/deployments/{d}/embeddings              …/accounts/OpenAI/deployments/embeddings/action                OpenAI, AIServices
+//	POST /openai/v1/{chat/completions|completions|embeddings}   as the deployment routes; the deployment is the body's "model",
+//	                                                     no api-version, and a non-JWT bearer is taken as the key (OpenAI's own clients)
 //	POST /sts/v1.0/issueToken (at H and every account)   key only
 //
 // The request path:

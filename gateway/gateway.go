@@ -254,7 +254,10 @@ type route struct {
 	operation string
 	// kinds the route serves ("" in Account.Kind allows all).
 	kinds []string
-	serve func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
+	// bearerKey: a bearer that is not a JWT is a subscription key (the
+	// plain OpenAI clients send their key so on Azure OpenAI's v1 API).
+	bearerKey bool
+	serve     func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
 }
 
 const dataActionPrefix = "Microsoft.CognitiveServices/accounts/"
@@ -269,7 +272,20 @@ func openAIRoute(name, op string) *route {
 		dataAction: dataActionPrefix + "OpenAI/deployments/" + op + "/action",
 		operation:  "POST /openai/deployments/{deployment-id}/" + op, kinds: openAIKinds,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-			return g.proxy.serve(w, r, c, op)
+			return g.proxy.serve(w, r, c, op, false)
+		}}
+}
+
+// openAIV1Route is op on Azure OpenAI's v1 API: /openai/v1/{op}, the
+// deployment named by the body's "model", no api-version required, and
+// the key accepted as a bearer (what OpenAI's own clients send with
+// base_url …/openai/v1/).
+func openAIV1Route(name, op string) *route {
+	return &route{name: name + "-v1", method: http.MethodPost, path: "/openai/v1/" + op,
+		dataAction: dataActionPrefix + "OpenAI/deployments/" + op + "/action",
+		operation:  "POST /openai/v1/" + op, kinds: openAIKinds, bearerKey: true,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			return g.proxy.serve(w, r, c, op, true)
 		}}
 }
 
@@ -303,6 +319,9 @@ var routes = []*route{
 	openAIRoute("chat", openAIOperations[0]),
 	openAIRoute("completions", openAIOperations[1]),
 	openAIRoute("embeddings", openAIOperations[2]),
+	openAIV1Route("chat", openAIOperations[0]),
+	openAIV1Route("completions", openAIOperations[1]),
+	openAIV1Route("embeddings", openAIOperations[2]),
 }
 
 // Mount registers the data plane on rt: every route at the path form
@@ -355,7 +374,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 		g.meter.denied(nil, reasonUnknownAccount)
 		return errAccessDenied
 	}
-	c, err := g.authenticate(r, &acct)
+	c, err := g.authenticate(r, &acct, rte.bearerKey)
 	if err != nil {
 		return g.deny(r, &acct, c, rte.dataAction, err)
 	}

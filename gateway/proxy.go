@@ -96,6 +96,22 @@ type proxy struct {
 // copyPool holds the buffers responses are copied through.
 var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// deployment returns the account's deployment name, ready to serve.
+func (p *proxy) deployment(c *call, name string) (*Deployment, error) {
+	if p.deployments == nil {
+		return nil, errDeploymentNotFound
+	}
+	d, ok := p.deployments.Deployment(&c.account, name)
+	if !ok {
+		return nil, errDeploymentNotFound
+	}
+	if d.Unavailable != nil {
+		return nil, d.Unavailable
+	}
+	d.prepare()
+	return d, nil
+}
+
 // forwardHeaders are the request headers an upstream gets from the client.
 // Everything else — the client's credentials above all, cookies, Azure and
 // APIM headers — stays behind.
@@ -103,21 +119,21 @@ var forwardHeaders = []string{"Content-Type", "Accept", "Accept-Encoding", "User
 
 // serve forwards POST …/openai/deployments/{deployment}/{op} to the
 // deployment's upstream /v1/{op}.
-func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string) error {
-	if err := checkOpenAIVersion(r.URL.RawQuery); err != nil {
-		return err
+//
+// With v1 it serves Azure OpenAI's v1 API, POST …/openai/v1/{op}: no
+// api-version is needed and the deployment is the body's "model" (which
+// is then rewritten to the upstream's model like any other).
+func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string, v1 bool) error {
+	var d *Deployment
+	if !v1 {
+		if err := checkOpenAIVersion(r.URL.RawQuery); err != nil {
+			return err
+		}
+		var err error
+		if d, err = p.deployment(c, r.PathValue("deployment")); err != nil {
+			return err
+		}
 	}
-	if p.deployments == nil {
-		return errDeploymentNotFound
-	}
-	d, ok := p.deployments.Deployment(&c.account, r.PathValue("deployment"))
-	if !ok {
-		return errDeploymentNotFound
-	}
-	if d.Unavailable != nil {
-		return d.Unavailable
-	}
-	d.prepare()
 	if r.ContentLength > p.maxBody {
 		return tooLarge(p.maxBody)
 	}
@@ -144,6 +160,20 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 	}
 	if !validJSON(in) {
 		return badRequest("We could not parse the JSON body of your request. The API expects a JSON payload, but what was sent was not valid JSON.")
+	}
+	if v1 {
+		var named struct {
+			Model string `json:"model"`
+		}
+		if err := json.Unmarshal(in, &named); err != nil {
+			return badRequest("The request body must be a JSON object with a string \"model\".")
+		}
+		if named.Model == "" {
+			return badRequest("The \"model\" field is required: it names the deployment.")
+		}
+		if d, err = p.deployment(c, named.Model); err != nil {
+			return err
+		}
 	}
 	var body []byte
 	var outp *[]byte // the pooled buffer body is in, if any

@@ -92,7 +92,7 @@ func BenchmarkAuthReal(b *testing.B) {
 			r.Header.Set(bc.header, bc.value)
 			b.ReportAllocs()
 			for b.Loop() {
-				c, err := w.gw.authenticate(r, &acct)
+				c, err := w.gw.authenticate(r, &acct, false)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -73,6 +73,7 @@ func TestGateway(t *testing.T) {
 				{"openai-azidentity", testOpenAIIdentity},
 				{"openai-sts-credential", testOpenAISTSCredential},
 				{"openai-streaming", testOpenAIStreaming},
+				{"openai-v1-api", testOpenAIV1},
 				{"language-every-credential", testLanguage},
 				{"rotation-under-load", testRotation},
 				{"refusals", testRefusals},

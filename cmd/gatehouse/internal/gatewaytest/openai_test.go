@@ -116,3 +116,79 @@ func testOpenAIStreaming(t *testing.T, e *env) {
 		t.Errorf("%d chunks, accumulated %+v", chunks, acc.Choices)
 	}
 }
+
+// testOpenAIV1: Azure OpenAI's v1 API (…/openai/v1/, no api-version, the
+// deployment in "model") driven by openai-go as a plain OpenAI client, the
+// way Azure documents it: base URL …/openai/v1/ and the account key as the
+// API key, which the client sends as "Authorization: Bearer <key>"; an
+// identity token works the same way, and streaming passes through.
+func testOpenAIV1(t *testing.T, e *env) {
+	a := e.createAccount(t, "oai-v1", "OpenAI", nil)
+	e.deploy(t, a, "gpt-v1", "upstream-v1")
+	_, cred := e.principal(t, "oai-v1-user", a, authz.RoleCognitiveServicesOpenAIUser)
+	identity := e.Token(t, cred, "https://cognitiveservices.azure.com/.default")
+	plain := func(endpoint, apiKey string) openai.Client {
+		return openai.NewClient(option.WithBaseURL(endpoint+"openai/v1/"), option.WithAPIKey(apiKey),
+			option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+	}
+	hostForm := "https://" + a.name + ".openai." + e.Host + "/"
+	for _, tt := range []struct{ name, endpoint, key string }{
+		{"key-as-bearer", a.endpoint, a.key1},
+		{"host-form-key2", hostForm, a.key2},
+		{"identity-token", a.endpoint, identity},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := chat(t, plain(tt.endpoint, tt.key), "gpt-v1", "v1 "+tt.name)
+			if want := "echo from upstream-v1 at /v1/chat/completions: v1 " + tt.name; got != want {
+				t.Errorf("reply %q, want %q", got, want)
+			}
+		})
+	}
+	t.Run("streaming", func(t *testing.T) {
+		c := plain(a.endpoint, a.key1)
+		stream := c.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{
+			Model: "gpt-v1", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("a b c")}})
+		var acc openai.ChatCompletionAccumulator
+		for stream.Next() {
+			acc.AddChunk(stream.Current())
+		}
+		if err := stream.Err(); err != nil || len(acc.Choices) != 1 || acc.Choices[0].Message.Content != "echo from upstream-v1 at /v1/chat/completions: a b c" {
+			t.Fatalf("stream: %v %+v", err, acc.Choices)
+		}
+	})
+	t.Run("refusals", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, key, model string
+			status           int
+			code             string
+		}{
+			{"wrong-key", strings.Repeat("0", 64), "gpt-v1", 401, "401"},
+			{"unknown-deployment", a.key1, "no-such-deployment", 404, "DeploymentNotFound"},
+			{"tampered-token", identity[:len(identity)-4] + "AAAA", "gpt-v1", 401, "401"},
+		} {
+			c := plain(a.endpoint, tt.key)
+			_, err := c.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{
+				Model: tt.model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")}})
+			var apiErr *openai.Error
+			if !asError(err, &apiErr) || apiErr.StatusCode != tt.status || apiErr.Code != tt.code {
+				t.Errorf("%s: %v, want %d %s", tt.name, err, tt.status, tt.code)
+			}
+		}
+		// No "model": the v1 API cannot tell the deployment.
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", a.endpoint+"openai/v1/chat/completions",
+			strings.NewReader(`{"messages":[{"role":"user","content":"x"}]}`))
+		req.Header.Set("Authorization", "Bearer "+a.key1)
+		resp, err := e.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("no model: %d", resp.StatusCode)
+		}
+	})
+	if e.up.SawSecret(a.key1) || e.up.SawSecret(a.key2) || e.up.SawSecret(identity) {
+		t.Error("the upstream received a client credential")
+	}
+	e.AssertNotLogged(t, a.key1, a.key2, identity)
+}
