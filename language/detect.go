@@ -60,16 +60,17 @@ var languages = func() map[whatlanggo.Lang]detectedLanguage {
 }()
 
 // detect returns the language of text with a confidence rounded to two
-// decimals, or (Unknown).
+// decimals, or (Unknown): whatlanggo's trigram answer, corrected for short
+// texts by a vote of common words (words.go).
 func detect(text string) detectedLanguage {
 	info := whatlanggo.Detect(text)
 	d, ok := languages[info.Lang]
 	if !ok || info.Confidence <= 0 {
-		return unknownLanguage
+		return refine(text, unknownLanguage)
 	}
 	d.ConfidenceScore = math.Round(info.Confidence*100) / 100
 	if d.ConfidenceScore == 0 {
 		d.ConfidenceScore = 0.01
 	}
-	return d
+	return refine(text, d)
 }

@@ -499,3 +499,37 @@ func remarshal(t *testing.T, in, out any) {
 		t.Fatal(err)
 	}
 }
+
+// TestDetectShortTexts: short greetings and sentences, where trigram
+// profiles alone guess wrong ("Hello world" came out Dutch), are settled by
+// common words; longer texts in languages without a word list keep the
+// trigram answer.
+func TestDetectShortTexts(t *testing.T) {
+	for text, want := range map[string]string{
+		"Hello world":                "en",
+		"Hello":                      "en",
+		"Good morning":               "en",
+		"Good morning, lovely day.":  "en",
+		"Hola mundo":                 "es",
+		"Buenos días":                "es",
+		"Bonjour":                    "fr",
+		"Bonjour tout le monde":      "fr",
+		"Guten Tag":                  "de",
+		"Hallo Welt":                 "de",
+		"Obrigado":                   "pt",
+		"Questo è un test":           "it",
+		"Dit is een test":            "nl",
+		"To jest test":               "pl",
+		"Hello world from Gatehouse": "en",
+		"Jag heter Anna och jag bor i Stockholm och jag tycker om att läsa böcker.": "sv",
+		"Привет, как дела? Сегодня прекрасная погода.":                              "ru",
+		"これは日本語で書かれた文章です。":                                                          "ja",
+	} {
+		if got := detect(text); got.ISO6391Name != want || got.ConfidenceScore <= 0 || got.ConfidenceScore > 1 {
+			t.Errorf("%q: %+v, want %s", text, got, want)
+		}
+	}
+	if got := detect("12345 :-) !!!"); got.ISO6391Name != "(Unknown)" {
+		t.Errorf("digits and emoticons: %+v", got)
+	}
+}
