@@ -52,6 +52,7 @@
 //	GET    /subscriptions/{sub}/providers/Microsoft.CognitiveServices/skus   F0 and S0 of every kind
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/managedHSMs, {sub}/…/deletedManagedHSMs   always empty
 //	GET    {sub}/providers/Microsoft.CognitiveServices/deletedAccounts                                 always empty
+//	GET    {account}/skus (F0, S0), {account}/usages, {account}/models                               usages and models empty
 //	GET|DELETE {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}   404
 //	GET    {scope}/providers/Microsoft.Authorization/roleAssignments   $filter atScope(), principalId eq, assignedTo()
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}

@@ -28,6 +28,10 @@ import (
 //	                                                az cognitiveservices account list-deleted/show-deleted/purge,
 //	                                                azure-mgmt-cognitiveservices deleted_accounts: Gatehouse deletes
 //	                                                accounts at once (their keys die with them), so there are none
+//	GET {account}/skus, /usages, /models             az cognitiveservices account list-skus -n/-g, list-usage,
+//	                                                list-models; armcognitiveservices' ListSKUs, ListUsages,
+//	                                                ListModels: the SKUs an account can move to; no quota
+//	                                                usages or catalogue models (deployments name upstreams)
 var genericRoutes = []route{
 	{method: "GET", pattern: sub + "/resources", family: famResources, handle: listResources},
 	{method: "GET", pattern: group + "/resources", family: famResources, handle: listResources},
@@ -36,6 +40,9 @@ var genericRoutes = []route{
 	{method: "GET", pattern: group + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listEmpty},
 	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/deletedManagedHSMs", family: famKeyVault, handle: listEmpty},
 	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/deletedAccounts", family: famCognitive, handle: listEmpty},
+	{method: "GET", pattern: account + "/skus", family: famCognitive, handle: listAccountSKUs},
+	{method: "GET", pattern: account + "/usages", family: famCognitive, handle: listAccountEmpty},
+	{method: "GET", pattern: account + "/models", family: famCognitive, handle: listAccountEmpty},
 	{method: "GET", pattern: sub + deletedAccount, family: famCognitive, handle: noDeletedAccount},
 	{method: "DELETE", pattern: sub + deletedAccount, family: famCognitive, handle: noDeletedAccount},
 }
@@ -318,6 +325,40 @@ func listSKUs(c *call) error {
 // soft-deleted accounts.
 func listEmpty(c *call) error {
 	if _, err := c.listScope(); err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, list[struct{}]{Value: []struct{}{}})
+}
+
+// accountSKUJSON is ARM's AccountSku.
+type accountSKUJSON struct {
+	ResourceType string       `json:"resourceType"`
+	SKU          accounts.SKU `json:"sku"`
+}
+
+// listAccountSKUs answers the SKUs an existing account can use.
+func listAccountSKUs(c *call) error {
+	id, err := c.accountCall(actAccountRead)
+	if err != nil {
+		return err
+	}
+	if _, err := c.api.opts.Accounts.Get(c.ctx(), id); err != nil {
+		return err
+	}
+	out := list[accountSKUJSON]{Value: []accountSKUJSON{}}
+	for _, s := range []accounts.SKU{{Name: "F0", Tier: "Free"}, {Name: "S0", Tier: "Standard"}} {
+		out.Value = append(out.Value, accountSKUJSON{ResourceType: "Microsoft.CognitiveServices/accounts", SKU: s})
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+// listAccountEmpty answers an existing account's usages and models: none.
+func listAccountEmpty(c *call) error {
+	id, err := c.accountCall(actAccountRead)
+	if err != nil {
+		return err
+	}
+	if _, err := c.api.opts.Accounts.Get(c.ctx(), id); err != nil {
 		return err
 	}
 	return c.reply(http.StatusOK, list[struct{}]{Value: []struct{}{}})

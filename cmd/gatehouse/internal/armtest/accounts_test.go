@@ -53,6 +53,28 @@ func testSDKAccounts(t *testing.T, e *env) {
 	if err != nil || *got.Name != "lang-sdk" || *got.Etag == "" {
 		t.Fatalf("Get: %+v %v", got, err)
 	}
+	// The account's SKUs, usages and models (az list-skus -n, list-usage,
+	// list-models), and the subscription's soft-deleted accounts (none).
+	skus, err := e.accounts.ListSKUs(ctx, group, "lang-sdk", nil)
+	if err != nil || len(skus.Value) != 2 || *skus.Value[1].SKU.Name != "S0" || *skus.Value[0].ResourceType != "Microsoft.CognitiveServices/accounts" {
+		t.Fatalf("ListSKUs: %+v %v", skus, err)
+	}
+	if usages, err := e.accounts.ListUsages(ctx, group, "lang-sdk", nil); err != nil || len(usages.Value) != 0 {
+		t.Fatalf("ListUsages: %+v %v", usages, err)
+	}
+	if page, err := e.accounts.NewListModelsPager(group, "lang-sdk", nil).NextPage(ctx); err != nil || len(page.Value) != 0 {
+		t.Fatalf("ListModels: %+v %v", page, err)
+	}
+	if _, err := e.accounts.ListSKUs(ctx, group, "no-such-account", nil); !isStatus(err, 404) {
+		t.Fatalf("ListSKUs of a missing account: %v", err)
+	}
+	deleted, err := armcognitiveservices.NewDeletedAccountsClient(e.sub, e.cred, e.armOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, err := deleted.NewListPager(nil).NextPage(ctx); err != nil || len(page.Value) != 0 {
+		t.Fatalf("deleted accounts: %+v %v", page, err)
+	}
 	names := func(pager interface {
 		More() bool
 	}, next func() ([]*armcognitiveservices.Account, error)) []string {
@@ -256,4 +278,9 @@ func testKeyUsage(t *testing.T, e *env) {
 		body.Value[1].RequestsLastHour != 12 || body.Value[1].Clients[0] != "192.0.2.7" || body.Value[1].UserAgents[0] != "my-app/1.0" {
 		t.Fatalf("usage: %s", r.body)
 	}
+}
+
+func isStatus(err error, status int) bool {
+	respErr, ok := err.(*azcore.ResponseError)
+	return ok && respErr.StatusCode == status
 }
