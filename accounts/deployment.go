@@ -24,6 +24,7 @@ package accounts
 // Service.PurgeOrphans removes them.
 
 import (
+	"slices"
 	"context"
 	"encoding/json"
 	"errors"
@@ -283,6 +284,22 @@ func (d *Deployments) Lookup(internalID, name string) (*DataPlaneDeployment, boo
 	dp, ok := d.index[key]
 	d.mu.RUnlock()
 	return dp, ok
+}
+
+// Names returns the names of the deployments of the account instance with
+// internal id internalID, sorted, from memory.
+func (d *Deployments) Names(internalID string) []string {
+	prefix := strings.ToLower(internalID) + "/"
+	var out []string
+	d.mu.RLock()
+	for k, dp := range d.index {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, dp.Name)
+		}
+	}
+	d.mu.RUnlock()
+	slices.Sort(out)
+	return out
 }
 
 // deploymentKinds are the account kinds that have deployments.

@@ -22,6 +22,7 @@
 //	POST /openai/deployments/{d}/embeddings              …/accounts/OpenAI/deployments/embeddings/action                OpenAI, AIServices
 //	POST /openai/v1/{chat/completions|completions|embeddings}   as the deployment routes; the deployment is the body's "model",
 //	                                                     no api-version, and a non-JWT bearer is taken as the key (OpenAI's own clients)
+//	GET  /openai/v1/models                               …/accounts/OpenAI/models/read: the deployments, as OpenAI model objects
 //	POST /sts/v1.0/issueToken (at H and every account)   key only
 //
 // The request path:

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -171,6 +172,19 @@ func (f *fakeDeployments) Deployment(acct *Account, name string) (*Deployment, b
 	defer f.mu.Unlock()
 	d, ok := f.m[acct.ID+"|"+name]
 	return d, ok
+}
+
+func (f *fakeDeployments) DeploymentNames(acct *Account) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for k, d := range f.m {
+		if strings.HasPrefix(k, acct.ID+"|") {
+			out = append(out, d.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 type fakeUsage struct {

@@ -322,6 +322,12 @@ var routes = []*route{
 	openAIV1Route("chat", openAIOperations[0]),
 	openAIV1Route("completions", openAIOperations[1]),
 	openAIV1Route("embeddings", openAIOperations[2]),
+	{name: "models-v1", method: http.MethodGet, path: "/openai/v1/models",
+		dataAction: dataActionPrefix + "OpenAI/models/read",
+		operation:  "GET /openai/v1/models", kinds: openAIKinds, bearerKey: true,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			return g.proxy.listModels(w, c)
+		}},
 }
 
 // Mount registers the data plane on rt: every route at the path form

@@ -83,6 +83,8 @@ var openAIOperations = []string{"chat/completions", "completions", "embeddings"}
 // concurrent requests.
 type Deployments interface {
 	Deployment(acct *Account, name string) (*Deployment, bool)
+	// DeploymentNames lists acct's deployments, sorted.
+	DeploymentNames(acct *Account) []string
 }
 
 type proxy struct {
@@ -565,4 +567,29 @@ func queryValue(raw, key string) (string, error) {
 		return v, nil
 	}
 	return "", nil
+}
+
+// modelJSON is an entry of the OpenAI models list.
+type modelJSON struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// listModels serves GET …/openai/v1/models: on Azure OpenAI's v1 API the
+// models a client can name are the account's deployments. (OpenAI's
+// clients and the tools built on them call it to check a connection.)
+func (p *proxy) listModels(w http.ResponseWriter, c *call) error {
+	out := struct {
+		Object string      `json:"object"`
+		Data   []modelJSON `json:"data"`
+	}{Object: "list", Data: []modelJSON{}}
+	if p.deployments != nil {
+		for _, name := range p.deployments.DeploymentNames(&c.account) {
+			out.Data = append(out.Data, modelJSON{ID: name, Object: "model", OwnedBy: "organization-owner"})
+		}
+	}
+	server.WriteJSON(w, http.StatusOK, out)
+	return nil
 }

@@ -293,6 +293,10 @@ func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gatewa
 	return v, true
 }
 
+func (x deploymentIndex) DeploymentNames(acct *gateway.Account) []string {
+	return x.d.Names(acct.InternalID)
+}
+
 // usageSink flushes the gateway's usage counts into the accounts' evidence.
 type usageSink struct{ s *accounts.Service }
 

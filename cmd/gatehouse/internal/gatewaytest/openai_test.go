@@ -144,6 +144,24 @@ func testOpenAIV1(t *testing.T, e *env) {
 			}
 		})
 	}
+	t.Run("models", func(t *testing.T) {
+		// GET …/openai/v1/models lists the deployments: what "model" may name.
+		e.deploy(t, a, "embed-v1", "upstream-embed")
+		for _, key := range []string{a.key1, identity} {
+			c := plain(a.endpoint, key)
+			page, err := c.Models.List(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, m := range page.Data {
+				ids = append(ids, m.ID)
+			}
+			if strings.Join(ids, ",") != "embed-v1,gpt-v1" {
+				t.Fatalf("models %v", ids)
+			}
+		}
+	})
 	t.Run("streaming", func(t *testing.T) {
 		c := plain(a.endpoint, a.key1)
 		stream := c.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{
