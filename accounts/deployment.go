@@ -24,7 +24,6 @@ package accounts
 // Service.PurgeOrphans removes them.
 
 import (
-	"slices"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +31,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
