@@ -439,7 +439,8 @@ func TestOpinionMining(t *testing.T) {
 		{"id":"a","text":""},
 		{"id":"b","text":"I love this. The food and the service were unacceptable, but the staff was not rude."},
 		{"id":"c","text":"Great coffee."},
-		{"id":"d","text":"We loved the pool."}]}}`
+		{"id":"d","text":"We loved the pool."},
+		{"id":"e","text":"The service was slow and rude."}]}}`
 	status, m := post(t, "", body)
 	if status != 200 {
 		t.Fatalf("%d %v", status, m)
@@ -489,6 +490,10 @@ func TestOpinionMining(t *testing.T) {
 	remarshal(t, path(m, "results", "documents", 2, "sentences", 0, "targets"), &c)
 	if len(c) != 1 || c[0].Text != "pool" || c[0].Sentiment != "positive" {
 		t.Fatalf("'We loved the pool.': %+v", c)
+	}
+	remarshal(t, path(m, "results", "documents", 3, "sentences", 0, "targets"), &c)
+	if len(c) != 1 || c[0].Text != "service" || c[0].Sentiment != "negative" {
+		t.Fatalf("'The service was slow and rude.': %+v", c)
 	}
 }
 

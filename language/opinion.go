@@ -213,6 +213,13 @@ func (a *analyzer) targetsOf(ws []word, i int) []int {
 	for j >= 0 && intensifiers[ws[j].lower] {
 		j--
 	}
+	// "was slow and rude": past the other adjectives of a coordination.
+	for n := 0; n < 3 && j >= 2 && (ws[j].lower == "and" || ws[j].lower == "or"); n++ {
+		j -= 2
+		for j >= 0 && intensifiers[ws[j].lower] {
+			j--
+		}
+	}
 	if j >= 1 && linkingVerbs[ws[j].lower] {
 		var out []int
 		k := j - 1
