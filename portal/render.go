@@ -60,13 +60,17 @@ func (p *Portal) render(q *req, status int, page, title string, v any) error {
 	return nil
 }
 
-// renderFragment writes one named template of a page (for htmx swaps).
+// renderFragment writes one named template of a page (for htmx swaps),
+// with status 200, or the status of an errorView.
 func (p *Portal) renderFragment(q *req, page, name string, v any) error {
 	var b bytes.Buffer
 	if err := p.pages[page].ExecuteTemplate(&b, name, v); err != nil {
 		return err
 	}
 	q.w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if ev, ok := v.(errorView); ok {
+		q.w.WriteHeader(ev.Status)
+	}
 	_, _ = q.w.Write(b.Bytes())
 	return nil
 }
@@ -85,10 +89,17 @@ func (p *Portal) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	server.RenderError(w, r, func(w http.ResponseWriter, r *http.Request, e *gatehouse.Error) {
 		w.Header().Set("Cache-Control", "no-store")
 		q := &req{w: w, r: r}
+		v := errorView{Status: e.Status, Code: e.Code, Message: e.Message}
+		if q.htmx() {
+			// htmx swaps the answer into the keys panel (layout.html
+			// tells it to swap 4xx/5xx too): say what went wrong there.
+			if rerr := p.renderFragment(q, "error", "panel-error", v); rerr == nil {
+				return
+			}
+		}
 		if u, _, err := p.session(r); err == nil {
 			q.user = u
 		}
-		v := errorView{Status: e.Status, Code: e.Code, Message: e.Message}
 		if rerr := p.render(q, e.Status, "error", http.StatusText(e.Status), v); rerr != nil {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(e.Status)

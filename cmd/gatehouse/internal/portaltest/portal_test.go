@@ -406,6 +406,12 @@ func testRBAC(t *testing.T, e *env) {
 	if p := r.post(e.accountPath()+"/regenerate", url.Values{"keyName": {"Key1"}}); p.status != http.StatusForbidden {
 		t.Fatalf("reader regenerates: %d", p.status)
 	}
+	// From htmx the refusal is a keys-panel fragment saying why, not a page.
+	p = r.do("POST", e.accountPath()+"/keys", url.Values{}, map[string]string{"HX-Request": "true"})
+	if p.status != http.StatusForbidden || !strings.Contains(p.body, `id="keys-error"`) || strings.Contains(p.body, "<html") ||
+		!strings.Contains(p.body, "listKeys/action") {
+		t.Fatalf("htmx refusal: %d %s", p.status, p.body)
+	}
 	if after, _ := e.Accounts.ListKeys(t.Context(), e.account); after != before {
 		t.Fatal("a reader regenerated a key")
 	}
