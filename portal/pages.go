@@ -47,7 +47,7 @@ type signInView struct {
 }
 
 func (p *Portal) signInPage(q *req) error {
-	if u, _, err := p.session(q.r); err == nil && u != nil {
+	if u, err := p.session(q.r); err == nil && u != nil {
 		http.Redirect(q.w, q.r, safeNext(q.r.URL.Query().Get("next")), http.StatusSeeOther)
 		return nil
 	}
@@ -184,15 +184,13 @@ func (q *req) resourceID(ns, typ string) (*gatehouse.ResourceID, error) {
 }
 
 type slotView struct {
-	KeyName, Label   string // "Key1", "key 1"
-	Value            string // "" unless shown
-	Generation       int64
-	RegeneratedAt    time.Time
-	Usage            *accounts.KeyUsage
-	InUse            bool // used in the last 24 hours
-	ConfirmMessage   string
-	OtherSlotUnused  bool
-	RecentClientNote string
+	KeyName, Label string // "key1", "Key 1"
+	Value          string // "" unless shown
+	Generation     int64
+	RegeneratedAt  time.Time
+	Usage          *accounts.KeyUsage
+	InUse          bool // used in the last 24 hours
+	ConfirmMessage string
 }
 
 type keysView struct {
@@ -375,7 +373,7 @@ func (p *Portal) regenerate(q *req) error {
 	if err := q.form(); err != nil {
 		return err
 	}
-	id, a, err := p.loadAccount(q)
+	id, _, err := p.loadAccount(q)
 	if err != nil {
 		return err
 	}
@@ -395,7 +393,6 @@ func (p *Portal) regenerate(q *req) error {
 	}
 	p.auditUser(q, actRegenerateKey, id, audit.Succeeded, http.StatusOK, "",
 		map[string]string{"keyName": name, "generation": strconv.FormatInt(a2.Keys[slot].Generation, 10)})
-	_ = a
 	var show *accounts.Keys
 	if q.can(p, actListKeys, id) {
 		show = &keys

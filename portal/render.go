@@ -97,7 +97,7 @@ func (p *Portal) renderError(w http.ResponseWriter, r *http.Request, err error) 
 				return
 			}
 		}
-		if u, _, err := p.session(r); err == nil {
+		if u, err := p.session(r); err == nil {
 			q.user = u
 		}
 		if rerr := p.render(q, e.Status, "error", http.StatusText(e.Status), v); rerr != nil {

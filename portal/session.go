@@ -73,27 +73,26 @@ func (p *Portal) newSession(w http.ResponseWriter, r *http.Request, pr gatehouse
 var errNoSession = errors.New("portal: no session")
 
 // session returns the request's person. errNoSession, or 503.
-func (p *Portal) session(r *http.Request) (*directory.User, string, error) {
-	c, err := r.Cookie(cookieName)
-	if err != nil || c.Value == "" || len(c.Value) > 100 {
-		return nil, "", errNoSession
+func (p *Portal) session(r *http.Request) (*directory.User, error) {
+	token, ok := sessionToken(r)
+	if !ok {
+		return nil, errNoSession
 	}
-	key := sessionKey(c.Value)
-	rec, err := p.sessions.Get(r.Context(), key)
+	rec, err := p.sessions.Get(r.Context(), sessionKey(token))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, "", errNoSession
+		return nil, errNoSession
 	case err != nil:
-		return nil, "", unavailable(err)
+		return nil, unavailable(err)
 	}
 	if !p.opts.Now().Before(rec.Expires) {
-		return nil, "", errNoSession
+		return nil, errNoSession
 	}
 	u, err := p.opts.Directory.User(rec.Value.ObjectID)
 	if err != nil || !u.Enabled || rec.Value.AuthTime.Before(u.SignInSessionsValidFrom) {
-		return nil, "", errNoSession
+		return nil, errNoSession
 	}
-	return u, key, nil
+	return u, nil
 }
 
 // endSession deletes the request's session, if any, and clears the cookie.
@@ -108,12 +107,22 @@ func (p *Portal) endSession(w http.ResponseWriter, r *http.Request) error {
 
 // deleteSession deletes the session the request's cookie names, if any.
 func (p *Portal) deleteSession(r *http.Request) error {
-	if c, err := r.Cookie(cookieName); err == nil && c.Value != "" && len(c.Value) <= 100 {
-		if err := p.sessions.Delete(r.Context(), sessionKey(c.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if token, ok := sessionToken(r); ok {
+		if err := p.sessions.Delete(r.Context(), sessionKey(token)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return unavailable(err)
 		}
 	}
 	return nil
+}
+
+// sessionToken returns the request's session cookie value, if it has one
+// of a plausible size.
+func sessionToken(r *http.Request) (string, bool) {
+	c, err := r.Cookie(cookieName)
+	if err != nil || c.Value == "" || len(c.Value) > 100 {
+		return "", false
+	}
+	return c.Value, true
 }
 
 // SweepSessions deletes expired sessions; the node's upkeep calls it.
@@ -145,7 +154,7 @@ func (p *Portal) handle(h func(*req) error, auth bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := &req{w: w, r: r}
 		if auth {
-			u, _, err := p.session(r)
+			u, err := p.session(r)
 			switch {
 			case errors.Is(err, errNoSession) && r.Method == http.MethodGet:
 				http.Redirect(w, r, "/portal/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
