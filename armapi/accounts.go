@@ -222,12 +222,17 @@ func (c *call) accountCall(action string) (*gatehouse.ResourceID, error) {
 	return id, nameErr
 }
 
-func getAccount(c *call) error {
+// readAccount authorizes reading the path's account and loads it.
+func (c *call) readAccount() (*accounts.Account, error) {
 	id, err := c.accountCall(actAccountRead)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a, err := c.api.opts.Accounts.Get(c.ctx(), id)
+	return c.api.opts.Accounts.Get(c.ctx(), id)
+}
+
+func getAccount(c *call) error {
+	a, err := c.readAccount()
 	if err != nil {
 		return err
 	}

@@ -338,11 +338,7 @@ type accountSKUJSON struct {
 
 // listAccountSKUs answers the SKUs an existing account can use.
 func listAccountSKUs(c *call) error {
-	id, err := c.accountCall(actAccountRead)
-	if err != nil {
-		return err
-	}
-	if _, err := c.api.opts.Accounts.Get(c.ctx(), id); err != nil {
+	if _, err := c.readAccount(); err != nil {
 		return err
 	}
 	out := list[accountSKUJSON]{Value: []accountSKUJSON{}}
@@ -354,11 +350,7 @@ func listAccountSKUs(c *call) error {
 
 // listAccountEmpty answers an existing account's usages and models: none.
 func listAccountEmpty(c *call) error {
-	id, err := c.accountCall(actAccountRead)
-	if err != nil {
-		return err
-	}
-	if _, err := c.api.opts.Accounts.Get(c.ctx(), id); err != nil {
+	if _, err := c.readAccount(); err != nil {
 		return err
 	}
 	return c.reply(http.StatusOK, list[struct{}]{Value: []struct{}{}})
