@@ -53,6 +53,9 @@ type Config struct {
 	// Upstream keys from Key Vault (upstream.go) and people's sessions (authority/refresh.go).
 	UpstreamSecretTTL    time.Duration `yaml:"upstream-secret-ttl" help:"longest a deployment's upstream credential read from Key Vault is reused (a change to the secret or to roles applies at once)"`
 	RefreshTokenLifetime time.Duration `yaml:"refresh-token-lifetime" help:"how long a person's CLI session (refresh token) lasts unused; each use renews it, up to 90 days"`
+	// HTTP1FastPath serves data-plane HTTP/1.1 requests without net/http
+	// (server/h1); off, net/http serves every connection.
+	HTTP1FastPath bool `yaml:"http1-fast-path" help:"serve data-plane HTTP/1.1 requests on the fast path (off: net/http serves every request)"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long graceful shutdown waits for requests in flight"`
 }
@@ -70,6 +73,7 @@ func DefaultConfig() Config {
 		LogFormat:               "text",
 		LogLevel:                "info",
 		ShutdownTimeout:         20 * time.Second,
+		HTTP1FastPath:           true,
 		EndpointForm:            EndpointFormPath,
 		KeyVaultChallengeTenant: ChallengeTenantADFS,
 		VaultPurgeInterval:      time.Hour,

@@ -39,6 +39,7 @@ import (
 	"github.com/gatehouse/gatehouse/portal"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/server/h1"
 	"github.com/gatehouse/gatehouse/storage"
 	"github.com/gatehouse/gatehouse/vault"
 )
@@ -92,6 +93,7 @@ type Main struct {
 	lock     *dirLock
 	ln       net.Listener
 	srv      *http.Server
+	fast     *h1.Server
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	closers  []func()
@@ -237,9 +239,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ErrorLog: slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
 	}
 	m.serveErr = make(chan error, 1)
-	tlsLn := tls.NewListener(m.ln, m.srv.TLSConfig)
-	srv := m.srv
-	go func() { m.serveErr <- srv.Serve(tlsLn) }()
+	if cfg.HTTP1FastPath {
+		// Data-plane HTTP/1.1 on the fast path, the rest through m.srv.
+		m.fast = &h1.Server{HTTP: m.srv, Fast: m.Router.DataPlane, Logger: m.Logger}
+		fast, ln := m.fast, m.ln
+		go func() { m.serveErr <- fast.Serve(ln) }()
+	} else {
+		tlsLn := tls.NewListener(m.ln, m.srv.TLSConfig)
+		srv := m.srv
+		go func() { m.serveErr <- srv.Serve(tlsLn) }()
+	}
 	m.printBanner()
 	return nil
 }
@@ -330,11 +339,15 @@ func (m *Main) Close() error {
 	var errs []error
 	if m.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
-		if err := m.srv.Shutdown(ctx); err != nil {
+		shutdown := m.srv.Shutdown
+		if m.fast != nil {
+			shutdown = m.fast.Shutdown // both servers
+		}
+		if err := shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
 		cancel()
-		m.srv = nil
+		m.srv, m.fast = nil, nil
 	} else if m.ln != nil {
 		m.ln.Close()
 	}

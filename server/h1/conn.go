@@ -1,0 +1,480 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one HTTP/1.1 connection on the fast path.
+type conn struct {
+	s      *Server
+	tc     *tls.Conn
+	tls    *tls.ConnectionState
+	remote string
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	// ctx carries the server's and the connection's context values.
+	ctx   context.Context
+	state atomic.Int32
+	// fields is the scratch a request head's fields are found in; pending
+	// the scratch a response body waits in until its framing is known.
+	fields  [maxFields]fieldPos
+	pending []byte
+}
+
+// Limits of a request the fast path takes (bigger ones go to net/http).
+const (
+	maxFields = 64
+	// maxPending is how much of a response body is held back to send it
+	// with a Content-Length; a longer one (or one flushed) is chunked.
+	maxPending = 4 << 10
+	// maxDiscard is how much of a request body the handler left unread is
+	// read away to keep the connection (net/http's figure); a longer rest
+	// closes the connection.
+	maxDiscard = 256 << 10
+)
+
+type fieldPos struct{ name, value [2]int32 }
+
+var (
+	errHandOff   = errors.New("h1: not for the fast path")
+	aLongTimeAgo = time.Unix(1, 0)
+	crlfcrlf     = []byte("\r\n\r\n")
+)
+
+// serve reads and serves requests until the connection ends, is handed
+// off, or the server shuts down.
+func (c *conn) serve() {
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			c.tc.Close()
+		}
+	}()
+	idle, header := c.s.HTTP.IdleTimeout, c.s.HTTP.ReadHeaderTimeout
+	for {
+		if !c.state.CompareAndSwap(stateActive, stateIdle) || c.s.shutdown.Load() {
+			return
+		}
+		if c.br.Buffered() == 0 {
+			if idle > 0 {
+				c.tc.SetReadDeadline(time.Now().Add(idle))
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return // Shutdown closed it
+		}
+		if header > 0 {
+			c.tc.SetReadDeadline(time.Now().Add(header))
+		}
+		r, n, err := c.readRequest()
+		if err == errHandOff {
+			handedOff = true
+			c.handOff()
+			return
+		}
+		if err != nil {
+			return
+		}
+		c.tc.SetReadDeadline(time.Time{})
+		c.br.Discard(n)
+		if !c.serveRequest(r) {
+			return
+		}
+	}
+}
+
+// readRequest parses the request head at the start of the read buffer
+// (reading more as needed) without consuming it, and returns the request
+// and the head's length. errHandOff: net/http is to serve it.
+func (c *conn) readRequest() (*exchange, int, error) {
+	var buf []byte
+	for {
+		n := c.br.Buffered()
+		buf, _ = c.br.Peek(n)
+		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
+			buf = buf[:i+4]
+			break
+		}
+		if n >= bufSize {
+			return nil, 0, errHandOff // a head too large for the fast path
+		}
+		if bytes.IndexByte(buf, '\n') >= 0 && bareLF(buf) {
+			return nil, 0, errHandOff
+		}
+		if _, err := c.br.Peek(n + 1); err != nil {
+			return nil, 0, err
+		}
+	}
+	if bareLF(buf) {
+		return nil, 0, errHandOff
+	}
+	ex, err := c.parse(buf)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ex, len(buf), nil
+}
+
+// bareLF reports whether buf has a line feed not preceded by a carriage
+// return (net/http accepts such heads; the fast path leaves them to it).
+func bareLF(buf []byte) bool {
+	for i, b := range buf {
+		if b == '\n' && (i == 0 || buf[i-1] != '\r') {
+			return true
+		}
+	}
+	return false
+}
+
+// parse builds the request from a complete head (ending in CRLF CRLF),
+// or answers errHandOff for anything but a clean GET or POST for the fast
+// path.
+func (c *conn) parse(buf []byte) (*exchange, error) {
+	eol := bytes.Index(buf, []byte("\r\n"))
+	line := buf[:eol]
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 < 0 {
+		return nil, errHandOff
+	}
+	method := line[:sp1]
+	rest := line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 < 0 || string(rest[sp2+1:]) != "HTTP/1.1" {
+		return nil, errHandOff
+	}
+	target := rest[:sp2]
+	switch string(method) {
+	case http.MethodGet, http.MethodPost:
+	default:
+		return nil, errHandOff
+	}
+	if len(target) == 0 || target[0] != '/' || !validTarget(target) {
+		return nil, errHandOff
+	}
+
+	// The fields: validated and located first, built only if the request
+	// is for the fast path.
+	nf, hostIdx, length, closeConn := 0, -1, int64(-1), false
+	pos := eol + 2
+	for pos < len(buf)-2 {
+		end := pos + bytes.Index(buf[pos:], []byte("\r\n"))
+		line := buf[pos:end]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || nf == maxFields || !validName(line[:colon]) {
+			return nil, errHandOff // obs-fold, a space before the colon, ...
+		}
+		vs, ve := colon+1, len(line)
+		for vs < ve && (line[vs] == ' ' || line[vs] == '\t') {
+			vs++
+		}
+		for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
+			ve--
+		}
+		name, value := line[:colon], line[vs:ve]
+		if !validValue(value) {
+			return nil, errHandOff
+		}
+		switch {
+		case equalFold(name, "host"):
+			if hostIdx >= 0 || !validHost(value) {
+				return nil, errHandOff
+			}
+			hostIdx = nf
+		case equalFold(name, "content-length"):
+			v, err := strconv.ParseInt(string(value), 10, 64)
+			if length >= 0 || err != nil || v < 0 || len(value) == 0 || value[0] == '+' {
+				return nil, errHandOff
+			}
+			length = v
+		case equalFold(name, "transfer-encoding"), equalFold(name, "expect"), equalFold(name, "upgrade"):
+			return nil, errHandOff
+		case equalFold(name, "connection"):
+			if hasToken(value, "close") {
+				closeConn = true
+			}
+		}
+		c.fields[nf] = fieldPos{[2]int32{int32(pos), int32(pos + colon)}, [2]int32{int32(pos + vs), int32(pos + ve)}}
+		nf++
+		pos = end + 2
+	}
+	if hostIdx < 0 {
+		return nil, errHandOff
+	}
+	if length < 0 {
+		length = 0
+	}
+	if length > 0 && string(method) == http.MethodGet {
+		return nil, errHandOff
+	}
+	hp := c.fields[hostIdx].value
+	path := target
+	if q := bytes.IndexByte(path, '?'); q >= 0 {
+		path = path[:q]
+	}
+	if !c.s.Fast(string(buf[hp[0]:hp[1]]), string(path)) {
+		return nil, errHandOff
+	}
+
+	// One string holds the head; every name and value is a piece of it.
+	head := string(buf)
+	targetS := head[sp1+1 : sp1+1+sp2]
+	u, err := url.ParseRequestURI(targetS)
+	if err != nil {
+		return nil, errHandOff
+	}
+	h := make(http.Header, nf)
+	values := make([]string, nf)
+	for i := 0; i < nf; i++ {
+		if i == hostIdx {
+			continue // net/http keeps Host out of the header too
+		}
+		f := c.fields[i]
+		name := textproto.CanonicalMIMEHeaderKey(head[f.name[0]:f.name[1]])
+		values[i] = head[f.value[0]:f.value[1]]
+		if vv, ok := h[name]; ok {
+			h[name] = append(vv, values[i])
+		} else {
+			h[name] = values[i : i+1 : i+1]
+		}
+	}
+	ex := &exchange{}
+	ex.ctx = reqContext{parent: c.ctx, c: c}
+	ex.body = body{c: c, remaining: length, ctx: &ex.ctx}
+	r := http.Request{
+		Method:        head[:sp1],
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		ContentLength: length,
+		Close:         closeConn,
+		Host:          head[hp[0]:hp[1]],
+		RemoteAddr:    c.remote,
+		RequestURI:    targetS,
+		TLS:           c.tls,
+		Body:          http.NoBody,
+	}
+	if length > 0 {
+		r.Body = &ex.body
+	} else {
+		ex.ctx.bodyDone = true
+	}
+	ex.req = r.WithContext(&ex.ctx)
+	return ex, nil
+}
+
+// exchange is one request and its response: one allocation.
+type exchange struct {
+	req  *http.Request
+	resp response
+	body body
+	ctx  reqContext
+}
+
+// serveRequest runs the handler and finishes the response; false: the
+// connection is to be closed.
+func (c *conn) serveRequest(ex *exchange) bool {
+	w := &ex.resp
+	w.init(c, ex.req)
+	ok := c.runHandler(w, ex.req)
+	ex.ctx.end()
+	w.handlerDone = true
+	if !ok {
+		return false // aborted: the client must see a broken response
+	}
+	keep := w.finish()
+	if w.deadlineSet {
+		c.tc.SetWriteDeadline(time.Time{})
+	}
+	if rest := ex.body.remaining; rest > 0 {
+		if !keep || rest > maxDiscard {
+			c.closeAfterReply()
+			return false
+		}
+		if d := c.s.HTTP.ReadHeaderTimeout; d > 0 {
+			c.tc.SetReadDeadline(time.Now().Add(d))
+		}
+		if _, err := c.br.Discard(int(rest)); err != nil {
+			return false
+		}
+	}
+	if !keep {
+		c.closeAfterReply()
+	}
+	return keep
+}
+
+func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				c.s.Logger.Error("h1: panic serving", "remote", c.remote, "panic", p, "stack", string(debug.Stack()))
+			}
+			ok = false
+		}
+	}()
+	c.s.HTTP.Handler.ServeHTTP(w, r)
+	return true
+}
+
+// closeAfterReply ends the connection after a response the client may
+// still be sending a request body to: the write side is closed first and
+// the close itself waits a moment, so that the client reads the response
+// before its unread bytes make the kernel reset the connection (net/http
+// does the same).
+func (c *conn) closeAfterReply() {
+	c.tc.CloseWrite()
+	if cw, ok := c.tc.NetConn().(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	time.Sleep(500 * time.Millisecond)
+}
+
+// body is a request body of known length, read from the connection's
+// buffer.
+type body struct {
+	c         *conn
+	remaining int64
+	closed    bool
+	ctx       *reqContext
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.remaining == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	n, err := b.c.br.Read(p)
+	b.remaining -= int64(n)
+	if b.remaining == 0 {
+		b.ctx.readAll()
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	b.closed = true
+	return nil
+}
+
+// reqContext is a request's context: the connection's values, cancelled
+// when the handler returns or — once something waits on Done and the body
+// has been read — when the client goes away.
+type reqContext struct {
+	parent context.Context
+	c      *conn
+
+	mu        sync.Mutex
+	done      chan struct{}
+	err       error
+	bodyDone  bool
+	ended     bool
+	watchDone chan struct{} // non-nil while a watcher runs
+}
+
+func (x *reqContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (x *reqContext) Value(key any) any           { return x.parent.Value(key) }
+
+func (x *reqContext) Err() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.err
+}
+
+func (x *reqContext) Done() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.done == nil {
+		x.done = make(chan struct{})
+		if x.err != nil {
+			close(x.done)
+		} else {
+			x.watchLocked()
+		}
+	}
+	return x.done
+}
+
+// readAll records that the body has been read: a watcher may start.
+func (x *reqContext) readAll() {
+	x.mu.Lock()
+	x.bodyDone = true
+	x.watchLocked()
+	x.mu.Unlock()
+}
+
+// watchLocked starts the watcher that notices the client going away, if
+// something waits on Done and the connection is not being read.
+func (x *reqContext) watchLocked() {
+	if x.done == nil || !x.bodyDone || x.ended || x.watchDone != nil {
+		return
+	}
+	x.watchDone = make(chan struct{})
+	go x.watch(x.watchDone)
+}
+
+func (x *reqContext) watch(done chan struct{}) {
+	defer close(done)
+	// Bytes (a pipelined request) mean the client is still there; they
+	// stay buffered for the connection's loop. An error before the
+	// handler ended means it went away.
+	if _, err := x.c.br.Peek(1); err == nil {
+		return
+	}
+	x.mu.Lock()
+	if !x.ended {
+		x.cancelLocked()
+	}
+	x.mu.Unlock()
+}
+
+func (x *reqContext) cancelLocked() {
+	if x.err != nil {
+		return
+	}
+	x.err = context.Canceled
+	if x.done != nil {
+		close(x.done)
+	}
+}
+
+// end cancels the context when the handler has returned, and stops the
+// watcher before the connection is read again.
+func (x *reqContext) end() {
+	x.mu.Lock()
+	x.ended = true
+	x.cancelLocked()
+	watching := x.watchDone
+	x.mu.Unlock()
+	if watching != nil {
+		x.c.tc.SetReadDeadline(aLongTimeAgo)
+		<-watching
+		x.c.tc.SetReadDeadline(time.Time{})
+	}
+}

@@ -1,0 +1,56 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+// FuzzParse checks the fast path against net/http: every head the fast
+// path takes, net/http reads too, as the same request. (What it does not
+// take goes to net/http anyway.)
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST /ai/acct/openai/deployments/chat/chat/completions?api-version=2024-10-21 HTTP/1.1\r\nHost: localhost:8443\r\nContent-Length: 12\r\nApi-Key: k\r\nA: 1\r\na: 2\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: [::1]:8443\r\nConnection: keep-alive, close\r\nX:  v \t\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 007\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nX-\xff: v\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	s := &Server{Fast: func(host, path string) bool { return true }}
+	c := &conn{s: s, ctx: context.Background()}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		i := bytes.Index(data, crlfcrlf)
+		if i < 0 {
+			return
+		}
+		buf := data[:i+4]
+		if bareLF(buf) {
+			return
+		}
+		ex, err := c.parse(buf)
+		if err != nil {
+			return
+		}
+		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(buf)))
+		if err != nil {
+			t.Fatalf("the fast path took a head net/http refuses (%v): %q", err, buf)
+		}
+		got := ex.req
+		if got.Method != want.Method || got.RequestURI != want.RequestURI || got.Host != want.Host ||
+			got.ContentLength != want.ContentLength || got.Close != want.Close || got.URL.String() != want.URL.String() {
+			t.Fatalf("%q:\n got %s %s host=%q length=%d close=%v url=%s\nwant %s %s host=%q length=%d close=%v url=%s", buf,
+				got.Method, got.RequestURI, got.Host, got.ContentLength, got.Close, got.URL,
+				want.Method, want.RequestURI, want.Host, want.ContentLength, want.Close, want.URL)
+		}
+		if !reflect.DeepEqual(got.Header, want.Header) {
+			t.Fatalf("%q: header\n got %v\nwant %v", buf, got.Header, want.Header)
+		}
+	})
+}

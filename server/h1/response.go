@@ -1,0 +1,313 @@
+package h1
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// response is the fast path's http.ResponseWriter. A body whose length the
+// handler declared goes out as written; one it did not is held (up to
+// maxPending) so that a handler that writes a small body and returns sends
+// it with a Content-Length, as net/http does; a longer or flushed one is
+// chunked.
+type response struct {
+	c      *conn
+	req    *http.Request
+	header http.Header
+	status int
+
+	wroteHeader bool // the final status is decided
+	committed   bool // the head is in the write buffer
+	chunked     bool
+	declared    int64 // the handler's Content-Length, -1 if none
+	written     int64
+	closeAfter  bool
+	handlerDone bool
+	deadlineSet bool
+	err         error // a write failed: the client is gone
+}
+
+var errAfterHandler = errors.New("h1: write after the handler returned")
+
+func (w *response) init(c *conn, r *http.Request) {
+	w.c, w.req = c, r
+	w.header = make(http.Header, 4)
+	w.declared = -1
+	c.pending = c.pending[:0]
+}
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if w.wroteHeader || w.handlerDone {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("h1: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.writeInterim(code)
+		return
+	}
+	w.wroteHeader, w.status = true, code
+	if cl := w.header["Content-Length"]; len(cl) > 0 {
+		if v, err := strconv.ParseInt(cl[0], 10, 64); err == nil && v >= 0 && len(cl) == 1 {
+			w.declared = v
+		} else {
+			delete(w.header, "Content-Length") // unusable: framed by the server instead
+		}
+	}
+}
+
+// writeInterim sends a 1xx response (103 Early Hints) at once, with the
+// header as it is.
+func (w *response) writeInterim(code int) {
+	bw := w.c.bw
+	bw.WriteString(statusLine(code))
+	w.writeFields(false)
+	bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+func (w *response) bodyAllowed() bool {
+	return w.status >= 200 && w.status != http.StatusNoContent && w.status != http.StatusNotModified
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.handlerDone {
+		return 0, errAfterHandler
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.committed {
+		if w.declared < 0 && len(w.c.pending)+len(p) <= maxPending {
+			if len(w.c.pending) == 0 && len(p) > 0 {
+				w.sniff(p)
+			}
+			w.c.pending = append(w.c.pending, p...)
+			return len(p), nil
+		}
+		if len(w.c.pending) == 0 {
+			w.sniff(p)
+		}
+		w.commit(false)
+	}
+	return w.writeBody(p)
+}
+
+// sniff sets the Content-Type from the first bytes written, when the
+// handler set none (net/http's rule).
+func (w *response) sniff(p []byte) {
+	if _, ok := w.header["Content-Type"]; !ok {
+		w.header["Content-Type"] = []string{http.DetectContentType(p)}
+	}
+}
+
+// writeBody writes p after the head, framed.
+func (w *response) writeBody(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	bw := w.c.bw
+	var err error
+	n := len(p)
+	switch {
+	case w.declared >= 0:
+		if left := w.declared - w.written; int64(n) > left {
+			n = int(left)
+			err = http.ErrContentLength
+		}
+		_, werr := bw.Write(p[:n])
+		if werr != nil {
+			err = werr
+		}
+	case w.chunked:
+		bw.WriteString(strconv.FormatInt(int64(n), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		_, err = bw.WriteString("\r\n")
+	}
+	w.written += int64(n)
+	if err != nil && err != http.ErrContentLength {
+		w.err = err
+	}
+	return n, err
+}
+
+// commit writes the head. final: the handler has returned, so the held
+// body is all of it.
+func (w *response) commit(final bool) {
+	w.committed = true
+	bw := w.c.bw
+	bw.WriteString(statusLine(w.status))
+	h := w.header
+	if cv := h["Connection"]; len(cv) > 0 && hasToken(cv[0], "close") {
+		w.closeAfter = true
+	}
+	if w.req.Close || w.c.s.shutdown.Load() {
+		w.closeAfter = true
+	}
+	if w.bodyAllowed() {
+		switch {
+		case w.declared >= 0:
+			// the handler's Content-Length, written with the fields
+		case final:
+			bw.WriteString("Content-Length: ")
+			bw.WriteString(strconv.Itoa(len(w.c.pending)))
+			bw.WriteString("\r\n")
+			w.declared = int64(len(w.c.pending))
+		default:
+			w.chunked = true
+			bw.WriteString("Transfer-Encoding: chunked\r\n")
+		}
+	}
+	if _, ok := h["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.WriteString(date(time.Now()))
+		bw.WriteString("\r\n")
+	}
+	if w.closeAfter {
+		if _, ok := h["Connection"]; !ok {
+			bw.WriteString("Connection: close\r\n")
+		}
+	}
+	w.writeFields(w.bodyAllowed())
+	bw.WriteString("\r\n")
+	if len(w.c.pending) > 0 {
+		p := w.c.pending
+		w.c.pending = w.c.pending[:0]
+		w.writeBody(p)
+	}
+}
+
+// writeFields writes the header's fields, leaving out those the framing
+// decides (when framed) and any whose name is not a token; a value's line
+// breaks become spaces, so a value can never start a field of its own.
+func (w *response) writeFields(framed bool) {
+	bw := w.c.bw
+	for name, values := range w.header {
+		if framed && name == "Transfer-Encoding" || !w.bodyAllowed() && name == "Content-Length" && w.status != http.StatusNotModified {
+			continue
+		}
+		if !validName([]byte(name)) {
+			continue
+		}
+		for _, v := range values {
+			bw.WriteString(name)
+			bw.WriteString(": ")
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(strings.TrimSpace(v))
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// Flush sends what has been written (http.Flusher; a streamed response).
+func (w *response) Flush() { w.FlushError() }
+
+// FlushError is Flush with its error (http.ResponseController).
+func (w *response) FlushError() error {
+	if w.handlerDone {
+		return errAfterHandler
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(false)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
+// SetReadDeadline and SetWriteDeadline serve http.ResponseController.
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.tc.SetReadDeadline(t) }
+
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.deadlineSet = true
+	return w.c.tc.SetWriteDeadline(t)
+}
+
+// EnableFullDuplex serves http.ResponseController: the fast path never
+// closes the request body when the response starts.
+func (w *response) EnableFullDuplex() error { return nil }
+
+// finish completes the response after the handler returned and reports
+// whether the connection may carry another request.
+func (w *response) finish() bool {
+	if !w.wroteHeader {
+		w.wroteHeader, w.status = true, http.StatusOK
+	}
+	if !w.committed {
+		w.commit(true)
+	} else if w.chunked && w.err == nil {
+		w.c.bw.WriteString("0\r\n\r\n")
+	}
+	if w.declared >= 0 && w.written < w.declared {
+		w.closeAfter = true // a short body: the client must not wait for the rest
+	}
+	if w.err != nil {
+		return false
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		return false
+	}
+	return !w.closeAfter
+}
+
+// statusLine returns "HTTP/1.1 {code} {text}\r\n".
+func statusLine(code int) string {
+	if code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
+	return "HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n"
+}
+
+var statusLines = func() []string {
+	lines := make([]string, 600)
+	for code := range lines {
+		if text := http.StatusText(code); text != "" {
+			lines[code] = "HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n"
+		}
+	}
+	return lines
+}()
+
+// date returns the Date header's value for now, formatted once a second.
+func date(now time.Time) string {
+	sec := now.Unix()
+	if d := dateCache.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &dateEntry{sec: sec, text: now.UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.text
+}
+
+type dateEntry struct {
+	sec  int64
+	text string
+}
+
+var dateCache atomic.Pointer[dateEntry]

@@ -1,0 +1,526 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testServer is a Server on a loopback TLS listener whose handler answers
+// how it was served: "fast" when the request came through the fast path
+// (r.TLS is set on HTTP/1.1; a connection handed to net/http is plain to
+// it), "net/http" otherwise.
+type testServer struct {
+	s      *Server
+	addr   string
+	client *tls.Config
+	mux    *http.ServeMux
+	accept atomic.Int64
+}
+
+func via(r *http.Request) string {
+	if r.ProtoMajor == 1 && r.TLS != nil {
+		return "fast"
+	}
+	return "net/http"
+}
+
+func startServer(t *testing.T, configure func(*http.Server)) *testServer {
+	t.Helper()
+	cert, pool := testCert(t)
+	ts := &testServer{mux: http.NewServeMux()}
+	ts.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s host=%s body=%q", via(r), r.Method, r.URL.RequestURI(), r.Host, body)
+	})
+	hs := &http.Server{
+		Handler:           ts.mux,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}},
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          nil,
+	}
+	if configure != nil {
+		configure(hs)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.s = &Server{HTTP: hs, Fast: func(host, path string) bool { return !strings.HasPrefix(path, "/slow") }}
+	ts.addr = ln.Addr().String()
+	ts.client = &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"http/1.1"}}
+	done := make(chan error, 1)
+	go func() { done <- ts.s.Serve(&countingListener{Listener: ln, n: &ts.accept}) }()
+	t.Cleanup(func() {
+		ts.s.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return ts
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// httpClient is a net/http client forced to HTTP/1.1 (or allowed h2).
+func (ts *testServer) httpClient(h2 bool) *http.Client {
+	cfg := ts.client.Clone()
+	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 4}
+	if h2 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+		tr.ForceAttemptHTTP2 = true
+	} else {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr}
+}
+
+func (ts *testServer) url(path string) string { return "https://" + ts.addr + path }
+
+// dial opens a raw TLS connection (HTTP/1.1 by ALPN).
+func (ts *testServer) dial(t *testing.T) *rawConn {
+	t.Helper()
+	c, err := tls.Dial("tcp", ts.addr, ts.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return &rawConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+type rawConn struct {
+	*tls.Conn
+	br *bufio.Reader
+}
+
+func (c *rawConn) send(t *testing.T, s string) {
+	t.Helper()
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// response reads the next final response (past any 1xx).
+func (c *rawConn) response(t *testing.T) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(c.br, nil)
+	for err == nil && resp.StatusCode < 200 {
+		resp, err = http.ReadResponse(c.br, nil)
+	}
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// closed reports whether the server closed the connection (the next read
+// ends without data).
+func (c *rawConn) closed() bool {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.br.ReadByte()
+	return err != nil && !isTimeout(err)
+}
+
+func get(t *testing.T, c *http.Client, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestRouting(t *testing.T) {
+	ts := startServer(t, nil)
+	h1c := ts.httpClient(false)
+	for i := range 3 {
+		resp, body := get(t, h1c, ts.url("/a?x=1"))
+		if want := "fast GET /a?x=1 host=" + ts.addr + ` body=""`; body != want {
+			t.Fatalf("request %d: body %q, want %q", i, body, want)
+		}
+		if resp.ContentLength != int64(len(body)) || resp.Header.Get("Date") == "" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("framing: length %d, header %v", resp.ContentLength, resp.Header)
+		}
+	}
+	if n := ts.accept.Load(); n != 1 {
+		t.Errorf("%d connections for three keep-alive requests, want 1", n)
+	}
+
+	// A request the fast path does not take goes to net/http, with the
+	// rest of its connection.
+	c := ts.dial(t)
+	c.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c.response(t); !strings.HasPrefix(body, "fast GET /a") {
+		t.Fatalf("first: %q", body)
+	}
+	c.send(t, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c.response(t); !strings.HasPrefix(body, "net/http GET /slow") {
+		t.Fatalf("second: %q", body)
+	}
+	c.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c.response(t); !strings.HasPrefix(body, "net/http GET /a") {
+		t.Fatalf("third, after the hand-off: %q", body)
+	}
+
+	// HTTP/2 is net/http's.
+	resp, body := get(t, ts.httpClient(true), ts.url("/a"))
+	if resp.ProtoMajor != 2 || !strings.HasPrefix(body, "net/http GET /a") {
+		t.Fatalf("h2: %s %q", resp.Proto, body)
+	}
+}
+
+// TestWire sends requests byte by byte as clients (and attackers) may: what
+// the fast path takes it must answer as net/http would, and the rest must
+// reach net/http with nothing lost.
+func TestWire(t *testing.T) {
+	ts := startServer(t, nil)
+	cases := []struct {
+		name, req string
+		status    int
+		body      string // prefix
+	}{
+		{"post body", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", 200, `fast POST /p host=h body="hello"`},
+		{"lower-case names", "POST /p HTTP/1.1\r\nhost: h\r\ncontent-length: 2\r\n\r\nhi", 200, `fast POST /p host=h body="hi"`},
+		{"chunked request body", "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 200, `net/http POST /p host=h body="hi"`},
+		{"expect", "POST /p HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", 200, `net/http POST /p`},
+		{"put", "PUT /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", 200, `net/http PUT /p`},
+		{"http/1.0", "GET /p HTTP/1.0\r\nHost: h\r\n\r\n", 200, `net/http GET /p`},
+		{"bare LF", "GET /p HTTP/1.1\nHost: h\n\n", 200, `net/http GET /p`},
+		{"absolute form", "GET https://h/p HTTP/1.1\r\nHost: h\r\n\r\n", 200, `net/http GET /p`},
+		{"big head", "GET /p HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 9000) + "\r\n\r\n", 200, `net/http GET /p`},
+		{"no host", "GET /p HTTP/1.1\r\nX: y\r\n\r\n", 400, ""},
+		{"two hosts", "GET /p HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n", 400, ""},
+		{"two lengths", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi", 400, ""},
+		{"length and chunked", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 200, `net/http POST /p host=h body=""`},
+		{"signed length", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: +2\r\n\r\nhi", 400, ""},
+		{"space before colon", "GET /p HTTP/1.1\r\nHost: h\r\nX-A : b\r\n\r\n", 400, ""},
+		{"obs-fold", "GET /p HTTP/1.1\r\nHost: h\r\nX-A: b\r\n c\r\n\r\n", 200, "net/http GET /p"},
+		{"control in value", "GET /p HTTP/1.1\r\nHost: h\r\nX-A: b\x01c\r\n\r\n", 400, ""},
+		{"bad host", "GET /p HTTP/1.1\r\nHost: h/x\r\n\r\n", 400, ""},
+		{"GET with a body", "GET /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", 200, `net/http GET /p host=h body="hi"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ts.dial(t)
+			c.send(t, tc.req)
+			resp, body := c.response(t)
+			if resp.StatusCode != tc.status || !strings.HasPrefix(body, tc.body) {
+				t.Fatalf("got %d %q, want %d %q…", resp.StatusCode, body, tc.status, tc.body)
+			}
+		})
+	}
+
+	t.Run("pipelined", func(t *testing.T) {
+		c := ts.dial(t)
+		c.send(t, "POST /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\naGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /slow3 HTTP/1.1\r\nHost: h\r\n\r\nGET /4 HTTP/1.1\r\nHost: h\r\n\r\n")
+		for _, want := range []string{`fast POST /1 host=h body="a"`, "fast GET /2", "net/http GET /slow3", "net/http GET /4"} {
+			if _, body := c.response(t); !strings.HasPrefix(body, want) {
+				t.Fatalf("got %q, want %q…", body, want)
+			}
+		}
+	})
+	t.Run("head in pieces", func(t *testing.T) {
+		c := ts.dial(t)
+		for _, part := range []string{"PO", "ST /p HTTP/1.1\r\nHo", "st: h\r\nContent-Length: 3\r\n", "\r\n", "a", "bc"} {
+			c.send(t, part)
+			time.Sleep(5 * time.Millisecond)
+		}
+		if _, body := c.response(t); body != `fast POST /p host=h body="abc"` {
+			t.Fatalf("got %q", body)
+		}
+	})
+	t.Run("connection close", func(t *testing.T) {
+		c := ts.dial(t)
+		c.send(t, "GET /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+		resp, _ := c.response(t)
+		if !resp.Close || !c.closed() {
+			t.Fatalf("the connection stayed open (Close=%v)", resp.Close)
+		}
+	})
+}
+
+func TestResponses(t *testing.T) {
+	ts := startServer(t, nil)
+	release := make(chan struct{})
+	ts.mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 3000)))
+		w.Write([]byte(strings.Repeat("y", 3000)))
+	})
+	ts.mux.HandleFunc("/declared", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10000")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		for range 10 {
+			w.Write(make([]byte, 1000))
+		}
+	})
+	ts.mux.HandleFunc("/short", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		w.Write([]byte("abc"))
+	})
+	ts.mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: one\n\n")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Error(err)
+		}
+		<-release
+		fmt.Fprint(w, "data: two\n\n")
+	})
+	ts.mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	ts.mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusUnauthorized) })
+	ts.mux.HandleFunc("/inject", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Value"] = []string{"a\r\nX-Evil: 1"}
+		w.Header()["Bad Name"] = []string{"v"}
+	})
+	ts.mux.HandleFunc("/abort", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("z", 5000)))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	ts.mux.HandleFunc("/unread", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ignored the body") })
+
+	c := ts.dial(t)
+	c.send(t, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, body := c.response(t)
+	if len(body) != 6000 || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		t.Errorf("/big: %d bytes, transfer encoding %v", len(body), resp.TransferEncoding)
+	}
+	c.send(t, "GET /declared HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, body := c.response(t); resp.ContentLength != 10000 || len(body) != 10000 || resp.TransferEncoding != nil {
+		t.Errorf("/declared: length %d, %d bytes", resp.ContentLength, len(body))
+	}
+	c.send(t, "GET /empty HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, body := c.response(t); resp.StatusCode != 204 || body != "" || resp.Header.Get("Content-Length") != "" {
+		t.Errorf("/empty: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	c.send(t, "GET /status HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, body := c.response(t); resp.StatusCode != 401 || body != "" || resp.ContentLength != 0 {
+		t.Errorf("/status: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
+	}
+	c.send(t, "GET /inject HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, _ := c.response(t); resp.Header.Get("X-Evil") != "" || resp.Header.Get("X-Value") != "a  X-Evil: 1" || resp.Header.Get("Bad Name") != "" {
+		t.Errorf("/inject: header %v", resp.Header)
+	}
+	c.send(t, "POST /unread HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nabcdGET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c.response(t); body != "ignored the body" {
+		t.Errorf("/unread: %q", body)
+	}
+	if _, body := c.response(t); !strings.HasPrefix(body, "fast GET /a") {
+		t.Errorf("after an unread body: %q", body)
+	}
+
+	// A short body ends the connection: the client must not wait for the rest.
+	c.send(t, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err == nil || string(b) != "abc" {
+		t.Errorf("/short: %q, %v; want abc and an unexpected EOF", b, err)
+	}
+
+	// Streaming: the first event arrives while the handler still runs.
+	s := ts.dial(t)
+	s.send(t, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err = http.ReadResponse(s.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first event: %q %v", line, err)
+	}
+	close(release)
+
+	// An aborted handler breaks the response off.
+	a := ts.dial(t)
+	a.send(t, "GET /abort HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err = http.ReadResponse(a.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Error("/abort: the body ended cleanly")
+	}
+}
+
+func TestContext(t *testing.T) {
+	ts := startServer(t, nil)
+	started := make(chan struct{})
+	cancelled := make(chan error, 1)
+	var after context.Context
+	ts.mux.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		close(started)
+		select {
+		case <-r.Context().Done():
+			cancelled <- r.Context().Err()
+		case <-time.After(time.Minute):
+			cancelled <- errors.New("not cancelled")
+		}
+	})
+	ts.mux.HandleFunc("/keep", func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Value(http.ServerContextKey) != ts.s.HTTP {
+			t.Error("no server in the context")
+		}
+		// Done is asked for, but the client stays: nothing is cancelled.
+		select {
+		case <-r.Context().Done():
+			t.Error("cancelled while the client waits")
+		case <-time.After(20 * time.Millisecond):
+		}
+		after = r.Context()
+		io.WriteString(w, "kept")
+	})
+
+	c := ts.dial(t)
+	c.send(t, "POST /keep HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx")
+	if _, body := c.response(t); body != "kept" {
+		t.Fatalf("/keep: %q", body)
+	}
+	if after.Err() == nil {
+		t.Error("the context outlived its handler")
+	}
+	c.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := c.response(t); !strings.HasPrefix(body, "fast GET /a") {
+		t.Errorf("after a watched request: %q", body)
+	}
+
+	w := ts.dial(t)
+	w.send(t, "POST /wait HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+	<-started
+	w.Close()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a client gone: %v", err)
+	}
+}
+
+func TestTimeoutsAndShutdown(t *testing.T) {
+	ts := startServer(t, func(hs *http.Server) {
+		hs.ReadHeaderTimeout = 200 * time.Millisecond
+		hs.IdleTimeout = 300 * time.Millisecond
+	})
+	slow := ts.dial(t)
+	slow.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n") // never ends its head
+	if !slow.closed() {
+		t.Error("a head that never ends kept its connection")
+	}
+	idle := ts.dial(t)
+	idle.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	idle.response(t)
+	if !idle.closed() {
+		t.Error("an idle connection was kept past IdleTimeout")
+	}
+
+	// Shutdown closes idle connections at once and waits for a request in
+	// flight.
+	ts2 := startServer(t, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	ts2.mux.HandleFunc("/busy", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		io.WriteString(w, "done")
+	})
+	idle2 := ts2.dial(t)
+	idle2.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	idle2.response(t)
+	busy := ts2.dial(t)
+	busy.send(t, "GET /busy HTTP/1.1\r\nHost: h\r\n\r\n")
+	<-entered
+	shut := make(chan error, 1)
+	go func() { shut <- ts2.s.Shutdown(context.Background()) }()
+	if !idle2.closed() {
+		t.Error("Shutdown left an idle connection open")
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	resp, body := busy.response(t)
+	if body != "done" || !resp.Close {
+		t.Errorf("in flight: %q, Close=%v (want Connection: close)", body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, err := tls.Dial("tcp", ts2.addr, ts2.client); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+}
+
+// testCert returns a self-signed certificate for localhost and 127.0.0.1,
+// and a pool that trusts it.
+func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "localhost"},
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

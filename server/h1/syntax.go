@@ -1,0 +1,98 @@
+package h1
+
+import "strings"
+
+// tokenChars marks the characters of an RFC 9110 token (field names,
+// methods).
+var tokenChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func validName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue reports whether a field value has no control characters but
+// HTAB (and no DEL).
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget reports whether an origin-form request target has only
+// visible ASCII (no spaces, controls or bytes above 0x7e).
+func validTarget(t []byte) bool {
+	for _, c := range t {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether a Host value has only the characters of a
+// host, an IP literal and a port.
+func validHost(h []byte) bool {
+	if len(h) == 0 {
+		return false
+	}
+	for _, c := range h {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~:[]!$&'()*+,;=%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// equalFold reports whether b equals the lower-case ASCII s, ignoring
+// case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated list v holds token
+// (case-insensitive).
+func hasToken[T string | []byte](v T, token string) bool {
+	for part := range strings.SplitSeq(string(v), ",") {
+		if strings.EqualFold(strings.TrimSpace(part), token) {
+			return true
+		}
+	}
+	return false
+}
