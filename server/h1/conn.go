@@ -93,6 +93,7 @@ func (c *conn) serve() {
 		}
 		c.tc.SetReadDeadline(time.Time{})
 		c.br.Discard(n)
+		c.s.fastRequests.Add(1)
 		if !c.serveRequest(r) {
 			return
 		}

@@ -71,6 +71,11 @@ type Server struct {
 	// Logger receives TLS handshake failures (debug) and panics (error).
 	Logger *slog.Logger
 
+	// fastRequests counts requests served here; handedOff connections
+	// given to net/http after their first HTTP/1.1 bytes, h2 those given
+	// after the handshake.
+	fastRequests, handedOff, h2 atomic.Uint64
+
 	handoff  *connQueue
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -156,6 +161,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	tc.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
 	if s.Fast == nil || state.NegotiatedProtocol != "" && state.NegotiatedProtocol != "http/1.1" {
+		s.h2.Add(1)
 		s.handoff.put(tc)
 		return
 	}
@@ -166,6 +172,21 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	c.serve()
 	s.track(c, false)
+}
+
+// Stats are the server's counters since it started.
+type Stats struct {
+	// FastRequests is the number of requests served on the fast path.
+	FastRequests uint64
+	// HandedOff is the number of HTTP/1.1 connections given to net/http
+	// at a request the fast path does not take; Other the number given
+	// right after the handshake (HTTP/2, or no Fast).
+	HandedOff, Other uint64
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{FastRequests: s.fastRequests.Load(), HandedOff: s.handedOff.Load(), Other: s.h2.Load()}
 }
 
 func (s *Server) track(c *conn, add bool) bool {
@@ -298,6 +319,7 @@ func (c *replayConn) Read(p []byte) (int, error) {
 func (c *conn) handOff() {
 	pending, _ := c.br.Peek(c.br.Buffered())
 	rc := &replayConn{Conn: c.tc, pending: append([]byte(nil), pending...)}
+	c.s.handedOff.Add(1)
 	c.s.handoff.put(rc)
 }
 

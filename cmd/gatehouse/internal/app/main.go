@@ -42,6 +42,7 @@ import (
 	"github.com/gatehouse/gatehouse/server/h1"
 	"github.com/gatehouse/gatehouse/storage"
 	"github.com/gatehouse/gatehouse/vault"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Main is one running node.
@@ -242,6 +243,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if cfg.HTTP1FastPath {
 		// Data-plane HTTP/1.1 on the fast path, the rest through m.srv.
 		m.fast = &h1.Server{HTTP: m.srv, Fast: m.Router.DataPlane, Logger: m.Logger}
+		registerFastPathMetrics(m.Metrics.Registry, m.fast)
 		fast, ln := m.fast, m.ln
 		go func() { m.serveErr <- fast.Serve(ln) }()
 	} else {
@@ -251,6 +253,27 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.printBanner()
 	return nil
+}
+
+// FastPathStats returns the HTTP/1.1 fast path's counters (zero when it
+// is off).
+func (m *Main) FastPathStats() h1.Stats {
+	if m.fast == nil {
+		return h1.Stats{}
+	}
+	return m.fast.Stats()
+}
+
+// registerFastPathMetrics exports the HTTP/1.1 fast path's counters, so an
+// operator sees how much data-plane traffic it takes.
+func registerFastPathMetrics(reg prometheus.Registerer, s *h1.Server) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_http1_fast_requests_total",
+			Help: "Data-plane HTTP/1.1 requests served on the fast path (server/h1)."},
+			func() float64 { return float64(s.Stats().FastRequests) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_http1_handoffs_total",
+			Help: "HTTP/1.1 connections the fast path gave to net/http at a request it does not take."},
+			func() float64 { return float64(s.Stats().HandedOff) }))
 }
 
 func (m *Main) startTLS(ctx context.Context) error {

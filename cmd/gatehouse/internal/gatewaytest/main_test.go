@@ -38,7 +38,16 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...testenv.Option) *env {
 	t.Helper()
+	return newEnvOn(t, false, opts...)
+}
+
+// newEnvOn is newEnv with the test clients on HTTP/1.1 (http1) or HTTP/2.
+func newEnvOn(t *testing.T, http1 bool, opts ...testenv.Option) *env {
+	t.Helper()
 	s := testenv.Start(t, opts...)
+	if http1 {
+		s.HTTP1()
+	}
 	e := &env{Server: s, sub: s.Bootstrap.SubscriptionID, group: s.Bootstrap.ResourceGroup, up: testenv.NewUpstream(t, upstreamKey)}
 	var err error
 	e.accounts, err = armcognitiveservices.NewAccountsClient(e.sub, s.Credential(t), &arm.ClientOptions{ClientOptions: s.ClientOptions()})
@@ -49,19 +58,26 @@ func newEnv(t *testing.T, opts ...testenv.Option) *env {
 	return e
 }
 
-// TestGateway runs every scenario against one node per backend.
+// TestGateway runs every scenario against one node per backend, with the
+// clients on HTTP/2 (net/http serves the node's side) and, on SQLite, on
+// HTTP/1.1 (the data plane's fast path, server/h1, serves it).
 func TestGateway(t *testing.T) {
 	backends := []struct {
-		name string
-		opts func(t *testing.T) []testenv.Option
+		name  string
+		opts  func(t *testing.T) []testenv.Option
+		http1 bool
 	}{
-		{"sqlite", func(*testing.T) []testenv.Option { return nil }},
-		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }},
+		{"sqlite", func(*testing.T) []testenv.Option { return nil }, false},
+		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }, false},
+		{"sqlite-http1", func(*testing.T) []testenv.Option { return nil }, true},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			opts := b.opts(t)
-			e := newEnv(t, opts...)
+			e := newEnvOn(t, b.http1, opts...)
+			if b.http1 {
+				t.Cleanup(func() { assertFastPathServed(t, e) })
+			}
 			if b.name == "postgres" {
 				e.dsn = pgtest.DSN(t)
 			}
@@ -87,6 +103,17 @@ func TestGateway(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// assertFastPathServed checks, once the HTTP/1.1 scenarios are done, that
+// the fast path served their data-plane requests (the CLI scenario's
+// own client still speaks HTTP/2).
+func assertFastPathServed(t *testing.T, e *env) {
+	t.Helper()
+	stats := e.Main.FastPathStats()
+	if stats.FastRequests < 100 {
+		t.Errorf("HTTP/1.1 scenarios: %+v; want the fast path to serve their data-plane requests", stats)
 	}
 }
 

@@ -126,6 +126,17 @@ func TryStart(t testing.TB, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
+// HTTP1 makes the node's test client (Transport, Client, and every SDK
+// client built on ClientOptions) speak HTTP/1.1 only, as Node's and
+// Python's clients do: data-plane requests then take the node's HTTP/1.1
+// fast path (server/h1) instead of net/http's HTTP/2. Call it before the
+// first request.
+func (s *Server) HTTP1() {
+	s.Transport.ForceAttemptHTTP2 = false
+	s.Transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	s.Transport.TLSClientConfig.NextProtos = []string{"http/1.1"}
+}
+
 // Close stops the node and its idle client connections.
 func (s *Server) Close() error {
 	if s.Transport != nil {
