@@ -7,11 +7,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,8 @@ type conn struct {
 	// ctx carries the server's and the connection's context values.
 	ctx   context.Context
 	state atomic.Int32
+	// readDeadline is the read deadline set on tc.
+	readDeadline time.Time
 	// fields is the scratch a request head's fields are found in; pending
 	// the scratch a response body waits in until its framing is known.
 	fields  [maxFields]fieldPos
@@ -63,14 +67,14 @@ func (c *conn) serve() {
 			c.tc.Close()
 		}
 	}()
-	idle, header := c.s.HTTP.IdleTimeout, c.s.HTTP.ReadHeaderTimeout
+	idle := c.s.HTTP.IdleTimeout
 	for {
 		if !c.state.CompareAndSwap(stateActive, stateIdle) || c.s.shutdown.Load() {
 			return
 		}
 		if c.br.Buffered() == 0 {
 			if idle > 0 {
-				c.tc.SetReadDeadline(time.Now().Add(idle))
+				c.setReadDeadline(time.Now().Add(idle))
 			}
 			if _, err := c.br.Peek(1); err != nil {
 				return
@@ -78,9 +82,6 @@ func (c *conn) serve() {
 		}
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return // Shutdown closed it
-		}
-		if header > 0 {
-			c.tc.SetReadDeadline(time.Now().Add(header))
 		}
 		r, n, err := c.readRequest()
 		if err == errHandOff {
@@ -91,7 +92,14 @@ func (c *conn) serve() {
 		if err != nil {
 			return
 		}
-		c.tc.SetReadDeadline(time.Time{})
+		// A body still to arrive is read without a deadline (net/http's
+		// ReadTimeout is 0 here too). One that is already buffered, like
+		// the head, needs no read: the deadline is left as it is, which
+		// saves setting it twice per request (the watcher copes with a
+		// stale one).
+		if rest := r.body.remaining; rest > 0 && int64(c.br.Buffered()-n) < rest {
+			c.setReadDeadline(time.Time{})
+		}
 		c.br.Discard(n)
 		c.s.fastRequests.Add(1)
 		if !c.serveRequest(r) {
@@ -100,11 +108,21 @@ func (c *conn) serve() {
 	}
 }
 
+// setReadDeadline sets the connection's read deadline unless it is set
+// so already.
+func (c *conn) setReadDeadline(t time.Time) {
+	if !t.Equal(c.readDeadline) {
+		c.readDeadline = t
+		c.tc.SetReadDeadline(t)
+	}
+}
+
 // readRequest parses the request head at the start of the read buffer
 // (reading more as needed) without consuming it, and returns the request
 // and the head's length. errHandOff: net/http is to serve it.
 func (c *conn) readRequest() (*exchange, int, error) {
 	var buf []byte
+	deadlineSet := false
 	for {
 		n := c.br.Buffered()
 		buf, _ = c.br.Peek(n)
@@ -117,6 +135,12 @@ func (c *conn) readRequest() (*exchange, int, error) {
 		}
 		if bytes.IndexByte(buf, '\n') >= 0 && bareLF(buf) {
 			return nil, 0, errHandOff
+		}
+		// The head is not all here: the rest must come within
+		// ReadHeaderTimeout.
+		if d := c.s.HTTP.ReadHeaderTimeout; d > 0 && !deadlineSet {
+			c.setReadDeadline(time.Now().Add(d))
+			deadlineSet = true
 		}
 		if _, err := c.br.Peek(n + 1); err != nil {
 			return nil, 0, err
@@ -235,9 +259,12 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	// One string holds the head; every name and value is a piece of it.
 	head := string(buf)
 	targetS := head[sp1+1 : sp1+1+sp2]
-	u, err := url.ParseRequestURI(targetS)
-	if err != nil {
-		return nil, errHandOff
+	u := plainURL(targetS)
+	if u == nil {
+		var err error
+		if u, err = url.ParseRequestURI(targetS); err != nil {
+			return nil, errHandOff
+		}
 	}
 	h := make(http.Header, nf)
 	values := make([]string, nf)
@@ -281,6 +308,32 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	return ex, nil
 }
 
+// plainURL returns the URL of an origin-form target whose path has only
+// characters url.ParseRequestURI keeps as they are (no escapes), built
+// without it; nil for any other target. FuzzParse holds the two equal.
+func plainURL(target string) *url.URL {
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !plainPathChars[path[i]] {
+			return nil
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+}
+
+var plainPathChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~/:@$&+,;=" {
+		t[c] = true
+	}
+	return t
+}()
+
 // exchange is one request and its response: one allocation.
 type exchange struct {
 	req  *http.Request
@@ -310,7 +363,7 @@ func (c *conn) serveRequest(ex *exchange) bool {
 			return false
 		}
 		if d := c.s.HTTP.ReadHeaderTimeout; d > 0 {
-			c.tc.SetReadDeadline(time.Now().Add(d))
+			c.setReadDeadline(time.Now().Add(d))
 		}
 		if _, err := c.br.Discard(int(rest)); err != nil {
 			return false
@@ -442,17 +495,32 @@ func (x *reqContext) watchLocked() {
 
 func (x *reqContext) watch(done chan struct{}) {
 	defer close(done)
-	// Bytes (a pipelined request) mean the client is still there; they
-	// stay buffered for the connection's loop. An error before the
-	// handler ended means it went away.
-	if _, err := x.c.br.Peek(1); err == nil {
+	for {
+		// Bytes (a pipelined request) mean the client is still there;
+		// they stay buffered for the connection's loop. An error before
+		// the handler ended means it went away — but for a timeout, which
+		// is the connection's stale deadline (cleared, and the watch goes
+		// on) or end stopping the watch.
+		_, err := x.c.br.Peek(1)
+		if err == nil {
+			return
+		}
+		x.mu.Lock()
+		if x.ended {
+			x.mu.Unlock()
+			return
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			x.c.readDeadline = time.Time{}
+			x.c.tc.SetReadDeadline(time.Time{})
+			x.mu.Unlock()
+			continue
+		}
+		x.cancelLocked()
+		x.mu.Unlock()
 		return
 	}
-	x.mu.Lock()
-	if !x.ended {
-		x.cancelLocked()
-	}
-	x.mu.Unlock()
 }
 
 func (x *reqContext) cancelLocked() {
@@ -472,10 +540,14 @@ func (x *reqContext) end() {
 	x.ended = true
 	x.cancelLocked()
 	watching := x.watchDone
+	if watching != nil {
+		// Under the lock, so that a watcher clearing a stale deadline
+		// cannot undo this one.
+		x.c.tc.SetReadDeadline(aLongTimeAgo)
+	}
 	x.mu.Unlock()
 	if watching != nil {
-		x.c.tc.SetReadDeadline(aLongTimeAgo)
 		<-watching
-		x.c.tc.SetReadDeadline(time.Time{})
+		x.c.readDeadline = aLongTimeAgo // the loop sets the next one
 	}
 }

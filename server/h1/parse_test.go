@@ -20,6 +20,9 @@ func FuzzParse(f *testing.F) {
 		"GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n",
 		"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 007\r\n\r\n",
 		"GET /p HTTP/1.1\r\nHost: h\r\nX-\xff: v\r\n\r\n",
+		"GET /a;b=c/d:e@f!$&'()*+,=~?q=1&r=%20# HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a? HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a{b}?x HTTP/1.1\r\nHost: h\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -48,6 +51,9 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%q:\n got %s %s host=%q length=%d close=%v url=%s\nwant %s %s host=%q length=%d close=%v url=%s", buf,
 				got.Method, got.RequestURI, got.Host, got.ContentLength, got.Close, got.URL,
 				want.Method, want.RequestURI, want.Host, want.ContentLength, want.Close, want.URL)
+		}
+		if *got.URL != *want.URL {
+			t.Fatalf("%q: URL\n got %#v\nwant %#v", buf, *got.URL, *want.URL)
 		}
 		if !reflect.DeepEqual(got.Header, want.Header) {
 			t.Fatalf("%q: header\n got %v\nwant %v", buf, got.Header, want.Header)

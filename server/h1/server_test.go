@@ -442,6 +442,26 @@ func TestTimeoutsAndShutdown(t *testing.T) {
 	if !slow.closed() {
 		t.Error("a head that never ends kept its connection")
 	}
+	// A handler that outlives the idle deadline set before its request
+	// is not cancelled by it (the watcher clears the stale deadline).
+	ts.mux.HandleFunc("/long", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			io.WriteString(w, "cancelled")
+		case <-time.After(700 * time.Millisecond):
+			io.WriteString(w, "finished")
+		}
+	})
+	long := ts.dial(t)
+	long.send(t, "GET /long HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := long.response(t); body != "finished" {
+		t.Errorf("/long: %q", body)
+	}
+	long.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := long.response(t); !strings.HasPrefix(body, "fast GET /a") {
+		t.Errorf("after /long: %q", body)
+	}
+
 	idle := ts.dial(t)
 	idle.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	idle.response(t)
