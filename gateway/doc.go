@@ -72,26 +72,29 @@
 // body from the connection's buffer, and registers a cancellation watcher
 // only for an upstream still silent after pollInterval.
 //
-// The hot path's costs, per proxied request (bench/gateway.sh under wrk,
-// 2 cores, loopback, TLS 1.3 to the client; perf profiles of the node):
-// about 51 µs of CPU, of which ~24 µs are the client side that any Go
-// net/http TLS server pays (request parsing, the response write and its
-// TLS record, the per-request background read that notices a client going
-// away, deadlines), ~9 µs the upstream exchange (one write, one read), ~10
-// µs the Go runtime (sysmon woken from deep sleep by the first syscall
-// after the node went idle, goroutine switches, GC at GOGC=400) and ~8 µs
-// the gateway's own code: middleware, routing, authentication, accounting,
-// the body check (validJSON) and model rewrite, the response copy. That
-// own part is kept allocation-light — request id, request context, call
-// state, outbound request, response head and header values are one
-// allocation each. A verified token costs a SHA-256 of it and a cache hit
-// (~1 µs more than a key, plus ~1 µs of net/http reading the longer
-// header), an identity's decision one more lookup (app's adapter keeps
-// decisions per identity, action and account, stamped with authz's
-// generation). HTTP/2 costs ~35% more per request than HTTP/1.1 keep-alive
-// but stays the preferred protocol: Go clients keep 2 idle connections per
-// host by default, and over HTTP/1.1 they would reconnect (a TLS handshake
-// per request) under concurrency.
+// The hot path's costs, per proxied request over HTTP/1.1 (bench/gateway.sh
+// under wrk, 2 cores, loopback, TLS 1.3 to the client; perf profiles of
+// the node). HTTP/1.1 data-plane requests are served by server/h1, not by
+// net/http's server: on the connection's goroutine, with no per-request
+// background read, two writes and under three reads per request. Of the
+// node's CPU, ~52% is the kernel (the two loopback writes carry the
+// receivers' softirq work), ~28% TLS and the syscalls' Go side, ~10% the
+// Go runtime (sysmon, scheduling, malloc; GOGC=400), and ~30% — roughly
+// 20 µs on a machine where the whole request costs 68 µs — the code that
+// is Gatehouse's: h1's request parsing (~7%), middleware and router
+// (~6%), authentication, metering and accounting (~3%), the proxy's body
+// check, model rewrite, deployment lookup and response copy (~10%), the
+// upstream client's request writing and response parsing. That own part
+// is kept allocation-light — request id, request context, call state,
+// outbound request, response head and header values are one allocation
+// each. A verified token costs a SHA-256 of it and a cache hit (~1 µs
+// more than a key, plus carrying the longer header), an identity's
+// decision one more lookup (app's adapter keeps decisions per identity,
+// action and account, stamped with authz's generation). HTTP/2 (net/http)
+// costs more per request than the HTTP/1.1 fast path but stays the
+// preferred protocol for Go clients: they keep 2 idle connections per
+// host by default, and over HTTP/1.1 they would reconnect (a TLS
+// handshake per request) under concurrency.
 //
 // Usage counters, rate limiters and pre-resolved metric counters live in
 // one entry per (account, key slot or principal), found with one sync.Map

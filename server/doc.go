@@ -12,6 +12,11 @@
 //	{vault}.vault.H               Vault        Key Vault data plane; VaultFromContext gives {vault}
 //	anything else                 —            JSON 404
 //
+// The listener is served by server/h1: data-plane HTTP/1.1 requests
+// (Router.DataPlane: account hosts, /ai/ and /sts/ at H) on its fast path,
+// everything else — HTTP/2, other surfaces, unusual HTTP/1.x — by
+// net/http, through the same handler.
+//
 // Every mux ends in a JSON catch-all, so a client never sees an HTML or
 // plain-text error page: unknown paths are 404 and known paths with the
 // wrong method are 405, in Azure's error shape.
