@@ -36,13 +36,13 @@ type env struct {
 	dsn string
 }
 
-func newEnv(t *testing.T, opts ...testenv.Option) *env {
+func newEnv(t testing.TB, opts ...testenv.Option) *env {
 	t.Helper()
 	return newEnvOn(t, false, opts...)
 }
 
 // newEnvOn is newEnv with the test clients on HTTP/1.1 (http1) or HTTP/2.
-func newEnvOn(t *testing.T, http1 bool, opts ...testenv.Option) *env {
+func newEnvOn(t testing.TB, http1 bool, opts ...testenv.Option) *env {
 	t.Helper()
 	s := testenv.Start(t, opts...)
 	if http1 {
@@ -127,7 +127,7 @@ type account struct {
 
 func ptr[T any](v T) *T { return &v }
 
-func (e *env) createAccount(t *testing.T, name, kind string, props *armcognitiveservices.AccountProperties) *account {
+func (e *env) createAccount(t testing.TB, name, kind string, props *armcognitiveservices.AccountProperties) *account {
 	t.Helper()
 	poller, err := e.accounts.BeginCreate(t.Context(), e.group, name, armcognitiveservices.Account{
 		Kind: ptr(kind), Location: ptr("westus"), SKU: &armcognitiveservices.SKU{Name: ptr("S0")}, Properties: props}, nil)
@@ -152,7 +152,7 @@ func (e *env) createAccount(t *testing.T, name, kind string, props *armcognitive
 // deploy maps deployment name of a to the test upstream, with the
 // upstream model and credential the upstream checks, through the
 // management API (PUT …/deployments/{name} with properties.upstream).
-func (e *env) deploy(t *testing.T, a *account, name, model string) {
+func (e *env) deploy(t testing.TB, a *account, name, model string) {
 	t.Helper()
 	r := e.arm(t, http.MethodPut, a.id+"/deployments/"+name, deploymentBody(model, e.up.URL, upstreamKey))
 	if r.status != http.StatusCreated && r.status != http.StatusOK {
@@ -167,7 +167,7 @@ func deploymentBody(model, endpoint, key string) string {
 }
 
 // arm calls the management API as the bootstrap principal (Owner).
-func (e *env) arm(t *testing.T, method, path, body string) *result {
+func (e *env) arm(t testing.TB, method, path, body string) *result {
 	t.Helper()
 	return e.do(t, call{method: method, url: e.URL + path + "?api-version=2025-06-01", body: body,
 		header: bearer(e.mgmtToken)})
