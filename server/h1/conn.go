@@ -321,18 +321,7 @@ func plainURL(target string) *url.URL {
 	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
 }
 
-var plainPathChars = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~/:@$&+,;=" {
-		t[c] = true
-	}
-	return t
-}()
+var plainPathChars = alnumAnd("-._~/:@$&+,;=")
 
 // exchange is one request and its response: one allocation.
 type exchange struct {

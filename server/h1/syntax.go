@@ -4,18 +4,22 @@ import "strings"
 
 // tokenChars marks the characters of an RFC 9110 token (field names,
 // methods).
-var tokenChars = func() (t [256]bool) {
+var tokenChars = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd returns a table of ASCII letters, digits and the bytes of
+// extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = true, true
 	}
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
 
 func validName(name []byte) bool {
 	if len(name) == 0 {
