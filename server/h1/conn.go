@@ -358,10 +358,7 @@ func (c *conn) serveRequest(ex *exchange) bool {
 			return false
 		}
 	}
-	if !keep {
-		c.closeAfterReply()
-	}
-	return keep
+	return keep // a connection not kept is closed at once, as net/http does
 }
 
 func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
