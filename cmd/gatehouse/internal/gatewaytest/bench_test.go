@@ -9,12 +9,15 @@ import (
 	"net/url"
 	"strconv"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/authz"
 )
 
 // BenchmarkDataPlane is one proxied chat completion with a key, from a
 // keep-alive HTTP/1.1 client over TLS through a real node (SQLite) to an
 // upstream in the same process: the request path as wrk drives it in
-// bench/gateway.sh, here with allocations counted and -cpuprofile at hand.
+// bench/gateway.sh, here with allocations counted and -cpuprofile at hand;
+// with a key, an STS token and an identity token.
 //
 //	go test -run '^$' -bench DataPlane -benchmem -cpuprofile /tmp/cpu.out ./cmd/gatehouse/internal/gatewaytest/
 func BenchmarkDataPlane(b *testing.B) {
@@ -39,9 +42,12 @@ func BenchmarkDataPlane(b *testing.B) {
 		b.Fatal(err)
 	}
 	body := `{"messages":[{"role":"user","content":"hi"}]}`
+	_, cred := e.principal(b, "bench-app", a, authz.RoleCognitiveServicesOpenAIUser)
+	identity := e.Token(b, cred, "https://cognitiveservices.azure.com/.default")
 	for _, cred := range []struct{ name, header string }{
 		{"key", "Api-Key: " + a.key1},
 		{"sts", "Authorization: Bearer " + e.sts(b, a.endpoint, a.key1)},
+		{"identity", "Authorization: Bearer " + identity},
 	} {
 		req := "POST " + u.Path + "openai/deployments/chat/chat/completions?api-version=" + openAIVersion + " HTTP/1.1\r\n" +
 			"Host: " + u.Host + "\r\nContent-Type: application/json\r\n" + cred.header + "\r\n" +

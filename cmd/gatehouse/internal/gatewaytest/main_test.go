@@ -175,7 +175,7 @@ func (e *env) arm(t testing.TB, method, path, body string) *result {
 
 // principal creates a service principal and returns its object id and a
 // credential; role, when set, is assigned to it on a.
-func (e *env) principal(t *testing.T, name string, a *account, role string) (string, azcore.TokenCredential) {
+func (e *env) principal(t testing.TB, name string, a *account, role string) (string, azcore.TokenCredential) {
 	t.Helper()
 	app, err := e.Directory.CreateApplication(t.Context(), directory.ApplicationSpec{DisplayName: name, ServicePrincipal: true})
 	if err != nil {
