@@ -204,8 +204,10 @@ type keysView struct {
 }
 
 type assignmentRow struct {
-	Role, Principal, PrincipalType, Scope string
-	Inherited                             bool
+	Name, Role, Principal, PrincipalType, Scope string
+	// Inherited: made above the resource; Here: made at exactly it (only
+	// those can be removed on its page).
+	Inherited, Here bool
 }
 
 type deploymentRow struct {
@@ -217,8 +219,7 @@ type accountView struct {
 	Keys        keysView
 	Principals  []accounts.PrincipalUsage
 	Deployments []deploymentRow
-	Assignments []assignmentRow
-	CanSeeRoles bool
+	Roles       rolesView
 }
 
 func (p *Portal) loadAccount(q *req) (*gatehouse.ResourceID, *accounts.Account, error) {
@@ -312,9 +313,7 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 			v.Deployments = append(v.Deployments, deploymentRow{Name: d.Name, Model: model, Upstream: d.Upstream.Endpoint, Credential: cred})
 		}
 	}
-	if v.CanSeeRoles = q.can(p, actAssignmentRead, id); v.CanSeeRoles {
-		v.Assignments = p.assignments(q.ctx(), id)
-	}
+	v.Roles = p.rolesView(q, kv.Base, id)
 	return v, nil
 }
 
@@ -323,8 +322,9 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 func (p *Portal) assignments(ctx context.Context, id *gatehouse.ResourceID) []assignmentRow {
 	var rows []assignmentRow
 	for _, as := range p.opts.Authz.Assignments(authz.AssignmentFilter{Scope: id}) {
-		row := assignmentRow{Role: as.RoleDefinitionID, Principal: as.PrincipalID, PrincipalType: as.PrincipalType, Scope: as.Scope,
-			Inherited: !strings.EqualFold(as.Scope, id.String()) && id.Within(as.ScopeID())}
+		here := strings.EqualFold(as.Scope, id.String())
+		row := assignmentRow{Name: as.Name, Role: as.RoleDefinitionID, Principal: as.PrincipalID, PrincipalType: as.PrincipalType,
+			Scope: as.Scope, Here: here, Inherited: !here && id.Within(as.ScopeID())}
 		if r, ok := p.opts.Authz.Role(as.RoleDefinitionID); ok {
 			row.Role = r.RoleName
 		}
@@ -427,35 +427,38 @@ type secretRow struct {
 }
 
 type vaultView struct {
-	Vault       *vault.Vault
-	CanList     bool
-	Secrets     []secretRow
-	More        bool
-	Assignments []assignmentRow
-	CanSeeRoles bool
+	Vault   *vault.Vault
+	CanList bool
+	Secrets []secretRow
+	More    bool
+	Roles   rolesView
 }
 
 func (p *Portal) vaultPage(q *req) error {
-	if p.opts.Vaults == nil {
-		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "There is no such page.")
-	}
-	id, err := q.resourceID("Microsoft.KeyVault", "vaults")
+	id, err := p.vaultRoles().load(q)
 	if err != nil {
 		return err
 	}
-	if !q.can(p, actVaultRead, id) {
-		return denied(q.user, actVaultRead, id)
+	v, err := p.vaultView(q, id)
+	if err != nil {
+		return err
 	}
+	return p.render(q, http.StatusOK, "vault", v.Vault.Name, v)
+}
+
+// vaultView builds a vault's page: its secrets' metadata (never values)
+// for whoever may read it, and its role assignments.
+func (p *Portal) vaultView(q *req, id *gatehouse.ResourceID) (*vaultView, error) {
 	vt, err := p.opts.Vaults.GetVault(q.ctx(), id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	v := vaultView{Vault: vt, CanList: q.canData(p, dataSecretsList, vt.Scope())}
+	v := &vaultView{Vault: vt, CanList: q.canData(p, dataSecretsList, vt.Scope())}
 	if v.CanList {
 		const pageSize = 200
 		list, next, err := p.opts.Vaults.ListSecrets(q.ctx(), vt, "", pageSize)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		v.More = next != ""
 		for _, s := range list {
@@ -463,10 +466,8 @@ func (p *Portal) vaultPage(q *req) error {
 		}
 		slices.SortFunc(v.Secrets, func(a, b secretRow) int { return strings.Compare(a.Name, b.Name) })
 	}
-	if v.CanSeeRoles = q.can(p, actAssignmentRead, id); v.CanSeeRoles {
-		v.Assignments = p.assignments(q.ctx(), id)
-	}
-	return p.render(q, http.StatusOK, "vault", vt.Name, v)
+	v.Roles = p.rolesView(q, resourceLink("vaults", vt.Subscription, vt.ResourceGroup, vt.Name), id)
+	return v, nil
 }
 
 // --- audit

@@ -30,12 +30,16 @@ type (
 		// User: directory.ErrNotFound.
 		User(id string) (*directory.User, error)
 		Principal(ctx context.Context, objectID string) (gatehouse.Principal, error)
+		PrincipalByClientID(clientID string) (gatehouse.Principal, error)
 	}
-	// Authz decides and lists role assignments.
+	// Authz decides, lists and writes role assignments.
 	Authz interface {
 		Decide(principalID string, op authz.Operation, scope *gatehouse.ResourceID) authz.Decision
 		Assignments(f authz.AssignmentFilter) []*authz.Assignment
 		Role(id string) (*authz.RoleDefinition, bool)
+		Roles(f authz.RoleFilter) []*authz.RoleDefinition
+		CreateAssignment(ctx context.Context, scope *gatehouse.ResourceID, name string, spec authz.AssignmentSpec, by string) (*authz.Assignment, bool, error)
+		DeleteAssignment(ctx context.Context, scope *gatehouse.ResourceID, name string) (*authz.Assignment, error)
 	}
 	// Accounts is the AI accounts service.
 	Accounts interface {
@@ -149,6 +153,10 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	page("POST /portal/accounts/{sub}/{rg}/{name}/keys", p.showKeys)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/regenerate", p.regenerate)
 	page("GET /portal/vaults/{sub}/{rg}/{name}", p.vaultPage)
+	page("POST /portal/accounts/{sub}/{rg}/{name}/roles", p.addRole(p.accountRoles()))
+	page("POST /portal/accounts/{sub}/{rg}/{name}/roles/{assignment}/delete", p.removeRole(p.accountRoles()))
+	page("POST /portal/vaults/{sub}/{rg}/{name}/roles", p.addRole(p.vaultRoles()))
+	page("POST /portal/vaults/{sub}/{rg}/{name}/roles/{assignment}/delete", p.removeRole(p.vaultRoles()))
 	m.Handle("GET /portal/static/", http.StripPrefix("/portal/static/", staticHandler(p.static)))
 	open("/portal/", func(*req) error {
 		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "There is no such page.")

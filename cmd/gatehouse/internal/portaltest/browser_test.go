@@ -2,6 +2,7 @@ package portaltest
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse/authz"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,6 +193,35 @@ func TestBrowser(t *testing.T) {
 	)
 	if again, _ := e.Accounts.ListKeys(t.Context(), e.account); again != now {
 		t.Fatal("declining the confirmation regenerated a key")
+	}
+	// Grant a person a data role from the form, then remove it.
+	do("grant a role",
+		chromedp.SetValue(chromedp.ID("role"), authz.RoleCognitiveServicesUser),
+		chromedp.SendKeys(chromedp.ID("assignee"), e.reader.UserName),
+		chromedp.Click(chromedp.ID("add-role-submit")),
+		chromedp.WaitVisible(chromedp.ID("roles-flash")),
+	)
+	shot("roles")
+	granted := e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account, PrincipalID: e.reader.ObjectID})
+	var grant *authz.Assignment
+	for _, a := range granted {
+		if a.RoleDefinitionID == authz.RoleCognitiveServicesUser {
+			grant = a
+		}
+	}
+	if msg := text("roles-flash"); grant == nil || !strings.Contains(msg, "now holds Cognitive Services User") {
+		t.Fatalf("grant: %q, assignments %v", msg, granted)
+	}
+	do("remove the role",
+		chromedp.Click(chromedp.ID("remove-"+grant.Name)),
+		chromedp.WaitNotPresent(chromedp.ID("assignment-"+grant.Name)),
+		chromedp.WaitVisible(chromedp.ID("roles-flash")),
+	)
+	if msg := text("roles-flash"); !strings.Contains(msg, "Removed Cognitive Services User") {
+		t.Fatalf("removal: %q", msg)
+	}
+	if _, ok := e.Authz.Assignment(grant.Name); ok {
+		t.Fatal("the removed assignment is still there")
 	}
 	do("home", chromedp.Navigate(e.URL+"/portal/"), chromedp.WaitVisible(chromedp.ID("accounts")))
 	shot("home")

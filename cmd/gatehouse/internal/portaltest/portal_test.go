@@ -152,6 +152,7 @@ func TestPortal(t *testing.T) {
 			t.Run("rbac", func(t *testing.T) { testRBAC(t, e) })
 			t.Run("keys-and-rotation", func(t *testing.T) { testKeys(t, e) })
 			t.Run("vault", func(t *testing.T) { testVault(t, e) })
+			t.Run("role-assignments", func(t *testing.T) { testRoles(t, e) })
 		})
 	}
 }
@@ -553,4 +554,172 @@ func testVault(t *testing.T, e *env) {
 		t.Fatalf("nobody's vault page: %d", p.status)
 	}
 	e.AssertNotLogged(t, value)
+}
+
+// testRoles: whoever may write role assignments at the account grants a
+// data role to an application from its page, and the application's
+// identity token gets in at once; people are granted roles by user name;
+// only grants made at the account can be removed there; a Reader sees
+// the assignments but cannot change them; every change is audited.
+func testRoles(t *testing.T, e *env) {
+	ctx := t.Context()
+	path := e.accountPath()
+
+	// An application with no role: its identity token is refused.
+	app, err := e.Directory.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "portal-granted-app", ServicePrincipal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := e.Directory.AddSecret(ctx, app.AppID, directory.SecretSpec{DisplayName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := e.Token(t, e.SecretCredential(t, app.AppID, secret), "https://cognitiveservices.azure.com/.default")
+	detect := func() int {
+		req, err := newLanguageRequest(t, e, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Del("Ocp-Apim-Subscription-Key")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := e.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := detect(); got == http.StatusOK {
+		t.Fatal("an application without a role got in")
+	}
+
+	// A Reader sees the assignments, no form, and cannot post one.
+	r := e.browser(t)
+	r.signIn(e.reader)
+	if p := r.get(path); p.status != 200 || !strings.Contains(p.body, `id="assignments"`) || strings.Contains(p.body, `id="add-role"`) ||
+		strings.Contains(p.body, `id="remove-`) {
+		t.Fatalf("reader's roles section: %d %s", p.status, p.body)
+	}
+	if p := r.post(path+"/roles", url.Values{"role": {authz.RoleCognitiveServicesUser}, "assignee": {app.AppID}}); p.status != http.StatusForbidden {
+		t.Fatalf("reader adds a role: %d", p.status)
+	}
+	if detect() == http.StatusOK {
+		t.Fatal("a reader's refused grant let the application in")
+	}
+
+	// The owner (Owner on the subscription) grants Cognitive Services User
+	// to the application by its client id.
+	o := e.browser(t)
+	o.signIn(e.owner)
+	p := o.get(path)
+	if p.status != 200 || !strings.Contains(p.body, `id="add-role"`) || !strings.Contains(p.body, ">Cognitive Services User</option>") {
+		t.Fatalf("owner's roles section: %d %s", p.status, p.body)
+	}
+	// Owner is inherited from the subscription: listed, not removable
+	// here; the reader's Reader, made at the account, is.
+	owners := e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account, PrincipalID: e.owner.ObjectID})
+	readers := e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account, PrincipalID: e.reader.ObjectID})
+	if len(owners) != 1 || len(readers) != 1 || !strings.Contains(p.body, `id="assignment-`+owners[0].Name+`"`) ||
+		strings.Contains(p.body, `id="remove-`+owners[0].Name+`"`) || !strings.Contains(p.body, `id="remove-`+readers[0].Name+`"`) {
+		t.Fatalf("removable assignments: owner %v, reader %v: %s", owners, readers, p.body)
+	}
+	p = o.post(path+"/roles", url.Values{"role": {authz.RoleCognitiveServicesUser}, "assignee": {app.AppID}})
+	if p.status != 200 || !strings.Contains(p.body, "portal-granted-app now holds Cognitive Services User on lang.") {
+		t.Fatalf("grant: %d %s", p.status, p.body)
+	}
+	if got := detect(); got != http.StatusOK {
+		t.Fatalf("the granted application's token: %d, want 200", got)
+	}
+	granted := e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account, PrincipalID: app.ObjectID})
+	if len(granted) != 1 || !strings.Contains(p.body, `id="remove-`+granted[0].Name+`"`) {
+		t.Fatalf("assignments of the application: %v", granted)
+	}
+	// The same grant again, a stranger, a made-up role: the page says why
+	// and keeps what was typed.
+	for _, tc := range []struct {
+		role, assignee string
+		status         int
+		says           string
+	}{
+		{authz.RoleCognitiveServicesUser, app.AppID, http.StatusConflict, "already holds Cognitive Services User here"},
+		{authz.RoleCognitiveServicesUser, "someone@elsewhere.test", http.StatusBadRequest, "No person, service principal or managed identity"},
+		{authz.RoleCognitiveServicesUser, "", http.StatusBadRequest, "Name who is to hold the role"},
+		{"not-a-role", app.AppID, http.StatusBadRequest, "Choose one of the roles offered"},
+	} {
+		p := o.post(path+"/roles", url.Values{"role": {tc.role}, "assignee": {tc.assignee}})
+		if p.status != tc.status || !strings.Contains(p.body, `id="roles-error"`) || !strings.Contains(p.body, tc.says) ||
+			!strings.Contains(p.body, `value="`+tc.assignee+`"`) {
+			t.Fatalf("grant %q to %q: %d %s", tc.role, tc.assignee, p.status, p.body)
+		}
+	}
+
+	// A person by user name: nobody gets Reader and opens the account.
+	p = o.post(path+"/roles", url.Values{"role": {authz.RoleReader}, "assignee": {e.nobody.UserName}})
+	if p.status != 200 || !strings.Contains(p.body, e.nobody.UserName+" now holds Reader") {
+		t.Fatalf("grant Reader to a person: %d %s", p.status, p.body)
+	}
+	n := e.browser(t)
+	n.signIn(e.nobody)
+	if p := n.get(path); p.status != 200 {
+		t.Fatalf("nobody with Reader: %d", p.status)
+	}
+	// Removing both grants takes effect at once.
+	for _, pid := range []string{e.nobody.ObjectID, app.ObjectID} {
+		as := e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account, PrincipalID: pid})
+		if len(as) != 1 {
+			t.Fatalf("assignments of %s: %v", pid, as)
+		}
+		if p := r.post(path+"/roles/"+as[0].Name+"/delete", url.Values{}); p.status != http.StatusForbidden {
+			t.Fatalf("reader removes a role: %d", p.status)
+		}
+		if p := o.post(path+"/roles/"+as[0].Name+"/delete", url.Values{}); p.status != 200 || !strings.Contains(p.body, `id="roles-flash"`) ||
+			strings.Contains(p.body, `id="assignment-`+as[0].Name+`"`) {
+			t.Fatalf("remove: %d %s", p.status, p.body)
+		}
+	}
+	if p := n.get(path); p.status != http.StatusForbidden {
+		t.Fatalf("nobody after the removal: %d", p.status)
+	}
+	if got := detect(); got == http.StatusOK {
+		t.Fatal("the application still gets in after its role was removed")
+	}
+	// An inherited grant (the owner's, at the subscription) cannot be
+	// removed through the account; a made-up one is not there.
+	for _, name := range []string{owners[0].Name, gatehouse.NewGUID(), "not-a-guid"} {
+		if p := o.post(path+"/roles/"+name+"/delete", url.Values{}); p.status != http.StatusNotFound {
+			t.Fatalf("remove %s through the account: %d", name, p.status)
+		}
+	}
+	if len(e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account, PrincipalID: e.owner.ObjectID})) != 1 {
+		t.Fatal("the inherited Owner assignment is gone")
+	}
+	// The same on a vault page: Key Vault Secrets User for the application.
+	vpath := "/portal/vaults/" + e.account.Subscription + "/" + e.account.ResourceGroup + "/portal-kv"
+	if p := o.post(vpath+"/roles", url.Values{"role": {authz.RoleKeyVaultSecretsUser}, "assignee": {app.ObjectID}}); p.status != 200 ||
+		!strings.Contains(p.body, "now holds Key Vault Secrets User on portal-kv.") {
+		t.Fatalf("grant on the vault: %d %s", p.status, p.body)
+	}
+	// Audited: two grants and two removals by the owner, and the reader's
+	// three refusals.
+	recs, err := e.Audit.List(context.WithoutCancel(ctx), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, rec := range recs {
+		if rec.Entry.Surface == "portal" && strings.HasPrefix(rec.Entry.Action, "Microsoft.Authorization/roleAssignments/") {
+			counts[rec.Entry.Principal.ObjectID+" "+rec.Entry.Action+" "+string(rec.Entry.Result)]++
+		}
+	}
+	for key, want := range map[string]int{
+		e.owner.ObjectID + " Microsoft.Authorization/roleAssignments/write " + string(audit.Succeeded):  3,
+		e.owner.ObjectID + " Microsoft.Authorization/roleAssignments/delete " + string(audit.Succeeded): 2,
+		e.reader.ObjectID + " Microsoft.Authorization/roleAssignments/write " + string(audit.Denied):    1,
+		e.reader.ObjectID + " Microsoft.Authorization/roleAssignments/delete " + string(audit.Denied):   2,
+	} {
+		if counts[key] != want {
+			t.Errorf("audited %s: %d, want %d (all: %v)", key, counts[key], want, counts)
+		}
+	}
+	e.AssertNotLogged(t, secret, token)
 }
