@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -543,4 +544,107 @@ func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestConcurrentMix runs many clients at once — keep-alive HTTP/1.1 on the
+// fast path, requests handed off mid-connection, HTTP/2, pipelined heads,
+// clients that leave while their handler waits on the context — and then
+// shuts down: under -race, a check for data races between the connection
+// loop, the disconnect watcher and Shutdown, and for requests lost or
+// answered twice.
+func TestConcurrentMix(t *testing.T) {
+	ts := startServer(t, nil)
+	var cancelled atomic.Int64
+	ts.mux.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+			cancelled.Add(1)
+		case <-time.After(2 * time.Second):
+		}
+	})
+	h1c, h2c := ts.httpClient(false), ts.httpClient(true)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				path := fmt.Sprintf("/g%d/%d", g, i)
+				var err error
+				switch (g + i) % 4 {
+				case 0: // keep-alive HTTP/1.1
+					err = expect(h1c.Post(ts.url(path), "text/plain", strings.NewReader("x")))("fast POST " + path)
+				case 1: // HTTP/2
+					err = expect(h2c.Get(ts.url(path)))("net/http GET " + path)
+				case 2: // pipelined, handed off half-way
+					err = pipelined(ts, path)
+				case 3: // a client that leaves while its handler waits
+					var c *tls.Conn
+					if c, err = tls.Dial("tcp", ts.addr, ts.client); err == nil {
+						_, err = io.WriteString(c, "POST /wait HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx")
+						time.Sleep(5 * time.Millisecond)
+						c.Close()
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if cancelled.Load() == 0 {
+		t.Error("no handler saw its client leave")
+	}
+}
+
+func expect(resp *http.Response, err error) func(prefix string) error {
+	return func(prefix string) error {
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(string(b), prefix) {
+			return fmt.Errorf("got %q, want %q…", b, prefix)
+		}
+		return nil
+	}
+}
+
+// pipelined sends three requests in one write — fast, handed off, fast —
+// and checks the three answers in order.
+func pipelined(ts *testServer, path string) error {
+	c, err := tls.Dial("tcp", ts.addr, ts.client)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\nGET /slow" + path + " HTTP/1.1\r\nHost: h\r\n\r\nGET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		return err
+	}
+	br := bufio.NewReader(c)
+	for _, want := range []string{"fast GET " + path, "net/http GET /slow" + path, "net/http GET " + path} {
+		if err := expect(http.ReadResponse(br, nil))(want); err != nil {
+			return err
+		}
+	}
+	return nil
 }
