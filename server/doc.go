@@ -13,7 +13,8 @@
 //	anything else                 —            JSON 404
 //
 // The listener is served by server/h1: data-plane HTTP/1.1 requests
-// (Router.DataPlane: account hosts, /ai/ and /sts/ at H) on its fast path,
+// (Router.DataPlane: account and vault hosts, /ai/ and /sts/ at H) on its
+// fast path,
 // everything else — HTTP/2, other surfaces, unusual HTTP/1.x — by
 // net/http, through the same handler.
 //

@@ -81,9 +81,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // DataPlane reports whether a request for host (as sent, with any port)
-// and path is for the AI data plane: any path at an account host, and the
-// /ai/ and /sts/ paths at H. The HTTP/1.1 fast path (server/h1) takes
-// these.
+// and path is for a data plane: any path at an account host or a vault
+// host, and the /ai/ and /sts/ paths at H. The HTTP/1.1 fast path
+// (server/h1) takes these.
 func (rt *Router) DataPlane(host, path string) bool {
 	hn := strings.ToLower(Hostname(host))
 	if hn == rt.hostname || net.ParseIP(hn) != nil {
@@ -94,7 +94,8 @@ func (rt *Router) DataPlane(host, path string) bool {
 			return true
 		}
 	}
-	return false
+	name, ok := strings.CutSuffix(hn, rt.vaultSuffix)
+	return ok && validLabel(name)
 }
 
 // collapseSlashes returns r with every run of slashes in its path reduced

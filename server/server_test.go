@@ -116,7 +116,8 @@ func TestDataPlane(t *testing.T) {
 		{"gw.example:8443", "/subscriptions/x", false},
 		{"gw.example:8443", "/portal/", false},
 		{"gw.example:8443", "/aix", false},
-		{"vault1.vault.gw.example:8443", "/secrets/s", false},
+		{"vault1.vault.gw.example:8443", "/secrets/s", true},
+		{"a.b.vault.gw.example:8443", "/secrets/s", false},
 		{"a.b.cognitiveservices.gw.example", "/language/:analyze-text", false},
 		{"other.example", "/ai/acct/x", false},
 	} {

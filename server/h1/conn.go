@@ -168,7 +168,8 @@ func bareLF(buf []byte) bool {
 }
 
 // parse builds the request from a complete head (ending in CRLF CRLF),
-// or answers errHandOff for anything but a clean GET or POST for the fast
+// or answers errHandOff for anything but a clean GET, POST, PUT, PATCH or
+// DELETE for the fast
 // path.
 func (c *conn) parse(buf []byte) (*exchange, error) {
 	eol := bytes.Index(buf, []byte("\r\n"))
@@ -185,7 +186,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	}
 	target := rest[:sp2]
 	switch string(method) {
-	case http.MethodGet, http.MethodPost:
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
 		return nil, errHandOff
 	}

@@ -22,6 +22,9 @@ func FuzzParse(f *testing.F) {
 		"GET /p HTTP/1.1\r\nHost: h\r\nX-\xff: v\r\n\r\n",
 		"GET /a;b=c/d:e@f!$&'()*+,=~?q=1&r=%20# HTTP/1.1\r\nHost: h\r\n\r\n",
 		"GET /a? HTTP/1.1\r\nHost: h\r\n\r\n",
+		"PUT /secrets/s?api-version=7.5 HTTP/1.1\r\nHost: v.vault.h\r\nContent-Length: 15\r\n\r\n",
+		"DELETE /secrets/s HTTP/1.1\r\nHost: v.vault.h\r\n\r\n",
+		"PATCH /secrets/s/v1 HTTP/1.1\r\nHost: v.vault.h\r\nContent-Length: 2\r\n\r\n",
 		"GET /a{b}?x HTTP/1.1\r\nHost: h\r\n\r\n",
 	} {
 		f.Add([]byte(seed))

@@ -9,15 +9,23 @@ import (
 )
 
 // BenchmarkSecretRead is the whole read path of a real node on SQLite over
-// TLS (HTTP/2, one connection): token verification, RBAC, the cached
-// sealed record, AES-GCM, JSON. Baseline in the same run: GET /healthz,
-// the round trip through the same edge with no work behind it.
+// TLS: token verification, RBAC, the cached sealed record, AES-GCM, JSON;
+// over HTTP/2 (net/http, what Go clients speak) and HTTP/1.1 (the fast
+// path, what Node's and Python's clients speak), one connection each.
+// Baseline in the same run: GET /healthz, the round trip through the same
+// edge with no work behind it (over HTTP/1.1 it is net/http's: /healthz
+// is not a data plane).
 //
 //	healthz   the floor
 //	raw       GET /secrets/{name}/ with a bearer token
 //	sdk       azsecrets.Client.GetSecret (pipeline, policies, decoding)
 func BenchmarkSecretRead(b *testing.B) {
-	e := newEnv(b)
+	b.Run("h2", func(b *testing.B) { benchmarkSecretRead(b, false) })
+	b.Run("http1", func(b *testing.B) { benchmarkSecretRead(b, true) })
+}
+
+func benchmarkSecretRead(b *testing.B, http1 bool) {
+	e := newEnvOn(b, http1)
 	e.createVault(b, "bench", nil)
 	c := e.client(b, "bench", e.cred)
 	if _, err := c.SetSecret(b.Context(), "db", azsecrets.SetSecretParameters{Value: ptr("0123456789abcdef0123456789abcdef")}, nil); err != nil {

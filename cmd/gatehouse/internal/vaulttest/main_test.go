@@ -42,9 +42,14 @@ const (
 	dataVersion = "2026-04-01"
 )
 
-func newEnv(t testing.TB, opts ...testenv.Option) *env {
+// newEnvOn starts a node with the test clients on HTTP/1.1 (http1) or
+// HTTP/2.
+func newEnvOn(t testing.TB, http1 bool, opts ...testenv.Option) *env {
 	t.Helper()
 	s := testenv.Start(t, opts...)
+	if http1 {
+		s.HTTP1()
+	}
 	e := &env{Server: s, sub: s.Bootstrap.SubscriptionID, group: s.Bootstrap.ResourceGroup}
 	e.mgmtToken = s.Token(t, s.Credential(t), mgmtScope)
 	c, err := s.Authority.Verify(t.Context(), e.mgmtToken, authority.ManagementAudiences...)
@@ -56,18 +61,29 @@ func newEnv(t testing.TB, opts ...testenv.Option) *env {
 	return e
 }
 
-// TestKeyVault runs every scenario against one node per backend.
+// TestKeyVault runs every scenario against one node per backend, with the
+// clients on HTTP/2 and, on SQLite, on HTTP/1.1 (the data plane's fast
+// path, server/h1, serves the vault's requests then).
 func TestKeyVault(t *testing.T) {
 	backends := []struct {
-		name string
-		opts func(t *testing.T) []testenv.Option
+		name  string
+		opts  func(t *testing.T) []testenv.Option
+		http1 bool
 	}{
-		{"sqlite", func(*testing.T) []testenv.Option { return nil }},
-		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }},
+		{"sqlite", func(*testing.T) []testenv.Option { return nil }, false},
+		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }, false},
+		{"sqlite-http1", func(*testing.T) []testenv.Option { return nil }, true},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			e := newEnv(t, b.opts(t)...)
+			e := newEnvOn(t, b.http1, b.opts(t)...)
+			if b.http1 {
+				t.Cleanup(func() {
+					if n := e.Main.FastPathStats().FastRequests; n < 50 {
+						t.Errorf("the fast path served %d of the HTTP/1.1 scenarios' requests", n)
+					}
+				})
+			}
 			for _, sc := range []struct {
 				name string
 				run  func(t *testing.T, e *env)
