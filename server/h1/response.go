@@ -100,7 +100,7 @@ func (w *response) Write(p []byte) (int, error) {
 			w.c.pending = append(w.c.pending, p...)
 			return len(p), nil
 		}
-		if len(w.c.pending) == 0 {
+		if len(w.c.pending) == 0 && len(p) > 0 {
 			w.sniff(p)
 		}
 		w.commit(false)
