@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gatehouse/gatehouse/storage"
@@ -90,6 +91,7 @@ type Record struct {
 type Store interface {
 	AppendAudit(ctx context.Context, build func(seq int64, prevHash []byte) (*storage.AuditRecord, error)) (*storage.AuditRecord, error)
 	ListAudit(ctx context.Context, after int64, limit int) ([]*storage.AuditRecord, error)
+	LastAuditSeq(ctx context.Context) (int64, error)
 }
 
 // Log is the audit log. It is safe for concurrent use.
@@ -185,6 +187,36 @@ func (l *Log) List(ctx context.Context, after int64, limit int) ([]*Record, erro
 	}
 	return out, nil
 }
+
+// Recent returns, newest first, up to limit of the entries keep accepts
+// among the newest window entries of the log (a bounded read however long
+// the log has grown).
+func (l *Log) Recent(ctx context.Context, window, limit int, keep func(*Record) bool) ([]*Record, error) {
+	last, err := l.store.LastAuditSeq(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: recent: %w", err)
+	}
+	var out []*Record
+	err = l.Each(ctx, max(0, last-int64(window)), func(r *Record) error {
+		if r.Seq > last {
+			return errStop
+		}
+		if keep(r) {
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	slices.Reverse(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+var errStop = errors.New("stop")
 
 // Each calls fn for every entry with Seq > after, in order, stopping at the
 // first error (which it returns).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -156,4 +157,37 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRecent(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		log := audit.New(s, nil)
+		if recs, err := log.Recent(t.Context(), 10, 5, func(*audit.Record) bool { return true }); err != nil || len(recs) != 0 {
+			t.Fatalf("empty log: %d, %v", len(recs), err)
+		}
+		for i := range 30 {
+			scope := "/a"
+			if i%2 == 1 {
+				scope = "/b"
+			}
+			if _, err := log.Append(t.Context(), audit.Entry{Action: fmt.Sprintf("act%d", i), Scope: scope, Result: audit.Succeeded}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		recs, err := log.Recent(t.Context(), 10, 3, func(r *audit.Record) bool { return r.Entry.Scope == "/b" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range recs {
+			got = append(got, r.Entry.Action)
+		}
+		if want := []string{"act29", "act27", "act25"}; !slices.Equal(got, want) {
+			t.Fatalf("Recent = %v, want %v", got, want)
+		}
+		// Only the window is read: of the last 4 entries, 2 are /a.
+		if recs, _ := log.Recent(t.Context(), 4, 10, func(r *audit.Record) bool { return r.Entry.Scope == "/a" }); len(recs) != 2 {
+			t.Fatalf("window of 4: %d entries of /a", len(recs))
+		}
+	})
 }

@@ -220,6 +220,8 @@ type accountView struct {
 	Principals  []accounts.PrincipalUsage
 	Deployments []deploymentRow
 	Roles       rolesView
+	// Activity links the activity log, for whoever may read it.
+	Activity string
 }
 
 func (p *Portal) loadAccount(q *req) (*gatehouse.ResourceID, *accounts.Account, error) {
@@ -314,6 +316,9 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 		}
 	}
 	v.Roles = p.rolesView(q, kv.Base, id)
+	if q.canSeeActivity(p, id) {
+		v.Activity = kv.Base + "/activity"
+	}
 	return v, nil
 }
 
@@ -427,11 +432,12 @@ type secretRow struct {
 }
 
 type vaultView struct {
-	Vault   *vault.Vault
-	CanList bool
-	Secrets []secretRow
-	More    bool
-	Roles   rolesView
+	Vault    *vault.Vault
+	CanList  bool
+	Secrets  []secretRow
+	More     bool
+	Roles    rolesView
+	Activity string
 }
 
 func (p *Portal) vaultPage(q *req) error {
@@ -466,7 +472,11 @@ func (p *Portal) vaultView(q *req, id *gatehouse.ResourceID) (*vaultView, error)
 		}
 		slices.SortFunc(v.Secrets, func(a, b secretRow) int { return strings.Compare(a.Name, b.Name) })
 	}
-	v.Roles = p.rolesView(q, resourceLink("vaults", vt.Subscription, vt.ResourceGroup, vt.Name), id)
+	base := resourceLink("vaults", vt.Subscription, vt.ResourceGroup, vt.Name)
+	v.Roles = p.rolesView(q, base, id)
+	if q.canSeeActivity(p, id) {
+		v.Activity = base + "/activity"
+	}
 	return v, nil
 }
 

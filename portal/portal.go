@@ -63,9 +63,11 @@ type (
 		GetVault(ctx context.Context, id *gatehouse.ResourceID) (*vault.Vault, error)
 		ListSecrets(ctx context.Context, v *vault.Vault, after string, limit int) ([]*vault.Secret, string, error)
 	}
-	// Auditor records what people do.
+	// Auditor records what people do, and reads a resource's recent
+	// entries for its activity page.
 	Auditor interface {
 		Append(ctx context.Context, e audit.Entry) (*audit.Record, error)
+		Recent(ctx context.Context, window, limit int, keep func(*audit.Record) bool) ([]*audit.Record, error)
 	}
 )
 
@@ -153,6 +155,8 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	page("POST /portal/accounts/{sub}/{rg}/{name}/keys", p.showKeys)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/regenerate", p.regenerate)
 	page("GET /portal/vaults/{sub}/{rg}/{name}", p.vaultPage)
+	page("GET /portal/accounts/{sub}/{rg}/{name}/activity", p.activityPage(p.accountRoles(), "account"))
+	page("GET /portal/vaults/{sub}/{rg}/{name}/activity", p.activityPage(p.vaultRoles(), "vault"))
 	page("POST /portal/accounts/{sub}/{rg}/{name}/roles", p.addRole(p.accountRoles()))
 	page("POST /portal/accounts/{sub}/{rg}/{name}/roles/{assignment}/delete", p.removeRole(p.accountRoles()))
 	page("POST /portal/vaults/{sub}/{rg}/{name}/roles", p.addRole(p.vaultRoles()))

@@ -161,6 +161,9 @@ type Audit interface {
 	// ListAudit returns entries with Seq > after, in order, up to limit
 	// (limit as ListOptions.Limit).
 	ListAudit(ctx context.Context, after int64, limit int) ([]*AuditRecord, error)
+	// LastAuditSeq returns the Seq of the newest entry (0 when there is
+	// none), so that recent entries can be read without walking the log.
+	LastAuditSeq(ctx context.Context) (int64, error)
 }
 
 // Meta is a tiny key/value area for the store's own bookkeeping (keyring

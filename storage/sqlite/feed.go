@@ -173,6 +173,15 @@ func (s *Store) ListAudit(ctx context.Context, after int64, limit int) ([]*stora
 	return out, nil
 }
 
+// LastAuditSeq implements storage.Audit.
+func (s *Store) LastAuditSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit`).Scan(&seq); err != nil {
+		return 0, fail(ctx, "last audit seq", err)
+	}
+	return seq, nil
+}
+
 // GetMeta implements storage.Meta.
 func (s *Store) GetMeta(ctx context.Context, name string) ([]byte, error) {
 	var v []byte

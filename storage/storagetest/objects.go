@@ -442,6 +442,7 @@ func testCancelledContext(t *testing.T, open Opener) {
 			return err
 		}},
 		{"list-audit", func() error { _, err := s.ListAudit(ctx, 0, 10); return err }},
+		{"last-audit-seq", func() error { _, err := s.LastAuditSeq(ctx); return err }},
 		{"get-meta", func() error { _, err := s.GetMeta(ctx, "m"); return err }},
 		{"put-meta", func() error { return s.PutMeta(ctx, "m", nil, []byte("v")) }},
 		{"rewrap-sealed", func() error {

@@ -101,6 +101,9 @@ func testAuditChain(t *testing.T, open Opener) {
 	if page, err := s1.ListAudit(t.Context(), 40, 0); err != nil || len(page) != 1 || page[0].Seq != 41 {
 		t.Errorf("ListAudit(40) = %d records, %v", len(page), err)
 	}
+	if last, err := s1.LastAuditSeq(t.Context()); err != nil || last != 41 {
+		t.Errorf("LastAuditSeq = %d, %v; want 41", last, err)
+	}
 }
 
 func testAuditRules(t *testing.T, open Opener) {

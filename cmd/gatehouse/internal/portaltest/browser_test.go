@@ -223,6 +223,11 @@ func TestBrowser(t *testing.T) {
 	if _, ok := e.Authz.Assignment(grant.Name); ok {
 		t.Fatal("the removed assignment is still there")
 	}
+	do("activity", chromedp.Click(chromedp.ID("activity-link")), chromedp.WaitVisible(chromedp.ID("activity")))
+	shot("activity")
+	if msg := text("activity"); !strings.Contains(msg, "roleAssignments/delete") || !strings.Contains(msg, "regenerateKey") {
+		t.Fatalf("activity: %q", msg)
+	}
 	do("home", chromedp.Navigate(e.URL+"/portal/"), chromedp.WaitVisible(chromedp.ID("accounts")))
 	shot("home")
 	// A session that ends while the page is open: the next htmx action

@@ -153,6 +153,7 @@ func TestPortal(t *testing.T) {
 			t.Run("keys-and-rotation", func(t *testing.T) { testKeys(t, e) })
 			t.Run("vault", func(t *testing.T) { testVault(t, e) })
 			t.Run("role-assignments", func(t *testing.T) { testRoles(t, e) })
+			t.Run("activity", func(t *testing.T) { testActivity(t, e) })
 		})
 	}
 }
@@ -722,4 +723,65 @@ func testRoles(t *testing.T, e *env) {
 		}
 	}
 	e.AssertNotLogged(t, secret, token)
+}
+
+// testActivity: the account's activity page shows, to whoever administers
+// access there, what the earlier scenarios did and were refused on the
+// account, newest first, with names; a Reader gets no link and a 403;
+// both reads are audited; no key value appears.
+func testActivity(t *testing.T, e *env) {
+	path := e.accountPath()
+	o := e.browser(t)
+	o.signIn(e.owner)
+	if p := o.get(path); !strings.Contains(p.body, `href="`+path+`/activity" id="activity-link"`) {
+		t.Fatalf("no activity link for the owner: %s", p.body)
+	}
+	p := o.get(path + "/activity")
+	if p.status != 200 || !strings.Contains(p.body, `id="activity"`) {
+		t.Fatalf("activity page: %d %s", p.status, p.body)
+	}
+	for _, want := range []string{
+		"Microsoft.CognitiveServices/accounts/regenerateKey/action", "keyName=Key2", // testKeys
+		"Microsoft.Authorization/roleAssignments/write", "Microsoft.Authorization/roleAssignments/delete", // testRoles
+		e.owner.UserName, e.reader.UserName, "Denied", "portal",
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("activity page lacks %q", want)
+		}
+	}
+	// Newest first: the role removals came after the key regeneration.
+	if strings.Index(p.body, "roleAssignments/delete") > strings.Index(p.body, "regenerateKey/action") {
+		t.Error("activity is not newest first")
+	}
+	keys, _ := e.Accounts.ListKeys(t.Context(), e.account)
+	if strings.Contains(p.body, keys.Key1) || strings.Contains(p.body, keys.Key2) {
+		t.Fatal("a key value on the activity page")
+	}
+	vpath := "/portal/vaults/" + e.account.Subscription + "/" + e.account.ResourceGroup + "/portal-kv"
+	if p := o.get(vpath + "/activity"); p.status != 200 || !strings.Contains(p.body, "roleAssignments/write") {
+		t.Fatalf("vault activity: %d %s", p.status, p.body)
+	}
+
+	r := e.browser(t)
+	r.signIn(e.reader)
+	if p := r.get(path); strings.Contains(p.body, `id="activity-link"`) {
+		t.Fatal("a reader sees the activity link")
+	}
+	if p := r.get(path + "/activity"); p.status != http.StatusForbidden || strings.Contains(p.body, `id="activity"`) {
+		t.Fatalf("reader's activity page: %d", p.status)
+	}
+	// Reading the activity is audited, and so is the refusal.
+	recs, err := e.Audit.List(context.WithoutCancel(t.Context()), 0, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := map[string]int{}
+	for _, rec := range recs {
+		if rec.Entry.Action == "Microsoft.Authorization/auditLogs/read" && rec.Entry.Surface == "portal" {
+			reads[rec.Entry.Principal.ObjectID+" "+string(rec.Entry.Result)]++
+		}
+	}
+	if reads[e.owner.ObjectID+" "+string(audit.Succeeded)] != 2 || reads[e.reader.ObjectID+" "+string(audit.Denied)] != 1 {
+		t.Errorf("audited activity reads: %v", reads)
+	}
 }
