@@ -336,7 +336,7 @@ type exchange struct {
 // connection is to be closed.
 func (c *conn) serveRequest(ex *exchange) bool {
 	w := &ex.resp
-	w.init(c, ex.req)
+	w.init(c, ex.req, &ex.body)
 	ok := c.runHandler(w, ex.req)
 	ex.ctx.end()
 	w.handlerDone = true
@@ -347,15 +347,12 @@ func (c *conn) serveRequest(ex *exchange) bool {
 	if w.deadlineSet {
 		c.tc.SetWriteDeadline(time.Time{})
 	}
-	if rest := ex.body.remaining; rest > 0 {
-		if !keep || rest > maxDiscard {
+	if ex.body.remaining > 0 {
+		// Left unread by a full-duplex handler, or by one that gave up
+		// reading after its response went out (read away then, or the
+		// response said Connection: close).
+		if !keep || !c.discardBody(&ex.body) {
 			c.closeAfterReply()
-			return false
-		}
-		if d := c.s.HTTP.ReadHeaderTimeout; d > 0 {
-			c.setReadDeadline(time.Now().Add(d))
-		}
-		if _, err := c.br.Discard(int(rest)); err != nil {
 			return false
 		}
 	}
@@ -373,6 +370,23 @@ func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
 	}()
 	c.s.HTTP.Handler.ServeHTTP(w, r)
 	return true
+}
+
+// discardBody reads away what is left of a request body of at most
+// maxDiscard bytes, within ReadHeaderTimeout, and reports whether it could.
+func (c *conn) discardBody(b *body) bool {
+	if b.remaining > maxDiscard {
+		return false
+	}
+	if d := c.s.HTTP.ReadHeaderTimeout; d > 0 {
+		c.setReadDeadline(time.Now().Add(d))
+	}
+	n, err := c.br.Discard(int(b.remaining))
+	b.remaining -= int64(n)
+	if b.remaining == 0 {
+		b.ctx.readAll()
+	}
+	return err == nil
 }
 
 // closeAfterReply ends the connection after a response the client may

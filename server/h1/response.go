@@ -28,13 +28,15 @@ type response struct {
 	closeAfter  bool
 	handlerDone bool
 	deadlineSet bool
+	fullDuplex  bool
+	body        *body // the request's body
 	err         error // a write failed: the client is gone
 }
 
 var errAfterHandler = errors.New("h1: write after the handler returned")
 
-func (w *response) init(c *conn, r *http.Request) {
-	w.c, w.req = c, r
+func (w *response) init(c *conn, r *http.Request, b *body) {
+	w.c, w.req, w.body = c, r, b
 	w.header = make(http.Header, 4)
 	w.declared = -1
 	c.pending = c.pending[:0]
@@ -160,6 +162,17 @@ func (w *response) commit(final bool) {
 	if w.req.Close || w.c.s.shutdown.Load() {
 		w.closeAfter = true
 	}
+	// A request body the handler left unread is read away now, before the
+	// response goes out, so that the connection can carry the next
+	// request (clients that send a whole body before reading the answer
+	// would otherwise wait on each other); one too long to read away ends
+	// the connection, and the response says so — a client must not send
+	// its next request on it. net/http does the same.
+	if rest := w.body.remaining; rest > 0 && !w.fullDuplex && !w.closeAfter {
+		if rest > maxDiscard || !w.c.discardBody(w.body) {
+			w.closeAfter = true
+		}
+	}
 	if w.bodyAllowed() {
 		switch {
 		case w.declared >= 0:
@@ -249,9 +262,13 @@ func (w *response) SetWriteDeadline(t time.Time) error {
 	return w.c.tc.SetWriteDeadline(t)
 }
 
-// EnableFullDuplex serves http.ResponseController: the fast path never
-// closes the request body when the response starts.
-func (w *response) EnableFullDuplex() error { return nil }
+// EnableFullDuplex serves http.ResponseController: the request body stays
+// readable after the response has started, and what the handler leaves
+// of it is dealt with when it returns.
+func (w *response) EnableFullDuplex() error {
+	w.fullDuplex = true
+	return nil
+}
 
 // finish completes the response after the handler returned and reports
 // whether the connection may carry another request.

@@ -350,6 +350,14 @@ func TestResponses(t *testing.T) {
 		t.Errorf("after an unread body: %q", body)
 	}
 
+	// A long body left unread: the answer says Connection: close (the
+	// client must not send another request on it) and the connection ends.
+	big := ts.dial(t)
+	big.send(t, "POST /unread HTTP/1.1\r\nHost: h\r\nContent-Length: 300000\r\n\r\n"+strings.Repeat("b", 300000))
+	if resp, body := big.response(t); body != "ignored the body" || !resp.Close || !big.closed() {
+		t.Errorf("unread long body: %q, Close=%v", body, resp.Close)
+	}
+
 	// A short body ends the connection: the client must not wait for the rest.
 	c.send(t, "GET /short HTTP/1.1\r\nHost: h\r\n\r\n")
 	resp, err := http.ReadResponse(c.br, nil)

@@ -107,12 +107,14 @@ func TestGateway(t *testing.T) {
 }
 
 // assertFastPathServed checks, once the HTTP/1.1 scenarios are done, that
-// the fast path served their data-plane requests (the CLI scenario's
-// own client still speaks HTTP/2).
+// the fast path served their data-plane requests. Not all of them: the
+// CLI scenario's own client speaks HTTP/2, and a connection that carried a
+// management request first stays with net/http (the scenarios share one
+// client), so how many depends on connection reuse.
 func assertFastPathServed(t *testing.T, e *env) {
 	t.Helper()
 	stats := e.Main.FastPathStats()
-	if stats.FastRequests < 100 {
+	if stats.FastRequests < 20 {
 		t.Errorf("HTTP/1.1 scenarios: %+v; want the fast path to serve their data-plane requests", stats)
 	}
 }

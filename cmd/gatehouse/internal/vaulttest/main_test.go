@@ -79,7 +79,7 @@ func TestKeyVault(t *testing.T) {
 			e := newEnvOn(t, b.http1, b.opts(t)...)
 			if b.http1 {
 				t.Cleanup(func() {
-					if n := e.Main.FastPathStats().FastRequests; n < 50 {
+					if n := e.Main.FastPathStats().FastRequests; n < 20 {
 						t.Errorf("the fast path served %d of the HTTP/1.1 scenarios' requests", n)
 					}
 				})
