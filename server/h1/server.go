@@ -74,14 +74,13 @@ type Server struct {
 	// fastRequests counts requests served here; handedOff connections
 	// given to net/http after their first HTTP/1.1 bytes, h2 those given
 	// after the handshake.
-	fastRequests, handedOff, h2 atomic.Uint64
+	fastRequests, handedOff, other atomic.Uint64
 
 	handoff  *connQueue
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	listener net.Listener
 	shutdown atomic.Bool
-	wg       sync.WaitGroup
 	baseCtx  context.Context
 }
 
@@ -133,7 +132,6 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		s.wg.Add(1)
 		go s.serveConn(nc)
 	}
 }
@@ -148,7 +146,6 @@ func temporary(err error) bool {
 // serveConn completes the TLS handshake and serves the connection or hands
 // it to net/http.
 func (s *Server) serveConn(nc net.Conn) {
-	defer s.wg.Done()
 	tc := tls.Server(nc, s.HTTP.TLSConfig)
 	if d := s.HTTP.ReadHeaderTimeout; d > 0 {
 		tc.SetDeadline(time.Now().Add(d))
@@ -161,7 +158,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	tc.SetDeadline(time.Time{})
 	state := tc.ConnectionState()
 	if s.Fast == nil || state.NegotiatedProtocol != "" && state.NegotiatedProtocol != "http/1.1" {
-		s.h2.Add(1)
+		s.other.Add(1)
 		s.handoff.put(tc)
 		return
 	}
@@ -186,7 +183,7 @@ type Stats struct {
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	return Stats{FastRequests: s.fastRequests.Load(), HandedOff: s.handedOff.Load(), Other: s.h2.Load()}
+	return Stats{FastRequests: s.fastRequests.Load(), HandedOff: s.handedOff.Load(), Other: s.other.Load()}
 }
 
 func (s *Server) track(c *conn, add bool) bool {
