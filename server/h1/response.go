@@ -193,9 +193,8 @@ func (w *response) commit(final bool) {
 		bw.WriteString("\r\n")
 	}
 	if w.closeAfter {
-		if _, ok := h["Connection"]; !ok {
-			bw.WriteString("Connection: close\r\n")
-		}
+		// Whatever Connection the handler set, the connection ends.
+		bw.WriteString("Connection: close\r\n")
 	}
 	w.writeFields(w.bodyAllowed())
 	bw.WriteString("\r\n")
@@ -212,7 +211,8 @@ func (w *response) commit(final bool) {
 func (w *response) writeFields(framed bool) {
 	bw := w.c.bw
 	for name, values := range w.header {
-		if framed && name == "Transfer-Encoding" || !w.bodyAllowed() && name == "Content-Length" && w.status != http.StatusNotModified {
+		if framed && name == "Transfer-Encoding" || !w.bodyAllowed() && name == "Content-Length" && w.status != http.StatusNotModified ||
+			w.closeAfter && name == "Connection" {
 			continue
 		}
 		if !validName([]byte(name)) {

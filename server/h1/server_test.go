@@ -318,7 +318,10 @@ func TestResponses(t *testing.T) {
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	})
-	ts.mux.HandleFunc("/unread", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ignored the body") })
+	ts.mux.HandleFunc("/unread", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "keep-alive") // overruled when the connection must end
+		io.WriteString(w, "ignored the body")
+	})
 
 	c := ts.dial(t)
 	c.send(t, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -354,8 +357,25 @@ func TestResponses(t *testing.T) {
 	// client must not send another request on it) and the connection ends.
 	big := ts.dial(t)
 	big.send(t, "POST /unread HTTP/1.1\r\nHost: h\r\nContent-Length: 300000\r\n\r\n"+strings.Repeat("b", 300000))
-	if resp, body := big.response(t); body != "ignored the body" || !resp.Close || !big.closed() {
-		t.Errorf("unread long body: %q, Close=%v", body, resp.Close)
+	var connection []string
+	for {
+		line, err := big.br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+		if name, value, _ := strings.Cut(line, ":"); strings.EqualFold(name, "Connection") {
+			connection = append(connection, strings.TrimSpace(value))
+		}
+	}
+	left := make([]byte, len("ignored the body"))
+	if _, err := io.ReadFull(big.br, left); err != nil || string(left) != "ignored the body" {
+		t.Fatalf("unread long body: %q, %v", left, err)
+	}
+	if len(connection) != 1 || connection[0] != "close" || !big.closed() {
+		t.Errorf("unread long body: Connection %q, want close and the connection closed", connection)
 	}
 
 	// A short body ends the connection: the client must not wait for the rest.
