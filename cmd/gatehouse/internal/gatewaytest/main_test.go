@@ -62,23 +62,14 @@ func newEnvOn(t testing.TB, http1 bool, opts ...testenv.Option) *env {
 // clients on HTTP/2 (net/http serves the node's side) and, on SQLite, on
 // HTTP/1.1 (the data plane's fast path, server/h1, serves it).
 func TestGateway(t *testing.T) {
-	backends := []struct {
-		name  string
-		opts  func(t *testing.T) []testenv.Option
-		http1 bool
-	}{
-		{"sqlite", func(*testing.T) []testenv.Option { return nil }, false},
-		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }, false},
-		{"sqlite-http1", func(*testing.T) []testenv.Option { return nil }, true},
-	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			opts := b.opts(t)
-			e := newEnvOn(t, b.http1, opts...)
-			if b.http1 {
-				t.Cleanup(func() { assertFastPathServed(t, e) })
+	for _, b := range testenv.DataPlaneBackends() {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnvOn(t, b.HTTP1, b.Opts(t)...)
+			if b.HTTP1 {
+				// Not all: the CLI scenario's own client speaks HTTP/2.
+				e.AssertFastPathServed(t, 20)
 			}
-			if b.name == "postgres" {
+			if b.Name == "postgres" {
 				e.dsn = pgtest.DSN(t)
 			}
 			for _, sc := range []struct {
@@ -103,19 +94,6 @@ func TestGateway(t *testing.T) {
 				})
 			}
 		})
-	}
-}
-
-// assertFastPathServed checks, once the HTTP/1.1 scenarios are done, that
-// the fast path served their data-plane requests. Not all of them: the
-// CLI scenario's own client speaks HTTP/2, and a connection that carried a
-// management request first stays with net/http (the scenarios share one
-// client), so how many depends on connection reuse.
-func assertFastPathServed(t *testing.T, e *env) {
-	t.Helper()
-	stats := e.Main.FastPathStats()
-	if stats.FastRequests < 20 {
-		t.Errorf("HTTP/1.1 scenarios: %+v; want the fast path to serve their data-plane requests", stats)
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
-	"github.com/gatehouse/gatehouse/storage/postgres/pgtest"
 )
 
 // env is one node and its bootstrap principal's credentials.
@@ -65,24 +64,11 @@ func newEnvOn(t testing.TB, http1 bool, opts ...testenv.Option) *env {
 // clients on HTTP/2 and, on SQLite, on HTTP/1.1 (the data plane's fast
 // path, server/h1, serves the vault's requests then).
 func TestKeyVault(t *testing.T) {
-	backends := []struct {
-		name  string
-		opts  func(t *testing.T) []testenv.Option
-		http1 bool
-	}{
-		{"sqlite", func(*testing.T) []testenv.Option { return nil }, false},
-		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }, false},
-		{"sqlite-http1", func(*testing.T) []testenv.Option { return nil }, true},
-	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			e := newEnvOn(t, b.http1, b.opts(t)...)
-			if b.http1 {
-				t.Cleanup(func() {
-					if n := e.Main.FastPathStats().FastRequests; n < 20 {
-						t.Errorf("the fast path served %d of the HTTP/1.1 scenarios' requests", n)
-					}
-				})
+	for _, b := range testenv.DataPlaneBackends() {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnvOn(t, b.HTTP1, b.Opts(t)...)
+			if b.HTTP1 {
+				e.AssertFastPathServed(t, 20)
 			}
 			for _, sc := range []struct {
 				name string
