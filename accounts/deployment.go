@@ -279,11 +279,37 @@ func (d *Deployments) apply(c storage.Change) {
 // internal id internalID, from memory. The data plane calls it on every
 // proxied request.
 func (d *Deployments) Lookup(internalID, name string) (*DataPlaneDeployment, bool) {
-	key := strings.ToLower(internalID) + "/" + strings.ToLower(name)
+	// The key is built on the stack: a map lookup by string(b) does not
+	// allocate, where the concatenation would on every request.
+	var buf [192]byte
+	b, ok := appendLowerASCII(buf[:0], internalID)
+	if ok {
+		b = append(b, '/')
+		b, ok = appendLowerASCII(b, name)
+	}
+	if !ok {
+		b = []byte(strings.ToLower(internalID) + "/" + strings.ToLower(name))
+	}
 	d.mu.RLock()
-	dp, ok := d.index[key]
+	dp, found := d.index[string(b)]
 	d.mu.RUnlock()
-	return dp, ok
+	return dp, found
+}
+
+// appendLowerASCII appends s lower-cased to b; false (and b unchanged in
+// meaning) if s is not ASCII.
+func appendLowerASCII(b []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return b, false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b, true
 }
 
 // Names returns the names of the deployments of the account instance with

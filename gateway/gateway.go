@@ -257,7 +257,9 @@ type route struct {
 	// bearerKey: a bearer that is not a JWT is a subscription key (the
 	// plain OpenAI clients send their key so on Azure OpenAI's v1 API).
 	bearerKey bool
-	serve     func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
+	// param names path's wildcard segment ("deployment"), "" if none.
+	param string
+	serve func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
 }
 
 const dataActionPrefix = "Microsoft.CognitiveServices/accounts/"
@@ -268,7 +270,7 @@ var (
 )
 
 func openAIRoute(name, op string) *route {
-	return &route{name: name, method: http.MethodPost, path: "/openai/deployments/{deployment}/" + op,
+	return &route{name: name, method: http.MethodPost, path: "/openai/deployments/{deployment}/" + op, param: "deployment",
 		dataAction: dataActionPrefix + "OpenAI/deployments/" + op + "/action",
 		operation:  "POST /openai/deployments/{deployment-id}/" + op, kinds: openAIKinds,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
@@ -292,7 +294,7 @@ func openAIV1Route(name, op string) *route {
 // textAnalyticsRoute is a Text Analytics v3.x operation ({version} is v3.0
 // or v3.1; the service refuses others).
 func textAnalyticsRoute(op string) *route {
-	return &route{name: "text-analytics-" + op, method: http.MethodPost, path: "/text/analytics/{version}/" + op,
+	return &route{name: "text-analytics-" + op, method: http.MethodPost, path: "/text/analytics/{version}/" + op, param: "version",
 		dataAction: dataActionPrefix + "TextAnalytics/" + op + "/action",
 		operation:  "POST /text/analytics/{version}/" + op, kinds: languageKinds,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
@@ -332,30 +334,33 @@ var routes = []*route{
 
 // Mount registers the data plane on rt: every route at the path form
 // /ai/{account}/… on the root host and at the host forms, and the STS at
-// /sts/v1.0/issueToken on both.
+// /sts/v1.0/issueToken on both. The routes are also served ahead of the
+// muxes by rt.Direct (see direct.go); the mux registrations answer what
+// Direct leaves to them (unusual paths, other methods: 404 and 405).
 func (g *Gateway) Mount(rt *server.Router) {
 	for _, rte := range routes {
 		h := server.WithSurface(server.SurfaceGateway, server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
-			return g.handle(w, r, rte, r.PathValue("account"))
+			return g.handle(w, r, rte, r.PathValue("account"), r.PathValue(rte.param))
 		}))
 		hh := server.WithSurface(server.SurfaceGateway, server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
-			return g.handle(w, r, rte, server.AccountFromContext(r.Context()))
+			return g.handle(w, r, rte, server.AccountFromContext(r.Context()), r.PathValue(rte.param))
 		}))
 		rt.Root.Handle(rte.method+" /ai/{account}"+rte.path, h)
 		rt.Account.Handle(rte.method+" "+rte.path, hh)
 	}
-	rt.Root.Handle("POST /ai/{account}/sts/v1.0/issueToken", server.WithSurface(server.SurfaceSTS,
+	rt.Root.Handle("POST /ai/{account}"+stsPath, server.WithSurface(server.SurfaceSTS,
 		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
 			return g.issueToken(w, r, r.PathValue("account"), true)
 		})))
-	rt.Account.Handle("POST /sts/v1.0/issueToken", server.WithSurface(server.SurfaceSTS,
+	rt.Account.Handle("POST "+stsPath, server.WithSurface(server.SurfaceSTS,
 		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
 			return g.issueToken(w, r, server.AccountFromContext(r.Context()), true)
 		})))
-	rt.Root.Handle("POST /sts/v1.0/issueToken", server.WithSurface(server.SurfaceSTS,
+	rt.Root.Handle("POST "+stsPath, server.WithSurface(server.SurfaceSTS,
 		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
 			return g.issueToken(w, r, "", false)
 		})))
+	rt.Direct = g.direct
 }
 
 // call is one authenticated request.
@@ -365,14 +370,20 @@ type call struct {
 	// slot is the key slot behind a key or STS token; -1 for identities.
 	slot      int
 	principal gatehouse.Principal
-	usage     *usageEntry
-	// rec wraps the response writer (part of call: one allocation).
-	rec statusRecorder
+	// param is the value of the route's wildcard segment (the deployment
+	// of an OpenAI route), "" if it has none.
+	param string
+	usage *usageEntry
+	// rec wraps the response writer, out is the request to the upstream
+	// (parts of call: one allocation).
+	rec  statusRecorder
+	out  Outbound
+	vals [16]string // the upstream's response fields' values (forward)
 }
 
 // handle is the request path of every data-plane route: account →
 // authenticate → authorize → rate limit → serve → meter.
-func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, name string) error {
+func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, name, param string) error {
 	// Data-plane names are lower case; a host name arrives lower-cased,
 	// a path segment as the client wrote it.
 	acct, ok := g.opts.Accounts.AccountByName(strings.ToLower(name))
@@ -384,7 +395,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 	if err != nil {
 		return g.deny(r, &acct, c, rte.dataAction, err)
 	}
-	c.account = acct
+	c.account, c.param = acct, param
 	if c.kind == CredentialIdentity {
 		allowed, err := g.opts.Authz.AuthorizeData(r.Context(), c.principal, rte.dataAction, acct.ID)
 		if err != nil {

@@ -132,7 +132,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 			return err
 		}
 		var err error
-		if d, err = p.deployment(c, r.PathValue("deployment")); err != nil {
+		if d, err = p.deployment(c, c.param); err != nil {
 			return err
 		}
 	}
@@ -206,7 +206,8 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 
 	// Only the allow-listed client headers go along, then the request id
 	// and the upstream's own credential.
-	o := Outbound{Method: http.MethodPost, URL: d.urls[op], Body: body}
+	o := &c.out
+	*o = Outbound{Method: http.MethodPost, URL: d.urls[op], Body: body}
 	o.Fields = o.fields[:0]
 	for _, name := range forwardHeaders {
 		if v := r.Header[name]; len(v) > 0 {
@@ -220,7 +221,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 
 	start := time.Now()
 	if !fast {
-		resp, err := p.send(r.Context(), &o)
+		resp, err := p.send(r.Context(), o)
 		if err != nil {
 			return p.upstreamFailed(r.Context(), d, err)
 		}
@@ -232,7 +233,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 		copyResponse(w, resp)
 		return nil
 	}
-	ex, err := uc.exchange(r.Context(), &o)
+	ex, err := uc.exchange(r.Context(), o)
 	if err != nil {
 		return p.upstreamFailed(r.Context(), d, err)
 	}
@@ -242,7 +243,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 		defer resp.Body.Close()
 		return upstreamError(resp, d)
 	}
-	forward(w, ex)
+	forward(w, ex, c.vals[:0])
 	return nil
 }
 
@@ -334,15 +335,20 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) {
 
 // forward streams the response of ex to w, as copyResponse does for an
 // *http.Response, without one: the head's fields go straight into w's
-// header (one allocation for all their value slices), and a Content-Length
+// header (their value slices in vals), and a Content-Length
 // body already in the connection's buffer is written from there.
-func forward(w http.ResponseWriter, ex *upExchange) {
+//
+// vals is room for the value slices (grown if the head has more fields).
+func forward(w http.ResponseWriter, ex *upExchange, vals []string) {
 	// The head lives in the exchange only until the body is read.
 	stream := strings.HasPrefix(ex.header("Content-Type"), "text/event-stream")
 	chunked := ex.chunked != nil
 	dst := w.Header()
 	fields := ex.fields
-	vals := make([]string, len(fields))
+	if cap(vals) < len(fields) {
+		vals = make([]string, len(fields))
+	}
+	vals = vals[:len(fields)]
 	for i, f := range fields {
 		if isHopHeader(f.Name) || f.Name == "Content-Length" && (stream || chunked) {
 			continue

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -36,7 +37,8 @@ const (
 // separate context.WithValue node; the status writer lives in it too.
 type reqInfo struct {
 	context.Context
-	id string
+	id  string
+	idb [36]byte
 	// idv is the value slice of the x-ms-request-id response header.
 	idv     [1]string
 	sw      statusWriter
@@ -47,9 +49,19 @@ type reqInfo struct {
 	account, vault string
 	// principal is what authentication decided, for the access log.
 	principal string
+	// started: the middleware has taken it (a reqInfo is one request's).
+	started bool
 }
 
 type ctxKey struct{}
+
+// NewRequestContext returns parent with room for the middleware's
+// per-request state, for a server that makes each request itself (the
+// HTTP/1.1 fast path, h1.Server.RequestContext): the middleware then fills
+// it in place instead of copying the request with WithContext.
+func NewRequestContext(parent context.Context) context.Context {
+	return &reqInfo{Context: parent}
+}
 
 // Value answers ctxKey with the reqInfo and everything else from the
 // context it wraps.
@@ -133,9 +145,18 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := now()
-		info := &reqInfo{Context: r.Context(), id: gatehouse.NewGUID(), surface: SurfaceNone, logger: logger}
+		info, _ := r.Context().(*reqInfo)
+		if info == nil || info.started {
+			info = &reqInfo{Context: r.Context()}
+			r = r.WithContext(info)
+		}
+		info.started = true
+		// The id's bytes live in info, which nothing reuses: the string
+		// over them is immutable and keeps info alive as long as needed.
+		gatehouse.PutGUID(&info.idb)
+		info.id = unsafe.String(&info.idb[0], len(info.idb))
+		info.surface, info.logger = SurfaceNone, logger
 		info.idv[0] = info.id
-		r = r.WithContext(info)
 		// Canonical keys, set directly: Header.Set and Get would
 		// canonicalize (and allocate) on every request.
 		h := w.Header()

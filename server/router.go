@@ -18,6 +18,14 @@ type Router struct {
 	// Vault serves {vault}.vault.H.
 	Vault *http.ServeMux
 
+	// Direct, when set, is offered the data-plane requests before the
+	// muxes: those at an account host, with the account from the host and
+	// the whole path, and those under /ai/{account}/ at H, with the account
+	// from the path and the path after it. It serves the request and
+	// returns true, or returns false having done nothing, and the muxes
+	// route it. The gateway sets it (gateway/direct.go).
+	Direct func(w http.ResponseWriter, r *http.Request, account, rel string) bool
+
 	accountSuffixes []string
 	vaultSuffix     string
 }
@@ -56,6 +64,11 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = collapseSlashes(r)
 	hn := strings.ToLower(Hostname(r.Host))
 	if hn == rt.hostname || net.ParseIP(hn) != nil {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/ai/"); ok && rt.Direct != nil {
+			if i := strings.IndexByte(rest, '/'); i > 0 && rt.Direct(w, r, rest[:i], rest[i:]) {
+				return
+			}
+		}
 		rt.Root.ServeHTTP(w, r)
 		return
 	}
@@ -64,6 +77,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if name, ok := strings.CutSuffix(hn, suffix); ok && validLabel(name) {
 			if info != nil {
 				info.account = name
+			}
+			if rt.Direct != nil && rt.Direct(w, r, name, r.URL.Path) {
+				return
 			}
 			rt.Account.ServeHTTP(w, r)
 			return

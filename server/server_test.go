@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -124,5 +125,51 @@ func TestDataPlane(t *testing.T) {
 		if got := rt.DataPlane(tc.host, tc.path); got != tc.want {
 			t.Errorf("DataPlane(%q, %q) = %v, want %v", tc.host, tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestRequestContext: a request whose context NewRequestContext made is
+// served in place (the handler gets the same *http.Request, with its id
+// and host-routing state); any other request, and a second pass through
+// the middleware, gets a fresh one.
+func TestRequestContext(t *testing.T) {
+	var got *http.Request
+	var ids []string
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		ids = append(ids, RequestID(r.Context()))
+	})
+	mw := &Middleware{Logger: slog.New(slog.DiscardHandler)}
+	h := mw.Wrap(inner)
+
+	r := httptest.NewRequest("GET", "https://gw.example/x", nil)
+	r = r.WithContext(NewRequestContext(r.Context()))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if got != r {
+		t.Error("a request with a prepared context was copied")
+	}
+	if len(ids) != 1 || !gatehouse.IsGUID(ids[0]) || rec.Header().Get("x-ms-request-id") != ids[0] {
+		t.Fatalf("request id %q, header %q", ids, rec.Header().Get("x-ms-request-id"))
+	}
+
+	plain := httptest.NewRequest("GET", "https://gw.example/x", nil)
+	h.ServeHTTP(httptest.NewRecorder(), plain)
+	if got == plain || RequestID(got.Context()) == "" {
+		t.Error("a plain request was not given the middleware's context")
+	}
+
+	// Nested: the inner middleware does not reuse the outer one's state.
+	nested := mw.Wrap(mw.Wrap(inner))
+	ids = nil
+	nested.ServeHTTP(httptest.NewRecorder(), r.WithContext(NewRequestContext(context.Background())))
+	outer := ids
+	if len(outer) != 1 || RequestID(got.Context()) != outer[0] {
+		t.Fatalf("nested: ids %v", outer)
+	}
+	if in, ok := got.Context().(*reqInfo); !ok {
+		t.Error("nested: the handler's context is not the middleware's")
+	} else if _, ok := in.Context.(*reqInfo); !ok {
+		t.Error("nested: the inner middleware reused the outer one's request state")
 	}
 }

@@ -248,19 +248,16 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	if length > 0 && string(method) == http.MethodGet {
 		return nil, errHandOff
 	}
-	hp := c.fields[hostIdx].value
-	path := target
-	if q := bytes.IndexByte(path, '?'); q >= 0 {
-		path = path[:q]
-	}
-	if !c.s.Fast(string(buf[hp[0]:hp[1]]), string(path)) {
-		return nil, errHandOff
-	}
-
 	// One string holds the head; every name and value is a piece of it.
 	head := string(buf)
+	hp := c.fields[hostIdx].value
 	targetS := head[sp1+1 : sp1+1+sp2]
-	u := plainURL(targetS)
+	path, _, _ := strings.Cut(targetS, "?")
+	if !c.s.Fast(head[hp[0]:hp[1]], path) {
+		return nil, errHandOff
+	}
+	ex := &exchange{}
+	u := plainURL(targetS, &ex.url)
 	if u == nil {
 		var err error
 		if u, err = url.ParseRequestURI(targetS); err != nil {
@@ -268,7 +265,11 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 		}
 	}
 	h := make(http.Header, nf)
-	values := make([]string, nf)
+	values := ex.values[:0]
+	if nf > len(ex.values) {
+		values = make([]string, nf)
+	}
+	values = values[:nf]
 	for i := 0; i < nf; i++ {
 		if i == hostIdx {
 			continue // net/http keeps Host out of the header too
@@ -282,7 +283,6 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 			h[name] = values[i : i+1 : i+1]
 		}
 	}
-	ex := &exchange{}
 	ex.ctx = reqContext{parent: c.ctx, c: c}
 	ex.body = body{c: c, remaining: length, ctx: &ex.ctx}
 	r := http.Request{
@@ -305,31 +305,40 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	} else {
 		ex.ctx.bodyDone = true
 	}
-	ex.req = r.WithContext(&ex.ctx)
+	var ctx context.Context = &ex.ctx
+	if c.s.RequestContext != nil {
+		ctx = c.s.RequestContext(ctx)
+	}
+	ex.req = r.WithContext(ctx)
 	return ex, nil
 }
 
 // plainURL returns the URL of an origin-form target whose path has only
-// characters url.ParseRequestURI keeps as they are (no escapes), built
-// without it; nil for any other target. FuzzParse holds the two equal.
-func plainURL(target string) *url.URL {
+// characters url.ParseRequestURI keeps as they are (no escapes), built in
+// u without it; nil for any other target. FuzzParse holds the two equal.
+func plainURL(target string, u *url.URL) *url.URL {
 	path, query, hasQuery := strings.Cut(target, "?")
 	for i := 0; i < len(path); i++ {
 		if !plainPathChars[path[i]] {
 			return nil
 		}
 	}
-	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return u
 }
 
 var plainPathChars = alnumAnd("-._~/:@$&+,;=")
 
 // exchange is one request and its response: one allocation.
 type exchange struct {
-	req  *http.Request
-	resp response
-	body body
-	ctx  reqContext
+	req *http.Request
+	url url.URL
+	// values backs the header's value slices (most requests have few
+	// fields).
+	values [16]string
+	resp   response
+	body   body
+	ctx    reqContext
 }
 
 // serveRequest runs the handler and finishes the response; false: the

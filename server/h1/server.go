@@ -68,6 +68,11 @@ type Server struct {
 	// path (the raw request path, without the query) is served on the fast
 	// path. nil: none is; every connection goes to HTTP.
 	Fast func(host, path string) bool
+	// RequestContext, when set, is given each fast-path request's context
+	// and returns the one the handler gets: what a middleware would add
+	// with Request.WithContext, without the copy of the request that costs
+	// (server.NewRequestContext is the node middleware's).
+	RequestContext func(ctx context.Context) context.Context
 	// Logger receives TLS handshake failures (debug) and panics (error).
 	Logger *slog.Logger
 

@@ -242,7 +242,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.serveErr = make(chan error, 1)
 	if cfg.HTTP1FastPath {
 		// Data-plane HTTP/1.1 on the fast path, the rest through m.srv.
-		m.fast = &h1.Server{HTTP: m.srv, Fast: m.Router.DataPlane, Logger: m.Logger}
+		m.fast = &h1.Server{HTTP: m.srv, Fast: m.Router.DataPlane, RequestContext: server.NewRequestContext, Logger: m.Logger}
 		registerFastPathMetrics(m.Metrics.Registry, m.fast)
 		fast, ln := m.fast, m.ln
 		go func() { m.serveErr <- fast.Serve(ln) }()

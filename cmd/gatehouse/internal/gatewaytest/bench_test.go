@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 )
 
 // BenchmarkDataPlane is one proxied chat completion with a key, from a
@@ -32,7 +33,7 @@ func BenchmarkDataPlane(b *testing.B) {
 		io.WriteString(w, answer)
 	}))
 	defer up.Close()
-	e := newEnv(b)
+	e := newEnv(b, testenv.WithLogLevel("info"))
 	a := e.createAccount(b, "bench", "OpenAI", nil)
 	if r := e.arm(b, http.MethodPut, a.id+"/deployments/chat", deploymentBody("m", up.URL, upstreamKey)); r.status >= 300 {
 		b.Fatalf("deployment: %d %s", r.status, r.body)

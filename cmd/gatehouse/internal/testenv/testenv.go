@@ -56,6 +56,10 @@ func WithPostgres(dsn string) Option { return func(c *app.Config) { c.Postgres =
 // WithDataDir uses dir instead of a new temporary directory (for restarts).
 func WithDataDir(dir string) Option { return func(c *app.Config) { c.DataDir = dir } }
 
+// WithLogLevel sets the node's log level (tests log at debug, so that a
+// leak into any log line is caught; benchmarks measure the default, info).
+func WithLogLevel(level string) Option { return func(c *app.Config) { c.LogLevel = level } }
+
 // WithConfig applies an arbitrary change.
 func WithConfig(f func(*app.Config)) Option { return Option(f) }
 
@@ -90,7 +94,7 @@ func TryStart(t testing.TB, opts ...Option) (*Server, error) {
 	s := &Server{Main: app.NewMain(), DataDir: cfg.DataDir, Banner: &SyncBuffer{}, Logs: &SyncBuffer{}}
 	s.Config = cfg
 	s.Stdout = s.Banner
-	s.Logger = app.NewLogger(s.Logs, "json", "debug")
+	s.Logger = app.NewLogger(s.Logs, "json", cfg.LogLevel)
 	if err := s.Run(context.Background()); err != nil {
 		return s, err
 	}
