@@ -159,12 +159,16 @@ func (c *conn) readRequest() (*exchange, int, error) {
 // bareLF reports whether buf has a line feed not preceded by a carriage
 // return (net/http accepts such heads; the fast path leaves them to it).
 func bareLF(buf []byte) bool {
-	for i, b := range buf {
-		if b == '\n' && (i == 0 || buf[i-1] != '\r') {
+	for off := 0; ; {
+		i := bytes.IndexByte(buf[off:], '\n')
+		if i < 0 {
+			return false
+		}
+		if i += off; i == 0 || buf[i-1] != '\r' {
 			return true
 		}
+		off = i + 1
 	}
-	return false
 }
 
 // parse builds the request from a complete head (ending in CRLF CRLF),
