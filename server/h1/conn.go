@@ -68,13 +68,21 @@ func (c *conn) serve() {
 		}
 	}()
 	idle := c.s.HTTP.IdleTimeout
+	// The idle deadline is moved only when it would move by more than
+	// slack: a keep-alive connection then sets it about once a second
+	// instead of once per request (each set modifies a runtime timer),
+	// and an idle connection ends between idle-slack and idle.
+	slack := min(idle/8, time.Second)
 	for {
 		if !c.state.CompareAndSwap(stateActive, stateIdle) || c.s.shutdown.Load() {
 			return
 		}
 		if c.br.Buffered() == 0 {
 			if idle > 0 {
-				c.setReadDeadline(time.Now().Add(idle))
+				now := time.Now()
+				if d := now.Add(idle); !c.readDeadline.After(now) || d.Sub(c.readDeadline) > slack {
+					c.setReadDeadline(d)
+				}
 			}
 			if _, err := c.br.Peek(1); err != nil {
 				return
