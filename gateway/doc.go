@@ -76,25 +76,31 @@
 // under wrk, 2 cores, loopback, TLS 1.3 to the client; perf profiles of
 // the node). HTTP/1.1 data-plane requests are served by server/h1, not by
 // net/http's server: on the connection's goroutine, with no per-request
-// background read, two writes and under three reads per request. Of the
-// node's CPU, ~52% is the kernel (the two loopback writes carry the
-// receivers' softirq work), ~28% TLS and the syscalls' Go side, ~10% the
-// Go runtime (sysmon, scheduling, malloc; GOGC=400), and ~30% — roughly
-// 20 µs on a machine where the whole request costs 68 µs — the code that
-// is Gatehouse's: h1's request parsing (~7%), middleware and router
-// (~6%), authentication, metering and accounting (~3%), the proxy's body
-// check, model rewrite, deployment lookup and response copy (~10%), the
-// upstream client's request writing and response parsing. That own part
-// is kept allocation-light — request id, request context, call state,
-// outbound request, response head and header values are one allocation
-// each. A verified token costs a SHA-256 of it and a cache hit (~1 µs
-// more than a key, plus carrying the longer header), an identity's
-// decision one more lookup (app's adapter keeps decisions per identity,
-// action and account, stamped with authz's generation). HTTP/2 (net/http)
-// costs more per request than the HTTP/1.1 fast path but stays the
-// preferred protocol for Go clients: they keep 2 idle connections per
-// host by default, and over HTTP/1.1 they would reconnect (a TLS
-// handshake per request) under concurrency.
+// background read, two writes and under four reads per request (the same
+// syscalls as bench/floor, a bare Go key-checking TLS proxy). Routes are
+// matched by direct.go, not ServeMux. Of the node's ~30 µs per request
+// (nginx behind TLS: ~25 µs; bench/floor: ~21 µs, in the same runs), the
+// kernel is ~20 µs — the two loopback writes carry the receivers' softirq
+// work and wake-ups, ~2 µs more than the floor's, most of it context
+// switching — and user space ~10-15 µs against the floor's ~5: about 4 µs
+// is the product's per-request work (middleware, routing, authentication,
+// metering, deployment lookup, body check and model rewrite; an
+// experiment that served the fast path with only the upstream client and
+// forward measured 26.8 against 30.9 µs) and the rest is spread over h1's
+// request building (http.Request, header map, context), the response
+// head, the upstream client's pool, deadlines and head parsing, and
+// allocation — no item above ~0.5 µs. The own part is kept
+// allocation-light (about ten allocations per request in the node: the
+// request, its header map, the head string, the exchange, the request
+// state, the call, the upstream response head, the response header map).
+// A verified token costs a SHA-256 of it and a cache hit (~1 µs more than a
+// key, plus carrying the longer header), an identity's decision one more
+// lookup (app's adapter keeps decisions per identity, action and account,
+// stamped with authz's generation). HTTP/2 (net/http) costs more per
+// request than the HTTP/1.1 fast path but stays the preferred protocol for
+// Go clients: they keep 2 idle connections per host by default, and over
+// HTTP/1.1 they would reconnect (a TLS handshake per request) under
+// concurrency.
 //
 // Usage counters, rate limiters and pre-resolved metric counters live in
 // one entry per (account, key slot or principal), found with one sync.Map

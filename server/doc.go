@@ -18,6 +18,12 @@
 // everything else — HTTP/2, other surfaces, unusual HTTP/1.x — by
 // net/http, through the same handler.
 //
+// Data-plane requests (account hosts, /ai/{account}/ at H) are offered to
+// Router.Direct before the muxes: the gateway matches its small, fixed
+// route table there without ServeMux's general matching, and leaves every
+// request it does not take (a path to clean or unescape, another method,
+// an unknown path) to the muxes, which give the 404s, 405s and redirects.
+//
 // Every mux ends in a JSON catch-all, so a client never sees an HTML or
 // plain-text error page: unknown paths are 404 and known paths with the
 // wrong method are 405, in Azure's error shape.
