@@ -378,7 +378,7 @@ type call struct {
 	// (parts of call: one allocation).
 	rec  statusRecorder
 	out  Outbound
-	vals [16]string // the upstream's response fields' values (forward)
+	vals [8]string // the upstream's response fields' values (forward)
 }
 
 // handle is the request path of every data-plane route: account →

@@ -347,7 +347,7 @@ type exchange struct {
 	url url.URL
 	// values backs the header's value slices (most requests have few
 	// fields).
-	values [16]string
+	values [8]string
 	resp   response
 	body   body
 	ctx    reqContext
