@@ -257,7 +257,7 @@ type route struct {
 	// bearerKey: a bearer that is not a JWT is a subscription key (the
 	// plain OpenAI clients send their key so on Azure OpenAI's v1 API).
 	bearerKey bool
-	// param names path's wildcard segment ("deployment"), "" if none.
+	// param names the path's wildcard segment ("deployment"), "" if none.
 	param string
 	serve func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
 }
