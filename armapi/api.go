@@ -42,6 +42,9 @@ type Options struct {
 	// Vaults backs Microsoft.KeyVault/vaults (vaults.go; nil: those routes
 	// answer 404).
 	Vaults *vault.Service
+	// Directory answers directory-role questions (elevateAccess; nil: it
+	// is refused to everyone).
+	Directory Directory
 	// Tenants lists the tenants for GET /tenants.
 	Tenants func() []Tenant
 	Logger  *slog.Logger

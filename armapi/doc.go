@@ -58,6 +58,8 @@
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}
 //	GET    {scope}/providers/Microsoft.Authorization/roleDefinitions   $filter roleName eq, type eq
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}
+//	POST   /providers/Microsoft.Authorization/elevateAccess   a directory Global Administrator gets User Access
+//	                                                        Administrator at "/"; 200, no body (elevate.go)
 //	GET    {root | sub}/providers/Microsoft.Authorization/auditLogs        Gatehouse extension: $top, $skipToken (auditlog.go)
 //	POST   {root | sub}/providers/Microsoft.Authorization/auditLogs/verify → {"intact", "entries", "lastHash" | "brokenAt", "reason"}
 //
@@ -77,6 +79,8 @@
 //	vaults          Microsoft.KeyVault/vaults/{read,write,delete}, Microsoft.KeyVault/deletedVaults/read,
 //	                Microsoft.KeyVault/locations/deletedVaults/purge/action
 //	assignments     Microsoft.Authorization/roleAssignments/{read,write,delete}
+//	elevateAccess   the Global Administrator directory role (else 403 AuthorizationFailed for
+//	                Microsoft.Authorization/elevateAccess/action, audited)
 //	role defs       Microsoft.Authorization/roleDefinitions/{write,delete}; reads are
 //	                open to every authenticated principal, as in Azure
 //	subscriptions   listed to principals holding any role within them

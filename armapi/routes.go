@@ -35,6 +35,9 @@ const (
 
 // routes is every operation of the management API, in match order.
 var routes = compile(append([]route{
+	// Elevation of a directory Global Administrator (elevate.go).
+	{method: "POST", pattern: "/providers/Microsoft.Authorization/elevateAccess", family: famElevate, audit: true, handle: elevateAccess},
+
 	// Role assignments and definitions at any scope (armauthorization/v2,
 	// az 2.45). Listed first: their literal tails are the most specific.
 	{method: "GET", pattern: authzP + "/roleAssignments", family: famAuthorization, handle: listAssignments},
@@ -146,6 +149,7 @@ const (
 	famAuthorization
 	famMSI
 	famKeyVault
+	famElevate
 )
 
 // apiVersions are the versions each family accepts: the ones the official
@@ -164,6 +168,9 @@ var apiVersions = map[family][]string{
 		"2020-10-01-preview", "2021-03-01-preview", "2022-04-01", "2022-05-01-preview", "2022-08-01-preview"},
 	famMSI: {"2015-08-31-preview", "2018-11-30", "2021-09-30-preview", "2022-01-31-preview", "2023-01-31",
 		"2023-07-31-preview", "2024-11-30", "2025-01-31-preview"},
+	// elevateAccess: armauthorization sends 2015-07-01, Azure's docs (az
+	// rest) use 2016-07-01.
+	famElevate: {"2015-07-01", "2016-07-01"},
 	// Key Vault: az 2.45 sends 2022-07-01, armkeyvault 2023-07-01 / 2024-11-01.
 	famKeyVault: {"2016-10-01", "2018-02-14", "2019-09-01", "2021-04-01-preview", "2021-06-01-preview", "2021-10-01",
 		"2021-11-01-preview", "2022-02-01-preview", "2022-07-01", "2022-11-01", "2023-02-01", "2023-07-01",

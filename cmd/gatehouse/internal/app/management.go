@@ -43,6 +43,7 @@ func (m *Main) mountManagement(ctx, bg context.Context) error {
 		Authenticator: armAuthenticator{m.Authority},
 		Authz:         m.Authz, Accounts: m.Accounts, Resources: m.Resources, Audit: m.Audit,
 		Identities: directoryIdentities{m.Directory},
+		Directory:  m.Directory,
 		// Deployments are built by configureDataPlane (gateway.go).
 		Deployments: m.Deployments,
 		// Vaults are built by configureVault (vault.go).
