@@ -103,11 +103,11 @@ func listAssignments(c *call) error {
 		return err
 	}
 	f := authz.AssignmentFilter{Scope: c.scope}
-	if c.scope.IsRoot() {
-		f.Scope = nil
-	}
 	if err := parseAssignmentFilter(c.r.URL.Query().Get("$filter"), &f); err != nil {
 		return err
+	}
+	if c.scope.IsRoot() && !f.AtScope {
+		f.Scope = nil // everything is at or beneath the root
 	}
 	out := list[assignmentJSON]{Value: []assignmentJSON{}}
 	for _, a := range c.api.opts.Authz.Assignments(f) {

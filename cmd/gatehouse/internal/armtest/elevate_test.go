@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -119,7 +120,23 @@ func testElevateAccess(t *testing.T, e *env) {
 		t.Fatalf("root assignments after removal: %+v", got)
 	}
 
-	// Both elevations and the refusal are in the audit log.
+	// The same through the CLI, signed in as the administrator.
+	cl := &cliRunner{dir: t.TempDir()}
+	cl.mustRun(t, "login", "--server", e.URL, "--ca-file", e.CAFile, "--tenant", e.Directory.DefaultTenant(),
+		"--service-principal", "-u", app.AppID, "-p", secret)
+	if out := cl.mustRun(t, "role", "elevate-access"); !strings.Contains(out, "User Access Administrator") {
+		t.Fatalf("elevate-access printed %q", out)
+	}
+	listed := decodeJSON[[]map[string]any](t, cl.mustRun(t, "role", "assignment", "list", "--scope", "/", "--assignee", app.ObjectID))
+	if len(listed) != 1 || listed[0]["roleDefinitionName"] != "User Access Administrator" || listed[0]["scope"] != "/" {
+		t.Fatalf("CLI list at /: %v", listed)
+	}
+	cl.mustRun(t, "role", "assignment", "delete", "--ids", listed[0]["id"].(string))
+	if got := rootAssignments(app.ObjectID); len(got) != 0 {
+		t.Fatalf("root assignments after the CLI's removal: %+v", got)
+	}
+
+	// The elevations and the refusal are in the audit log.
 	var audited []string
 	err = e.Audit.Each(ctx, 0, func(r *audit.Record) error {
 		if r.Entry.Action == "Microsoft.Authorization/elevateAccess/action" {
@@ -130,7 +147,7 @@ func testElevateAccess(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{plainOID + " 403", app.ObjectID + " 200", app.ObjectID + " 200"}
+	want := []string{plainOID + " 403", app.ObjectID + " 200", app.ObjectID + " 200", app.ObjectID + " 200"}
 	if !slices.Equal(audited, want) {
 		t.Fatalf("audited elevations %v, want %v", audited, want)
 	}

@@ -116,8 +116,32 @@ func newRoleCmd(env Env) *cobra.Command {
 	assignment.AddCommand(newAssignmentCreateCmd(env), newAssignmentListCmd(env), newAssignmentDeleteCmd(env))
 	definition := newGroup("definition", "List role definitions (Azure's built-in roles and custom roles)")
 	definition.AddCommand(newDefinitionListCmd(env))
-	role.AddCommand(assignment, definition)
+	role.AddCommand(assignment, definition, newElevateAccessCmd(env))
 	return role
+}
+
+// newElevateAccessCmd is POST /providers/Microsoft.Authorization/elevateAccess
+// (az has no verb for it: Azure's docs use az rest).
+func newElevateAccessCmd(env Env) *cobra.Command {
+	return &cobra.Command{Use: "elevate-access",
+		Short: "As a directory Global Administrator, take User Access Administrator at the root scope \"/\"",
+		Long: "Gives the signed-in principal, which must hold the Global Administrator directory role, User Access\n" +
+			"Administrator at the root scope \"/\": the way back into subscriptions whose owners are gone. Grant\n" +
+			"what is needed, then remove the root assignment:\n" +
+			"  gatehouse role assignment list --scope / --assignee <your object id>\n" +
+			"  gatehouse role assignment delete --ids /providers/Microsoft.Authorization/roleAssignments/<name>",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "POST", "/providers/Microsoft.Authorization/elevateAccess?api-version=2016-07-01", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, `User Access Administrator at "/" granted; remove it when done (gatehouse role assignment list --scope /).`)
+			return nil
+		}}
 }
 
 // scopeFlags resolve az's --scope, or -g (a group) within --subscription.
