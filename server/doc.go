@@ -12,11 +12,12 @@
 //	{vault}.vault.H               Vault        Key Vault data plane; VaultFromContext gives {vault}
 //	anything else                 —            JSON 404
 //
-// The listener is served by server/h1: data-plane HTTP/1.1 requests
-// (Router.DataPlane: account and vault hosts, /ai/ and /sts/ at H) on its
-// fast path,
-// everything else — HTTP/2, other surfaces, unusual HTTP/1.x — by
-// net/http, through the same handler.
+// The listener is served by server/h1: clean HTTP/1.1 requests of every
+// surface on its fast path, HTTP/2 and unusual HTTP/1.x (HEAD, OPTIONS,
+// chunked or Expect bodies, HTTP/1.0, odd framing) by net/http, through
+// the same handler. (Every surface, not only the data planes: a connection
+// handed to net/http stays there, and a keep-alive load balancer in front
+// of a node mixes all its clients' requests on its connections.)
 //
 // Data-plane requests (account hosts, /ai/{account}/ at H) are offered to
 // Router.Direct before the muxes: the gateway matches its small, fixed

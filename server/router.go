@@ -96,24 +96,6 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"No Gatehouse surface is served at host %q.", clip(r.Host, 100)))
 }
 
-// DataPlane reports whether a request for host (as sent, with any port)
-// and path is for a data plane: any path at an account host or a vault
-// host, and the /ai/ and /sts/ paths at H. The HTTP/1.1 fast path
-// (server/h1) takes these.
-func (rt *Router) DataPlane(host, path string) bool {
-	hn := strings.ToLower(Hostname(host))
-	if hn == rt.hostname || net.ParseIP(hn) != nil {
-		return strings.HasPrefix(path, "/ai/") || strings.HasPrefix(path, "/sts/")
-	}
-	for _, suffix := range rt.accountSuffixes {
-		if name, ok := strings.CutSuffix(hn, suffix); ok && validLabel(name) {
-			return true
-		}
-	}
-	name, ok := strings.CutSuffix(hn, rt.vaultSuffix)
-	return ok && validLabel(name)
-}
-
 // collapseSlashes returns r with every run of slashes in its path reduced
 // to one. SDKs join an endpoint that ends in "/" (as Azure advertises
 // them, and as properties.endpoint does here) with a path that starts with

@@ -192,7 +192,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	}
 	method := line[:sp1]
 	rest := line[sp1+1:]
-	sp2 := bytes.IndexByte(rest, ' ')
+	sp2 := bytes.LastIndexByte(rest, ' ')
 	if sp2 < 0 || string(rest[sp2+1:]) != "HTTP/1.1" {
 		return nil, errHandOff
 	}
@@ -202,7 +202,10 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	default:
 		return nil, errHandOff
 	}
-	if len(target) == 0 || target[0] != '/' || !validTarget(target) {
+	// Spaces in the query are taken as %20 (querySpaces); anywhere else
+	// the request is net/http's (a 400).
+	spaces := querySpaces(target)
+	if len(target) == 0 || target[0] != '/' || spaces < 0 || !validTarget(target, spaces > 0) {
 		return nil, errHandOff
 	}
 
@@ -264,6 +267,9 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	head := string(buf)
 	hp := c.fields[hostIdx].value
 	targetS := head[sp1+1 : sp1+1+sp2]
+	if spaces > 0 {
+		targetS = strings.ReplaceAll(targetS, " ", "%20")
+	}
 	path, _, _ := strings.Cut(targetS, "?")
 	if !c.s.Fast(head[hp[0]:hp[1]], path) {
 		return nil, errHandOff

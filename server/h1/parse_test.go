@@ -6,11 +6,14 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 )
 
 // FuzzParse checks the fast path against net/http: every head the fast
-// path takes, net/http reads too, as the same request. (What it does not
+// path takes, net/http reads too, as the same request — but for spaces in
+// the query, which the fast path takes as %20 and net/http refuses, so
+// such a head is compared with its %20 form. (What the fast path does not
 // take goes to net/http anyway.)
 func FuzzParse(f *testing.F) {
 	for _, seed := range []string{
@@ -26,6 +29,9 @@ func FuzzParse(f *testing.F) {
 		"DELETE /secrets/s HTTP/1.1\r\nHost: v.vault.h\r\n\r\n",
 		"PATCH /secrets/s/v1 HTTP/1.1\r\nHost: v.vault.h\r\nContent-Length: 2\r\n\r\n",
 		"GET /a{b}?x HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /s/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=atScope() and principalId eq 'x' HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a b?c d HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a?b  HTTP/1.1\r\nHost: h\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -44,7 +50,16 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(buf)))
+		// Spaces in the query are taken as %20, which net/http (400)
+		// does not do: compare with the head as the fast path reads it.
+		ref := buf
+		if line, after, _ := bytes.Cut(buf, []byte("\r\n")); bytes.Count(line, []byte(" ")) > 2 {
+			m, rest, _ := bytes.Cut(line, []byte(" "))
+			sp := bytes.LastIndexByte(rest, ' ')
+			target := bytes.ReplaceAll(rest[:sp], []byte(" "), []byte("%20"))
+			ref = slices.Concat(m, []byte(" "), target, rest[sp:], []byte("\r\n"), after)
+		}
+		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(ref)))
 		if err != nil {
 			t.Fatalf("the fast path took a head net/http refuses (%v): %q", err, buf)
 		}

@@ -1,13 +1,13 @@
 // Package h1 serves HTTP/1.1 requests on TLS connections without net/http's
-// per-request machinery, for the data plane's hot path, and hands every
-// other connection and request to a net/http Server.
+// per-request machinery (the data planes' hot path above all), and hands
+// every other connection and request to a net/http Server.
 //
 // net/http's server costs a Go proxy about as much CPU per request as the
 // proxying itself: per request it starts a background read (a goroutine, a
 // read syscall that finds nothing, a park and a wake-up) to notice a client
 // going away, builds a cancellable context, and formats the response head
 // through several layers. Server keeps net/http for what it does well and
-// rarely — HTTP/2, odd HTTP/1.x, everything that is not the data plane —
+// rarely — HTTP/2, odd HTTP/1.x, what Fast declines —
 // and serves the common case itself, on the connection's own goroutine:
 //
 //	accept → TLS handshake
@@ -22,7 +22,9 @@
 //	        replayed, for the rest of the connection's life
 //
 // So every request net/http would refuse or treat specially still gets
-// net/http's answer, and a fast request sees the handler chain it would see
+// net/http's answer — with one exception: spaces in the query of the
+// request target (azcore's generated clients send some parameters
+// unencoded) are taken as %20, where net/http answers 400 (querySpaces) —, and a fast request sees the handler chain it would see
 // under net/http: the same Request fields (TLS included), a ResponseWriter
 // that implements Flush and http.ResponseController's deadlines, small
 // bodies sent with Content-Length, larger or flushed ones chunked, Date and

@@ -239,6 +239,12 @@ func TestWire(t *testing.T) {
 		{"control in value", "GET /p HTTP/1.1\r\nHost: h\r\nX-A: b\x01c\r\n\r\n", 400, ""},
 		{"bad host", "GET /p HTTP/1.1\r\nHost: h/x\r\n\r\n", 400, ""},
 		{"GET with a body", "GET /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", 200, `net/http GET /p host=h body="hi"`},
+		// azcore's unencoded $filter: spaces in the query are taken as %20;
+		// elsewhere they are net/http's 400.
+		{"spaces in the query", "GET /p?$filter=atScope() and principalId eq 'x' HTTP/1.1\r\nHost: h\r\n\r\n", 200,
+			`fast GET /p?$filter=atScope()%20and%20principalId%20eq%20'x' host=h`},
+		{"space in the path", "GET /p q?x HTTP/1.1\r\nHost: h\r\n\r\n", 400, ""},
+		{"space ending the target", "GET /p?x  HTTP/1.1\r\nHost: h\r\n\r\n", 400, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -241,8 +241,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.serveErr = make(chan error, 1)
 	if cfg.HTTP1FastPath {
-		// Data-plane HTTP/1.1 on the fast path, the rest through m.srv.
-		m.fast = &h1.Server{HTTP: m.srv, Fast: m.Router.DataPlane, RequestContext: server.NewRequestContext, Logger: m.Logger}
+		// HTTP/1.1 on the fast path — every surface: a connection handed
+		// to net/http stays there, and a keep-alive load balancer in front
+		// mixes all clients' requests on its connections —, HTTP/2 and
+		// unusual requests through m.srv.
+		m.fast = &h1.Server{HTTP: m.srv, Fast: fastPathAll, RequestContext: server.NewRequestContext, Logger: m.Logger}
 		registerFastPathMetrics(m.Metrics.Registry, m.fast)
 		fast, ln := m.fast, m.ln
 		go func() { m.serveErr <- fast.Serve(ln) }()
@@ -450,3 +453,8 @@ func unwrapSyscall(err error) error {
 	}
 	return err
 }
+
+// fastPathAll takes every clean HTTP/1.1 request on the fast path: no
+// handler of any surface needs what it lacks (Hijack, trailers, push), and
+// HEAD, OPTIONS, chunked or Expect bodies and odd framing go to net/http.
+func fastPathAll(host, path string) bool { return true }

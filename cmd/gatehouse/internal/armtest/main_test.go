@@ -20,7 +20,6 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
-	"github.com/gatehouse/gatehouse/storage/postgres/pgtest"
 )
 
 // env is one node and the clients of its bootstrap principal (Owner of the
@@ -40,7 +39,16 @@ const mgmtScope = "https://management.azure.com/.default"
 
 func newEnv(t testing.TB, opts ...testenv.Option) *env {
 	t.Helper()
+	return newEnvOn(t, false, opts...)
+}
+
+// newEnvOn is newEnv with the test clients on HTTP/1.1 (http1) or HTTP/2.
+func newEnvOn(t testing.TB, http1 bool, opts ...testenv.Option) *env {
+	t.Helper()
 	s := testenv.Start(t, opts...)
+	if http1 {
+		s.HTTP1()
+	}
 	if s.Bootstrap == nil || s.Bootstrap.SubscriptionID == "" || s.Bootstrap.ResourceGroup == "" || s.Bootstrap.ARMEndpoint != s.URL {
 		t.Fatalf("bootstrap file lacks the management fields: %+v", s.Bootstrap)
 	}
@@ -91,18 +99,15 @@ func (e *env) principal(t *testing.T, name string) (string, azcore.TokenCredenti
 	return app.ObjectID, e.SecretCredential(t, app.AppID, secret)
 }
 
-// TestManagement runs every scenario against one node per backend.
+// TestManagement runs every scenario against one node per backend (the
+// clients on HTTP/2, and on SQLite once more on HTTP/1.1).
 func TestManagement(t *testing.T) {
-	backends := []struct {
-		name string
-		opts func(t *testing.T) []testenv.Option
-	}{
-		{"sqlite", func(*testing.T) []testenv.Option { return nil }},
-		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }},
-	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			e := newEnv(t, b.opts(t)...)
+	for _, b := range testenv.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnvOn(t, b.HTTP1, b.Opts(t)...)
+			if b.HTTP1 {
+				e.AssertFastPathServed(t, 100)
+			}
 			for _, sc := range []scenario{
 				{"sdk-accounts", testSDKAccounts},
 				{"sdk-role-assignments", testSDKRoleAssignments},

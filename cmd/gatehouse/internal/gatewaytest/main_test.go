@@ -62,7 +62,7 @@ func newEnvOn(t testing.TB, http1 bool, opts ...testenv.Option) *env {
 // clients on HTTP/2 (net/http serves the node's side) and, on SQLite, on
 // HTTP/1.1 (the data plane's fast path, server/h1, serves it).
 func TestGateway(t *testing.T) {
-	for _, b := range testenv.DataPlaneBackends() {
+	for _, b := range testenv.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			e := newEnvOn(t, b.HTTP1, b.Opts(t)...)
 			if b.HTTP1 {

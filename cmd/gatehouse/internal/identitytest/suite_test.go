@@ -26,24 +26,21 @@ import (
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
-	"github.com/gatehouse/gatehouse/storage/postgres/pgtest"
 )
 
-// TestIdentity runs the whole identity suite against a real node, once on
-// SQLite and once on PostgreSQL. Groups that set process environment
+// TestIdentity runs the whole identity suite against a real node, on
+// SQLite and PostgreSQL, and on SQLite once more with the clients on
+// HTTP/1.1. Groups that set process environment
 // variables (azidentity reads them) run sequentially; the others run their
 // cases in parallel.
 func TestIdentity(t *testing.T) {
-	backends := []struct {
-		name string
-		opts func(t *testing.T) []testenv.Option
-	}{
-		{"sqlite", func(*testing.T) []testenv.Option { return nil }},
-		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }},
-	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			s := testenv.Start(t, b.opts(t)...)
+	for _, b := range testenv.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			s := testenv.Start(t, b.Opts(t)...)
+			if b.HTTP1 {
+				s.HTTP1()
+				s.AssertFastPathServed(t, 50)
+			}
 			f := newFixture(t, s)
 			t.Run("discovery", f.testDiscovery)
 			t.Run("azidentity", f.testAzidentity)

@@ -22,7 +22,6 @@ import (
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/portal"
 	"github.com/gatehouse/gatehouse/storage"
-	"github.com/gatehouse/gatehouse/storage/postgres/pgtest"
 	"github.com/gatehouse/gatehouse/vault"
 )
 
@@ -133,15 +132,13 @@ func (e *env) accountPath() string {
 }
 
 func TestPortal(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		opts func(t *testing.T) []testenv.Option
-	}{
-		{"sqlite", func(*testing.T) []testenv.Option { return nil }},
-		{"postgres", func(t *testing.T) []testenv.Option { return []testenv.Option{testenv.WithPostgres(pgtest.DSN(t))} }},
-	} {
-		t.Run(b.name, func(t *testing.T) {
-			e := newEnv(t, b.opts(t)...)
+	for _, b := range testenv.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnv(t, b.Opts(t)...)
+			if b.HTTP1 {
+				e.HTTP1()
+				e.AssertFastPathServed(t, 50)
+			}
 			t.Run("sign-in-and-cookie", func(t *testing.T) { testSignIn(t, e) })
 			t.Run("sign-out-ends-session", func(t *testing.T) { testSignOut(t, e) })
 			t.Run("sign-in-replaces-session", func(t *testing.T) { testSignInAgain(t, e) })

@@ -10,15 +10,15 @@ import (
 type Backend struct {
 	Name string
 	Opts func(t *testing.T) []Option
-	// HTTP1: the test clients speak HTTP/1.1 (Server.HTTP1), so the data
-	// planes' fast path (server/h1) serves the node's side.
+	// HTTP1: the test clients speak HTTP/1.1 (Server.HTTP1), so the fast
+	// path (server/h1) serves the node's side.
 	HTTP1 bool
 }
 
-// DataPlaneBackends are the configurations of the data-plane suites:
-// SQLite and PostgreSQL with the clients on HTTP/2, and SQLite again with
-// them on HTTP/1.1.
-func DataPlaneBackends() []Backend {
+// Backends are the configurations of the scenario suites: SQLite and
+// PostgreSQL with the clients on HTTP/2 (net/http serves the node's side),
+// and SQLite again with them on HTTP/1.1 (the fast path, server/h1).
+func Backends() []Backend {
 	sqlite := func(*testing.T) []Option { return nil }
 	return []Backend{
 		{Name: "sqlite", Opts: sqlite},
