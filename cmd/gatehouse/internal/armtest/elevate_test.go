@@ -161,4 +161,6 @@ func testElevateAccess(t *testing.T, e *env) {
 	if r.status != http.StatusOK || len(r.body) != 0 {
 		t.Fatalf("the bootstrap administrator, api-version 2016-07-01 (az rest): %d %s", r.status, r.body)
 	}
+	e.AssertNotLogged(t, secret)
+	assertNotAudited(t, e, secret)
 }
