@@ -458,11 +458,21 @@ func readCertificate(path string) ([]byte, error) {
 
 func newUserCreateCmd(env Env) *cobra.Command {
 	var upn, name, password string
+	var passStdin bool
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a person who signs in with a password",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if passStdin {
+				var err error
+				if password, err = readPasswordStdin(cmd); err != nil {
+					return err
+				}
+			}
+			if password == "" {
+				return errors.New("--password or --password-stdin is required")
+			}
 			c, err := newGraphClient(cmd, env)
 			if err != nil {
 				return err
@@ -479,6 +489,9 @@ func newUserCreateCmd(env Env) *cobra.Command {
 	cmd.Flags().StringVar(&upn, "user-principal-name", "", "sign-in name")
 	cmd.Flags().StringVar(&name, "display-name", "", "display name")
 	cmd.Flags().StringVar(&password, "password", "", "initial password (at least 12 characters)")
+	cmd.Flags().BoolVar(&passStdin, "password-stdin", false, "read the initial password from standard input")
+	cmd.MarkFlagRequired("user-principal-name")
+	cmd.MarkFlagsMutuallyExclusive("password", "password-stdin")
 	addOutputFlags(cmd)
 	return cmd
 }

@@ -69,11 +69,10 @@ administrator's revokeSignInSessions).`,
 				sp, user, pass = true, b.ClientID, b.ClientSecret
 			}
 			if passStdin {
-				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if err != nil && line == "" {
-					return errors.New("--password-stdin: nothing to read")
+				var err error
+				if pass, err = readPasswordStdin(cmd); err != nil {
+					return err
 				}
-				pass = strings.TrimRight(line, "\r\n")
 			}
 			if p.Server == "" {
 				return errors.New("--server is required (or GATEHOUSE_SERVER)")
@@ -255,4 +254,15 @@ func certificateAssertion(pemFile, clientID, endpoint string) (string, error) {
 		return "", err
 	}
 	return input + "." + enc.EncodeToString(sig), nil
+}
+
+// readPasswordStdin reads a password (or secret) from the first line of
+// standard input, for --password-stdin: a flag's value would show in the
+// process list and the shell's history.
+func readPasswordStdin(cmd *cobra.Command) (string, error) {
+	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("--password-stdin: nothing to read")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }

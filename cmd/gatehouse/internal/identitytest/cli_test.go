@@ -129,6 +129,18 @@ func (f *fixture) testCLI(t *testing.T) {
 	}
 	c.mustRun(t, "ad", "user", "delete", "--id", "cli-user@suite.test")
 
+	// The password can come from standard input instead of the command line.
+	c.stdin = "cli stdin password\n"
+	c.mustRun(t, "ad", "user", "create", "--user-principal-name", "cli-stdin@suite.test", "--password-stdin", "-o", "none")
+	f.addSecret("cli stdin password")
+	sc := newCLI(t)
+	sc.stdin = "cli stdin password\n"
+	sc.mustRun(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, "-u", "cli-stdin@suite.test", "--password-stdin", "-o", "none")
+	if code, _, errOut := c.run(t, "ad", "user", "create", "--user-principal-name", "cli-nopass@suite.test"); code == 0 || !strings.Contains(errOut, "--password") {
+		t.Fatalf("user create without a password: %d %q", code, errOut)
+	}
+	c.mustRun(t, "ad", "user", "delete", "--id", "cli-stdin@suite.test")
+
 	// User-assigned identities through the management API (az identity's
 	// shape); then run a command as the new identity.
 	rg := f.s.Bootstrap.ResourceGroup

@@ -68,6 +68,8 @@ func TestHelperProcess(t *testing.T) {
 // cliEnv runs the gatehouse CLI in process with its own config directory.
 type cliEnv struct {
 	dir string
+	// stdin is what the next command reads on standard input.
+	stdin string
 }
 
 func newCLI(t *testing.T) *cliEnv { return &cliEnv{dir: t.TempDir()} }
@@ -75,7 +77,9 @@ func newCLI(t *testing.T) *cliEnv { return &cliEnv{dir: t.TempDir()} }
 func (c *cliEnv) run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := cli.Main(t.Context(), args, cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+	stdin := c.stdin
+	c.stdin = ""
+	code := cli.Main(t.Context(), args, cli.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		LookupEnv: func(k string) (string, bool) {
 			if k == "GATEHOUSE_CONFIG_DIR" {
 				return c.dir, true
