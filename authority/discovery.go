@@ -2,6 +2,7 @@ package authority
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/server"
@@ -19,9 +20,10 @@ import (
 //
 // {tenant} is registered literally per tenant (lower-case GUID), not as a
 // wildcard: a first-segment wildcard would collide with the management
-// API's /subscriptions/ prefix in ServeMux. An unknown tenant therefore
-// gets the router's JSON 404. The managed-identity endpoint itself is
-// MSIHandler, served on the loopback listener.
+// API's /subscriptions/ prefix in ServeMux. An unknown tenant's paths are
+// answered by UnknownTenant, which the node sets as the router's NotFound.
+// The managed-identity endpoint itself is MSIHandler, served on the
+// loopback listener.
 func (a *Authority) Mount(mux *http.ServeMux) {
 	for _, t := range a.dir.Tenants() {
 		a.mountTenant(mux, t.ID)
@@ -32,6 +34,28 @@ func (a *Authority) Mount(mux *http.ServeMux) {
 	}
 	mux.Handle("POST /gatehouse/v1/identityHeaders", arm(a.handleCreateHeader))
 	mux.Handle("DELETE /gatehouse/v1/identityHeaders/{id}", arm(a.handleRevokeHeader))
+}
+
+// UnknownTenant answers, as Entra ID does, the token, discovery and keys
+// paths of a tenant segment no route matched — 400 invalid_tenant,
+// AADSTS90002 "Tenant '…' not found" in OAuth's shape — so that a client
+// configured with a wrong tenant id is told so instead of getting a bare
+// 404 (MSAL reports the AADSTS error). Any other request returns false.
+func (a *Authority) UnknownTenant(w http.ResponseWriter, r *http.Request) bool {
+	seg, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if !ok || seg == "" {
+		return false
+	}
+	switch {
+	case r.Method == http.MethodPost && rest == "oauth2/v2.0/token",
+		r.Method == http.MethodGet && (rest == "v2.0/.well-known/openid-configuration" || rest == "discovery/v2.0/keys"):
+	default:
+		return false
+	}
+	server.WithSurface(server.SurfaceAuthority, server.Handle(renderOAuth, func(http.ResponseWriter, *http.Request) error {
+		return oauthErr(oauthInvalidTenant, 90002, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", clip(seg))
+	})).ServeHTTP(w, r)
+	return true
 }
 
 // mountTenant adds the routes of one tenant segment ("adfs" gets both the

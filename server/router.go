@@ -26,6 +26,13 @@ type Router struct {
 	// route it. The gateway sets it (gateway/direct.go).
 	Direct func(w http.ResponseWriter, r *http.Request, account, rel string) bool
 
+	// NotFound, when set, is offered the requests at H that no route of
+	// Root matched, before the JSON 404 or 405: it serves one and returns
+	// true, or returns false having done nothing. The authority sets it to
+	// answer an unknown tenant's token and discovery paths as Entra ID
+	// does (its tenants are registered literally, see authority.Mount).
+	NotFound func(w http.ResponseWriter, r *http.Request) bool
+
 	accountSuffixes []string
 	vaultSuffix     string
 }
@@ -42,8 +49,11 @@ func NewRouter(host string) *Router {
 		accountSuffixes: []string{".cognitiveservices." + hn, ".openai." + hn},
 		vaultSuffix:     ".vault." + hn,
 	}
-	for _, m := range []*http.ServeMux{r.Root, r.Account, r.Vault} {
-		m.Handle("/", catchAll(m))
+	r.Root.Handle("/", catchAll(r.Root, func(w http.ResponseWriter, req *http.Request) bool {
+		return r.NotFound != nil && r.NotFound(w, req)
+	}))
+	for _, m := range []*http.ServeMux{r.Account, r.Vault} {
+		m.Handle("/", catchAll(m, nil))
 	}
 	return r
 }
@@ -160,8 +170,11 @@ var allMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http
 
 // catchAll answers requests no pattern of m matched: 405 with Allow when the
 // path exists for another method, 404 otherwise, both as JSON.
-func catchAll(m *http.ServeMux) http.Handler {
+func catchAll(m *http.ServeMux, first func(http.ResponseWriter, *http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if first != nil && first(w, r) {
+			return
+		}
 		var allow []string
 		for _, method := range allMethods {
 			if method == r.Method {

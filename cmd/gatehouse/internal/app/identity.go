@@ -63,6 +63,7 @@ func (m *Main) mountIdentity(ctx, bg context.Context) error {
 	auditLog := audit.New(m.Store, m.Now)
 	m.Authority.SetAuditor(auditLog)
 	m.Authority.Mount(m.Router.Root)
+	m.Router.NotFound = m.Authority.UnknownTenant
 	graph := graphapi.New(m.Directory, m.Authority, m.Logger)
 	graph.Audit = auditLog
 	graph.Mount(m.Router.Root)

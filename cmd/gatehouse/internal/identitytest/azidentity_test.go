@@ -62,9 +62,27 @@ func (f *fixture) testDiscovery(t *testing.T) {
 	}
 	t.Run("unknown-tenant", func(t *testing.T) {
 		t.Parallel()
-		status, doc := f.getJSON(t, "/00000000-0000-0000-0000-000000000000/v2.0/.well-known/openid-configuration")
-		if status != 404 || doc["error"] == nil {
-			t.Fatalf("%d %v", status, doc)
+		// Entra's answer: 400 invalid_tenant, AADSTS90002, in OAuth's shape.
+		for _, path := range []string{"/00000000-0000-0000-0000-000000000000/v2.0/.well-known/openid-configuration",
+			"/00000000-0000-0000-0000-000000000000/discovery/v2.0/keys"} {
+			status, doc := f.getJSON(t, path)
+			if desc, _ := doc["error_description"].(string); status != 400 || doc["error"] != "invalid_tenant" ||
+				!strings.HasPrefix(desc, "AADSTS90002: Tenant '00000000-0000-0000-0000-000000000000' not found") {
+				t.Fatalf("%s: %d %v", path, status, doc)
+			}
+		}
+		// Other methods and paths under an unknown first segment stay the
+		// router's JSON 404.
+		if status, doc := f.getJSON(t, "/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token"); status != 405 && status != 404 || doc["error"] == nil {
+			t.Fatalf("GET token: %d %v", status, doc)
+		}
+		// azidentity with a wrong tenant id reports Entra's error.
+		cred, err := azidentity.NewClientSecretCredential("0b0b0b0b-1111-4222-8333-444444444444", f.app.AppID, f.secret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: f.s.ClientOptions(), DisableInstanceDiscovery: true})
+		must(t, err)
+		_, err = cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+		if err == nil || !strings.Contains(err.Error(), "AADSTS90002") {
+			t.Fatalf("azidentity with an unknown tenant: %v", err)
 		}
 	})
 }

@@ -131,6 +131,10 @@ func (f *fixture) testTokenErrors(t *testing.T) {
 		{name: "disabled-user", body: url.Values{"grant_type": {"password"}, "client_id": {"04b07795-8ddb-461a-bbee-02f9e1bf7b46"}, "username": {gone.UserName}, "password": {"correct horse battery"}, "scope": {mgmt}}.Encode(), status: 400, oauth: "invalid_grant", aadsts: 50057},
 		{name: "public-client-with-secret", body: url.Values{"grant_type": {"password"}, "client_id": {"04b07795-8ddb-461a-bbee-02f9e1bf7b46"}, "client_secret": {"x"}, "username": {person.UserName}, "password": {"correct horse battery"}, "scope": {mgmt}}.Encode(), status: 401, oauth: "invalid_client", aadsts: 700025},
 		{name: "adfs-wrong-secret", path: "/adfs/oauth2/token", body: secretForm(app, "nope").Encode(), status: 401, oauth: "invalid_client", aadsts: 7000215},
+		// A tenant the directory does not have: Entra's "Tenant not found",
+		// not a bare 404 (the router's NotFound, see authority.UnknownTenant).
+		{name: "unknown-tenant", path: "/0b0b0b0b-1111-4222-8333-444444444444/oauth2/v2.0/token", body: secretForm(app, f.secret).Encode(), status: 400, oauth: "invalid_tenant", aadsts: 90002},
+		{name: "unknown-tenant-name", path: "/contoso.onmicrosoft.com/oauth2/v2.0/token", body: secretForm(app, f.secret).Encode(), status: 400, oauth: "invalid_tenant", aadsts: 90002},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
