@@ -390,6 +390,8 @@ func TestProxy(t *testing.T) {
 		{"deployment-of-other-account", "/ai/acct2/openai/deployments/stream/chat/completions?api-version=2024-10-21", chatBody, key1(w, "acct2"), 404, "DeploymentNotFound"},
 		{"missing-api-version", "/ai/acct1/openai/deployments/chat/chat/completions", chatBody, nil, 404, "404"},
 		{"bad-api-version", "/ai/acct1/openai/deployments/chat/chat/completions?api-version=yesterday", chatBody, nil, 400, "BadRequest"},
+		{"impossible-api-version", "/ai/acct1/openai/deployments/chat/chat/completions?api-version=2024-13-45", chatBody, nil, 400, "BadRequest"},
+		{"preview-api-version", "/ai/acct1/openai/deployments/chat/chat/completions?api-version=2025-04-01-preview", chatBody, nil, 200, ""},
 		{"encoded-api-version", "/ai/acct1/openai/deployments/chat/chat/completions?api%2Dversion=2024-10-21", chatBody, nil, 200, ""},
 		{"malformed-json", "/ai/acct1" + chatPath, `{"messages":`, nil, 400, "BadRequest"},
 		{"json-not-object", "/ai/acct1" + chatPath, `[1,2]`, nil, 400, "BadRequest"},

@@ -539,14 +539,8 @@ func checkOpenAIVersion(rawQuery string) error {
 	case "v1", "preview", "latest":
 		return nil
 	}
-	date := strings.TrimSuffix(v, "-preview")
-	if len(date) != 10 || date[4] != '-' || date[7] != '-' {
+	if _, err := time.Parse(time.DateOnly, strings.TrimSuffix(v, "-preview")); err != nil {
 		return badRequest("API version not supported: '%s'.", clipString(v, 32))
-	}
-	for i := 0; i < len(date); i++ {
-		if i != 4 && i != 7 && (date[i] < '0' || date[i] > '9') {
-			return badRequest("API version not supported: '%s'.", clipString(v, 32))
-		}
 	}
 	return nil
 }

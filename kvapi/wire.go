@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/server"
@@ -59,8 +60,17 @@ func (c *call) decode(v any) error {
 		return gatehouse.BadRequestf(vault.CodeBadParameter, "The request body could not be read.").WithCause(err)
 	}
 	defer clear(body) // it may hold a secret value
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return gatehouse.BadRequestf(vault.CodeBadParameter, "The request body is empty: a JSON object is required.")
+	}
+	if trimmed[0] != '{' {
+		return gatehouse.BadRequestf(vault.CodeBadParameter, "The request body must be a JSON object.")
+	}
+	// A value that is not UTF-8 would be stored with U+FFFD in place of
+	// its bytes and read back different: refused instead.
+	if !utf8.Valid(body) {
+		return gatehouse.BadRequestf(vault.CodeBadParameter, "The request body is not valid UTF-8.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {

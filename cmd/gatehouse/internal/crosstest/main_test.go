@@ -94,6 +94,7 @@ func TestCrossCutting(t *testing.T) {
 				{"audit-list-verify-tamper", testAuditLog},
 				{"audit-gateway-client-address", testAuditClientAddress},
 				{"person-cli-session", testPersonSession},
+				{"malformed-sweep", testMalformedSweep},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
