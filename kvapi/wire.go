@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/server"
+	"github.com/gatehouse/gatehouse/storage"
 	"github.com/gatehouse/gatehouse/vault"
 )
 
@@ -177,7 +178,7 @@ func pageParams(r *http.Request) (after string, limit int, err error) {
 	}
 	if tok := q.Get("$skiptoken"); tok != "" {
 		b, derr := base64.RawURLEncoding.DecodeString(tok)
-		if derr != nil || len(b) == 0 || len(b) > 200 {
+		if derr != nil || len(b) == 0 || len(b) > 200 || !storage.ValidKey(string(b)) {
 			return "", 0, gatehouse.BadRequestf(vault.CodeBadParameter, "The $skiptoken is not valid.")
 		}
 		after = string(b)

@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Backends map driver error codes to them; callers test
@@ -19,6 +21,10 @@ var (
 	ErrConflict = errors.New("storage: conflict")
 	// ErrHistoryGone: Changes was asked for revisions that were pruned.
 	ErrHistoryGone = errors.New("storage: change history pruned")
+	// ErrInvalidKey: a Kind, Key, Alt, Prefix or After that ValidKey
+	// refuses, given to Create or List. (Get, GetByAlt, Update and Delete
+	// answer ErrNotFound: no object can have such a key.)
+	ErrInvalidKey = errors.New("storage: key is not UTF-8 text without NUL")
 )
 
 // Object is one stored record. Kind and Key identify it; the store sets
@@ -196,3 +202,11 @@ type Store interface {
 
 // Now returns t in the form the store keeps: UTC, microseconds.
 func Now(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// ValidKey reports whether s can be a Kind, Key, Alt, Prefix or After:
+// valid UTF-8 without a NUL byte. PostgreSQL's text holds nothing else, so
+// both backends refuse other keys alike instead of SQLite storing them and
+// PostgreSQL failing.
+func ValidKey(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}

@@ -77,6 +77,9 @@ func (s *Store) Create(ctx context.Context, o *storage.Object) (*storage.Object,
 	if o.Kind == "" || o.Key == "" {
 		return nil, fail(ctx, op, errIdentity)
 	}
+	if !storage.ValidKey(o.Kind) || !storage.ValidKey(o.Key) || !storage.ValidKey(o.Alt) || !storage.ValidKey(o.Ref) {
+		return nil, fail(ctx, op, storage.ErrInvalidKey)
+	}
 	out := normalize(o)
 	out.Created = s.nowUTC()
 	out.Updated = out.Created
@@ -106,6 +109,9 @@ func (s *Store) Create(ctx context.Context, o *storage.Object) (*storage.Object,
 
 // Get implements storage.Objects.
 func (s *Store) Get(ctx context.Context, kind, key string) (*storage.Object, error) {
+	if !storage.ValidKey(kind) || !storage.ValidKey(key) {
+		return nil, fail(ctx, fmt.Sprintf("get %s %q", kind, key), storage.ErrNotFound)
+	}
 	o, err := scanObject(s.pool.QueryRow(ctx,
 		`SELECT `+objectColumns+` FROM objects WHERE kind = $1 AND key = $2`, kind, key))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -119,6 +125,9 @@ func (s *Store) Get(ctx context.Context, kind, key string) (*storage.Object, err
 
 // GetByAlt implements storage.Objects.
 func (s *Store) GetByAlt(ctx context.Context, kind, alt string) (*storage.Object, error) {
+	if !storage.ValidKey(kind) || !storage.ValidKey(alt) {
+		return nil, fail(ctx, fmt.Sprintf("get %s by alt %q", kind, alt), storage.ErrNotFound)
+	}
 	o, err := scanObject(s.pool.QueryRow(ctx,
 		`SELECT `+objectColumns+` FROM objects WHERE kind = $1 AND alt = $2`, kind, alt))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -134,6 +143,9 @@ func (s *Store) GetByAlt(ctx context.Context, kind, alt string) (*storage.Object
 // becomes a key range that the primary key serves (no LIKE, whose '%' and
 // '_' would need escaping).
 func (s *Store) List(ctx context.Context, opts storage.ListOptions) (*storage.Page, error) {
+	if !storage.ValidKey(opts.Kind) || !storage.ValidKey(opts.Prefix) || !storage.ValidKey(opts.Ref) || !storage.ValidKey(opts.After) {
+		return nil, fail(ctx, fmt.Sprintf("list %s", opts.Kind), storage.ErrInvalidKey)
+	}
 	limit := pageLimit(opts.Limit)
 	var q strings.Builder
 	q.WriteString(`SELECT ` + objectColumns + ` FROM objects WHERE kind = $1 AND key > $2`)
@@ -201,6 +213,9 @@ func (s *Store) Update(ctx context.Context, kind, key string, fn func(*storage.O
 	if err := ctx.Err(); err != nil {
 		return nil, fail(ctx, op, err)
 	}
+	if !storage.ValidKey(kind) || !storage.ValidKey(key) {
+		return nil, fail(ctx, op, storage.ErrNotFound)
+	}
 	var out *storage.Object
 	var fnErr error
 	err := s.writeTx(ctx, func(tx pgx.Tx) (int64, error) {
@@ -222,6 +237,9 @@ func (s *Store) Update(ctx context.Context, kind, key string, fn func(*storage.O
 		}
 		if cur.Kind != kind || cur.Key != key {
 			return 0, fmt.Errorf("storage: Update cannot change Kind or Key (to %s %q)", cur.Kind, cur.Key)
+		}
+		if !storage.ValidKey(cur.Alt) || !storage.ValidKey(cur.Ref) {
+			return 0, storage.ErrInvalidKey
 		}
 		out = normalize(cur)
 		out.Revision, out.Created, out.Updated = rev, created, s.nowUTC()
@@ -252,6 +270,9 @@ func (s *Store) Delete(ctx context.Context, kind, key string) error {
 	op := fmt.Sprintf("delete %s %q", kind, key)
 	if err := ctx.Err(); err != nil {
 		return fail(ctx, op, err)
+	}
+	if !storage.ValidKey(kind) || !storage.ValidKey(key) {
+		return fail(ctx, op, storage.ErrNotFound)
 	}
 	err := s.writeTx(ctx, func(tx pgx.Tx) (int64, error) {
 		rev, err := bump(ctx, tx)

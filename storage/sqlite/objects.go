@@ -69,6 +69,9 @@ func (s *Store) Create(ctx context.Context, o *storage.Object) (*storage.Object,
 	if o.Kind == "" || o.Key == "" {
 		return nil, fail(ctx, op, errIdentity)
 	}
+	if !storage.ValidKey(o.Kind) || !storage.ValidKey(o.Key) || !storage.ValidKey(o.Alt) || !storage.ValidKey(o.Ref) {
+		return nil, fail(ctx, op, storage.ErrInvalidKey)
+	}
 	out := normalize(o)
 	out.Created = s.nowUTC()
 	out.Updated = out.Created
@@ -98,6 +101,9 @@ func (s *Store) Create(ctx context.Context, o *storage.Object) (*storage.Object,
 
 // Get implements storage.Objects.
 func (s *Store) Get(ctx context.Context, kind, key string) (*storage.Object, error) {
+	if !storage.ValidKey(kind) || !storage.ValidKey(key) {
+		return nil, fail(ctx, fmt.Sprintf("get %s %q", kind, key), storage.ErrNotFound)
+	}
 	o, err := scanObject(s.r.QueryRowContext(ctx,
 		`SELECT `+objectColumns+` FROM objects WHERE kind = ? AND key = ?`, kind, key))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -111,6 +117,9 @@ func (s *Store) Get(ctx context.Context, kind, key string) (*storage.Object, err
 
 // GetByAlt implements storage.Objects.
 func (s *Store) GetByAlt(ctx context.Context, kind, alt string) (*storage.Object, error) {
+	if !storage.ValidKey(kind) || !storage.ValidKey(alt) {
+		return nil, fail(ctx, fmt.Sprintf("get %s by alt %q", kind, alt), storage.ErrNotFound)
+	}
 	o, err := scanObject(s.r.QueryRowContext(ctx,
 		`SELECT `+objectColumns+` FROM objects WHERE kind = ? AND alt = ?`, kind, alt))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -125,6 +134,9 @@ func (s *Store) GetByAlt(ctx context.Context, kind, alt string) (*storage.Object
 // List implements storage.Objects. Keys compare bytewise (SQLite's BINARY
 // collation), so Prefix becomes a key range that the primary key serves.
 func (s *Store) List(ctx context.Context, opts storage.ListOptions) (*storage.Page, error) {
+	if !storage.ValidKey(opts.Kind) || !storage.ValidKey(opts.Prefix) || !storage.ValidKey(opts.Ref) || !storage.ValidKey(opts.After) {
+		return nil, fail(ctx, fmt.Sprintf("list %s", opts.Kind), storage.ErrInvalidKey)
+	}
 	limit := pageLimit(opts.Limit)
 	var q strings.Builder
 	q.WriteString(`SELECT ` + objectColumns + ` FROM objects WHERE kind = ? AND key > ?`)
@@ -191,6 +203,9 @@ func (s *Store) Update(ctx context.Context, kind, key string, fn func(*storage.O
 	if err := ctx.Err(); err != nil {
 		return nil, fail(ctx, op, err)
 	}
+	if !storage.ValidKey(kind) || !storage.ValidKey(key) {
+		return nil, fail(ctx, op, storage.ErrNotFound)
+	}
 	var out *storage.Object
 	var fnErr error
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
@@ -212,6 +227,9 @@ func (s *Store) Update(ctx context.Context, kind, key string, fn func(*storage.O
 		}
 		if cur.Kind != kind || cur.Key != key {
 			return false, fmt.Errorf("storage: Update cannot change Kind or Key (to %s %q)", cur.Kind, cur.Key)
+		}
+		if !storage.ValidKey(cur.Alt) || !storage.ValidKey(cur.Ref) {
+			return false, storage.ErrInvalidKey
 		}
 		out = normalize(cur)
 		out.Revision, out.Created, out.Updated = rev, created, s.nowUTC()
@@ -242,6 +260,9 @@ func (s *Store) Delete(ctx context.Context, kind, key string) error {
 	op := fmt.Sprintf("delete %s %q", kind, key)
 	if err := ctx.Err(); err != nil {
 		return fail(ctx, op, err)
+	}
+	if !storage.ValidKey(kind) || !storage.ValidKey(key) {
+		return fail(ctx, op, storage.ErrNotFound)
 	}
 	err := s.writeTx(ctx, func(tx *sql.Tx) (bool, error) {
 		rev, err := bump(ctx, tx)

@@ -45,6 +45,31 @@ func testSentinelErrors(t *testing.T, open Opener) {
 			_, err := s.Update(ctx, "k", "b", func(o *storage.Object) error { o.Alt = "alt-a"; return nil })
 			return err
 		}, storage.ErrConflict},
+		// Keys that are not UTF-8 text, or hold NUL (PostgreSQL's text can
+		// hold neither): no object has one, and none is created, alike on
+		// both backends.
+		{"get-invalid-utf8", func() error { _, err := s.Get(ctx, "k", "a\xff"); return err }, storage.ErrNotFound},
+		{"get-nul", func() error { _, err := s.Get(ctx, "k", "a\x00"); return err }, storage.ErrNotFound},
+		{"get-by-alt-invalid", func() error { _, err := s.GetByAlt(ctx, "k", "\xc3\x28"); return err }, storage.ErrNotFound},
+		{"update-invalid", func() error { _, err := s.Update(ctx, "k", "\xff", noop); return err }, storage.ErrNotFound},
+		{"delete-invalid", func() error { return s.Delete(ctx, "k\x00", "a") }, storage.ErrNotFound},
+		{"create-invalid-key", func() error {
+			_, err := s.Create(ctx, &storage.Object{Kind: "k", Key: "bad\xff", Data: []byte(`{}`)})
+			return err
+		}, storage.ErrInvalidKey},
+		{"create-invalid-alt", func() error {
+			_, err := s.Create(ctx, &storage.Object{Kind: "k", Key: "fine", Alt: "nul\x00", Data: []byte(`{}`)})
+			return err
+		}, storage.ErrInvalidKey},
+		{"update-to-invalid-ref", func() error {
+			_, err := s.Update(ctx, "k", "b", func(o *storage.Object) error { o.Ref = "\xfe"; return nil })
+			return err
+		}, storage.ErrInvalidKey},
+		{"list-after-invalid", func() error {
+			_, err := s.List(ctx, storage.ListOptions{Kind: "k", After: "\x9fgarbage"})
+			return err
+		}, storage.ErrInvalidKey},
+		{"list-prefix-nul", func() error { _, err := s.List(ctx, storage.ListOptions{Kind: "k", Prefix: "\x00"}); return err }, storage.ErrInvalidKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

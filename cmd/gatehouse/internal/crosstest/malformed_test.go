@@ -228,6 +228,73 @@ func testMalformedSweep(t *testing.T, e *env) {
 	if statuses[200]+statuses[201] == 0 || statuses[400] < 100 {
 		t.Errorf("answers by status %v: the sweep did not reach the routes", statuses)
 	}
+	// Read routes: their filters, paging tokens and sizes, each with the
+	// route's valid api-version kept.
+	reads := []sweepTarget{
+		{label: "arm-subscriptions", base: e.URL + "/subscriptions", query: "api-version=2022-12-01", auth: mgmt},
+		{label: "arm-groups", base: sub + "/resourceGroups", query: "api-version=2021-04-01", auth: mgmt},
+		{label: "arm-resources", base: sub + "/resources", query: "api-version=2021-04-01", auth: mgmt},
+		{label: "arm-accounts", base: rg + "/providers/Microsoft.CognitiveServices/accounts", query: arm, auth: mgmt},
+		{label: "arm-deployments", base: acct + "sweep/deployments", query: arm, auth: mgmt},
+		{label: "arm-skus", base: sub + "/providers/Microsoft.CognitiveServices/skus", query: arm, auth: mgmt},
+		{label: "arm-vaults", base: rg + "/providers/Microsoft.KeyVault/vaults", query: "api-version=" + vaultAPI, auth: mgmt},
+		{label: "arm-identities", base: rg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities", query: "api-version=2023-01-31", auth: mgmt},
+		{label: "arm-role-assignments", base: sub + "/providers/Microsoft.Authorization/roleAssignments", query: "api-version=2022-04-01", auth: mgmt},
+		{label: "arm-role-definitions", base: sub + "/providers/Microsoft.Authorization/roleDefinitions", query: "api-version=2022-04-01", auth: mgmt},
+		{label: "arm-audit", base: sub + "/providers/Microsoft.Authorization/auditLogs", query: "api-version=2022-04-01", auth: mgmt},
+		{label: "kv-secrets", base: e.vaultURL("sweepkv") + "secrets", query: kvq, auth: kv},
+		{label: "kv-versions", base: e.vaultURL("sweepkv") + "secrets/s1/versions", query: kvq, auth: kv},
+		{label: "kv-deleted", base: e.vaultURL("sweepkv") + "deletedsecrets", query: kvq, auth: kv},
+		{label: "graph-applications", base: e.URL + "/v1.0/applications", auth: graph},
+		{label: "graph-service-principals", base: e.URL + "/v1.0/servicePrincipals", auth: graph},
+		{label: "graph-users", base: e.URL + "/v1.0/users", auth: graph},
+		{label: "graph-role-assignments", base: e.URL + "/v1.0/roleManagement/directory/roleAssignments", auth: graph},
+		{label: "openai-models", base: ai + "sweep/openai/v1/models", auth: key},
+	}
+	params := map[string]string{
+		"filter-quote":     "$filter=%27",
+		"filter-open":      "$filter=name%20eq%20%27a",
+		"filter-and":       "$filter=name%20eq%20%27a%27%20and",
+		"filter-or":        "$filter=name%20eq%20%27a%27%20or%20name%20eq%20%27b%27",
+		"filter-func":      "$filter=startswith(displayName,%27a%27)",
+		"filter-unicode":   "$filter=displayName%20eq%20%27%C3%BC%E2%82%AC%27",
+		"filter-bad-utf8":  "$filter=displayName%20eq%20%27%ff%27",
+		"filter-long":      "$filter=" + strings.Repeat("a", 20000),
+		"filter-principal": "$filter=principalId%20eq%20%27not-a-guid%27",
+		"filter-assigned":  "$filter=assignedTo(%27%27)",
+		"filter-atscope":   "$filter=atScope()%20and%20atScope()",
+		"top-negative":     "$top=-1",
+		"top-word":         "$top=abc",
+		"top-huge":         "$top=99999999999999999999999",
+		"top-zero":         "$top=0",
+		"skiptoken":        "$skiptoken=garbage",
+		"skiptoken-b64":    "$skiptoken=eyJ4Ijoi",
+		"skiptoken-utf8":   "$skiptoken=%ff%fe",
+		"skipToken":        "$skipToken=%00",
+		"maxresults-zero":  "maxresults=0",
+		"maxresults-word":  "maxresults=abc",
+		"maxresults-huge":  "maxresults=99999999999999999999",
+		"expand":           "$expand=%27",
+		"select":           "$select=%27,,",
+		"count":            "$count=maybe",
+		"search":           "$search=%22",
+		"orderby":          "$orderby=%27",
+	}
+	for _, tg := range reads {
+		t.Run(tg.label, func(t *testing.T) {
+			if st := send(t, tg, "plain", "GET", tg.url("", tg.query), "", ""); st != http.StatusOK {
+				t.Errorf("%s: %d, want the list", tg.label, st)
+			}
+			for what, p := range params {
+				q := p
+				if tg.query != "" {
+					q = tg.query + "&" + p
+				}
+				send(t, tg, what, "GET", tg.url("", q), "", "")
+			}
+		})
+	}
+
 	// The node is shared with the other scenarios (one of which expects
 	// a 500 of its own): only this sweep's requests are looked at, and
 	// panics anywhere.
