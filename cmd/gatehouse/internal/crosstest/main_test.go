@@ -5,12 +5,17 @@
 // resource groups with their deployments and usage evidence, reading and
 // verifying the audit chain (and catching a row edited in the database),
 // the client address of audited gateway denials, and people's CLI
-// sessions (refresh tokens) reaching the vault data plane — on SQLite and
-// on PostgreSQL. One node per backend is shared by every scenario.
+// sessions (refresh tokens) reaching the vault data plane, and two sweeps
+// over every surface (malformed_test.go: malformed bodies, content types,
+// queries, names and read-route parameters; authsweep_test.go: broken
+// credentials), each request sent over HTTP/2 and over HTTP/1.1 — on
+// SQLite and on PostgreSQL. One node per backend is shared by every
+// scenario.
 package crosstest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -95,6 +100,7 @@ func TestCrossCutting(t *testing.T) {
 				{"audit-gateway-client-address", testAuditClientAddress},
 				{"person-cli-session", testPersonSession},
 				{"malformed-sweep", testMalformedSweep},
+				{"auth-header-sweep", testAuthHeaderSweep},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
@@ -175,6 +181,19 @@ func (e *env) do(t testing.TB, method, url string, body any, token string) *resp
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	return &response{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// protocolClients returns the node's client (HTTP/2) and one that speaks
+// only HTTP/1.1, whose requests the node's fast path (server/h1) serves:
+// the sweeps send every request over both.
+func (e *env) protocolClients(t *testing.T) map[string]*http.Client {
+	t.Helper()
+	tr := e.Transport.Clone()
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	t.Cleanup(tr.CloseIdleConnections)
+	return map[string]*http.Client{"h2": e.Client, "h1": {Transport: tr}}
 }
 
 func (e *env) groupPath(group string) string {
