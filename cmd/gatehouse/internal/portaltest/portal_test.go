@@ -151,6 +151,7 @@ func TestPortal(t *testing.T) {
 			t.Run("vault", func(t *testing.T) { testVault(t, e) })
 			t.Run("role-assignments", func(t *testing.T) { testRoles(t, e) })
 			t.Run("activity", func(t *testing.T) { testActivity(t, e) })
+			t.Run("form-sweep", func(t *testing.T) { testFormSweep(t, e) })
 		})
 	}
 }
