@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/storage"
@@ -266,6 +268,9 @@ func validateRoleSpec(spec *RoleSpec) error {
 	if len(spec.RoleName) > maxRoleNameLength {
 		return gatehouse.BadRequestf("InvalidRoleDefinition", "The role name is longer than %d characters.", maxRoleNameLength)
 	}
+	if !printable(spec.RoleName) {
+		return gatehouse.BadRequestf("InvalidRoleDefinition", "The role name may not contain control characters.").WithTarget("properties.roleName")
+	}
 	if spec.Type != "" && !strings.EqualFold(spec.Type, string(CustomRole)) {
 		return gatehouse.BadRequestf("InvalidRoleDefinition", "Only custom roles (type CustomRole) can be created.").WithTarget("properties.type")
 	}
@@ -341,4 +346,17 @@ func (s *Service) DeleteRole(ctx context.Context, id string) (*RoleDefinition, e
 		return nil, storageError(err)
 	}
 	return &rec.Value, nil
+}
+
+// printable reports whether s is UTF-8 text without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

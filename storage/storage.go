@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // Sentinel errors. Backends map driver error codes to them; callers test
@@ -23,8 +25,11 @@ var (
 	ErrHistoryGone = errors.New("storage: change history pruned")
 	// ErrInvalidKey: a Kind, Key, Alt, Prefix or After that ValidKey
 	// refuses, given to Create or List. (Get, GetByAlt, Update and Delete
-	// answer ErrNotFound: no object can have such a key.)
-	ErrInvalidKey = errors.New("storage: key is not UTF-8 text without NUL")
+	// answer ErrNotFound: no object can have such a key.) Such a key can
+	// only come from a request, so it is a public 400: the services'
+	// storage-error mappings pass a *gatehouse.Error through, and a name
+	// the edge failed to validate is refused instead of being a 503.
+	ErrInvalidKey = gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "A name in the request is not valid text (UTF-8 without control characters).")
 )
 
 // Object is one stored record. Kind and Key identify it; the store sets
