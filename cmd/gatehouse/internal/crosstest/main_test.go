@@ -8,7 +8,8 @@
 // sessions (refresh tokens) reaching the vault data plane, and two sweeps
 // over every surface (malformed_test.go: malformed bodies, content types,
 // queries, names and read-route parameters; authsweep_test.go: broken
-// credentials), each request sent over HTTP/2 and over HTTP/1.1 — on
+// credentials), each request sent over HTTP/2 and over HTTP/1.1, and
+// concurrent identical writes on every surface (concurrency_test.go) — on
 // SQLite and on PostgreSQL. One node per backend is shared by every
 // scenario.
 package crosstest
@@ -101,6 +102,7 @@ func TestCrossCutting(t *testing.T) {
 				{"person-cli-session", testPersonSession},
 				{"malformed-sweep", testMalformedSweep},
 				{"auth-header-sweep", testAuthHeaderSweep},
+				{"concurrent-writes", testConcurrentWrites},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
