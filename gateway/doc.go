@@ -102,6 +102,12 @@
 // HTTP/1.1 they would reconnect (a TLS handshake per request) under
 // concurrency.
 //
+// Browsers (cors.go): a preflight on any data-plane route or the STS is
+// answered 204 for an origin Options.CORS allows (default "*", as Azure AI
+// services), and every answer to such an origin — refusals included —
+// carries Access-Control-Allow-Origin and exposes its headers; no cookie is
+// ever read, so no credentials mode is offered.
+//
 // Usage counters, rate limiters and pre-resolved metric counters live in
 // one entry per (account, key slot or principal), found with one sync.Map
 // lookup per request; the usage flush (Run, Flush) hands the counts to the

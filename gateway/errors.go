@@ -29,6 +29,10 @@ var (
 	// errNotFound is Azure's answer for a route the resource does not serve
 	// (or a request without api-version).
 	errNotFound = &gatehouse.Error{Status: http.StatusNotFound, Code: "404", Message: "Resource not found"}
+	// errMethodNotAllowed answers an OPTIONS request that is not a CORS
+	// preflight the policy allows (the router's answer for other methods).
+	errMethodNotAllowed = &gatehouse.Error{Status: http.StatusMethodNotAllowed, Code: gatehouse.CodeMethodNotAllowed,
+		Message: "The method OPTIONS is not allowed for this path."}
 	// errDeploymentNotFound is Azure OpenAI's answer for an unknown deployment.
 	errDeploymentNotFound = &gatehouse.Error{Status: http.StatusNotFound, Code: codeDeploymentNotFound,
 		Message: "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again."}

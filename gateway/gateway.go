@@ -191,12 +191,16 @@ type Options struct {
 	// AuditRate bounds audited denials per second (default 5, burst 20);
 	// the rest are counted and reported with the next audited one.
 	AuditRate float64
+	// CORS is which browser origins may call the data plane (cors.go);
+	// the zero value allows none.
+	CORS CORSPolicy
 }
 
 // Gateway is the AI data plane. Create it with New, mount it with Mount,
 // run its background loop with Run.
 type Gateway struct {
 	opts    Options
+	cors    CORSPolicy
 	now     func() time.Time
 	logger  *slog.Logger
 	proxy   *proxy
@@ -234,7 +238,7 @@ func New(opts Options) *Gateway {
 	if opts.Transport == nil {
 		opts.Transport = NewUpstreamClient(opts.UpstreamTimeout)
 	}
-	g := &Gateway{opts: opts, now: opts.Now, logger: opts.Logger}
+	g := &Gateway{opts: opts, cors: opts.CORS, now: opts.Now, logger: opts.Logger}
 	g.meter = newMeter(opts.Registry, opts.Now)
 	g.proxy = &proxy{transport: opts.Transport, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments,
 		logger: opts.Logger, meter: g.meter}
@@ -360,6 +364,7 @@ func (g *Gateway) Mount(rt *server.Router) {
 		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
 			return g.issueToken(w, r, "", false)
 		})))
+	g.mountPreflights(rt) // cors.go
 	rt.Direct = g.direct
 }
 
@@ -384,6 +389,7 @@ type call struct {
 // handle is the request path of every data-plane route: account →
 // authenticate → authorize → rate limit → serve → meter.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, name, param string) error {
+	g.corsHeaders(w, r)
 	// Data-plane names are lower case; a host name arrives lower-cased,
 	// a path segment as the client wrote it.
 	acct, ok := g.opts.Accounts.AccountByName(strings.ToLower(name))

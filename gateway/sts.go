@@ -53,6 +53,7 @@ func (l *stsLimiter) failed(addr string) {
 // STSLifetime out, as plain text. At an account endpoint (named) the key
 // must belong to that account; at H the key alone names the account.
 func (g *Gateway) issueToken(w http.ResponseWriter, r *http.Request, name string, named bool) error {
+	g.corsHeaders(w, r)
 	// The body is ignored (clients send none, or an empty form).
 	io.CopyN(io.Discard, r.Body, 4<<10)
 	addr := clientIP(r.RemoteAddr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/gateway"
 	"io"
 	"net"
 	"os"
@@ -47,6 +48,9 @@ type Config struct {
 	Dev bool `yaml:"dev" help:"development mode: create a demo Language account on first start and print a ready curl line"`
 	// EndpointForm is the data-plane URL accounts advertise (gateway.go).
 	EndpointForm string `yaml:"endpoint-form" help:"data-plane URL in accounts' properties.endpoint: path (https://H/ai/{account}/) or host (https://{account}.cognitiveservices.H/)"`
+	// CORSOrigins is which browser origins may call the data plane
+	// (gateway/cors.go).
+	CORSOrigins string `yaml:"cors-origins" help:"browser origins that may call the AI data plane: * (any, as Azure AI services), a comma-separated list of scheme://host[:port], or empty for none"`
 	// Key Vault (vault.go).
 	KeyVaultChallengeTenant string        `yaml:"keyvault-challenge-tenant" help:"tenant the Key Vault challenge names: adfs (clients configured by environment, az), default (the default tenant's GUID, for code that disables instance discovery) or a tenant GUID"`
 	VaultPurgeInterval      time.Duration `yaml:"vault-purge-interval" help:"how often soft-deleted secrets and vaults past their retention are purged"`
@@ -75,6 +79,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:         20 * time.Second,
 		HTTP1FastPath:           true,
 		EndpointForm:            EndpointFormPath,
+		CORSOrigins:             "*",
 		KeyVaultChallengeTenant: ChallengeTenantADFS,
 		VaultPurgeInterval:      time.Hour,
 		UpstreamSecretTTL:       time.Minute,
@@ -248,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if !validEndpointForm(c.EndpointForm) {
 		add("endpoint-form: %q is not path or host", c.EndpointForm)
+	}
+	if _, err := gateway.ParseCORSOrigins(c.CORSOrigins); err != nil {
+		add("%v", err)
 	}
 	if !validChallengeTenant(c.KeyVaultChallengeTenant) {
 		add("keyvault-challenge-tenant: %q is not adfs, default or a tenant GUID", c.KeyVaultChallengeTenant)

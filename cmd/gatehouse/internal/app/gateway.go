@@ -55,7 +55,12 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 		return err
 	}
 	lang := language.New()
+	cors, err := gateway.ParseCORSOrigins(m.Config.CORSOrigins) // validated with the config
+	if err != nil {
+		return err
+	}
 	m.Gateway = gateway.New(gateway.Options{
+		CORS:        cors,
 		Accounts:    accountIndex{m.Accounts},
 		Tokens:      tokenVerifier{m.Authority},
 		Issuer:      stsIssuer{m.Authority},

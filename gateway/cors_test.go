@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+const langBody = `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"hello"}]}}`
+
+func TestParseCORSOrigins(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		any     bool
+		origins []string
+		bad     bool
+	}{
+		{in: ""},
+		{in: "*", any: true},
+		{in: " * ", any: true},
+		{in: "https://app.example", origins: []string{"https://app.example"}},
+		{in: "https://App.Example:8443, http://localhost:3000", origins: []string{"https://app.example:8443", "http://localhost:3000"}},
+		{in: "app.example", bad: true},
+		{in: "https://app.example/path", bad: true},
+		{in: "https://app.example?x", bad: true},
+		{in: "ftp://app.example", bad: true},
+		{in: "https://user@app.example", bad: true},
+		{in: "https://a.example,*", bad: true},
+		{in: "https://a.example,", bad: true},
+	} {
+		p, err := ParseCORSOrigins(tt.in)
+		if (err != nil) != tt.bad {
+			t.Errorf("%q: err %v", tt.in, err)
+			continue
+		}
+		if !tt.bad && (p.Any != tt.any || strings.Join(p.Origins, " ") != strings.Join(tt.origins, " ")) {
+			t.Errorf("%q: %+v", tt.in, p)
+		}
+	}
+}
+
+// TestCORS: preflights and the headers of answers, with any origin and
+// with a list, and none without a policy.
+func TestCORS(t *testing.T) {
+	const page = "https://app.example"
+	langURL := "/ai/acct1" + langPath
+	for _, tt := range []struct {
+		name   string
+		policy string
+	}{{"any", "*"}, {"list", "https://other.example, " + page}, {"none", ""}} {
+		t.Run(tt.name, func(t *testing.T) {
+			policy, err := ParseCORSOrigins(tt.policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := newWorld(t, func(o *Options) { o.CORS = policy })
+			wantOrigin := map[string]string{"any": "*", "list": page, "none": ""}[tt.name]
+
+			// The preflight of a Language call with a key.
+			resp := w.do(t, req{method: http.MethodOptions, url: langURL, header: map[string]string{
+				"Origin": page, "Access-Control-Request-Method": "POST",
+				"Access-Control-Request-Headers": "content-type,ocp-apim-subscription-key"}})
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if wantOrigin == "" {
+				if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+					t.Fatalf("preflight without a policy: %d %v", resp.StatusCode, resp.Header)
+				}
+			} else if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != wantOrigin ||
+				resp.Header.Get("Access-Control-Allow-Methods") != "POST" ||
+				resp.Header.Get("Access-Control-Allow-Headers") != "content-type,ocp-apim-subscription-key" ||
+				resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+				t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+			}
+			// A preflight for another method, from another origin, or with
+			// a header list that is not one: the router's 405.
+			for name, h := range map[string]map[string]string{
+				"other-method":  {"Origin": page, "Access-Control-Request-Method": "DELETE"},
+				"other-origin":  {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+				"no-origin":     {"Access-Control-Request-Method": "POST"},
+				"not-preflight": {"Origin": page},
+			} {
+				if name == "other-origin" && tt.name == "any" {
+					continue
+				}
+				resp := w.do(t, req{method: http.MethodOptions, url: langURL, header: h})
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+					t.Errorf("%s: %d %v", name, resp.StatusCode, resp.Header)
+				}
+			}
+			// The call itself, and a refused one: both readable by the page.
+			for _, rq := range []struct {
+				name   string
+				header map[string]string
+				status int
+			}{
+				{"served", key1(w, "acct1"), 200},
+				{"refused", map[string]string{"Ocp-Apim-Subscription-Key": "wrong"}, 401},
+			} {
+				h := map[string]string{"Origin": page, "Content-Type": "application/json"}
+				for k, v := range rq.header {
+					h[k] = v
+				}
+				resp := w.do(t, req{url: langURL, header: h, body: langBody})
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != rq.status || resp.Header.Get("Access-Control-Allow-Origin") != wantOrigin {
+					t.Errorf("%s: %d, Access-Control-Allow-Origin %q, want %d %q", rq.name, resp.StatusCode,
+						resp.Header.Get("Access-Control-Allow-Origin"), rq.status, wantOrigin)
+				}
+				if wantOrigin != "" && resp.Header.Get("Access-Control-Expose-Headers") != "*" {
+					t.Errorf("%s: expose %q", rq.name, resp.Header.Get("Access-Control-Expose-Headers"))
+				}
+				if (wantOrigin == page) != (resp.Header.Get("Vary") == "Origin") {
+					t.Errorf("%s: Vary %q", rq.name, resp.Header.Get("Vary"))
+				}
+			}
+			// The STS's preflight, at the account.
+			resp = w.do(t, req{method: http.MethodOptions, url: "/ai/acct1/sts/v1.0/issueToken", header: map[string]string{
+				"Origin": page, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "ocp-apim-subscription-key"}})
+			resp.Body.Close()
+			if (resp.StatusCode == http.StatusNoContent) != (wantOrigin != "") {
+				t.Errorf("STS preflight: %d", resp.StatusCode)
+			}
+			// Without Origin, nothing is added.
+			resp = w.do(t, req{url: langURL, header: key1(w, "acct1"), body: langBody})
+			resp.Body.Close()
+			if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+				t.Error("CORS headers on a request without Origin")
+			}
+		})
+	}
+}
