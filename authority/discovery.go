@@ -37,20 +37,35 @@ func (a *Authority) Mount(mux *http.ServeMux) {
 }
 
 // UnknownTenant answers, as Entra ID does, the token, discovery and keys
-// paths of a tenant segment no route matched — 400 invalid_tenant,
-// AADSTS90002 "Tenant '…' not found" in OAuth's shape — so that a client
-// configured with a wrong tenant id is told so instead of getting a bare
-// 404 (MSAL reports the AADSTS error). Any other request returns false.
+// paths of a tenant segment no route matched: a known tenant written in
+// another case is served like the registered spelling; any other gets 400
+// invalid_tenant, AADSTS90002 "Tenant '…' not found" in OAuth's shape, so
+// that a client configured with a wrong tenant id is told so instead of
+// getting a bare 404 (MSAL reports the AADSTS error). Any other request
+// returns false.
 func (a *Authority) UnknownTenant(w http.ResponseWriter, r *http.Request) bool {
 	seg, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if !ok || seg == "" {
 		return false
 	}
+	var serve func(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error
 	switch {
-	case r.Method == http.MethodPost && rest == "oauth2/v2.0/token",
-		r.Method == http.MethodGet && (rest == "v2.0/.well-known/openid-configuration" || rest == "discovery/v2.0/keys"):
+	case r.Method == http.MethodPost && rest == "oauth2/v2.0/token":
+		serve = a.handleToken
+	case r.Method == http.MethodGet && rest == "v2.0/.well-known/openid-configuration":
+		serve = a.handleDiscovery
+	case r.Method == http.MethodGet && rest == "discovery/v2.0/keys":
+		serve = a.handleKeys
 	default:
 		return false
+	}
+	if _, err := a.dir.ResolveTenant(seg); err == nil {
+		// A tenant the routes spell otherwise (an upper-case GUID, ADFS):
+		// Entra takes tenant ids in any case, and so is it served here.
+		server.WithSurface(server.SurfaceAuthority, server.Handle(renderOAuth, func(w http.ResponseWriter, r *http.Request) error {
+			return serve(w, r, seg, false)
+		})).ServeHTTP(w, r)
+		return true
 	}
 	server.WithSurface(server.SurfaceAuthority, server.Handle(renderOAuth, func(http.ResponseWriter, *http.Request) error {
 		return oauthErr(oauthInvalidTenant, 90002, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", clip(seg))

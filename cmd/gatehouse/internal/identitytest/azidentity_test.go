@@ -3,6 +3,7 @@ package identitytest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -75,6 +76,25 @@ func (f *fixture) testDiscovery(t *testing.T) {
 		// router's JSON 404.
 		if status, doc := f.getJSON(t, "/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token"); status != 405 && status != 404 || doc["error"] == nil {
 			t.Fatalf("GET token: %d %v", status, doc)
+		}
+		// A known tenant id in upper case is the tenant (Entra takes any
+		// case): discovery names the tenant as registered, azidentity gets
+		// a token for it.
+		upper := strings.ToUpper(f.tenant)
+		if status, doc := f.getJSON(t, "/"+upper+"/v2.0/.well-known/openid-configuration"); status != 200 ||
+			!strings.Contains(fmt.Sprint(doc["issuer"]), f.tenant) {
+			t.Fatalf("upper-case tenant discovery: %d %v", status, doc)
+		}
+		upperCred, err := azidentity.NewClientSecretCredential(upper, f.app.AppID, f.secret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: f.s.ClientOptions(), DisableInstanceDiscovery: true})
+		must(t, err)
+		tok, err := upperCred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+		if err != nil {
+			t.Fatalf("azidentity with the tenant id in upper case: %v", err)
+		}
+		f.addSecret(tok.Token)
+		if c := f.claims(t, tok.Token, "https://management.azure.com"); c.Principal.TenantID != f.tenant {
+			t.Fatalf("token tenant %q", c.Principal.TenantID)
 		}
 		// azidentity with a wrong tenant id reports Entra's error.
 		cred, err := azidentity.NewClientSecretCredential("0b0b0b0b-1111-4222-8333-444444444444", f.app.AppID, f.secret,
