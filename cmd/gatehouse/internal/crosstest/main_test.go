@@ -92,21 +92,35 @@ func TestCrossCutting(t *testing.T) {
 			for _, sc := range []struct {
 				name string
 				run  func(t *testing.T, e *env)
+				// own: the scenario gets a node of its own. The sweeps
+				// send hundreds of refused data-plane requests, whose
+				// audited denials are rate-limited per node: on the shared
+				// node they would crowd out the denial another scenario
+				// looks for in the audit log.
+				own bool
 			}{
-				{"upstream-key-vault-secret", testUpstreamKeyVaultSecret},
-				{"upstream-key-vault-secret-cli", testUpstreamKeyVaultSecretCLI},
-				{"delete-account-cascades", testDeleteAccountCascades},
-				{"delete-group-cascades", testDeleteGroupCascades},
-				{"audit-list-verify-tamper", testAuditLog},
-				{"audit-gateway-client-address", testAuditClientAddress},
-				{"person-cli-session", testPersonSession},
-				{"malformed-sweep", testMalformedSweep},
-				{"auth-header-sweep", testAuthHeaderSweep},
-				{"concurrent-writes", testConcurrentWrites},
+				{"upstream-key-vault-secret", testUpstreamKeyVaultSecret, false},
+				{"upstream-key-vault-secret-cli", testUpstreamKeyVaultSecretCLI, false},
+				{"delete-account-cascades", testDeleteAccountCascades, false},
+				{"delete-group-cascades", testDeleteGroupCascades, false},
+				{"audit-list-verify-tamper", testAuditLog, false},
+				{"audit-gateway-client-address", testAuditClientAddress, false},
+				{"person-cli-session", testPersonSession, false},
+				{"malformed-sweep", testMalformedSweep, true},
+				{"auth-header-sweep", testAuthHeaderSweep, true},
+				{"concurrent-writes", testConcurrentWrites, true},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
-					sc.run(t, e)
+					if !sc.own {
+						sc.run(t, e)
+						return
+					}
+					dsn := ""
+					if backend == "postgres" {
+						dsn = pgtest.DSN(t)
+					}
+					sc.run(t, newEnv(t, dsn))
 				})
 			}
 		})
