@@ -37,23 +37,30 @@ func chromium(t *testing.T) string {
 // confirmation that names its recent use), decline to regenerate the
 // other, sign out. It also fails on any script error or Content Security
 // Policy violation the browser reports.
-func TestBrowser(t *testing.T) {
-	exe := chromium(t)
-	e := newEnv(t)
+// headless starts Chromium (exe) for the test and returns the context of
+// its tab, which ends with the test or after 40 seconds.
+func headless(t *testing.T, exe string) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		// The node's CA is a test CA the browser's trust store does not
-		// hold; the SDK suites check TLS, this test checks the pages.
+		// hold; the SDK suites check TLS, these tests check the pages.
 		chromedp.Flag("ignore-certificate-errors", true),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancelTab := chromedp.NewContext(actx)
-	defer cancelTab()
+	t.Cleanup(cancelTab)
 	ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	e := newEnv(t)
+	ctx := headless(t, exe)
 
 	var (
 		mu       sync.Mutex

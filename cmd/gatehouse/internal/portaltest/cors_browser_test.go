@@ -1,13 +1,11 @@
 package portaltest
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -33,18 +31,7 @@ func TestBrowserCORS(t *testing.T) {
 	}))
 	t.Cleanup(pageSrv.Close)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("ignore-certificate-errors", true), // the nodes' test CA
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(actx)
-	defer cancelTab()
-	ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
-	defer cancel()
+	ctx := headless(t, exe)
 	if err := chromedp.Do(ctx, chromedp.Navigate(pageSrv.URL), chromedp.WaitVisible(chromedp.ID("ready"))); err != nil {
 		t.Fatalf("open the page: %v", err)
 	}
