@@ -29,7 +29,7 @@ var (
 	// only come from a request, so it is a public 400: the services'
 	// storage-error mappings pass a *gatehouse.Error through, and a name
 	// the edge failed to validate is refused instead of being a 503.
-	ErrInvalidKey = gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "A name in the request is not valid text (UTF-8 without control characters).")
+	ErrInvalidKey = gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "A name in the request is not valid text (UTF-8 without NUL bytes).")
 )
 
 // Object is one stored record. Kind and Key identify it; the store sets
