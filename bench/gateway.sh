@@ -17,6 +17,10 @@
 #   gw-identity     the same with Authorization: Bearer <identity token>
 #   gw-key-padded   gw-key plus a dummy header as long as the STS token: the control that
 #                   separates the cost of carrying a ~750-byte bearer header from the token check
+#   floor           only when named in TARGETS: bench/floor (the least a Go key-checking TLS
+#                   proxy does) in front of the same upstream with the same key, on FLOOR_PORT
+#                   (default PORT+2) — how far the gateway is from Go's floor in the same run,
+#                   e.g. TARGETS="upstream-tls floor gw-key"
 #   base-key, base-sts, base-identity
 #                   only with BASE_BIN: the same three requests to a second node running
 #                   another build (say, the previous commit's) on a copy of the prepared data,
@@ -55,10 +59,12 @@ UPSTREAM_PORT=${UPSTREAM_PORT:-18480}
 UPSTREAM_TLS_PORT=${UPSTREAM_TLS_PORT:-18481}
 BASE_BIN=${BASE_BIN:-}
 BASE_PORT=${BASE_PORT:-$((PORT + 1))}
+FLOOR_PORT=${FLOOR_PORT:-$((PORT + 2))}
 MODE=${1:-}
 for t in wrk curl python3 go; do command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 2; }; done
 ports=("$PORT" "$UPSTREAM_PORT" "$UPSTREAM_TLS_PORT")
 [ -z "$BASE_BIN" ] || ports+=("$BASE_PORT")
+case " ${TARGETS:-} " in *" floor "*) WANT_FLOOR=1; ports+=("$FLOOR_PORT");; *) WANT_FLOOR=;; esac
 for p in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use (set PORT, UPSTREAM_PORT, UPSTREAM_TLS_PORT)" >&2; exit 2; fi
 done
@@ -81,6 +87,7 @@ BIN=${GATEHOUSE_BIN:-}
   [ -n "$BIN" ] || go build -o "$WORK/gatehouse" ./cmd/gatehouse
   go build -o "$WORK/upstream" ./bench/upstream
   go build -o "$WORK/prepare" ./bench/gateway-prepare
+  [ -z "$WANT_FLOOR" ] || go build -o "$WORK/floor" ./bench/floor
 })
 BIN=${BIN:-$WORK/gatehouse}
 
@@ -132,7 +139,18 @@ if [ -n "$BASE_BIN" ]; then
   BASE_PID=$!
   PIDS+=("$BASE_PID")
 fi
+if [ -n "$WANT_FLOOR" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -keyout "$WORK/floor-key.pem" -out "$WORK/floor-cert.pem" >/dev/null 2>&1
+  KEY1=$KEY KEY2=$KEY "$WORK/floor" -cert "$WORK/floor-cert.pem" -key "$WORK/floor-key.pem" \
+    -addr "127.0.0.1:$FLOOR_PORT" -upstream "127.0.0.1:$UPSTREAM_PORT" >"$WORK/floor.log" 2>&1 &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+fi
 wait_url "http://127.0.0.1:$UPSTREAM_PORT/" || { cat "$WORK/upstream.log" >&2; exit 1; }
+if [ -n "$WANT_FLOOR" ]; then # it answers 401 without the key: wait for the port
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$FLOOR_PORT") 2>/dev/null && break; sleep 0.1; done
+fi
 wait_url "https://localhost:$PORT/healthz" --cacert "$WORK/data/ca.pem" || { cat "$WORK/node.log" >&2; exit 1; }
 if [ -n "$BASE_BIN" ]; then
   wait_url "https://localhost:$BASE_PORT/healthz" --cacert "$WORK/data/ca.pem" || { cat "$WORK/base-node.log" >&2; exit 1; }
@@ -167,6 +185,7 @@ BASE_URL=${CHAT_URL/localhost:$PORT/localhost:$BASE_PORT}
 URL[base-key]=$BASE_URL; HDR[base-key]=${HDR[gw-key]}; PID[base-key]=${BASE_PID:-}
 URL[base-sts]=$BASE_URL; HDR[base-sts]=${HDR[gw-sts]}; PID[base-sts]=${BASE_PID:-}
 URL[base-identity]=$BASE_URL; HDR[base-identity]=${HDR[gw-identity]}; PID[base-identity]=${BASE_PID:-}
+URL[floor]="https://127.0.0.1:$FLOOR_PORT/v1/chat/completions"; HDR[floor]="Ocp-Apim-Subscription-Key: $KEY"; PID[floor]=${FLOOR_PID:-}
 HDR2[gw-key-padded]="X-Pad: $(python3 -c "print('x' * ${#STS})")"
 
 # Each credential must work before anything is measured.
@@ -222,7 +241,7 @@ rounds, conns, dur = sys.argv[2:5]
 by = {}
 for r, t, rps, p50, p99, cpu in rows:
     by.setdefault(t, {})[r] = (float(rps), float(p50), float(p99), float(cpu))
-order = ["upstream", "upstream-tls", "gw-key", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-sts", "base-identity"]
+order = ["upstream", "upstream-tls", "floor", "gw-key", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-sts", "base-identity"]
 med = statistics.median
 print(f"\n{rounds} round(s) x {dur}s, {conns} connections, wrk -t2; median (min-max) over rounds")
 print(f"{'target':<13} {'req/s':<22} {'vs upstream':<20} {'vs *-key':<20} {'p50 ms':<8} {'p99 ms':<8} {'cpu µs/req':<10}")
@@ -237,8 +256,11 @@ for t in order:
     fmt = lambda xs: f"{med(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "-"
     print(f"{t:<13} {f'{med(rps):.0f} ({min(rps):.0f}-{max(rps):.0f})':<22} {fmt(ratio):<20} {fmt(key):<20} "
           f"{med([v[1] for v in rs.values()]):<8.3f} {med([v[2] for v in rs.values()]):<8.3f} {med([v[3] for v in rs.values()]):<10.1f}")
-print("\ncpu µs/req: upstream* = the upstream process; gw-*, base-* = that gatehouse process alone (the upstream it calls is not counted).")
+print("\ncpu µs/req: upstream* = the upstream process; gw-*, base-*, floor = that proxy process alone (the upstream it calls is not counted).")
 print("vs *-key: gw-* against gw-key, base-* against base-key.")
+if "gw-key" in by and "floor" in by:
+    rr = [by["gw-key"][r][0] / by["floor"][r][0] for r in by["gw-key"] if r in by["floor"]]
+    print(f"gw-key / floor (req/s, same rounds): {med(rr):.3f} ({min(rr):.3f}-{max(rr):.3f})")
 if "gw-key" in by and "base-key" in by:
     rr = [by["gw-key"][r][0] / by["base-key"][r][0] for r in by["gw-key"] if r in by["base-key"]]
     print(f"gw-key / base-key (req/s, same rounds): {med(rr):.3f} ({min(rr):.3f}-{max(rr):.3f})")
