@@ -89,11 +89,13 @@ func (g *Gateway) corsHeaders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h[hdrAllowOrigin] = []string{allow}
-	h[hdrExposeHeaders] = exposeAll
-	if allow != "*" {
+	if allow == "*" {
+		h[hdrAllowOrigin] = anyOrigin
+	} else {
+		h[hdrAllowOrigin] = []string{allow}
 		h.Add("Vary", "Origin")
 	}
+	h[hdrExposeHeaders] = exposeAll
 }
 
 // Canonical header names, set directly (no canonicalization per request).
@@ -107,6 +109,10 @@ const (
 // Retry-After, the upstream's rate-limit headers); "*" is honoured for
 // requests without credentials, which these are.
 var exposeAll = []string{"*"}
+
+// anyOrigin is the Access-Control-Allow-Origin of the "*" policy, shared
+// (header values are never modified in place).
+var anyOrigin = []string{"*"}
 
 // preflight answers OPTIONS on a data-plane route: 204 with the CORS
 // headers when the origin is allowed and the method asked for is the
