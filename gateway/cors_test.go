@@ -117,6 +117,21 @@ func TestCORS(t *testing.T) {
 					t.Errorf("%s: Vary %q", rq.name, resp.Header.Get("Vary"))
 				}
 			}
+			// A proxied answer carries the gateway's CORS headers, never the
+			// upstream's own (which name another origin and credentials).
+			resp = w.do(t, req{url: "/ai/acct1" + chatPath, header: map[string]string{"Origin": page,
+				"Ocp-Apim-Subscription-Key": w.keys["acct1"][0], "Content-Type": "application/json"}, body: chatBody})
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != wantOrigin ||
+				len(resp.Header.Values("Access-Control-Allow-Origin")) > 1 || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("proxied answer: %d, CORS headers %v", resp.StatusCode, resp.Header)
+			}
+			// The upstream's Vary is kept, beside the policy's Origin.
+			if vary := strings.Join(resp.Header.Values("Vary"), ", "); !strings.Contains(vary, "Accept-Encoding") ||
+				(wantOrigin == page) != strings.Contains(vary, "Origin") {
+				t.Errorf("proxied answer: Vary %q", vary)
+			}
 			// The STS's preflight, at the account.
 			resp = w.do(t, req{method: http.MethodOptions, url: "/ai/acct1/sts/v1.0/issueToken", header: map[string]string{
 				"Origin": page, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "ocp-apim-subscription-key"}})

@@ -296,7 +296,11 @@ func readBody(buf []byte, r io.Reader) ([]byte, error) {
 func copyResponse(w http.ResponseWriter, resp *http.Response) {
 	dst := w.Header()
 	for k, v := range resp.Header {
-		if !isHopHeader(k) {
+		switch {
+		case isHopHeader(k):
+		case k == "Vary" && len(dst[k]) > 0:
+			dst[k] = append(dst[k], v...) // the CORS policy's Vary: Origin stays
+		default:
 			dst[k] = v
 		}
 	}
@@ -354,7 +358,8 @@ func forward(w http.ResponseWriter, ex *upExchange, vals []string) {
 			continue
 		}
 		vals[i] = f.Value
-		if firstField(fields, f.Name) < i {
+		if firstField(fields, f.Name) < i || f.Name == "Vary" && len(dst["Vary"]) > 0 {
+			// A repeated field, or Vary beside the CORS policy's Origin.
 			dst[f.Name] = append(dst[f.Name], f.Value)
 		} else {
 			dst[f.Name] = vals[i : i+1 : i+1] // replaces what w had, as copyResponse does
@@ -410,15 +415,17 @@ func forward(w http.ResponseWriter, ex *upExchange, vals []string) {
 	}
 }
 
-// isHopHeader reports whether name (canonical) is a header a proxy never
-// forwards: connection-level ones, and cookies.
+// isHopHeader reports whether name (canonical) is a response header the
+// proxy never forwards: connection-level ones, cookies, and the upstream's
+// CORS headers — the gateway's own policy (cors.go) decides what a browser
+// may read, and an upstream's "*" or Allow-Credentials must not widen it.
 func isHopHeader(name string) bool {
 	switch name {
 	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
 		"Transfer-Encoding", "Upgrade", "Set-Cookie":
 		return true
 	}
-	return false
+	return strings.HasPrefix(name, "Access-Control-")
 }
 
 // firstField returns the index of the first field named name.

@@ -77,6 +77,11 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"id":`))
 	default:
 		w.Header().Set("Content-Type", "application/json")
+		// An upstream with CORS of its own, which the gateway's policy
+		// replaces (TestCORS).
+		w.Header().Set("Access-Control-Allow-Origin", "https://upstream-ui.example")
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Set("Vary", "Accept-Encoding")
 		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":%q,`+
 			`"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi from %s"}}],`+
 			`"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, model, r.URL.Path)
