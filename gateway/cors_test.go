@@ -132,6 +132,13 @@ func TestCORS(t *testing.T) {
 				(wantOrigin == page) != strings.Contains(vary, "Origin") {
 				t.Errorf("proxied answer: Vary %q", vary)
 			}
+			// The host form's preflight.
+			resp = w.do(t, req{method: http.MethodOptions, url: "acct1.openai.gw.test" + chatPath, header: map[string]string{
+				"Origin": page, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "api-key,content-type"}})
+			resp.Body.Close()
+			if (resp.StatusCode == http.StatusNoContent) != (wantOrigin != "") || resp.Header.Get("Access-Control-Allow-Origin") != wantOrigin {
+				t.Errorf("host-form preflight: %d %v", resp.StatusCode, resp.Header)
+			}
 			// The STS's preflight, at the account.
 			resp = w.do(t, req{method: http.MethodOptions, url: "/ai/acct1/sts/v1.0/issueToken", header: map[string]string{
 				"Origin": page, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "ocp-apim-subscription-key"}})
