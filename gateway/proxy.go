@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -546,11 +547,20 @@ func checkOpenAIVersion(rawQuery string) error {
 	case "v1", "preview", "latest":
 		return nil
 	}
+	if last := lastOpenAIVersion.Load(); last != nil && *last == v {
+		return nil
+	}
 	if _, err := time.Parse(time.DateOnly, strings.TrimSuffix(v, "-preview")); err != nil {
 		return badRequest("API version not supported: '%s'.", clipString(v, 32))
 	}
+	lastOpenAIVersion.Store(&v)
 	return nil
 }
+
+// lastOpenAIVersion is the api-version last found valid: clients send the
+// same one on every request, and time.Parse costs a measurable part of a
+// proxied request.
+var lastOpenAIVersion atomic.Pointer[string]
 
 // queryValue returns the first value of key in a raw query, decoding only
 // the parts that need it (the common query allocates nothing).

@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -154,5 +156,86 @@ func TestUpstreamClientRefusesUnsupported(t *testing.T) {
 	req.ContentLength = -1
 	if _, err := c.RoundTrip(req); err == nil {
 		t.Error("unknown body length accepted")
+	}
+}
+
+// TestUpstreamClientSilentUpstream: a plain-TCP upstream that never
+// answers fails the request with a timeout at ReadTimeout, also when that
+// is shorter than the poll interval (the request's write awaits the
+// answer; see upConn.writeAwait).
+func TestUpstreamClientSilentUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer nc.Close(); io.Copy(io.Discard, nc) }()
+		}
+	}()
+	for _, timeout := range []time.Duration{30 * time.Millisecond, 250 * time.Millisecond} {
+		c := NewUpstreamClient(timeout)
+		_, err := postTo(t, c, context.Background(), "http://"+ln.Addr().String()+"/v1/x", `{}`, nil)
+		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+			t.Errorf("read timeout %v: error %v, want a timeout", timeout, err)
+		}
+	}
+}
+
+// TestUpstreamClientBlockedWrite: a request the upstream's socket cannot
+// take at once (tiny buffers, an upstream slow to read) is written in full
+// all the same, and its answer read.
+func TestUpstreamClientBlockedWrite(t *testing.T) {
+	small := func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+			if serr == nil {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 1024)
+			}
+		})
+		return serr
+	}
+	lc := net.ListenConfig{Control: small}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	body := `{"pad":"` + strings.Repeat("x", 15<<10) + `"}`
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		time.Sleep(50 * time.Millisecond) // the client's write fills the buffers and blocks
+		br := bufio.NewReader(nc)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(req.Body)
+			fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d", len(strconv.Itoa(len(b))), len(b))
+		}
+	}()
+	c := NewUpstreamClient(10 * time.Second)
+	c.Dialer.Control = small
+	for i := range 2 {
+		resp, err := postTo(t, c, context.Background(), "http://"+ln.Addr().String()+"/v1/x", body, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != strconv.Itoa(len(body)) {
+			t.Errorf("request %d: the upstream read %s bytes, want %d", i, b, len(body))
+		}
 	}
 }
