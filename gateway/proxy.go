@@ -553,7 +553,8 @@ func checkOpenAIVersion(rawQuery string) error {
 	if _, err := time.Parse(time.DateOnly, strings.TrimSuffix(v, "-preview")); err != nil {
 		return badRequest("API version not supported: '%s'.", clipString(v, 32))
 	}
-	lastOpenAIVersion.Store(&v)
+	valid := v // only this branch allocates
+	lastOpenAIVersion.Store(&valid)
 	return nil
 }
 

@@ -122,7 +122,9 @@ type upConn struct {
 	await bool
 	// awaitErr is what the wait for the answer ended with, for the next
 	// read to return: the exchange was cancelled, or the read timed out.
-	awaitErr error
+	awaitErr  error
+	aw        awaitWrite
+	awaitStep func(uintptr) bool
 }
 
 // Read reads from the upstream for br: with the deadline kept current, a
@@ -197,30 +199,14 @@ func (pc *upConn) Write(p []byte) (int, error) {
 func (pc *upConn) writeAwait(p []byte) (int, error) {
 	start := time.Now()
 	pc.refreshDeadline(start)
-	written, sent := 0, false
-	var werr error
-	err := pc.raw.Read(func(fd uintptr) bool {
-		if sent || werr != nil {
-			return true // readable (or the wait ended)
-		}
-		for written < len(p) {
-			n, err := syscall.Write(int(fd), p[written:])
-			if n > 0 {
-				written += n
-			}
-			switch {
-			case err == syscall.EINTR:
-			case err != nil:
-				werr = err
-				return true
-			case n <= 0:
-				werr = io.ErrShortWrite
-				return true
-			}
-		}
-		sent = true
-		return false // wait for the answer
-	})
+	w := &pc.aw
+	*w = awaitWrite{p: p}
+	if pc.awaitStep == nil {
+		pc.awaitStep = w.step // once per connection: a method value allocates
+	}
+	err := pc.raw.Read(pc.awaitStep)
+	written, sent, werr := w.written, w.sent, w.err
+	*w = awaitWrite{}
 	switch {
 	case werr == syscall.EAGAIN:
 		n, err := pc.nc.Write(p[written:])
@@ -238,6 +224,41 @@ func (pc *upConn) writeAwait(p []byte) (int, error) {
 	}
 	// Any other error of the wait is the next read's to meet.
 	return len(p), nil
+}
+
+// awaitWrite is the state of one writeAwait, in the connection (the raw
+// read's callback would otherwise allocate it per request).
+type awaitWrite struct {
+	p       []byte
+	written int
+	sent    bool
+	err     error
+}
+
+// step is the raw read's callback: the first call writes (true: stop,
+// the write failed; false: wait for readability), the next one reports
+// the answer readable.
+func (w *awaitWrite) step(fd uintptr) bool {
+	if w.sent || w.err != nil {
+		return true
+	}
+	for w.written < len(w.p) {
+		n, err := syscall.Write(int(fd), w.p[w.written:])
+		if n > 0 {
+			w.written += n
+		}
+		switch {
+		case err == syscall.EINTR:
+		case err != nil:
+			w.err = err
+			return true
+		case n <= 0:
+			w.err = io.ErrShortWrite
+			return true
+		}
+	}
+	w.sent = true
+	return false
 }
 
 // refreshDeadline keeps the read deadline where the exchange's state wants

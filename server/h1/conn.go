@@ -327,7 +327,9 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	if c.s.RequestContext != nil {
 		ctx = c.s.RequestContext(ctx)
 	}
-	ex.req = r.WithContext(ctx)
+	// Copied into the exchange: WithContext's copy then stays on the stack.
+	ex.request = *r.WithContext(ctx)
+	ex.req = &ex.request
 	return ex, nil
 }
 
@@ -349,7 +351,8 @@ var plainPathChars = alnumAnd("-._~/:@$&+,;=")
 
 // exchange is one request and its response: one allocation.
 type exchange struct {
-	req *http.Request
+	req     *http.Request
+	request http.Request // what req points to
 	url url.URL
 	// values backs the header's value slices (most requests have few
 	// fields).
