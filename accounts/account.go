@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/netacl"
 )
 
 // Namespace and Type of AI accounts in ARM.
@@ -153,13 +154,17 @@ type Account struct {
 	Endpoint            string
 	DisableLocalAuth    bool
 	PublicNetworkAccess string
-	RateLimits          []ThrottlingRule
-	InternalID          string
-	Keys                [2]Slot
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
-	CreatedBy           Actor
-	UpdatedBy           Actor
+	// NetworkACLs are the account's network rules (nil: none); Network is
+	// them compiled with PublicNetworkAccess (nil: every address allowed).
+	NetworkACLs *netacl.Rules
+	Network     *netacl.Policy
+	RateLimits  []ThrottlingRule
+	InternalID  string
+	Keys        [2]Slot
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	CreatedBy   Actor
+	UpdatedBy   Actor
 	// Revision is the storage revision of the last change (the ETag).
 	Revision int64
 }
@@ -183,6 +188,7 @@ type record struct {
 	CustomSubDomainName string            `json:"customSubDomainName,omitempty"`
 	DisableLocalAuth    bool              `json:"disableLocalAuth,omitempty"`
 	PublicNetworkAccess string            `json:"publicNetworkAccess,omitempty"`
+	NetworkACLs         *netacl.Rules     `json:"networkAcls,omitempty"`
 	RateLimits          []ThrottlingRule  `json:"rateLimits,omitempty"`
 	InternalID          string            `json:"internalId"`
 	Slots               [2]slotRecord     `json:"slots"`
@@ -221,7 +227,7 @@ func (r *record) view(rev int64, endpoint func(string) string) *Account {
 		ID: r.ID, Subscription: r.Subscription, ResourceGroup: r.ResourceGroup, Name: r.Name, Kind: r.Kind,
 		Location: r.Location, SKU: r.SKU, Tags: maps.Clone(r.Tags), Identity: cloneIdentity(r.Identity),
 		CustomSubDomainName: r.CustomSubDomainName, DataPlaneName: r.dataPlaneName(),
-		DisableLocalAuth: r.DisableLocalAuth, PublicNetworkAccess: r.PublicNetworkAccess,
+		DisableLocalAuth: r.DisableLocalAuth, PublicNetworkAccess: r.PublicNetworkAccess, NetworkACLs: cloneRules(r.NetworkACLs),
 		RateLimits: slices.Clone(r.RateLimits), InternalID: r.InternalID,
 		Keys:      [2]Slot{r.Slots[0].Slot, r.Slots[1].Slot},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -230,8 +236,19 @@ func (r *record) view(rev int64, endpoint func(string) string) *Account {
 	if a.PublicNetworkAccess == "" {
 		a.PublicNetworkAccess = "Enabled"
 	}
+	a.Network = netacl.Compile(a.PublicNetworkAccess, a.NetworkACLs)
 	a.Endpoint = endpoint(a.DataPlaneName)
 	return a
+}
+
+func cloneRules(r *netacl.Rules) *netacl.Rules {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.IPRules = slices.Clone(r.IPRules)
+	c.VirtualNetworkRules = slices.Clone(r.VirtualNetworkRules)
+	return &c
 }
 
 func cloneIdentity(i *Identity) *Identity {

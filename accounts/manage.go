@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/storage"
 )
@@ -51,7 +52,7 @@ func (s *Service) List(ctx context.Context, scope *gatehouse.ResourceID) ([]*Acc
 //
 // Errors (*gatehouse.Error): 400 InvalidResourceName, KindRequired,
 // InvalidKind, LocationRequired, InvalidLocation, InvalidSkuName, InvalidTag,
-// InvalidCustomSubDomainName, InvalidPublicNetworkAccess, InvalidRateLimits,
+// InvalidCustomSubDomainName, InvalidPublicNetworkAccess, InvalidNetworkAcls, InvalidRateLimits,
 // InvalidIdentityType, InvalidUserAssignedIdentity,
 // CustomSubDomainNameCannotBeChanged; 409 CustomDomainInUse,
 // InvalidResourceLocation, KindCannotBeChanged; 503.
@@ -84,6 +85,7 @@ func (s *Service) Put(ctx context.Context, id *gatehouse.ResourceID, spec Spec, 
 	if p.RateLimits == nil {
 		p.RateLimits = &[]ThrottlingRule{}
 	}
+	spec.put = true
 	if err := validateSpec(&spec); err != nil {
 		return nil, false, err
 	}
@@ -150,6 +152,13 @@ func validateSpec(spec *Spec) error {
 		}
 		p.PublicNetworkAccess = &v
 	}
+	if p.NetworkACLs != nil {
+		v, err := netacl.Normalize(*p.NetworkACLs, "InvalidNetworkAcls", "properties.networkAcls")
+		if err != nil {
+			return err
+		}
+		p.NetworkACLs = &v
+	}
 	if p.RateLimits != nil {
 		if err := validateRateLimits(*p.RateLimits); err != nil {
 			return err
@@ -188,7 +197,8 @@ func (s *Service) create(ctx context.Context, id *gatehouse.ResourceID, spec Spe
 		ID: id.String(), Subscription: strings.ToLower(id.Subscription), ResourceGroup: id.ResourceGroup, Name: id.Name(),
 		Kind: spec.Kind, Location: spec.Location, SKU: *spec.SKU, Tags: maps.Clone(spec.Tags),
 		DisableLocalAuth: *spec.Properties.DisableLocalAuth, PublicNetworkAccess: *spec.Properties.PublicNetworkAccess,
-		RateLimits: slices.Clone(*spec.Properties.RateLimits), InternalID: strings.ReplaceAll(gatehouse.NewGUID(), "-", ""),
+		NetworkACLs: spec.Properties.NetworkACLs,
+		RateLimits:  slices.Clone(*spec.Properties.RateLimits), InternalID: strings.ReplaceAll(gatehouse.NewGUID(), "-", ""),
 		CreatedAt: now, UpdatedAt: now, CreatedBy: actorRecord(by), UpdatedBy: actorRecord(by),
 	}
 	if sd := spec.Properties.CustomSubDomainName; sd != nil {
@@ -283,6 +293,9 @@ func (s *Service) update(ctx context.Context, id *gatehouse.ResourceID, spec Spe
 		}
 		if p.PublicNetworkAccess != nil {
 			v.PublicNetworkAccess = *p.PublicNetworkAccess
+		}
+		if p.NetworkACLs != nil || spec.put {
+			v.NetworkACLs = p.NetworkACLs
 		}
 		if p.RateLimits != nil {
 			v.RateLimits = slices.Clone(*p.RateLimits)

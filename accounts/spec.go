@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/netacl"
 )
 
 // Spec is what a PUT or PATCH asks for. Nil fields were not given: a PUT
@@ -17,6 +18,8 @@ type Spec struct {
 	Tags       map[string]string
 	Identity   *IdentitySpec
 	Properties Properties
+	// put: the spec is a PUT's (a property left out is reset).
+	put bool
 }
 
 // Properties are the settable account properties.
@@ -24,7 +27,10 @@ type Properties struct {
 	CustomSubDomainName *string
 	DisableLocalAuth    *bool
 	PublicNetworkAccess *string
-	RateLimits          *[]ThrottlingRule
+	// NetworkACLs replaces the account's network rules when not nil (a PUT
+	// without it removes them).
+	NetworkACLs *netacl.Rules
+	RateLimits  *[]ThrottlingRule
 }
 
 // IdentitySpec asks for managed identities: Type is None, SystemAssigned,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/netacl"
 )
 
 // Actions of Microsoft.CognitiveServices/accounts. listKeyUsage is
@@ -66,6 +67,7 @@ type accountPropsJSON struct {
 	Endpoints           map[string]string         `json:"endpoints"`
 	CustomSubDomainName string                    `json:"customSubDomainName,omitempty"`
 	PublicNetworkAccess string                    `json:"publicNetworkAccess"`
+	NetworkACLs         *netacl.Rules             `json:"networkAcls,omitempty"`
 	DisableLocalAuth    bool                      `json:"disableLocalAuth"`
 	DateCreated         string                    `json:"dateCreated"`
 	InternalID          string                    `json:"internalId"`
@@ -100,7 +102,7 @@ func accountView(a *accounts.Account) accountJSON {
 		},
 		Properties: accountPropsJSON{
 			ProvisioningState: "Succeeded", Endpoint: a.Endpoint, Endpoints: map[string]string{},
-			CustomSubDomainName: a.CustomSubDomainName, PublicNetworkAccess: a.PublicNetworkAccess,
+			CustomSubDomainName: a.CustomSubDomainName, PublicNetworkAccess: a.PublicNetworkAccess, NetworkACLs: a.NetworkACLs,
 			DisableLocalAuth: a.DisableLocalAuth, DateCreated: armTime(a.CreatedAt), InternalID: a.InternalID,
 			Capabilities: []map[string]string{{"name": "VirtualNetworks"}},
 			RateLimits:   a.RateLimits,
@@ -139,6 +141,7 @@ type accountBody struct {
 		CustomSubDomainName *string                    `json:"customSubDomainName"`
 		DisableLocalAuth    *bool                      `json:"disableLocalAuth"`
 		PublicNetworkAccess *string                    `json:"publicNetworkAccess"`
+		NetworkACLs         *netacl.Rules              `json:"networkAcls"`
 		RateLimits          *[]accounts.ThrottlingRule `json:"rateLimits"`
 	} `json:"properties"`
 }
@@ -163,7 +166,7 @@ func (b *accountBody) spec() accounts.Spec {
 	}
 	if p := b.Properties; p != nil {
 		s.Properties = accounts.Properties{CustomSubDomainName: p.CustomSubDomainName, DisableLocalAuth: p.DisableLocalAuth,
-			PublicNetworkAccess: p.PublicNetworkAccess, RateLimits: p.RateLimits}
+			PublicNetworkAccess: p.PublicNetworkAccess, NetworkACLs: p.NetworkACLs, RateLimits: p.RateLimits}
 	}
 	return s
 }

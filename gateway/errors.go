@@ -28,6 +28,12 @@ var (
 		Message: "Key based authentication is disabled for this resource."}
 	// errNotFound is Azure's answer for a route the resource does not serve
 	// (or a request without api-version).
+	// Azure's answers to a request its network rules refuse.
+	errPublicAccessDisabled = &gatehouse.Error{Status: http.StatusForbidden, Code: "403",
+		Message: "Public access is disabled. Please configure private endpoint."}
+	errFirewall = &gatehouse.Error{Status: http.StatusForbidden, Code: "403",
+		Message: "Access denied due to Virtual Network/Firewall rules."}
+
 	errNotFound = &gatehouse.Error{Status: http.StatusNotFound, Code: "404", Message: "Resource not found"}
 	// errMethodNotAllowed answers an OPTIONS request that is not a CORS
 	// preflight the policy allows (the router's answer for other methods).
@@ -51,6 +57,8 @@ const (
 	reasonPermission        = "permission_denied"
 	reasonThrottled         = "throttled"
 	reasonSTSThrottled      = "sts_throttled"
+	reasonPublicAccess      = "public_access_disabled"
+	reasonFirewall          = "firewall"
 )
 
 // denial is a refusal: the public error plus the reason it is counted and

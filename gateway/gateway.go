@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -55,6 +56,9 @@ type Account struct {
 	Generations [2]int64
 	// Limits are the account's rate limits.
 	Limits RateLimits
+	// Network is the account's network access (publicNetworkAccess and
+	// networkAcls); nil allows every address.
+	Network *netacl.Policy
 }
 
 // RateLimits are requests per minute; 0 means unlimited.
@@ -194,6 +198,10 @@ type Options struct {
 	// CORS is which browser origins may call the data plane (cors.go);
 	// the zero value allows none.
 	CORS CORSPolicy
+	// PrivateNetworks are the client networks whose requests count as
+	// private-endpoint traffic: not subject to an account's network rules,
+	// served when it disables public access.
+	PrivateNetworks netacl.Networks
 }
 
 // Gateway is the AI data plane. Create it with New, mount it with Mount,
@@ -397,6 +405,11 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 		g.meter.denied(nil, reasonUnknownAccount)
 		return errAccessDenied
 	}
+	if acct.Network != nil {
+		if err := g.checkNetwork(r, &acct); err != nil {
+			return g.deny(r, &acct, nil, rte.dataAction, err)
+		}
+	}
 	c, err := g.authenticate(r, &acct, rte.bearerKey)
 	if err != nil {
 		return g.deny(r, &acct, c, rte.dataAction, err)
@@ -427,6 +440,19 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 	}
 	c.usage.served(r, c.kind, status)
 	return err
+}
+
+// checkNetwork applies acct's network rules to the request's client
+// address, before any credential is looked at (as Azure's firewall does).
+func (g *Gateway) checkNetwork(r *http.Request, acct *Account) error {
+	addr := netacl.RemoteAddr(r.RemoteAddr)
+	switch acct.Network.Check(addr, g.opts.PrivateNetworks.Contains(addr)) {
+	case netacl.DeniedPublicAccess:
+		return deny(errPublicAccessDisabled, reasonPublicAccess)
+	case netacl.DeniedFirewall:
+		return deny(errFirewall, reasonFirewall)
+	}
+	return nil
 }
 
 func kindServes(kind string, kinds []string) bool {

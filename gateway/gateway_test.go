@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -514,5 +515,91 @@ func TestDenialAuditIsRateLimited(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(w.gw.meter.auditLost); int(got) != 50-n {
 		t.Errorf("unaudited %v, want %d", got, 50-n)
+	}
+}
+
+// TestNetworkRules: an account's network rules (publicNetworkAccess and
+// networkAcls) are applied to the client's address before its credential
+// is looked at, on the data plane and at the STS; the server's private
+// networks bypass them.
+func TestNetworkRules(t *testing.T) {
+	rules := func(action string, ips ...string) *netacl.Rules {
+		r := netacl.Rules{DefaultAction: action}
+		for _, ip := range ips {
+			r.IPRules = append(r.IPRules, netacl.IPRule{Value: ip})
+		}
+		return &r
+	}
+	for _, private := range []string{"", "127.0.0.0/8"} {
+		t.Run("private="+private, func(t *testing.T) {
+			nets, err := netacl.ParsePrefixes(private)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := newWorld(t, func(o *Options) { o.PrivateNetworks = nets })
+			for _, a := range []Account{
+				{ID: acctID("fw-allow"), Name: "fw-allow", Kind: "AIServices", Network: netacl.Compile("Enabled", rules("Deny", "10.0.0.0/8", "127.0.0.1"))},
+				{ID: acctID("fw-deny"), Name: "fw-deny", Kind: "AIServices", Network: netacl.Compile("Enabled", rules("Deny", "10.0.0.0/8", "::2"))},
+				{ID: acctID("closed"), Name: "closed", Kind: "AIServices", Network: netacl.Compile("Disabled", nil)},
+			} {
+				w.keys[a.Name] = w.accounts.add(a)
+			}
+			identity := bearerHdr(w.tokens.identity("user-oid", CognitiveAudience))
+			w.authz.grant("user-oid", routes[0].dataAction, acctID("fw-deny"))
+			denied := func(code string) (int, string) {
+				if private != "" {
+					return 200, "" // the private network bypasses the rules
+				}
+				return 403, code
+			}
+			fwStatus, _ := denied("")
+			for _, c := range []struct {
+				name   string
+				rq     req
+				status int
+				msg    string
+			}{
+				{"listed-address", req{url: "/ai/fw-allow" + langPath, header: key1(w, "fw-allow")}, 200, ""},
+				{"unlisted-address-key", req{url: "/ai/fw-deny" + langPath, header: key1(w, "fw-deny")}, fwStatus, "Access denied due to Virtual Network/Firewall rules."},
+				{"unlisted-address-identity", req{url: "fw-deny.cognitiveservices.gw.test" + langPath, header: identity}, fwStatus, "Access denied due to Virtual Network/Firewall rules."},
+				// The firewall answers before the credential is looked at.
+				{"unlisted-address-no-key", req{url: "/ai/fw-deny" + langPath}, map[bool]int{true: 401, false: 403}[private != ""], ""},
+				{"public-access-disabled", req{url: "/ai/closed" + langPath, header: key1(w, "closed")}, fwStatus, "Public access is disabled. Please configure private endpoint."},
+				{"sts-at-account", req{url: "/ai/closed/sts/v1.0/issueToken", header: key1(w, "closed")}, fwStatus, "Public access is disabled. Please configure private endpoint."},
+				{"sts-at-root", req{url: "/sts/v1.0/issueToken", header: key1(w, "fw-deny")}, fwStatus, "Access denied due to Virtual Network/Firewall rules."},
+				{"sts-at-root-allowed", req{url: "/sts/v1.0/issueToken", header: key1(w, "fw-allow")}, 200, ""},
+			} {
+				resp := w.do(t, c.rq)
+				if resp.StatusCode != c.status {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					t.Errorf("%s: status %d %s, want %d", c.name, resp.StatusCode, b, c.status)
+					continue
+				}
+				if c.status == 403 {
+					code, msg := azureErr(t, resp)
+					if code != "403" || c.msg != "" && msg != c.msg {
+						t.Errorf("%s: %s %q, want 403 %q", c.name, code, msg, c.msg)
+					}
+					continue
+				}
+				resp.Body.Close()
+			}
+			if private == "" {
+				w.gw.Flush(context.Background())
+				w.audit.mu.Lock()
+				for _, d := range w.audit.denials {
+					if (d.Reason == reasonFirewall || d.Reason == reasonPublicAccess) && d.ClientAddress != "127.0.0.1" {
+						t.Errorf("audited denial without the client's address: %+v", d)
+					}
+				}
+				w.audit.mu.Unlock()
+				reasons := w.audit.reasons()
+				fw, closed := reasons[reasonFirewall], reasons[reasonPublicAccess]
+				if fw != 4 || closed != 2 {
+					t.Errorf("audited %d firewall and %d public-access denials, want 4 and 2", fw, closed)
+				}
+			}
+		})
 	}
 }

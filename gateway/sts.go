@@ -76,6 +76,13 @@ func (g *Gateway) issueToken(w http.ResponseWriter, r *http.Request, name string
 			return fail(nil, nil, deny(errAccessDenied, reasonUnknownAccount))
 		}
 		target = &a
+		// The account's network rules come before its keys (a refusal
+		// by configuration: not counted as a failed attempt).
+		if a.Network != nil {
+			if err := g.checkNetwork(r, target); err != nil {
+				return g.deny(r, target, nil, stsAction, err)
+			}
+		}
 	}
 	key, ok := presentedKey(r.Header)
 	if !ok {
@@ -93,6 +100,11 @@ func (g *Gateway) issueToken(w http.ResponseWriter, r *http.Request, name string
 		return fail(target, nil, deny(errAccessDenied, reasonWrongAccount))
 	}
 	c := &call{account: acct, kind: SlotKind(m.Slot), slot: m.Slot}
+	if target == nil && acct.Network != nil {
+		if err := g.checkNetwork(r, &acct); err != nil {
+			return g.deny(r, &acct, c, stsAction, err)
+		}
+	}
 	if acct.DisableLocalAuth {
 		// A configuration answer, not a guess: not counted as a failure.
 		return g.deny(r, &acct, c, stsAction, deny(errLocalAuthDisabled, reasonLocalAuthDisabled))

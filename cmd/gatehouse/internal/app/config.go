@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/gatehouse/gatehouse/gateway"
+	"github.com/gatehouse/gatehouse/netacl"
 	"io"
 	"net"
 	"os"
@@ -51,6 +52,10 @@ type Config struct {
 	// CORSOrigins is which browser origins may call the data plane
 	// (gateway/cors.go).
 	CORSOrigins string `yaml:"cors-origins" help:"browser origins that may call the AI data plane: * (any, as Azure AI services), a comma-separated list of scheme://host[:port], or empty for none"`
+	// PrivateNetworks are the client networks whose requests count as
+	// private-endpoint traffic for accounts' and vaults' network rules
+	// (netacl).
+	PrivateNetworks string `yaml:"private-networks" help:"comma-separated addresses and CIDR ranges whose clients count as private-endpoint traffic: not subject to accounts' and vaults' network rules (networkAcls), and served when they disable public network access"`
 	// Key Vault (vault.go).
 	KeyVaultChallengeTenant string        `yaml:"keyvault-challenge-tenant" help:"tenant the Key Vault challenge names: adfs (clients configured by environment, az), default (the default tenant's GUID, for code that disables instance discovery) or a tenant GUID"`
 	VaultPurgeInterval      time.Duration `yaml:"vault-purge-interval" help:"how often soft-deleted secrets and vaults past their retention are purged"`
@@ -256,6 +261,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := gateway.ParseCORSOrigins(c.CORSOrigins); err != nil {
 		add("%v", err)
+	}
+	if _, err := netacl.ParsePrefixes(c.PrivateNetworks); err != nil {
+		add("private-networks: %v", err)
 	}
 	if !validChallengeTenant(c.KeyVaultChallengeTenant) {
 		add("keyvault-challenge-tenant: %q is not adfs, default or a tenant GUID", c.KeyVaultChallengeTenant)

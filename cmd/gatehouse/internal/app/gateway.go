@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/language"
+	"github.com/gatehouse/gatehouse/netacl"
 	hlru "github.com/hashicorp/golang-lru/v2"
 )
 
@@ -59,14 +60,19 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 	if err != nil {
 		return err
 	}
+	private, err := netacl.ParsePrefixes(m.Config.PrivateNetworks) // validated with the config
+	if err != nil {
+		return err
+	}
 	m.Gateway = gateway.New(gateway.Options{
-		CORS:        cors,
-		Accounts:    accountIndex{m.Accounts},
-		Tokens:      tokenVerifier{m.Authority},
-		Issuer:      stsIssuer{m.Authority},
-		Authz:       newDataAuthorizer(m.Authz),
-		Deployments: deploymentIndex{d: m.Deployments, views: deps, creds: m.newUpstreamCredentials(bg)}, // upstream.go
-		Language:    lang.AnalyzeText,
+		CORS:            cors,
+		PrivateNetworks: private,
+		Accounts:        accountIndex{m.Accounts},
+		Tokens:          tokenVerifier{m.Authority},
+		Issuer:          stsIssuer{m.Authority},
+		Authz:           newDataAuthorizer(m.Authz),
+		Deployments:     deploymentIndex{d: m.Deployments, views: deps, creds: m.newUpstreamCredentials(bg)}, // upstream.go
+		Language:        lang.AnalyzeText,
 		// The same service behind the Text Analytics v3.x routes.
 		TextAnalyticsV3: lang.TextAnalyticsV3,
 		Usage:           usageSink{m.Accounts},
@@ -151,7 +157,7 @@ type accountIndex struct{ s *accounts.Service }
 func gatewayAccount(a *accounts.Account) gateway.Account {
 	return gateway.Account{
 		ID: a.ID, InternalID: a.InternalID, Name: a.DataPlaneName, Kind: a.Kind, DisableLocalAuth: a.DisableLocalAuth,
-		Generations: [2]int64{a.Keys[0].Generation, a.Keys[1].Generation},
+		Generations: [2]int64{a.Keys[0].Generation, a.Keys[1].Generation}, Network: a.Network,
 		Limits: gateway.RateLimits{Account: a.RequestsPerMinute(accounts.RateLimitAccount),
 			Credential: a.RequestsPerMinute(accounts.RateLimitCredential)},
 	}

@@ -80,6 +80,8 @@ func newCognitiveServicesCmd(env Env) *cobra.Command {
 	account.AddCommand(newAccountCreateCmd(env), newAccountListCmd(env), newAccountShowCmd(env),
 		newAccountUpdateCmd(env), newAccountDeleteCmd(env), keys)
 	account.AddCommand(newDeploymentCmd(env)) // deployment.go
+	var nf armFlags
+	account.AddCommand(newNetworkRuleCmd(env, "account", func(c *cobra.Command) { nf.add(c, true) }, nf.accountTarget)) // network.go
 	cs.AddCommand(account)
 	return cs
 }
@@ -184,6 +186,11 @@ func newAccountListCmd(env Env) *cobra.Command {
 	return cmd
 }
 
+// accountTarget is the account of the flags, for the network-rule commands.
+func (f *armFlags) accountTarget(_ *cobra.Command, c *apiClient) (string, error) {
+	return f.accountPath(c, "", true)
+}
+
 func newAccountShowCmd(env Env) *cobra.Command {
 	var f armFlags
 	cmd := &cobra.Command{Use: "show", Short: "Show an AI account", Args: cobra.NoArgs,
@@ -206,7 +213,8 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 	var f armFlags
 	var sku, domain, disableLocalAuth string
 	var tags []string
-	cmd := &cobra.Command{Use: "update", Short: "Update an AI account's sku, tags, custom domain or local auth", Args: cobra.NoArgs,
+	var network networkUpdate
+	cmd := &cobra.Command{Use: "update", Short: "Update an AI account's sku, tags, custom domain, local auth or network access", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newAPIClient(cmd, env)
 			if err != nil {
@@ -234,6 +242,9 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 			default:
 				return fmt.Errorf("--disable-local-auth: %q is not true or false", disableLocalAuth)
 			}
+			if err := network.apply(cmd, c, f.accountTarget, props); err != nil {
+				return err
+			}
 			if len(props) > 0 {
 				body["properties"] = props
 			}
@@ -245,6 +256,7 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 	fl.StringVar(&domain, "custom-domain", "", "custom subdomain (can be set once)")
 	fl.StringSliceVar(&tags, "tags", nil, "tags as key=value, replacing the current ones")
 	fl.StringVar(&disableLocalAuth, "disable-local-auth", "", "true: refuse keys on the data plane; false: accept them")
+	network.addFlags(cmd)
 	return cmd
 }
 

@@ -87,6 +87,7 @@ func TestGateway(t *testing.T) {
 				{"usage-evidence-and-metrics", testUsage},
 				{"deployments-management-api", testDeployments},
 				{"cli-deployments-and-sts", testCLI},
+				{"network-rules", testNetworkRules},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()

@@ -1,0 +1,124 @@
+package netacl
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse"
+)
+
+func TestNormalize(t *testing.T) {
+	got, err := Normalize(Rules{DefaultAction: "deny", Bypass: "azureservices", IPRules: []IPRule{
+		{"203.0.113.7"}, {" 198.51.100.0/24 "}, {"198.51.100.9/24"}, {"2001:db8::/32"}, {"2001:DB8::1"},
+		{"192.0.2.1/32"}, {"203.0.113.7"},
+	}}, "InvalidNetworkAcls", "properties.networkAcls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, r := range got.IPRules {
+		values = append(values, r.Value)
+	}
+	want := "203.0.113.7 198.51.100.0/24 2001:db8::/32 2001:db8::1 192.0.2.1"
+	if got.DefaultAction != "Deny" || got.Bypass != "AzureServices" || strings.Join(values, " ") != want || got.VirtualNetworkRules == nil {
+		t.Errorf("got %+v, want Deny, AzureServices, %s (duplicates and host bits gone)", got, want)
+	}
+	if got, err := Normalize(Rules{}, "C", "t"); err != nil || got.DefaultAction != "Allow" || got.IPRules == nil {
+		t.Errorf("empty rules: %+v %v, want Allow with an empty ipRules", got, err)
+	}
+
+	many := make([]IPRule, MaxIPRules+1)
+	for i := range many {
+		many[i] = IPRule{netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String()}
+	}
+	for name, r := range map[string]Rules{
+		"default-action":   {DefaultAction: "Block"},
+		"bypass":           {Bypass: "Everyone"},
+		"vnet-rule":        {VirtualNetworkRules: []VNetRuleRef{{ID: "/subscriptions/x/vnet"}}},
+		"not-an-address":   {IPRules: []IPRule{{"example.com"}}},
+		"empty-value":      {IPRules: []IPRule{{""}}},
+		"bad-prefix":       {IPRules: []IPRule{{"10.0.0.0/33"}}},
+		"zone":             {IPRules: []IPRule{{"fe80::1%eth0"}}},
+		"mapped":           {IPRules: []IPRule{{"::ffff:10.0.0.1"}}},
+		"range-with-dash":  {IPRules: []IPRule{{"10.0.0.1-10.0.0.9"}}},
+		"too-many":         {IPRules: many},
+		"control-char":     {IPRules: []IPRule{{"10.0.\n0.1"}}},
+		"port":             {IPRules: []IPRule{{"10.0.0.1:80"}}},
+		"trailing-garbage": {IPRules: []IPRule{{"10.0.0.0/8x"}}},
+	} {
+		_, err := Normalize(r, "InvalidNetworkAcls", "properties.networkAcls")
+		e, ok := gatehouse.AsError(err)
+		if !ok || e.Status != 400 || e.Code != "InvalidNetworkAcls" || e.Target != "properties.networkAcls" {
+			t.Errorf("%s: %v, want a 400 InvalidNetworkAcls at properties.networkAcls", name, err)
+		}
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	rules := func(action string, ips ...string) *Rules {
+		r := Rules{DefaultAction: action}
+		for _, ip := range ips {
+			r.IPRules = append(r.IPRules, IPRule{ip})
+		}
+		n, err := Normalize(r, "C", "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &n
+	}
+	if p := Compile("Enabled", nil); p != nil {
+		t.Errorf("no rules: %+v, want nil (allow all)", p)
+	}
+	if p := Compile("Enabled", rules("Allow", "10.0.0.0/8")); p != nil {
+		t.Errorf("default action Allow: %+v, want nil (the rules do not restrict)", p)
+	}
+	addr := netip.MustParseAddr
+	deny := Compile("Enabled", rules("Deny", "10.0.0.0/8", "2001:db8::1"))
+	off := Compile("disabled", rules("Allow"))
+	for _, c := range []struct {
+		name    string
+		p       *Policy
+		addr    netip.Addr
+		private bool
+		want    Decision
+	}{
+		{"in-range", deny, addr("10.1.2.3"), false, Allowed},
+		{"v4-mapped-in-range", deny, addr("::ffff:10.1.2.3"), false, Allowed},
+		{"v6-exact", deny, addr("2001:db8::1"), false, Allowed},
+		{"v6-neighbour", deny, addr("2001:db8::2"), false, DeniedFirewall},
+		{"outside", deny, addr("192.0.2.1"), false, DeniedFirewall},
+		{"no-address", deny, netip.Addr{}, false, DeniedFirewall},
+		{"outside-but-private", deny, addr("192.0.2.1"), true, Allowed},
+		{"public-disabled", off, addr("10.1.2.3"), false, DeniedPublicAccess},
+		{"public-disabled-private", off, addr("10.1.2.3"), true, Allowed},
+		{"nil-policy", nil, addr("192.0.2.1"), false, Allowed},
+	} {
+		if got := c.p.Check(c.addr, c.private); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestParsePrefixesAndRemoteAddr(t *testing.T) {
+	n, err := ParsePrefixes(" 10.0.0.0/8, ,::1 ,192.168.1.7")
+	if err != nil || len(n) != 3 {
+		t.Fatalf("%v %v", n, err)
+	}
+	if !Networks(n).Contains(netip.MustParseAddr("::ffff:10.9.9.9")) || Networks(n).Contains(netip.MustParseAddr("192.168.1.8")) {
+		t.Errorf("Contains is wrong for %v", n)
+	}
+	if _, err := ParsePrefixes("10.0.0.0/8,nope"); err == nil {
+		t.Error("a list with a bad entry was taken")
+	}
+	if n, err := ParsePrefixes(""); err != nil || n != nil {
+		t.Errorf("empty list: %v %v", n, err)
+	}
+	for remote, want := range map[string]string{
+		"127.0.0.1:5000": "127.0.0.1", "[::1]:443": "::1", "[::ffff:10.0.0.1]:1": "10.0.0.1", "10.0.0.2": "10.0.0.2", "pipe": "invalid IP",
+	} {
+		if got := RemoteAddr(remote).String(); got != want {
+			t.Errorf("RemoteAddr(%q) = %s, want %s", remote, got, want)
+		}
+	}
+}
