@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/vault"
 )
 
@@ -60,19 +61,20 @@ type vaultJSON struct {
 }
 
 type vaultPropsJSON struct {
-	TenantID                     string     `json:"tenantId"`
-	SKU                          vault.SKU  `json:"sku"`
-	AccessPolicies               []struct{} `json:"accessPolicies"`
-	VaultURI                     string     `json:"vaultUri"`
-	EnabledForDeployment         bool       `json:"enabledForDeployment"`
-	EnabledForDiskEncryption     bool       `json:"enabledForDiskEncryption"`
-	EnabledForTemplateDeployment bool       `json:"enabledForTemplateDeployment"`
-	EnableSoftDelete             bool       `json:"enableSoftDelete"`
-	SoftDeleteRetentionInDays    int        `json:"softDeleteRetentionInDays"`
-	EnableRbacAuthorization      bool       `json:"enableRbacAuthorization"`
-	EnablePurgeProtection        *bool      `json:"enablePurgeProtection,omitempty"`
-	PublicNetworkAccess          string     `json:"publicNetworkAccess"`
-	ProvisioningState            string     `json:"provisioningState"`
+	TenantID                     string        `json:"tenantId"`
+	SKU                          vault.SKU     `json:"sku"`
+	AccessPolicies               []struct{}    `json:"accessPolicies"`
+	VaultURI                     string        `json:"vaultUri"`
+	EnabledForDeployment         bool          `json:"enabledForDeployment"`
+	EnabledForDiskEncryption     bool          `json:"enabledForDiskEncryption"`
+	EnabledForTemplateDeployment bool          `json:"enabledForTemplateDeployment"`
+	EnableSoftDelete             bool          `json:"enableSoftDelete"`
+	SoftDeleteRetentionInDays    int           `json:"softDeleteRetentionInDays"`
+	EnableRbacAuthorization      bool          `json:"enableRbacAuthorization"`
+	EnablePurgeProtection        *bool         `json:"enablePurgeProtection,omitempty"`
+	PublicNetworkAccess          string        `json:"publicNetworkAccess"`
+	NetworkACLs                  *netacl.Rules `json:"networkAcls,omitempty"`
+	ProvisioningState            string        `json:"provisioningState"`
 }
 
 func vaultView(v *vault.Vault) vaultJSON {
@@ -83,7 +85,8 @@ func vaultView(v *vault.Vault) vaultJSON {
 		},
 		Properties: vaultPropsJSON{TenantID: v.TenantID, SKU: v.SKU, AccessPolicies: []struct{}{}, VaultURI: v.URI,
 			EnableSoftDelete: v.EnableSoftDelete, SoftDeleteRetentionInDays: v.RetentionDays,
-			EnableRbacAuthorization: true, PublicNetworkAccess: v.PublicNetworkAccess, ProvisioningState: "Succeeded"}}
+			EnableRbacAuthorization: true, PublicNetworkAccess: v.PublicNetworkAccess, NetworkACLs: v.NetworkACLs,
+			ProvisioningState: "Succeeded"}}
 	if v.EnablePurgeProtection {
 		out.Properties.EnablePurgeProtection = &v.EnablePurgeProtection
 	}
@@ -96,14 +99,15 @@ type vaultBody struct {
 	Location   string            `json:"location"`
 	Tags       map[string]string `json:"tags"`
 	Properties *struct {
-		TenantID                  string     `json:"tenantId"`
-		SKU                       *vault.SKU `json:"sku"`
-		EnableSoftDelete          *bool      `json:"enableSoftDelete"`
-		SoftDeleteRetentionInDays *int       `json:"softDeleteRetentionInDays"`
-		EnablePurgeProtection     *bool      `json:"enablePurgeProtection"`
-		EnableRbacAuthorization   *bool      `json:"enableRbacAuthorization"`
-		PublicNetworkAccess       *string    `json:"publicNetworkAccess"`
-		CreateMode                string     `json:"createMode"`
+		TenantID                  string        `json:"tenantId"`
+		SKU                       *vault.SKU    `json:"sku"`
+		EnableSoftDelete          *bool         `json:"enableSoftDelete"`
+		SoftDeleteRetentionInDays *int          `json:"softDeleteRetentionInDays"`
+		EnablePurgeProtection     *bool         `json:"enablePurgeProtection"`
+		EnableRbacAuthorization   *bool         `json:"enableRbacAuthorization"`
+		PublicNetworkAccess       *string       `json:"publicNetworkAccess"`
+		NetworkACLs               *netacl.Rules `json:"networkAcls"`
+		CreateMode                string        `json:"createMode"`
 	} `json:"properties"`
 }
 
@@ -112,7 +116,7 @@ func (b *vaultBody) spec(p gatehouse.Principal) vault.Spec {
 	if pr := b.Properties; pr != nil {
 		s.TenantID, s.SKU, s.EnableSoftDelete, s.RetentionDays = pr.TenantID, pr.SKU, pr.EnableSoftDelete, pr.SoftDeleteRetentionInDays
 		s.EnablePurgeProtection, s.EnableRbacAuthorization = pr.EnablePurgeProtection, pr.EnableRbacAuthorization
-		s.PublicNetworkAccess, s.CreateMode = pr.PublicNetworkAccess, pr.CreateMode
+		s.PublicNetworkAccess, s.NetworkACLs, s.CreateMode = pr.PublicNetworkAccess, pr.NetworkACLs, pr.CreateMode
 	}
 	if s.TenantID == "" {
 		s.TenantID = p.TenantID

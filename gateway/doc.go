@@ -28,6 +28,9 @@
 // The request path:
 //
 //	account by data-plane name (unknown → 401, so names cannot be probed)
+//	→ network rules for the client address, unless it is in PrivateNetworks
+//	  (netacl): publicNetworkAccess Disabled → 403 "Public access is disabled…",
+//	  networkAcls Deny without a matching IP rule → 403 "…Virtual Network/Firewall rules."
 //	→ authenticate, first credential found wins:
 //	    Ocp-Apim-Subscription-Key / api-key: SHA-256 → key index → must be this account's,
 //	        refused 403 AuthenticationTypeDisabled under disableLocalAuth
@@ -44,7 +47,8 @@
 // denied due to invalid subscription key or wrong API endpoint…" for every
 // credential that is missing, wrong, foreign, expired, tampered or revoked
 // (the client learns nothing about which); 401 PermissionDenied naming the
-// missing data action; 403 AuthenticationTypeDisabled; 404
+// missing data action; 403 AuthenticationTypeDisabled; 403 {"code":"403"}
+// for the network rules; 404
 // DeploymentNotFound; 429 with Retry-After and retry-after-ms; 413 for
 // oversized bodies; 400 for malformed JSON. Denials are counted by reason
 // and written to the audit log at a bounded rate; successes are counted.

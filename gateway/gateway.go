@@ -395,7 +395,7 @@ type call struct {
 }
 
 // handle is the request path of every data-plane route: account →
-// authenticate → authorize → rate limit → serve → meter.
+// network rules → authenticate → authorize → rate limit → serve → meter.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, name, param string) error {
 	g.corsHeaders(w, r)
 	// Data-plane names are lower case; a host name arrives lower-cased,

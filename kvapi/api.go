@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/vault"
 	"golang.org/x/time/rate"
@@ -60,6 +61,10 @@ type Options struct {
 	// requests (default 10, burst 20); the ones left out are counted into
 	// the next entry.
 	DenialsPerSecond float64
+	// PrivateNetworks are the client networks whose requests count as
+	// private-link traffic: not subject to a vault's network rules, served
+	// when it disables public access.
+	PrivateNetworks netacl.Networks
 }
 
 // API is the Key Vault secrets data plane.
@@ -168,10 +173,43 @@ func (a *API) serve(c *call, h func(*call) error) error {
 		c.scope, c.denied = v.Scope(), true
 		return a.unauthorized("AKV10032: Invalid issuer. The token's tenant is not the tenant of this vault ("+v.TenantID+").", true)
 	}
+	if v.Network != nil {
+		if err := a.checkNetwork(c); err != nil {
+			c.scope, c.denied = v.Scope(), true
+			return err
+		}
+	}
 	if err := checkAPIVersion(r); err != nil {
 		return err
 	}
 	return h(c)
+}
+
+// checkNetwork applies the vault's network rules to the client's address,
+// once the caller is known (Key Vault's refusals name the caller), with
+// Key Vault's answers: ForbiddenByConnection when public access is
+// disabled, ForbiddenByFirewall when the address matches no IP rule.
+func (a *API) checkNetwork(c *call) error {
+	addr := netacl.RemoteAddr(c.r.RemoteAddr)
+	v := c.vault
+	caller := "oid=" + c.principal.ObjectID
+	if c.principal.ClientID != "" {
+		caller = "appid=" + c.principal.ClientID + ";" + caller
+	}
+	switch v.Network.Check(addr, a.opts.PrivateNetworks.Contains(addr)) {
+	case netacl.DeniedPublicAccess:
+		c.detail("reason", "public_access_disabled")
+		return gatehouse.Errorf(http.StatusForbidden, vault.CodeForbidden,
+			"Public network access is disabled and request is not from a trusted service nor via an approved private link.\r\nCaller: %s\r\nVault: %s;location=%s",
+			caller, v.Name, v.Location).WithInner("ForbiddenByConnection")
+	case netacl.DeniedFirewall:
+		c.detail("reason", "firewall")
+		c.detail("clientAddress", addr.String())
+		return gatehouse.Errorf(http.StatusForbidden, vault.CodeForbidden,
+			"Client address is not authorized and caller is not a trusted service.\r\nClient address: %s\r\nCaller: %s\r\nVault: %s;location=%s",
+			addr.String(), caller, v.Name, v.Location).WithInner("ForbiddenByFirewall")
+	}
+	return nil
 }
 
 // unauthorized is the 401 of the data plane, with the challenge.

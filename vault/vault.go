@@ -5,10 +5,12 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/storage"
 )
@@ -61,12 +63,16 @@ type Vault struct {
 	EnablePurgeProtection   bool
 	EnableRbacAuthorization bool
 	PublicNetworkAccess     string
-	State                   string
-	DeletedAt               time.Time
-	ScheduledPurge          time.Time
-	CreatedAt, UpdatedAt    time.Time
-	CreatedBy, UpdatedBy    Actor
-	Revision                int64
+	// NetworkACLs are the vault's network rules (nil: none); Network is
+	// them compiled with PublicNetworkAccess (nil: every address allowed).
+	NetworkACLs          *netacl.Rules
+	Network              *netacl.Policy
+	State                string
+	DeletedAt            time.Time
+	ScheduledPurge       time.Time
+	CreatedAt, UpdatedAt time.Time
+	CreatedBy, UpdatedBy Actor
+	Revision             int64
 
 	scope *gatehouse.ResourceID
 }
@@ -112,6 +118,7 @@ type vaultRecord struct {
 	RetentionDays         int               `json:"retentionDays"`
 	EnablePurgeProtection bool              `json:"enablePurgeProtection,omitempty"`
 	PublicNetworkAccess   string            `json:"publicNetworkAccess"`
+	NetworkACLs           *netacl.Rules     `json:"networkAcls,omitempty"`
 	State                 string            `json:"state,omitempty"`
 	DeletedAt             time.Time         `json:"deletedAt,omitzero"`
 	ScheduledPurge        time.Time         `json:"scheduledPurge,omitzero"`
@@ -121,18 +128,29 @@ type vaultRecord struct {
 	UpdatedBy             Actor             `json:"updatedBy"`
 }
 
+func cloneRules(r *netacl.Rules) *netacl.Rules {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.IPRules = slices.Clone(r.IPRules)
+	c.VirtualNetworkRules = slices.Clone(r.VirtualNetworkRules)
+	return &c
+}
+
 func (r *vaultRecord) view(rev int64, uri func(string) string) *Vault {
 	dp := lower(r.Name)
 	v := &Vault{ID: r.ID, Name: r.Name, Subscription: r.Subscription, ResourceGroup: r.ResourceGroup,
 		Location: r.Location, Tags: maps.Clone(r.Tags), SKU: r.SKU, TenantID: r.TenantID, DataPlaneName: dp,
 		URI: uri(dp), InternalID: r.InternalID, EnableSoftDelete: r.EnableSoftDelete, RetentionDays: r.RetentionDays,
 		EnablePurgeProtection: r.EnablePurgeProtection, EnableRbacAuthorization: true,
-		PublicNetworkAccess: r.PublicNetworkAccess, State: r.State, DeletedAt: r.DeletedAt,
+		PublicNetworkAccess: r.PublicNetworkAccess, NetworkACLs: cloneRules(r.NetworkACLs), State: r.State, DeletedAt: r.DeletedAt,
 		ScheduledPurge: r.ScheduledPurge, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, Revision: rev}
 	if v.Tags == nil {
 		v.Tags = map[string]string{}
 	}
+	v.Network = netacl.Compile(v.PublicNetworkAccess, v.NetworkACLs)
 	v.scope, _ = gatehouse.ParseResourceID(r.ID)
 	if v.scope == nil {
 		v.scope = &gatehouse.ResourceID{}
@@ -154,6 +172,8 @@ type Spec struct {
 	EnablePurgeProtection   *bool
 	EnableRbacAuthorization *bool
 	PublicNetworkAccess     *string
+	// NetworkACLs replaces the vault's network rules when not nil.
+	NetworkACLs *netacl.Rules
 	// CreateMode "recover" recovers a soft-deleted vault; "" or "default"
 	// creates or updates.
 	CreateMode string
@@ -315,6 +335,13 @@ func validateSpec(spec *Spec) error {
 			return badRequest("properties.publicNetworkAccess", "The publicNetworkAccess '%s' is not valid: use Enabled or Disabled.", clip(*p))
 		}
 	}
+	if n := spec.NetworkACLs; n != nil {
+		v, err := netacl.Normalize(*n, gatehouse.CodeBadRequest, "properties.networkAcls")
+		if err != nil {
+			return err
+		}
+		*n = v
+	}
 	if pp := spec.EnablePurgeProtection; pp != nil && *pp && spec.EnableSoftDelete != nil && !*spec.EnableSoftDelete {
 		return badRequest("properties.enablePurgeProtection", "Purge protection requires soft delete to be enabled.")
 	}
@@ -349,6 +376,7 @@ func (s *Service) createVault(ctx context.Context, id *gatehouse.ResourceID, spe
 	if spec.PublicNetworkAccess != nil {
 		r.PublicNetworkAccess = *spec.PublicNetworkAccess
 	}
+	r.NetworkACLs = spec.NetworkACLs
 	if r.EnablePurgeProtection && !r.EnableSoftDelete {
 		return nil, badRequest("properties.enablePurgeProtection", "Purge protection requires soft delete to be enabled.")
 	}
@@ -432,6 +460,9 @@ func (s *Service) updateVault(ctx context.Context, id *gatehouse.ResourceID, spe
 		}
 		if spec.PublicNetworkAccess != nil {
 			v.PublicNetworkAccess = *spec.PublicNetworkAccess
+		}
+		if spec.NetworkACLs != nil {
+			v.NetworkACLs = spec.NetworkACLs
 		}
 		v.UpdatedAt, v.UpdatedBy = s.now(), by
 		return nil

@@ -353,7 +353,7 @@ var plainPathChars = alnumAnd("-._~/:@$&+,;=")
 type exchange struct {
 	req     *http.Request
 	request http.Request // what req points to
-	url url.URL
+	url     url.URL
 	// values backs the header's value slices (most requests have few
 	// fields).
 	values [8]string

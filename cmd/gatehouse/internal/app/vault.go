@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/kvapi"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/vault"
 )
 
@@ -56,7 +57,12 @@ func (m *Main) mountVault(ctx, bg context.Context) error {
 	if m.Vaults == nil || m.Authority == nil || m.Authz == nil || m.Audit == nil {
 		return errors.New("vault: the identity and management services must be mounted first")
 	}
+	private, err := netacl.ParsePrefixes(m.Config.PrivateNetworks) // validated with the config
+	if err != nil {
+		return err
+	}
 	api := kvapi.New(kvapi.Options{
+		PrivateNetworks:  private,
 		Vaults:           m.Vaults,
 		Verifier:         vaultVerifier{m.Authority},
 		Authz:            m.Authz,

@@ -32,9 +32,46 @@ const (
 
 func newKeyVaultCmd(env Env) *cobra.Command {
 	kv := newGroup("keyvault", "Manage key vaults and their secrets (as az keyvault)")
-	kv.AddCommand(newVaultCreateCmd(env), newVaultListCmd(env), newVaultShowCmd(env), newVaultDeleteCmd(env),
+	kv.AddCommand(newVaultCreateCmd(env), newVaultListCmd(env), newVaultShowCmd(env), newVaultUpdateCmd(env), newVaultDeleteCmd(env),
 		newSecretCmd(env)) // keyvault_secret.go
+	var nf vaultFlags
+	kv.AddCommand(newNetworkRuleCmd(env, "vault", func(c *cobra.Command) { nf.add(c, true) }, nf.target)) // network.go
 	return kv
+}
+
+// target is the vault of the flags, for the network-rule commands.
+func (f *vaultFlags) target(cmd *cobra.Command, c *apiClient) (string, error) {
+	return f.path(cmd.Context(), c, true)
+}
+
+func newVaultUpdateCmd(env Env) *cobra.Command {
+	var f vaultFlags
+	var network networkUpdate
+	cmd := &cobra.Command{Use: "update", Short: "Update a key vault's network access", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			if _, err := f.path(cmd.Context(), c, true); err != nil {
+				return err
+			}
+			props := map[string]any{}
+			if err := network.apply(cmd, c, f.target, props); err != nil {
+				return err
+			}
+			if len(props) == 0 {
+				return errors.New("nothing to update: give --public-network-access or --default-action")
+			}
+			p, err := f.path(cmd.Context(), c, true)
+			if err != nil {
+				return err
+			}
+			return armCall(cmd, env, "PATCH", p, map[string]any{"properties": props}, true)
+		}}
+	f.add(cmd, true)
+	network.addFlags(cmd)
+	return cmd
 }
 
 // vaultFlags are the flags of the vault commands.

@@ -88,6 +88,7 @@ func TestKeyVault(t *testing.T) {
 				{"managed-identity", testManagedIdentity},
 				{"cli", testCLI},
 				{"canary", testCanary},
+				{"network-rules", testNetworkRules},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
