@@ -265,6 +265,49 @@ func TestAzCLI(t *testing.T) {
 			resp.Body.Close()
 		}
 
+		// az's network rules (a GET, then a PATCH of properties.networkAcls):
+		// the first IP rule turns the firewall on (az's default rule set is
+		// Deny), and the data plane applies the rules to this client
+		// (127.0.0.1) at once.
+		dataPlane := func(want int) {
+			t.Helper()
+			status := 0
+			for deadline := time.Now().Add(5 * time.Second); status != want && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				req, _ := http.NewRequestWithContext(t.Context(), "POST", acct.Properties.Endpoint+"language/:analyze-text?api-version=2023-04-01",
+					strings.NewReader(`{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"Hello there, friend."}]}}`))
+				req.Header.Set("Ocp-Apim-Subscription-Key", after["key1"])
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := e.Client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				status = resp.StatusCode
+			}
+			if status != want {
+				t.Fatalf("data plane under the network rules: %d, want %d", status, want)
+			}
+		}
+		var acl struct {
+			DefaultAction string `json:"defaultAction"`
+			IPRules       []struct {
+				Value string `json:"value"`
+			} `json:"ipRules"`
+		}
+		az.run("cognitiveservices", "account", "network-rule", "add", "-n", name, "-g", group, "--ip-address", "10.1.0.0/16")
+		az.json(&acl, "cognitiveservices", "account", "network-rule", "list", "-n", name, "-g", group)
+		if acl.DefaultAction != "Deny" || len(acl.IPRules) != 1 || acl.IPRules[0].Value != "10.1.0.0/16" {
+			t.Fatalf("az network-rule list after add: %+v", acl)
+		}
+		dataPlane(http.StatusForbidden)
+		az.run("cognitiveservices", "account", "network-rule", "add", "-n", name, "-g", group, "--ip-address", "127.0.0.1")
+		dataPlane(http.StatusOK)
+		az.run("cognitiveservices", "account", "network-rule", "remove", "-n", name, "-g", group, "--ip-address", "10.1.0.0/16")
+		az.json(&acl, "cognitiveservices", "account", "network-rule", "list", "-n", name, "-g", group)
+		if len(acl.IPRules) != 1 || acl.IPRules[0].Value != "127.0.0.1" {
+			t.Fatalf("az network-rule list after remove: %+v", acl)
+		}
+
 		az.run("cognitiveservices", "account", "delete", "-n", name, "-g", group)
 		az.json(&list, "cognitiveservices", "account", "list", "-g", group)
 		if len(list) != 0 {

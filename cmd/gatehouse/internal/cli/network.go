@@ -10,7 +10,9 @@ import (
 
 // Network rules of accounts and vaults (properties.networkAcls), as az's
 // `network-rule add|list|remove`: each change reads the resource's rule set,
-// edits it and writes it back with a PATCH.
+// edits it and writes it back with a PATCH. As with az, the first rule added
+// to a resource without a rule set turns the firewall on (default action
+// Deny): an IP rule under Allow would restrict nothing.
 
 // networkRuleTarget is how a network-rule command finds its resource: the
 // path (with api-version) of the flags' resource.
@@ -21,7 +23,10 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 	var addIP, removeIP string
 	add := &cobra.Command{Use: "add", Short: "Allow an IPv4/IPv6 address or CIDR range", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return editNetworkRules(cmd, env, target, func(r *netacl.Rules) error {
+			return editNetworkRules(cmd, env, target, func(r *netacl.Rules, present bool) error {
+				if !present {
+					r.DefaultAction = "Deny"
+				}
 				p, err := netacl.ParseRule(addIP)
 				if addIP == "" || err != nil {
 					return fmt.Errorf("--ip-address: %q is not an IPv4 or IPv6 address or CIDR range", addIP)
@@ -39,7 +44,7 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 	flags(add)
 	remove := &cobra.Command{Use: "remove", Short: "Remove an IP rule", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return editNetworkRules(cmd, env, target, func(r *netacl.Rules) error {
+			return editNetworkRules(cmd, env, target, func(r *netacl.Rules, _ bool) error {
 				p, err := netacl.ParseRule(removeIP)
 				if removeIP == "" || err != nil {
 					return fmt.Errorf("--ip-address: %q is not an IPv4 or IPv6 address or CIDR range", removeIP)
@@ -65,7 +70,7 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 			if err != nil {
 				return err
 			}
-			rules, _, err := readNetworkRules(cmd, c, target)
+			rules, _, _, err := readNetworkRules(cmd, c, target)
 			if err != nil {
 				return err
 			}
@@ -76,12 +81,12 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 	return group
 }
 
-// readNetworkRules returns the resource's rule set (Allow with no rules when
-// it has none) and its path.
-func readNetworkRules(cmd *cobra.Command, c *apiClient, target networkRuleTarget) (netacl.Rules, string, error) {
+// readNetworkRules returns the resource's rule set (Allow with no rules, and
+// present false, when it has none) and its path.
+func readNetworkRules(cmd *cobra.Command, c *apiClient, target networkRuleTarget) (rules netacl.Rules, path string, present bool, err error) {
 	p, err := target(cmd, c)
 	if err != nil {
-		return netacl.Rules{}, "", err
+		return netacl.Rules{}, "", false, err
 	}
 	var res struct {
 		Properties struct {
@@ -89,27 +94,27 @@ func readNetworkRules(cmd *cobra.Command, c *apiClient, target networkRuleTarget
 		} `json:"properties"`
 	}
 	if err := c.Do(cmd.Context(), "GET", p, nil, &res); err != nil {
-		return netacl.Rules{}, "", err
+		return netacl.Rules{}, "", false, err
 	}
-	rules := netacl.Rules{DefaultAction: "Allow", IPRules: []netacl.IPRule{}, VirtualNetworkRules: []netacl.VNetRuleRef{}}
+	rules = netacl.Rules{DefaultAction: "Allow", IPRules: []netacl.IPRule{}, VirtualNetworkRules: []netacl.VNetRuleRef{}}
 	if r := res.Properties.NetworkACLs; r != nil {
 		rules = *r
 	}
-	return rules, p, nil
+	return rules, p, res.Properties.NetworkACLs != nil, nil
 }
 
 // editNetworkRules reads the rule set, applies edit and writes it back,
 // printing the resource as the server answers.
-func editNetworkRules(cmd *cobra.Command, env Env, target networkRuleTarget, edit func(*netacl.Rules) error) error {
+func editNetworkRules(cmd *cobra.Command, env Env, target networkRuleTarget, edit func(r *netacl.Rules, present bool) error) error {
 	c, err := newAPIClient(cmd, env)
 	if err != nil {
 		return err
 	}
-	rules, p, err := readNetworkRules(cmd, c, target)
+	rules, p, present, err := readNetworkRules(cmd, c, target)
 	if err != nil {
 		return err
 	}
-	if err := edit(&rules); err != nil {
+	if err := edit(&rules, present); err != nil {
 		return err
 	}
 	return armCall(cmd, env, "PATCH", p, map[string]any{"properties": map[string]any{"networkAcls": rules}}, true)
@@ -140,7 +145,7 @@ func (n *networkUpdate) apply(cmd *cobra.Command, c *apiClient, target networkRu
 		if !strings.EqualFold(n.defaultAction, "Allow") && !strings.EqualFold(n.defaultAction, "Deny") {
 			return fmt.Errorf("--default-action: %q is not Allow or Deny", n.defaultAction)
 		}
-		rules, _, err := readNetworkRules(cmd, c, target)
+		rules, _, _, err := readNetworkRules(cmd, c, target)
 		if err != nil {
 			return err
 		}

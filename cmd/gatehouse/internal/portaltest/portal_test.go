@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/portal"
 	"github.com/gatehouse/gatehouse/storage"
 	"github.com/gatehouse/gatehouse/vault"
@@ -152,6 +153,7 @@ func TestPortal(t *testing.T) {
 			t.Run("role-assignments", func(t *testing.T) { testRoles(t, e) })
 			t.Run("activity", func(t *testing.T) { testActivity(t, e) })
 			t.Run("form-sweep", func(t *testing.T) { testFormSweep(t, e) })
+			t.Run("network-access", func(t *testing.T) { testNetworkAccess(t, e) })
 		})
 	}
 }
@@ -783,3 +785,44 @@ func testActivity(t *testing.T, e *env) {
 		t.Errorf("audited activity reads: %v", reads)
 	}
 }
+
+// testNetworkAccess: the account page says who may reach the data plane,
+// as the account's network rules decide it.
+func testNetworkAccess(t *testing.T, e *env) {
+	b := e.browser(t)
+	b.signIn(e.owner)
+	network := func() string {
+		t.Helper()
+		p := b.get(e.accountPath())
+		_, rest, ok := strings.Cut(p.body, `<dd id="network">`)
+		text, _, _ := strings.Cut(rest, "</dd>")
+		if p.status != 200 || !ok {
+			t.Fatalf("account page: %d %s", p.status, p.body)
+		}
+		return text
+	}
+	if got := network(); got != "all networks" {
+		t.Errorf("without rules: %q", got)
+	}
+	by := accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}
+	set := func(p accounts.Properties) {
+		t.Helper()
+		if _, err := e.Accounts.Patch(t.Context(), e.account, accounts.Spec{Properties: p}, by); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(accounts.Properties{NetworkACLs: &netacl.Rules{DefaultAction: "Deny", IPRules: []netacl.IPRule{{Value: "10.0.0.0/8"}, {Value: "2001:db8::1"}}}})
+	if got := network(); got != "firewall: only 10.0.0.0/8, 2001:db8::1" {
+		t.Errorf("firewall: %q", got)
+	}
+	set(accounts.Properties{PublicNetworkAccess: ptr("Disabled")})
+	if got := network(); got != "public access disabled: only the server's private networks" {
+		t.Errorf("public access disabled: %q", got)
+	}
+	set(accounts.Properties{PublicNetworkAccess: ptr("Enabled"), NetworkACLs: &netacl.Rules{DefaultAction: "Allow"}})
+	if got := network(); got != "all networks" {
+		t.Errorf("rules lifted: %q", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
