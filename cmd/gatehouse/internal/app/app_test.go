@@ -178,6 +178,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"malformed-dsn", func(c *app.Config) { c.Postgres = "postgres://%zz" }, []string{"postgres: the DSN does not parse"}},
 		{"malformed-master-key", func(c *app.Config) { c.MasterKey = "1:not-base64!" }, []string{"GATEHOUSE_MASTER_KEY"}},
 		{"bad-private-network", func(c *app.Config) { c.PrivateNetworks = "10.0.0.0/8,intranet" }, []string{"private-networks: 'intranet'"}},
+		{"bad-proxy-protocol", func(c *app.Config) { c.ProxyProtocol = "lb.example" }, []string{"proxy-protocol: 'lb.example'"}},
 		{"several-problems-at-once", func(c *app.Config) {
 			c.Listen = "nonsense"
 			c.LogFormat = "xml"

@@ -55,6 +55,9 @@ type Config struct {
 	// PrivateNetworks are the client networks whose requests count as
 	// private-endpoint traffic for accounts' and vaults' network rules
 	// (netacl).
+	// ProxyProtocol are the load balancers whose PROXY protocol header
+	// gives a connection's client address (main.go).
+	ProxyProtocol   string `yaml:"proxy-protocol" help:"comma-separated addresses and CIDR ranges of load balancers that pass connections through with a PROXY protocol (v1 or v2) header naming the client; from them the header's address is the client's (network rules, audit, STS limits), from anywhere else a header is not read"`
 	PrivateNetworks string `yaml:"private-networks" help:"comma-separated addresses and CIDR ranges whose clients count as private-endpoint traffic: not subject to accounts' and vaults' network rules (networkAcls), and served when they disable public network access"`
 	// Key Vault (vault.go).
 	KeyVaultChallengeTenant string        `yaml:"keyvault-challenge-tenant" help:"tenant the Key Vault challenge names: adfs (clients configured by environment, az), default (the default tenant's GUID, for code that disables instance discovery) or a tenant GUID"`
@@ -264,6 +267,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := netacl.ParsePrefixes(c.PrivateNetworks); err != nil {
 		add("private-networks: %v", err)
+	}
+	if _, err := netacl.ParsePrefixes(c.ProxyProtocol); err != nil {
+		add("proxy-protocol: %v", err)
 	}
 	if !validChallengeTenant(c.KeyVaultChallengeTenant) {
 		add("keyvault-challenge-tenant: %q is not adfs, default or a tenant GUID", c.KeyVaultChallengeTenant)

@@ -35,6 +35,7 @@ import (
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/keyring"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/pki"
 	"github.com/gatehouse/gatehouse/portal"
 	"github.com/gatehouse/gatehouse/resources"
@@ -42,6 +43,7 @@ import (
 	"github.com/gatehouse/gatehouse/server/h1"
 	"github.com/gatehouse/gatehouse/storage"
 	"github.com/gatehouse/gatehouse/vault"
+	"github.com/pires/go-proxyproto"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -149,6 +151,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, unwrapSyscall(err))
+	}
+	if lbs, _ := netacl.ParsePrefixes(cfg.ProxyProtocol); len(lbs) > 0 { // validated with the config
+		m.ln = proxyProtocolListener(m.ln, lbs)
 	}
 	m.Addr = m.ln.Addr()
 	m.Host = cfg.Host
@@ -458,3 +463,19 @@ func unwrapSyscall(err error) error {
 // handler of any surface needs what it lacks (Hijack, trailers, push), and
 // HEAD, OPTIONS, chunked or Expect bodies and odd framing go to net/http.
 func fastPathAll(host, path string) bool { return true }
+
+// proxyProtocolListener wraps ln so that a connection from one of the load
+// balancers lbs may start with a PROXY protocol header (v1 or v2), whose
+// source address becomes the connection's RemoteAddr: what the network
+// rules, the audit log and the STS's per-address limit see. From any
+// other address nothing is parsed: a header there is TLS garbage and the
+// handshake fails. The header must arrive within 10 seconds.
+func proxyProtocolListener(ln net.Listener, lbs netacl.Networks) net.Listener {
+	return &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 10 * time.Second,
+		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+			if lbs.Contains(netacl.RemoteAddr(o.Upstream.String())) {
+				return proxyproto.USE, nil // optional: the balancer's own health checks may send none
+			}
+			return proxyproto.SKIP, nil
+		}}
+}
