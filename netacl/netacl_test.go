@@ -122,3 +122,28 @@ func TestParsePrefixesAndRemoteAddr(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalize: any IP rule value is refused with a 400 or normalized to
+// a value that normalizes to itself and that a compiled policy matches.
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "203.0.113.7", "2001:db8::/32", "::1", "10.0.0.1/33", "fe80::1%eth0", "::ffff:1.2.3.4", " 1.2.3.4 ", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := Normalize(Rules{DefaultAction: "Deny", IPRules: []IPRule{{s}}}, "C", "t")
+		if err != nil {
+			if e, ok := gatehouse.AsError(err); !ok || e.Status != 400 {
+				t.Fatalf("%q: %v is not a 400", s, err)
+			}
+			return
+		}
+		again, err := Normalize(got, "C", "t")
+		if err != nil || again.IPRules[0] != got.IPRules[0] {
+			t.Fatalf("%q → %q → %v %v: not a fixed point", s, got.IPRules[0].Value, again, err)
+		}
+		p, _ := ParseRule(got.IPRules[0].Value)
+		if Compile("Enabled", &got).Check(p.Addr(), false) != Allowed {
+			t.Fatalf("%q: the rule's own address is refused", s)
+		}
+	})
+}

@@ -548,6 +548,17 @@ func testVault(t *testing.T, e *env) {
 		!strings.Contains(p.body, "text/plain") || strings.Contains(p.body, value) {
 		t.Fatalf("vault page with Key Vault Reader: %d %s", p.status, p.body)
 	}
+	// The page says who may reach the vault's data plane.
+	if !strings.Contains(p.body, `<dd id="network">all networks</dd>`) {
+		t.Errorf("vault page without network rules: %s", p.body)
+	}
+	if _, err := e.Vaults.PatchVault(ctx, id, vault.Spec{NetworkACLs: &netacl.Rules{DefaultAction: "Deny", IPRules: []netacl.IPRule{{Value: "10.1.2.3"}}}},
+		vault.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}); err != nil {
+		t.Fatal(err)
+	}
+	if p := o.get(path); !strings.Contains(p.body, `<dd id="network">firewall: only 10.1.2.3</dd>`) {
+		t.Errorf("vault page with a firewall: %s", p.body)
+	}
 	// Nobody cannot open it.
 	n := e.browser(t)
 	n.signIn(e.nobody)
