@@ -227,7 +227,7 @@ func (r *record) view(rev int64, endpoint func(string) string) *Account {
 		ID: r.ID, Subscription: r.Subscription, ResourceGroup: r.ResourceGroup, Name: r.Name, Kind: r.Kind,
 		Location: r.Location, SKU: r.SKU, Tags: maps.Clone(r.Tags), Identity: cloneIdentity(r.Identity),
 		CustomSubDomainName: r.CustomSubDomainName, DataPlaneName: r.dataPlaneName(),
-		DisableLocalAuth: r.DisableLocalAuth, PublicNetworkAccess: r.PublicNetworkAccess, NetworkACLs: cloneRules(r.NetworkACLs),
+		DisableLocalAuth: r.DisableLocalAuth, PublicNetworkAccess: r.PublicNetworkAccess, NetworkACLs: r.NetworkACLs.Clone(),
 		RateLimits: slices.Clone(r.RateLimits), InternalID: r.InternalID,
 		Keys:      [2]Slot{r.Slots[0].Slot, r.Slots[1].Slot},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -239,16 +239,6 @@ func (r *record) view(rev int64, endpoint func(string) string) *Account {
 	a.Network = netacl.Compile(a.PublicNetworkAccess, a.NetworkACLs)
 	a.Endpoint = endpoint(a.DataPlaneName)
 	return a
-}
-
-func cloneRules(r *netacl.Rules) *netacl.Rules {
-	if r == nil {
-		return nil
-	}
-	c := *r
-	c.IPRules = slices.Clone(r.IPRules)
-	c.VirtualNetworkRules = slices.Clone(r.VirtualNetworkRules)
-	return &c
 }
 
 func cloneIdentity(i *Identity) *Identity {

@@ -45,6 +45,17 @@ type VNetRuleRef struct {
 	ID string `json:"id"`
 }
 
+// Clone returns a deep copy of r (nil for nil).
+func (r *Rules) Clone() *Rules {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.IPRules = slices.Clone(r.IPRules)
+	c.VirtualNetworkRules = slices.Clone(r.VirtualNetworkRules)
+	return &c
+}
+
 // MaxIPRules bounds a rule set (Azure allows 400 on an AI services account
 // and 1000 on a vault; one bound keeps both within what a request holds).
 const MaxIPRules = 400

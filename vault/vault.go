@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -128,23 +127,13 @@ type vaultRecord struct {
 	UpdatedBy             Actor             `json:"updatedBy"`
 }
 
-func cloneRules(r *netacl.Rules) *netacl.Rules {
-	if r == nil {
-		return nil
-	}
-	c := *r
-	c.IPRules = slices.Clone(r.IPRules)
-	c.VirtualNetworkRules = slices.Clone(r.VirtualNetworkRules)
-	return &c
-}
-
 func (r *vaultRecord) view(rev int64, uri func(string) string) *Vault {
 	dp := lower(r.Name)
 	v := &Vault{ID: r.ID, Name: r.Name, Subscription: r.Subscription, ResourceGroup: r.ResourceGroup,
 		Location: r.Location, Tags: maps.Clone(r.Tags), SKU: r.SKU, TenantID: r.TenantID, DataPlaneName: dp,
 		URI: uri(dp), InternalID: r.InternalID, EnableSoftDelete: r.EnableSoftDelete, RetentionDays: r.RetentionDays,
 		EnablePurgeProtection: r.EnablePurgeProtection, EnableRbacAuthorization: true,
-		PublicNetworkAccess: r.PublicNetworkAccess, NetworkACLs: cloneRules(r.NetworkACLs), State: r.State, DeletedAt: r.DeletedAt,
+		PublicNetworkAccess: r.PublicNetworkAccess, NetworkACLs: r.NetworkACLs.Clone(), State: r.State, DeletedAt: r.DeletedAt,
 		ScheduledPurge: r.ScheduledPurge, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, Revision: rev}
 	if v.Tags == nil {
