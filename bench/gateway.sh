@@ -17,6 +17,9 @@
 #   gw-identity     the same with Authorization: Bearer <identity token>
 #   gw-key-padded   gw-key plus a dummy header as long as the STS token: the control that
 #                   separates the cost of carrying a ~750-byte bearer header from the token check
+#   gw-key-h2       only when named in TARGETS: gw-key over HTTP/2 (what the Go SDKs and openai-go
+#                   negotiate), driven by h2load (Debian nghttp2-client) with one stream per
+#                   connection; h2load reports no percentiles, so p50/p99 print as "-"
 #   floor           only when named in TARGETS: bench/floor (the least a Go key-checking TLS
 #                   proxy does) in front of the same upstream with the same key, on FLOOR_PORT
 #                   (default PORT+2) — how far the gateway is from Go's floor in the same run,
@@ -180,6 +183,7 @@ URL[upstream-tls]="https://127.0.0.1:$UPSTREAM_TLS_PORT/v1/chat/completions"; HD
 URL[gw-key]=$CHAT_URL; HDR[gw-key]="Ocp-Apim-Subscription-Key: $KEY"; PID[gw-key]=$GW_PID
 URL[gw-sts]=$CHAT_URL; HDR[gw-sts]="Authorization: Bearer $STS"; PID[gw-sts]=$GW_PID
 URL[gw-identity]=$CHAT_URL; HDR[gw-identity]="Authorization: Bearer $IDENTITY"; PID[gw-identity]=$GW_PID
+URL[gw-key-h2]=$CHAT_URL; HDR[gw-key-h2]="Ocp-Apim-Subscription-Key: $KEY"; PID[gw-key-h2]=$GW_PID
 URL[gw-key-padded]=$CHAT_URL; HDR[gw-key-padded]="Ocp-Apim-Subscription-Key: $KEY"; PID[gw-key-padded]=$GW_PID
 BASE_URL=${CHAT_URL/localhost:$PORT/localhost:$BASE_PORT}
 URL[base-key]=$BASE_URL; HDR[base-key]=${HDR[gw-key]}; PID[base-key]=${BASE_PID:-}
@@ -201,9 +205,10 @@ code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST --data "$BODY" "$CHAT_URL
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
 
-# run TARGET SECONDS: one wrk run; appends "target rps p50 p99 cpu_us" to $WORK/round.
+# run TARGET SECONDS: one wrk run (h2load for *-h2); appends "target rps p50 p99 cpu_us" to $WORK/round.
 run() {
   local t=$1 secs=$2 before after out
+  case $t in *-h2) run_h2 "$@"; return;; esac
   before=$(cputicks "${PID[$t]}")
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency --timeout 5s -s "$WORK/post.lua" -H "${HDR[$t]}" \
     -H "${HDR2[$t]:-X-Bench: 1}" "${URL[$t]}")
@@ -220,6 +225,28 @@ def ms(p):
     v, u = float(m.group(1)), m.group(2)
     return v / 1000 if u == "us" else v * 1000 if u == "s" else v
 print(t, f"{rps:.0f}", f"{ms(50):.3f}", f"{ms(99):.3f}", f"{(a - b) / tck / total * 1e6:.1f}")
+PY
+}
+
+# run_h2 TARGET SECONDS: run's HTTP/2 twin, with h2load (no percentiles: "nan").
+run_h2() {
+  local t=$1 secs=$2 before after out
+  command -v h2load >/dev/null || { echo "$t needs h2load (apt-get install nghttp2-client)" >&2; exit 2; }
+  printf '%s' "$BODY" >"$WORK/body.json"
+  before=$(cputicks "${PID[$t]}")
+  out=$(h2load -t"$THREADS" -c"$CONNS" -m1 -D "$secs" -d "$WORK/body.json" -H "Content-Type: application/json" \
+    -H "${HDR[$t]}" "${URL[$t]}" 2>&1)
+  after=$(cputicks "${PID[$t]}")
+  python3 - "$t" "$before" "$after" "$TCK" >>"$WORK/round" <<PY
+import re, sys
+out = """$out"""
+t, (b, a, tck) = sys.argv[1], map(float, sys.argv[2:5])
+m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+if not m or not codes or int(m.group(4)) or int(m.group(5)) or sum(map(int, codes.groups()[1:])):
+    sys.exit(t + ": errors:\n" + out)
+rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+print(t, f"{rps:.0f}", "nan", "nan", f"{(a - b) / tck / int(m.group(3)) * 1e6:.1f}")
 PY
 }
 
@@ -241,7 +268,7 @@ rounds, conns, dur = sys.argv[2:5]
 by = {}
 for r, t, rps, p50, p99, cpu in rows:
     by.setdefault(t, {})[r] = (float(rps), float(p50), float(p99), float(cpu))
-order = ["upstream", "upstream-tls", "floor", "gw-key", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-sts", "base-identity"]
+order = ["upstream", "upstream-tls", "floor", "gw-key", "gw-key-h2", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-sts", "base-identity"]
 med = statistics.median
 print(f"\n{rounds} round(s) x {dur}s, {conns} connections, wrk -t2; median (min-max) over rounds")
 print(f"{'target':<13} {'req/s':<22} {'vs upstream':<20} {'vs *-key':<20} {'p50 ms':<8} {'p99 ms':<8} {'cpu µs/req':<10}")
@@ -255,7 +282,8 @@ for t in order:
     key = [rs[r][0] / by[base][r][0] for r in rs if r in by.get(base, {})] if t.startswith(("gw-", "base-")) else []
     fmt = lambda xs: f"{med(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "-"
     print(f"{t:<13} {f'{med(rps):.0f} ({min(rps):.0f}-{max(rps):.0f})':<22} {fmt(ratio):<20} {fmt(key):<20} "
-          f"{med([v[1] for v in rs.values()]):<8.3f} {med([v[2] for v in rs.values()]):<8.3f} {med([v[3] for v in rs.values()]):<10.1f}")
+          f"{med([v[1] for v in rs.values()]):<8.3f} {med([v[2] for v in rs.values()]):<8.3f} {med([v[3] for v in rs.values()]):<10.1f}"
+          .replace("nan     ", "-       "))
 print("\ncpu µs/req: upstream* = the upstream process; gw-*, base-*, floor = that proxy process alone (the upstream it calls is not counted).")
 print("vs *-key: gw-* against gw-key, base-* against base-key.")
 if "gw-key" in by and "floor" in by:
