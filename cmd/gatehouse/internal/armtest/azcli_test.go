@@ -426,6 +426,22 @@ func TestAzCLI(t *testing.T) {
 		if v.Properties.VaultURI != "https://"+kv+".vault."+e.Host+"/" {
 			t.Fatalf("az keyvault show: %+v", v)
 		}
+		// az's vault network rules: network-rule add (a GET, then a PUT of
+		// the whole vault) and update --default-action; the data plane's
+		// enforcement is vaulttest's (az's secret commands do not run).
+		var acl struct {
+			DefaultAction string `json:"defaultAction"`
+			Bypass        string `json:"bypass"`
+			IPRules       []struct {
+				Value string `json:"value"`
+			} `json:"ipRules"`
+		}
+		az.run("keyvault", "network-rule", "add", "-n", kv, "--ip-address", "10.1.0.0/16")
+		az.run("keyvault", "update", "-n", kv, "--default-action", "Deny")
+		az.json(&acl, "keyvault", "network-rule", "list", "-n", kv)
+		if acl.DefaultAction != "Deny" || acl.Bypass != "AzureServices" || len(acl.IPRules) != 1 || acl.IPRules[0].Value != "10.1.0.0/16" {
+			t.Fatalf("az keyvault network-rule list: %+v", acl)
+		}
 		az.json(&names, "resource", "list", "-g", group, "--query", "[].name")
 		slices.Sort(names)
 		if !slices.Equal(names, []string{"az-web", kv}) {
