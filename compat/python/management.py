@@ -8,7 +8,7 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
-from azure.mgmt.cognitiveservices.models import Account, Sku
+from azure.mgmt.cognitiveservices.models import Account, AccountProperties, IpRule, NetworkRuleSet, Sku
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from harness import expect_error, need, run
@@ -52,6 +52,14 @@ def assign(r):
     return {"role": role.name, "scope": ra.scope, "principal": ra.principal_id}
 
 
+def network_rules(_):
+    rules = NetworkRuleSet(default_action="Deny", ip_rules=[IpRule(value="10.20.0.0/16"), IpRule(value="203.0.113.7")])
+    a = cs.accounts.begin_update(group, NAME, Account(properties=AccountProperties(network_acls=rules))).result()
+    got = cs.accounts.get(group, NAME).properties.network_acls
+    return {"updated": a.properties.network_acls.default_action, "defaultAction": got.default_action,
+            "ipRules": [r.value for r in got.ip_rules]}
+
+
 steps = [
     ("create", create),
     ("get", lambda _: cs.accounts.get(group, NAME).kind),
@@ -64,6 +72,9 @@ steps = [
     ("assign", assign),
     ("assignments", lambda r: [a.principal_id for a in auth.role_assignments.list_for_scope(r["create"]["value"]["id"])]),
     ("bad-key-name", lambda _: expect_error(lambda: cs.accounts.regenerate_key(group, NAME, "Key3"))),
+    ("network-rules", network_rules),
+    ("bad-network-rule", lambda _: expect_error(lambda: cs.accounts.begin_update(group, NAME, Account(properties=AccountProperties(
+        network_acls=NetworkRuleSet(default_action="Deny", ip_rules=[IpRule(value="10.0.0.0/33")])))).result())),
     ("delete", lambda _: cs.accounts.begin_delete(group, NAME).result()),
     ("get-deleted", lambda _: expect_error(lambda: cs.accounts.get(group, NAME))),
 ]

@@ -319,6 +319,17 @@ func TestPython(t *testing.T) {
 		if err := s.err(t, "bad-key-name"); err.StatusCode != 400 || err.Code != "InvalidKeyName" {
 			t.Errorf("bad key name: %s", err)
 		}
+		var rules struct {
+			Updated, DefaultAction string
+			IPRules                []string
+		}
+		s.value(t, "network-rules", &rules)
+		if rules.Updated != "Deny" || rules.DefaultAction != "Deny" || !slices.Equal(rules.IPRules, []string{"10.20.0.0/16", "203.0.113.7"}) {
+			t.Errorf("network rules set with the Python SDK: %+v", rules)
+		}
+		if err := s.err(t, "bad-network-rule"); err.StatusCode != 400 || err.Code != "InvalidNetworkAcls" {
+			t.Errorf("bad network rule: %s", err)
+		}
 		s.value(t, "delete", nil)
 		if err := s.err(t, "get-deleted"); err.StatusCode != 404 {
 			t.Errorf("get a deleted account: %s", err)
