@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/keyring"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/storage"
 )
 
@@ -161,8 +163,13 @@ type DeploymentOptions struct {
 	// (vault.Service.ParseReference: this deployment's vault host form);
 	// without it only the URL's shape is checked.
 	ParseSecretReference func(uri string) error
-	Now                  func() time.Time
-	Logger               *slog.Logger
+	// UpstreamNetworks are the networks upstreams may be in (empty: any
+	// but link-local; netacl.UpstreamAllowed): an endpoint whose host is an
+	// address outside them is refused here; the gateway checks every
+	// resolved address when it connects.
+	UpstreamNetworks netacl.Networks
+	Now              func() time.Time
+	Logger           *slog.Logger
 }
 
 // Deployments manages deployments and keeps the in-memory index the
@@ -367,6 +374,10 @@ func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 		u.User != nil || u.RawQuery != "" || u.Fragment != "" || len(spec.Endpoint) > 2048 {
 		return badRequest("InvalidUpstream", "properties.upstream.endpoint",
 			"properties.upstream.endpoint must be the absolute http or https base URL of an OpenAI-compatible server, without credentials, query or fragment.")
+	}
+	if a, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !netacl.UpstreamAllowed(d.opts.UpstreamNetworks, a) {
+		return badRequest("InvalidUpstream", "properties.upstream.endpoint",
+			"The upstream address %s is not in the networks this server may reach (serve --upstream-networks; link-local addresses never are).", a)
 	}
 	if h := spec.KeyHeader; h != "" {
 		ok := len(h) <= 64

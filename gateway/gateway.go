@@ -198,6 +198,10 @@ type Options struct {
 	// CORS is which browser origins may call the data plane (cors.go);
 	// the zero value allows none.
 	CORS CORSPolicy
+	// UpstreamNetworks are the only networks upstreams may be reached in
+	// (empty: any but link-local; netacl.UpstreamAllowed), checked on the
+	// resolved address of every connection the default Transport dials.
+	UpstreamNetworks netacl.Networks
 	// PrivateNetworks are the client networks whose requests count as
 	// private-endpoint traffic: not subject to an account's network rules,
 	// served when it disables public access.
@@ -244,7 +248,9 @@ func New(opts Options) *Gateway {
 		opts.AuditRate = 5
 	}
 	if opts.Transport == nil {
-		opts.Transport = NewUpstreamClient(opts.UpstreamTimeout)
+		uc := NewUpstreamClient(opts.UpstreamTimeout)
+		uc.Dialer.Control = upstreamControl(opts.UpstreamNetworks)
+		opts.Transport = uc
 	}
 	g := &Gateway{opts: opts, cors: opts.CORS, now: opts.Now, logger: opts.Logger}
 	g.meter = newMeter(opts.Registry, opts.Now)

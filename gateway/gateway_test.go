@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -601,5 +602,34 @@ func TestNetworkRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUpstreamNetworks: with UpstreamNetworks named, an upstream whose
+// address is outside them is never connected to (502 naming the cause);
+// by default a link-local upstream (cloud metadata) is refused the same way.
+func TestUpstreamNetworks(t *testing.T) {
+	w := newWorld(t, func(o *Options) { o.UpstreamNetworks = netacl.Networks{netip.MustParsePrefix("10.0.0.0/8")} })
+	resp := w.do(t, req{url: "/ai/acct1" + chatPath, body: chatBody, header: key1(w, "acct1")})
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("an upstream outside the networks: %d", resp.StatusCode)
+	}
+	if code, msg := azureErr(t, resp); code != "BadGateway" || !strings.Contains(msg, "not in the networks this server may reach") {
+		t.Errorf("%s %q", code, msg)
+	}
+	w.up.mu.Lock()
+	if n := len(w.up.got); n != 0 {
+		t.Errorf("the upstream saw %d requests", n)
+	}
+	w.up.mu.Unlock()
+
+	d := newWorld(t)
+	d.deps.put(acctID("acct1"), &Deployment{Name: "imds", Upstream: mustURL(t, "http://169.254.169.254/"), Model: "m"})
+	resp = d.do(t, req{url: "/ai/acct1/openai/deployments/imds/chat/completions?api-version=2024-10-21", body: chatBody, header: key1(d, "acct1")})
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("a link-local upstream: %d", resp.StatusCode)
+	}
+	if _, msg := azureErr(t, resp); !strings.Contains(msg, "not in the networks") {
+		t.Errorf("link-local: %q", msg)
 	}
 }

@@ -446,6 +446,10 @@ func (p *proxy) upstreamFailed(ctx context.Context, d *Deployment, err error) er
 		return gatehouse.Errorf(499, "ClientClosedRequest", "The client closed the request.").WithCause(err)
 	}
 	p.logger.Warn("gateway: upstream request failed", "deployment", d.Name, "upstream", d.Upstream.Host, "err", err)
+	if errors.Is(err, errUpstreamNotAllowed) {
+		return gatehouse.Errorf(http.StatusBadGateway, "BadGateway",
+			"The upstream of deployment '%s' is not in the networks this server may reach.", d.Name).WithCause(err)
+	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		return gatehouse.Errorf(http.StatusGatewayTimeout, "GatewayTimeout",
 			"The upstream of deployment '%s' did not answer in time.", d.Name).WithCause(err)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse/gatehouse/netacl"
 )
 
 // UpstreamClient is the proxy's HTTP/1.1 client: a keep-alive connection
@@ -323,6 +325,22 @@ func isTimeout(err error) bool {
 }
 
 var errUnsupported = errors.New("gateway: upstream client: unsupported request")
+
+// errUpstreamNotAllowed: the upstream's address is outside the networks the
+// server may reach (Options.UpstreamNetworks).
+var errUpstreamNotAllowed = errors.New("gateway: the upstream's address is not in the networks this server may reach")
+
+// upstreamControl is the upstream dialer's check of each resolved address,
+// made before connecting (so a name that resolves somewhere else later is
+// caught too).
+func upstreamControl(allowed netacl.Networks) func(network, address string, c syscall.RawConn) error {
+	return func(_, address string, _ syscall.RawConn) error {
+		if !netacl.UpstreamAllowed(allowed, netacl.RemoteAddr(address)) {
+			return errUpstreamNotAllowed
+		}
+		return nil
+	}
+}
 
 // Outbound is one request as the client writes it. The proxy builds it
 // directly (no http.Request, no header map); RoundTrip builds one from an

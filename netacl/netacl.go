@@ -249,3 +249,17 @@ func RemoteAddr(remote string) netip.Addr {
 	}
 	return netip.Addr{}
 }
+
+// UpstreamAllowed reports whether the gateway may connect to addr, an
+// upstream's resolved address: one of allowed when the server names any
+// (serve --upstream-networks), else any address but a link-local one —
+// where cloud metadata services answer (169.254.169.254, fe80::/10), which
+// no model server has reason to use and an account owner must not be able
+// to aim the gateway at.
+func UpstreamAllowed(allowed Networks, addr netip.Addr) bool {
+	addr = addr.Unmap()
+	if len(allowed) > 0 {
+		return allowed.Contains(addr)
+	}
+	return addr.IsValid() && !addr.IsLinkLocalUnicast() && !addr.IsLinkLocalMulticast()
+}

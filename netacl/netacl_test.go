@@ -166,3 +166,29 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+func TestUpstreamAllowed(t *testing.T) {
+	lan := Networks{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, c := range []struct {
+		allowed Networks
+		addr    string
+		want    bool
+	}{
+		{nil, "127.0.0.1", true},
+		{nil, "203.0.113.5", true},
+		{nil, "169.254.169.254", false},
+		{nil, "::ffff:169.254.169.254", false},
+		{nil, "fe80::1", false},
+		{nil, "fd00:ec2::254", true}, // unique-local: named networks are the way to refuse it
+		{lan, "10.1.2.3", true},
+		{lan, "127.0.0.1", false},
+		{lan, "169.254.169.254", false},
+	} {
+		if got := UpstreamAllowed(c.allowed, netip.MustParseAddr(c.addr)); got != c.want {
+			t.Errorf("UpstreamAllowed(%v, %s) = %v, want %v", c.allowed, c.addr, got, c.want)
+		}
+	}
+	if UpstreamAllowed(nil, netip.Addr{}) {
+		t.Error("an invalid address is allowed")
+	}
+}

@@ -179,6 +179,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"malformed-master-key", func(c *app.Config) { c.MasterKey = "1:not-base64!" }, []string{"GATEHOUSE_MASTER_KEY"}},
 		{"bad-private-network", func(c *app.Config) { c.PrivateNetworks = "10.0.0.0/8,intranet" }, []string{"private-networks: 'intranet'"}},
 		{"bad-proxy-protocol", func(c *app.Config) { c.ProxyProtocol = "lb.example" }, []string{"proxy-protocol: 'lb.example'"}},
+		{"bad-upstream-network", func(c *app.Config) { c.UpstreamNetworks = "10.0.0.0/8 192.168.0.0/16" }, []string{"upstream-networks: '10.0.0.0/8 192.168.0.0/16'"}},
 		{"several-problems-at-once", func(c *app.Config) {
 			c.Listen = "nonsense"
 			c.LogFormat = "xml"

@@ -57,8 +57,11 @@ type Config struct {
 	// (netacl).
 	// ProxyProtocol are the load balancers whose PROXY protocol header
 	// gives a connection's client address (main.go).
-	ProxyProtocol   string `yaml:"proxy-protocol" help:"comma-separated addresses and CIDR ranges of load balancers that pass connections through with a PROXY protocol (v1 or v2) header naming the client; from them the header's address is the client's (network rules, audit, STS limits), from anywhere else a header is not read"`
-	PrivateNetworks string `yaml:"private-networks" help:"comma-separated addresses and CIDR ranges whose clients count as private-endpoint traffic: not subject to accounts' and vaults' network rules (networkAcls), and served when they disable public network access"`
+	ProxyProtocol string `yaml:"proxy-protocol" help:"comma-separated addresses and CIDR ranges of load balancers that pass connections through with a PROXY protocol (v1 or v2) header naming the client; from them the header's address is the client's (network rules, audit, STS limits), from anywhere else a header is not read"`
+	// UpstreamNetworks are the networks deployments' upstreams may be in
+	// (gateway, accounts).
+	UpstreamNetworks string `yaml:"upstream-networks" help:"comma-separated addresses and CIDR ranges of the only networks deployments' upstream model servers may be in (checked on every resolved address the gateway connects to); empty: any but link-local (cloud metadata services)"`
+	PrivateNetworks  string `yaml:"private-networks" help:"comma-separated addresses and CIDR ranges whose clients count as private-endpoint traffic: not subject to accounts' and vaults' network rules (networkAcls), and served when they disable public network access"`
 	// Key Vault (vault.go).
 	KeyVaultChallengeTenant string        `yaml:"keyvault-challenge-tenant" help:"tenant the Key Vault challenge names: adfs (clients configured by environment, az), default (the default tenant's GUID, for code that disables instance discovery) or a tenant GUID"`
 	VaultPurgeInterval      time.Duration `yaml:"vault-purge-interval" help:"how often soft-deleted secrets and vaults past their retention are purged"`
@@ -270,6 +273,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := netacl.ParsePrefixes(c.ProxyProtocol); err != nil {
 		add("proxy-protocol: %v", err)
+	}
+	if _, err := netacl.ParsePrefixes(c.UpstreamNetworks); err != nil {
+		add("upstream-networks: %v", err)
 	}
 	if !validChallengeTenant(c.KeyVaultChallengeTenant) {
 		add("keyvault-challenge-tenant: %q is not adfs, default or a tenant GUID", c.KeyVaultChallengeTenant)

@@ -37,8 +37,13 @@ func (m *Main) configureDataPlane(ctx, bg context.Context) error {
 			return "https://" + name + ".cognitiveservices." + m.Host + "/"
 		}
 	}
+	upstreams, err := netacl.ParsePrefixes(m.Config.UpstreamNetworks) // validated with the config
+	if err != nil {
+		return err
+	}
 	m.Deployments = accounts.NewDeployments(bg, m.Store, m.Watcher, accounts.DeploymentOptions{
-		Sealer: m.Sealer, Now: m.Now, Logger: m.Logger, ParseSecretReference: m.parseSecretReference}) // upstream.go
+		Sealer: m.Sealer, Now: m.Now, Logger: m.Logger, ParseSecretReference: m.parseSecretReference, // upstream.go
+		UpstreamNetworks: upstreams})
 	return m.Deployments.Load(ctx)
 }
 
@@ -64,15 +69,20 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 	if err != nil {
 		return err
 	}
+	upstreams, err := netacl.ParsePrefixes(m.Config.UpstreamNetworks) // validated with the config
+	if err != nil {
+		return err
+	}
 	m.Gateway = gateway.New(gateway.Options{
-		CORS:            cors,
-		PrivateNetworks: private,
-		Accounts:        accountIndex{m.Accounts},
-		Tokens:          tokenVerifier{m.Authority},
-		Issuer:          stsIssuer{m.Authority},
-		Authz:           newDataAuthorizer(m.Authz),
-		Deployments:     deploymentIndex{d: m.Deployments, views: deps, creds: m.newUpstreamCredentials(bg)}, // upstream.go
-		Language:        lang.AnalyzeText,
+		CORS:             cors,
+		PrivateNetworks:  private,
+		UpstreamNetworks: upstreams,
+		Accounts:         accountIndex{m.Accounts},
+		Tokens:           tokenVerifier{m.Authority},
+		Issuer:           stsIssuer{m.Authority},
+		Authz:            newDataAuthorizer(m.Authz),
+		Deployments:      deploymentIndex{d: m.Deployments, views: deps, creds: m.newUpstreamCredentials(bg)}, // upstream.go
+		Language:         lang.AnalyzeText,
 		// The same service behind the Text Analytics v3.x routes.
 		TextAnalyticsV3: lang.TextAnalyticsV3,
 		Usage:           usageSink{m.Accounts},

@@ -71,6 +71,8 @@ func testDeployments(t *testing.T, e *env) {
 	}{
 		{"no-upstream", a.id + "/deployments/bad", `{"properties":{"model":{"name":"m"}}}`, 400, "InvalidUpstream"},
 		{"bad-endpoint", a.id + "/deployments/bad", deploymentBody("m", "ftp://x", ""), 400, "InvalidUpstream"},
+		{"metadata-service-endpoint", a.id + "/deployments/bad", deploymentBody("m", "http://169.254.169.254/", ""), 400, "InvalidUpstream"},
+		{"link-local-v6-endpoint", a.id + "/deployments/bad", deploymentBody("m", "http://[fe80::1]:8080/", ""), 400, "InvalidUpstream"},
 		{"bad-name", a.id + "/deployments/b@d", deploymentBody("m", e.up.URL, ""), 400, "InvalidResourceName"},
 		{"no-model", a.id + "/deployments/bad", `{"properties":{"upstream":{"endpoint":"http://x"}}}`, 400, "InvalidDeploymentModel"},
 		{"malformed-json", a.id + "/deployments/bad", `{"properties":`, 400, "InvalidRequestContent"},
