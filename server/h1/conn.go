@@ -180,9 +180,8 @@ func bareLF(buf []byte) bool {
 }
 
 // parse builds the request from a complete head (ending in CRLF CRLF),
-// or answers errHandOff for anything but a clean GET, POST, PUT, PATCH or
-// DELETE for the fast
-// path.
+// or answers errHandOff for anything but a clean GET, HEAD, POST, PUT,
+// PATCH or DELETE for the fast path.
 func (c *conn) parse(buf []byte) (*exchange, error) {
 	eol := bytes.Index(buf, []byte("\r\n"))
 	line := buf[:eol]
@@ -198,7 +197,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	}
 	target := rest[:sp2]
 	switch string(method) {
-	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
 		return nil, errHandOff
 	}
@@ -260,7 +259,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	if length < 0 {
 		length = 0
 	}
-	if length > 0 && string(method) == http.MethodGet {
+	if length > 0 && (string(method) == http.MethodGet || string(method) == http.MethodHead) {
 		return nil, errHandOff
 	}
 	// One string holds the head; every name and value is a piece of it.

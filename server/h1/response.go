@@ -29,14 +29,18 @@ type response struct {
 	handlerDone bool
 	deadlineSet bool
 	fullDuplex  bool
-	body        *body // the request's body
-	err         error // a write failed: the client is gone
+	// head: the request is a HEAD; what the handler writes is counted and
+	// dropped, as net/http does (a small body still sets Content-Length).
+	head bool
+	body *body // the request's body
+	err  error // a write failed: the client is gone
 }
 
 var errAfterHandler = errors.New("h1: write after the handler returned")
 
 func (w *response) init(c *conn, r *http.Request, b *body) {
 	w.c, w.req, w.body = c, r, b
+	w.head = r.Method == http.MethodHead
 	w.header = make(http.Header, 4)
 	w.declared = -1
 	c.pending = c.pending[:0]
@@ -118,10 +122,14 @@ func (w *response) sniff(p []byte) {
 	}
 }
 
-// writeBody writes p after the head, framed.
+// writeBody writes p after the head, framed (a HEAD's is dropped).
 func (w *response) writeBody(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if w.head {
+		w.written += int64(len(p))
+		return len(p), nil
 	}
 	bw := w.c.bw
 	var err error
@@ -177,11 +185,15 @@ func (w *response) commit(final bool) {
 		switch {
 		case w.declared >= 0:
 			// the handler's Content-Length, written with the fields
-		case final:
+		case final && (!w.head || len(w.c.pending) > 0):
+			// A HEAD's length is the body the handler wrote, when it wrote
+			// one (net/http's rule).
 			bw.WriteString("Content-Length: ")
 			bw.WriteString(strconv.Itoa(len(w.c.pending)))
 			bw.WriteString("\r\n")
 			w.declared = int64(len(w.c.pending))
+		case w.head:
+			// No framing: a HEAD's answer has no body.
 		default:
 			w.chunked = true
 			bw.WriteString("Transfer-Encoding: chunked\r\n")
@@ -281,7 +293,7 @@ func (w *response) finish() bool {
 	} else if w.chunked && w.err == nil {
 		w.c.bw.WriteString("0\r\n\r\n")
 	}
-	if w.declared >= 0 && w.written < w.declared {
+	if w.declared >= 0 && w.written < w.declared && !w.head {
 		w.closeAfter = true // a short body: the client must not wait for the rest
 	}
 	if w.err != nil {

@@ -13,7 +13,7 @@
 //	accept → TLS handshake
 //	  ALPN h2 (or anything but http/1.1) → net/http, untouched
 //	  HTTP/1.1 → read a request head from the connection's buffer
-//	    a clean GET, POST, PUT, PATCH or DELETE (origin-form target, one Host, at most one
+//	    a clean GET, HEAD, POST, PUT, PATCH or DELETE (origin-form target, one Host, at most one
 //	    Content-Length, no Transfer-Encoding, Expect or Upgrade, the head
 //	    within the buffer) for which Fast(host, path) is true
 //	        → served here: http.Request and a lean ResponseWriter around
@@ -27,7 +27,8 @@
 // unencoded) are taken as %20, where net/http answers 400 (querySpaces) —, and a fast request sees the handler chain it would see
 // under net/http: the same Request fields (TLS included), a ResponseWriter
 // that implements Flush and http.ResponseController's deadlines, small
-// bodies sent with Content-Length, larger or flushed ones chunked, Date and
+// bodies sent with Content-Length, larger or flushed ones chunked, a HEAD's
+// body dropped (its Content-Length kept when small, as net/http does), Date and
 // sniffed Content-Type added, panics with http.ErrAbortHandler ending the
 // connection mid-body. A connection handed off keeps its TLS session but
 // its requests have a nil Request.TLS (net/http sees a plain connection);

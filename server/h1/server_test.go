@@ -685,3 +685,58 @@ func pipelined(ts *testServer, path string) error {
 	}
 	return nil
 }
+
+// TestHead: HEAD is served on the fast path as net/http serves it — the
+// handler runs as for GET, what it writes is dropped, a small body still
+// gives the Content-Length, a declared one is kept — and the connection
+// stays on the fast path (a HEAD used to hand it to net/http for good,
+// which then refused the next request's unencoded query spaces).
+func TestHead(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 3000)))
+		w.Write([]byte(strings.Repeat("y", 3000)))
+	})
+	ts.mux.HandleFunc("/declared", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10000")
+		if r.Method != http.MethodHead {
+			w.Write(make([]byte, 10000))
+		}
+	})
+	ts.mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
+	c := ts.dial(t)
+	head := func(path string) *http.Response {
+		t.Helper()
+		c.send(t, "HEAD "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodHead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	fast := `fast HEAD /p host=h body=""`
+	if resp := head("/p"); resp.StatusCode != 200 || resp.ContentLength != int64(len(fast)) || resp.Header.Get("Content-Type") == "" {
+		t.Errorf("HEAD /p: %d length %d %v (want the length of %q: served on the fast path)", resp.StatusCode, resp.ContentLength, resp.Header, fast)
+	}
+	if resp := head("/big"); resp.StatusCode != 200 || resp.ContentLength != -1 || resp.TransferEncoding != nil {
+		t.Errorf("HEAD /big: length %d, transfer encoding %v", resp.ContentLength, resp.TransferEncoding)
+	}
+	if resp := head("/declared"); resp.ContentLength != 10000 || resp.Close {
+		t.Errorf("HEAD /declared: length %d, close %v", resp.ContentLength, resp.Close)
+	}
+	if resp := head("/empty"); resp.StatusCode != 200 || resp.Header.Get("Content-Length") != "" {
+		t.Errorf("HEAD /empty: %d %v", resp.StatusCode, resp.Header)
+	}
+	// No body bytes were sent: the next answer on the connection parses,
+	// and it is still the fast path's, unencoded query spaces included.
+	c.send(t, "GET /p?$filter=a eq 'b' HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, body := c.response(t); resp.StatusCode != 200 || !strings.HasPrefix(body, "fast GET /p?$filter=a%20eq%20'b'") {
+		t.Errorf("after the HEADs: %d %q", resp.StatusCode, body)
+	}
+	// With a body, a HEAD is net/http's (as a GET with one is).
+	c2 := ts.dial(t)
+	c2.send(t, "HEAD /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+	if resp, err := http.ReadResponse(c2.br, &http.Request{Method: http.MethodHead}); err != nil || resp.ContentLength != int64(len(`net/http HEAD /p host=h body="hi"`)) {
+		t.Errorf("HEAD with a body: %v %v", resp, err)
+	}
+}
