@@ -97,4 +97,5 @@ func testNetworkRules(t *testing.T, e *env) {
 		}
 	}
 	expect("after the refused updates", http.StatusOK, "")
+	e.AssertNotLogged(t, a.key1, a.key2)
 }

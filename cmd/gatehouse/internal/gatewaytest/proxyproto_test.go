@@ -85,6 +85,8 @@ func TestProxyProtocol(t *testing.T) {
 		t.Errorf("the log does not name the client behind the balancer:\n%.3000s", e.Logs.String())
 	}
 
+	e.AssertNotLogged(t, a.key1, a.key2)
+
 	// A node that trusts no balancer does not read a header: a client
 	// cannot choose its own address.
 	plain := newEnv(t)
