@@ -13,7 +13,7 @@
 //	anything else                 —            JSON 404
 //
 // The listener is served by server/h1: clean HTTP/1.1 requests of every
-// surface on its fast path, HTTP/2 and unusual HTTP/1.x (OPTIONS,
+// surface on its fast path, HTTP/2 and unusual HTTP/1.x (OPTIONS *,
 // chunked or Expect bodies, HTTP/1.0, odd framing) by net/http, through
 // the same handler. (Every surface, not only the data planes: a connection
 // handed to net/http stays there, and a keep-alive load balancer in front

@@ -181,7 +181,8 @@ func bareLF(buf []byte) bool {
 
 // parse builds the request from a complete head (ending in CRLF CRLF),
 // or answers errHandOff for anything but a clean GET, HEAD, POST, PUT,
-// PATCH or DELETE for the fast path.
+// PATCH, DELETE or OPTIONS (of a path: "OPTIONS *" is net/http's) for the
+// fast path.
 func (c *conn) parse(buf []byte) (*exchange, error) {
 	eol := bytes.Index(buf, []byte("\r\n"))
 	line := buf[:eol]
@@ -197,7 +198,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	}
 	target := rest[:sp2]
 	switch string(method) {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
 	default:
 		return nil, errHandOff
 	}

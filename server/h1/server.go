@@ -13,7 +13,7 @@
 //	accept → TLS handshake
 //	  ALPN h2 (or anything but http/1.1) → net/http, untouched
 //	  HTTP/1.1 → read a request head from the connection's buffer
-//	    a clean GET, HEAD, POST, PUT, PATCH or DELETE (origin-form target, one Host, at most one
+//	    a clean GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS (origin-form target, one Host, at most one
 //	    Content-Length, no Transfer-Encoding, Expect or Upgrade, the head
 //	    within the buffer) for which Fast(host, path) is true
 //	        → served here: http.Request and a lean ResponseWriter around
