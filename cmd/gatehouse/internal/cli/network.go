@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/netacl"
@@ -23,20 +25,17 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 	var addIP, removeIP string
 	add := &cobra.Command{Use: "add", Short: "Allow an IPv4/IPv6 address or CIDR range", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := ipFlag(addIP)
+			if err != nil {
+				return err
+			}
 			return editNetworkRules(cmd, env, target, func(r *netacl.Rules, present bool) error {
 				if !present {
 					r.DefaultAction = "Deny"
 				}
-				p, err := netacl.ParseRule(addIP)
-				if addIP == "" || err != nil {
-					return fmt.Errorf("--ip-address: %q is not an IPv4 or IPv6 address or CIDR range", addIP)
+				if ruleIndex(r, p) < 0 {
+					r.IPRules = append(r.IPRules, netacl.IPRule{Value: addIP})
 				}
-				for _, rule := range r.IPRules {
-					if q, err := netacl.ParseRule(rule.Value); err == nil && q == p {
-						return nil // already there
-					}
-				}
-				r.IPRules = append(r.IPRules, netacl.IPRule{Value: addIP})
 				return nil
 			})
 		}}
@@ -44,21 +43,16 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 	flags(add)
 	remove := &cobra.Command{Use: "remove", Short: "Remove an IP rule", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := ipFlag(removeIP)
+			if err != nil {
+				return err
+			}
 			return editNetworkRules(cmd, env, target, func(r *netacl.Rules, _ bool) error {
-				p, err := netacl.ParseRule(removeIP)
-				if removeIP == "" || err != nil {
-					return fmt.Errorf("--ip-address: %q is not an IPv4 or IPv6 address or CIDR range", removeIP)
-				}
-				kept := r.IPRules[:0]
-				for _, rule := range r.IPRules {
-					if q, err := netacl.ParseRule(rule.Value); err != nil || q != p {
-						kept = append(kept, rule)
-					}
-				}
-				if len(kept) == len(r.IPRules) {
+				i := ruleIndex(r, p)
+				if i < 0 {
 					return fmt.Errorf("no IP rule %s", removeIP)
 				}
-				r.IPRules = kept
+				r.IPRules = slices.Delete(r.IPRules, i, i+1)
 				return nil
 			})
 		}}
@@ -79,6 +73,24 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 	flags(list)
 	group.AddCommand(add, list, remove)
 	return group
+}
+
+// ipFlag parses --ip-address before anything is read from the server.
+func ipFlag(s string) (netip.Prefix, error) {
+	p, err := netacl.ParseRule(s)
+	if s == "" || err != nil {
+		return netip.Prefix{}, fmt.Errorf("--ip-address: %q is not an IPv4 or IPv6 address or CIDR range", s)
+	}
+	return p, nil
+}
+
+// ruleIndex returns the index of the rule for p in r (rules compare as
+// parsed: "10.0.0.1" and "10.0.0.1/32" are one), or -1.
+func ruleIndex(r *netacl.Rules, p netip.Prefix) int {
+	return slices.IndexFunc(r.IPRules, func(rule netacl.IPRule) bool {
+		q, err := netacl.ParseRule(rule.Value)
+		return err == nil && q == p
+	})
 }
 
 // readNetworkRules returns the resource's rule set (Allow with no rules, and

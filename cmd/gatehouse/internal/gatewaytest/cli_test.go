@@ -3,10 +3,12 @@ package gatewaytest
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/cli"
 	"github.com/openai/openai-go/v3/azure"
@@ -107,5 +109,74 @@ func testCLI(t *testing.T, e *env) {
 	c.mustRun(t, "", dep("delete", "--deployment-name", "cli-chat")...)
 	if got := strings.TrimSpace(c.mustRun(t, "", dep("list", "--query", "[].name", "-o", "tsv")...)); got != "cli-chat2" {
 		t.Errorf("after delete: %q", got)
+	}
+}
+
+// testCLINetworkRules: `gatehouse cognitiveservices account network-rule
+// add|list|remove` and `account update --default-action
+// --public-network-access`, with the data plane applying the result.
+func testCLINetworkRules(t *testing.T, e *env) {
+	a := e.createAccount(t, "cli-net", "TextAnalytics", nil)
+	c := &cliRunner{dir: t.TempDir(), env: map[string]string{}}
+	c.mustRun(t, "", "login", "--server", e.URL, "--ca-file", e.CAFile, "--tenant", e.Directory.DefaultTenant(),
+		"--service-principal", "-u", e.Bootstrap.ClientID, "-p", e.Bootstrap.ClientSecret)
+	acct := []string{"-g", e.group, "-n", a.name, "--subscription", e.sub}
+	run := func(args ...string) string { return c.mustRun(t, "", append(args, acct...)...) }
+	rule := func(args ...string) string {
+		return run(append([]string{"cognitiveservices", "account", "network-rule"}, args...)...)
+	}
+	list := func() (rules struct {
+		DefaultAction string
+		IPRules       []struct{ Value string }
+	}) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(rule("list", "-o", "json")), &rules); err != nil {
+			t.Fatal(err)
+		}
+		return rules
+	}
+	if r := list(); r.DefaultAction != "Allow" || len(r.IPRules) != 0 {
+		t.Fatalf("list without rules: %+v", r)
+	}
+	// The first rule turns the firewall on, as with az; the same range
+	// written another way is not added twice.
+	rule("add", "--ip-address", "10.0.0.0/8")
+	rule("add", "--ip-address", "10.1.2.3/8")
+	if r := list(); r.DefaultAction != "Deny" || len(r.IPRules) != 1 || r.IPRules[0].Value != "10.0.0.0/8" {
+		t.Fatalf("list after add: %+v", r)
+	}
+	status := func(want int) {
+		t.Helper()
+		var r *result
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r = e.do(t, call{url: a.endpoint + languagePath, header: keyHeader(a.key1),
+				body: `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"Hello world"}]}}`})
+			if r.status == want || time.Now().After(deadline) {
+				break
+			}
+		}
+		if r.status != want {
+			t.Fatalf("data plane: %d %s, want %d", r.status, r.body, want)
+		}
+	}
+	status(http.StatusForbidden)
+	rule("add", "--ip-address", "127.0.0.1")
+	status(http.StatusOK)
+	run("cognitiveservices", "account", "update", "--public-network-access", "Disabled")
+	status(http.StatusForbidden)
+	run("cognitiveservices", "account", "update", "--public-network-access", "Enabled", "--default-action", "Allow")
+	rule("remove", "--ip-address", "10.0.0.0/8")
+	if r := list(); r.DefaultAction != "Allow" || len(r.IPRules) != 1 || r.IPRules[0].Value != "127.0.0.1" {
+		t.Fatalf("list after remove: %+v", r)
+	}
+	status(http.StatusOK)
+	// Refusals name the problem and change nothing.
+	for _, args := range [][]string{{"add", "--ip-address", "intranet"}, {"remove", "--ip-address", "192.0.2.1"}} {
+		if code, _, errOut := c.run(t, "", append(append([]string{"cognitiveservices", "account", "network-rule"}, args...), acct...)...); code == 0 || errOut == "" {
+			t.Errorf("network-rule %v: exit %d %q", args, code, errOut)
+		}
+	}
+	if code, _, errOut := c.run(t, "", append([]string{"cognitiveservices", "account", "update", "--default-action", "Block"}, acct...)...); code == 0 || !strings.Contains(errOut, "--default-action") {
+		t.Errorf("update --default-action Block: exit %d %q", code, errOut)
 	}
 }

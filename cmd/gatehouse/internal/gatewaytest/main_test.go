@@ -88,6 +88,7 @@ func TestGateway(t *testing.T) {
 				{"deployments-management-api", testDeployments},
 				{"cli-deployments-and-sts", testCLI},
 				{"network-rules", testNetworkRules},
+				{"cli-network-rules", testCLINetworkRules},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
