@@ -126,6 +126,7 @@ var builtinRoles = []*RoleDefinition{
 				"Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action",
 				"Microsoft.CognitiveServices/accounts/OpenAI/images/generations/action",
 				"Microsoft.CognitiveServices/accounts/OpenAI/assistants/*",
+				"Microsoft.CognitiveServices/accounts/OpenAI/responses/*",
 			},
 			NotDataActions: []string{"Microsoft.CognitiveServices/accounts/OpenAI/stored-completions/read"},
 		}},

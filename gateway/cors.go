@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse/server"
@@ -117,15 +118,15 @@ var anyOrigin = []string{"*"}
 // preflight answers OPTIONS on a data-plane route: 204 with the CORS
 // headers when the origin is allowed and the method asked for is the
 // route's; otherwise false, and the request is routed as before (405).
-func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request, method string) bool {
+func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request, methods []string) bool {
 	allow := g.cors.allowed(r.Header.Get("Origin"))
 	want := r.Header.Get("Access-Control-Request-Method")
-	if allow == "" || want != method {
+	if allow == "" || !slices.Contains(methods, want) {
 		return false
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", allow)
-	h.Set("Access-Control-Allow-Methods", method)
+	h.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
 	if req := r.Header.Values("Access-Control-Request-Headers"); len(req) > 0 {
 		// The headers asked for, if each is a header name: the route
 		// decides which credential it takes, not the preflight.
@@ -166,18 +167,28 @@ func validHeaderList(s string) bool {
 // and host form) and the STS paths; what preflight declines gets the
 // router's 405, as before.
 func (g *Gateway) mountPreflights(rt *server.Router) {
-	handler := func(method string) http.Handler {
+	handler := func(methods ...string) http.Handler {
+		allow := strings.Join(methods, ", ")
 		return server.WithSurface(server.SurfaceGateway, server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
-			if g.preflight(w, r, method) {
+			if g.preflight(w, r, methods) {
 				return nil
 			}
-			w.Header().Set("Allow", method)
+			w.Header().Set("Allow", allow)
 			return errMethodNotAllowed
 		}))
 	}
+	// A path may serve several methods (a stored response: GET, DELETE).
+	var paths []string
+	methods := map[string][]string{}
 	for _, rte := range routes {
-		rt.Root.Handle("OPTIONS /ai/{account}"+rte.path, handler(rte.method))
-		rt.Account.Handle("OPTIONS "+rte.path, handler(rte.method))
+		if _, ok := methods[rte.path]; !ok {
+			paths = append(paths, rte.path)
+		}
+		methods[rte.path] = append(methods[rte.path], rte.method)
+	}
+	for _, path := range paths {
+		rt.Root.Handle("OPTIONS /ai/{account}"+path, handler(methods[path]...))
+		rt.Account.Handle("OPTIONS "+path, handler(methods[path]...))
 	}
 	rt.Root.Handle("OPTIONS /ai/{account}"+stsPath, handler(http.MethodPost))
 	rt.Account.Handle("OPTIONS "+stsPath, handler(http.MethodPost))

@@ -292,7 +292,7 @@ func openAIRoute(name, op string) *route {
 		dataAction: dataActionPrefix + "OpenAI/deployments/" + op + "/action",
 		operation:  "POST /openai/deployments/{deployment-id}/" + op, kinds: openAIKinds,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-			return g.proxy.serve(w, r, c, op, false)
+			return g.proxy.serve(w, r, c, op, false, true)
 		}}
 }
 
@@ -305,8 +305,50 @@ func openAIV1Route(name, op string) *route {
 		dataAction: dataActionPrefix + "OpenAI/deployments/" + op + "/action",
 		operation:  "POST /openai/v1/" + op, kinds: openAIKinds, bearerKey: true,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-			return g.proxy.serve(w, r, c, op, true)
+			return g.proxy.serve(w, r, c, op, true, false)
 		}}
+}
+
+// responsesRoutes are the Responses API's operations (responses.go) at
+// base: /openai/v1 (Azure OpenAI's v1 API: no api-version,
+// the key accepted as a bearer) or /openai (the dated API, api-version
+// required, as openai-go's and openai-node's Azure clients call it).
+// Creating a response, compacting a conversation and counting input
+// tokens name the deployment in the body's "model"; the other operations
+// name only the response.
+func responsesRoutes(base string) []*route {
+	v1 := base == "/openai/v1"
+	name := "responses"
+	if v1 {
+		name += "-v1"
+	}
+	action := func(a string) string { return dataActionPrefix + "OpenAI/responses/" + a }
+	stored := func(method, suffix, act string) *route {
+		path := base + "/responses/{response}" + suffix
+		return &route{name: name + "-" + strings.ToLower(method) + strings.ReplaceAll(suffix, "/", "-"),
+			method: method, path: path, param: "response", dataAction: action(act),
+			operation: method + " " + strings.Replace(path, "{response}", "{response_id}", 1), kinds: openAIKinds, bearerKey: v1,
+			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+				return g.proxy.serveStored(w, r, c, method, suffix, !v1)
+			}}
+	}
+	byModel := func(op string) *route {
+		return &route{name: name + strings.TrimPrefix(strings.ReplaceAll(op, "/", "-"), "responses"),
+			method: http.MethodPost, path: base + "/" + op, dataAction: action("write"),
+			operation: "POST " + base + "/" + op, kinds: openAIKinds, bearerKey: v1,
+			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+				return g.proxy.serve(w, r, c, op, true, !v1)
+			}}
+	}
+	return []*route{
+		byModel(opResponses),
+		byModel(opResponses + "/compact"),
+		byModel(opResponses + "/input_tokens"),
+		stored(http.MethodGet, "", "read"),
+		stored(http.MethodDelete, "", "delete"),
+		stored(http.MethodPost, "/cancel", "write"),
+		stored(http.MethodGet, "/input_items", "read"),
+	}
 }
 
 // textAnalyticsRoute is a Text Analytics v3.x operation ({version} is v3.0
@@ -324,7 +366,7 @@ func textAnalyticsRoute(op string) *route {
 }
 
 // routes lists every data-plane operation (see doc.go).
-var routes = []*route{
+var routes = append(append([]*route{
 	{name: "language", method: http.MethodPost, path: "/language/:analyze-text",
 		dataAction: dataActionPrefix + "Language/analyze-text/action",
 		operation:  "POST /language/:analyze-text", kinds: languageKinds,
@@ -348,7 +390,7 @@ var routes = []*route{
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
 			return g.proxy.listModels(w, c)
 		}},
-}
+}, responsesRoutes("/openai/v1")...), responsesRoutes("/openai")...)
 
 // Mount registers the data plane on rt: every route at the path form
 // /ai/{account}/… on the root host and at the host forms, and the STS at

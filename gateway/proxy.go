@@ -77,7 +77,11 @@ func (d *Deployment) prepare() {
 }
 
 // openAIOperations are the proxied operations (routes in gateway.go).
-var openAIOperations = []string{"chat/completions", "completions", "embeddings"}
+var openAIOperations = []string{"chat/completions", "completions", "embeddings",
+	opResponses, opResponses + "/compact", opResponses + "/input_tokens"}
+
+// opResponses creates a response (the Responses API).
+const opResponses = "responses"
 
 // Deployments is the in-memory deployment index. Deployment returns the
 // deployment name (any case) of acct, an immutable value shared by
@@ -123,15 +127,19 @@ var forwardHeaders = []string{"Content-Type", "Accept", "Accept-Encoding", "User
 // serve forwards POST …/openai/deployments/{deployment}/{op} to the
 // deployment's upstream /v1/{op}.
 //
-// With v1 it serves Azure OpenAI's v1 API, POST …/openai/v1/{op}: no
-// api-version is needed and the deployment is the body's "model" (which
-// is then rewritten to the upstream's model like any other).
-func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string, v1 bool) error {
+// With byModel the deployment is the body's "model" (which is then
+// rewritten to the upstream's model like any other): Azure OpenAI's v1
+// API, POST …/openai/v1/{op}, and the Responses API's POST
+// …/openai/responses. versioned requires an api-version (every route but
+// the v1 API's).
+func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string, byModel, versioned bool) error {
 	var d *Deployment
-	if !v1 {
+	if versioned {
 		if err := checkOpenAIVersion(r.URL.RawQuery); err != nil {
 			return err
 		}
+	}
+	if !byModel {
 		var err error
 		if d, err = p.deployment(c, c.param); err != nil {
 			return err
@@ -164,7 +172,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 	if !validJSON(in) {
 		return badRequest("We could not parse the JSON body of your request. The API expects a JSON payload, but what was sent was not valid JSON.")
 	}
-	if v1 {
+	if byModel {
 		var named struct {
 			Model string `json:"model"`
 		}

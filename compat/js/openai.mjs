@@ -1,4 +1,5 @@
-// openai's AzureOpenAI client against a Gatehouse OpenAI account.
+// openai's AzureOpenAI client against a Gatehouse OpenAI account: chat
+// completions and the Responses API.
 //
 //   node openai.mjs key     apiKey from AZURE_OPENAI_API_KEY (the client reads it itself)
 //   node openai.mjs token   azureADTokenProvider: getBearerTokenProvider(new DefaultAzureCredential(),
@@ -59,4 +60,38 @@ await run([
     return { content: final.choices[0]?.message?.content ?? null };
   }],
   ["unknown-deployment", () => expectError(() => client.chat.completions.create({ model: "no-such-deployment", messages }))],
+  // The Responses API: created by the body's model at …/openai/responses,
+  // then read back, listed, deleted and streamed.
+  ["response", async () => {
+    const r = await client.responses.create({ model: deployment, input: "Say hello" });
+    return { id: r.id, object: r.object, finishReason: r.status, content: r.output_text };
+  }],
+  ["response-get", async (results) => {
+    const r = await client.responses.retrieve(results.response.value.id);
+    return { id: r.id, content: r.output_text };
+  }],
+  ["response-input-items", async (results) => {
+    const page = await client.responses.inputItems.list(results.response.value.id);
+    return { chunks: page.data.length };
+  }],
+  ["response-delete", async (results) => {
+    await client.responses.delete(results.response.value.id);
+    return {};
+  }],
+  ["response-get-deleted", (results) => expectError(() => client.responses.retrieve(results.response.value.id))],
+  ["response-stream", async () => {
+    const stream = await client.responses.create({ model: deployment, input: "Say hello", stream: true });
+    let content = "";
+    let chunks = 0;
+    let finishReason = null;
+    for await (const event of stream) {
+      if (event.type === "response.output_text.delta") {
+        chunks++;
+        content += event.delta;
+      } else if (event.type === "response.completed") {
+        finishReason = event.response.status;
+      }
+    }
+    return { content, chunks, finishReason };
+  }],
 ]);

@@ -159,7 +159,9 @@ type chatResult struct {
 // testOpenAI: AzureOpenAI with apiKey (from AZURE_OPENAI_API_KEY) and
 // with azureADTokenProvider (getBearerTokenProvider over
 // DefaultAzureCredential) completes chats through the gateway to the
-// upstream, streaming and not, by body model and by bound deployment.
+// upstream, streaming and not, by body model and by bound deployment, and
+// creates, reads, lists, deletes and streams responses (the Responses
+// API).
 func testOpenAI(t *testing.T, e *env) {
 	common := map[string]string{"AZURE_OPENAI_ENDPOINT": e.openai.endpoint, "OPENAI_API_VERSION": "2024-10-21",
 		"AZURE_OPENAI_DEPLOYMENT": e.deployment}
@@ -209,6 +211,30 @@ func testOpenAI(t *testing.T, e *env) {
 			}
 			if err := s.err(t, "unknown-deployment"); err.Status != 404 || err.Code != "DeploymentNotFound" {
 				t.Errorf("unknown deployment: %s", err)
+			}
+			// The Responses API.
+			wantResp := "echo from " + upstreamModel + " at /v1/responses: Say hello"
+			var r chatResult
+			s.value(t, "response", &r)
+			if r.ID == "" || r.Object != "response" || r.FinishReason != "completed" || r.Content != wantResp {
+				t.Errorf("response: %+v", r)
+			}
+			var got chatResult
+			s.value(t, "response-get", &got)
+			if got.ID != r.ID || got.Content != wantResp {
+				t.Errorf("response get: %+v", got)
+			}
+			s.value(t, "response-input-items", &got)
+			if got.Chunks != 1 {
+				t.Errorf("response input items: %+v", got)
+			}
+			s.value(t, "response-delete", &got)
+			if err := s.err(t, "response-get-deleted"); err.Status != 404 {
+				t.Errorf("response get after delete: %s", err)
+			}
+			s.value(t, "response-stream", &got)
+			if got.Content != wantResp || got.Chunks < 2 || got.FinishReason != "completed" {
+				t.Errorf("response stream: %+v", got)
 			}
 		})
 	}

@@ -81,6 +81,7 @@ func TestGateway(t *testing.T) {
 				{"openai-sts-credential", testOpenAISTSCredential},
 				{"openai-streaming", testOpenAIStreaming},
 				{"openai-v1-api", testOpenAIV1},
+				{"openai-responses-api", testOpenAIResponses},
 				{"language-every-credential", testLanguage},
 				{"rotation-under-load", testRotation},
 				{"refusals", testRefusals},

@@ -11,6 +11,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/azure"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 )
 
 const openAIVersion = "2024-10-21"
@@ -206,6 +207,95 @@ func testOpenAIV1(t *testing.T, e *env) {
 		}
 	})
 	if e.up.SawSecret(a.key1) || e.up.SawSecret(a.key2) || e.up.SawSecret(identity) {
+		t.Error("the upstream received a client credential")
+	}
+	e.AssertNotLogged(t, a.key1, a.key2, identity)
+}
+
+// testOpenAIResponses: the Responses API through openai-go, as Azure
+// documents it both ways — the Azure client (azure.WithEndpoint: POST
+// …/openai/responses?api-version=…, the deployment in "model") with a
+// key, and a plain OpenAI client on the v1 API (base URL …/openai/v1/)
+// with an identity token that holds Cognitive Services OpenAI User —
+// creating, streaming, reading back, listing input items, cancelling and
+// deleting a response.
+func testOpenAIResponses(t *testing.T, e *env) {
+	a := e.createAccount(t, "oai-responses", "OpenAI", nil)
+	e.deploy(t, a, "gpt-resp", "upstream-resp")
+	_, cred := e.principal(t, "oai-resp-user", a, authz.RoleCognitiveServicesOpenAIUser)
+	identity := e.Token(t, cred, "https://cognitiveservices.azure.com/.default")
+	dated := openai.NewClient(azure.WithEndpoint(a.endpoint, "2025-04-01-preview"), azure.WithAPIKey(a.key1),
+		option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+	v1 := openai.NewClient(option.WithBaseURL(a.endpoint+"openai/v1/"), option.WithAPIKey(identity),
+		option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+	input := func(s string) responses.ResponseNewParamsInputUnion {
+		return responses.ResponseNewParamsInputUnion{OfString: openai.String(s)}
+	}
+
+	for _, tt := range []struct {
+		name string
+		c    openai.Client
+	}{{"azure-client-key", dated}, {"v1-identity", v1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.c
+			resp, err := c.Responses.New(t.Context(), responses.ResponseNewParams{Model: "gpt-resp", Input: input("hello " + tt.name)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "echo from upstream-resp at /v1/responses: hello " + tt.name
+			if resp.OutputText() != want || resp.ID == "" {
+				t.Fatalf("response %q (%s), want %q", resp.OutputText(), resp.ID, want)
+			}
+			got, err := c.Responses.Get(t.Context(), resp.ID, responses.ResponseGetParams{})
+			if err != nil || got.ID != resp.ID || got.OutputText() != want {
+				t.Fatalf("get: %v %+v", err, got)
+			}
+			items, err := c.Responses.InputItems.List(t.Context(), resp.ID, responses.InputItemListParams{})
+			if err != nil || len(items.Data) != 1 {
+				t.Fatalf("input items: %v %+v", err, items)
+			}
+			cancelled, err := c.Responses.Cancel(t.Context(), resp.ID)
+			if err != nil || cancelled.Status != "cancelled" {
+				t.Fatalf("cancel: %v %+v", err, cancelled)
+			}
+			if err := c.Responses.Delete(t.Context(), resp.ID); err != nil {
+				t.Fatalf("delete: %v", err)
+			}
+			_, err = c.Responses.Get(t.Context(), resp.ID, responses.ResponseGetParams{})
+			var apiErr *openai.Error
+			if !asError(err, &apiErr) || apiErr.StatusCode != 404 {
+				t.Fatalf("get after delete: %v", err)
+			}
+
+			stream := c.Responses.NewStreaming(t.Context(), responses.ResponseNewParams{Model: "gpt-resp", Input: input("one two three")})
+			var text strings.Builder
+			completed := false
+			for stream.Next() {
+				switch ev := stream.Current(); ev.Type {
+				case "response.output_text.delta":
+					text.WriteString(ev.Delta)
+				case "response.completed":
+					completed = ev.Response.OutputText() == text.String()
+				}
+			}
+			if err := stream.Err(); err != nil || !completed || text.String() != "echo from upstream-resp at /v1/responses: one two three" {
+				t.Fatalf("stream: %v, completed %v, text %q", err, completed, text.String())
+			}
+		})
+	}
+	t.Run("without-role", func(t *testing.T) {
+		_, noRole := e.principal(t, "oai-resp-norole", a, "")
+		c := openai.NewClient(option.WithBaseURL(a.endpoint+"openai/v1/"),
+			option.WithAPIKey(e.Token(t, noRole, "https://cognitiveservices.azure.com/.default")),
+			option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+		_, err := c.Responses.New(t.Context(), responses.ResponseNewParams{Model: "gpt-resp", Input: input("x")})
+		var apiErr *openai.Error
+		if !asError(err, &apiErr) || apiErr.StatusCode != 401 || apiErr.Code != "PermissionDenied" ||
+			!strings.Contains(apiErr.Message, "OpenAI/responses/write") {
+			t.Errorf("error %v, want 401 PermissionDenied naming responses/write", err)
+		}
+	})
+	if e.up.SawSecret(a.key1) || e.up.SawSecret(identity) {
 		t.Error("the upstream received a client credential")
 	}
 	e.AssertNotLogged(t, a.key1, a.key2, identity)

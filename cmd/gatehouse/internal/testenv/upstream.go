@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,16 +15,20 @@ import (
 // Upstream is an OpenAI-compatible model server for tests of the gateway's
 // proxy: it accepts only "Authorization: Bearer <Key>" (its own
 // credential), answers a chat completion that echoes the model, path and
-// last message, as JSON or as server-sent events (stream: true), and
-// records every header it was sent.
+// last message, as JSON or as server-sent events (stream: true), serves
+// the Responses API the same way (responses it creates are stored, and
+// can be read, listed, cancelled and deleted), and records every header
+// it was sent.
 type Upstream struct {
 	// URL is the server's base URL (plain HTTP on 127.0.0.1).
 	URL string
 	// Key is the credential the upstream accepts.
 	Key string
 
-	mu   sync.Mutex
-	seen []http.Header
+	mu        sync.Mutex
+	seen      []http.Header
+	responses map[string]map[string]any // the stored responses by id
+	created   int                       // responses created
 }
 
 // NewUpstream starts an Upstream accepting key; it stops with the test.
@@ -67,6 +72,10 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 			Content string `json:"content"`
 		} `json:"messages"`
 	}
+	if strings.HasPrefix(r.URL.Path, "/v1/responses") {
+		u.serveResponses(w, r)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	if err := json.Unmarshal(body, &req); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
@@ -97,4 +106,92 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		"usage":   map[string]any{"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(out)
+}
+
+// serveResponses is the Responses API: POST /v1/responses creates a
+// response echoing the model, path and input (streamed as
+// response.created, output_text deltas and response.completed with
+// stream: true); GET, DELETE, POST …/cancel and GET …/input_items act on
+// a stored one (404 for an id it did not create).
+func (u *Upstream) serveResponses(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/responses" {
+		var req struct {
+			Model  string          `json:"model"`
+			Stream bool            `json:"stream"`
+			Input  json.RawMessage `json:"input"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		var input string
+		json.Unmarshal(req.Input, &input)
+		u.mu.Lock()
+		if u.responses == nil {
+			u.responses = map[string]map[string]any{}
+		}
+		u.created++
+		id := fmt.Sprintf("resp_%d", u.created)
+		reply := "echo from " + req.Model + " at " + r.URL.Path + ": " + input
+		resp := map[string]any{"id": id, "object": "response", "created_at": 1700000000, "model": req.Model, "status": "completed",
+			"input": input,
+			"output": []any{map[string]any{"type": "message", "id": "msg_" + id, "role": "assistant", "status": "completed",
+				"content": []any{map[string]any{"type": "output_text", "text": reply, "annotations": []any{}}}}},
+			"usage": map[string]any{"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}}
+		u.responses[id] = resp
+		u.mu.Unlock()
+		if !req.Stream {
+			json.NewEncoder(w).Encode(resp)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		seq := 0
+		event := func(typ string, v map[string]any) {
+			v["type"], v["sequence_number"] = typ, seq
+			seq++
+			b, _ := json.Marshal(v)
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, b)
+			w.(http.Flusher).Flush()
+		}
+		event("response.created", map[string]any{"response": map[string]any{"id": id, "object": "response", "model": req.Model,
+			"status": "in_progress", "output": []any{}}})
+		for i, word := range strings.Fields(reply) {
+			if i > 0 {
+				word = " " + word
+			}
+			event("response.output_text.delta", map[string]any{"item_id": "msg_" + id, "output_index": 0, "content_index": 0, "delta": word})
+		}
+		event("response.completed", map[string]any{"response": resp})
+		return
+	}
+	rest, _ := strings.CutPrefix(r.URL.Path, "/v1/responses/")
+	id, op, _ := strings.Cut(rest, "/")
+	u.mu.Lock()
+	resp, ok := u.responses[id]
+	if ok && r.Method == http.MethodDelete && op == "" {
+		delete(u.responses, id)
+	}
+	u.mu.Unlock()
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"error":{"message":"Response with id '%s' not found.","type":"invalid_request_error","param":null,"code":null}}`, id)
+		return
+	}
+	switch {
+	case r.Method == http.MethodGet && op == "":
+		json.NewEncoder(w).Encode(resp)
+	case r.Method == http.MethodDelete && op == "":
+		fmt.Fprintf(w, `{"id":%q,"object":"response.deleted","deleted":true}`, id)
+	case r.Method == http.MethodPost && op == "cancel":
+		c := maps.Clone(resp)
+		c["status"] = "cancelled"
+		json.NewEncoder(w).Encode(c)
+	case r.Method == http.MethodGet && op == "input_items":
+		item := map[string]any{"type": "message", "id": "in_" + id, "role": "user", "status": "completed",
+			"content": []any{map[string]any{"type": "input_text", "text": resp["input"]}}}
+		json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": []any{item}, "first_id": "in_" + id, "last_id": "in_" + id, "has_more": false})
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
 }
