@@ -20,7 +20,10 @@
 //	POST /openai/deployments/{d}/chat/completions        …/accounts/OpenAI/deployments/chat/completions/action          OpenAI, AIServices
 //	POST /openai/deployments/{d}/completions             …/accounts/OpenAI/deployments/completions/action               OpenAI, AIServices
 //	POST /openai/deployments/{d}/embeddings              …/accounts/OpenAI/deployments/embeddings/action                OpenAI, AIServices
-//	POST /openai/v1/{chat/completions|completions|embeddings}   as the deployment routes; the deployment is the body's "model",
+//	POST /openai/deployments/{d}/images/generations      …/accounts/OpenAI/images/generations/action                    OpenAI, AIServices
+//	POST /openai/deployments/{d}/audio/speech            …/accounts/OpenAI/deployments/audio/action                     OpenAI, AIServices
+//	POST /openai/deployments/{d}/audio/{transcriptions|translations}   the same; multipart/form-data (form.go)
+//	POST /openai/v1/{each of the above}                  as the deployment routes; the deployment is the body's "model",
 //	                                                     no api-version, and a non-JWT bearer is taken as the key (OpenAI's own clients)
 //	GET  /openai/v1/models                               …/accounts/OpenAI/models/read: the deployments, as OpenAI model objects
 //	POST /openai/v1/responses, /openai/responses?api-version   …/accounts/OpenAI/responses/write; the deployment is the body's "model"
@@ -57,9 +60,9 @@
 // oversized bodies; 400 for malformed JSON. Denials are counted by reason
 // and written to the audit log at a bounded rate; successes are counted.
 //
-// The proxy forwards chat/completions, completions and embeddings to
-// {upstream}/v1/{operation}: the body is checked as JSON and its "model"
-// set to the deployment's upstream model (every duplicate too); only
+// The proxy forwards each operation to {upstream}/v1/{operation}: a JSON
+// body is checked and its "model" set to the deployment's upstream model
+// (every duplicate too), a form's "model" field likewise; only
 // Content-Type, Accept, Accept-Encoding, User-Agent and OpenAI-Beta go
 // along, plus X-Request-Id and the upstream's own credential — never the
 // client's key or token. Responses stream through unbuffered (server-sent

@@ -287,11 +287,44 @@ var (
 	languageKinds = []string{"TextAnalytics", "CognitiveServices", "AIServices", "Language"}
 )
 
-func openAIRoute(name, op string) *route {
+// openAIOps are the operations proxied at /openai/deployments/{d}/{op}
+// (openAIRoute) and at /openai/v1/{op} (openAIV1Route): the data action an
+// identity needs (Azure's: audio operations share one, image generation
+// is not per deployment), and whether the body is multipart/form-data
+// (proxy.go's serveForm) rather than JSON.
+var openAIOps = []struct {
+	name, op, action string
+	form             bool
+}{
+	{"chat", "chat/completions", "OpenAI/deployments/chat/completions/action", false},
+	{"completions", "completions", "OpenAI/deployments/completions/action", false},
+	{"embeddings", "embeddings", "OpenAI/deployments/embeddings/action", false},
+	{"images", "images/generations", "OpenAI/images/generations/action", false},
+	{"speech", "audio/speech", "OpenAI/deployments/audio/action", false},
+	{"transcriptions", "audio/transcriptions", "OpenAI/deployments/audio/action", true},
+	{"translations", "audio/translations", "OpenAI/deployments/audio/action", true},
+}
+
+// openAIRoutes are openAIOps at both paths.
+func openAIRoutes() []*route {
+	var out []*route
+	for _, o := range openAIOps {
+		out = append(out, openAIRoute(o.name, o.op, o.action, o.form))
+	}
+	for _, o := range openAIOps {
+		out = append(out, openAIV1Route(o.name, o.op, o.action, o.form))
+	}
+	return out
+}
+
+func openAIRoute(name, op, action string, form bool) *route {
 	return &route{name: name, method: http.MethodPost, path: "/openai/deployments/{deployment}/" + op, param: "deployment",
-		dataAction: dataActionPrefix + "OpenAI/deployments/" + op + "/action",
+		dataAction: dataActionPrefix + action,
 		operation:  "POST /openai/deployments/{deployment-id}/" + op, kinds: openAIKinds,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			if form {
+				return g.proxy.serveForm(w, r, c, op, false, true)
+			}
 			return g.proxy.serve(w, r, c, op, false, true)
 		}}
 }
@@ -300,11 +333,14 @@ func openAIRoute(name, op string) *route {
 // deployment named by the body's "model", no api-version required, and
 // the key accepted as a bearer (what OpenAI's own clients send with
 // base_url …/openai/v1/).
-func openAIV1Route(name, op string) *route {
+func openAIV1Route(name, op, action string, form bool) *route {
 	return &route{name: name + "-v1", method: http.MethodPost, path: "/openai/v1/" + op,
-		dataAction: dataActionPrefix + "OpenAI/deployments/" + op + "/action",
+		dataAction: dataActionPrefix + action,
 		operation:  "POST /openai/v1/" + op, kinds: openAIKinds, bearerKey: true,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			if form {
+				return g.proxy.serveForm(w, r, c, op, true, false)
+			}
 			return g.proxy.serve(w, r, c, op, true, false)
 		}}
 }
@@ -366,31 +402,32 @@ func textAnalyticsRoute(op string) *route {
 }
 
 // routes lists every data-plane operation (see doc.go).
-var routes = append(append([]*route{
-	{name: "language", method: http.MethodPost, path: "/language/:analyze-text",
-		dataAction: dataActionPrefix + "Language/analyze-text/action",
-		operation:  "POST /language/:analyze-text", kinds: languageKinds,
-		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-			if g.opts.Language == nil {
-				return errNotFound
-			}
-			return g.opts.Language(w, r)
-		}},
-	textAnalyticsRoute("languages"),
-	textAnalyticsRoute("sentiment"),
-	openAIRoute("chat", openAIOperations[0]),
-	openAIRoute("completions", openAIOperations[1]),
-	openAIRoute("embeddings", openAIOperations[2]),
-	openAIV1Route("chat", openAIOperations[0]),
-	openAIV1Route("completions", openAIOperations[1]),
-	openAIV1Route("embeddings", openAIOperations[2]),
-	{name: "models-v1", method: http.MethodGet, path: "/openai/v1/models",
+var routes = buildRoutes()
+
+func buildRoutes() []*route {
+	out := []*route{
+		{name: "language", method: http.MethodPost, path: "/language/:analyze-text",
+			dataAction: dataActionPrefix + "Language/analyze-text/action",
+			operation:  "POST /language/:analyze-text", kinds: languageKinds,
+			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+				if g.opts.Language == nil {
+					return errNotFound
+				}
+				return g.opts.Language(w, r)
+			}},
+		textAnalyticsRoute("languages"),
+		textAnalyticsRoute("sentiment"),
+	}
+	out = append(out, openAIRoutes()...)
+	out = append(out, &route{name: "models-v1", method: http.MethodGet, path: "/openai/v1/models",
 		dataAction: dataActionPrefix + "OpenAI/models/read",
 		operation:  "GET /openai/v1/models", kinds: openAIKinds, bearerKey: true,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
 			return g.proxy.listModels(w, c)
-		}},
-}, responsesRoutes("/openai/v1")...), responsesRoutes("/openai")...)
+		}})
+	out = append(out, responsesRoutes("/openai/v1")...)
+	return append(out, responsesRoutes("/openai")...)
+}
 
 // Mount registers the data plane on rt: every route at the path form
 // /ai/{account}/… on the root host and at the host forms, and the STS at

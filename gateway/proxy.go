@@ -77,8 +77,13 @@ func (d *Deployment) prepare() {
 }
 
 // openAIOperations are the proxied operations (routes in gateway.go).
-var openAIOperations = []string{"chat/completions", "completions", "embeddings",
-	opResponses, opResponses + "/compact", opResponses + "/input_tokens"}
+var openAIOperations = func() []string {
+	var out []string
+	for _, o := range openAIOps {
+		out = append(out, o.op)
+	}
+	return append(out, opResponses, opResponses+"/compact", opResponses+"/input_tokens")
+}()
 
 // opResponses creates a response (the Responses API).
 const opResponses = "responses"
@@ -145,29 +150,17 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 			return err
 		}
 	}
-	if r.ContentLength > p.maxBody {
-		return tooLarge(p.maxBody)
-	}
 	// The body is read into a pooled buffer. The upstream client is done
 	// with the body it sends when exchange returns, so with it the
 	// rewritten body comes from a pool too; any other transport may still
 	// be reading its body after RoundTrip returns, so it gets a copy the
-	// request owns. A known Content-Length (checked above) is enforced by
-	// net/http's body reader; only a chunked body needs MaxBytesReader.
-	uc, fast := p.transport.(*UpstreamClient)
+	// request owns.
+	_, fast := p.transport.(*UpstreamClient)
 	inp := inPool.Get().(*[]byte)
 	defer putIn(inp)
-	var src io.Reader = r.Body
-	if r.ContentLength < 0 {
-		src = http.MaxBytesReader(w, r.Body, p.maxBody)
-	}
-	in, err := readBody((*inp)[:0], src)
-	*inp = in[:0]
+	in, err := p.readRequestBody(w, r, inp)
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return tooLarge(p.maxBody)
-		}
-		return badRequest("The request body could not be read.").WithCause(err)
+		return err
 	}
 	if !validJSON(in) {
 		return badRequest("We could not parse the JSON body of your request. The API expects a JSON payload, but what was sent was not valid JSON.")
@@ -213,6 +206,14 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 		body = bytes.Clone(in)
 	}
 
+	return p.forwardBody(w, r, c, d, op, body)
+}
+
+// forwardBody sends body to d's upstream /v1/{op} with the allow-listed
+// client headers, the request id and the upstream's own credential, and
+// streams the answer to w.
+func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *Deployment, op string, body []byte) error {
+	uc, fast := p.transport.(*UpstreamClient)
 	// Only the allow-listed client headers go along, then the request id
 	// and the upstream's own credential.
 	o := &c.out
@@ -254,6 +255,28 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 	}
 	forward(w, ex, c.vals[:0])
 	return nil
+}
+
+// readRequestBody reads r's body, at most maxBody bytes (else 413), into
+// the pooled buffer *inp. A known Content-Length is enforced by the
+// server's body reader; only a chunked body needs MaxBytesReader.
+func (p *proxy) readRequestBody(w http.ResponseWriter, r *http.Request, inp *[]byte) ([]byte, error) {
+	if r.ContentLength > p.maxBody {
+		return nil, tooLarge(p.maxBody)
+	}
+	var src io.Reader = r.Body
+	if r.ContentLength < 0 {
+		src = http.MaxBytesReader(w, r.Body, p.maxBody)
+	}
+	in, err := readBody((*inp)[:0], src)
+	*inp = in[:0]
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge(p.maxBody)
+		}
+		return nil, badRequest("The request body could not be read.").WithCause(err)
+	}
+	return in, nil
 }
 
 // inPool holds the buffers request bodies are read into.

@@ -1,5 +1,6 @@
 // openai's AzureOpenAI client against a Gatehouse OpenAI account: chat
-// completions and the Responses API.
+// completions, transcription, speech, image generation and the Responses
+// API.
 //
 //   node openai.mjs key     apiKey from AZURE_OPENAI_API_KEY (the client reads it itself)
 //   node openai.mjs token   azureADTokenProvider: getBearerTokenProvider(new DefaultAzureCredential(),
@@ -9,7 +10,7 @@
 // OPENAI_API_VERSION, AZURE_OPENAI_DEPLOYMENT (a deployment name),
 // NODE_EXTRA_CA_CERTS, and the credential's variables.
 import { DefaultAzureCredential, getBearerTokenProvider } from "@azure/identity";
-import { AzureOpenAI } from "openai";
+import { AzureOpenAI, toFile } from "openai";
 import { expectError, need, run } from "./harness.mjs";
 
 const mode = process.argv[2];
@@ -60,6 +61,21 @@ await run([
     return { content: final.choices[0]?.message?.content ?? null };
   }],
   ["unknown-deployment", () => expectError(() => client.chat.completions.create({ model: "no-such-deployment", messages }))],
+  // Media: a transcription is multipart/form-data (openai-node's FormData),
+  // speech answers audio bytes, an image generation JSON.
+  ["transcription", async () => {
+    const audio = Buffer.alloc(100000, "RIFF\r\n--");
+    const r = await client.audio.transcriptions.create({ model: deployment, file: await toFile(audio, "speech.wav"), language: "de" });
+    return { content: r.text };
+  }],
+  ["speech", async () => {
+    const r = await client.audio.speech.create({ model: deployment, input: "guten tag", voice: "alloy" });
+    return { content: Buffer.from(await r.arrayBuffer()).toString("latin1"), object: r.headers.get("content-type") };
+  }],
+  ["image", async () => {
+    const r = await client.images.generate({ model: deployment, prompt: "a gate" });
+    return { content: r.data[0].revised_prompt };
+  }],
   // The Responses API: created by the body's model at …/openai/responses,
   // then read back, listed, deleted and streamed.
   ["response", async () => {

@@ -159,9 +159,9 @@ type chatResult struct {
 // testOpenAI: AzureOpenAI with apiKey (from AZURE_OPENAI_API_KEY) and
 // with azureADTokenProvider (getBearerTokenProvider over
 // DefaultAzureCredential) completes chats through the gateway to the
-// upstream, streaming and not, by body model and by bound deployment, and
-// creates, reads, lists, deletes and streams responses (the Responses
-// API).
+// upstream, streaming and not, by body model and by bound deployment,
+// transcribes (multipart/form-data), speaks and draws, and creates,
+// reads, lists, deletes and streams responses (the Responses API).
 func testOpenAI(t *testing.T, e *env) {
 	common := map[string]string{"AZURE_OPENAI_ENDPOINT": e.openai.endpoint, "OPENAI_API_VERSION": "2024-10-21",
 		"AZURE_OPENAI_DEPLOYMENT": e.deployment}
@@ -211,6 +211,20 @@ func testOpenAI(t *testing.T, e *env) {
 			}
 			if err := s.err(t, "unknown-deployment"); err.Status != 404 || err.Code != "DeploymentNotFound" {
 				t.Errorf("unknown deployment: %s", err)
+			}
+			// Media, each at the deployment's path.
+			var m chatResult
+			s.value(t, "transcription", &m)
+			if want := "echo from " + upstreamModel + " at /v1/audio/transcriptions: speech.wav, 100000 bytes"; m.Content != want {
+				t.Errorf("transcription: %+v", m)
+			}
+			s.value(t, "speech", &m)
+			if m.Content != "ID3 echo from "+upstreamModel+" at /v1/audio/speech: guten tag" || m.Object != "audio/mpeg" {
+				t.Errorf("speech: %+v", m)
+			}
+			s.value(t, "image", &m)
+			if m.Content != "echo from "+upstreamModel+" at /v1/images/generations: a gate" {
+				t.Errorf("image: %+v", m)
 			}
 			// The Responses API.
 			wantResp := "echo from " + upstreamModel + " at /v1/responses: Say hello"

@@ -82,6 +82,7 @@ func TestGateway(t *testing.T) {
 				{"openai-streaming", testOpenAIStreaming},
 				{"openai-v1-api", testOpenAIV1},
 				{"openai-responses-api", testOpenAIResponses},
+				{"openai-images-and-audio", testOpenAIMedia},
 				{"language-every-credential", testLanguage},
 				{"rotation-under-load", testRotation},
 				{"refusals", testRefusals},

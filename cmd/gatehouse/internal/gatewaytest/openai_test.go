@@ -1,6 +1,9 @@
 package gatewaytest
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -295,6 +298,57 @@ func testOpenAIResponses(t *testing.T, e *env) {
 			t.Errorf("error %v, want 401 PermissionDenied naming responses/write", err)
 		}
 	})
+	if e.up.SawSecret(a.key1) || e.up.SawSecret(identity) {
+		t.Error("the upstream received a client credential")
+	}
+	e.AssertNotLogged(t, a.key1, a.key2, identity)
+}
+
+// testOpenAIMedia: image generation, speech and transcription (a
+// multipart/form-data body with the audio) through openai-go, on the
+// Azure client (the deployment in the path, as azure.WithEndpoint routes
+// them) with a key and on the v1 API (the deployment in "model") with an
+// identity token; the upstream gets its own model and the audio intact.
+func testOpenAIMedia(t *testing.T, e *env) {
+	a := e.createAccount(t, "oai-media", "OpenAI", nil)
+	e.deploy(t, a, "whisper", "whisper-large-v3")
+	e.deploy(t, a, "tts", "kokoro")
+	e.deploy(t, a, "dalle", "flux")
+	_, cred := e.principal(t, "oai-media-user", a, authz.RoleCognitiveServicesOpenAIUser)
+	identity := e.Token(t, cred, "https://cognitiveservices.azure.com/.default")
+	audio := bytes.Repeat([]byte("RIFF\x00\x01\r\n--"), 20000) // 160 kB, CRLFs and dashes included
+	for _, tt := range []struct {
+		name   string
+		c      openai.Client
+		prefix string // where the upstream is asked
+	}{
+		{"azure-client-key", openai.NewClient(azure.WithEndpoint(a.endpoint, openAIVersion), azure.WithAPIKey(a.key1),
+			option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0)), "/v1/"},
+		{"v1-identity", openai.NewClient(option.WithBaseURL(a.endpoint+"openai/v1/"), option.WithAPIKey(identity),
+			option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0)), "/v1/"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := tt.c.Audio.Transcriptions.New(t.Context(), openai.AudioTranscriptionNewParams{
+				Model: "whisper", File: openai.File(bytes.NewReader(audio), "speech.wav", "audio/wav"), Language: openai.String("de")})
+			if want := fmt.Sprintf("echo from whisper-large-v3 at /v1/audio/transcriptions: speech.wav, %d bytes", len(audio)); err != nil || tr.Text != want {
+				t.Errorf("transcription: %v %q, want %q", err, tr.Text, want)
+			}
+			sp, err := tt.c.Audio.Speech.New(t.Context(), openai.AudioSpeechNewParams{Model: "tts", Input: "guten tag",
+				Voice: openai.AudioSpeechNewParamsVoiceUnion{OfString: openai.String("alloy")}})
+			if err != nil {
+				t.Fatalf("speech: %v", err)
+			}
+			b, _ := io.ReadAll(sp.Body)
+			sp.Body.Close()
+			if sp.Header.Get("Content-Type") != "audio/mpeg" || string(b) != "ID3 echo from kokoro at /v1/audio/speech: guten tag" {
+				t.Errorf("speech: %s %q", sp.Header.Get("Content-Type"), b)
+			}
+			img, err := tt.c.Images.Generate(t.Context(), openai.ImageGenerateParams{Model: "dalle", Prompt: "a gate"})
+			if err != nil || len(img.Data) != 1 || img.Data[0].RevisedPrompt != "echo from flux at /v1/images/generations: a gate" {
+				t.Errorf("image: %v %+v", err, img)
+			}
+		})
+	}
 	if e.up.SawSecret(a.key1) || e.up.SawSecret(identity) {
 		t.Error("the upstream received a client credential")
 	}

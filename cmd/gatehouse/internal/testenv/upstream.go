@@ -15,8 +15,9 @@ import (
 // Upstream is an OpenAI-compatible model server for tests of the gateway's
 // proxy: it accepts only "Authorization: Bearer <Key>" (its own
 // credential), answers a chat completion that echoes the model, path and
-// last message, as JSON or as server-sent events (stream: true), serves
-// the Responses API the same way (responses it creates are stored, and
+// last message, as JSON or as server-sent events (stream: true), answers
+// image generations, speech and transcriptions (serveMedia), serves the
+// Responses API the same way (responses it creates are stored, and
 // can be read, listed, cancelled and deleted), and records every header
 // it was sent.
 type Upstream struct {
@@ -74,6 +75,10 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.HasPrefix(r.URL.Path, "/v1/responses") {
 		u.serveResponses(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/v1/audio/") || r.URL.Path == "/v1/images/generations" {
+		u.serveMedia(w, r)
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
@@ -194,4 +199,40 @@ func (u *Upstream) serveResponses(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
+}
+
+// serveMedia answers the operations on media the same way: an image
+// generation's revised_prompt, a transcription's text (multipart/form-data
+// with the audio in "file") and a speech's audio/mpeg body echo the model,
+// path and input.
+func (u *Upstream) serveMedia(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/audio/transcriptions") || strings.HasPrefix(r.URL.Path, "/v1/audio/translations") {
+		if err := r.ParseMultipartForm(32 << 20); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		f, h, err := r.FormFile("file")
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		n, _ := io.Copy(io.Discard, f)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"text": fmt.Sprintf("echo from %s at %s: %s, %d bytes",
+			r.FormValue("model"), r.URL.Path, h.Filename, n)})
+		return
+	}
+	var req struct{ Model, Prompt, Input string }
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if r.URL.Path == "/v1/audio/speech" {
+		w.Header().Set("Content-Type", "audio/mpeg")
+		fmt.Fprintf(w, "ID3 echo from %s at %s: %s", req.Model, r.URL.Path, req.Input)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"created": 1700000000, "data": []any{map[string]any{
+		"url": "https://images.example/1.png", "revised_prompt": "echo from " + req.Model + " at " + r.URL.Path + ": " + req.Prompt}}})
 }
