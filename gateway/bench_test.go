@@ -106,7 +106,7 @@ func BenchmarkHandler(b *testing.B) {
 	w := newWorld(b)
 	up := newRawUpstream(b)
 	w.deps.put(acctID("acct1"), &Deployment{Name: "raw", Upstream: mustURL(b, up), Model: "upstream-model", Credential: upstreamK})
-	w.authz.grant("oid", routes[1].dataAction, acctID("acct1"))
+	w.authz.grant("oid", dataActionPrefix+"OpenAI/deployments/chat/completions/action", acctID("acct1"))
 	sts, _ := w.tokens.IssueSTSToken(context.Background(), STSGrant{Account: Account{ID: acctID("acct1")}, Generation: 1, Lifetime: time.Hour})
 	body := []byte(`{"model":"stub","messages":[{"role":"user","content":"hi"}],"max_tokens":1}`)
 	for _, bc := range []struct{ name, header, value string }{

@@ -38,7 +38,7 @@ func (p *proxy) serveForm(w http.ResponseWriter, r *http.Request, c *call, op st
 	}
 	inp := inPool.Get().(*[]byte)
 	defer putIn(inp)
-	in, err := p.readRequestBody(w, r, inp)
+	in, err := p.readRequestBody(w, r, inp, max(p.maxBody, maxFormBody))
 	if err != nil {
 		return err
 	}
@@ -64,6 +64,11 @@ func (p *proxy) serveForm(w http.ResponseWriter, r *http.Request, c *call, op st
 	}
 	return p.forwardBody(w, r, c, d, op, body)
 }
+
+// maxFormBody is the least size a form may have whatever MaxBodyBytes
+// says: Azure OpenAI takes audio files of up to 25 MB, and the other
+// fields need far less than the MiB on top.
+const maxFormBody = 26 << 20
 
 // maxFormParts bounds the parts of a form (OpenAI's audio operations take
 // about ten fields).

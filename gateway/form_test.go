@@ -115,6 +115,19 @@ func TestForms(t *testing.T) {
 		})
 	}
 
+	t.Run("audio-above-MaxBodyBytes", func(t *testing.T) {
+		// 20 MiB of audio: over the JSON limit (16 MiB), under Azure's 25 MB.
+		big := bytes.Repeat(audio, 20<<20/len(audio))
+		body, ct := formRequest(t, map[string]string{"model": "whisper"}, big)
+		status, out := post(t, "/ai/audio/openai/v1/audio/transcriptions", body, ct)
+		mu.Lock()
+		got := last
+		mu.Unlock()
+		if status != 200 || !bytes.Equal(got.file, big) {
+			t.Fatalf("status %d (%s), file intact %v", status, out, bytes.Equal(got.file, big))
+		}
+	})
+
 	good, goodCT := formRequest(t, map[string]string{"model": "whisper"}, audio)
 	noModel, noModelCT := formRequest(t, map[string]string{"language": "de"}, audio)
 	var many bytes.Buffer
@@ -138,7 +151,7 @@ func TestForms(t *testing.T) {
 		{"unknown-deployment", "/ai/audio/openai/v1/audio/transcriptions", goodCT,
 			bytes.Replace(good, []byte("whisper"), []byte("nothere"), 1), 404, "DeploymentNotFound"},
 		{"missing-api-version", "/ai/audio/openai/deployments/whisper/audio/transcriptions", goodCT, good, 404, "404"},
-		{"oversized", "/ai/audio/openai/v1/audio/transcriptions", goodCT, append(bytes.Clone(good), make([]byte, 16<<20)...), 413, "RequestEntityTooLarge"},
+		{"oversized", "/ai/audio/openai/v1/audio/transcriptions", goodCT, append(bytes.Clone(good), make([]byte, maxFormBody)...), 413, "RequestEntityTooLarge"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			hdr := map[string]string{"Content-Type": tt.ct, "api-key": keys[0]}

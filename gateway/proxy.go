@@ -158,7 +158,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 	_, fast := p.transport.(*UpstreamClient)
 	inp := inPool.Get().(*[]byte)
 	defer putIn(inp)
-	in, err := p.readRequestBody(w, r, inp)
+	in, err := p.readRequestBody(w, r, inp, p.maxBody)
 	if err != nil {
 		return err
 	}
@@ -257,22 +257,22 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 	return nil
 }
 
-// readRequestBody reads r's body, at most maxBody bytes (else 413), into
-// the pooled buffer *inp. A known Content-Length is enforced by the
-// server's body reader; only a chunked body needs MaxBytesReader.
-func (p *proxy) readRequestBody(w http.ResponseWriter, r *http.Request, inp *[]byte) ([]byte, error) {
-	if r.ContentLength > p.maxBody {
-		return nil, tooLarge(p.maxBody)
+// readRequestBody reads r's body, at most max bytes (else 413), into the
+// pooled buffer *inp. A known Content-Length is enforced by the server's
+// body reader; only a chunked body needs MaxBytesReader.
+func (p *proxy) readRequestBody(w http.ResponseWriter, r *http.Request, inp *[]byte, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, tooLarge(max)
 	}
 	var src io.Reader = r.Body
 	if r.ContentLength < 0 {
-		src = http.MaxBytesReader(w, r.Body, p.maxBody)
+		src = http.MaxBytesReader(w, r.Body, max)
 	}
 	in, err := readBody((*inp)[:0], src)
 	*inp = in[:0]
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, tooLarge(p.maxBody)
+			return nil, tooLarge(max)
 		}
 		return nil, badRequest("The request body could not be read.").WithCause(err)
 	}
