@@ -58,7 +58,8 @@
 // for the network rules; 404
 // DeploymentNotFound; 429 with Retry-After and retry-after-ms; 413 for
 // oversized bodies; 400 for malformed JSON. Denials are counted by reason
-// and written to the audit log at a bounded rate; successes are counted.
+// and written to the audit log at a bounded rate; successes are counted,
+// with the tokens the upstream reports in its answer's usage (tokens.go).
 //
 // The proxy forwards each operation to {upstream}/v1/{operation}: a JSON
 // body is checked and its "model" set to the deployment's upstream model

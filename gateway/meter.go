@@ -54,6 +54,7 @@ type meter struct {
 	upstream  *prometheus.HistogramVec
 	stsIssued *prometheus.CounterVec
 	auditLost prometheus.Counter
+	tokens    *tokenMetrics
 }
 
 const idleAfter = time.Hour
@@ -138,8 +139,9 @@ func newMeter(reg prometheus.Registerer, now func() time.Time) *meter {
 			Help: "Denials not written to the audit log because of its rate limit or a full queue (they are counted in the next audited entry).",
 		}),
 	}
+	m.tokens = newTokenMetrics()
 	if reg != nil {
-		reg.MustRegister(m.requests, m.denials, m.upstream, m.stsIssued, m.auditLost)
+		reg.MustRegister(m.requests, m.denials, m.upstream, m.stsIssued, m.auditLost, m.tokens.vec)
 	}
 	return m
 }

@@ -240,7 +240,10 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		if resp.StatusCode >= 400 {
 			return upstreamError(resp, d)
 		}
-		copyResponse(w, resp)
+		tail := getTail()
+		copyResponse(w, resp, tail)
+		p.meter.tokens.count(c.account.Name, d.Name, tail)
+		tailPool.Put(tail)
 		return nil
 	}
 	ex, err := uc.exchange(r.Context(), o)
@@ -253,8 +256,20 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		defer resp.Body.Close()
 		return upstreamError(resp, d)
 	}
-	forward(w, ex, c.vals[:0])
+	tail := getTail()
+	forward(w, ex, c.vals[:0], tail)
+	p.meter.tokens.count(c.account.Name, d.Name, tail)
+	tailPool.Put(tail)
 	return nil
+}
+
+// tailPool holds the tokenTails answers are metered with.
+var tailPool = sync.Pool{New: func() any { return new(tokenTail) }}
+
+func getTail() *tokenTail {
+	t := tailPool.Get().(*tokenTail)
+	t.n, t.done = 0, false
+	return t
 }
 
 // readRequestBody reads r's body, at most max bytes (else 413), into the
@@ -324,8 +339,9 @@ func readBody(buf []byte, r io.Reader) ([]byte, error) {
 }
 
 // copyResponse streams resp to w. An event stream is flushed after every
-// read so tokens reach the client as the upstream produces them.
-func copyResponse(w http.ResponseWriter, resp *http.Response) {
+// read so tokens reach the client as the upstream produces them. tail,
+// when not nil, keeps the end of the body for token metering.
+func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail) {
 	dst := w.Header()
 	for k, v := range resp.Header {
 		switch {
@@ -354,11 +370,17 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the client went away
 			}
+			if tail != nil {
+				tail.add(buf[:n])
+			}
 			if stream {
 				rc.Flush()
 			}
 		}
 		if rerr == io.EOF {
+			if tail != nil {
+				tail.done = true
+			}
 			return
 		}
 		if rerr != nil {
@@ -374,8 +396,9 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) {
 // header (their value slices in vals), and a Content-Length
 // body already in the connection's buffer is written from there.
 //
-// vals is room for the value slices (grown if the head has more fields).
-func forward(w http.ResponseWriter, ex *upExchange, vals []string) {
+// vals is room for the value slices (grown if the head has more fields);
+// tail keeps the end of the body for token metering.
+func forward(w http.ResponseWriter, ex *upExchange, vals []string, tail *tokenTail) {
 	// The head lives in the exchange only until the body is read.
 	stream := strings.HasPrefix(ex.header("Content-Type"), "text/event-stream")
 	chunked := ex.chunked != nil
@@ -406,7 +429,11 @@ func forward(w http.ResponseWriter, ex *upExchange, vals []string) {
 				break
 			}
 			_, werr := w.Write(b)
+			if werr == nil {
+				tail.add(b)
+			}
 			if ex.discard(len(b)) {
+				tail.done = werr == nil
 				return
 			}
 			if werr != nil {
@@ -431,11 +458,13 @@ func forward(w http.ResponseWriter, ex *upExchange, vals []string) {
 				}
 				return
 			}
+			tail.add(buf[:n])
 			if stream {
 				rc.Flush()
 			}
 		}
 		if rerr == io.EOF {
+			tail.done = true
 			return
 		}
 		if rerr != nil {

@@ -117,7 +117,7 @@ func (p *proxy) serveStored(w http.ResponseWriter, r *http.Request, c *call, met
 			return upstreamError(resp, d)
 		}
 		defer resp.Body.Close()
-		copyResponse(w, resp)
+		copyResponse(w, resp, nil) // counted when it was created
 		return nil
 	}
 	if failure != nil {

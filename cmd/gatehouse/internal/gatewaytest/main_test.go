@@ -87,6 +87,7 @@ func TestGateway(t *testing.T) {
 				{"rotation-under-load", testRotation},
 				{"refusals", testRefusals},
 				{"usage-evidence-and-metrics", testUsage},
+				{"token-metrics", testTokenMetrics},
 				{"deployments-management-api", testDeployments},
 				{"cli-deployments-and-sts", testCLI},
 				{"network-rules", testNetworkRules},

@@ -6,6 +6,9 @@ import (
 
 	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/azure"
+	"github.com/openai/openai-go/v3/responses"
 )
 
 // testUsage: the gateway's counts reach the key usage evidence of the
@@ -74,4 +77,54 @@ func testUsage(t *testing.T, e *env) {
 		t.Errorf("audited denial %+v", denied)
 	}
 	e.AssertNotLogged(t, a.key1, a.key2)
+}
+
+// testTokenMetrics: the upstream's reported usage reaches
+// gatehouse_gateway_tokens_total per account and deployment — from a chat
+// completion, a chat stream that asked for usage, a response and a
+// response stream (4 answers of 1 prompt and 1 completion token each) —
+// while a chat stream without usage and reading a stored response add
+// nothing.
+func testTokenMetrics(t *testing.T, e *env) {
+	a := e.createAccount(t, "tokens-acct", "OpenAI", nil)
+	e.deploy(t, a, "counted", "m-tokens")
+	c := e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1))
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("count me")}
+	chat(t, c, "counted", "count me")
+	for _, withUsage := range []bool{true, false} {
+		params := openai.ChatCompletionNewParams{Model: "counted", Messages: msgs}
+		if withUsage {
+			params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+		}
+		stream := c.Chat.Completions.NewStreaming(t.Context(), params)
+		for stream.Next() {
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := c.Responses.New(t.Context(), responses.ResponseNewParams{Model: "counted",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("count me")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Responses.Get(t.Context(), resp.ID, responses.ResponseGetParams{}); err != nil {
+		t.Fatal(err)
+	}
+	stream := c.Responses.NewStreaming(t.Context(), responses.ResponseNewParams{Model: "counted",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("count me")}})
+	for stream.Next() {
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	metrics := string(e.do(t, call{method: "GET", url: e.URL + "/metrics"}).body)
+	for _, want := range []string{
+		`gatehouse_gateway_tokens_total{account="tokens-acct",deployment="counted",type="prompt"} 4`,
+		`gatehouse_gateway_tokens_total{account="tokens-acct",deployment="counted",type="completion"} 4`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }

@@ -67,8 +67,11 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Model    string `json:"model"`
-		Stream   bool   `json:"stream"`
+		Model         string `json:"model"`
+		Stream        bool   `json:"stream"`
+		StreamOptions struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
 		Messages []struct {
 			Content string `json:"content"`
 		} `json:"messages"`
@@ -102,8 +105,13 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "data: %s\n\n", chunk)
 			w.(http.Flusher).Flush()
 		}
-		fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"`+
+		fmt.Fprintf(w, "data: %s\n\n", `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"`+
 			req.Model+`","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`)
+		if req.StreamOptions.IncludeUsage {
+			fmt.Fprintf(w, "data: %s\n\n", `{"id":"chatcmpl-s","object":"chat.completion.chunk","created":1700000000,"model":"`+
+				req.Model+`","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
 		return
 	}
 	out, _ := json.Marshal(map[string]any{"id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": req.Model,
