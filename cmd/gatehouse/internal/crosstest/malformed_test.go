@@ -123,6 +123,15 @@ func testMalformedSweep(t *testing.T, e *env) {
 			body: `{"messages":[{"role":"user","content":"hi"}]}`},
 		{label: "openai-v1", method: "POST", base: ai + "sweep/openai/", name: "v1", rest: "/chat/completions", auth: key,
 			body: `{"model":"chat","messages":[{"role":"user","content":"hi"}]}`},
+		{label: "openai-responses", method: "POST", base: ai + "sweep/openai/v1/", name: "responses", auth: key, body: `{"model":"chat","input":"hi"}`},
+		{label: "openai-responses-dated", method: "POST", base: ai + "sweep/openai/", name: "responses", query: "api-version=2025-04-01-preview", auth: key,
+			body: `{"model":"chat","input":"hi"}`},
+		{label: "openai-response-read", ignoresBody: true, method: "GET", base: ai + "sweep/openai/v1/responses/", name: "resp_1", auth: key},
+		{label: "openai-response-cancel", ignoresBody: true, method: "POST", base: ai + "sweep/openai/responses/", name: "resp_1", rest: "/cancel",
+			query: "api-version=2025-04-01-preview", auth: key},
+		{label: "openai-transcription", method: "POST", base: ai + "sweep/openai/deployments/", name: "chat", rest: "/audio/transcriptions",
+			query: "api-version=2024-10-21", auth: key, body: `{"model":"chat"}`},
+		{label: "openai-speech", method: "POST", base: ai + "sweep/openai/v1/audio/", name: "speech", auth: key, body: `{"model":"chat","input":"hi","voice":"alloy"}`},
 	}
 
 	bodies := map[string]string{
