@@ -40,6 +40,9 @@ const stsPath = "/sts/v1.0/issueToken"
 func buildDirectRoutes() []directRoute {
 	var out []directRoute
 	for _, rte := range routes {
+		if rte.muxOnly {
+			continue
+		}
 		out = append(out, directRoute{pattern: rte.method + " " + rte.path, method: rte.method, segs: patternSegments(rte.path),
 			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, account, param string) {
 				server.SetSurface(r.Context(), server.SurfaceGateway)

@@ -27,6 +27,7 @@
 //	                                                     no api-version, and a non-JWT bearer is taken as the key (OpenAI's own clients)
 //	GET  /openai/v1/models                               …/accounts/OpenAI/models/read: the deployments, as OpenAI model objects
 //	POST /openai/v1/responses, /openai/responses?api-version   …/accounts/OpenAI/responses/write; the deployment is the body's "model"
+//	     or the path's: /openai/deployments/{d}/responses… (every operation below too)
 //	     (and …/responses/compact, …/responses/input_tokens)    (the Responses API, responses.go)
 //	GET|DELETE …/responses/{id}, POST …/{id}/cancel,      …/OpenAI/responses/read|delete|write: asked of the account's upstreams
 //	GET …/{id}/input_items                               in turn; the first that has the response answers

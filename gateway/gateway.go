@@ -277,7 +277,11 @@ type route struct {
 	bearerKey bool
 	// param names the path's wildcard segment ("deployment"), "" if none.
 	param string
-	serve func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
+	// muxOnly: the path has a second wildcard, which direct dispatch does
+	// not match (direct.go); the mux routes it, and serve reads the other
+	// wildcard with PathValue.
+	muxOnly bool
+	serve   func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
 }
 
 const dataActionPrefix = "Microsoft.CognitiveServices/accounts/"
@@ -346,40 +350,55 @@ func openAIV1Route(name, op, action string, form bool) *route {
 }
 
 // responsesRoutes are the Responses API's operations (responses.go) at
-// base: /openai/v1 (Azure OpenAI's v1 API: no api-version,
-// the key accepted as a bearer) or /openai (the dated API, api-version
-// required, as openai-go's and openai-node's Azure clients call it).
-// Creating a response, compacting a conversation and counting input
-// tokens name the deployment in the body's "model"; the other operations
-// name only the response.
+// base: /openai/v1 (Azure OpenAI's v1 API: no api-version, the key
+// accepted as a bearer), /openai (the dated API, api-version required, as
+// openai-go's and openai-node's Azure clients call it) or
+// /openai/deployments/{deployment} (the dated API scoped to a deployment,
+// as openai-python's AzureOpenAI(azure_deployment=…) calls it). Creating a
+// response, compacting a conversation and counting input tokens name the
+// deployment in the body's "model" (or the path); the other operations
+// name only the response, and look for it in the path's deployment or in
+// all of the account's.
 func responsesRoutes(base string) []*route {
 	v1 := base == "/openai/v1"
+	scoped := strings.Contains(base, "{deployment}")
 	name := "responses"
-	if v1 {
+	switch {
+	case v1:
 		name += "-v1"
+	case scoped:
+		name += "-deployment"
 	}
 	action := func(a string) string { return dataActionPrefix + "OpenAI/responses/" + a }
+	operation := func(method, path string) string {
+		path = strings.Replace(path, "{deployment}", "{deployment-id}", 1)
+		return method + " " + strings.Replace(path, "{response}", "{response_id}", 1)
+	}
 	stored := func(method, suffix, act string) *route {
 		path := base + "/responses/{response}" + suffix
 		return &route{name: name + "-" + strings.ToLower(method) + strings.ReplaceAll(suffix, "/", "-"),
-			method: method, path: path, param: "response", dataAction: action(act),
-			operation: method + " " + strings.Replace(path, "{response}", "{response_id}", 1), kinds: openAIKinds, bearerKey: v1,
+			method: method, path: path, param: "response", muxOnly: scoped, dataAction: action(act),
+			operation: operation(method, path), kinds: openAIKinds, bearerKey: v1,
 			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
 				return g.proxy.serveStored(w, r, c, method, suffix, !v1)
 			}}
 	}
-	byModel := func(op string) *route {
-		return &route{name: name + strings.TrimPrefix(strings.ReplaceAll(op, "/", "-"), "responses"),
+	create := func(op string) *route {
+		rte := &route{name: name + strings.TrimPrefix(strings.ReplaceAll(op, "/", "-"), "responses"),
 			method: http.MethodPost, path: base + "/" + op, dataAction: action("write"),
-			operation: "POST " + base + "/" + op, kinds: openAIKinds, bearerKey: v1,
+			operation: operation(http.MethodPost, base+"/"+op), kinds: openAIKinds, bearerKey: v1,
 			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-				return g.proxy.serve(w, r, c, op, true, !v1)
+				return g.proxy.serve(w, r, c, op, !scoped, !v1)
 			}}
+		if scoped {
+			rte.param = "deployment"
+		}
+		return rte
 	}
 	return []*route{
-		byModel(opResponses),
-		byModel(opResponses + "/compact"),
-		byModel(opResponses + "/input_tokens"),
+		create(opResponses),
+		create(opResponses + "/compact"),
+		create(opResponses + "/input_tokens"),
 		stored(http.MethodGet, "", "read"),
 		stored(http.MethodDelete, "", "delete"),
 		stored(http.MethodPost, "/cancel", "write"),
@@ -426,7 +445,8 @@ func buildRoutes() []*route {
 			return g.proxy.listModels(w, c)
 		}})
 	out = append(out, responsesRoutes("/openai/v1")...)
-	return append(out, responsesRoutes("/openai")...)
+	out = append(out, responsesRoutes("/openai")...)
+	return append(out, responsesRoutes("/openai/deployments/{deployment}")...)
 }
 
 // Mount registers the data plane on rt: every route at the path form

@@ -52,7 +52,13 @@ func (p *proxy) serveStored(w http.ResponseWriter, r *http.Request, c *call, met
 		failure error // the first upstream that failed or refused its credential
 	)
 	var names []string
-	if p.deployments != nil {
+	if only := r.PathValue("deployment"); only != "" {
+		// …/openai/deployments/{deployment}/responses/{id}: that one only.
+		if _, err := p.deployment(c, only); err != nil {
+			return err
+		}
+		names = []string{only}
+	} else if p.deployments != nil {
 		names = p.deployments.DeploymentNames(&c.account)
 	}
 	for _, name := range names {

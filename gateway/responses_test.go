@@ -198,6 +198,37 @@ func TestResponses(t *testing.T) {
 		}
 	})
 
+	t.Run("deployment-scoped", func(t *testing.T) {
+		// openai-python's AzureOpenAI(azure_deployment=…): the deployment in
+		// the path, for creating and for the stored response alike.
+		const q = "?api-version=2025-04-01-preview"
+		status, body := do(t, "POST", "/ai/resp/openai/deployments/beta/responses"+q, key, `{"input":"hi"}`)
+		var v struct{ ID string }
+		if status != 200 || json.Unmarshal([]byte(body), &v) != nil || !strings.HasPrefix(v.ID, "resp_b_") {
+			t.Fatalf("create: %d %s", status, body)
+		}
+		if got := b.requests(); got[len(got)-1] != "POST /v1/responses model=model-b auth=Bearer key-b" {
+			t.Errorf("upstream b saw %v", got)
+		}
+		before := len(a.requests())
+		if status, body = do(t, "GET", "/ai/resp/openai/deployments/beta/responses/"+v.ID+q, key, ""); status != 200 || !strings.Contains(body, `"from":"b"`) {
+			t.Errorf("get: %d %s", status, body)
+		}
+		if status, _ = do(t, "GET", "/ai/resp/openai/deployments/alpha/responses/"+v.ID+q, key, ""); status != 404 {
+			t.Errorf("get from the other deployment: %d", status)
+		}
+		if got := a.requests()[before:]; len(got) != 1 {
+			t.Errorf("upstream a was asked %v; only the alpha request should reach it", got)
+		}
+		resp := f.do(t, req{method: "GET", url: "/ai/resp/openai/deployments/nope/responses/" + v.ID + q, header: key})
+		if code, _ := azureErr(t, resp); resp.StatusCode != 404 || code != "DeploymentNotFound" {
+			t.Errorf("unknown deployment: %d %s", resp.StatusCode, code)
+		}
+		if status, body = do(t, "POST", "/ai/resp/openai/deployments/beta/responses/"+v.ID+"/cancel"+q, key, ""); status != 200 || !strings.Contains(body, "cancelled") {
+			t.Errorf("cancel: %d %s", status, body)
+		}
+	})
+
 	t.Run("an-upstream-down-is-passed-over", func(t *testing.T) {
 		id := create(t, "/ai/other/openai/v1/responses", map[string]string{"api-key": other[0]}, "zeta")
 		if status, body := do(t, "GET", "/ai/other/openai/v1/responses/"+id, map[string]string{"api-key": other[0]}, ""); status != 200 {

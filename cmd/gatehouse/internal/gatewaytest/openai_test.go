@@ -219,7 +219,8 @@ func testOpenAIV1(t *testing.T, e *env) {
 // documents it both ways — the Azure client (azure.WithEndpoint: POST
 // …/openai/responses?api-version=…, the deployment in "model") with a
 // key, and a plain OpenAI client on the v1 API (base URL …/openai/v1/)
-// with an identity token that holds Cognitive Services OpenAI User —
+// with an identity token that holds Cognitive Services OpenAI User, and
+// scoped to the deployment as openai-python's azure_deployment does —
 // creating, streaming, reading back, listing input items, cancelling and
 // deleting a response.
 func testOpenAIResponses(t *testing.T, e *env) {
@@ -231,6 +232,11 @@ func testOpenAIResponses(t *testing.T, e *env) {
 		option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
 	v1 := openai.NewClient(option.WithBaseURL(a.endpoint+"openai/v1/"), option.WithAPIKey(identity),
 		option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+	// The shape of openai-python's AzureOpenAI(azure_deployment=…): the
+	// base URL is the deployment's, the api-version a query parameter.
+	scoped := openai.NewClient(option.WithBaseURL(a.endpoint+"openai/deployments/gpt-resp/"),
+		option.WithQuery("api-version", "2025-04-01-preview"), option.WithHeader("api-key", a.key2), option.WithAPIKey(""),
+		option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
 	input := func(s string) responses.ResponseNewParamsInputUnion {
 		return responses.ResponseNewParamsInputUnion{OfString: openai.String(s)}
 	}
@@ -238,7 +244,7 @@ func testOpenAIResponses(t *testing.T, e *env) {
 	for _, tt := range []struct {
 		name string
 		c    openai.Client
-	}{{"azure-client-key", dated}, {"v1-identity", v1}} {
+	}{{"azure-client-key", dated}, {"v1-identity", v1}, {"deployment-scoped", scoped}} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.c
 			resp, err := c.Responses.New(t.Context(), responses.ResponseNewParams{Model: "gpt-resp", Input: input("hello " + tt.name)})
@@ -298,7 +304,7 @@ func testOpenAIResponses(t *testing.T, e *env) {
 			t.Errorf("error %v, want 401 PermissionDenied naming responses/write", err)
 		}
 	})
-	if e.up.SawSecret(a.key1) || e.up.SawSecret(identity) {
+	if e.up.SawSecret(a.key1) || e.up.SawSecret(a.key2) || e.up.SawSecret(identity) {
 		t.Error("the upstream received a client credential")
 	}
 	e.AssertNotLogged(t, a.key1, a.key2, identity)
