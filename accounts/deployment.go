@@ -59,7 +59,9 @@ type DeploymentModel struct {
 	Version string `json:"version,omitempty"`
 }
 
-// DeploymentSKU is the deployment's sku (kept, not enforced).
+// DeploymentSKU is the deployment's sku. Its capacity bounds the
+// deployment's tokens and requests per minute when the gateway enforces
+// deployment quotas (serve --deployment-quotas); otherwise it is kept.
 type DeploymentSKU struct {
 	Name     string `json:"name"`
 	Capacity int    `json:"capacity,omitempty"`
@@ -124,6 +126,8 @@ type DataPlaneDeployment struct {
 	// KeyVaultSecret is the secret reference to read the credential from
 	// ("" = Key, or no credential).
 	KeyVaultSecret string
+	// Capacity is the sku's capacity (the gateway's deployment quotas).
+	Capacity int
 }
 
 type deploymentRecord struct {
@@ -233,7 +237,7 @@ func (d *Deployments) dataPlane(r *storage.Record[deploymentRecord]) (*DataPlane
 		return nil, err
 	}
 	dp := &DataPlaneDeployment{Name: r.Value.Name, Upstream: u, Model: r.Value.UpstreamModel, KeyHeader: r.Value.KeyHeader,
-		KeyVaultSecret: r.Value.KeyVaultSecret}
+		KeyVaultSecret: r.Value.KeyVaultSecret, Capacity: r.Value.SKU.Capacity}
 	if dp.Model == "" {
 		dp.Model = r.Value.Model.Name
 	}

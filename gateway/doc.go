@@ -49,6 +49,8 @@
 //	→ authorize identities: the data action of the route on the account (cached decision)
 //	→ route serves the account's kind (else 404)
 //	→ rate limits: per credential (key slot or principal), then per account → 429 + Retry-After
+//	→ with Options.DeploymentQuotas, a proxied request's deployment quota (its sku capacity:
+//	  requests and estimated tokens, quota.go) → Azure OpenAI's 429
 //	→ serve → count usage and metrics (account, credential kind, status)
 //
 // Errors are Azure's (azure-wire.md §1.3): 401 {"code":"401"} "Access

@@ -62,7 +62,7 @@ func (p *proxy) serveForm(w http.ResponseWriter, r *http.Request, c *call, op st
 	} else if _, fast := p.transport.(*UpstreamClient); !fast {
 		body = bytes.Clone(in) // see serve: another transport may read it later
 	}
-	return p.forwardBody(w, r, c, d, op, body)
+	return p.forwardBody(w, r, c, d, op, body, 0) // audio: charged its reported usage only
 }
 
 // maxFormBody is the least size a form may have whatever MaxBodyBytes

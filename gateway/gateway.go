@@ -206,6 +206,9 @@ type Options struct {
 	// private-endpoint traffic: not subject to an account's network rules,
 	// served when it disables public access.
 	PrivateNetworks netacl.Networks
+	// DeploymentQuotas enforces each deployment's Capacity as Azure
+	// OpenAI's quota (quota.go); off, capacity is not looked at.
+	DeploymentQuotas bool
 }
 
 // Gateway is the AI data plane. Create it with New, mount it with Mount,
@@ -255,7 +258,7 @@ func New(opts Options) *Gateway {
 	g := &Gateway{opts: opts, cors: opts.CORS, now: opts.Now, logger: opts.Logger}
 	g.meter = newMeter(opts.Registry, opts.Now)
 	g.proxy = &proxy{transport: opts.Transport, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments,
-		logger: opts.Logger, meter: g.meter}
+		logger: opts.Logger, meter: g.meter, quotas: opts.DeploymentQuotas, now: opts.Now}
 	g.sts = newSTSLimiter(opts.STSFailuresPerMinute, opts.Now)
 	g.auditor = newDenialAuditor(opts.Audit, opts.AuditRate, opts.Now, opts.Logger, g.meter)
 	return g

@@ -38,6 +38,9 @@ type Deployment struct {
 	// "Authorization: Bearer <credential>"; any other name receives the
 	// credential as is (e.g. "api-key" for an Azure OpenAI upstream).
 	AuthHeader string
+	// Capacity is the sku's capacity: with Options.DeploymentQuotas, 1,000
+	// tokens and 6 requests a minute per unit (quota.go); 0 is unlimited.
+	Capacity int
 	// Unavailable, when set, is the error every request to the deployment
 	// gets instead of being forwarded: its credential cannot be had now
 	// (a Key Vault reference the account may not read). The index decides
@@ -103,6 +106,11 @@ type proxy struct {
 	deployments Deployments
 	logger      *slog.Logger
 	meter       *meter
+	// quotas enforces deployments' capacity; limits holds their state
+	// (quota.go).
+	quotas bool
+	limits sync.Map // quotaKey → *deploymentQuota
+	now    func() time.Time
 }
 
 // copyPool holds the buffers responses are copied through.
@@ -206,13 +214,25 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 		body = bytes.Clone(in)
 	}
 
-	return p.forwardBody(w, r, c, d, op, body)
+	estimate := 0
+	if p.quotas {
+		estimate = estimateTokens(in)
+	}
+	return p.forwardBody(w, r, c, d, op, body, estimate)
 }
 
 // forwardBody sends body to d's upstream /v1/{op} with the allow-listed
 // client headers, the request id and the upstream's own credential, and
-// streams the answer to w.
-func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *Deployment, op string, body []byte) error {
+// streams the answer to w; with deployment quotas, it is first admitted
+// on its estimate of tokens (quota.go).
+func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *Deployment, op string, body []byte, estimate int) error {
+	var q *deploymentQuota
+	if p.quotas {
+		var err error
+		if q, err = p.admit(c, d, op, r, estimate); err != nil {
+			return err
+		}
+	}
 	uc, fast := p.transport.(*UpstreamClient)
 	// Only the allow-listed client headers go along, then the request id
 	// and the upstream's own credential.
@@ -240,10 +260,12 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		if resp.StatusCode >= 400 {
 			return upstreamError(resp, d)
 		}
+		if q != nil {
+			q.headers(w, p.now())
+		}
 		tail := getTail()
 		copyResponse(w, resp, tail)
-		p.meter.tokens.count(c.account.Name, d.Name, tail)
-		tailPool.Put(tail)
+		p.settle(q, c, d, tail, estimate)
 		return nil
 	}
 	ex, err := uc.exchange(r.Context(), o)
@@ -256,11 +278,23 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		defer resp.Body.Close()
 		return upstreamError(resp, d)
 	}
+	if q != nil {
+		q.headers(w, p.now())
+	}
 	tail := getTail()
 	forward(w, ex, c.vals[:0], tail)
-	p.meter.tokens.count(c.account.Name, d.Name, tail)
-	tailPool.Put(tail)
+	p.settle(q, c, d, tail, estimate)
 	return nil
+}
+
+// settle meters the answer's tokens and, with a quota, charges what they
+// exceed of the estimate.
+func (p *proxy) settle(q *deploymentQuota, c *call, d *Deployment, tail *tokenTail, estimate int) {
+	used, ok := p.meter.tokens.count(c.account.Name, d.Name, tail)
+	tailPool.Put(tail)
+	if q != nil && ok {
+		q.settle(p.now(), estimate, used)
+	}
 }
 
 // tailPool holds the tokenTails answers are metered with.

@@ -148,14 +148,15 @@ func newTokenMetrics() *tokenMetrics {
 	}, []string{"account", "deployment", "type"})}
 }
 
-// count adds the usage at the end of a complete answer, if it has one.
-func (m *tokenMetrics) count(account, deployment string, t *tokenTail) {
+// count adds the usage at the end of a complete answer, if it has one,
+// and returns its total.
+func (m *tokenMetrics) count(account, deployment string, t *tokenTail) (total int64, ok bool) {
 	if !t.done {
-		return
+		return 0, false
 	}
 	prompt, completion, ok := tokenUsage(t.buf[:t.n])
 	if !ok {
-		return
+		return 0, false
 	}
 	k := tokenKey{account, deployment}
 	v, found := m.counters.Load(k)
@@ -168,4 +169,5 @@ func (m *tokenMetrics) count(account, deployment string, t *tokenTail) {
 	c := v.(*tokenCounters)
 	c.prompt.Add(float64(prompt))
 	c.completion.Add(float64(completion))
+	return prompt + completion, true
 }

@@ -68,6 +68,8 @@ type Config struct {
 	// Upstream keys from Key Vault (upstream.go) and people's sessions (authority/refresh.go).
 	UpstreamSecretTTL    time.Duration `yaml:"upstream-secret-ttl" help:"longest a deployment's upstream credential read from Key Vault is reused (a change to the secret or to roles applies at once)"`
 	RefreshTokenLifetime time.Duration `yaml:"refresh-token-lifetime" help:"how long a person's CLI session (refresh token) lasts unused; each use renews it, up to 90 days"`
+	// DeploymentQuotas enforces deployments' sku capacity (gateway/quota.go).
+	DeploymentQuotas bool `yaml:"deployment-quotas" help:"enforce each deployment's sku capacity as Azure OpenAI's quota: 1,000 tokens and 6 requests a minute per unit, per node (off: capacity is kept, not enforced)"`
 	// HTTP1FastPath serves data-plane HTTP/1.1 requests without net/http
 	// (server/h1); off, net/http serves every connection.
 	HTTP1FastPath bool `yaml:"http1-fast-path" help:"serve data-plane HTTP/1.1 requests on the fast path (off: net/http serves every request)"`

@@ -74,6 +74,7 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 		return err
 	}
 	m.Gateway = gateway.New(gateway.Options{
+		DeploymentQuotas: m.Config.DeploymentQuotas,
 		CORS:             cors,
 		PrivateNetworks:  private,
 		UpstreamNetworks: upstreams,
@@ -306,7 +307,8 @@ func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gatewa
 	if v, ok := x.views.Get(k); ok {
 		return v, true
 	}
-	v := &gateway.Deployment{Name: dp.Name, Upstream: dp.Upstream, Model: dp.Model, Credential: dp.Key, AuthHeader: dp.KeyHeader}
+	v := &gateway.Deployment{Name: dp.Name, Upstream: dp.Upstream, Model: dp.Model, Credential: dp.Key, AuthHeader: dp.KeyHeader,
+		Capacity: dp.Capacity}
 	if c := k.cred; c != nil {
 		v.Credential, v.Unavailable = c.value, c.errorFor(dp.Name)
 	}

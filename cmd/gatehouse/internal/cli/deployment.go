@@ -109,7 +109,7 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 	fl.StringVar(&format, "model-format", "OpenAI", "model format")
 	fl.StringVar(&version, "model-version", "", "model version")
 	fl.StringVar(&sku, "sku-name", "Standard", "deployment sku")
-	fl.IntVar(&capacity, "sku-capacity", 1, "deployment capacity")
+	fl.IntVar(&capacity, "sku-capacity", 1, "deployment capacity: units of 1,000 tokens and 6 requests a minute, enforced when the server runs with --deployment-quotas")
 	fl.StringVar(&upstream, "upstream-endpoint", "", "base URL of the OpenAI-compatible upstream (requests go to {url}/v1/…)")
 	fl.StringVar(&upstreamModel, "upstream-model", "", "model name sent upstream (default: --model-name)")
 	fl.StringVar(&keyHeader, "upstream-key-header", "", "header carrying the upstream key (default: Authorization: Bearer)")
