@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -211,7 +212,20 @@ type assignmentRow struct {
 }
 
 type deploymentRow struct {
-	Name, Model, Upstream, Credential string
+	Name, Model, Upstream, Credential, Quota string
+}
+
+// quotaText says what a deployment's capacity allows, and whether the
+// gateway holds it to that.
+func quotaText(capacity int, enforced bool) string {
+	if capacity <= 0 {
+		return "unlimited"
+	}
+	s := fmt.Sprintf("%d: %d tokens, %d requests a minute", capacity, capacity*1000, capacity*6)
+	if !enforced {
+		s += " (not enforced)"
+	}
+	return s
 }
 
 type accountView struct {
@@ -312,7 +326,8 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 			if d.Upstream.Model != "" && d.Upstream.Model != model {
 				model += " → " + d.Upstream.Model
 			}
-			v.Deployments = append(v.Deployments, deploymentRow{Name: d.Name, Model: model, Upstream: d.Upstream.Endpoint, Credential: cred})
+			v.Deployments = append(v.Deployments, deploymentRow{Name: d.Name, Model: model, Upstream: d.Upstream.Endpoint, Credential: cred,
+				Quota: quotaText(d.SKU.Capacity, p.opts.DeploymentQuotas)})
 		}
 	}
 	v.Roles = p.rolesView(q, kv.Base, id)

@@ -78,9 +78,12 @@ type Options struct {
 	Authz       Authz
 	Accounts    Accounts
 	Deployments Deployments
-	Resources   Resources
-	Vaults      Vaults
-	Audit       Auditor
+	// DeploymentQuotas: the gateway enforces deployments' capacity
+	// (serve --deployment-quotas); the account page says whether.
+	DeploymentQuotas bool
+	Resources        Resources
+	Vaults           Vaults
+	Audit            Auditor
 	// Store keeps sign-in sessions (kind "portal.session"), so every node
 	// knows them and signing out ends them everywhere.
 	Store storage.Objects

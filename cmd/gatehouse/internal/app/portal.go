@@ -14,6 +14,7 @@ func (m *Main) mountPortal(context.Context, context.Context) error {
 	opts := portal.Options{
 		Directory: m.Directory, Authz: m.Authz, Accounts: m.Accounts, Deployments: m.Deployments,
 		Resources: m.Resources, Audit: m.Audit, Store: m.Store, Now: m.Now, Logger: m.Logger,
+		DeploymentQuotas: m.Config.DeploymentQuotas,
 	}
 	if m.Rand != nil { // nil: crypto/rand
 		opts.Rand = func(b []byte) error { _, err := io.ReadFull(m.Rand, b); return err }

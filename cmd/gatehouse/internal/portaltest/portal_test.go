@@ -154,6 +154,7 @@ func TestPortal(t *testing.T) {
 			t.Run("activity", func(t *testing.T) { testActivity(t, e) })
 			t.Run("form-sweep", func(t *testing.T) { testFormSweep(t, e) })
 			t.Run("network-access", func(t *testing.T) { testNetworkAccess(t, e) })
+			t.Run("deployment-capacity", func(t *testing.T) { testDeploymentCapacity(t, e) })
 		})
 	}
 }
@@ -837,3 +838,28 @@ func testNetworkAccess(t *testing.T, e *env) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// testDeploymentCapacity: the account page lists the deployments with
+// what their capacity allows, and says the server does not enforce it
+// (the node runs without --deployment-quotas).
+func testDeploymentCapacity(t *testing.T, e *env) {
+	ctx := t.Context()
+	by := accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}
+	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
+		Child("Microsoft.CognitiveServices", "accounts", "portal-oai")
+	acct, _, err := e.Accounts.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "westus"}, by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Deployments.PutDeployment(ctx, acct, "chat", accounts.DeploymentSpec{
+		Model: accounts.DeploymentModel{Format: "OpenAI", Name: "gpt-4o"}, SKU: &accounts.DeploymentSKU{Name: "Standard", Capacity: 3},
+		Endpoint: "http://127.0.0.1:9"}, by); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(t)
+	b.signIn(e.owner)
+	p := b.get("/portal/accounts/" + id.Subscription + "/" + id.ResourceGroup + "/portal-oai")
+	if p.status != 200 || !strings.Contains(p.body, `<td>3: 3000 tokens, 18 requests a minute (not enforced)</td>`) {
+		t.Errorf("account page: %d %s", p.status, p.body)
+	}
+}
