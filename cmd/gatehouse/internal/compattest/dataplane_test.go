@@ -274,3 +274,45 @@ const (
 	upstreamKey   = "upstream-own-credential-5d2a"
 	upstreamModel = "local-llama"
 )
+
+// testOpenAIV1: openai's plain OpenAI client (no Azure class) on the v1
+// API with only a base URL and an API key — the account key, or an
+// identity token in its place — lists the deployments as models, chats,
+// and creates, reads and streams responses.
+func testOpenAIV1(t *testing.T, e *env) {
+	token := e.Token(t, e.SecretCredential(t, e.app.clientID, e.app.secret), "https://cognitiveservices.azure.com/.default")
+	t.Cleanup(func() { e.AssertNotLogged(t, token) })
+	for _, tt := range []struct{ name, key string }{{"key", e.openai.key2}, {"identity-token", token}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := e.node(t, map[string]string{"OPENAI_BASE_URL": e.openai.endpoint + "openai/v1/", "OPENAI_API_KEY": tt.key,
+				"AZURE_OPENAI_DEPLOYMENT": e.deployment}, "openai-v1.mjs")
+			var models struct{ IDs []string }
+			s.value(t, "models", &models)
+			if len(models.IDs) == 0 || models.IDs[0] != e.deployment {
+				t.Errorf("models: %+v", models)
+			}
+			var c chatResult
+			s.value(t, "chat", &c)
+			if c.Content != "echo from "+upstreamModel+" at /v1/chat/completions: Say hello" {
+				t.Errorf("chat: %+v", c)
+			}
+			want := "echo from " + upstreamModel + " at /v1/responses: Say hello"
+			var r chatResult
+			s.value(t, "response", &r)
+			var got chatResult
+			s.value(t, "response-get", &got)
+			if r.Content != want || got.ID != r.ID || got.Content != want {
+				t.Errorf("response %+v, get %+v", r, got)
+			}
+			var st struct{ Content, Completed string }
+			s.value(t, "response-stream", &st)
+			if st.Content != want || st.Completed != "completed" {
+				t.Errorf("stream: %+v", st)
+			}
+			if err := s.err(t, "embedding-unknown-deployment"); err.Status != 404 || err.Code != "DeploymentNotFound" {
+				t.Errorf("unknown deployment: %s", err)
+			}
+		})
+	}
+}

@@ -72,6 +72,7 @@ func TestJavaScript(t *testing.T) {
 		{"keyvault", testKeyVault},
 		{"language", testLanguage},
 		{"openai", testOpenAI},
+		{"openai-v1", testOpenAIV1},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,44 @@
+// openai's plain OpenAI client on Azure OpenAI's v1 API, the way Azure
+// documents it: baseURL …/openai/v1/ and the account key (or an identity
+// token) as the API key; the deployment is the model.
+//
+//   node openai-v1.mjs
+//
+// Environment: OPENAI_BASE_URL (the account's endpoint + "openai/v1/"),
+// OPENAI_API_KEY (a key or a token), AZURE_OPENAI_DEPLOYMENT,
+// NODE_EXTRA_CA_CERTS.
+import OpenAI from "openai";
+import { expectError, need, run } from "./harness.mjs";
+
+const deployment = need("AZURE_OPENAI_DEPLOYMENT");
+const client = new OpenAI(); // OPENAI_BASE_URL, OPENAI_API_KEY
+
+await run([
+  ["models", async () => {
+    const page = await client.models.list();
+    return { ids: page.data.map((m) => m.id) };
+  }],
+  ["chat", async () => {
+    const c = await client.chat.completions.create({ model: deployment, messages: [{ role: "user", content: "Say hello" }] });
+    return { content: c.choices[0]?.message?.content ?? null };
+  }],
+  ["response", async () => {
+    const r = await client.responses.create({ model: deployment, input: "Say hello" });
+    return { id: r.id, content: r.output_text };
+  }],
+  ["response-get", async (results) => {
+    const r = await client.responses.retrieve(results.response.value.id);
+    return { id: r.id, content: r.output_text };
+  }],
+  ["response-stream", async () => {
+    const stream = await client.responses.create({ model: deployment, input: "Say hello", stream: true });
+    let content = "";
+    let completed = null;
+    for await (const event of stream) {
+      if (event.type === "response.output_text.delta") content += event.delta;
+      if (event.type === "response.completed") completed = event.response.status;
+    }
+    return { content, completed };
+  }],
+  ["embedding-unknown-deployment", () => expectError(() => client.embeddings.create({ model: "no-such-deployment", input: "x" }))],
+]);
