@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/server"
@@ -75,7 +76,7 @@ func (p *proxy) serveStored(w http.ResponseWriter, r *http.Request, c *call, met
 		d.prepare()
 		base := d.urls[opResponses]
 		t := target{base.String(), d.authName, d.authValue}
-		if containsTarget(tried, t) {
+		if slices.Contains(tried, t) {
 			continue
 		}
 		tried = append(tried, t)
@@ -130,15 +131,6 @@ func (p *proxy) serveStored(w http.ResponseWriter, r *http.Request, c *call, met
 		return failure
 	}
 	return gatehouse.Errorf(http.StatusNotFound, "NotFound", "Response with id '%s' not found.", id)
-}
-
-func containsTarget[T comparable](ts []T, t T) bool {
-	for _, x := range ts {
-		if x == t {
-			return true
-		}
-	}
-	return false
 }
 
 // validResponseID reports whether id can be a response id: what OpenAI
