@@ -17,6 +17,12 @@ var (
 	}
 	// CognitiveServicesAudiences: identity tokens for the AI data plane.
 	CognitiveServicesAudiences = []string{"https://cognitiveservices.azure.com", "https://cognitiveservices.azure.com/"}
+	// AIAudiences: identity tokens for the AI data plane requested the way
+	// Azure's current documentation for the OpenAI v1 API and Foundry
+	// resources does (scope https://ai.azure.com/.default). The data plane
+	// takes both; they grant the same as any identity token: what the
+	// principal's roles allow.
+	AIAudiences = []string{"https://ai.azure.com", "https://ai.azure.com/"}
 	// GraphAudiences: the Graph-shaped directory API.
 	GraphAudiences = []string{
 		"https://graph.microsoft.com", "https://graph.microsoft.com/",
@@ -45,6 +51,7 @@ func (a *Authority) VaultAudiences() []string {
 func (a *Authority) defaultResources() []string {
 	out := append([]string{}, ManagementAudiences...)
 	out = append(out, CognitiveServicesAudiences...)
+	out = append(out, AIAudiences...)
 	out = append(out, GraphAudiences...)
 	return append(out, a.VaultResource())
 }

@@ -45,7 +45,7 @@ func bearer(h http.Header) (string, bool) {
 
 // dataAudiences are the audiences a bearer token may have on the data
 // plane (a package variable: a literal list would be allocated per call).
-var dataAudiences = []string{STSAudience, CognitiveAudience, cognitiveAudienceSlash}
+var dataAudiences = []string{STSAudience, CognitiveAudience, cognitiveAudienceSlash, AIAudience, aiAudienceSlash}
 
 // stsPrincipal is what the access log records for an STS token of a slot.
 var stsPrincipal = [2]string{"sts:key1", "sts:key2"}

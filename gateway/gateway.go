@@ -135,12 +135,15 @@ type Authorizer interface {
 }
 
 // Audiences accepted on the data plane. Identity tokens are for Cognitive
-// Services (with or without the slash); STS tokens have an audience of
-// their own that the token endpoint never issues, so neither kind can pass
-// for the other.
+// Services or for https://ai.azure.com (the scope Azure's documentation
+// now gives for the OpenAI v1 API and Foundry resources), with or without
+// the slash; STS tokens have an audience of their own that the token
+// endpoint never issues, so neither kind can pass for the other.
 const (
 	CognitiveAudience      = "https://cognitiveservices.azure.com"
 	cognitiveAudienceSlash = CognitiveAudience + "/"
+	AIAudience             = "https://ai.azure.com"
+	aiAudienceSlash        = AIAudience + "/"
 	STSAudience            = "urn:ms.cognitiveservices"
 )
 

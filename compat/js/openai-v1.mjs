@@ -2,16 +2,22 @@
 // documents it: baseURL …/openai/v1/ and the account key (or an identity
 // token) as the API key; the deployment is the model.
 //
-//   node openai-v1.mjs
+//   node openai-v1.mjs              apiKey from OPENAI_API_KEY (a key or a token)
+//   node openai-v1.mjs credential   apiKey: getBearerTokenProvider(new DefaultAzureCredential(),
+//                                   "https://ai.azure.com/.default"), as openai-node's azure.md has it
 //
 // Environment: OPENAI_BASE_URL (the account's endpoint + "openai/v1/"),
-// OPENAI_API_KEY (a key or a token), AZURE_OPENAI_DEPLOYMENT,
-// NODE_EXTRA_CA_CERTS.
+// AZURE_OPENAI_DEPLOYMENT, NODE_EXTRA_CA_CERTS, and OPENAI_API_KEY or the
+// credential's variables.
+import { DefaultAzureCredential, getBearerTokenProvider } from "@azure/identity";
 import OpenAI from "openai";
 import { expectError, need, run } from "./harness.mjs";
 
 const deployment = need("AZURE_OPENAI_DEPLOYMENT");
-const client = new OpenAI(); // OPENAI_BASE_URL, OPENAI_API_KEY
+const client =
+  process.argv[2] === "credential"
+    ? new OpenAI({ apiKey: getBearerTokenProvider(new DefaultAzureCredential(), "https://ai.azure.com/.default") })
+    : new OpenAI(); // OPENAI_BASE_URL, OPENAI_API_KEY
 
 await run([
   ["models", async () => {

@@ -3,6 +3,7 @@ package compattest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -277,16 +278,34 @@ const (
 
 // testOpenAIV1: openai's plain OpenAI client (no Azure class) on the v1
 // API with only a base URL and an API key — the account key, or an
-// identity token in its place — lists the deployments as models, chats,
-// and creates, reads and streams responses.
+// identity token in its place, or a token provider asking for
+// https://ai.azure.com/.default as Azure's v1 documentation does — lists
+// the deployments as models, chats, and creates, reads and streams
+// responses.
 func testOpenAIV1(t *testing.T, e *env) {
 	token := e.Token(t, e.SecretCredential(t, e.app.clientID, e.app.secret), "https://cognitiveservices.azure.com/.default")
 	t.Cleanup(func() { e.AssertNotLogged(t, token) })
-	for _, tt := range []struct{ name, key string }{{"key", e.openai.key2}, {"identity-token", token}} {
+	credVars := e.identityEnv(e.app)
+	for _, tt := range []struct {
+		name, key, mode string
+		vars            map[string]string
+	}{
+		{"key", e.openai.key2, "", nil},
+		{"identity-token", token, "", nil},
+		{"token-provider-ai-scope", "", "credential", credVars},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := e.node(t, map[string]string{"OPENAI_BASE_URL": e.openai.endpoint + "openai/v1/", "OPENAI_API_KEY": tt.key,
-				"AZURE_OPENAI_DEPLOYMENT": e.deployment}, "openai-v1.mjs")
+			vars := map[string]string{"OPENAI_BASE_URL": e.openai.endpoint + "openai/v1/", "AZURE_OPENAI_DEPLOYMENT": e.deployment}
+			if tt.key != "" {
+				vars["OPENAI_API_KEY"] = tt.key
+			}
+			maps.Copy(vars, tt.vars)
+			var args []string
+			if tt.mode != "" {
+				args = append(args, tt.mode)
+			}
+			s := e.node(t, vars, "openai-v1.mjs", args...)
 			var models struct{ IDs []string }
 			s.value(t, "models", &models)
 			if len(models.IDs) == 0 || models.IDs[0] != e.deployment {

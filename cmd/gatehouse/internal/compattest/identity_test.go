@@ -97,6 +97,7 @@ func (e *env) tokenScopes() map[string][]string {
 	return map[string][]string{
 		"https://management.azure.com/.default":        authority.ManagementAudiences,
 		"https://cognitiveservices.azure.com/.default": authority.CognitiveServicesAudiences,
+		"https://ai.azure.com/.default":                authority.AIAudiences,
 		e.Authority.VaultResource() + "/.default":      e.Authority.VaultAudiences(),
 	}
 }

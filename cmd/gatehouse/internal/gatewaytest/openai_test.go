@@ -68,6 +68,13 @@ func testOpenAIIdentity(t *testing.T, e *env) {
 	if got := chat(t, e.openAIClient(a.endpoint, azure.WithTokenCredential(cred)), "chat", "hi"); !strings.HasPrefix(got, "echo from m1") {
 		t.Errorf("reply %q", got)
 	}
+	// Azure's documentation for the v1 API and Foundry resources asks for
+	// tokens with scope https://ai.azure.com/.default: the same principal,
+	// another audience.
+	aiScope := azure.WithTokenCredential(cred, azure.WithTokenCredentialScopes([]string{"https://ai.azure.com/.default"}))
+	if got := chat(t, e.openAIClient(a.endpoint, aiScope), "chat", "ai scope"); !strings.HasPrefix(got, "echo from m1") {
+		t.Errorf("reply with an https://ai.azure.com token: %q", got)
+	}
 	t.Run("without-role", func(t *testing.T) {
 		_, noRole := e.principal(t, "oai-norole", a, "")
 		c := e.openAIClient(a.endpoint, azure.WithTokenCredential(noRole))
