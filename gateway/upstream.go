@@ -402,18 +402,9 @@ func (c *UpstreamClient) Do(ctx context.Context, o *Outbound) (*http.Response, e
 // through the exchange and must end it with finish (read to its end, the
 // body does that itself) or abort.
 func (c *UpstreamClient) exchange(ctx context.Context, o *Outbound) (*upExchange, error) {
-	key := hostKey{o.URL.Scheme, o.URL.Host}
-	switch key.scheme {
-	case "http":
-		if o.URL.Port() == "" {
-			key.addr += ":80"
-		}
-	case "https":
-		if o.URL.Port() == "" {
-			key.addr += ":443"
-		}
-	default:
-		return nil, errUnsupported
+	key, err := hostKeyOf(o.URL)
+	if err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -565,6 +556,22 @@ func (c *UpstreamClient) get(ctx context.Context, key hostKey, serverName string
 	c.idle[key] = list
 	c.mu.Unlock()
 
+	nc, err := c.dial(ctx, key, serverName)
+	if err != nil {
+		return nil, err
+	}
+	pc := &upConn{c: c, nc: nc, key: key}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		pc.raw, _ = tc.SyscallConn()
+	}
+	pc.br = bufio.NewReaderSize(pc, 16<<10)
+	pc.bw = bufio.NewWriterSize(pc, 16<<10)
+	return pc, nil
+}
+
+// dial opens a connection to key's address: TCP, and TLS (HTTP/1.1 by
+// ALPN) for https.
+func (c *UpstreamClient) dial(ctx context.Context, key hostKey, serverName string) (net.Conn, error) {
 	nc, err := c.Dialer.DialContext(ctx, "tcp", key.addr)
 	if err != nil {
 		return nil, err
@@ -585,13 +592,36 @@ func (c *UpstreamClient) get(ctx context.Context, key hostKey, serverName string
 		}
 		nc = tc
 	}
-	pc := &upConn{c: c, nc: nc, key: key}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		pc.raw, _ = tc.SyscallConn()
+	return nc, nil
+}
+
+// DialTunnel opens a connection of its own to u's host, for a
+// connection that leaves HTTP (a WebSocket): never pooled, the caller
+// closes it.
+func (c *UpstreamClient) DialTunnel(ctx context.Context, u *url.URL) (net.Conn, error) {
+	key, err := hostKeyOf(u)
+	if err != nil {
+		return nil, err
 	}
-	pc.br = bufio.NewReaderSize(pc, 16<<10)
-	pc.bw = bufio.NewWriterSize(pc, 16<<10)
-	return pc, nil
+	return c.dial(ctx, key, u.Hostname())
+}
+
+// hostKeyOf is where u's requests go: its scheme and host:port.
+func hostKeyOf(u *url.URL) (hostKey, error) {
+	key := hostKey{u.Scheme, u.Host}
+	switch key.scheme {
+	case "http":
+		if u.Port() == "" {
+			key.addr += ":80"
+		}
+	case "https":
+		if u.Port() == "" {
+			key.addr += ":443"
+		}
+	default:
+		return key, errUnsupported
+	}
+	return key, nil
 }
 
 // release ends the current exchange: the connection goes back to the pool
