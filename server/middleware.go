@@ -257,7 +257,14 @@ func (w *statusWriter) Flush() {
 
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
-		return h.Hijack()
+		c, rw, err := h.Hijack()
+		if err == nil && !w.wroteHeader {
+			// The handler answers on the connection itself: a protocol
+			// switch (the gateway's WebSockets) as far as the access log
+			// and the metrics know.
+			w.status, w.wroteHeader = http.StatusSwitchingProtocols, true
+		}
+		return c, rw, err
 	}
 	return nil, nil, errors.New("server: hijack not supported")
 }
