@@ -31,6 +31,9 @@
 //	     (and …/responses/compact, …/responses/input_tokens)    (the Responses API, responses.go)
 //	GET|DELETE …/responses/{id}, POST …/{id}/cancel,      …/OpenAI/responses/read|delete|write: asked of the account's upstreams
 //	GET …/{id}/input_items                               in turn; the first that has the response answers
+//	GET  /openai/realtime?api-version&deployment=d,      …/accounts/OpenAI/deployments/realtime/action: a WebSocket joined to
+//	     /openai/v1/realtime?model=d                     {upstream}/v1/realtime (the Realtime API, realtime.go); the credential
+//	                                                     may also be in the query or an openai-insecure-api-key.* subprotocol
 //	POST /sts/v1.0/issueToken (at H and every account)   key only
 //
 // The request path:
@@ -42,7 +45,7 @@
 //	→ authenticate, first credential found wins:
 //	    Ocp-Apim-Subscription-Key / api-key: SHA-256 → key index → must be this account's,
 //	        refused 403 AuthenticationTypeDisabled under disableLocalAuth
-//	    Bearer, verified once for the STS and Cognitive Services audiences:
+//	    Bearer, verified once for the STS, Cognitive Services and ai.azure.com audiences:
 //	        STS token   → account claim = this account, slot generation = current generation
 //	                      (regenerating a key revokes the tokens minted from it, on every node)
 //	        identity    → principal (oid) from the token

@@ -260,7 +260,12 @@ func New(opts Options) *Gateway {
 	}
 	g := &Gateway{opts: opts, cors: opts.CORS, now: opts.Now, logger: opts.Logger}
 	g.meter = newMeter(opts.Registry, opts.Now)
-	g.proxy = &proxy{transport: opts.Transport, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments,
+	tunnels, ok := opts.Transport.(*UpstreamClient)
+	if !ok {
+		tunnels = NewUpstreamClient(opts.UpstreamTimeout)
+		tunnels.Dialer.Control = upstreamControl(opts.UpstreamNetworks)
+	}
+	g.proxy = &proxy{transport: opts.Transport, tunnels: tunnels, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments,
 		logger: opts.Logger, meter: g.meter, quotas: opts.DeploymentQuotas, now: opts.Now}
 	g.sts = newSTSLimiter(opts.STSFailuresPerMinute, opts.Now)
 	g.auditor = newDenialAuditor(opts.Audit, opts.AuditRate, opts.Now, opts.Logger, g.meter)
@@ -287,7 +292,10 @@ type route struct {
 	// not match (direct.go); the mux routes it, and serve reads the other
 	// wildcard with PathValue.
 	muxOnly bool
-	serve   func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
+	// socketAuth: the route is a WebSocket, whose browser clients put the
+	// credential in the query or a subprotocol (realtime.go).
+	socketAuth bool
+	serve      func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error
 }
 
 const dataActionPrefix = "Microsoft.CognitiveServices/accounts/"
@@ -452,7 +460,8 @@ func buildRoutes() []*route {
 		}})
 	out = append(out, responsesRoutes("/openai/v1")...)
 	out = append(out, responsesRoutes("/openai")...)
-	return append(out, responsesRoutes("/openai/deployments/{deployment}")...)
+	out = append(out, responsesRoutes("/openai/deployments/{deployment}")...)
+	return append(out, realtimeRoutes()...)
 }
 
 // Mount registers the data plane on rt: every route at the path form
@@ -520,6 +529,9 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 		if err := g.checkNetwork(r, &acct); err != nil {
 			return g.deny(r, &acct, nil, rte.dataAction, err)
 		}
+	}
+	if rte.socketAuth {
+		socketCredential(r)
 	}
 	c, err := g.authenticate(r, &acct, rte.bearerKey)
 	if err != nil {
@@ -619,6 +631,7 @@ func (g *Gateway) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			g.proxy.sessions.shutdown()
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			g.Flush(fctx)
 			cancel()

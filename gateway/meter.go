@@ -55,6 +55,8 @@ type meter struct {
 	stsIssued *prometheus.CounterVec
 	auditLost prometheus.Counter
 	tokens    *tokenMetrics
+	// sockets counts the WebSocket sessions open (realtime.go).
+	sockets *prometheus.GaugeVec
 }
 
 const idleAfter = time.Hour
@@ -140,8 +142,12 @@ func newMeter(reg prometheus.Registerer, now func() time.Time) *meter {
 		}),
 	}
 	m.tokens = newTokenMetrics()
+	m.sockets = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gatehouse_gateway_websockets_open",
+		Help: "WebSocket sessions (the Realtime API) open through the gateway, by account.",
+	}, []string{"account"})
 	if reg != nil {
-		reg.MustRegister(m.requests, m.denials, m.upstream, m.stsIssued, m.auditLost, m.tokens.vec)
+		reg.MustRegister(m.requests, m.denials, m.upstream, m.stsIssued, m.auditLost, m.tokens.vec, m.sockets)
 	}
 	return m
 }

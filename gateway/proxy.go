@@ -85,7 +85,7 @@ var openAIOperations = func() []string {
 	for _, o := range openAIOps {
 		out = append(out, o.op)
 	}
-	return append(out, opResponses, opResponses+"/compact", opResponses+"/input_tokens")
+	return append(out, opResponses, opResponses+"/compact", opResponses+"/input_tokens", realtimeOp)
 }()
 
 // opResponses creates a response (the Responses API).
@@ -101,7 +101,11 @@ type Deployments interface {
 }
 
 type proxy struct {
-	transport   http.RoundTripper
+	transport http.RoundTripper
+	// tunnels dials the upstreams of WebSockets (the transport, when it is
+	// an UpstreamClient); sessions are those open (realtime.go).
+	tunnels     *UpstreamClient
+	sessions    sessions
 	maxBody     int64
 	deployments Deployments
 	logger      *slog.Logger

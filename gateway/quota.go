@@ -151,6 +151,8 @@ func azureOperation(op string) string {
 		return "Transcriptions_Create"
 	case "audio/translations":
 		return "Translations_Create"
+	case realtimeOp:
+		return "Realtime_Connect"
 	}
 	return "Responses_Create"
 }
