@@ -335,3 +335,58 @@ func testOpenAIV1(t *testing.T, e *env) {
 		})
 	}
 }
+
+// testOpenAIRealtime: openai's Realtime API clients — OpenAIRealtimeWS.azure
+// with a key header and with a token provider, the browser class
+// OpenAIRealtimeWebSocket.azure with the key in the URL's query, and
+// OpenAIRealtimeWS on the v1 API with the key as a bearer — hold a
+// conversation through the gateway with the upstream's Realtime API, and
+// an unknown deployment is refused at the handshake.
+func testOpenAIRealtime(t *testing.T, e *env) {
+	common := map[string]string{"AZURE_OPENAI_ENDPOINT": e.openai.endpoint, "OPENAI_API_VERSION": "2025-04-01-preview",
+		"AZURE_OPENAI_DEPLOYMENT": e.deployment, "AZURE_OPENAI_API_KEY": e.openai.key1}
+	for _, tt := range []struct {
+		mode, path string
+		vars       map[string]string
+	}{
+		{"key", "/openai/realtime?api-version,deployment", nil},
+		{"token", "/openai/realtime?api-version,deployment", e.identityEnv(e.app)},
+		// Node's own WebSocket (undici's, a browser's API; behind a flag
+		// before Node 22).
+		{"browser", "/openai/realtime?api-key,api-version,deployment", map[string]string{"NODE_OPTIONS": "--experimental-websocket"}},
+		{"v1", "/openai/v1/realtime?model", nil},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			t.Parallel()
+			vars := maps.Clone(common)
+			if tt.mode == "token" {
+				delete(vars, "AZURE_OPENAI_API_KEY")
+			}
+			maps.Copy(vars, tt.vars)
+			s := e.node(t, vars, "realtime.mjs", tt.mode)
+			var got struct {
+				Model, URL, Text, Status, Websocket string
+				Usage                               struct {
+					InputTokens  int `json:"input_tokens"`
+					OutputTokens int `json:"output_tokens"`
+				}
+			}
+			s.value(t, "conversation", &got)
+			want := "echo from " + upstreamModel + " at /v1/realtime: hello over " + tt.mode
+			if got.Model != upstreamModel || got.Text != want || got.Status != "completed" || got.Usage.InputTokens != 7 ||
+				!strings.HasSuffix(got.URL, tt.path) || tt.mode == "browser" && got.Websocket != "node" {
+				t.Errorf("conversation: %+v", got)
+			}
+			var refused struct{ Refused string }
+			s.value(t, "wrong-deployment", &refused)
+			if !strings.Contains(refused.Refused, "404") {
+				t.Errorf("unknown deployment: %+v", refused)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		if e.up.SawSecret(e.openai.key1) {
+			t.Error("the upstream saw the client's key")
+		}
+	})
+}

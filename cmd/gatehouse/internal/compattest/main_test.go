@@ -73,6 +73,7 @@ func TestJavaScript(t *testing.T) {
 		{"language", testLanguage},
 		{"openai", testOpenAI},
 		{"openai-v1", testOpenAIV1},
+		{"openai-realtime", testOpenAIRealtime},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

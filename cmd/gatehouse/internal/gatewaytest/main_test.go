@@ -83,6 +83,7 @@ func TestGateway(t *testing.T) {
 				{"openai-v1-api", testOpenAIV1},
 				{"openai-responses-api", testOpenAIResponses},
 				{"openai-images-and-audio", testOpenAIMedia},
+				{"openai-realtime", testOpenAIRealtime},
 				{"language-every-credential", testLanguage},
 				{"rotation-under-load", testRotation},
 				{"refusals", testRefusals},

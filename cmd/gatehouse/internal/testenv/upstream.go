@@ -18,8 +18,8 @@ import (
 // last message, as JSON or as server-sent events (stream: true), answers
 // image generations, speech and transcriptions (serveMedia), serves the
 // Responses API the same way (responses it creates are stored, and
-// can be read, listed, cancelled and deleted), and records every header
-// it was sent.
+// can be read, listed, cancelled and deleted) and the Realtime API's
+// WebSocket (realtime.go), and records every header it was sent.
 type Upstream struct {
 	// URL is the server's base URL (plain HTTP on 127.0.0.1).
 	URL string
@@ -41,7 +41,8 @@ func NewUpstream(t testing.TB, key string) *Upstream {
 	return u
 }
 
-// SawSecret reports whether any header the upstream received contains s.
+// SawSecret reports whether any header or request URI the upstream
+// received contains s.
 func (u *Upstream) SawSecret(s string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -58,8 +59,10 @@ func (u *Upstream) SawSecret(s string) bool {
 }
 
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
+	seen := r.Header.Clone()
+	seen.Set("X-Test-Request-Uri", r.RequestURI) // SawSecret looks at the query too
 	u.mu.Lock()
-	u.seen = append(u.seen, r.Header.Clone())
+	u.seen = append(u.seen, seen)
 	u.mu.Unlock()
 	if r.Header.Get("Authorization") != "Bearer "+u.Key {
 		w.WriteHeader(http.StatusUnauthorized)
@@ -78,6 +81,10 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.HasPrefix(r.URL.Path, "/v1/responses") {
 		u.serveResponses(w, r)
+		return
+	}
+	if r.URL.Path == "/v1/realtime" {
+		u.serveRealtime(w, r)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/v1/audio/") || r.URL.Path == "/v1/images/generations" {

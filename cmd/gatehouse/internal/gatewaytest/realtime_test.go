@@ -1,0 +1,111 @@
+package gatewaytest
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/realtime"
+)
+
+// testOpenAIRealtime: the Realtime API through the gateway, driven by
+// openai-go's Realtime.Connect as Azure documents it for the v1 API (base
+// URL …/openai/v1/, the deployment as the model): with the key and with an
+// identity token, a session is created, a message and response.create go
+// up, the reply streams back in typed events, and response.done's usage is
+// metered per deployment. A principal without the realtime data action
+// and a wrong key are refused before the upgrade.
+func testOpenAIRealtime(t *testing.T, e *env) {
+	a := e.createAccount(t, "oai-realtime", "AIServices", nil)
+	e.deploy(t, a, "voice", "upstream-realtime")
+	_, cred := e.principal(t, "oai-rt-user", a, authz.RoleCognitiveServicesOpenAIUser)
+	identity := e.Token(t, cred, "https://ai.azure.com/.default")
+	_, noRole := e.principal(t, "oai-rt-reader", a, "")
+	noRoleToken := e.Token(t, noRole, "https://cognitiveservices.azure.com/.default")
+	connect := func(t *testing.T, apiKey string) (*realtime.RealtimeConnection, error) {
+		c := openai.NewClient(option.WithBaseURL(a.endpoint+"openai/v1/"), option.WithAPIKey(apiKey),
+			option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+		return c.Realtime.Connect(t.Context(), realtime.RealtimeConnectionOptions{}, option.WithQuery("model", "voice"))
+	}
+	for _, tt := range []struct{ name, key string }{{"key", a.key2}, {"identity-token", identity}} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := connect(t, tt.key)
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer conn.Close()
+			ev, err := conn.Recv(t.Context())
+			if err != nil || ev.Type != "session.created" || !strings.Contains(ev.RawJSON(), `"model":"upstream-realtime"`) {
+				t.Fatalf("first event %s: %v", ev.RawJSON(), err)
+			}
+			for _, ev := range []string{
+				`{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"hello ` + tt.name + `"}]}}`,
+				`{"type":"response.create"}`,
+			} {
+				if err := conn.SendRaw(t.Context(), json.RawMessage(ev)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var text strings.Builder
+			for {
+				ev, err := conn.Recv(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ev.Type == "response.output_text.delta" {
+					text.WriteString(ev.AsResponseTextDeltaEvent().Delta)
+				}
+				if ev.Type == "error" {
+					t.Fatalf("error event %s", ev.RawJSON())
+				}
+				if ev.Type == "response.done" {
+					var done struct {
+						Response struct {
+							Status string
+							Usage  struct{ InputTokens, OutputTokens int } `json:"usage"`
+						}
+					}
+					json.Unmarshal([]byte(ev.RawJSON()), &done)
+					if done.Response.Status != "completed" {
+						t.Errorf("response.done %s", ev.RawJSON())
+					}
+					break
+				}
+			}
+			if want := "echo from upstream-realtime at /v1/realtime: hello " + tt.name; text.String() != want {
+				t.Errorf("reply %q, want %q", text.String(), want)
+			}
+		})
+	}
+	t.Run("refusals", func(t *testing.T) {
+		// (The client reports the status only; the bodies are
+		// gateway.TestRealtime's.)
+		for _, tt := range []struct{ name, key, want string }{
+			{"wrong-key", strings.Repeat("0", 64), "401"},
+			{"identity-without-role", noRoleToken, "401"},
+		} {
+			conn, err := connect(t, tt.key)
+			if err == nil {
+				conn.Abort()
+				t.Fatalf("%s: connected", tt.name)
+			}
+			if !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+		}
+	})
+	metrics := string(e.do(t, call{method: "GET", url: e.URL + "/metrics"}).body)
+	for _, want := range []string{
+		`gatehouse_gateway_tokens_total{account="oai-realtime",deployment="voice",type="prompt"} 14`,
+		`gatehouse_gateway_tokens_total{account="oai-realtime",deployment="voice",type="completion"} 10`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	e.assertCredentialsKept(t, a.key2, identity, noRoleToken)
+}
