@@ -323,8 +323,12 @@ func TestUsageEvidence(t *testing.T) {
 			{AccountID: strings.ToUpper(id.String()), Slot: accounts.Key1, Requests: 7, LastUsed: now.Add(-2 * time.Hour),
 				ClientAddresses: []string{"10.0.0.1"}, UserAgents: []string{"old-app/1"}},
 			{AccountID: id.String(), Slot: accounts.Key1, Requests: 3, LastUsed: now.Add(-10 * time.Minute),
-				ClientAddresses: []string{"10.0.0.2", "10.0.0.1"}, UserAgents: []string{"app/2"}},
-			{AccountID: id.String(), Slot: -1, PrincipalID: pid, Requests: 5, LastUsed: now.Add(-time.Minute)},
+				ClientAddresses: []string{"10.0.0.2", "10.0.0.1"}, UserAgents: []string{"app/2"}, PromptTokens: 100, CompletionTokens: 20},
+			{AccountID: id.String(), Slot: -1, PrincipalID: pid, Requests: 5, LastUsed: now.Add(-time.Minute), PromptTokens: 4, CompletionTokens: 1},
+			// Tokens of a session still open (a realtime WebSocket): no
+			// request yet.
+			{AccountID: id.String(), Slot: accounts.Key2, PromptTokens: 7, CompletionTokens: 5, LastUsed: now.Add(-time.Minute)},
+			{AccountID: id.String(), Slot: accounts.Key2, Requests: -1, LastUsed: now}, // dropped
 			{AccountID: "/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/gone", Slot: 0, Requests: 1, LastUsed: now},
 		}
 		// Two flushes (two nodes) add up.
@@ -344,10 +348,14 @@ func TestUsageEvidence(t *testing.T) {
 		if strings.Join(k1.ClientAddresses, ",") != "10.0.0.2,10.0.0.1" || strings.Join(k1.UserAgents, ",") != "app/2,old-app/1" {
 			t.Fatalf("recent clients %v %v", k1.ClientAddresses, k1.UserAgents)
 		}
-		if k2.RequestsTotal != 0 || !k2.LastUsed.IsZero() || k2.KeyName != "key2" {
+		if k1.PromptTokensTotal != 200 || k1.CompletionTokensTotal != 40 || k1.TokensLast24Hours != 240 {
+			t.Fatalf("key1 tokens %+v", k1)
+		}
+		if k2.RequestsTotal != 0 || k2.TokensLast24Hours != 24 || k2.PromptTokensTotal != 14 || k2.KeyName != "key2" {
 			t.Fatalf("key2 evidence %+v", k2)
 		}
-		if len(ev.Principals) != 1 || ev.Principals[0].PrincipalID != pid || ev.Principals[0].RequestsLastHour != 10 {
+		if len(ev.Principals) != 1 || ev.Principals[0].PrincipalID != pid || ev.Principals[0].RequestsLastHour != 10 ||
+			ev.Principals[0].TokensLast24Hours != 10 {
 			t.Fatalf("principals %+v", ev.Principals)
 		}
 		// Regenerating key1 starts its evidence afresh.
@@ -355,7 +363,7 @@ func TestUsageEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev, err = n.KeyUsage(ctx, id)
-		if err != nil || ev.Keys[0].RequestsTotal != 0 || ev.Keys[0].Generation != 2 {
+		if err != nil || ev.Keys[0].RequestsTotal != 0 || ev.Keys[0].PromptTokensTotal != 0 || ev.Keys[0].TokensLast24Hours != 0 || ev.Keys[0].Generation != 2 {
 			t.Fatalf("after regenerate: %+v %v", ev.Keys[0], err)
 		}
 	})

@@ -24,7 +24,10 @@ type Usage struct {
 	PrincipalID string
 	// Requests since the previous flush.
 	Requests int64
-	LastUsed time.Time
+	// PromptTokens and CompletionTokens are the tokens the answers to them
+	// reported (OpenAI-compatible upstreams' usage).
+	PromptTokens, CompletionTokens int64
+	LastUsed                       time.Time
 	// ClientAddresses and UserAgents are the most recent distinct values,
 	// newest first.
 	ClientAddresses []string
@@ -59,28 +62,36 @@ type usageCounters struct {
 	Generation int64     `json:"generation,omitempty"`
 	LastUsed   time.Time `json:"lastUsed,omitzero"`
 	Total      int64     `json:"total"`
-	// Buckets count requests per 5-minute window (start, unix seconds),
-	// oldest first, for the last 24 hours.
+	// PromptTokens and CompletionTokens are totals, like Total.
+	PromptTokens     int64 `json:"promptTokens,omitempty"`
+	CompletionTokens int64 `json:"completionTokens,omitempty"`
+	// Buckets count requests (and tokens) per 5-minute window (start,
+	// unix seconds), oldest first, for the last 24 hours.
 	Buckets         []bucket `json:"buckets,omitempty"`
 	ClientAddresses []string `json:"clientAddresses,omitempty"`
 	UserAgents      []string `json:"userAgents,omitempty"`
 }
 
 type bucket struct {
-	Start int64 `json:"t"`
-	Count int64 `json:"n"`
+	Start  int64 `json:"t"`
+	Count  int64 `json:"n"`
+	Tokens int64 `json:"k,omitempty"` // prompt and completion
 }
 
 func (c *usageCounters) add(u *Usage, now time.Time) {
 	c.Total += u.Requests
+	c.PromptTokens += u.PromptTokens
+	c.CompletionTokens += u.CompletionTokens
 	if u.LastUsed.After(c.LastUsed) {
 		c.LastUsed = storage.Now(u.LastUsed)
 	}
 	start := u.LastUsed.Truncate(bucketWidth).Unix()
+	tokens := u.PromptTokens + u.CompletionTokens
 	if i := len(c.Buckets) - 1; i >= 0 && c.Buckets[i].Start == start {
 		c.Buckets[i].Count += u.Requests
+		c.Buckets[i].Tokens += tokens
 	} else {
-		c.Buckets = append(c.Buckets, bucket{Start: start, Count: u.Requests})
+		c.Buckets = append(c.Buckets, bucket{Start: start, Count: u.Requests, Tokens: tokens})
 		sort.SliceStable(c.Buckets, func(i, j int) bool { return c.Buckets[i].Start < c.Buckets[j].Start })
 	}
 	cutoff := now.Add(-retention).Unix()
@@ -108,14 +119,16 @@ func mergeRecent(newer, older []string) []string {
 	return out
 }
 
-func (c *usageCounters) since(t time.Time) int64 {
-	var n int64
+// since returns the requests and tokens counted in the windows that end
+// after t.
+func (c *usageCounters) since(t time.Time) (requests, tokens int64) {
 	for _, b := range c.Buckets {
 		if b.Start+int64(bucketWidth/time.Second) > t.Unix() {
-			n += b.Count
+			requests += b.Count
+			tokens += b.Tokens
 		}
 	}
-	return n
+	return requests, tokens
 }
 
 // RecordUsage stores a batch of usage counts (the data plane's flush). Each
@@ -126,7 +139,8 @@ func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 	byAccount := map[string][]*Usage{}
 	for i := range batch {
 		u := &batch[i]
-		if u.Requests <= 0 || (u.Slot != Key1 && u.Slot != Key2 && u.PrincipalID == "") {
+		if u.Requests < 0 || u.PromptTokens < 0 || u.CompletionTokens < 0 || u.Requests+u.PromptTokens+u.CompletionTokens == 0 ||
+			(u.Slot != Key1 && u.Slot != Key2 && u.PrincipalID == "") {
 			continue
 		}
 		a, ok := s.ByID(u.AccountID)
@@ -229,9 +243,14 @@ type KeyUsage struct {
 	RequestsLastHour    int64
 	RequestsLast24Hours int64
 	// RequestsTotal counts every request since the key was generated.
-	RequestsTotal   int64
-	ClientAddresses []string
-	UserAgents      []string
+	RequestsTotal int64
+	// TokensLast24Hours and the totals since the key was generated are
+	// the tokens the upstreams reported for its requests.
+	TokensLast24Hours     int64
+	PromptTokensTotal     int64
+	CompletionTokensTotal int64
+	ClientAddresses       []string
+	UserAgents            []string
 }
 
 // PrincipalUsage is the evidence of one identity's use of the account.
@@ -240,6 +259,7 @@ type PrincipalUsage struct {
 	LastUsed            time.Time
 	RequestsLastHour    int64
 	RequestsLast24Hours int64
+	TokensLast24Hours   int64
 	ClientAddresses     []string
 	UserAgents          []string
 }
@@ -275,14 +295,18 @@ func (s *Service) KeyUsage(ctx context.Context, id *gatehouse.ResourceID) (*Evid
 		k := KeyUsage{KeyName: SlotName(slot), Generation: a.Keys[slot].Generation, RegeneratedAt: a.Keys[slot].RegeneratedAt}
 		if c := u.Slots[slot]; c.Generation == k.Generation {
 			k.LastUsed, k.RequestsTotal = c.LastUsed, c.Total
-			k.RequestsLastHour, k.RequestsLast24Hours = c.since(now.Add(-time.Hour)), c.since(now.Add(-retention))
+			k.PromptTokensTotal, k.CompletionTokensTotal = c.PromptTokens, c.CompletionTokens
+			k.RequestsLastHour, _ = c.since(now.Add(-time.Hour))
+			k.RequestsLast24Hours, k.TokensLast24Hours = c.since(now.Add(-retention))
 			k.ClientAddresses, k.UserAgents = c.ClientAddresses, c.UserAgents
 		}
 		ev.Keys[slot] = k
 	}
 	for p, c := range u.Principals {
+		hour, _ := c.since(now.Add(-time.Hour))
+		day, tokens := c.since(now.Add(-retention))
 		ev.Principals = append(ev.Principals, PrincipalUsage{PrincipalID: p, LastUsed: c.LastUsed,
-			RequestsLastHour: c.since(now.Add(-time.Hour)), RequestsLast24Hours: c.since(now.Add(-retention)),
+			RequestsLastHour: hour, RequestsLast24Hours: day, TokensLast24Hours: tokens,
 			ClientAddresses: c.ClientAddresses, UserAgents: c.UserAgents})
 	}
 	sort.Slice(ev.Principals, func(i, j int) bool { return ev.Principals[i].LastUsed.After(ev.Principals[j].LastUsed) })

@@ -393,15 +393,19 @@ func regenerateKey(c *call) error {
 
 // keyUsageJSON is the body of Gatehouse's listKeyUsage extension action.
 type keyUsageJSON struct {
-	KeyName             string   `json:"keyName"`
-	Generation          int64    `json:"generation"`
-	RegeneratedAt       string   `json:"regeneratedAt"`
-	LastUsed            *string  `json:"lastUsed"`
-	RequestsLastHour    int64    `json:"requestsLastHour"`
-	RequestsLast24Hours int64    `json:"requestsLast24Hours"`
-	RequestsTotal       int64    `json:"requestsTotal"`
-	ClientAddresses     []string `json:"recentClientAddresses"`
-	UserAgents          []string `json:"recentUserAgents"`
+	KeyName             string  `json:"keyName"`
+	Generation          int64   `json:"generation"`
+	RegeneratedAt       string  `json:"regeneratedAt"`
+	LastUsed            *string `json:"lastUsed"`
+	RequestsLastHour    int64   `json:"requestsLastHour"`
+	RequestsLast24Hours int64   `json:"requestsLast24Hours"`
+	RequestsTotal       int64   `json:"requestsTotal"`
+	// Tokens the upstreams reported for the key's requests.
+	TokensLast24Hours     int64    `json:"tokensLast24Hours"`
+	PromptTokensTotal     int64    `json:"promptTokensTotal"`
+	CompletionTokensTotal int64    `json:"completionTokensTotal"`
+	ClientAddresses       []string `json:"recentClientAddresses"`
+	UserAgents            []string `json:"recentUserAgents"`
 }
 
 type principalUsageJSON struct {
@@ -409,6 +413,7 @@ type principalUsageJSON struct {
 	LastUsed            string   `json:"lastUsed"`
 	RequestsLastHour    int64    `json:"requestsLastHour"`
 	RequestsLast24Hours int64    `json:"requestsLast24Hours"`
+	TokensLast24Hours   int64    `json:"tokensLast24Hours"`
 	ClientAddresses     []string `json:"recentClientAddresses"`
 	UserAgents          []string `json:"recentUserAgents"`
 }
@@ -430,6 +435,7 @@ func listKeyUsage(c *call) error {
 	for _, k := range ev.Keys {
 		j := keyUsageJSON{KeyName: k.KeyName, Generation: k.Generation, RegeneratedAt: armTime(k.RegeneratedAt),
 			RequestsLastHour: k.RequestsLastHour, RequestsLast24Hours: k.RequestsLast24Hours, RequestsTotal: k.RequestsTotal,
+			TokensLast24Hours: k.TokensLast24Hours, PromptTokensTotal: k.PromptTokensTotal, CompletionTokensTotal: k.CompletionTokensTotal,
 			ClientAddresses: nonNil(k.ClientAddresses), UserAgents: nonNil(k.UserAgents)}
 		if !k.LastUsed.IsZero() {
 			t := k.LastUsed.UTC().Format(time.RFC3339)
@@ -440,7 +446,8 @@ func listKeyUsage(c *call) error {
 	for _, p := range ev.Principals {
 		out.Principals = append(out.Principals, principalUsageJSON{PrincipalID: p.PrincipalID,
 			LastUsed: p.LastUsed.UTC().Format(time.RFC3339), RequestsLastHour: p.RequestsLastHour,
-			RequestsLast24Hours: p.RequestsLast24Hours, ClientAddresses: nonNil(p.ClientAddresses), UserAgents: nonNil(p.UserAgents)})
+			RequestsLast24Hours: p.RequestsLast24Hours, TokensLast24Hours: p.TokensLast24Hours,
+			ClientAddresses: nonNil(p.ClientAddresses), UserAgents: nonNil(p.UserAgents)})
 	}
 	return c.reply(http.StatusOK, out)
 }

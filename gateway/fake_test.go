@@ -218,6 +218,21 @@ func (f *fakeUsage) total(accountID string, slot int, principal string) (n int64
 	return n, last
 }
 
+// tokens sums the flushed tokens of one account and slot (or principal).
+func (f *fakeUsage) tokens(accountID string, slot int, principal string) (prompt, completion int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.batches {
+		for _, u := range b {
+			if u.AccountID == accountID && u.Slot == slot && u.PrincipalID == principal {
+				prompt += u.PromptTokens
+				completion += u.CompletionTokens
+			}
+		}
+	}
+	return prompt, completion
+}
+
 type fakeAudit struct {
 	mu      sync.Mutex
 	denials []Denial

@@ -25,7 +25,10 @@ type Usage struct {
 	PrincipalID string
 	// Requests is the number of requests since the previous flush.
 	Requests int64
-	LastUsed time.Time
+	// PromptTokens and CompletionTokens are what the upstreams reported
+	// in the usage of the answers to those requests (tokens.go).
+	PromptTokens, CompletionTokens int64
+	LastUsed                       time.Time
 	// ClientAddresses and UserAgents are the most recent distinct values,
 	// newest first, at most maxRecent each.
 	ClientAddresses []string
@@ -71,6 +74,8 @@ type usageEntry struct {
 	key         usageKey
 	accountName string
 	count       atomic.Int64 // since the last flush
+	prompt      atomic.Int64 // tokens since the last flush
+	completion  atomic.Int64
 	lastUsed    atomic.Int64 // unix nanoseconds
 	last        atomic.Pointer[clientSig]
 	limiter     limiter
@@ -220,6 +225,12 @@ func (e *usageEntry) served(r *http.Request, kind CredentialKind, status int) {
 	e.m.requests.WithLabelValues(e.accountName, string(kind), strconv.Itoa(status)).Inc()
 }
 
+// tokens adds the tokens an answer reported.
+func (e *usageEntry) tokens(prompt, completion int64) {
+	e.prompt.Add(prompt)
+	e.completion.Add(completion)
+}
+
 // observeUpstream records the time to an upstream's response headers.
 func (e *usageEntry) observeUpstream(d time.Duration) {
 	o := e.upstream.Load()
@@ -287,18 +298,23 @@ func (m *meter) flush(ctx context.Context, sink UsageSink, logger *slog.Logger) 
 	m.entries.Range(func(k, v any) bool {
 		e := v.(*usageEntry)
 		n := e.count.Swap(0)
+		prompt, completion := e.prompt.Swap(0), e.completion.Swap(0)
 		e.mu.Lock()
 		dirty := e.dirty
 		e.dirty = false
 		u := Usage{AccountID: e.key.account, Slot: e.key.slot, PrincipalID: e.key.principal, Requests: n,
+			PromptTokens: prompt, CompletionTokens: completion,
 			ClientAddresses: append([]string(nil), e.addrs...), UserAgents: append([]string(nil), e.agents...)}
 		e.mu.Unlock()
 		last := e.lastUsed.Load()
-		if n == 0 && !dirty {
+		if n == 0 && prompt == 0 && completion == 0 && !dirty {
 			if last != 0 && now.Sub(time.Unix(0, last)) > idleAfter {
 				m.entries.Delete(k)
 			}
 			return true
+		}
+		if last == 0 {
+			last = now.UnixNano() // tokens of a session still open (realtime.go)
 		}
 		u.LastUsed = time.Unix(0, last).UTC()
 		batch = append(batch, u)
@@ -311,6 +327,7 @@ func (m *meter) flush(ctx context.Context, sink UsageSink, logger *slog.Logger) 
 	if err := sink.RecordUsage(ctx, batch); err != nil {
 		for i, e := range taken {
 			e.count.Add(batch[i].Requests)
+			e.tokens(batch[i].PromptTokens, batch[i].CompletionTokens)
 			e.mu.Lock()
 			e.dirty = true
 			e.mu.Unlock()

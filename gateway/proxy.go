@@ -294,10 +294,13 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 // settle meters the answer's tokens and, with a quota, charges what they
 // exceed of the estimate.
 func (p *proxy) settle(q *deploymentQuota, c *call, d *Deployment, tail *tokenTail, estimate int) {
-	used, ok := p.meter.tokens.count(c.account.Name, d.Name, tail)
+	prompt, completion, ok := p.meter.tokens.count(c.account.Name, d.Name, tail)
 	tailPool.Put(tail)
-	if q != nil && ok {
-		q.settle(p.now(), estimate, used)
+	if ok {
+		c.usage.tokens(prompt, completion)
+		if q != nil {
+			q.settle(p.now(), estimate, prompt+completion)
+		}
 	}
 }
 

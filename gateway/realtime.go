@@ -417,9 +417,12 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	s := &wsScanner{}
 	account := c.account.Name
 	message := func(tail *tokenTail) {
-		used, ok := p.meter.tokens.count(account, d.Name, tail)
-		if q != nil && ok {
-			q.settle(p.now(), 0, used)
+		prompt, completion, ok := p.meter.tokens.count(account, d.Name, tail)
+		if ok {
+			c.usage.tokens(prompt, completion)
+			if q != nil {
+				q.settle(p.now(), 0, prompt+completion)
+			}
 		}
 	}
 	bp := copyPool.Get().(*[]byte)

@@ -254,6 +254,20 @@ func TestRealtime(t *testing.T) {
 		t.Errorf("completion tokens %v, want 40", got)
 	}
 	waitFor(t, func() bool { return testutil.ToFloat64(f.gw.meter.sockets.WithLabelValues("rt")) == 0 })
+	// And in the usage flushed for the key usage evidence: key1 had three
+	// sessions, key2 three (one through an STS token), the identity two.
+	if err := f.gw.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		slot      int
+		principal string
+		sessions  int64
+	}{{0, "", 3}, {1, "", 3}, {-1, "voice-oid", 2}} {
+		if p, c := f.usage.tokens(acctID("rt"), tt.slot, tt.principal); p != 7*tt.sessions || c != 5*tt.sessions {
+			t.Errorf("usage tokens of slot %d %s: %d, %d", tt.slot, tt.principal, p, c)
+		}
+	}
 
 	refusals := []struct {
 		name, path string

@@ -150,13 +150,13 @@ func newTokenMetrics() *tokenMetrics {
 
 // count adds the usage at the end of a complete answer, if it has one,
 // and returns its total.
-func (m *tokenMetrics) count(account, deployment string, t *tokenTail) (total int64, ok bool) {
+func (m *tokenMetrics) count(account, deployment string, t *tokenTail) (prompt, completion int64, ok bool) {
 	if !t.done {
-		return 0, false
+		return 0, 0, false
 	}
-	prompt, completion, ok := tokenUsage(t.buf[:t.n])
+	prompt, completion, ok = tokenUsage(t.buf[:t.n])
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
 	k := tokenKey{account, deployment}
 	v, found := m.counters.Load(k)
@@ -169,5 +169,5 @@ func (m *tokenMetrics) count(account, deployment string, t *tokenTail) (total in
 	c := v.(*tokenCounters)
 	c.prompt.Add(float64(prompt))
 	c.completion.Add(float64(completion))
-	return prompt + completion, true
+	return prompt, completion, true
 }

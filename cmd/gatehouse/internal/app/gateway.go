@@ -327,6 +327,7 @@ func (x usageSink) RecordUsage(ctx context.Context, batch []gateway.Usage) error
 	out := make([]accounts.Usage, len(batch))
 	for i, u := range batch {
 		out[i] = accounts.Usage{AccountID: u.AccountID, Slot: u.Slot, PrincipalID: u.PrincipalID, Requests: u.Requests,
+			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
 			LastUsed: u.LastUsed, ClientAddresses: u.ClientAddresses, UserAgents: u.UserAgents}
 	}
 	return x.s.RecordUsage(ctx, out)

@@ -305,6 +305,7 @@ type keyUsage struct {
 	RequestsLastHour    int64    `json:"requestsLastHour"`
 	RequestsLast24Hours int64    `json:"requestsLast24Hours"`
 	RequestsTotal       int64    `json:"requestsTotal"`
+	TokensLast24Hours   int64    `json:"tokensLast24Hours"`
 	ClientAddresses     []string `json:"recentClientAddresses"`
 	UserAgents          []string `json:"recentUserAgents"`
 }
@@ -376,8 +377,12 @@ and asks for confirmation (or pass --yes).`,
 // stdin; anything but y/yes aborts.
 func confirmRegenerate(cmd *cobra.Command, env Env, u keyUsage, last time.Time) error {
 	w := env.Stderr
-	fmt.Fprintf(w, "%s was used %s ago (%d requests in the last hour, %d in the last 24 hours).\n",
-		u.KeyName, time.Since(last).Round(time.Second), u.RequestsLastHour, u.RequestsLast24Hours)
+	tokens := ""
+	if u.TokensLast24Hours > 0 {
+		tokens = fmt.Sprintf(", %d tokens", u.TokensLast24Hours)
+	}
+	fmt.Fprintf(w, "%s was used %s ago (%d requests in the last hour, %d in the last 24 hours%s).\n",
+		u.KeyName, time.Since(last).Round(time.Second), u.RequestsLastHour, u.RequestsLast24Hours, tokens)
 	if len(u.ClientAddresses) > 0 {
 		fmt.Fprintf(w, "Recent client addresses: %s\n", strings.Join(u.ClientAddresses, ", "))
 	}

@@ -1,6 +1,7 @@
 package gatewaytest
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -126,5 +127,24 @@ func testTokenMetrics(t *testing.T, e *env) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// The same tokens are in key1's usage evidence (listKeyUsage, what
+	// `keys usage` and the portal show).
+	if err := e.Gateway.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.arm(t, "POST", a.id+"/listKeyUsage", "")
+	var ev struct {
+		Value []struct {
+			KeyName                                                     string
+			RequestsTotal                                               int64
+			TokensLast24Hours, PromptTokensTotal, CompletionTokensTotal int64
+		}
+	}
+	if err := json.Unmarshal(r.body, &ev); err != nil || r.status != 200 || len(ev.Value) != 2 {
+		t.Fatalf("listKeyUsage %d %s: %v", r.status, r.body, err)
+	}
+	if k := ev.Value[0]; k.KeyName != "key1" || k.RequestsTotal != 6 || k.PromptTokensTotal != 4 || k.CompletionTokensTotal != 4 || k.TokensLast24Hours != 8 {
+		t.Errorf("key1 evidence %+v", k)
 	}
 }

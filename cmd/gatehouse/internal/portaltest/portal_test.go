@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
@@ -492,6 +493,15 @@ func testKeys(t *testing.T, e *env) {
 	p = b.get(e.accountPath())
 	if !strings.Contains(p.body, `class="in-use"`) || !strings.Contains(p.body, "127.0.0.1") {
 		t.Fatalf("key usage not shown: %s", p.body)
+	}
+	// Tokens the upstreams reported (an OpenAI deployment's answers) are
+	// part of the evidence.
+	if err := e.Accounts.RecordUsage(t.Context(), []accounts.Usage{{AccountID: e.account.String(), Slot: accounts.Key1,
+		Requests: 1, PromptTokens: 1200, CompletionTokens: 34, LastUsed: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if p = b.get(e.accountPath()); !strings.Contains(p.body, `<td id="tokens-key1">1234</td>`) {
+		t.Fatalf("key1's tokens not shown: %s", p.body)
 	}
 	if n := countAudit(t, e, e.owner.ObjectID, audit.Succeeded); n < 2 {
 		t.Fatalf("listKeys and regenerateKey from the portal audited: %d", n)
