@@ -541,3 +541,80 @@ func TestRealtimeQuota(t *testing.T) {
 		t.Fatalf("a session in the next window: %v", err)
 	}
 }
+
+// BenchmarkWSScanner: what metering costs a Realtime session per byte the
+// upstream sends — audio deltas (base64 in JSON, the bulk of a voice
+// session) and a response.done — scanned in the proxy's 32 KiB reads.
+func BenchmarkWSScanner(b *testing.B) {
+	delta := frame(true, 1, []byte(`{"type":"response.output_audio.delta","event_id":"event_1","response_id":"resp_1","delta":"`+
+		strings.Repeat("QUJD", 1200)+`"}`))
+	var stream []byte
+	for range 50 {
+		stream = append(stream, delta...)
+	}
+	stream = append(stream, frame(true, 1, []byte(`{"type":"response.done","response":{"usage":{"input_tokens":7,"output_tokens":5}}}`))...)
+	b.SetBytes(int64(len(stream)))
+	s := &wsScanner{}
+	n := 0
+	for b.Loop() {
+		for p := stream; len(p) > 0; {
+			k := min(32<<10, len(p))
+			s.feed(p[:k], func(t *tokenTail) {
+				if _, _, ok := tokenUsage(t.buf[:t.n]); ok {
+					n++
+				}
+			})
+			p = p[k:]
+		}
+	}
+	if n == 0 {
+		b.Fatal("no usage found")
+	}
+}
+
+// BenchmarkRealtimeEcho: one 4 KiB message to the upstream and its echo
+// back, on a WebSocket straight to the upstream and on one through the
+// gateway (the same machine, plain TCP): what the gateway adds to a
+// Realtime session's round trip.
+func BenchmarkRealtimeEcho(b *testing.B) {
+	f := newFixture(b)
+	keys := f.accounts.add(Account{ID: acctID("rt"), Name: "rt", Kind: "OpenAI"})
+	up := &realtimeUpstream{key: "up-key"}
+	up.srv = httptest.NewServer(http.HandlerFunc(up.serve))
+	b.Cleanup(up.srv.Close)
+	f.deps.put(acctID("rt"), &Deployment{Name: "voice", Upstream: mustURL(b, up.srv.URL), Credential: "up-key"})
+	msg := make([]byte, 4<<10)
+	for name, dial := range map[string]func() (*websocket.Conn, error){
+		"direct": func() (*websocket.Conn, error) {
+			c, _, err := websocket.Dial(b.Context(), "ws"+strings.TrimPrefix(up.srv.URL, "http")+"/v1/realtime?model=m",
+				&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer up-key"}}})
+			return c, err
+		},
+		"gateway": func() (*websocket.Conn, error) {
+			c, _, err := websocket.Dial(b.Context(), "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ai/rt/openai/v1/realtime?model=voice",
+				&websocket.DialOptions{Host: f.host, HTTPHeader: http.Header{"Api-Key": {keys[0]}}})
+			return c, err
+		},
+	} {
+		b.Run(name, func(b *testing.B) {
+			c, err := dial()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.CloseNow()
+			ctx := b.Context()
+			if _, _, err := c.Read(ctx); err != nil { // session.created
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(2 * len(msg)))
+			for b.Loop() {
+				if err := c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := c.Read(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
