@@ -132,6 +132,11 @@ func testMalformedSweep(t *testing.T, e *env) {
 		{label: "openai-transcription", method: "POST", base: ai + "sweep/openai/deployments/", name: "chat", rest: "/audio/transcriptions",
 			query: "api-version=2024-10-21", auth: key, body: `{"model":"chat"}`},
 		{label: "openai-speech", method: "POST", base: ai + "sweep/openai/v1/audio/", name: "speech", auth: key, body: `{"model":"chat","input":"hi","voice":"alloy"}`},
+		// A WebSocket's upgrade request sent as a plain GET: 426 (or what
+		// the name, query and credential make of it first).
+		{label: "openai-realtime", ignoresBody: true, method: "GET", base: ai + "sweep/openai/", name: "realtime",
+			query: "api-version=2025-04-01-preview&deployment=chat", auth: key},
+		{label: "openai-realtime-v1", ignoresBody: true, method: "GET", base: ai + "sweep/openai/v1/", name: "realtime", query: "model=chat", auth: key},
 	}
 
 	bodies := map[string]string{
