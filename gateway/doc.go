@@ -26,6 +26,7 @@
 //	POST /openai/v1/{each of the above}                  as the deployment routes; the deployment is the body's "model",
 //	                                                     no api-version, and a non-JWT bearer is taken as the key (OpenAI's own clients)
 //	GET  /openai/v1/models                               …/accounts/OpenAI/models/read: the deployments, as OpenAI model objects
+//	GET  /openai/v1/models/{d}                           the same: one deployment (404 DeploymentNotFound)
 //	POST /openai/v1/responses, /openai/responses?api-version   …/accounts/OpenAI/responses/write; the deployment is the body's "model"
 //	     or the path's: /openai/deployments/{d}/responses… (every operation below too)
 //	     (and …/responses/compact, …/responses/input_tokens)    (the Responses API, responses.go)

@@ -458,6 +458,12 @@ func buildRoutes() []*route {
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
 			return g.proxy.listModels(w, c)
 		}})
+	out = append(out, &route{name: "model-v1", method: http.MethodGet, path: "/openai/v1/models/{model}", param: "model",
+		dataAction: dataActionPrefix + "OpenAI/models/read",
+		operation:  "GET /openai/v1/models/{model}", kinds: openAIKinds, bearerKey: true,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			return g.proxy.getModel(w, c)
+		}})
 	out = append(out, responsesRoutes("/openai/v1")...)
 	out = append(out, responsesRoutes("/openai")...)
 	out = append(out, responsesRoutes("/openai/deployments/{deployment}")...)

@@ -716,3 +716,18 @@ func (p *proxy) listModels(w http.ResponseWriter, c *call) error {
 	server.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// getModel serves GET …/openai/v1/models/{model}: the deployment of that
+// name as an OpenAI model object (OpenAI's clients' models.retrieve), 404
+// DeploymentNotFound for a name the account has no deployment of.
+func (p *proxy) getModel(w http.ResponseWriter, c *call) error {
+	if p.deployments == nil {
+		return errDeploymentNotFound
+	}
+	d, ok := p.deployments.Deployment(&c.account, c.param)
+	if !ok {
+		return errDeploymentNotFound
+	}
+	server.WriteJSON(w, http.StatusOK, modelJSON{ID: d.Name, Object: "model", OwnedBy: "organization-owner"})
+	return nil
+}

@@ -24,6 +24,10 @@ await run([
     const page = await client.models.list();
     return { ids: page.data.map((m) => m.id) };
   }],
+  ["model", async () => {
+    const m = await client.models.retrieve(deployment);
+    return { id: m.id, object: m.object };
+  }],
   ["chat", async () => {
     const c = await client.chat.completions.create({ model: deployment, messages: [{ role: "user", content: "Say hello" }] });
     return { content: c.choices[0]?.message?.content ?? null };

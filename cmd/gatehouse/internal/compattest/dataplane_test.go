@@ -311,6 +311,11 @@ func testOpenAIV1(t *testing.T, e *env) {
 			if len(models.IDs) == 0 || models.IDs[0] != e.deployment {
 				t.Errorf("models: %+v", models)
 			}
+			var model struct{ ID, Object string }
+			s.value(t, "model", &model)
+			if model.ID != e.deployment || model.Object != "model" {
+				t.Errorf("model: %+v", model)
+			}
 			var c chatResult
 			s.value(t, "chat", &c)
 			if c.Content != "echo from "+upstreamModel+" at /v1/chat/completions: Say hello" {

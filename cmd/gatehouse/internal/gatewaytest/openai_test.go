@@ -171,6 +171,14 @@ func testOpenAIV1(t *testing.T, e *env) {
 			if strings.Join(ids, ",") != "embed-v1,gpt-v1" {
 				t.Fatalf("models %v", ids)
 			}
+			// One model: a deployment, or 404.
+			if m, err := c.Models.Get(t.Context(), "gpt-v1"); err != nil || m.ID != "gpt-v1" || m.Object != "model" {
+				t.Fatalf("models.get: %+v %v", m, err)
+			}
+			var apiErr *openai.Error
+			if _, err := c.Models.Get(t.Context(), "no-such-deployment"); !asError(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "DeploymentNotFound" {
+				t.Fatalf("models.get of an unknown deployment: %v", err)
+			}
 		}
 	})
 	t.Run("streaming", func(t *testing.T) {
