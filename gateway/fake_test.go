@@ -203,33 +203,29 @@ func (f *fakeUsage) RecordUsage(ctx context.Context, batch []Usage) error {
 	return nil
 }
 
-// total sums the flushed requests of one account and slot (or principal).
-func (f *fakeUsage) total(accountID string, slot int, principal string) (n int64, last Usage) {
+// each calls fn with every flushed usage of one account and slot (or
+// principal), in flush order.
+func (f *fakeUsage) each(accountID string, slot int, principal string, fn func(Usage)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, b := range f.batches {
 		for _, u := range b {
 			if u.AccountID == accountID && u.Slot == slot && u.PrincipalID == principal {
-				n += u.Requests
-				last = u
+				fn(u)
 			}
 		}
 	}
+}
+
+// total sums the flushed requests of one account and slot (or principal).
+func (f *fakeUsage) total(accountID string, slot int, principal string) (n int64, last Usage) {
+	f.each(accountID, slot, principal, func(u Usage) { n, last = n+u.Requests, u })
 	return n, last
 }
 
 // tokens sums the flushed tokens of one account and slot (or principal).
 func (f *fakeUsage) tokens(accountID string, slot int, principal string) (prompt, completion int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, b := range f.batches {
-		for _, u := range b {
-			if u.AccountID == accountID && u.Slot == slot && u.PrincipalID == principal {
-				prompt += u.PromptTokens
-				completion += u.CompletionTokens
-			}
-		}
-	}
+	f.each(accountID, slot, principal, func(u Usage) { prompt, completion = prompt+u.PromptTokens, completion+u.CompletionTokens })
 	return prompt, completion
 }
 
