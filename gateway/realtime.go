@@ -50,7 +50,7 @@ import (
 const realtimeOp = "realtime"
 
 // realtimeHandshakeTimeout bounds dialing the upstream and its answer to
-// the upgrade.
+// the upgrade (or Options.UpstreamTimeout, if that is shorter).
 const realtimeHandshakeTimeout = 30 * time.Second
 
 // realtimeRoutes are the Realtime API at the dated path and the v1 API's.
@@ -212,7 +212,11 @@ func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), realtimeHandshakeTimeout)
+	limit := realtimeHandshakeTimeout
+	if t := p.tunnels.ReadTimeout; t > 0 && t < limit {
+		limit = t
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), limit)
 	defer cancel()
 	start := time.Now()
 	up, br, resp, err := p.dialRealtime(ctx, r, d, &u, key, protocols)

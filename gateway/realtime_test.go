@@ -332,6 +332,26 @@ func TestRealtime(t *testing.T) {
 	}
 }
 
+// TestRealtimeSilentUpstream: an upstream that takes the upgrade request
+// and never answers is a 504 once the upstream timeout has passed.
+func TestRealtimeSilentUpstream(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.UpstreamTimeout = 200 * time.Millisecond })
+	keys := f.accounts.add(Account{ID: acctID("rt"), Name: "rt", Kind: "OpenAI"})
+	quiet := make(chan struct{})
+	t.Cleanup(func() { close(quiet) })
+	silent := rawUpstream(t, func(*http.Request) string { <-quiet; return "" })
+	f.deps.put(acctID("rt"), &Deployment{Name: "silent", Upstream: mustURL(t, silent), Credential: "x"})
+	_, resp, err := f.dialRealtime(t, "/ai/rt/openai/v1/realtime?model=silent", http.Header{"Api-Key": {keys[0]}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("silent upstream: %v %v", err, resp)
+	}
+	var body struct{ Error struct{ Code string } }
+	json.NewDecoder(resp.Body).Decode(&body)
+	if body.Error.Code != "GatewayTimeout" {
+		t.Errorf("code %q", body.Error.Code)
+	}
+}
+
 // TestRealtimeShutdown: sessions end when the gateway stops.
 func TestRealtimeShutdown(t *testing.T) {
 	f := newFixture(t)
