@@ -65,6 +65,15 @@ func (f *fakeAccounts) regenerate(name string, slot int) string {
 	return ks[slot]
 }
 
+// update changes an account in place, as a change feed delivery would.
+func (f *fakeAccounts) update(name string, fn func(*Account)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.byName[name]
+	fn(&a)
+	f.byName[name] = a
+}
+
 func (f *fakeAccounts) AccountByName(name string) (Account, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -144,6 +153,12 @@ type fakeAuthz struct {
 func (f *fakeAuthz) grant(oid, action, scope string) {
 	f.mu.Lock()
 	f.grants[oid+"|"+action+"|"+scope] = true
+	f.mu.Unlock()
+}
+
+func (f *fakeAuthz) revoke(oid, action, scope string) {
+	f.mu.Lock()
+	delete(f.grants, oid+"|"+action+"|"+scope)
 	f.mu.Unlock()
 }
 

@@ -267,6 +267,7 @@ func New(opts Options) *Gateway {
 	}
 	g.proxy = &proxy{transport: opts.Transport, tunnels: tunnels, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments,
 		logger: opts.Logger, meter: g.meter, quotas: opts.DeploymentQuotas, now: opts.Now}
+	g.proxy.sessions.logger = opts.Logger
 	g.sts = newSTSLimiter(opts.STSFailuresPerMinute, opts.Now)
 	g.auditor = newDenialAuditor(opts.Audit, opts.AuditRate, opts.Now, opts.Logger, g.meter)
 	return g
@@ -569,6 +570,42 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 	}
 	c.usage.served(r, c.kind, status)
 	return err
+}
+
+// credentialHolds returns what a long-lived session (a Realtime
+// WebSocket) of c is checked with while it lasts: the account still
+// exists (the same instance); a key, or the STS token minted from one, is
+// still the slot's current generation and local auth still allowed; an
+// identity still holds action on the account. The checks read the same
+// in-memory index and cached decisions as a request does, so a
+// regeneration on any node ends the sessions on every node. A decision
+// that cannot be made keeps the session.
+func (g *Gateway) credentialHolds(c *call, action string) func(context.Context) (bool, string) {
+	id, instance := strings.ToLower(c.account.ID), c.account.InternalID
+	kind, slot, principal := c.kind, c.slot, c.principal
+	var generation int64
+	if slot >= 0 && slot < 2 {
+		generation = c.account.Generations[slot]
+	}
+	return func(ctx context.Context) (bool, string) {
+		acct, ok := g.opts.Accounts.AccountByID(id)
+		if !ok || acct.InternalID != instance {
+			return false, "the account was deleted"
+		}
+		if kind == CredentialIdentity {
+			if allowed, err := g.opts.Authz.AuthorizeData(ctx, principal, action, acct.ID); err == nil && !allowed {
+				return false, "the identity no longer holds " + action
+			}
+			return true, ""
+		}
+		if acct.DisableLocalAuth {
+			return false, "local authentication was disabled"
+		}
+		if slot < 0 || slot > 1 || acct.Generations[slot] != generation {
+			return false, "the key was regenerated"
+		}
+		return true, ""
+	}
 }
 
 // checkNetwork applies acct's network rules to the request's client

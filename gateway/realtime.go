@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,12 +61,12 @@ func realtimeRoutes() []*route {
 		{name: "realtime", method: http.MethodGet, path: "/openai/realtime", dataAction: action,
 			operation: "GET /openai/realtime", kinds: openAIKinds, socketAuth: true,
 			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-				return g.proxy.serveRealtime(w, r, c, false)
+				return g.proxy.serveRealtime(w, r, c, false, g.credentialHolds(c, action))
 			}},
 		{name: "realtime-v1", method: http.MethodGet, path: "/openai/v1/realtime", dataAction: action,
 			operation: "GET /openai/v1/realtime", kinds: openAIKinds, socketAuth: true, bearerKey: true,
 			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-				return g.proxy.serveRealtime(w, r, c, true)
+				return g.proxy.serveRealtime(w, r, c, true, g.credentialHolds(c, action))
 			}},
 	}
 }
@@ -157,8 +158,9 @@ var realtimeDroppedQuery = []string{"api-version", "deployment", "model", "api-k
 
 // serveRealtime serves a Realtime API WebSocket: v1 names the deployment
 // in "model" (else "deployment"), the dated API in "deployment" and needs
-// an api-version.
-func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v1 bool) error {
+// an api-version. holds is asked, while the session lasts, whether the
+// credential it was opened with still holds (credentialHolds).
+func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v1 bool, holds func(context.Context) (bool, string)) error {
 	if !v1 {
 		if err := checkOpenAIVersion(r.URL.RawQuery); err != nil {
 			return err
@@ -268,7 +270,7 @@ func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v
 		return nil
 	}
 
-	p.join(c, d, q, client, crw.Reader, up, br)
+	p.join(c, d, q, client, crw.Reader, up, br, holds)
 	return nil
 }
 
@@ -398,8 +400,9 @@ func checkAccepted(resp *http.Response, key string, protocols []string) error {
 // join copies the two connections into each other until either side
 // ends, then closes both. The upstream's frames are read as they pass for
 // the usage they report.
-func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.Reader) {
-	t := p.sessions.open(client, up)
+func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.Reader,
+	holds func(context.Context) (bool, string)) {
+	t := p.sessions.open(&session{client: client, up: up, account: c.account.Name, holds: holds})
 	defer p.sessions.close(t)
 	gauge := p.meter.sockets.WithLabelValues(c.account.Name)
 	gauge.Inc()
@@ -448,29 +451,56 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	<-done
 }
 
-// sessions are the open WebSocket sessions, closed when the gateway
-// stops (net/http's Shutdown does not know hijacked connections).
+// sessions are the open WebSocket sessions. Every sessionCheck they are
+// checked against the credential they were opened with — a regenerated
+// key, a removed role, a deleted account ends them, as it refuses the
+// next request — and when the gateway stops they are closed (net/http's
+// Shutdown does not know hijacked connections).
 type sessions struct {
-	mu   sync.Mutex
-	live map[*session]struct{}
-	shut bool
+	logger *slog.Logger
+	// check is how often sessions are checked (0: sessionCheck).
+	check time.Duration
+
+	mu    sync.Mutex
+	live  map[*session]struct{}
+	shut  bool
+	stop  chan struct{} // closed by shutdown; the sweeper runs until then
+	swept bool          // the sweeper was started
 }
 
-type session struct{ client, up net.Conn }
+type session struct {
+	client, up net.Conn
+	account    string
+	// holds reports whether the session's credential still holds, and if
+	// not why.
+	holds func(context.Context) (bool, string)
+}
 
-func (s *sessions) open(client, up net.Conn) *session {
-	t := &session{client, up}
+// sessionCheck is how often sessions are checked against their
+// credentials.
+const sessionCheck = 2 * time.Second
+
+func (s *sessions) open(t *session) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shut {
-		client.Close()
-		up.Close()
+		t.client.Close()
+		t.up.Close()
 		return t
 	}
 	if s.live == nil {
 		s.live = map[*session]struct{}{}
+		s.stop = make(chan struct{})
 	}
 	s.live[t] = struct{}{}
+	if !s.swept && t.holds != nil {
+		s.swept = true
+		every := s.check
+		if every <= 0 {
+			every = sessionCheck
+		}
+		go s.sweep(s.stop, every)
+	}
 	return t
 }
 
@@ -484,10 +514,51 @@ func (s *sessions) close(t *session) {
 func (s *sessions) shutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.shut {
+		return
+	}
 	s.shut = true
+	if s.stop != nil {
+		close(s.stop)
+	}
 	for t := range s.live {
 		t.client.Close()
 		t.up.Close()
+	}
+}
+
+// sweep ends, every interval until stop, the sessions whose credential
+// no longer holds.
+func (s *sessions) sweep(stop <-chan struct{}, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var live []*session
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		live = live[:0]
+		for t := range s.live {
+			live = append(live, t)
+		}
+		s.mu.Unlock()
+		for _, t := range live {
+			if t.holds == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ok, why := t.holds(ctx)
+			cancel()
+			if !ok {
+				s.logger.Info("gateway: realtime session ended", "account", t.account, "reason", why)
+				t.client.Close()
+				t.up.Close()
+			}
+		}
+		clear(live)
 	}
 }
 

@@ -352,6 +352,77 @@ func TestRealtimeSilentUpstream(t *testing.T) {
 	}
 }
 
+// TestRealtimeRevocation: an open session ends when the credential it was
+// opened with stops holding — its key regenerated (the STS tokens minted
+// from it too), its identity's role removed, local auth disabled — while
+// the sessions of other credentials go on.
+func TestRealtimeRevocation(t *testing.T) {
+	f := newFixture(t)
+	f.gw.proxy.sessions.check = 20 * time.Millisecond
+	keys := f.accounts.add(Account{ID: acctID("rt"), Name: "rt", Kind: "OpenAI"})
+	up := newRealtimeUpstream(t, "up-key")
+	f.deps.put(acctID("rt"), &Deployment{Name: "voice", Upstream: mustURL(t, up.srv.URL), Credential: "up-key"})
+	action := dataActionPrefix + "OpenAI/deployments/realtime/action"
+	f.authz.grant("voice-oid", action, acctID("rt"))
+	f.authz.grant("other-oid", action, acctID("rt"))
+	sts, _ := f.tokens.IssueSTSToken(t.Context(), STSGrant{Account: Account{ID: acctID("rt")}, Slot: 0, Generation: 1, Lifetime: 10 * time.Minute})
+	open := func(hdr http.Header) *websocket.Conn {
+		t.Helper()
+		c, _, err := f.dialRealtime(t, "/ai/rt/openai/v1/realtime?model=voice", hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readEvent(t, c) // session.created
+		return c
+	}
+	sessions := map[string]*websocket.Conn{
+		"key1":     open(http.Header{"Api-Key": {keys[0]}}),
+		"key2":     open(http.Header{"Api-Key": {keys[1]}}),
+		"sts-key1": open(http.Header{"Authorization": {"Bearer " + sts}}),
+		"voice":    open(http.Header{"Authorization": {"Bearer " + f.tokens.identity("voice-oid", CognitiveAudience)}}),
+		"other":    open(http.Header{"Authorization": {"Bearer " + f.tokens.identity("other-oid", CognitiveAudience)}}),
+	}
+	alive := func(name string) bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		c := sessions[name]
+		if c.Write(ctx, websocket.MessageBinary, []byte(name)) != nil {
+			return false
+		}
+		_, b, err := c.Read(ctx)
+		return err == nil && string(b) == name
+	}
+	ended := func(name string) bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, _, err := sessions[name].Read(ctx)
+		return err != nil && ctx.Err() == nil
+	}
+	for _, step := range []struct {
+		name    string
+		do      func()
+		end     []string
+		goingOn []string
+	}{
+		{"regenerate-key1", func() { f.accounts.regenerate("rt", 0) }, []string{"key1", "sts-key1"}, []string{"key2", "voice", "other"}},
+		{"revoke-role", func() { f.authz.revoke("voice-oid", action, acctID("rt")) }, []string{"voice"}, []string{"key2", "other"}},
+		{"disable-local-auth", func() { f.accounts.update("rt", func(a *Account) { a.DisableLocalAuth = true }) }, []string{"key2"}, []string{"other"}},
+	} {
+		step.do()
+		for _, name := range step.end {
+			if !ended(name) {
+				t.Errorf("%s: session %s goes on", step.name, name)
+			}
+		}
+		for _, name := range step.goingOn {
+			if !alive(name) {
+				t.Errorf("%s: session %s ended", step.name, name)
+			}
+		}
+	}
+	waitFor(t, func() bool { return testutil.ToFloat64(f.gw.meter.sockets.WithLabelValues("rt")) == 1 })
+}
+
 // TestRealtimeShutdown: sessions end when the gateway stops.
 func TestRealtimeShutdown(t *testing.T) {
 	f := newFixture(t)

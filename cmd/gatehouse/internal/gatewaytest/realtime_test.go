@@ -1,10 +1,12 @@
 package gatewaytest
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/openai/openai-go/v3"
@@ -81,6 +83,27 @@ func testOpenAIRealtime(t *testing.T, e *env) {
 			}
 		})
 	}
+	t.Run("regenerated-key-ends-session", func(t *testing.T) {
+		// Regenerating key1 through the management API ends the session
+		// opened with it (within the gateway's 2-second check), as it
+		// refuses the key's next request.
+		conn, err := connect(t, a.key1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Abort()
+		if ev, err := conn.Recv(t.Context()); err != nil || ev.Type != "session.created" {
+			t.Fatalf("first event: %v", err)
+		}
+		if r := e.arm(t, "POST", a.id+"/regenerateKey", `{"keyName":"Key1"}`); r.status != 200 {
+			t.Fatalf("regenerate: %d %s", r.status, r.body)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+		defer cancel()
+		if _, err := conn.Recv(ctx); err == nil || ctx.Err() != nil {
+			t.Errorf("the session outlived its key: %v", err)
+		}
+	})
 	t.Run("refusals", func(t *testing.T) {
 		// (The client reports the status only; the bodies are
 		// gateway.TestRealtime's.)
