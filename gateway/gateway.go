@@ -573,15 +573,18 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 }
 
 // credentialHolds returns what a long-lived session (a Realtime
-// WebSocket) of c is checked with while it lasts: the account still
-// exists (the same instance); a key, or the STS token minted from one, is
+// WebSocket) of c, opened by r, is checked with while it lasts: the
+// account still exists (the same instance) and its network rules still
+// admit the client; a key, or the STS token minted from one, is
 // still the slot's current generation and local auth still allowed; an
 // identity still holds action on the account. The checks read the same
 // in-memory index and cached decisions as a request does, so a
 // regeneration on any node ends the sessions on every node. A decision
 // that cannot be made keeps the session.
-func (g *Gateway) credentialHolds(c *call, action string) func(context.Context) (bool, string) {
+func (g *Gateway) credentialHolds(r *http.Request, c *call, action string) func(context.Context) (bool, string) {
 	id, instance := strings.ToLower(c.account.ID), c.account.InternalID
+	addr := netacl.RemoteAddr(r.RemoteAddr)
+	private := g.opts.PrivateNetworks.Contains(addr)
 	kind, slot, principal := c.kind, c.slot, c.principal
 	var generation int64
 	if slot >= 0 && slot < 2 {
@@ -591,6 +594,9 @@ func (g *Gateway) credentialHolds(c *call, action string) func(context.Context) 
 		acct, ok := g.opts.Accounts.AccountByID(id)
 		if !ok || acct.InternalID != instance {
 			return false, "the account was deleted"
+		}
+		if acct.Network != nil && acct.Network.Check(addr, private) != netacl.Allowed {
+			return false, "the account's network rules no longer admit the client"
 		}
 		if kind == CredentialIdentity {
 			if allowed, err := g.opts.Authz.AuthorizeData(ctx, principal, action, acct.ID); err == nil && !allowed {

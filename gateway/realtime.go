@@ -61,12 +61,12 @@ func realtimeRoutes() []*route {
 		{name: "realtime", method: http.MethodGet, path: "/openai/realtime", dataAction: action,
 			operation: "GET /openai/realtime", kinds: openAIKinds, socketAuth: true,
 			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-				return g.proxy.serveRealtime(w, r, c, false, g.credentialHolds(c, action))
+				return g.proxy.serveRealtime(w, r, c, false, g.credentialHolds(r, c, action))
 			}},
 		{name: "realtime-v1", method: http.MethodGet, path: "/openai/v1/realtime", dataAction: action,
 			operation: "GET /openai/v1/realtime", kinds: openAIKinds, socketAuth: true, bearerKey: true,
 			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
-				return g.proxy.serveRealtime(w, r, c, true, g.credentialHolds(c, action))
+				return g.proxy.serveRealtime(w, r, c, true, g.credentialHolds(r, c, action))
 			}},
 	}
 }

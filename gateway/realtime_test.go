@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -407,6 +408,9 @@ func TestRealtimeRevocation(t *testing.T) {
 		{"regenerate-key1", func() { f.accounts.regenerate("rt", 0) }, []string{"key1", "sts-key1"}, []string{"key2", "voice", "other"}},
 		{"revoke-role", func() { f.authz.revoke("voice-oid", action, acctID("rt")) }, []string{"voice"}, []string{"key2", "other"}},
 		{"disable-local-auth", func() { f.accounts.update("rt", func(a *Account) { a.DisableLocalAuth = true }) }, []string{"key2"}, []string{"other"}},
+		{"public-access-disabled", func() {
+			f.accounts.update("rt", func(a *Account) { a.Network = netacl.Compile("Disabled", nil) })
+		}, []string{"other"}, nil},
 	} {
 		step.do()
 		for _, name := range step.end {
@@ -420,7 +424,7 @@ func TestRealtimeRevocation(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, func() bool { return testutil.ToFloat64(f.gw.meter.sockets.WithLabelValues("rt")) == 1 })
+	waitFor(t, func() bool { return testutil.ToFloat64(f.gw.meter.sockets.WithLabelValues("rt")) == 0 })
 }
 
 // TestRealtimeShutdown: sessions end when the gateway stops.
