@@ -121,6 +121,15 @@
 // HTTP/1.1 they would reconnect (a TLS handshake per request) under
 // concurrency.
 //
+// Realtime sessions (realtime.go) are WebSockets: the upgrade request takes
+// the path above, the upstream's WebSocket is opened with its own key
+// before the client's is accepted, and then bytes pass unchanged both ways
+// while a read-only frame scanner meters response.done's usage. An open
+// session is checked every 2 seconds against what admitted it
+// (Gateway.credentialHolds: key generation, local auth, network rules, the
+// identity's data action, the account instance) and ends when that no
+// longer holds, or when the gateway stops.
+//
 // Browsers (cors.go): a preflight on any data-plane route or the STS is
 // answered 204 for an origin Options.CORS allows (default "*", as Azure AI
 // services), and every answer to such an origin — refusals included —
