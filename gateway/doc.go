@@ -32,7 +32,8 @@
 //	     (and …/responses/compact, …/responses/input_tokens)    (the Responses API, responses.go)
 //	GET|DELETE …/responses/{id}, POST …/{id}/cancel,      …/OpenAI/responses/read|delete|write: asked of the account's upstreams
 //	GET …/{id}/input_items                               in turn; the first that has the response answers
-//	GET  /openai/realtime?api-version&deployment=d,      …/accounts/OpenAI/deployments/realtime/action: a WebSocket joined to
+//	GET  /openai/realtime?api-version&deployment=d       …/accounts/OpenAI/deployments/realtime/action: a WebSocket joined to
+//	     (or /openai/deployments/{d}/realtime?api-version),
 //	     /openai/v1/realtime?model=d                     {upstream}/v1/realtime (the Realtime API, realtime.go); the credential
 //	                                                     may also be in the query or an openai-insecure-api-key.* subprotocol
 //	POST /sts/v1.0/issueToken (at H and every account)   key only

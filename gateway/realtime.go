@@ -24,7 +24,8 @@ import (
 //
 // Azure OpenAI serves it at GET …/openai/realtime?api-version=…&deployment=…
 // (what openai-node's OpenAIRealtimeWS.azure and openai-python's
-// AzureOpenAI build) and, on the v1 API, at GET …/openai/v1/realtime?model=…
+// AzureOpenAI build; …/openai/deployments/{d}/realtime?… when the Python
+// client is bound to a deployment) and, on the v1 API, at GET …/openai/v1/realtime?model=…
 // (OpenAI's own clients, openai-go's Realtime.Connect, with base URL
 // …/openai/v1/). The gateway authenticates and authorizes the upgrade
 // request like any other (identities need OpenAI/deployments/realtime/action),
@@ -60,6 +61,13 @@ func realtimeRoutes() []*route {
 	return []*route{
 		{name: "realtime", method: http.MethodGet, path: "/openai/realtime", dataAction: action,
 			operation: "GET /openai/realtime", kinds: openAIKinds, socketAuth: true,
+			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+				return g.proxy.serveRealtime(w, r, c, false, g.credentialHolds(r, c, action))
+			}},
+		// openai-python's AzureOpenAI(azure_deployment=…) puts the
+		// deployment in the base URL as well as in the query.
+		{name: "realtime-deployment", method: http.MethodGet, path: "/openai/deployments/{deployment}/realtime", param: "deployment",
+			dataAction: action, operation: "GET /openai/deployments/{deployment-id}/realtime", kinds: openAIKinds, socketAuth: true,
 			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
 				return g.proxy.serveRealtime(w, r, c, false, g.credentialHolds(r, c, action))
 			}},
@@ -171,7 +179,10 @@ func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v
 		return badRequest("The query string does not parse.")
 	}
 	name := query.Get("deployment")
-	if v1 && query.Get("model") != "" {
+	switch {
+	case c.param != "": // …/deployments/{deployment}/realtime
+		name = c.param
+	case v1 && query.Get("model") != "":
 		name = query.Get("model")
 	}
 	if name == "" {

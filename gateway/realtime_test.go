@@ -187,6 +187,8 @@ func TestRealtime(t *testing.T) {
 		{"query-api-key", dated + "&api-key=" + keys[0], nil, []string{"realtime"}, keys[0]},
 		{"query-authorization", dated + "&Authorization=Bearer%20" + identity, nil, []string{"realtime"}, identity},
 		{"v1-key-bearer", v1, http.Header{"Authorization": {"Bearer " + keys[1]}}, nil, keys[1]},
+		{"deployment-in-path", "/ai/rt/openai/deployments/voice/realtime?api-version=2025-04-01-preview&deployment=voice",
+			http.Header{"Api-Key": {keys[0]}}, nil, keys[0]},
 		{"v1-insecure-key-protocol", v1, nil, []string{"realtime", insecureKeyProtocol + keys[0]}, keys[0]},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,15 +249,15 @@ func TestRealtime(t *testing.T) {
 			}
 		})
 	}
-	// Eight sessions, one response.done each.
+	// Nine sessions, one response.done each.
 	waitFor(t, func() bool {
-		return testutil.ToFloat64(f.gw.meter.tokens.vec.WithLabelValues("rt", "voice", "prompt")) == 8*7
+		return testutil.ToFloat64(f.gw.meter.tokens.vec.WithLabelValues("rt", "voice", "prompt")) == 9*7
 	})
-	if got := testutil.ToFloat64(f.gw.meter.tokens.vec.WithLabelValues("rt", "voice", "completion")); got != 8*5 {
-		t.Errorf("completion tokens %v, want 40", got)
+	if got := testutil.ToFloat64(f.gw.meter.tokens.vec.WithLabelValues("rt", "voice", "completion")); got != 9*5 {
+		t.Errorf("completion tokens %v, want 45", got)
 	}
 	waitFor(t, func() bool { return testutil.ToFloat64(f.gw.meter.sockets.WithLabelValues("rt")) == 0 })
-	// And in the usage flushed for the key usage evidence: key1 had three
+	// And in the usage flushed for the key usage evidence: key1 had four
 	// sessions, key2 three (one through an STS token), the identity two.
 	if err := f.gw.Flush(t.Context()); err != nil {
 		t.Fatal(err)
@@ -264,7 +266,7 @@ func TestRealtime(t *testing.T) {
 		slot      int
 		principal string
 		sessions  int64
-	}{{0, "", 3}, {1, "", 3}, {-1, "voice-oid", 2}} {
+	}{{0, "", 4}, {1, "", 3}, {-1, "voice-oid", 2}} {
 		if p, c := f.usage.tokens(acctID("rt"), tt.slot, tt.principal); p != 7*tt.sessions || c != 5*tt.sessions {
 			t.Errorf("usage tokens of slot %d %s: %d, %d", tt.slot, tt.principal, p, c)
 		}
@@ -284,6 +286,7 @@ func TestRealtime(t *testing.T) {
 		{"no-deployment", "/ai/rt/openai/realtime?api-version=2025-04-01-preview", http.Header{"Api-Key": {keys[0]}}, 400, "BadRequest"},
 		{"v1-no-model", "/ai/rt/openai/v1/realtime", http.Header{"Api-Key": {keys[0]}}, 400, "BadRequest"},
 		{"unknown-deployment", "/ai/rt/openai/realtime?api-version=2025-04-01-preview&deployment=nope", http.Header{"Api-Key": {keys[0]}}, 404, "DeploymentNotFound"},
+		{"unknown-deployment-in-path", "/ai/rt/openai/deployments/nope/realtime?api-version=2025-04-01-preview", http.Header{"Api-Key": {keys[0]}}, 404, "DeploymentNotFound"},
 		{"upstream-refuses-its-key", "/ai/rt/openai/v1/realtime?model=wrongkey", http.Header{"Api-Key": {keys[0]}}, 502, "BadGateway"},
 		{"upstream-busy", "/ai/rt/openai/v1/realtime?model=busy", http.Header{"Api-Key": {keys[0]}}, 503, "overloaded"},
 		{"upstream-down", "/ai/rt/openai/v1/realtime?model=down", http.Header{"Api-Key": {keys[0]}}, 502, "BadGateway"},
