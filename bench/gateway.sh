@@ -24,6 +24,13 @@
 #                   proxy does) in front of the same upstream with the same key, on FLOOR_PORT
 #                   (default PORT+2) — how far the gateway is from Go's floor in the same run,
 #                   e.g. TARGETS="upstream-tls floor gw-key"
+#   upstream-rt, gw-rt
+#                   only when named in TARGETS: the Realtime API — bench/realtime keeps CONNS
+#                   WebSockets sending a 100 ms audio event (6.4 KB of JSON) and waiting for
+#                   its echo, straight to the upstream (ws://…/v1/realtime) and through the
+#                   gateway (wss://…/ai/bench/openai/v1/realtime?model=chat, the key in
+#                   api-key); req/s is round trips a second, CPU per round trip,
+#                   e.g. TARGETS="upstream-rt gw-rt"
 #   base-key, base-sts, base-identity
 #                   only with BASE_BIN: the same three requests to a second node running
 #                   another build (say, the previous commit's) on a copy of the prepared data,
@@ -90,6 +97,7 @@ BIN=${GATEHOUSE_BIN:-}
   [ -n "$BIN" ] || go build -o "$WORK/gatehouse" ./cmd/gatehouse
   go build -o "$WORK/upstream" ./bench/upstream
   go build -o "$WORK/prepare" ./bench/gateway-prepare
+  go build -o "$WORK/rtload" ./bench/realtime
   [ -z "$WANT_FLOOR" ] || go build -o "$WORK/floor" ./bench/floor
 })
 BIN=${BIN:-$WORK/gatehouse}
@@ -191,10 +199,14 @@ URL[base-sts]=$BASE_URL; HDR[base-sts]=${HDR[gw-sts]}; PID[base-sts]=${BASE_PID:
 URL[base-identity]=$BASE_URL; HDR[base-identity]=${HDR[gw-identity]}; PID[base-identity]=${BASE_PID:-}
 URL[floor]="https://127.0.0.1:$FLOOR_PORT/v1/chat/completions"; HDR[floor]="Ocp-Apim-Subscription-Key: $KEY"; PID[floor]=${FLOOR_PID:-}
 HDR2[gw-key-padded]="X-Pad: $(python3 -c "print('x' * ${#STS})")"
+URL[upstream-rt]="ws://127.0.0.1:$UPSTREAM_PORT/v1/realtime?model=stub"; HDR[upstream-rt]="X-Bench: 1"; PID[upstream-rt]=$UP_PID
+URL[gw-rt]="wss://${CHAT_URL#https://}"; URL[gw-rt]="${URL[gw-rt]%%/openai/*}/openai/v1/realtime?model=chat"
+HDR[gw-rt]="api-key: $KEY"; PID[gw-rt]=$GW_PID
 
 # Each credential must work before anything is measured.
 for t in "${TARGETS[@]}"; do
   [ -n "${URL[$t]:-}" ] && [ -n "${PID[$t]:-}" ] || { echo "unknown target $t (base-* need BASE_BIN)" >&2; exit 2; }
+  case $t in *-rt) continue;; esac # bench/realtime fails the run itself
   code=$(curl -sk -o "$WORK/check.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H "${HDR[$t]}" -H "${HDR2[$t]:-X-Bench: 1}" \
     --data "$BODY" "${URL[$t]}")
   [ "$code" = 200 ] || { echo "$t: status $code: $(head -c 300 "$WORK/check.out")" >&2; exit 1; }
@@ -205,10 +217,11 @@ code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST --data "$BODY" "$CHAT_URL
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
 
-# run TARGET SECONDS: one wrk run (h2load for *-h2); appends "target rps p50 p99 cpu_us" to $WORK/round.
+# run TARGET SECONDS: one wrk run (h2load for *-h2, bench/realtime for *-rt); appends
+# "target rps p50 p99 cpu_us" to $WORK/round.
 run() {
   local t=$1 secs=$2 before after out
-  case $t in *-h2) run_h2 "$@"; return;; esac
+  case $t in *-h2) run_h2 "$@"; return;; *-rt) run_rt "$@"; return;; esac
   before=$(cputicks "${PID[$t]}")
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency --timeout 5s -s "$WORK/post.lua" -H "${HDR[$t]}" \
     -H "${HDR2[$t]:-X-Bench: 1}" "${URL[$t]}")
@@ -250,6 +263,18 @@ print(t, f"{rps:.0f}", "nan", "nan", f"{(a - b) / tck / int(m.group(3)) * 1e6:.1
 PY
 }
 
+# run_rt TARGET SECONDS: run's Realtime twin: CONNS WebSocket sessions of bench/realtime.
+run_rt() {
+  local t=$1 secs=$2 before after out
+  before=$(cputicks "${PID[$t]}")
+  out=$("$WORK/rtload" -url "${URL[$t]}" -header "${HDR[$t]}" -cacert "$WORK/data/ca.pem" -sessions "$CONNS" -duration "${secs}s") ||
+    { echo "$t: failed" >&2; exit 1; }
+  after=$(cputicks "${PID[$t]}")
+  read -r rps p50 p99 total <<<"$out"
+  python3 -c 'import sys; t, rps, p50, p99, total, b, a, tck = sys.argv[1:]; print(t, rps, p50, p99, f"{(float(a) - float(b)) / float(tck) / int(total) * 1e6:.1f}")' \
+    "$t" "$rps" "$p50" "$p99" "$total" "$before" "$after" "$TCK" >>"$WORK/round"
+}
+
 for t in "${TARGETS[@]}"; do run "$t" "$WARMUP"; done
 : >"$WORK/round"
 : >"$WORK/all"
@@ -268,7 +293,8 @@ rounds, conns, dur = sys.argv[2:5]
 by = {}
 for r, t, rps, p50, p99, cpu in rows:
     by.setdefault(t, {})[r] = (float(rps), float(p50), float(p99), float(cpu))
-order = ["upstream", "upstream-tls", "floor", "gw-key", "gw-key-h2", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-sts", "base-identity"]
+order = ["upstream", "upstream-tls", "floor", "gw-key", "gw-key-h2", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-sts", "base-identity",
+         "upstream-rt", "gw-rt"]
 med = statistics.median
 print(f"\n{rounds} round(s) x {dur}s, {conns} connections, wrk -t2; median (min-max) over rounds")
 print(f"{'target':<13} {'req/s':<22} {'vs upstream':<20} {'vs *-key':<20} {'p50 ms':<8} {'p99 ms':<8} {'cpu µs/req':<10}")
@@ -277,14 +303,17 @@ for t in order:
     if not rs:
         continue
     rps = [v[0] for v in rs.values()]
-    ratio = [rs[r][0] / by["upstream"][r][0] for r in rs if r in by.get("upstream", {})]
+    up = "upstream-rt" if t.endswith("-rt") else "upstream"
+    ratio = [rs[r][0] / by[up][r][0] for r in rs if r in by.get(up, {})]
     base = "base-key" if t.startswith("base-") else "gw-key"
-    key = [rs[r][0] / by[base][r][0] for r in rs if r in by.get(base, {})] if t.startswith(("gw-", "base-")) else []
+    key = [rs[r][0] / by[base][r][0] for r in rs if r in by.get(base, {})] if t.startswith(("gw-", "base-")) and not t.endswith("-rt") else []
     fmt = lambda xs: f"{med(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "-"
     print(f"{t:<13} {f'{med(rps):.0f} ({min(rps):.0f}-{max(rps):.0f})':<22} {fmt(ratio):<20} {fmt(key):<20} "
           f"{med([v[1] for v in rs.values()]):<8.3f} {med([v[2] for v in rs.values()]):<8.3f} {med([v[3] for v in rs.values()]):<10.1f}"
           .replace("nan     ", "-       "))
 print("\ncpu µs/req: upstream* = the upstream process; gw-*, base-*, floor = that proxy process alone (the upstream it calls is not counted).")
+if any(t.endswith("-rt") for t in by):
+    print("*-rt: req/s = Realtime round trips a second (an event and its echo), cpu per round trip, vs upstream = vs upstream-rt.")
 print("vs *-key: gw-* against gw-key, base-* against base-key.")
 if "gw-key" in by and "floor" in by:
     rr = [by["gw-key"][r][0] / by["floor"][r][0] for r in by["gw-key"] if r in by["floor"]]

@@ -1,5 +1,6 @@
 // Command upstream is a tiny, fast stand-in for a model endpoint: it answers
-// every GET/POST with the same small chat-completion JSON. bench/gateway.sh
+// every GET/POST with the same small chat-completion JSON, and echoes the
+// messages of a WebSocket at /v1/realtime. bench/gateway.sh
 // puts it behind the gateway and, hit directly, uses it as the "bare Go
 // net/http" reference (plain HTTP and TLS 1.3). It is the upstream of
 // ../shared/bench/dataplane.sh, kept here so the project's benchmark builds
@@ -20,11 +21,17 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 var body = []byte(`{"id":"cmpl-bench","object":"chat.completion","model":"stub","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
 
 func handle(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/realtime" {
+		realtime(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
@@ -33,6 +40,28 @@ func handle(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
 	w.Write(body)
+}
+
+// realtime is the Realtime API's WebSocket reduced to an echo: it greets
+// with session.created and sends every message back as it came (the load
+// of bench/realtime).
+func realtime(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	ctx := r.Context()
+	if c.Write(ctx, websocket.MessageText, []byte(`{"type":"session.created","session":{"model":"stub"}}`)) != nil {
+		return
+	}
+	for {
+		typ, b, err := c.Read(ctx)
+		if err != nil || c.Write(ctx, typ, b) != nil {
+			return
+		}
+	}
 }
 
 // selfSigned makes an in-memory ECDSA P-256 certificate for 127.0.0.1/localhost.
