@@ -238,7 +238,12 @@ func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v
 	}
 	c.usage.observeUpstream(time.Since(start))
 	if resp.StatusCode >= 400 {
+		// Its body is read for the message, for as long as the handshake
+		// had left (a body without a length ends only when the upstream
+		// closes).
 		defer up.Close()
+		deadline, _ := ctx.Deadline()
+		up.SetReadDeadline(deadline)
 		return upstreamError(resp, d)
 	}
 	if err := checkAccepted(resp, key, protocols); err != nil {

@@ -337,7 +337,8 @@ func TestRealtime(t *testing.T) {
 }
 
 // TestRealtimeSilentUpstream: an upstream that takes the upgrade request
-// and never answers is a 504 once the upstream timeout has passed.
+// and never answers is a 504 once the upstream timeout has passed; one
+// that answers an error and never ends its body is that error.
 func TestRealtimeSilentUpstream(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.UpstreamTimeout = 200 * time.Millisecond })
 	keys := f.accounts.add(Account{ID: acctID("rt"), Name: "rt", Kind: "OpenAI"})
@@ -345,14 +346,25 @@ func TestRealtimeSilentUpstream(t *testing.T) {
 	t.Cleanup(func() { close(quiet) })
 	silent := rawUpstream(t, func(*http.Request) string { <-quiet; return "" })
 	f.deps.put(acctID("rt"), &Deployment{Name: "silent", Upstream: mustURL(t, silent), Credential: "x"})
-	_, resp, err := f.dialRealtime(t, "/ai/rt/openai/v1/realtime?model=silent", http.Header{"Api-Key": {keys[0]}})
-	if err == nil || resp == nil || resp.StatusCode != http.StatusGatewayTimeout {
-		t.Fatalf("silent upstream: %v %v", err, resp)
-	}
-	var body struct{ Error struct{ Code string } }
-	json.NewDecoder(resp.Body).Decode(&body)
-	if body.Error.Code != "GatewayTimeout" {
-		t.Errorf("code %q", body.Error.Code)
+	// An error whose body has no length, the connection left open: its
+	// message is read for as long as the handshake had left.
+	endless := rawUpstream(t, func(*http.Request) string {
+		return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"error\":{\"message\":\"busy\"}}"
+	})
+	f.deps.put(acctID("rt"), &Deployment{Name: "endless", Upstream: mustURL(t, endless), Credential: "x"})
+	for _, tt := range []struct {
+		model, code string
+		status      int
+	}{{"silent", "GatewayTimeout", 504}, {"endless", "503", 503}} {
+		_, resp, err := f.dialRealtime(t, "/ai/rt/openai/v1/realtime?model="+tt.model, http.Header{"Api-Key": {keys[0]}})
+		if err == nil || resp == nil || resp.StatusCode != tt.status {
+			t.Fatalf("%s upstream: %v %v", tt.model, err, resp)
+		}
+		var body struct{ Error struct{ Code, Message string } }
+		json.NewDecoder(resp.Body).Decode(&body)
+		if body.Error.Code != tt.code {
+			t.Errorf("%s: code %q (%s)", tt.model, body.Error.Code, body.Error.Message)
+		}
 	}
 }
 
@@ -476,6 +488,7 @@ func rawUpstream(t *testing.T, answer func(*http.Request) string) string {
 				}
 				r.Body.Close()
 				io.WriteString(c, answer(r))
+				io.Copy(io.Discard, c) // until the gateway closes its end
 			}()
 		}
 	}()
