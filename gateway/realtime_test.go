@@ -360,7 +360,9 @@ func TestRealtimeSilentUpstream(t *testing.T) {
 		if err == nil || resp == nil || resp.StatusCode != tt.status {
 			t.Fatalf("%s upstream: %v %v", tt.model, err, resp)
 		}
-		var body struct{ Error struct{ Code, Message string } }
+		var body struct {
+			Error struct{ Code, Message string }
+		}
 		json.NewDecoder(resp.Body).Decode(&body)
 		if body.Error.Code != tt.code {
 			t.Errorf("%s: code %q (%s)", tt.model, body.Error.Code, body.Error.Message)
