@@ -104,12 +104,14 @@ type proxy struct {
 	transport http.RoundTripper
 	// tunnels dials the upstreams of WebSockets (the transport, when it is
 	// an UpstreamClient); sessions are those open (realtime.go).
-	tunnels     *UpstreamClient
-	sessions    sessions
-	maxBody     int64
-	deployments Deployments
-	logger      *slog.Logger
-	meter       *meter
+	tunnels  *UpstreamClient
+	sessions sessions
+	// writeTimeout is socketWriteTimeout unless a test sets it.
+	writeTimeout time.Duration
+	maxBody      int64
+	deployments  Deployments
+	logger       *slog.Logger
+	meter        *meter
 	// quotas enforces deployments' capacity; limits holds their state
 	// (quota.go).
 	quotas bool

@@ -434,7 +434,7 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(up, cr) // the client's frames, as they are
+		io.Copy(deadlineWriter{up, p.socketWriteTimeout()}, cr) // the client's frames, as they are
 		end()
 	}()
 	s := &wsScanner{}
@@ -450,10 +450,11 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	}
 	bp := copyPool.Get().(*[]byte)
 	buf := *bp
+	toClient := deadlineWriter{client, p.socketWriteTimeout()}
 	for {
 		n, err := ur.Read(buf)
 		if n > 0 {
-			if _, werr := client.Write(buf[:n]); werr != nil {
+			if _, werr := toClient.Write(buf[:n]); werr != nil {
 				break
 			}
 			s.feed(buf[:n], message)
@@ -465,6 +466,29 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	copyPool.Put(bp)
 	end()
 	<-done
+}
+
+// socketWriteTimeout bounds each write to either side of a session: a
+// peer that stops reading for that long (its buffers full) ends the
+// session instead of holding it, and the other side, forever.
+const socketWriteTimeout = time.Minute
+
+func (p *proxy) socketWriteTimeout() time.Duration {
+	if p.writeTimeout > 0 {
+		return p.writeTimeout
+	}
+	return socketWriteTimeout
+}
+
+// deadlineWriter writes to a connection with a deadline per write.
+type deadlineWriter struct {
+	c net.Conn
+	d time.Duration
+}
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	w.c.SetWriteDeadline(time.Now().Add(w.d))
+	return w.c.Write(b)
 }
 
 // sessions are the open WebSocket sessions. Every sessionCheck they are

@@ -29,6 +29,9 @@ type realtimeUpstream struct {
 	srv *httptest.Server
 	// status, when set, answers upgrades with it instead of accepting.
 	status int
+	// flooded is closed when a flood (event "flood": 256 KiB messages
+	// until a write fails) has ended, if set.
+	flooded chan struct{}
 
 	mu   sync.Mutex
 	seen []*http.Request
@@ -98,6 +101,12 @@ func (u *realtimeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			send(map[string]any{"type": "response.done", "response": map[string]any{"status": "completed",
 				"usage": map[string]any{"total_tokens": 12, "input_tokens": 7, "output_tokens": 5,
 					"input_token_details": map[string]any{"cached_tokens": 0}}}})
+		case ev.Type == "flood":
+			big := make([]byte, 256<<10)
+			for conn.Write(ctx, websocket.MessageBinary, big) == nil {
+			}
+			close(u.flooded)
+			return
 		case ev.Type == "close":
 			conn.Close(websocket.StatusNormalClosure, "bye")
 			return
@@ -440,6 +449,33 @@ func TestRealtimeRevocation(t *testing.T) {
 				t.Errorf("%s: session %s ended", step.name, name)
 			}
 		}
+	}
+	waitFor(t, func() bool { return testutil.ToFloat64(f.gw.meter.sockets.WithLabelValues("rt")) == 0 })
+}
+
+// TestRealtimeStalledClient: a client that stops reading while the
+// upstream sends ends its session once a write to it has waited the write
+// timeout, and the upstream's connection with it.
+func TestRealtimeStalledClient(t *testing.T) {
+	f := newFixture(t)
+	f.gw.proxy.writeTimeout = 200 * time.Millisecond
+	keys := f.accounts.add(Account{ID: acctID("rt"), Name: "rt", Kind: "OpenAI"})
+	up := newRealtimeUpstream(t, "up-key")
+	up.flooded = make(chan struct{})
+	f.deps.put(acctID("rt"), &Deployment{Name: "voice", Upstream: mustURL(t, up.srv.URL), Credential: "up-key"})
+	c, _, err := f.dialRealtime(t, "/ai/rt/openai/v1/realtime?model=voice", http.Header{"Api-Key": {keys[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readEvent(t, c)
+	if err := c.Write(t.Context(), websocket.MessageText, []byte(`{"type":"flood"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing more.
+	select {
+	case <-up.flooded:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the session outlived a client that stopped reading")
 	}
 	waitFor(t, func() bool { return testutil.ToFloat64(f.gw.meter.sockets.WithLabelValues("rt")) == 0 })
 }
