@@ -434,7 +434,11 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(deadlineWriter{up, p.socketWriteTimeout()}, cr) // the client's frames, as they are
+		// The client's frames, as they are (spliced, on plain TCP, without
+		// passing through user space). Writes to the upstream have no
+		// deadline: it is the operator's server, and one that stops
+		// reading stalls only its own session's client side.
+		io.Copy(up, cr)
 		end()
 	}()
 	s := &wsScanner{}
@@ -450,7 +454,7 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	}
 	bp := copyPool.Get().(*[]byte)
 	buf := *bp
-	toClient := deadlineWriter{client, p.socketWriteTimeout()}
+	toClient := &deadlineWriter{c: client, d: p.socketWriteTimeout()}
 	for {
 		n, err := ur.Read(buf)
 		if n > 0 {
@@ -468,9 +472,9 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	<-done
 }
 
-// socketWriteTimeout bounds each write to either side of a session: a
-// peer that stops reading for that long (its buffers full) ends the
-// session instead of holding it, and the other side, forever.
+// socketWriteTimeout bounds each write to a session's client: a client
+// that stops reading for that long (its buffers full) ends the session
+// instead of holding it, and the upstream, forever.
 const socketWriteTimeout = time.Minute
 
 func (p *proxy) socketWriteTimeout() time.Duration {
@@ -480,14 +484,21 @@ func (p *proxy) socketWriteTimeout() time.Duration {
 	return socketWriteTimeout
 }
 
-// deadlineWriter writes to a connection with a deadline per write.
+// deadlineWriter writes to a connection that must take every write within
+// d: the deadline is moved to d from now once an eighth of d has passed
+// since it was last moved (moving it on every write is a measurable part
+// of a small message's cost), so a write may wait between 7/8 d and d.
 type deadlineWriter struct {
-	c net.Conn
-	d time.Duration
+	c   net.Conn
+	d   time.Duration
+	set time.Time // when the deadline was last moved
 }
 
-func (w deadlineWriter) Write(b []byte) (int, error) {
-	w.c.SetWriteDeadline(time.Now().Add(w.d))
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	if now := time.Now(); now.Sub(w.set) > w.d/8 {
+		w.c.SetWriteDeadline(now.Add(w.d))
+		w.set = now
+	}
 	return w.c.Write(b)
 }
 
