@@ -229,11 +229,14 @@ func quotaText(capacity int, enforced bool) string {
 }
 
 type accountView struct {
-	Account     *accounts.Account
-	Keys        keysView
-	Principals  []accounts.PrincipalUsage
-	Deployments []deploymentRow
-	Roles       rolesView
+	Account *accounts.Account
+	// OpenAIBase and RealtimeURL are what OpenAI's clients are configured
+	// with, for the kinds that serve the OpenAI routes.
+	OpenAIBase, RealtimeURL string
+	Keys                    keysView
+	Principals              []accounts.PrincipalUsage
+	Deployments             []deploymentRow
+	Roles                   rolesView
 	// Activity links the activity log, for whoever may read it.
 	Activity string
 }
@@ -309,6 +312,11 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 	}
 	kv.Flash = flash
 	v := &accountView{Account: a, Keys: kv, Principals: principals}
+	if (strings.EqualFold(a.Kind, "OpenAI") || strings.EqualFold(a.Kind, "AIServices")) && strings.HasPrefix(a.Endpoint, "https://") {
+		base := strings.TrimSuffix(a.Endpoint, "/") + "/openai/v1"
+		v.OpenAIBase = base + "/"
+		v.RealtimeURL = "wss://" + strings.TrimPrefix(base, "https://") + "/realtime?model={deployment}"
+	}
 	if p.opts.Deployments != nil && q.can(p, actDeploymentRead, id) {
 		ds, err := p.opts.Deployments.ListDeployments(q.ctx(), a)
 		if err != nil {

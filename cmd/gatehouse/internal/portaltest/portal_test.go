@@ -872,4 +872,13 @@ func testDeploymentCapacity(t *testing.T, e *env) {
 	if p.status != 200 || !strings.Contains(p.body, `<td>3: 3000 tokens, 18 requests a minute (not enforced)</td>`) {
 		t.Errorf("account page: %d %s", p.status, p.body)
 	}
+	// How OpenAI's clients reach it: the v1 base URL and the Realtime URL.
+	for _, want := range []string{
+		`<code id="openai-base">` + acct.Endpoint + `openai/v1/</code>`,
+		`<code id="realtime-url">wss://` + strings.TrimPrefix(acct.Endpoint, "https://") + `openai/v1/realtime?model={deployment}</code>`,
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("account page lacks %s", want)
+		}
+	}
 }
