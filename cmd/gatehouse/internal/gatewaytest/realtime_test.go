@@ -28,10 +28,13 @@ func testOpenAIRealtime(t *testing.T, e *env) {
 	identity := e.Token(t, cred, "https://ai.azure.com/.default")
 	_, noRole := e.principal(t, "oai-rt-reader", a, "")
 	noRoleToken := e.Token(t, noRole, "https://cognitiveservices.azure.com/.default")
-	connect := func(t *testing.T, apiKey string) (*realtime.RealtimeConnection, error) {
-		c := openai.NewClient(option.WithBaseURL(a.endpoint+"openai/v1/"), option.WithAPIKey(apiKey),
-			option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+	connectAt := func(t *testing.T, node *env, endpoint, apiKey string) (*realtime.RealtimeConnection, error) {
+		c := openai.NewClient(option.WithBaseURL(endpoint+"openai/v1/"), option.WithAPIKey(apiKey),
+			option.WithHTTPClient(&http.Client{Transport: node.Transport}), option.WithMaxRetries(0))
 		return c.Realtime.Connect(t.Context(), realtime.RealtimeConnectionOptions{}, option.WithQuery("model", "voice"))
+	}
+	connect := func(t *testing.T, apiKey string) (*realtime.RealtimeConnection, error) {
+		return connectAt(t, e, a.endpoint, apiKey)
 	}
 	for _, tt := range []struct{ name, key string }{{"key", a.key2}, {"identity-token", identity}} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,24 +87,35 @@ func testOpenAIRealtime(t *testing.T, e *env) {
 		})
 	}
 	t.Run("regenerated-key-ends-session", func(t *testing.T) {
-		// Regenerating key1 through the management API ends the session
-		// opened with it (within the gateway's 2-second check), as it
-		// refuses the key's next request.
-		conn, err := connect(t, a.key1)
-		if err != nil {
-			t.Fatal(err)
+		// Regenerating key1 through the management API ends the sessions
+		// opened with it (within the gateway's 2-second check) — on
+		// PostgreSQL, a second node's too — as it refuses the key's next
+		// request.
+		nodes := map[string]*env{"this-node": e}
+		if other := e.secondNode(t); other != nil {
+			nodes["second-node"] = other
 		}
-		defer conn.Abort()
-		if ev, err := conn.Recv(t.Context()); err != nil || ev.Type != "session.created" {
-			t.Fatalf("first event: %v", err)
+		sessions := map[string]*realtime.RealtimeConnection{}
+		for name, node := range nodes {
+			conn, err := connectAt(t, node, node.URL+"/ai/"+a.name+"/", a.key1)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			defer conn.Abort()
+			if ev, err := conn.Recv(t.Context()); err != nil || ev.Type != "session.created" {
+				t.Fatalf("%s: first event: %v", name, err)
+			}
+			sessions[name] = conn
 		}
 		if r := e.arm(t, "POST", a.id+"/regenerateKey", `{"keyName":"Key1"}`); r.status != 200 {
 			t.Fatalf("regenerate: %d %s", r.status, r.body)
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-		defer cancel()
-		if _, err := conn.Recv(ctx); err == nil || ctx.Err() != nil {
-			t.Errorf("the session outlived its key: %v", err)
+		for name, conn := range sessions {
+			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+			if _, err := conn.Recv(ctx); err == nil || ctx.Err() != nil {
+				t.Errorf("%s: the session outlived its key: %v", name, err)
+			}
+			cancel()
 		}
 	})
 	t.Run("refusals", func(t *testing.T) {

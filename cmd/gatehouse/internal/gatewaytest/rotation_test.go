@@ -12,6 +12,21 @@ import (
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 )
 
+// secondNode starts another node on e's PostgreSQL database, as a node of
+// the same installation (the master key and the public host — the
+// tokens' issuer — shared); nil on SQLite, whose data directory has one
+// node.
+func (e *env) secondNode(t *testing.T) *env {
+	t.Helper()
+	if e.dsn == "" {
+		return nil
+	}
+	return &env{Server: testenv.Start(t, testenv.WithPostgres(e.dsn), testenv.WithConfig(func(c *app.Config) {
+		c.MasterKeyFile = filepath.Join(e.DataDir, "master.key")
+		c.Host = e.Host
+	}))}
+}
+
 // until yields until cond holds.
 func until(cond func() bool) {
 	for !cond() {
@@ -57,14 +72,8 @@ func testRotation(t *testing.T, e *env) {
 	defer halt()
 	// A second node on the same database learns the rotation from the
 	// change feed (PostgreSQL only: a SQLite data directory has one node).
-	var other *env
-	if e.dsn != "" {
-		other = &env{Server: testenv.Start(t, testenv.WithPostgres(e.dsn), testenv.WithConfig(func(c *app.Config) {
-			// Nodes of one installation share the master key and the
-			// public host (the tokens' issuer).
-			c.MasterKeyFile = filepath.Join(e.DataDir, "master.key")
-			c.Host = e.Host
-		}))}
+	other := e.secondNode(t)
+	if other != nil {
 		if r := other.do(t, call{url: other.URL + "/ai/" + a.name + "/" + languagePath, header: bearer(tok1), body: body}); r.status != 200 {
 			t.Fatalf("second node before the regeneration: %d %s", r.status, r.body)
 		}
