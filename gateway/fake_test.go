@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -363,6 +364,18 @@ func (f *fixture) do(t testing.TB, rq req) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// closedURL is the URL of an address nothing listens on (an upstream
+// that is down).
+func closedURL(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "http://" + ln.Addr().String()
 }
 
 func mustURL(t testing.TB, s string) *url.URL {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -46,12 +45,7 @@ func newWorld(t testing.TB, adjust ...func(*Options)) *world {
 	} {
 		w.keys[a.Name] = w.accounts.add(a)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "http://" + ln.Addr().String()
-	ln.Close()
+	down := closedURL(t)
 	for _, d := range []struct{ name, model, url string }{
 		{"chat", "upstream-model", w.up.srv.URL},
 		{"stream", "stream", w.up.srv.URL + "/v1/"},

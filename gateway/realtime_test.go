@@ -533,15 +533,6 @@ func rawUpstream(t *testing.T, answer func(*http.Request) string) string {
 	return "http://" + ln.Addr().String()
 }
 
-func closedURL(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "http://" + ln.Addr().String()
-}
-
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for range 500 {

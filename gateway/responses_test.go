@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -110,12 +109,7 @@ func TestResponses(t *testing.T) {
 	other := f.accounts.add(Account{ID: acctID("other"), Name: "other", Kind: "OpenAI"})
 	a := newResponsesUpstream(t, "a", "key-a")
 	b := newResponsesUpstream(t, "b", "key-b")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "http://" + ln.Addr().String()
-	ln.Close()
+	down := closedURL(t)
 	for _, d := range []*Deployment{
 		{Name: "alpha", Upstream: mustURL(t, a.srv.URL), Model: "model-a", Credential: "key-a"},
 		{Name: "alpha2", Upstream: mustURL(t, a.srv.URL+"/v1"), Model: "model-a2", Credential: "key-a"}, // same upstream, same key: asked once
