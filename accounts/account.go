@@ -165,6 +165,10 @@ type Account struct {
 	UpdatedAt   time.Time
 	CreatedBy   Actor
 	UpdatedBy   Actor
+	// DeletedAt is set on a soft-deleted account (ListDeleted,
+	// GetDeleted): when it was deleted; ScheduledPurge is when the upkeep
+	// loop purges it unless it is recovered first.
+	DeletedAt, ScheduledPurge time.Time
 	// Revision is the storage revision of the last change (the ETag).
 	Revision int64
 }
@@ -196,7 +200,15 @@ type record struct {
 	UpdatedAt           time.Time         `json:"updatedAt"`
 	CreatedBy           actorRecord       `json:"createdBy"`
 	UpdatedBy           actorRecord       `json:"updatedBy"`
+	// DeletedAt is set while the account is soft-deleted (softdelete.go).
+	DeletedAt      time.Time `json:"deletedAt,omitzero"`
+	ScheduledPurge time.Time `json:"scheduledPurge,omitzero"`
+	// Purging: a purge of the deleted account started (softdelete.go).
+	Purging bool `json:"purging,omitempty"`
 }
+
+// deleted reports whether the account is soft-deleted.
+func (r *record) deleted() bool { return !r.DeletedAt.IsZero() }
 
 type slotRecord struct {
 	Slot
@@ -232,6 +244,7 @@ func (r *record) view(rev int64, endpoint func(string) string) *Account {
 		Keys:      [2]Slot{r.Slots[0].Slot, r.Slots[1].Slot},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		CreatedBy: Actor(r.CreatedBy), UpdatedBy: Actor(r.UpdatedBy), Revision: rev,
+		DeletedAt: r.DeletedAt, ScheduledPurge: r.ScheduledPurge,
 	}
 	if a.PublicNetworkAccess == "" {
 		a.PublicNetworkAccess = "Enabled"

@@ -10,10 +10,10 @@ import (
 	"github.com/gatehouse/gatehouse/storage"
 )
 
-// TestDeleteCascades: deleting an account deletes its deployments (sealed
-// upstream keys included) and its usage evidence; an account created again
-// under the same id starts with neither; PurgeOrphans removes what an
-// interrupted delete left.
+// TestDeleteCascades: purging a deleted account deletes its deployments
+// (sealed upstream keys included) and its usage evidence; an account
+// created again under the same id starts with neither; PurgeOrphans
+// removes what an interrupted purge left.
 func TestDeleteCascades(t *testing.T) {
 	teststore.Run(t, func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
@@ -42,6 +42,9 @@ func TestDeleteCascades(t *testing.T) {
 
 		if ok, err := n.Delete(ctx, id); !ok || err != nil {
 			t.Fatalf("delete: %v %v", ok, err)
+		}
+		if err := n.Purge(ctx, id, "eastus"); err != nil {
+			t.Fatalf("purge: %v", err)
 		}
 		for _, kind := range []string{accounts.KindDeployment, accounts.KindUsage} {
 			if objs := listKind(t, s, kind); len(objs) != 0 {

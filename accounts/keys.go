@@ -70,7 +70,7 @@ func (s *Service) open(key string, sealed []byte) (sealedKeys, error) {
 // open (wrong master key); 503.
 func (s *Service) ListKeys(ctx context.Context, id *gatehouse.ResourceID) (Keys, error) {
 	rec, err := s.accounts.Get(ctx, id.Key())
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && rec.Value.deleted() {
 		return Keys{}, errNotFound(id)
 	}
 	if err != nil {
@@ -105,6 +105,9 @@ func (s *Service) RegenerateKey(ctx context.Context, id *gatehouse.ResourceID, s
 	now := storage.Now(s.opts.Now())
 	var out sealedKeys
 	rec, err := s.accounts.Update(ctx, id.Key(), func(r *storage.Record[record]) error {
+		if r.Value.deleted() {
+			return storage.ErrNotFound
+		}
 		keys, err := s.open(r.Key, r.Sealed)
 		if err != nil {
 			return err

@@ -20,7 +20,7 @@ import (
 // Errors (*gatehouse.Error): 404 ResourceNotFound; 503.
 func (s *Service) Get(ctx context.Context, id *gatehouse.ResourceID) (*Account, error) {
 	rec, err := s.accounts.Get(ctx, id.Key())
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && rec.Value.deleted() {
 		return nil, errNotFound(id)
 	}
 	if err != nil {
@@ -38,7 +38,9 @@ func (s *Service) List(ctx context.Context, scope *gatehouse.ResourceID) ([]*Acc
 	}
 	out := make([]*Account, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, r.Value.view(r.Revision, s.opts.Endpoint))
+		if !r.Value.deleted() {
+			out = append(out, r.Value.view(r.Revision, s.opts.Endpoint))
+		}
 	}
 	return out, nil
 }
@@ -59,6 +61,9 @@ func (s *Service) List(ctx context.Context, scope *gatehouse.ResourceID) ([]*Acc
 func (s *Service) Put(ctx context.Context, id *gatehouse.ResourceID, spec Spec, by Actor) (*Account, bool, error) {
 	if err := ValidateName(id.Name()); err != nil {
 		return nil, false, err
+	}
+	if spec.Restore {
+		return s.recover(ctx, id, spec.Location, by)
 	}
 	kind, err := normalizeKind(spec.Kind)
 	if err != nil {
@@ -91,7 +96,10 @@ func (s *Service) Put(ctx context.Context, id *gatehouse.ResourceID, spec Spec, 
 	}
 	key := id.Key()
 	for attempt := 0; ; attempt++ {
-		_, err := s.accounts.Get(ctx, key)
+		cur, err := s.accounts.Get(ctx, key)
+		if err == nil && cur.Value.deleted() {
+			return nil, false, errRestoreRequired(id)
+		}
 		if err == nil {
 			a, err := s.update(ctx, id, spec, by)
 			return a, false, err
@@ -249,7 +257,7 @@ func errNameInUse(name string) error {
 func (s *Service) update(ctx context.Context, id *gatehouse.ResourceID, spec Spec, by Actor) (*Account, error) {
 	key := id.Key()
 	cur, err := s.accounts.Get(ctx, key)
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || err == nil && cur.Value.deleted() {
 		return nil, errNotFound(id)
 	}
 	if err != nil {
@@ -265,6 +273,9 @@ func (s *Service) update(ctx context.Context, id *gatehouse.ResourceID, spec Spe
 	now := storage.Now(s.opts.Now())
 	rec, err := s.accounts.Update(ctx, key, func(r *storage.Record[record]) error {
 		v := &r.Value
+		if v.deleted() {
+			return errNotFound(id) // deleted meanwhile
+		}
 		if spec.Kind != "" && spec.Kind != v.Kind {
 			return gatehouse.Errorf(http.StatusConflict, "KindCannotBeChanged",
 				"The kind of account '%s' is %s and cannot be changed to %s.", v.Name, v.Kind, spec.Kind)
@@ -369,10 +380,10 @@ func (s *Service) resolveIdentity(ctx context.Context, id *gatehouse.ResourceID,
 	return out, nil
 }
 
-// Delete deletes the account and everything that hangs off it — its
-// deployments (with their sealed upstream credentials), its usage evidence
-// and its system identity — and reports whether it existed. When it
-// returns, this node's key index no longer accepts its keys and its
+// purge deletes the account record key and everything that hangs off it
+// — its deployments (with their sealed upstream credentials), its usage
+// evidence and its system identity — and reports whether it existed. When
+// it returns, this node's key index no longer accepts its keys and its
 // gateway serves none of its deployments. Role assignments at the account
 // are the caller's to delete.
 //
@@ -381,8 +392,7 @@ func (s *Service) resolveIdentity(ctx context.Context, id *gatehouse.ResourceID,
 // sealed upstream credentials that no account owns; after the account
 // record is gone its deployments are swept once more, for a PUT that raced
 // with the delete. PurgeOrphans removes anything a crash still left.
-func (s *Service) Delete(ctx context.Context, id *gatehouse.ResourceID) (bool, error) {
-	key := id.Key()
+func (s *Service) purge(ctx context.Context, key string) (bool, error) {
 	cur, err := s.accounts.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil

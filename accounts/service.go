@@ -52,8 +52,12 @@ type Options struct {
 	Endpoint func(dataPlaneName string) string
 	Now      func() time.Time
 	// Rand is the source of keys (default crypto/rand).
-	Rand   io.Reader
-	Logger *slog.Logger
+	Rand io.Reader
+	// Retention is how long a deleted account stays recoverable
+	// (softdelete.go): 0 means DefaultRetention, Azure's 48 hours; a
+	// negative value turns soft delete off (Delete purges at once).
+	Retention time.Duration
+	Logger    *slog.Logger
 }
 
 // Service manages AI accounts and their keys, and keeps the in-memory
@@ -100,6 +104,9 @@ func New(ctx context.Context, store storage.Objects, w *storage.Watcher, opts Op
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -138,6 +145,11 @@ func (s *Service) reset(recs []*storage.Record[record]) {
 
 func (s *Service) putLocked(r *storage.Record[record]) {
 	s.deleteLocked(r.Key)
+	if r.Value.deleted() {
+		// A soft-deleted account is not on the data plane: its keys, its
+		// name and its id resolve to nothing until it is recovered.
+		return
+	}
 	e := &entry{acct: r.Value.view(r.Revision, s.opts.Endpoint)}
 	for slot := range 2 {
 		h, err := hex.DecodeString(r.Value.Slots[slot].Hash)

@@ -18,6 +18,9 @@ type Spec struct {
 	Tags       map[string]string
 	Identity   *IdentitySpec
 	Properties Properties
+	// Restore asks Put to recover the soft-deleted account of that id
+	// (ARM's properties.restore); only Location is read with it.
+	Restore bool
 	// put: the spec is a PUT's (a property left out is reset).
 	put bool
 }

@@ -74,6 +74,9 @@ type accountPropsJSON struct {
 	Capabilities        []map[string]string       `json:"capabilities"`
 	RateLimits          []accounts.ThrottlingRule `json:"rateLimits,omitempty"`
 	CallRateLimit       *callRateLimitJSON        `json:"callRateLimit,omitempty"`
+	// Set on a soft-deleted account (deletedaccounts.go).
+	DeletionDate       string `json:"deletionDate,omitempty"`
+	ScheduledPurgeDate string `json:"scheduledPurgeDate,omitempty"`
 }
 
 type callRateLimitJSON struct {
@@ -143,6 +146,9 @@ type accountBody struct {
 		PublicNetworkAccess *string                    `json:"publicNetworkAccess"`
 		NetworkACLs         *netacl.Rules              `json:"networkAcls"`
 		RateLimits          *[]accounts.ThrottlingRule `json:"rateLimits"`
+		// Restore recovers the soft-deleted account (az cognitiveservices
+		// account recover sends only it and the location).
+		Restore *bool `json:"restore"`
 	} `json:"properties"`
 }
 
@@ -167,6 +173,7 @@ func (b *accountBody) spec() accounts.Spec {
 	if p := b.Properties; p != nil {
 		s.Properties = accounts.Properties{CustomSubDomainName: p.CustomSubDomainName, DisableLocalAuth: p.DisableLocalAuth,
 			PublicNetworkAccess: p.PublicNetworkAccess, NetworkACLs: p.NetworkACLs, RateLimits: p.RateLimits}
+		s.Restore = p.Restore != nil && *p.Restore
 	}
 	return s
 }
@@ -325,7 +332,9 @@ func (c *call) accountDetails(a *accounts.Account) {
 }
 
 // DELETE: 200 when deleted, 204 when there was nothing (both done for
-// azcore's poller). Role assignments at the account go with it.
+// azcore's poller). The account is soft-deleted (recoverable for 48 hours,
+// deletedaccounts.go) and keeps its role assignments until it is purged;
+// with soft delete off they go with it.
 func deleteAccount(c *call) error {
 	id, err := c.accountCall(actAccountDelete)
 	if err != nil {
@@ -335,8 +344,10 @@ func deleteAccount(c *call) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.api.opts.Authz.DeleteAssignmentsWithin(c.ctx(), id); err != nil {
-		return err
+	if !c.api.opts.Accounts.SoftDelete() {
+		if _, err := c.api.opts.Authz.DeleteAssignmentsWithin(c.ctx(), id); err != nil {
+			return err
+		}
 	}
 	if !existed {
 		c.w.WriteHeader(http.StatusNoContent)

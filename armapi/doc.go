@@ -51,9 +51,11 @@
 //	                                                        tagName|tagValue eq '…' [and …], $top (generic.go)
 //	GET    /subscriptions/{sub}/providers/Microsoft.CognitiveServices/skus   F0 and S0 of every kind
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/managedHSMs, {sub}/…/deletedManagedHSMs   always empty
-//	GET    {sub}/providers/Microsoft.CognitiveServices/deletedAccounts                                 always empty
+//	GET    {sub}/providers/Microsoft.CognitiveServices/deletedAccounts   soft-deleted accounts (deletedaccounts.go)
 //	GET    {account}/skus (F0, S0), {account}/usages, {account}/models                               usages and models empty
-//	GET|DELETE {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}   404
+//	GET|DELETE {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}
+//	                                                        one; DELETE purges it. PUT …/accounts/{name} with
+//	                                                        properties.restore true recovers it
 //	GET    {scope}/providers/Microsoft.Authorization/roleAssignments   $filter atScope(), principalId eq, assignedTo()
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}
 //	GET    {scope}/providers/Microsoft.Authorization/roleDefinitions   $filter roleName eq, type eq
@@ -74,6 +76,8 @@
 //	                …/listKeys/action, …/regenerateKey/action, …/listKeyUsage/action
 //	                (attaching a user-assigned identity also needs its
 //	                …/userAssignedIdentities/assign/action: 403 LinkedAuthorizationFailed)
+//	deleted         Microsoft.CognitiveServices/locations/resourceGroups/deletedAccounts/{read,delete}
+//	accounts        at the resource group; recover is accounts/write on the account
 //	groups          Microsoft.Resources/subscriptions/resourceGroups/{read,write,delete}
 //	identities      Microsoft.ManagedIdentity/userAssignedIdentities/{read,write,delete}
 //	vaults          Microsoft.KeyVault/vaults/{read,write,delete}, Microsoft.KeyVault/deletedVaults/read,

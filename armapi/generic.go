@@ -39,24 +39,9 @@ var genericRoutes = []route{
 	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listEmpty},
 	{method: "GET", pattern: group + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listEmpty},
 	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/deletedManagedHSMs", family: famKeyVault, handle: listEmpty},
-	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/deletedAccounts", family: famCognitive, handle: listEmpty},
 	{method: "GET", pattern: account + "/skus", family: famCognitive, handle: listAccountSKUs},
 	{method: "GET", pattern: account + "/usages", family: famCognitive, handle: listAccountEmpty},
 	{method: "GET", pattern: account + "/models", family: famCognitive, handle: listAccountEmpty},
-	{method: "GET", pattern: sub + deletedAccount, family: famCognitive, handle: noDeletedAccount},
-	{method: "DELETE", pattern: sub + deletedAccount, family: famCognitive, handle: noDeletedAccount},
-}
-
-const deletedAccount = "/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}"
-
-// noDeletedAccount answers for a soft-deleted account: there is none.
-func noDeletedAccount(c *call) error {
-	if _, err := c.subscription(); err != nil {
-		return err
-	}
-	return gatehouse.NotFoundf(gatehouse.CodeResourceNotFound,
-		"The Resource 'Microsoft.CognitiveServices/deletedAccounts/%s' under resource group '%s' was not found: Gatehouse deletes accounts at once, it keeps no deleted accounts.",
-		clip(c.param("name")), clip(c.param("rg")))
 }
 
 // genericResourceJSON is ARM's GenericResourceExpanded as the list returns

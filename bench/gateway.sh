@@ -31,8 +31,9 @@
 #                   gateway (wss://…/ai/bench/openai/v1/realtime?model=chat, the key in
 #                   api-key); req/s is round trips a second, CPU per round trip,
 #                   e.g. TARGETS="upstream-rt gw-rt"
-#   base-key, base-sts, base-identity
-#                   only with BASE_BIN: the same three requests to a second node running
+#   base-key, base-sts, base-identity, base-key-h2
+#                   only with BASE_BIN: the same requests (base-key-h2: over HTTP/2, only when
+#                   named in TARGETS) to a second node running
 #                   another build (say, the previous commit's) on a copy of the prepared data,
 #                   so a change is measured before/after in one interleaved run
 # and prints req/s, p50/p99, CPU µs per request of the measured process
@@ -197,6 +198,7 @@ BASE_URL=${CHAT_URL/localhost:$PORT/localhost:$BASE_PORT}
 URL[base-key]=$BASE_URL; HDR[base-key]=${HDR[gw-key]}; PID[base-key]=${BASE_PID:-}
 URL[base-sts]=$BASE_URL; HDR[base-sts]=${HDR[gw-sts]}; PID[base-sts]=${BASE_PID:-}
 URL[base-identity]=$BASE_URL; HDR[base-identity]=${HDR[gw-identity]}; PID[base-identity]=${BASE_PID:-}
+URL[base-key-h2]=$BASE_URL; HDR[base-key-h2]=${HDR[gw-key]}; PID[base-key-h2]=${BASE_PID:-}
 URL[floor]="https://127.0.0.1:$FLOOR_PORT/v1/chat/completions"; HDR[floor]="Ocp-Apim-Subscription-Key: $KEY"; PID[floor]=${FLOOR_PID:-}
 HDR2[gw-key-padded]="X-Pad: $(python3 -c "print('x' * ${#STS})")"
 URL[upstream-rt]="ws://127.0.0.1:$UPSTREAM_PORT/v1/realtime?model=stub"; HDR[upstream-rt]="X-Bench: 1"; PID[upstream-rt]=$UP_PID
@@ -293,7 +295,7 @@ rounds, conns, dur = sys.argv[2:5]
 by = {}
 for r, t, rps, p50, p99, cpu in rows:
     by.setdefault(t, {})[r] = (float(rps), float(p50), float(p99), float(cpu))
-order = ["upstream", "upstream-tls", "floor", "gw-key", "gw-key-h2", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-sts", "base-identity",
+order = ["upstream", "upstream-tls", "floor", "gw-key", "gw-key-h2", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-key-h2", "base-sts", "base-identity",
          "upstream-rt", "gw-rt"]
 med = statistics.median
 print(f"\n{rounds} round(s) x {dur}s, {conns} connections, wrk -t2; median (min-max) over rounds")
@@ -321,4 +323,7 @@ if "gw-key" in by and "floor" in by:
 if "gw-key" in by and "base-key" in by:
     rr = [by["gw-key"][r][0] / by["base-key"][r][0] for r in by["gw-key"] if r in by["base-key"]]
     print(f"gw-key / base-key (req/s, same rounds): {med(rr):.3f} ({min(rr):.3f}-{max(rr):.3f})")
+if "gw-key-h2" in by and "base-key-h2" in by:
+    rr = [by["gw-key-h2"][r][0] / by["base-key-h2"][r][0] for r in by["gw-key-h2"] if r in by["base-key-h2"]]
+    print(f"gw-key-h2 / base-key-h2 (req/s, same rounds): {med(rr):.3f} ({min(rr):.3f}-{max(rr):.3f})")
 PY

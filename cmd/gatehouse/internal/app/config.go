@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/gatehouse/gatehouse/gateway"
-	"github.com/gatehouse/gatehouse/netacl"
 	"io"
 	"net"
 	"os"
@@ -14,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/gateway"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/jackc/pgx/v5"
 	"go.yaml.in/yaml/v3"
 )
@@ -65,6 +66,9 @@ type Config struct {
 	// Key Vault (vault.go).
 	KeyVaultChallengeTenant string        `yaml:"keyvault-challenge-tenant" help:"tenant the Key Vault challenge names: adfs (clients configured by environment, az), default (the default tenant's GUID, for code that disables instance discovery) or a tenant GUID"`
 	VaultPurgeInterval      time.Duration `yaml:"vault-purge-interval" help:"how often soft-deleted secrets and vaults past their retention are purged"`
+	// AccountRetention is how long a deleted AI account stays recoverable
+	// (accounts/softdelete.go); 0 deletes accounts at once.
+	AccountRetention time.Duration `yaml:"account-retention" help:"how long a deleted AI account stays recoverable (az cognitiveservices account recover) before it is purged, as Azure's 48 hours; 0 deletes accounts at once"`
 	// Upstream keys from Key Vault (upstream.go) and people's sessions (authority/refresh.go).
 	UpstreamSecretTTL    time.Duration `yaml:"upstream-secret-ttl" help:"longest a deployment's upstream credential read from Key Vault is reused (a change to the secret or to roles applies at once)"`
 	RefreshTokenLifetime time.Duration `yaml:"refresh-token-lifetime" help:"how long a person's CLI session (refresh token) lasts unused; each use renews it, up to 90 days"`
@@ -95,6 +99,7 @@ func DefaultConfig() Config {
 		CORSOrigins:             "*",
 		KeyVaultChallengeTenant: ChallengeTenantADFS,
 		VaultPurgeInterval:      time.Hour,
+		AccountRetention:        accounts.DefaultRetention,
 		UpstreamSecretTTL:       time.Minute,
 		RefreshTokenLifetime:    14 * 24 * time.Hour,
 	}
@@ -284,6 +289,9 @@ func (c *Config) Validate() error {
 	}
 	if c.VaultPurgeInterval <= 0 {
 		add("vault-purge-interval: must be positive")
+	}
+	if c.AccountRetention != 0 && (c.AccountRetention < time.Hour || c.AccountRetention > 90*24*time.Hour) {
+		add("account-retention: must be 0 (no soft delete) or between 1h and 2160h (90 days)")
 	}
 	if c.ShutdownTimeout < 0 {
 		add("shutdown-timeout: must not be negative")

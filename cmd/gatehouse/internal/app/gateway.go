@@ -134,9 +134,14 @@ func (m *Main) bootstrapDev(ctx context.Context, b *Bootstrap) error {
 		return err
 	}
 	acct, err := m.Accounts.Get(ctx, id)
+	by := accounts.Actor{ObjectID: b.ObjectID, Type: "Application"}
 	if e, ok := gatehouse.AsError(err); ok && e.Status == 404 {
 		acct, _, err = m.Accounts.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "local",
-			SKU: &accounts.SKU{Name: "S0"}}, accounts.Actor{ObjectID: b.ObjectID, Type: "Application"})
+			SKU: &accounts.SKU{Name: "S0"}}, by)
+	}
+	if e, ok := gatehouse.AsError(err); ok && e.Code == "FlagMustBeSetForRestore" {
+		// Deleted since the last start: bring it back, keys and all.
+		acct, _, err = m.Accounts.Put(ctx, id, accounts.Spec{Restore: true}, by)
 	}
 	if err != nil {
 		return fmt.Errorf("demo account: %w", err)

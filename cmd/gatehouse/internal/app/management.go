@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
@@ -33,7 +34,7 @@ func (m *Main) mountManagement(ctx, bg context.Context) error {
 	m.Resources = resources.New(m.Store, resources.Options{Now: m.Now})
 	m.Accounts = accounts.New(bg, m.Store, m.Watcher, accounts.Options{
 		Sealer: m.Sealer, Identities: accountIdentities{m.Directory}, Endpoint: m.accountEndpoint,
-		Now: m.Now, Rand: m.Rand, Logger: m.Logger,
+		Now: m.Now, Rand: m.Rand, Logger: m.Logger, Retention: accountRetention(m.Config.AccountRetention),
 	})
 	if err := m.Accounts.Load(ctx); err != nil {
 		return err
@@ -139,6 +140,15 @@ func (x directoryPrincipals) LookupPrincipal(ctx context.Context, oid string) (g
 		return gatehouse.Principal{}, false, err
 	}
 	return p, true, nil
+}
+
+// accountRetention maps --account-retention (0: no soft delete) to
+// accounts.Options.Retention (negative: no soft delete).
+func accountRetention(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // accountIdentities gives accounts their managed identities: a

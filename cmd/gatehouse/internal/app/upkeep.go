@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"time"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 // upkeepInterval is how often the cross-cutting housekeeping runs.
@@ -13,7 +15,9 @@ const upkeepInterval = time.Hour
 // accounts.Service.PurgeOrphans removes deployments (with their sealed
 // upstream keys) and usage evidence that a deleted account left behind
 // when a crash or an outage interrupted its delete; portal.SweepSessions
-// deletes expired sign-in sessions.
+// deletes expired sign-in sessions; accounts.Service.PurgeExpired purges
+// soft-deleted accounts past their retention (their role assignments
+// with them).
 func (m *Main) startUpkeep(bg context.Context) {
 	m.goBackground(func() {
 		t := time.NewTicker(upkeepInterval)
@@ -23,6 +27,21 @@ func (m *Main) startUpkeep(bg context.Context) {
 				m.Logger.Warn("upkeep: purging what deleted accounts left failed", "err", err)
 			} else if n > 0 {
 				m.Logger.Info("upkeep: purged what deleted accounts left", "records", n)
+			}
+			ids, err := m.Accounts.PurgeExpired(bg)
+			for _, id := range ids {
+				rid, perr := gatehouse.ParseResourceID(id)
+				if perr == nil {
+					_, perr = m.Authz.DeleteAssignmentsWithin(bg, rid)
+				}
+				if perr != nil && bg.Err() == nil {
+					m.Logger.Warn("upkeep: deleting the role assignments of a purged account failed", "account", id, "err", perr)
+				}
+			}
+			if err != nil && bg.Err() == nil {
+				m.Logger.Warn("upkeep: purging deleted accounts past their retention failed", "err", err)
+			} else if len(ids) > 0 {
+				m.Logger.Info("upkeep: purged deleted accounts past their retention", "accounts", len(ids))
 			}
 			if n, err := m.Portal.SweepSessions(bg); err != nil && bg.Err() == nil {
 				m.Logger.Warn("upkeep: deleting expired portal sessions failed", "err", err)

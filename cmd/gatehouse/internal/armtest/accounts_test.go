@@ -3,6 +3,7 @@ package armtest
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/cognitiveservices/armcognitiveservices/v2"
 	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authz"
 )
 
 func createAccount(t testing.TB, e *env, group, name, kind string) *armcognitiveservices.Account {
@@ -72,7 +74,7 @@ func testSDKAccounts(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if page, err := deleted.NewListPager(nil).NextPage(ctx); err != nil || len(page.Value) != 0 {
+	if page, err := deleted.NewListPager(nil).NextPage(ctx); err != nil || deletedIn(page.Value, group) != nil {
 		t.Fatalf("deleted accounts: %+v %v", page, err)
 	}
 	names := func(pager interface {
@@ -161,8 +163,110 @@ func testSDKAccounts(t *testing.T, e *env) {
 	if _, ok := e.Accounts.LookupKey(*r2.Key1); ok {
 		t.Fatal("a deleted account's key is still accepted")
 	}
+	testSDKSoftDelete(t, e, deleted, group, keysOf(r2.APIKeys))
 	e.AssertNotLogged(t, k1, k2, *r1.Key1, *r2.Key2)
 	assertNotAudited(t, e, k1, k2, *r1.Key1, *r2.Key2)
+}
+
+func keysOf(k armcognitiveservices.APIKeys) [2]string { return [2]string{*k.Key1, *k.Key2} }
+
+// deletedIn returns the names of the deleted accounts of group.
+func deletedIn(list []*armcognitiveservices.Account, group string) []string {
+	var out []string
+	for _, a := range list {
+		if strings.Contains(strings.ToLower(*a.ID), "/resourcegroups/"+strings.ToLower(group)+"/") {
+			out = append(out, *a.Name)
+		}
+	}
+	return out
+}
+
+// testSDKSoftDelete: the deleted account lang-sdk (keys) is listed and
+// read through DeletedAccountsClient, holds its name, comes back by
+// BeginCreate with properties.restore with the same keys and its role
+// assignments, and is purged by BeginPurge, after which the name is free.
+func testSDKSoftDelete(t *testing.T, e *env, deleted *armcognitiveservices.DeletedAccountsClient, group string, keys [2]string) {
+	ctx := t.Context()
+	page, err := deleted.NewListPager(nil).NextPage(ctx)
+	if err != nil || !slices.Equal(deletedIn(page.Value, group), []string{"lang-sdk"}) {
+		t.Fatalf("deleted accounts after delete: %+v %v", page, err)
+	}
+	d, err := deleted.Get(ctx, "westus", group, "lang-sdk", nil)
+	wantID := "/subscriptions/" + e.sub + "/providers/Microsoft.CognitiveServices/locations/westus/resourceGroups/" + group + "/deletedAccounts/lang-sdk"
+	if err != nil || *d.ID != wantID || *d.Kind != "TextAnalytics" || d.Properties.DeletionDate == nil || d.Properties.ScheduledPurgeDate == nil {
+		t.Fatalf("deleted account: %+v %v", d, err)
+	}
+	del, _ := time.Parse(time.RFC3339, *d.Properties.DeletionDate)
+	purge, _ := time.Parse(time.RFC3339, *d.Properties.ScheduledPurgeDate)
+	if purge.Sub(del) != 48*time.Hour {
+		t.Errorf("deleted %s, purge %s: want 48 hours apart", *d.Properties.DeletionDate, *d.Properties.ScheduledPurgeDate)
+	}
+	if _, err := deleted.Get(ctx, "eastus", group, "lang-sdk", nil); !isCode(err, 404, "ResourceNotFound") {
+		t.Errorf("deleted account in another location: %v", err)
+	}
+	// The name is held: a plain create is refused, a restore brings it back.
+	if _, err := e.accounts.BeginCreate(ctx, group, "lang-sdk", armcognitiveservices.Account{Kind: ptr("TextAnalytics"),
+		Location: ptr("westus"), SKU: &armcognitiveservices.SKU{Name: ptr("S0")}}, nil); !isCode(err, 409, "FlagMustBeSetForRestore") {
+		t.Fatalf("create over a deleted account: %v", err)
+	}
+	poller, err := e.accounts.BeginCreate(ctx, group, "lang-sdk", armcognitiveservices.Account{Location: ptr("westus"),
+		Properties: &armcognitiveservices.AccountProperties{Restore: ptr(true)}}, nil)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	back, err := poller.PollUntilDone(ctx, nil)
+	if err != nil || *back.Name != "lang-sdk" || *back.Kind != "TextAnalytics" || !*back.Properties.DisableLocalAuth {
+		t.Fatalf("restored: %+v %v", back, err)
+	}
+	got, err := e.accounts.ListKeys(ctx, group, "lang-sdk", nil)
+	if err != nil || keysOf(got.APIKeys) != keys {
+		t.Fatalf("keys after restore: %v", err)
+	}
+	if m, ok := e.Accounts.LookupKey(keys[1]); !ok || m.Slot != accounts.Key2 {
+		t.Fatal("the restored account's key2 is refused")
+	}
+	if page, err := deleted.NewListPager(nil).NextPage(ctx); err != nil || deletedIn(page.Value, group) != nil {
+		t.Fatalf("deleted accounts after restore: %+v %v", page, err)
+	}
+
+	// Role assignments at the account stay with a deleted account, for its
+	// recover; the purge deletes them.
+	acctScope := e.accountPath(group, "lang-sdk")
+	oid, _ := e.principal(t, "soft-delete-assignee")
+	assign(t, e, strings.TrimPrefix(acctScope, "/"), authz.RoleCognitiveServicesUser, oid)
+	del2, err := e.accounts.BeginDelete(ctx, group, "lang-sdk", nil)
+	if err == nil {
+		_, err = del2.PollUntilDone(ctx, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.assignmentsWithin(t, acctScope); n != 1 {
+		t.Errorf("%d role assignments at the deleted account, want 1", n)
+	}
+	pp, err := deleted.BeginPurge(ctx, "westus", group, "lang-sdk", nil)
+	if err == nil {
+		_, err = pp.PollUntilDone(ctx, nil)
+	}
+	if err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	if _, err := deleted.Get(ctx, "westus", group, "lang-sdk", nil); !isCode(err, 404, "ResourceNotFound") {
+		t.Errorf("deleted account after purge: %v", err)
+	}
+	if n := e.assignmentsWithin(t, acctScope); n != 0 {
+		t.Errorf("%d role assignments survive the purge", n)
+	}
+	if _, err := deleted.BeginPurge(ctx, "westus", group, "lang-sdk", nil); !isCode(err, 404, "ResourceNotFound") {
+		t.Errorf("purge twice: %v", err)
+	}
+	fresh := createAccount(t, e, group, "lang-sdk", "TextAnalytics")
+	if fresh.Properties.DisableLocalAuth != nil && *fresh.Properties.DisableLocalAuth {
+		t.Error("the account created after the purge inherits the old one's settings")
+	}
+	if _, ok := e.Accounts.LookupKey(keys[0]); ok {
+		t.Error("the purged account's key unlocks the new one")
+	}
 }
 
 func contains(list []string, s string) bool {

@@ -313,12 +313,37 @@ func TestAzCLI(t *testing.T) {
 		if len(list) != 0 {
 			t.Fatalf("after delete: %v", list)
 		}
-		// Gatehouse deletes accounts at once: nothing to recover or purge
-		// (this listing used to be a 404 that az printed as an error).
-		var deleted []any
+		// The account is soft-deleted: listed, shown, recovered with its
+		// keys, deleted again and purged.
+		var deleted []struct {
+			ID, Name   string
+			Properties struct{ DeletionDate, ScheduledPurgeDate string }
+		}
+		az.json(&deleted, "cognitiveservices", "account", "list-deleted")
+		if len(deleted) != 1 || deleted[0].Name != name || deleted[0].Properties.ScheduledPurgeDate == "" ||
+			!strings.HasSuffix(deleted[0].ID, "/locations/westus/resourceGroups/"+group+"/deletedAccounts/"+name) {
+			t.Fatalf("list-deleted: %+v", deleted)
+		}
+		var shown struct{ Name, Kind string }
+		az.json(&shown, "cognitiveservices", "account", "show-deleted", "-l", "westus", "-g", group, "-n", name)
+		if shown.Name != name || shown.Kind != "TextAnalytics" {
+			t.Fatalf("show-deleted: %+v", shown)
+		}
+		if _, errOut, err := az.try("cognitiveservices", "account", "create", "-n", name, "-g", group, "--kind", "TextAnalytics",
+			"--sku", "S0", "-l", "westus", "--yes"); err == nil || !strings.Contains(errOut, "FlagMustBeSetForRestore") {
+			t.Fatalf("create over a deleted account: %v %s", err, az.clean(errOut))
+		}
+		az.run("cognitiveservices", "account", "recover", "-l", "westus", "-g", group, "-n", name)
+		var recovered map[string]string
+		az.json(&recovered, "cognitiveservices", "account", "keys", "list", "-n", name, "-g", group)
+		if recovered["key1"] != after["key1"] || recovered["key2"] != after["key2"] {
+			t.Fatal("az recover: the keys differ from the deleted account's")
+		}
+		az.run("cognitiveservices", "account", "delete", "-n", name, "-g", group)
+		az.run("cognitiveservices", "account", "purge", "-l", "westus", "-g", group, "-n", name)
 		az.json(&deleted, "cognitiveservices", "account", "list-deleted")
 		if len(deleted) != 0 {
-			t.Fatalf("list-deleted: %v", deleted)
+			t.Fatalf("list-deleted after purge: %+v", deleted)
 		}
 		az.run("group", "delete", "-n", group, "--yes")
 		if out := strings.TrimSpace(string(az.run("group", "exists", "-n", group))); out != "false" {

@@ -3,6 +3,7 @@ package armtest
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,28 @@ func testCLI(t *testing.T, e *env) {
 	c.mustRun(t, append([]string{"cognitiveservices", "account", "delete"}, acct...)...)
 	if _, ok := e.Accounts.LookupKey(after2["key1"]); ok {
 		t.Fatal("deleted account's key still accepted")
+	}
+	// Soft delete: listed, shown, recovered with its keys, purged.
+	deleted := decodeJSON[[]map[string]any](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "list-deleted"}, sub...)...))
+	if !slices.ContainsFunc(deleted, func(d map[string]any) bool { return d["name"] == "cli-acct" }) {
+		t.Fatalf("list-deleted: %v", deleted)
+	}
+	where := append([]string{"-l", "westus"}, acct...)
+	shown := decodeJSON[map[string]any](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "show-deleted"}, where...)...))
+	if props, _ := shown["properties"].(map[string]any); props["scheduledPurgeDate"] == nil {
+		t.Fatalf("show-deleted: %v", shown)
+	}
+	if code, _, errOut := c.run(t, "", append([]string{"cognitiveservices", "account", "recover"}, acct...)...); code == 0 || !strings.Contains(errOut, "--location") {
+		t.Fatalf("recover without --location: exit %d %s", code, errOut)
+	}
+	c.mustRun(t, append([]string{"cognitiveservices", "account", "recover"}, where...)...)
+	if m, ok := e.Accounts.LookupKey(after2["key1"]); !ok || m.Slot != accounts.Key1 {
+		t.Fatal("the recovered account's key1 is refused")
+	}
+	c.mustRun(t, append([]string{"cognitiveservices", "account", "delete"}, acct...)...)
+	c.mustRun(t, append([]string{"cognitiveservices", "account", "purge"}, where...)...)
+	if code, _, errOut := c.run(t, "", append([]string{"cognitiveservices", "account", "show-deleted"}, where...)...); code == 0 || !strings.Contains(errOut, "ResourceNotFound") {
+		t.Fatalf("show-deleted after purge: exit %d %s", code, errOut)
 	}
 	if code, _, _ := c.run(t, "no\n", "group", "delete", "-n", "cli-group", "--subscription", e.sub); code == 0 {
 		t.Fatal("group delete without confirmation succeeded")

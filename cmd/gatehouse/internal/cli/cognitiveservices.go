@@ -74,11 +74,13 @@ func (f *armFlags) accountPath(c *apiClient, suffix string, withName bool) (stri
 
 func newCognitiveServicesCmd(env Env) *cobra.Command {
 	cs := newGroup("cognitiveservices", "Manage AI accounts (as az cognitiveservices)")
-	account := newGroup("account", "Manage AI accounts: create, list, show, update, delete, keys")
+	account := newGroup("account", "Manage AI accounts: create, list, show, update, delete (recover, purge), keys")
 	keys := newGroup("keys", "List and regenerate an account's two keys, and see how each is used")
 	keys.AddCommand(newKeysListCmd(env), newKeysRegenerateCmd(env), newKeysUsageCmd(env))
 	account.AddCommand(newAccountCreateCmd(env), newAccountListCmd(env), newAccountShowCmd(env),
 		newAccountUpdateCmd(env), newAccountDeleteCmd(env), keys)
+	account.AddCommand(newAccountListDeletedCmd(env), newAccountShowDeletedCmd(env), newAccountRecoverCmd(env),
+		newAccountPurgeCmd(env)) // deletedaccounts.go
 	account.AddCommand(newDeploymentCmd(env)) // deployment.go
 	var nf armFlags
 	account.AddCommand(newNetworkRuleCmd(env, "account", func(c *cobra.Command) { nf.add(c, true) }, nf.accountTarget)) // network.go
@@ -262,7 +264,7 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 
 func newAccountDeleteCmd(env Env) *cobra.Command {
 	var f armFlags
-	cmd := &cobra.Command{Use: "delete", Short: "Delete an AI account (its keys stop working at once)", Args: cobra.NoArgs,
+	cmd := &cobra.Command{Use: "delete", Short: "Delete an AI account: its keys stop working at once; it stays recoverable (recover) until purged", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newAPIClient(cmd, env)
 			if err != nil {

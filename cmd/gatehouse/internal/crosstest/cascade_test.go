@@ -47,9 +47,20 @@ func (e *env) useKey(t *testing.T, a *account) {
 	}
 }
 
+// purge purges the soft-deleted account group/name (westus, as
+// createAccount makes them).
+func (e *env) purge(t *testing.T, group, name string) {
+	t.Helper()
+	p := "/subscriptions/" + e.sub + "/providers/Microsoft.CognitiveServices/locations/westus/resourceGroups/" + group +
+		"/deletedAccounts/" + name + "?api-version=2025-06-01"
+	if r := e.arm(t, "DELETE", p, nil, ""); r.status != http.StatusOK {
+		t.Fatalf("purge %s: %d %s", name, r.status, r.body)
+	}
+}
+
 // testDeleteAccountCascades: deleting an account (armcognitiveservices)
-// deletes its deployments with their sealed upstream keys and its usage
-// evidence.
+// soft-deletes it — its deployments, sealed upstream keys and usage
+// evidence are kept for a recover — and purging it deletes them.
 func testDeleteAccountCascades(t *testing.T, e *env) {
 	a := e.createAccount(t, e.group, "cascade-acct", "OpenAI", false)
 	for _, name := range []string{"one", "two"} {
@@ -71,6 +82,10 @@ func testDeleteAccountCascades(t *testing.T, e *env) {
 	if _, err := poller.PollUntilDone(t.Context(), nil); err != nil {
 		t.Fatal(err)
 	}
+	if n := len(e.stored(t, accounts.KindDeployment, a.internalID+"/")); n != 2 {
+		t.Errorf("%d deployments kept for the deleted account, want 2", n)
+	}
+	e.purge(t, e.group, a.name)
 	if n := len(e.stored(t, accounts.KindDeployment, a.internalID+"/")); n != 0 {
 		t.Errorf("%d deployments (with sealed keys) survive their account", n)
 	}
@@ -85,8 +100,8 @@ func testDeleteAccountCascades(t *testing.T, e *env) {
 	e.AssertNotLogged(t, "sk-sealed-one", "sk-sealed-two")
 }
 
-// testDeleteGroupCascades: deleting a resource group deletes its accounts
-// with their deployments and usage evidence.
+// testDeleteGroupCascades: deleting a resource group soft-deletes its
+// accounts; purged, they go with their deployments and usage evidence.
 func testDeleteGroupCascades(t *testing.T, e *env) {
 	const group = "cascade-group"
 	if r := e.arm(t, "PUT", e.groupPath(group)+"?api-version=2021-04-01", map[string]any{"location": "westus"}, ""); r.status != http.StatusCreated {
@@ -105,6 +120,10 @@ func testDeleteGroupCascades(t *testing.T, e *env) {
 		t.Fatalf("delete group: %d %s", r.status, r.body)
 	}
 	for _, a := range accts {
+		if n := len(e.stored(t, accounts.KindAccount, a.id)); n != 1 {
+			t.Errorf("%s: the deleted account is not kept for a recover", a.name)
+		}
+		e.purge(t, group, a.name)
 		if n := len(e.stored(t, accounts.KindDeployment, a.internalID+"/")); n != 0 {
 			t.Errorf("%s: %d deployments survive the group", a.name, n)
 		}

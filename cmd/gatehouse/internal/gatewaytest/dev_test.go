@@ -6,17 +6,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 )
 
 // TestDevMode is the README's first run: `gatehouse serve --dev` prints a
 // curl line that gets a real answer from the built-in Language service —
-// on the first start and on the next.
+// on the first start, on the next, and after the demo account was deleted
+// (it is recovered, with the same key).
 func TestDevMode(t *testing.T) {
 	dir := t.TempDir()
 	dev := testenv.WithConfig(func(c *app.Config) { c.Dev = true })
-	for _, start := range []string{"first-start", "restart"} {
+	var key string
+	for _, start := range []string{"first-start", "restart", "after-delete"} {
 		t.Run(start, func(t *testing.T) {
 			s := testenv.Start(t, dev, testenv.WithDataDir(dir))
 			banner := s.Banner.String()
@@ -26,6 +29,11 @@ func TestDevMode(t *testing.T) {
 			}
 			// The curl command spans three lines joined by backslashes.
 			cmdLine := strings.Join(strings.SplitN(banner[i:], "\n", 4)[:3], "\n")
+			k := strings.TrimSpace(strings.SplitN(banner[strings.Index(banner, "key:")+4:], "\n", 2)[0])
+			if key != "" && k != key {
+				t.Errorf("the demo key changed at the %s", start)
+			}
+			key = k
 			if _, err := exec.LookPath("curl"); err != nil {
 				t.Skip("curl is not installed")
 			}
@@ -42,6 +50,16 @@ func TestDevMode(t *testing.T) {
 			if err := json.Unmarshal(out, &res); err != nil || res.Kind != "SentimentAnalysisResults" ||
 				len(res.Results.Documents) != 1 || res.Results.Documents[0].Sentiment != "positive" {
 				t.Errorf("curl answer %s (%v)", out, err)
+			}
+			if start == "restart" {
+				acct, ok := s.Accounts.ByDataPlaneName("demo-language")
+				if !ok {
+					t.Fatal("no demo account")
+				}
+				id, _ := accounts.ParseID(acct.ID)
+				if ok, err := s.Accounts.Delete(t.Context(), id); !ok || err != nil {
+					t.Fatalf("delete the demo account: %v %v", ok, err)
+				}
 			}
 			s.Close()
 		})
