@@ -60,6 +60,17 @@ def network_rules(_):
             "ipRules": [r.value for r in got.ip_rules]}
 
 
+def show_deleted(_):
+    a = cs.deleted_accounts.get("westus", group, NAME)
+    return {"id": a.id, "deletionDate": a.properties.deletion_date, "scheduledPurgeDate": a.properties.scheduled_purge_date}
+
+
+def recover(_):
+    a = cs.accounts.begin_create(group, NAME, Account(location="westus", properties=AccountProperties(restore=True))).result()
+    k = cs.accounts.list_keys(group, NAME)
+    return {"name": a.name, "kind": a.kind, "key1": k.key1 == state["keys"].key1}
+
+
 steps = [
     ("create", create),
     ("get", lambda _: cs.accounts.get(group, NAME).kind),
@@ -77,5 +88,13 @@ steps = [
         network_acls=NetworkRuleSet(default_action="Deny", ip_rules=[IpRule(value="10.0.0.0/33")])))).result())),
     ("delete", lambda _: cs.accounts.begin_delete(group, NAME).result()),
     ("get-deleted", lambda _: expect_error(lambda: cs.accounts.get(group, NAME))),
+    # Soft delete: listed and read as a deleted account, recovered with its
+    # keys by a create with restore, deleted again and purged.
+    ("deleted-after", lambda _: [a.name for a in cs.deleted_accounts.list()]),
+    ("show-deleted", show_deleted),
+    ("recover", recover),
+    ("delete-again", lambda _: cs.accounts.begin_delete(group, NAME).result()),
+    ("purge", lambda _: cs.deleted_accounts.begin_purge("westus", group, NAME).result()),
+    ("purged", lambda _: expect_error(lambda: cs.deleted_accounts.get("westus", group, NAME))),
 ]
 run(steps)

@@ -334,6 +334,29 @@ func TestPython(t *testing.T) {
 		if err := s.err(t, "get-deleted"); err.StatusCode != 404 {
 			t.Errorf("get a deleted account: %s", err)
 		}
+		s.value(t, "deleted-after", &deleted)
+		if !slices.Contains(deleted, "py-language") {
+			t.Errorf("deleted accounts after the delete: %v", deleted)
+		}
+		var shown struct{ ID, DeletionDate, ScheduledPurgeDate string }
+		s.value(t, "show-deleted", &shown)
+		if !strings.HasSuffix(shown.ID, "/locations/westus/resourceGroups/"+vars["RESOURCE_GROUP"]+"/deletedAccounts/py-language") ||
+			shown.DeletionDate == "" || shown.ScheduledPurgeDate == "" {
+			t.Errorf("deleted account: %+v", shown)
+		}
+		var recovered struct {
+			Name, Kind string
+			Key1       bool
+		}
+		s.value(t, "recover", &recovered)
+		if recovered.Name != "py-language" || recovered.Kind != "TextAnalytics" || !recovered.Key1 {
+			t.Errorf("recovered: %+v", recovered)
+		}
+		s.value(t, "delete-again", nil)
+		s.value(t, "purge", nil)
+		if err := s.err(t, "purged"); err.StatusCode != 404 {
+			t.Errorf("get a purged account: %s", err)
+		}
 		e.AssertNotLogged(t, keys.Key1, keys.Key2)
 	})
 }
