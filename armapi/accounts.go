@@ -264,6 +264,9 @@ func putAccount(c *call) error {
 	if err := c.authorizeIdentities(spec.Identity); err != nil {
 		return err
 	}
+	if spec.Restore {
+		c.detail("restore", "true")
+	}
 	a, created, err := c.api.opts.Accounts.Put(c.ctx(), id, spec, c.actor())
 	if err != nil {
 		return err

@@ -76,6 +76,7 @@ var AllowedDetails = map[string]bool{
 	"reason":              true, // a short public reason (an error code's message)
 	"count":               true,
 	"clientAddress":       true, // the caller's network address (no port), never a credential
+	"restore":             true, // "true" when a write recovered a soft-deleted account
 }
 
 // Record is a stored entry with its place in the chain.

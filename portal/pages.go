@@ -24,6 +24,8 @@ import (
 // them do through ARM.
 const (
 	actAccountRead    = "Microsoft.CognitiveServices/accounts/read"
+	actAccountWrite   = "Microsoft.CognitiveServices/accounts/write"
+	actDeletedRead    = "Microsoft.CognitiveServices/locations/resourceGroups/deletedAccounts/read"
 	actListKeys       = "Microsoft.CognitiveServices/accounts/listKeys/action"
 	actRegenerateKey  = "Microsoft.CognitiveServices/accounts/regenerateKey/action"
 	actListKeyUsage   = "Microsoft.CognitiveServices/accounts/listKeyUsage/action"
@@ -125,6 +127,13 @@ type resourceRow struct {
 
 type homeView struct {
 	Accounts, Vaults []resourceRow
+	Deleted          []deletedRow
+}
+
+// deletedRow is a soft-deleted account: recoverable until PurgeAt.
+type deletedRow struct {
+	Name, Group, Kind, Location, DeletedAt, PurgeAt, Link string
+	CanRecover                                            bool
 }
 
 func (p *Portal) home(q *req) error {
@@ -147,6 +156,19 @@ func (p *Portal) home(q *req) error {
 			v.Accounts = append(v.Accounts, resourceRow{Name: a.Name, Group: a.ResourceGroup, Subscription: a.Subscription,
 				Kind: a.Kind, Location: a.Location, Endpoint: a.Endpoint, LocalAuth: !a.DisableLocalAuth,
 				Link: resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name)})
+		}
+		deleted, err := p.opts.Accounts.ListDeleted(q.ctx(), s.ID)
+		if err != nil {
+			return err
+		}
+		for _, a := range deleted {
+			id, ok := accounts.ParseID(a.ID)
+			if !ok || !q.can(p, actDeletedRead, &gatehouse.ResourceID{Subscription: id.Subscription, ResourceGroup: id.ResourceGroup}) {
+				continue
+			}
+			v.Deleted = append(v.Deleted, deletedRow{Name: a.Name, Group: a.ResourceGroup, Kind: a.Kind, Location: a.Location,
+				DeletedAt: a.DeletedAt.UTC().Format("2006-01-02 15:04 UTC"), PurgeAt: a.ScheduledPurge.UTC().Format("2006-01-02 15:04 UTC"),
+				Link: resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name), CanRecover: q.can(p, actAccountWrite, id)})
 		}
 		if p.opts.Vaults == nil {
 			continue
@@ -426,6 +448,37 @@ func (p *Portal) regenerate(q *req) error {
 		show = &keys
 	}
 	return p.renderAccount(q, id, a2, show, name+" was regenerated. Applications using the old "+name+" now fail.")
+}
+
+// recoverAccount brings a soft-deleted account back (ARM's PUT with
+// properties.restore), then shows its page. Audited like ARM's
+// accounts/write.
+func (p *Portal) recoverAccount(q *req) error {
+	if err := q.form(); err != nil {
+		return err
+	}
+	id, err := q.resourceID("Microsoft.CognitiveServices", "accounts")
+	if err != nil {
+		return err
+	}
+	details := map[string]string{"restore": "true"}
+	if !q.can(p, actAccountWrite, id) {
+		p.auditUser(q, actAccountWrite, id, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, details)
+		return denied(q.user, actAccountWrite, id)
+	}
+	a, _, err := p.opts.Accounts.Put(q.ctx(), id, accounts.Spec{Restore: true, Location: q.r.PostForm.Get("location")},
+		accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
+	if err != nil {
+		code := ""
+		if ge, ok := gatehouse.AsError(err); ok {
+			code = ge.Code
+		}
+		p.auditUser(q, actAccountWrite, id, audit.Failed, gatehouse.ErrorStatus(err), code, details)
+		return err
+	}
+	p.auditUser(q, actAccountWrite, id, audit.Succeeded, http.StatusOK, "", details)
+	http.Redirect(q.w, q.r, resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name), http.StatusSeeOther)
+	return nil
 }
 
 // renderAccount answers an account action: the keys panel for htmx, the

@@ -48,6 +48,10 @@ type (
 		ListKeys(ctx context.Context, id *gatehouse.ResourceID) (accounts.Keys, error)
 		RegenerateKey(ctx context.Context, id *gatehouse.ResourceID, slot int, by accounts.Actor) (accounts.Keys, *accounts.Account, error)
 		KeyUsage(ctx context.Context, id *gatehouse.ResourceID) (*accounts.Evidence, error)
+		// ListDeleted and Put (with Restore) list and recover soft-deleted
+		// accounts.
+		ListDeleted(ctx context.Context, sub string) ([]*accounts.Account, error)
+		Put(ctx context.Context, id *gatehouse.ResourceID, spec accounts.Spec, by accounts.Actor) (*accounts.Account, bool, error)
 	}
 	// Deployments lists an account's deployments.
 	Deployments interface {
@@ -157,6 +161,7 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	page("GET /portal/accounts/{sub}/{rg}/{name}", p.accountPage)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/keys", p.showKeys)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/regenerate", p.regenerate)
+	page("POST /portal/accounts/{sub}/{rg}/{name}/recover", p.recoverAccount)
 	page("GET /portal/vaults/{sub}/{rg}/{name}", p.vaultPage)
 	page("GET /portal/accounts/{sub}/{rg}/{name}/activity", p.activityPage(p.accountRoles(), "account"))
 	page("GET /portal/vaults/{sub}/{rg}/{name}/activity", p.activityPage(p.vaultRoles(), "vault"))

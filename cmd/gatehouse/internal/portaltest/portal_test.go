@@ -156,6 +156,7 @@ func TestPortal(t *testing.T) {
 			t.Run("form-sweep", func(t *testing.T) { testFormSweep(t, e) })
 			t.Run("network-access", func(t *testing.T) { testNetworkAccess(t, e) })
 			t.Run("deployment-capacity", func(t *testing.T) { testDeploymentCapacity(t, e) })
+			t.Run("deleted-accounts", func(t *testing.T) { testDeletedAccounts(t, e) })
 		})
 	}
 }
@@ -848,6 +849,66 @@ func testNetworkAccess(t *testing.T, e *env) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// testDeletedAccounts: a deleted account is listed on the home page, with
+// a Recover button for whoever may write it; recovering brings it back
+// with its keys. Someone without a role sees nothing and cannot recover.
+func testDeletedAccounts(t *testing.T, e *env) {
+	ctx := t.Context()
+	by := accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}
+	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
+		Child("Microsoft.CognitiveServices", "accounts", "portal-del")
+	if _, _, err := e.Accounts.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "westus"}, by); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := e.Accounts.ListKeys(ctx, id)
+	if _, err := e.Accounts.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	recoverPath := "/portal/accounts/" + id.Subscription + "/" + id.ResourceGroup + "/portal-del/recover"
+
+	nb := e.browser(t)
+	nb.signIn(e.nobody)
+	if p := nb.get("/portal/"); strings.Contains(p.body, "portal-del") {
+		t.Error("someone without a role sees the deleted account")
+	}
+	if p := nb.post(recoverPath, url.Values{"location": {"westus"}}); p.status != http.StatusForbidden {
+		t.Errorf("recover without a role: %d", p.status)
+	}
+	if _, err := e.Accounts.Get(ctx, id); err == nil {
+		t.Fatal("recovered by someone without a role")
+	}
+
+	b := e.browser(t)
+	b.signIn(e.owner)
+	p := b.get("/portal/")
+	if p.status != 200 || !strings.Contains(p.body, `id="deleted-accounts"`) || !strings.Contains(p.body, `id="recover-portal-del"`) {
+		t.Fatalf("home page: %d %s", p.status, p.body)
+	}
+	p = b.post(recoverPath, url.Values{"location": {"westus"}})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != strings.TrimSuffix(recoverPath, "/recover") {
+		t.Fatalf("recover: %d %s %s", p.status, p.header.Get("Location"), p.body)
+	}
+	if got, err := e.Accounts.ListKeys(ctx, id); err != nil || got != keys {
+		t.Fatalf("keys after recover: %v", err)
+	}
+	if m, ok := e.Accounts.LookupKey(keys.Key1); !ok || m.Account.Name != "portal-del" {
+		t.Fatal("the recovered account's key is refused")
+	}
+	if p := b.get("/portal/"); strings.Contains(p.body, `id="recover-portal-del"`) {
+		t.Error("the recovered account is still listed as deleted")
+	}
+	refused := 0
+	if err := e.Audit.Each(ctx, 0, func(r *audit.Record) error {
+		if r.Entry.Principal.ObjectID == e.nobody.ObjectID && r.Entry.Result == audit.Denied && r.Entry.Scope == id.String() {
+			refused++
+		}
+		return nil
+	}); err != nil || refused != 1 {
+		t.Errorf("refused recovers audited: %d %v", refused, err)
+	}
+	e.AssertNotLogged(t, keys.Key1, keys.Key2)
+}
 
 // testDeploymentCapacity: the account page lists the deployments with
 // what their capacity allows, and says the server does not enforce it
