@@ -1,10 +1,12 @@
 package crosstest
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/cognitiveservices/armcognitiveservices/v2"
 	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/storage"
 )
@@ -134,4 +136,76 @@ func testDeleteGroupCascades(t *testing.T, e *env) {
 			t.Errorf("%s: the account survives the group", a.name)
 		}
 	}
+}
+
+// testSoftDeleteDataPlane: a deleted account's key and an STS token minted
+// from it are refused at once on the data plane (the account's name is
+// unknown there); recovered, both work again — the same key, the same slot
+// generation — and a system-assigned identity is a new principal.
+func testSoftDeleteDataPlane(t *testing.T, e *env) {
+	a := e.createAccount(t, e.group, "soft-dp", "TextAnalytics", true)
+	sts := func(key string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", strings.TrimSuffix(a.endpoint, "/")+"/sts/v1.0/issueToken", nil)
+		req.Header.Set("Ocp-Apim-Subscription-Key", key)
+		resp, err := e.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	language := func(auth, value string) int {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", a.endpoint+"language/:analyze-text?api-version=2023-04-01",
+			strings.NewReader(`{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"Hello world"}]}}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(auth, value)
+		resp, err := e.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	code, token := sts(a.key1)
+	if code != http.StatusOK {
+		t.Fatalf("STS: %d", code)
+	}
+	if language("Ocp-Apim-Subscription-Key", a.key1) != 200 || language("Authorization", "Bearer "+token) != 200 {
+		t.Fatal("the account does not serve before the delete")
+	}
+	poller, err := e.accounts.BeginDelete(t.Context(), e.group, a.name, nil)
+	if err == nil {
+		_, err = poller.PollUntilDone(t.Context(), nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := language("Ocp-Apim-Subscription-Key", a.key1); c != http.StatusUnauthorized {
+		t.Errorf("key of a deleted account: %d", c)
+	}
+	if c := language("Authorization", "Bearer "+token); c != http.StatusUnauthorized {
+		t.Errorf("STS token of a deleted account: %d", c)
+	}
+	if c, _ := sts(a.key1); c != http.StatusUnauthorized {
+		t.Errorf("STS for a deleted account's key: %d", c)
+	}
+	resp, err := e.accounts.BeginCreate(t.Context(), e.group, a.name, armcognitiveservices.Account{Location: ptr("westus"),
+		Properties: &armcognitiveservices.AccountProperties{Restore: ptr(true)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := resp.PollUntilDone(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if language("Ocp-Apim-Subscription-Key", a.key1) != 200 || language("Authorization", "Bearer "+token) != 200 {
+		t.Error("the recovered account does not take its key or the token minted before the delete")
+	}
+	if back.Identity == nil || back.Identity.PrincipalID == nil || *back.Identity.PrincipalID == a.identity {
+		t.Errorf("recovered identity: %+v, want a new principal (was %s)", back.Identity, a.identity)
+	}
+	e.AssertNotLogged(t, a.key1, token)
 }

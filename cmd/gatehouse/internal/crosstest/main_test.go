@@ -103,6 +103,7 @@ func TestCrossCutting(t *testing.T) {
 				{"upstream-key-vault-secret-cli", testUpstreamKeyVaultSecretCLI, false},
 				{"delete-account-cascades", testDeleteAccountCascades, false},
 				{"delete-group-cascades", testDeleteGroupCascades, false},
+				{"soft-delete-data-plane", testSoftDeleteDataPlane, false},
 				{"audit-list-verify-tamper", testAuditLog, false},
 				{"audit-gateway-client-address", testAuditClientAddress, false},
 				{"person-cli-session", testPersonSession, false},
