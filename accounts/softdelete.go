@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -257,4 +258,25 @@ func errRestoreRequired(id *gatehouse.ResourceID) error {
 	return gatehouse.Errorf(http.StatusConflict, "FlagMustBeSetForRestore",
 		"An existing resource with ID '%s' has been soft-deleted. To restore the resource, you must specify 'restore' to be 'true' in the property. If you don't want to restore existing resource, please purge it first.",
 		clip(id.String()))
+}
+
+// DomainAvailable reports whether name is free as a custom subdomain (a
+// data-plane name), and when it is not, why: an account uses it, or a
+// deleted account holds it until it is purged or recovered.
+//
+// Errors (*gatehouse.Error): 400 InvalidCustomSubDomainName; 503.
+func (s *Service) DomainAvailable(ctx context.Context, name string) (bool, string, error) {
+	if err := validateSubDomain(name); err != nil {
+		return false, "", err
+	}
+	rec, err := s.accounts.GetByAlt(ctx, strings.ToLower(name))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return true, "", nil
+	case err != nil:
+		return false, "", unavailable(err)
+	case rec.Value.deleted():
+		return false, "The subdomain name '" + clip(name) + "' is held by a deleted account until it is purged or recovered.", nil
+	}
+	return false, "The subdomain name '" + clip(name) + "' is already used by a resource.", nil
 }

@@ -52,6 +52,8 @@
 //	GET    /subscriptions/{sub}/providers/Microsoft.CognitiveServices/skus   F0 and S0 of every kind
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/managedHSMs, {sub}/…/deletedManagedHSMs   always empty
 //	GET    {sub}/providers/Microsoft.CognitiveServices/deletedAccounts   soft-deleted accounts (deletedaccounts.go)
+//	POST   {sub}/providers/Microsoft.CognitiveServices/checkDomainAvailability, …/locations/{loc}/checkSkuAvailability
+//	                                                        (check.go)
 //	GET    {account}/skus (F0, S0), {account}/usages, {account}/models                               usages and models empty
 //	GET|DELETE {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}
 //	                                                        one; DELETE purges it. PUT …/accounts/{name} with
@@ -78,6 +80,8 @@
 //	                …/userAssignedIdentities/assign/action: 403 LinkedAuthorizationFailed)
 //	deleted         Microsoft.CognitiveServices/locations/resourceGroups/deletedAccounts/{read,delete}
 //	accounts        at the resource group; recover is accounts/write on the account
+//	checks          Microsoft.CognitiveServices/checkDomainAvailability/action,
+//	                …/locations/checkSkuAvailability/action at the subscription
 //	groups          Microsoft.Resources/subscriptions/resourceGroups/{read,write,delete}
 //	identities      Microsoft.ManagedIdentity/userAssignedIdentities/{read,write,delete}
 //	vaults          Microsoft.KeyVault/vaults/{read,write,delete}, Microsoft.KeyVault/deletedVaults/read,

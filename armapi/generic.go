@@ -306,8 +306,7 @@ func listSKUs(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
-// listEmpty answers the lists of what Gatehouse never has: managed HSMs,
-// soft-deleted accounts.
+// listEmpty answers the lists of what Gatehouse never has: managed HSMs.
 func listEmpty(c *call) error {
 	if _, err := c.listScope(); err != nil {
 		return err

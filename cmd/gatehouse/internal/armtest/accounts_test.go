@@ -244,6 +244,33 @@ func testSDKSoftDelete(t *testing.T, e *env, deleted *armcognitiveservices.Delet
 	if n := e.assignmentsWithin(t, acctScope); n != 1 {
 		t.Errorf("%d role assignments at the deleted account, want 1", n)
 	}
+	// Whether the name is free, and why not.
+	mgmt, err := armcognitiveservices.NewManagementClient(e.sub, e.cred, e.armOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	domain := func() armcognitiveservices.DomainAvailability {
+		t.Helper()
+		r, err := mgmt.CheckDomainAvailability(ctx, armcognitiveservices.CheckDomainAvailabilityParameter{
+			SubdomainName: ptr("LANG-SDK"), Type: ptr("Microsoft.CognitiveServices/accounts")}, nil)
+		if err != nil {
+			t.Fatalf("CheckDomainAvailability: %v", err)
+		}
+		return r.DomainAvailability
+	}
+	if d := domain(); d.IsSubdomainAvailable == nil || *d.IsSubdomainAvailable || d.Reason == nil || !strings.Contains(*d.Reason, "deleted account") {
+		t.Errorf("domain held by a deleted account: %+v", d)
+	}
+	if _, err := mgmt.CheckDomainAvailability(ctx, armcognitiveservices.CheckDomainAvailabilityParameter{
+		SubdomainName: ptr("no_underscores"), Type: ptr("Microsoft.CognitiveServices/accounts")}, nil); !isCode(err, 400, "InvalidCustomSubDomainName") {
+		t.Errorf("CheckDomainAvailability of an invalid name: %v", err)
+	}
+	skus, err := mgmt.CheckSKUAvailability(ctx, "westus", armcognitiveservices.CheckSKUAvailabilityParameter{
+		Kind: ptr("TextAnalytics"), SKUs: []*string{ptr("S0"), ptr("P9")}, Type: ptr("Microsoft.CognitiveServices/accounts")}, nil)
+	if err != nil || len(skus.Value) != 2 || !*skus.Value[0].SKUAvailable || *skus.Value[1].SKUAvailable || *skus.Value[1].Reason != "SkuNotAvailable" {
+		t.Errorf("CheckSKUAvailability: %+v %v", skus, err)
+	}
+
 	pp, err := deleted.BeginPurge(ctx, "westus", group, "lang-sdk", nil)
 	if err == nil {
 		_, err = pp.PollUntilDone(ctx, nil)
@@ -260,7 +287,13 @@ func testSDKSoftDelete(t *testing.T, e *env, deleted *armcognitiveservices.Delet
 	if _, err := deleted.BeginPurge(ctx, "westus", group, "lang-sdk", nil); !isCode(err, 404, "ResourceNotFound") {
 		t.Errorf("purge twice: %v", err)
 	}
+	if d := domain(); d.IsSubdomainAvailable == nil || !*d.IsSubdomainAvailable {
+		t.Errorf("domain after the purge: %+v", d)
+	}
 	fresh := createAccount(t, e, group, "lang-sdk", "TextAnalytics")
+	if d := domain(); *d.IsSubdomainAvailable || !strings.Contains(*d.Reason, "already used") {
+		t.Errorf("domain of an account: %+v", d)
+	}
 	if fresh.Properties.DisableLocalAuth != nil && *fresh.Properties.DisableLocalAuth {
 		t.Error("the account created after the purge inherits the old one's settings")
 	}
