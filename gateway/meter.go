@@ -60,6 +60,9 @@ type meter struct {
 	tokens    *tokenMetrics
 	// sockets counts the WebSocket sessions open (realtime.go).
 	sockets *prometheus.GaugeVec
+	// flushing serializes flushes: a Flush that finds the counters already
+	// taken by the periodic flush waits until those are stored.
+	flushing sync.Mutex
 }
 
 const idleAfter = time.Hour
@@ -290,8 +293,12 @@ func (m *meter) denied(acct *Account, reason string) {
 }
 
 // flush sends every entry's counts to sink. Counts taken for a failed
-// flush are put back, so none is lost while the store is unreachable.
+// flush are put back, so none is lost while the store is unreachable. When
+// it returns, everything counted before the call is stored (or put back):
+// flushes run one at a time.
 func (m *meter) flush(ctx context.Context, sink UsageSink, logger *slog.Logger) error {
+	m.flushing.Lock()
+	defer m.flushing.Unlock()
 	now := m.now()
 	var batch []Usage
 	var taken []*usageEntry
