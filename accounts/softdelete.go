@@ -65,6 +65,11 @@ func (s *Service) Delete(ctx context.Context, id *gatehouse.ResourceID) (bool, e
 		}
 		had = cloneIdentity(r.Value.Identity)
 		r.Value.DeletedAt, r.Value.ScheduledPurge = now, now.Add(s.opts.Retention)
+		if had.hasSystem() && s.opts.Identities != nil {
+			// Deleted below; recover creates a new one.
+			r.Value.Identity = cloneIdentity(had)
+			r.Value.Identity.System = nil
+		}
 		return nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {

@@ -117,8 +117,9 @@ func TestSoftDelete(t *testing.T) {
 		if got, err := a.ListDeleted(ctx, "99999999-2222-3333-4444-555555555555"); err != nil || len(got) != 0 {
 			t.Errorf("another subscription's deleted accounts: %d %v", len(got), err)
 		}
-		if d, err := a.GetDeleted(ctx, id, "East US"); err != nil || d.InternalID != acct.InternalID {
-			t.Errorf("get deleted: %+v %v", d, err)
+		if d, err := a.GetDeleted(ctx, id, "East US"); err != nil || d.InternalID != acct.InternalID ||
+			d.Identity == nil || d.Identity.Type != accounts.IdentitySystemAssigned || d.Identity.System != nil {
+			t.Errorf("get deleted: %+v %v (the deleted identity must not be shown)", d, err)
 		}
 		_, err = a.GetDeleted(ctx, id, "westus")
 		wantCode(t, "get deleted in another location", err, 404, "ResourceNotFound")
