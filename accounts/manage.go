@@ -384,8 +384,8 @@ func (s *Service) resolveIdentity(ctx context.Context, id *gatehouse.ResourceID,
 // — its deployments (with their sealed upstream credentials), its usage
 // evidence and its system identity — and reports whether it existed. When
 // it returns, this node's key index no longer accepts its keys and its
-// gateway serves none of its deployments. Role assignments at the account
-// are the caller's to delete.
+// gateway serves none of its deployments. Options.OnPurge runs first (the
+// role assignments at the account).
 //
 // Order: the deployments go first, so a crash part-way leaves an account
 // with fewer deployments (deleting it again finishes the job), never
@@ -399,6 +399,11 @@ func (s *Service) purge(ctx context.Context, key string) (bool, error) {
 	}
 	if err != nil {
 		return false, unavailable(err)
+	}
+	if s.opts.OnPurge != nil {
+		if err := s.opts.OnPurge(ctx, cur.Value.ID); err != nil {
+			return false, unavailable(err)
+		}
 	}
 	if err := s.deleteDeployments(ctx, cur.Value.InternalID); err != nil {
 		return false, unavailable(err)

@@ -57,7 +57,14 @@ type Options struct {
 	// (softdelete.go): 0 means DefaultRetention, Azure's 48 hours; a
 	// negative value turns soft delete off (Delete purges at once).
 	Retention time.Duration
-	Logger    *slog.Logger
+	// OnPurge, when set, runs before an account is deleted for good (a
+	// purge, or a delete with soft delete off) with its ARM id: the node
+	// deletes the role assignments at the account there. An error stops the
+	// purge (a purge of a deleted account is retried by PurgeExpired), so
+	// no grant outlives its account to be inherited by a new one of the
+	// same name.
+	OnPurge func(ctx context.Context, id string) error
+	Logger  *slog.Logger
 }
 
 // Service manages AI accounts and their keys, and keeps the in-memory

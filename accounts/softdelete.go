@@ -34,9 +34,9 @@ const DefaultRetention = 48 * time.Hour
 //	                delete work again while unexpired), deployments and
 //	                settings; a system identity is created again (a new
 //	                principal: grants to the old one do not carry over).
-//	Purge           what Delete did before soft delete: the record, its
-//	                deployments, usage evidence; the caller deletes role
-//	                assignments. The record is first marked purging, so a
+//	Purge           what Delete did before soft delete: Options.OnPurge (the
+//	                role assignments at the account), then its deployments,
+//	                usage evidence and the record. It is first marked purging, so a
 //	                recover racing with it loses, and PurgeExpired finishes a
 //	                purge a crash interrupted.
 //	PurgeExpired    the upkeep loop: purges what passed its scheduled date.
@@ -190,7 +190,7 @@ func (s *Service) GetDeleted(ctx context.Context, id *gatehouse.ResourceID, loca
 }
 
 // Purge deletes the soft-deleted account id in location for good (see
-// above). Role assignments at the account are the caller's to delete.
+// above).
 //
 // Errors (*gatehouse.Error): 404 ResourceNotFound; 503.
 func (s *Service) Purge(ctx context.Context, id *gatehouse.ResourceID, location string) error {
@@ -227,8 +227,7 @@ func (s *Service) purgeDeleted(ctx context.Context, key string, due func(*record
 
 // PurgeExpired purges every soft-deleted account whose scheduled purge
 // date has passed, and every purge a crash interrupted, and returns their
-// ids (the caller deletes their role assignments). Safe on any node at any
-// time.
+// ids. Safe on any node at any time.
 func (s *Service) PurgeExpired(ctx context.Context) ([]string, error) {
 	recs, err := s.accounts.Collect(ctx, storage.ListOptions{})
 	if err != nil {

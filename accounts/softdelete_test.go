@@ -2,6 +2,7 @@ package accounts_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -233,6 +234,53 @@ func TestSoftDeleteOff(t *testing.T) {
 		second, created, err := svc.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "eastus"}, me)
 		if err != nil || !created || second.InternalID == first.InternalID {
 			t.Fatalf("create again: %v %v", err, created)
+		}
+	})
+}
+
+// TestPurgeHook: OnPurge runs before an account is deleted for good, and a
+// failing hook leaves the deleted account in place for the next
+// PurgeExpired, so no role assignment can outlive its account.
+func TestPurgeHook(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		clk := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+		var purged []string
+		fail := true
+		w := teststore.NewWatcher(s)
+		svc := accounts.New(context.Background(), s, w, accounts.Options{Sealer: sealer(t), Endpoint: endpoint, Now: clk.now,
+			OnPurge: func(_ context.Context, id string) error {
+				if fail {
+					return errors.New("authz store down")
+				}
+				purged = append(purged, id)
+				return nil
+			}})
+		teststore.StartWatcher(t, w, svc.Load)
+		id := acctID(t, "rg", "Hooked")
+		if _, _, err := svc.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "eastus"}, me); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if len(purged) != 0 {
+			t.Fatal("a soft delete ran the purge hook")
+		}
+		wantCode(t, "purge while the hook fails", svc.Purge(ctx, id, "eastus"), 503, "ServiceUnavailable")
+		clk.add(49 * time.Hour)
+		if ids, err := svc.PurgeExpired(ctx); err == nil || len(ids) != 0 {
+			t.Fatalf("PurgeExpired with a failing hook: %v %v", ids, err)
+		}
+		if objs := listKind(t, s, accounts.KindAccount); len(objs) != 1 {
+			t.Fatalf("%d account records after failed purges, want the deleted one kept", len(objs))
+		}
+		fail = false
+		if ids, err := svc.PurgeExpired(ctx); err != nil || len(ids) != 1 {
+			t.Fatalf("PurgeExpired: %v %v", ids, err)
+		}
+		if len(purged) != 1 || purged[0] != id.String() || len(listKind(t, s, accounts.KindAccount)) != 0 {
+			t.Fatalf("hook calls %v", purged)
 		}
 	})
 }

@@ -337,7 +337,7 @@ func (c *call) accountDetails(a *accounts.Account) {
 // DELETE: 200 when deleted, 204 when there was nothing (both done for
 // azcore's poller). The account is soft-deleted (recoverable for 48 hours,
 // deletedaccounts.go) and keeps its role assignments until it is purged;
-// with soft delete off they go with it.
+// with soft delete off they go with it (accounts.Options.OnPurge).
 func deleteAccount(c *call) error {
 	id, err := c.accountCall(actAccountDelete)
 	if err != nil {
@@ -347,11 +347,7 @@ func deleteAccount(c *call) error {
 	if err != nil {
 		return err
 	}
-	if !c.api.opts.Accounts.SoftDelete() {
-		if _, err := c.api.opts.Authz.DeleteAssignmentsWithin(c.ctx(), id); err != nil {
-			return err
-		}
-	}
+
 	if !existed {
 		c.w.WriteHeader(http.StatusNoContent)
 		return nil

@@ -12,7 +12,7 @@ import (
 //
 //	GET    /subscriptions/{sub}/providers/Microsoft.CognitiveServices/deletedAccounts
 //	GET    …/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}
-//	DELETE the same: purge (200; role assignments at the account go with it)
+//	DELETE the same: purge (200; role assignments at the account go first)
 //	PUT    …/accounts/{name} {"location", "properties": {"restore": true}}: recover (accounts.go)
 //
 // Authorization is at the resource group (the account's own scope is gone
@@ -106,10 +106,8 @@ func purgeDeletedAccount(c *call) error {
 	if err != nil {
 		return err
 	}
+	// The role assignments at the account go first (accounts.Options.OnPurge).
 	if err := c.api.opts.Accounts.Purge(c.ctx(), id, c.param("loc")); err != nil {
-		return err
-	}
-	if _, err := c.api.opts.Authz.DeleteAssignmentsWithin(c.ctx(), id); err != nil {
 		return err
 	}
 	c.w.WriteHeader(http.StatusOK)

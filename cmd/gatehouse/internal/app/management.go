@@ -35,6 +35,14 @@ func (m *Main) mountManagement(ctx, bg context.Context) error {
 	m.Accounts = accounts.New(bg, m.Store, m.Watcher, accounts.Options{
 		Sealer: m.Sealer, Identities: accountIdentities{m.Directory}, Endpoint: m.accountEndpoint,
 		Now: m.Now, Rand: m.Rand, Logger: m.Logger, Retention: accountRetention(m.Config.AccountRetention),
+		OnPurge: func(ctx context.Context, id string) error {
+			rid, err := gatehouse.ParseResourceID(id)
+			if err != nil {
+				return err
+			}
+			_, err = m.Authz.DeleteAssignmentsWithin(ctx, rid)
+			return err
+		},
 	})
 	if err := m.Accounts.Load(ctx); err != nil {
 		return err

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"time"
-
-	"github.com/gatehouse/gatehouse"
 )
 
 // upkeepInterval is how often the cross-cutting housekeeping runs.
@@ -28,17 +26,7 @@ func (m *Main) startUpkeep(bg context.Context) {
 			} else if n > 0 {
 				m.Logger.Info("upkeep: purged what deleted accounts left", "records", n)
 			}
-			ids, err := m.Accounts.PurgeExpired(bg)
-			for _, id := range ids {
-				rid, perr := gatehouse.ParseResourceID(id)
-				if perr == nil {
-					_, perr = m.Authz.DeleteAssignmentsWithin(bg, rid)
-				}
-				if perr != nil && bg.Err() == nil {
-					m.Logger.Warn("upkeep: deleting the role assignments of a purged account failed", "account", id, "err", perr)
-				}
-			}
-			if err != nil && bg.Err() == nil {
+			if ids, err := m.Accounts.PurgeExpired(bg); err != nil && bg.Err() == nil {
 				m.Logger.Warn("upkeep: purging deleted accounts past their retention failed", "err", err)
 			} else if len(ids) > 0 {
 				m.Logger.Info("upkeep: purged deleted accounts past their retention", "accounts", len(ids))
