@@ -2,7 +2,6 @@ package armapi
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
@@ -72,16 +71,14 @@ func listDeletedAccounts(c *call) error {
 // deletedAccountCall authorizes action at the path's resource group and
 // returns the account id the path names.
 func (c *call) deletedAccountCall(action string) (*gatehouse.ResourceID, error) {
-	s, err := c.subscription()
+	if _, err := c.subscription(); err != nil {
+		return nil, err
+	}
+	if err := c.authorize(action, c.groupID()); err != nil {
+		return nil, err
+	}
+	id, err := c.accountID()
 	if err != nil {
-		return nil, err
-	}
-	if err := c.authorize(action, groupScope(s.ID, c.param("rg"))); err != nil {
-		return nil, err
-	}
-	id := &gatehouse.ResourceID{Subscription: strings.ToLower(s.ID), ResourceGroup: c.param("rg"),
-		Namespace: accounts.Namespace, Types: []string{"accounts"}, Names: []string{c.param("name")}}
-	if err := accounts.ValidateName(c.param("name")); err != nil {
 		return nil, err
 	}
 	return id, nil
