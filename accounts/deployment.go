@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -92,12 +91,17 @@ type Deployment struct {
 	Name      string
 	Model     DeploymentModel
 	SKU       DeploymentSKU
-	Upstream  Upstream
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	CreatedBy Actor
-	UpdatedBy Actor
-	Revision  int64
+	// Upstream is the deployment's own upstream; when Catalog, the model
+	// catalog's serves it and Upstream is empty.
+	Upstream Upstream
+	Catalog  bool
+	// Capabilities are the catalog model's (nil for other deployments).
+	Capabilities map[string]string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	CreatedBy    Actor
+	UpdatedBy    Actor
+	Revision     int64
 }
 
 // DeploymentSpec is what a PUT asks for.
@@ -113,6 +117,10 @@ type DeploymentSpec struct {
 	// credential is read from instead; it removes a sealed Key, and giving
 	// both is refused.
 	KeyVaultSecret string
+
+	// catalog: no upstream was given and the model is the catalog's
+	// (validateDeploymentSpec).
+	catalog bool
 }
 
 // DataPlaneDeployment is what the gateway needs to forward a request,
@@ -141,11 +149,14 @@ type deploymentRecord struct {
 	KeyHeader     string          `json:"keyHeader,omitempty"`
 	HasKey        bool            `json:"hasKey,omitempty"`
 	// KeyVaultSecret is the credential's secret reference.
-	KeyVaultSecret string      `json:"keyVaultSecret,omitempty"`
-	CreatedAt      time.Time   `json:"createdAt"`
-	UpdatedAt      time.Time   `json:"updatedAt"`
-	CreatedBy      actorRecord `json:"createdBy"`
-	UpdatedBy      actorRecord `json:"updatedBy"`
+	KeyVaultSecret string `json:"keyVaultSecret,omitempty"`
+	// Catalog: the upstream is the model catalog's for Model (catalog.go);
+	// Endpoint and the credential are empty.
+	Catalog   bool        `json:"catalog,omitempty"`
+	CreatedAt time.Time   `json:"createdAt"`
+	UpdatedAt time.Time   `json:"updatedAt"`
+	CreatedBy actorRecord `json:"createdBy"`
+	UpdatedBy actorRecord `json:"updatedBy"`
 }
 
 type sealedDeploymentKey struct {
@@ -155,9 +166,26 @@ type sealedDeploymentKey struct {
 func (r *deploymentRecord) view(rev int64) *Deployment {
 	up := Upstream{Endpoint: r.Endpoint, Model: r.UpstreamModel, KeyHeader: r.KeyHeader, HasKey: r.HasKey,
 		KeyVaultSecret: r.KeyVaultSecret}
-	return &Deployment{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Model: r.Model, SKU: r.SKU, Upstream: up,
+	if r.Catalog {
+		up = Upstream{}
+	}
+	return &Deployment{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Model: r.Model, SKU: r.SKU, Upstream: up, Catalog: r.Catalog,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CreatedBy: Actor(r.CreatedBy), UpdatedBy: Actor(r.UpdatedBy), Revision: rev}
 }
+
+// view is r as the API shows it, with the catalog model's capabilities.
+func (d *Deployments) view(r *storage.Record[deploymentRecord]) *Deployment {
+	v := r.Value.view(r.Revision)
+	if v.Catalog {
+		if m, _, ok := d.opts.Catalog.Find(v.Model.Format, v.Model.Name, v.Model.Version); ok {
+			v.Capabilities = m.Capabilities
+		}
+	}
+	return v
+}
+
+// Catalog is the model catalog deployments may name (nil: none).
+func (d *Deployments) Catalog() *Catalog { return d.opts.Catalog }
 
 // DeploymentOptions configure Deployments.
 type DeploymentOptions struct {
@@ -172,8 +200,11 @@ type DeploymentOptions struct {
 	// address outside them is refused here; the gateway checks every
 	// resolved address when it connects.
 	UpstreamNetworks netacl.Networks
-	Now              func() time.Time
-	Logger           *slog.Logger
+	// Catalog is the models deployments may name without an upstream
+	// (catalog.go); nil: none.
+	Catalog *Catalog
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Deployments manages deployments and keeps the in-memory index the
@@ -232,6 +263,19 @@ func (d *Deployments) Load(ctx context.Context) error {
 
 // dataPlane opens a record's credential and parses its upstream.
 func (d *Deployments) dataPlane(r *storage.Record[deploymentRecord]) (*DataPlaneDeployment, error) {
+	if r.Value.Catalog {
+		m, _, ok := d.opts.Catalog.Find(r.Value.Model.Format, r.Value.Model.Name, r.Value.Model.Version)
+		if !ok {
+			return nil, fmt.Errorf("the model %s/%s version %q is not in this node's model catalog (serve --models)",
+				r.Value.Model.Format, r.Value.Model.Name, r.Value.Model.Version)
+		}
+		dp := &DataPlaneDeployment{Name: r.Value.Name, Upstream: d.opts.Catalog.upstreamURL(m), Model: m.UpstreamModel,
+			Key: m.Key, KeyHeader: m.KeyHeader, Capacity: r.Value.SKU.Capacity}
+		if dp.Model == "" {
+			dp.Model = m.Name
+		}
+		return dp, nil
+	}
 	u, err := url.Parse(r.Value.Endpoint)
 	if err != nil {
 		return nil, err
@@ -339,8 +383,8 @@ func (d *Deployments) Names(internalID string) []string {
 	return out
 }
 
-// deploymentKinds are the account kinds that have deployments.
-var deploymentKinds = []string{"OpenAI", "AIServices"}
+// DeploymentKinds are the account kinds that have deployments.
+var DeploymentKinds = []string{"OpenAI", "AIServices"}
 
 // ValidateDeploymentName applies Azure's rule: 2 to 64 characters,
 // letters, digits, '-', '_' and '.', starting with a letter or digit.
@@ -373,34 +417,12 @@ func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 	if spec.SKU.Name == "" || len(spec.SKU.Name) > 64 || spec.SKU.Capacity < 0 {
 		return badRequest("InvalidSkuName", "sku", "The deployment sku needs a name and a non-negative capacity.")
 	}
-	u, err := url.Parse(spec.Endpoint)
-	if spec.Endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		u.User != nil || u.RawQuery != "" || u.Fragment != "" || len(spec.Endpoint) > 2048 {
-		return badRequest("InvalidUpstream", "properties.upstream.endpoint",
-			"properties.upstream.endpoint must be the absolute http or https base URL of an OpenAI-compatible server, without credentials, query or fragment.")
+	if spec.Endpoint == "" && spec.UpstreamModel == "" && spec.KeyHeader == "" && spec.KeyVaultSecret == "" &&
+		(spec.Key == nil || *spec.Key == "") {
+		return d.fromCatalog(spec)
 	}
-	if a, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !netacl.UpstreamAllowed(d.opts.UpstreamNetworks, a) {
-		return badRequest("InvalidUpstream", "properties.upstream.endpoint",
-			"The upstream address %s is not in the networks this server may reach (serve --upstream-networks; link-local addresses never are).", a)
-	}
-	if h := spec.KeyHeader; h != "" {
-		ok := len(h) <= 64
-		for i := 0; ok && i < len(h); i++ {
-			c := h[i]
-			ok = alnum(c) || c == '-' || c == '_'
-		}
-		switch strings.ToLower(h) {
-		case "host", "content-length", "content-type", "transfer-encoding", "connection", "cookie":
-			ok = false
-		}
-		if !ok {
-			return badRequest("InvalidUpstream", "properties.upstream.keyHeader", "properties.upstream.keyHeader must be a plain header name (letters, digits, '-').")
-		}
-	}
-	if k := spec.Key; k != nil {
-		if len(*k) > 4096 || strings.ContainsAny(*k, "\r\n\x00") {
-			return badRequest("InvalidUpstream", "properties.upstream.key", "properties.upstream.key must be at most 4096 characters without line breaks.")
-		}
+	if _, err := checkUpstream(spec.Endpoint, spec.KeyHeader, spec.Key, d.opts.UpstreamNetworks); err != nil {
+		return err
 	}
 	if ref := spec.KeyVaultSecret; ref != "" {
 		if spec.Key != nil && *spec.Key != "" {
@@ -417,6 +439,31 @@ func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 				"properties.upstream.keyVaultSecret must be a Key Vault secret identifier of this server: https://{vault}.vault.{host}/secrets/{name}[/{version}].")
 		}
 	}
+	return nil
+}
+
+// fromCatalog completes a spec without an upstream from the catalog: the
+// model must be offered (its version, or the default when none is named)
+// and the capacity within the model's bound.
+func (d *Deployments) fromCatalog(spec *DeploymentSpec) error {
+	cat := d.opts.Catalog
+	if cat.Len() == 0 {
+		return badRequest("InvalidUpstream", "properties.upstream.endpoint",
+			"properties.upstream.endpoint is required: the base URL of the OpenAI-compatible server this deployment forwards to (this server offers no model catalog: serve --models).")
+	}
+	m, version, ok := cat.Find(spec.Model.Format, spec.Model.Name, spec.Model.Version)
+	if !ok {
+		return badRequest("DeploymentModelNotSupported", "properties.model",
+			"The model 'Format: %s, Name: %s, Version: %s' is not offered by this server. Deploy one of: %s; or give properties.upstream.",
+			clip(spec.Model.Format), clip(spec.Model.Name), clip(spec.Model.Version), cat.describe())
+	}
+	if m.MaxCapacity > 0 && spec.SKU.Capacity > m.MaxCapacity {
+		return badRequest("InvalidCapacity", "sku.capacity",
+			"The capacity %d is more than the model '%s' allows (%d).", spec.SKU.Capacity, clip(m.Name), m.MaxCapacity)
+	}
+	spec.Model = DeploymentModel{Format: m.Format, Name: m.Name, Version: version}
+	spec.catalog = true
+	spec.Key = new(string) // a catalog deployment keeps no credential of its own
 	return nil
 }
 
@@ -437,7 +484,7 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 	if err := ValidateDeploymentName(name); err != nil {
 		return nil, false, err
 	}
-	if !containsFold(deploymentKinds, acct.Kind) {
+	if !containsFold(DeploymentKinds, acct.Kind) {
 		return nil, false, badRequest("DeploymentNotSupported", "kind",
 			"Accounts of kind '%s' have no deployments; use an OpenAI or AIServices account.", clip(acct.Kind))
 	}
@@ -462,6 +509,7 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 	fill := func(r *deploymentRecord) {
 		r.Model, r.SKU, r.Endpoint = spec.Model, *spec.SKU, spec.Endpoint
 		r.UpstreamModel, r.KeyHeader, r.KeyVaultSecret = spec.UpstreamModel, spec.KeyHeader, spec.KeyVaultSecret
+		r.Catalog = spec.catalog
 		r.UpdatedAt, r.UpdatedBy = now, actorRecord(by)
 	}
 	for range 3 {
@@ -476,7 +524,7 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 			if err := d.watcher.WaitFor(ctx, rec.Revision); err != nil {
 				return nil, false, err
 			}
-			return rec.Value.view(rec.Revision), false, nil
+			return d.view(rec), false, nil
 		}
 		if !errors.Is(err, storage.ErrNotFound) {
 			return nil, false, unavailable(err)
@@ -502,7 +550,7 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 		if err := d.watcher.WaitFor(ctx, rec.Revision); err != nil {
 			return nil, false, err
 		}
-		return rec.Value.view(rec.Revision), true, nil
+		return d.view(rec), true, nil
 	}
 	return nil, false, gatehouse.ErrUnavailable
 }
@@ -518,7 +566,7 @@ func (d *Deployments) GetDeployment(ctx context.Context, acct *Account, name str
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return rec.Value.view(rec.Revision), nil
+	return d.view(rec), nil
 }
 
 // ListDeployments returns acct's deployments, ordered by name.
@@ -529,7 +577,7 @@ func (d *Deployments) ListDeployments(ctx context.Context, acct *Account) ([]*De
 	}
 	out := make([]*Deployment, len(recs))
 	for i, r := range recs {
-		out[i] = r.Value.view(r.Revision)
+		out[i] = d.view(r)
 	}
 	return out, nil
 }

@@ -25,7 +25,6 @@ package armapi
 import (
 	"net/http"
 
-	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
 )
 
@@ -56,13 +55,20 @@ type deploymentJSON struct {
 type deploymentPropsJSON struct {
 	Model             accounts.DeploymentModel `json:"model"`
 	ProvisioningState string                   `json:"provisioningState"`
-	Upstream          accounts.Upstream        `json:"upstream"`
+	Capabilities      map[string]string        `json:"capabilities,omitempty"`
+	// Upstream is absent on a deployment of a catalog model.
+	Upstream *accounts.Upstream `json:"upstream,omitempty"`
 }
 
 type deploymentBody struct {
 	SKU        *accounts.DeploymentSKU `json:"sku"`
 	Properties *struct {
-		Model    *accounts.DeploymentModel `json:"model"`
+		Model *accounts.DeploymentModel `json:"model"`
+		// ScaleSettings is the sku of API versions before 2023-05-01 (az
+		// 2.45 sends it): its capacity is the Standard sku's.
+		ScaleSettings *struct {
+			Capacity *int `json:"capacity"`
+		} `json:"scaleSettings"`
 		Upstream *struct {
 			Endpoint       string  `json:"endpoint"`
 			Model          string  `json:"model"`
@@ -79,7 +85,14 @@ func deploymentView(d *accounts.Deployment) deploymentJSON {
 			CreatedAt: armTime(d.CreatedAt), CreatedBy: d.CreatedBy.ObjectID, CreatedByType: d.CreatedBy.Type,
 			LastModifiedAt: armTime(d.UpdatedAt), LastModifiedBy: d.UpdatedBy.ObjectID, LastModifiedByType: d.UpdatedBy.Type,
 		},
-		Properties: deploymentPropsJSON{Model: d.Model, ProvisioningState: "Succeeded", Upstream: d.Upstream}}
+		Properties: deploymentPropsJSON{Model: d.Model, ProvisioningState: "Succeeded", Capabilities: d.Capabilities, Upstream: upstreamView(d)}}
+}
+
+func upstreamView(d *accounts.Deployment) *accounts.Upstream {
+	if d.Catalog {
+		return nil
+	}
+	return &d.Upstream
 }
 
 // deploymentCall is the prologue of a deployment operation: subscription,
@@ -158,15 +171,13 @@ func putDeployment(c *call) error {
 		if p.Model != nil {
 			spec.Model = *p.Model
 		}
+		if ss := p.ScaleSettings; ss != nil && ss.Capacity != nil && spec.SKU == nil {
+			spec.SKU = &accounts.DeploymentSKU{Name: "Standard", Capacity: *ss.Capacity}
+		}
 		if u := p.Upstream; u != nil {
 			spec.Endpoint, spec.UpstreamModel, spec.KeyHeader, spec.Key = u.Endpoint, u.Model, u.KeyHeader, u.Key
 			spec.KeyVaultSecret = u.KeyVaultSecret
 		}
-	}
-	if spec.Endpoint == "" {
-		return gatehouse.BadRequestf("InvalidUpstream",
-			"properties.upstream.endpoint is required: the base URL of the OpenAI-compatible server this deployment forwards to.").
-			WithTarget("properties.upstream.endpoint")
 	}
 	d, created, err := c.api.opts.Deployments.PutDeployment(c.ctx(), a, c.param("deployment"), spec, c.actor())
 	if err != nil {

@@ -54,7 +54,10 @@
 //	GET    {sub}/providers/Microsoft.CognitiveServices/deletedAccounts   soft-deleted accounts (deletedaccounts.go)
 //	POST   {sub}/providers/Microsoft.CognitiveServices/checkDomainAvailability, …/locations/{loc}/checkSkuAvailability
 //	                                                        (check.go)
-//	GET    {account}/skus (F0, S0), {account}/usages, {account}/models                               usages and models empty
+//	GET    {account}/skus (F0, S0), {account}/usages                                             usages empty
+//	GET    {account}/models, {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/models
+//	                                                        the model catalog (serve --models): what deployments may
+//	                                                        name without properties.upstream (models.go)
 //	GET|DELETE {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}
 //	                                                        one; DELETE purges it. PUT …/accounts/{name} with
 //	                                                        properties.restore true recovers it

@@ -23,15 +23,11 @@ import (
 //	                                                az keyvault list, list-deleted: Gatehouse has no managed HSMs, so
 //	                                                these lists are empty (a 404 made list-deleted fail and, worse,
 //	                                                made `az keyvault list` print [] for a subscription with vaults)
-//	GET {sub}/providers/Microsoft.CognitiveServices/deletedAccounts, GET|DELETE
-//	    {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}
-//	                                                az cognitiveservices account list-deleted/show-deleted/purge,
-//	                                                azure-mgmt-cognitiveservices deleted_accounts: Gatehouse deletes
-//	                                                accounts at once (their keys die with them), so there are none
-//	GET {account}/skus, /usages, /models             az cognitiveservices account list-skus -n/-g, list-usage,
-//	                                                list-models; armcognitiveservices' ListSKUs, ListUsages,
-//	                                                ListModels: the SKUs an account can move to; no quota
-//	                                                usages or catalogue models (deployments name upstreams)
+//	GET {account}/skus, /usages                     az cognitiveservices account list-skus -n/-g, list-usage;
+//	                                                armcognitiveservices' ListSKUs, ListUsages: the SKUs an
+//	                                                account can move to; no quota usages
+//
+// (An account's models are the model catalog's: models.go.)
 var genericRoutes = []route{
 	{method: "GET", pattern: sub + "/resources", family: famResources, handle: listResources},
 	{method: "GET", pattern: group + "/resources", family: famResources, handle: listResources},
@@ -41,7 +37,6 @@ var genericRoutes = []route{
 	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/deletedManagedHSMs", family: famKeyVault, handle: listEmpty},
 	{method: "GET", pattern: account + "/skus", family: famCognitive, handle: listAccountSKUs},
 	{method: "GET", pattern: account + "/usages", family: famCognitive, handle: listAccountEmpty},
-	{method: "GET", pattern: account + "/models", family: famCognitive, handle: listAccountEmpty},
 }
 
 // genericResourceJSON is ARM's GenericResourceExpanded as the list returns
@@ -332,7 +327,7 @@ func listAccountSKUs(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
-// listAccountEmpty answers an existing account's usages and models: none.
+// listAccountEmpty answers an existing account's usages: none.
 func listAccountEmpty(c *call) error {
 	if _, err := c.readAccount(); err != nil {
 		return err

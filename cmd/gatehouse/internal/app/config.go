@@ -72,6 +72,9 @@ type Config struct {
 	// Upstream keys from Key Vault (upstream.go) and people's sessions (authority/refresh.go).
 	UpstreamSecretTTL    time.Duration `yaml:"upstream-secret-ttl" help:"longest a deployment's upstream credential read from Key Vault is reused (a change to the secret or to roles applies at once)"`
 	RefreshTokenLifetime time.Duration `yaml:"refresh-token-lifetime" help:"how long a person's CLI session (refresh token) lasts unused; each use renews it, up to 90 days"`
+	// Models is the model catalog file (catalog.go): the models
+	// deployments may name without an upstream of their own.
+	Models string `yaml:"models" help:"model catalog file (YAML): the models every OpenAI and AIServices account may deploy by name alone, as on Azure (az cognitiveservices account deployment create --model-name), and the upstream servers that serve them"`
 	// DeploymentQuotas enforces deployments' sku capacity (gateway/quota.go).
 	DeploymentQuotas bool `yaml:"deployment-quotas" help:"enforce each deployment's sku capacity as Azure OpenAI's quota: 1,000 tokens and 6 requests a minute per unit, per node (off: capacity is kept, not enforced)"`
 	// HTTP1FastPath serves data-plane HTTP/1.1 requests without net/http
@@ -281,8 +284,10 @@ func (c *Config) Validate() error {
 	if _, err := netacl.ParsePrefixes(c.ProxyProtocol); err != nil {
 		add("proxy-protocol: %v", err)
 	}
-	if _, err := netacl.ParsePrefixes(c.UpstreamNetworks); err != nil {
+	if upstreams, err := netacl.ParsePrefixes(c.UpstreamNetworks); err != nil {
 		add("upstream-networks: %v", err)
+	} else if _, err := loadCatalog(c.Models, os.LookupEnv, upstreams); err != nil {
+		add("models: %v", err)
 	}
 	if !validChallengeTenant(c.KeyVaultChallengeTenant) {
 		add("keyvault-challenge-tenant: %q is not adfs, default or a tenant GUID", c.KeyVaultChallengeTenant)

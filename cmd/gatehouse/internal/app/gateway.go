@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/gatehouse/gatehouse"
@@ -41,9 +42,16 @@ func (m *Main) configureDataPlane(ctx, bg context.Context) error {
 	if err != nil {
 		return err
 	}
+	catalog, err := loadCatalog(m.Config.Models, os.LookupEnv, upstreams) // validated with the config
+	if err != nil {
+		return fmt.Errorf("models: %w", err)
+	}
+	if catalog.Len() > 0 {
+		m.gateway.banner = append(m.gateway.banner, fmt.Sprintf("Model catalog: %d models from %s (deploy them by name: az cognitiveservices account list-models)", catalog.Len(), m.Config.Models))
+	}
 	m.Deployments = accounts.NewDeployments(bg, m.Store, m.Watcher, accounts.DeploymentOptions{
 		Sealer: m.Sealer, Now: m.Now, Logger: m.Logger, ParseSecretReference: m.parseSecretReference, // upstream.go
-		UpstreamNetworks: upstreams})
+		UpstreamNetworks: upstreams, Catalog: catalog})
 	return m.Deployments.Load(ctx)
 }
 

@@ -1,0 +1,113 @@
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/netacl"
+	"go.yaml.in/yaml/v3"
+)
+
+// The model catalog file (serve --models): the models every OpenAI and
+// AIServices account may deploy the Azure way, by model name alone
+// (accounts/catalog.go). YAML (or JSON):
+//
+//	models:
+//	  - name: gpt-4o-mini              # properties.model.name deployments give
+//	    format: OpenAI                 # default OpenAI
+//	    versions: ["2024-07-18"]       # offered versions, the first the default; none: any
+//	    capabilities: {chatCompletion: "true"}
+//	    maxCapacity: 100               # largest sku capacity a deployment may ask for
+//	    upstream:
+//	      endpoint: http://vllm.internal:8000
+//	      model: meta-llama/Llama-3.1-8B-Instruct   # sent upstream (default: name)
+//	      keyHeader: api-key                        # default Authorization: Bearer
+//	      keyFile: /run/secrets/vllm-key            # or keyEnv: VLLM_KEY; never the key itself
+//
+// The upstream key is read from a file or an environment variable, never
+// written in the catalog, so the file can be kept in version control.
+
+type catalogFile struct {
+	Models []struct {
+		Name         string            `yaml:"name"`
+		Format       string            `yaml:"format"`
+		Versions     []string          `yaml:"versions"`
+		Capabilities map[string]string `yaml:"capabilities"`
+		MaxCapacity  int               `yaml:"maxCapacity"`
+		Upstream     struct {
+			Endpoint  string `yaml:"endpoint"`
+			Model     string `yaml:"model"`
+			KeyHeader string `yaml:"keyHeader"`
+			KeyFile   string `yaml:"keyFile"`
+			KeyEnv    string `yaml:"keyEnv"`
+		} `yaml:"upstream"`
+	} `yaml:"models"`
+}
+
+// maxCatalogFile bounds the catalog file.
+const maxCatalogFile = 1 << 20
+
+// loadCatalog reads the catalog file at path ("" = no catalog), its keys
+// from their files or from lookupEnv, and checks it. Errors name the file
+// and the model, never a key.
+func loadCatalog(path string, lookupEnv func(string) (string, bool), upstreams netacl.Networks) (*accounts.Catalog, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxCatalogFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCatalogFile {
+		return nil, fmt.Errorf("%s is larger than 1 MiB", path)
+	}
+	var file catalogFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	var models []accounts.CatalogModel
+	var problems []string
+	for i, m := range file.Models {
+		up := m.Upstream
+		key := ""
+		switch {
+		case up.KeyFile != "" && up.KeyEnv != "":
+			problems = append(problems, fmt.Sprintf("model %d (%s): give upstream.keyFile or upstream.keyEnv, not both", i+1, m.Name))
+		case up.KeyFile != "":
+			b, err := os.ReadFile(up.KeyFile)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("model %d (%s): upstream.keyFile: %v", i+1, m.Name, err))
+			}
+			key = strings.TrimSpace(string(b))
+		case up.KeyEnv != "":
+			v, ok := lookupEnv(up.KeyEnv)
+			if !ok {
+				problems = append(problems, fmt.Sprintf("model %d (%s): upstream.keyEnv: %s is not set", i+1, m.Name, up.KeyEnv))
+			}
+			key = strings.TrimSpace(v)
+		}
+		models = append(models, accounts.CatalogModel{Format: m.Format, Name: m.Name, Versions: m.Versions,
+			Capabilities: m.Capabilities, MaxCapacity: m.MaxCapacity,
+			Endpoint: up.Endpoint, UpstreamModel: up.Model, KeyHeader: up.KeyHeader, Key: key})
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%s: %s", path, strings.Join(problems, "; "))
+	}
+	c, err := accounts.NewCatalog(models, upstreams)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return c, nil
+}
