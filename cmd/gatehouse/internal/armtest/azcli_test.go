@@ -22,6 +22,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
 )
 
@@ -127,7 +129,8 @@ func (a *azCLI) register(e *env) {
 // Cognitive Services accounts and their keys, managed identities and Key
 // Vault vaults. It skips when az is not installed, except under CI=true.
 func TestAzCLI(t *testing.T) {
-	e := newEnv(t)
+	up := testenv.NewUpstream(t, "az-upstream-key-5e2c")
+	e := newEnv(t, testenv.WithConfig(func(c *app.Config) { c.Models = up.CatalogFile(t) }))
 	az := newAzCLI(t, e)
 	az.register(e)
 	tenant := e.Directory.DefaultTenant()
@@ -350,6 +353,78 @@ func TestAzCLI(t *testing.T) {
 			t.Fatalf("az group exists after delete: %s", out)
 		}
 		e.AssertNotLogged(t, keys["key1"], keys["key2"], after["key1"])
+	})
+
+	// Deployments made the Azure way: az 2.45 sends the model and
+	// properties.scaleSettings (no sku, no upstream), so only a model of the
+	// node's catalog (serve --models) can be deployed — and is then served
+	// by the catalog's upstream.
+	t.Run("deployments", func(t *testing.T) {
+		az := az.with(t)
+		group := e.createGroup(t, "az-deploy")
+		az.run("cognitiveservices", "account", "create", "-n", "az-openai", "-g", group, "--kind", "OpenAI", "--sku", "S0", "-l", "westus", "--yes")
+		var models []struct {
+			Format, Name, Version string
+			IsDefaultVersion      bool
+		}
+		az.json(&models, "cognitiveservices", "account", "list-models", "-n", "az-openai", "-g", group)
+		if len(models) != 3 || models[0].Name != "gpt-4o-mini" || models[0].Version != "2024-07-18" || !models[0].IsDefaultVersion ||
+			models[1].IsDefaultVersion || models[2].Name != "text-embedding-3-small" {
+			t.Errorf("list-models: %+v", models)
+		}
+		type deployment struct {
+			Name string
+			SKU  struct {
+				Name     string
+				Capacity int
+			}
+			Properties struct {
+				Model             struct{ Format, Name, Version string }
+				ProvisioningState string
+			}
+		}
+		var dep deployment
+		az.json(&dep, "cognitiveservices", "account", "deployment", "create", "-n", "az-openai", "-g", group, "--deployment-name", "chat",
+			"--model-name", "gpt-4o-mini", "--model-version", "2024-05-13", "--model-format", "OpenAI",
+			"--scale-settings-scale-type", "Manual", "--scale-settings-capacity", "3")
+		if dep.Name != "chat" || dep.SKU.Capacity != 3 || dep.Properties.Model.Version != "2024-05-13" || dep.Properties.ProvisioningState != "Succeeded" {
+			t.Errorf("deployment create: %+v", dep)
+		}
+		var list []deployment
+		az.json(&list, "cognitiveservices", "account", "deployment", "list", "-n", "az-openai", "-g", group)
+		if len(list) != 1 || list[0].Name != "chat" {
+			t.Errorf("deployment list: %+v", list)
+		}
+		az.json(&dep, "cognitiveservices", "account", "deployment", "show", "-n", "az-openai", "-g", group, "--deployment-name", "chat")
+		if dep.Properties.Model.Name != "gpt-4o-mini" {
+			t.Errorf("deployment show: %+v", dep)
+		}
+
+		// The deployment az made answers, through the catalog's upstream.
+		var keys map[string]string
+		az.json(&keys, "cognitiveservices", "account", "keys", "list", "-n", "az-openai", "-g", group)
+		az.redact = append(az.redact, keys["key1"], keys["key2"])
+		r := e.do(t, request{method: "POST", path: "/ai/az-openai/openai/deployments/chat/chat/completions?api-version=2024-10-21", token: "-",
+			header: http.Header{"Api-Key": {keys["key1"]}}, body: `{"messages":[{"role":"user","content":"hi"}]}`})
+		if r.status != 200 || !strings.Contains(string(r.body), "echo from "+testenv.CatalogUpstreamModel) {
+			t.Errorf("chat through the deployment: %d %s", r.status, r.body)
+		}
+
+		// A model the catalog lacks is refused with Azure's error shape.
+		if _, errOut, err := az.try("cognitiveservices", "account", "deployment", "create", "-n", "az-openai", "-g", group,
+			"--deployment-name", "other", "--model-name", "gpt-5", "--model-version", "1", "--model-format", "OpenAI",
+			"--scale-settings-scale-type", "Manual", "--scale-settings-capacity", "1"); err == nil || !strings.Contains(errOut, "DeploymentModelNotSupported") {
+			t.Errorf("a model outside the catalog: %v %s", err, az.clean(errOut))
+		}
+		az.run("cognitiveservices", "account", "deployment", "delete", "-n", "az-openai", "-g", group, "--deployment-name", "chat")
+		if _, errOut, err := az.try("cognitiveservices", "account", "deployment", "show", "-n", "az-openai", "-g", group,
+			"--deployment-name", "chat"); err == nil || !strings.Contains(errOut, "DeploymentNotFound") {
+			t.Errorf("show after delete: %v %s", err, az.clean(errOut))
+		}
+		if up.SawSecret(keys["key1"]) {
+			t.Error("the upstream saw the account's key")
+		}
+		e.AssertNotLogged(t, keys["key1"], keys["key2"], up.Key)
 	})
 
 	t.Run("existing-account", func(t *testing.T) {

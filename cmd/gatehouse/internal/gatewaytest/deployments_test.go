@@ -69,7 +69,9 @@ func testDeployments(t *testing.T, e *env) {
 		status           int
 		code             string
 	}{
-		{"no-upstream", a.id + "/deployments/bad", `{"properties":{"model":{"name":"m"}}}`, 400, "InvalidUpstream"},
+		// Without an upstream the model must be the catalog's (catalog_test.go).
+		{"no-upstream-not-in-catalog", a.id + "/deployments/bad", `{"properties":{"model":{"name":"m"}}}`, 400, "DeploymentModelNotSupported"},
+		{"upstream-key-without-endpoint", a.id + "/deployments/bad", `{"properties":{"model":{"name":"gpt-4o-mini"},"upstream":{"key":"k"}}}`, 400, "InvalidUpstream"},
 		{"bad-endpoint", a.id + "/deployments/bad", deploymentBody("m", "ftp://x", ""), 400, "InvalidUpstream"},
 		{"metadata-service-endpoint", a.id + "/deployments/bad", deploymentBody("m", "http://169.254.169.254/", ""), 400, "InvalidUpstream"},
 		{"link-local-v6-endpoint", a.id + "/deployments/bad", deploymentBody("m", "http://[fe80::1]:8080/", ""), 400, "InvalidUpstream"},

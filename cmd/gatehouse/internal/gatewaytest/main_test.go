@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/cognitiveservices/armcognitiveservices/v2"
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/storage/postgres/pgtest"
@@ -44,11 +45,13 @@ func newEnv(t testing.TB, opts ...testenv.Option) *env {
 // newEnvOn is newEnv with the test clients on HTTP/1.1 (http1) or HTTP/2.
 func newEnvOn(t testing.TB, http1 bool, opts ...testenv.Option) *env {
 	t.Helper()
-	s := testenv.Start(t, opts...)
+	up := testenv.NewUpstream(t, upstreamKey)
+	catalog := up.CatalogFile(t)
+	s := testenv.Start(t, append([]testenv.Option{testenv.WithConfig(func(c *app.Config) { c.Models = catalog })}, opts...)...)
 	if http1 {
 		s.HTTP1()
 	}
-	e := &env{Server: s, sub: s.Bootstrap.SubscriptionID, group: s.Bootstrap.ResourceGroup, up: testenv.NewUpstream(t, upstreamKey)}
+	e := &env{Server: s, sub: s.Bootstrap.SubscriptionID, group: s.Bootstrap.ResourceGroup, up: up}
 	var err error
 	e.accounts, err = armcognitiveservices.NewAccountsClient(e.sub, s.Credential(t), &arm.ClientOptions{ClientOptions: s.ClientOptions()})
 	if err != nil {
@@ -90,6 +93,7 @@ func TestGateway(t *testing.T) {
 				{"usage-evidence-and-metrics", testUsage},
 				{"token-metrics", testTokenMetrics},
 				{"deployments-management-api", testDeployments},
+				{"catalog-deployments", testCatalogDeployments},
 				{"cli-deployments-and-sts", testCLI},
 				{"network-rules", testNetworkRules},
 				{"cli-network-rules", testCLINetworkRules},

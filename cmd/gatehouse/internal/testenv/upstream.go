@@ -7,6 +7,8 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +41,38 @@ func NewUpstream(t testing.TB, key string) *Upstream {
 	t.Cleanup(srv.Close)
 	u.URL = srv.URL
 	return u
+}
+
+// CatalogUpstreamModel is the model name u's catalog (CatalogFile) sends
+// upstream for gpt-4o-mini; the upstream's replies echo it.
+const CatalogUpstreamModel = "catalog-llama"
+
+// CatalogFile writes a model catalog (serve --models) of two models
+// served by u, with u's key in a file beside it, and returns its path:
+// gpt-4o-mini (versions 2024-07-18, the default, and 2024-05-13; at most
+// capacity 20; sent upstream as CatalogUpstreamModel) and
+// text-embedding-3-small (any version).
+func (u *Upstream) CatalogFile(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "upstream.key")
+	catalog := filepath.Join(dir, "models.yaml")
+	if err := os.WriteFile(keyFile, []byte(u.Key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := `models:
+  - name: gpt-4o-mini
+    versions: ["2024-07-18", "2024-05-13"]
+    capabilities: {chatCompletion: "true"}
+    maxCapacity: 20
+    upstream: {endpoint: "` + u.URL + `", model: ` + CatalogUpstreamModel + `, keyFile: "` + keyFile + `"}
+  - name: text-embedding-3-small
+    upstream: {endpoint: "` + u.URL + `", keyFile: "` + keyFile + `"}
+`
+	if err := os.WriteFile(catalog, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return catalog
 }
 
 // SawSecret reports whether any header or request URI the upstream

@@ -1,0 +1,140 @@
+package gatewaytest
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/cognitiveservices/armcognitiveservices/v2"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
+	"github.com/openai/openai-go/v3/azure"
+)
+
+// catalogUpstreamModel is the model name the catalog sends upstream for
+// gpt-4o-mini (the test upstream echoes it).
+const catalogUpstreamModel = testenv.CatalogUpstreamModel
+
+// testCatalogDeployments: a deployment made the Azure way — model and sku
+// only, with armcognitiveservices' DeploymentsClient — names a model of
+// the node's catalog and is served by the catalog's upstream with the
+// catalog's credential; the account's model list and the location's show
+// the catalog; a model the catalog lacks is refused.
+func testCatalogDeployments(t *testing.T, e *env) {
+	a := e.createAccount(t, "catalog-ai", "AIServices", nil)
+	opts := &arm.ClientOptions{ClientOptions: e.ClientOptions()}
+	deployments, err := armcognitiveservices.NewDeploymentsClient(e.sub, e.Credential(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poller, err := deployments.BeginCreateOrUpdate(t.Context(), e.group, a.name, "mini", armcognitiveservices.Deployment{
+		SKU: &armcognitiveservices.SKU{Name: ptr("GlobalStandard"), Capacity: ptr[int32](5)},
+		Properties: &armcognitiveservices.DeploymentProperties{Model: &armcognitiveservices.DeploymentModel{
+			Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := poller.PollUntilDone(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *dep.Properties.Model.Version != "2024-07-18" || *dep.SKU.Capacity != 5 || *dep.Properties.Capabilities["chatCompletion"] != "true" ||
+		*dep.Properties.ProvisioningState != armcognitiveservices.DeploymentProvisioningStateSucceeded {
+		t.Errorf("deployment %+v %+v", dep.Properties.Model, dep.SKU)
+	}
+	r := e.arm(t, http.MethodGet, a.id+"/deployments/mini", "")
+	if strings.Contains(string(r.body), e.up.URL) || strings.Contains(string(r.body), "upstream") {
+		t.Errorf("the deployment shows the catalog's upstream: %s", r.body)
+	}
+
+	// Served by the catalog's upstream, which sees its own key and never
+	// the client's.
+	c := e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1))
+	if reply := chat(t, c, "mini", "hello"); !strings.HasPrefix(reply, "echo from "+catalogUpstreamModel) {
+		t.Errorf("reply %q", reply)
+	}
+	if e.up.SawSecret(a.key1) {
+		t.Error("the upstream saw the client's key")
+	}
+
+	// The lists show the catalog, one entry per version.
+	accountsClient, err := armcognitiveservices.NewAccountsClient(e.sub, e.Credential(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for pager := accountsClient.NewListModelsPager(e.group, a.name, nil); pager.More(); {
+		page, err := pager.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page.Value {
+			v := ""
+			if m.Version != nil {
+				v = *m.Version
+			}
+			names = append(names, *m.Name+"@"+v)
+			if *m.Name == "gpt-4o-mini" && v == "2024-07-18" && (!*m.IsDefaultVersion || *m.MaxCapacity != 20 || len(m.SKUs) == 0 ||
+				*m.SKUs[0].Capacity.Maximum != 20 || *m.Format != "OpenAI") {
+				t.Errorf("model %+v", m)
+			}
+		}
+	}
+	if strings.Join(names, ",") != "gpt-4o-mini@2024-07-18,gpt-4o-mini@2024-05-13,text-embedding-3-small@" {
+		t.Errorf("account models %v", names)
+	}
+	models, err := armcognitiveservices.NewModelsClient(e.sub, e.Credential(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for pager := models.NewListPager("westus", nil); pager.More(); {
+		page, err := pager.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page.Value {
+			if *m.Kind != "OpenAI" && *m.Kind != "AIServices" || m.Model == nil || m.Model.Name == nil {
+				t.Errorf("location model %+v", m)
+			}
+			n++
+		}
+	}
+	if n != 6 {
+		t.Errorf("%d location models, want 3 per kind", n)
+	}
+	lang := e.createAccount(t, "catalog-lang", "TextAnalytics", nil)
+	if r := e.arm(t, http.MethodGet, lang.id+"/models", ""); r.status != 200 || string(r.body) != `{"value":[]}` {
+		t.Errorf("a Language account's models: %d %s", r.status, r.body)
+	}
+
+	// What the catalog does not offer is refused, and nothing is stored.
+	for _, tt := range []struct {
+		name  string
+		model armcognitiveservices.DeploymentModel
+		sku   *armcognitiveservices.SKU
+		code  string
+	}{
+		{"unknown-model", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-5")}, nil, "DeploymentModelNotSupported"},
+		{"unknown-version", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini"), Version: ptr("0613")}, nil, "DeploymentModelNotSupported"},
+		{"over-capacity", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")},
+			&armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](21)}, "InvalidCapacity"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := deployments.BeginCreateOrUpdate(t.Context(), e.group, a.name, "refused", armcognitiveservices.Deployment{
+				SKU: tt.sku, Properties: &armcognitiveservices.DeploymentProperties{Model: &tt.model}}, nil)
+			var re *azcore.ResponseError
+			if !asError(err, &re) || re.StatusCode != 400 || re.ErrorCode != tt.code {
+				t.Fatalf("%v, want 400 %s", err, tt.code)
+			}
+			if strings.Contains(err.Error(), upstreamKey) || strings.Contains(err.Error(), e.up.URL) {
+				t.Errorf("the error shows the catalog's upstream: %v", err)
+			}
+		})
+	}
+	if _, err := deployments.Get(t.Context(), e.group, a.name, "refused", nil); !isStatus(err, 404) {
+		t.Errorf("a refused deployment: %v", err)
+	}
+	e.AssertNotLogged(t, upstreamKey, a.key1)
+}
