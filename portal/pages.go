@@ -353,10 +353,18 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 				cred = "stored key (sealed)"
 			}
 			model := d.Model.Name
-			if d.Upstream.Model != "" && d.Upstream.Model != model {
+			if d.Model.Version != "" {
+				model += " (" + d.Model.Version + ")"
+			}
+			if d.Upstream.Model != "" && d.Upstream.Model != d.Model.Name {
 				model += " → " + d.Upstream.Model
 			}
-			v.Deployments = append(v.Deployments, deploymentRow{Name: d.Name, Model: model, Upstream: d.Upstream.Endpoint, Credential: cred,
+			upstream := d.Upstream.Endpoint
+			if d.Catalog {
+				// The operator's upstream: its address is not the account's to see.
+				upstream, cred = "the server's model catalog", "the catalog's"
+			}
+			v.Deployments = append(v.Deployments, deploymentRow{Name: d.Name, Model: model, Upstream: upstream, Credential: cred,
 				Quota: quotaText(d.SKU.Capacity, p.opts.DeploymentQuotas)})
 		}
 	}

@@ -81,10 +81,10 @@ func newCognitiveServicesCmd(env Env) *cobra.Command {
 		newAccountUpdateCmd(env), newAccountDeleteCmd(env), keys)
 	account.AddCommand(newAccountListDeletedCmd(env), newAccountShowDeletedCmd(env), newAccountRecoverCmd(env),
 		newAccountPurgeCmd(env)) // deletedaccounts.go
-	account.AddCommand(newDeploymentCmd(env)) // deployment.go
+	account.AddCommand(newDeploymentCmd(env), newAccountListModelsCmd(env)) // deployment.go
 	var nf armFlags
 	account.AddCommand(newNetworkRuleCmd(env, "account", func(c *cobra.Command) { nf.add(c, true) }, nf.accountTarget)) // network.go
-	cs.AddCommand(account)
+	cs.AddCommand(account, newModelCmd(env)) // deployment.go
 	return cs
 }
 

@@ -41,17 +41,7 @@ func newAccountListDeletedCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var list struct {
-				Value []any `json:"value"`
-			}
-			p := "/subscriptions/" + url.PathEscape(s) + "/providers/Microsoft.CognitiveServices/deletedAccounts?api-version=" + accountsAPIVersion
-			if err := c.Do(cmd.Context(), "GET", p, nil, &list); err != nil {
-				return err
-			}
-			if list.Value == nil {
-				list.Value = []any{}
-			}
-			return printOutput(cmd, env.Stdout, list.Value)
+			return listCall(cmd, env, c, "/subscriptions/"+url.PathEscape(s)+"/providers/Microsoft.CognitiveServices/deletedAccounts?api-version="+accountsAPIVersion)
 		}}
 	cmd.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
 	addOutputFlags(cmd)

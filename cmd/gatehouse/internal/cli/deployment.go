@@ -13,8 +13,9 @@ import (
 
 // `gatehouse cognitiveservices account deployment …` manages an account's
 // deployments (az cognitiveservices account deployment …): a deployment
-// name clients use in /openai/deployments/{name}/… mapped to an
-// OpenAI-compatible upstream. The upstream's key never travels on the
+// name clients use in /openai/deployments/{name}/… mapped to a model of
+// the server's catalog (serve --models; `account list-models`) or to an
+// OpenAI-compatible upstream of its own. The upstream's key never travels on the
 // command line: it is read from a file (--upstream-key-file, "-" for stdin)
 // or from $GATEHOUSE_UPSTREAM_KEY — or, with --upstream-key-vault-secret,
 // the server reads it from Key Vault as the account's managed identity.
@@ -51,8 +52,11 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 	var f deploymentFlags
 	var model, format, version, sku, upstream, upstreamModel, keyHeader, keyFile, kvSecret string
 	var capacity int
-	cmd := &cobra.Command{Use: "create", Short: "Create or replace a deployment (name → upstream base URL, model, key)", Args: cobra.NoArgs,
-		Example: `  gatehouse cognitiveservices account deployment create -g default -n my-openai \
+	cmd := &cobra.Command{Use: "create", Short: "Create or replace a deployment: a model of the server's catalog, or an upstream base URL, model and key", Args: cobra.NoArgs,
+		Example: `  gatehouse cognitiveservices account list-models -g default -n my-openai
+  gatehouse cognitiveservices account deployment create -g default -n my-openai \
+    --deployment-name chat --model-name gpt-4o-mini --model-version 2024-07-18 --sku-capacity 5
+  gatehouse cognitiveservices account deployment create -g default -n my-openai \
     --deployment-name gpt-4o --model-name gpt-4o \
     --upstream-endpoint http://vllm.internal:8000 --upstream-model meta-llama/Llama-3.1-8B-Instruct \
     --upstream-key-file ./vllm.key
@@ -63,8 +67,8 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 			if model == "" {
 				return errors.New("--model-name is required")
 			}
-			if upstream == "" {
-				return errors.New("--upstream-endpoint is required (the base URL of the OpenAI-compatible server)")
+			if upstream == "" && (upstreamModel != "" || keyHeader != "" || keyFile != "" || kvSecret != "") {
+				return errors.New("the --upstream-* flags need --upstream-endpoint (without it, the model is one of the server's catalog: list-models)")
 			}
 			c, err := newAPIClient(cmd, env)
 			if err != nil {
@@ -74,7 +78,18 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			m := map[string]any{"format": format, "name": model}
+			if version != "" {
+				m["version"] = version
+			}
+			props := map[string]any{"model": m}
+			body := map[string]any{"sku": map[string]any{"name": sku, "capacity": capacity}, "properties": props}
+			if upstream == "" {
+				// A model of the server's catalog (serve --models).
+				return armCall(cmd, env, "PUT", p, body, true)
+			}
 			up := map[string]any{"endpoint": upstream}
+			props["upstream"] = up
 			if upstreamModel != "" {
 				up["model"] = upstreamModel
 			}
@@ -95,12 +110,6 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 					up["key"] = key
 				}
 			}
-			m := map[string]any{"format": format, "name": model}
-			if version != "" {
-				m["version"] = version
-			}
-			body := map[string]any{"sku": map[string]any{"name": sku, "capacity": capacity},
-				"properties": map[string]any{"model": m, "upstream": up}}
 			return armCall(cmd, env, "PUT", p, body, true)
 		}}
 	f.add(cmd)
@@ -110,7 +119,7 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 	fl.StringVar(&version, "model-version", "", "model version")
 	fl.StringVar(&sku, "sku-name", "Standard", "deployment sku")
 	fl.IntVar(&capacity, "sku-capacity", 1, "deployment capacity: units of 1,000 tokens and 6 requests a minute, enforced when the server runs with --deployment-quotas")
-	fl.StringVar(&upstream, "upstream-endpoint", "", "base URL of the OpenAI-compatible upstream (requests go to {url}/v1/…)")
+	fl.StringVar(&upstream, "upstream-endpoint", "", "base URL of the OpenAI-compatible upstream (requests go to {url}/v1/…); without it the model must be one the server's catalog offers (list-models)")
 	fl.StringVar(&upstreamModel, "upstream-model", "", "model name sent upstream (default: --model-name)")
 	fl.StringVar(&keyHeader, "upstream-key-header", "", "header carrying the upstream key (default: Authorization: Bearer)")
 	fl.StringVar(&kvSecret, "upstream-key-vault-secret", "", "read the upstream key from this Key Vault secret (https://{vault}.vault.H/secrets/{name}[/{version}]) as the account's managed identity, which needs Key Vault Secrets User on it")
@@ -198,4 +207,63 @@ func newDeploymentDeleteCmd(env Env) *cobra.Command {
 		}}
 	f.add(cmd)
 	return cmd
+}
+
+func newAccountListModelsCmd(env Env) *cobra.Command {
+	var f armFlags
+	cmd := &cobra.Command{Use: "list-models", Short: "List the models an account's deployments may name without an upstream (the server's model catalog)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			p, err := f.accountPath(c, "/models", true)
+			if err != nil {
+				return err
+			}
+			return listCall(cmd, env, c, p)
+		}}
+	f.add(cmd, true)
+	return cmd
+}
+
+func newModelCmd(env Env) *cobra.Command {
+	m := newGroup("model", "The models the server offers (its model catalog)")
+	var f armFlags
+	var location string
+	list := &cobra.Command{Use: "list", Short: "List the models deployments may name in a location, per account kind", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if location == "" {
+				return errors.New("--location is required")
+			}
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			s, err := f.subscription(c)
+			if err != nil {
+				return err
+			}
+			return listCall(cmd, env, c, "/subscriptions/"+url.PathEscape(s)+"/providers/Microsoft.CognitiveServices/locations/"+
+				url.PathEscape(location)+"/models?api-version="+accountsAPIVersion)
+		}}
+	list.Flags().StringVarP(&location, "location", "l", "", "location (westus, …)")
+	list.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
+	addOutputFlags(list)
+	m.AddCommand(list)
+	return m
+}
+
+// listCall GETs an ARM list at p and prints its value array.
+func listCall(cmd *cobra.Command, env Env, c *apiClient, p string) error {
+	var list struct {
+		Value []any `json:"value"`
+	}
+	if err := c.Do(cmd.Context(), "GET", p, nil, &list); err != nil {
+		return err
+	}
+	if list.Value == nil {
+		list.Value = []any{}
+	}
+	return printOutput(cmd, env.Stdout, list.Value)
 }

@@ -286,6 +286,8 @@ func testMalformedSweep(t *testing.T, e *env) {
 		{label: "arm-accounts", base: rg + "/providers/Microsoft.CognitiveServices/accounts", query: arm, auth: mgmt},
 		{label: "arm-deployments", base: acct + "sweep/deployments", query: arm, auth: mgmt},
 		{label: "arm-skus", base: sub + "/providers/Microsoft.CognitiveServices/skus", query: arm, auth: mgmt},
+		{label: "arm-account-models", base: acct + "sweep/models", query: arm, auth: mgmt},
+		{label: "arm-location-models", base: sub + "/providers/Microsoft.CognitiveServices/locations/westus/models", query: arm, auth: mgmt},
 		{label: "arm-vaults", base: rg + "/providers/Microsoft.KeyVault/vaults", query: "api-version=" + vaultAPI, auth: mgmt},
 		{label: "arm-identities", base: rg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities", query: "api-version=2023-01-31", auth: mgmt},
 		{label: "arm-role-assignments", base: sub + "/providers/Microsoft.Authorization/roleAssignments", query: "api-version=2022-04-01", auth: mgmt},

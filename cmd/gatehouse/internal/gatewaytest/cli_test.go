@@ -82,6 +82,35 @@ func testCLI(t *testing.T, e *env) {
 		t.Errorf("reply %q", reply)
 	}
 
+	// A model of the server's catalog, by name alone; the upstream flags
+	// need the endpoint.
+	models := c.mustRun(t, "", append([]string{"cognitiveservices", "account", "list-models", "--query", "[].name", "-o", "tsv"}, acct...)...)
+	if strings.Fields(models)[0] != "gpt-4o-mini" || len(strings.Fields(models)) != 3 {
+		t.Errorf("list-models: %q", models)
+	}
+	out = c.mustRun(t, "", dep("create", "--deployment-name", "cli-catalog", "--model-name", "gpt-4o-mini", "--sku-capacity", "2")...)
+	if !strings.Contains(out, `"version": "2024-07-18"`) || strings.Contains(out, "upstream") {
+		t.Errorf("catalog deployment: %s", out)
+	}
+	if reply := chat(t, e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1)), "cli-catalog", "x"); !strings.HasPrefix(reply, "echo from "+catalogUpstreamModel) {
+		t.Errorf("reply %q", reply)
+	}
+	if code, _, errOut := c.run(t, "", dep("create", "--deployment-name", "cli-x", "--model-name", "gpt-4o-mini", "--upstream-model", "y")...); code == 0 ||
+		!strings.Contains(errOut, "--upstream-endpoint") {
+		t.Errorf("--upstream-model without the endpoint: %d %s", code, errOut)
+	}
+	if code, _, errOut := c.run(t, "", dep("create", "--deployment-name", "cli-x", "--model-name", "gpt-5")...); code == 0 ||
+		!strings.Contains(errOut, "DeploymentModelNotSupported") {
+		t.Errorf("a model outside the catalog: %d %s", code, errOut)
+	}
+	locModels := c.mustRun(t, "", "cognitiveservices", "model", "list", "-l", "westus", "--subscription", e.sub, "--query", "[?kind=='OpenAI'].model.name", "-o", "tsv")
+	if len(strings.Fields(locModels)) != 3 {
+		t.Errorf("model list: %q", locModels)
+	}
+	if code, _, errOut := c.run(t, "", "cognitiveservices", "model", "list", "--subscription", e.sub); code == 0 || !strings.Contains(errOut, "--location") {
+		t.Errorf("model list without a location: %d %s", code, errOut)
+	}
+
 	// sts issue: the token works on the data plane, from either key.
 	for _, args := range [][]string{
 		{"sts", "issue", "--account", a.name, "--subscription", e.sub},
@@ -107,6 +136,7 @@ func testCLI(t *testing.T, e *env) {
 	}
 
 	c.mustRun(t, "", dep("delete", "--deployment-name", "cli-chat")...)
+	c.mustRun(t, "", dep("delete", "--deployment-name", "cli-catalog")...)
 	if got := strings.TrimSpace(c.mustRun(t, "", dep("list", "--query", "[].name", "-o", "tsv")...)); got != "cli-chat2" {
 		t.Errorf("after delete: %q", got)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/netacl"
@@ -36,6 +37,8 @@ type env struct {
 	// owner holds Owner on the subscription; reader Reader on the account;
 	// nobody holds nothing.
 	owner, reader, nobody *directory.User
+	// up serves the node's model catalog (nil when it has none).
+	up *testenv.Upstream
 }
 
 func newEnv(t *testing.T, opts ...testenv.Option) *env {
@@ -136,7 +139,9 @@ func (e *env) accountPath() string {
 func TestPortal(t *testing.T) {
 	for _, b := range testenv.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
-			e := newEnv(t, b.Opts(t)...)
+			up := testenv.NewUpstream(t, "portal-upstream-key")
+			e := newEnv(t, append(b.Opts(t), testenv.WithConfig(func(c *app.Config) { c.Models = up.CatalogFile(t) }))...)
+			e.up = up
 			if b.HTTP1 {
 				e.HTTP1()
 				e.AssertFastPathServed(t, 50)
@@ -927,11 +932,21 @@ func testDeploymentCapacity(t *testing.T, e *env) {
 		Endpoint: "http://127.0.0.1:9"}, by); err != nil {
 		t.Fatal(err)
 	}
+	// A deployment of the catalog's model: the page does not show the
+	// operator's upstream.
+	if _, _, err := e.Deployments.PutDeployment(ctx, acct, "mini", accounts.DeploymentSpec{
+		Model: accounts.DeploymentModel{Name: "gpt-4o-mini"}}, by); err != nil {
+		t.Fatal(err)
+	}
 	b := e.browser(t)
 	b.signIn(e.owner)
 	p := b.get("/portal/accounts/" + id.Subscription + "/" + id.ResourceGroup + "/portal-oai")
 	if p.status != 200 || !strings.Contains(p.body, `<td>3: 3000 tokens, 18 requests a minute (not enforced)</td>`) {
 		t.Errorf("account page: %d %s", p.status, p.body)
+	}
+	if !strings.Contains(p.body, `<td>mini</td><td>gpt-4o-mini (2024-07-18)</td><td><code>the server&#39;s model catalog</code></td>`) ||
+		strings.Contains(p.body, e.up.URL) {
+		t.Errorf("the catalog deployment's row: %s", p.body)
 	}
 	// How OpenAI's clients reach it: the v1 base URL and the Realtime URL.
 	for _, want := range []string{
