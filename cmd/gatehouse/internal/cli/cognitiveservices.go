@@ -84,7 +84,7 @@ func newCognitiveServicesCmd(env Env) *cobra.Command {
 	account.AddCommand(newDeploymentCmd(env), newAccountListModelsCmd(env)) // deployment.go
 	var nf armFlags
 	account.AddCommand(newNetworkRuleCmd(env, "account", func(c *cobra.Command) { nf.add(c, true) }, nf.accountTarget)) // network.go
-	cs.AddCommand(account, newModelCmd(env)) // deployment.go
+	cs.AddCommand(account, newModelCmd(env))                                                                            // deployment.go
 	return cs
 }
 
