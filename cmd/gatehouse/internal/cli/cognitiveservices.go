@@ -84,7 +84,8 @@ func newCognitiveServicesCmd(env Env) *cobra.Command {
 	account.AddCommand(newDeploymentCmd(env), newAccountListModelsCmd(env)) // deployment.go
 	var nf armFlags
 	account.AddCommand(newNetworkRuleCmd(env, "account", func(c *cobra.Command) { nf.add(c, true) }, nf.accountTarget)) // network.go
-	cs.AddCommand(account, newModelCmd(env))                                                                            // deployment.go
+	// model (deployment.go): the model catalog.
+	cs.AddCommand(account, newModelCmd(env))
 	return cs
 }
 
