@@ -56,6 +56,10 @@ type deploymentPropsJSON struct {
 	Model             accounts.DeploymentModel `json:"model"`
 	ProvisioningState string                   `json:"provisioningState"`
 	Capabilities      map[string]string        `json:"capabilities,omitempty"`
+	// ScaleSettings repeats the sku's capacity for clients of API versions
+	// before 2023-05-01 (az 2.45, azure-mgmt-cognitiveservices 13.4), which
+	// read it there.
+	ScaleSettings scaleSettingsJSON `json:"scaleSettings"`
 	// Upstream is absent on a deployment of a catalog model.
 	Upstream *accounts.Upstream `json:"upstream,omitempty"`
 }
@@ -85,7 +89,12 @@ func deploymentView(d *accounts.Deployment) deploymentJSON {
 			CreatedAt: armTime(d.CreatedAt), CreatedBy: d.CreatedBy.ObjectID, CreatedByType: d.CreatedBy.Type,
 			LastModifiedAt: armTime(d.UpdatedAt), LastModifiedBy: d.UpdatedBy.ObjectID, LastModifiedByType: d.UpdatedBy.Type,
 		},
-		Properties: deploymentPropsJSON{Model: d.Model, ProvisioningState: "Succeeded", Capabilities: d.Capabilities, Upstream: upstreamView(d)}}
+		Properties: deploymentPropsJSON{Model: d.Model, ProvisioningState: "Succeeded", Capabilities: d.Capabilities,
+			ScaleSettings: scaleSettingsJSON{Capacity: d.SKU.Capacity}, Upstream: upstreamView(d)}}
+}
+
+type scaleSettingsJSON struct {
+	Capacity int `json:"capacity"`
 }
 
 func upstreamView(d *accounts.Deployment) *accounts.Upstream {

@@ -8,7 +8,9 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
-from azure.mgmt.cognitiveservices.models import Account, AccountProperties, IpRule, NetworkRuleSet, Sku
+from azure.mgmt.cognitiveservices.models import (Account, AccountProperties, Deployment, DeploymentModel,
+                                                 DeploymentProperties, DeploymentScaleSettings, IpRule,
+                                                 NetworkRuleSet, Sku)
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from harness import expect_error, need, run
@@ -71,6 +73,21 @@ def recover(_):
     return {"name": a.name, "kind": a.kind, "key1": k.key1 == state["keys"].key1}
 
 
+def deploy(_):
+    """An OpenAI account and a deployment of a model of the server's
+    catalog, by name alone (no upstream: the Azure way)."""
+    cs.accounts.begin_create(group, "py-openai", Account(kind="OpenAI", location="westus", sku=Sku(name="S0"))).result()
+    models = [(m.name, m.version) for m in cs.accounts.list_models(group, "py-openai")]
+    # This SDK's API version (2022-12-01) has no deployment sku: the
+    # capacity is in scaleSettings.
+    d = cs.deployments.begin_create_or_update(group, "py-openai", "py-mini", Deployment(properties=DeploymentProperties(
+        model=DeploymentModel(format="OpenAI", name="gpt-4o-mini"),
+        scale_settings=DeploymentScaleSettings(scale_type="Manual", capacity=2)))).result()
+    got = cs.deployments.get(group, "py-openai", "py-mini")
+    return {"models": models, "version": d.properties.model.version, "capacity": got.properties.scale_settings.capacity,
+            "state": got.properties.provisioning_state, "names": [x.name for x in cs.deployments.list(group, "py-openai")]}
+
+
 steps = [
     ("create", create),
     ("get", lambda _: cs.accounts.get(group, NAME).kind),
@@ -96,5 +113,9 @@ steps = [
     ("delete-again", lambda _: cs.accounts.begin_delete(group, NAME).result()),
     ("purge", lambda _: cs.deleted_accounts.begin_purge("westus", group, NAME).result()),
     ("purged", lambda _: expect_error(lambda: cs.deleted_accounts.get("westus", group, NAME))),
+    ("deploy", deploy),
+    ("deploy-unknown-model", lambda _: expect_error(lambda: cs.deployments.begin_create_or_update(group, "py-openai", "py-x", Deployment(
+        properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name="gpt-5")))).result())),
+    ("undeploy", lambda _: cs.deployments.begin_delete(group, "py-openai", "py-mini").result()),
 ]
 run(steps)

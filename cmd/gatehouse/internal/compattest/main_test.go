@@ -52,6 +52,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/msi/armmsi"
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authority"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 )
 
@@ -147,9 +148,10 @@ type account struct {
 
 func newEnv(t *testing.T, js jsEnv) *env {
 	t.Helper()
-	s := testenv.Start(t)
+	up := testenv.NewUpstream(t, upstreamKey)
+	s := testenv.Start(t, testenv.WithConfig(func(c *app.Config) { c.Models = up.CatalogFile(t) }))
 	e := &env{Server: s, js: js, sub: s.Bootstrap.SubscriptionID, group: s.Bootstrap.ResourceGroup, work: t.TempDir(),
-		up: testenv.NewUpstream(t, upstreamKey), deployment: "gpt-4o-mini"}
+		up: up, deployment: "gpt-4o-mini"}
 	boot := s.Credential(t)
 	e.mgmtToken = s.Token(t, boot, "https://management.azure.com/.default")
 	e.app = e.createPrincipal(t, "compat-js")

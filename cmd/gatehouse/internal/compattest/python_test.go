@@ -357,6 +357,23 @@ func TestPython(t *testing.T) {
 		if err := s.err(t, "purged"); err.StatusCode != 404 {
 			t.Errorf("get a purged account: %s", err)
 		}
+		// A deployment of the catalog's model, by name alone.
+		var dep struct {
+			Models   [][]any
+			Version  string
+			Capacity int
+			State    string
+			Names    []string
+		}
+		s.value(t, "deploy", &dep)
+		if len(dep.Models) != 3 || dep.Models[0][0] != "gpt-4o-mini" || dep.Models[0][1] != "2024-07-18" || dep.Version != "2024-07-18" ||
+			dep.Capacity != 2 || dep.State != "Succeeded" || len(dep.Names) != 1 {
+			t.Errorf("deploy: %+v", dep)
+		}
+		if err := s.err(t, "deploy-unknown-model"); err.StatusCode != 400 || err.Code != "DeploymentModelNotSupported" {
+			t.Errorf("a model outside the catalog: %s", err)
+		}
+		s.value(t, "undeploy", nil)
 		e.AssertNotLogged(t, keys.Key1, keys.Key2)
 	})
 }
