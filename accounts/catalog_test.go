@@ -190,6 +190,52 @@ func TestCatalogDeployments(t *testing.T) {
 			t.Error("a refused deployment was stored")
 		}
 
+		// PATCH: sku and tags, within the model's bound; the rest stays.
+		dep, err = n1.PatchDeployment(ctx, acct, "CHAT", &accounts.DeploymentSKU{Name: "GlobalStandard", Capacity: 7},
+			map[string]string{"team": "a"}, accounts.Actor{ObjectID: "patcher"})
+		if err != nil || dep.SKU.Capacity != 7 || dep.SKU.Name != "GlobalStandard" || dep.Tags["team"] != "a" || !dep.Catalog ||
+			dep.UpdatedBy.ObjectID != "patcher" || dep.RaiPolicyName != accounts.DefaultRaiPolicy {
+			t.Fatalf("patch: %+v %v", dep, err)
+		}
+		if dp, _ := n1.Lookup("cat123", "chat"); dp.Capacity != 7 || dp.Key != "catalog-key" {
+			t.Errorf("after patch: %+v", dp)
+		}
+		if dep, err := n1.PatchDeployment(ctx, acct, "chat", nil, nil, accounts.Actor{}); err != nil || dep.SKU.Capacity != 7 || dep.Tags["team"] != "a" {
+			t.Errorf("an empty patch changed something: %+v %v", dep, err)
+		}
+		for _, tt := range []struct {
+			name, deployment string
+			sku              *accounts.DeploymentSKU
+			status           int
+			code             string
+		}{
+			{"over-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: 11}, 400, "InvalidCapacity"},
+			{"negative-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: -1}, 400, "InvalidSkuName"},
+			{"no-sku-name", "chat", &accounts.DeploymentSKU{Capacity: 1}, 400, "InvalidSkuName"},
+			{"no-deployment", "nope", &accounts.DeploymentSKU{Name: "Standard", Capacity: 1}, 404, "DeploymentNotFound"},
+		} {
+			t.Run("patch-"+tt.name, func(t *testing.T) {
+				_, err := n1.PatchDeployment(ctx, acct, tt.deployment, tt.sku, nil, accounts.Actor{})
+				var ge *gatehouse.Error
+				if !errors.As(err, &ge) || ge.Status != tt.status || ge.Code != tt.code {
+					t.Fatalf("%v, want %d %s", err, tt.status, tt.code)
+				}
+			})
+		}
+		if got, _ := n1.GetDeployment(ctx, acct, "chat"); got.SKU.Capacity != 7 {
+			t.Errorf("a refused patch changed the sku: %+v", got.SKU)
+		}
+		// Azure's settings are kept, canonical; a bad one is refused.
+		dep, _, err = n1.PutDeployment(ctx, acct, "chat", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"},
+			RaiPolicyName: "Microsoft.Default", VersionUpgradeOption: "noautoupgrade"}, accounts.Actor{})
+		if err != nil || dep.RaiPolicyName != "Microsoft.Default" || dep.VersionUpgradeOption != "NoAutoUpgrade" || dep.Tags != nil {
+			t.Fatalf("settings: %+v %v", dep, err)
+		}
+		if _, _, err := n1.PutDeployment(ctx, acct, "chat", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"},
+			VersionUpgradeOption: "Sometimes"}, accounts.Actor{}); err == nil {
+			t.Error("an unknown versionUpgradeOption was kept")
+		}
+
 		// Replaced with an upstream of its own: its own key, not the catalog's.
 		key := "own-key"
 		dep, _, err = n1.PutDeployment(ctx, acct, "chat", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"},

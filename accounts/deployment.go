@@ -97,11 +97,15 @@ type Deployment struct {
 	Catalog  bool
 	// Capabilities are the catalog model's (nil for other deployments).
 	Capabilities map[string]string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	CreatedBy    Actor
-	UpdatedBy    Actor
-	Revision     int64
+	// RaiPolicyName and VersionUpgradeOption are as given, or Azure's
+	// defaults.
+	RaiPolicyName, VersionUpgradeOption string
+	Tags                                map[string]string
+	CreatedAt                           time.Time
+	UpdatedAt                           time.Time
+	CreatedBy                           Actor
+	UpdatedBy                           Actor
+	Revision                            int64
 }
 
 // DeploymentSpec is what a PUT asks for.
@@ -117,6 +121,13 @@ type DeploymentSpec struct {
 	// credential is read from instead; it removes a sealed Key, and giving
 	// both is refused.
 	KeyVaultSecret string
+
+	// RaiPolicyName and VersionUpgradeOption are Azure's deployment
+	// settings, kept and shown (Gatehouse applies no content filter and
+	// upgrades no model); "" shows Azure's defaults.
+	RaiPolicyName, VersionUpgradeOption string
+	// Tags are the deployment's tags (the caller validates them).
+	Tags map[string]string
 
 	// catalog: no upstream was given and the model is the catalog's
 	// (validateDeploymentSpec).
@@ -152,11 +163,15 @@ type deploymentRecord struct {
 	KeyVaultSecret string `json:"keyVaultSecret,omitempty"`
 	// Catalog: the upstream is the model catalog's for Model (catalog.go);
 	// Endpoint and the credential are empty.
-	Catalog   bool        `json:"catalog,omitempty"`
-	CreatedAt time.Time   `json:"createdAt"`
-	UpdatedAt time.Time   `json:"updatedAt"`
-	CreatedBy actorRecord `json:"createdBy"`
-	UpdatedBy actorRecord `json:"updatedBy"`
+	Catalog bool `json:"catalog,omitempty"`
+	// RaiPolicyName, VersionUpgradeOption and Tags: DeploymentSpec's.
+	RaiPolicyName        string            `json:"raiPolicyName,omitempty"`
+	VersionUpgradeOption string            `json:"versionUpgradeOption,omitempty"`
+	Tags                 map[string]string `json:"tags,omitempty"`
+	CreatedAt            time.Time         `json:"createdAt"`
+	UpdatedAt            time.Time         `json:"updatedAt"`
+	CreatedBy            actorRecord       `json:"createdBy"`
+	UpdatedBy            actorRecord       `json:"updatedBy"`
 }
 
 type sealedDeploymentKey struct {
@@ -169,7 +184,15 @@ func (r *deploymentRecord) view(rev int64) *Deployment {
 	if r.Catalog {
 		up = Upstream{}
 	}
+	rai, vuo := r.RaiPolicyName, r.VersionUpgradeOption
+	if rai == "" {
+		rai = DefaultRaiPolicy
+	}
+	if vuo == "" {
+		vuo = versionUpgradeOptions[0]
+	}
 	return &Deployment{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Model: r.Model, SKU: r.SKU, Upstream: up, Catalog: r.Catalog,
+		RaiPolicyName: rai, VersionUpgradeOption: vuo, Tags: r.Tags,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CreatedBy: Actor(r.CreatedBy), UpdatedBy: Actor(r.UpdatedBy), Revision: rev}
 }
 
@@ -414,8 +437,19 @@ func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 	if spec.SKU == nil {
 		spec.SKU = &DeploymentSKU{Name: "Standard", Capacity: 1}
 	}
-	if spec.SKU.Name == "" || len(spec.SKU.Name) > 64 || spec.SKU.Capacity < 0 {
-		return badRequest("InvalidSkuName", "sku", "The deployment sku needs a name and a non-negative capacity.")
+	if err := checkDeploymentSKU(spec.SKU); err != nil {
+		return err
+	}
+	if len(spec.RaiPolicyName) > 256 || !printable(spec.RaiPolicyName) {
+		return badRequest("InvalidRaiPolicyName", "properties.raiPolicyName", "properties.raiPolicyName must be at most 256 printable characters.")
+	}
+	if v := spec.VersionUpgradeOption; v != "" {
+		i := slices.IndexFunc(versionUpgradeOptions, func(o string) bool { return strings.EqualFold(o, v) })
+		if i < 0 {
+			return badRequest("InvalidVersionUpgradeOption", "properties.versionUpgradeOption",
+				"properties.versionUpgradeOption must be one of %s.", strings.Join(versionUpgradeOptions, ", "))
+		}
+		spec.VersionUpgradeOption = versionUpgradeOptions[i]
 	}
 	if spec.Endpoint == "" && spec.UpstreamModel == "" && spec.KeyHeader == "" && spec.KeyVaultSecret == "" &&
 		(spec.Key == nil || *spec.Key == "") {
@@ -438,6 +472,20 @@ func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 			return badRequest("InvalidUpstream", "properties.upstream.keyVaultSecret",
 				"properties.upstream.keyVaultSecret must be a Key Vault secret identifier of this server: https://{vault}.vault.{host}/secrets/{name}[/{version}].")
 		}
+	}
+	return nil
+}
+
+// DefaultRaiPolicy is the content filter policy deployments show when
+// none was given (Azure's default).
+const DefaultRaiPolicy = "Microsoft.DefaultV2"
+
+// versionUpgradeOptions are Azure's, the first the default.
+var versionUpgradeOptions = []string{"OnceNewDefaultVersionAvailable", "OnceCurrentVersionExpired", "NoAutoUpgrade"}
+
+func checkDeploymentSKU(sku *DeploymentSKU) error {
+	if sku.Name == "" || len(sku.Name) > 64 || !printable(sku.Name) || sku.Capacity < 0 {
+		return badRequest("InvalidSkuName", "sku", "The deployment sku needs a name and a non-negative capacity.")
 	}
 	return nil
 }
@@ -510,6 +558,7 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 		r.Model, r.SKU, r.Endpoint = spec.Model, *spec.SKU, spec.Endpoint
 		r.UpstreamModel, r.KeyHeader, r.KeyVaultSecret = spec.UpstreamModel, spec.KeyHeader, spec.KeyVaultSecret
 		r.Catalog = spec.catalog
+		r.RaiPolicyName, r.VersionUpgradeOption, r.Tags = spec.RaiPolicyName, spec.VersionUpgradeOption, spec.Tags
 		r.UpdatedAt, r.UpdatedBy = now, actorRecord(by)
 	}
 	for range 3 {
@@ -553,6 +602,51 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 		return d.view(rec), true, nil
 	}
 	return nil, false, gatehouse.ErrUnavailable
+}
+
+// PatchDeployment changes the sku (nil: keep) and the tags (nil: keep) of
+// the deployment name of acct, as Azure's PATCH does; the capacity of a
+// catalog deployment stays within its model's bound. The caller validates
+// the tags.
+//
+// Errors (*gatehouse.Error): 400 InvalidSkuName, InvalidCapacity; 404
+// DeploymentNotFound; 503.
+func (d *Deployments) PatchDeployment(ctx context.Context, acct *Account, name string, sku *DeploymentSKU, tags map[string]string, by Actor) (*Deployment, error) {
+	if sku != nil {
+		if err := checkDeploymentSKU(sku); err != nil {
+			return nil, err
+		}
+	}
+	rec, err := d.table.Update(ctx, deploymentKey(acct, name), func(r *storage.Record[deploymentRecord]) error {
+		v := &r.Value
+		if sku != nil {
+			if v.Catalog {
+				if m, _, ok := d.opts.Catalog.Find(v.Model.Format, v.Model.Name, v.Model.Version); ok && m.MaxCapacity > 0 && sku.Capacity > m.MaxCapacity {
+					return badRequest("InvalidCapacity", "sku.capacity",
+						"The capacity %d is more than the model '%s' allows (%d).", sku.Capacity, clip(m.Name), m.MaxCapacity)
+				}
+			}
+			v.SKU = *sku
+		}
+		if tags != nil {
+			v.Tags = tags
+		}
+		v.UpdatedAt, v.UpdatedBy = storage.Now(d.opts.Now()), actorRecord(by)
+		return nil
+	})
+	var ge *gatehouse.Error
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, errDeploymentNotFound(acct, name)
+	case errors.As(err, &ge):
+		return nil, err
+	case err != nil:
+		return nil, unavailable(err)
+	}
+	if err := d.watcher.WaitFor(ctx, rec.Revision); err != nil {
+		return nil, err
+	}
+	return d.view(rec), nil
 }
 
 // GetDeployment returns the deployment name of acct (from storage).

@@ -17,6 +17,14 @@ package armapi
 //	                                                most a minute old and at once after a change
 //	             "keyHeader": "api-key"}            header for the key (default Authorization: Bearer)
 //
+// Without properties.upstream the model must be one of the server's model
+// catalog (models.go, accounts/catalog.go), whose upstream serves it; such
+// a deployment shows no upstream. PATCH changes the sku and tags.
+// raiPolicyName and versionUpgradeOption are kept and shown (Azure's
+// defaults when not given), so tools that compare what they sent with what
+// they read (Terraform) see no drift; Gatehouse neither filters content
+// nor upgrades models.
+//
 // Responses show "hasKey" instead of the key, and the keyVaultSecret
 // reference as it was given. PUT without "key" keeps the current one;
 // "key": "" removes it; "keyVaultSecret" replaces it (giving both is a
@@ -26,6 +34,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/resources"
 )
 
 const (
@@ -39,6 +48,7 @@ var deploymentRoutes = []route{
 	{method: "GET", pattern: account + "/deployments", family: famCognitive, handle: listDeployments},
 	{method: "GET", pattern: account + "/deployments/{deployment}", family: famCognitive, handle: getDeployment},
 	{method: "PUT", pattern: account + "/deployments/{deployment}", family: famCognitive, audit: true, handle: putDeployment},
+	{method: "PATCH", pattern: account + "/deployments/{deployment}", family: famCognitive, audit: true, handle: patchDeployment},
 	{method: "DELETE", pattern: account + "/deployments/{deployment}", family: famCognitive, audit: true, handle: deleteDeployment},
 }
 
@@ -47,15 +57,18 @@ type deploymentJSON struct {
 	Name       string                 `json:"name"`
 	Type       string                 `json:"type"`
 	SKU        accounts.DeploymentSKU `json:"sku"`
+	Tags       map[string]string      `json:"tags,omitempty"`
 	Etag       string                 `json:"etag"`
 	SystemData systemDataJSON         `json:"systemData"`
 	Properties deploymentPropsJSON    `json:"properties"`
 }
 
 type deploymentPropsJSON struct {
-	Model             accounts.DeploymentModel `json:"model"`
-	ProvisioningState string                   `json:"provisioningState"`
-	Capabilities      map[string]string        `json:"capabilities,omitempty"`
+	Model                accounts.DeploymentModel `json:"model"`
+	ProvisioningState    string                   `json:"provisioningState"`
+	RaiPolicyName        string                   `json:"raiPolicyName"`
+	VersionUpgradeOption string                   `json:"versionUpgradeOption"`
+	Capabilities         map[string]string        `json:"capabilities,omitempty"`
 	// ScaleSettings repeats the sku's capacity for clients of API versions
 	// before 2023-05-01 (az 2.45, azure-mgmt-cognitiveservices 13.4), which
 	// read it there.
@@ -66,8 +79,11 @@ type deploymentPropsJSON struct {
 
 type deploymentBody struct {
 	SKU        *accounts.DeploymentSKU `json:"sku"`
+	Tags       map[string]string       `json:"tags"`
 	Properties *struct {
-		Model *accounts.DeploymentModel `json:"model"`
+		Model                *accounts.DeploymentModel `json:"model"`
+		RaiPolicyName        string                    `json:"raiPolicyName"`
+		VersionUpgradeOption string                    `json:"versionUpgradeOption"`
 		// ScaleSettings is the sku of API versions before 2023-05-01 (az
 		// 2.45 sends it): its capacity is the Standard sku's.
 		ScaleSettings *struct {
@@ -84,12 +100,13 @@ type deploymentBody struct {
 }
 
 func deploymentView(d *accounts.Deployment) deploymentJSON {
-	return deploymentJSON{ID: d.ID, Name: d.Name, Type: accounts.DeploymentType, SKU: d.SKU, Etag: etag(d.Revision),
+	return deploymentJSON{ID: d.ID, Name: d.Name, Type: accounts.DeploymentType, SKU: d.SKU, Tags: d.Tags, Etag: etag(d.Revision),
 		SystemData: systemDataJSON{
 			CreatedAt: armTime(d.CreatedAt), CreatedBy: d.CreatedBy.ObjectID, CreatedByType: d.CreatedBy.Type,
 			LastModifiedAt: armTime(d.UpdatedAt), LastModifiedBy: d.UpdatedBy.ObjectID, LastModifiedByType: d.UpdatedBy.Type,
 		},
 		Properties: deploymentPropsJSON{Model: d.Model, ProvisioningState: "Succeeded", Capabilities: d.Capabilities,
+			RaiPolicyName: d.RaiPolicyName, VersionUpgradeOption: d.VersionUpgradeOption,
 			ScaleSettings: scaleSettingsJSON{Capacity: d.SKU.Capacity}, Upstream: upstreamView(d)}}
 }
 
@@ -175,8 +192,12 @@ func putDeployment(c *call) error {
 	if err := c.decode(&body); err != nil {
 		return err
 	}
-	spec := accounts.DeploymentSpec{SKU: body.SKU}
+	if err := resources.ValidateTags(body.Tags); err != nil {
+		return err
+	}
+	spec := accounts.DeploymentSpec{SKU: body.SKU, Tags: body.Tags}
 	if p := body.Properties; p != nil {
+		spec.RaiPolicyName, spec.VersionUpgradeOption = p.RaiPolicyName, p.VersionUpgradeOption
 		if p.Model != nil {
 			spec.Model = *p.Model
 		}
@@ -198,6 +219,31 @@ func putDeployment(c *call) error {
 		status = http.StatusCreated
 	}
 	return c.reply(status, deploymentView(d))
+}
+
+// PATCH (DeploymentsClient.BeginUpdate) changes the sku and the tags, and
+// answers 200 with provisioningState Succeeded.
+func patchDeployment(c *call) error {
+	a, err := c.deploymentCall(actDeploymentWrite, true)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		SKU  *accounts.DeploymentSKU `json:"sku"`
+		Tags map[string]string       `json:"tags"`
+	}
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	if err := resources.ValidateTags(body.Tags); err != nil {
+		return err
+	}
+	d, err := c.api.opts.Deployments.PatchDeployment(c.ctx(), a, c.param("deployment"), body.SKU, body.Tags, c.actor())
+	if err != nil {
+		return err
+	}
+	c.detail("name", d.Name)
+	return c.reply(http.StatusOK, deploymentView(d))
 }
 
 // DELETE: 200 when deleted, 204 when there was nothing.

@@ -87,6 +87,8 @@ func testMalformedSweep(t *testing.T, e *env) {
 		{label: "arm-regenerate", stores: true, method: "POST", base: acct, name: "sweep", rest: "/regenerateKey", query: arm, auth: mgmt, body: `{"keyName":"Key2"}`},
 		{label: "arm-deployment-put", stores: true, method: "PUT", base: acct + "sweep/deployments/", name: "chat", query: arm, auth: mgmt,
 			body: `{"sku":{"name":"Standard","capacity":1},"properties":{"model":{"format":"OpenAI","name":"gpt-4o"},"upstream":{"endpoint":"` + up.URL + `","key":"` + up.Key + `","model":"m"}}}`},
+		{label: "arm-deployment-patch", stores: true, method: "PATCH", base: acct + "sweep/deployments/", name: "chat", query: arm, auth: mgmt,
+			body: `{"sku":{"name":"Standard","capacity":2},"tags":{"k":"v"}}`},
 		{label: "arm-vault-put", stores: true, method: "PUT", base: vaults, name: "sweepkv", query: "api-version=" + vaultAPI, auth: mgmt,
 			body: `{"location":"westus","properties":{"tenantId":"` + e.Directory.DefaultTenant() + `","sku":{"family":"A","name":"standard"},"enableRbacAuthorization":true}}`},
 		{label: "arm-group-put", stores: true, method: "PUT", base: sub + "/resourceGroups/", name: group, query: "api-version=2021-04-01", auth: mgmt, body: `{"location":"westus"}`},

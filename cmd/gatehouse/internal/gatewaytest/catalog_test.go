@@ -43,6 +43,45 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		*dep.Properties.ProvisioningState != armcognitiveservices.DeploymentProvisioningStateSucceeded {
 		t.Errorf("deployment %+v %+v", dep.Properties.Model, dep.SKU)
 	}
+	// Azure's defaults for what was not given; what was given is kept.
+	if *dep.Properties.RaiPolicyName != "Microsoft.DefaultV2" ||
+		*dep.Properties.VersionUpgradeOption != armcognitiveservices.DeploymentModelVersionUpgradeOptionOnceNewDefaultVersionAvailable {
+		t.Errorf("defaults: %v %v", *dep.Properties.RaiPolicyName, *dep.Properties.VersionUpgradeOption)
+	}
+	// PATCH (BeginUpdate): sku and tags; the model's capacity bound holds.
+	upd, err := deployments.BeginUpdate(t.Context(), e.group, a.name, "mini", armcognitiveservices.PatchResourceTagsAndSKU{
+		SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](8)}, Tags: map[string]*string{"team": ptr("a")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := upd.PollUntilDone(t.Context(), nil)
+	if err != nil || *patched.SKU.Capacity != 8 || *patched.SKU.Name != "Standard" || *patched.Tags["team"] != "a" ||
+		*patched.Properties.Model.Version != "2024-07-18" {
+		t.Fatalf("update: %+v %v", patched.SKU, err)
+	}
+	if _, err := deployments.BeginUpdate(t.Context(), e.group, a.name, "mini", armcognitiveservices.PatchResourceTagsAndSKU{
+		SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](21)}}, nil); !isCode(err, 400, "InvalidCapacity") {
+		t.Errorf("update over the model's capacity: %v", err)
+	}
+	if _, err := deployments.BeginUpdate(t.Context(), e.group, a.name, "none", armcognitiveservices.PatchResourceTagsAndSKU{
+		SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](1)}}, nil); !isCode(err, 404, "DeploymentNotFound") {
+		t.Errorf("update of no deployment: %v", err)
+	}
+	// A replace with Azure's settings keeps them (a template read back
+	// shows what it sent).
+	poller, err = deployments.BeginCreateOrUpdate(t.Context(), e.group, a.name, "mini", armcognitiveservices.Deployment{
+		SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](8)},
+		Properties: &armcognitiveservices.DeploymentProperties{
+			Model:                &armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini"), Version: ptr("2024-07-18")},
+			RaiPolicyName:        ptr("Microsoft.Default"),
+			VersionUpgradeOption: ptr(armcognitiveservices.DeploymentModelVersionUpgradeOptionNoAutoUpgrade)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := deployments.Get(t.Context(), e.group, a.name, "mini", nil); err != nil || *got.Properties.RaiPolicyName != "Microsoft.Default" ||
+		*got.Properties.VersionUpgradeOption != armcognitiveservices.DeploymentModelVersionUpgradeOptionNoAutoUpgrade {
+		t.Errorf("settings kept: %+v %v", got.Properties, err)
+	}
 	r := e.arm(t, http.MethodGet, a.id+"/deployments/mini", "")
 	if strings.Contains(string(r.body), e.up.URL) || strings.Contains(string(r.body), "upstream") {
 		t.Errorf("the deployment shows the catalog's upstream: %s", r.body)
@@ -120,10 +159,15 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		{"unknown-version", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini"), Version: ptr("0613")}, nil, "DeploymentModelNotSupported"},
 		{"over-capacity", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")},
 			&armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](21)}, "InvalidCapacity"},
+		{"bad-upgrade-option", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")}, nil, "InvalidVersionUpgradeOption"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			props := &armcognitiveservices.DeploymentProperties{Model: &tt.model}
+			if tt.name == "bad-upgrade-option" {
+				props.VersionUpgradeOption = ptr(armcognitiveservices.DeploymentModelVersionUpgradeOption("Sometimes"))
+			}
 			_, err := deployments.BeginCreateOrUpdate(t.Context(), e.group, a.name, "refused", armcognitiveservices.Deployment{
-				SKU: tt.sku, Properties: &armcognitiveservices.DeploymentProperties{Model: &tt.model}}, nil)
+				SKU: tt.sku, Properties: props}, nil)
 			var re *azcore.ResponseError
 			if !asError(err, &re) || re.StatusCode != 400 || re.ErrorCode != tt.code {
 				t.Fatalf("%v, want 400 %s", err, tt.code)
@@ -137,4 +181,9 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		t.Errorf("a refused deployment: %v", err)
 	}
 	e.AssertNotLogged(t, upstreamKey, a.key1)
+}
+
+func isCode(err error, status int, code string) bool {
+	var re *azcore.ResponseError
+	return asError(err, &re) && re.StatusCode == status && re.ErrorCode == code
 }
