@@ -34,6 +34,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -200,7 +201,7 @@ func (r *deploymentRecord) view(rev int64) *Deployment {
 func (d *Deployments) view(r *storage.Record[deploymentRecord]) *Deployment {
 	v := r.Value.view(r.Revision)
 	if v.Catalog {
-		if m, _, ok := d.opts.Catalog.Find(v.Model.Format, v.Model.Name, v.Model.Version); ok {
+		if m, _, ok := d.catalog.Load().Find(v.Model.Format, v.Model.Name, v.Model.Version); ok {
 			v.Capabilities = m.Capabilities
 		}
 	}
@@ -208,7 +209,16 @@ func (d *Deployments) view(r *storage.Record[deploymentRecord]) *Deployment {
 }
 
 // Catalog is the model catalog deployments may name (nil: none).
-func (d *Deployments) Catalog() *Catalog { return d.opts.Catalog }
+func (d *Deployments) Catalog() *Catalog { return d.catalog.Load() }
+
+// SetCatalog replaces the model catalog (serve's SIGHUP) and reloads the
+// index, so deployments of catalog models are served by the new catalog's
+// upstreams from the next request (and those of a model it lacks no
+// longer are). Other nodes keep their own catalog.
+func (d *Deployments) SetCatalog(ctx context.Context, c *Catalog) error {
+	d.catalog.Store(c)
+	return d.Load(ctx)
+}
 
 // DeploymentOptions configure Deployments.
 type DeploymentOptions struct {
@@ -238,6 +248,14 @@ type Deployments struct {
 	opts    DeploymentOptions
 	bg      context.Context
 
+	// catalog is the model catalog (opts.Catalog, then SetCatalog's).
+	catalog atomic.Pointer[Catalog]
+	// loadMu serializes Load and apply: a change applied while Load reads
+	// the table would be lost when Load swaps in its index, and a Load for
+	// a new catalog must not be overwritten by an entry resolved with the
+	// old one.
+	loadMu sync.Mutex
+
 	mu    sync.RWMutex
 	index map[string]*DataPlaneDeployment // storage key
 
@@ -255,6 +273,7 @@ func NewDeployments(ctx context.Context, store storage.Objects, w *storage.Watch
 	}
 	d := &Deployments{table: storage.NewTable[deploymentRecord](store, KindDeployment), watcher: w, opts: opts,
 		bg: ctx, index: map[string]*DataPlaneDeployment{}}
+	d.catalog.Store(opts.Catalog)
 	d.reload.Name, d.reload.Load, d.reload.Logger = "deployments", d.Load, opts.Logger
 	w.Subscribe(d.apply, KindDeployment)
 	return d
@@ -266,13 +285,16 @@ func deploymentKey(acct *Account, name string) string {
 
 // Load reads every deployment into the index.
 func (d *Deployments) Load(ctx context.Context) error {
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
 	recs, err := d.table.Collect(ctx, storage.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("accounts: load deployments: %w", err)
 	}
+	cat := d.catalog.Load()
 	index := make(map[string]*DataPlaneDeployment, len(recs))
 	for _, r := range recs {
-		if dp, err := d.dataPlane(r); err == nil {
+		if dp, err := d.dataPlane(r, cat); err == nil {
 			index[r.Key] = dp
 		} else {
 			d.opts.Logger.Error("accounts: a deployment cannot be served", "deployment", r.Value.ID, "err", err)
@@ -285,14 +307,15 @@ func (d *Deployments) Load(ctx context.Context) error {
 }
 
 // dataPlane opens a record's credential and parses its upstream.
-func (d *Deployments) dataPlane(r *storage.Record[deploymentRecord]) (*DataPlaneDeployment, error) {
+// A deployment of a catalog model is resolved with cat.
+func (d *Deployments) dataPlane(r *storage.Record[deploymentRecord], cat *Catalog) (*DataPlaneDeployment, error) {
 	if r.Value.Catalog {
-		m, _, ok := d.opts.Catalog.Find(r.Value.Model.Format, r.Value.Model.Name, r.Value.Model.Version)
+		m, _, ok := cat.Find(r.Value.Model.Format, r.Value.Model.Name, r.Value.Model.Version)
 		if !ok {
 			return nil, fmt.Errorf("the model %s/%s version %q is not in this node's model catalog (serve --models)",
 				r.Value.Model.Format, r.Value.Model.Name, r.Value.Model.Version)
 		}
-		dp := &DataPlaneDeployment{Name: r.Value.Name, Upstream: d.opts.Catalog.upstreamURL(m), Model: m.UpstreamModel,
+		dp := &DataPlaneDeployment{Name: r.Value.Name, Upstream: cat.upstreamURL(m), Model: m.UpstreamModel,
 			Key: m.Key, KeyHeader: m.KeyHeader, Capacity: r.Value.SKU.Capacity}
 		if dp.Model == "" {
 			dp.Model = m.Name
@@ -329,6 +352,8 @@ func (d *Deployments) apply(c storage.Change) {
 		go d.reload.Soon(d.bg)
 		return
 	}
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
 	ctx, cancel := context.WithTimeout(d.bg, 10*time.Second)
 	defer cancel()
 	r, err := d.table.Get(ctx, c.Key)
@@ -341,7 +366,7 @@ func (d *Deployments) apply(c storage.Change) {
 		d.opts.Logger.Warn("accounts: re-reading a deployment failed; reloading", "err", err)
 		go d.reload.Soon(d.bg)
 	default:
-		dp, err := d.dataPlane(r)
+		dp, err := d.dataPlane(r, d.catalog.Load())
 		d.mu.Lock()
 		if err != nil {
 			d.opts.Logger.Error("accounts: a deployment cannot be served", "deployment", r.Value.ID, "err", err)
@@ -494,7 +519,7 @@ func checkDeploymentSKU(sku *DeploymentSKU) error {
 // model must be offered (its version, or the default when none is named)
 // and the capacity within the model's bound.
 func (d *Deployments) fromCatalog(spec *DeploymentSpec) error {
-	cat := d.opts.Catalog
+	cat := d.catalog.Load()
 	if cat.Len() == 0 {
 		return badRequest("InvalidUpstream", "properties.upstream.endpoint",
 			"properties.upstream.endpoint is required: the base URL of the OpenAI-compatible server this deployment forwards to (this server offers no model catalog: serve --models).")
@@ -621,7 +646,7 @@ func (d *Deployments) PatchDeployment(ctx context.Context, acct *Account, name s
 		v := &r.Value
 		if sku != nil {
 			if v.Catalog {
-				if m, _, ok := d.opts.Catalog.Find(v.Model.Format, v.Model.Name, v.Model.Version); ok && m.MaxCapacity > 0 && sku.Capacity > m.MaxCapacity {
+				if m, _, ok := d.catalog.Load().Find(v.Model.Format, v.Model.Name, v.Model.Version); ok && m.MaxCapacity > 0 && sku.Capacity > m.MaxCapacity {
 					return badRequest("InvalidCapacity", "sku.capacity",
 						"The capacity %d is more than the model '%s' allows (%d).", sku.Capacity, clip(m.Name), m.MaxCapacity)
 				}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,30 @@ type catalogFile struct {
 			KeyEnv    string `yaml:"keyEnv"`
 		} `yaml:"upstream"`
 	} `yaml:"models"`
+}
+
+// ReloadModels reads the model catalog file again (serve's SIGHUP) and,
+// when it is valid, serves deployments of catalog models with it from the
+// next request: a rotated upstream key or a moved upstream needs no
+// restart. An invalid file changes nothing and its problems are returned.
+// Other nodes keep theirs until they reload.
+func (m *Main) ReloadModels(ctx context.Context) error {
+	if m.Deployments == nil {
+		return errors.New("models: the node is not running")
+	}
+	upstreams, err := netacl.ParsePrefixes(m.Config.UpstreamNetworks) // validated with the config
+	if err != nil {
+		return err
+	}
+	c, err := loadCatalog(m.Config.Models, os.LookupEnv, upstreams)
+	if err != nil {
+		return fmt.Errorf("models: %w", err)
+	}
+	if err := m.Deployments.SetCatalog(ctx, c); err != nil {
+		return err
+	}
+	m.Logger.Info("model catalog loaded", "file", m.Config.Models, "models", c.Len())
+	return nil
 }
 
 // maxCatalogFile bounds the catalog file.

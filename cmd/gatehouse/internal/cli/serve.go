@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -77,6 +78,22 @@ Settings come from flags, then GATEHOUSE_* environment variables, then the
 			if err := m.Run(ctx); err != nil {
 				return err
 			}
+			// SIGHUP reads the model catalog (--models) again.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						if err := m.ReloadModels(ctx); err != nil {
+							m.Logger.Error("the model catalog was not reloaded; the previous one stays", "err", err)
+						}
+					}
+				}
+			}()
 			done := make(chan error, 1)
 			go func() { done <- m.Wait() }()
 			select {

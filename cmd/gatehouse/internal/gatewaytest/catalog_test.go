@@ -2,6 +2,8 @@ package gatewaytest
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/cognitiveservices/armcognitiveservices/v2"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
+	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/azure"
 )
 
@@ -186,4 +189,68 @@ func testCatalogDeployments(t *testing.T, e *env) {
 func isCode(err error, status int, code string) bool {
 	var re *azcore.ResponseError
 	return asError(err, &re) && re.StatusCode == status && re.ErrorCode == code
+}
+
+// TestCatalogReload: serve's SIGHUP (Main.ReloadModels) rereads the
+// catalog file; a deployment of a catalog model is then served by the new
+// upstream with the new key at once, an invalid file changes nothing, and
+// a model the catalog no longer offers is no longer served.
+func TestCatalogReload(t *testing.T) {
+	e := newEnv(t)
+	a := e.createAccount(t, "reload", "OpenAI", nil)
+	r := e.arm(t, http.MethodPut, a.id+"/deployments/mini", `{"properties":{"model":{"name":"gpt-4o-mini"}}}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("deploy: %d %s", r.status, r.body)
+	}
+	c := e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1))
+	if reply := chat(t, c, "mini", "x"); !strings.HasPrefix(reply, "echo from "+catalogUpstreamModel) {
+		t.Fatalf("reply %q", reply)
+	}
+
+	// The operator moves the model to another server with another key.
+	moved := testenv.NewUpstream(t, "rotated-upstream-key-91f")
+	keyFile := filepath.Join(t.TempDir(), "key")
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(keyFile, moved.Key)
+	write(e.Config.Models, "models:\n  - name: gpt-4o-mini\n    versions: [\"2024-07-18\"]\n    upstream: {endpoint: \""+moved.URL+"\", model: moved-model, keyFile: \""+keyFile+"\"}\n")
+	if err := e.ReloadModels(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if reply := chat(t, c, "mini", "x"); !strings.HasPrefix(reply, "echo from moved-model") {
+		t.Errorf("after reload: reply %q", reply)
+	}
+
+	// An invalid file is refused, naming the problem; the catalog stays.
+	write(e.Config.Models, "models:\n  - name: gpt-4o-mini\n    upstream: {endpoint: \"ftp://x\"}\n")
+	if err := e.ReloadModels(t.Context()); err == nil || !strings.Contains(err.Error(), "model 1 (gpt-4o-mini)") {
+		t.Errorf("invalid catalog: %v", err)
+	}
+	if reply := chat(t, c, "mini", "x"); !strings.HasPrefix(reply, "echo from moved-model") {
+		t.Errorf("after a refused reload: reply %q", reply)
+	}
+
+	// Withdrawn: the deployment stays in the API, the gateway stops
+	// serving it, and deploying the model is refused.
+	write(e.Config.Models, "models: []\n")
+	if err := e.ReloadModels(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "mini",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")}})
+	var apiErr *openai.Error
+	if !asError(err, &apiErr) || apiErr.StatusCode != 404 {
+		t.Errorf("a withdrawn model: %v", err)
+	}
+	if r := e.arm(t, http.MethodGet, a.id+"/deployments/mini", ""); r.status != 200 {
+		t.Errorf("the deployment: %d %s", r.status, r.body)
+	}
+	if r := e.arm(t, http.MethodPut, a.id+"/deployments/other", `{"properties":{"model":{"name":"gpt-4o-mini"}}}`); r.status != 400 {
+		t.Errorf("deploying a withdrawn model: %d %s", r.status, r.body)
+	}
+	e.AssertNotLogged(t, moved.Key, upstreamKey, a.key1)
 }
