@@ -113,7 +113,8 @@ func NewCatalog(models []CatalogModel, upstreams netacl.Networks) (*Catalog, err
 		if err != nil {
 			var ge *gatehouse.Error
 			errors.As(err, &ge)
-			add("upstream: %s", ge.Message)
+			// The API's wording, with the catalog file's field names.
+			add("%s", strings.ReplaceAll(ge.Message, "properties.upstream.", "upstream."))
 		}
 		k := strings.ToLower(m.Format + "\x00" + m.Name)
 		if j, dup := seen[k]; dup {

@@ -70,9 +70,9 @@ func TestCatalogValidation(t *testing.T) {
 	}{
 		{"no-name", []accounts.CatalogModel{{Endpoint: "http://x"}}, "", "name is required"},
 		{"control-name", []accounts.CatalogModel{{Name: "a\nb", Endpoint: "http://x"}}, "", "name is required"},
-		{"no-endpoint", []accounts.CatalogModel{{Name: "m"}}, "", "properties.upstream.endpoint must be"},
-		{"bad-scheme", []accounts.CatalogModel{{Name: "m", Endpoint: "ftp://x"}}, "", "properties.upstream.endpoint must be"},
-		{"credentials-in-url", []accounts.CatalogModel{{Name: "m", Endpoint: "http://u:p@x"}}, "", "properties.upstream.endpoint must be"},
+		{"no-endpoint", []accounts.CatalogModel{{Name: "m"}}, "", ": upstream.endpoint must be"},
+		{"bad-scheme", []accounts.CatalogModel{{Name: "m", Endpoint: "ftp://x"}}, "", ": upstream.endpoint must be"},
+		{"credentials-in-url", []accounts.CatalogModel{{Name: "m", Endpoint: "http://u:p@x"}}, "", ": upstream.endpoint must be"},
 		{"metadata-service", []accounts.CatalogModel{{Name: "m", Endpoint: "http://169.254.169.254"}}, "", "not in the networks"},
 		{"outside-networks", []accounts.CatalogModel{ok}, "192.168.0.0/16", "not in the networks"},
 		{"bad-header", []accounts.CatalogModel{{Name: "m", Endpoint: "http://x", KeyHeader: "Host"}}, "", "keyHeader"},
