@@ -174,16 +174,7 @@ func newAccountListCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var list struct {
-				Value []any `json:"value"`
-			}
-			if err := c.Do(cmd.Context(), "GET", p, nil, &list); err != nil {
-				return err
-			}
-			if list.Value == nil {
-				list.Value = []any{}
-			}
-			return printOutput(cmd, env.Stdout, list.Value)
+			return listCall(cmd, env, c, p)
 		}}
 	f.add(cmd, false)
 	return cmd

@@ -158,16 +158,7 @@ func newDeploymentListCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var list struct {
-				Value []any `json:"value"`
-			}
-			if err := c.Do(cmd.Context(), "GET", p, nil, &list); err != nil {
-				return err
-			}
-			if list.Value == nil {
-				list.Value = []any{}
-			}
-			return printOutput(cmd, env.Stdout, list.Value)
+			return listCall(cmd, env, c, p)
 		}}
 	f.armFlags.add(cmd, true)
 	return cmd
@@ -252,18 +243,4 @@ func newModelCmd(env Env) *cobra.Command {
 	addOutputFlags(list)
 	m.AddCommand(list)
 	return m
-}
-
-// listCall GETs an ARM list at p and prints its value array.
-func listCall(cmd *cobra.Command, env Env, c *apiClient, p string) error {
-	var list struct {
-		Value []any `json:"value"`
-	}
-	if err := c.Do(cmd.Context(), "GET", p, nil, &list); err != nil {
-		return err
-	}
-	if list.Value == nil {
-		list.Value = []any{}
-	}
-	return printOutput(cmd, env.Stdout, list.Value)
 }

@@ -183,3 +183,17 @@ func titleCase(s string) string {
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
 }
+
+// listCall GETs an ARM list at p and prints its value array.
+func listCall(cmd *cobra.Command, env Env, c *apiClient, p string) error {
+	var list struct {
+		Value []any `json:"value"`
+	}
+	if err := c.Do(cmd.Context(), "GET", p, nil, &list); err != nil {
+		return err
+	}
+	if list.Value == nil {
+		list.Value = []any{}
+	}
+	return printOutput(cmd, env.Stdout, list.Value)
+}

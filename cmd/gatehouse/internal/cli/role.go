@@ -72,16 +72,7 @@ func newGroupCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out struct {
-				Value []any `json:"value"`
-			}
-			if err := c.Do(cmd.Context(), "GET", p, nil, &out); err != nil {
-				return err
-			}
-			if out.Value == nil {
-				out.Value = []any{}
-			}
-			return printOutput(cmd, env.Stdout, out.Value)
+			return listCall(cmd, env, c, p)
 		}}
 	flags(list, false)
 	del := &cobra.Command{Use: "delete", Short: "Delete a resource group and everything in it", Args: cobra.NoArgs,
