@@ -81,6 +81,9 @@ func testCatalogDeployments(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := poller.PollUntilDone(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
 	if got, err := deployments.Get(t.Context(), e.group, a.name, "mini", nil); err != nil || *got.Properties.RaiPolicyName != "Microsoft.Default" ||
 		*got.Properties.VersionUpgradeOption != armcognitiveservices.DeploymentModelVersionUpgradeOptionNoAutoUpgrade {
 		t.Errorf("settings kept: %+v %v", got.Properties, err)
