@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/vault"
 )
 
@@ -26,6 +27,10 @@ import (
 //	GET {account}/skus, /usages                     az cognitiveservices account list-skus -n/-g, list-usage;
 //	                                                armcognitiveservices' ListSKUs, ListUsages: the SKUs an
 //	                                                account can move to; no quota usages
+//	GET {account}/commitmentPlans, {sub}|{group}/…/commitmentPlans, {sub}/…/locations/{loc}/commitmentTiers
+//	                                                az cognitiveservices commitment-tier list, account
+//	                                                commitment-plan list: Gatehouse bills nothing, so there
+//	                                                are no commitment tiers or plans (empty, not 404)
 //
 // (An account's models are the model catalog's: models.go.)
 var genericRoutes = []route{
@@ -37,6 +42,10 @@ var genericRoutes = []route{
 	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/deletedManagedHSMs", family: famKeyVault, handle: listEmpty},
 	{method: "GET", pattern: account + "/skus", family: famCognitive, handle: listAccountSKUs},
 	{method: "GET", pattern: account + "/usages", family: famCognitive, handle: listAccountEmpty},
+	{method: "GET", pattern: account + "/commitmentPlans", family: famCognitive, handle: listAccountEmpty},
+	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/commitmentTiers", family: famCognitive, handle: listLocationEmpty},
+	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/commitmentPlans", family: famCognitive, handle: listEmpty},
+	{method: "GET", pattern: group + "/providers/Microsoft.CognitiveServices/commitmentPlans", family: famCognitive, handle: listEmpty},
 }
 
 // genericResourceJSON is ARM's GenericResourceExpanded as the list returns
@@ -327,7 +336,19 @@ func listAccountSKUs(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
-// listAccountEmpty answers an existing account's usages: none.
+// listLocationEmpty answers a list at a valid location: empty.
+func listLocationEmpty(c *call) error {
+	if _, err := c.subscription(); err != nil {
+		return err
+	}
+	if _, err := resources.NormalizeLocation(c.param("loc")); err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, list[struct{}]{Value: []struct{}{}})
+}
+
+// listAccountEmpty answers an existing account's usages and commitment
+// plans: none.
 func listAccountEmpty(c *call) error {
 	if _, err := c.readAccount(); err != nil {
 		return err

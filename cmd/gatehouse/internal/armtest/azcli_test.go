@@ -416,6 +416,16 @@ func TestAzCLI(t *testing.T) {
 			"--scale-settings-scale-type", "Manual", "--scale-settings-capacity", "1"); err == nil || !strings.Contains(errOut, "DeploymentModelNotSupported") {
 			t.Errorf("a model outside the catalog: %v %s", err, az.clean(errOut))
 		}
+		// Nothing is billed: no commitment tiers or plans, as empty lists.
+		for _, args := range [][]string{
+			{"cognitiveservices", "commitment-tier", "list", "-l", "westus"},
+			{"cognitiveservices", "account", "commitment-plan", "list", "-n", "az-openai", "-g", group},
+		} {
+			var none []any
+			if az.json(&none, args...); len(none) != 0 {
+				t.Errorf("az %s: %v", strings.Join(args, " "), none)
+			}
+		}
 		az.run("cognitiveservices", "account", "deployment", "delete", "-n", "az-openai", "-g", group, "--deployment-name", "chat")
 		if _, errOut, err := az.try("cognitiveservices", "account", "deployment", "show", "-n", "az-openai", "-g", group,
 			"--deployment-name", "chat"); err == nil || !strings.Contains(errOut, "DeploymentNotFound") {
