@@ -2,6 +2,7 @@ package armapi
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -99,16 +100,88 @@ func listTenants(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
+// providerTypes are the resource types Gatehouse serves per provider
+// namespace (lower-case), with the family whose api-versions they take.
+// Generic clients read them: az resource show|tag|delete --ids picks the
+// newest stable api-version of the resource's type from here.
+var providerTypes = map[string][]struct {
+	name string
+	fam  family
+}{
+	"microsoft.cognitiveservices": {{"accounts", famCognitive}, {"accounts/deployments", famCognitive},
+		{"deletedAccounts", famCognitive}, {"locations", famCognitive}, {"locations/models", famCognitive},
+		{"locations/resourceGroups/deletedAccounts", famCognitive}, {"checkDomainAvailability", famCognitive},
+		{"locations/checkSkuAvailability", famCognitive}, {"skus", famCognitive}},
+	"microsoft.keyvault": {{"vaults", famKeyVault}, {"deletedVaults", famKeyVault}, {"locations", famKeyVault},
+		{"locations/deletedVaults", famKeyVault}},
+	"microsoft.managedidentity": {{"userAssignedIdentities", famMSI}},
+	"microsoft.authorization":   {{"roleAssignments", famAuthorization}, {"roleDefinitions", famAuthorization}, {"elevateAccess", famElevate}},
+	"microsoft.resources":       {{"resourceGroups", famResources}, {"subscriptions", famResources}, {"resources", famResources}},
+}
+
+type resourceTypeJSON struct {
+	ResourceType string   `json:"resourceType"`
+	Locations    []string `json:"locations"`
+	APIVersions  []string `json:"apiVersions"`
+}
+
 // providerJSON answers resource-provider queries as registered, so a
-// client's auto-registration (azure-wire.md §5.1) finds nothing to do.
+// client's auto-registration (azure-wire.md §5.1) finds nothing to do,
+// with the resource types served and their api-versions, newest first
+// (as ARM lists them). A namespace Gatehouse does not serve has none.
 func providerJSON(subID, ns string) map[string]any {
+	types := []resourceTypeJSON{}
+	for _, t := range providerTypes[strings.ToLower(ns)] {
+		versions := slices.Clone(apiVersions[t.fam])
+		slices.Reverse(versions)
+		types = append(types, resourceTypeJSON{ResourceType: t.name, Locations: []string{}, APIVersions: versions})
+	}
 	return map[string]any{
 		"id":                 "/subscriptions/" + subID + "/providers/" + ns,
 		"namespace":          ns,
 		"registrationState":  "Registered",
 		"registrationPolicy": "RegistrationRequired",
-		"resourceTypes":      []any{},
+		"resourceTypes":      types,
 	}
+}
+
+// GET /subscriptions/{sub}/locations (az account list-locations,
+// armsubscriptions' ListLocations): Gatehouse has no regions of its own and
+// takes any location name, so it lists the locations the subscription's
+// resource groups are in.
+func listLocations(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	if !c.visible(s) {
+		return errAuthorizationFailed(c.principal.ObjectID, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
+	}
+	groups, err := c.api.opts.Resources.Groups(c.ctx(), s.ID)
+	if err != nil {
+		return err
+	}
+	type locationJSON struct {
+		ID                  string            `json:"id"`
+		Name                string            `json:"name"`
+		DisplayName         string            `json:"displayName"`
+		RegionalDisplayName string            `json:"regionalDisplayName"`
+		Type                string            `json:"type"`
+		Metadata            map[string]string `json:"metadata"`
+	}
+	var names []string
+	for _, g := range groups {
+		if !slices.Contains(names, g.Location) {
+			names = append(names, g.Location)
+		}
+	}
+	slices.Sort(names)
+	out := list[locationJSON]{Value: []locationJSON{}}
+	for _, n := range names {
+		out.Value = append(out.Value, locationJSON{ID: "/subscriptions/" + s.ID + "/locations/" + n, Name: n, DisplayName: n,
+			RegionalDisplayName: n, Type: "Region", Metadata: map[string]string{"regionType": "Logical", "regionCategory": "Other"}})
+	}
+	return c.reply(http.StatusOK, out)
 }
 
 func getProvider(c *call) error {

@@ -416,6 +416,27 @@ func TestAzCLI(t *testing.T) {
 			"--scale-settings-scale-type", "Manual", "--scale-settings-capacity", "1"); err == nil || !strings.Contains(errOut, "DeploymentModelNotSupported") {
 			t.Errorf("a model outside the catalog: %v %s", err, az.clean(errOut))
 		}
+		// Generic resource commands find the types' api-versions in the
+		// provider's resourceTypes.
+		id := e.accountPath(group, "az-openai")
+		var generic struct {
+			Name, Type string
+			Tags       map[string]string
+		}
+		az.json(&generic, "resource", "show", "--ids", id+"/deployments/chat")
+		if generic.Name != "chat" || generic.Type != "Microsoft.CognitiveServices/accounts/deployments" {
+			t.Errorf("az resource show (deployment): %+v", generic)
+		}
+		az.json(&generic, "resource", "tag", "--ids", id, "--tags", "cost=ai")
+		if generic.Name != "az-openai" || generic.Tags["cost"] != "ai" {
+			t.Errorf("az resource tag: %+v", generic)
+		}
+		var locations []struct{ Name string }
+		az.json(&locations, "account", "list-locations")
+		if !slices.ContainsFunc(locations, func(l struct{ Name string }) bool { return l.Name == "westus" }) {
+			t.Errorf("az account list-locations: %+v", locations)
+		}
+
 		// Nothing is billed: no commitment tiers or plans, as empty lists.
 		for _, args := range [][]string{
 			{"cognitiveservices", "commitment-tier", "list", "-l", "westus"},

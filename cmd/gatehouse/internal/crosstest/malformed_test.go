@@ -284,6 +284,7 @@ func testMalformedSweep(t *testing.T, e *env) {
 	reads := []sweepTarget{
 		{label: "arm-subscriptions", base: e.URL + "/subscriptions", query: "api-version=2022-12-01", auth: mgmt},
 		{label: "arm-groups", base: sub + "/resourceGroups", query: "api-version=2021-04-01", auth: mgmt},
+		{label: "arm-locations", base: sub + "/locations", query: "api-version=2022-12-01", auth: mgmt},
 		{label: "arm-resources", base: sub + "/resources", query: "api-version=2021-04-01", auth: mgmt},
 		{label: "arm-accounts", base: rg + "/providers/Microsoft.CognitiveServices/accounts", query: arm, auth: mgmt},
 		{label: "arm-deployments", base: acct + "sweep/deployments", query: arm, auth: mgmt},
