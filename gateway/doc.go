@@ -27,6 +27,9 @@
 //	                                                     no api-version, and a non-JWT bearer is taken as the key (OpenAI's own clients)
 //	GET  /openai/v1/models                               …/accounts/OpenAI/models/read: the deployments, as OpenAI model objects
 //	GET  /openai/v1/models/{d}                           the same: one deployment (404 DeploymentNotFound)
+//	GET  /openai/models?api-version=, /openai/models/{id} the same action: the base models the account can
+//	                                                     deploy (Options.Models, the server's model catalog), ids
+//	                                                     {name}-{version}, Azure's model objects (404 NotFound)
 //	POST /openai/v1/responses, /openai/responses?api-version   …/accounts/OpenAI/responses/write; the deployment is the body's "model"
 //	     or the path's: /openai/deployments/{d}/responses… (every operation below too)
 //	     (and …/responses/compact, …/responses/input_tokens)    (the Responses API, responses.go)

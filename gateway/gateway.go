@@ -162,6 +162,9 @@ type Options struct {
 	Issuer      TokenIssuer
 	Authz       Authorizer
 	Deployments Deployments
+	// Models lists the base models accounts can deploy (the server's model
+	// catalog), for GET …/openai/models; nil: none.
+	Models func() []BaseModel
 	// Language serves POST …/language/:analyze-text (nil: 404).
 	Language server.HandlerFunc
 	// TextAnalyticsV3 serves POST …/text/analytics/{version}/languages and
@@ -265,7 +268,7 @@ func New(opts Options) *Gateway {
 		tunnels = NewUpstreamClient(opts.UpstreamTimeout)
 		tunnels.Dialer.Control = upstreamControl(opts.UpstreamNetworks)
 	}
-	g.proxy = &proxy{transport: opts.Transport, tunnels: tunnels, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments,
+	g.proxy = &proxy{transport: opts.Transport, tunnels: tunnels, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments, models: opts.Models,
 		logger: opts.Logger, meter: g.meter, quotas: opts.DeploymentQuotas, now: opts.Now}
 	g.proxy.sessions.logger = opts.Logger
 	g.sts = newSTSLimiter(opts.STSFailuresPerMinute, opts.Now)
@@ -464,6 +467,21 @@ func buildRoutes() []*route {
 		operation:  "GET /openai/v1/models/{model}", kinds: openAIKinds, bearerKey: true,
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
 			return g.proxy.getModel(w, c)
+		}})
+	// The dated API's model list: the base models the account can deploy
+	// (the server's model catalog), as openai-go's and openai-node's Azure
+	// clients call models.list / models.retrieve.
+	out = append(out, &route{name: "models", method: http.MethodGet, path: "/openai/models",
+		dataAction: dataActionPrefix + "OpenAI/models/read",
+		operation:  "GET /openai/models", kinds: openAIKinds,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			return g.proxy.listBaseModels(w, r, "")
+		}})
+	out = append(out, &route{name: "model", method: http.MethodGet, path: "/openai/models/{model}", param: "model",
+		dataAction: dataActionPrefix + "OpenAI/models/read",
+		operation:  "GET /openai/models/{model-id}", kinds: openAIKinds,
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+			return g.proxy.listBaseModels(w, r, c.param)
 		}})
 	out = append(out, responsesRoutes("/openai/v1")...)
 	out = append(out, responsesRoutes("/openai")...)

@@ -110,6 +110,7 @@ type proxy struct {
 	writeTimeout time.Duration
 	maxBody      int64
 	deployments  Deployments
+	models       func() []BaseModel
 	logger       *slog.Logger
 	meter        *meter
 	// quotas enforces deployments' capacity; limits holds their state
@@ -714,6 +715,70 @@ func (p *proxy) listModels(w http.ResponseWriter, c *call) error {
 		for _, name := range p.deployments.DeploymentNames(&c.account) {
 			out.Data = append(out.Data, modelJSON{ID: name, Object: "model", OwnedBy: "organization-owner"})
 		}
+	}
+	server.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// BaseModel is a model accounts can deploy (a model of the server's
+// catalog), as the dated API's model list shows it.
+type BaseModel struct {
+	Name, Version string
+	// Capabilities are Azure's ARM capabilities ("chatCompletion": "true").
+	Capabilities map[string]string
+}
+
+// ID is the model's id in the list: its name and version ("gpt-4o-mini-2024-07-18").
+func (m BaseModel) ID() string {
+	if m.Version == "" {
+		return m.Name
+	}
+	return m.Name + "-" + m.Version
+}
+
+// baseModelJSON is Azure OpenAI's model object (the dated API).
+type baseModelJSON struct {
+	ID              string          `json:"id"`
+	Object          string          `json:"object"`
+	CreatedAt       int64           `json:"created_at"`
+	Status          string          `json:"status"`
+	LifecycleStatus string          `json:"lifecycle_status"`
+	Capabilities    map[string]bool `json:"capabilities"`
+}
+
+func baseModelView(m BaseModel) baseModelJSON {
+	on := func(k string) bool { return strings.EqualFold(m.Capabilities[k], "true") }
+	return baseModelJSON{ID: m.ID(), Object: "model", Status: "succeeded", LifecycleStatus: "generally-available",
+		Capabilities: map[string]bool{"fine_tune": false, "inference": true, "completion": on("completion"),
+			"chat_completion": on("chatCompletion"), "embeddings": on("embeddings")}}
+}
+
+// listBaseModels serves GET …/openai/models (the list) and
+// …/openai/models/{id} (one: 404 when no model has that id) on the dated
+// API: the models the server's catalog offers, one per version.
+func (p *proxy) listBaseModels(w http.ResponseWriter, r *http.Request, id string) error {
+	if err := checkOpenAIVersion(r.URL.RawQuery); err != nil {
+		return err
+	}
+	var models []BaseModel
+	if p.models != nil {
+		models = p.models()
+	}
+	if id != "" {
+		for _, m := range models {
+			if m.ID() == id {
+				server.WriteJSON(w, http.StatusOK, baseModelView(m))
+				return nil
+			}
+		}
+		return gatehouse.NotFoundf("NotFound", "The model '%s' does not exist.", clipString(id, 128))
+	}
+	out := struct {
+		Object string          `json:"object"`
+		Data   []baseModelJSON `json:"data"`
+	}{Object: "list", Data: []baseModelJSON{}}
+	for _, m := range models {
+		out.Data = append(out.Data, baseModelView(m))
 	}
 	server.WriteJSON(w, http.StatusOK, out)
 	return nil

@@ -91,6 +91,7 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 		Issuer:           stsIssuer{m.Authority},
 		Authz:            newDataAuthorizer(m.Authz),
 		Deployments:      deploymentIndex{d: m.Deployments, views: deps, creds: m.newUpstreamCredentials(bg)}, // upstream.go
+		Models:           m.baseModels,
 		Language:         lang.AnalyzeText,
 		// The same service behind the Text Analytics v3.x routes.
 		TextAnalyticsV3: lang.TextAnalyticsV3,
@@ -106,6 +107,15 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 		m.AddBootstrapStep("dev", m.bootstrapDev)
 	}
 	return nil
+}
+
+// baseModels lists the model catalog for the data plane's model list.
+func (m *Main) baseModels() []gateway.BaseModel {
+	var out []gateway.BaseModel
+	for _, o := range m.Deployments.Catalog().Offers() {
+		out = append(out, gateway.BaseModel{Name: o.Name, Version: o.Version, Capabilities: o.Capabilities})
+	}
+	return out
 }
 
 // gatewayBanner is the data plane's part of the start-up banner.

@@ -53,6 +53,7 @@ func testAuthHeaderSweep(t *testing.T, e *env) {
 		{"kv", e.vaultURL("authsweepkv") + "secrets?api-version=7.4", "Authorization: Bearer " + vaultToken, e.mgmtToken, false},
 		{"graph", e.URL + "/v1.0/applications", "Authorization: Bearer " + graphToken, e.mgmtToken, false},
 		{"openai-models", e.URL + "/ai/authsweep/openai/v1/models", "Api-Key: " + a.key1, e.mgmtToken, true},
+		{"openai-base-models", e.URL + "/ai/authsweep/openai/models?api-version=2024-10-21", "Api-Key: " + a.key1, e.mgmtToken, true},
 		{"language", e.URL + "/ai/authsweep/language/:analyze-text?api-version=2023-04-01", "Ocp-Apim-Subscription-Key: " + a.key1, graphToken, true},
 	}
 	keys := map[string]string{

@@ -304,6 +304,7 @@ func testMalformedSweep(t *testing.T, e *env) {
 		{label: "graph-users", base: e.URL + "/v1.0/users", auth: graph},
 		{label: "graph-role-assignments", base: e.URL + "/v1.0/roleManagement/directory/roleAssignments", auth: graph},
 		{label: "openai-models", base: ai + "sweep/openai/v1/models", auth: key},
+		{label: "openai-base-models", base: ai + "sweep/openai/models", query: "api-version=2024-10-21", auth: key},
 	}
 	params := map[string]string{
 		"filter-quote":     "$filter=%27",

@@ -103,6 +103,27 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		t.Error("the upstream saw the client's key")
 	}
 
+	// The dated API's model list (openai-go's Models.List with the Azure
+	// options) shows the catalog too.
+	var ids []string
+	for pager := c.Models.ListAutoPaging(t.Context()); pager.Next(); {
+		m := pager.Current()
+		ids = append(ids, m.ID)
+		if m.ID == "gpt-4o-mini-2024-07-18" && !strings.Contains(m.RawJSON(), `"chat_completion":true`) {
+			t.Errorf("model %s", m.RawJSON())
+		}
+	}
+	if strings.Join(ids, ",") != "gpt-4o-mini-2024-07-18,gpt-4o-mini-2024-05-13,text-embedding-3-small" {
+		t.Errorf("models.list: %v", ids)
+	}
+	if m, err := c.Models.Get(t.Context(), "text-embedding-3-small"); err != nil || m.ID != "text-embedding-3-small" {
+		t.Errorf("models.retrieve: %+v %v", m, err)
+	}
+	var apiErr *openai.Error
+	if _, err := c.Models.Get(t.Context(), "gpt-5"); !asError(err, &apiErr) || apiErr.StatusCode != 404 {
+		t.Errorf("models.retrieve of no model: %v", err)
+	}
+
 	// The lists show the catalog, one entry per version.
 	accountsClient, err := armcognitiveservices.NewAccountsClient(e.sub, e.Credential(t), opts)
 	if err != nil {
