@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,7 +30,9 @@ const (
 	actListKeys       = "Microsoft.CognitiveServices/accounts/listKeys/action"
 	actRegenerateKey  = "Microsoft.CognitiveServices/accounts/regenerateKey/action"
 	actListKeyUsage   = "Microsoft.CognitiveServices/accounts/listKeyUsage/action"
-	actDeploymentRead = "Microsoft.CognitiveServices/accounts/deployments/read"
+	actDeploymentRead   = "Microsoft.CognitiveServices/accounts/deployments/read"
+	actDeploymentWrite  = "Microsoft.CognitiveServices/accounts/deployments/write"
+	actDeploymentDelete = "Microsoft.CognitiveServices/accounts/deployments/delete"
 	actAssignmentRead = "Microsoft.Authorization/roleAssignments/read"
 	actVaultRead      = "Microsoft.KeyVault/vaults/read"
 	dataSecretsList   = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
@@ -235,6 +238,15 @@ type assignmentRow struct {
 
 type deploymentRow struct {
 	Name, Model, Upstream, Credential, Quota string
+	// DeleteURL is the delete button's form action, for whoever may
+	// delete it ("": no button).
+	DeleteURL string
+}
+
+// modelOption is a catalog model in the deploy form: Value is
+// format|name|version.
+type modelOption struct {
+	Value, Label string
 }
 
 // quotaText says what a deployment's capacity allows, and whether the
@@ -258,7 +270,12 @@ type accountView struct {
 	Keys                    keysView
 	Principals              []accounts.PrincipalUsage
 	Deployments             []deploymentRow
-	Roles                   rolesView
+	// Models are the catalog's, offered in the deploy form to whoever may
+	// write deployments here (none: no form); DeployBase is the form's
+	// path.
+	Models     []modelOption
+	DeployBase string
+	Roles      rolesView
 	// Activity links the activity log, for whoever may read it.
 	Activity string
 }
@@ -366,6 +383,21 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 			}
 			v.Deployments = append(v.Deployments, deploymentRow{Name: d.Name, Model: model, Upstream: upstream, Credential: cred,
 				Quota: quotaText(d.SKU.Capacity, p.opts.DeploymentQuotas)})
+			if q.can(p, actDeploymentDelete, deploymentScope(id, d.Name)) {
+				v.Deployments[len(v.Deployments)-1].DeleteURL = resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name) +
+					"/deployments/" + url.PathEscape(d.Name) + "/delete"
+			}
+		}
+		if slices.ContainsFunc(accounts.DeploymentKinds, func(k string) bool { return strings.EqualFold(k, a.Kind) }) &&
+			q.can(p, actDeploymentWrite, id) {
+			for _, o := range p.opts.Deployments.Catalog().Offers() {
+				label := o.Name
+				if o.Version != "" {
+					label += " (" + o.Version + ")"
+				}
+				v.Models = append(v.Models, modelOption{Value: o.Format + "|" + o.Name + "|" + o.Version, Label: label})
+			}
+			v.DeployBase = resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name) + "/deployments"
 		}
 	}
 	v.Roles = p.rolesView(q, kv.Base, id)
@@ -486,6 +518,90 @@ func (p *Portal) recoverAccount(q *req) error {
 	}
 	p.auditUser(q, actAccountWrite, id, audit.Succeeded, http.StatusOK, "", details)
 	http.Redirect(q.w, q.r, resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name), http.StatusSeeOther)
+	return nil
+}
+
+func deploymentScope(account *gatehouse.ResourceID, name string) *gatehouse.ResourceID {
+	return account.Child(accounts.Namespace, "deployments", name)
+}
+
+// deployModel deploys a model of the server's catalog (form: name,
+// model as format|name|version, capacity), as ARM's PUT of a deployment
+// without an upstream does, then shows the account page. Audited like
+// ARM's deployments/write.
+func (p *Portal) deployModel(q *req) error {
+	if err := q.form(); err != nil {
+		return err
+	}
+	id, a, err := p.loadAccount(q)
+	if err != nil {
+		return err
+	}
+	if p.opts.Deployments == nil {
+		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server has no deployments.")
+	}
+	name := strings.TrimSpace(q.r.PostForm.Get("deploymentName"))
+	if err := accounts.ValidateDeploymentName(name); err != nil {
+		return err
+	}
+	scope := deploymentScope(id, name)
+	details := map[string]string{"name": name}
+	if !q.can(p, actDeploymentWrite, scope) {
+		p.auditUser(q, actDeploymentWrite, scope, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, details)
+		return denied(q.user, actDeploymentWrite, scope)
+	}
+	parts := strings.Split(q.r.PostForm.Get("model"), "|")
+	if len(parts) != 3 || parts[1] == "" {
+		return gatehouse.BadRequestf("InvalidDeploymentModel", "Choose a model.")
+	}
+	capacity, err := strconv.Atoi(q.r.PostForm.Get("capacity"))
+	if err != nil || capacity < 1 || capacity > 100000 {
+		return gatehouse.BadRequestf("InvalidCapacity", "The capacity must be a whole number from 1 to 100000.")
+	}
+	spec := accounts.DeploymentSpec{Model: accounts.DeploymentModel{Format: parts[0], Name: parts[1], Version: parts[2]},
+		SKU: &accounts.DeploymentSKU{Name: "Standard", Capacity: capacity}}
+	if _, _, err := p.opts.Deployments.PutDeployment(q.ctx(), a, name, spec, accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"}); err != nil {
+		code := ""
+		if ge, ok := gatehouse.AsError(err); ok {
+			code = ge.Code
+		}
+		p.auditUser(q, actDeploymentWrite, scope, audit.Failed, gatehouse.ErrorStatus(err), code, details)
+		return err
+	}
+	p.auditUser(q, actDeploymentWrite, scope, audit.Succeeded, http.StatusOK, "", details)
+	http.Redirect(q.w, q.r, resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name)+"#deployments", http.StatusSeeOther)
+	return nil
+}
+
+// deleteDeployment deletes a deployment, then shows the account page.
+// Audited like ARM's deployments/delete.
+func (p *Portal) deleteDeployment(q *req) error {
+	if err := q.form(); err != nil {
+		return err
+	}
+	id, a, err := p.loadAccount(q)
+	if err != nil {
+		return err
+	}
+	if p.opts.Deployments == nil {
+		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server has no deployments.")
+	}
+	name := q.r.PathValue("deployment")
+	if err := accounts.ValidateDeploymentName(name); err != nil {
+		return err
+	}
+	scope := deploymentScope(id, name)
+	details := map[string]string{"name": name}
+	if !q.can(p, actDeploymentDelete, scope) {
+		p.auditUser(q, actDeploymentDelete, scope, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, details)
+		return denied(q.user, actDeploymentDelete, scope)
+	}
+	if _, err := p.opts.Deployments.DeleteDeployment(q.ctx(), a, name); err != nil {
+		p.auditUser(q, actDeploymentDelete, scope, audit.Failed, gatehouse.ErrorStatus(err), "", details)
+		return err
+	}
+	p.auditUser(q, actDeploymentDelete, scope, audit.Succeeded, http.StatusOK, "", details)
+	http.Redirect(q.w, q.r, resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name)+"#deployments", http.StatusSeeOther)
 	return nil
 }
 

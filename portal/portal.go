@@ -53,9 +53,13 @@ type (
 		ListDeleted(ctx context.Context, sub string) ([]*accounts.Account, error)
 		Put(ctx context.Context, id *gatehouse.ResourceID, spec accounts.Spec, by accounts.Actor) (*accounts.Account, bool, error)
 	}
-	// Deployments lists an account's deployments.
+	// Deployments lists an account's deployments, deploys the model
+	// catalog's models and deletes deployments.
 	Deployments interface {
 		ListDeployments(ctx context.Context, acct *accounts.Account) ([]*accounts.Deployment, error)
+		PutDeployment(ctx context.Context, acct *accounts.Account, name string, spec accounts.DeploymentSpec, by accounts.Actor) (*accounts.Deployment, bool, error)
+		DeleteDeployment(ctx context.Context, acct *accounts.Account, name string) (bool, error)
+		Catalog() *accounts.Catalog
 	}
 	// Resources lists subscriptions.
 	Resources interface {
@@ -162,6 +166,8 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	page("POST /portal/accounts/{sub}/{rg}/{name}/keys", p.showKeys)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/regenerate", p.regenerate)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/recover", p.recoverAccount)
+	page("POST /portal/accounts/{sub}/{rg}/{name}/deployments", p.deployModel)
+	page("POST /portal/accounts/{sub}/{rg}/{name}/deployments/{deployment}/delete", p.deleteDeployment)
 	page("GET /portal/vaults/{sub}/{rg}/{name}", p.vaultPage)
 	page("GET /portal/accounts/{sub}/{rg}/{name}/activity", p.activityPage(p.accountRoles(), "account"))
 	page("GET /portal/vaults/{sub}/{rg}/{name}/activity", p.activityPage(p.vaultRoles(), "vault"))

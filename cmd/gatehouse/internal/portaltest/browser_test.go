@@ -2,7 +2,11 @@ package portaltest
 
 import (
 	"context"
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,7 +63,9 @@ func headless(t *testing.T, exe string) context.Context {
 
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
-	e := newEnv(t)
+	up := testenv.NewUpstream(t, "browser-upstream-key")
+	e := newEnv(t, testenv.WithConfig(func(c *app.Config) { c.Models = up.CatalogFile(t) }))
+	e.up = up
 	ctx := headless(t, exe)
 
 	var (
@@ -237,6 +243,27 @@ func TestBrowser(t *testing.T) {
 	}
 	do("home", chromedp.Navigate(e.URL+"/portal/"), chromedp.WaitVisible(chromedp.ID("accounts")))
 	shot("home")
+	// Deploy a model of the server's catalog from an OpenAI account's page.
+	oaiID := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
+		Child("Microsoft.CognitiveServices", "accounts", "browser-oai")
+	oai, _, err := e.Accounts.Put(t.Context(), oaiID, accounts.Spec{Kind: "OpenAI", Location: "westus"},
+		accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("deploy a model",
+		chromedp.Navigate(e.URL+"/portal/accounts/"+oaiID.Subscription+"/"+oaiID.ResourceGroup+"/browser-oai"),
+		chromedp.WaitVisible(chromedp.ID("deploy-form")),
+		chromedp.SendKeys(chromedp.ID("deploy-name"), "browser-mini"),
+		chromedp.SetValue(chromedp.ID("deploy-model"), "OpenAI|gpt-4o-mini|2024-05-13"),
+		chromedp.SetValue(chromedp.ID("deploy-capacity"), "2"),
+		chromedp.Click(chromedp.ID("deploy")),
+		chromedp.WaitVisible(chromedp.ID("delete-deployment-browser-mini")),
+	)
+	shot("deployed")
+	if d, err := e.Deployments.GetDeployment(t.Context(), oai, "browser-mini"); err != nil || !d.Catalog || d.Model.Version != "2024-05-13" || d.SKU.Capacity != 2 {
+		t.Fatalf("deployed from the browser: %+v %v", d, err)
+	}
 	// A session that ends while the page is open: the next htmx action
 	// shows why in the panel instead of doing nothing.
 	do("back to the account", chromedp.Navigate(e.URL+e.accountPath()), chromedp.WaitVisible(chromedp.ID("regenerate-key2")))

@@ -28,7 +28,8 @@ func testFormSweep(t *testing.T, e *env) {
 	path := e.accountPath()
 	routes := []string{path + "/keys", path + "/regenerate", path + "/roles",
 		path + "/roles/not-a-guid/delete", path + "/roles/00000000-0000-0000-0000-000000000000/delete",
-		path + "/roles/" + strings.Repeat("a", 300) + "/delete", path + "/roles/%00/delete", "/portal/signin"}
+		path + "/roles/" + strings.Repeat("a", 300) + "/delete", path + "/roles/%00/delete", "/portal/signin",
+		path + "/deployments", path + "/deployments/x1/delete", path + "/deployments/%00/delete", path + "/deployments/" + strings.Repeat("d", 300) + "/delete"}
 	bodies := map[string]string{
 		"empty":         "",
 		"blank":         "keyName=&role=&assignee=",
@@ -42,6 +43,8 @@ func testFormSweep(t *testing.T, e *env) {
 		"role-unknown":  "role=11111111-2222-4333-8444-555555555555&assignee=" + e.owner.ObjectID,
 		"assignee-junk": "role=" + authz.RoleReader + "&assignee=%27%3B--",
 		"sign-in-junk":  "username=%ff&password=%00&next=%2F%2Fevil.example",
+		"deploy-junk":   "deploymentName=%00x&model=a|b|c|d&capacity=-1",
+		"deploy-valid":  "deploymentName=sweep&model=OpenAI|gpt-4o-mini|2024-07-18&capacity=99999999999999999999",
 	}
 	types := []string{"application/x-www-form-urlencoded", "text/plain", "application/json", "multipart/form-data; boundary=x", ""}
 	post := func(route, ctype, body string) (int, string) {

@@ -162,6 +162,7 @@ func TestPortal(t *testing.T) {
 			t.Run("network-access", func(t *testing.T) { testNetworkAccess(t, e) })
 			t.Run("deployment-capacity", func(t *testing.T) { testDeploymentCapacity(t, e) })
 			t.Run("deleted-accounts", func(t *testing.T) { testDeletedAccounts(t, e) })
+			t.Run("deploy-model", func(t *testing.T) { testDeployModel(t, e) })
 		})
 	}
 }
@@ -956,5 +957,113 @@ func testDeploymentCapacity(t *testing.T, e *env) {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("account page lacks %s", want)
 		}
+	}
+}
+
+// testDeployModel: an account's page offers the server's model catalog to
+// whoever may write deployments there; deploying one and deleting it
+// work, are audited, and are refused (and audited) to others.
+func testDeployModel(t *testing.T, e *env) {
+	ctx := t.Context()
+	by := accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}
+	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
+		Child("Microsoft.CognitiveServices", "accounts", "portal-deploy")
+	acct, _, err := e.Accounts.Put(ctx, id, accounts.Spec{Kind: "AIServices", Location: "westus"}, by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/portal/accounts/" + id.Subscription + "/" + id.ResourceGroup + "/portal-deploy"
+
+	// The owner sees the form with every catalog model.
+	b := e.browser(t)
+	b.signIn(e.owner)
+	p := b.get(path)
+	for _, want := range []string{`id="deploy-form"`, `<option value="OpenAI|gpt-4o-mini|2024-07-18">gpt-4o-mini (2024-07-18)</option>`,
+		`<option value="OpenAI|text-embedding-3-small|">text-embedding-3-small</option>`} {
+		if !strings.Contains(p.body, want) {
+			t.Fatalf("account page lacks %s: %s", want, p.body)
+		}
+	}
+	p = b.post(path+"/deployments", url.Values{"deploymentName": {"web-mini"}, "model": {"OpenAI|gpt-4o-mini|2024-05-13"}, "capacity": {"3"}})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != path+"#deployments" {
+		t.Fatalf("deploy: %d %s %s", p.status, p.header.Get("Location"), p.body)
+	}
+	d, err := e.Deployments.GetDeployment(ctx, acct, "web-mini")
+	if err != nil || !d.Catalog || d.Model.Version != "2024-05-13" || d.SKU.Capacity != 3 || d.CreatedBy.ObjectID != e.owner.ObjectID {
+		t.Fatalf("deployed: %+v %v", d, err)
+	}
+	if dp, ok := e.Deployments.Lookup(acct.InternalID, "web-mini"); !ok || dp.Key != e.up.Key {
+		t.Error("the gateway does not serve the deployment")
+	}
+	if p := b.get(path); !strings.Contains(p.body, `<td>web-mini</td><td>gpt-4o-mini (2024-05-13)</td>`) ||
+		!strings.Contains(p.body, `id="delete-deployment-web-mini"`) {
+		t.Errorf("the page does not list it: %s", p.body)
+	}
+	for _, tt := range []struct {
+		name   string
+		form   url.Values
+		status int
+		want   string
+	}{
+		{"not-in-catalog", url.Values{"deploymentName": {"x1"}, "model": {"OpenAI|gpt-5|"}, "capacity": {"1"}}, 400, "is not offered by this server"},
+		{"over-capacity", url.Values{"deploymentName": {"x1"}, "model": {"OpenAI|gpt-4o-mini|"}, "capacity": {"21"}}, 400, "more than the model"},
+		{"bad-name", url.Values{"deploymentName": {"-x"}, "model": {"OpenAI|gpt-4o-mini|"}, "capacity": {"1"}}, 400, "is invalid"},
+		{"no-model", url.Values{"deploymentName": {"x1"}, "capacity": {"1"}}, 400, "Choose a model"},
+		{"bad-capacity", url.Values{"deploymentName": {"x1"}, "model": {"OpenAI|gpt-4o-mini|"}, "capacity": {"many"}}, 400, "whole number"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := b.post(path+"/deployments", tt.form)
+			if p.status != tt.status || !strings.Contains(p.body, tt.want) {
+				t.Errorf("%d, want %d with %q: %s", p.status, tt.status, tt.want, p.body)
+			}
+		})
+	}
+	if _, err := e.Deployments.GetDeployment(ctx, acct, "x1"); err == nil {
+		t.Error("a refused deployment was stored")
+	}
+
+	// A reader sees neither the form nor a delete button, and is refused.
+	if _, _, err := e.Authz.CreateAssignment(ctx, id, gatehouse.NewGUID(),
+		authz.AssignmentSpec{RoleDefinitionID: authz.RoleReader, PrincipalID: e.reader.ObjectID}, e.Bootstrap.ClientID); err != nil {
+		t.Fatal(err)
+	}
+	r := e.browser(t)
+	r.signIn(e.reader)
+	if p := r.get(path); p.status != 200 || strings.Contains(p.body, `id="deploy-form"`) || strings.Contains(p.body, `delete-deployment-`) ||
+		!strings.Contains(p.body, `<td>web-mini</td>`) {
+		t.Errorf("reader's page: %d %s", p.status, p.body)
+	}
+	denied := countAudit(t, e, e.reader.ObjectID, audit.Denied)
+	if p := r.post(path+"/deployments", url.Values{"deploymentName": {"r1"}, "model": {"OpenAI|gpt-4o-mini|"}, "capacity": {"1"}}); p.status != http.StatusForbidden {
+		t.Errorf("reader deploys: %d", p.status)
+	}
+	if p := r.post(path+"/deployments/web-mini/delete", nil); p.status != http.StatusForbidden {
+		t.Errorf("reader deletes: %d", p.status)
+	}
+	if n := countAudit(t, e, e.reader.ObjectID, audit.Denied); n != denied+2 {
+		t.Errorf("reader's refusals audited: %d, want %d", n, denied+2)
+	}
+	if _, err := e.Deployments.GetDeployment(ctx, acct, "web-mini"); err != nil {
+		t.Fatal("the reader deleted the deployment")
+	}
+
+	// The owner deletes it.
+	succeeded := countAudit(t, e, e.owner.ObjectID, audit.Succeeded)
+	if p := b.post(path+"/deployments/web-mini/delete", nil); p.status != http.StatusSeeOther {
+		t.Fatalf("delete: %d %s", p.status, p.body)
+	}
+	if _, err := e.Deployments.GetDeployment(ctx, acct, "web-mini"); err == nil {
+		t.Error("still there after delete")
+	}
+	if _, ok := e.Deployments.Lookup(acct.InternalID, "web-mini"); ok {
+		t.Error("the gateway still serves it")
+	}
+	if n := countAudit(t, e, e.owner.ObjectID, audit.Succeeded); n != succeeded+1 {
+		t.Errorf("the delete was not audited: %d, want %d", n, succeeded+1)
+	}
+
+	// A Language account has no deployments: no form.
+	if p := b.get(e.accountPath()); strings.Contains(p.body, `id="deploy-form"`) {
+		t.Error("a Language account offers deployments")
 	}
 }
