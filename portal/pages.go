@@ -24,18 +24,18 @@ import (
 // API's: a person sees and does in the portal exactly what their roles let
 // them do through ARM.
 const (
-	actAccountRead    = "Microsoft.CognitiveServices/accounts/read"
-	actAccountWrite   = "Microsoft.CognitiveServices/accounts/write"
-	actDeletedRead    = "Microsoft.CognitiveServices/locations/resourceGroups/deletedAccounts/read"
-	actListKeys       = "Microsoft.CognitiveServices/accounts/listKeys/action"
-	actRegenerateKey  = "Microsoft.CognitiveServices/accounts/regenerateKey/action"
-	actListKeyUsage   = "Microsoft.CognitiveServices/accounts/listKeyUsage/action"
+	actAccountRead      = "Microsoft.CognitiveServices/accounts/read"
+	actAccountWrite     = "Microsoft.CognitiveServices/accounts/write"
+	actDeletedRead      = "Microsoft.CognitiveServices/locations/resourceGroups/deletedAccounts/read"
+	actListKeys         = "Microsoft.CognitiveServices/accounts/listKeys/action"
+	actRegenerateKey    = "Microsoft.CognitiveServices/accounts/regenerateKey/action"
+	actListKeyUsage     = "Microsoft.CognitiveServices/accounts/listKeyUsage/action"
 	actDeploymentRead   = "Microsoft.CognitiveServices/accounts/deployments/read"
 	actDeploymentWrite  = "Microsoft.CognitiveServices/accounts/deployments/write"
 	actDeploymentDelete = "Microsoft.CognitiveServices/accounts/deployments/delete"
-	actAssignmentRead = "Microsoft.Authorization/roleAssignments/read"
-	actVaultRead      = "Microsoft.KeyVault/vaults/read"
-	dataSecretsList   = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
+	actAssignmentRead   = "Microsoft.Authorization/roleAssignments/read"
+	actVaultRead        = "Microsoft.KeyVault/vaults/read"
+	dataSecretsList     = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 )
 
 func (q *req) can(p *Portal, action string, scope *gatehouse.ResourceID) bool {
