@@ -61,7 +61,9 @@ func testRefusals(t *testing.T, e *env) {
 		{"language-malformed-json", call{url: langURL, header: k, body: `{"kind":`}, 400, "InvalidRequest"},
 		{"language-old-api-version", call{url: a.endpoint + "language/:analyze-text?api-version=2021-01-01", header: k, body: langBody}, 400, "InvalidRequest"},
 		{"sts-wrong-key", call{url: a.endpoint + "sts/v1.0/issueToken", header: keyHeader("nope")}, 401, "401"},
-		{"unknown-route", call{url: a.endpoint + "openai/models", header: k, method: "GET"}, 404, "NotFound"},
+		{"unknown-route", call{url: a.endpoint + "openai/fine_tuning/jobs", header: k, method: "GET"}, 404, "NotFound"},
+		// The dated API wants an api-version, as Azure OpenAI does.
+		{"models-without-api-version", call{url: a.endpoint + "openai/models", header: k, method: "GET"}, 404, "404"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
