@@ -203,6 +203,14 @@ func TestCatalogDeployments(t *testing.T) {
 		if dep, err := n1.PatchDeployment(ctx, acct, "chat", nil, nil, accounts.Actor{}); err != nil || dep.SKU.Capacity != 7 || dep.Tags["team"] != "a" {
 			t.Errorf("an empty patch changed something: %+v %v", dep, err)
 		}
+		// A capacity alone keeps the sku's name.
+		if dep, err := n1.PatchDeployment(ctx, acct, "chat", &accounts.DeploymentSKU{Capacity: 6}, nil, accounts.Actor{}); err != nil ||
+			dep.SKU != (accounts.DeploymentSKU{Name: "GlobalStandard", Capacity: 6}) {
+			t.Errorf("capacity alone: %+v %v", dep, err)
+		}
+		if _, err := n1.PatchDeployment(ctx, acct, "chat", &accounts.DeploymentSKU{Name: "GlobalStandard", Capacity: 7}, nil, accounts.Actor{}); err != nil {
+			t.Fatal(err)
+		}
 		for _, tt := range []struct {
 			name, deployment string
 			sku              *accounts.DeploymentSKU
@@ -211,7 +219,7 @@ func TestCatalogDeployments(t *testing.T) {
 		}{
 			{"over-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: 11}, 400, "InvalidCapacity"},
 			{"negative-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: -1}, 400, "InvalidSkuName"},
-			{"no-sku-name", "chat", &accounts.DeploymentSKU{Capacity: 1}, 400, "InvalidSkuName"},
+			{"long-sku-name", "chat", &accounts.DeploymentSKU{Name: strings.Repeat("s", 65), Capacity: 1}, 400, "InvalidSkuName"},
 			{"no-deployment", "nope", &accounts.DeploymentSKU{Name: "Standard", Capacity: 1}, 404, "DeploymentNotFound"},
 		} {
 			t.Run("patch-"+tt.name, func(t *testing.T) {

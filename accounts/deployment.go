@@ -629,29 +629,32 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 	return nil, false, gatehouse.ErrUnavailable
 }
 
-// PatchDeployment changes the sku (nil: keep) and the tags (nil: keep) of
-// the deployment name of acct, as Azure's PATCH does; the capacity of a
-// catalog deployment stays within its model's bound. The caller validates
+// PatchDeployment changes the sku (nil: keep; without a name, only its
+// capacity) and the tags (nil: keep) of the deployment name of acct, as
+// Azure's PATCH does; the capacity of a catalog deployment stays within
+// its model's bound. The caller validates
 // the tags.
 //
 // Errors (*gatehouse.Error): 400 InvalidSkuName, InvalidCapacity; 404
 // DeploymentNotFound; 503.
 func (d *Deployments) PatchDeployment(ctx context.Context, acct *Account, name string, sku *DeploymentSKU, tags map[string]string, by Actor) (*Deployment, error) {
-	if sku != nil {
-		if err := checkDeploymentSKU(sku); err != nil {
-			return nil, err
-		}
-	}
 	rec, err := d.table.Update(ctx, deploymentKey(acct, name), func(r *storage.Record[deploymentRecord]) error {
 		v := &r.Value
 		if sku != nil {
+			next := *sku
+			if next.Name == "" {
+				next.Name = v.SKU.Name // {"sku": {"capacity": n}} changes the capacity alone
+			}
+			if err := checkDeploymentSKU(&next); err != nil {
+				return err
+			}
 			if v.Catalog {
-				if m, _, ok := d.catalog.Load().Find(v.Model.Format, v.Model.Name, v.Model.Version); ok && m.MaxCapacity > 0 && sku.Capacity > m.MaxCapacity {
+				if m, _, ok := d.catalog.Load().Find(v.Model.Format, v.Model.Name, v.Model.Version); ok && m.MaxCapacity > 0 && next.Capacity > m.MaxCapacity {
 					return badRequest("InvalidCapacity", "sku.capacity",
-						"The capacity %d is more than the model '%s' allows (%d).", sku.Capacity, clip(m.Name), m.MaxCapacity)
+						"The capacity %d is more than the model '%s' allows (%d).", next.Capacity, clip(m.Name), m.MaxCapacity)
 				}
 			}
-			v.SKU = *sku
+			v.SKU = next
 		}
 		if tags != nil {
 			v.Tags = tags
