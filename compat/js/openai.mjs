@@ -61,6 +61,14 @@ await run([
     return { content: final.choices[0]?.message?.content ?? null };
   }],
   ["unknown-deployment", () => expectError(() => client.chat.completions.create({ model: "no-such-deployment", messages }))],
+  // The dated API's models: the base models the account can deploy (the
+  // server's model catalog).
+  ["models", async () => {
+    const ids = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    const one = await client.models.retrieve(ids[0]);
+    return { ids, retrieved: one.id };
+  }],
   // Media: a transcription is multipart/form-data (openai-node's FormData),
   // speech answers audio bytes, an image generation JSON.
   ["transcription", async () => {

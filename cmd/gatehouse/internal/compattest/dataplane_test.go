@@ -213,6 +213,15 @@ func testOpenAI(t *testing.T, e *env) {
 			if err := s.err(t, "unknown-deployment"); err.Status != 404 || err.Code != "DeploymentNotFound" {
 				t.Errorf("unknown deployment: %s", err)
 			}
+			var models struct {
+				IDs       []string
+				Retrieved string
+			}
+			s.value(t, "models", &models)
+			if strings.Join(models.IDs, ",") != "gpt-4o-mini-2024-07-18,gpt-4o-mini-2024-05-13,text-embedding-3-small" ||
+				models.Retrieved != "gpt-4o-mini-2024-07-18" {
+				t.Errorf("models: %+v", models)
+			}
 			// Media, each at the deployment's path.
 			var m chatResult
 			s.value(t, "transcription", &m)
