@@ -159,12 +159,17 @@ type Account struct {
 	NetworkACLs *netacl.Rules
 	Network     *netacl.Policy
 	RateLimits  []ThrottlingRule
-	InternalID  string
-	Keys        [2]Slot
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	CreatedBy   Actor
-	UpdatedBy   Actor
+	// RestrictOutbound and AllowedFQDNs are restrictOutboundNetworkAccess
+	// and allowedFqdnList; Outbound is them compiled (nil: unrestricted).
+	RestrictOutbound bool
+	AllowedFQDNs     []string
+	Outbound         *netacl.Outbound
+	InternalID       string
+	Keys             [2]Slot
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	CreatedBy        Actor
+	UpdatedBy        Actor
 	// DeletedAt is set on a soft-deleted account (ListDeleted,
 	// GetDeleted): when it was deleted; ScheduledPurge is when the upkeep
 	// loop purges it unless it is recovered first.
@@ -194,6 +199,8 @@ type record struct {
 	PublicNetworkAccess string            `json:"publicNetworkAccess,omitempty"`
 	NetworkACLs         *netacl.Rules     `json:"networkAcls,omitempty"`
 	RateLimits          []ThrottlingRule  `json:"rateLimits,omitempty"`
+	RestrictOutbound    bool              `json:"restrictOutbound,omitempty"`
+	AllowedFQDNs        []string          `json:"allowedFqdns,omitempty"`
 	InternalID          string            `json:"internalId"`
 	Slots               [2]slotRecord     `json:"slots"`
 	CreatedAt           time.Time         `json:"createdAt"`
@@ -241,6 +248,7 @@ func (r *record) view(rev int64, endpoint func(string) string) *Account {
 		CustomSubDomainName: r.CustomSubDomainName, DataPlaneName: r.dataPlaneName(),
 		DisableLocalAuth: r.DisableLocalAuth, PublicNetworkAccess: r.PublicNetworkAccess, NetworkACLs: r.NetworkACLs.Clone(),
 		RateLimits: slices.Clone(r.RateLimits), InternalID: r.InternalID,
+		RestrictOutbound: r.RestrictOutbound, AllowedFQDNs: slices.Clone(r.AllowedFQDNs),
 		Keys:      [2]Slot{r.Slots[0].Slot, r.Slots[1].Slot},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		CreatedBy: Actor(r.CreatedBy), UpdatedBy: Actor(r.UpdatedBy), Revision: rev,
@@ -250,6 +258,7 @@ func (r *record) view(rev int64, endpoint func(string) string) *Account {
 		a.PublicNetworkAccess = "Enabled"
 	}
 	a.Network = netacl.Compile(a.PublicNetworkAccess, a.NetworkACLs)
+	a.Outbound = netacl.CompileOutbound(a.RestrictOutbound, a.AllowedFQDNs)
 	a.Endpoint = endpoint(a.DataPlaneName)
 	return a
 }

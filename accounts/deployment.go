@@ -148,6 +148,9 @@ type DataPlaneDeployment struct {
 	KeyVaultSecret string
 	// Capacity is the sku's capacity (the gateway's deployment quotas).
 	Capacity int
+	// Catalog: the model catalog's upstream (not subject to the account's
+	// outbound restriction).
+	Catalog bool
 }
 
 type deploymentRecord struct {
@@ -316,7 +319,7 @@ func (d *Deployments) dataPlane(r *storage.Record[deploymentRecord], cat *Catalo
 				r.Value.Model.Format, r.Value.Model.Name, r.Value.Model.Version)
 		}
 		dp := &DataPlaneDeployment{Name: r.Value.Name, Upstream: cat.upstreamURL(m), Model: m.UpstreamModel,
-			Key: m.Key, KeyHeader: m.KeyHeader, Capacity: r.Value.SKU.Capacity}
+			Key: m.Key, KeyHeader: m.KeyHeader, Capacity: r.Value.SKU.Capacity, Catalog: true}
 		if dp.Model == "" {
 			dp.Model = m.Name
 		}
@@ -501,6 +504,10 @@ func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 	return nil
 }
 
+// CodeOutboundRestricted refuses an upstream outside an account's
+// allowedFqdnList (restrictOutboundNetworkAccess).
+const CodeOutboundRestricted = "OutboundNetworkAccessRestricted"
+
 // DefaultRaiPolicy is the content filter policy deployments show when
 // none was given (Azure's default).
 const DefaultRaiPolicy = "Microsoft.DefaultV2"
@@ -563,6 +570,15 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 	}
 	if err := d.validateDeploymentSpec(&spec); err != nil {
 		return nil, false, err
+	}
+	if !spec.catalog && acct.Outbound != nil {
+		// The account's data loss prevention: its own upstreams must be
+		// allowed hosts (the catalog's are the operator's, like Azure's own
+		// model backends, and are not restricted).
+		if u, err := url.Parse(spec.Endpoint); err != nil || !acct.Outbound.Allows(u.Hostname()) {
+			return nil, false, badRequest(CodeOutboundRestricted, "properties.upstream.endpoint",
+				"The account restricts outbound network access: the upstream's host is not in its allowedFqdnList.")
+		}
 	}
 	key := deploymentKey(acct, name)
 	now := storage.Now(d.opts.Now())

@@ -90,6 +90,12 @@ func (s *Service) Put(ctx context.Context, id *gatehouse.ResourceID, spec Spec, 
 	if p.RateLimits == nil {
 		p.RateLimits = &[]ThrottlingRule{}
 	}
+	if p.RestrictOutboundNetworkAccess == nil {
+		p.RestrictOutboundNetworkAccess = new(bool)
+	}
+	if p.AllowedFQDNList == nil {
+		p.AllowedFQDNList = &[]string{}
+	}
 	spec.put = true
 	if err := validateSpec(&spec); err != nil {
 		return nil, false, err
@@ -172,6 +178,13 @@ func validateSpec(spec *Spec) error {
 			return err
 		}
 	}
+	if p.AllowedFQDNList != nil {
+		v, err := netacl.NormalizeFQDNs(*p.AllowedFQDNList)
+		if err != nil {
+			return err
+		}
+		p.AllowedFQDNList = &v
+	}
 	if spec.Identity != nil {
 		t, err := normalizeIdentityType(spec.Identity.Type)
 		if err != nil {
@@ -207,6 +220,7 @@ func (s *Service) create(ctx context.Context, id *gatehouse.ResourceID, spec Spe
 		DisableLocalAuth: *spec.Properties.DisableLocalAuth, PublicNetworkAccess: *spec.Properties.PublicNetworkAccess,
 		NetworkACLs: spec.Properties.NetworkACLs,
 		RateLimits:  slices.Clone(*spec.Properties.RateLimits), InternalID: strings.ReplaceAll(gatehouse.NewGUID(), "-", ""),
+		RestrictOutbound: *spec.Properties.RestrictOutboundNetworkAccess, AllowedFQDNs: slices.Clone(*spec.Properties.AllowedFQDNList),
 		CreatedAt: now, UpdatedAt: now, CreatedBy: actorRecord(by), UpdatedBy: actorRecord(by),
 	}
 	if sd := spec.Properties.CustomSubDomainName; sd != nil {
@@ -310,6 +324,12 @@ func (s *Service) update(ctx context.Context, id *gatehouse.ResourceID, spec Spe
 		}
 		if p.RateLimits != nil {
 			v.RateLimits = slices.Clone(*p.RateLimits)
+		}
+		if p.RestrictOutboundNetworkAccess != nil {
+			v.RestrictOutbound = *p.RestrictOutboundNetworkAccess
+		}
+		if p.AllowedFQDNList != nil {
+			v.AllowedFQDNs = slices.Clone(*p.AllowedFQDNList)
 		}
 		if spec.Identity != nil {
 			v.Identity = cloneIdentity(ident)

@@ -34,6 +34,11 @@ type Properties struct {
 	// without it removes them).
 	NetworkACLs *netacl.Rules
 	RateLimits  *[]ThrottlingRule
+	// RestrictOutboundNetworkAccess and AllowedFQDNList are Azure's data
+	// loss prevention: restricted, the account forwards only to upstreams
+	// whose host is in the list (a PUT without them lifts the restriction).
+	RestrictOutboundNetworkAccess *bool
+	AllowedFQDNList               *[]string
 }
 
 // IdentitySpec asks for managed identities: Type is None, SystemAssigned,

@@ -74,6 +74,10 @@ type accountPropsJSON struct {
 	Capabilities        []map[string]string       `json:"capabilities"`
 	RateLimits          []accounts.ThrottlingRule `json:"rateLimits,omitempty"`
 	CallRateLimit       *callRateLimitJSON        `json:"callRateLimit,omitempty"`
+	// Data loss prevention: restricted, the account's own upstreams must
+	// be in allowedFqdnList (null when empty, as Azure shows it).
+	RestrictOutboundNetworkAccess bool     `json:"restrictOutboundNetworkAccess"`
+	AllowedFqdnList               []string `json:"allowedFqdnList"`
 	// Set on a soft-deleted account (deletedaccounts.go).
 	DeletionDate       string `json:"deletionDate,omitempty"`
 	ScheduledPurgeDate string `json:"scheduledPurgeDate,omitempty"`
@@ -107,8 +111,9 @@ func accountView(a *accounts.Account) accountJSON {
 			ProvisioningState: "Succeeded", Endpoint: a.Endpoint, Endpoints: map[string]string{},
 			CustomSubDomainName: a.CustomSubDomainName, PublicNetworkAccess: a.PublicNetworkAccess, NetworkACLs: a.NetworkACLs,
 			DisableLocalAuth: a.DisableLocalAuth, DateCreated: armTime(a.CreatedAt), InternalID: a.InternalID,
-			Capabilities: []map[string]string{{"name": "VirtualNetworks"}},
-			RateLimits:   a.RateLimits,
+			Capabilities:                  []map[string]string{{"name": "VirtualNetworks"}},
+			RateLimits:                    a.RateLimits,
+			RestrictOutboundNetworkAccess: a.RestrictOutbound, AllowedFqdnList: a.AllowedFQDNs,
 		},
 	}
 	for _, n := range endpointNames[a.Kind] {
@@ -146,6 +151,8 @@ type accountBody struct {
 		PublicNetworkAccess *string                    `json:"publicNetworkAccess"`
 		NetworkACLs         *netacl.Rules              `json:"networkAcls"`
 		RateLimits          *[]accounts.ThrottlingRule `json:"rateLimits"`
+		RestrictOutbound    *bool                      `json:"restrictOutboundNetworkAccess"`
+		AllowedFqdnList     *[]string                  `json:"allowedFqdnList"`
 		// Restore recovers the soft-deleted account (az cognitiveservices
 		// account recover sends only it and the location).
 		Restore *bool `json:"restore"`
@@ -172,7 +179,8 @@ func (b *accountBody) spec() accounts.Spec {
 	}
 	if p := b.Properties; p != nil {
 		s.Properties = accounts.Properties{CustomSubDomainName: p.CustomSubDomainName, DisableLocalAuth: p.DisableLocalAuth,
-			PublicNetworkAccess: p.PublicNetworkAccess, NetworkACLs: p.NetworkACLs, RateLimits: p.RateLimits}
+			PublicNetworkAccess: p.PublicNetworkAccess, NetworkACLs: p.NetworkACLs, RateLimits: p.RateLimits,
+			RestrictOutboundNetworkAccess: p.RestrictOutbound, AllowedFQDNList: p.AllowedFqdnList}
 		s.Restore = p.Restore != nil && *p.Restore
 	}
 	return s
@@ -326,6 +334,7 @@ func (c *call) accountDetails(a *accounts.Account) {
 	c.detail("sku", a.SKU.Name)
 	c.detail("location", a.Location)
 	c.detail("disableLocalAuth", boolString(a.DisableLocalAuth))
+	c.detail("restrictOutboundNetworkAccess", boolString(a.RestrictOutbound))
 	if a.CustomSubDomainName != "" {
 		c.detail("customSubDomainName", a.CustomSubDomainName)
 	}

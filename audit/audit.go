@@ -65,18 +65,21 @@ var AllowedDetails = map[string]bool{
 	"location":            true,
 	"customSubDomainName": true,
 	"disableLocalAuth":    true,
-	"identityType":        true,
-	"roleDefinitionId":    true,
-	"roleName":            true,
-	"principalId":         true, // an assignee's object id
-	"principalType":       true,
-	"name":                true, // a resource's own name
-	"version":             true, // a Key Vault secret's version id, never its value
-	"credential":          true, // credential kind ("key1", "sts", "identity"), never a value
-	"reason":              true, // a short public reason (an error code's message)
-	"count":               true,
-	"clientAddress":       true, // the caller's network address (no port), never a credential
-	"restore":             true, // "true" when a write recovered a soft-deleted account
+	// an account's data loss prevention switch (its allowedFqdnList is in
+	// the resource, not the log)
+	"restrictOutboundNetworkAccess": true,
+	"identityType":                  true,
+	"roleDefinitionId":              true,
+	"roleName":                      true,
+	"principalId":                   true, // an assignee's object id
+	"principalType":                 true,
+	"name":                          true, // a resource's own name
+	"version":                       true, // a Key Vault secret's version id, never its value
+	"credential":                    true, // credential kind ("key1", "sts", "identity"), never a value
+	"reason":                        true, // a short public reason (an error code's message)
+	"count":                         true,
+	"clientAddress":                 true, // the caller's network address (no port), never a credential
+	"restore":                       true, // "true" when a write recovered a soft-deleted account
 }
 
 // Record is a stored entry with its place in the chain.

@@ -131,8 +131,10 @@
 // while a read-only frame scanner meters response.done's usage. An open
 // session is checked every 2 seconds against what admitted it
 // (Gateway.credentialHolds: key generation, local auth, network rules, the
-// identity's data action, the account instance) and ends when that no
-// longer holds, or when the gateway stops.
+// identity's data action, the account instance, its deployment still there
+// and servable — the account's outbound restriction, a Key Vault
+// credential still readable) and ends when that no longer holds, or when
+// the gateway stops.
 //
 // Browsers (cors.go): a preflight on any data-plane route or the STS is
 // answered 204 for an origin Options.CORS allows (default "*", as Azure AI

@@ -59,6 +59,10 @@ type Account struct {
 	// Network is the account's network access (publicNetworkAccess and
 	// networkAcls); nil allows every address.
 	Network *netacl.Policy
+	// Outbound is the account's outbound restriction
+	// (restrictOutboundNetworkAccess, allowedFqdnList); nil: none. The
+	// Deployments index applies it (Deployment.Unavailable).
+	Outbound *netacl.Outbound
 }
 
 // RateLimits are requests per minute; 0 means unlimited.
@@ -593,13 +597,14 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 // credentialHolds returns what a long-lived session (a Realtime
 // WebSocket) of c, opened by r, is checked with while it lasts: the
 // account still exists (the same instance) and its network rules still
-// admit the client; a key, or the STS token minted from one, is
-// still the slot's current generation and local auth still allowed; an
-// identity still holds action on the account. The checks read the same
-// in-memory index and cached decisions as a request does, so a
+// admit the client; its deployment still exists and may still be served
+// (the account's outbound restriction); a key, or the STS token minted
+// from one, is still the slot's current generation and local auth still
+// allowed; an identity still holds action on the account. The checks read
+// the same in-memory index and cached decisions as a request does, so a
 // regeneration on any node ends the sessions on every node. A decision
 // that cannot be made keeps the session.
-func (g *Gateway) credentialHolds(r *http.Request, c *call, action string) func(context.Context) (bool, string) {
+func (g *Gateway) credentialHolds(r *http.Request, c *call, action string) func(context.Context, string) (bool, string) {
 	id, instance := strings.ToLower(c.account.ID), c.account.InternalID
 	addr := netacl.RemoteAddr(r.RemoteAddr)
 	private := g.opts.PrivateNetworks.Contains(addr)
@@ -608,13 +613,20 @@ func (g *Gateway) credentialHolds(r *http.Request, c *call, action string) func(
 	if slot >= 0 && slot < 2 {
 		generation = c.account.Generations[slot]
 	}
-	return func(ctx context.Context) (bool, string) {
+	return func(ctx context.Context, deployment string) (bool, string) {
 		acct, ok := g.opts.Accounts.AccountByID(id)
 		if !ok || acct.InternalID != instance {
 			return false, "the account was deleted"
 		}
 		if acct.Network != nil && acct.Network.Check(addr, private) != netacl.Allowed {
 			return false, "the account's network rules no longer admit the client"
+		}
+		if g.opts.Deployments != nil {
+			if d, ok := g.opts.Deployments.Deployment(&acct, deployment); !ok {
+				return false, "the deployment was deleted"
+			} else if d.Unavailable != nil {
+				return false, "the deployment may no longer be served"
+			}
 		}
 		if kind == CredentialIdentity {
 			if allowed, err := g.opts.Authz.AuthorizeData(ctx, principal, action, acct.ID); err == nil && !allowed {

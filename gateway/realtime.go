@@ -168,7 +168,7 @@ var realtimeDroppedQuery = []string{"api-version", "deployment", "model", "api-k
 // in "model" (else "deployment"), the dated API in "deployment" and needs
 // an api-version. holds is asked, while the session lasts, whether the
 // credential it was opened with still holds (credentialHolds).
-func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v1 bool, holds func(context.Context) (bool, string)) error {
+func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v1 bool, holds func(context.Context, string) (bool, string)) error {
 	if !v1 {
 		if err := checkOpenAIVersion(r.URL.RawQuery); err != nil {
 			return err
@@ -417,8 +417,8 @@ func checkAccepted(resp *http.Response, key string, protocols []string) error {
 // ends, then closes both. The upstream's frames are read as they pass for
 // the usage they report.
 func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.Reader,
-	holds func(context.Context) (bool, string)) {
-	t := p.sessions.open(&session{client: client, up: up, account: c.account.Name, holds: holds})
+	holds func(context.Context, string) (bool, string)) {
+	t := p.sessions.open(&session{client: client, up: up, account: c.account.Name, holds: holds, deployment: d.Name})
 	defer p.sessions.close(t)
 	gauge := p.meter.sockets.WithLabelValues(c.account.Name)
 	gauge.Inc()
@@ -522,9 +522,10 @@ type sessions struct {
 type session struct {
 	client, up net.Conn
 	account    string
-	// holds reports whether the session's credential still holds, and if
-	// not why.
-	holds func(context.Context) (bool, string)
+	// holds reports whether the session's credential still holds for its
+	// deployment, and if not why.
+	holds      func(ctx context.Context, deployment string) (bool, string)
+	deployment string
 }
 
 // sessionCheck is how often sessions are checked against their
@@ -601,7 +602,7 @@ func (s *sessions) sweep(stop <-chan struct{}, every time.Duration) {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			ok, why := t.holds(ctx)
+			ok, why := t.holds(ctx, t.deployment)
 			cancel()
 			if !ok {
 				s.logger.Info("gateway: realtime session ended", "account", t.account, "reason", why)

@@ -263,3 +263,89 @@ func UpstreamAllowed(allowed Networks, addr netip.Addr) bool {
 	}
 	return addr.IsValid() && !addr.IsLinkLocalUnicast() && !addr.IsLinkLocalMulticast()
 }
+
+// MaxAllowedFQDNs bounds an allowedFqdnList.
+const MaxAllowedFQDNs = 1000
+
+// NormalizeFQDNs checks an allowedFqdnList as ARM takes it: at most
+// MaxAllowedFQDNs host names or IP addresses (no scheme, port, path or
+// wildcard), returned lower-case, without a trailing dot, deduplicated, in
+// the order given.
+//
+// Errors (*gatehouse.Error): 400 InvalidAllowedFqdnList.
+func NormalizeFQDNs(list []string) ([]string, error) {
+	if len(list) > MaxAllowedFQDNs {
+		return nil, gatehouse.BadRequestf("InvalidAllowedFqdnList", "allowedFqdnList may name at most %d hosts.", MaxAllowedFQDNs).
+			WithTarget("properties.allowedFqdnList")
+	}
+	out := make([]string, 0, len(list))
+	for _, h := range list {
+		n := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+		if a, err := netip.ParseAddr(strings.Trim(n, "[]")); err == nil && a.Zone() == "" {
+			n = a.Unmap().String()
+		}
+		if !validHost(n) {
+			return nil, gatehouse.BadRequestf("InvalidAllowedFqdnList",
+				"'%s' in allowedFqdnList is not a host name or an IP address (give only the host: no scheme, port, path or wildcard).", clip(h)).
+				WithTarget("properties.allowedFqdnList")
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func validHost(h string) bool {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Zone() == ""
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Outbound is an account's outbound restriction — Azure's
+// restrictOutboundNetworkAccess with its allowedFqdnList, for data loss
+// prevention: the upstream hosts the account may forward to. A nil
+// *Outbound allows every host.
+type Outbound struct {
+	hosts map[string]struct{}
+}
+
+// CompileOutbound returns the restriction (nil when restrict is false);
+// fqdns are NormalizeFQDNs' output.
+func CompileOutbound(restrict bool, fqdns []string) *Outbound {
+	if !restrict {
+		return nil
+	}
+	o := &Outbound{hosts: make(map[string]struct{}, len(fqdns))}
+	for _, h := range fqdns {
+		o.hosts[h] = struct{}{}
+	}
+	return o
+}
+
+// Allows reports whether host (a URL's Hostname()) may be reached.
+func (o *Outbound) Allows(host string) bool {
+	if o == nil {
+		return true
+	}
+	h := strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if a, err := netip.ParseAddr(h); err == nil {
+		h = a.Unmap().String()
+	}
+	_, ok := o.hosts[h]
+	return ok
+}

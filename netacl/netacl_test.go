@@ -192,3 +192,33 @@ func TestUpstreamAllowed(t *testing.T) {
 		t.Error("an invalid address is allowed")
 	}
 }
+
+func TestOutbound(t *testing.T) {
+	list, err := NormalizeFQDNs([]string{"VLLM.Internal.", "10.0.0.5", "[::1]", "vllm.internal", " api.example.com "})
+	if err != nil || strings.Join(list, ",") != "vllm.internal,10.0.0.5,::1,api.example.com" {
+		t.Fatalf("normalized %q %v", list, err)
+	}
+	for _, bad := range []string{"", "https://x.example", "x.example:443", "*.example.com", "x/y", "a..b", "-a.example", "fe80::1%eth0",
+		strings.Repeat("a", 64) + ".example", "ü.example"} {
+		if _, err := NormalizeFQDNs([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := NormalizeFQDNs(make([]string, MaxAllowedFQDNs+1)); err == nil {
+		t.Error("too many accepted")
+	}
+	var none *Outbound
+	if !none.Allows("anything.example") || CompileOutbound(false, list) != nil {
+		t.Error("no restriction refuses")
+	}
+	o := CompileOutbound(true, list)
+	for host, want := range map[string]bool{"vllm.internal": true, "VLLM.INTERNAL.": true, "10.0.0.5": true, "::1": true, "[::1]": true,
+		"::ffff:10.0.0.5": true, "other.internal": false, "internal": false, "10.0.0.6": false, "": false} {
+		if o.Allows(host) != want {
+			t.Errorf("Allows(%q) = %v", host, !want)
+		}
+	}
+	if CompileOutbound(true, nil).Allows("x.example") {
+		t.Error("an empty list allows")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sync"
 
@@ -191,7 +192,7 @@ type accountIndex struct{ s *accounts.Service }
 func gatewayAccount(a *accounts.Account) gateway.Account {
 	return gateway.Account{
 		ID: a.ID, InternalID: a.InternalID, Name: a.DataPlaneName, Kind: a.Kind, DisableLocalAuth: a.DisableLocalAuth,
-		Generations: [2]int64{a.Keys[0].Generation, a.Keys[1].Generation}, Network: a.Network,
+		Generations: [2]int64{a.Keys[0].Generation, a.Keys[1].Generation}, Network: a.Network, Outbound: a.Outbound,
 		Limits: gateway.RateLimits{Account: a.RequestsPerMinute(accounts.RateLimitAccount),
 			Credential: a.RequestsPerMinute(accounts.RateLimitCredential)},
 	}
@@ -316,7 +317,15 @@ type deploymentIndex struct {
 type deploymentViewKey struct {
 	dp   *accounts.DataPlaneDeployment
 	cred *upstreamCredential // nil: the sealed key (or none)
+	// outbound is the account's restriction (nil: none): compiled anew at
+	// each change of the account, so a changed allowedFqdnList is a new key.
+	outbound *netacl.Outbound
 }
+
+// errOutboundRestricted answers a request to a deployment whose upstream
+// the account's allowedFqdnList does not name (its host is not told).
+var errOutboundRestricted = gatehouse.Errorf(http.StatusForbidden, accounts.CodeOutboundRestricted,
+	"The account restricts outbound network access (restrictOutboundNetworkAccess) and this deployment's upstream is not in its allowedFqdnList.")
 
 func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gateway.Deployment, bool) {
 	dp, ok := x.d.Lookup(acct.InternalID, name)
@@ -327,6 +336,9 @@ func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gatewa
 	if dp.KeyVaultSecret != "" {
 		k.cred = x.creds.get(acct, dp)
 	}
+	if !dp.Catalog {
+		k.outbound = acct.Outbound
+	}
 	if v, ok := x.views.Get(k); ok {
 		return v, true
 	}
@@ -334,6 +346,9 @@ func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gatewa
 		Capacity: dp.Capacity}
 	if c := k.cred; c != nil {
 		v.Credential, v.Unavailable = c.value, c.errorFor(dp.Name)
+	}
+	if k.outbound != nil && !k.outbound.Allows(dp.Upstream.Hostname()) {
+		v.Credential, v.Unavailable = "", errOutboundRestricted
 	}
 	x.views.Add(k, v)
 	return v, true

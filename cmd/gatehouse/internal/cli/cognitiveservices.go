@@ -205,7 +205,8 @@ func newAccountShowCmd(env Env) *cobra.Command {
 
 func newAccountUpdateCmd(env Env) *cobra.Command {
 	var f armFlags
-	var sku, domain, disableLocalAuth string
+	var sku, domain, disableLocalAuth, restrictOutbound string
+	var allowedFQDNs []string
 	var tags []string
 	var network networkUpdate
 	cmd := &cobra.Command{Use: "update", Short: "Update an AI account's sku, tags, custom domain, local auth or network access", Args: cobra.NoArgs,
@@ -236,6 +237,16 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 			default:
 				return fmt.Errorf("--disable-local-auth: %q is not true or false", disableLocalAuth)
 			}
+			switch strings.ToLower(restrictOutbound) {
+			case "":
+			case "true", "false":
+				props["restrictOutboundNetworkAccess"] = strings.EqualFold(restrictOutbound, "true")
+			default:
+				return fmt.Errorf("--restrict-outbound-network-access: %q is not true or false", restrictOutbound)
+			}
+			if cmd.Flags().Changed("allowed-fqdns") {
+				props["allowedFqdnList"] = allowedFQDNs
+			}
 			if err := network.apply(cmd, c, f.accountTarget, props); err != nil {
 				return err
 			}
@@ -250,6 +261,8 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 	fl.StringVar(&domain, "custom-domain", "", "custom subdomain (can be set once)")
 	fl.StringSliceVar(&tags, "tags", nil, "tags as key=value, replacing the current ones")
 	fl.StringVar(&disableLocalAuth, "disable-local-auth", "", "true: refuse keys on the data plane; false: accept them")
+	fl.StringVar(&restrictOutbound, "restrict-outbound-network-access", "", "true: forward only to upstreams whose host is in --allowed-fqdns (data loss prevention; the model catalog's are exempt); false: any")
+	fl.StringSliceVar(&allowedFQDNs, "allowed-fqdns", nil, "hosts (names or addresses) the account's own upstreams may be at, replacing the current list")
 	network.addFlags(cmd)
 	return cmd
 }

@@ -94,6 +94,7 @@ func TestGateway(t *testing.T) {
 				{"token-metrics", testTokenMetrics},
 				{"deployments-management-api", testDeployments},
 				{"catalog-deployments", testCatalogDeployments},
+				{"outbound-restriction", testOutboundRestriction},
 				{"cli-deployments-and-sts", testCLI},
 				{"network-rules", testNetworkRules},
 				{"cli-network-rules", testCLINetworkRules},

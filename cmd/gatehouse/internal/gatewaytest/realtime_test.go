@@ -135,6 +135,48 @@ func testOpenAIRealtime(t *testing.T, e *env) {
 			}
 		}
 	})
+	// A session ends when its deployment goes, or when the account's
+	// outbound restriction stops allowing its upstream.
+	ends := func(t *testing.T, model string, change func()) {
+		t.Helper()
+		c := openai.NewClient(option.WithBaseURL(a.endpoint+"openai/v1/"), option.WithAPIKey(a.key2),
+			option.WithHTTPClient(&http.Client{Transport: e.Transport}), option.WithMaxRetries(0))
+		conn, err := c.Realtime.Connect(t.Context(), realtime.RealtimeConnectionOptions{}, option.WithQuery("model", model))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Abort()
+		if ev, err := conn.Recv(t.Context()); err != nil || ev.Type != "session.created" {
+			t.Fatalf("first event: %v", err)
+		}
+		change()
+		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+		defer cancel()
+		if _, err := conn.Recv(ctx); err == nil || ctx.Err() != nil {
+			t.Errorf("the session outlived the change: %v", err)
+		}
+	}
+	t.Run("deleted-deployment-ends-session", func(t *testing.T) {
+		e.deploy(t, a, "voice2", "upstream-realtime")
+		ends(t, "voice2", func() {
+			if r := e.arm(t, http.MethodDelete, a.id+"/deployments/voice2", ""); r.status != 200 {
+				t.Fatalf("delete: %d %s", r.status, r.body)
+			}
+		})
+	})
+	t.Run("outbound-restriction-ends-session", func(t *testing.T) {
+		restrict := func(on bool) {
+			body := `{"properties":{"restrictOutboundNetworkAccess":false,"allowedFqdnList":[]}}`
+			if on {
+				body = `{"properties":{"restrictOutboundNetworkAccess":true,"allowedFqdnList":["models.example.com"]}}`
+			}
+			if r := e.arm(t, http.MethodPatch, a.id, body); r.status != 200 {
+				t.Fatalf("restrict %v: %d %s", on, r.status, r.body)
+			}
+		}
+		defer restrict(false)
+		ends(t, "voice", func() { restrict(true) })
+	})
 	metrics := string(e.do(t, call{method: "GET", url: e.URL + "/metrics"}).body)
 	for _, want := range []string{
 		`gatehouse_gateway_tokens_total{account="oai-realtime",deployment="voice",type="prompt"} 14`,
