@@ -73,6 +73,14 @@ def recover(_):
     return {"name": a.name, "kind": a.kind, "key1": k.key1 == state["keys"].key1}
 
 
+def outbound(_):
+    """Data loss prevention on the OpenAI account: restricted to listed hosts."""
+    props = AccountProperties(restrict_outbound_network_access=True, allowed_fqdn_list=["VLLM.internal", "10.0.0.5"])
+    cs.accounts.begin_update(group, "py-openai", Account(properties=props)).result()
+    got = cs.accounts.get(group, "py-openai").properties
+    return {"restrict": got.restrict_outbound_network_access, "allowed": got.allowed_fqdn_list}
+
+
 def deploy(_):
     """An OpenAI account and a deployment of a model of the server's
     catalog, by name alone (no upstream: the Azure way)."""
@@ -117,5 +125,8 @@ steps = [
     ("deploy-unknown-model", lambda _: expect_error(lambda: cs.deployments.begin_create_or_update(group, "py-openai", "py-x", Deployment(
         properties=DeploymentProperties(model=DeploymentModel(format="OpenAI", name="gpt-5")))).result())),
     ("undeploy", lambda _: cs.deployments.begin_delete(group, "py-openai", "py-mini").result()),
+    ("outbound", outbound),
+    ("outbound-bad-host", lambda _: expect_error(lambda: cs.accounts.begin_update(group, "py-openai", Account(properties=AccountProperties(
+        restrict_outbound_network_access=True, allowed_fqdn_list=["https://x.example"]))).result())),
 ]
 run(steps)

@@ -374,6 +374,17 @@ func TestPython(t *testing.T) {
 			t.Errorf("a model outside the catalog: %s", err)
 		}
 		s.value(t, "undeploy", nil)
+		var out struct {
+			Restrict bool
+			Allowed  []string
+		}
+		s.value(t, "outbound", &out)
+		if !out.Restrict || strings.Join(out.Allowed, ",") != "vllm.internal,10.0.0.5" {
+			t.Errorf("outbound restriction: %+v", out)
+		}
+		if err := s.err(t, "outbound-bad-host"); err.StatusCode != 400 || err.Code != "InvalidAllowedFqdnList" {
+			t.Errorf("a bad allowedFqdnList: %s", err)
+		}
 		e.AssertNotLogged(t, keys.Key1, keys.Key2)
 	})
 }
