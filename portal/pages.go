@@ -525,31 +525,44 @@ func deploymentScope(account *gatehouse.ResourceID, name string) *gatehouse.Reso
 	return account.Child(accounts.Namespace, "deployments", name)
 }
 
+// deploymentCall is the prologue of a deployment action: the form, the
+// account, the deployment's name (validated; read after the form is
+// parsed) and the user's permission for action on it, a refusal audited.
+// details carries the name for the audit entry.
+func (p *Portal) deploymentCall(q *req, action string, name func() string) (*accounts.Account, *gatehouse.ResourceID, map[string]string, error) {
+	if err := q.form(); err != nil {
+		return nil, nil, nil, err
+	}
+	id, a, err := p.loadAccount(q)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if p.opts.Deployments == nil {
+		return nil, nil, nil, gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server has no deployments.")
+	}
+	n := name()
+	if err := accounts.ValidateDeploymentName(n); err != nil {
+		return nil, nil, nil, err
+	}
+	scope := deploymentScope(id, n)
+	details := map[string]string{"name": n}
+	if !q.can(p, action, scope) {
+		p.auditUser(q, action, scope, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, details)
+		return nil, nil, nil, denied(q.user, action, scope)
+	}
+	return a, scope, details, nil
+}
+
 // deployModel deploys a model of the server's catalog (form: name,
 // model as format|name|version, capacity), as ARM's PUT of a deployment
 // without an upstream does, then shows the account page. Audited like
 // ARM's deployments/write.
 func (p *Portal) deployModel(q *req) error {
-	if err := q.form(); err != nil {
-		return err
-	}
-	id, a, err := p.loadAccount(q)
+	a, scope, details, err := p.deploymentCall(q, actDeploymentWrite, func() string { return strings.TrimSpace(q.r.PostForm.Get("deploymentName")) })
 	if err != nil {
 		return err
 	}
-	if p.opts.Deployments == nil {
-		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server has no deployments.")
-	}
-	name := strings.TrimSpace(q.r.PostForm.Get("deploymentName"))
-	if err := accounts.ValidateDeploymentName(name); err != nil {
-		return err
-	}
-	scope := deploymentScope(id, name)
-	details := map[string]string{"name": name}
-	if !q.can(p, actDeploymentWrite, scope) {
-		p.auditUser(q, actDeploymentWrite, scope, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, details)
-		return denied(q.user, actDeploymentWrite, scope)
-	}
+	name := details["name"]
 	parts := strings.Split(q.r.PostForm.Get("model"), "|")
 	if len(parts) != 3 || parts[1] == "" {
 		return gatehouse.BadRequestf("InvalidDeploymentModel", "Choose a model.")
@@ -576,27 +589,11 @@ func (p *Portal) deployModel(q *req) error {
 // deleteDeployment deletes a deployment, then shows the account page.
 // Audited like ARM's deployments/delete.
 func (p *Portal) deleteDeployment(q *req) error {
-	if err := q.form(); err != nil {
-		return err
-	}
-	id, a, err := p.loadAccount(q)
+	a, scope, details, err := p.deploymentCall(q, actDeploymentDelete, func() string { return q.r.PathValue("deployment") })
 	if err != nil {
 		return err
 	}
-	if p.opts.Deployments == nil {
-		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server has no deployments.")
-	}
-	name := q.r.PathValue("deployment")
-	if err := accounts.ValidateDeploymentName(name); err != nil {
-		return err
-	}
-	scope := deploymentScope(id, name)
-	details := map[string]string{"name": name}
-	if !q.can(p, actDeploymentDelete, scope) {
-		p.auditUser(q, actDeploymentDelete, scope, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, details)
-		return denied(q.user, actDeploymentDelete, scope)
-	}
-	if _, err := p.opts.Deployments.DeleteDeployment(q.ctx(), a, name); err != nil {
+	if _, err := p.opts.Deployments.DeleteDeployment(q.ctx(), a, details["name"]); err != nil {
 		p.auditUser(q, actDeploymentDelete, scope, audit.Failed, gatehouse.ErrorStatus(err), "", details)
 		return err
 	}
