@@ -230,19 +230,11 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 			if domain != "" {
 				props["customSubDomainName"] = domain
 			}
-			switch strings.ToLower(disableLocalAuth) {
-			case "":
-			case "true", "false":
-				props["disableLocalAuth"] = strings.EqualFold(disableLocalAuth, "true")
-			default:
-				return fmt.Errorf("--disable-local-auth: %q is not true or false", disableLocalAuth)
+			if err := setBool(props, "disableLocalAuth", "disable-local-auth", disableLocalAuth); err != nil {
+				return err
 			}
-			switch strings.ToLower(restrictOutbound) {
-			case "":
-			case "true", "false":
-				props["restrictOutboundNetworkAccess"] = strings.EqualFold(restrictOutbound, "true")
-			default:
-				return fmt.Errorf("--restrict-outbound-network-access: %q is not true or false", restrictOutbound)
+			if err := setBool(props, "restrictOutboundNetworkAccess", "restrict-outbound-network-access", restrictOutbound); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("allowed-fqdns") {
 				props["allowedFqdnList"] = allowedFQDNs
@@ -265,6 +257,18 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 	fl.StringSliceVar(&allowedFQDNs, "allowed-fqdns", nil, "hosts (names or addresses) the account's own upstreams may be at, replacing the current list")
 	network.addFlags(cmd)
 	return cmd
+}
+
+// setBool sets props[key] from a true/false flag's value ("" leaves it out).
+func setBool(props map[string]any, key, flag, value string) error {
+	switch strings.ToLower(value) {
+	case "":
+	case "true", "false":
+		props[key] = strings.EqualFold(value, "true")
+	default:
+		return fmt.Errorf("--%s: %q is not true or false", flag, value)
+	}
+	return nil
 }
 
 func newAccountDeleteCmd(env Env) *cobra.Command {
