@@ -852,6 +852,25 @@ func testNetworkAccess(t *testing.T, e *env) {
 	if got := network(); got != "all networks" {
 		t.Errorf("rules lifted: %q", got)
 	}
+
+	// The outbound restriction (data loss prevention) is shown too.
+	outbound := func() string {
+		t.Helper()
+		_, rest, _ := strings.Cut(b.get(e.accountPath()).body, `<dd id="outbound">`)
+		text, _, _ := strings.Cut(rest, "</dd>")
+		return text
+	}
+	if got := outbound(); got != "any upstream" {
+		t.Errorf("unrestricted: %q", got)
+	}
+	set(accounts.Properties{RestrictOutboundNetworkAccess: ptr(true), AllowedFQDNList: &[]string{"vllm.internal", "10.0.0.5"}})
+	if got := outbound(); got != "restricted: its own upstreams only at vllm.internal, 10.0.0.5" {
+		t.Errorf("restricted: %q", got)
+	}
+	set(accounts.Properties{RestrictOutboundNetworkAccess: ptr(false), AllowedFQDNList: &[]string{}})
+	if got := outbound(); got != "any upstream" {
+		t.Errorf("lifted: %q", got)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
