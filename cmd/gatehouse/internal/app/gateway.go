@@ -48,7 +48,12 @@ func (m *Main) configureDataPlane(ctx, bg context.Context) error {
 		return fmt.Errorf("models: %w", err)
 	}
 	if catalog.Len() > 0 {
-		m.gateway.banner = append(m.gateway.banner, fmt.Sprintf("Model catalog: %d models from %s (deploy them by name: az cognitiveservices account list-models)", catalog.Len(), m.Config.Models))
+		plural := "s"
+		if catalog.Len() == 1 {
+			plural = ""
+		}
+		m.gateway.banner = append(m.gateway.banner, fmt.Sprintf("Model catalog: %d model%s from %s (deploy them by name: az cognitiveservices account list-models)",
+			catalog.Len(), plural, m.Config.Models))
 	}
 	m.Deployments = accounts.NewDeployments(bg, m.Store, m.Watcher, accounts.DeploymentOptions{
 		Sealer: m.Sealer, Now: m.Now, Logger: m.Logger, ParseSecretReference: m.parseSecretReference, // upstream.go
