@@ -3,7 +3,9 @@ package accounts_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
@@ -275,6 +277,73 @@ func TestNoCatalog(t *testing.T) {
 		var ge *gatehouse.Error
 		if !errors.As(err, &ge) || ge.Code != "InvalidUpstream" || !strings.Contains(ge.Message, "--models") {
 			t.Errorf("%v", err)
+		}
+	})
+}
+
+// TestSetCatalogConcurrent: catalog swaps (serve's SIGHUP) while the
+// gateway looks deployments up and the API writes them — for the race
+// detector, and so that no change is lost to a concurrent reload.
+func TestSetCatalogConcurrent(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		ctx := context.Background()
+		w := teststore.NewWatcher(s)
+		a, b := testCatalog(t, "http://10.0.0.1:8000", "key-a"), testCatalog(t, "http://10.0.0.2:8000", "key-b")
+		d := accounts.NewDeployments(ctx, s, w, accounts.DeploymentOptions{Sealer: sealer(t), Catalog: a})
+		teststore.StartWatcher(t, w, d.Load)
+		acct := &accounts.Account{ID: "/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/oai",
+			Name: "oai", Kind: "OpenAI", InternalID: "swap1"}
+		if _, _, err := d.PutDeployment(ctx, acct, "chat", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}}, accounts.Actor{}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { // the gateway
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if dp, ok := d.Lookup("swap1", "chat"); !ok || (dp.Key != "key-a" && dp.Key != "key-b") {
+					t.Errorf("lookup during swaps: %+v %v", dp, ok)
+					return
+				}
+			}
+		}()
+		go func() { // the API
+			defer wg.Done()
+			for i := range 20 {
+				if _, _, err := d.PutDeployment(ctx, acct, fmt.Sprintf("d%d", i), accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}}, accounts.Actor{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		for i := range 20 {
+			c := a
+			if i%2 == 0 {
+				c = b
+			}
+			if err := d.SetCatalog(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(done)
+		wg.Wait()
+		if err := d.SetCatalog(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Every deployment written during the swaps is served, by the last catalog.
+		for i := range 20 {
+			if dp, ok := d.Lookup("swap1", fmt.Sprintf("d%d", i)); !ok || dp.Key != "key-b" {
+				t.Errorf("d%d after the swaps: %+v %v", i, dp, ok)
+			}
 		}
 	})
 }
