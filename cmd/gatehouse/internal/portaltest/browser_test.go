@@ -155,6 +155,12 @@ func TestBrowser(t *testing.T) {
 		}
 		return strings.TrimSpace(v)
 	}
+	// settled waits until htmx has finished swapping content in: until
+	// then the new panel's forms are not yet its own, and a click on one
+	// submits it natively — without its hx-confirm (a test clicking
+	// within the settle delay declined nothing and regenerated the key).
+	settled := chromedp.Poll[chromedp.Void]("!document.querySelector('.htmx-added, .htmx-settling, .htmx-swapping, .htmx-request')",
+		chromedp.WithPollingTimeout(10*time.Second))
 	do("sign in",
 		chromedp.EmulateViewport(1280, 900),
 		chromedp.Navigate(e.URL+e.accountPath()),
@@ -183,6 +189,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("htmx did not swap the panel in place: the browser is at %s (%v)", location, err)
 	}
 	do("regenerate key1",
+		settled,
 		chromedp.Click(chromedp.ID("regenerate-key1")),
 		chromedp.WaitVisible(chromedp.ID("flash")),
 	)
@@ -201,11 +208,17 @@ func TestBrowser(t *testing.T) {
 	accept = false
 	mu.Unlock()
 	do("decline to regenerate key2",
+		settled,
 		chromedp.Click(chromedp.ID("regenerate-key2")),
 		chromedp.Sleep(500*time.Millisecond), // nothing to wait for: nothing may happen
 	)
-	if again, _ := e.Accounts.ListKeys(t.Context(), e.account); again != now {
-		t.Fatal("declining the confirmation regenerated a key")
+	if again, err := e.Accounts.ListKeys(t.Context(), e.account); err != nil {
+		t.Fatal(err)
+	} else if again != now {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("declining the confirmation regenerated a key (key1 changed: %v, key2 changed: %v; dialogs %q)",
+			again.Key1 != now.Key1, again.Key2 != now.Key2, dialogs)
 	}
 	// Grant a person a data role from the form, then remove it.
 	do("grant a role",
@@ -226,6 +239,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("grant: %q, assignments %v", msg, granted)
 	}
 	do("remove the role",
+		settled,
 		chromedp.Click(chromedp.ID("remove-"+grant.Name)),
 		chromedp.WaitNotPresent(chromedp.ID("assignment-"+grant.Name)),
 		chromedp.WaitVisible(chromedp.ID("roles-flash")),
