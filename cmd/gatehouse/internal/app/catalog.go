@@ -111,7 +111,7 @@ func loadCatalog(path string, lookupEnv func(string) (string, bool), upstreams n
 		case up.KeyFile != "" && up.KeyEnv != "":
 			problems = append(problems, fmt.Sprintf("model %d (%s): give upstream.keyFile or upstream.keyEnv, not both", i+1, m.Name))
 		case up.KeyFile != "":
-			b, err := os.ReadFile(up.KeyFile)
+			b, err := readKeyFile(up.KeyFile)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("model %d (%s): upstream.keyFile: %v", i+1, m.Name, err))
 			}
@@ -135,4 +135,25 @@ func loadCatalog(path string, lookupEnv func(string) (string, bool), upstreams n
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return c, nil
+}
+
+// maxKeyFile bounds a catalog key file (a key is at most 4 KiB).
+const maxKeyFile = 8 << 10
+
+// readKeyFile reads a key file, refusing one larger than maxKeyFile (a
+// path mistyped to a log or a device must not be read whole).
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxKeyFile {
+		return nil, fmt.Errorf("%s is larger than 8 KiB: not a key", path)
+	}
+	return b, nil
 }

@@ -62,6 +62,7 @@ models:
 		{"both-key-sources", "models:\n  - name: m\n    upstream: {endpoint: http://x, keyFile: " + keyFile + ", keyEnv: VLLM_KEY}\n", "not both"},
 		{"key-env-unset", "models:\n  - name: m\n    upstream: {endpoint: http://x, keyEnv: NOPE}\n", "NOPE is not set"},
 		{"key-file-missing", "models:\n  - name: m\n    upstream: {endpoint: http://x, keyFile: /nonexistent/key}\n", "no such file"},
+		{"key-file-not-a-key", "models:\n  - name: m\n    upstream: {endpoint: http://x, keyFile: /dev/zero}\n", "larger than 8 KiB"},
 		{"bad-endpoint", "models:\n  - name: m\n    upstream: {endpoint: 'file:///etc/passwd', keyFile: " + keyFile + "}\n", "model 1 (m)"},
 		{"duplicate", "models:\n  - {name: m, upstream: {endpoint: http://x}}\n  - {name: M, upstream: {endpoint: http://y}}\n", "model 2 (M): the same format and name"},
 	} {
