@@ -508,15 +508,9 @@ func (p *Portal) recoverAccount(q *req) error {
 	}
 	a, _, err := p.opts.Accounts.Put(q.ctx(), id, accounts.Spec{Restore: true, Location: q.r.PostForm.Get("location")},
 		accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
-	if err != nil {
-		code := ""
-		if ge, ok := gatehouse.AsError(err); ok {
-			code = ge.Code
-		}
-		p.auditUser(q, actAccountWrite, id, audit.Failed, gatehouse.ErrorStatus(err), code, details)
+	if p.auditOutcome(q, actAccountWrite, id, err, details); err != nil {
 		return err
 	}
-	p.auditUser(q, actAccountWrite, id, audit.Succeeded, http.StatusOK, "", details)
 	http.Redirect(q.w, q.r, resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name), http.StatusSeeOther)
 	return nil
 }
@@ -573,15 +567,10 @@ func (p *Portal) deployModel(q *req) error {
 	}
 	spec := accounts.DeploymentSpec{Model: accounts.DeploymentModel{Format: parts[0], Name: parts[1], Version: parts[2]},
 		SKU: &accounts.DeploymentSKU{Name: "Standard", Capacity: capacity}}
-	if _, _, err := p.opts.Deployments.PutDeployment(q.ctx(), a, name, spec, accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"}); err != nil {
-		code := ""
-		if ge, ok := gatehouse.AsError(err); ok {
-			code = ge.Code
-		}
-		p.auditUser(q, actDeploymentWrite, scope, audit.Failed, gatehouse.ErrorStatus(err), code, details)
+	_, _, err = p.opts.Deployments.PutDeployment(q.ctx(), a, name, spec, accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
+	if p.auditOutcome(q, actDeploymentWrite, scope, err, details); err != nil {
 		return err
 	}
-	p.auditUser(q, actDeploymentWrite, scope, audit.Succeeded, http.StatusOK, "", details)
 	http.Redirect(q.w, q.r, resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name)+"#deployments", http.StatusSeeOther)
 	return nil
 }
@@ -593,11 +582,10 @@ func (p *Portal) deleteDeployment(q *req) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.opts.Deployments.DeleteDeployment(q.ctx(), a, details["name"]); err != nil {
-		p.auditUser(q, actDeploymentDelete, scope, audit.Failed, gatehouse.ErrorStatus(err), "", details)
+	_, err = p.opts.Deployments.DeleteDeployment(q.ctx(), a, details["name"])
+	if p.auditOutcome(q, actDeploymentDelete, scope, err, details); err != nil {
 		return err
 	}
-	p.auditUser(q, actDeploymentDelete, scope, audit.Succeeded, http.StatusOK, "", details)
 	http.Redirect(q.w, q.r, resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name)+"#deployments", http.StatusSeeOther)
 	return nil
 }
@@ -682,6 +670,20 @@ func (p *Portal) vaultView(q *req, id *gatehouse.ResourceID) (*vaultView, error)
 func (p *Portal) auditUser(q *req, action string, scope *gatehouse.ResourceID, result audit.Result, status int, code string, details map[string]string) {
 	pr := gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: q.user.ObjectID, TenantID: q.user.TenantID}
 	p.audit(q.ctx(), q.r, pr, action, scope.String(), result, status, code, details)
+}
+
+// auditOutcome records how a user's action at scope ended: succeeded, or
+// failed with err's status and code.
+func (p *Portal) auditOutcome(q *req, action string, scope *gatehouse.ResourceID, err error, details map[string]string) {
+	if err == nil {
+		p.auditUser(q, action, scope, audit.Succeeded, http.StatusOK, "", details)
+		return
+	}
+	code := ""
+	if ge, ok := gatehouse.AsError(err); ok {
+		code = ge.Code
+	}
+	p.auditUser(q, action, scope, audit.Failed, gatehouse.ErrorStatus(err), code, details)
 }
 
 // audit appends an entry. Failures are logged: what was done is done.
