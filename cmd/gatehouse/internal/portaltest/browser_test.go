@@ -2,8 +2,6 @@ package portaltest
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse"
-	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
@@ -258,13 +256,7 @@ func TestBrowser(t *testing.T) {
 	do("home", chromedp.Navigate(e.URL+"/portal/"), chromedp.WaitVisible(chromedp.ID("accounts")))
 	shot("home")
 	// Deploy a model of the server's catalog from an OpenAI account's page.
-	oaiID := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
-		Child("Microsoft.CognitiveServices", "accounts", "browser-oai")
-	oai, _, err := e.Accounts.Put(t.Context(), oaiID, accounts.Spec{Kind: "OpenAI", Location: "westus"},
-		accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	oaiID, oai := e.newAccount(t, "browser-oai", "OpenAI")
 	do("deploy a model",
 		chromedp.Navigate(e.URL+"/portal/accounts/"+oaiID.Subscription+"/"+oaiID.ResourceGroup+"/browser-oai"),
 		chromedp.WaitVisible(chromedp.ID("deploy-form")),

@@ -875,17 +875,26 @@ func testNetworkAccess(t *testing.T, e *env) {
 
 func ptr[T any](v T) *T { return &v }
 
+// newAccount creates an account of kind in the test's resource group, as
+// the bootstrap principal.
+func (e *env) newAccount(t testing.TB, name, kind string) (*gatehouse.ResourceID, *accounts.Account) {
+	t.Helper()
+	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
+		Child("Microsoft.CognitiveServices", "accounts", name)
+	a, _, err := e.Accounts.Put(t.Context(), id, accounts.Spec{Kind: kind, Location: "westus"},
+		accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, a
+}
+
 // testDeletedAccounts: a deleted account is listed on the home page, with
 // a Recover button for whoever may write it; recovering brings it back
 // with its keys. Someone without a role sees nothing and cannot recover.
 func testDeletedAccounts(t *testing.T, e *env) {
 	ctx := t.Context()
-	by := accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}
-	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
-		Child("Microsoft.CognitiveServices", "accounts", "portal-del")
-	if _, _, err := e.Accounts.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "westus"}, by); err != nil {
-		t.Fatal(err)
-	}
+	id, _ := e.newAccount(t, "portal-del", "TextAnalytics")
 	keys, _ := e.Accounts.ListKeys(ctx, id)
 	if _, err := e.Accounts.Delete(ctx, id); err != nil {
 		t.Fatal(err)
@@ -941,12 +950,7 @@ func testDeletedAccounts(t *testing.T, e *env) {
 func testDeploymentCapacity(t *testing.T, e *env) {
 	ctx := t.Context()
 	by := accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}
-	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
-		Child("Microsoft.CognitiveServices", "accounts", "portal-oai")
-	acct, _, err := e.Accounts.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "westus"}, by)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, acct := e.newAccount(t, "portal-oai", "OpenAI")
 	if _, _, err := e.Deployments.PutDeployment(ctx, acct, "chat", accounts.DeploymentSpec{
 		Model: accounts.DeploymentModel{Format: "OpenAI", Name: "gpt-4o"}, SKU: &accounts.DeploymentSKU{Name: "Standard", Capacity: 3},
 		Endpoint: "http://127.0.0.1:9"}, by); err != nil {
@@ -984,13 +988,7 @@ func testDeploymentCapacity(t *testing.T, e *env) {
 // work, are audited, and are refused (and audited) to others.
 func testDeployModel(t *testing.T, e *env) {
 	ctx := t.Context()
-	by := accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}
-	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
-		Child("Microsoft.CognitiveServices", "accounts", "portal-deploy")
-	acct, _, err := e.Accounts.Put(ctx, id, accounts.Spec{Kind: "AIServices", Location: "westus"}, by)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, acct := e.newAccount(t, "portal-deploy", "AIServices")
 	path := "/portal/accounts/" + id.Subscription + "/" + id.ResourceGroup + "/portal-deploy"
 
 	// The owner sees the form with every catalog model.
