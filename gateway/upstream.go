@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/rawconn"
 	"github.com/gatehouse/gatehouse/netacl"
 )
 
@@ -245,18 +246,17 @@ func (w *awaitWrite) step(fd uintptr) bool {
 		return true
 	}
 	for w.written < len(w.p) {
-		n, err := syscall.Write(int(fd), w.p[w.written:])
-		if n > 0 {
-			w.written += n
-		}
+		n, errno := rawconn.Write(fd, w.p[w.written:])
 		switch {
-		case err == syscall.EINTR:
-		case err != nil:
-			w.err = err
+		case errno == syscall.EINTR:
+		case errno != 0:
+			w.err = errno
 			return true
 		case n <= 0:
 			w.err = io.ErrShortWrite
 			return true
+		default:
+			w.written += n
 		}
 	}
 	w.sent = true
@@ -561,8 +561,8 @@ func (c *UpstreamClient) get(ctx context.Context, key hostKey, serverName string
 		return nil, err
 	}
 	pc := &upConn{c: c, nc: nc, key: key}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		pc.raw, _ = tc.SyscallConn()
+	if sc, ok := nc.(syscall.Conn); ok { // plain TCP (a TLS connection is not one)
+		pc.raw, _ = sc.SyscallConn()
 	}
 	pc.br = bufio.NewReaderSize(pc, 16<<10)
 	pc.bw = bufio.NewWriterSize(pc, 16<<10)
@@ -576,6 +576,7 @@ func (c *UpstreamClient) dial(ctx context.Context, key hostKey, serverName strin
 	if err != nil {
 		return nil, err
 	}
+	nc = rawconn.Wrap(nc)
 	if key.scheme == "https" {
 		cfg := &tls.Config{}
 		if c.TLSConfig != nil {

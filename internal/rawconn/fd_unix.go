@@ -1,0 +1,5 @@
+//go:build unix && !linux
+
+package rawconn
+
+func sysfd(fd uintptr) int { return int(fd) }

@@ -1,0 +1,5 @@
+package rawconn
+
+import "syscall"
+
+func sysfd(fd uintptr) syscall.Handle { return syscall.Handle(fd) }
