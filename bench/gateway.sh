@@ -47,7 +47,8 @@
 #   GATEHOUSE_BIN  a prebuilt binary (else ./cmd/gatehouse is built)
 #   BASE_BIN       a second gatehouse binary to compare with (targets base-*), served on
 #                  BASE_PORT (default PORT+1)
-#   GW_ENV, BASE_ENV  extra environment of the gw-* and base-* nodes ("GOGC=off GOMAXPROCS=1"):
+#   GW_ENV, BASE_ENV  extra environment of the gw-* and base-* nodes ("GOGC=off GOMAXPROCS=1";
+#                  GW_ENV also of the node --dataplane starts):
 #                  compares runtime settings with one binary (BASE_BIN=GATEHOUSE_BIN)
 #   TARGETS        the targets to measure, in order (default: all of the above that apply)
 #   KEEP=1         keep the node running and print its environment instead of
@@ -131,7 +132,7 @@ if [ "$MODE" = "--dataplane" ]; then
   SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
   [ -x "$SHARED/dataplane.sh" ] || { echo "no $SHARED/dataplane.sh (set SHARED_BENCH)" >&2; exit 2; }
   echo "gateway prepared: account bench, deployment chat → 127.0.0.1:$UPSTREAM_PORT" >&2
-  TARGET_NAME=gatehouse TARGET_CMD="$BIN ${serve_args[*]}" TARGET_URL="$CHAT_URL" \
+  TARGET_NAME=gatehouse TARGET_CMD="env ${GW_ENV:-} $BIN ${serve_args[*]}" TARGET_URL="$CHAT_URL" \
     TARGET_HEADER="Ocp-Apim-Subscription-Key: $KEY" UPSTREAM_PORT=$UPSTREAM_PORT UPSTREAM_BIN="$WORK/upstream" \
     UPSTREAM_TLS_PORT=$UPSTREAM_TLS_PORT "$SHARED/dataplane.sh"
   exit $?
