@@ -36,21 +36,30 @@ const maxRW = 1 << 30
 // which splice through the same descriptor) is the TCPConn's.
 type Conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	r, w side
+}
 
-	// The callbacks' state, guarded by its mutex (the callbacks are bound
-	// once: a closure per call would allocate).
-	rmu    sync.Mutex
-	rp     []byte
-	rn     int
-	rerrno syscall.Errno
-	readFn func(uintptr) bool
+// side is one direction's state: the raw call's callback and what it
+// found, guarded by mu (the callbacks are bound once: a closure per call
+// would allocate).
+type side struct {
+	mu    sync.Mutex
+	p     []byte
+	n     int
+	errno syscall.Errno
+	wait  func(func(uintptr) bool) error // the RawConn's Read or Write
+	step  func(uintptr) bool
+}
 
-	wmu     sync.Mutex
-	wp      []byte
-	wn      int
-	werrno  syscall.Errno
-	writeFn func(uintptr) bool
+// run calls step through wait for p: the bytes moved, the errno that
+// stopped it, and the poller's error (deadline, closed).
+func (s *side) run(p []byte) (int, syscall.Errno, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.p, s.n, s.errno = p, 0, 0
+	err := s.wait(s.step)
+	s.p = nil
+	return s.n, s.errno, err
 }
 
 // Wrap returns nc as a *Conn when it is a *net.TCPConn on a platform where
@@ -64,9 +73,9 @@ func Wrap(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	c := &Conn{TCPConn: tc, rc: rc}
-	c.readFn = c.readStep
-	c.writeFn = c.writeStep
+	c := &Conn{TCPConn: tc}
+	c.r.wait, c.r.step = rc.Read, c.readStep
+	c.w.wait, c.w.step = rc.Write, c.writeStep
 	return c
 }
 
@@ -79,12 +88,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) > maxRW {
 		p = p[:maxRW]
 	}
-	c.rmu.Lock()
-	c.rp, c.rn, c.rerrno = p, 0, 0
-	err := c.rc.Read(c.readFn)
-	n, errno := c.rn, c.rerrno
-	c.rp = nil
-	c.rmu.Unlock()
+	n, errno, err := c.r.run(p)
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -98,17 +102,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 func (c *Conn) readStep(fd uintptr) bool {
 	for {
-		n, errno := Read(fd, c.rp)
+		n, errno := Read(fd, c.r.p)
 		switch errno {
 		case 0:
-			c.rn = n
+			c.r.n = n
 			return true
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false // the poller waits, then this is called again
 		default:
-			c.rerrno = errno
+			c.r.errno = errno
 			return true
 		}
 	}
@@ -117,12 +121,7 @@ func (c *Conn) readStep(fd uintptr) bool {
 // Write writes all of p, as net.TCPConn's Write does, waiting through the
 // poller while the socket's buffer is full.
 func (c *Conn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	c.wp, c.wn, c.werrno = p, 0, 0
-	err := c.rc.Write(c.writeFn)
-	n, errno := c.wn, c.werrno
-	c.wp = nil
-	c.wmu.Unlock()
+	n, errno, err := c.w.run(p)
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
@@ -133,8 +132,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 func (c *Conn) writeStep(fd uintptr) bool {
-	for c.wn < len(c.wp) {
-		chunk := c.wp[c.wn:]
+	w := &c.w
+	for w.n < len(w.p) {
+		chunk := w.p[w.n:]
 		if len(chunk) > maxRW {
 			chunk = chunk[:maxRW]
 		}
@@ -142,15 +142,15 @@ func (c *Conn) writeStep(fd uintptr) bool {
 		switch errno {
 		case 0:
 			if n <= 0 {
-				c.werrno = syscall.EIO // a write of nothing that is not EAGAIN: never loop on it
+				w.errno = syscall.EIO // a write of nothing that is not EAGAIN: never loop on it
 				return true
 			}
-			c.wn += n
+			w.n += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false
 		default:
-			c.werrno = errno
+			w.errno = errno
 			return true
 		}
 	}

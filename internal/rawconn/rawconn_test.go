@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // kinds runs a test on a plain *net.TCPConn and on a wrapped one: every
