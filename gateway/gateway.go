@@ -191,6 +191,9 @@ type Options struct {
 	// (default 5 minutes: a long completion without streaming). See
 	// UpstreamClient.ReadTimeout.
 	UpstreamTimeout time.Duration
+	// PlainSyscalls: the default upstream clients' sockets make ordinary
+	// system calls instead of raw ones (UpstreamClient.PlainSyscalls).
+	PlainSyscalls bool
 	// Transport reaches upstreams (default: NewUpstreamClient, a
 	// keep-alive HTTP/1.1 client tuned for a proxy's hot path).
 	Transport http.RoundTripper
@@ -263,6 +266,7 @@ func New(opts Options) *Gateway {
 	if opts.Transport == nil {
 		uc := NewUpstreamClient(opts.UpstreamTimeout)
 		uc.Dialer.Control = upstreamControl(opts.UpstreamNetworks)
+		uc.PlainSyscalls = opts.PlainSyscalls
 		opts.Transport = uc
 	}
 	g := &Gateway{opts: opts, cors: opts.CORS, now: opts.Now, logger: opts.Logger}
@@ -271,6 +275,7 @@ func New(opts Options) *Gateway {
 	if !ok {
 		tunnels = NewUpstreamClient(opts.UpstreamTimeout)
 		tunnels.Dialer.Control = upstreamControl(opts.UpstreamNetworks)
+		tunnels.PlainSyscalls = opts.PlainSyscalls
 	}
 	g.proxy = &proxy{transport: opts.Transport, tunnels: tunnels, maxBody: opts.MaxBodyBytes, deployments: opts.Deployments, models: opts.Models,
 		logger: opts.Logger, meter: g.meter, quotas: opts.DeploymentQuotas, now: opts.Now}

@@ -67,6 +67,10 @@ type UpstreamClient struct {
 	TLSConfig *tls.Config
 	// Dialer dials upstreams.
 	Dialer net.Dialer
+	// PlainSyscalls makes the connections' reads and writes ordinary
+	// system calls (internal/rawconn off: to measure what it saves, or
+	// should a platform mind raw calls).
+	PlainSyscalls bool
 
 	// poll is pollInterval unless a test sets it.
 	poll time.Duration
@@ -203,7 +207,7 @@ func (pc *upConn) writeAwait(p []byte) (int, error) {
 	start := time.Now()
 	pc.refreshDeadline(start)
 	w := &pc.aw
-	*w = awaitWrite{p: p}
+	*w = awaitWrite{p: p, plain: pc.c.PlainSyscalls}
 	if pc.awaitStep == nil {
 		pc.awaitStep = w.step // once per connection: a method value allocates
 	}
@@ -233,6 +237,7 @@ func (pc *upConn) writeAwait(p []byte) (int, error) {
 // read's callback would otherwise allocate it per request).
 type awaitWrite struct {
 	p       []byte
+	plain   bool // ordinary system calls (UpstreamClient.PlainSyscalls)
 	written int
 	sent    bool
 	err     error
@@ -246,7 +251,11 @@ func (w *awaitWrite) step(fd uintptr) bool {
 		return true
 	}
 	for w.written < len(w.p) {
-		n, errno := rawconn.Write(fd, w.p[w.written:])
+		write := rawconn.Write
+		if w.plain {
+			write = rawconn.SyscallWrite
+		}
+		n, errno := write(fd, w.p[w.written:])
 		switch {
 		case errno == syscall.EINTR:
 		case errno != 0:
@@ -576,7 +585,9 @@ func (c *UpstreamClient) dial(ctx context.Context, key hostKey, serverName strin
 	if err != nil {
 		return nil, err
 	}
-	nc = rawconn.Wrap(nc)
+	if !c.PlainSyscalls {
+		nc = rawconn.Wrap(nc)
+	}
 	if key.scheme == "https" {
 		cfg := &tls.Config{}
 		if c.TLSConfig != nil {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/rawconn"
 )
 
 func postTo(t *testing.T, c *UpstreamClient, ctx context.Context, url, body string, hdr http.Header) (*http.Response, error) {
@@ -189,8 +191,15 @@ func TestUpstreamClientSilentUpstream(t *testing.T) {
 
 // TestUpstreamClientBlockedWrite: a request the upstream's socket cannot
 // take at once (tiny buffers, an upstream slow to read) is written in full
-// all the same, and its answer read.
+// all the same, and its answer read — with raw system calls (the default)
+// and with ordinary ones.
 func TestUpstreamClientBlockedWrite(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain=%v", plain), func(t *testing.T) { testBlockedWrite(t, plain) })
+	}
+}
+
+func testBlockedWrite(t *testing.T, plain bool) {
 	small := func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		rc.Control(func(fd uintptr) {
@@ -227,6 +236,7 @@ func TestUpstreamClientBlockedWrite(t *testing.T) {
 	}()
 	c := NewUpstreamClient(10 * time.Second)
 	c.Dialer.Control = small
+	c.PlainSyscalls = plain
 	for i := range 2 {
 		resp, err := postTo(t, c, context.Background(), "http://"+ln.Addr().String()+"/v1/x", body, nil)
 		if err != nil {
@@ -236,6 +246,15 @@ func TestUpstreamClientBlockedWrite(t *testing.T) {
 		resp.Body.Close()
 		if string(b) != strconv.Itoa(len(body)) {
 			t.Errorf("request %d: the upstream read %s bytes, want %d", i, b, len(body))
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, list := range c.idle {
+		for _, pc := range list {
+			if _, raw := pc.nc.(*rawconn.Conn); raw == plain {
+				t.Errorf("PlainSyscalls %v: the connection is a %T", plain, pc.nc)
+			}
 		}
 	}
 }

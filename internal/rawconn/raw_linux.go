@@ -24,3 +24,9 @@ func Write(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	return int(n), errno
 }
+
+// SyscallWrite is write(2) as an ordinary system call (the scheduler's
+// system-call state entered), for callers with raw calls switched off.
+func SyscallWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	return errnoOf(syscall.Write(int(fd), p))
+}

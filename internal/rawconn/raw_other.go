@@ -12,14 +12,9 @@ const supported = false
 func Read(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Read(sysfd(fd), p)) }
 
 // Write is write(2) (an ordinary system call on this platform).
-func Write(fd uintptr, p []byte) (int, syscall.Errno) { return errnoOf(syscall.Write(sysfd(fd), p)) }
+func Write(fd uintptr, p []byte) (int, syscall.Errno) { return SyscallWrite(fd, p) }
 
-func errnoOf(n int, err error) (int, syscall.Errno) {
-	if err == nil {
-		return n, 0
-	}
-	if e, ok := err.(syscall.Errno); ok {
-		return 0, e
-	}
-	return 0, syscall.EIO
+// SyscallWrite is write(2) as an ordinary system call.
+func SyscallWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	return errnoOf(syscall.Write(sysfd(fd), p))
 }

@@ -182,3 +182,14 @@ func (l listener) Accept() (net.Conn, error) {
 	}
 	return Wrap(c), nil
 }
+
+// errnoOf turns an ordinary system call's result into Read's and Write's.
+func errnoOf(n int, err error) (int, syscall.Errno) {
+	if err == nil {
+		return n, 0
+	}
+	if e, ok := err.(syscall.Errno); ok {
+		return 0, e
+	}
+	return 0, syscall.EIO
+}

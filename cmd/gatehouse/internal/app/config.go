@@ -80,6 +80,9 @@ type Config struct {
 	// HTTP1FastPath serves data-plane HTTP/1.1 requests without net/http
 	// (server/h1); off, net/http serves every connection.
 	HTTP1FastPath bool `yaml:"http1-fast-path" help:"serve data-plane HTTP/1.1 requests on the fast path (off: net/http serves every request)"`
+	// RawSyscalls makes the node's sockets read and write with raw system
+	// calls (internal/rawconn); off, with ordinary ones.
+	RawSyscalls bool `yaml:"raw-syscalls" help:"read and write the node's sockets (clients and upstreams) with raw system calls, which spare Go's scheduler a hand-off per slow call (Linux; off: ordinary system calls, to compare or should a platform mind)"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long graceful shutdown waits for requests in flight"`
 }
@@ -98,6 +101,7 @@ func DefaultConfig() Config {
 		LogLevel:                "info",
 		ShutdownTimeout:         20 * time.Second,
 		HTTP1FastPath:           true,
+		RawSyscalls:             true,
 		EndpointForm:            EndpointFormPath,
 		CORSOrigins:             "*",
 		KeyVaultChallengeTenant: ChallengeTenantADFS,

@@ -149,15 +149,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	// Listeners first: a port in use is a configuration problem, found
 	// before anything is written.
-	m.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, unwrapSyscall(err))
-	}
-	// Every surface's connections read and write with raw system calls
-	// (internal/rawconn: a tenth of the data plane's CPU under load).
-	m.ln = rawconn.Listener(m.ln)
-	if lbs, _ := netacl.ParsePrefixes(cfg.ProxyProtocol); len(lbs) > 0 { // validated with the config
-		m.ln = proxyProtocolListener(m.ln, lbs)
+	if m.ln, err = listen(cfg); err != nil {
+		return err
 	}
 	m.Addr = m.ln.Addr()
 	m.Host = cfg.Host
@@ -467,6 +460,24 @@ func unwrapSyscall(err error) error {
 // handler of any surface needs what it lacks (Hijack, trailers, push), and
 // HEAD, OPTIONS, chunked or Expect bodies and odd framing go to net/http.
 func fastPathAll(host, path string) bool { return true }
+
+// listen opens the node's TLS port (the handshake happens later): with raw
+// system calls on its connections unless switched off (internal/rawconn:
+// a tenth of the data plane's CPU under load), and the PROXY protocol read
+// from the configured load balancers.
+func listen(cfg *Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, unwrapSyscall(err))
+	}
+	if cfg.RawSyscalls {
+		ln = rawconn.Listener(ln)
+	}
+	if lbs, _ := netacl.ParsePrefixes(cfg.ProxyProtocol); len(lbs) > 0 { // validated with the config
+		ln = proxyProtocolListener(ln, lbs)
+	}
+	return ln, nil
+}
 
 // proxyProtocolListener wraps ln so that a connection from one of the load
 // balancers lbs may start with a PROXY protocol header (v1 or v2), whose

@@ -3,6 +3,7 @@ package testenv
 import (
 	"testing"
 
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/storage/postgres/pgtest"
 )
 
@@ -17,12 +18,17 @@ type Backend struct {
 
 // Backends are the configurations of the scenario suites: SQLite and
 // PostgreSQL with the clients on HTTP/2 (net/http serves the node's side),
-// and SQLite again with them on HTTP/1.1 (the fast path, server/h1).
+// and SQLite again with them on HTTP/1.1 (the fast path, server/h1). The
+// PostgreSQL node also makes ordinary system calls on its sockets
+// (--raw-syscalls=false), the SQLite ones raw calls (internal/rawconn):
+// every scenario meets both.
 func Backends() []Backend {
 	sqlite := func(*testing.T) []Option { return nil }
 	return []Backend{
 		{Name: "sqlite", Opts: sqlite},
-		{Name: "postgres", Opts: func(t *testing.T) []Option { return []Option{WithPostgres(pgtest.DSN(t))} }},
+		{Name: "postgres", Opts: func(t *testing.T) []Option {
+			return []Option{WithPostgres(pgtest.DSN(t)), WithConfig(func(c *app.Config) { c.RawSyscalls = false })}
+		}},
 		{Name: "sqlite-http1", Opts: sqlite, HTTP1: true},
 	}
 }

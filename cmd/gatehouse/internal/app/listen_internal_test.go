@@ -1,0 +1,76 @@
+package app
+
+import (
+	"io"
+	"net"
+	"testing"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/gatehouse/gatehouse/internal/rawconn"
+)
+
+// TestListenRawSyscalls: the node's connections make raw system calls
+// unless --raw-syscalls=false, also when the PROXY protocol is read.
+func TestListenRawSyscalls(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		raw      bool
+		proxy    string
+		wantConn func(net.Conn) bool
+	}{
+		{"raw", true, "", func(c net.Conn) bool { _, ok := c.(*rawconn.Conn); return ok }},
+		{"plain", false, "", func(c net.Conn) bool { _, ok := c.(*net.TCPConn); return ok }},
+		{"raw-under-proxy-protocol", true, "127.0.0.1/32", func(c net.Conn) bool {
+			pc, ok := c.(*proxyproto.Conn)
+			if !ok {
+				return false
+			}
+			_, ok = pc.Raw().(*rawconn.Conn)
+			return ok
+		}},
+		{"plain-under-proxy-protocol", false, "127.0.0.1/32", func(c net.Conn) bool {
+			pc, ok := c.(*proxyproto.Conn)
+			if !ok {
+				return false
+			}
+			_, ok = pc.Raw().(*net.TCPConn)
+			return ok
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Listen, cfg.RawSyscalls, cfg.ProxyProtocol = "127.0.0.1:0", tc.raw, tc.proxy
+			ln, err := listen(&cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				if tc.proxy != "" {
+					c.Write([]byte("PROXY TCP4 192.0.2.7 127.0.0.1 40000 8443\r\n"))
+				}
+				c.Write([]byte("hello"))
+			}()
+			c, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if !tc.wantConn(c) {
+				t.Errorf("accepted a %T", c)
+			}
+			if got, err := io.ReadAll(c); string(got) != "hello" || err != nil {
+				t.Errorf("read %q, %v", got, err)
+			}
+			if tc.proxy != "" && c.RemoteAddr().String() != "192.0.2.7:40000" {
+				t.Errorf("RemoteAddr = %v, want the PROXY header's", c.RemoteAddr())
+			}
+		})
+	}
+}
