@@ -13,30 +13,21 @@ import (
 // TestListenRawSyscalls: the node's connections make raw system calls
 // unless --raw-syscalls=false, also when the PROXY protocol is read.
 func TestListenRawSyscalls(t *testing.T) {
+	isRaw := func(c net.Conn) bool { _, ok := c.(*rawconn.Conn); return ok }
+	isPlain := func(c net.Conn) bool { _, ok := c.(*net.TCPConn); return ok }
+	underProxy := func(is func(net.Conn) bool) func(net.Conn) bool {
+		return func(c net.Conn) bool { pc, ok := c.(*proxyproto.Conn); return ok && is(pc.Raw()) }
+	}
 	for _, tc := range []struct {
 		name     string
 		raw      bool
 		proxy    string
 		wantConn func(net.Conn) bool
 	}{
-		{"raw", true, "", func(c net.Conn) bool { _, ok := c.(*rawconn.Conn); return ok }},
-		{"plain", false, "", func(c net.Conn) bool { _, ok := c.(*net.TCPConn); return ok }},
-		{"raw-under-proxy-protocol", true, "127.0.0.1/32", func(c net.Conn) bool {
-			pc, ok := c.(*proxyproto.Conn)
-			if !ok {
-				return false
-			}
-			_, ok = pc.Raw().(*rawconn.Conn)
-			return ok
-		}},
-		{"plain-under-proxy-protocol", false, "127.0.0.1/32", func(c net.Conn) bool {
-			pc, ok := c.(*proxyproto.Conn)
-			if !ok {
-				return false
-			}
-			_, ok = pc.Raw().(*net.TCPConn)
-			return ok
-		}},
+		{"raw", true, "", isRaw},
+		{"plain", false, "", isPlain},
+		{"raw-under-proxy-protocol", true, "127.0.0.1/32", underProxy(isRaw)},
+		{"plain-under-proxy-protocol", false, "127.0.0.1/32", underProxy(isPlain)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
