@@ -119,7 +119,10 @@
 // when the client and the upstream compete for the cores — and so woke a
 // thread per retake and kept sysmon polling every 20 µs; that was about a
 // tenth of the node's CPU (0.45 context switches per request against
-// nginx's 0.23; with raw calls, 0.22). The own part is kept
+// nginx's 0.23; with raw calls, 0.22). The price is in the tail: a thread
+// preempted in the middle of a raw call keeps its P, so on a saturated
+// box p99 rises by ~5-15% (serve --raw-syscalls=false trades back). The
+// own part is kept
 // allocation-light (about ten allocations per request in the node: the
 // request, its header map, the head string, the exchange, the request
 // state, the call, the upstream response head, the response header map).
