@@ -14,6 +14,12 @@
 // system calls, waiting through the same poller (syscall.RawConn), so
 // deadlines, Close and the poller's wake-ups behave as net.TCPConn's do.
 //
+// The price: a thread the kernel preempts in the middle of a raw call
+// keeps its P, which sysmon no longer hands to another thread, so on a
+// machine saturated by other processes the tail latency rises a little
+// (p99 5-15% in bench/gateway.sh A/Bs); serve --raw-syscalls=false turns
+// this package off.
+//
 // Only non-blocking descriptors may be used so: a raw call that blocked
 // would hold its P until it returned. Sockets from the net package are
 // always non-blocking.
