@@ -33,15 +33,7 @@ func newAccountListDeletedCmd(env Env) *cobra.Command {
 	var f armFlags
 	cmd := &cobra.Command{Use: "list-deleted", Short: "List the subscription's deleted accounts (recoverable until their scheduled purge date)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			s, err := f.subscription(c)
-			if err != nil {
-				return err
-			}
-			return listCall(cmd, env, c, "/subscriptions/"+url.PathEscape(s)+"/providers/Microsoft.CognitiveServices/deletedAccounts?api-version="+accountsAPIVersion)
+			return providerListCall(cmd, env, &f, "deletedAccounts?api-version="+accountsAPIVersion)
 		}}
 	cmd.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
 	addOutputFlags(cmd)

@@ -227,16 +227,7 @@ func newModelCmd(env Env) *cobra.Command {
 			if location == "" {
 				return errors.New("--location is required")
 			}
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			s, err := f.subscription(c)
-			if err != nil {
-				return err
-			}
-			return listCall(cmd, env, c, "/subscriptions/"+url.PathEscape(s)+"/providers/Microsoft.CognitiveServices/locations/"+
-				url.PathEscape(location)+"/models?api-version="+accountsAPIVersion)
+			return providerListCall(cmd, env, &f, "locations/"+url.PathEscape(location)+"/models?api-version="+accountsAPIVersion)
 		}}
 	list.Flags().StringVarP(&location, "location", "l", "", "location (westus, …)")
 	list.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -196,4 +197,18 @@ func listCall(cmd *cobra.Command, env Env, c *apiClient, p string) error {
 		list.Value = []any{}
 	}
 	return printOutput(cmd, env.Stdout, list.Value)
+}
+
+// providerListCall lists Microsoft.CognitiveServices' rel (a path and
+// query under the provider) in f's subscription, as listCall prints.
+func providerListCall(cmd *cobra.Command, env Env, f *armFlags, rel string) error {
+	c, err := newAPIClient(cmd, env)
+	if err != nil {
+		return err
+	}
+	s, err := f.subscription(c)
+	if err != nil {
+		return err
+	}
+	return listCall(cmd, env, c, "/subscriptions/"+url.PathEscape(s)+"/providers/Microsoft.CognitiveServices/"+rel)
 }
