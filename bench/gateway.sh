@@ -58,6 +58,9 @@
 # script with the gateway as its target:
 #   bench/gateway.sh --dataplane     (runs ../shared/bench/dataplane.sh with TARGET_*
 #                                     set to a prepared gateway; its env knobs apply)
+# Instructions per request, counted rather than timed (repeatable on a noisy
+# machine), for the node, BASE_BIN's node and nginx-TLS, by valgrind:
+#   bench/gateway.sh --instructions  (bench/instructions.sh: its env knobs apply)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -128,6 +131,12 @@ kill -TERM "$PREP_PID"; wait "$PREP_PID" 2>/dev/null || true
 # shellcheck disable=SC1091
 . "$WORK/creds.env"
 
+BODY='{"model":"stub","messages":[{"role":"user","content":"hi"}],"max_tokens":1}'
+if [ "$MODE" = "--instructions" ]; then
+  # shellcheck source=bench/instructions.sh
+  . "$HERE/instructions.sh"
+  exit 0
+fi
 if [ "$MODE" = "--dataplane" ]; then
   SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
   [ -x "$SHARED/dataplane.sh" ] || { echo "no $SHARED/dataplane.sh (set SHARED_BENCH)" >&2; exit 2; }
@@ -177,7 +186,6 @@ if [ "${KEEP:-}" = 1 ]; then
   exit 0
 fi
 
-BODY='{"model":"stub","messages":[{"role":"user","content":"hi"}],"max_tokens":1}'
 printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
   "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$BODY")" >"$WORK/post.lua"
 

@@ -1,0 +1,176 @@
+# instructions.sh — sourced by gateway.sh --instructions after it has
+# prepared the data (WORK, BIN, BASE_BIN, KEY, CHAT_URL, serve_args are its).
+#
+# Counts the user-space instructions each target executes per request,
+# with valgrind's cachegrind: a count, not a time, so it is the same from
+# run to run on a noisy shared machine where req/s swings by a third — the
+# figure to judge a change to the hot path by (see gateway/doc.go). It
+# leaves out the kernel (the system calls, which are nginx's count, and the
+# TCP work they carry) and what instructions cost (cache misses, branch
+# mispredictions), so it complements the timed runs and does not replace them.
+# valgrind does not emulate the CPU's SHA extensions, so Go hashes the key
+# with its AVX2 code there: ~4,500 instructions a request where the SHA-NI
+# code natively takes a few hundred (the listing shows it as
+# sha256.blockAVX2); GW_ENV and BASE_ENV apply to the two nodes.
+#
+# Targets (ITARGETS, default "gatehouse nginx-tls", plus base with BASE_BIN):
+#   gatehouse   the node (the key path) under cachegrind
+#   base        BASE_BIN's node on a copy of the data, likewise
+#   nginx-tls   nginx as ../shared/bench/dataplane.sh configures it (key check
+#               against a map, TLS 1.3, keep-alive upstream), one worker
+#               process, no master: every request in one process
+# Each target runs twice under cachegrind: started and stopped (startup and
+# shutdown), then started, loaded by wrk -t1 -c$ICONNS for IDURATION seconds
+# and stopped; instructions per request = (load − startup) / requests. The
+# upstream runs natively. Env: IDURATION=30 ICONNS=8 ITOP=25 (functions listed
+# per target, from cg_annotate, per request).
+command -v valgrind >/dev/null || { echo "--instructions needs valgrind" >&2; exit 2; }
+command -v cg_annotate >/dev/null || { echo "--instructions needs cg_annotate (valgrind)" >&2; exit 2; }
+IDURATION=${IDURATION:-30}
+ICONNS=${ICONNS:-8}
+ITOP=${ITOP:-25}
+ITARGETS=${ITARGETS:-"gatehouse${BASE_BIN:+ base} nginx-tls"}
+NGINX_TLS_PORT=${NGINX_TLS_PORT:-$((PORT + 3))}
+
+"$WORK/upstream" -addr "127.0.0.1:$UPSTREAM_PORT" -tls-addr "127.0.0.1:$UPSTREAM_TLS_PORT" >"$WORK/upstream.log" 2>&1 &
+PIDS+=("$!")
+wait_url "http://127.0.0.1:$UPSTREAM_PORT/" || { cat "$WORK/upstream.log" >&2; exit 1; }
+printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
+  "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$BODY")" >"$WORK/post.lua"
+
+# The nginx of ../shared/bench/dataplane.sh, in one process.
+mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -keyout "$WORK/nginx/key.pem" -out "$WORK/nginx/cert.pem" >/dev/null 2>&1
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/tmp/body;
+  proxy_temp_path $WORK/nginx/tmp/proxy;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  map_hash_bucket_size 128; # the same 64-character key as the node's: the same request bytes
+  map \$http_ocp_apim_subscription_key \$key_ok {
+    default 0;
+    "$KEY" 1;
+  }
+  upstream backend {
+    server 127.0.0.1:$UPSTREAM_PORT;
+    keepalive 128;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_TLS_PORT ssl;
+    ssl_certificate $WORK/nginx/cert.pem;
+    ssl_certificate_key $WORK/nginx/key.pem;
+    ssl_protocols TLSv1.3;
+    default_type application/json;
+    location / {
+      if (\$key_ok = 0) {
+        return 401 '{"error":{"code":"401","message":"Access denied"}}';
+      }
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Ocp-Apim-Subscription-Key "";
+    }
+  }
+}
+EOF
+
+# under_cachegrind TARGET OUT: starts TARGET under cachegrind (counts to OUT),
+# waits until it answers; sets VG_PID, ITARGET_URL, STOP_SIG.
+under_cachegrind() {
+  local t=$1 out=$2 health
+  local vg=(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$out")
+  case $t in
+    gatehouse | base)
+      local data=$WORK/data-ig port=$((PORT + 4))
+      [ "$t" = gatehouse ] || data=$WORK/data-ib
+      rm -rf "$data" && cp -a "$WORK/data" "$data"
+      # No asynchronous preemption: its signals are what valgrind handles
+      # worst, and they are not part of a request's work.
+      local envs=${GW_ENV:-}
+      [ "$t" = gatehouse ] || envs=${BASE_ENV:-}
+      # shellcheck disable=SC2086
+      env $envs GODEBUG=asyncpreemptoff=1 "${vg[@]}" "${BIN_OF[$t]}" serve --data-dir "$data" --listen "127.0.0.1:$port" \
+        --host "localhost:$PORT" --msi-listen 127.0.0.1:0 --log-level warn >"$WORK/ig-$t.log" 2>&1 &
+      VG_PID=$! STOP_SIG=TERM health="https://localhost:$port/healthz"
+      ITARGET_URL=${CHAT_URL/localhost:$PORT/localhost:$port}
+      ;;
+    nginx-tls)
+      "${vg[@]}" nginx -e "$WORK/nginx/logs/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/ig-$t.log" 2>&1 &
+      VG_PID=$! STOP_SIG=QUIT health="https://127.0.0.1:$NGINX_TLS_PORT/healthz"
+      ITARGET_URL="https://127.0.0.1:$NGINX_TLS_PORT/v1/chat/completions"
+      ;;
+    *) echo "unknown instruction target $t" >&2; exit 2 ;;
+  esac
+  PIDS+=("$VG_PID")
+  for _ in $(seq 600); do # valgrind starts a Go binary in tens of seconds
+    curl -sk -o /dev/null "$health" && return 0
+    kill -0 "$VG_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "$t does not answer under valgrind:" >&2
+  tail -20 "$WORK/ig-$t.log" >&2
+  exit 1
+}
+
+# stop_counted OUT: stops VG_PID and sets COUNTED to the instructions it counted
+# (not in a subshell: only this shell can wait for VG_PID).
+stop_counted() {
+  kill -"$STOP_SIG" "$VG_PID"
+  wait "$VG_PID" 2>/dev/null || true
+  COUNTED=$(awk '/^summary:/ {print $2}' "$1")
+  [ -n "$COUNTED" ] || { echo "no count in $1:" >&2; tail -20 "$WORK/ig-$t.log" >&2; exit 1; }
+}
+
+declare -A BIN_OF=([gatehouse]=$BIN [base]=${BASE_BIN:-})
+read -r -a ITARGETS <<<"$ITARGETS"
+: >"$WORK/instr"
+for t in "${ITARGETS[@]}"; do
+  [ "$t" != base ] || [ -n "$BASE_BIN" ] || { echo "target base needs BASE_BIN" >&2; exit 2; }
+  echo "$t: startup under cachegrind" >&2
+  under_cachegrind "$t" "$WORK/cg-$t-idle.out"
+  stop_counted "$WORK/cg-$t-idle.out"
+  idle=$COUNTED
+  echo "$t: ${IDURATION}s of load under cachegrind" >&2
+  under_cachegrind "$t" "$WORK/cg-$t.out"
+  code=$(curl -sk -o "$WORK/check.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -H "Ocp-Apim-Subscription-Key: $KEY" --data "$BODY" "$ITARGET_URL")
+  [ "$code" = 200 ] || { echo "$t: status $code: $(head -c 300 "$WORK/check.out")" >&2; exit 1; }
+  out=$(wrk -t1 -c"$ICONNS" -d"${IDURATION}s" --timeout 10s -s "$WORK/post.lua" \
+    -H "Ocp-Apim-Subscription-Key: $KEY" "$ITARGET_URL")
+  if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$t: errors:" >&2; echo "$out" >&2; exit 1; fi
+  n=$(sed -nE 's/^ *([0-9]+) requests in.*/\1/p' <<<"$out")
+  stop_counted "$WORK/cg-$t.out"
+  total=$COUNTED
+  echo "$t $n $total $idle" >>"$WORK/instr"
+  cg_annotate --auto=no "$WORK/cg-$t.out" 2>/dev/null | awk -v n="$n" -v top="$ITOP" -v t="$t" '
+    /file:function/ {on = 1; next}
+    on && /\(/ && k < top {c = $1; gsub(",", "", c); f = $NF; sub(/^[^:]*:/, "", f)
+      if (f == "???") next
+      printf "  %-10s %7.0f  %s\n", t, c / n, f; k++}' >>"$WORK/instr-top"
+done
+
+python3 - "$WORK/instr" "$IDURATION" "$ICONNS" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+print(f"\nuser-space instructions per request (valgrind cachegrind; wrk -t1 -c{sys.argv[3]}, {sys.argv[2]} s, startup subtracted)")
+print(f"{'target':<11} {'requests':>9} {'instructions/req':>17} {'vs nginx-tls':>13}")
+per = {t: (int(tot) - int(idle)) / int(n) for t, n, tot, idle in rows}
+for t, n, tot, idle in rows:
+    ratio = f"{per[t] / per['nginx-tls']:.3f}" if "nginx-tls" in per else "-"
+    print(f"{t:<11} {n:>9} {per[t]:>17.0f} {ratio:>13}")
+if "base" in per and "gatehouse" in per:
+    print(f"gatehouse / base: {per['gatehouse'] / per['base']:.4f}")
+PY
+echo
+echo "the most instructions per request, by function (startup included; '???': no symbols):"
+cat "$WORK/instr-top"
