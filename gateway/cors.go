@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/httpfield"
 	"github.com/gatehouse/gatehouse/server"
 )
 
@@ -155,7 +156,7 @@ func validHeaderList(s string) bool {
 			return false
 		}
 		for i := 0; i < len(name); i++ {
-			if !isTokenByte(name[i]) {
+			if !httpfield.IsToken(name[i]) {
 				return false
 			}
 		}

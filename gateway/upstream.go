@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/httpfield"
 	"github.com/gatehouse/gatehouse/internal/rawconn"
 	"github.com/gatehouse/gatehouse/netacl"
 )
@@ -503,17 +504,13 @@ func writeRequest(bw *bufio.Writer, o *Outbound) {
 }
 
 func writeField(bw *bufio.Writer, name, value string) {
-	if !validHeaderName(name) || !validHeaderValue(value) {
-		return
+	if validHeaderName(name) && httpfield.ValidValueString(value) {
+		httpfield.Write(bw, name, value)
 	}
-	bw.WriteString(name)
-	bw.WriteString(": ")
-	bw.WriteString(value)
-	bw.WriteString("\r\n")
 }
 
-// validHeaderName and validHeaderValue keep a header from breaking the
-// request framing (no CR, LF or other control bytes).
+// validHeaderName (and httpfield.ValidValueString) keep a header from
+// breaking the request framing (no CR, LF or other control bytes).
 func validHeaderName(s string) bool {
 	if s == "" {
 		return false
@@ -521,15 +518,6 @@ func validHeaderName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || c == ':' {
-			return false
-		}
-	}
-	return true
-}
-
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
 	}

@@ -8,9 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"net/textproto"
 	"strconv"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/httpfield"
 )
 
 // upExchange is one response being read from an upstream connection: its
@@ -115,7 +116,7 @@ func (ex *upExchange) frame(head string, ends []int32, proto10, noBody bool) err
 	for i := 0; i < len(ends); i += 2 {
 		nameRaw, value := head[start:ends[i]], head[ends[i]:ends[i+1]]
 		start = ends[i+1]
-		name := canonicalName(nameRaw)
+		name := httpfield.Canonical(nameRaw)
 		ex.fields = append(ex.fields, Field{name, value})
 		switch name {
 		case "Content-Length":
@@ -360,7 +361,7 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 	}
 	name, value = line[:i], line[i+1:]
 	for _, c := range name {
-		if !isTokenByte(c) {
+		if !httpfield.IsToken(c) {
 			return nil, nil, false
 		}
 	}
@@ -376,35 +377,6 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 		}
 	}
 	return name, value, true
-}
-
-func isTokenByte(c byte) bool {
-	if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-// commonNames are the response header names upstreams send most, in
-// canonical form: a name found here costs no allocation.
-var commonNames = [...]string{"Content-Type", "Content-Length", "Date", "Server", "Connection",
-	"Transfer-Encoding", "Keep-Alive", "Cache-Control", "Vary", "Content-Encoding", "X-Request-Id",
-	"Retry-After", "Retry-After-Ms", "Openai-Processing-Ms", "Openai-Version", "Openai-Organization",
-	"Access-Control-Allow-Origin", "Strict-Transport-Security", "Set-Cookie", "Trailer", "Upgrade", "Te",
-	"Proxy-Authenticate", "X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests",
-	"X-Ratelimit-Reset-Requests", "X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens",
-	"X-Ratelimit-Reset-Tokens"}
-
-// canonicalName returns raw (a slice of the head string) in canonical
-// form: the interned common name, raw itself when already canonical, or a
-// new canonical string.
-func canonicalName(raw string) string {
-	for _, n := range commonNames {
-		if len(n) == len(raw) && strings.EqualFold(n, raw) {
-			return n
-		}
-	}
-	return textproto.CanonicalMIMEHeaderKey(raw)
 }
 
 // hasToken reports whether the comma-separated list v has token (any case).

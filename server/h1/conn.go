@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/httpfield"
 )
 
 // conn is one HTTP/1.1 connection on the fast path.
@@ -217,7 +218,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 		end := pos + bytes.Index(buf[pos:], []byte("\r\n"))
 		line := buf[pos:end]
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || nf == maxFields || !validName(line[:colon]) {
+		if colon <= 0 || nf == maxFields || !httpfield.ValidName(line[:colon]) {
 			return nil, errHandOff // obs-fold, a space before the colon, ...
 		}
 		vs, ve := colon+1, len(line)
@@ -228,7 +229,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 			ve--
 		}
 		name, value := line[:colon], line[vs:ve]
-		if !validValue(value) {
+		if !httpfield.ValidValue(value) {
 			return nil, errHandOff
 		}
 		switch {
@@ -293,7 +294,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 			continue // net/http keeps Host out of the header too
 		}
 		f := c.fields[i]
-		name := textproto.CanonicalMIMEHeaderKey(head[f.name[0]:f.name[1]])
+		name := httpfield.Canonical(head[f.name[0]:f.name[1]])
 		values[i] = head[f.value[0]:f.value[1]]
 		if vv, ok := h[name]; ok {
 			h[name] = append(vv, values[i])

@@ -31,19 +31,3 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
-
-// TestValidValue compares the word-at-a-time check with the byte loop on
-// every byte value at every position of a 45-byte value (a 32-byte block,
-// a word and a tail).
-func TestValidValue(t *testing.T) {
-	base := []byte("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHI")
-	for pos := range base {
-		for c := 0; c < 256; c++ {
-			v := append([]byte(nil), base...)
-			v[pos] = byte(c)
-			if got, want := validValue(v), validValueBytes(v); got != want {
-				t.Fatalf("byte %#x at %d: validValue %v, byte loop %v", c, pos, got, want)
-			}
-		}
-	}
-}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/httpfield"
 )
 
 // response is the fast path's http.ResponseWriter. A body whose length the
@@ -227,19 +229,24 @@ func (w *response) writeFields(framed bool) {
 			w.closeAfter && name == "Connection" {
 			continue
 		}
-		if !validName([]byte(name)) {
+		if !httpfield.ValidName(name) {
 			continue
 		}
 		for _, v := range values {
-			bw.WriteString(name)
-			bw.WriteString(": ")
-			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-			}
-			bw.WriteString(strings.TrimSpace(v))
-			bw.WriteString("\r\n")
+			httpfield.Write(bw, name, fieldValue(v))
 		}
 	}
+}
+
+// fieldValue is v as it goes on the wire: line breaks become spaces (so a
+// value can never start a field of its own), surrounding blanks go. A
+// value without control bytes — all but a malformed one — is looked at a
+// word at a time.
+func fieldValue(v string) string {
+	if !httpfield.ValidValueString(v) && strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	return strings.TrimSpace(v)
 }
 
 // Flush sends what has been written (http.Flusher; a streamed response).

@@ -320,6 +320,9 @@ func TestResponses(t *testing.T) {
 	ts.mux.HandleFunc("/inject", func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["X-Value"] = []string{"a\r\nX-Evil: 1"}
 		w.Header()["Bad Name"] = []string{"v"}
+		// Longer than the connection's write buffer: written in pieces.
+		w.Header()["X-Long"] = []string{" " + strings.Repeat("l", 9000) + "\t"}
+		w.Header()["X-Tab"] = []string{"a\tb"}
 	})
 	ts.mux.HandleFunc("/abort", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(strings.Repeat("z", 5000)))
@@ -350,7 +353,8 @@ func TestResponses(t *testing.T) {
 		t.Errorf("/status: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
 	}
 	c.send(t, "GET /inject HTTP/1.1\r\nHost: h\r\n\r\n")
-	if resp, _ := c.response(t); resp.Header.Get("X-Evil") != "" || resp.Header.Get("X-Value") != "a  X-Evil: 1" || resp.Header.Get("Bad Name") != "" {
+	if resp, _ := c.response(t); resp.Header.Get("X-Evil") != "" || resp.Header.Get("X-Value") != "a  X-Evil: 1" || resp.Header.Get("Bad Name") != "" ||
+		resp.Header.Get("X-Long") != strings.Repeat("l", 9000) || resp.Header.Get("X-Tab") != "a\tb" {
 		t.Errorf("/inject: header %v", resp.Header)
 	}
 	c.send(t, "POST /unread HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nabcdGET /a HTTP/1.1\r\nHost: h\r\n\r\n")

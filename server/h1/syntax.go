@@ -2,13 +2,8 @@ package h1
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strings"
 )
-
-// tokenChars marks the characters of an RFC 9110 token (field names,
-// methods).
-var tokenChars = alnumAnd("!#$%&'*+-.^_`|~")
 
 // alnumAnd returns a table of ASCII letters, digits and the bytes of
 // extra.
@@ -23,61 +18,6 @@ func alnumAnd(extra string) (t [256]bool) {
 		t[extra[i]] = true
 	}
 	return t
-}
-
-func validName(name []byte) bool {
-	if len(name) == 0 {
-		return false
-	}
-	for _, c := range name {
-		if !tokenChars[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// validValue reports whether a field value has no control characters but
-// HTAB (and no DEL). Eight bytes at a time: a bearer token is a kilobyte,
-// and a byte loop over it was most of what parsing a head cost.
-func validValue(v []byte) bool {
-	for len(v) >= 32 {
-		le := binary.LittleEndian
-		if suspect(le.Uint64(v))|suspect(le.Uint64(v[8:]))|suspect(le.Uint64(v[16:]))|suspect(le.Uint64(v[24:])) != 0 &&
-			!validValueBytes(v[:32]) {
-			return false
-		}
-		v = v[32:]
-	}
-	for len(v) >= 8 {
-		if suspect(binary.LittleEndian.Uint64(v)) != 0 && !validValueBytes(v[:8]) {
-			return false
-		}
-		v = v[8:]
-	}
-	return validValueBytes(v)
-}
-
-// suspect is non-zero when a byte of x is below 0x20 or is DEL (the exact
-// hasless and haszero tests of Bit Twiddling Hacks); such a word is then
-// checked byte by byte (HTAB is below 0x20 and allowed).
-func suspect(x uint64) uint64 {
-	d := x ^ lsb*0x7f
-	return ((x-lsb*0x20)&^x | (d-lsb)&^d) & msb
-}
-
-const (
-	lsb = 0x0101010101010101
-	msb = 0x8080808080808080
-)
-
-func validValueBytes(v []byte) bool {
-	for _, c := range v {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // validTarget reports whether an origin-form request target has only
