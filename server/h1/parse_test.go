@@ -38,14 +38,11 @@ func FuzzParse(f *testing.F) {
 	s := &Server{Fast: func(host, path string) bool { return true }}
 	c := &conn{s: s, ctx: context.Background()}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		i := bytes.Index(data, crlfcrlf)
-		if i < 0 {
+		end, _, bare := scanHead(data, 0)
+		if end == 0 || bare {
 			return
 		}
-		buf := data[:i+4]
-		if bareLF(buf) {
-			return
-		}
+		buf := data[:end]
 		ex, err := c.parse(buf)
 		if err != nil {
 			return

@@ -21,8 +21,8 @@ func BenchmarkParse(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if bareLF(head) {
-					b.Fatal("bare LF")
+				if end, _, bare := scanHead(head, 0); end != len(head) || bare {
+					b.Fatal("not a head")
 				}
 				if _, err := c.parse(head); err != nil {
 					b.Fatal(err)

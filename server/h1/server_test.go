@@ -268,16 +268,30 @@ func TestWire(t *testing.T) {
 			}
 		}
 	})
-	t.Run("head in pieces", func(t *testing.T) {
-		c := ts.dial(t)
-		for _, part := range []string{"PO", "ST /p HTTP/1.1\r\nHo", "st: h\r\nContent-Length: 3\r\n", "\r\n", "a", "bc"} {
-			c.send(t, part)
-			time.Sleep(5 * time.Millisecond)
-		}
-		if _, body := c.response(t); body != `fast POST /p host=h body="abc"` {
-			t.Fatalf("got %q", body)
-		}
-	})
+	// The head's end is looked for from the line the last piece left
+	// unfinished: a CR and its LF apart, an empty line alone, a bare LF
+	// in a later piece (net/http's).
+	for _, tc := range []struct {
+		name  string
+		parts []string
+		body  string
+	}{
+		{"head in pieces", []string{"PO", "ST /p HTTP/1.1\r\nHo", "st: h\r\nContent-Length: 3\r\n", "\r\n", "a", "bc"}, `fast POST /p host=h body="abc"`},
+		{"CR and LF apart", []string{"GET /p HTTP/1.1\r", "\nHost: h\r", "\n\r", "\n"}, `fast GET /p host=h`},
+		{"bare LF later", []string{"GET /p HTTP/1.1\r\nHost: h\r\n", "X: y\n", "\r\n"}, `net/http GET /p`},
+		{"bare LF ending the head later", []string{"GET /p HTTP/1.1\r\nHost: h\r\nX: y\r\n", "\n"}, `net/http GET /p`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ts.dial(t)
+			for _, part := range tc.parts {
+				c.send(t, part)
+				time.Sleep(5 * time.Millisecond)
+			}
+			if _, body := c.response(t); !strings.HasPrefix(body, tc.body) {
+				t.Fatalf("got %q, want %q…", body, tc.body)
+			}
+		})
+	}
 	t.Run("connection close", func(t *testing.T) {
 		c := ts.dial(t)
 		c.send(t, "GET /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
