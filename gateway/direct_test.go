@@ -25,7 +25,7 @@ func newDirectEnv() *directEnv {
 		method, path, _ := strings.Cut(d.pattern, " ")
 		probe := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			e.got = map[string]string{"pattern": d.pattern}
-			for _, name := range []string{"account", "deployment", "version"} {
+			for _, name := range []string{"account", "deployment", "version", "model", "response"} {
 				e.got[name] = r.PathValue(name)
 			}
 		})
@@ -76,7 +76,7 @@ func (e *directEnv) check(t testing.TB, method, target string, hostForm bool) bo
 	if e.got == nil || e.got["pattern"] != d.pattern {
 		t.Fatalf("%s %s: the probe mux did not serve it with %q: %v", method, target, d.pattern, e.got)
 	}
-	wild := e.got["deployment"] + e.got["version"]
+	wild := e.got["deployment"] + e.got["version"] + e.got["model"] + e.got["response"]
 	if wild != param || !hostForm && e.got["account"] != account {
 		t.Fatalf("%s %s: direct gives account %q, value %q; ServeMux %v", method, target, account, param, e.got)
 	}
@@ -108,6 +108,9 @@ func TestDirectMatchesMux(t *testing.T) {
 			{"POST", "/openai/v1/chat/completions", true},
 			{"POST", "/openai/v1/embeddings", true},
 			{"GET", "/openai/v1/models", true},
+			{"GET", "/openai/v1/models/gpt-4o", true}, // routes ending in the wildcard
+			{"DELETE", "/openai/responses/resp_1", true},
+			{"GET", "/openai/v1/responses/resp_1", true},
 			{"POST", "/language/:analyze-text?api-version=2023-04-01", true},
 			{"POST", "/text/analytics/v3.1/sentiment", true},
 			{"POST", "/text/analytics/v3.0/languages", true},
