@@ -388,8 +388,12 @@ func (d *Deployments) Lookup(internalID, name string) (*DataPlaneDeployment, boo
 	// The key is built on the stack: a map lookup by string(b) does not
 	// allocate, where the concatenation would on every request.
 	var buf [192]byte
-	b, ok := appendLowerASCII(buf[:0], internalID)
-	if ok {
+	var b []byte
+	ok := true
+	if lowerASCII(internalID) && lowerASCII(name) {
+		// What requests carry: copied whole, not a byte at a time.
+		b = append(append(append(buf[:0], internalID...), '/'), name...)
+	} else if b, ok = appendLowerASCII(buf[:0], internalID); ok {
 		b = append(b, '/')
 		b, ok = appendLowerASCII(b, name)
 	}
@@ -400,6 +404,16 @@ func (d *Deployments) Lookup(internalID, name string) (*DataPlaneDeployment, boo
 	dp, found := d.index[string(b)]
 	d.mu.RUnlock()
 	return dp, found
+}
+
+// lowerASCII reports whether s is ASCII without upper-case letters.
+func lowerASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // appendLowerASCII appends s lower-cased to b; false (and b unchanged in

@@ -371,10 +371,8 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 	for len(value) > 0 && (value[len(value)-1] == ' ' || value[len(value)-1] == '\t') {
 		value = value[:len(value)-1]
 	}
-	for _, c := range value {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return nil, nil, false
-		}
+	if !httpfield.ValidValue(value) {
+		return nil, nil, false
 	}
 	return name, value, true
 }
