@@ -64,7 +64,7 @@ func keySum(key string) [sha256.Size]byte {
 // returned call says as much as is known (for the audit log) and the error
 // is a denial.
 func (g *Gateway) authenticate(r *http.Request, acct *Account, bearerKey bool) (*call, error) {
-	c := &call{slot: -1}
+	c := newCall()
 	if key, ok := presentedKey(r.Header); ok {
 		return g.keyCall(r, acct, c, key)
 	}

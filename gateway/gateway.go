@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -542,10 +543,27 @@ type call struct {
 	param string
 	usage *usageEntry
 	// rec wraps the response writer, out is the request to the upstream
-	// (parts of call: one allocation).
-	rec  statusRecorder
-	out  Outbound
-	vals [8]string // the upstream's response fields' values (forward)
+	// (parts of call: one allocation, reused).
+	rec statusRecorder
+	out Outbound
+}
+
+// callPool keeps calls between requests: a call is 600 bytes, a fifth of
+// what a proxied request allocated, and the garbage collector's work per
+// request follows the bytes allocated. A call is handle's alone: nothing
+// refers to it once handle has returned (the response's header values,
+// which outlive the handler on the HTTP/1.1 fast path, are not in it).
+var callPool = sync.Pool{New: func() any { return new(call) }}
+
+func newCall() *call {
+	c := callPool.Get().(*call)
+	c.slot = -1
+	return c
+}
+
+func releaseCall(c *call) {
+	*c = call{}
+	callPool.Put(c)
 }
 
 // handle is the request path of every data-plane route: account →
@@ -568,6 +586,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, nam
 		socketCredential(r)
 	}
 	c, err := g.authenticate(r, &acct, rte.bearerKey)
+	defer releaseCall(c)
 	if err != nil {
 		return g.deny(r, &acct, c, rte.dataAction, err)
 	}

@@ -289,7 +289,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		q.headers(w, p.now())
 	}
 	tail := getTail()
-	forward(w, ex, c.vals[:0], tail)
+	forward(w, ex, tail)
 	p.settle(q, c, d, tail, estimate)
 	return nil
 }
@@ -437,21 +437,17 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail) {
 
 // forward streams the response of ex to w, as copyResponse does for an
 // *http.Response, without one: the head's fields go straight into w's
-// header (their value slices in vals), and a Content-Length
-// body already in the connection's buffer is written from there.
-//
-// vals is room for the value slices (grown if the head has more fields);
-// tail keeps the end of the body for token metering.
-func forward(w http.ResponseWriter, ex *upExchange, vals []string, tail *tokenTail) {
+// header (their value slices in one array of the response's own: on the
+// HTTP/1.1 fast path the header is written after the handler returns),
+// and a Content-Length body already in the connection's buffer is written
+// from there. tail keeps the end of the body for token metering.
+func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail) {
 	// The head lives in the exchange only until the body is read.
 	stream := strings.HasPrefix(ex.header("Content-Type"), "text/event-stream")
 	chunked := ex.chunked != nil
 	dst := w.Header()
 	fields := ex.fields
-	if cap(vals) < len(fields) {
-		vals = make([]string, len(fields))
-	}
-	vals = vals[:len(fields)]
+	vals := make([]string, len(fields))
 	for i, f := range fields {
 		if isHopHeader(f.Name) || f.Name == "Content-Length" && (stream || chunked) {
 			continue

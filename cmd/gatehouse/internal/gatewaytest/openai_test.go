@@ -55,6 +55,17 @@ func testOpenAIKey(t *testing.T, e *env) {
 			}
 		})
 	}
+	t.Run("chunked-upstream-reply", func(t *testing.T) {
+		// A short chunked answer is held back and its head written after
+		// the handler returns (server/h1): the upstream's fields must
+		// still be whole then.
+		r := e.do(t, call{url: a.endpoint + "openai/deployments/gpt-chat/chat/completions?api-version=" + openAIVersion,
+			body: `{"messages":[{"role":"user","content":"chunked reply"}]}`, header: keyHeader(a.key1)})
+		if r.status != http.StatusOK || r.header.Get("X-Upstream-Reply") != "chunked" || r.header.Get("Content-Type") != "application/json" ||
+			!strings.Contains(string(r.body), "echo from upstream-llama at /v1/chat/completions: chunked reply") {
+			t.Errorf("status %d, header %v, body %.200s", r.status, r.header, r.body)
+		}
+	})
 	if e.up.SawSecret(a.key1) || e.up.SawSecret(a.key2) {
 		t.Error("the upstream received a client key")
 	}

@@ -159,6 +159,14 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": reply}}},
 		"usage":   map[string]any{"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 	w.Header().Set("Content-Type", "application/json")
+	if last == "chunked reply" {
+		// Flushed before the end: chunked, with no Content-Length (a
+		// proxy's answer whose head may go out after its handler returns).
+		w.Header().Set("X-Upstream-Reply", "chunked")
+		w.Write(out[:10])
+		w.(http.Flusher).Flush()
+		out = out[10:]
+	}
 	w.Write(out)
 }
 
