@@ -548,7 +548,7 @@ type call struct {
 	out Outbound
 }
 
-// callPool keeps calls between requests: a call is 600 bytes, a fifth of
+// callPool keeps calls between requests: a call is 630 bytes, a fifth of
 // what a proxied request allocated, and the garbage collector's work per
 // request follows the bytes allocated. A call is handle's alone: nothing
 // refers to it once handle has returned (the response's header values,
