@@ -575,6 +575,46 @@ func (p *Portal) deployModel(q *req) error {
 	return nil
 }
 
+// confirmView is the page that asks before a deletion: the Delete
+// buttons of the resource pages lead to it, and its own button posts the
+// deletion (so a stray click deletes nothing, with or without JavaScript).
+type confirmView struct {
+	Question, Consequence, Button string
+	Action, Cancel                string
+}
+
+// confirmDeleteDeployment asks whether to delete a deployment, for a user
+// who may; it changes nothing.
+func (p *Portal) confirmDeleteDeployment(q *req) error {
+	id, a, err := p.loadAccount(q)
+	if err != nil {
+		return err
+	}
+	if p.opts.Deployments == nil {
+		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server has no deployments.")
+	}
+	name := q.r.PathValue("deployment")
+	if err := accounts.ValidateDeploymentName(name); err != nil {
+		return err
+	}
+	if scope := deploymentScope(id, name); !q.can(p, actDeploymentDelete, scope) {
+		return denied(q.user, actDeploymentDelete, scope)
+	}
+	d, err := p.opts.Deployments.GetDeployment(q.ctx(), a, name)
+	if err != nil {
+		return err
+	}
+	page := resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name)
+	return p.render(q, http.StatusOK, "confirm", "Delete the deployment "+d.Name, confirmView{
+		Question: "Delete the deployment " + d.Name + " of the account " + a.Name + "?",
+		Consequence: "Applications calling it get 404 DeploymentNotFound at once, on every node. " +
+			"A deployment is not soft-deleted: creating it again starts afresh.",
+		Button: "Delete " + d.Name,
+		Action: page + "/deployments/" + url.PathEscape(d.Name) + "/delete",
+		Cancel: page + "#deployments",
+	})
+}
+
 // deleteDeployment deletes a deployment, then shows the account page.
 // Audited like ARM's deployments/delete.
 func (p *Portal) deleteDeployment(q *req) error {

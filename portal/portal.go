@@ -57,6 +57,7 @@ type (
 	// catalog's models and deletes deployments.
 	Deployments interface {
 		ListDeployments(ctx context.Context, acct *accounts.Account) ([]*accounts.Deployment, error)
+		GetDeployment(ctx context.Context, acct *accounts.Account, name string) (*accounts.Deployment, error)
 		PutDeployment(ctx context.Context, acct *accounts.Account, name string, spec accounts.DeploymentSpec, by accounts.Actor) (*accounts.Deployment, bool, error)
 		DeleteDeployment(ctx context.Context, acct *accounts.Account, name string) (bool, error)
 		Catalog() *accounts.Catalog
@@ -167,6 +168,7 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	page("POST /portal/accounts/{sub}/{rg}/{name}/regenerate", p.regenerate)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/recover", p.recoverAccount)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/deployments", p.deployModel)
+	page("GET /portal/accounts/{sub}/{rg}/{name}/deployments/{deployment}/delete", p.confirmDeleteDeployment)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/deployments/{deployment}/delete", p.deleteDeployment)
 	page("GET /portal/vaults/{sub}/{rg}/{name}", p.vaultPage)
 	page("GET /portal/accounts/{sub}/{rg}/{name}/activity", p.activityPage(p.accountRoles(), "account"))

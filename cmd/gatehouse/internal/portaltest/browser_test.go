@@ -270,6 +270,30 @@ func TestBrowser(t *testing.T) {
 	if d, err := e.Deployments.GetDeployment(t.Context(), oai, "browser-mini"); err != nil || !d.Catalog || d.Model.Version != "2024-05-13" || d.SKU.Capacity != 2 {
 		t.Fatalf("deployed from the browser: %+v %v", d, err)
 	}
+	// Delete asks first: cancelling keeps the deployment, confirming
+	// deletes it.
+	do("delete, then cancel",
+		chromedp.Click(chromedp.ID("delete-deployment-browser-mini")),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+	)
+	shot("confirm-delete")
+	if q := text("confirm-question"); !strings.Contains(q, "browser-mini") || !strings.Contains(q, "browser-oai") {
+		t.Errorf("confirmation: %q", q)
+	}
+	do("cancel", chromedp.Click(chromedp.ID("cancel")), chromedp.WaitVisible(chromedp.ID("delete-deployment-browser-mini")))
+	if _, err := e.Deployments.GetDeployment(t.Context(), oai, "browser-mini"); err != nil {
+		t.Fatalf("cancelling deleted the deployment: %v", err)
+	}
+	do("delete, then confirm",
+		chromedp.Click(chromedp.ID("delete-deployment-browser-mini")),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+		chromedp.Click(chromedp.ID("confirm")),
+		chromedp.WaitVisible(chromedp.ID("deploy-form")),
+		chromedp.WaitNotPresent(chromedp.ID("delete-deployment-browser-mini")),
+	)
+	if _, err := e.Deployments.GetDeployment(t.Context(), oai, "browser-mini"); err == nil {
+		t.Fatal("confirming did not delete the deployment")
+	}
 	// A session that ends while the page is open: the next htmx action
 	// shows why in the panel instead of doing nothing.
 	do("back to the account", chromedp.Navigate(e.URL+e.accountPath()), chromedp.WaitVisible(chromedp.ID("regenerate-key2")))

@@ -1057,6 +1057,9 @@ func testDeployModel(t *testing.T, e *env) {
 	if p := r.post(path+"/deployments/web-mini/delete", nil); p.status != http.StatusForbidden {
 		t.Errorf("reader deletes: %d", p.status)
 	}
+	if p := r.get(path + "/deployments/web-mini/delete"); p.status != http.StatusForbidden || strings.Contains(p.body, `id="confirm"`) {
+		t.Errorf("reader is asked to confirm a delete: %d", p.status)
+	}
 	if n := countAudit(t, e, e.reader.ObjectID, audit.Denied); n != denied+2 {
 		t.Errorf("reader's refusals audited: %d, want %d", n, denied+2)
 	}
@@ -1064,8 +1067,26 @@ func testDeployModel(t *testing.T, e *env) {
 		t.Fatal("the reader deleted the deployment")
 	}
 
-	// The owner deletes it.
+	// The owner deletes it: the Delete button leads to a page that asks
+	// (and deletes nothing), whose own button posts the deletion.
 	succeeded := countAudit(t, e, e.owner.ObjectID, audit.Succeeded)
+	p = b.get(path + "/deployments/web-mini/delete")
+	if p.status != http.StatusOK || !strings.Contains(p.body, `Delete the deployment web-mini of the account `+acct.Name+`?`) ||
+		!strings.Contains(p.body, `<form method="post" action="`+path+`/deployments/web-mini/delete"`) ||
+		!strings.Contains(p.body, `id="confirm"`) || !strings.Contains(p.body, `href="`+path+`#deployments" id="cancel"`) {
+		t.Fatalf("confirmation page: %d %s", p.status, p.body)
+	}
+	if _, err := e.Deployments.GetDeployment(ctx, acct, "web-mini"); err != nil {
+		t.Fatal("asking deleted the deployment")
+	}
+	for target, want := range map[string]int{
+		path + "/deployments/no-such/delete": http.StatusNotFound,
+		path + "/deployments/-x/delete":      http.StatusBadRequest,
+	} {
+		if p := b.get(target); p.status != want {
+			t.Errorf("GET %s: %d, want %d", target, p.status, want)
+		}
+	}
 	if p := b.post(path+"/deployments/web-mini/delete", nil); p.status != http.StatusSeeOther {
 		t.Fatalf("delete: %d %s", p.status, p.body)
 	}
