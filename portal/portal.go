@@ -174,8 +174,10 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	page("GET /portal/accounts/{sub}/{rg}/{name}/activity", p.activityPage(p.accountRoles(), "account"))
 	page("GET /portal/vaults/{sub}/{rg}/{name}/activity", p.activityPage(p.vaultRoles(), "vault"))
 	page("POST /portal/accounts/{sub}/{rg}/{name}/roles", p.addRole(p.accountRoles()))
+	page("GET /portal/accounts/{sub}/{rg}/{name}/roles/{assignment}/delete", p.confirmRemoveRole(p.accountRoles()))
 	page("POST /portal/accounts/{sub}/{rg}/{name}/roles/{assignment}/delete", p.removeRole(p.accountRoles()))
 	page("POST /portal/vaults/{sub}/{rg}/{name}/roles", p.addRole(p.vaultRoles()))
+	page("GET /portal/vaults/{sub}/{rg}/{name}/roles/{assignment}/delete", p.confirmRemoveRole(p.vaultRoles()))
 	page("POST /portal/vaults/{sub}/{rg}/{name}/roles/{assignment}/delete", p.removeRole(p.vaultRoles()))
 	m.Handle("GET /portal/static/", http.StripPrefix("/portal/static/", staticHandler(p.static)))
 	open("/portal/", func(*req) error {

@@ -178,6 +178,36 @@ func (p *Portal) addRole(res roleResource) func(*req) error {
 
 // removeRole deletes a role assignment made at exactly the page's
 // resource (inherited ones are removed where they were made).
+// confirmRemoveRole asks whether to remove a role assignment made at the
+// resource, for a user who may; it changes nothing.
+func (p *Portal) confirmRemoveRole(res roleResource) func(*req) error {
+	return func(q *req) error {
+		id, err := res.load(q)
+		if err != nil {
+			return err
+		}
+		if !q.can(p, actAssignmentDelete, id) {
+			return denied(q.user, actAssignmentDelete, id)
+		}
+		name := q.r.PathValue("assignment")
+		for _, a := range p.assignments(q.ctx(), id) {
+			if !a.Here || !strings.EqualFold(a.Name, name) {
+				continue
+			}
+			page := q.r.URL.Path[:strings.LastIndex(q.r.URL.Path, "/roles/")]
+			return p.render(q, http.StatusOK, "confirm", "Remove a role assignment", confirmView{
+				Question: "Remove " + a.Role + " from " + a.Principal + " on " + id.Name() + "?",
+				Consequence: "What the role allows there stops at once, on every node, unless another assignment " +
+					"grants it; applications signing in with that identity are refused.",
+				Button: "Remove " + a.Role,
+				Action: page + "/roles/" + a.Name + "/delete",
+				Cancel: page + "#roles",
+			})
+		}
+		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "There is no such role assignment here.")
+	}
+}
+
 func (p *Portal) removeRole(res roleResource) func(*req) error {
 	return func(q *req) error {
 		id, err := res.open(q)

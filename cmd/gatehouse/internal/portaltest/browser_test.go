@@ -239,6 +239,13 @@ func TestBrowser(t *testing.T) {
 	do("remove the role",
 		settled,
 		chromedp.Click(chromedp.ID("remove-"+grant.Name)),
+		chromedp.WaitVisible(chromedp.ID("confirm")),
+	)
+	if q := text("confirm-question"); !strings.HasPrefix(q, "Remove Cognitive Services User from ") || !strings.Contains(q, grant.PrincipalID) {
+		t.Fatalf("confirmation: %q", q)
+	}
+	do("confirm the removal",
+		chromedp.Click(chromedp.ID("confirm")),
 		chromedp.WaitNotPresent(chromedp.ID("assignment-"+grant.Name)),
 		chromedp.WaitVisible(chromedp.ID("roles-flash")),
 	)

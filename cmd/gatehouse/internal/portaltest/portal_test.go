@@ -702,6 +702,17 @@ func testRoles(t *testing.T, e *env) {
 		if p := r.post(path+"/roles/"+as[0].Name+"/delete", url.Values{}); p.status != http.StatusForbidden {
 			t.Fatalf("reader removes a role: %d", p.status)
 		}
+		if p := r.get(path + "/roles/" + as[0].Name + "/delete"); p.status != http.StatusForbidden {
+			t.Fatalf("reader is asked to confirm a removal: %d", p.status)
+		}
+		// Remove asks first (a page that changes nothing), then posts.
+		if p := o.get(path + "/roles/" + as[0].Name + "/delete"); p.status != 200 || !strings.Contains(p.body, `id="confirm-question"`) ||
+			!strings.Contains(p.body, " on lang?") || !strings.Contains(p.body, `<form method="post" action="`+path+`/roles/`+as[0].Name+`/delete"`) {
+			t.Fatalf("confirmation page: %d %s", p.status, p.body)
+		}
+		if len(e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account, PrincipalID: pid})) != 1 {
+			t.Fatal("asking removed the assignment")
+		}
 		if p := o.post(path+"/roles/"+as[0].Name+"/delete", url.Values{}); p.status != 200 || !strings.Contains(p.body, `id="roles-flash"`) ||
 			strings.Contains(p.body, `id="assignment-`+as[0].Name+`"`) {
 			t.Fatalf("remove: %d %s", p.status, p.body)
@@ -718,6 +729,9 @@ func testRoles(t *testing.T, e *env) {
 	for _, name := range []string{owners[0].Name, gatehouse.NewGUID(), "not-a-guid"} {
 		if p := o.post(path+"/roles/"+name+"/delete", url.Values{}); p.status != http.StatusNotFound {
 			t.Fatalf("remove %s through the account: %d", name, p.status)
+		}
+		if p := o.get(path + "/roles/" + name + "/delete"); p.status != http.StatusNotFound {
+			t.Fatalf("confirm removing %s through the account: %d", name, p.status)
 		}
 	}
 	if len(e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account, PrincipalID: e.owner.ObjectID})) != 1 {
