@@ -743,6 +743,12 @@ func testRoles(t *testing.T, e *env) {
 		!strings.Contains(p.body, "now holds Key Vault Secrets User on portal-kv.") {
 		t.Fatalf("grant on the vault: %d %s", p.status, p.body)
 	}
+	if kv := e.Authz.Assignments(authz.AssignmentFilter{PrincipalID: app.ObjectID}); len(kv) != 1 {
+		t.Fatalf("the application's assignments: %v", kv)
+	} else if p := o.get(vpath + "/roles/" + kv[0].Name + "/delete"); p.status != 200 ||
+		!strings.Contains(p.body, "Remove Key Vault Secrets User from portal-granted-app") || !strings.Contains(p.body, " on portal-kv?") {
+		t.Fatalf("confirming a removal on the vault: %d %s", p.status, p.body)
+	}
 	// Audited: two grants and two removals by the owner, and the reader's
 	// three refusals.
 	recs, err := e.Audit.List(context.WithoutCancel(ctx), 0, 1000)
