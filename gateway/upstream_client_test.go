@@ -68,6 +68,68 @@ func TestUpstreamClient(t *testing.T) {
 	}
 }
 
+// TestUpstreamClientIdleTimeout: a connection idle for less than
+// IdleTimeout is reused, one idle for longer is not (a new one is dialed),
+// and CloseIdle closes those past it — the idle time counted from the end
+// of the connection's last exchange, a streamed answer's included.
+func TestUpstreamClientIdleTimeout(t *testing.T) {
+	var conns, closed atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Query().Get("slow") != "" {
+			// A streamed answer that lasts longer than the idle timeout.
+			for range 4 {
+				io.WriteString(w, "data: x\n\n")
+				w.(http.Flusher).Flush()
+				time.Sleep(175 * time.Millisecond)
+			}
+		}
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			conns.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := NewUpstreamClient(time.Second)
+	c.IdleTimeout = 500 * time.Millisecond
+	do := func(query string) {
+		t.Helper()
+		resp, err := postTo(t, c, context.Background(), srv.URL+"/v1/x"+query, `{}`, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := io.ReadAll(resp.Body); err != nil || !strings.HasSuffix(string(b), "ok") {
+			t.Fatalf("answer %q %v", b, err)
+		}
+		resp.Body.Close()
+	}
+	do("")
+	do("?slow=1") // 700 ms of answer on the connection
+	do("")        // right after the long answer: still the first connection
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for back-to-back requests, want 1", n)
+	}
+	time.Sleep(2 * c.IdleTimeout)
+	do("")
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections after an idle timeout, want 2", n)
+	}
+	time.Sleep(2 * c.IdleTimeout)
+	c.CloseIdle(false)
+	for deadline := time.Now().Add(5 * time.Second); closed.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := closed.Load(); n != 2 {
+		t.Fatalf("%d connections closed, want 2 (the timed-out one and the idle one)", n)
+	}
+}
+
 // TestUpstreamClientStaleConnection: an upstream that closes an idle
 // connection (as uvicorn does after 5 s) costs the next request nothing:
 // it is retried once on a new connection.
