@@ -114,7 +114,9 @@ type Authority struct {
 	jtis     *storage.Table[jtiRecord]
 	headers  *storage.Table[headerRecord]
 	// refreshTokens are people's sessions (refresh.go).
-	refreshTokens   *storage.Table[refreshRecord]
+	refreshTokens *storage.Table[refreshRecord]
+	// deviceCodes are pending device sign-ins (device.go).
+	deviceCodes     *storage.Table[deviceRecord]
 	refreshLifetime time.Duration
 	cache           *lru.Cache[[sha256.Size]byte, *Claims]
 	resources       map[string]bool // normalized resource → known
@@ -183,6 +185,7 @@ func New(opts Options) (*Authority, error) {
 	a.jtis = storage.NewTable[jtiRecord](opts.Store, kindJTI)
 	a.headers = storage.NewTable[headerRecord](opts.Store, kindIdentityHeader)
 	a.refreshTokens = storage.NewTable[refreshRecord](opts.Store, kindRefreshToken)
+	a.deviceCodes = storage.NewTable[deviceRecord](opts.Store, kindDeviceCode)
 	a.refreshLifetime = opts.RefreshTokenLifetime
 	if a.refreshLifetime <= 0 {
 		a.refreshLifetime = DefaultRefreshTokenLifetime
@@ -231,7 +234,7 @@ func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 			}
 		case <-prune.C:
 			now := a.now()
-			for _, kind := range []string{kindJTI, kindIdentityHeader, kindRefreshToken} {
+			for _, kind := range []string{kindJTI, kindIdentityHeader, kindRefreshToken, kindDeviceCode} {
 				if _, err := a.store.DeleteExpired(ctx, kind, now); err != nil && ctx.Err() == nil {
 					a.logger.Warn("authority: prune failed", "kind", kind, "err", err)
 				}
@@ -336,17 +339,26 @@ func (a *Authority) mint(s mintSpec) (string, time.Time, error) {
 		// Splice {"…standard…"} and {"…extra…"} into one object.
 		payload = append(append(payload[:len(payload)-1], ','), more[1:]...)
 	}
+	token, err := a.sign(st, payload)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	a.metrics.issued.Inc()
+	return token, time.Unix(exp, 0), nil
+}
+
+// sign returns the compact JWS of payload under st's active key.
+func (a *Authority) sign(st *keyState, payload []byte) (string, error) {
 	buf := make([]byte, 0, len(st.signer.header)+b64.EncodedLen(len(payload))+90)
 	buf = append(buf, st.signer.header...)
 	buf = b64.AppendEncode(buf, payload)
 	sig, err := st.signer.sign(a.rand, buf)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", err
 	}
 	buf = append(buf, '.')
 	buf = b64.AppendEncode(buf, sig)
-	a.metrics.issued.Inc()
-	return string(buf), time.Unix(exp, 0), nil
+	return string(buf), nil
 }
 
 // Verify checks a token this server issued and returns its claims. It is

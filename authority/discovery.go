@@ -15,6 +15,7 @@ import (
 //	GET  /adfs/.well-known/openid-configuration            discovery, ADFS shape
 //	GET  /{tenant}/discovery/v2.0/keys, /adfs/discovery/keys  JWKS
 //	POST /{tenant}/oauth2/v2.0/token, /adfs/oauth2/token    token endpoint
+//	POST /{tenant}/oauth2/v2.0/devicecode, /adfs/oauth2/devicecode  device authorization (device.go)
 //	POST /gatehouse/v1/identityHeaders                     issue an identity header (management token)
 //	DELETE /gatehouse/v1/identityHeaders/{id}              revoke it
 //
@@ -52,6 +53,8 @@ func (a *Authority) UnknownTenant(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case r.Method == http.MethodPost && rest == "oauth2/v2.0/token":
 		serve = a.handleToken
+	case r.Method == http.MethodPost && rest == "oauth2/v2.0/devicecode":
+		serve = a.handleDeviceCode
 	case r.Method == http.MethodGet && rest == "v2.0/.well-known/openid-configuration":
 		serve = a.handleDiscovery
 	case r.Method == http.MethodGet && rest == "discovery/v2.0/keys":
@@ -85,10 +88,12 @@ func (a *Authority) mountTenant(mux *http.ServeMux, seg string) {
 	mux.Handle("GET "+p+"/v2.0/.well-known/openid-configuration", oauth(a.handleDiscovery, false))
 	mux.Handle("GET "+p+"/discovery/v2.0/keys", oauth(a.handleKeys, false))
 	mux.Handle("POST "+p+"/oauth2/v2.0/token", oauth(a.handleToken, false))
+	mux.Handle("POST "+p+"/oauth2/v2.0/devicecode", oauth(a.handleDeviceCode, false))
 	if seg == directory.TenantADFS {
 		mux.Handle("GET /adfs/.well-known/openid-configuration", oauth(a.handleDiscovery, true))
 		mux.Handle("GET /adfs/discovery/keys", oauth(a.handleKeys, true))
 		mux.Handle("POST /adfs/oauth2/token", oauth(a.handleToken, true))
+		mux.Handle("POST /adfs/oauth2/devicecode", oauth(a.handleDeviceCode, true))
 	}
 }
 
@@ -128,7 +133,7 @@ func (a *Authority) handleDiscovery(w http.ResponseWriter, r *http.Request, seg 
 		IDTokenSigningAlgValuesSupported:  []string{a.alg},
 		ResponseTypesSupported:            []string{"code", "id_token", "code id_token", "id_token token"},
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
-		GrantTypesSupported:               []string{"client_credentials", "password"},
+		GrantTypesSupported:               []string{"client_credentials", "password", "refresh_token", GrantDeviceCode},
 		ClaimsSupported:                   []string{"sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "idtyp", "ver"},
 		CloudInstanceName:                 a.host,
 		CloudGraphHostName:                a.host,
@@ -141,6 +146,7 @@ func (a *Authority) handleDiscovery(w http.ResponseWriter, r *http.Request, seg 
 		doc.TokenEndpoint = base + "/oauth2/token"
 		doc.JWKSURI = base + "/discovery/keys"
 		doc.AuthorizationEndpoint = base + "/oauth2/authorize"
+		doc.DeviceAuthorizationEndpoint = base + "/oauth2/devicecode"
 		doc.EndSessionEndpoint = base + "/oauth2/logout"
 	} else {
 		base := a.base + "/" + tid

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -249,25 +248,4 @@ func grantedScope(requested string) string {
 		out = append(out, s)
 	}
 	return strings.Join(out, " ")
-}
-
-// writeSessionResponse writes a token response with a refresh token
-// (Entra's v2 shape: token_type, scope, expires_in, ext_expires_in,
-// access_token, refresh_token).
-func writeSessionResponse(w http.ResponseWriter, token, refresh, scope string, expiresIn int64) {
-	if expiresIn < 1 {
-		expiresIn = 1
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store, no-cache")
-	h.Set("Pragma", "no-cache")
-	json.NewEncoder(w).Encode(struct {
-		TokenType    string `json:"token_type"`
-		Scope        string `json:"scope,omitempty"`
-		ExpiresIn    int64  `json:"expires_in"`
-		ExtExpiresIn int64  `json:"ext_expires_in"`
-		AccessToken  string `json:"access_token"`
-		RefreshToken string `json:"refresh_token"`
-	}{"Bearer", scope, expiresIn, expiresIn, token, refresh})
 }

@@ -30,6 +30,12 @@ var publicClients = map[string]bool{
 	"1950a258-227b-4e31-a9cf-717495945fc2": true, // Azure PowerShell
 }
 
+// publicClientNames are what the device sign-in page calls them.
+var publicClientNames = map[string]string{
+	"04b07795-8ddb-461a-bbee-02f9e1bf7b46": "Microsoft Azure CLI",
+	"1950a258-227b-4e31-a9cf-717495945fc2": "Microsoft Azure PowerShell",
+}
+
 // CLIClientID is the public client id `gatehouse login` uses for people.
 const CLIClientID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 
@@ -37,6 +43,7 @@ const CLIClientID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 type tokenRequest struct {
 	tenantSeg string // the tenant as the path named it ("adfs" or a GUID)
 	tenantID  string
+	adfs      bool // the ADFS-shaped endpoint (its issuer is https://H/adfs)
 	form      url.Values
 	clientID  string
 	secret    string
@@ -45,11 +52,11 @@ type tokenRequest struct {
 
 // singleParams must appear at most once (RFC 6749 §3.2).
 var singleParams = []string{"grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
-	"scope", "resource", "username", "password", "refresh_token"}
+	"scope", "resource", "username", "password", "refresh_token", "device_code", "code"}
 
 // handleToken is POST /{tenant}/oauth2/v2.0/token and /adfs/oauth2/token.
 func (a *Authority) handleToken(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error {
-	tr := &tokenRequest{tenantSeg: seg}
+	tr := &tokenRequest{tenantSeg: seg, adfs: adfs}
 	err := a.token(w, r, tr)
 	if err != nil {
 		code := "other"
@@ -65,6 +72,8 @@ func grantLabel(g string) string {
 	switch g {
 	case "client_credentials", "password", "refresh_token":
 		return g
+	case GrantDeviceCode:
+		return "device_code"
 	}
 	return "other"
 }
@@ -80,6 +89,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 	}
 	tr.grant = tr.form.Get("grant_type")
 	var spec mintSpec
+	scope := tr.form.Get("scope")
 	switch tr.grant {
 	case "":
 		return oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'grant_type'.")
@@ -92,33 +102,47 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 		}
 	case "refresh_token":
 		spec, err = a.refreshGrant(r, tr) // refresh.go
+	case GrantDeviceCode:
+		spec, scope, err = a.deviceCodeGrant(r, tr) // device.go: the audience the person approved
 	default:
 		return oauthErr(oauthUnsupportedGrantType, 70003, "The app requested an unsupported grant type '%s'.", clip(tr.grant))
 	}
 	if err != nil {
 		return err
 	}
-	resource, err := a.requestedResource(tr)
-	if err != nil {
-		return err
+	if spec.audience == "" {
+		if spec.audience, err = a.requestedResource(tr); err != nil {
+			return err
+		}
 	}
-	spec.audience = resource
 	token, exp, err := a.mint(spec)
 	if err != nil {
 		return err
 	}
 	server.SetPrincipal(r.Context(), spec.principal.ObjectID)
-	if spec.session != nil {
-		refresh, err := a.issueRefreshToken(r.Context(), &spec, tid)
-		if err != nil {
-			return err
-		}
+	if spec.principal.Type != gatehouse.PrincipalUser {
 		a.metrics.grants.WithLabelValues(grantLabel(tr.grant), "").Inc()
-		writeSessionResponse(w, token, refresh, grantedScope(tr.form.Get("scope")), exp.Unix()-a.now().Unix())
+		writeTokenResponse(w, token, exp.Unix()-a.now().Unix())
 		return nil
 	}
+	resp := userTokenResponse{TokenType: "Bearer", ExpiresIn: max(1, exp.Unix()-a.now().Unix()), AccessToken: token}
+	resp.ExtExpiresIn = resp.ExpiresIn
+	if spec.session != nil {
+		if resp.RefreshToken, err = a.issueRefreshToken(r.Context(), &spec, tid); err != nil {
+			return err
+		}
+		resp.Scope = grantedScope(scope)
+	}
+	if tr.form.Get("client_info") == "1" {
+		resp.ClientInfo = clientInfo(spec.principal, tid)
+	}
+	if hasScope(scope, "openid") {
+		if resp.IDToken, err = a.idToken(tr, spec, tid, exp); err != nil {
+			return err
+		}
+	}
 	a.metrics.grants.WithLabelValues(grantLabel(tr.grant), "").Inc()
-	writeTokenResponse(w, token, exp.Unix()-a.now().Unix())
+	writeUserTokenResponse(w, &resp)
 	return nil
 }
 
