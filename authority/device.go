@@ -30,7 +30,8 @@ import (
 //	person: opens the page, signs in to the portal, enters the user code,
 //	        sees which app asks for which resource, and approves or declines
 //	app:    polls the token endpoint with grant_type
-//	        urn:ietf:params:oauth:grant-type:device_code and device_code:
+//	        urn:ietf:params:oauth:grant-type:device_code (MSAL Go sends
+//	        "device_code", which Entra takes too) and device_code:
 //	        400 authorization_pending (AADSTS70016) until the person
 //	        decides, then the person's token (and a session, when the
 //	        scope asked for offline_access) once, or 400

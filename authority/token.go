@@ -72,7 +72,7 @@ func grantLabel(g string) string {
 	switch g {
 	case "client_credentials", "password", "refresh_token":
 		return g
-	case GrantDeviceCode:
+	case GrantDeviceCode, "device_code":
 		return "device_code"
 	}
 	return "other"
@@ -102,7 +102,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 		}
 	case "refresh_token":
 		spec, err = a.refreshGrant(r, tr) // refresh.go
-	case GrantDeviceCode:
+	case GrantDeviceCode, "device_code": // MSAL Go sends the short form, as Entra accepts
 		spec, scope, err = a.deviceCodeGrant(r, tr) // device.go: the audience the person approved
 	default:
 		return oauthErr(oauthUnsupportedGrantType, 70003, "The app requested an unsupported grant type '%s'.", clip(tr.grant))

@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/resources"
@@ -92,7 +93,10 @@ type Options struct {
 	DeploymentQuotas bool
 	Resources        Resources
 	Vaults           Vaults
-	Audit            Auditor
+	// DeviceSignIns, when set, serves the device sign-in page
+	// (authority.DevicePagePath).
+	DeviceSignIns DeviceSignIns
+	Audit         Auditor
 	// Store keeps sign-in sessions (kind "portal.session"), so every node
 	// knows them and signing out ends them everywhere.
 	Store storage.Objects
@@ -163,6 +167,10 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	open("POST /portal/signin", p.signIn)
 	open("POST /portal/signout", p.signOut)
 	page("GET /portal/{$}", p.home)
+	page("GET "+authority.DevicePagePath, p.devicePage)
+	page("POST "+authority.DevicePagePath, p.deviceLookup)
+	page("POST "+authority.DevicePagePath+"/approve", p.deviceDecide(true))
+	page("POST "+authority.DevicePagePath+"/decline", p.deviceDecide(false))
 	page("GET /portal/accounts/{sub}/{rg}/{name}", p.accountPage)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/keys", p.showKeys)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/regenerate", p.regenerate)

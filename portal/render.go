@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"signin", "home", "account", "vault", "activity", "error", "confirm"}
+var pageNames = []string{"signin", "home", "account", "vault", "activity", "error", "confirm", "device"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{

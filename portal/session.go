@@ -157,7 +157,8 @@ func (p *Portal) handle(h func(*req) error, auth bool) http.Handler {
 			u, err := p.session(r)
 			switch {
 			case errors.Is(err, errNoSession) && r.Method == http.MethodGet:
-				http.Redirect(w, r, "/portal/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+				// The query goes along: the device page's ?code= survives signing in.
+				http.Redirect(w, r, "/portal/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			case errors.Is(err, errNoSession):
 				p.renderError(w, r, gatehouse.Errorf(http.StatusUnauthorized, "SignInRequired",

@@ -19,6 +19,9 @@ func (m *Main) mountPortal(context.Context, context.Context) error {
 	if m.Rand != nil { // nil: crypto/rand
 		opts.Rand = func(b []byte) error { _, err := io.ReadFull(m.Rand, b); return err }
 	}
+	if m.Authority != nil {
+		opts.DeviceSignIns = m.Authority
+	}
 	if m.Vaults != nil {
 		opts.Vaults = m.Vaults // a nil *vault.Service must not become a non-nil interface
 	}

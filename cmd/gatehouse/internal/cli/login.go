@@ -28,7 +28,7 @@ const cliClientID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
 func newLoginCmd(env Env) *cobra.Command {
 	var (
 		server, caFile, tenant, user, pass, cert, bootstrap string
-		sp, passStdin                                       bool
+		sp, passStdin, deviceCode                           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "login",
@@ -40,6 +40,7 @@ credential) in $GATEHOUSE_CONFIG_DIR/profile.json (default ~/.gatehouse), mode 0
       --service-principal -u CLIENT_ID -p SECRET          # a service principal (secret)
   gatehouse login ... --service-principal -u CLIENT_ID --certificate sp.pem   # (certificate + key PEM)
   gatehouse login ... -u alice@example.test -p PASSWORD   # a person (password sign-in)
+  gatehouse login ... --use-device-code                   # a person, approving in a browser
   gatehouse login --bootstrap-file bootstrap.json         # the bootstrap service principal
 
 A service principal's secret is stored (as az does); a person's password is
@@ -85,8 +86,11 @@ administrator's revokeSignInSessions).`,
 			if p.TenantID == "" {
 				p.TenantID = "adfs"
 			}
-			if user == "" {
-				return errors.New("-u/--username is required (a client id with --service-principal, else a user name)")
+			if deviceCode && (sp || user != "" || pass != "") {
+				return errors.New("--use-device-code signs a person in from a browser: it takes no -u, -p or --service-principal")
+			}
+			if user == "" && !deviceCode {
+				return errors.New("-u/--username is required (a client id with --service-principal, else a user name; or --use-device-code)")
 			}
 			hc, err := p.httpClient()
 			if err != nil {
@@ -106,6 +110,14 @@ administrator's revokeSignInSessions).`,
 				if _, _, err := p.clientCredentials(ctx, hc, resourceManagement); err != nil {
 					return err
 				}
+			} else if deviceCode {
+				tr, name, err := p.deviceCodeSignIn(ctx, hc, env)
+				if err != nil {
+					return err
+				}
+				p.Kind, p.UserName, p.env = kindUser, name, env
+				p.Tokens = map[string]cachedToken{resourceManagement: {AccessToken: tr.AccessToken, ExpiresOn: tr.ExpiresOn}}
+				p.RefreshToken = tr.RefreshToken
 			} else {
 				if pass == "" {
 					return errors.New("-p/--password or --password-stdin is required")
@@ -163,6 +175,7 @@ administrator's revokeSignInSessions).`,
 	f.BoolVar(&passStdin, "password-stdin", false, "read the secret or password from standard input")
 	f.StringVar(&cert, "certificate", "", "PEM file with the service principal's certificate and private key")
 	f.StringVar(&bootstrap, "bootstrap-file", "", "sign in with the credentials of a --bootstrap-file")
+	f.BoolVar(&deviceCode, "use-device-code", false, "sign a person in by approving a code in a browser (the portal's device page)")
 	addOutputFlags(cmd)
 	return cmd
 }

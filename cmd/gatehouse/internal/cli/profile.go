@@ -358,6 +358,7 @@ type tokenResponse struct {
 	AccessToken  string
 	ExpiresOn    time.Time
 	RefreshToken string // "" unless offline_access was asked for
+	IDToken      string // "" unless openid was asked for
 }
 
 // postTokenRequest posts a token request. A refusal is an *APIError with
@@ -384,10 +385,11 @@ func postTokenRequest(ctx context.Context, hc *http.Client, endpoint string, for
 		AccessToken  string `json:"access_token"`
 		ExpiresIn    int64  `json:"expires_in"`
 		RefreshToken string `json:"refresh_token"`
+		IDToken      string `json:"id_token"`
 	}
 	if err := json.Unmarshal(data, &tr); err != nil || tr.AccessToken == "" {
 		return tokenResponse{}, errors.New("sign-in failed: the token response is malformed")
 	}
-	return tokenResponse{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken,
+	return tokenResponse{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, IDToken: tr.IDToken,
 		ExpiresOn: time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)}, nil
 }

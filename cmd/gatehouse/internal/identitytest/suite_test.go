@@ -48,6 +48,7 @@ func TestIdentity(t *testing.T) {
 			t.Run("managed-identity", f.testManagedIdentity)
 			t.Run("graph", f.testGraph)
 			t.Run("cli", f.testCLI)
+			t.Run("device-code", f.testDeviceCode)
 			t.Run("audit", f.testAudit)
 			f.assertNoSecretsLogged(t)
 		})

@@ -301,6 +301,26 @@ func TestBrowser(t *testing.T) {
 	if _, err := e.Deployments.GetDeployment(t.Context(), oai, "browser-mini"); err == nil {
 		t.Fatal("confirming did not delete the deployment")
 	}
+	// An app on another device signs in as this person: the code typed on
+	// the device page (as people type it), what asks for what shown, then
+	// approved.
+	flow := e.startDevice(t)
+	do("device code",
+		chromedp.Navigate(e.URL+"/portal/device"),
+		chromedp.WaitVisible(chromedp.ID("device-code")),
+		chromedp.SendKeys(chromedp.ID("device-code"), strings.ToLower(flow.UserCode[:4]+"-"+flow.UserCode[4:])),
+		chromedp.Click(chromedp.ID("device-next")),
+		chromedp.WaitVisible(chromedp.ID("device-approve")),
+	)
+	shot("device-confirm")
+	if q := text("device-question"); !strings.Contains(q, "Microsoft Azure CLI") || !strings.Contains(q, "management.core.windows.net") {
+		t.Errorf("device question: %q", q)
+	}
+	do("device approve", chromedp.Click(chromedp.ID("device-approve")), chromedp.WaitVisible(chromedp.ID("device-done")))
+	shot("device-done")
+	if status, m := e.pollDevice(t, flow); status != 200 || m["access_token"] == nil {
+		t.Fatalf("the app after the approval in the browser: %d %v", status, m)
+	}
 	// A session that ends while the page is open: the next htmx action
 	// shows why in the panel instead of doing nothing.
 	do("back to the account", chromedp.Navigate(e.URL+e.accountPath()), chromedp.WaitVisible(chromedp.ID("regenerate-key2")))

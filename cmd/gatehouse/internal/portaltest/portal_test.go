@@ -163,6 +163,7 @@ func TestPortal(t *testing.T) {
 			t.Run("deployment-capacity", func(t *testing.T) { testDeploymentCapacity(t, e) })
 			t.Run("deleted-accounts", func(t *testing.T) { testDeletedAccounts(t, e) })
 			t.Run("deploy-model", func(t *testing.T) { testDeployModel(t, e) })
+			t.Run("device-sign-in", func(t *testing.T) { testDeviceSignIn(t, e) })
 		})
 	}
 }
