@@ -255,4 +255,3 @@ func (w *watchBuffer) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
-
