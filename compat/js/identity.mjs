@@ -20,13 +20,18 @@
 //   managed-identity            new ManagedIdentityCredential()
 //   managed-identity-client-id  new ManagedIdentityCredential({ clientId: $APP_IDENTITY_CLIENT_ID })
 //   managed-identity-resource-id new ManagedIdentityCredential({ resourceId: $APP_IDENTITY_RESOURCE_ID })
+//   device-code                 new DeviceCodeCredential({ tenantId, userPromptCallback }): the
+//                               callback plays the person, approving the code on the portal's
+//                               device page as $DEVICE_USER / $DEVICE_PASSWORD
 //
-// Each scope gets a token twice: the second must come from the cache.
+// Each scope gets a token twice: the second must come from the cache. The
+// last step, "prompts", counts the device-code prompts.
 import {
   AzureCliCredential,
   ClientCertificateCredential,
   ClientSecretCredential,
   DefaultAzureCredential,
+  DeviceCodeCredential,
   EnvironmentCredential,
   ManagedIdentityCredential,
   WorkloadIdentityCredential,
@@ -35,6 +40,29 @@ import { need, run } from "./harness.mjs";
 
 const [mode, ...scopes] = process.argv.slice(2);
 const env = process.env;
+
+let prompts = 0;
+
+// approveDevice does in the portal what the person does in a browser: sign
+// in, enter the code, approve it.
+async function approveDevice(info) {
+  prompts++;
+  const base = new URL(info.verificationUri).origin;
+  const form = (fields) => ({
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...(cookie ? { cookie } : {}) },
+    body: new URLSearchParams(fields),
+  });
+  let cookie = "";
+  const signin = await fetch(base + "/portal/signin", form({ username: need("DEVICE_USER"), password: need("DEVICE_PASSWORD"), next: "/portal/device" }));
+  cookie = signin.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  if (signin.status !== 303 || !cookie) throw new Error(`portal sign-in: ${signin.status}`);
+  for (const path of ["/portal/device", "/portal/device/approve"]) {
+    const r = await fetch(base + path, form({ code: info.userCode }));
+    if (r.status !== 200) throw new Error(`${path}: ${r.status}`);
+  }
+}
 
 const credentials = {
   "client-secret": () => new ClientSecretCredential(need("AZURE_TENANT_ID"), need("AZURE_CLIENT_ID"), need("AZURE_CLIENT_SECRET")),
@@ -55,6 +83,13 @@ const credentials = {
   "managed-identity": () => new ManagedIdentityCredential(),
   "managed-identity-client-id": () => new ManagedIdentityCredential({ clientId: need("APP_IDENTITY_CLIENT_ID") }),
   "managed-identity-resource-id": () => new ManagedIdentityCredential({ resourceId: need("APP_IDENTITY_RESOURCE_ID") }),
+  "device-code": () =>
+    new DeviceCodeCredential({
+      tenantId: need("AZURE_TENANT_ID"),
+      userPromptCallback: (info) => {
+        approveDevice(info).catch((err) => console.error("approving the device code failed:", err));
+      },
+    }),
 };
 
 let cred;
@@ -85,4 +120,5 @@ for (const scope of scopes) {
     },
   ]);
 }
+steps.push(["prompts", () => prompts]);
 await run(steps);

@@ -1,14 +1,23 @@
 """azure-identity credentials get tokens: python3 identity.py MODE SCOPE...
 
 Each scope's step gets a token twice (the second must come from the
-credential's cache) and returns it for the Go side to verify."""
+credential's cache) and returns it for the Go side to verify. In mode
+device-code the prompt callback plays the person: it approves the code on
+the portal's device page as $DEVICE_USER / $DEVICE_PASSWORD; the last step,
+"prompts", counts the prompts."""
 
+import http.cookiejar
+import os
+import ssl
 import sys
+import urllib.parse
+import urllib.request
 
 from azure.identity import (
     CertificateCredential,
     ClientSecretCredential,
     DefaultAzureCredential,
+    DeviceCodeCredential,
     EnvironmentCredential,
     ManagedIdentityCredential,
 )
@@ -32,6 +41,27 @@ def no_instance_discovery():
     return {"instance_discovery": False}
 
 
+prompts = []
+
+
+def approve_device(verification_uri, user_code, expires_on):
+    """What the person does in a browser: sign in, enter the code, approve."""
+    prompts.append(user_code)
+    base = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(verification_uri))
+    ctx = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=ctx), urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    for path, fields in (
+        ("/portal/signin", {"username": need("DEVICE_USER"), "password": need("DEVICE_PASSWORD"), "next": "/portal/device"}),
+        ("/portal/device", {"code": user_code}),
+        ("/portal/device/approve", {"code": user_code}),
+    ):
+        with opener.open(base + path, data=urllib.parse.urlencode(fields).encode()) as resp:
+            if resp.status != 200:
+                raise RuntimeError("%s: %d" % (path, resp.status))
+
+
 credentials = {
     "client-secret": lambda: ClientSecretCredential(need("AZURE_TENANT_ID"), need("AZURE_CLIENT_ID"), need("AZURE_CLIENT_SECRET")),
     "client-secret-guid": lambda: ClientSecretCredential(
@@ -44,6 +74,7 @@ credentials = {
     "default": lambda: DefaultAzureCredential(),
     "managed-identity": lambda: ManagedIdentityCredential(),
     "managed-identity-client-id": lambda: ManagedIdentityCredential(client_id=need("APP_IDENTITY_CLIENT_ID")),
+    "device-code": lambda: DeviceCodeCredential(tenant_id=need("AZURE_TENANT_ID"), prompt_callback=approve_device),
 }
 
 state = {}
@@ -75,4 +106,6 @@ if mode == "client-secret":
         "unknown-resource",
         lambda _: expect_error(lambda: state["cred"].get_token("https://unknown.example.test/.default")),
     ))
+if mode == "device-code":
+    steps.append(("prompts", lambda _: len(prompts)))
 run(steps)

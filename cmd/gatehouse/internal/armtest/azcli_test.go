@@ -15,11 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
@@ -622,7 +625,88 @@ func TestAzCLI(t *testing.T) {
 			t.Fatalf("certificate token: %+v %v", c, err)
 		}
 	})
+	t.Run("device-code-login", func(t *testing.T) {
+		// A person signs az in from a browser: az prints the code, the
+		// person approves it (here through the authority, as the portal's
+		// device page does), az finds the subscription the person may read
+		// and then gets other resources' tokens from the session.
+		const pw = "az device-code password"
+		person, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "azdev@example.test", Password: pw})
+		must(t, err)
+		_, _, err = e.Authz.CreateAssignment(t.Context(), &gatehouse.ResourceID{Subscription: e.sub}, gatehouse.NewGUID(),
+			authz.AssignmentSpec{RoleDefinitionID: authz.RoleReader, PrincipalID: person.ObjectID}, e.Bootstrap.ClientID)
+		must(t, err)
+		dev := &azCLI{t: t, path: az.path, config: t.TempDir(), ca: e.CAFile}
+		dev.register(e)
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, dev.path, "login", "--use-device-code", "--tenant", tenant)
+		cmd.Env = append(os.Environ(), "AZURE_CONFIG_DIR="+dev.config, "HOME="+dev.config, "REQUESTS_CA_BUNDLE="+dev.ca,
+			"AZURE_CORE_COLLECT_TELEMETRY=false", "AZURE_CORE_NO_COLOR=true", "AZURE_CORE_OUTPUT=json", "AZURE_CORE_SURVEY_MESSAGE=false")
+		var out bytes.Buffer
+		stderr := &codeWatcher{found: make(chan string, 1)}
+		cmd.Stdout, cmd.Stderr = &out, stderr
+		must(t, cmd.Start())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case code := <-stderr.found:
+			if _, err := e.Authority.DecideDevice(t.Context(), nil, code, gatehouse.Principal{Type: gatehouse.PrincipalUser,
+				ObjectID: person.ObjectID, TenantID: person.TenantID, Name: person.UserName}, true); err != nil {
+				t.Fatal(err)
+			}
+		case err := <-done:
+			t.Fatalf("az exited before printing a code: %v\n%s", err, stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("az printed no code: %s", stderr.String())
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("az login --use-device-code: %v\n%s", err, stderr.String())
+		}
+		var accounts []map[string]any
+		if err := json.Unmarshal(out.Bytes(), &accounts); err != nil || len(accounts) != 1 || accounts[0]["id"] != e.sub {
+			t.Fatalf("az login --use-device-code: %v %s", err, out.String())
+		}
+		if u, _ := accounts[0]["user"].(map[string]any); u["name"] != person.UserName || u["type"] != "user" {
+			t.Fatalf("signed-in user: %v", accounts[0]["user"])
+		}
+		var tok struct{ AccessToken string }
+		dev.json(&tok, "account", "get-access-token", "--resource", "https://cognitiveservices.azure.com")
+		c, err := e.Authority.Verify(t.Context(), tok.AccessToken, authority.CognitiveServicesAudiences...)
+		if err != nil || c.Principal.ObjectID != person.ObjectID {
+			t.Fatalf("the person's token from the session: %+v %v", c, err)
+		}
+		e.AssertNotLogged(t, pw, tok.AccessToken)
+	})
 	e.AssertNotLogged(t, e.Bootstrap.ClientSecret)
+}
+
+// codeWatcher collects az's standard error and sends the first device
+// code it prints.
+type codeWatcher struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	found chan string
+	sent  bool
+}
+
+var deviceMessage = regexp.MustCompile(`enter the code ([A-Z0-9]{9})`)
+
+func (w *codeWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if m := deviceMessage.FindStringSubmatch(w.buf.String()); m != nil && !w.sent {
+		w.sent = true
+		w.found <- m[1]
+	}
+	return len(p), nil
+}
+
+func (w *codeWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 func must(t testing.TB, err error) {

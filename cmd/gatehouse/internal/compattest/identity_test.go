@@ -209,6 +209,25 @@ func testIdentity(t *testing.T, e *env) {
 			t.Fatalf("unknown resource: %s", err)
 		}
 	})
+	t.Run("device-code", func(t *testing.T) {
+		// A person signs the app in from a browser (the script's prompt
+		// callback approves the code on the portal's device page): one
+		// prompt, then every resource's token from the session.
+		t.Parallel()
+		const pw = "js device-code password"
+		person, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "jsdev@example.test", Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := e.node(t, map[string]string{"AZURE_AUTHORITY_HOST": e.URL, "AZURE_TENANT_ID": "adfs",
+			"DEVICE_USER": person.UserName, "DEVICE_PASSWORD": pw}, "identity.mjs", append([]string{"device-code"}, e.scopeArgs()...)...)
+		e.checkTokens(t, s, person.ObjectID)
+		var prompts int
+		if s.value(t, "prompts", &prompts); prompts != 1 {
+			t.Fatalf("the person was asked %d times, want once", prompts)
+		}
+		e.AssertNotLogged(t, pw)
+	})
 }
 
 // testAzureCLICredential: after `az login` to the node (a developer's

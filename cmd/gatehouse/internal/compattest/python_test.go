@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/vault"
 )
 
@@ -86,6 +87,11 @@ func TestPython(t *testing.T) {
 		guid["AZURE_TENANT_ID"] = tenant
 		cert := map[string]string{"AZURE_AUTHORITY_HOST": e.URL, "AZURE_TENANT_ID": "adfs",
 			"AZURE_CLIENT_ID": e.certApp.clientID, "AZURE_CLIENT_CERTIFICATE_PATH": e.certFile}
+		const pyDevicePassword = "python device-code password"
+		pyDevice, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "pydev@example.test", Password: pyDevicePassword})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, tt := range []struct {
 			mode string
 			vars map[string]string
@@ -96,10 +102,22 @@ func TestPython(t *testing.T) {
 			{"client-certificate", cert, e.certApp.objectID},
 			{"environment", e.identityEnv(e.app), e.app.objectID},
 			{"default", e.identityEnv(e.app), e.app.objectID},
+			// A person, signed in from a browser (the prompt callback
+			// approves the code on the portal's device page): one prompt,
+			// then every resource's token from the session.
+			{"device-code", map[string]string{"AZURE_AUTHORITY_HOST": e.URL, "AZURE_TENANT_ID": "adfs",
+				"DEVICE_USER": pyDevice.UserName, "DEVICE_PASSWORD": pyDevicePassword}, pyDevice.ObjectID},
 		} {
 			t.Run(tt.mode, func(t *testing.T) {
 				s := e.python(t, py, nil, tt.vars, "identity.py", append([]string{tt.mode}, scopes...)...)
 				e.checkTokens(t, s, tt.oid)
+				if tt.mode == "device-code" {
+					var prompts int
+					if s.value(t, "prompts", &prompts); prompts != 1 {
+						t.Errorf("the person was asked %d times, want once", prompts)
+					}
+					e.AssertNotLogged(t, pyDevicePassword)
+				}
 				if tt.mode != "client-secret" {
 					return
 				}
