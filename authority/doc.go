@@ -10,6 +10,7 @@
 //	GET  /adfs/.well-known/openid-configuration           OAuth
 //	GET  /{tenant}/discovery/v2.0/keys, /adfs/discovery/keys
 //	POST /{tenant}/oauth2/v2.0/token, /adfs/oauth2/token  OAuth
+//	POST /{tenant}/oauth2/v2.0/devicecode, /adfs/oauth2/devicecode  OAuth (device.go)
 //	POST /gatehouse/v1/identityHeaders                    Azure (management token)
 //	DELETE /gatehouse/v1/identityHeaders/{id}             Azure
 //	Loopback (--msi-listen, plain HTTP)
@@ -28,7 +29,9 @@
 //	                                   │                                         └─ federated assertion: issuer/subject/
 //	                                   │                                             audience, issuer keys (discovery or JWKS)
 //	                                   ├─ password ─▶ argon2id (people); offline_access → a new session
-//	                                   └─ refresh_token ─▶ SHA-256 → stored token, spent atomically (refresh.go)
+//	                                   ├─ refresh_token ─▶ SHA-256 → stored token, spent atomically (refresh.go)
+//	                                   └─ device_code ─▶ SHA-256 → stored code a person approved on the
+//	                                       portal's device page, redeemed once (device.go)
 //	      ─▶ resource from scope (first …/.default; openid, offline_access, profile ignored) ─▶ known? ─▶ sign ─▶ 200
 //	      ─▶ a session's responses also carry the next refresh_token (and scope)
 //
@@ -36,7 +39,8 @@
 // "error_codes","timestamp","trace_id","correlation_id"}; 401 for
 // invalid_client, 400 otherwise. Success is {"token_type":"Bearer",
 // "expires_in":N,"ext_expires_in":N,"access_token":…} with numeric
-// expires_in and no id_token.
+// expires_in; an application's never has an id_token or client_info, a
+// person's has them when asked (openid, client_info=1: idtoken.go).
 //
 // # People's sessions
 //
