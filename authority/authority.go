@@ -117,6 +117,8 @@ type Authority struct {
 	refreshTokens *storage.Table[refreshRecord]
 	// deviceCodes are pending device sign-ins (device.go).
 	deviceCodes     *storage.Table[deviceRecord]
+	// authRequests are pending and approved authorization requests (authcode.go).
+	authRequests *storage.Table[authRecord]
 	refreshLifetime time.Duration
 	cache           *lru.Cache[[sha256.Size]byte, *Claims]
 	resources       map[string]bool // normalized resource → known
@@ -186,6 +188,7 @@ func New(opts Options) (*Authority, error) {
 	a.headers = storage.NewTable[headerRecord](opts.Store, kindIdentityHeader)
 	a.refreshTokens = storage.NewTable[refreshRecord](opts.Store, kindRefreshToken)
 	a.deviceCodes = storage.NewTable[deviceRecord](opts.Store, kindDeviceCode)
+	a.authRequests = storage.NewTable[authRecord](opts.Store, kindAuthRequest)
 	a.refreshLifetime = opts.RefreshTokenLifetime
 	if a.refreshLifetime <= 0 {
 		a.refreshLifetime = DefaultRefreshTokenLifetime
@@ -234,7 +237,7 @@ func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 			}
 		case <-prune.C:
 			now := a.now()
-			for _, kind := range []string{kindJTI, kindIdentityHeader, kindRefreshToken, kindDeviceCode} {
+			for _, kind := range []string{kindJTI, kindIdentityHeader, kindRefreshToken, kindDeviceCode, kindAuthRequest} {
 				if _, err := a.store.DeleteExpired(ctx, kind, now); err != nil && ctx.Err() == nil {
 					a.logger.Warn("authority: prune failed", "kind", kind, "err", err)
 				}

@@ -16,6 +16,7 @@ import (
 //	GET  /{tenant}/discovery/v2.0/keys, /adfs/discovery/keys  JWKS
 //	POST /{tenant}/oauth2/v2.0/token, /adfs/oauth2/token    token endpoint
 //	POST /{tenant}/oauth2/v2.0/devicecode, /adfs/oauth2/devicecode  device authorization (device.go)
+//	GET  /{tenant}/oauth2/v2.0/authorize, /adfs/oauth2/authorize    authorization code + PKCE (authcode.go)
 //	POST /gatehouse/v1/identityHeaders                     issue an identity header (management token)
 //	DELETE /gatehouse/v1/identityHeaders/{id}              revoke it
 //
@@ -55,6 +56,8 @@ func (a *Authority) UnknownTenant(w http.ResponseWriter, r *http.Request) bool {
 		serve = a.handleToken
 	case r.Method == http.MethodPost && rest == "oauth2/v2.0/devicecode":
 		serve = a.handleDeviceCode
+	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && rest == "oauth2/v2.0/authorize":
+		serve = a.handleAuthorize
 	case r.Method == http.MethodGet && rest == "v2.0/.well-known/openid-configuration":
 		serve = a.handleDiscovery
 	case r.Method == http.MethodGet && rest == "discovery/v2.0/keys":
@@ -89,11 +92,15 @@ func (a *Authority) mountTenant(mux *http.ServeMux, seg string) {
 	mux.Handle("GET "+p+"/discovery/v2.0/keys", oauth(a.handleKeys, false))
 	mux.Handle("POST "+p+"/oauth2/v2.0/token", oauth(a.handleToken, false))
 	mux.Handle("POST "+p+"/oauth2/v2.0/devicecode", oauth(a.handleDeviceCode, false))
+	mux.Handle("GET "+p+"/oauth2/v2.0/authorize", oauth(a.handleAuthorize, false))
+	mux.Handle("POST "+p+"/oauth2/v2.0/authorize", oauth(a.handleAuthorize, false))
 	if seg == directory.TenantADFS {
 		mux.Handle("GET /adfs/.well-known/openid-configuration", oauth(a.handleDiscovery, true))
 		mux.Handle("GET /adfs/discovery/keys", oauth(a.handleKeys, true))
 		mux.Handle("POST /adfs/oauth2/token", oauth(a.handleToken, true))
 		mux.Handle("POST /adfs/oauth2/devicecode", oauth(a.handleDeviceCode, true))
+		mux.Handle("GET /adfs/oauth2/authorize", oauth(a.handleAuthorize, true))
+		mux.Handle("POST /adfs/oauth2/authorize", oauth(a.handleAuthorize, true))
 	}
 }
 
@@ -133,7 +140,7 @@ func (a *Authority) handleDiscovery(w http.ResponseWriter, r *http.Request, seg 
 		IDTokenSigningAlgValuesSupported:  []string{a.alg},
 		ResponseTypesSupported:            []string{"code", "id_token", "code id_token", "id_token token"},
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
-		GrantTypesSupported:               []string{"client_credentials", "password", "refresh_token", GrantDeviceCode},
+		GrantTypesSupported:               []string{"client_credentials", "password", "refresh_token", "authorization_code", GrantDeviceCode},
 		ClaimsSupported:                   []string{"sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "idtyp", "ver"},
 		CloudInstanceName:                 a.host,
 		CloudGraphHostName:                a.host,

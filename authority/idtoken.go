@@ -23,8 +23,9 @@ import (
 //     the person again for every new scope;
 //   - id_token (scope openid): an OpenID Connect ID token for the client
 //     (aud = client id, iss = the endpoint's issuer, sub/oid, tid, name,
-//     preferred_username, ver 2.0), signed like access tokens. MSAL reads
-//     the account's user name and tenant from it.
+//     preferred_username, ver 2.0, and the authorization request's nonce),
+//     signed like access tokens. MSAL reads the account's user name and
+//     tenant from it.
 //
 // Both are well-formed or absent (azure-wire.md §2.4: Go fails the whole
 // response on a malformed one). Applications' tokens never carry them.
@@ -76,6 +77,7 @@ type idClaims struct {
 	Nbf               int64  `json:"nbf"`
 	Exp               int64  `json:"exp"`
 	Name              string `json:"name,omitempty"`
+	Nonce             string `json:"nonce,omitempty"`
 	OID               string `json:"oid"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	Sub               string `json:"sub"`
@@ -85,7 +87,7 @@ type idClaims struct {
 
 // idToken signs the ID token of spec's person for the requesting client,
 // expiring with the access token.
-func (a *Authority) idToken(tr *tokenRequest, spec mintSpec, tenantID string, exp time.Time) (string, error) {
+func (a *Authority) idToken(tr *tokenRequest, spec mintSpec, tenantID, nonce string, exp time.Time) (string, error) {
 	st := a.keys.Load()
 	if st == nil || st.signer == nil {
 		return "", errors.New("authority: no signing key")
@@ -100,7 +102,7 @@ func (a *Authority) idToken(tr *tokenRequest, spec mintSpec, tenantID string, ex
 	}
 	now := a.now().Unix()
 	payload, err := json.Marshal(idClaims{Aud: spec.clientID, Iss: iss, Iat: now, Nbf: now, Exp: exp.Unix(),
-		Name: p.Name, OID: p.ObjectID, PreferredUsername: p.Name, Sub: p.ObjectID, TID: tenantID, Ver: "2.0"})
+		Name: p.Name, Nonce: nonce, OID: p.ObjectID, PreferredUsername: p.Name, Sub: p.ObjectID, TID: tenantID, Ver: "2.0"})
 	if err != nil {
 		return "", err
 	}

@@ -52,7 +52,7 @@ type tokenRequest struct {
 
 // singleParams must appear at most once (RFC 6749 §3.2).
 var singleParams = []string{"grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
-	"scope", "resource", "username", "password", "refresh_token", "device_code", "code"}
+	"scope", "resource", "username", "password", "refresh_token", "device_code", "code", "code_verifier", "redirect_uri"}
 
 // handleToken is POST /{tenant}/oauth2/v2.0/token and /adfs/oauth2/token.
 func (a *Authority) handleToken(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error {
@@ -74,6 +74,8 @@ func grantLabel(g string) string {
 		return g
 	case GrantDeviceCode, "device_code":
 		return "device_code"
+	case "authorization_code":
+		return g
 	}
 	return "other"
 }
@@ -89,7 +91,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 	}
 	tr.grant = tr.form.Get("grant_type")
 	var spec mintSpec
-	scope := tr.form.Get("scope")
+	scope, nonce := tr.form.Get("scope"), ""
 	switch tr.grant {
 	case "":
 		return oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'grant_type'.")
@@ -104,6 +106,10 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 		spec, err = a.refreshGrant(r, tr) // refresh.go
 	case GrantDeviceCode, "device_code": // MSAL Go sends the short form, as Entra accepts
 		spec, scope, err = a.deviceCodeGrant(r, tr) // device.go: the audience the person approved
+	case "authorization_code":
+		var ar authRecord
+		spec, ar, err = a.authCodeGrant(r, tr) // authcode.go
+		scope, nonce = ar.Scope, ar.Nonce
 	default:
 		return oauthErr(oauthUnsupportedGrantType, 70003, "The app requested an unsupported grant type '%s'.", clip(tr.grant))
 	}
@@ -137,7 +143,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 		resp.ClientInfo = clientInfo(spec.principal, tid)
 	}
 	if hasScope(scope, "openid") {
-		if resp.IDToken, err = a.idToken(tr, spec, tid, exp); err != nil {
+		if resp.IDToken, err = a.idToken(tr, spec, tid, nonce, exp); err != nil {
 			return err
 		}
 	}

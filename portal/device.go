@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -9,17 +8,6 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authority"
 )
-
-// DeviceSignIns is the identity authority's device authorization grant:
-// the verification page (authority.DevicePagePath) where a person who is
-// signed in to the portal approves or declines an app's sign-in on
-// another device by its user code.
-type DeviceSignIns interface {
-	// DeviceRequest: authority.ErrDeviceCodeUnknown.
-	DeviceRequest(ctx context.Context, userCode string) (*authority.DeviceRequest, error)
-	// DecideDevice: ErrDeviceCodeUnknown, ErrDeviceCodeDecided, 403.
-	DecideDevice(ctx context.Context, r *http.Request, userCode string, person gatehouse.Principal, approve bool) (*authority.DeviceRequest, error)
-}
 
 // deviceView is device.html: Step "enter" (the code form), "confirm"
 // (what asks for what, approve or decline) or "done".
@@ -34,7 +22,7 @@ type deviceView struct {
 // devicePage is GET /portal/device[?code=…]: the form for the code the
 // app printed.
 func (p *Portal) devicePage(q *req) error {
-	if p.opts.DeviceSignIns == nil {
+	if p.opts.SignIns == nil {
 		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server does not sign devices in.")
 	}
 	code := q.r.URL.Query().Get("code")
@@ -48,7 +36,7 @@ func (p *Portal) devicePage(q *req) error {
 // names shown for a decision. Wrong codes count as failed sign-ins (a
 // guesser of codes is throttled like a guesser of passwords).
 func (p *Portal) deviceLookup(q *req) error {
-	if p.opts.DeviceSignIns == nil {
+	if p.opts.SignIns == nil {
 		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server does not sign devices in.")
 	}
 	if err := q.form(); err != nil {
@@ -64,7 +52,7 @@ func (p *Portal) deviceLookup(q *req) error {
 		q.w.Header().Set("Retry-After", "60")
 		return p.render(q, http.StatusTooManyRequests, "device", "Sign in on another device", v)
 	}
-	dr, err := p.opts.DeviceSignIns.DeviceRequest(q.ctx(), code)
+	dr, err := p.opts.SignIns.DeviceRequest(q.ctx(), code)
 	if err == nil && dr.State != authority.DevicePending {
 		err = authority.ErrDeviceCodeDecided
 	}
@@ -86,7 +74,7 @@ func (p *Portal) deviceLookup(q *req) error {
 // deviceDecide is POST /portal/device/approve and /portal/device/decline.
 func (p *Portal) deviceDecide(approve bool) func(q *req) error {
 	return func(q *req) error {
-		if p.opts.DeviceSignIns == nil {
+		if p.opts.SignIns == nil {
 			return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server does not sign devices in.")
 		}
 		if err := q.form(); err != nil {
@@ -94,7 +82,7 @@ func (p *Portal) deviceDecide(approve bool) func(q *req) error {
 		}
 		u := q.user
 		person := gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: u.ObjectID, TenantID: u.TenantID, Name: u.UserName}
-		dr, err := p.opts.DeviceSignIns.DecideDevice(q.ctx(), q.r, q.r.PostForm.Get("code"), person, approve)
+		dr, err := p.opts.SignIns.DecideDevice(q.ctx(), q.r, q.r.PostForm.Get("code"), person, approve)
 		if err != nil {
 			e, ok := gatehouse.AsError(err)
 			if !ok || e.Status >= 500 {

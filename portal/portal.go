@@ -93,10 +93,10 @@ type Options struct {
 	DeploymentQuotas bool
 	Resources        Resources
 	Vaults           Vaults
-	// DeviceSignIns, when set, serves the device sign-in page
-	// (authority.DevicePagePath).
-	DeviceSignIns DeviceSignIns
-	Audit         Auditor
+	// SignIns, when set, serves the pages where people approve apps'
+	// sign-ins (authority.DevicePagePath, authority.AuthorizePagePath).
+	SignIns SignIns
+	Audit   Auditor
 	// Store keeps sign-in sessions (kind "portal.session"), so every node
 	// knows them and signing out ends them everywhere.
 	Store storage.Objects
@@ -171,6 +171,8 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	page("POST "+authority.DevicePagePath, p.deviceLookup)
 	page("POST "+authority.DevicePagePath+"/approve", p.deviceDecide(true))
 	page("POST "+authority.DevicePagePath+"/decline", p.deviceDecide(false))
+	open("GET "+authority.AuthorizePagePath, p.authorizePage) // signs in itself: prompt=none must not redirect
+	page("POST "+authority.AuthorizePagePath, p.authorizeDecide)
 	page("GET /portal/accounts/{sub}/{rg}/{name}", p.accountPage)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/keys", p.showKeys)
 	page("POST /portal/accounts/{sub}/{rg}/{name}/regenerate", p.regenerate)

@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates under templates/, each rendered inside
 // layout.html.
-var pageNames = []string{"signin", "home", "account", "vault", "activity", "error", "confirm", "device"}
+var pageNames = []string{"signin", "home", "account", "vault", "activity", "error", "confirm", "device", "authorize"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{

@@ -20,7 +20,7 @@ func (m *Main) mountPortal(context.Context, context.Context) error {
 		opts.Rand = func(b []byte) error { _, err := io.ReadFull(m.Rand, b); return err }
 	}
 	if m.Authority != nil {
-		opts.DeviceSignIns = m.Authority
+		opts.SignIns = m.Authority
 	}
 	if m.Vaults != nil {
 		opts.Vaults = m.Vaults // a nil *vault.Service must not become a non-nil interface

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -675,6 +676,45 @@ func TestAzCLI(t *testing.T) {
 		c, err := e.Authority.Verify(t.Context(), tok.AccessToken, authority.CognitiveServicesAudiences...)
 		if err != nil || c.Principal.ObjectID != person.ObjectID {
 			t.Fatalf("the person's token from the session: %+v %v", c, err)
+		}
+		e.AssertNotLogged(t, pw, tok.AccessToken)
+	})
+
+	t.Run("browser-login", func(t *testing.T) {
+		// Plain `az login`: az opens the browser at the authorize URL
+		// (MSAL Python: a loopback listener, PKCE, a redirect back); the
+		// person signs in to the portal there and continues.
+		const pw = "az browser password"
+		person, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "azweb@example.test", Password: pw})
+		must(t, err)
+		_, _, err = e.Authz.CreateAssignment(t.Context(), &gatehouse.ResourceID{Subscription: e.sub}, gatehouse.NewGUID(),
+			authz.AssignmentSpec{RoleDefinitionID: authz.RoleReader, PrincipalID: person.ObjectID}, e.Bootstrap.ClientID)
+		must(t, err)
+		urls := testenv.FakeBrowser(t)
+		var opened atomic.Int32
+		go func() {
+			for u := range urls {
+				opened.Add(1)
+				e.BrowserSignIn(t, u, person.UserName, pw, true)
+			}
+		}()
+		web := &azCLI{t: t, path: az.path, config: t.TempDir(), ca: e.CAFile}
+		web.register(e)
+		var accounts []map[string]any
+		web.json(&accounts, "login", "--tenant", tenant)
+		if len(accounts) != 1 || accounts[0]["id"] != e.sub {
+			t.Fatalf("az login: %v", accounts)
+		}
+		if u, _ := accounts[0]["user"].(map[string]any); u["name"] != person.UserName || u["type"] != "user" {
+			t.Fatalf("signed-in user: %v", accounts[0]["user"])
+		}
+		var tok struct{ AccessToken string }
+		web.json(&tok, "account", "get-access-token", "--resource", e.Authority.VaultResource())
+		if c, err := e.Authority.Verify(t.Context(), tok.AccessToken, e.Authority.VaultResource()); err != nil || c.Principal.ObjectID != person.ObjectID {
+			t.Fatalf("the person's vault token: %+v %v", c, err)
+		}
+		if n := opened.Load(); n != 1 {
+			t.Fatalf("the browser opened %d times, want once", n)
 		}
 		e.AssertNotLogged(t, pw, tok.AccessToken)
 	})

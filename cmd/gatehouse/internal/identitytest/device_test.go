@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/cli"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
 )
 
@@ -254,4 +255,58 @@ func (w *watchBuffer) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+// testInteractiveBrowser: azidentity's InteractiveBrowserCredential (MSAL
+// Go: a loopback listener, the system browser, PKCE, form_post) signs a
+// person in through the portal once and gets three resources' tokens;
+// cancelling fails the sign-in.
+func (f *fixture) testInteractiveBrowser(t *testing.T) {
+	const password = "an interactive test password"
+	person, err := f.s.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "ivy@suite.test", Password: password})
+	must(t, err)
+	f.addSecret(password)
+	urls := testenv.FakeBrowser(t)
+	var approve atomic.Bool
+	approve.Store(true)
+	var opened atomic.Int32
+	go func() {
+		for u := range urls {
+			opened.Add(1)
+			f.s.BrowserSignIn(t, u, person.UserName, password, approve.Load())
+		}
+	}()
+	cred, err := azidentity.NewInteractiveBrowserCredential(&azidentity.InteractiveBrowserCredentialOptions{
+		ClientOptions: f.s.ClientOptions(), TenantID: f.tenant, DisableInstanceDiscovery: true})
+	must(t, err)
+	for _, sc := range []struct{ scope, aud string }{
+		{"https://management.azure.com/.default", "https://management.azure.com"},
+		{f.s.Authority.VaultResource() + "/.default", f.s.Authority.VaultResource()},
+		{"https://cognitiveservices.azure.com/.default", "https://cognitiveservices.azure.com"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{sc.scope}})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", sc.scope, err)
+		}
+		f.addSecret(tok.Token)
+		if c := f.claims(t, tok.Token, sc.aud); c.Principal.ObjectID != person.ObjectID {
+			t.Fatalf("%s: token of %+v", sc.scope, c.Principal)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Fatalf("the browser opened %d times for three resources, want once", n)
+	}
+	// Cancelled: the app is told so (MSAL's listener gets the error).
+	approve.Store(false)
+	other, err := azidentity.NewInteractiveBrowserCredential(&azidentity.InteractiveBrowserCredentialOptions{
+		ClientOptions: f.s.ClientOptions(), TenantID: f.tenant, DisableInstanceDiscovery: true})
+	must(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if _, err := other.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}}); err == nil ||
+		!strings.Contains(err.Error(), "AADSTS65004") {
+		t.Fatalf("cancelled: %v", err)
+	}
 }

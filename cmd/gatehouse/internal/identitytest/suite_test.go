@@ -49,6 +49,7 @@ func TestIdentity(t *testing.T) {
 			t.Run("graph", f.testGraph)
 			t.Run("cli", f.testCLI)
 			t.Run("device-code", f.testDeviceCode)
+			t.Run("interactive-browser", f.testInteractiveBrowser)
 			t.Run("audit", f.testAudit)
 			f.assertNoSecretsLogged(t)
 		})

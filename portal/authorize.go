@@ -1,0 +1,97 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/authority"
+)
+
+// SignIns is the identity authority's browser sign-ins: the device
+// authorization grant's requests (DeviceRequest, DecideDevice) and the
+// authorization code grant's (authority.AuthorizePagePath), which people
+// approve on the portal's pages.
+type SignIns interface {
+	// DeviceRequest: authority.ErrDeviceCodeUnknown.
+	DeviceRequest(ctx context.Context, userCode string) (*authority.DeviceRequest, error)
+	// DecideDevice: ErrDeviceCodeUnknown, ErrDeviceCodeDecided, 403.
+	DecideDevice(ctx context.Context, r *http.Request, userCode string, person gatehouse.Principal, approve bool) (*authority.DeviceRequest, error)
+	// AuthorizationRequest: authority.ErrAuthRequestUnknown.
+	AuthorizationRequest(ctx context.Context, id string) (*authority.AuthRequest, error)
+	// DecideAuthorization: ErrAuthRequestUnknown, 403.
+	DecideAuthorization(ctx context.Context, r *http.Request, id string, person *gatehouse.Principal, approve bool) (*authority.AuthResponse, error)
+	// WriteAuthResponse sends the browser back to the app.
+	WriteAuthResponse(w http.ResponseWriter, r *http.Request, resp *authority.AuthResponse) error
+}
+
+// authorizeView is authorize.html.
+type authorizeView struct {
+	Request *authority.AuthRequest
+	// AppHost is the redirect URI's host: where the browser goes next.
+	AppHost string
+}
+
+// authorizePage is GET /portal/authorize?request=…, where the authority
+// sends the browser of an app's sign-in: signed in, the person sees which
+// app asks for which resource (Continue or Cancel); not signed in, they
+// sign in first and come back. prompt=none shows nothing: a session
+// approves at once, none answers login_required.
+func (p *Portal) authorizePage(q *req) error {
+	if p.opts.SignIns == nil {
+		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server does not sign apps in.")
+	}
+	id := q.r.URL.Query().Get("request")
+	ar, err := p.opts.SignIns.AuthorizationRequest(q.ctx(), id)
+	if err != nil {
+		return err
+	}
+	u, err := p.session(q.r)
+	switch {
+	case errors.Is(err, errNoSession) && ar.PromptNone:
+		resp, err := p.opts.SignIns.DecideAuthorization(q.ctx(), q.r, id, nil, false)
+		if err != nil {
+			return err
+		}
+		return p.opts.SignIns.WriteAuthResponse(q.w, q.r, resp)
+	case errors.Is(err, errNoSession):
+		http.Redirect(q.w, q.r, "/portal/signin?next="+url.QueryEscape(q.r.URL.RequestURI()), http.StatusSeeOther)
+		return nil
+	case err != nil:
+		return err
+	}
+	q.user = u
+	if ar.PromptNone {
+		person := gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: u.ObjectID, TenantID: u.TenantID, Name: u.UserName}
+		resp, err := p.opts.SignIns.DecideAuthorization(q.ctx(), q.r, id, &person, true)
+		if err != nil {
+			return err
+		}
+		return p.opts.SignIns.WriteAuthResponse(q.w, q.r, resp)
+	}
+	host := ar.RedirectURI
+	if ru, err := url.Parse(ar.RedirectURI); err == nil {
+		host = ru.Host
+	}
+	return p.render(q, http.StatusOK, "authorize", "Sign in to "+ar.ClientName, authorizeView{Request: ar, AppHost: host})
+}
+
+// authorizeDecide is POST /portal/authorize: Continue (decision=approve)
+// or Cancel, for the signed-in person; the browser goes back to the app.
+func (p *Portal) authorizeDecide(q *req) error {
+	if p.opts.SignIns == nil {
+		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server does not sign apps in.")
+	}
+	if err := q.form(); err != nil {
+		return err
+	}
+	u := q.user
+	person := gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: u.ObjectID, TenantID: u.TenantID, Name: u.UserName}
+	resp, err := p.opts.SignIns.DecideAuthorization(q.ctx(), q.r, q.r.PostForm.Get("request"), &person, q.r.PostForm.Get("decision") == "approve")
+	if err != nil {
+		return err
+	}
+	return p.opts.SignIns.WriteAuthResponse(q.w, q.r, resp)
+}
