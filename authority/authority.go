@@ -116,9 +116,9 @@ type Authority struct {
 	// refreshTokens are people's sessions (refresh.go).
 	refreshTokens *storage.Table[refreshRecord]
 	// deviceCodes are pending device sign-ins (device.go).
-	deviceCodes     *storage.Table[deviceRecord]
+	deviceCodes *storage.Table[deviceRecord]
 	// authRequests are pending and approved authorization requests (authcode.go).
-	authRequests *storage.Table[authRecord]
+	authRequests    *storage.Table[authRecord]
 	refreshLifetime time.Duration
 	cache           *lru.Cache[[sha256.Size]byte, *Claims]
 	resources       map[string]bool // normalized resource → known
