@@ -2,6 +2,8 @@ package portaltest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"html"
 	"io"
@@ -154,5 +156,93 @@ func testDeviceSignIn(t *testing.T, e *env) {
 	}
 	if status, m := e.pollDevice(t, g); status != 400 || m["error"] != "authorization_pending" {
 		t.Fatalf("the refused approval changed the request: %d %v", status, m)
+	}
+}
+
+// startAuthorize makes an app's authorize request (as the browser the app
+// opened does) and returns the portal page it leads to.
+func (e *env) startAuthorize(t *testing.T, b *browser, mode, prompt string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte("portal-test-verifier-portal-test-verifier-0123"))
+	q := url.Values{"client_id": {authority.CLIClientID}, "response_type": {"code"}, "redirect_uri": {"http://localhost:8765/"},
+		"scope": {"https://management.core.windows.net//.default offline_access openid"}, "state": {"s-42"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	if mode != "" {
+		q.Set("response_mode", mode)
+	}
+	if prompt != "" {
+		q.Set("prompt", prompt)
+	}
+	p := b.get("/" + e.Directory.DefaultTenant() + "/oauth2/v2.0/authorize?" + q.Encode())
+	loc := p.header.Get("Location")
+	if p.status != http.StatusFound || !strings.HasPrefix(loc, authority.AuthorizePagePath+"?request=") {
+		t.Fatalf("authorize: %d %q %s", p.status, loc, p.body)
+	}
+	return loc
+}
+
+// testAuthorizeSignIn: the page an app's browser sign-in lands on — sign
+// in first (and come back), then Continue or Cancel; prompt=none answers
+// without a page; the code goes back as a redirect or a form_post page
+// whose policy lets its form post only to the app.
+func testAuthorizeSignIn(t *testing.T, e *env) {
+	u, err := e.Directory.CreateUser(context.WithoutCancel(t.Context()), directory.UserSpec{UserName: "web@example.test", DisplayName: "Web", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(t)
+	// Not signed in, prompt=none: back to the app with login_required.
+	if p := b.get(e.startAuthorize(t, b, "", "none")); p.status != http.StatusSeeOther ||
+		!strings.Contains(p.header.Get("Location"), "error=login_required") || !strings.Contains(p.header.Get("Location"), "state=s-42") {
+		t.Fatalf("prompt=none without a session: %d %q", p.status, p.header.Get("Location"))
+	}
+	page := e.startAuthorize(t, b, "", "")
+	p := b.get(page)
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/signin?next="+url.QueryEscape(page) {
+		t.Fatalf("not signed in: %d %q", p.status, p.header.Get("Location"))
+	}
+	if p := b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {password}, "next": {page}}); p.status != http.StatusSeeOther || p.header.Get("Location") != page {
+		t.Fatalf("sign-in back to the request: %d %q", p.status, p.header.Get("Location"))
+	}
+	p = b.get(page)
+	if p.status != 200 || !strings.Contains(p.body, `id="authorize-approve"`) || !strings.Contains(p.body, "Microsoft Azure CLI") ||
+		!strings.Contains(p.body, "localhost:8765") {
+		t.Fatalf("the app's page: %d %s", p.status, p.body)
+	}
+	id := strings.TrimPrefix(page, authority.AuthorizePagePath+"?request=")
+	p = b.post("/portal/authorize", url.Values{"request": {id}, "decision": {"approve"}})
+	loc, _ := url.Parse(p.header.Get("Location"))
+	if p.status != http.StatusSeeOther || loc == nil || loc.Host != "localhost:8765" || loc.Query().Get("code") == "" || loc.Query().Get("state") != "s-42" {
+		t.Fatalf("continue: %d %q", p.status, p.header.Get("Location"))
+	}
+	// Used: the page and a second decision are refused.
+	if p := b.get(page); p.status != http.StatusNotFound {
+		t.Fatalf("a decided request's page: %d", p.status)
+	}
+	if p := b.post("/portal/authorize", url.Values{"request": {id}, "decision": {"decline"}}); p.status != http.StatusNotFound {
+		t.Fatalf("deciding twice: %d", p.status)
+	}
+	// Cancel, in form_post: the page posts the error to the app, and its
+	// policy allows posting only there.
+	page = e.startAuthorize(t, b, "form_post", "")
+	id = strings.TrimPrefix(page, authority.AuthorizePagePath+"?request=")
+	p = b.post("/portal/authorize", url.Values{"request": {id}, "decision": {"decline"}})
+	if p.status != 200 || !strings.Contains(p.body, `action="http://localhost:8765/"`) || !strings.Contains(p.body, `value="access_denied"`) ||
+		!strings.Contains(p.header.Get("Content-Security-Policy"), "form-action http://localhost:8765") {
+		t.Fatalf("cancel (form_post): %d %s %s", p.status, p.header, p.body)
+	}
+	// Signed in, prompt=none: approved without a page.
+	p = b.get(e.startAuthorize(t, b, "", "none"))
+	if loc, _ := url.Parse(p.header.Get("Location")); p.status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("prompt=none with a session: %d %q", p.status, p.header.Get("Location"))
+	}
+	// Bad ids; the auto-post script is served.
+	for _, bad := range []string{"", "nope", strings.Repeat("x", 500)} {
+		if p := b.get(authority.AuthorizePagePath + "?request=" + url.QueryEscape(bad)); p.status != http.StatusNotFound {
+			t.Errorf("request %.20q: %d", bad, p.status)
+		}
+	}
+	if p := b.get("/portal/static/autopost.js"); p.status != 200 || !strings.Contains(p.body, "autopost") {
+		t.Fatalf("autopost.js: %d", p.status)
 	}
 }

@@ -164,6 +164,7 @@ func TestPortal(t *testing.T) {
 			t.Run("deleted-accounts", func(t *testing.T) { testDeletedAccounts(t, e) })
 			t.Run("deploy-model", func(t *testing.T) { testDeployModel(t, e) })
 			t.Run("device-sign-in", func(t *testing.T) { testDeviceSignIn(t, e) })
+			t.Run("authorize-sign-in", func(t *testing.T) { testAuthorizeSignIn(t, e) })
 		})
 	}
 }
