@@ -11,6 +11,7 @@
 //	GET  /{tenant}/discovery/v2.0/keys, /adfs/discovery/keys
 //	POST /{tenant}/oauth2/v2.0/token, /adfs/oauth2/token  OAuth
 //	POST /{tenant}/oauth2/v2.0/devicecode, /adfs/oauth2/devicecode  OAuth (device.go)
+//	GET  /{tenant}/oauth2/v2.0/authorize, /adfs/oauth2/authorize  redirects and pages (authcode.go)
 //	POST /gatehouse/v1/identityHeaders                    Azure (management token)
 //	DELETE /gatehouse/v1/identityHeaders/{id}             Azure
 //	Loopback (--msi-listen, plain HTTP)
@@ -30,8 +31,10 @@
 //	                                   │                                             audience, issuer keys (discovery or JWKS)
 //	                                   ├─ password ─▶ argon2id (people); offline_access → a new session
 //	                                   ├─ refresh_token ─▶ SHA-256 → stored token, spent atomically (refresh.go)
-//	                                   └─ device_code ─▶ SHA-256 → stored code a person approved on the
-//	                                       portal's device page, redeemed once (device.go)
+//	                                   ├─ device_code ─▶ SHA-256 → stored code a person approved on the
+//	                                   │   portal's device page, redeemed once (device.go)
+//	                                   └─ authorization_code ─▶ SHA-256 → stored code a person approved on
+//	                                       the portal's authorize page; redirect URI and PKCE verifier (authcode.go)
 //	      ─▶ resource from scope (first …/.default; openid, offline_access, profile ignored) ─▶ known? ─▶ sign ─▶ 200
 //	      ─▶ a session's responses also carry the next refresh_token (and scope)
 //
