@@ -436,16 +436,10 @@ func (a *Authority) authCodeGrant(r *http.Request, tr *tokenRequest) (mintSpec, 
 		return mintSpec{}, authRecord{}, gatehouse.ErrUnavailable.WithCause(err)
 	}
 	v := rec.Value
-	u, err := a.dir.User(v.ObjectID)
-	switch {
-	case err != nil:
-		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user no longer exists.")
-	case !u.Enabled:
-		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidGrant, 50057, "The user account is disabled.")
-	case v.AuthTime.Before(u.SignInSessionsValidFrom):
-		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user's sessions were revoked after the sign-in.")
+	p, err := a.signedInPerson(v.ObjectID, v.AuthTime)
+	if err != nil {
+		return mintSpec{}, authRecord{}, err
 	}
-	p := gatehouse.Principal{Type: gatehouse.PrincipalUser, TenantID: u.TenantID, ObjectID: u.ObjectID, Name: u.UserName}
 	spec := mintSpec{principal: p, acr: "0", clientID: v.ClientID, scope: "user_impersonation", audience: v.Resource}
 	if wantsRefreshToken(v.Scope) {
 		spec.session = &session{id: gatehouse.NewGUID(), authTime: v.AuthTime}

@@ -307,16 +307,10 @@ func (a *Authority) deviceCodeGrant(r *http.Request, tr *tokenRequest) (mintSpec
 		return mintSpec{}, "", gatehouse.ErrUnavailable.WithCause(err)
 	}
 	v := rec.Value
-	u, err := a.dir.User(v.ObjectID)
-	switch {
-	case err != nil:
-		return mintSpec{}, "", oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user no longer exists.")
-	case !u.Enabled:
-		return mintSpec{}, "", oauthErr(oauthInvalidGrant, 50057, "The user account is disabled.")
-	case v.AuthTime.Before(u.SignInSessionsValidFrom):
-		return mintSpec{}, "", oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user's sessions were revoked after the approval.")
+	p, err := a.signedInPerson(v.ObjectID, v.AuthTime)
+	if err != nil {
+		return mintSpec{}, "", err
 	}
-	p := gatehouse.Principal{Type: gatehouse.PrincipalUser, TenantID: u.TenantID, ObjectID: u.ObjectID, Name: u.UserName}
 	spec := mintSpec{principal: p, acr: "0", clientID: v.ClientID, scope: "user_impersonation", audience: v.Resource}
 	if wantsRefreshToken(v.Scope) {
 		spec.session = &session{id: gatehouse.NewGUID(), authTime: v.AuthTime}
@@ -411,3 +405,20 @@ const (
 	actionApproveDevice = "Gatehouse/deviceCodes/approve/action"
 	actionDeclineDevice = "Gatehouse/deviceCodes/decline/action"
 )
+
+// signedInPerson is the person objectID who signed in at authTime, when
+// they still may get tokens from that sign-in: they exist, are enabled,
+// and their sessions were not revoked since (refresh tokens, device codes
+// and authorization codes are all checked so when redeemed).
+func (a *Authority) signedInPerson(objectID string, authTime time.Time) (gatehouse.Principal, error) {
+	u, err := a.dir.User(objectID)
+	switch {
+	case err != nil:
+		return gatehouse.Principal{}, oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user no longer exists.")
+	case !u.Enabled:
+		return gatehouse.Principal{}, oauthErr(oauthInvalidGrant, 50057, "The user account is disabled.")
+	case authTime.Before(u.SignInSessionsValidFrom):
+		return gatehouse.Principal{}, oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password, or their sessions were revoked.")
+	}
+	return gatehouse.Principal{Type: gatehouse.PrincipalUser, TenantID: u.TenantID, ObjectID: u.ObjectID, Name: u.UserName}, nil
+}

@@ -206,16 +206,10 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 			}
 		}
 	}
-	u, err := a.dir.User(v.ObjectID)
-	switch {
-	case err != nil:
-		return mintSpec{}, oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user no longer exists.")
-	case !u.Enabled:
-		return mintSpec{}, oauthErr(oauthInvalidGrant, 50057, "The user account is disabled.")
-	case v.AuthTime.Before(u.SignInSessionsValidFrom):
-		return mintSpec{}, oauthErr(oauthInvalidGrant, 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password, or their sessions were revoked.")
+	p, err := a.signedInPerson(v.ObjectID, v.AuthTime) // device.go
+	if err != nil {
+		return mintSpec{}, err
 	}
-	p := gatehouse.Principal{Type: gatehouse.PrincipalUser, TenantID: u.TenantID, ObjectID: u.ObjectID, Name: u.UserName}
 	return mintSpec{principal: p, acr: v.ACR, clientID: v.ClientID, scope: "user_impersonation",
 		session: &session{id: v.Session, authTime: v.AuthTime}}, nil
 }

@@ -632,11 +632,7 @@ func TestAzCLI(t *testing.T) {
 		// device page does), az finds the subscription the person may read
 		// and then gets other resources' tokens from the session.
 		const pw = "az device-code password"
-		person, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "azdev@example.test", Password: pw})
-		must(t, err)
-		_, _, err = e.Authz.CreateAssignment(t.Context(), &gatehouse.ResourceID{Subscription: e.sub}, gatehouse.NewGUID(),
-			authz.AssignmentSpec{RoleDefinitionID: authz.RoleReader, PrincipalID: person.ObjectID}, e.Bootstrap.ClientID)
-		must(t, err)
+		person := subscriptionReader(t, e, "azdev@example.test", pw)
 		dev := &azCLI{t: t, path: az.path, config: t.TempDir(), ca: e.CAFile}
 		dev.register(e)
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -685,11 +681,7 @@ func TestAzCLI(t *testing.T) {
 		// (MSAL Python: a loopback listener, PKCE, a redirect back); the
 		// person signs in to the portal there and continues.
 		const pw = "az browser password"
-		person, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "azweb@example.test", Password: pw})
-		must(t, err)
-		_, _, err = e.Authz.CreateAssignment(t.Context(), &gatehouse.ResourceID{Subscription: e.sub}, gatehouse.NewGUID(),
-			authz.AssignmentSpec{RoleDefinitionID: authz.RoleReader, PrincipalID: person.ObjectID}, e.Bootstrap.ClientID)
-		must(t, err)
+		person := subscriptionReader(t, e, "azweb@example.test", pw)
 		urls := testenv.FakeBrowser(t)
 		var opened atomic.Int32
 		go func() {
@@ -719,6 +711,18 @@ func TestAzCLI(t *testing.T) {
 		e.AssertNotLogged(t, pw, tok.AccessToken)
 	})
 	e.AssertNotLogged(t, e.Bootstrap.ClientSecret)
+}
+
+// subscriptionReader creates a person who may read the subscription (so
+// that az login finds it).
+func subscriptionReader(t *testing.T, e *env, name, password string) *directory.User {
+	t.Helper()
+	person, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: name, Password: password})
+	must(t, err)
+	_, _, err = e.Authz.CreateAssignment(t.Context(), &gatehouse.ResourceID{Subscription: e.sub}, gatehouse.NewGUID(),
+		authz.AssignmentSpec{RoleDefinitionID: authz.RoleReader, PrincipalID: person.ObjectID}, e.Bootstrap.ClientID)
+	must(t, err)
+	return person
 }
 
 // codeWatcher collects az's standard error and sends the first device
