@@ -23,6 +23,8 @@
 //   device-code                 new DeviceCodeCredential({ tenantId, userPromptCallback }): the
 //                               callback plays the person, approving the code on the portal's
 //                               device page as $DEVICE_USER / $DEVICE_PASSWORD
+//   interactive-browser         new InteractiveBrowserCredential({ tenantId }): MSAL Node's loopback
+//                               listener and the system browser (the test's stands in for it)
 //
 // Each scope gets a token twice: the second must come from the cache. The
 // last step, "prompts", counts the device-code prompts.
@@ -33,6 +35,7 @@ import {
   DefaultAzureCredential,
   DeviceCodeCredential,
   EnvironmentCredential,
+  InteractiveBrowserCredential,
   ManagedIdentityCredential,
   WorkloadIdentityCredential,
 } from "@azure/identity";
@@ -83,6 +86,7 @@ const credentials = {
   "managed-identity": () => new ManagedIdentityCredential(),
   "managed-identity-client-id": () => new ManagedIdentityCredential({ clientId: need("APP_IDENTITY_CLIENT_ID") }),
   "managed-identity-resource-id": () => new ManagedIdentityCredential({ resourceId: need("APP_IDENTITY_RESOURCE_ID") }),
+  "interactive-browser": () => new InteractiveBrowserCredential({ tenantId: need("AZURE_TENANT_ID") }),
   "device-code": () =>
     new DeviceCodeCredential({
       tenantId: need("AZURE_TENANT_ID"),

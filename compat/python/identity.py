@@ -4,7 +4,8 @@ Each scope's step gets a token twice (the second must come from the
 credential's cache) and returns it for the Go side to verify. In mode
 device-code the prompt callback plays the person: it approves the code on
 the portal's device page as $DEVICE_USER / $DEVICE_PASSWORD; the last step,
-"prompts", counts the prompts."""
+"prompts", counts the prompts. In mode interactive-browser the system
+browser is the test's ($BROWSER)."""
 
 import http.cookiejar
 import os
@@ -18,6 +19,7 @@ from azure.identity import (
     ClientSecretCredential,
     DefaultAzureCredential,
     DeviceCodeCredential,
+    InteractiveBrowserCredential,
     EnvironmentCredential,
     ManagedIdentityCredential,
 )
@@ -74,6 +76,7 @@ credentials = {
     "default": lambda: DefaultAzureCredential(),
     "managed-identity": lambda: ManagedIdentityCredential(),
     "managed-identity-client-id": lambda: ManagedIdentityCredential(client_id=need("APP_IDENTITY_CLIENT_ID")),
+    "interactive-browser": lambda: InteractiveBrowserCredential(tenant_id=need("AZURE_TENANT_ID")),
     "device-code": lambda: DeviceCodeCredential(tenant_id=need("AZURE_TENANT_ID"), prompt_callback=approve_device),
 }
 

@@ -17,11 +17,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/cli"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
 )
 
@@ -225,6 +227,32 @@ func testIdentity(t *testing.T, e *env) {
 		var prompts int
 		if s.value(t, "prompts", &prompts); prompts != 1 {
 			t.Fatalf("the person was asked %d times, want once", prompts)
+		}
+		e.AssertNotLogged(t, pw)
+	})
+	t.Run("interactive-browser", func(t *testing.T) {
+		// MSAL Node opens "the system browser" (the test's, through the
+		// xdg-open that the open package bundles) at the authorize URL;
+		// the person signs in to the portal there, once for every scope.
+		t.Parallel()
+		const pw = "js browser password"
+		person, err := e.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "jsweb@example.test", Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		urls, vars := testenv.FakeBrowserEnv(t)
+		var opened atomic.Int32
+		go func() {
+			for u := range urls {
+				opened.Add(1)
+				e.BrowserSignIn(t, u, person.UserName, pw, true)
+			}
+		}()
+		vars["AZURE_AUTHORITY_HOST"], vars["AZURE_TENANT_ID"] = e.URL, "adfs"
+		s := e.node(t, vars, "identity.mjs", append([]string{"interactive-browser"}, e.scopeArgs()...)...)
+		e.checkTokens(t, s, person.ObjectID)
+		if n := opened.Load(); n != 1 {
+			t.Fatalf("the browser opened %d times, want once", n)
 		}
 		e.AssertNotLogged(t, pw)
 	})

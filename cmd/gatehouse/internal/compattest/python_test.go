@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/vault"
 )
@@ -92,6 +94,15 @@ func TestPython(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		urls, browserVars := testenv.FakeBrowserEnv(t)
+		browserVars["AZURE_AUTHORITY_HOST"], browserVars["AZURE_TENANT_ID"] = e.URL, "adfs"
+		var opened atomic.Int32
+		go func() {
+			for u := range urls {
+				opened.Add(1)
+				e.BrowserSignIn(t, u, pyDevice.UserName, pyDevicePassword, true)
+			}
+		}()
 		for _, tt := range []struct {
 			mode string
 			vars map[string]string
@@ -107,6 +118,9 @@ func TestPython(t *testing.T) {
 			// then every resource's token from the session.
 			{"device-code", map[string]string{"AZURE_AUTHORITY_HOST": e.URL, "AZURE_TENANT_ID": "adfs",
 				"DEVICE_USER": pyDevice.UserName, "DEVICE_PASSWORD": pyDevicePassword}, pyDevice.ObjectID},
+			// The same person in "the system browser" (the test's: it signs
+			// in to the portal and continues).
+			{"interactive-browser", browserVars, pyDevice.ObjectID},
 		} {
 			t.Run(tt.mode, func(t *testing.T) {
 				s := e.python(t, py, nil, tt.vars, "identity.py", append([]string{tt.mode}, scopes...)...)
@@ -117,6 +131,9 @@ func TestPython(t *testing.T) {
 						t.Errorf("the person was asked %d times, want once", prompts)
 					}
 					e.AssertNotLogged(t, pyDevicePassword)
+				}
+				if n := opened.Load(); tt.mode == "interactive-browser" && n != 1 {
+					t.Errorf("the browser opened %d times, want once", n)
 				}
 				if tt.mode != "client-secret" {
 					return

@@ -18,9 +18,21 @@ import (
 // FakeBrowser makes the URLs an app opens in "the system browser" arrive
 // on the returned channel: it puts xdg-open, x-www-browser and www-browser
 // first in PATH (MSAL Go opens the browser with them) and sets BROWSER
-// (Python's webbrowser, which az uses), each recording its argument. The
-// test must not run in parallel (it sets the process environment).
+// (Python's webbrowser, which az uses; the xdg-open that Node's "open"
+// bundles runs it too), each recording its argument. The test must not run
+// in parallel (it sets the process environment).
 func FakeBrowser(t *testing.T) <-chan string {
+	urls, vars := FakeBrowserEnv(t)
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	return urls
+}
+
+// FakeBrowserEnv is FakeBrowser for a child process: it returns the
+// environment variables (PATH, BROWSER) to run it with instead of setting
+// them, so that parallel tests can use it.
+func FakeBrowserEnv(t *testing.T) (<-chan string, map[string]string) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "urls")
 	script := "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '" + log + "'\n"
@@ -29,8 +41,7 @@ func FakeBrowser(t *testing.T) <-chan string {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	t.Setenv("BROWSER", filepath.Join(dir, "record-url"))
+	vars := map[string]string{"PATH": dir + string(os.PathListSeparator) + os.Getenv("PATH"), "BROWSER": filepath.Join(dir, "record-url")}
 	urls := make(chan string, 8)
 	ctx := t.Context()
 	go func() {
@@ -48,7 +59,7 @@ func FakeBrowser(t *testing.T) <-chan string {
 			}
 		}
 	}()
-	return urls
+	return urls, vars
 }
 
 var (
