@@ -22,6 +22,7 @@
 //	GET|POST /v1.0/users, GET|PATCH|DELETE /v1.0/users/{id or userPrincipalName}
 //	POST /v1.0/users/{id}/revokeSignInSessions   ends the person's refresh-token sessions (sessions.go)
 //	POST /v1.0/me/revokeSignInSessions           the same for the signed-in person (no role needed)
+//	GET  /v1.0/me                                the signed-in person (no role needed; az ad signed-in-user show)
 //	GET|POST /v1.0/roleManagement/directory/roleAssignments, DELETE …/{id}
 //
 // Gatehouse extensions: POST /v1.0/applications accepts

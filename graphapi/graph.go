@@ -104,6 +104,7 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("DELETE /v1.0/users/{id}", h(userWrite, g.deleteUser))
 	mux.Handle("POST /v1.0/users/{id}/revokeSignInSessions", h(userWrite, g.revokeSignInSessions)) // sessions.go
 	mux.Handle("POST /v1.0/me/revokeSignInSessions", h(selfAccess, g.revokeOwnSignInSessions))
+	mux.Handle("GET /v1.0/me", h(selfAccess, g.getMe))
 
 	mux.Handle("GET /v1.0/roleManagement/directory/roleAssignments", h(readAccess, g.listRoleAssignments))
 	mux.Handle("POST /v1.0/roleManagement/directory/roleAssignments", h(roleWrite, g.createRoleAssignment))

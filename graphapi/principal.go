@@ -189,6 +189,23 @@ func (g *API) getUser(w http.ResponseWriter, r *http.Request, c *authority.Claim
 	return nil
 }
 
+// getMe is GET /v1.0/me: the signed-in person (`az ad signed-in-user
+// show`, which scripts use for their own object id). Needs no directory
+// role; an application's token has no "me".
+func (g *API) getMe(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	if c.Principal.Type != gatehouse.PrincipalUser {
+		return gatehouse.BadRequestf(codeBadRequest, "/me request is only valid with delegated authentication flow.")
+	}
+	u, err := g.dir.User(c.Principal.ObjectID)
+	if err != nil {
+		return notFound(c.Principal.ObjectID)
+	}
+	v := toUserView(u)
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#users/$entity"
+	server.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
 type passwordProfile struct {
 	Password                      string `json:"password"`
 	ForceChangePasswordNextSignIn bool   `json:"forceChangePasswordNextSignIn"`

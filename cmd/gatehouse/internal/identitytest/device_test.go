@@ -3,6 +3,7 @@ package identitytest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -143,6 +144,20 @@ func (f *fixture) testDeviceCode(t *testing.T) {
 			}
 			if n := prompts.Load(); n != 1 {
 				t.Fatalf("the person was asked %d times for three resources, want once", n)
+			}
+			// Graph's /me is the signed-in person (az ad signed-in-user
+			// show); an application has none.
+			graph, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{graphScope}})
+			must(t, err)
+			f.addSecret(graph.Token)
+			status, body := f.httpDo(t, "GET", "/v1.0/me", graph.Token, nil)
+			var me struct{ ID, UserPrincipalName string }
+			if err := json.Unmarshal(body, &me); status != 200 || err != nil || me.ID != person.ObjectID || me.UserPrincipalName != person.UserName {
+				t.Fatalf("/v1.0/me: %d %s", status, body)
+			}
+			app := f.s.Token(t, f.s.Credential(t), graphScope)
+			if status, body := f.httpDo(t, "GET", "/v1.0/me", app, nil); status != 400 || !strings.Contains(string(body), "delegated") {
+				t.Fatalf("/v1.0/me as an application: %d %s", status, body)
 			}
 		})
 	}
