@@ -55,6 +55,11 @@
 //	POST   {sub}/providers/Microsoft.CognitiveServices/checkDomainAvailability, …/locations/{loc}/checkSkuAvailability
 //	                                                        (check.go)
 //	GET    {account}/skus (F0, S0), {account}/usages                                             usages empty
+//	GET    {account}/deployments/{d}/skus                    its sku, capacity up to the catalog model's bound
+//	GET    {account}/privateEndpointConnections, privateLinkResources, raiPolicies, raiBlocklists,
+//	       encryptionScopes, networkSecurityPerimeterConfigurations, defenderForAISettings, connections,
+//	       projects; {sub}/…/locations/{loc}/raiContentFilters, …/usages
+//	                                                        features Gatehouse lacks: empty, 404 for one item (features.go)
 //	GET    {account}/models, {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/models
 //	                                                        the model catalog (serve --models): what deployments may
 //	                                                        name without properties.upstream (models.go)

@@ -70,6 +70,7 @@ func testSDKAccounts(t *testing.T, e *env) {
 	if _, err := e.accounts.ListSKUs(ctx, group, "no-such-account", nil); !isStatus(err, 404) {
 		t.Fatalf("ListSKUs of a missing account: %v", err)
 	}
+	testAccountFeatures(t, e, group, "lang-sdk")
 	deleted, err := armcognitiveservices.NewDeletedAccountsClient(e.sub, e.cred, e.armOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -420,4 +421,61 @@ func testKeyUsage(t *testing.T, e *env) {
 func isStatus(err error, status int) bool {
 	respErr, ok := err.(*azcore.ResponseError)
 	return ok && respErr.StatusCode == status
+}
+
+// testAccountFeatures: what Gatehouse's accounts do not have is answered
+// as Azure answers an account that uses none of it — private endpoints,
+// RAI policies, encryption scopes, projects, content filters,
+// subscription quota usages: empty lists, 404 NotFound for one item (and
+// 404 for a missing account), never a 404 for the whole collection.
+func testAccountFeatures(t *testing.T, e *env, group, name string) {
+	ctx := t.Context()
+	opts := e.armOptions()
+	pec, err := armcognitiveservices.NewPrivateEndpointConnectionsClient(e.sub, e.cred, opts)
+	must(t, err)
+	if l, err := pec.List(ctx, group, name, nil); err != nil || len(l.Value) != 0 {
+		t.Errorf("private endpoint connections: %+v %v", l, err)
+	}
+	if _, err := pec.Get(ctx, group, name, "pe1", nil); !isStatus(err, 404) {
+		t.Errorf("a private endpoint connection: %v", err)
+	}
+	if _, err := pec.List(ctx, group, "no-such-account", nil); !isStatus(err, 404) {
+		t.Errorf("private endpoint connections of no account: %v", err)
+	}
+	plr, err := armcognitiveservices.NewPrivateLinkResourcesClient(e.sub, e.cred, opts)
+	must(t, err)
+	if l, err := plr.List(ctx, group, name, nil); err != nil || len(l.Value) != 0 {
+		t.Errorf("private link resources: %+v %v", l, err)
+	}
+	rai, err := armcognitiveservices.NewRaiPoliciesClient(e.sub, e.cred, opts)
+	must(t, err)
+	if p, err := rai.NewListPager(group, name, nil).NextPage(ctx); err != nil || len(p.Value) != 0 {
+		t.Errorf("RAI policies: %+v %v", p, err)
+	}
+	if _, err := rai.Get(ctx, group, name, "custom", nil); !isStatus(err, 404) {
+		t.Errorf("an RAI policy: %v", err)
+	}
+	scopes, err := armcognitiveservices.NewEncryptionScopesClient(e.sub, e.cred, opts)
+	must(t, err)
+	if p, err := scopes.NewListPager(group, name, nil).NextPage(ctx); err != nil || len(p.Value) != 0 {
+		t.Errorf("encryption scopes: %+v %v", p, err)
+	}
+	projects, err := armcognitiveservices.NewProjectsClient(e.sub, e.cred, opts)
+	must(t, err)
+	if p, err := projects.NewListPager(group, name, nil).NextPage(ctx); err != nil || len(p.Value) != 0 {
+		t.Errorf("projects: %+v %v", p, err)
+	}
+	filters, err := armcognitiveservices.NewRaiContentFiltersClient(e.sub, e.cred, opts)
+	must(t, err)
+	if p, err := filters.NewListPager("westus", nil).NextPage(ctx); err != nil || len(p.Value) != 0 {
+		t.Errorf("content filters: %+v %v", p, err)
+	}
+	usages, err := armcognitiveservices.NewUsagesClient(e.sub, e.cred, opts)
+	must(t, err)
+	if p, err := usages.NewListPager("westus", nil).NextPage(ctx); err != nil || len(p.Value) != 0 {
+		t.Errorf("location usages: %+v %v", p, err)
+	}
+	if _, err := usages.NewListPager("not a location!", nil).NextPage(ctx); !isStatus(err, 400) {
+		t.Errorf("usages of a bad location: %v", err)
+	}
 }

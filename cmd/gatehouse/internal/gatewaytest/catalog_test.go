@@ -66,6 +66,15 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](21)}}, nil); !isCode(err, 400, "InvalidCapacity") {
 		t.Errorf("update over the model's capacity: %v", err)
 	}
+	// The skus it can have: its own, up to the model's capacity bound.
+	if page, err := deployments.NewListSKUsPager(e.group, a.name, "mini", nil).NextPage(t.Context()); err != nil || len(page.Value) != 1 ||
+		*page.Value[0].SKU.Name != "Standard" || *page.Value[0].Capacity.Maximum != 20 || *page.Value[0].Capacity.Default != 8 ||
+		*page.Value[0].ResourceType != "Microsoft.CognitiveServices/accounts/deployments" {
+		t.Errorf("ListSKUs: %+v %v", page.Value, err)
+	}
+	if _, err := deployments.NewListSKUsPager(e.group, a.name, "none", nil).NextPage(t.Context()); !isCode(err, 404, "DeploymentNotFound") {
+		t.Errorf("ListSKUs of no deployment: %v", err)
+	}
 	if _, err := deployments.BeginUpdate(t.Context(), e.group, a.name, "none", armcognitiveservices.PatchResourceTagsAndSKU{
 		SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](1)}}, nil); !isCode(err, 404, "DeploymentNotFound") {
 		t.Errorf("update of no deployment: %v", err)

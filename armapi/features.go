@@ -1,0 +1,110 @@
+package armapi
+
+import (
+	"net/http"
+
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/resources"
+)
+
+// Features of Azure AI accounts that Gatehouse does not have, answered as
+// Azure answers an account that uses none of them: an empty list, and 404
+// for any one item (armcognitiveservices' list pagers and Get calls, and
+// tools that read them after creating an account, get answers instead of
+// a 404 for the whole collection):
+//
+//	{account}/privateEndpointConnections, privateLinkResources,
+//	networkSecurityPerimeterConfigurations, encryptionScopes, raiPolicies,
+//	raiBlocklists, defenderForAISettings, connections, projects
+//	{sub}/…/locations/{loc}/raiContentFilters (no content filtering)
+//	{sub}/…/locations/{loc}/usages (no subscription quotas, like the
+//	account's usages)
+//
+// And one that it has: {account}/deployments/{deployment}/skus, the skus a
+// deployment can have — its own sku name, with the capacity the model of
+// the server's catalog allows (no maximum for an upstream deployment).
+var featureRoutes = func() []route {
+	rs := []route{
+		{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/raiContentFilters", family: famCognitive, handle: listLocationEmpty},
+		{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/raiContentFilters/{item}", family: famCognitive, handle: noLocationItem("raiContentFilters")},
+		{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/usages", family: famCognitive, handle: listLocationEmpty},
+		{method: "GET", pattern: account + "/deployments/{deployment}/skus", family: famCognitive, handle: listDeploymentSKUs},
+	}
+	for _, coll := range []string{"privateEndpointConnections", "privateLinkResources", "networkSecurityPerimeterConfigurations",
+		"encryptionScopes", "raiPolicies", "raiBlocklists", "defenderForAISettings", "connections", "projects"} {
+		rs = append(rs,
+			route{method: "GET", pattern: account + "/" + coll, family: famCognitive, handle: listAccountEmpty},
+			route{method: "GET", pattern: account + "/" + coll + "/{item}", family: famCognitive, handle: noAccountItem(coll)})
+	}
+	return rs
+}()
+
+// noAccountItem answers GET of one item of a collection an existing
+// account has none of.
+func noAccountItem(coll string) func(c *call) error {
+	return func(c *call) error {
+		if _, err := c.readAccount(); err != nil {
+			return err
+		}
+		return gatehouse.NotFoundf("NotFound", "The %s '%s' of the account was not found.", coll, clipName(c.param("item")))
+	}
+}
+
+// noLocationItem is noAccountItem for a location's collection.
+func noLocationItem(coll string) func(c *call) error {
+	return func(c *call) error {
+		if _, err := c.subscription(); err != nil {
+			return err
+		}
+		if _, err := resources.NormalizeLocation(c.param("loc")); err != nil {
+			return err
+		}
+		return gatehouse.NotFoundf("NotFound", "The %s '%s' was not found.", coll, clipName(c.param("item")))
+	}
+}
+
+func clipName(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+type skuCapacityJSON struct {
+	Minimum int `json:"minimum"`
+	Maximum int `json:"maximum,omitempty"`
+	Step    int `json:"step"`
+	Default int `json:"default"`
+}
+
+// deploymentSKUJSON is Azure's SkuResource.
+type deploymentSKUJSON struct {
+	ResourceType string `json:"resourceType"`
+	SKU          struct {
+		Name string `json:"name"`
+	} `json:"sku"`
+	Capacity skuCapacityJSON `json:"capacity"`
+}
+
+// listDeploymentSKUs is GET {account}/deployments/{deployment}/skus.
+func listDeploymentSKUs(c *call) error {
+	a, err := c.deploymentCall(actDeploymentRead, true)
+	if err != nil {
+		return err
+	}
+	d, err := c.api.opts.Deployments.GetDeployment(c.ctx(), a, c.param("deployment"))
+	if err != nil {
+		return err
+	}
+	var s deploymentSKUJSON
+	s.ResourceType = accounts.Namespace + "/accounts/deployments"
+	s.SKU.Name = d.SKU.Name
+	s.Capacity = skuCapacityJSON{Minimum: 1, Step: 1, Default: max(1, d.SKU.Capacity)}
+	if d.Catalog {
+		if m, _, ok := c.api.opts.Deployments.Catalog().Find(d.Model.Format, d.Model.Name, d.Model.Version); ok && m.MaxCapacity > 0 {
+			s.Capacity.Maximum = m.MaxCapacity
+		}
+	}
+	return c.reply(http.StatusOK, list[deploymentSKUJSON]{Value: []deploymentSKUJSON{s}})
+}
