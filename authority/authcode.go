@@ -95,9 +95,11 @@ type AuthRequest struct {
 	// RedirectURI is where the browser goes back to (a loopback address).
 	RedirectURI   string
 	OfflineAccess bool
-	// PromptNone: the app asked not to show anything (prompt=none).
-	PromptNone bool
-	Expires    time.Time
+	// PromptNone: the app asked not to show anything (prompt=none);
+	// PromptLogin: to have the person sign in again (prompt=login).
+	PromptNone, PromptLogin bool
+	// Created is when the app asked.
+	Created, Expires time.Time
 }
 
 // AuthResponse is where the browser goes after the decision: to URI with
@@ -292,7 +294,8 @@ func (a *Authority) AuthorizationRequest(ctx context.Context, id string) (*AuthR
 	}
 	v := rec.Value
 	return &AuthRequest{ID: id, TenantID: v.TenantID, ClientID: v.ClientID, ClientName: v.ClientName, Resource: v.Resource,
-		RedirectURI: v.RedirectURI, OfflineAccess: wantsRefreshToken(v.Scope), PromptNone: v.Prompt == "none", Expires: v.Expires}, nil
+		RedirectURI: v.RedirectURI, OfflineAccess: wantsRefreshToken(v.Scope), PromptNone: v.Prompt == "none",
+		PromptLogin: v.Prompt == "login", Created: v.Expires.Add(-authRequestLifetime), Expires: v.Expires}, nil
 }
 
 // DecideAuthorization approves (person set, approve true) or refuses the

@@ -38,7 +38,8 @@ type authorizeView struct {
 // sends the browser of an app's sign-in: signed in, the person sees which
 // app asks for which resource (Continue or Cancel); not signed in, they
 // sign in first and come back. prompt=none shows nothing: a session
-// approves at once, none answers login_required.
+// approves at once, none answers login_required; prompt=login asks for the
+// password again when the session began before the request.
 func (p *Portal) authorizePage(q *req) error {
 	if p.opts.SignIns == nil {
 		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server does not sign apps in.")
@@ -48,7 +49,7 @@ func (p *Portal) authorizePage(q *req) error {
 	if err != nil {
 		return err
 	}
-	u, err := p.session(q.r)
+	u, since, err := p.sessionSince(q.r)
 	switch {
 	case errors.Is(err, errNoSession) && ar.PromptNone:
 		resp, err := p.opts.SignIns.DecideAuthorization(q.ctx(), q.r, id, nil, false)
@@ -61,6 +62,12 @@ func (p *Portal) authorizePage(q *req) error {
 		return nil
 	case err != nil:
 		return err
+	}
+	if ar.PromptLogin && since.Before(ar.Created) {
+		// prompt=login: the person signs in again, whatever their session.
+		next := q.r.URL.RequestURI()
+		return p.render(q, http.StatusOK, "signin", "Sign in", signInView{Next: next,
+			Context: ar.ClientName + " asks you to sign in again to continue.", UserName: u.UserName})
 	}
 	q.user = u
 	if ar.PromptNone {

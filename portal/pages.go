@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/audit"
+	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/server"
@@ -50,6 +51,16 @@ func (q *req) canData(p *Portal, action string, scope *gatehouse.ResourceID) boo
 
 type signInView struct {
 	Next, UserName, Error string
+	// Context says why, when an app's sign-in waits for this one.
+	Context string
+}
+
+// appWaiting is the sign-in page's context when next is an app's sign-in.
+func appWaiting(next string) string {
+	if strings.HasPrefix(next, authority.AuthorizePagePath+"?") || strings.HasPrefix(next, authority.DevicePagePath) {
+		return "An app's sign-in is waiting: sign in to the portal to continue it."
+	}
+	return ""
 }
 
 func (p *Portal) signInPage(q *req) error {
@@ -57,7 +68,8 @@ func (p *Portal) signInPage(q *req) error {
 		http.Redirect(q.w, q.r, safeNext(q.r.URL.Query().Get("next")), http.StatusSeeOther)
 		return nil
 	}
-	return p.render(q, http.StatusOK, "signin", "Sign in", signInView{Next: safeNext(q.r.URL.Query().Get("next"))})
+	next := safeNext(q.r.URL.Query().Get("next"))
+	return p.render(q, http.StatusOK, "signin", "Sign in", signInView{Next: next, Context: appWaiting(next)})
 }
 
 // maxFormBytes bounds a form body: the portal's forms are a few fields.
@@ -80,6 +92,7 @@ func (p *Portal) signIn(q *req) error {
 		return err
 	}
 	v := signInView{Next: safeNext(q.r.PostForm.Get("next")), UserName: q.r.PostForm.Get("username")}
+	v.Context = appWaiting(v.Next)
 	if len(v.UserName) > 200 {
 		v.UserName = v.UserName[:200]
 	}

@@ -74,25 +74,31 @@ var errNoSession = errors.New("portal: no session")
 
 // session returns the request's person. errNoSession, or 503.
 func (p *Portal) session(r *http.Request) (*directory.User, error) {
+	u, _, err := p.sessionSince(r)
+	return u, err
+}
+
+// sessionSince is session with the time the person signed in.
+func (p *Portal) sessionSince(r *http.Request) (*directory.User, time.Time, error) {
 	token, ok := sessionToken(r)
 	if !ok {
-		return nil, errNoSession
+		return nil, time.Time{}, errNoSession
 	}
 	rec, err := p.sessions.Get(r.Context(), sessionKey(token))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, errNoSession
+		return nil, time.Time{}, errNoSession
 	case err != nil:
-		return nil, unavailable(err)
+		return nil, time.Time{}, unavailable(err)
 	}
 	if !p.opts.Now().Before(rec.Expires) {
-		return nil, errNoSession
+		return nil, time.Time{}, errNoSession
 	}
 	u, err := p.opts.Directory.User(rec.Value.ObjectID)
 	if err != nil || !u.Enabled || rec.Value.AuthTime.Before(u.SignInSessionsValidFrom) {
-		return nil, errNoSession
+		return nil, time.Time{}, errNoSession
 	}
-	return u, nil
+	return u, rec.Value.AuthTime, nil
 }
 
 // endSession deletes the request's session, if any, and clears the cookie.

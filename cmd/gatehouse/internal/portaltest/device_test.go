@@ -201,6 +201,9 @@ func testAuthorizeSignIn(t *testing.T, e *env) {
 	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/signin?next="+url.QueryEscape(page) {
 		t.Fatalf("not signed in: %d %q", p.status, p.header.Get("Location"))
 	}
+	if p := b.get(p.header.Get("Location")); p.status != 200 || !strings.Contains(p.body, `id="signin-context"`) {
+		t.Fatalf("the sign-in page does not say an app waits: %d %s", p.status, p.body)
+	}
 	if p := b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {password}, "next": {page}}); p.status != http.StatusSeeOther || p.header.Get("Location") != page {
 		t.Fatalf("sign-in back to the request: %d %q", p.status, p.header.Get("Location"))
 	}
@@ -235,6 +238,18 @@ func testAuthorizeSignIn(t *testing.T, e *env) {
 	p = b.get(e.startAuthorize(t, b, "", "none"))
 	if loc, _ := url.Parse(p.header.Get("Location")); p.status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
 		t.Fatalf("prompt=none with a session: %d %q", p.status, p.header.Get("Location"))
+	}
+	// prompt=login: the password again, although signed in; then the page.
+	page = e.startAuthorize(t, b, "", "login")
+	p = b.get(page)
+	if p.status != 200 || !strings.Contains(p.body, `id="password"`) || !strings.Contains(p.body, "sign in again") {
+		t.Fatalf("prompt=login with a session: %d %s", p.status, p.body)
+	}
+	if p := b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {password}, "next": {page}}); p.status != http.StatusSeeOther || p.header.Get("Location") != page {
+		t.Fatalf("signing in again: %d %q", p.status, p.header.Get("Location"))
+	}
+	if p := b.get(page); p.status != 200 || !strings.Contains(p.body, `id="authorize-approve"`) {
+		t.Fatalf("prompt=login after signing in again: %d %s", p.status, p.body)
 	}
 	// Bad ids; the auto-post script is served.
 	for _, bad := range []string{"", "nope", strings.Repeat("x", 500)} {
