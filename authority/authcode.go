@@ -162,6 +162,7 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 		w.WriteHeader(status)
 		return authErrorPage.Execute(w, msg)
 	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		return page(http.StatusBadRequest, "The request could not be read.")
 	}

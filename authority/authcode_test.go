@@ -176,6 +176,13 @@ func TestAuthorizationCode(t *testing.T) {
 				t.Errorf("%s: %d %q", name, w.Code, w.Header().Get("Location"))
 			}
 		}
+		// A POSTed request larger than a form: refused, not read whole.
+		big := httptest.NewRequest("POST", path, strings.NewReader("client_id="+strings.Repeat("a", 1<<20)))
+		big.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w = httptest.NewRecorder()
+		if e.mux.ServeHTTP(w, big); w.Code != 400 || w.Header().Get("Location") != "" {
+			t.Errorf("1 MiB form: %d", w.Code)
+		}
 		// Anything else: back to the app with the error and the state.
 		for name, c := range map[string]struct {
 			q    url.Values
