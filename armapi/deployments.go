@@ -170,15 +170,21 @@ func listDeployments(c *call) error {
 }
 
 func getDeployment(c *call) error {
-	a, err := c.deploymentCall(actDeploymentRead, true)
-	if err != nil {
-		return err
-	}
-	d, err := c.api.opts.Deployments.GetDeployment(c.ctx(), a, c.param("deployment"))
+	d, err := c.readDeployment()
 	if err != nil {
 		return err
 	}
 	return c.reply(http.StatusOK, deploymentView(d))
+}
+
+// readDeployment is the {deployment} of the route, for a caller who may
+// read it.
+func (c *call) readDeployment() (*accounts.Deployment, error) {
+	a, err := c.deploymentCall(actDeploymentRead, true)
+	if err != nil {
+		return nil, err
+	}
+	return c.api.opts.Deployments.GetDeployment(c.ctx(), a, c.param("deployment"))
 }
 
 // PUT completes synchronously: 201 (created) or 200 (replaced) with

@@ -89,11 +89,7 @@ type deploymentSKUJSON struct {
 
 // listDeploymentSKUs is GET {account}/deployments/{deployment}/skus.
 func listDeploymentSKUs(c *call) error {
-	a, err := c.deploymentCall(actDeploymentRead, true)
-	if err != nil {
-		return err
-	}
-	d, err := c.api.opts.Deployments.GetDeployment(c.ctx(), a, c.param("deployment"))
+	d, err := c.readDeployment()
 	if err != nil {
 		return err
 	}
