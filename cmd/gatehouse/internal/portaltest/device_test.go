@@ -157,6 +157,9 @@ func testDeviceSignIn(t *testing.T, e *env) {
 	if status, m := e.pollDevice(t, g); status != 400 || m["error"] != "authorization_pending" {
 		t.Fatalf("the refused approval changed the request: %d %v", status, m)
 	}
+	// Neither half of a code, nor the tokens, reach the node's logs.
+	e.AssertNotLogged(t, f.DeviceCode, f.UserCode, d.DeviceCode, g.DeviceCode, g.UserCode,
+		m["access_token"].(string), m["refresh_token"].(string))
 }
 
 // startAuthorize makes an app's authorize request (as the browser the app
@@ -218,6 +221,7 @@ func testAuthorizeSignIn(t *testing.T, e *env) {
 	if p.status != http.StatusSeeOther || loc == nil || loc.Host != "localhost:8765" || loc.Query().Get("code") == "" || loc.Query().Get("state") != "s-42" {
 		t.Fatalf("continue: %d %q", p.status, p.header.Get("Location"))
 	}
+	defer func() { e.AssertNotLogged(t, id, loc.Query().Get("code")) }()
 	// Used: the page and a second decision are refused.
 	if p := b.get(page); p.status != http.StatusNotFound {
 		t.Fatalf("a decided request's page: %d", p.status)
