@@ -126,6 +126,40 @@ func (p *Portal) signIn(q *req) error {
 	return nil
 }
 
+// confirmSignOutEverywhere asks before ending every session of the
+// person; it changes nothing.
+func (p *Portal) confirmSignOutEverywhere(q *req) error {
+	return p.render(q, http.StatusOK, "confirm", "Sign out everywhere", confirmView{
+		Question: "Sign out everywhere as " + q.user.UserName + "?",
+		Consequence: "Every session of yours ends at once, on every node: this browser and the portal in any other, " +
+			"gatehouse login, az login and the apps you signed in from a browser or with a device code. " +
+			"Access tokens they already hold keep working until they expire (an hour at most). Do this if you approved a sign-in you did not start.",
+		Button: "Sign out everywhere",
+		Action: "/portal/signout-everywhere",
+		Cancel: "/portal/",
+	})
+}
+
+// signOutEverywhere ends every session of the person (as Graph's
+// revokeSignInSessions does, audited), then this browser's.
+func (p *Portal) signOutEverywhere(q *req) error {
+	u := q.user
+	pr := gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: u.ObjectID, TenantID: u.TenantID, Name: u.UserName}
+	if _, err := p.opts.Directory.RevokeSignInSessions(q.ctx(), u.ObjectID); err != nil {
+		p.audit(q.ctx(), q.r, pr, actRevokeSessions, "/users/"+u.ObjectID, audit.Failed, gatehouse.ErrorStatus(err), "", nil)
+		return err
+	}
+	p.audit(q.ctx(), q.r, pr, actRevokeSessions, "/users/"+u.ObjectID, audit.Succeeded, http.StatusOK, "", nil)
+	if err := p.endSession(q.w, q.r); err != nil {
+		return err
+	}
+	http.Redirect(q.w, q.r, "/portal/signin", http.StatusSeeOther)
+	return nil
+}
+
+// actRevokeSessions is audited when a person signs out everywhere.
+const actRevokeSessions = "Gatehouse/portal/signOutEverywhere/action"
+
 func (p *Portal) signOut(q *req) error {
 	if err := p.endSession(q.w, q.r); err != nil {
 		return err

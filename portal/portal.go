@@ -32,6 +32,9 @@ type (
 		User(id string) (*directory.User, error)
 		Principal(ctx context.Context, objectID string) (gatehouse.Principal, error)
 		PrincipalByClientID(clientID string) (gatehouse.Principal, error)
+		// RevokeSignInSessions ends every session of the person (Graph's
+		// revokeSignInSessions): "Sign out everywhere".
+		RevokeSignInSessions(ctx context.Context, id string) (*directory.User, error)
 	}
 	// Authz decides, lists and writes role assignments.
 	Authz interface {
@@ -166,6 +169,8 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	open("GET /portal/signin", p.signInPage)
 	open("POST /portal/signin", p.signIn)
 	open("POST /portal/signout", p.signOut)
+	page("GET /portal/signout-everywhere", p.confirmSignOutEverywhere)
+	page("POST /portal/signout-everywhere", p.signOutEverywhere)
 	page("GET /portal/{$}", p.home)
 	page("GET "+authority.DevicePagePath, p.devicePage)
 	page("POST "+authority.DevicePagePath, p.deviceLookup)

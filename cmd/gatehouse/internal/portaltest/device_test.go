@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/directory"
 )
@@ -264,4 +265,48 @@ func testAuthorizeSignIn(t *testing.T, e *env) {
 	if p := b.get("/portal/static/autopost.js"); p.status != 200 || !strings.Contains(p.body, "autopost") {
 		t.Fatalf("autopost.js: %d", p.status)
 	}
+}
+
+// testSignOutEverywhere: after a confirmation page, a person ends every
+// session of theirs — this browser, another browser, and a session an app
+// holds (a refresh token) — and it is audited.
+func testSignOutEverywhere(t *testing.T, e *env) {
+	u, err := e.Directory.CreateUser(context.WithoutCancel(t.Context()), directory.UserSpec{UserName: "leaver@example.test", DisplayName: "Leaver", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	here, there := e.browser(t), e.browser(t)
+	here.signIn(u)
+	there.signIn(u)
+	status, m := e.oauthPost(t, "/adfs/oauth2/token", url.Values{"grant_type": {"password"}, "client_id": {authority.CLIClientID},
+		"username": {u.UserName}, "password": {password}, "scope": {"https://management.core.windows.net//.default offline_access"}})
+	if status != 200 || m["refresh_token"] == nil {
+		t.Fatalf("an app's session: %d %v", status, m)
+	}
+	if p := here.get("/portal/"); !strings.Contains(p.body, `id="signout-everywhere"`) {
+		t.Fatalf("no way to sign out everywhere on the home page: %s", p.body)
+	}
+	// Asking changes nothing.
+	if p := here.get("/portal/signout-everywhere"); p.status != 200 || !strings.Contains(p.body, `id="confirm"`) || !strings.Contains(p.body, u.UserName) {
+		t.Fatalf("confirmation: %d %s", p.status, p.body)
+	}
+	if p := there.get("/portal/"); p.status != 200 {
+		t.Fatalf("the other browser after asking: %d", p.status)
+	}
+	if p := here.post("/portal/signout-everywhere", url.Values{}); p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/signin" {
+		t.Fatalf("sign out everywhere: %d %q", p.status, p.header.Get("Location"))
+	}
+	for name, b := range map[string]*browser{"this": here, "the other": there} {
+		if p := b.get("/portal/"); p.status != http.StatusSeeOther {
+			t.Errorf("%s browser after signing out everywhere: %d", name, p.status)
+		}
+	}
+	if status, m := e.oauthPost(t, "/adfs/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {authority.CLIClientID},
+		"refresh_token": {m["refresh_token"].(string)}, "scope": {"https://management.core.windows.net//.default offline_access"}}); status != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("the app's session after signing out everywhere: %d %v", status, m)
+	}
+	if n := countAudit(t, e, u.ObjectID, audit.Succeeded); n < 3 { // two sign-ins and the sign-out
+		t.Errorf("audited successes: %d", n)
+	}
+	e.AssertNotLogged(t, m["refresh_token"].(string))
 }

@@ -165,6 +165,7 @@ func TestPortal(t *testing.T) {
 			t.Run("deploy-model", func(t *testing.T) { testDeployModel(t, e) })
 			t.Run("device-sign-in", func(t *testing.T) { testDeviceSignIn(t, e) })
 			t.Run("authorize-sign-in", func(t *testing.T) { testAuthorizeSignIn(t, e) })
+			t.Run("sign-out-everywhere", func(t *testing.T) { testSignOutEverywhere(t, e) })
 		})
 	}
 }
