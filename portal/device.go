@@ -34,7 +34,8 @@ func (p *Portal) devicePage(q *req) error {
 
 // deviceLookup is POST /portal/device: the code typed, the request it
 // names shown for a decision. Wrong codes count as failed sign-ins (a
-// guesser of codes is throttled like a guesser of passwords).
+// guesser of codes is throttled like a guesser of passwords, on a count of
+// its own).
 func (p *Portal) deviceLookup(q *req) error {
 	if p.opts.SignIns == nil {
 		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server does not sign devices in.")
@@ -47,7 +48,7 @@ func (p *Portal) deviceLookup(q *req) error {
 	if len(v.Code) > 20 {
 		v.Code = v.Code[:20]
 	}
-	if p.throttle.blocked(q.r, q.user.UserName) {
+	if p.codes.blocked(q.r, q.user.UserName) {
 		v.Error = "Too many wrong codes. Wait a minute and try again."
 		q.w.Header().Set("Retry-After", "60")
 		return p.render(q, http.StatusTooManyRequests, "device", "Sign in on another device", v)
@@ -61,7 +62,7 @@ func (p *Portal) deviceLookup(q *req) error {
 	}
 	switch {
 	case errors.Is(err, authority.ErrDeviceCodeUnknown), errors.Is(err, authority.ErrDeviceCodeDecided):
-		p.throttle.failed(q.r, q.user.UserName)
+		p.codes.failed(q.r, q.user.UserName)
 		e, _ := gatehouse.AsError(err)
 		v.Error = e.Message
 		return p.render(q, e.Status, "device", "Sign in on another device", v)

@@ -121,7 +121,10 @@ type Portal struct {
 	sessions *storage.Table[session]
 	pages    map[string]*template.Template
 	throttle *throttle
-	static   fs.FS
+	// codes bounds wrong device codes the same way, apart: a person's
+	// typos there must not lock them out of signing in.
+	codes  *throttle
+	static fs.FS
 }
 
 //go:embed templates/*.html
@@ -153,6 +156,7 @@ func New(opts Options) *Portal {
 		sessions: storage.NewTable[session](opts.Store, KindSession),
 		pages:    parsePages(),
 		throttle: newThrottle(opts.SignInsPerMinute),
+		codes:    newThrottle(opts.SignInsPerMinute),
 		static:   static,
 	}
 }

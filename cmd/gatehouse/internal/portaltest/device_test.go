@@ -151,6 +151,7 @@ func testDeviceSignIn(t *testing.T, e *env) {
 	if p := b.post("/portal/device", url.Values{"code": {g.UserCode}}); p.status != http.StatusTooManyRequests {
 		t.Fatalf("a right code while throttled: %d", p.status)
 	}
+	e.browser(t).signIn(u) // wrong codes do not lock the person out of signing in
 	// Without a session the decisions are refused, not redirected.
 	if p := e.browser(t).post("/portal/device/approve", url.Values{"code": {g.UserCode}}); p.status != http.StatusUnauthorized {
 		t.Fatalf("approving without a session: %d", p.status)

@@ -29,7 +29,8 @@ func testFormSweep(t *testing.T, e *env) {
 	routes := []string{path + "/keys", path + "/regenerate", path + "/roles",
 		path + "/roles/not-a-guid/delete", path + "/roles/00000000-0000-0000-0000-000000000000/delete",
 		path + "/roles/" + strings.Repeat("a", 300) + "/delete", path + "/roles/%00/delete", "/portal/signin",
-		path + "/deployments", path + "/deployments/x1/delete", path + "/deployments/%00/delete", path + "/deployments/" + strings.Repeat("d", 300) + "/delete"}
+		path + "/deployments", path + "/deployments/x1/delete", path + "/deployments/%00/delete", path + "/deployments/" + strings.Repeat("d", 300) + "/delete",
+		"/portal/device", "/portal/device/approve", "/portal/device/decline", "/portal/authorize"}
 	bodies := map[string]string{
 		"empty":         "",
 		"blank":         "keyName=&role=&assignee=",
