@@ -220,8 +220,7 @@ func (a *Authority) Start(ctx context.Context) error {
 }
 
 // Run does the background work until ctx ends: the signing-key rotation
-// check every interval, and pruning of spent assertion ids and expired
-// identity headers every ten minutes.
+// check every interval, and Prune every ten minutes.
 func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 	rotate := time.NewTicker(interval)
 	defer rotate.Stop()
@@ -236,14 +235,27 @@ func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 				a.logger.Warn("signing keys: rotation check failed", "err", err)
 			}
 		case <-prune.C:
-			now := a.now()
-			for _, kind := range []string{kindJTI, kindIdentityHeader, kindRefreshToken, kindDeviceCode, kindAuthRequest} {
-				if _, err := a.store.DeleteExpired(ctx, kind, now); err != nil && ctx.Err() == nil {
-					a.logger.Warn("authority: prune failed", "kind", kind, "err", err)
-				}
-			}
+			a.Prune(ctx)
 		}
 	}
+}
+
+// prunedKinds expire: spent assertion ids, identity headers, refresh
+// tokens, device codes and authorization requests.
+var prunedKinds = []string{kindJTI, kindIdentityHeader, kindRefreshToken, kindDeviceCode, kindAuthRequest}
+
+// Prune deletes the expired records of prunedKinds and returns how many.
+// A failure is logged; the next run retries.
+func (a *Authority) Prune(ctx context.Context) int {
+	now, n := a.now(), 0
+	for _, kind := range prunedKinds {
+		d, err := a.store.DeleteExpired(ctx, kind, now)
+		if err != nil && ctx.Err() == nil {
+			a.logger.Warn("authority: prune failed", "kind", kind, "err", err)
+		}
+		n += d
+	}
+	return n
 }
 
 // BaseURL is https://H, the authority host clients use

@@ -255,3 +255,42 @@ func TestUserTokenResponse(t *testing.T) {
 		t.Fatalf("without: %d %v", a.status, a.body)
 	}
 }
+
+// TestPrune: the upkeep removes device codes, authorization requests and
+// refresh tokens once expired, and nothing before, on both backends.
+func TestPrune(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		e := newSessionEnv(t, s)
+		ctx := t.Context()
+		count := func() int {
+			n := 0
+			for _, kind := range []string{kindDeviceCode, kindAuthRequest, kindRefreshToken} {
+				page, err := s.List(ctx, storage.ListOptions{Kind: kind})
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += len(page.Objects)
+			}
+			return n
+		}
+		e.deviceCode(t, "/"+e.tenant+"/oauth2/v2.0/devicecode", CLIClientID, scopeARM)
+		requestID(t, e.authorize(t, "/"+e.tenant+"/oauth2/v2.0/authorize", authQuery("http://localhost:1/", nil)))
+		if a := e.signIn(t, scopeARM); a.status != 200 {
+			t.Fatalf("sign-in: %d %v", a.status, a.body)
+		}
+		if n := count(); n != 3 {
+			t.Fatalf("%d records, want 3", n)
+		}
+		if n := e.n.a.Prune(ctx); n != 0 || count() != 3 {
+			t.Fatalf("pruned %d before anything expired", n)
+		}
+		e.c.Advance(authRequestLifetime + time.Second) // device codes and requests: 15 minutes
+		if n := e.n.a.Prune(ctx); n != 2 || count() != 1 {
+			t.Fatalf("after 15 minutes: pruned %d, %d left", n, count())
+		}
+		e.c.Advance(DefaultRefreshTokenLifetime)
+		if n := e.n.a.Prune(ctx); n != 1 || count() != 0 {
+			t.Fatalf("after the refresh token's lifetime: pruned %d, %d left", n, count())
+		}
+	})
+}
