@@ -135,16 +135,18 @@ func (a *Authority) handleDiscovery(w http.ResponseWriter, r *http.Request, seg 
 	}
 	doc := openIDConfiguration{
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
-		ResponseModesSupported:            []string{"query", "fragment", "form_post"},
-		SubjectTypesSupported:             []string{"pairwise"},
-		IDTokenSigningAlgValuesSupported:  []string{a.alg},
-		ResponseTypesSupported:            []string{"code", "id_token", "code id_token", "id_token token"},
-		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
-		GrantTypesSupported:               []string{"client_credentials", "password", "refresh_token", "authorization_code", GrantDeviceCode},
-		ClaimsSupported:                   []string{"sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "idtyp", "ver"},
-		CloudInstanceName:                 a.host,
-		CloudGraphHostName:                a.host,
-		MSGraphHost:                       a.host,
+		ResponseModesSupported:            []string{"query", "form_post"},
+		SubjectTypesSupported:             []string{"public"}, // sub is the object id
+
+		IDTokenSigningAlgValuesSupported: []string{a.alg},
+		ResponseTypesSupported:           []string{"code"},
+		ScopesSupported:                  []string{"openid", "profile", "email", "offline_access"},
+		GrantTypesSupported:              []string{"client_credentials", "password", "refresh_token", "authorization_code", GrantDeviceCode},
+		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "idtyp", "ver",
+			"name", "preferred_username", "nonce"},
+		CloudInstanceName:  a.host,
+		CloudGraphHostName: a.host,
+		MSGraphHost:        a.host,
 	}
 	if adfs {
 		// ADFS shape: no /v2.0, tenant-less issuer on the same origin.

@@ -49,6 +49,17 @@ func (f *fixture) testDiscovery(t *testing.T) {
 				doc["jwks_uri"] != tt.jwks || doc["authorization_endpoint"] != tt.aut {
 				t.Fatalf("%d %v", status, doc)
 			}
+			// The endpoints it advertises are served: the authorization
+			// endpoint answers a bare GET with its error page, the device
+			// authorization endpoint a bare POST with invalid_request.
+			dev, _ := doc["device_authorization_endpoint"].(string)
+			if status, _ := f.httpDo(t, "GET", strings.TrimPrefix(tt.aut, base), "", nil); status != 400 {
+				t.Errorf("GET %s: %d", tt.aut, status)
+			}
+			if status, body := f.httpDo(t, "POST", strings.TrimPrefix(dev, base), "", strings.NewReader("")); dev == "" || status != 400 ||
+				!strings.Contains(string(body), "invalid_request") {
+				t.Errorf("POST %q: %d %s", dev, status, body)
+			}
 			jwksPath := strings.TrimPrefix(tt.jwks, base)
 			status, keys := f.getJSON(t, jwksPath)
 			if status != 200 || len(keys["keys"].([]any)) < 2 {
