@@ -32,6 +32,8 @@ type authorizeView struct {
 	Request *authority.AuthRequest
 	// AppHost is the redirect URI's host: where the browser goes next.
 	AppHost string
+	// Self is this page (to come back to as someone else).
+	Self string
 }
 
 // authorizePage is GET /portal/authorize?request=…, where the authority
@@ -82,7 +84,7 @@ func (p *Portal) authorizePage(q *req) error {
 	if ru, err := url.Parse(ar.RedirectURI); err == nil {
 		host = ru.Host
 	}
-	return p.render(q, http.StatusOK, "authorize", "Sign in to "+ar.ClientName, authorizeView{Request: ar, AppHost: host})
+	return p.render(q, http.StatusOK, "authorize", "Sign in to "+ar.ClientName, authorizeView{Request: ar, AppHost: host, Self: q.r.URL.RequestURI()})
 }
 
 // authorizeDecide is POST /portal/authorize: Continue (decision=approve)

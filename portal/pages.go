@@ -160,11 +160,20 @@ func (p *Portal) signOutEverywhere(q *req) error {
 // actRevokeSessions is audited when a person signs out everywhere.
 const actRevokeSessions = "Gatehouse/portal/signOutEverywhere/action"
 
+// signOut ends this browser's session. A portal path in the form's next
+// (the app sign-in page's "someone else?") is where signing in again leads.
 func (p *Portal) signOut(q *req) error {
+	if err := q.form(); err != nil {
+		return err
+	}
 	if err := p.endSession(q.w, q.r); err != nil {
 		return err
 	}
-	http.Redirect(q.w, q.r, "/portal/signin", http.StatusSeeOther)
+	to := "/portal/signin"
+	if next := q.r.PostForm.Get("next"); next != "" && safeNext(next) == next {
+		to += "?next=" + url.QueryEscape(next)
+	}
+	http.Redirect(q.w, q.r, to, http.StatusSeeOther)
 	return nil
 }
 

@@ -245,6 +245,21 @@ func testAuthorizeSignIn(t *testing.T, e *env) {
 	if loc, _ := url.Parse(p.header.Get("Location")); p.status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
 		t.Fatalf("prompt=none with a session: %d %q", p.status, p.header.Get("Location"))
 	}
+	// Someone else: signing out from the page leads back to it after the
+	// next sign-in.
+	page = e.startAuthorize(t, b, "", "")
+	if p := b.get(page); !strings.Contains(p.body, `id="authorize-switch"`) {
+		t.Fatalf("no way to sign in as someone else: %s", p.body)
+	}
+	if p := b.post("/portal/signout", url.Values{"next": {page}}); p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/signin?next="+url.QueryEscape(page) {
+		t.Fatalf("sign out to switch: %d %q", p.status, p.header.Get("Location"))
+	}
+	if p := b.post("/portal/signout", url.Values{"next": {"https://evil.example/"}}); p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/signin" {
+		t.Fatalf("sign out with a foreign next: %d %q", p.status, p.header.Get("Location"))
+	}
+	if p := b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {password}, "next": {page}}); p.status != http.StatusSeeOther || p.header.Get("Location") != page {
+		t.Fatalf("signing in as the other person: %d %q", p.status, p.header.Get("Location"))
+	}
 	// prompt=login: the password again, although signed in; then the page.
 	page = e.startAuthorize(t, b, "", "login")
 	p = b.get(page)
