@@ -37,6 +37,14 @@ type Identities interface {
 	UpdateIdentity(ctx context.Context, resourceID, location string, tags map[string]string) (*ManagedIdentity, error)
 	// DeleteIdentity deletes it and reports whether it existed.
 	DeleteIdentity(ctx context.Context, resourceID string) (bool, error)
+
+	// ListFederated, PutFederated and DeleteFederated keep the federated
+	// identity credentials of an existing identity (federated.go). Put
+	// reports whether it created the credential; Delete whether it
+	// existed. Errors that are *gatehouse.Error are rendered as they are.
+	ListFederated(ctx context.Context, resourceID string) ([]FederatedCredential, error)
+	PutFederated(ctx context.Context, resourceID string, f FederatedCredential) (FederatedCredential, bool, error)
+	DeleteFederated(ctx context.Context, resourceID, name string) (bool, error)
 }
 
 // Actions of Microsoft.ManagedIdentity/userAssignedIdentities.

@@ -266,7 +266,16 @@ func (a *Authority) clientCredentials(r *http.Request, tr *tokenRequest) (mintSp
 	if err := a.checkAssertion(r.Context(), tr, client, assertion); err != nil {
 		return mintSpec{}, err
 	}
-	return mintSpec{principal: p, acr: "2"}, nil
+	spec := mintSpec{principal: p, acr: "2"}
+	if p.ManagedIdentity {
+		// A user-assigned identity's federated credential (workload
+		// identity): its tokens name the identity's resource, as the
+		// managed-identity endpoint's do.
+		if mi, err := a.dir.ManagedIdentityByID(p.ClientID); err == nil {
+			spec.miResourceID = mi.ResourceID
+		}
+	}
+	return spec, nil
 }
 
 // client looks up the confidential client of the request's tenant.

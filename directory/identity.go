@@ -3,7 +3,9 @@ package directory
 import (
 	"context"
 	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -166,4 +168,88 @@ func (d *Directory) DeleteManagedIdentity(ctx context.Context, resourceID string
 		return err
 	}
 	return d.delete(ctx, cur.PrincipalID)
+}
+
+// Federated identity credentials of a user-assigned managed identity
+// (Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials):
+// workload identity federation — a workload outside (a Kubernetes service
+// account, a CI job) presents its issuer's token as a client assertion
+// with the identity's client id and gets the identity's tokens. The same
+// rules as an application's: at most MaxFederated, names unique (any case),
+// issuer and subject unique. The token endpoint checks them through
+// Client.Federated like an application's.
+
+// IdentityFederated returns the federated credentials of the identity
+// resourceID. ErrNotFound.
+func (d *Directory) IdentityFederated(ctx context.Context, resourceID string) ([]FederatedCredential, error) {
+	cur, err := d.GetManagedIdentity(ctx, resourceID)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.RLock()
+	e := d.byObjectID[lower(cur.PrincipalID)]
+	d.mu.RUnlock()
+	if e == nil {
+		return nil, notFound("The managed identity %q does not exist.", clip(resourceID))
+	}
+	return (&Client{e: e}).Federated(), nil
+}
+
+// PutIdentityFederated creates the federated credential f.Name of the
+// identity resourceID, or replaces the one of that name (its id kept), and
+// reports whether it created it. ErrNotFound, ErrInvalid, ErrAlreadyExists
+// (another credential has the issuer and subject).
+func (d *Directory) PutIdentityFederated(ctx context.Context, resourceID string, f FederatedCredential) (FederatedCredential, bool, error) {
+	if err := validFederated(&f); err != nil {
+		return FederatedCredential{}, false, err
+	}
+	cur, err := d.GetManagedIdentity(ctx, resourceID)
+	if err != nil {
+		return FederatedCredential{}, false, err
+	}
+	rec := federatedRecord{ID: gatehouse.NewGUID(), Name: f.Name, Issuer: f.Issuer, Subject: f.Subject,
+		Audiences: slices.Clone(f.Audiences), Description: f.Description, JWKS: f.JWKS}
+	created := false
+	_, err = d.update(ctx, cur.PrincipalID, kindManagedIdentity, func(r *record) error {
+		created = true
+		i := slices.IndexFunc(r.Federated, func(have federatedRecord) bool { return strings.EqualFold(have.Name, rec.Name) })
+		for j, have := range r.Federated {
+			if j != i && have.Issuer == rec.Issuer && have.Subject == rec.Subject {
+				return alreadyExists("A federated identity credential with this issuer and subject already exists.")
+			}
+		}
+		if i >= 0 {
+			created = false
+			rec.ID, rec.Name = r.Federated[i].ID, r.Federated[i].Name
+			r.Federated[i] = rec
+			return nil
+		}
+		if len(r.Federated) >= MaxFederated {
+			return gatehouse.BadRequestf(CodeLimitExceeded, "A managed identity can have at most %d federated identity credentials.", MaxFederated).WithCause(ErrInvalid)
+		}
+		r.Federated = append(r.Federated, rec)
+		return nil
+	})
+	if err != nil {
+		return FederatedCredential{}, false, err
+	}
+	return rec.view(), created, nil
+}
+
+// RemoveIdentityFederated deletes the federated credential name of the
+// identity resourceID. ErrNotFound (no identity, or no such credential).
+func (d *Directory) RemoveIdentityFederated(ctx context.Context, resourceID, name string) error {
+	cur, err := d.GetManagedIdentity(ctx, resourceID)
+	if err != nil {
+		return err
+	}
+	_, err = d.update(ctx, cur.PrincipalID, kindManagedIdentity, func(r *record) error {
+		i := slices.IndexFunc(r.Federated, func(f federatedRecord) bool { return strings.EqualFold(f.Name, name) })
+		if i < 0 {
+			return notFound("The managed identity has no federated identity credential %q.", clip(name))
+		}
+		r.Federated = slices.Delete(r.Federated, i, i+1)
+		return nil
+	})
+	return err
 }

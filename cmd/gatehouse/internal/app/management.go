@@ -248,6 +248,35 @@ func (x directoryIdentities) UpdateIdentity(ctx context.Context, id, location st
 	return identityOf(mi), nil
 }
 
+func (x directoryIdentities) ListFederated(ctx context.Context, id string) ([]armapi.FederatedCredential, error) {
+	list, err := x.d.IdentityFederated(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]armapi.FederatedCredential, len(list))
+	for i, f := range list {
+		out[i] = armapi.FederatedCredential{Name: f.Name, Issuer: f.Issuer, Subject: f.Subject, Audiences: f.Audiences}
+	}
+	return out, nil
+}
+
+func (x directoryIdentities) PutFederated(ctx context.Context, id string, f armapi.FederatedCredential) (armapi.FederatedCredential, bool, error) {
+	got, created, err := x.d.PutIdentityFederated(ctx, id, directory.FederatedCredential{Name: f.Name, Issuer: f.Issuer,
+		Subject: f.Subject, Audiences: f.Audiences, JWKS: f.JWKS})
+	if err != nil {
+		return armapi.FederatedCredential{}, false, err
+	}
+	return armapi.FederatedCredential{Name: got.Name, Issuer: got.Issuer, Subject: got.Subject, Audiences: got.Audiences}, created, nil
+}
+
+func (x directoryIdentities) DeleteFederated(ctx context.Context, id, name string) (bool, error) {
+	err := x.d.RemoveIdentityFederated(ctx, id, name)
+	if errors.Is(err, directory.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (x directoryIdentities) DeleteIdentity(ctx context.Context, id string) (bool, error) {
 	err := x.d.DeleteManagedIdentity(ctx, id)
 	if errors.Is(err, directory.ErrNotFound) {

@@ -538,6 +538,24 @@ func TestAzCLI(t *testing.T) {
 		if mi.Name != "az-web" {
 			t.Fatalf("az identity show: %+v", mi)
 		}
+		// Workload identity federation on the identity (AKS's setup).
+		var fic struct{ Name, Issuer, Subject string }
+		az.json(&fic, "identity", "federated-credential", "create", "--identity-name", "az-web", "-g", group, "-n", "aks",
+			"--issuer", "https://oidc.example.test/cluster1", "--subject", "system:serviceaccount:web:api", "--audiences", "api://AzureADTokenExchange")
+		if fic.Name != "aks" || fic.Issuer != "https://oidc.example.test/cluster1" || fic.Subject != "system:serviceaccount:web:api" {
+			t.Fatalf("az identity federated-credential create: %+v", fic)
+		}
+		var fics []struct{ Name string }
+		az.json(&fics, "identity", "federated-credential", "list", "--identity-name", "az-web", "-g", group)
+		if len(fics) != 1 || fics[0].Name != "aks" {
+			t.Fatalf("az identity federated-credential list: %+v", fics)
+		}
+		az.json(&fic, "identity", "federated-credential", "show", "--identity-name", "az-web", "-g", group, "-n", "aks")
+		az.run("identity", "federated-credential", "delete", "--identity-name", "az-web", "-g", group, "-n", "aks", "--yes")
+		az.json(&fics, "identity", "federated-credential", "list", "--identity-name", "az-web", "-g", group)
+		if len(fics) != 0 {
+			t.Fatalf("after delete: %+v", fics)
+		}
 
 		const kv = "azclivault"
 		var v struct {
