@@ -42,6 +42,7 @@
 //	POST   …/accounts/{name}/listKeyUsage                   Gatehouse extension: usage evidence per slot
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.ManagedIdentity/userAssignedIdentities
 //	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}
+//	GET    …/userAssignedIdentities/{name}/federatedIdentityCredentials[/{fic}], PUT|DELETE …/{fic}   (federated.go)
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/vaults
 //	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}   (vaults.go)
 //	GET    /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults
