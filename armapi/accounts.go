@@ -357,12 +357,7 @@ func deleteAccount(c *call) error {
 		return err
 	}
 
-	if !existed {
-		c.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	c.w.WriteHeader(http.StatusOK)
-	return nil
+	return c.deleted(existed)
 }
 
 type keysJSON struct {

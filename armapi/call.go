@@ -197,6 +197,17 @@ func (c *call) reply(status int, v any) error {
 	return nil
 }
 
+// deleted answers a DELETE as ARM does: 200 when it deleted something, 204
+// when there was nothing to delete.
+func (c *call) deleted(existed bool) error {
+	if existed {
+		c.w.WriteHeader(http.StatusOK)
+	} else {
+		c.w.WriteHeader(http.StatusNoContent)
+	}
+	return nil
+}
+
 // list is ARM's page shape. Gatehouse returns every item in one page.
 type list[T any] struct {
 	Value    []T    `json:"value"`

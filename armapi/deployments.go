@@ -263,10 +263,5 @@ func deleteDeployment(c *call) error {
 		return err
 	}
 	c.detail("name", c.param("deployment"))
-	if !existed {
-		c.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	c.w.WriteHeader(http.StatusOK)
-	return nil
+	return c.deleted(existed)
 }

@@ -84,12 +84,19 @@ func errFederatedNotFound(id *gatehouse.ResourceID, name string) error {
 	return gatehouse.NotFoundf("NotFound", "The federated identity credential '%s' of '%s' was not found.", clip(name), id.Name())
 }
 
-func listFederated(c *call) error {
+// federatedList is the identity's credentials, for a caller who may read
+// them.
+func (c *call) federatedList() (*gatehouse.ResourceID, []FederatedCredential, error) {
 	ids, id, err := c.federatedCall(actFederatedRead)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	all, err := ids.ListFederated(c.ctx(), id.String())
+	return id, all, err
+}
+
+func listFederated(c *call) error {
+	id, all, err := c.federatedList()
 	if err != nil {
 		return err
 	}
@@ -101,11 +108,7 @@ func listFederated(c *call) error {
 }
 
 func getFederated(c *call) error {
-	ids, id, err := c.federatedCall(actFederatedRead)
-	if err != nil {
-		return err
-	}
-	all, err := ids.ListFederated(c.ctx(), id.String())
+	id, all, err := c.federatedList()
 	if err != nil {
 		return err
 	}
@@ -161,10 +164,5 @@ func deleteFederated(c *call) error {
 	if err != nil {
 		return err
 	}
-	if !existed {
-		c.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	c.w.WriteHeader(http.StatusOK)
-	return nil
+	return c.deleted(existed)
 }

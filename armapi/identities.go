@@ -272,10 +272,5 @@ func deleteIdentity(c *call) error {
 	if _, err := c.api.opts.Authz.DeleteAssignmentsWithin(c.ctx(), id); err != nil {
 		return err
 	}
-	if !existed {
-		c.w.WriteHeader(http.StatusNoContent)
-		return nil
-	}
-	c.w.WriteHeader(http.StatusOK)
-	return nil
+	return c.deleted(existed)
 }
