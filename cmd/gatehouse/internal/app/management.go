@@ -264,6 +264,13 @@ func (x directoryIdentities) PutFederated(ctx context.Context, id string, f arma
 	got, created, err := x.d.PutIdentityFederated(ctx, id, directory.FederatedCredential{Name: f.Name, Issuer: f.Issuer,
 		Subject: f.Subject, Audiences: f.Audiences, JWKS: f.JWKS})
 	if err != nil {
+		// The directory speaks Graph's codes; ARM's are BadRequest and
+		// Conflict.
+		if ge, ok := gatehouse.AsError(err); ok && errors.Is(err, directory.ErrInvalid) {
+			err = gatehouse.BadRequestf("BadRequest", "%s", ge.Message).WithTarget(ge.Target)
+		} else if ok && errors.Is(err, directory.ErrAlreadyExists) {
+			err = gatehouse.Errorf(http.StatusConflict, "Conflict", "%s", ge.Message)
+		}
 		return armapi.FederatedCredential{}, false, err
 	}
 	return armapi.FederatedCredential{Name: got.Name, Issuer: got.Issuer, Subject: got.Subject, Audiences: got.Audiences}, created, nil

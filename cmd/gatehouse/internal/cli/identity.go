@@ -102,6 +102,98 @@ func newIdentityCmd(env Env) *cobra.Command {
 	scopeFlags(show, true)
 	del := &cobra.Command{Use: "delete", Short: "Delete a user-assigned identity", Args: cobra.NoArgs, RunE: run("DELETE", true, nil)}
 	scopeFlags(del, true)
+	group.AddCommand(create, list, show, del, newFederatedCredentialCmd(env))
+	return group
+}
+
+// newFederatedCredentialCmd is `identity federated-credential`, as az's:
+// workload identity federation on a user-assigned identity.
+func newFederatedCredentialCmd(env Env) *cobra.Command {
+	group := newGroup("federated-credential", "Manage the federated identity credentials of a user-assigned identity (as az identity federated-credential)")
+	var sub, rg, identity, name, issuer, subject, jwksFile string
+	var audiences []string
+	flags := func(c *cobra.Command, withName bool) {
+		c.Flags().StringVar(&sub, "subscription", "", "subscription id (default: the profile's)")
+		c.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group")
+		c.Flags().StringVar(&identity, "identity-name", "", "the user-assigned identity")
+		if withName {
+			c.Flags().StringVarP(&name, "name", "n", "", "credential name")
+		}
+		addOutputFlags(c)
+	}
+	path := func(c *apiClient, withName bool) (string, error) {
+		s := firstNonEmpty(sub, c.Profile.SubscriptionID)
+		switch {
+		case s == "":
+			return "", errors.New("--subscription is required (the profile has no default subscription)")
+		case rg == "" || identity == "":
+			return "", errors.New("--resource-group and --identity-name are required")
+		case withName && name == "":
+			return "", errors.New("--name is required")
+		}
+		p := "/subscriptions/" + url.PathEscape(s) + "/resourceGroups/" + url.PathEscape(rg) +
+			"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + url.PathEscape(identity) + "/federatedIdentityCredentials"
+		if withName {
+			p += "/" + url.PathEscape(name)
+		}
+		return p + "?api-version=" + msiAPIVersion, nil
+	}
+	run := func(method string, withName bool, body func() (any, error)) func(cmd *cobra.Command, args []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			p, err := path(c, withName)
+			if err != nil {
+				return err
+			}
+			var b any
+			if body != nil {
+				if b, err = body(); err != nil {
+					return err
+				}
+			}
+			var raw []byte
+			if err := c.Do(cmd.Context(), method, p, b, &raw); err != nil || method == "DELETE" {
+				return err
+			}
+			var out any
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return err
+			}
+			if l, ok := out.(map[string]any); ok && !withName {
+				out = l["value"]
+			}
+			return printOutput(cmd, env.Stdout, out)
+		}
+	}
+	create := &cobra.Command{Use: "create", Short: "Create or replace a federated identity credential", Args: cobra.NoArgs,
+		RunE: run("PUT", true, func() (any, error) {
+			props := map[string]any{"issuer": issuer, "subject": subject, "audiences": audiences}
+			if jwksFile != "" {
+				data, err := os.ReadFile(jwksFile)
+				if err != nil {
+					return nil, err
+				}
+				if !json.Valid(data) {
+					return nil, fmt.Errorf("%s is not JSON", jwksFile)
+				}
+				props["jwks"] = json.RawMessage(data)
+			}
+			return map[string]any{"properties": props}, nil
+		})}
+	flags(create, true)
+	create.Flags().StringVar(&issuer, "issuer", "", "the external issuer (https URL of its OpenID Connect discovery)")
+	create.Flags().StringVar(&subject, "subject", "", "the subject its tokens carry (e.g. system:serviceaccount:NAMESPACE:NAME)")
+	create.Flags().StringSliceVar(&audiences, "audiences", []string{"api://AzureADTokenExchange"}, "the audience its tokens carry")
+	create.Flags().StringVar(&jwksFile, "jwks-file", "", "the issuer's JSON Web Key Set, for an issuer the server cannot reach (Gatehouse extension)")
+	list := &cobra.Command{Use: "list", Short: "List the identity's federated identity credentials", Args: cobra.NoArgs, RunE: run("GET", false, nil)}
+	flags(list, false)
+	show := &cobra.Command{Use: "show", Short: "Show a federated identity credential", Args: cobra.NoArgs, RunE: run("GET", true, nil)}
+	flags(show, true)
+	del := &cobra.Command{Use: "delete", Short: "Delete a federated identity credential", Args: cobra.NoArgs, RunE: run("DELETE", true, nil)}
+	flags(del, true)
 	group.AddCommand(create, list, show, del)
 	return group
 }

@@ -74,8 +74,9 @@ func (f *fixture) testWorkloadIdentityMI(t *testing.T) {
 			_, err = fics.CreateOrUpdate(ctx, rg, "workload-mi", c.name, armmsi.FederatedIdentityCredential{
 				Properties: &armmsi.FederatedIdentityCredentialProperties{Issuer: ptr(c.issuer), Subject: ptr(c.subject)}}, nil)
 		}
-		if re, ok := err.(*azcore.ResponseError); !ok || re.StatusCode != c.status {
-			t.Errorf("%s: %v, want %d", name, err, c.status)
+		want := map[int]string{400: "BadRequest", 409: "Conflict", 404: "ResourceNotFound"}[c.status]
+		if re, ok := err.(*azcore.ResponseError); !ok || re.StatusCode != c.status || re.ErrorCode != want {
+			t.Errorf("%s: %v, want %d %s", name, err, c.status, want)
 		}
 	}
 	if _, err := fics.Get(ctx, rg, "workload-mi", "nope", nil); !isStatus(err, 404) {
@@ -128,6 +129,31 @@ func (f *fixture) testWorkloadIdentityMI(t *testing.T) {
 	must(t, err)
 	if _, err := again.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}}); err == nil {
 		t.Fatal("a token after the credential was deleted")
+	}
+
+	// The same from gatehouse's CLI.
+	cli := newCLI(t)
+	cli.mustRun(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, "--tenant", f.tenant,
+		"--service-principal", "-u", f.s.Bootstrap.ClientID, "-p", f.s.Bootstrap.ClientSecret, "-o", "none")
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	must(t, os.WriteFile(jwksFile, jwks, 0o600))
+	out := cli.mustRun(t, "identity", "federated-credential", "create", "-g", rg, "--identity-name", "workload-mi", "-n", "ci-job",
+		"--issuer", f.fedIssuer, "--subject", subject, "--jwks-file", jwksFile)
+	if !strings.Contains(out, `"subject": "`+subject+`"`) || strings.Contains(out, "jwks") {
+		t.Fatalf("cli create: %s", out)
+	}
+	if out := cli.mustRun(t, "identity", "federated-credential", "list", "-g", rg, "--identity-name", "workload-mi", "--query", "[].name", "-o", "tsv"); strings.TrimSpace(out) != "ci-job" {
+		t.Fatalf("cli list: %q", out)
+	}
+	if _, err := wl.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{f.s.Authority.VaultResource() + "/.default"}}); err != nil {
+		t.Fatalf("a token with the CLI's credential: %v", err)
+	}
+	cli.mustRun(t, "identity", "federated-credential", "delete", "-g", rg, "--identity-name", "workload-mi", "-n", "ci-job")
+	if code, _, errOut := cli.run(t, "identity", "federated-credential", "show", "-g", rg, "--identity-name", "workload-mi", "-n", "ci-job"); code == 0 || !strings.Contains(errOut, "NotFound") {
+		t.Fatalf("cli show after delete: %d %q", code, errOut)
+	}
+	if code, _, errOut := cli.run(t, "identity", "federated-credential", "list", "-g", rg); code == 0 || !strings.Contains(errOut, "--identity-name") {
+		t.Fatalf("cli list without the identity: %d %q", code, errOut)
 	}
 }
 
