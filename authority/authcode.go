@@ -188,6 +188,9 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 			e, _ := gatehouse.AsError(err)
 			return page(http.StatusBadRequest, "AADSTS"+e.InnerCode+": "+e.Message)
 		}
+		if client.Principal().ManagedIdentity {
+			return page(http.StatusBadRequest, "AADSTS700016: '"+clip(tr.clientID)+"' is a managed identity: people do not sign in to it.")
+		}
 		clientID, name = client.Principal().ClientID, client.Principal().Name
 	}
 	redirect := q.Get("redirect_uri")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/internal/teststore"
 	"github.com/gatehouse/gatehouse/storage"
 )
@@ -215,4 +216,23 @@ func TestAuthorizationCode(t *testing.T) {
 			t.Errorf("unknown code: %d %v", a.status, a.body)
 		}
 	})
+}
+
+// TestManagedIdentityIsNoAppForPeople: a managed identity's client id is
+// not an app people sign in to, by device code or in a browser.
+func TestManagedIdentityIsNoAppForPeople(t *testing.T) {
+	e := newSessionEnv(t, teststore.SQLite(t))
+	mi, err := e.n.d.CreateManagedIdentity(t.Context(), directory.ManagedIdentitySpec{
+		ResourceID: "/subscriptions/" + gatehouse.NewGUID() + "/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.n.sync(t)
+	if a := e.deviceCode(t, "/"+e.tenant+"/oauth2/v2.0/devicecode", mi.ClientID, scopeARM); a.status != 400 || a.str("error") != "unauthorized_client" {
+		t.Errorf("device code for a managed identity: %d %v", a.status, a.body)
+	}
+	w := e.authorize(t, "/"+e.tenant+"/oauth2/v2.0/authorize", authQuery("http://localhost:1/", func(q url.Values) { q.Set("client_id", mi.ClientID) }))
+	if w.Code != 400 || w.Header().Get("Location") != "" || !strings.Contains(w.Body.String(), "managed identity") {
+		t.Errorf("authorize for a managed identity: %d %q", w.Code, w.Header().Get("Location"))
+	}
 }

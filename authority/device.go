@@ -201,6 +201,9 @@ func (a *Authority) handleDeviceCode(w http.ResponseWriter, r *http.Request, seg
 		if err != nil {
 			return err
 		}
+		if client.Principal().ManagedIdentity {
+			return oauthErr(oauthUnauthorizedClient, 700016, "'%s' is a managed identity: people do not sign in to it.", clip(tr.clientID))
+		}
 		clientID, name = client.Principal().ClientID, client.Principal().Name
 	}
 	resource, err := a.requestedResource(tr)
