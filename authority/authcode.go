@@ -78,6 +78,7 @@ type authRecord struct {
 	Resource      string    `json:"resource"`
 	CodeChallenge string    `json:"codeChallenge"`
 	Prompt        string    `json:"prompt,omitempty"`
+	LoginHint     string    `json:"loginHint,omitempty"`
 	ADFS          bool      `json:"adfs,omitempty"`
 	Expires       time.Time `json:"expires"`
 	Status        string    `json:"status"` // DevicePending, DeviceApproved, DeviceDeclined, deviceRedeemed
@@ -98,6 +99,8 @@ type AuthRequest struct {
 	// PromptNone: the app asked not to show anything (prompt=none);
 	// PromptLogin: to have the person sign in again (prompt=login).
 	PromptNone, PromptLogin bool
+	// LoginHint is the person the app expects (login_hint), if it said.
+	LoginHint string
 	// Created is when the app asked.
 	Created, Expires time.Time
 }
@@ -168,7 +171,7 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 	}
 	q := r.Form
 	for _, p := range []string{"client_id", "redirect_uri", "response_type", "state", "scope", "code_challenge",
-		"code_challenge_method", "response_mode", "nonce", "prompt"} {
+		"code_challenge_method", "response_mode", "nonce", "prompt", "login_hint"} {
 		if len(q[p]) > 1 {
 			return page(http.StatusBadRequest, fmt.Sprintf("The parameter '%s' was given more than once.", p))
 		}
@@ -218,7 +221,7 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 		return fail("invalid_request", "AADSTS9002325: Proof Key for Code Exchange is required: send code_challenge.")
 	case q.Get("code_challenge_method") != "S256":
 		return fail("invalid_request", "AADSTS50129: code_challenge_method must be S256.")
-	case len(q.Get("state")) > 2048 || len(q.Get("nonce")) > 1024 || len(q.Get("scope")) > 4096:
+	case len(q.Get("state")) > 2048 || len(q.Get("nonce")) > 1024 || len(q.Get("scope")) > 4096 || len(q.Get("login_hint")) > 256:
 		return fail("invalid_request", "AADSTS90011: A parameter is too long.")
 	}
 	resource, err := a.requestedResource(tr)
@@ -237,7 +240,7 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 	now := storage.Now(a.now())
 	rec := authRecord{TenantID: tid, ClientID: clientID, ClientName: name, RedirectURI: redirect, ResponseMode: mode,
 		State: q.Get("state"), Nonce: q.Get("nonce"), Scope: q.Get("scope"), Resource: resource,
-		CodeChallenge: q.Get("code_challenge"), Prompt: q.Get("prompt"), ADFS: adfs,
+		CodeChallenge: q.Get("code_challenge"), Prompt: q.Get("prompt"), LoginHint: q.Get("login_hint"), ADFS: adfs,
 		Expires: now.Add(authRequestLifetime), Status: DevicePending}
 	if _, err := a.authRequests.Create(r.Context(), &storage.Record[authRecord]{Key: authKey(id), Value: rec, Expires: rec.Expires}); err != nil {
 		return fail("temporarily_unavailable", "The sign-in service is busy; try again.")
@@ -299,7 +302,7 @@ func (a *Authority) AuthorizationRequest(ctx context.Context, id string) (*AuthR
 	v := rec.Value
 	return &AuthRequest{ID: id, TenantID: v.TenantID, ClientID: v.ClientID, ClientName: v.ClientName, Resource: v.Resource,
 		RedirectURI: v.RedirectURI, OfflineAccess: wantsRefreshToken(v.Scope), PromptNone: v.Prompt == "none",
-		PromptLogin: v.Prompt == "login", Created: v.Expires.Add(-authRequestLifetime), Expires: v.Expires}, nil
+		PromptLogin: v.Prompt == "login", LoginHint: v.LoginHint, Created: v.Expires.Add(-authRequestLifetime), Expires: v.Expires}, nil
 }
 
 // DecideAuthorization approves (person set, approve true) or refuses the

@@ -1,10 +1,12 @@
 package portal
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authority"
@@ -41,7 +43,9 @@ type authorizeView struct {
 // app asks for which resource (Continue or Cancel); not signed in, they
 // sign in first and come back. prompt=none shows nothing: a session
 // approves at once, none answers login_required; prompt=login asks for the
-// password again when the session began before the request.
+// password again when the session began before the request; a login_hint
+// naming someone else than the signed-in person asks that person to sign
+// in (and fills in the name).
 func (p *Portal) authorizePage(q *req) error {
 	if p.opts.SignIns == nil {
 		return gatehouse.NotFoundf(gatehouse.CodeNotFound, "This server does not sign apps in.")
@@ -60,16 +64,27 @@ func (p *Portal) authorizePage(q *req) error {
 		}
 		return p.opts.SignIns.WriteAuthResponse(q.w, q.r, resp)
 	case errors.Is(err, errNoSession):
+		if ar.LoginHint != "" {
+			// The sign-in page, with the name the app expects filled in.
+			return p.render(q, http.StatusOK, "signin", "Sign in", signInView{Next: q.r.URL.RequestURI(),
+				Context: appWaiting(q.r.URL.RequestURI()), UserName: ar.LoginHint})
+		}
 		http.Redirect(q.w, q.r, "/portal/signin?next="+url.QueryEscape(q.r.URL.RequestURI()), http.StatusSeeOther)
 		return nil
 	case err != nil:
 		return err
 	}
-	if ar.PromptLogin && since.Before(ar.Created) {
+	switch {
+	case ar.PromptLogin && since.Before(ar.Created):
 		// prompt=login: the person signs in again, whatever their session.
-		next := q.r.URL.RequestURI()
-		return p.render(q, http.StatusOK, "signin", "Sign in", signInView{Next: next,
-			Context: ar.ClientName + " asks you to sign in again to continue.", UserName: u.UserName})
+		return p.render(q, http.StatusOK, "signin", "Sign in", signInView{Next: q.r.URL.RequestURI(),
+			Context: ar.ClientName + " asks you to sign in again to continue.", UserName: cmp.Or(ar.LoginHint, u.UserName)})
+	case ar.LoginHint != "" && !strings.EqualFold(ar.LoginHint, u.UserName) && !ar.PromptNone:
+		// login_hint names someone else: that person signs in (this
+		// browser's session becomes theirs), as Entra's account picker
+		// would offer.
+		return p.render(q, http.StatusOK, "signin", "Sign in", signInView{Next: q.r.URL.RequestURI(),
+			Context: ar.ClientName + " asks you to sign in as " + ar.LoginHint + " (you are signed in as " + u.UserName + ").", UserName: ar.LoginHint})
 	}
 	q.user = u
 	if ar.PromptNone {

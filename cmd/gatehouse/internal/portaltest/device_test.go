@@ -166,7 +166,7 @@ func testDeviceSignIn(t *testing.T, e *env) {
 
 // startAuthorize makes an app's authorize request (as the browser the app
 // opened does) and returns the portal page it leads to.
-func (e *env) startAuthorize(t *testing.T, b *browser, mode, prompt string) string {
+func (e *env) startAuthorize(t *testing.T, b *browser, mode, prompt string, extra ...string) string {
 	t.Helper()
 	sum := sha256.Sum256([]byte("portal-test-verifier-portal-test-verifier-0123"))
 	q := url.Values{"client_id": {authority.CLIClientID}, "response_type": {"code"}, "redirect_uri": {"http://localhost:8765/"},
@@ -177,6 +177,9 @@ func (e *env) startAuthorize(t *testing.T, b *browser, mode, prompt string) stri
 	}
 	if prompt != "" {
 		q.Set("prompt", prompt)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		q.Set(extra[i], extra[i+1])
 	}
 	p := b.get("/" + e.Directory.DefaultTenant() + "/oauth2/v2.0/authorize?" + q.Encode())
 	loc := p.header.Get("Location")
@@ -271,6 +274,30 @@ func testAuthorizeSignIn(t *testing.T, e *env) {
 	}
 	if p := b.get(page); p.status != 200 || !strings.Contains(p.body, `id="authorize-approve"`) {
 		t.Fatalf("prompt=login after signing in again: %d %s", p.status, p.body)
+	}
+	// login_hint naming someone else: that person is asked to sign in,
+	// with the name filled in; naming the signed-in person: the page.
+	other, err := e.Directory.CreateUser(context.WithoutCancel(t.Context()), directory.UserSpec{UserName: "hinted@example.test", DisplayName: "Hinted", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := b.get(e.startAuthorize(t, b, "", "", "login_hint", strings.ToUpper(u.UserName))); p.status != 200 || !strings.Contains(p.body, `id="authorize-approve"`) {
+		t.Fatalf("login_hint of the signed-in person: %d %s", p.status, p.body)
+	}
+	page = e.startAuthorize(t, b, "", "", "login_hint", other.UserName)
+	p = b.get(page)
+	if p.status != 200 || !strings.Contains(p.body, `value="`+other.UserName+`"`) || !strings.Contains(p.body, "sign in as "+other.UserName) {
+		t.Fatalf("login_hint of someone else: %d %s", p.status, p.body)
+	}
+	if p := b.post("/portal/signin", url.Values{"username": {other.UserName}, "password": {password}, "next": {page}}); p.status != http.StatusSeeOther || p.header.Get("Location") != page {
+		t.Fatalf("signing in as the hinted person: %d %q", p.status, p.header.Get("Location"))
+	}
+	if p := b.get(page); p.status != 200 || !strings.Contains(p.body, `id="authorize-approve"`) || !strings.Contains(p.body, other.UserName) {
+		t.Fatalf("the page as the hinted person: %d %s", p.status, p.body)
+	}
+	// Not signed in: the sign-in page comes with the hinted name.
+	if p := e.browser(t).get(e.startAuthorize(t, e.browser(t), "", "", "login_hint", other.UserName)); p.status != 200 || !strings.Contains(p.body, `value="`+other.UserName+`"`) {
+		t.Fatalf("login_hint without a session: %d %s", p.status, p.body)
 	}
 	// Bad ids; the auto-post script is served.
 	for _, bad := range []string{"", "nope", strings.Repeat("x", 500)} {
