@@ -54,24 +54,13 @@ func newIdentityCmd(env Env) *cobra.Command {
 	}
 	run := func(method string, withName bool, body func() any) func(cmd *cobra.Command, args []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			p, err := path(c, withName)
-			if err != nil {
-				return err
-			}
-			var b any
+			var b func() (any, error)
 			if body != nil {
-				b = body()
+				b = func() (any, error) { return body(), nil }
 			}
-			var raw []byte
-			if err := c.Do(cmd.Context(), method, p, b, &raw); err != nil {
+			raw, err := sendARM(cmd, env, method, func(c *apiClient) (string, error) { return path(c, withName) }, b)
+			if err != nil || method == "DELETE" {
 				return err
-			}
-			if method == "DELETE" {
-				return nil
 			}
 			if !withName {
 				var list struct {
@@ -140,22 +129,8 @@ func newFederatedCredentialCmd(env Env) *cobra.Command {
 	}
 	run := func(method string, withName bool, body func() (any, error)) func(cmd *cobra.Command, args []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			p, err := path(c, withName)
-			if err != nil {
-				return err
-			}
-			var b any
-			if body != nil {
-				if b, err = body(); err != nil {
-					return err
-				}
-			}
-			var raw []byte
-			if err := c.Do(cmd.Context(), method, p, b, &raw); err != nil || method == "DELETE" {
+			raw, err := sendARM(cmd, env, method, func(c *apiClient) (string, error) { return path(c, withName) }, body)
+			if err != nil || method == "DELETE" {
 				return err
 			}
 			var out any
@@ -196,6 +171,30 @@ func newFederatedCredentialCmd(env Env) *cobra.Command {
 	flags(del, true)
 	group.AddCommand(create, list, show, del)
 	return group
+}
+
+// sendARM sends one management request for a command whose path depends
+// on the profile (its default subscription) and returns the answer's body
+// for the command to shape (armCall prints it as it is): the profile's
+// client, the path (which may refuse missing flags), the body (nil: none).
+func sendARM(cmd *cobra.Command, env Env, method string, path func(*apiClient) (string, error), body func() (any, error)) ([]byte, error) {
+	c, err := newAPIClient(cmd, env)
+	if err != nil {
+		return nil, err
+	}
+	p, err := path(c)
+	if err != nil {
+		return nil, err
+	}
+	var b any
+	if body != nil {
+		if b, err = body(); err != nil {
+			return nil, err
+		}
+	}
+	var raw []byte
+	err = c.Do(cmd.Context(), method, p, b, &raw)
+	return raw, err
 }
 
 // flattenIdentity lifts clientId, principalId and tenantId to the top, as
