@@ -141,7 +141,7 @@ func (a *Authority) handleDiscovery(w http.ResponseWriter, r *http.Request, seg 
 		IDTokenSigningAlgValuesSupported: []string{a.alg},
 		ResponseTypesSupported:           []string{"code"},
 		ScopesSupported:                  []string{"openid", "profile", "email", "offline_access"},
-		GrantTypesSupported:              []string{"client_credentials", "password", "refresh_token", "authorization_code", GrantDeviceCode},
+		GrantTypesSupported:              []string{"client_credentials", "password", "refresh_token", "authorization_code", GrantDeviceCode, GrantJWTBearer},
 		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "appid", "idtyp", "ver",
 			"name", "preferred_username", "nonce"},
 		CloudInstanceName:  a.host,

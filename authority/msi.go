@@ -404,9 +404,6 @@ func (a *Authority) msiToken(r *http.Request, header, resource, clientID, object
 		return nil, badMSIRequest("The resource parameter is required.")
 	}
 	resource = strings.TrimSuffix(resource, "/.default")
-	if !a.KnownResource(resource) {
-		return nil, badMSIRequest("AADSTS500011: The resource principal named %s was not found in the tenant.", clip(resource))
-	}
 	if len(header) > 256 {
 		return nil, gatehouse.Errorf(http.StatusUnauthorized, "unauthorized", "The identity header is not valid.")
 	}
@@ -441,6 +438,9 @@ func (a *Authority) msiToken(r *http.Request, header, resource, clientID, object
 	}
 	if selectors > 1 {
 		return nil, badMSIRequest("Give at most one of client_id, object_id and mi_res_id.")
+	}
+	if err := a.resourceAllowed(mi.TenantID, resource, ""); err != nil {
+		return nil, badMSIRequest("AADSTS500011: The resource principal named %s was not found in the tenant.", clip(resource))
 	}
 	p := gatehouse.Principal{Type: gatehouse.PrincipalServicePrincipal, TenantID: mi.TenantID, ObjectID: mi.PrincipalID,
 		ClientID: mi.ClientID, Name: mi.Name, ManagedIdentity: true}

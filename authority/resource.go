@@ -1,6 +1,8 @@
 package authority
 
 import (
+	"net"
+	"net/url"
 	"strings"
 )
 
@@ -91,4 +93,24 @@ func resourceFromScopes(scope string) (resource string, ok bool) {
 		}
 	}
 	return "", false
+}
+
+// ReservedResource reports whether an application may not claim resource
+// as an identifier URI: it is one of this server's resources, or an https
+// URI of the server's host or a host under it (vaults, accounts), whose
+// tokens only the server itself may be the audience of.
+func (a *Authority) ReservedResource(resource string) bool {
+	if a.KnownResource(resource) {
+		return true
+	}
+	u, err := url.Parse(resource)
+	if err != nil || !strings.EqualFold(u.Scheme, "https") {
+		return false
+	}
+	host, own := strings.ToLower(u.Hostname()), strings.ToLower(a.host)
+	if h, _, err := net.SplitHostPort(own); err == nil {
+		own = h
+	}
+	return host == own || strings.HasSuffix(host, "."+own) ||
+		strings.HasSuffix(host, ".azure.com") || strings.HasSuffix(host, ".windows.net") || strings.HasSuffix(host, ".microsoft.com")
 }

@@ -52,7 +52,8 @@ type tokenRequest struct {
 
 // singleParams must appear at most once (RFC 6749 §3.2).
 var singleParams = []string{"grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
-	"scope", "resource", "username", "password", "refresh_token", "device_code", "code", "code_verifier", "redirect_uri"}
+	"scope", "resource", "username", "password", "refresh_token", "device_code", "code", "code_verifier", "redirect_uri",
+	"assertion", "requested_token_use"}
 
 // handleToken is POST /{tenant}/oauth2/v2.0/token and /adfs/oauth2/token.
 func (a *Authority) handleToken(w http.ResponseWriter, r *http.Request, seg string, adfs bool) error {
@@ -76,6 +77,8 @@ func grantLabel(g string) string {
 		return "device_code"
 	case "authorization_code":
 		return g
+	case GrantJWTBearer:
+		return "on_behalf_of"
 	}
 	return "other"
 }
@@ -106,6 +109,8 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 		spec, err = a.refreshGrant(r, tr) // refresh.go
 	case GrantDeviceCode, "device_code": // MSAL Go sends the short form, as Entra accepts
 		spec, scope, err = a.deviceCodeGrant(r, tr) // device.go: the audience the person approved
+	case GrantJWTBearer:
+		spec, err = a.onBehalfOfGrant(r, tr) // obo.go
 	case "authorization_code":
 		var ar authRecord
 		spec, ar, err = a.authCodeGrant(r, tr) // authcode.go
@@ -154,7 +159,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 
 // requestedResource is the token's audience: the resource of the scope
 // parameter (v2), else the resource parameter (v1), known to this
-// authority.
+// authority or the API of an application of the request's tenant.
 func (a *Authority) requestedResource(tr *tokenRequest) (string, error) {
 	resource, ok := resourceFromScopes(tr.form.Get("scope"))
 	if !ok {
@@ -162,10 +167,35 @@ func (a *Authority) requestedResource(tr *tokenRequest) (string, error) {
 			return "", oauthErr(oauthInvalidScope, 70011, "The provided request must include a 'scope' input parameter.")
 		}
 	}
-	if !a.KnownResource(resource) {
-		return "", oauthErr(oauthInvalidResource, 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(resource), tr.tenantID)
+	if err := a.resourceAllowed(tr.tenantID, resource, tr.form.Get("scope")); err != nil {
+		return "", err
 	}
 	return resource, nil
+}
+
+// resourceAllowed reports whether tokens of tenantID may name resource:
+// one of the server's own, or the API of an enabled application with a
+// service principal in the tenant (api.go in directory). Of an
+// application's API, scope may ask for .default or user_impersonation —
+// the one delegated scope every exposed API has here — and nothing else.
+func (a *Authority) resourceAllowed(tenantID, resource, scope string) error {
+	if a.KnownResource(resource) {
+		return nil
+	}
+	_, err := a.dir.API(tenantID, resource)
+	switch {
+	case err == nil:
+		for _, s := range strings.Fields(scope) {
+			name, found := strings.CutPrefix(s, strings.TrimRight(resource, "/")+"/")
+			if name = strings.TrimLeft(name, "/"); found && name != ".default" && name != "user_impersonation" {
+				return oauthErr(oauthInvalidScope, 70011, "The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist on the resource '%s': its API offers .default and user_impersonation.", clip(s), clip(resource))
+			}
+		}
+		return nil
+	case errors.Is(err, directory.ErrDisabled):
+		return oauthErr(oauthInvalidResource, 7000112, "Application '%s' is disabled.", clip(resource))
+	}
+	return oauthErr(oauthInvalidResource, 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(resource), tenantID)
 }
 
 // writeTokenResponse writes §2.4's success body: expires_in is a JSON

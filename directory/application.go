@@ -42,6 +42,9 @@ type Application struct {
 	Secrets          []SecretInfo
 	Certificates     []CertificateInfo
 	Federated        []FederatedCredential
+	// IdentifierURIs name the application's API besides its application
+	// id (api.go).
+	IdentifierURIs []string
 }
 
 // SecretInfo describes a client secret. The secret itself is never kept.
@@ -70,7 +73,7 @@ func (e *entry) application() *Application {
 	r := &e.rec
 	a := &Application{ObjectID: r.ObjectID, AppObjectID: r.AppObjectID, AppID: r.AppID, TenantID: r.TenantID,
 		DisplayName: r.DisplayName, Enabled: r.Enabled, ServicePrincipal: r.ServicePrincipal,
-		Roles: slices.Clone(r.Roles), Created: r.Created}
+		Roles: slices.Clone(r.Roles), Created: r.Created, IdentifierURIs: slices.Clone(r.IdentifierURIs)}
 	for _, s := range r.Secrets {
 		a.Secrets = append(a.Secrets, SecretInfo{KeyID: s.KeyID, DisplayName: s.DisplayName, Hint: s.Hint, Start: s.Start, End: s.End})
 	}

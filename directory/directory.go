@@ -67,8 +67,10 @@ type Directory struct {
 	byAppObjectID map[string]*entry
 	byResourceID  map[string]*entry // resource id key
 	byUserName    map[string]*entry // lower-case
-	tenantList    map[string]tenantRecord
-	defaults      defaultSettings
+	// byIdentifierURI: tenant id + " " + normalized identifier URI (api.go).
+	byIdentifierURI map[string]*entry
+	tenantList      map[string]tenantRecord
+	defaults        defaultSettings
 }
 
 // New returns a directory over opts.Store. Call Load before use.
@@ -109,6 +111,7 @@ func (d *Directory) reset() {
 	d.byAppObjectID = map[string]*entry{}
 	d.byResourceID = map[string]*entry{}
 	d.byUserName = map[string]*entry{}
+	d.byIdentifierURI = map[string]*entry{}
 	d.tenantList = map[string]tenantRecord{}
 }
 
@@ -230,6 +233,9 @@ func (d *Directory) put(e *entry) {
 	if e.rec.UserName != "" {
 		d.byUserName[lower(e.rec.UserName)] = e
 	}
+	for _, u := range e.rec.IdentifierURIs {
+		d.byIdentifierURI[apiKey(e.rec.TenantID, NormalizeIdentifierURI(u))] = e
+	}
 }
 
 func (d *Directory) remove(e *entry) {
@@ -245,6 +251,11 @@ func (d *Directory) remove(e *entry) {
 	}
 	if d.byUserName[lower(e.rec.UserName)] == e {
 		delete(d.byUserName, lower(e.rec.UserName))
+	}
+	for _, u := range e.rec.IdentifierURIs {
+		if k := apiKey(e.rec.TenantID, NormalizeIdentifierURI(u)); d.byIdentifierURI[k] == e {
+			delete(d.byIdentifierURI, k)
+		}
 	}
 }
 

@@ -490,3 +490,58 @@ func TestSecretNeverStartsWithDash(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentifierURIs: an application's API names — set on one node, found
+// on another, replaced, unique in the tenant, gone with the application.
+func TestIdentifierURIs(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, store storage.Store) {
+		a, wa := newDirectory(t, store)
+		b, wb := newDirectory(t, store)
+		ctx := t.Context()
+		tenant := a.DefaultTenant()
+		app, err := a.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "api", ServicePrincipal: true})
+		must(t, err)
+		other, err := a.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "other", ServicePrincipal: true})
+		must(t, err)
+		got, err := a.SetIdentifierURIs(ctx, app.AppObjectID, []string{"api://Orders", "https://orders.example.test/api"}, nil)
+		must(t, err)
+		if len(got.IdentifierURIs) != 2 || got.IdentifierURIs[0] != "api://Orders" {
+			t.Fatalf("identifier URIs as set: %v", got.IdentifierURIs)
+		}
+		must(t, wb.Sync(ctx))
+		for _, name := range []string{"api://orders/", "HTTPS://orders.example.test/API", app.AppID, "api://" + strings.ToUpper(app.AppID)} {
+			if found, err := b.API(tenant, name); err != nil || found.AppID != app.AppID {
+				t.Fatalf("node b: API(%q) = %v, %v", name, found, err)
+			}
+		}
+		if _, err := b.API("00000000-0000-0000-0000-000000000001", "api://orders"); !errors.Is(err, directory.ErrNotFound) {
+			t.Fatalf("another tenant's name: %v", err)
+		}
+		if _, err := a.SetIdentifierURIs(ctx, other.AppID, []string{"API://ORDERS"}, nil); !errors.Is(err, directory.ErrInvalid) {
+			t.Fatalf("a name another application has: %v", err)
+		}
+		_, err = a.SetIdentifierURIs(ctx, app.AppID, []string{"api://orders-v2"}, nil)
+		must(t, err)
+		must(t, wb.Sync(ctx))
+		if _, err := b.API(tenant, "api://orders"); !errors.Is(err, directory.ErrNotFound) {
+			t.Fatalf("a replaced name still resolves: %v", err)
+		}
+		// Now free for the other application.
+		_, err = a.SetIdentifierURIs(ctx, other.AppID, []string{"api://orders"}, nil)
+		must(t, err)
+		off := false
+		_, err = a.UpdateApplication(ctx, app.AppID, directory.ApplicationUpdate{Enabled: &off})
+		must(t, err)
+		if _, err := a.API(tenant, "api://orders-v2"); !errors.Is(err, directory.ErrDisabled) {
+			t.Fatalf("a disabled application's API: %v", err)
+		}
+		must(t, a.DeleteApplication(ctx, app.AppID))
+		must(t, wa.Sync(ctx))
+		must(t, wb.Sync(ctx))
+		for _, d := range []*directory.Directory{a, b} {
+			if _, err := d.API(tenant, "api://orders-v2"); !errors.Is(err, directory.ErrNotFound) {
+				t.Fatalf("a deleted application's API: %v", err)
+			}
+		}
+	})
+}

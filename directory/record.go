@@ -54,6 +54,8 @@ type record struct {
 	Secrets          []secretRecord    `json:"secrets,omitempty"`
 	Certificates     []certRecord      `json:"certificates,omitempty"`
 	Federated        []federatedRecord `json:"federated,omitempty"`
+	// IdentifierURIs name the application's API (api.go).
+	IdentifierURIs []string `json:"identifierUris,omitempty"`
 
 	// Managed identities.
 	ResourceID string            `json:"resourceId,omitempty"`

@@ -45,6 +45,7 @@ type applicationView struct {
 	CreatedDateTime     *string              `json:"createdDateTime"`
 	SignInAudience      string               `json:"signInAudience"`
 	PublisherDomain     string               `json:"publisherDomain"`
+	IdentifierURIs      []string             `json:"identifierUris"`
 	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
 	KeyCredentials      []keyCredential      `json:"keyCredentials"`
 }
@@ -92,13 +93,13 @@ func certViews(a *directory.Application) []keyCredential {
 func appView(a *directory.Application) applicationView {
 	return applicationView{ID: a.AppObjectID, AppID: a.AppID, DisplayName: a.DisplayName,
 		CreatedDateTime: graphTime(a.Created), SignInAudience: "AzureADMyOrg", PublisherDomain: "gatehouse",
-		PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+		IdentifierURIs: append([]string{}, a.IdentifierURIs...), PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
 }
 
 func spView(a *directory.Application) servicePrincipalView {
 	return servicePrincipalView{ID: a.ObjectID, AppID: a.AppID, DisplayName: a.DisplayName, AccountEnabled: a.Enabled,
 		ServicePrincipalType: "Application", AppOwnerOrganizationID: a.TenantID, AlternativeNames: []string{},
-		ServicePrincipalNames: []string{a.AppID}, PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+		ServicePrincipalNames: append([]string{a.AppID}, a.IdentifierURIs...), PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
 }
 
 func miView(mi *directory.ManagedIdentity) servicePrincipalView {
@@ -159,6 +160,9 @@ type applicationBody struct {
 	DisplayName    *string          `json:"displayName"`
 	SignInAudience *string          `json:"signInAudience"`
 	KeyCredentials *[]keyCredential `json:"keyCredentials"`
+	// IdentifierURIs name the application's API ("Application ID URI"):
+	// tokens for {uri}/.default have it as their audience.
+	IdentifierURIs *[]string `json:"identifierUris"`
 	// Gatehouse extension: create the service principal in the same call
 	// (what `gatehouse ad sp create` wants).
 	CreateServicePrincipal bool `json:"gatehouseCreateServicePrincipal"`
@@ -180,10 +184,16 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 	if err != nil {
 		return err
 	}
-	if body.KeyCredentials != nil {
-		specs, err := certSpecs(*body.KeyCredentials)
-		if err == nil {
-			err = g.dir.SetCertificates(r.Context(), a.AppObjectID, specs)
+	if body.KeyCredentials != nil || body.IdentifierURIs != nil {
+		var err error
+		if body.KeyCredentials != nil {
+			var specs []directory.CertificateSpec
+			if specs, err = certSpecs(*body.KeyCredentials); err == nil {
+				err = g.dir.SetCertificates(r.Context(), a.AppObjectID, specs)
+			}
+		}
+		if err == nil && body.IdentifierURIs != nil {
+			_, err = g.dir.SetIdentifierURIs(r.Context(), a.AppObjectID, *body.IdentifierURIs, g.auth.ReservedResource)
 		}
 		if err != nil {
 			// Do not leave a half-made application behind.
@@ -253,6 +263,11 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 			return err
 		}
 		if err := g.dir.SetCertificates(r.Context(), a.AppObjectID, specs); err != nil {
+			return err
+		}
+	}
+	if body.IdentifierURIs != nil {
+		if _, err := g.dir.SetIdentifierURIs(r.Context(), a.AppObjectID, *body.IdentifierURIs, g.auth.ReservedResource); err != nil {
 			return err
 		}
 	}
