@@ -36,6 +36,22 @@ func (a *Authority) Mount(mux *http.ServeMux) {
 	}
 	mux.Handle("POST /gatehouse/v1/identityHeaders", arm(a.handleCreateHeader))
 	mux.Handle("DELETE /gatehouse/v1/identityHeaders/{id}", arm(a.handleRevokeHeader))
+	mux.Handle("GET /common/UserRealm/{user}", server.WithSurface(server.SurfaceAuthority, http.HandlerFunc(a.handleUserRealm)))
+}
+
+// handleUserRealm is GET /common/UserRealm/{user}?api-version=1.0, which
+// MSAL asks before a password sign-in (azidentity's
+// UsernamePasswordCredential with a tenant id) to learn whether the
+// person's domain is federated. Every account here is managed (the
+// authority itself checks the password), and the answer is the same for
+// every name, so it tells nobody which people exist.
+func (a *Authority) handleUserRealm(w http.ResponseWriter, r *http.Request) {
+	domain := a.host
+	if _, d, ok := strings.Cut(r.PathValue("user"), "@"); ok && d != "" && len(d) <= 255 {
+		domain = d
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]string{"ver": "1.0", "account_type": "Managed", "domain_name": domain,
+		"cloud_instance_name": a.host, "cloud_audience_urn": "urn:federation:MicrosoftOnline"})
 }
 
 // UnknownTenant answers, as Entra ID does, the token, discovery and keys

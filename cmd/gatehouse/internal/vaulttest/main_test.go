@@ -89,6 +89,7 @@ func TestKeyVault(t *testing.T) {
 				{"cli", testCLI},
 				{"canary", testCanary},
 				{"network-rules", testNetworkRules},
+				{"on-behalf-of", testOnBehalfOf},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
