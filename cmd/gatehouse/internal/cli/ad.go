@@ -18,13 +18,13 @@ import (
 // in az's shape (az ad sp …, az ad user …).
 
 func newADCmd(env Env) *cobra.Command {
-	ad := newGroup("ad", "Manage the directory: service principals, their credentials, and people")
+	ad := newGroup("ad", "Manage the directory: service principals, their credentials, applications' APIs, and people")
 	sp := newGroup("sp", "Manage service principals (applications)")
 	sp.AddCommand(newSPCreateCmd(env), newSPListCmd(env), newSPShowCmd(env), newSPDeleteCmd(env),
 		newSPCredentialCmd(env), newSPFederatedCmd(env))
 	user := newGroup("user", "Manage people")
 	user.AddCommand(newUserCreateCmd(env), newUserListCmd(env), newUserShowCmd(env), newUserDeleteCmd(env))
-	ad.AddCommand(sp, user)
+	ad.AddCommand(sp, newAppCmd(env), user)
 	return ad
 }
 

@@ -58,6 +58,22 @@ func (f *fixture) testCLI(t *testing.T) {
 	if out := c.mustRun(t, "ad", "sp", "show", "--id", created.AppID, "--query", "servicePrincipalType", "-o", "tsv"); strings.TrimSpace(out) != "Application" {
 		t.Fatalf("show: %q", out)
 	}
+	// The application's API names (az ad app update --identifier-uris).
+	apiURI := "api://cli-app-" + created.AppID[:8]
+	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--identifier-uris", apiURI)
+	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "identifierUris[0]", "-o", "tsv"); strings.TrimSpace(out) != apiURI {
+		t.Fatalf("app show: %q", out)
+	}
+	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--identifier-uris", "http://plain.example.test"); code == 0 || !strings.Contains(errOut, "api://") {
+		t.Fatalf("a bad identifier URI: %d %q", code, errOut)
+	}
+	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID); code == 0 || !strings.Contains(errOut, "nothing to change") {
+		t.Fatalf("update without a change: %d %q", code, errOut)
+	}
+	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--identifier-uris=")
+	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "length(identifierUris)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
+		t.Fatalf("cleared identifier URIs: %q", out)
+	}
 	if code, _, errOut := c.run(t, "ad", "sp", "list", "--query", "[?"); code == 0 || !strings.Contains(errOut, "--query") {
 		t.Fatalf("bad query: %d %q", code, errOut)
 	}

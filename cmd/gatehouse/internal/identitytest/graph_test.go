@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/directory"
 )
 
@@ -120,6 +121,53 @@ func (f *fixture) testGraph(t *testing.T) {
 		f.graph(t, admin, "DELETE", "/v1.0/applications/"+id, nil, 204)
 		f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 404)
 		f.graph(t, admin, "GET", "/v1.0/servicePrincipals/"+spID, nil, 404)
+	})
+
+	// An application exposes an API: identifierUris through Graph (create
+	// and PATCH, as az ad app create/update send them), unique in the
+	// tenant, never the server's own resources; tokens for the API by each
+	// of its names.
+	t.Run("application-exposes-api", func(t *testing.T) {
+		uri := "api://graph-orders-" + gatehouse.NewGUID()[:8]
+		app := f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": "graph-api", "identifierUris": []string{uri},
+			"gatehouseCreateServicePrincipal": true}, 201)
+		id, appID := app["id"].(string), app["appId"].(string)
+		if got := app["identifierUris"].([]any); len(got) != 1 || got[0] != uri {
+			t.Fatalf("identifierUris as created: %v", app["identifierUris"])
+		}
+		sp := f.graph(t, admin, "GET", "/v1.0/servicePrincipals/"+appID, nil, 200)
+		if names := sp["servicePrincipalNames"].([]any); len(names) != 2 || names[1] != uri {
+			t.Fatalf("servicePrincipalNames: %v", names)
+		}
+		// Another application may not take the name, nor anyone the server's resources.
+		other := f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": "graph-api-2"}, 201)
+		for _, bad := range [][]string{{strings.ToUpper(uri)}, {"https://management.azure.com/"}, {f.s.Authority.VaultResource()},
+			{"http://insecure.example.test"}, {"api://has?query"}} {
+			if m := f.graph(t, admin, "PATCH", "/v1.0/applications/"+other["id"].(string), map[string]any{"identifierUris": bad}, 400); errCode(m) != "Request_BadRequest" {
+				t.Fatalf("identifierUris %v: %v", bad, m)
+			}
+		}
+		f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": "graph-api-3", "identifierUris": []string{uri}}, 400)
+		// Tokens for the API, for an application by its name.
+		for _, scope := range []string{uri + "/.default", "api://" + appID + "/.default", appID + "/.default"} {
+			tok, err := f.s.Credential(t).GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{scope}})
+			must(t, err)
+			f.addSecret(tok.Token)
+			if c, err := f.s.Authority.Verify(t.Context(), tok.Token, strings.TrimSuffix(scope, "/.default")); err != nil || c.Principal.ObjectID == "" {
+				t.Fatalf("token for %s: %v", scope, err)
+			}
+		}
+		// Replaced: the old name is free and gets no token.
+		uri2 := uri + "-v2"
+		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"identifierUris": []string{uri2}}, 204)
+		if got := f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 200)["identifierUris"].([]any); len(got) != 1 || got[0] != uri2 {
+			t.Fatalf("identifierUris after PATCH: %v", got)
+		}
+		if _, err := f.s.Credential(t).GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{uri + "/.default"}}); err == nil || !strings.Contains(err.Error(), "AADSTS500011") {
+			t.Fatalf("token for a released name: %v", err)
+		}
+		f.graph(t, admin, "DELETE", "/v1.0/applications/"+id, nil, 204)
+		f.graph(t, admin, "DELETE", "/v1.0/applications/"+other["id"].(string), nil, 204)
 	})
 
 	t.Run("service-principals-include-managed-identities", func(t *testing.T) {
