@@ -44,6 +44,15 @@ const (
 // vault challenge names and the audience of vault tokens.
 func (a *Authority) VaultResource() string { return "https://vault." + a.host }
 
+// GraphAudiences are the audiences the Graph subset takes: Microsoft
+// Graph's and Azure AD Graph's resource ids, and this server's own base
+// URL — the Graph endpoint az uses when a cloud registers
+// microsoftGraphResourceId as https://H/ (az 2.45 takes that one value
+// for both the endpoint it calls and the resource it asks a token for).
+func (a *Authority) GraphAudiences() []string {
+	return append(append([]string{}, GraphAudiences...), a.base, a.base+"/")
+}
+
 // VaultAudiences are the equivalent spellings of VaultResource.
 func (a *Authority) VaultAudiences() []string {
 	r := a.VaultResource()
@@ -55,6 +64,7 @@ func (a *Authority) defaultResources() []string {
 	out = append(out, CognitiveServicesAudiences...)
 	out = append(out, AIAudiences...)
 	out = append(out, GraphAudiences...)
+	out = append(out, a.base)
 	return append(out, a.VaultResource())
 }
 

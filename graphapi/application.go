@@ -130,13 +130,13 @@ func (g *API) application(id string) (*directory.Application, error) {
 }
 
 func (g *API) listApplications(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
-	prop, val, err := filter(r, "appId", "displayName")
+	f, err := filter(r, "appId", "displayName", "identifierUris")
 	if err != nil {
 		return err
 	}
 	out := []applicationView{}
 	for _, a := range g.dir.Applications(c.Principal.TenantID) {
-		if prop == "appId" && !strings.EqualFold(a.AppID, val) || prop == "displayName" && a.DisplayName != val {
+		if !f.keeps("appId", a.AppID) || !f.keeps("displayName", a.DisplayName) || !f.keeps("identifierUris", a.IdentifierURIs...) {
 			continue
 		}
 		out = append(out, appView(a))

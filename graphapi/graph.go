@@ -115,7 +115,7 @@ func (g *API) Mount(mux *http.ServeMux) {
 // the caller holds a directory role granting need.
 func (g *API) guard(need access, fn handler) server.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		c, err := g.auth.AuthenticateARM(r, authority.GraphAudiences...)
+		c, err := g.auth.AuthenticateARM(r, g.auth.GraphAudiences()...)
 		if err != nil {
 			return err
 		}
@@ -213,25 +213,63 @@ func list(w http.ResponseWriter, entity string, value any) {
 	})
 }
 
-var filterRE = regexp.MustCompile(`^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$`)
+// The $filter forms supported, one clause each — what az and the SDKs
+// send: "<property> eq '<value>'", "startswith(<property>,'<prefix>')"
+// (az ad app create looks for same-named applications so) and
+// "<collection>/any(x:x eq '<value>')" (az ad sp show --id api://…).
+var (
+	filterEq         = regexp.MustCompile(`^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$`)
+	filterStartsWith = regexp.MustCompile(`^\s*startswith\(\s*(\w+)\s*,\s*'((?:[^']|'')*)'\s*\)\s*$`)
+	filterAny        = regexp.MustCompile(`^\s*(\w+)/any\(\s*(\w+)\s*:\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*\)\s*$`)
+)
 
-// filter parses the one $filter form supported: "<property> eq '<value>'".
-// allowed lists the properties that may be filtered on.
-func filter(r *http.Request, allowed ...string) (prop, value string, err error) {
-	f := r.URL.Query().Get("$filter")
-	if f == "" {
-		return "", "", nil
+// graphFilter is a parsed $filter; the zero value keeps everything.
+type graphFilter struct {
+	Prop, Value string
+	// Prefix: startswith; otherwise equality (of any element, for a
+	// collection's any()). Comparisons ignore case, as Graph's do.
+	Prefix bool
+}
+
+// keeps reports whether an object whose property prop has values passes
+// the filter (always, when the filter is on another property).
+func (f graphFilter) keeps(prop string, values ...string) bool {
+	if f.Prop != prop {
+		return true
 	}
-	m := filterRE.FindStringSubmatch(f)
-	if m == nil {
-		return "", "", gatehouse.BadRequestf(codeUnsupported, "Only $filter=<property> eq '<value>' is supported.")
-	}
-	for _, a := range allowed {
-		if strings.EqualFold(a, m[1]) {
-			return a, strings.ReplaceAll(m[2], "''", "'"), nil
+	for _, v := range values {
+		if f.Prefix && len(v) >= len(f.Value) && strings.EqualFold(v[:len(f.Value)], f.Value) || !f.Prefix && strings.EqualFold(v, f.Value) {
+			return true
 		}
 	}
-	return "", "", gatehouse.BadRequestf(codeUnsupported, "Filtering on '%s' is not supported.", clip(m[1]))
+	return false
+}
+
+// filter parses $filter. allowed lists the properties that may be
+// filtered on.
+func filter(r *http.Request, allowed ...string) (graphFilter, error) {
+	f := r.URL.Query().Get("$filter")
+	if f == "" {
+		return graphFilter{}, nil
+	}
+	var out graphFilter
+	if m := filterEq.FindStringSubmatch(f); m != nil {
+		out = graphFilter{Prop: m[1], Value: m[2]}
+	} else if m := filterStartsWith.FindStringSubmatch(f); m != nil {
+		out = graphFilter{Prop: m[1], Value: m[2], Prefix: true}
+	} else if m := filterAny.FindStringSubmatch(f); m != nil && m[2] == m[3] {
+		out = graphFilter{Prop: m[1], Value: m[4]}
+	} else {
+		return graphFilter{}, gatehouse.BadRequestf(codeUnsupported, "Only $filter=<property> eq '<value>', startswith(<property>,'<value>') and <collection>/any(x:x eq '<value>') are supported.")
+	}
+	out.Value = strings.ReplaceAll(out.Value, "''", "'")
+	for _, a := range allowed {
+		if strings.EqualFold(a, out.Prop) {
+			out.Prop = a
+			return out, nil
+		}
+	}
+	return graphFilter{}, gatehouse.BadRequestf(codeUnsupported, "Filtering on '%s' is not supported.", clip(out.Prop))
 }
 
 func graphTime(t time.Time) *string {

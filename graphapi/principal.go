@@ -18,7 +18,7 @@ func mustJSON(v any) json.RawMessage {
 }
 
 func (g *API) listServicePrincipals(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
-	prop, val, err := filter(r, "appId", "displayName", "servicePrincipalType")
+	f, err := filter(r, "appId", "displayName", "servicePrincipalType", "servicePrincipalNames")
 	if err != nil {
 		return err
 	}
@@ -38,15 +38,8 @@ func (g *API) listServicePrincipals(w http.ResponseWriter, r *http.Request, c *a
 		}
 	}
 	out = slices.DeleteFunc(out, func(v servicePrincipalView) bool {
-		switch prop {
-		case "appId":
-			return !strings.EqualFold(v.AppID, val)
-		case "displayName":
-			return v.DisplayName != val
-		case "servicePrincipalType":
-			return !strings.EqualFold(v.ServicePrincipalType, val)
-		}
-		return false
+		return !f.keeps("appId", v.AppID) || !f.keeps("displayName", v.DisplayName) ||
+			!f.keeps("servicePrincipalType", v.ServicePrincipalType) || !f.keeps("servicePrincipalNames", v.ServicePrincipalNames...)
 	})
 	list(w, "servicePrincipals", out)
 	return nil
@@ -163,13 +156,13 @@ func toUserView(u *directory.User) userView {
 }
 
 func (g *API) listUsers(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
-	prop, val, err := filter(r, "userPrincipalName", "displayName")
+	f, err := filter(r, "userPrincipalName", "displayName")
 	if err != nil {
 		return err
 	}
 	out := []userView{}
 	for _, u := range g.dir.Users(c.Principal.TenantID) {
-		if prop == "userPrincipalName" && !strings.EqualFold(u.UserName, val) || prop == "displayName" && u.DisplayName != val {
+		if !f.keeps("userPrincipalName", u.UserName) || !f.keeps("displayName", u.DisplayName) {
 			continue
 		}
 		out = append(out, toUserView(u))
@@ -315,7 +308,7 @@ func (g *API) setRoles(r *http.Request, p *rolePrincipal, roles []string) error 
 }
 
 func (g *API) listRoleAssignments(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
-	prop, val, err := filter(r, "principalId", "roleDefinitionId")
+	f, err := filter(r, "principalId", "roleDefinitionId")
 	if err != nil {
 		return err
 	}
@@ -323,7 +316,7 @@ func (g *API) listRoleAssignments(w http.ResponseWriter, r *http.Request, c *aut
 	add := func(oid string, roles []string) {
 		for _, role := range roles {
 			v := roleAssignmentView{ID: role + "_" + oid, RoleDefinitionID: role, PrincipalID: oid, DirectoryScopeID: "/"}
-			if prop == "principalId" && !strings.EqualFold(oid, val) || prop == "roleDefinitionId" && !strings.EqualFold(role, val) {
+			if !f.keeps("principalId", oid) || !f.keeps("roleDefinitionId", role) {
 				continue
 			}
 			out = append(out, v)

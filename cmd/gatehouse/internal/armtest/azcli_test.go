@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
@@ -115,7 +116,7 @@ func (a *azCLI) register(e *env) {
 			"activeDirectory":                e.URL + "/adfs",
 			"activeDirectoryResourceId":      "https://management.core.windows.net/",
 			"activeDirectoryGraphResourceId": "https://graph.windows.net/",
-			"microsoftGraphResourceId":       "https://graph.microsoft.com/",
+			"microsoftGraphResourceId":       e.URL + "/",
 		},
 		"suffixes": map[string]string{"keyvaultDns": ".vault." + e.Host},
 	})
@@ -198,6 +199,66 @@ func TestAzCLI(t *testing.T) {
 				}
 			})
 		}
+	})
+
+	// An application's API: az ad app create/update --identifier-uris, its
+	// service principal, and az account get-access-token for the API.
+	t.Run("app-api", func(t *testing.T) {
+		az := az.with(t)
+		uri := "api://az-orders-" + gatehouse.NewGUID()[:8]
+		var app struct {
+			ID, AppID      string
+			IdentifierURIs []string `json:"identifierUris"`
+		}
+		az.json(&app, "ad", "app", "create", "--display-name", "az-orders-api", "--identifier-uris", uri)
+		if app.AppID == "" || len(app.IdentifierURIs) != 1 || app.IdentifierURIs[0] != uri {
+			t.Fatalf("az ad app create: %+v", app)
+		}
+		uri2 := uri + "-v2"
+		az.run("ad", "app", "update", "--id", app.AppID, "--identifier-uris", uri, uri2)
+		var uris []string
+		az.json(&uris, "ad", "app", "show", "--id", app.AppID, "--query", "identifierUris")
+		if len(uris) != 2 || uris[1] != uri2 {
+			t.Fatalf("az ad app show after update: %v", uris)
+		}
+		az.run("ad", "sp", "create", "--id", app.AppID)
+		var sp struct{ AppID string }
+		az.json(&sp, "ad", "sp", "show", "--id", uri2)
+		if sp.AppID != app.AppID {
+			t.Fatalf("az ad sp show --id %s: %+v", uri2, sp)
+		}
+		var tok struct{ AccessToken string }
+		az.json(&tok, "account", "get-access-token", "--scope", uri2+"/.default")
+		if c, err := e.Authority.Verify(t.Context(), tok.AccessToken, uri2); err != nil || c.Principal.ClientID != e.Bootstrap.ClientID {
+			t.Fatalf("token for the API: %+v %v", c, err)
+		}
+		az.run("ad", "app", "delete", "--id", app.AppID)
+	})
+
+	// The usual way to make a service principal for a CI job. (With
+	// --role, Debian's az 2.45 fails before its role assignment request:
+	// 'RoleAssignmentsOperations' object has no attribute 'config' — as
+	// for az role assignment create; the role is assigned with
+	// armauthorization here.)
+	t.Run("create-for-rbac", func(t *testing.T) {
+		az := az.with(t)
+		var sp struct{ AppID, DisplayName, Password, Tenant string }
+		az.json(&sp, "ad", "sp", "create-for-rbac", "-n", "az-ci")
+		az.redact = append(az.redact, sp.Password)
+		if sp.AppID == "" || sp.Tenant != tenant || sp.DisplayName != "az-ci" || sp.Password == "" {
+			t.Fatalf("create-for-rbac: %+v", sp)
+		}
+		var oid string
+		az.json(&oid, "ad", "sp", "show", "--id", sp.AppID, "--query", "id")
+		assign(t, e, "/subscriptions/"+e.sub, authz.RoleReader, oid)
+		cred, err := azidentity.NewClientSecretCredential(tenant, sp.AppID, sp.Password, &azidentity.ClientSecretCredentialOptions{
+			ClientOptions: e.ClientOptions(), DisableInstanceDiscovery: true})
+		must(t, err)
+		accounts, _, _, _ := e.clients(t, cred)
+		if _, err := accounts.NewListPager(nil).NextPage(t.Context()); err != nil {
+			t.Fatalf("the new principal as Reader: %v", err)
+		}
+		az.run("ad", "sp", "delete", "--id", sp.AppID)
 	})
 
 	t.Run("groups-accounts-keys", func(t *testing.T) {
