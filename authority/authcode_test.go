@@ -219,7 +219,8 @@ func TestAuthorizationCode(t *testing.T) {
 }
 
 // TestManagedIdentityIsNoAppForPeople: a managed identity's client id is
-// not an app people sign in to, by device code or in a browser.
+// not an app people sign in to, by device code, in a browser or with a
+// password.
 func TestManagedIdentityIsNoAppForPeople(t *testing.T) {
 	e := newSessionEnv(t, teststore.SQLite(t))
 	mi, err := e.n.d.CreateManagedIdentity(t.Context(), directory.ManagedIdentitySpec{
@@ -230,6 +231,10 @@ func TestManagedIdentityIsNoAppForPeople(t *testing.T) {
 	e.n.sync(t)
 	if a := e.deviceCode(t, "/"+e.tenant+"/oauth2/v2.0/devicecode", mi.ClientID, scopeARM); a.status != 400 || a.str("error") != "unauthorized_client" {
 		t.Errorf("device code for a managed identity: %d %v", a.status, a.body)
+	}
+	if a := e.post(t, "/"+e.tenant+"/oauth2/v2.0/token", url.Values{"grant_type": {"password"}, "client_id": {mi.ClientID},
+		"username": {e.user.UserName}, "password": {sessionPassword}, "scope": {scopeARM}}); a.status != 400 || a.str("error") != "unauthorized_client" {
+		t.Errorf("password sign-in to a managed identity: %d %v", a.status, a.body)
 	}
 	w := e.authorize(t, "/"+e.tenant+"/oauth2/v2.0/authorize", authQuery("http://localhost:1/", func(q url.Values) { q.Set("client_id", mi.ClientID) }))
 	if w.Code != 400 || w.Header().Get("Location") != "" || !strings.Contains(w.Body.String(), "managed identity") {

@@ -341,6 +341,9 @@ func (a *Authority) passwordGrant(r *http.Request, tr *tokenRequest) (mintSpec, 
 		if err != nil {
 			return mintSpec{}, err
 		}
+		if client.Principal().ManagedIdentity {
+			return mintSpec{}, oauthErr(oauthUnauthorizedClient, 700016, "'%s' is a managed identity: people do not sign in to it.", clip(tr.clientID))
+		}
 		if tr.secret != "" {
 			if err := client.CheckSecret(tr.secret, a.now()); err != nil {
 				return mintSpec{}, oauthErr(oauthInvalidClient, 7000215, "Invalid client secret provided.")
