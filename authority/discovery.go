@@ -36,7 +36,9 @@ func (a *Authority) Mount(mux *http.ServeMux) {
 	}
 	mux.Handle("POST /gatehouse/v1/identityHeaders", arm(a.handleCreateHeader))
 	mux.Handle("DELETE /gatehouse/v1/identityHeaders/{id}", arm(a.handleRevokeHeader))
-	mux.Handle("GET /common/UserRealm/{user}", server.WithSurface(server.SurfaceAuthority, http.HandlerFunc(a.handleUserRealm)))
+	realm := server.WithSurface(server.SurfaceAuthority, http.HandlerFunc(a.handleUserRealm))
+	mux.Handle("GET /common/UserRealm/{user}", realm) // MSAL Go and Node
+	mux.Handle("GET /common/userrealm/{user}", realm) // MSAL Python
 }
 
 // handleUserRealm is GET /common/UserRealm/{user}?api-version=1.0, which

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +73,19 @@ func (f *fixture) testDiscovery(t *testing.T) {
 			}
 		})
 	}
+	// MSAL's user-realm lookup before a password sign-in: "Managed" for
+	// every name, existing or not, in both spellings MSALs use.
+	t.Run("user-realm", func(t *testing.T) {
+		t.Parallel()
+		for _, path := range []string{"/common/UserRealm/" + url.PathEscape(f.s.Bootstrap.ClientID+"@suite.test") + "?api-version=1.0",
+			"/common/userrealm/nobody@elsewhere.test?api-version=1.0"} {
+			status, doc := f.getJSON(t, path)
+			if status != 200 || doc["account_type"] != "Managed" || doc["domain_name"] == "" || doc["cloud_instance_name"] == "" ||
+				doc["cloud_audience_urn"] == "" {
+				t.Fatalf("%s: %d %v", path, status, doc)
+			}
+		}
+	})
 	t.Run("unknown-tenant", func(t *testing.T) {
 		t.Parallel()
 		// Entra's answer: 400 invalid_tenant, AADSTS90002, in OAuth's shape.
