@@ -9,6 +9,8 @@ from environment variables and endpoint URLs, as an application does. The
 one thing done for them is name resolution: vault hosts are
 {vault}.vault.localhost, which glibc does not resolve, so *.localhost is
 resolved to 127.0.0.1 (RFC 6761 section 6.3) inside this process only.
+no_instance_discovery names, for the installed azure-identity, the option
+an application passes with a GUID tenant.
 """
 
 import json
@@ -61,6 +63,20 @@ def expect_error(fn):
     except Exception as err:
         return describe(err)
     raise AssertionError("expected an error, got %r" % (value,))
+
+
+def no_instance_discovery():
+    """The option that skips MSAL's instance discovery (a call to
+    login.microsoftonline.com) for a GUID tenant: disable_instance_discovery
+    since azure-identity 1.13.0; instance_discovery=False in the 1.13 betas
+    Debian ships."""
+    import inspect
+
+    from azure.identity._internal.msal_credentials import MsalCredential
+
+    if "disable_instance_discovery" in inspect.signature(MsalCredential.__init__).parameters:
+        return {"disable_instance_discovery": True}
+    return {"instance_discovery": False}
 
 
 def need(name):

@@ -24,23 +24,9 @@ from azure.identity import (
     ManagedIdentityCredential,
 )
 
-from harness import expect_error, need, run
+from harness import expect_error, need, no_instance_discovery, run
 
 mode, scopes = sys.argv[1], sys.argv[2:]
-
-
-def no_instance_discovery():
-    """The option that skips MSAL's instance discovery (a call to
-    login.microsoftonline.com) for a GUID tenant: disable_instance_discovery
-    since azure-identity 1.13.0; instance_discovery=False in the 1.13 betas
-    Debian ships."""
-    import inspect
-
-    from azure.identity._internal.msal_credentials import MsalCredential
-
-    if "disable_instance_discovery" in inspect.signature(MsalCredential.__init__).parameters:
-        return {"disable_instance_discovery": True}
-    return {"instance_discovery": False}
 
 
 prompts = []

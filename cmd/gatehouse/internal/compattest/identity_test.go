@@ -154,7 +154,9 @@ func (e *env) scopeArgs() []string {
 // verifiable, cached tokens for the management API, the AI data plane and
 // Key Vault; a wrong secret and an unknown resource fail with Entra's
 // errors. (MSAL Node reuses one certificate assertion for every scope:
-// the second scope used to fail with AADSTS700235.)
+// the second scope used to fail with AADSTS700235.) People sign in with
+// a device code and a browser, and a web API calls a vault on a person's
+// behalf (testOnBehalfOf).
 func testIdentity(t *testing.T, e *env) {
 	tenant := e.Directory.DefaultTenant()
 	secretEnv := e.identityEnv(e.app)
@@ -255,6 +257,10 @@ func testIdentity(t *testing.T, e *env) {
 			t.Fatalf("the browser opened %d times, want once", n)
 		}
 		e.AssertNotLogged(t, pw)
+	})
+	t.Run("on-behalf-of", func(t *testing.T) {
+		t.Parallel()
+		testOnBehalfOf(t, e)
 	})
 }
 

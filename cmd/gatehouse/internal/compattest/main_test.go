@@ -122,6 +122,7 @@ type env struct {
 	js         jsEnv
 	sub, group string
 	mgmtToken  string
+	roles      *armauthorization.RoleAssignmentsClient
 	work       string // temporary files (certificates)
 
 	// app is a service principal with a secret; certApp one with a
@@ -177,11 +178,30 @@ func newEnv(t *testing.T, js jsEnv) *env {
 	}
 
 	e.vaultName = "compat-kv"
-	r = e.arm(t, http.MethodPut, e.groupPath()+"/providers/Microsoft.KeyVault/vaults/"+e.vaultName+"?api-version=2023-07-01", map[string]any{
-		"location": "westus", "properties": map[string]any{"tenantId": s.Directory.DefaultTenant(),
+	vaultID, vaultURL := e.createVault(t, e.vaultName)
+	e.vaultURL = vaultURL
+
+	// Data roles, assigned with armauthorization as an operator would.
+	e.roles, err = armauthorization.NewRoleAssignmentsClient(e.sub, boot, opts)
+	must(t, err)
+	sp := armauthorization.PrincipalTypeServicePrincipal
+	e.assign(t, vaultID, secretsOfficer, e.app.objectID, sp)
+	e.assign(t, vaultID, secretsUser, *e.mi.Properties.PrincipalID, sp)
+	e.assign(t, e.language.id, cogUser, e.app.objectID, sp)
+	e.assign(t, e.language.id, cogUser, *e.mi.Properties.PrincipalID, sp)
+	e.assign(t, e.openai.id, openAIUser, e.app.objectID, sp)
+	return e
+}
+
+// createVault creates an RBAC vault in the group with the management API
+// and returns its resource id and vaultUri.
+func (e *env) createVault(t *testing.T, name string) (id, uri string) {
+	t.Helper()
+	r := e.arm(t, http.MethodPut, e.groupPath()+"/providers/Microsoft.KeyVault/vaults/"+name+"?api-version=2023-07-01", map[string]any{
+		"location": "westus", "properties": map[string]any{"tenantId": e.Directory.DefaultTenant(),
 			"sku": map[string]string{"family": "A", "name": "standard"}, "enableRbacAuthorization": true}})
 	if r.status != http.StatusCreated {
-		t.Fatalf("create vault: %d %s", r.status, r.body)
+		t.Fatalf("create vault %s: %d %s", name, r.status, r.body)
 	}
 	var vault struct {
 		ID         string `json:"id"`
@@ -190,34 +210,29 @@ func newEnv(t *testing.T, js jsEnv) *env {
 		} `json:"properties"`
 	}
 	r.decode(t, &vault)
-	e.vaultURL = vault.Properties.VaultURI
-
-	// Data roles, assigned with armauthorization as an operator would.
-	roles, err := armauthorization.NewRoleAssignmentsClient(e.sub, boot, opts)
-	must(t, err)
-	assign := func(scope, role, principalID string) {
-		t.Helper()
-		_, err := roles.Create(t.Context(), strings.TrimPrefix(scope, "/"), gatehouse.NewGUID(), armauthorization.RoleAssignmentCreateParameters{
-			Properties: &armauthorization.RoleAssignmentProperties{
-				RoleDefinitionID: ptr("/subscriptions/" + e.sub + "/providers/Microsoft.Authorization/roleDefinitions/" + role),
-				PrincipalID:      ptr(principalID), PrincipalType: ptr(armauthorization.PrincipalTypeServicePrincipal)}}, nil)
-		if err != nil {
-			t.Fatalf("assign %s at %s: %v", role, scope, err)
-		}
-	}
-	const (
-		secretsOfficer = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
-		secretsUser    = "4633458b-17de-408a-b874-0445c86b69e6"
-		cogUser        = "a97b65f3-24c7-4388-baec-2e87135dc908"
-		openAIUser     = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
-	)
-	assign(vault.ID, secretsOfficer, e.app.objectID)
-	assign(vault.ID, secretsUser, *e.mi.Properties.PrincipalID)
-	assign(e.language.id, cogUser, e.app.objectID)
-	assign(e.language.id, cogUser, *e.mi.Properties.PrincipalID)
-	assign(e.openai.id, openAIUser, e.app.objectID)
-	return e
+	return vault.ID, vault.Properties.VaultURI
 }
+
+// assign gives a principal a role at scope with armauthorization, as an
+// operator would.
+func (e *env) assign(t *testing.T, scope, role, principalID string, typ armauthorization.PrincipalType) {
+	t.Helper()
+	_, err := e.roles.Create(t.Context(), strings.TrimPrefix(scope, "/"), gatehouse.NewGUID(), armauthorization.RoleAssignmentCreateParameters{
+		Properties: &armauthorization.RoleAssignmentProperties{
+			RoleDefinitionID: ptr("/subscriptions/" + e.sub + "/providers/Microsoft.Authorization/roleDefinitions/" + role),
+			PrincipalID:      ptr(principalID), PrincipalType: ptr(typ)}}, nil)
+	if err != nil {
+		t.Fatalf("assign %s at %s: %v", role, scope, err)
+	}
+}
+
+// The built-in data roles the scenarios assign.
+const (
+	secretsOfficer = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+	secretsUser    = "4633458b-17de-408a-b874-0445c86b69e6"
+	cogUser        = "a97b65f3-24c7-4388-baec-2e87135dc908"
+	openAIUser     = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
+)
 
 func (e *env) groupPath() string { return "/subscriptions/" + e.sub + "/resourceGroups/" + e.group }
 

@@ -71,11 +71,12 @@ func (e *env) python(t *testing.T, py pyEnv, prefix func(argv []string) (string,
 // through environment variables and endpoint URLs: azure-identity's
 // credentials (client secret with tenant adfs and with the tenant GUID,
 // certificate, environment, default, managed identity inside `gatehouse
-// run`), SecretClient through a whole secret life cycle,
-// TextAnalyticsClient with a key and with a token, on its default
-// api-version (2022-10-01-preview, which the Language service used to
-// refuse) and on the Text Analytics v3.1 routes, and
-// the management clients for accounts, keys, roles and identities.
+// run`, on-behalf-of for a web API calling a vault as a person),
+// SecretClient through a whole secret life cycle, TextAnalyticsClient
+// with a key and with a token, on its default api-version
+// (2022-10-01-preview, which the Language service used to refuse) and on
+// the Text Analytics v3.1 routes, and the management clients for
+// accounts, keys, roles and identities.
 func TestPython(t *testing.T) {
 	py := requirePython(t)
 	e := newEnv(t, jsEnv{})
@@ -146,6 +147,22 @@ func TestPython(t *testing.T) {
 				}
 			})
 		}
+		// A web API reads a vault as the person calling it
+		// (OnBehalfOfCredential with a secret and with a certificate);
+		// its own identity reads nothing.
+		t.Run("on-behalf-of", func(t *testing.T) {
+			o := e.newOnBehalfOf(t, "py")
+			// The person signs in with tenant adfs: with a tenant GUID, MSAL
+			// Python 1.21 first asks https://{host without the port}/common/
+			// userrealm/{user} (Authority.instance is the URL's hostname), and
+			// no node listens on 443 here.
+			vars := merge(o.vars(e), map[string]string{"PERSON_TENANT_ID": "adfs"})
+			o.check(t, e, e.python(t, py, nil, vars, "on_behalf_of.py"), map[string]string{"secret": "1", "certificate": "2"})
+			own := merge(e.identityEnv(o.api), map[string]string{"KEYVAULT_URL": o.open, "SECRET_NAME": oboSecret})
+			if err := e.python(t, py, nil, own, "keyvault.py", "read").err(t, "get"); err.StatusCode != 403 {
+				t.Errorf("the API reading as itself: %s", err)
+			}
+		})
 	})
 
 	t.Run("managed-identity", func(t *testing.T) {
