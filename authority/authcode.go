@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/storage"
 )
@@ -45,10 +46,13 @@ import (
 //	         code_verifier → the person's token (and session, ID token with
 //	         the nonce) once
 //
-// Only loopback redirect URIs (http://localhost, 127.0.0.1 or [::1], any
-// port and path; RFC 8252 §7.3) are accepted: Gatehouse registers no
-// redirect URIs for applications, and a code sent anywhere else could be
-// taken by whoever runs that address. PKCE with S256 is required. The
+// Redirect URIs: loopback ones (http://localhost, 127.0.0.1 or [::1], any
+// port and path; RFC 8252 §7.3) for any client, and exactly the URIs an
+// application registered (directory's web.redirectUris and
+// publicClient.redirectUris); a code sent anywhere else could be taken by
+// whoever runs that address. PKCE with S256 is required, except for a web
+// app's registered URI: that code is redeemed only with the app's own
+// secret, certificate or federated credential (and PKCE if it sent one). The
 // request id and the code are 256 random bits stored only as SHA-256; a
 // request can be decided once and its code redeemed once, within
 // authCodeLifetime of the approval, by the client, redirect URI and
@@ -67,23 +71,26 @@ const (
 )
 
 type authRecord struct {
-	TenantID      string    `json:"tenantId"`
-	ClientID      string    `json:"clientId"`
-	ClientName    string    `json:"clientName"`
-	RedirectURI   string    `json:"redirectUri"`
-	ResponseMode  string    `json:"responseMode"`
-	State         string    `json:"state,omitempty"`
-	Nonce         string    `json:"nonce,omitempty"`
-	Scope         string    `json:"scope"`
-	Resource      string    `json:"resource"`
-	CodeChallenge string    `json:"codeChallenge"`
-	Prompt        string    `json:"prompt,omitempty"`
-	LoginHint     string    `json:"loginHint,omitempty"`
-	ADFS          bool      `json:"adfs,omitempty"`
-	Expires       time.Time `json:"expires"`
-	Status        string    `json:"status"` // DevicePending, DeviceApproved, DeviceDeclined, deviceRedeemed
-	ObjectID      string    `json:"objectId,omitempty"`
-	AuthTime      time.Time `json:"authTime,omitzero"`
+	TenantID      string `json:"tenantId"`
+	ClientID      string `json:"clientId"`
+	ClientName    string `json:"clientName"`
+	RedirectURI   string `json:"redirectUri"`
+	ResponseMode  string `json:"responseMode"`
+	State         string `json:"state,omitempty"`
+	Nonce         string `json:"nonce,omitempty"`
+	Scope         string `json:"scope"`
+	Resource      string `json:"resource"`
+	CodeChallenge string `json:"codeChallenge"` // "": none (a confidential client's choice)
+	// Confidential: the redirect URI is a registered web one; the code is
+	// redeemed with the client's credential.
+	Confidential bool      `json:"confidential,omitempty"`
+	Prompt       string    `json:"prompt,omitempty"`
+	LoginHint    string    `json:"loginHint,omitempty"`
+	ADFS         bool      `json:"adfs,omitempty"`
+	Expires      time.Time `json:"expires"`
+	Status       string    `json:"status"` // DevicePending, DeviceApproved, DeviceDeclined, deviceRedeemed
+	ObjectID     string    `json:"objectId,omitempty"`
+	AuthTime     time.Time `json:"authTime,omitzero"`
 }
 
 // AuthRequest is an app's pending sign-in as the portal shows it.
@@ -93,7 +100,8 @@ type AuthRequest struct {
 	ClientID   string
 	ClientName string
 	Resource   string
-	// RedirectURI is where the browser goes back to (a loopback address).
+	// RedirectURI is where the browser goes back to (a loopback address
+	// or one the application registered).
 	RedirectURI   string
 	OfflineAccess bool
 	// PromptNone: the app asked not to show anything (prompt=none);
@@ -197,10 +205,18 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 		clientID, name = client.Principal().ClientID, client.Principal().Name
 	}
 	redirect := q.Get("redirect_uri")
-	if !loopbackRedirect(redirect) {
-		return page(http.StatusBadRequest, "AADSTS50011: The redirect URI '"+clip(redirect)+
-			"' is not accepted: Gatehouse's public clients must use a loopback address (http://localhost:PORT).")
+	kind := directory.RedirectUnregistered
+	if app, err := a.dir.Application(clientID); err == nil {
+		kind = app.Redirect(redirect)
 	}
+	if kind == directory.RedirectUnregistered && !loopbackRedirect(redirect) {
+		return page(http.StatusBadRequest, "AADSTS50011: The redirect URI '"+clip(redirect)+
+			"' specified in the request does not match the redirect URIs configured for the application '"+clip(clientID)+
+			"'. Register it (web.redirectUris or publicClient.redirectUris), or use a loopback address (http://localhost:PORT).")
+	}
+	// A code sent to a web app's registered address is redeemed with the
+	// app's credential; PKCE is then the app's choice.
+	confidential := kind == directory.RedirectWeb
 	mode := q.Get("response_mode")
 	resp := &AuthResponse{URI: redirect, Params: url.Values{}, FormPost: mode == "form_post"}
 	if st := q.Get("state"); st != "" {
@@ -217,9 +233,9 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 		return fail("invalid_request", "AADSTS900144: response_mode must be query or form_post.")
 	case q.Get("response_type") != "code":
 		return fail("unsupported_response_type", "AADSTS700054: response_type must be 'code'.")
-	case q.Get("code_challenge") == "" || len(q.Get("code_challenge")) > 128:
+	case q.Get("code_challenge") == "" && !confidential || len(q.Get("code_challenge")) > 128:
 		return fail("invalid_request", "AADSTS9002325: Proof Key for Code Exchange is required: send code_challenge.")
-	case q.Get("code_challenge_method") != "S256":
+	case q.Get("code_challenge") != "" && q.Get("code_challenge_method") != "S256":
 		return fail("invalid_request", "AADSTS50129: code_challenge_method must be S256.")
 	case len(q.Get("state")) > 2048 || len(q.Get("nonce")) > 1024 || len(q.Get("scope")) > 4096 || len(q.Get("login_hint")) > 256:
 		return fail("invalid_request", "AADSTS90011: A parameter is too long.")
@@ -240,7 +256,7 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 	now := storage.Now(a.now())
 	rec := authRecord{TenantID: tid, ClientID: clientID, ClientName: name, RedirectURI: redirect, ResponseMode: mode,
 		State: q.Get("state"), Nonce: q.Get("nonce"), Scope: q.Get("scope"), Resource: resource,
-		CodeChallenge: q.Get("code_challenge"), Prompt: q.Get("prompt"), LoginHint: q.Get("login_hint"), ADFS: adfs,
+		CodeChallenge: q.Get("code_challenge"), Confidential: confidential, Prompt: q.Get("prompt"), LoginHint: q.Get("login_hint"), ADFS: adfs,
 		Expires: now.Add(authRequestLifetime), Status: DevicePending}
 	if _, err := a.authRequests.Create(r.Context(), &storage.Record[authRecord]{Key: authKey(id), Value: rec, Expires: rec.Expires}); err != nil {
 		return fail("temporarily_unavailable", "The sign-in service is busy; try again.")
@@ -267,12 +283,13 @@ func (a *Authority) writeAuthResponse(w http.ResponseWriter, _ *http.Request, re
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
-	if !resp.FormPost {
+	u, _ := url.Parse(resp.URI) // a loopback or registered URI, checked
+	if !resp.FormPost || u.Scheme != "http" && u.Scheme != "https" {
+		// A native app's own scheme (myapp://auth) takes the query form.
 		h.Set("Location", resp.Location())
 		w.WriteHeader(http.StatusSeeOther)
 		return nil
 	}
-	u, _ := url.Parse(resp.URI) // a checked loopback URI
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; form-action "+u.Scheme+"://"+u.Host+"; base-uri 'none'; frame-ancestors 'none'")
 	w.WriteHeader(http.StatusOK)
@@ -396,10 +413,6 @@ func (a *Authority) authCodeGrant(r *http.Request, tr *tokenRequest) (mintSpec, 
 		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'code'.")
 	case redirect == "":
 		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'redirect_uri'.")
-	case verifier == "":
-		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidRequest, 9002313, "The request body must contain the following parameter: 'code_verifier'.")
-	case tr.secret != "" || tr.form.Get("client_assertion") != "":
-		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidClient, 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
 	}
 	invalid := oauthErr(oauthInvalidGrant, 70000, "The provided authorization code is not valid.")
 	ctx := r.Context()
@@ -409,6 +422,24 @@ func (a *Authority) authCodeGrant(r *http.Request, tr *tokenRequest) (mintSpec, 
 		return mintSpec{}, authRecord{}, invalid
 	case err != nil:
 		return mintSpec{}, authRecord{}, gatehouse.ErrUnavailable.WithCause(err)
+	}
+	// A web app's code needs the app's credential; a public client's must
+	// come without one. Checked before the code is spent.
+	acr := "0"
+	if cur.Value.Confidential {
+		if !strings.EqualFold(cur.Value.ClientID, tr.clientID) {
+			return mintSpec{}, authRecord{}, invalid
+		}
+		app, err := a.clientCredentials(r, tr)
+		if err != nil {
+			return mintSpec{}, authRecord{}, err
+		}
+		acr = app.acr
+	} else if tr.secret != "" || tr.form.Get("client_assertion") != "" {
+		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidClient, 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
+	}
+	if verifier == "" && cur.Value.CodeChallenge != "" {
+		return mintSpec{}, authRecord{}, oauthErr(oauthInvalidRequest, 9002313, "The request body must contain the following parameter: 'code_verifier'.")
 	}
 	sum := sha256.Sum256([]byte(verifier))
 	want := base64.RawURLEncoding.EncodeToString(sum[:])
@@ -425,7 +456,8 @@ func (a *Authority) authCodeGrant(r *http.Request, tr *tokenRequest) (mintSpec, 
 			return errClient
 		case v.RedirectURI != redirect:
 			return errRedirect
-		case subtle.ConstantTimeCompare([]byte(want), []byte(v.CodeChallenge)) != 1:
+		case v.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(want), []byte(v.CodeChallenge)) != 1,
+			v.CodeChallenge == "" && verifier != "":
 			return errVerifier
 		}
 		v.Status = deviceRedeemed
@@ -450,9 +482,27 @@ func (a *Authority) authCodeGrant(r *http.Request, tr *tokenRequest) (mintSpec, 
 	if err != nil {
 		return mintSpec{}, authRecord{}, err
 	}
-	spec := mintSpec{principal: p, acr: "0", clientID: v.ClientID, scope: "user_impersonation", audience: v.Resource}
-	if wantsRefreshToken(v.Scope) {
+	spec := mintSpec{principal: p, acr: acr, clientID: v.ClientID, scope: "user_impersonation", audience: v.Resource}
+	if wantsRefreshToken(withOIDCScopes(v.Scope, tr.form.Get("scope"))) {
 		spec.session = &session{id: gatehouse.NewGUID(), authTime: v.AuthTime}
 	}
 	return spec, v, nil
+}
+
+// withOIDCScopes adds to the authorize request's scope the OpenID Connect
+// scopes (openid, profile, email, offline_access) the redemption asks for,
+// as Entra does: MSAL's confidential client builds its authorize URL with
+// the resource's scope alone and asks for the ID token and the refresh
+// token when it redeems the code. The resource stays the request's.
+func withOIDCScopes(requested, redemption string) string {
+	out := requested
+	for _, s := range strings.Fields(redemption) {
+		switch s {
+		case "openid", "profile", "email", "offline_access":
+			if !hasScope(out, s) {
+				out += " " + s
+			}
+		}
+	}
+	return out
 }

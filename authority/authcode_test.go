@@ -206,11 +206,16 @@ func TestAuthorizationCode(t *testing.T) {
 		for _, f := range []url.Values{
 			{"grant_type": {"authorization_code"}, "client_id": {CLIClientID}, "redirect_uri": {redirect}, "code_verifier": {testVerifier}},
 			{"grant_type": {"authorization_code"}, "client_id": {CLIClientID}, "code": {"x"}, "code_verifier": {testVerifier}},
-			{"grant_type": {"authorization_code"}, "client_id": {CLIClientID}, "code": {"x"}, "redirect_uri": {redirect}},
 		} {
 			if a := e.post(t, "/"+e.tenant+"/oauth2/v2.0/token", f); a.status != 400 || a.str("error") != "invalid_request" {
 				t.Errorf("%v: %d %v", f, a.status, a.body)
 			}
+		}
+		// Without a verifier: the code is looked at first (a PKCE request's
+		// code then needs it, TestRegisteredRedirects).
+		if a := e.post(t, "/"+e.tenant+"/oauth2/v2.0/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {CLIClientID},
+			"code": {"x"}, "redirect_uri": {redirect}}); a.status != 400 || a.aadsts() != "70000" {
+			t.Errorf("no verifier, unknown code: %d %v", a.status, a.body)
 		}
 		if a := e.redeem(t, "no-such-code", redirect, testVerifier); a.status != 400 || a.aadsts() != "70000" {
 			t.Errorf("unknown code: %d %v", a.status, a.body)

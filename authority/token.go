@@ -114,7 +114,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 	case "authorization_code":
 		var ar authRecord
 		spec, ar, err = a.authCodeGrant(r, tr) // authcode.go
-		scope, nonce = ar.Scope, ar.Nonce
+		scope, nonce = withOIDCScopes(ar.Scope, tr.form.Get("scope")), ar.Nonce
 	default:
 		return oauthErr(oauthUnsupportedGrantType, 70003, "The app requested an unsupported grant type '%s'.", clip(tr.grant))
 	}

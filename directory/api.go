@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -136,3 +137,119 @@ func (a *Application) APINames() []string {
 }
 
 func apiKey(tenantID, normalized string) string { return tenantID + " " + normalized }
+
+// Redirect URIs: where the authorization endpoint may send a person's
+// browser back with a code for the application, besides the loopback
+// addresses every public client may use (RFC 8252). Web redirect URIs
+// (Graph's web.redirectUris) belong to a confidential web app: a code
+// sent there is redeemed only with the application's own credential.
+// Public client redirect URIs (publicClient.redirectUris) belong to
+// native apps, which redeem with PKCE alone.
+
+// MaxRedirectURIs bounds an application's redirect URIs of one kind.
+const MaxRedirectURIs = 256
+
+// validRedirectURIs checks a list: absolute URIs without fragment,
+// wildcard or user info, at most 256 characters, https (web) — http only
+// for a loopback host — and none twice.
+func validRedirectURIs(field string, uris []string, web bool) ([]string, error) {
+	if len(uris) > MaxRedirectURIs {
+		return nil, invalid(field, "An application has at most %d redirect URIs of a kind.", MaxRedirectURIs)
+	}
+	out := make([]string, 0, len(uris))
+	seen := map[string]bool{}
+	for _, raw := range uris {
+		u, err := url.Parse(raw)
+		switch {
+		case raw == "" || len(raw) > 256:
+			return nil, invalid(field, "A redirect URI has 1 to 256 characters.")
+		case err != nil || !u.IsAbs() || u.Fragment != "" || strings.ContainsAny(raw, "*# \t") || u.User != nil:
+			return nil, invalid(field, "Redirect URI %q must be an absolute URI without a fragment, wildcards or user information.", clip(raw))
+		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			return nil, invalid(field, "Redirect URI %q: http is allowed only for localhost; use https.", clip(raw))
+		case web && u.Scheme != "https" && u.Scheme != "http", (u.Scheme == "https" || u.Scheme == "http") && u.Host == "":
+			return nil, invalid(field, "Redirect URI %q must be an https URI with a host.", clip(raw))
+		case !plainHost(u.Hostname()):
+			return nil, invalid(field, "Redirect URI %q: the host may hold only letters, digits, dots, dashes and an IP address's colons.", clip(raw))
+		case seen[raw]:
+			return nil, invalid(field, "Redirect URI %q is listed twice.", clip(raw))
+		}
+		seen[raw] = true
+		out = append(out, raw)
+	}
+	return out, nil
+}
+
+// plainHost: a DNS name or IP address, nothing a header or a page could
+// read otherwise (the form_post page's CSP names the redirect's origin).
+func plainHost(h string) bool {
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+func loopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SetRedirectURIs replaces the web and/or public client redirect URIs (a
+// nil list is left alone) of the application whose id is id. ErrNotFound,
+// ErrInvalid.
+func (d *Directory) SetRedirectURIs(ctx context.Context, id string, web, public *[]string) (*Application, error) {
+	e := d.findApp(id)
+	if e == nil {
+		return nil, notFound("The application %q does not exist.", clip(id))
+	}
+	var w, p []string
+	var err error
+	if web != nil {
+		if w, err = validRedirectURIs("web.redirectUris", *web, true); err != nil {
+			return nil, err
+		}
+	}
+	if public != nil {
+		if p, err = validRedirectURIs("publicClient.redirectUris", *public, false); err != nil {
+			return nil, err
+		}
+	}
+	e, err = d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
+		if web != nil {
+			r.WebRedirectURIs = w
+		}
+		if public != nil {
+			r.PublicRedirectURIs = p
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.application(), nil
+}
+
+// RedirectKind is how an application registered a redirect URI.
+type RedirectKind int
+
+const (
+	RedirectUnregistered RedirectKind = iota
+	RedirectWeb                       // web.redirectUris: a confidential client's
+	RedirectPublic                    // publicClient.redirectUris: a native app's
+)
+
+// Redirect reports how the application registered uri (exact match).
+func (a *Application) Redirect(uri string) RedirectKind {
+	switch {
+	case slices.Contains(a.WebRedirectURIs, uri):
+		return RedirectWeb
+	case slices.Contains(a.PublicRedirectURIs, uri):
+		return RedirectPublic
+	}
+	return RedirectUnregistered
+}

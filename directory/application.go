@@ -45,6 +45,9 @@ type Application struct {
 	// IdentifierURIs name the application's API besides its application
 	// id (api.go).
 	IdentifierURIs []string
+	// WebRedirectURIs and PublicRedirectURIs are the registered redirect
+	// URIs (api.go).
+	WebRedirectURIs, PublicRedirectURIs []string
 }
 
 // SecretInfo describes a client secret. The secret itself is never kept.
@@ -73,7 +76,8 @@ func (e *entry) application() *Application {
 	r := &e.rec
 	a := &Application{ObjectID: r.ObjectID, AppObjectID: r.AppObjectID, AppID: r.AppID, TenantID: r.TenantID,
 		DisplayName: r.DisplayName, Enabled: r.Enabled, ServicePrincipal: r.ServicePrincipal,
-		Roles: slices.Clone(r.Roles), Created: r.Created, IdentifierURIs: slices.Clone(r.IdentifierURIs)}
+		Roles: slices.Clone(r.Roles), Created: r.Created, IdentifierURIs: slices.Clone(r.IdentifierURIs),
+		WebRedirectURIs: slices.Clone(r.WebRedirectURIs), PublicRedirectURIs: slices.Clone(r.PublicRedirectURIs)}
 	for _, s := range r.Secrets {
 		a.Secrets = append(a.Secrets, SecretInfo{KeyID: s.KeyID, DisplayName: s.DisplayName, Hint: s.Hint, Start: s.Start, End: s.End})
 	}

@@ -56,6 +56,9 @@ type record struct {
 	Federated        []federatedRecord `json:"federated,omitempty"`
 	// IdentifierURIs name the application's API (api.go).
 	IdentifierURIs []string `json:"identifierUris,omitempty"`
+	// WebRedirectURIs and PublicRedirectURIs: where codes may go (api.go).
+	WebRedirectURIs    []string `json:"webRedirectUris,omitempty"`
+	PublicRedirectURIs []string `json:"publicRedirectUris,omitempty"`
 
 	// Managed identities.
 	ResourceID string            `json:"resourceId,omitempty"`

@@ -2,6 +2,7 @@ package graphapi
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -46,8 +47,71 @@ type applicationView struct {
 	SignInAudience      string               `json:"signInAudience"`
 	PublisherDomain     string               `json:"publisherDomain"`
 	IdentifierURIs      []string             `json:"identifierUris"`
+	Web                 webView              `json:"web"`
+	PublicClient        redirectsView        `json:"publicClient"`
+	Spa                 redirectsView        `json:"spa"`
 	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
 	KeyCredentials      []keyCredential      `json:"keyCredentials"`
+}
+
+// webView is Graph's web application settings: where the authorization
+// endpoint may send a confidential web app's codes.
+type webView struct {
+	RedirectURIs          []string `json:"redirectUris"`
+	HomePageURL           *string  `json:"homePageUrl"`
+	LogoutURL             *string  `json:"logoutUrl"`
+	ImplicitGrantSettings struct {
+		EnableIDTokenIssuance     bool `json:"enableIdTokenIssuance"`
+		EnableAccessTokenIssuance bool `json:"enableAccessTokenIssuance"`
+	} `json:"implicitGrantSettings"`
+}
+
+type redirectsView struct {
+	RedirectURIs []string `json:"redirectUris"`
+}
+
+// webBody and redirectsBody are what a create or PATCH may set: redirect
+// URIs. The rest of Graph's web settings is accepted only as "off" (no
+// implicit grant, no home page or logout URL is kept), so nothing sent is
+// silently dropped.
+type webBody struct {
+	RedirectURIs          *[]string `json:"redirectUris"`
+	HomePageURL           *string   `json:"homePageUrl"`
+	LogoutURL             *string   `json:"logoutUrl"`
+	ImplicitGrantSettings *struct {
+		EnableIDTokenIssuance     *bool `json:"enableIdTokenIssuance"`
+		EnableAccessTokenIssuance *bool `json:"enableAccessTokenIssuance"`
+	} `json:"implicitGrantSettings"`
+	RedirectURISettings *[]json.RawMessage `json:"redirectUriSettings"`
+}
+
+type redirectsBody struct {
+	RedirectURIs *[]string `json:"redirectUris"`
+}
+
+// redirects checks the body's web, publicClient and spa settings and
+// returns the redirect URI lists to set (nil: unchanged).
+func (b *applicationBody) redirects() (web, public *[]string, err error) {
+	if b.Web != nil {
+		w := b.Web
+		switch {
+		case w.HomePageURL != nil && *w.HomePageURL != "", w.LogoutURL != nil && *w.LogoutURL != "":
+			return nil, nil, gatehouse400("web", "homePageUrl and logoutUrl are not kept here; leave them out.")
+		case w.ImplicitGrantSettings != nil && (w.ImplicitGrantSettings.EnableIDTokenIssuance != nil && *w.ImplicitGrantSettings.EnableIDTokenIssuance ||
+			w.ImplicitGrantSettings.EnableAccessTokenIssuance != nil && *w.ImplicitGrantSettings.EnableAccessTokenIssuance):
+			return nil, nil, gatehouse400("web.implicitGrantSettings", "The implicit grant is not offered: use the authorization code grant.")
+		case w.RedirectURISettings != nil && len(*w.RedirectURISettings) > 0:
+			return nil, nil, gatehouse400("web.redirectUriSettings", "Set web.redirectUris instead.")
+		}
+		web = w.RedirectURIs
+	}
+	if b.PublicClient != nil {
+		public = b.PublicClient.RedirectURIs
+	}
+	if b.Spa != nil && b.Spa.RedirectURIs != nil && len(*b.Spa.RedirectURIs) > 0 {
+		return nil, nil, gatehouse400("spa.redirectUris", "Single-page applications are not supported: register the URI as a web (confidential) or public client redirect URI.")
+	}
+	return web, public, nil
 }
 
 type servicePrincipalView struct {
@@ -93,7 +157,10 @@ func certViews(a *directory.Application) []keyCredential {
 func appView(a *directory.Application) applicationView {
 	return applicationView{ID: a.AppObjectID, AppID: a.AppID, DisplayName: a.DisplayName,
 		CreatedDateTime: graphTime(a.Created), SignInAudience: "AzureADMyOrg", PublisherDomain: "gatehouse",
-		IdentifierURIs: append([]string{}, a.IdentifierURIs...), PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+		IdentifierURIs: append([]string{}, a.IdentifierURIs...),
+		Web:            webView{RedirectURIs: append([]string{}, a.WebRedirectURIs...)},
+		PublicClient:   redirectsView{RedirectURIs: append([]string{}, a.PublicRedirectURIs...)},
+		Spa:            redirectsView{RedirectURIs: []string{}}, PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
 }
 
 func spView(a *directory.Application) servicePrincipalView {
@@ -163,6 +230,11 @@ type applicationBody struct {
 	// IdentifierURIs name the application's API ("Application ID URI"):
 	// tokens for {uri}/.default have it as their audience.
 	IdentifierURIs *[]string `json:"identifierUris"`
+	// Web and PublicClient carry redirect URIs for the authorization code
+	// grant (az ad app create --web-redirect-uris / --public-client-redirect-uris).
+	Web          *webBody       `json:"web"`
+	PublicClient *redirectsBody `json:"publicClient"`
+	Spa          *redirectsBody `json:"spa"`
 	// Gatehouse extension: create the service principal in the same call
 	// (what `gatehouse ad sp create` wants).
 	CreateServicePrincipal bool `json:"gatehouseCreateServicePrincipal"`
@@ -179,13 +251,16 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 	if body.SignInAudience != nil && *body.SignInAudience != "AzureADMyOrg" {
 		return gatehouse400("signInAudience", "Only 'AzureADMyOrg' is supported.")
 	}
+	web, public, err := body.redirects()
+	if err != nil {
+		return err
+	}
 	a, err := g.dir.CreateApplication(r.Context(), directory.ApplicationSpec{DisplayName: *body.DisplayName,
 		TenantID: c.Principal.TenantID, ServicePrincipal: body.CreateServicePrincipal})
 	if err != nil {
 		return err
 	}
-	if body.KeyCredentials != nil || body.IdentifierURIs != nil {
-		var err error
+	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil {
 		if body.KeyCredentials != nil {
 			var specs []directory.CertificateSpec
 			if specs, err = certSpecs(*body.KeyCredentials); err == nil {
@@ -194,6 +269,9 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 		}
 		if err == nil && body.IdentifierURIs != nil {
 			_, err = g.dir.SetIdentifierURIs(r.Context(), a.AppObjectID, *body.IdentifierURIs, g.auth.ReservedResource)
+		}
+		if err == nil && (web != nil || public != nil) {
+			_, err = g.dir.SetRedirectURIs(r.Context(), a.AppObjectID, web, public)
 		}
 		if err != nil {
 			// Do not leave a half-made application behind.
@@ -257,6 +335,10 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	if err := decode(r, &body); err != nil {
 		return err
 	}
+	web, public, err := body.redirects()
+	if err != nil {
+		return err
+	}
 	if body.KeyCredentials != nil {
 		specs, err := certSpecs(*body.KeyCredentials)
 		if err != nil {
@@ -268,6 +350,11 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	}
 	if body.IdentifierURIs != nil {
 		if _, err := g.dir.SetIdentifierURIs(r.Context(), a.AppObjectID, *body.IdentifierURIs, g.auth.ReservedResource); err != nil {
+			return err
+		}
+	}
+	if web != nil || public != nil {
+		if _, err := g.dir.SetRedirectURIs(r.Context(), a.AppObjectID, web, public); err != nil {
 			return err
 		}
 	}

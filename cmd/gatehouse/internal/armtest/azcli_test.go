@@ -221,6 +221,14 @@ func TestAzCLI(t *testing.T) {
 		if len(uris) != 2 || uris[1] != uri2 {
 			t.Fatalf("az ad app show after update: %v", uris)
 		}
+		// A web app's and a native app's redirect URIs.
+		az.run("ad", "app", "update", "--id", app.AppID, "--web-redirect-uris", "https://orders.example.test/signin-oidc",
+			"--public-client-redirect-uris", "myapp://auth")
+		var redirects struct{ Web, Public []string }
+		az.json(&redirects, "ad", "app", "show", "--id", app.AppID, "--query", "{web: web.redirectUris, public: publicClient.redirectUris}")
+		if len(redirects.Web) != 1 || redirects.Web[0] != "https://orders.example.test/signin-oidc" || len(redirects.Public) != 1 {
+			t.Fatalf("redirect URIs: %+v", redirects)
+		}
 		az.run("ad", "sp", "create", "--id", app.AppID)
 		var sp struct{ AppID string }
 		az.json(&sp, "ad", "sp", "show", "--id", uri2)

@@ -70,6 +70,10 @@ func (f *fixture) testCLI(t *testing.T) {
 	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID); code == 0 || !strings.Contains(errOut, "nothing to change") {
 		t.Fatalf("update without a change: %d %q", code, errOut)
 	}
+	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--web-redirect-uris", "https://cli.example.test/cb,http://localhost:7000/cb")
+	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "web.redirectUris[1]", "-o", "tsv"); strings.TrimSpace(out) != "http://localhost:7000/cb" {
+		t.Fatalf("web redirect URIs: %q", out)
+	}
 	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--identifier-uris=")
 	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "length(identifierUris)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
 		t.Fatalf("cleared identifier URIs: %q", out)

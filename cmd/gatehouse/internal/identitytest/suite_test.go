@@ -50,6 +50,7 @@ func TestIdentity(t *testing.T) {
 			t.Run("cli", f.testCLI)
 			t.Run("device-code", f.testDeviceCode)
 			t.Run("interactive-browser", f.testInteractiveBrowser)
+			t.Run("web-app", f.testWebApp)
 			t.Run("workload-identity-managed", f.testWorkloadIdentityMI)
 			t.Run("audit", f.testAudit)
 			f.assertNoSecretsLogged(t)

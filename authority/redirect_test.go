@@ -1,0 +1,147 @@
+package authority
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/internal/teststore"
+	"github.com/gatehouse/gatehouse/storage"
+)
+
+// TestRegisteredRedirects: applications' registered redirect URIs — a web
+// app's code goes to its https address and is redeemed only with its
+// secret (PKCE optional); a native app's own scheme works with PKCE; any
+// other address gets the error page, on both backends.
+func TestRegisteredRedirects(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		e := newSessionEnv(t, s)
+		ctx := t.Context()
+		me := e.person()
+		path := "/" + e.tenant + "/oauth2/v2.0/authorize"
+		web := e.newApp(t, "web-app")
+		other := e.newApp(t, "other-app")
+		const webURI, nativeURI = "https://app.example.test/signin-oidc", "myapp://auth"
+		webList, publicList := []string{webURI, "http://localhost:5000/signin-oidc"}, []string{nativeURI}
+		if _, err := e.n.d.SetRedirectURIs(ctx, web.app.AppID, &webList, &publicList); err != nil {
+			t.Fatal(err)
+		}
+		otherList := []string{"https://other.example.test/cb"}
+		if _, err := e.n.d.SetRedirectURIs(ctx, other.app.AppID, &otherList, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"http://app.example.test/cb", "https://app.example.test/#f", "https://*.example.test/cb",
+			"relative/cb", "https://a;b.example.test/", "", "https:///nohost"} {
+			list := []string{bad}
+			if _, err := e.n.d.SetRedirectURIs(ctx, web.app.AppID, &list, nil); !errors.Is(err, directory.ErrInvalid) {
+				t.Errorf("redirect URI %q: %v, want ErrInvalid", bad, err)
+			}
+		}
+		e.n.sync(t)
+
+		webQuery := func(mod func(url.Values)) url.Values {
+			return authQuery(webURI, func(q url.Values) {
+				q.Set("client_id", web.app.AppID)
+				q.Del("code_challenge")
+				q.Del("code_challenge_method")
+				if mod != nil {
+					mod(q)
+				}
+			})
+		}
+		approve := func(q url.Values) string {
+			t.Helper()
+			resp, err := e.n.a.DecideAuthorization(ctx, nil, requestID(t, e.authorize(t, path, q)), &me, true)
+			if err != nil || resp.Params.Get("code") == "" {
+				t.Fatalf("approve: %+v %v", resp, err)
+			}
+			if resp.URI != q.Get("redirect_uri") {
+				t.Fatalf("the code goes to %s, not %s", resp.URI, q.Get("redirect_uri"))
+			}
+			return resp.Params.Get("code")
+		}
+		redeem := func(code, redirect string, form url.Values) tokenAnswer {
+			t.Helper()
+			f := url.Values{"grant_type": {"authorization_code"}, "client_id": {web.app.AppID}, "code": {code},
+				"redirect_uri": {redirect}, "scope": {scopeARM}}
+			for k, v := range form {
+				f[k] = v
+			}
+			return e.post(t, "/"+e.tenant+"/oauth2/v2.0/token", f)
+		}
+
+		// A web app: no PKCE, the secret at the token endpoint.
+		code := approve(webQuery(nil))
+		for _, tc := range []struct {
+			name     string
+			form     url.Values
+			err, sts string
+		}{
+			{"no credential", nil, "invalid_client", "7000218"},
+			{"wrong secret", url.Values{"client_secret": {"nope"}}, "invalid_client", "7000215"},
+			{"another app's secret", url.Values{"client_id": {other.app.AppID}, "client_secret": {other.secret}}, "invalid_grant", "70000"},
+			{"a verifier without a challenge", url.Values{"client_secret": {web.secret}, "code_verifier": {testVerifier}}, "invalid_grant", "501481"},
+		} {
+			if a := redeem(code, webURI, tc.form); a.str("error") != tc.err || a.aadsts() != tc.sts {
+				t.Errorf("%s: %d %v", tc.name, a.status, a.body)
+			}
+		}
+		tok := redeem(code, webURI, url.Values{"client_secret": {web.secret}})
+		if tok.status != 200 || tok.str("refresh_token") == "" {
+			t.Fatalf("web app redeeming with its secret: %d %v", tok.status, tok.body)
+		}
+		c, err := e.n.a.Verify(ctx, tok.str("access_token"), ManagementAudiences...)
+		if err != nil || c.Principal.ObjectID != e.user.ObjectID || c.AppIDACR != "1" || jwtPayload(t, tok.str("access_token"))["appid"] != web.app.AppID {
+			t.Fatalf("web app's token: %+v %v", c, err)
+		}
+		if a := redeem(code, webURI, url.Values{"client_secret": {web.secret}}); a.aadsts() != "54005" {
+			t.Fatalf("redeemed twice: %d %v", a.status, a.body)
+		}
+		// With PKCE too, if the web app sends it; form_post goes to its https origin.
+		q := webQuery(func(q url.Values) {
+			q.Set("code_challenge", testChallenge())
+			q.Set("code_challenge_method", "S256")
+		})
+		code = approve(q)
+		if a := redeem(code, webURI, url.Values{"client_secret": {web.secret}}); a.aadsts() != "9002313" {
+			t.Fatalf("PKCE request redeemed without its verifier: %d %v", a.status, a.body)
+		}
+		if a := redeem(code, webURI, url.Values{"client_secret": {web.secret}, "code_verifier": {testVerifier}}); a.status != 200 {
+			t.Fatalf("web app with PKCE: %d %v", a.status, a.body)
+		}
+		// A native app's own scheme: PKCE, no secret; form_post falls back to the query.
+		nq := authQuery(nativeURI, func(q url.Values) { q.Set("client_id", web.app.AppID); q.Set("response_mode", "form_post") })
+		resp, err := e.n.a.DecideAuthorization(ctx, nil, requestID(t, e.authorize(t, path, nq)), &me, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(resp.Location(), nativeURI+"?") {
+			t.Fatalf("native redirect: %s", resp.Location())
+		}
+		if a := redeem(resp.Params.Get("code"), nativeURI, url.Values{"client_secret": {web.secret}, "code_verifier": {testVerifier}}); a.aadsts() != "700025" {
+			t.Fatalf("a native app's code with a secret: %d %v", a.status, a.body)
+		}
+		if a := redeem(resp.Params.Get("code"), nativeURI, url.Values{"code_verifier": {testVerifier}}); a.status != 200 {
+			t.Fatalf("native app: %d %v", a.status, a.body)
+		}
+		w := e.authorize(t, path, authQuery(nativeURI, func(q url.Values) { q.Set("client_id", web.app.AppID); q.Del("code_challenge") }))
+		if loc, _ := url.Parse(w.Header().Get("Location")); loc == nil || !strings.HasPrefix(loc.String(), nativeURI+"?") || loc.Query().Get("error") != "invalid_request" {
+			t.Fatalf("a native app without PKCE: %d %q", w.Code, w.Header().Get("Location"))
+		}
+
+		// Not registered for this app: the error page, never a redirect.
+		for _, tc := range []struct{ client, uri string }{
+			{web.app.AppID, "https://evil.example.test/signin-oidc"},
+			{web.app.AppID, "https://other.example.test/cb"},
+			{web.app.AppID, webURI + "/"},
+			{CLIClientID, webURI},
+		} {
+			w := e.authorize(t, path, authQuery(tc.uri, func(q url.Values) { q.Set("client_id", tc.client) }))
+			if w.Code != 400 || w.Header().Get("Location") != "" || !strings.Contains(w.Body.String(), "AADSTS50011") {
+				t.Errorf("%s for %s: %d %q", tc.uri, tc.client, w.Code, w.Header().Get("Location"))
+			}
+		}
+	})
+}
