@@ -243,6 +243,66 @@ func TestAzCLI(t *testing.T) {
 		az.run("ad", "app", "delete", "--id", app.AppID)
 	})
 
+	// The rest of az ad a team uses day to day: rotating secrets,
+	// federated credentials for CI, people.
+	t.Run("ad-daily", func(t *testing.T) {
+		az := az.with(t)
+		var sp struct{ AppID, Password string }
+		az.json(&sp, "ad", "sp", "create-for-rbac", "-n", "az-daily")
+		az.redact = append(az.redact, sp.Password)
+		var apps []struct{ AppID string }
+		az.json(&apps, "ad", "app", "list", "--display-name", "az-daily")
+		if len(apps) != 1 || apps[0].AppID != sp.AppID {
+			t.Fatalf("az ad app list --display-name: %+v", apps)
+		}
+		var sps []struct{ AppID string }
+		az.json(&sps, "ad", "sp", "list", "--display-name", "az-daily")
+		if len(sps) != 1 || sps[0].AppID != sp.AppID {
+			t.Fatalf("az ad sp list --display-name: %+v", sps)
+		}
+		// Rotation: --append keeps the old secret, a plain reset replaces it.
+		var second struct{ AppID, Password string }
+		az.json(&second, "ad", "app", "credential", "reset", "--id", sp.AppID, "--append", "--display-name", "second")
+		az.redact = append(az.redact, second.Password)
+		var creds []map[string]any
+		az.json(&creds, "ad", "app", "credential", "list", "--id", sp.AppID)
+		if len(creds) != 2 {
+			t.Fatalf("after reset --append: %d credentials", len(creds))
+		}
+		var third struct{ AppID, Password string }
+		az.json(&third, "ad", "sp", "credential", "reset", "--id", sp.AppID)
+		az.redact = append(az.redact, third.Password)
+		az.json(&creds, "ad", "sp", "credential", "list", "--id", sp.AppID)
+		if len(creds) != 1 {
+			t.Fatalf("after reset: %d credentials", len(creds))
+		}
+		// Federated credential for a CI system (GitHub Actions' shape).
+		fic := filepath.Join(t.TempDir(), "fic.json")
+		must(t, os.WriteFile(fic, []byte(`{"name":"gh-main","issuer":"https://token.actions.githubusercontent.com",
+			"subject":"repo:octo/app:ref:refs/heads/main","audiences":["api://AzureADTokenExchange"],"description":"main"}`), 0o600))
+		az.run("ad", "app", "federated-credential", "create", "--id", sp.AppID, "--parameters", fic)
+		var fics []struct{ Name, Subject string }
+		az.json(&fics, "ad", "app", "federated-credential", "list", "--id", sp.AppID)
+		if len(fics) != 1 || fics[0].Name != "gh-main" {
+			t.Fatalf("federated credentials: %+v", fics)
+		}
+		az.run("ad", "app", "federated-credential", "delete", "--id", sp.AppID, "--federated-credential-id", "gh-main")
+		// People.
+		var user struct{ ID, UserPrincipalName string }
+		az.json(&user, "ad", "user", "create", "--display-name", "Az Person", "--user-principal-name", "az.person@suite.test",
+			"--password", "an az person password 1")
+		if user.ID == "" || user.UserPrincipalName != "az.person@suite.test" {
+			t.Fatalf("az ad user create: %+v", user)
+		}
+		var shown struct{ ID string }
+		az.json(&shown, "ad", "user", "show", "--id", "az.person@suite.test")
+		if shown.ID != user.ID {
+			t.Fatalf("az ad user show: %+v", shown)
+		}
+		az.run("ad", "user", "delete", "--id", user.ID)
+		az.run("ad", "app", "delete", "--id", sp.AppID)
+	})
+
 	// The usual way to make a service principal for a CI job. (With
 	// --role, Debian's az 2.45 fails before its role assignment request:
 	// 'RoleAssignmentsOperations' object has no attribute 'config' — as
