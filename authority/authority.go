@@ -345,6 +345,12 @@ func (a *Authority) mint(s mintSpec) (string, time.Time, error) {
 			ac.IDTyp, ac.AppID, ac.AppDisplayName, ac.MIRID = "app", p.ClientID, p.Name, s.miResourceID
 		}
 	}
+	if p.ObjectID != "" && !a.KnownResource(s.audience) {
+		// An application's API: the app roles the subject holds on it.
+		if api, err := a.dir.API(tid, s.audience); err == nil {
+			ac.Roles = api.AppRoleValues(p.ObjectID)
+		}
+	}
 	payload := ac.appendJSON(make([]byte, 0, 640))
 	if len(s.extra) > 0 {
 		more, err := json.Marshal(s.extra)

@@ -30,6 +30,9 @@ type Claims struct {
 	AppIDACR string
 	// Scope is scp: delegated scopes of a person's token ("" for apps).
 	Scope string
+	// Roles are the app roles the subject holds on the audience (an
+	// application's API).
+	Roles []string
 	// Extra holds the non-standard claims passed to Issue. JSON numbers
 	// come back as json.Number (use Int64), strings as string, objects as
 	// map[string]any.
@@ -107,6 +110,9 @@ type accessClaims struct {
 	UTI            string `json:"uti"`
 	Ver            string `json:"ver"`
 	MIRID          string `json:"xms_mirid,omitempty"`
+	// Roles: the app roles the subject holds on the audience, when the
+	// audience is an application's API.
+	Roles []string `json:"roles,omitempty"`
 }
 
 // reservedClaims cannot be set through Issue's extra map.
@@ -128,7 +134,7 @@ func claimsFrom(payload []byte) (*Claims, *accessClaims, error) {
 		return nil, nil, invalidToken("payload has claims of the wrong type")
 	}
 	c := &Claims{Audience: ac.Aud, Issuer: ac.Iss, IssuedAt: time.Unix(ac.Iat, 0), NotBefore: time.Unix(ac.Nbf, 0),
-		Expires: time.Unix(ac.Exp, 0), ID: ac.UTI, AppIDACR: ac.AppIDACR, Scope: ac.Scp}
+		Expires: time.Unix(ac.Exp, 0), ID: ac.UTI, AppIDACR: ac.AppIDACR, Scope: ac.Scp, Roles: ac.Roles}
 	c.Principal = gatehouse.Principal{TenantID: ac.TID, ObjectID: ac.OID}
 	switch ac.IDTyp {
 	case "user":
@@ -183,6 +189,16 @@ func (c *accessClaims) appendJSON(b []byte) []byte {
 	b = appendStringField(b, "uti", c.UTI, false)
 	b = appendStringField(b, "ver", c.Ver, false)
 	b = appendStringField(b, "xms_mirid", c.MIRID, true)
+	if len(c.Roles) > 0 {
+		b = append(b, `"roles":[`...)
+		for i, r := range c.Roles {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, r)
+		}
+		b = append(b, ']', ',')
+	}
 	b[len(b)-1] = '}' // replaces the last field's comma
 	return b
 }

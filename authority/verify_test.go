@@ -311,6 +311,8 @@ func TestClaimsJSON(t *testing.T) {
 		{Aud: "https://management.azure.com/", Iss: "https://h/t/v2.0", Iat: 1, Nbf: 2, Exp: 3, TID: "t", UTI: "u", Ver: "1.0"},
 		{Aud: `a"b\c`, Iss: "<i>&", AppDisplayName: "na\u2028me\x01\xff", AppID: "x", AppIDACR: "1", IDP: "p", IDTyp: "app",
 			Name: "ü€😀", OID: "o", Scp: "s", Sub: "o", TID: "t", UniqueName: "u", UPN: "u", UTI: "x", Ver: "1.0", MIRID: "/subscriptions/x"},
+		{Aud: "api://x", Iss: "i", TID: "t", UTI: "u", Ver: "1.0", Roles: []string{"Orders.Read", `q"<`}},
+		{Aud: "api://x", Iss: "i", TID: "t", UTI: "u", Ver: "1.0", Roles: []string{}},
 	} {
 		want, _ := json.Marshal(&ac)
 		if got := ac.appendJSON(nil); string(got) != string(want) {
@@ -322,7 +324,7 @@ func TestClaimsJSON(t *testing.T) {
 func FuzzClaimsJSON(f *testing.F) {
 	f.Add("a", "<\u2029\xff\"")
 	f.Fuzz(func(t *testing.T, aud, name string) {
-		ac := accessClaims{Aud: aud, AppDisplayName: name, Exp: -5}
+		ac := accessClaims{Aud: aud, AppDisplayName: name, Exp: -5, Roles: []string{name, aud}}
 		want, _ := json.Marshal(&ac)
 		if got := ac.appendJSON(nil); string(got) != string(want) {
 			t.Fatalf("appendJSON\n got %s\nwant %s", got, want)

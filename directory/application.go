@@ -48,6 +48,9 @@ type Application struct {
 	// WebRedirectURIs and PublicRedirectURIs are the registered redirect
 	// URIs (api.go).
 	WebRedirectURIs, PublicRedirectURIs []string
+	// AppRoles it defines and AppRoleAssignments of them (approles.go).
+	AppRoles           []AppRole
+	AppRoleAssignments []AppRoleAssignment
 }
 
 // SecretInfo describes a client secret. The secret itself is never kept.
@@ -77,7 +80,11 @@ func (e *entry) application() *Application {
 	a := &Application{ObjectID: r.ObjectID, AppObjectID: r.AppObjectID, AppID: r.AppID, TenantID: r.TenantID,
 		DisplayName: r.DisplayName, Enabled: r.Enabled, ServicePrincipal: r.ServicePrincipal,
 		Roles: slices.Clone(r.Roles), Created: r.Created, IdentifierURIs: slices.Clone(r.IdentifierURIs),
-		WebRedirectURIs: slices.Clone(r.WebRedirectURIs), PublicRedirectURIs: slices.Clone(r.PublicRedirectURIs)}
+		WebRedirectURIs: slices.Clone(r.WebRedirectURIs), PublicRedirectURIs: slices.Clone(r.PublicRedirectURIs),
+		AppRoles: slices.Clone(r.AppRoles), AppRoleAssignments: slices.Clone(r.AppRoleAssignments)}
+	for i := range a.AppRoleAssignments {
+		a.AppRoleAssignments[i].ResourceID = r.ObjectID
+	}
 	for _, s := range r.Secrets {
 		a.Secrets = append(a.Secrets, SecretInfo{KeyID: s.KeyID, DisplayName: s.DisplayName, Hint: s.Hint, Start: s.Start, End: s.End})
 	}

@@ -59,6 +59,9 @@ type record struct {
 	// WebRedirectURIs and PublicRedirectURIs: where codes may go (api.go).
 	WebRedirectURIs    []string `json:"webRedirectUris,omitempty"`
 	PublicRedirectURIs []string `json:"publicRedirectUris,omitempty"`
+	// AppRoles and the assignments of them (approles.go).
+	AppRoles           []AppRole           `json:"appRoles,omitempty"`
+	AppRoleAssignments []AppRoleAssignment `json:"appRoleAssignments,omitempty"`
 
 	// Managed identities.
 	ResourceID string            `json:"resourceId,omitempty"`

@@ -50,6 +50,7 @@ type applicationView struct {
 	Web                 webView              `json:"web"`
 	PublicClient        redirectsView        `json:"publicClient"`
 	Spa                 redirectsView        `json:"spa"`
+	AppRoles            []appRoleView        `json:"appRoles"`
 	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
 	KeyCredentials      []keyCredential      `json:"keyCredentials"`
 }
@@ -160,7 +161,7 @@ func appView(a *directory.Application) applicationView {
 		IdentifierURIs: append([]string{}, a.IdentifierURIs...),
 		Web:            webView{RedirectURIs: append([]string{}, a.WebRedirectURIs...)},
 		PublicClient:   redirectsView{RedirectURIs: append([]string{}, a.PublicRedirectURIs...)},
-		Spa:            redirectsView{RedirectURIs: []string{}}, PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+		Spa:            redirectsView{RedirectURIs: []string{}}, AppRoles: appRoleViews(a), PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
 }
 
 func spView(a *directory.Application) servicePrincipalView {
@@ -235,6 +236,8 @@ type applicationBody struct {
 	Web          *webBody       `json:"web"`
 	PublicClient *redirectsBody `json:"publicClient"`
 	Spa          *redirectsBody `json:"spa"`
+	// AppRoles replaces the roles the application's API defines (approles.go).
+	AppRoles *[]appRoleBody `json:"appRoles"`
 	// Gatehouse extension: create the service principal in the same call
 	// (what `gatehouse ad sp create` wants).
 	CreateServicePrincipal bool `json:"gatehouseCreateServicePrincipal"`
@@ -260,7 +263,7 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 	if err != nil {
 		return err
 	}
-	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil {
+	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil || body.AppRoles != nil {
 		if body.KeyCredentials != nil {
 			var specs []directory.CertificateSpec
 			if specs, err = certSpecs(*body.KeyCredentials); err == nil {
@@ -272,6 +275,9 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 		}
 		if err == nil && (web != nil || public != nil) {
 			_, err = g.dir.SetRedirectURIs(r.Context(), a.AppObjectID, web, public)
+		}
+		if err == nil && body.AppRoles != nil {
+			_, err = g.dir.SetAppRoles(r.Context(), a.AppObjectID, appRoles(*body.AppRoles))
 		}
 		if err != nil {
 			// Do not leave a half-made application behind.
@@ -355,6 +361,11 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	}
 	if web != nil || public != nil {
 		if _, err := g.dir.SetRedirectURIs(r.Context(), a.AppObjectID, web, public); err != nil {
+			return err
+		}
+	}
+	if body.AppRoles != nil {
+		if _, err := g.dir.SetAppRoles(r.Context(), a.AppObjectID, appRoles(*body.AppRoles)); err != nil {
 			return err
 		}
 	}

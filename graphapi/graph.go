@@ -97,6 +97,16 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /v1.0/servicePrincipals/{id}/addPassword", h(appWrite, g.addPassword))
 	mux.Handle("POST /v1.0/servicePrincipals/{id}/removePassword", h(appWrite, g.removePassword))
 
+	mux.Handle("GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo", h(readAccess, g.listAppRoleAssignedTo)) // approles.go
+	mux.Handle("POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo", h(appWrite, g.assignAppRole(true)))
+	mux.Handle("DELETE /v1.0/servicePrincipals/{id}/appRoleAssignedTo/{aid}", h(appWrite, g.deleteAppRoleAssignment(true)))
+	mux.Handle("GET /v1.0/servicePrincipals/{id}/appRoleAssignments", h(readAccess, g.listAppRoleAssignments))
+	mux.Handle("POST /v1.0/servicePrincipals/{id}/appRoleAssignments", h(appWrite, g.assignAppRole(false)))
+	mux.Handle("DELETE /v1.0/servicePrincipals/{id}/appRoleAssignments/{aid}", h(appWrite, g.deleteAppRoleAssignment(false)))
+	mux.Handle("GET /v1.0/users/{id}/appRoleAssignments", h(readAccess, g.listAppRoleAssignments))
+	mux.Handle("POST /v1.0/users/{id}/appRoleAssignments", h(appWrite, g.assignAppRole(false)))
+	mux.Handle("DELETE /v1.0/users/{id}/appRoleAssignments/{aid}", h(appWrite, g.deleteAppRoleAssignment(false)))
+
 	mux.Handle("GET /v1.0/users", h(readAccess, g.listUsers))
 	mux.Handle("POST /v1.0/users", h(userWrite, g.createUser))
 	mux.Handle("GET /v1.0/users/{id}", h(readAccess, g.getUser))

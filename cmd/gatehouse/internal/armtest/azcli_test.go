@@ -229,6 +229,16 @@ func TestAzCLI(t *testing.T) {
 		if len(redirects.Web) != 1 || redirects.Web[0] != "https://orders.example.test/signin-oidc" || len(redirects.Public) != 1 {
 			t.Fatalf("redirect URIs: %+v", redirects)
 		}
+		// App roles from a manifest file, as az ad app update --app-roles takes them.
+		rolesFile := filepath.Join(t.TempDir(), "roles.json")
+		must(t, os.WriteFile(rolesFile, []byte(`[{"allowedMemberTypes":["Application"],"description":"Read orders",
+			"displayName":"Orders reader","isEnabled":true,"value":"Orders.Read"}]`), 0o600))
+		az.run("ad", "app", "update", "--id", app.AppID, "--app-roles", "@"+rolesFile)
+		var roleValues []string
+		az.json(&roleValues, "ad", "app", "show", "--id", app.AppID, "--query", "appRoles[].value")
+		if len(roleValues) != 1 || roleValues[0] != "Orders.Read" {
+			t.Fatalf("app roles: %v", roleValues)
+		}
 		az.run("ad", "sp", "create", "--id", app.AppID)
 		var sp struct{ AppID string }
 		az.json(&sp, "ad", "sp", "show", "--id", uri2)

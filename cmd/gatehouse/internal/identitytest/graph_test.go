@@ -157,6 +157,38 @@ func (f *fixture) testGraph(t *testing.T) {
 				t.Fatalf("token for %s: %v", scope, err)
 			}
 		}
+		// App roles: defined with a PATCH, granted to the suite's app, in its tokens' roles claim.
+		roleID := gatehouse.NewGUID()
+		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"appRoles": []any{map[string]any{
+			"id": roleID, "value": "Orders.Read", "displayName": "Read orders", "description": "Read every order",
+			"allowedMemberTypes": []string{"Application"}, "isEnabled": true}}}, 204)
+		spID := sp["id"].(string)
+		granted := f.graph(t, admin, "POST", "/v1.0/servicePrincipals/"+spID+"/appRoleAssignedTo", map[string]any{
+			"principalId": f.app.ObjectID, "resourceId": spID, "appRoleId": roleID}, 201)
+		if granted["principalType"] != "ServicePrincipal" || granted["resourceDisplayName"] != "graph-api" || granted["principalDisplayName"] != "suite-app" {
+			t.Fatalf("assignment: %v", granted)
+		}
+		f.graph(t, admin, "POST", "/v1.0/servicePrincipals/"+spID+"/appRoleAssignedTo", map[string]any{
+			"principalId": f.app.ObjectID, "resourceId": spID, "appRoleId": roleID}, 409)
+		f.graph(t, admin, "POST", "/v1.0/servicePrincipals/"+spID+"/appRoleAssignedTo", map[string]any{
+			"principalId": f.app.ObjectID, "resourceId": spID, "appRoleId": gatehouse.NewGUID()}, 400)
+		held := f.graph(t, admin, "GET", "/v1.0/servicePrincipals/"+f.app.AppID+"/appRoleAssignments", nil, 200)["value"].([]any)
+		if len(held) != 1 || held[0].(map[string]any)["appRoleId"] != roleID {
+			t.Fatalf("the suite app's assignments: %v", held)
+		}
+		suiteTok, err := f.s.SecretCredential(t, f.app.AppID, f.secret).GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{uri + "/.default"}})
+		must(t, err)
+		f.addSecret(suiteTok.Token)
+		if c, err := f.s.Authority.Verify(t.Context(), suiteTok.Token, uri); err != nil || len(c.Roles) != 1 || c.Roles[0] != "Orders.Read" {
+			t.Fatalf("roles in the suite app's token: %+v %v", c, err)
+		}
+		f.graph(t, admin, "DELETE", "/v1.0/servicePrincipals/"+spID+"/appRoleAssignedTo/"+granted["id"].(string), nil, 204)
+		if l := f.graph(t, admin, "GET", "/v1.0/servicePrincipals/"+spID+"/appRoleAssignedTo", nil, 200)["value"].([]any); len(l) != 0 {
+			t.Fatalf("after delete: %v", l)
+		}
+		// An enabled role is disabled before it is removed, as Graph asks.
+		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"appRoles": []any{}}, 400)
+
 		// Replaced: the old name is free and gets no token.
 		uri2 := uri + "-v2"
 		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"identifierUris": []string{uri2}}, 204)
@@ -244,7 +276,7 @@ func (f *fixture) testGraph(t *testing.T) {
 			{"empty-name", "POST", "/v1.0/applications", `{"displayName":"  "}`, 400},
 			{"control-chars", "POST", "/v1.0/applications", `{"displayName":"a\u0000b"}`, 400},
 			{"huge-body", "POST", "/v1.0/applications", `{"displayName":"` + strings.Repeat("a", 300<<10) + `"}`, 413},
-			{"bad-filter", "GET", "/v1.0/applications?$filter=" + url.QueryEscape("startswith(displayName,'a')"), nil, 400},
+			{"bad-filter", "GET", "/v1.0/applications?$filter=" + url.QueryEscape("endswith(displayName,'a')"), nil, 400},
 			{"filter-unknown-property", "GET", "/v1.0/applications?$filter=" + url.QueryEscape("secret eq 'a'"), nil, 400},
 			{"unknown-app", "GET", "/v1.0/applications/00000000-0000-0000-0000-000000000000", nil, 404},
 			{"unknown-app-password", "POST", "/v1.0/applications/nope/addPassword", `{}`, 404},
