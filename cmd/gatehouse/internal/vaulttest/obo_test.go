@@ -54,8 +54,9 @@ func testOnBehalfOf(t *testing.T, e *env) {
 	tenant := e.Directory.DefaultTenant()
 
 	// The person signs in to the API's client (here the CLI's public client).
-	userCred, err := azidentity.NewUsernamePasswordCredential(tenant, authority.CLIClientID, person.UserName, password,
-		&azidentity.UsernamePasswordCredentialOptions{ClientOptions: e.ClientOptions(), DisableInstanceDiscovery: true})
+	//lint:ignore SA1019 deprecated for MFA, still what scripts use; the GUID tenant exercises MSAL's user-realm lookup
+	userOpts := &azidentity.UsernamePasswordCredentialOptions{ClientOptions: e.ClientOptions(), DisableInstanceDiscovery: true}
+	userCred, err := azidentity.NewUsernamePasswordCredential(tenant, authority.CLIClientID, person.UserName, password, userOpts)
 	must(t, err)
 	userTok, err := userCred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{apiURI + "/.default"}})
 	must(t, err)
