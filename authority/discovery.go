@@ -76,6 +76,8 @@ func (a *Authority) UnknownTenant(w http.ResponseWriter, r *http.Request) bool {
 		serve = a.handleDeviceCode
 	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && rest == "oauth2/v2.0/authorize":
 		serve = a.handleAuthorize
+	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && rest == "oauth2/v2.0/logout":
+		serve = a.handleLogout
 	case r.Method == http.MethodGet && rest == "v2.0/.well-known/openid-configuration":
 		serve = a.handleDiscovery
 	case r.Method == http.MethodGet && rest == "discovery/v2.0/keys":
@@ -112,7 +114,11 @@ func (a *Authority) mountTenant(mux *http.ServeMux, seg string) {
 	mux.Handle("POST "+p+"/oauth2/v2.0/devicecode", oauth(a.handleDeviceCode, false))
 	mux.Handle("GET "+p+"/oauth2/v2.0/authorize", oauth(a.handleAuthorize, false))
 	mux.Handle("POST "+p+"/oauth2/v2.0/authorize", oauth(a.handleAuthorize, false))
+	mux.Handle("GET "+p+"/oauth2/v2.0/logout", oauth(a.handleLogout, false))
+	mux.Handle("POST "+p+"/oauth2/v2.0/logout", oauth(a.handleLogout, false))
 	if seg == directory.TenantADFS {
+		mux.Handle("GET /adfs/oauth2/logout", oauth(a.handleLogout, true))
+		mux.Handle("POST /adfs/oauth2/logout", oauth(a.handleLogout, true))
 		mux.Handle("GET /adfs/.well-known/openid-configuration", oauth(a.handleDiscovery, true))
 		mux.Handle("GET /adfs/discovery/keys", oauth(a.handleKeys, true))
 		mux.Handle("POST /adfs/oauth2/token", oauth(a.handleToken, true))

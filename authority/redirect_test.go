@@ -145,3 +145,47 @@ func TestRegisteredRedirects(t *testing.T) {
 		}
 	})
 }
+
+// TestLogout: the end-session endpoint sends the browser to the portal's
+// sign-out page only with an address the app registered (or a loopback
+// one), and LogoutTarget adds the state.
+func TestLogout(t *testing.T) {
+	e := newSessionEnv(t, teststore.SQLite(t))
+	web := e.newApp(t, "web-app")
+	list := []string{"https://app.example.test/signed-out"}
+	if _, err := e.n.d.SetRedirectURIs(t.Context(), web.app.AppID, &list, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.n.sync(t)
+	hint := e.signIn(t, scopeARM).str("id_token") // aud: the CLI's client id
+	for _, tc := range []struct {
+		name      string
+		q         url.Values
+		to        string // "" = error page
+		wantState bool
+	}{
+		{"nothing asked", url.Values{}, LogoutPagePath, false},
+		{"registered", url.Values{"client_id": {web.app.AppID}, "post_logout_redirect_uri": list, "state": {"s1"}}, LogoutPagePath + "?", true},
+		{"loopback", url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"http://localhost:7000/bye"}}, LogoutPagePath + "?", false},
+		{"not registered", url.Values{"client_id": {web.app.AppID}, "post_logout_redirect_uri": {"https://evil.example.test/"}}, "", false},
+		{"another app's", url.Values{"client_id": {CLIClientID}, "post_logout_redirect_uri": list}, "", false},
+		{"no app named", url.Values{"post_logout_redirect_uri": list}, "", false},
+	} {
+		w := e.authorize(t, "/"+e.tenant+"/oauth2/v2.0/logout", tc.q)
+		loc := w.Header().Get("Location")
+		switch {
+		case tc.to == "" && (w.Code != 400 || loc != ""):
+			t.Errorf("%s: %d %q, want the error page", tc.name, w.Code, loc)
+		case tc.to != "" && (w.Code != 302 || !strings.HasPrefix(loc, tc.to)):
+			t.Errorf("%s: %d %q", tc.name, w.Code, loc)
+		case tc.wantState && !strings.Contains(loc, "state=s1"):
+			t.Errorf("%s: state lost: %q", tc.name, loc)
+		}
+	}
+	if to, err := e.n.a.LogoutTarget(web.app.AppID, "", list[0], "a b"); err != nil || to != list[0]+"?state=a+b" {
+		t.Fatalf("LogoutTarget: %q %v", to, err)
+	}
+	if _, err := e.n.a.LogoutTarget(web.app.AppID, "", "javascript:alert(1)", ""); !errors.Is(err, ErrLogoutRedirect) {
+		t.Fatalf("a script URL: %v", err)
+	}
+}

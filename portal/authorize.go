@@ -27,6 +27,9 @@ type SignIns interface {
 	DecideAuthorization(ctx context.Context, r *http.Request, id string, person *gatehouse.Principal, approve bool) (*authority.AuthResponse, error)
 	// WriteAuthResponse sends the browser back to the app.
 	WriteAuthResponse(w http.ResponseWriter, r *http.Request, resp *authority.AuthResponse) error
+	// LogoutTarget is where an app's sign-out sends the browser after the
+	// portal session ends ("" none): authority.ErrLogoutRedirect.
+	LogoutTarget(clientID, idTokenHint, uri, state string) (string, error)
 }
 
 // authorizeView is authorize.html.
@@ -99,6 +102,7 @@ func (p *Portal) authorizePage(q *req) error {
 	if ru, err := url.Parse(ar.RedirectURI); err == nil {
 		host = ru.Host
 	}
+	allowFormRedirect(q.w, ar.RedirectURI)
 	return p.render(q, http.StatusOK, "authorize", "Sign in to "+ar.ClientName, authorizeView{Request: ar, AppHost: host, Self: q.r.URL.RequestURI()})
 }
 
@@ -118,4 +122,24 @@ func (p *Portal) authorizeDecide(q *req) error {
 		return err
 	}
 	return p.opts.SignIns.WriteAuthResponse(q.w, q.r, resp)
+}
+
+// allowFormRedirect lets this page's forms end at target: browsers apply
+// the page's CSP form-action to the redirects that follow a form's POST
+// (Chromium refuses "form-action 'self'" a 303 to the app), so a page
+// whose decision sends the browser on to an app names the app's origin —
+// a checked loopback or registered address.
+func allowFormRedirect(w http.ResponseWriter, target string) {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme == "" {
+		return
+	}
+	source := u.Scheme + ":" // a native app's own scheme
+	if u.Scheme == "http" || u.Scheme == "https" {
+		source = u.Scheme + "://" + u.Host
+	}
+	if strings.ContainsAny(source, " ;,'\"") {
+		return
+	}
+	w.Header().Set("Content-Security-Policy", strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self' "+source, 1))
 }

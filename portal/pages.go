@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -160,14 +161,67 @@ func (p *Portal) signOutEverywhere(q *req) error {
 // actRevokeSessions is audited when a person signs out everywhere.
 const actRevokeSessions = "Gatehouse/portal/signOutEverywhere/action"
 
+// logoutTarget is where an app's sign-out (the authority's end-session
+// endpoint sent the browser here with the app's query) goes afterwards:
+// "" when the app named no address.
+func (p *Portal) logoutTarget(r *http.Request) (string, error) {
+	v := r.URL.Query()
+	if p.opts.SignIns == nil || v.Get("post_logout_redirect_uri") == "" {
+		return "", nil
+	}
+	return p.opts.SignIns.LogoutTarget(v.Get("client_id"), "", v.Get("post_logout_redirect_uri"), v.Get("state"))
+}
+
+// signOutPage is GET /portal/signout: an app's sign-out. Signed in, the
+// person is asked (a link cannot sign anyone out); not signed in, the
+// browser goes on to the app at once.
+func (p *Portal) signOutPage(q *req) error {
+	target, err := p.logoutTarget(q.r)
+	if err != nil {
+		return err
+	}
+	u, _, err := p.sessionSince(q.r)
+	if errors.Is(err, errNoSession) {
+		http.Redirect(q.w, q.r, cmp.Or(target, "/portal/signin"), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	q.user = u
+	action := "/portal/signout"
+	if q.r.URL.RawQuery != "" {
+		action += "?" + q.r.URL.RawQuery
+	}
+	if target != "" {
+		allowFormRedirect(q.w, target)
+	}
+	return p.render(q, http.StatusOK, "confirm", "Sign out", confirmView{
+		Question:    "Sign out of Gatehouse as " + u.UserName + "?",
+		Consequence: "An app asked to sign you out. This ends your session in this browser; tokens apps already hold keep working until they expire. Sign out everywhere ends every session.",
+		Button:      "Sign out",
+		Action:      action,
+		Cancel:      "/portal/",
+	})
+}
+
 // signOut ends this browser's session. A portal path in the form's next
-// (the app sign-in page's "someone else?") is where signing in again leads.
+// (the app sign-in page's "someone else?") is where signing in again leads;
+// an app's sign-out (its query, checked again) goes back to the app.
 func (p *Portal) signOut(q *req) error {
 	if err := q.form(); err != nil {
 		return err
 	}
+	target, err := p.logoutTarget(q.r)
+	if err != nil {
+		return err
+	}
 	if err := p.endSession(q.w, q.r); err != nil {
 		return err
+	}
+	if target != "" {
+		http.Redirect(q.w, q.r, target, http.StatusSeeOther)
+		return nil
 	}
 	to := "/portal/signin"
 	if next := q.r.PostForm.Get("next"); next != "" && safeNext(next) == next {

@@ -172,6 +172,7 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 
 	open("GET /portal/signin", p.signInPage)
 	open("POST /portal/signin", p.signIn)
+	open("GET /portal/signout", p.signOutPage) // an app's sign-out (the authority's end-session endpoint)
 	open("POST /portal/signout", p.signOut)
 	page("GET /portal/signout-everywhere", p.confirmSignOutEverywhere)
 	page("POST /portal/signout-everywhere", p.signOutEverywhere)

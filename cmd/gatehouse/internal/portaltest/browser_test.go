@@ -2,9 +2,9 @@ package portaltest
 
 import (
 	"context"
-	"github.com/gatehouse/gatehouse/authz"
-	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
-	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +12,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/authority"
+	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 
 	"github.com/chromedp/cdproto/log"
 	cdppage "github.com/chromedp/cdproto/page"
@@ -321,6 +326,36 @@ func TestBrowser(t *testing.T) {
 	if status, m := e.pollDevice(t, flow); status != 200 || m["access_token"] == nil {
 		t.Fatalf("the app after the approval in the browser: %d %v", status, m)
 	}
+	// An app on this machine signs in through the browser (az login's
+	// loopback flow): Continue sends the browser on to the app's listener —
+	// which the page's CSP must allow its form to end at (Chromium applies
+	// form-action to the redirect after the POST).
+	app := newLoopbackApp(t)
+	authURL := e.URL + "/adfs/oauth2/authorize?" + url.Values{"client_id": {authority.CLIClientID}, "response_type": {"code"},
+		"redirect_uri": {app.URL + "/cb"}, "scope": {"https://management.core.windows.net//.default openid"}, "state": {"st-browser"},
+		"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}.Encode()
+	do("app sign-in", chromedp.Navigate(authURL), chromedp.WaitVisible(chromedp.ID("authorize-approve")))
+	shot("authorize")
+	do("continue to the app", chromedp.Click(chromedp.ID("authorize-approve")), chromedp.WaitVisible(chromedp.ID("app-page")))
+	if got := app.last(); got.Get("code") == "" || got.Get("state") != "st-browser" {
+		t.Fatalf("the app got %v", got)
+	}
+	// The app signs the person out (end-session endpoint): asked, then back at the app.
+	logoutURL := e.URL + "/adfs/oauth2/logout?" + url.Values{"client_id": {authority.CLIClientID},
+		"post_logout_redirect_uri": {app.URL + "/bye"}, "state": {"st-bye"}}.Encode()
+	do("app sign-out", chromedp.Navigate(logoutURL), chromedp.WaitVisible(chromedp.ID("confirm")))
+	shot("signout-confirm")
+	do("sign out for the app", chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("app-page")))
+	if got := app.last(); got.Get("state") != "st-bye" {
+		t.Fatalf("after signing out the app got %v", got)
+	}
+	do("signed out", chromedp.Navigate(e.URL+"/portal/"), chromedp.WaitVisible(chromedp.ID("username")))
+	do("sign in again",
+		chromedp.SendKeys(chromedp.ID("username"), e.owner.UserName),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("signout")),
+	)
 	// A session that ends while the page is open: the next htmx action
 	// shows why in the panel instead of doing nothing.
 	do("back to the account", chromedp.Navigate(e.URL+e.accountPath()), chromedp.WaitVisible(chromedp.ID("regenerate-key2")))
@@ -377,4 +412,35 @@ func useKey(t *testing.T, e *env, key string) {
 	if err := e.Gateway.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// loopbackApp is an app's loopback listener: it records each query and
+// answers with a page the browser test waits for.
+type loopbackApp struct {
+	*httptest.Server
+	mu    sync.Mutex
+	query url.Values
+}
+
+func newLoopbackApp(t *testing.T) *loopbackApp {
+	a := &loopbackApp{}
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/favicon.ico" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		a.mu.Lock()
+		a.query = r.URL.Query()
+		a.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(`<!doctype html><title>app</title><p id="app-page">back at the app</p>`))
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+func (a *loopbackApp) last() url.Values {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.query
 }
