@@ -1,7 +1,9 @@
 package authority
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"testing"
@@ -94,6 +96,43 @@ func TestAppRoles(t *testing.T) {
 			t.Fatalf("ARM token's roles: %+v %v", c, err)
 		}
 
+		// A managed identity asks the identity endpoint for the API, with the
+		// role granted to it.
+		mi, err := e.n.d.CreateManagedIdentity(ctx, directory.ManagedIdentitySpec{
+			ResourceID: "/subscriptions/" + gatehouse.NewGUID() + "/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/worker"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := assign(mi.PrincipalID, read); err != nil {
+			t.Fatal(err)
+		}
+		e.n.sync(t)
+		e.n.a.SetMSIEndpoint("http://127.0.0.1:1/msi/token")
+		_, header, err := e.n.a.CreateIdentityHeader(ctx, "test", mi, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, resource := range []string{"api://orders", "api://nobody"} {
+			req := httptest.NewRequest("GET", "/msi/token?api-version=2019-08-01&resource="+url.QueryEscape(resource), nil)
+			req.Header.Set("X-IDENTITY-HEADER", header)
+			w := httptest.NewRecorder()
+			e.n.a.MSIHandler().ServeHTTP(w, req)
+			var body struct {
+				AccessToken string `json:"access_token"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &body)
+			if resource == "api://nobody" {
+				if w.Code != 400 {
+					t.Fatalf("identity endpoint, unknown API: %d %s", w.Code, w.Body)
+				}
+				continue
+			}
+			c, err := e.n.a.Verify(ctx, body.AccessToken, resource)
+			if w.Code != 200 || err != nil || !c.Principal.ManagedIdentity || !slices.Equal(c.Roles, []string{"Orders.Read"}) {
+				t.Fatalf("identity endpoint for the API: %d %+v %v", w.Code, c, err)
+			}
+		}
+
 		// Disabled roles leave the tokens; removing a role removes its assignments.
 		roles[1].IsEnabled = false
 		if _, err := e.n.d.SetAppRoles(ctx, api.app.AppID, roles); err != nil {
@@ -107,7 +146,7 @@ func TestAppRoles(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := e.n.d.Application(api.app.AppID)
-		if err != nil || len(got.AppRoleAssignments) != 2 {
+		if err != nil || len(got.AppRoleAssignments) != 3 {
 			t.Fatalf("assignments after removing a role: %+v %v", got, err)
 		}
 		// Removing an assignment.
