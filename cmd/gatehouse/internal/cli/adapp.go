@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
+	"os"
+	"strings"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/spf13/cobra"
 )
 
@@ -14,7 +19,9 @@ import (
 
 func newAppCmd(env Env) *cobra.Command {
 	app := newGroup("app", "Manage applications: the names of the API an application exposes")
-	app.AddCommand(newAppShowCmd(env), newAppUpdateCmd(env))
+	role := newGroup("role", "Grant an application's app roles to service principals, managed identities and people")
+	role.AddCommand(newAppRoleAssignCmd(env), newAppRoleListCmd(env), newAppRoleRemoveCmd(env))
+	app.AddCommand(newAppShowCmd(env), newAppUpdateCmd(env), role)
 	return app
 }
 
@@ -46,7 +53,7 @@ func newAppShowCmd(env Env) *cobra.Command {
 }
 
 func newAppUpdateCmd(env Env) *cobra.Command {
-	var id string
+	var id, rolesFile string
 	var uris, web, public []string
 	cmd := &cobra.Command{
 		Use:   "update",
@@ -83,8 +90,24 @@ value (--web-redirect-uris=) clears a list.`,
 			if cmd.Flags().Changed("public-client-redirect-uris") {
 				body["publicClient"] = map[string]any{"redirectUris": append([]string{}, public...)}
 			}
+			if rolesFile != "" {
+				raw, err := os.ReadFile(strings.TrimPrefix(rolesFile, "@"))
+				if err != nil {
+					return err
+				}
+				var roles []map[string]any
+				if err := json.Unmarshal(raw, &roles); err != nil {
+					return fmt.Errorf("--app-roles: %s is not a JSON array of app roles: %v", rolesFile, err)
+				}
+				for _, r := range roles {
+					if r["id"] == nil || r["id"] == "" {
+						r["id"] = gatehouse.NewGUID() // as az does
+					}
+				}
+				body["appRoles"] = roles
+			}
 			if len(body) == 0 {
-				return errors.New("nothing to change: give --identifier-uris, --web-redirect-uris or --public-client-redirect-uris")
+				return errors.New("nothing to change: give --identifier-uris, --web-redirect-uris, --public-client-redirect-uris or --app-roles")
 			}
 			if err := c.Do(cmd.Context(), "PATCH", "/v1.0/applications/"+url.PathEscape(app.ID), body, nil); err != nil {
 				return err
@@ -96,5 +119,151 @@ value (--web-redirect-uris=) clears a list.`,
 	cmd.Flags().StringSliceVar(&uris, "identifier-uris", nil, "the application's Application ID URIs (repeat the flag or separate with commas; --identifier-uris= clears them)")
 	cmd.Flags().StringSliceVar(&web, "web-redirect-uris", nil, "a web app's redirect URIs (https)")
 	cmd.Flags().StringSliceVar(&public, "public-client-redirect-uris", nil, "a native app's redirect URIs")
+	cmd.Flags().StringVar(&rolesFile, "app-roles", "", "@file: a JSON array of app roles (value, displayName, allowedMemberTypes, isEnabled; id made if missing) replacing the application's")
+	return cmd
+}
+
+// appRoleID finds the id of the app role whose value (or id) is role.
+func appRoleID(app map[string]any, role string) (string, error) {
+	roles, _ := app["appRoles"].([]any)
+	for _, r := range roles {
+		m, _ := r.(map[string]any)
+		if id, _ := m["id"].(string); strings.EqualFold(id, role) || strings.EqualFold(fmt.Sprint(m["value"]), role) {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("the application defines no app role %q", role)
+}
+
+// resourceSP is the service principal object id of the application id.
+func resourceSP(cmd *cobra.Command, c *apiClient, id string) (string, map[string]any, error) {
+	app, err := findApp(cmd, c, id)
+	if err != nil {
+		return "", nil, err
+	}
+	var full map[string]any
+	if err := c.Do(cmd.Context(), "GET", "/v1.0/applications/"+url.PathEscape(app.ID), nil, &full); err != nil {
+		return "", nil, err
+	}
+	var sp struct {
+		ID string `json:"id"`
+	}
+	if err := c.Do(cmd.Context(), "GET", "/v1.0/servicePrincipals/"+url.PathEscape(app.AppID), nil, &sp); err != nil {
+		if isNotFound(err) {
+			return "", nil, fmt.Errorf("the application %q has no service principal", id)
+		}
+		return "", nil, err
+	}
+	return sp.ID, full, nil
+}
+
+func newAppRoleAssignCmd(env Env) *cobra.Command {
+	var id, assignee, role string
+	cmd := &cobra.Command{
+		Use:   "assign",
+		Short: "Grant an app role of the application (--id) to a principal (--assignee: object id, appId or user name)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if assignee == "" || role == "" {
+				return errors.New("--assignee and --role are required")
+			}
+			c, err := newGraphClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			spID, app, err := resourceSP(cmd, c, id)
+			if err != nil {
+				return err
+			}
+			roleID, err := appRoleID(app, role)
+			if err != nil {
+				return err
+			}
+			principal, err := principalID(cmd, c, assignee)
+			if err != nil {
+				return err
+			}
+			var out map[string]any
+			if err := c.Do(cmd.Context(), "POST", "/v1.0/servicePrincipals/"+spID+"/appRoleAssignedTo",
+				map[string]any{"principalId": principal, "resourceId": spID, "appRoleId": roleID}, &out); err != nil {
+				return err
+			}
+			return printOutput(cmd, env.Stdout, out)
+		},
+	}
+	cmd.Flags().StringVar(&id, "id", "", "the application (API) whose role is granted: appId or object id")
+	cmd.Flags().StringVar(&assignee, "assignee", "", "who gets it: a service principal's or managed identity's object id or appId, or a person's user name or object id")
+	cmd.Flags().StringVar(&role, "role", "", "the app role's value (or id)")
+	addOutputFlags(cmd)
+	return cmd
+}
+
+// principalID resolves an assignee to an object id through Graph.
+func principalID(cmd *cobra.Command, c *apiClient, assignee string) (string, error) {
+	var obj struct {
+		ID string `json:"id"`
+	}
+	err := c.Do(cmd.Context(), "GET", "/v1.0/servicePrincipals/"+url.PathEscape(assignee), nil, &obj)
+	if isNotFound(err) {
+		err = c.Do(cmd.Context(), "GET", "/v1.0/users/"+url.PathEscape(assignee), nil, &obj)
+	}
+	if isNotFound(err) {
+		return "", fmt.Errorf("no service principal, managed identity or person is %q", assignee)
+	}
+	return obj.ID, err
+}
+
+func newAppRoleListCmd(env Env) *cobra.Command {
+	var id string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List who holds the application's app roles",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newGraphClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			spID, _, err := resourceSP(cmd, c, id)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Value []map[string]any `json:"value"`
+			}
+			if err := c.Do(cmd.Context(), "GET", "/v1.0/servicePrincipals/"+spID+"/appRoleAssignedTo", nil, &out); err != nil {
+				return err
+			}
+			return printOutput(cmd, env.Stdout, out.Value)
+		},
+	}
+	cmd.Flags().StringVar(&id, "id", "", "the application: appId or object id")
+	addOutputFlags(cmd)
+	return cmd
+}
+
+func newAppRoleRemoveCmd(env Env) *cobra.Command {
+	var id, assignment string
+	cmd := &cobra.Command{
+		Use:   "remove",
+		Short: "Remove one grant of the application's app roles (--assignment-id, from role list)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if assignment == "" {
+				return errors.New("--assignment-id is required")
+			}
+			c, err := newGraphClient(cmd, env)
+			if err != nil {
+				return err
+			}
+			spID, _, err := resourceSP(cmd, c, id)
+			if err != nil {
+				return err
+			}
+			return c.Do(cmd.Context(), "DELETE", "/v1.0/servicePrincipals/"+spID+"/appRoleAssignedTo/"+url.PathEscape(assignment), nil, nil)
+		},
+	}
+	cmd.Flags().StringVar(&id, "id", "", "the application: appId or object id")
+	cmd.Flags().StringVar(&assignment, "assignment-id", "", "the grant's id")
 	return cmd
 }

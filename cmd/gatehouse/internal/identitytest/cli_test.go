@@ -74,6 +74,31 @@ func (f *fixture) testCLI(t *testing.T) {
 	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "web.redirectUris[1]", "-o", "tsv"); strings.TrimSpace(out) != "http://localhost:7000/cb" {
 		t.Fatalf("web redirect URIs: %q", out)
 	}
+	// App roles: defined from a file, granted to the suite's app, in its token for the API.
+	rolesFile := filepath.Join(t.TempDir(), "roles.json")
+	must(t, os.WriteFile(rolesFile, []byte(`[{"value":"Orders.Read","displayName":"Read orders","allowedMemberTypes":["Application"],"isEnabled":true}]`), 0o600))
+	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--app-roles", "@"+rolesFile)
+	var grant struct{ ID, AppRoleID, PrincipalID string }
+	must(t, json.Unmarshal([]byte(c.mustRun(t, "ad", "app", "role", "assign", "--id", created.AppID, "--assignee", f.app.AppID, "--role", "Orders.Read")), &grant))
+	if grant.PrincipalID != f.app.ObjectID || grant.ID == "" {
+		t.Fatalf("role assign: %+v", grant)
+	}
+	if code, _, errOut := c.run(t, "ad", "app", "role", "assign", "--id", created.AppID, "--assignee", f.app.AppID, "--role", "Orders.Write"); code == 0 || !strings.Contains(errOut, "no app role") {
+		t.Fatalf("assigning an undefined role: %d %q", code, errOut)
+	}
+	tok, err := f.s.SecretCredential(t, f.app.AppID, f.secret).GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{apiURI + "/.default"}})
+	must(t, err)
+	f.addSecret(tok.Token)
+	if cl := f.claims(t, tok.Token, apiURI); len(cl.Roles) != 1 || cl.Roles[0] != "Orders.Read" {
+		t.Fatalf("roles in the token: %v", cl.Roles)
+	}
+	if out := c.mustRun(t, "ad", "app", "role", "list", "--id", created.AppID, "--query", "[0].principalDisplayName", "-o", "tsv"); strings.TrimSpace(out) != "suite-app" {
+		t.Fatalf("role list: %q", out)
+	}
+	c.mustRun(t, "ad", "app", "role", "remove", "--id", created.AppID, "--assignment-id", grant.ID)
+	if out := c.mustRun(t, "ad", "app", "role", "list", "--id", created.AppID, "--query", "length(@)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
+		t.Fatalf("role list after remove: %q", out)
+	}
 	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--identifier-uris=")
 	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "length(identifierUris)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
 		t.Fatalf("cleared identifier URIs: %q", out)
