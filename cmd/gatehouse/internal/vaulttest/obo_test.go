@@ -1,15 +1,10 @@
 package vaulttest
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -17,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 	"github.com/gatehouse/gatehouse/directory"
 )
 
@@ -45,7 +41,7 @@ func testOnBehalfOf(t *testing.T, e *env) {
 	must(t, err)
 	_, secret, err := e.Directory.AddSecret(ctx, app.AppID, directory.SecretSpec{})
 	must(t, err)
-	certKey, cert := selfSigned(t, "orders-api")
+	certKey, cert := testenv.SelfSignedRSA(t, "orders-api")
 	_, err = e.Directory.AddCertificate(ctx, app.AppID, directory.CertificateSpec{Data: cert.Raw})
 	must(t, err)
 	apiURI := "api://orders-" + gatehouse.NewGUID()[:8]
@@ -116,19 +112,4 @@ func (e *env) assignTo(t testing.TB, scope, role, principal, principalType strin
 	if r.status != http.StatusCreated && r.status != http.StatusOK {
 		t.Fatalf("assign %s at %s: %d %s", role, scope, r.status, r.body)
 	}
-}
-
-// selfSigned makes a self-signed RSA certificate valid for a day (Entra
-// takes RSA client certificates).
-func selfSigned(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	must(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
-	cert, err := x509.ParseCertificate(der)
-	must(t, err)
-	return key, cert
 }
