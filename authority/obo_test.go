@@ -58,7 +58,7 @@ func TestOnBehalfOf(t *testing.T) {
 		for _, bad := range [][]string{
 			{"api://orders"}, {"API://Orders/"}, {"api://" + api.app.AppID}, {"http://plain.example.test"},
 			{"api://x?y=1"}, {"api://x#f"}, {"api://*"}, {"orders"}, {"api://x", "api://X/"}, {"https://management.azure.com"},
-			{"https://vault.localhost"}, {"https://acct.cognitiveservices.localhost/"}, {"api://x/.default"}, {""},
+			{"https://vault.localhost"}, {"api://AzureADTokenExchange"}, {"https://acct.cognitiveservices.localhost/"}, {"api://x/.default"}, {""},
 		} {
 			if _, err := e.n.d.SetIdentifierURIs(ctx, other.app.AppID, bad, e.n.a.ReservedResource); !errors.Is(err, directory.ErrInvalid) {
 				t.Errorf("identifier URIs %q: %v, want ErrInvalid", bad, err)

@@ -110,7 +110,9 @@ func resourceFromScopes(scope string) (resource string, ok bool) {
 // URI of the server's host or a host under it (vaults, accounts), whose
 // tokens only the server itself may be the audience of.
 func (a *Authority) ReservedResource(resource string) bool {
-	if a.KnownResource(resource) {
+	if a.KnownResource(resource) || normalizeResource(resource) == "api://azureadtokenexchange" {
+		// The token-exchange audience is what federated credentials
+		// trust; no application may have this authority mint it.
 		return true
 	}
 	u, err := url.Parse(resource)
