@@ -12,6 +12,8 @@
 //	POST /{tenant}/oauth2/v2.0/token, /adfs/oauth2/token  OAuth
 //	POST /{tenant}/oauth2/v2.0/devicecode, /adfs/oauth2/devicecode  OAuth (device.go)
 //	GET  /{tenant}/oauth2/v2.0/authorize, /adfs/oauth2/authorize  redirects and pages (authcode.go)
+//	GET|POST /{tenant}/oauth2/v2.0/logout, /adfs/oauth2/logout  to the portal's sign-out page (logout.go)
+//	GET  /common/UserRealm/{user}, /common/userrealm/{user}  MSAL's realm lookup: always "Managed"
 //	POST /gatehouse/v1/identityHeaders                    Azure (management token)
 //	DELETE /gatehouse/v1/identityHeaders/{id}             Azure
 //	Loopback (--msi-listen, plain HTTP)
@@ -33,9 +35,14 @@
 //	                                   ├─ refresh_token ─▶ SHA-256 → stored token, spent atomically (refresh.go)
 //	                                   ├─ device_code ─▶ SHA-256 → stored code a person approved on the
 //	                                   │   portal's device page, redeemed once (device.go)
-//	                                   └─ authorization_code ─▶ SHA-256 → stored code a person approved on
-//	                                       the portal's authorize page; redirect URI and PKCE verifier (authcode.go)
-//	      ─▶ resource from scope (first …/.default; openid, offline_access, profile ignored) ─▶ known? ─▶ sign ─▶ 200
+//	                                   ├─ authorization_code ─▶ SHA-256 → stored code a person approved on
+//	                                   │   the portal's authorize page; redirect URI and PKCE verifier, or a
+//	                                   │   web app's registered URI and its client credential (authcode.go)
+//	                                   └─ jwt-bearer + requested_token_use=on_behalf_of ─▶ the client's
+//	                                       credential, then the assertion: a person's token for the client's
+//	                                       API → the same person's token for the resource (obo.go)
+//	      ─▶ resource from scope (first …/.default; openid, offline_access, profile ignored) ─▶ the server's
+//	         own, or an application's API (its appId, api://{appId}, an identifier URI) ─▶ sign ─▶ 200
 //	      ─▶ a session's responses also carry the next refresh_token (and scope)
 //
 // Errors are Entra-shaped: {"error","error_description":"AADSTSnnn: …",
@@ -61,7 +68,8 @@
 //
 // Access tokens look like Entra v1 tokens: aud (the resource as requested),
 // iss (https://H/{tid}/v2.0), iat/nbf/exp, tid, oid, sub, appid, appidacr,
-// idtyp, uti, ver "1.0", xms_mirid for managed identities; header alg,
+// idtyp, uti, ver "1.0", xms_mirid for managed identities, roles (the app
+// roles the subject holds on an application's API); header alg,
 // kid, typ. Other services mint their own tokens with Issue (same keys) and
 // every surface checks tokens with Verify (one verifier, with a bounded
 // cache keyed by the token's SHA-256). Verify's errors wrap ErrTokenExpired

@@ -1,6 +1,7 @@
 // Package graphapi is the Microsoft Graph-shaped subset through which the
 // directory is managed (and which `gatehouse ad` drives). Tokens must be
-// issued for a Graph audience (https://graph.microsoft.com); the caller
+// issued for a Graph audience (https://graph.microsoft.com, or the
+// server's own https://H, which az uses as its Graph endpoint); the caller
 // must hold a directory role:
 //
 //	read                       Global Administrator, Application Administrator, User Administrator, Directory Readers
@@ -11,14 +12,19 @@
 // Routes (root host H), with Graph's shapes and error codes:
 //
 //	GET  /v1.0/organization
-//	GET|POST /v1.0/applications            ($filter=appId eq '…' | displayName eq '…')
-//	GET|PATCH|DELETE /v1.0/applications/{id}   (id: application object id, or appId, or the SP's object id)
+//	GET|POST /v1.0/applications            ($filter: <prop> eq '…', startswith(<prop>,'…'),
+//	                                        identifierUris/any(x:x eq '…'); props appId, displayName)
+//	GET|PATCH|DELETE /v1.0/applications/{id}   (id: application object id, or appId, or the SP's object id;
+//	                                        identifierUris, web/publicClient redirectUris, appRoles)
 //	POST /v1.0/applications/{id}/addPassword | removePassword | addKey | removeKey
 //	GET|POST /v1.0/applications/{id}/federatedIdentityCredentials
 //	GET|DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{id or name}
 //	GET|POST /v1.0/servicePrincipals       (managed identities listed with servicePrincipalType ManagedIdentity)
 //	GET|PATCH|DELETE /v1.0/servicePrincipals/{id}
 //	POST /v1.0/servicePrincipals/{id}/addPassword | removePassword
+//	GET|POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo, DELETE …/{aid}   grants of the API's app roles
+//	GET|POST /v1.0/servicePrincipals/{id}/appRoleAssignments, DELETE …/{aid}  the app roles a principal holds
+//	GET|POST /v1.0/users/{id}/appRoleAssignments, DELETE …/{aid}              (approles.go)
 //	GET|POST /v1.0/users, GET|PATCH|DELETE /v1.0/users/{id or userPrincipalName}
 //	POST /v1.0/users/{id}/revokeSignInSessions   ends the person's refresh-token sessions (sessions.go)
 //	POST /v1.0/me/revokeSignInSessions           the same for the signed-in person (no role needed)
