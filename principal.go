@@ -10,6 +10,9 @@ const (
 	PrincipalServicePrincipal PrincipalType = "ServicePrincipal"
 	// PrincipalUser is a person.
 	PrincipalUser PrincipalType = "User"
+	// PrincipalGroup is a security group: never a token's subject, only
+	// an assignee whose role assignments grant its members.
+	PrincipalGroup PrincipalType = "Group"
 )
 
 // Principal is who a verified token or credential stands for. Role

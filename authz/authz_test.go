@@ -3,6 +3,8 @@ package authz_test
 import (
 	"context"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -439,6 +441,64 @@ func TestFeedReset(t *testing.T) {
 		}
 		if got := len(nodeB.Assignments(authz.AssignmentFilter{PrincipalID: p})); got != 2 {
 			t.Fatalf("node B has %d assignments, want 2", got)
+		}
+	})
+}
+
+// fakeGroups is a membership table with a generation.
+type fakeGroups struct {
+	mu  sync.Mutex
+	of  map[string][]string
+	gen uint64
+}
+
+func (f *fakeGroups) GroupsOf(oid string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.of[oid])
+}
+
+func (f *fakeGroups) GroupGeneration() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen
+}
+
+func (f *fakeGroups) set(oid string, groups ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.of[oid] = groups
+	f.gen++
+}
+
+// TestGroupAssignments: an assignment to a group grants its members, and a
+// cached decision follows membership changes (the generation moves).
+func TestGroupAssignments(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		groups := &fakeGroups{of: map[string][]string{}}
+		svc := newService(t, s, authz.Options{Groups: groups})
+		const member, group = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+		scope := "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/g/providers/Microsoft.KeyVault/vaults/v"
+		mustAssign(t, svc, scope, authz.RoleKeyVaultSecretsUser, group)
+		get := authz.DataAction("Microsoft.KeyVault/vaults/secrets/getSecret/action")
+		if svc.Decide(member, get, id(t, scope+"/secrets/x")).Allowed {
+			t.Fatal("allowed before joining the group")
+		}
+		gen := svc.Generation()
+		groups.set(member, group)
+		if svc.Generation() == gen {
+			t.Fatal("membership changed, Generation did not")
+		}
+		d := svc.Decide(member, get, id(t, scope+"/secrets/x"))
+		if !d.Allowed || d.Assignment.PrincipalID != group {
+			t.Fatalf("a member: %+v", d)
+		}
+		if !svc.HasAssignmentWithin(member, id(t, "/subscriptions/00000000-0000-0000-0000-000000000000")) {
+			t.Fatal("a member does not see the subscription")
+		}
+		groups.set(member)
+		if svc.Decide(member, get, id(t, scope+"/secrets/x")).Allowed {
+			t.Fatal("allowed after leaving the group (a stale cached decision)")
 		}
 	})
 }

@@ -39,6 +39,17 @@ type Options struct {
 	Directory Directory
 	// CacheSize bounds the decision cache (default 65536 decisions).
 	CacheSize int
+	// Groups, when set, makes an assignment to a group grant its role to
+	// the group's members.
+	Groups Groups
+}
+
+// Groups is the directory's group membership, from memory.
+type Groups interface {
+	// GroupsOf lists the object ids of the groups objectID is in.
+	GroupsOf(objectID string) []string
+	// GroupGeneration changes whenever any membership changes.
+	GroupGeneration() uint64
 }
 
 // Service keeps role definitions and assignments and makes authorization
@@ -235,12 +246,22 @@ type cachedDecision struct {
 func (s *Service) Generation() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.gen
+	return s.gen + s.groupGen()
+}
+
+// groupGen is the membership generation (0 without Groups). Both
+// generations only grow, so their sum changes whenever either does.
+func (s *Service) groupGen() uint64 {
+	if s.opts.Groups == nil {
+		return 0
+	}
+	return s.opts.Groups.GroupGeneration()
 }
 
 // Decide is the one authorization decision of Gatehouse: may the principal
 // with object id principalID perform op at scope? It is allowed when some
-// assignment of that principal, at scope or at any scope above it, names a
+// assignment of that principal or of one of its groups (Options.Groups),
+// at scope or at any scope above it, names a
 // role that permits op (actions for control-plane operations, data actions
 // for data-plane ones). Decide touches no storage: results are cached in
 // memory and invalidated by every change to roles or assignments, on every
@@ -249,7 +270,7 @@ func (s *Service) Decide(principalID string, op Operation, scope *gatehouse.Reso
 	key := decisionKey{principal: strings.ToLower(principalID), op: strings.ToLower(op.Name),
 		scope: scope.Key(), data: op.Data}
 	s.mu.RLock()
-	gen := s.gen
+	gen := s.gen + s.groupGen()
 	if c, ok := s.cache.Get(key); ok && c.gen == gen {
 		s.mu.RUnlock()
 		return c.d
@@ -263,7 +284,16 @@ func (s *Service) Decide(principalID string, op Operation, scope *gatehouse.Reso
 func (s *Service) decideLocked(k decisionKey) Decision {
 	var best *Assignment
 	var bestRole *compiledRole
-	for _, a := range s.byPrincipal[k.principal] {
+	assignments := s.byPrincipal[k.principal]
+	if s.opts.Groups != nil {
+		// The principal's own assignments, then its groups'.
+		for _, g := range s.opts.Groups.GroupsOf(k.principal) {
+			if more := s.byPrincipal[g]; len(more) > 0 {
+				assignments = append(slices.Clip(assignments), more...)
+			}
+		}
+	}
+	for _, a := range assignments {
 		if !within(k.scope, a.scopeKey) {
 			continue
 		}
@@ -425,11 +455,17 @@ func (s *Service) Assignment(name string) (*Assignment, bool) {
 // subscription to everyone who holds a role anywhere in it.
 func (s *Service) HasAssignmentWithin(principalID string, scope *gatehouse.ResourceID) bool {
 	k := scope.Key()
+	ids := []string{strings.ToLower(principalID)}
+	if s.opts.Groups != nil {
+		ids = append(ids, s.opts.Groups.GroupsOf(ids[0])...)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, a := range s.byPrincipal[strings.ToLower(principalID)] {
-		if within(k, a.scopeKey) || within(a.scopeKey, k) {
-			return true
+	for _, id := range ids {
+		for _, a := range s.byPrincipal[id] {
+			if within(k, a.scopeKey) || within(a.scopeKey, k) {
+				return true
+			}
 		}
 	}
 	return false

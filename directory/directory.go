@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -55,6 +56,7 @@ type Directory struct {
 	principals *storage.Table[record]
 	tenants    *storage.Table[tenantRecord]
 	settings   *storage.Table[defaultSettings]
+	groups     *storage.Table[groupRecord]
 
 	// refreshMu serializes re-reads (feed callbacks and writers), so the
 	// cache moves forward only: a re-read sees the store at least as new
@@ -69,8 +71,13 @@ type Directory struct {
 	byUserName    map[string]*entry // lower-case
 	// byIdentifierURI: tenant id + " " + normalized identifier URI (api.go).
 	byIdentifierURI map[string]*entry
-	tenantList      map[string]tenantRecord
-	defaults        defaultSettings
+	// groupList and memberOf: groups by object id, and the groups each
+	// member is in (group.go); groupGen counts their changes.
+	groupList  map[string]*groupRecord
+	memberOf   map[string][]string
+	groupGen   atomic.Uint64
+	tenantList map[string]tenantRecord
+	defaults   defaultSettings
 }
 
 // New returns a directory over opts.Store. Call Load before use.
@@ -101,6 +108,7 @@ func New(opts Options) *Directory {
 	d.principals = storage.NewTable[record](opts.Store, KindPrincipal)
 	d.tenants = storage.NewTable[tenantRecord](opts.Store, KindTenant)
 	d.settings = storage.NewTable[defaultSettings](opts.Store, KindSettings)
+	d.groups = storage.NewTable[groupRecord](opts.Store, KindGroup)
 	d.reset()
 	return d
 }
@@ -112,6 +120,9 @@ func (d *Directory) reset() {
 	d.byResourceID = map[string]*entry{}
 	d.byUserName = map[string]*entry{}
 	d.byIdentifierURI = map[string]*entry{}
+	d.groupList = map[string]*groupRecord{}
+	d.memberOf = map[string][]string{}
+	d.groupGen.Add(1)
 	d.tenantList = map[string]tenantRecord{}
 }
 
@@ -119,7 +130,7 @@ func (d *Directory) reset() {
 // Call it after the watcher's Start and before its Run.
 func (d *Directory) Load(ctx context.Context) error {
 	if d.watcher != nil {
-		d.watcher.Subscribe(d.apply, KindPrincipal, KindTenant, KindSettings)
+		d.watcher.Subscribe(d.apply, KindPrincipal, KindTenant, KindSettings, KindGroup)
 	}
 	return d.reload(ctx)
 }
@@ -141,6 +152,10 @@ func (d *Directory) reload(ctx context.Context) error {
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("directory: load settings: %w", err)
 	}
+	groups, err := d.groups.Collect(ctx, storage.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("directory: load groups: %w", err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.reset()
@@ -149,6 +164,10 @@ func (d *Directory) reload(ctx context.Context) error {
 	}
 	for _, t := range tenants {
 		d.tenantList[t.Key] = t.Value
+	}
+	for _, g := range groups {
+		v := g.Value
+		d.putGroup(&v)
 	}
 	if defaults != nil {
 		d.defaults = defaults.Value
@@ -204,6 +223,8 @@ func (d *Directory) refresh(ctx context.Context, kind, key string) error {
 		} else {
 			delete(d.tenantList, key)
 		}
+	case KindGroup:
+		return d.refreshGroup(ctx, key)
 	case KindSettings:
 		r, err := d.settings.Get(ctx, settingsDefault)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {

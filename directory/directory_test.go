@@ -545,3 +545,65 @@ func TestIdentifierURIs(t *testing.T) {
 		}
 	})
 }
+
+// TestGroups: security groups and their members — set on one node, seen
+// on another with the membership generation moved; no nesting, no
+// foreign or unknown members; gone with the group.
+func TestGroups(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, store storage.Store) {
+		a, _ := newDirectory(t, store)
+		b, wb := newDirectory(t, store)
+		ctx := t.Context()
+		g, err := a.CreateGroup(ctx, directory.GroupSpec{DisplayName: "Readers", MailNickname: "readers"})
+		must(t, err)
+		u, err := a.CreateUser(ctx, directory.UserSpec{UserName: "gm@x.test", Password: "a long enough password"})
+		must(t, err)
+		app, err := a.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "gapp", ServicePrincipal: true})
+		must(t, err)
+		noSP, err := a.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "nosp"})
+		must(t, err)
+		must(t, wb.Sync(ctx))
+		before := b.GroupGeneration()
+		_, err = a.AddGroupMember(ctx, g.ObjectID, u.ObjectID)
+		must(t, err)
+		_, err = a.AddGroupMember(ctx, g.ObjectID, strings.ToUpper(app.ObjectID))
+		must(t, err)
+		must(t, wb.Sync(ctx))
+		if b.GroupGeneration() == before {
+			t.Fatal("membership changed, the generation did not")
+		}
+		if got := b.GroupsOf(u.ObjectID); len(got) != 1 || got[0] != g.ObjectID {
+			t.Fatalf("node b: GroupsOf(person) = %v", got)
+		}
+		if got := b.GroupsOf(app.ObjectID); len(got) != 1 {
+			t.Fatalf("node b: GroupsOf(app) = %v", got)
+		}
+		other, err := a.CreateGroup(ctx, directory.GroupSpec{DisplayName: "Other", MailNickname: "other"})
+		must(t, err)
+		for name, id := range map[string]string{"twice": u.ObjectID, "a group": other.ObjectID, "unknown": "00000000-0000-0000-0000-000000000001",
+			"no service principal": noSP.ObjectID} {
+			if _, err := a.AddGroupMember(ctx, g.ObjectID, id); err == nil {
+				t.Errorf("%s: added", name)
+			}
+		}
+		if _, err := a.CreateGroup(ctx, directory.GroupSpec{DisplayName: "x", MailNickname: "has space"}); !errors.Is(err, directory.ErrInvalid) {
+			t.Fatalf("a nickname with a space: %v", err)
+		}
+		_, err = a.RemoveGroupMember(ctx, g.ObjectID, u.ObjectID)
+		must(t, err)
+		if _, err := a.RemoveGroupMember(ctx, g.ObjectID, u.ObjectID); !errors.Is(err, directory.ErrNotFound) {
+			t.Fatalf("removing a non-member: %v", err)
+		}
+		must(t, a.DeleteGroup(ctx, g.ObjectID))
+		must(t, wb.Sync(ctx))
+		if got := b.GroupsOf(app.ObjectID); len(got) != 0 {
+			t.Fatalf("after the group's deletion: %v", got)
+		}
+		if _, err := b.Group(g.ObjectID); !errors.Is(err, directory.ErrNotFound) {
+			t.Fatalf("deleted group: %v", err)
+		}
+		if n := len(b.Groups("")); n != 1 {
+			t.Fatalf("groups left: %d", n)
+		}
+	})
+}

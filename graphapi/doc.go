@@ -6,7 +6,7 @@
 //
 //	read                       Global Administrator, Application Administrator, User Administrator, Directory Readers
 //	applications, principals  Global Administrator, Application Administrator
-//	users                      Global Administrator, User Administrator
+//	users, groups              Global Administrator, User Administrator
 //	directory role assignments Global Administrator
 //
 // Routes (root host H), with Graph's shapes and error codes:
@@ -30,6 +30,10 @@
 //	POST /v1.0/me/revokeSignInSessions           the same for the signed-in person (no role needed)
 //	GET  /v1.0/me                                the signed-in person (no role needed; az ad signed-in-user show)
 //	GET|POST /v1.0/roleManagement/directory/roleAssignments, DELETE …/{id}
+//	GET|POST /v1.0/groups, GET|PATCH|DELETE /v1.0/groups/{id}     security groups (groups.go)
+//	GET /v1.0/groups/{id}/members, POST …/members/$ref, DELETE …/members/{mid}/$ref
+//	POST /v1.0/directoryObjects/{id}/checkMemberGroups | getMemberGroups, /users/{id}/getMemberGroups,
+//	     /groups/{id}/getMemberGroups, /directoryObjects/getByIds
 //
 // Gatehouse extensions: POST /v1.0/applications accepts
 // "gatehouseCreateServicePrincipal": true (create the service principal in

@@ -107,6 +107,20 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /v1.0/users/{id}/appRoleAssignments", h(appWrite, g.assignAppRole(false)))
 	mux.Handle("DELETE /v1.0/users/{id}/appRoleAssignments/{aid}", h(appWrite, g.deleteAppRoleAssignment(false)))
 
+	mux.Handle("GET /v1.0/groups", h(readAccess, g.listGroups)) // groups.go
+	mux.Handle("POST /v1.0/groups", h(userWrite, g.createGroup))
+	mux.Handle("GET /v1.0/groups/{id}", h(readAccess, g.getGroup))
+	mux.Handle("PATCH /v1.0/groups/{id}", h(userWrite, g.patchGroup))
+	mux.Handle("DELETE /v1.0/groups/{id}", h(userWrite, g.deleteGroup))
+	mux.Handle("GET /v1.0/groups/{id}/members", h(readAccess, g.listGroupMembers))
+	mux.Handle("POST /v1.0/groups/{id}/members/$ref", h(userWrite, g.addGroupMember))
+	mux.Handle("DELETE /v1.0/groups/{id}/members/{mid}/$ref", h(userWrite, g.removeGroupMember))
+	mux.Handle("POST /v1.0/groups/{id}/getMemberGroups", h(readAccess, g.getMemberGroups))
+	mux.Handle("POST /v1.0/directoryObjects/getByIds", h(readAccess, g.getByIds))
+	mux.Handle("POST /v1.0/directoryObjects/{id}/checkMemberGroups", h(readAccess, g.checkMemberGroups))
+	mux.Handle("POST /v1.0/directoryObjects/{id}/getMemberGroups", h(readAccess, g.getMemberGroups))
+	mux.Handle("POST /v1.0/users/{id}/getMemberGroups", h(readAccess, g.getMemberGroups))
+
 	mux.Handle("GET /v1.0/users", h(readAccess, g.listUsers))
 	mux.Handle("POST /v1.0/users", h(userWrite, g.createUser))
 	mux.Handle("GET /v1.0/users/{id}", h(readAccess, g.getUser))
@@ -228,13 +242,16 @@ func list(w http.ResponseWriter, entity string, value any) {
 // (az ad app create looks for same-named applications so) and
 // "<collection>/any(x:x eq '<value>')" (az ad sp show --id api://…).
 var (
-	filterEq         = regexp.MustCompile(`^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$`)
-	filterStartsWith = regexp.MustCompile(`^\s*startswith\(\s*(\w+)\s*,\s*'((?:[^']|'')*)'\s*\)\s*$`)
-	filterAny        = regexp.MustCompile(`^\s*(\w+)/any\(\s*(\w+)\s*:\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*\)\s*$`)
+	filterEq         = regexp.MustCompile(`^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'`)
+	filterStartsWith = regexp.MustCompile(`^\s*startswith\(\s*(\w+)\s*,\s*'((?:[^']|'')*)'\s*\)`)
+	filterAny        = regexp.MustCompile(`^\s*(\w+)/any\(\s*(\w+)\s*:\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*\)`)
 )
 
-// graphFilter is a parsed $filter; the zero value keeps everything.
-type graphFilter struct {
+// graphFilter is a parsed $filter: clauses that must all hold (joined
+// by "and", as az ad group create sends); the zero value keeps everything.
+type graphFilter []filterClause
+
+type filterClause struct {
 	Prop, Value string
 	// Prefix: startswith; otherwise equality (of any element, for a
 	// collection's any()). Comparisons ignore case, as Graph's do.
@@ -242,44 +259,73 @@ type graphFilter struct {
 }
 
 // keeps reports whether an object whose property prop has values passes
-// the filter (always, when the filter is on another property).
+// the filter's clauses on prop (always, when none is on prop).
 func (f graphFilter) keeps(prop string, values ...string) bool {
-	if f.Prop != prop {
-		return true
+	for _, c := range f {
+		if c.Prop == prop && !c.holds(values) {
+			return false
+		}
 	}
+	return true
+}
+
+func (c filterClause) holds(values []string) bool {
 	for _, v := range values {
-		if f.Prefix && len(v) >= len(f.Value) && strings.EqualFold(v[:len(f.Value)], f.Value) || !f.Prefix && strings.EqualFold(v, f.Value) {
+		if c.Prefix && len(v) >= len(c.Value) && strings.EqualFold(v[:len(c.Value)], c.Value) || !c.Prefix && strings.EqualFold(v, c.Value) {
 			return true
 		}
 	}
 	return false
 }
 
+var filterAnd = regexp.MustCompile(`^\s+and\s+`)
+
 // filter parses $filter. allowed lists the properties that may be
 // filtered on.
 func filter(r *http.Request, allowed ...string) (graphFilter, error) {
-	f := r.URL.Query().Get("$filter")
-	if f == "" {
-		return graphFilter{}, nil
-	}
+	rest := r.URL.Query().Get("$filter")
 	var out graphFilter
-	if m := filterEq.FindStringSubmatch(f); m != nil {
-		out = graphFilter{Prop: m[1], Value: m[2]}
-	} else if m := filterStartsWith.FindStringSubmatch(f); m != nil {
-		out = graphFilter{Prop: m[1], Value: m[2], Prefix: true}
-	} else if m := filterAny.FindStringSubmatch(f); m != nil && m[2] == m[3] {
-		out = graphFilter{Prop: m[1], Value: m[4]}
-	} else {
-		return graphFilter{}, gatehouse.BadRequestf(codeUnsupported, "Only $filter=<property> eq '<value>', startswith(<property>,'<value>') and <collection>/any(x:x eq '<value>') are supported.")
-	}
-	out.Value = strings.ReplaceAll(out.Value, "''", "'")
-	for _, a := range allowed {
-		if strings.EqualFold(a, out.Prop) {
-			out.Prop = a
-			return out, nil
+	for rest != "" && len(out) < 4 {
+		var c filterClause
+		var n int
+		if m := filterEq.FindStringSubmatchIndex(rest); m != nil {
+			c, n = filterClause{Prop: rest[m[2]:m[3]], Value: rest[m[4]:m[5]]}, m[1]
+		} else if m := filterStartsWith.FindStringSubmatchIndex(rest); m != nil {
+			c, n = filterClause{Prop: rest[m[2]:m[3]], Value: rest[m[4]:m[5]], Prefix: true}, m[1]
+		} else if m := filterAny.FindStringSubmatchIndex(rest); m != nil && rest[m[4]:m[5]] == rest[m[6]:m[7]] {
+			c, n = filterClause{Prop: rest[m[2]:m[3]], Value: rest[m[8]:m[9]]}, m[1]
+		} else {
+			return nil, gatehouse.BadRequestf(codeUnsupported, "Only $filter=<property> eq '<value>', startswith(<property>,'<value>') and <collection>/any(x:x eq '<value>'), joined by and, are supported.")
+		}
+		c.Value = strings.ReplaceAll(c.Value, "''", "'")
+		known := false
+		for _, a := range allowed {
+			if strings.EqualFold(a, c.Prop) {
+				c.Prop, known = a, true
+			}
+		}
+		if !known {
+			return nil, gatehouse.BadRequestf(codeUnsupported, "Filtering on '%s' is not supported.", clip(c.Prop))
+		}
+		out = append(out, c)
+		rest = rest[n:]
+		if strings.TrimSpace(rest) == "" {
+			rest = ""
+			break
+		}
+		m := filterAnd.FindStringIndex(rest)
+		if m == nil {
+			return nil, gatehouse.BadRequestf(codeUnsupported, "Clauses of $filter are joined by 'and'.")
+		}
+		rest = rest[m[1]:]
+		if rest == "" {
+			return nil, gatehouse.BadRequestf(codeUnsupported, "The $filter ends after 'and'.")
 		}
 	}
-	return graphFilter{}, gatehouse.BadRequestf(codeUnsupported, "Filtering on '%s' is not supported.", clip(out.Prop))
+	if rest != "" && len(out) >= 4 {
+		return nil, gatehouse.BadRequestf(codeUnsupported, "A $filter has at most 4 clauses.")
+	}
+	return out, nil
 }
 
 func graphTime(t time.Time) *string {

@@ -3,50 +3,66 @@ package graphapi
 import (
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 )
 
 func TestFilter(t *testing.T) {
+	eq := func(prop, value string) filterClause { return filterClause{Prop: prop, Value: value} }
 	tests := []struct {
-		name, filter, prop, value string
-		ok                        bool
-		prefix                    bool
+		name, filter string
+		want         graphFilter // nil with ok false: an error
+		ok           bool
 	}{
-		{"none", "", "", "", true, false},
-		{"app-id", "appId eq 'abc'", "appId", "abc", true, false},
-		{"case-insensitive-property", "APPID eq 'abc'", "appId", "abc", true, false},
-		{"escaped-quote", "displayName eq 'O''Brien'", "displayName", "O'Brien", true, false},
-		{"spaces", "  displayName   eq   'a b'  ", "displayName", "a b", true, false},
-		{"unknown-property", "secret eq 'x'", "", "", false, false},
-		{"startswith", "startswith(displayName,'a''b')", "displayName", "a'b", true, true},
-		{"any", "identifierUris/any(c:c eq 'api://x')", "identifierUris", "api://x", true, false},
-		{"any-other-variable", "identifierUris/any(c:d eq 'api://x')", "", "", false, false},
-		{"other-function", "endswith(displayName,'a')", "", "", false, false},
-		{"unterminated", "appId eq 'abc", "", "", false, false},
-		{"two-clauses", "appId eq 'a' and displayName eq 'b'", "", "", false, false},
+		{"none", "", nil, true},
+		{"app-id", "appId eq 'abc'", graphFilter{eq("appId", "abc")}, true},
+		{"case-insensitive-property", "APPID eq 'abc'", graphFilter{eq("appId", "abc")}, true},
+		{"escaped-quote", "displayName eq 'O''Brien'", graphFilter{eq("displayName", "O'Brien")}, true},
+		{"spaces", "  displayName   eq   'a b'  ", graphFilter{eq("displayName", "a b")}, true},
+		{"unknown-property", "secret eq 'x'", nil, false},
+		{"startswith", "startswith(displayName,'a''b')", graphFilter{{Prop: "displayName", Value: "a'b", Prefix: true}}, true},
+		{"any", "identifierUris/any(c:c eq 'api://x')", graphFilter{eq("identifierUris", "api://x")}, true},
+		{"any-other-variable", "identifierUris/any(c:d eq 'api://x')", nil, false},
+		{"other-function", "endswith(displayName,'a')", nil, false},
+		{"unterminated", "appId eq 'abc", nil, false},
+		{"two-clauses", "appId eq 'a' and displayName eq 'b and c'", graphFilter{eq("appId", "a"), eq("displayName", "b and c")}, true},
+		{"or", "appId eq 'a' or displayName eq 'b'", nil, false},
+		{"dangling-and", "appId eq 'a' and ", nil, false},
+		{"five-clauses", strings.Repeat("appId eq 'a' and ", 4) + "appId eq 'a'", nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/v1.0/applications?$filter="+url.QueryEscape(tt.filter), nil)
 			f, err := filter(r, "appId", "displayName", "identifierUris")
-			if (err == nil) != tt.ok || f.Prop != tt.prop || f.Value != tt.value || f.Prefix != tt.prefix {
+			if (err == nil) != tt.ok || !slices.Equal(f, tt.want) {
 				t.Fatalf("filter(%q) = %+v, %v", tt.filter, f, err)
 			}
 		})
+	}
+	f := graphFilter{eq("displayName", "Team"), {Prop: "mailNickname", Value: "te", Prefix: true}}
+	if !f.keeps("displayName", "team") || !f.keeps("mailNickname", "Team-a") || f.keeps("mailNickname", "x") || !f.keeps("appId", "anything") {
+		t.Fatal("keeps")
 	}
 }
 
 func FuzzFilter(f *testing.F) {
 	f.Add("appId eq 'x'")
 	f.Add("displayName eq 'a''b'")
+	f.Add("appId eq 'a' and startswith(displayName,'b')")
 	f.Fuzz(func(t *testing.T, s string) {
 		r := httptest.NewRequest("GET", "/v1.0/applications?$filter="+url.QueryEscape(s), nil)
 		f, err := filter(r, "appId", "displayName")
-		if err == nil && f.Prop != "" && f.Prop != "appId" && f.Prop != "displayName" {
-			t.Fatalf("property %q not allowed", f.Prop)
+		if err != nil {
+			return
 		}
-		if err == nil && f.Prop != "" && !f.keeps(f.Prop, f.Value) {
-			t.Fatalf("%+v does not keep its own value", f)
+		for _, c := range f {
+			if c.Prop != "appId" && c.Prop != "displayName" {
+				t.Fatalf("property %q not allowed", c.Prop)
+			}
+			if !(graphFilter{c}).keeps(c.Prop, c.Value) {
+				t.Fatalf("%+v does not keep its own value", c)
+			}
 		}
 	})
 }

@@ -27,7 +27,7 @@ import (
 // m.Authz, m.Accounts and m.Audit.
 func (m *Main) mountManagement(ctx, bg context.Context) error {
 	m.Authz = authz.New(bg, m.Store, m.Watcher, authz.Options{Now: m.Now, Logger: m.Logger,
-		Directory: directoryPrincipals{m.Directory}})
+		Directory: directoryPrincipals{m.Directory}, Groups: m.Directory})
 	if err := m.Authz.Load(ctx); err != nil {
 		return err
 	}
@@ -142,6 +142,10 @@ type directoryPrincipals struct{ d *directory.Directory }
 func (x directoryPrincipals) LookupPrincipal(ctx context.Context, oid string) (gatehouse.Principal, bool, error) {
 	p, err := x.d.Principal(ctx, oid)
 	if errors.Is(err, directory.ErrNotFound) {
+		// A security group: its assignments grant its members.
+		if g, gerr := x.d.Group(oid); gerr == nil {
+			return gatehouse.Principal{Type: gatehouse.PrincipalGroup, ObjectID: g.ObjectID, TenantID: g.TenantID, Name: g.DisplayName}, true, nil
+		}
 		return gatehouse.Principal{}, false, nil
 	}
 	if err != nil {

@@ -309,6 +309,35 @@ func TestAzCLI(t *testing.T) {
 		if shown.ID != user.ID {
 			t.Fatalf("az ad user show: %+v", shown)
 		}
+		// Groups: a role assigned to one grants its members.
+		var group struct{ ID, DisplayName, MailNickname string }
+		az.json(&group, "ad", "group", "create", "--display-name", "Az Team", "--mail-nickname", "az-team")
+		if group.ID == "" || group.MailNickname != "az-team" {
+			t.Fatalf("az ad group create: %+v", group)
+		}
+		az.json(&group, "ad", "group", "create", "--display-name", "Az Team", "--mail-nickname", "az-team") // idempotent, as az makes it
+		var groups []struct{ ID string }
+		if az.json(&groups, "ad", "group", "list", "--display-name", "Az"); len(groups) != 1 || groups[0].ID != group.ID {
+			t.Fatalf("az ad group list: %+v", groups)
+		}
+		az.run("ad", "group", "member", "add", "--group", group.ID, "--member-id", user.ID)
+		var check struct{ Value bool }
+		if az.json(&check, "ad", "group", "member", "check", "--group", group.ID, "--member-id", user.ID); !check.Value {
+			t.Fatal("az ad group member check: not a member")
+		}
+		var members []struct{ ID, UserPrincipalName string }
+		if az.json(&members, "ad", "group", "member", "list", "--group", "Az Team"); len(members) != 1 || members[0].UserPrincipalName != "az.person@suite.test" {
+			t.Fatalf("az ad group member list: %+v", members)
+		}
+		var memberOf []struct{ ID, DisplayName string }
+		if az.json(&memberOf, "ad", "user", "get-member-groups", "--id", user.ID); len(memberOf) != 1 || memberOf[0].ID != group.ID || memberOf[0].DisplayName != "Az Team" {
+			t.Fatalf("az ad user get-member-groups: %+v", memberOf)
+		}
+		az.run("ad", "group", "member", "remove", "--group", group.ID, "--member-id", user.ID)
+		if az.json(&check, "ad", "group", "member", "check", "--group", group.ID, "--member-id", user.ID); check.Value {
+			t.Fatal("az ad group member check: still a member")
+		}
+		az.run("ad", "group", "delete", "--group", group.ID)
 		az.run("ad", "user", "delete", "--id", user.ID)
 		az.run("ad", "app", "delete", "--id", sp.AppID)
 	})

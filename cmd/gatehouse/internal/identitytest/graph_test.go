@@ -293,6 +293,13 @@ func (f *fixture) testGraph(t *testing.T) {
 			{"role-unknown", "POST", "/v1.0/roleManagement/directory/roleAssignments", `{"roleDefinitionId":"x","principalId":"` + f.app.ObjectID + `"}`, 400},
 			{"sp-unknown-app", "POST", "/v1.0/servicePrincipals", `{"appId":"00000000-0000-0000-0000-000000000000"}`, 400},
 			{"wrong-method", "PUT", "/v1.0/applications", `{}`, 405},
+			{"group-mail-enabled", "POST", "/v1.0/groups", `{"displayName":"g","mailNickname":"g","mailEnabled":true}`, 400},
+			{"group-unified", "POST", "/v1.0/groups", `{"displayName":"g","mailNickname":"g","groupTypes":["Unified"]}`, 400},
+			{"group-no-nickname", "POST", "/v1.0/groups", `{"displayName":"g"}`, 400},
+			{"group-unknown", "GET", "/v1.0/groups/00000000-0000-0000-0000-000000000000", nil, 404},
+			{"group-member-bad-ref", "POST", "/v1.0/groups/00000000-0000-0000-0000-000000000000/members/$ref", `{"@odata.id":"x"}`, 404},
+			{"check-member-groups-empty", "POST", "/v1.0/directoryObjects/" + f.app.ObjectID + "/checkMemberGroups", `{"groupIds":[]}`, 400},
+			{"approle-unknown-resource", "POST", "/v1.0/servicePrincipals/00000000-0000-0000-0000-000000000000/appRoleAssignedTo", `{"principalId":"x","resourceId":"y","appRoleId":"z"}`, 404},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

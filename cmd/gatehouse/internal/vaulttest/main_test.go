@@ -90,6 +90,7 @@ func TestKeyVault(t *testing.T) {
 				{"canary", testCanary},
 				{"network-rules", testNetworkRules},
 				{"on-behalf-of", testOnBehalfOf},
+				{"group-access", testGroupAccess},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
