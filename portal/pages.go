@@ -530,6 +530,8 @@ func (p *Portal) assignments(ctx context.Context, id *gatehouse.ResourceID) []as
 		}
 		if pr, err := p.opts.Directory.Principal(ctx, as.PrincipalID); err == nil && pr.Name != "" {
 			row.Principal = pr.Name + " (" + as.PrincipalID + ")"
+		} else if g, err := p.opts.Directory.Group(as.PrincipalID); err == nil {
+			row.Principal = g.DisplayName + " (" + as.PrincipalID + ")"
 		}
 		rows = append(rows, row)
 	}

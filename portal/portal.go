@@ -32,6 +32,9 @@ type (
 		User(id string) (*directory.User, error)
 		Principal(ctx context.Context, objectID string) (gatehouse.Principal, error)
 		PrincipalByClientID(clientID string) (gatehouse.Principal, error)
+		// Group: directory.ErrNotFound. Role assignments to a group grant
+		// its members.
+		Group(id string) (*directory.Group, error)
 		// RevokeSignInSessions ends every session of the person (Graph's
 		// revokeSignInSessions): "Sign out everywhere".
 		RevokeSignInSessions(ctx context.Context, id string) (*directory.User, error)

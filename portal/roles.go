@@ -248,9 +248,9 @@ func (p *Portal) removeRole(res roleResource) func(*req) error {
 // anything else a person's user name. It returns the object id and a
 // name to show, or what is wrong, for the page.
 func (p *Portal) resolveAssignee(q *req, s string) (objectID, name, problem string) {
-	const unknown = "No person, service principal or managed identity is known by that name or id."
+	const unknown = "No person, service principal, managed identity or group is known by that name or id."
 	if s == "" {
-		return "", "", "Name who is to hold the role: a user name, an object id or a client id."
+		return "", "", "Name who is to hold the role: a user name, an object id (a group's too) or a client id."
 	}
 	if len(s) > 256 {
 		return "", "", unknown
@@ -261,6 +261,9 @@ func (p *Portal) resolveAssignee(q *req, s string) (objectID, name, problem stri
 		}
 		if pr, err := p.opts.Directory.PrincipalByClientID(s); err == nil {
 			return pr.ObjectID, p.principalName(q, pr.ObjectID), ""
+		}
+		if g, err := p.opts.Directory.Group(s); err == nil {
+			return g.ObjectID, "the group " + g.DisplayName, ""
 		}
 		return "", "", unknown
 	}
@@ -275,6 +278,9 @@ func (p *Portal) resolveAssignee(q *req, s string) (objectID, name, problem stri
 func (p *Portal) principalName(q *req, objectID string) string {
 	if pr, err := p.opts.Directory.Principal(q.ctx(), objectID); err == nil && pr.Name != "" {
 		return pr.Name
+	}
+	if g, err := p.opts.Directory.Group(objectID); err == nil {
+		return "the group " + g.DisplayName
 	}
 	return objectID
 }

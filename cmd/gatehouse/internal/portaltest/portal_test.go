@@ -675,7 +675,7 @@ func testRoles(t *testing.T, e *env) {
 		says           string
 	}{
 		{authz.RoleCognitiveServicesUser, app.AppID, http.StatusConflict, "already holds Cognitive Services User here"},
-		{authz.RoleCognitiveServicesUser, "someone@elsewhere.test", http.StatusBadRequest, "No person, service principal or managed identity"},
+		{authz.RoleCognitiveServicesUser, "someone@elsewhere.test", http.StatusBadRequest, "No person, service principal, managed identity or group"},
 		{authz.RoleCognitiveServicesUser, "", http.StatusBadRequest, "Name who is to hold the role"},
 		{"not-a-role", app.AppID, http.StatusBadRequest, "Choose one of the roles offered"},
 	} {
@@ -752,6 +752,15 @@ func testRoles(t *testing.T, e *env) {
 		!strings.Contains(p.body, "Remove Key Vault Secrets User from portal-granted-app") || !strings.Contains(p.body, " on portal-kv?") {
 		t.Fatalf("confirming a removal on the vault: %d %s", p.status, p.body)
 	}
+	// A group by its object id: the grant names the group, the list shows it.
+	grp, err := e.Directory.CreateGroup(ctx, directory.GroupSpec{DisplayName: "Portal Readers", MailNickname: "portal-readers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := o.post(vpath+"/roles", url.Values{"role": {authz.RoleKeyVaultSecretsUser}, "assignee": {grp.ObjectID}}); p.status != 200 ||
+		!strings.Contains(p.body, "the group Portal Readers now holds Key Vault Secrets User") || !strings.Contains(p.body, "Portal Readers ("+grp.ObjectID+")") {
+		t.Fatalf("grant to a group: %d %s", p.status, p.body)
+	}
 	// Audited: two grants and two removals by the owner, and the reader's
 	// three refusals.
 	recs, err := e.Audit.List(context.WithoutCancel(ctx), 0, 1000)
@@ -765,7 +774,7 @@ func testRoles(t *testing.T, e *env) {
 		}
 	}
 	for key, want := range map[string]int{
-		e.owner.ObjectID + " Microsoft.Authorization/roleAssignments/write " + string(audit.Succeeded):  3,
+		e.owner.ObjectID + " Microsoft.Authorization/roleAssignments/write " + string(audit.Succeeded):  4, // with the group's
 		e.owner.ObjectID + " Microsoft.Authorization/roleAssignments/delete " + string(audit.Succeeded): 2,
 		e.reader.ObjectID + " Microsoft.Authorization/roleAssignments/write " + string(audit.Denied):    1,
 		e.reader.ObjectID + " Microsoft.Authorization/roleAssignments/delete " + string(audit.Denied):   2,
