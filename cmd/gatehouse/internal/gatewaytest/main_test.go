@@ -88,6 +88,7 @@ func TestGateway(t *testing.T) {
 				{"openai-images-and-audio", testOpenAIMedia},
 				{"openai-realtime", testOpenAIRealtime},
 				{"language-every-credential", testLanguage},
+				{"identity-through-group", testGroupIdentity},
 				{"rotation-under-load", testRotation},
 				{"refusals", testRefusals},
 				{"usage-evidence-and-metrics", testUsage},
