@@ -39,6 +39,12 @@ func TestRegisteredRedirects(t *testing.T) {
 				t.Errorf("redirect URI %q: %v, want ErrInvalid", bad, err)
 			}
 		}
+		for _, bad := range []string{"javascript:alert(1)", "JavaScript://x/%0aalert(1)", "data:text/html,x", "file:///etc/passwd", "vbscript:x"} {
+			list := []string{bad}
+			if _, err := e.n.d.SetRedirectURIs(ctx, web.app.AppID, nil, &list); !errors.Is(err, directory.ErrInvalid) {
+				t.Errorf("public client redirect URI %q: %v, want ErrInvalid", bad, err)
+			}
+		}
 		e.n.sync(t)
 
 		webQuery := func(mod func(url.Values)) url.Values {

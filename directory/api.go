@@ -165,6 +165,8 @@ func validRedirectURIs(field string, uris []string, web bool) ([]string, error) 
 			return nil, invalid(field, "A redirect URI has 1 to 256 characters.")
 		case err != nil || !u.IsAbs() || u.Fragment != "" || strings.ContainsAny(raw, "*# \t") || u.User != nil:
 			return nil, invalid(field, "Redirect URI %q must be an absolute URI without a fragment, wildcards or user information.", clip(raw))
+		case scriptSchemes[strings.ToLower(u.Scheme)]:
+			return nil, invalid(field, "Redirect URI %q: the scheme %s: cannot be a redirect URI.", clip(raw), u.Scheme)
 		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
 			return nil, invalid(field, "Redirect URI %q: http is allowed only for localhost; use https.", clip(raw))
 		case web && u.Scheme != "https" && u.Scheme != "http", (u.Scheme == "https" || u.Scheme == "http") && u.Host == "":
@@ -179,6 +181,10 @@ func validRedirectURIs(field string, uris []string, web bool) ([]string, error) 
 	}
 	return out, nil
 }
+
+// scriptSchemes run or read in the browser instead of reaching an app.
+var scriptSchemes = map[string]bool{"javascript": true, "data": true, "vbscript": true, "file": true, "about": true,
+	"blob": true, "filesystem": true}
 
 // plainHost: a DNS name or IP address, nothing a header or a page could
 // read otherwise (the form_post page's CSP names the redirect's origin).
