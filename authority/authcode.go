@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -150,12 +149,7 @@ func loopbackRedirect(raw string) bool {
 	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
 		return false
 	}
-	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return directory.LoopbackHost(u.Hostname())
 }
 
 var authErrorPage = template.Must(template.New("autherror").Parse(`<!doctype html>

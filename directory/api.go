@@ -167,7 +167,7 @@ func validRedirectURIs(field string, uris []string, web bool) ([]string, error) 
 			return nil, invalid(field, "Redirect URI %q must be an absolute URI without a fragment, wildcards or user information.", clip(raw))
 		case scriptSchemes[strings.ToLower(u.Scheme)]:
 			return nil, invalid(field, "Redirect URI %q: the scheme %s: cannot be a redirect URI.", clip(raw), u.Scheme)
-		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		case u.Scheme == "http" && !LoopbackHost(u.Hostname()):
 			return nil, invalid(field, "Redirect URI %q: http is allowed only for localhost; use https.", clip(raw))
 		case web && u.Scheme != "https" && u.Scheme != "http", (u.Scheme == "https" || u.Scheme == "http") && u.Host == "":
 			return nil, invalid(field, "Redirect URI %q must be an https URI with a host.", clip(raw))
@@ -197,7 +197,9 @@ func plainHost(h string) bool {
 	return true
 }
 
-func loopbackHost(h string) bool {
+// LoopbackHost reports whether h (a URL's Hostname) is localhost or a
+// loopback address: where RFC 8252 lets any public client receive codes.
+func LoopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {
 		return true
 	}
