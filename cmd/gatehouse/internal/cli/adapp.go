@@ -32,19 +32,11 @@ func newAppShowCmd(env Env) *cobra.Command {
 		Short: "Show an application (its appId, identifier URIs and credentials' metadata)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newGraphClient(cmd, env)
+			_, app, err := openApp(cmd, env, id)
 			if err != nil {
 				return err
 			}
-			app, err := findApp(cmd, c, id)
-			if err != nil {
-				return err
-			}
-			var out map[string]any
-			if err := c.Do(cmd.Context(), "GET", "/v1.0/applications/"+url.PathEscape(app.ID), nil, &out); err != nil {
-				return err
-			}
-			return printOutput(cmd, env.Stdout, out)
+			return printOutput(cmd, env.Stdout, app)
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "appId or object id")
@@ -72,11 +64,7 @@ Loopback addresses work for every app without being registered. An empty
 value (--web-redirect-uris=) clears a list.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newGraphClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			app, err := findApp(cmd, c, id)
+			c, app, err := openApp(cmd, env, id)
 			if err != nil {
 				return err
 			}
@@ -109,7 +97,7 @@ value (--web-redirect-uris=) clears a list.`,
 			if len(body) == 0 {
 				return errors.New("nothing to change: give --identifier-uris, --web-redirect-uris, --public-client-redirect-uris or --app-roles")
 			}
-			if err := c.Do(cmd.Context(), "PATCH", "/v1.0/applications/"+url.PathEscape(app.ID), body, nil); err != nil {
+			if err := c.Do(cmd.Context(), "PATCH", "/v1.0/applications/"+url.PathEscape(app["id"].(string)), body, nil); err != nil {
 				return err
 			}
 			return nil
@@ -135,26 +123,47 @@ func appRoleID(app map[string]any, role string) (string, error) {
 	return "", fmt.Errorf("the application defines no app role %q", role)
 }
 
-// resourceSP is the service principal object id of the application id.
-func resourceSP(cmd *cobra.Command, c *apiClient, id string) (string, map[string]any, error) {
-	app, err := findApp(cmd, c, id)
+// openApp is a Graph client and the application whose id (appId or
+// object id) is id, as Graph shows it (one request).
+func openApp(cmd *cobra.Command, env Env, id string) (*apiClient, map[string]any, error) {
+	if id == "" {
+		return nil, nil, errors.New("--id is required")
+	}
+	c, err := newGraphClient(cmd, env)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	var full map[string]any
-	if err := c.Do(cmd.Context(), "GET", "/v1.0/applications/"+url.PathEscape(app.ID), nil, &full); err != nil {
-		return "", nil, err
+	var app map[string]any
+	if err := c.Do(cmd.Context(), "GET", "/v1.0/applications/"+url.PathEscape(id), nil, &app); err != nil {
+		if isNotFound(err) {
+			return nil, nil, fmt.Errorf("no service principal or application has the id %q", id)
+		}
+		return nil, nil, err
 	}
+	if _, ok := app["id"].(string); !ok {
+		return nil, nil, fmt.Errorf("the server's answer for application %q has no id", id)
+	}
+	return c, app, nil
+}
+
+// resourceSP is a Graph client, the service principal object id of the
+// application id, and the application as Graph shows it (its appRoles).
+func resourceSP(cmd *cobra.Command, env Env, id string) (*apiClient, string, map[string]any, error) {
+	c, app, err := openApp(cmd, env, id)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	appID, _ := app["appId"].(string)
 	var sp struct {
 		ID string `json:"id"`
 	}
-	if err := c.Do(cmd.Context(), "GET", "/v1.0/servicePrincipals/"+url.PathEscape(app.AppID), nil, &sp); err != nil {
+	if err := c.Do(cmd.Context(), "GET", "/v1.0/servicePrincipals/"+url.PathEscape(appID), nil, &sp); err != nil {
 		if isNotFound(err) {
-			return "", nil, fmt.Errorf("the application %q has no service principal", id)
+			return nil, "", nil, fmt.Errorf("the application %q has no service principal", id)
 		}
-		return "", nil, err
+		return nil, "", nil, err
 	}
-	return sp.ID, full, nil
+	return c, sp.ID, app, nil
 }
 
 func newAppRoleAssignCmd(env Env) *cobra.Command {
@@ -167,11 +176,7 @@ func newAppRoleAssignCmd(env Env) *cobra.Command {
 			if assignee == "" || role == "" {
 				return errors.New("--assignee and --role are required")
 			}
-			c, err := newGraphClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			spID, app, err := resourceSP(cmd, c, id)
+			c, spID, app, err := resourceSP(cmd, env, id)
 			if err != nil {
 				return err
 			}
@@ -220,11 +225,7 @@ func newAppRoleListCmd(env Env) *cobra.Command {
 		Short: "List who holds the application's app roles",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newGraphClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			spID, _, err := resourceSP(cmd, c, id)
+			c, spID, _, err := resourceSP(cmd, env, id)
 			if err != nil {
 				return err
 			}
@@ -252,11 +253,7 @@ func newAppRoleRemoveCmd(env Env) *cobra.Command {
 			if assignment == "" {
 				return errors.New("--assignment-id is required")
 			}
-			c, err := newGraphClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			spID, _, err := resourceSP(cmd, c, id)
+			c, spID, _, err := resourceSP(cmd, env, id)
 			if err != nil {
 				return err
 			}
