@@ -234,7 +234,7 @@ func (a *Authority) handleAuthorize(w http.ResponseWriter, r *http.Request, seg 
 	case len(q.Get("state")) > 2048 || len(q.Get("nonce")) > 1024 || len(q.Get("scope")) > 4096 || len(q.Get("login_hint")) > 256:
 		return fail("invalid_request", "AADSTS90011: A parameter is too long.")
 	}
-	resource, err := a.requestedResource(tr)
+	resource, err := a.personResource(tr)
 	if err != nil {
 		e, _ := gatehouse.AsError(err)
 		return fail(e.Code, "AADSTS"+e.InnerCode+": "+e.Message)

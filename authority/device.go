@@ -206,7 +206,7 @@ func (a *Authority) handleDeviceCode(w http.ResponseWriter, r *http.Request, seg
 		}
 		clientID, name = client.Principal().ClientID, client.Principal().Name
 	}
-	resource, err := a.requestedResource(tr)
+	resource, err := a.personResource(tr)
 	if err != nil {
 		return err
 	}

@@ -154,7 +154,7 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 	}
 	// The resource is checked before the token is spent: a bad scope must
 	// not cost the session.
-	if _, err := a.requestedResource(tr); err != nil {
+	if _, err := a.personResource(tr); err != nil {
 		return mintSpec{}, err
 	}
 	invalid := oauthErr(oauthInvalidGrant, 70000, "The provided value for the 'refresh_token' is not valid.")

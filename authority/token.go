@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,6 +127,12 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 			return err
 		}
 	}
+	if spec.principal.Type == gatehouse.PrincipalUser {
+		// scp names what the person lets the client do at the resource.
+		if spec.scope, err = a.personScope(tid, spec.audience, scope); err != nil {
+			return err
+		}
+	}
 	token, exp, err := a.mint(spec)
 	if err != nil {
 		return err
@@ -173,29 +180,110 @@ func (a *Authority) requestedResource(tr *tokenRequest) (string, error) {
 	return resource, nil
 }
 
+// personResource is requestedResource for a grant whose token is a
+// person's: it also checks that the scp such a token would carry can be
+// made, before anything is stored or spent.
+func (a *Authority) personResource(tr *tokenRequest) (string, error) {
+	resource, err := a.requestedResource(tr)
+	if err != nil {
+		return "", err
+	}
+	if _, err := a.personScope(tr.tenantID, resource, tr.form.Get("scope")); err != nil {
+		return "", err
+	}
+	return resource, nil
+}
+
 // resourceAllowed reports whether tokens of tenantID may name resource:
 // one of the server's own, or the API of an enabled application with a
 // service principal in the tenant (api.go in directory). Of an
-// application's API, scope may ask for .default or user_impersonation —
-// the one delegated scope every exposed API has here — and nothing else.
+// application's API, scope may name .default or scopes the API exposes
+// (apiScopes), and no other resource.
 func (a *Authority) resourceAllowed(tenantID, resource, scope string) error {
 	if a.KnownResource(resource) {
 		return nil
 	}
-	_, err := a.dir.API(tenantID, resource)
+	app, err := a.api(tenantID, resource)
+	if err != nil {
+		return err
+	}
+	_, err = apiScopes(app, resource, scope)
+	return err
+}
+
+// api is the enabled application whose API resource names, with Entra's
+// errors when there is none.
+func (a *Authority) api(tenantID, resource string) (*directory.Application, error) {
+	app, err := a.dir.API(tenantID, resource)
 	switch {
 	case err == nil:
-		for _, s := range strings.Fields(scope) {
-			name, found := strings.CutPrefix(s, strings.TrimRight(resource, "/")+"/")
-			if name = strings.TrimLeft(name, "/"); found && name != ".default" && name != "user_impersonation" {
-				return oauthErr(oauthInvalidScope, 70011, "The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist on the resource '%s': its API offers .default and user_impersonation.", clip(s), clip(resource))
-			}
-		}
-		return nil
+		return app, nil
 	case errors.Is(err, directory.ErrDisabled):
-		return oauthErr(oauthInvalidResource, 7000112, "Application '%s' is disabled.", clip(resource))
+		return nil, oauthErr(oauthInvalidResource, 7000112, "Application '%s' is disabled.", clip(resource))
 	}
-	return oauthErr(oauthInvalidResource, 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(resource), tenantID)
+	return nil, oauthErr(oauthInvalidResource, 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(resource), tenantID)
+}
+
+// apiScopes are the delegated scopes of app's API that scope names
+// ({resource}/{value}), each once, in the API's spelling; nil when it
+// names none or .default (every enabled scope, for a person). The OpenID
+// Connect scopes pass; a scope of another resource, one the API does not
+// expose (or has disabled), or .default beside named scopes is
+// invalid_scope, as Entra answers.
+func apiScopes(app *directory.Application, resource, scope string) ([]string, error) {
+	prefix := strings.TrimRight(resource, "/") + "/"
+	offered := app.DelegatedScopes()
+	var names []string
+	all := false
+	for _, s := range strings.Fields(scope) {
+		switch s {
+		case "openid", "profile", "offline_access", "email":
+			continue
+		}
+		if len(s) <= len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+			return nil, oauthErr(oauthInvalidScope, 28000, "Provided value for the input parameter scope is not valid because it contains more than one resource: '%s' is not a scope of '%s'. Request a token for each resource separately.", clip(s), clip(resource))
+		}
+		name := strings.TrimLeft(s[len(prefix):], "/")
+		if name == ".default" {
+			all = true
+			continue
+		}
+		i := slices.IndexFunc(offered, func(o string) bool { return strings.EqualFold(o, name) })
+		if i < 0 {
+			return nil, oauthErr(oauthInvalidScope, 70011, "The provided value for the input parameter 'scope' is not valid. The scope '%s' does not exist on the resource '%s' or is disabled; it offers .default and %s.", clip(s), clip(resource), clip(strings.Join(offered, ", ")))
+		}
+		if !slices.Contains(names, offered[i]) {
+			names = append(names, offered[i])
+		}
+	}
+	if all && len(names) > 0 {
+		return nil, oauthErr(oauthInvalidScope, 70011, "The provided value for the input parameter 'scope' is not valid. The scope %s/.default cannot be combined with other scopes of the resource.", clip(strings.TrimRight(resource, "/")))
+	}
+	return names, nil
+}
+
+// personScope is the scp of a person's token for resource: user_impersonation
+// for the server's own resources; for an application's API the scopes the
+// request names, or for .default (or none) every scope the API exposes —
+// consent is implicit here.
+func (a *Authority) personScope(tenantID, resource, scope string) (string, error) {
+	if a.KnownResource(resource) {
+		return directory.DefaultDelegatedName, nil
+	}
+	app, err := a.api(tenantID, resource)
+	if err != nil {
+		return "", err
+	}
+	names, err := apiScopes(app, resource, scope)
+	if err != nil {
+		return "", err
+	}
+	if names == nil {
+		if names = app.DelegatedScopes(); len(names) == 0 {
+			return "", oauthErr(oauthInvalidScope, 70011, "The application '%s' exposes no enabled delegated permission scope (api.oauth2PermissionScopes): a person's token for it would grant nothing.", clip(resource))
+		}
+	}
+	return strings.Join(names, " "), nil
 }
 
 // writeTokenResponse writes §2.4's success body: expires_in is a JSON

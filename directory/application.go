@@ -51,6 +51,8 @@ type Application struct {
 	// AppRoles it defines and AppRoleAssignments of them (approles.go).
 	AppRoles           []AppRole
 	AppRoleAssignments []AppRoleAssignment
+	// PermissionScopes are the delegated scopes its API exposes (scopes.go).
+	PermissionScopes []PermissionScope
 }
 
 // SecretInfo describes a client secret. The secret itself is never kept.
@@ -81,7 +83,8 @@ func (e *entry) application() *Application {
 		DisplayName: r.DisplayName, Enabled: r.Enabled, ServicePrincipal: r.ServicePrincipal,
 		Roles: slices.Clone(r.Roles), Created: r.Created, IdentifierURIs: slices.Clone(r.IdentifierURIs),
 		WebRedirectURIs: slices.Clone(r.WebRedirectURIs), PublicRedirectURIs: slices.Clone(r.PublicRedirectURIs),
-		AppRoles: slices.Clone(r.AppRoles), AppRoleAssignments: slices.Clone(r.AppRoleAssignments)}
+		AppRoles: slices.Clone(r.AppRoles), AppRoleAssignments: slices.Clone(r.AppRoleAssignments),
+		PermissionScopes: slices.Clone(r.PermissionScopes)}
 	for i := range a.AppRoleAssignments {
 		a.AppRoleAssignments[i].ResourceID = r.ObjectID
 	}

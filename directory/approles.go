@@ -43,7 +43,7 @@ type AppRoleAssignment struct {
 	ResourceID string `json:"-"`
 }
 
-func validAppRoles(roles []AppRole, old []AppRole) ([]AppRole, error) {
+func validAppRoles(roles []AppRole, old []AppRole, scopes []PermissionScope) ([]AppRole, error) {
 	if len(roles) > MaxAppRoles {
 		return nil, invalid("appRoles", "An application defines at most %d app roles.", MaxAppRoles)
 	}
@@ -64,6 +64,8 @@ func validAppRoles(roles []AppRole, old []AppRole) ([]AppRole, error) {
 			return nil, invalid("appRoles.allowedMemberTypes", "App role %q must allow Application, User or both.", clip(r.Value))
 		case ids[id]:
 			return nil, invalid("appRoles.id", "App role id %s is listed twice.", id)
+		case slices.ContainsFunc(scopes, func(s PermissionScope) bool { return s.ID == id }):
+			return nil, invalid("appRoles.id", "App role id %s is the id of one of the application's permission scopes; ids are unique across both.", id)
 		case values[strings.ToLower(r.Value)]:
 			return nil, invalid("appRoles.value", "App role value %q is listed twice.", clip(r.Value))
 		}
@@ -95,7 +97,7 @@ func (d *Directory) SetAppRoles(ctx context.Context, id string, roles []AppRole)
 		return nil, notFound("The application %q does not exist.", clip(id))
 	}
 	e, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
-		out, err := validAppRoles(roles, r.AppRoles)
+		out, err := validAppRoles(roles, r.AppRoles, r.PermissionScopes)
 		if err != nil {
 			return err
 		}

@@ -62,6 +62,8 @@ type record struct {
 	// AppRoles and the assignments of them (approles.go).
 	AppRoles           []AppRole           `json:"appRoles,omitempty"`
 	AppRoleAssignments []AppRoleAssignment `json:"appRoleAssignments,omitempty"`
+	// PermissionScopes are the delegated scopes its API exposes (scopes.go).
+	PermissionScopes []PermissionScope `json:"oauth2PermissionScopes,omitempty"`
 
 	// Managed identities.
 	ResourceID string            `json:"resourceId,omitempty"`

@@ -51,6 +51,7 @@ type applicationView struct {
 	PublicClient        redirectsView        `json:"publicClient"`
 	Spa                 redirectsView        `json:"spa"`
 	AppRoles            []appRoleView        `json:"appRoles"`
+	API                 apiView              `json:"api"`
 	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
 	KeyCredentials      []keyCredential      `json:"keyCredentials"`
 }
@@ -127,6 +128,10 @@ type servicePrincipalView struct {
 	ServicePrincipalNames  []string             `json:"servicePrincipalNames"`
 	PasswordCredentials    []passwordCredential `json:"passwordCredentials"`
 	KeyCredentials         []keyCredential      `json:"keyCredentials"`
+	// AppRoles and OAuth2PermissionScopes are the application's, as Graph
+	// shows them on its service principal.
+	AppRoles               []appRoleView         `json:"appRoles"`
+	OAuth2PermissionScopes []permissionScopeView `json:"oauth2PermissionScopes"`
 }
 
 func strp(s string) *string {
@@ -161,20 +166,23 @@ func appView(a *directory.Application) applicationView {
 		IdentifierURIs: append([]string{}, a.IdentifierURIs...),
 		Web:            webView{RedirectURIs: append([]string{}, a.WebRedirectURIs...)},
 		PublicClient:   redirectsView{RedirectURIs: append([]string{}, a.PublicRedirectURIs...)},
-		Spa:            redirectsView{RedirectURIs: []string{}}, AppRoles: appRoleViews(a), PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+		Spa:            redirectsView{RedirectURIs: []string{}}, AppRoles: appRoleViews(a), API: appAPIView(a),
+		PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
 }
 
 func spView(a *directory.Application) servicePrincipalView {
 	return servicePrincipalView{ID: a.ObjectID, AppID: a.AppID, DisplayName: a.DisplayName, AccountEnabled: a.Enabled,
 		ServicePrincipalType: "Application", AppOwnerOrganizationID: a.TenantID, AlternativeNames: []string{},
-		ServicePrincipalNames: append([]string{a.AppID}, a.IdentifierURIs...), PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+		ServicePrincipalNames: append([]string{a.AppID}, a.IdentifierURIs...), PasswordCredentials: secretViews(a), KeyCredentials: certViews(a),
+		AppRoles: appRoleViews(a), OAuth2PermissionScopes: scopeViews(a)}
 }
 
 func miView(mi *directory.ManagedIdentity) servicePrincipalView {
 	return servicePrincipalView{ID: mi.PrincipalID, AppID: mi.ClientID, DisplayName: mi.Name, AccountEnabled: true,
 		ServicePrincipalType: "ManagedIdentity", AppOwnerOrganizationID: mi.TenantID,
 		AlternativeNames: []string{"isExplicit=True", mi.ResourceID}, ServicePrincipalNames: []string{mi.ClientID},
-		PasswordCredentials: []passwordCredential{}, KeyCredentials: []keyCredential{}}
+		PasswordCredentials: []passwordCredential{}, KeyCredentials: []keyCredential{},
+		AppRoles: []appRoleView{}, OAuth2PermissionScopes: []permissionScopeView{}}
 }
 
 func (g *API) organization(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
@@ -238,6 +246,8 @@ type applicationBody struct {
 	Spa          *redirectsBody `json:"spa"`
 	// AppRoles replaces the roles the application's API defines (approles.go).
 	AppRoles *[]appRoleBody `json:"appRoles"`
+	// API carries the delegated scopes the application's API exposes (scopes.go).
+	API *apiBody `json:"api"`
 	// Gatehouse extension: create the service principal in the same call
 	// (what `gatehouse ad sp create` wants).
 	CreateServicePrincipal bool `json:"gatehouseCreateServicePrincipal"`
@@ -258,12 +268,16 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 	if err != nil {
 		return err
 	}
+	scopes, setScopes, err := body.apiScopes()
+	if err != nil {
+		return err
+	}
 	a, err := g.dir.CreateApplication(r.Context(), directory.ApplicationSpec{DisplayName: *body.DisplayName,
 		TenantID: c.Principal.TenantID, ServicePrincipal: body.CreateServicePrincipal})
 	if err != nil {
 		return err
 	}
-	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil || body.AppRoles != nil {
+	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil || body.AppRoles != nil || setScopes {
 		if body.KeyCredentials != nil {
 			var specs []directory.CertificateSpec
 			if specs, err = certSpecs(*body.KeyCredentials); err == nil {
@@ -278,6 +292,9 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 		}
 		if err == nil && body.AppRoles != nil {
 			_, err = g.dir.SetAppRoles(r.Context(), a.AppObjectID, appRoles(*body.AppRoles))
+		}
+		if err == nil && setScopes {
+			_, err = g.dir.SetPermissionScopes(r.Context(), a.AppObjectID, scopes)
 		}
 		if err != nil {
 			// Do not leave a half-made application behind.
@@ -345,6 +362,10 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	if err != nil {
 		return err
 	}
+	scopes, setScopes, err := body.apiScopes()
+	if err != nil {
+		return err
+	}
 	if body.KeyCredentials != nil {
 		specs, err := certSpecs(*body.KeyCredentials)
 		if err != nil {
@@ -366,6 +387,11 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	}
 	if body.AppRoles != nil {
 		if _, err := g.dir.SetAppRoles(r.Context(), a.AppObjectID, appRoles(*body.AppRoles)); err != nil {
+			return err
+		}
+	}
+	if setScopes {
+		if _, err := g.dir.SetPermissionScopes(r.Context(), a.AppObjectID, scopes); err != nil {
 			return err
 		}
 	}

@@ -245,6 +245,15 @@ func TestAzCLI(t *testing.T) {
 		if sp.AppID != app.AppID {
 			t.Fatalf("az ad sp show --id %s: %+v", uri2, sp)
 		}
+		// Delegated scopes, set as a manifest's api property through az's generic --set.
+		scopeID := gatehouse.NewGUID()
+		az.run("ad", "app", "update", "--id", app.AppID, "--set", `api={"oauth2PermissionScopes":[{"id":"`+scopeID+
+			`","value":"Orders.View","type":"User","isEnabled":true,"adminConsentDisplayName":"View orders","adminConsentDescription":"Read orders as the signed-in person"}]}`)
+		var scopes []string
+		az.json(&scopes, "ad", "sp", "show", "--id", uri2, "--query", "oauth2PermissionScopes[].value")
+		if len(scopes) != 1 || scopes[0] != "Orders.View" {
+			t.Fatalf("the service principal's scopes: %v", scopes)
+		}
 		var tok struct{ AccessToken string }
 		az.json(&tok, "account", "get-access-token", "--scope", uri2+"/.default")
 		if c, err := e.Authority.Verify(t.Context(), tok.AccessToken, uri2); err != nil || c.Principal.ClientID != e.Bootstrap.ClientID {

@@ -45,11 +45,11 @@ func newAppShowCmd(env Env) *cobra.Command {
 }
 
 func newAppUpdateCmd(env Env) *cobra.Command {
-	var id, rolesFile string
+	var id, rolesFile, scopesFile string
 	var uris, web, public []string
 	cmd := &cobra.Command{
 		Use:   "update",
-		Short: "Change an application: its Application ID URIs and redirect URIs",
+		Short: "Change an application: its Application ID URIs, redirect URIs, app roles and delegated scopes",
 		Long: `Change an application. --identifier-uris replaces the URIs that name the
 application's API (api://… or https://…, unique in the tenant); tokens for
 {uri}/.default then carry that audience, and the application can trade a
@@ -61,7 +61,16 @@ web app's codes (https, or http://localhost; the code is then redeemed
 only with the app's own credential); --public-client-redirect-uris a
 native app's (its own scheme, such as myapp://auth; redeemed with PKCE).
 Loopback addresses work for every app without being registered. An empty
-value (--web-redirect-uris=) clears a list.`,
+value (--web-redirect-uris=) clears a list.
+
+--app-roles replaces the roles the API grants to applications and people
+(the roles claim); --scopes replaces the delegated permissions it exposes
+(api.oauth2PermissionScopes: value, adminConsentDisplayName, type User or
+Admin, isEnabled), which a person's token names in scp — {uri}/Files.Read
+for one, {uri}/.default for every enabled one. An API without scopes
+offers user_impersonation. Both files are JSON arrays as Graph shows
+them; an entry without an id gets a new one, and an enabled entry is
+disabled (isEnabled false) before it can be removed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, app, err := openApp(cmd, env, id)
@@ -79,23 +88,21 @@ value (--web-redirect-uris=) clears a list.`,
 				body["publicClient"] = map[string]any{"redirectUris": append([]string{}, public...)}
 			}
 			if rolesFile != "" {
-				raw, err := os.ReadFile(strings.TrimPrefix(rolesFile, "@"))
+				roles, err := readGraphArray(rolesFile, "--app-roles", "app roles")
 				if err != nil {
 					return err
 				}
-				var roles []map[string]any
-				if err := json.Unmarshal(raw, &roles); err != nil {
-					return fmt.Errorf("--app-roles: %s is not a JSON array of app roles: %v", rolesFile, err)
-				}
-				for _, r := range roles {
-					if r["id"] == nil || r["id"] == "" {
-						r["id"] = gatehouse.NewGUID() // as az does
-					}
-				}
 				body["appRoles"] = roles
 			}
+			if scopesFile != "" {
+				scopes, err := readGraphArray(scopesFile, "--scopes", "delegated permission scopes")
+				if err != nil {
+					return err
+				}
+				body["api"] = map[string]any{"oauth2PermissionScopes": scopes}
+			}
 			if len(body) == 0 {
-				return errors.New("nothing to change: give --identifier-uris, --web-redirect-uris, --public-client-redirect-uris or --app-roles")
+				return errors.New("nothing to change: give --identifier-uris, --web-redirect-uris, --public-client-redirect-uris, --app-roles or --scopes")
 			}
 			if err := c.Do(cmd.Context(), "PATCH", "/v1.0/applications/"+url.PathEscape(app["id"].(string)), body, nil); err != nil {
 				return err
@@ -108,7 +115,31 @@ value (--web-redirect-uris=) clears a list.`,
 	cmd.Flags().StringSliceVar(&web, "web-redirect-uris", nil, "a web app's redirect URIs (https)")
 	cmd.Flags().StringSliceVar(&public, "public-client-redirect-uris", nil, "a native app's redirect URIs")
 	cmd.Flags().StringVar(&rolesFile, "app-roles", "", "@file: a JSON array of app roles (value, displayName, allowedMemberTypes, isEnabled; id made if missing) replacing the application's")
+	cmd.Flags().StringVar(&scopesFile, "scopes", "", "@file: a JSON array of delegated permission scopes (value, adminConsentDisplayName, type, isEnabled; id made if missing) replacing the application's")
 	return cmd
+}
+
+// readGraphArray reads a JSON array of Graph objects from @file (or the
+// file named without @) and gives each entry without an id a new one, as
+// az does for app roles.
+func readGraphArray(file, flag, what string) ([]map[string]any, error) {
+	raw, err := os.ReadFile(strings.TrimPrefix(file, "@"))
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("%s: %s is not a JSON array of %s: %v", flag, file, what, err)
+	}
+	for _, r := range out {
+		if r == nil {
+			return nil, fmt.Errorf("%s: %s holds a null entry", flag, file)
+		}
+		if r["id"] == nil || r["id"] == "" {
+			r["id"] = gatehouse.NewGUID()
+		}
+	}
+	return out, nil
 }
 
 // appRoleID finds the id of the app role whose value (or id) is role.

@@ -99,6 +99,21 @@ func (f *fixture) testCLI(t *testing.T) {
 	if out := c.mustRun(t, "ad", "app", "role", "list", "--id", created.AppID, "--query", "length(@)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
 		t.Fatalf("role list after remove: %q", out)
 	}
+	// Delegated scopes from a file: ids made, shown as Graph shows them; a bad one is refused.
+	scopesFile := filepath.Join(t.TempDir(), "scopes.json")
+	must(t, os.WriteFile(scopesFile, []byte(`[{"value":"Orders.View","adminConsentDisplayName":"View orders","type":"User","isEnabled":true}]`), 0o600))
+	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile)
+	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "api.oauth2PermissionScopes[0].[value,type,isEnabled]", "-o", "tsv"); strings.Join(strings.Fields(out), " ") != "Orders.View User true" {
+		t.Fatalf("scopes: %q", out)
+	}
+	must(t, os.WriteFile(scopesFile, []byte(`[{"value":"Orders View","adminConsentDisplayName":"x"}]`), 0o600))
+	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile); code == 0 || !strings.Contains(errOut, "no spaces") {
+		t.Fatalf("a bad scope: %d %q", code, errOut)
+	}
+	must(t, os.WriteFile(scopesFile, []byte(`{"value":"x"}`), 0o600))
+	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile); code == 0 || !strings.Contains(errOut, "JSON array") {
+		t.Fatalf("not an array: %d %q", code, errOut)
+	}
 	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--identifier-uris=")
 	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "length(identifierUris)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
 		t.Fatalf("cleared identifier URIs: %q", out)

@@ -1,6 +1,7 @@
 package identitytest
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/directory"
 )
@@ -188,6 +190,66 @@ func (f *fixture) testGraph(t *testing.T) {
 		}
 		// An enabled role is disabled before it is removed, as Graph asks.
 		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"appRoles": []any{}}, 400)
+
+		// Delegated scopes (Expose an API → Add a scope): a person's token names them in scp.
+		view, edit := gatehouse.NewGUID(), gatehouse.NewGUID()
+		scopes := []any{
+			map[string]any{"id": view, "value": "Orders.View", "type": "User", "isEnabled": true,
+				"adminConsentDisplayName": "View orders", "adminConsentDescription": "Lets the app read your orders",
+				"userConsentDisplayName": "View your orders", "userConsentDescription": "Lets the app read your orders"},
+			map[string]any{"id": edit, "value": "Orders.Edit", "type": "Admin", "adminConsentDisplayName": "Edit orders"}}
+		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"api": map[string]any{"oauth2PermissionScopes": scopes,
+			"requestedAccessTokenVersion": 2, "preAuthorizedApplications": []any{}}}, 204)
+		got := f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 200)["api"].(map[string]any)["oauth2PermissionScopes"].([]any)
+		if len(got) != 2 || got[1].(map[string]any)["isEnabled"] != true || got[1].(map[string]any)["type"] != "Admin" || got[0].(map[string]any)["userConsentDisplayName"] != "View your orders" {
+			t.Fatalf("api.oauth2PermissionScopes: %v", got)
+		}
+		if sp := f.graph(t, admin, "GET", "/v1.0/servicePrincipals/"+appID, nil, 200); len(sp["oauth2PermissionScopes"].([]any)) != 2 || len(sp["appRoles"].([]any)) != 1 {
+			t.Fatalf("the service principal's scopes and roles: %v %v", sp["oauth2PermissionScopes"], sp["appRoles"])
+		}
+		for _, bad := range []map[string]any{
+			{"oauth2PermissionScopes": []any{}}, // enabled scopes are disabled before removal
+			{"oauth2PermissionScopes": []any{map[string]any{"id": view, "value": "Orders View", "adminConsentDisplayName": "x"}}},
+			{"oauth2PermissionScopes": []any{map[string]any{"id": roleID, "value": "Orders.Role", "adminConsentDisplayName": "x"}}},
+			{"preAuthorizedApplications": []any{map[string]any{"appId": f.app.AppID, "delegatedPermissionIds": []string{view}}}},
+			{"oauth2PermissionScopes": scopes, "unknownProperty": true},
+		} {
+			if m := f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"api": bad}, 400); errCode(m) != "Request_BadRequest" {
+				t.Fatalf("api %v: %v", bad, m)
+			}
+		}
+		const password = "a scopes test password"
+		person, err := f.s.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "scoped@suite.test", Password: password})
+		must(t, err)
+		f.addSecret(password)
+		prompts := 0
+		cred, err := azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{ClientOptions: f.s.ClientOptions(),
+			TenantID: f.tenant, DisableInstanceDiscovery: true, UserPrompt: func(ctx context.Context, m azidentity.DeviceCodeMessage) error {
+				prompts++
+				f.approveDevice(t, m.VerificationURL, m.UserCode, person.UserName, password, true)
+				return nil
+			}})
+		must(t, err)
+		for _, sc := range []struct{ scope, scp string }{
+			{uri + "/Orders.View", "Orders.View"}, // signs in
+			{uri + "/orders.edit", "Orders.Edit"}, // silently, with the refresh token
+			{uri + "/.default", "Orders.View Orders.Edit"},
+		} {
+			tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{sc.scope}})
+			if err != nil {
+				t.Fatalf("%s: %v", sc.scope, err)
+			}
+			f.addSecret(tok.Token)
+			if c := f.claims(t, tok.Token, uri); c.Scope != sc.scp || c.Principal.ObjectID != person.ObjectID {
+				t.Fatalf("%s: scp %q of %s, want %q of the person", sc.scope, c.Scope, c.Principal.ObjectID, sc.scp)
+			}
+		}
+		if prompts != 1 {
+			t.Fatalf("the person was asked %d times, want once", prompts)
+		}
+		if _, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{uri + "/Orders.Delete"}}); err == nil || !strings.Contains(err.Error(), "AADSTS70011") {
+			t.Fatalf("a scope the API does not expose: %v", err)
+		}
 
 		// Replaced: the old name is free and gets no token.
 		uri2 := uri + "-v2"
