@@ -349,6 +349,11 @@ func (a *Authority) mint(s mintSpec) (string, time.Time, error) {
 		// An application's API: the app roles the subject holds on it.
 		if api, err := a.dir.API(tid, s.audience); err == nil {
 			ac.Roles = api.AppRoleValues(p.ObjectID)
+			var overage string
+			ac.Groups, ac.WIDs, overage = a.groupClaims(api, p)
+			if overage != "" {
+				ac.ClaimNames, ac.ClaimSources = overageClaims(overage)
+			}
 		}
 	}
 	payload := ac.appendJSON(make([]byte, 0, 640))

@@ -33,6 +33,14 @@ type Claims struct {
 	// Roles are the app roles the subject holds on the audience (an
 	// application's API).
 	Roles []string
+	// Groups and DirectoryRoles are the groups claim (security group
+	// object ids) and wids (directory role template ids), when the
+	// audience application asks for them (groupMembershipClaims).
+	// GroupsOverage is set instead of Groups when the subject has more
+	// groups than a token names: the Graph endpoint that lists them
+	// (_claim_sources, Entra's overage).
+	Groups, DirectoryRoles []string
+	GroupsOverage          string
 	// Extra holds the non-standard claims passed to Issue. JSON numbers
 	// come back as json.Number (use Int64), strings as string, objects as
 	// map[string]any.
@@ -113,6 +121,36 @@ type accessClaims struct {
 	// Roles: the app roles the subject holds on the audience, when the
 	// audience is an application's API.
 	Roles []string `json:"roles,omitempty"`
+	// Groups and WIDs: the subject's security groups and directory roles,
+	// when the API asks for them; the overage claims replace groups for a
+	// subject in more than MaxGroupsClaim groups.
+	Groups       []string      `json:"groups,omitempty"`
+	WIDs         []string      `json:"wids,omitempty"`
+	ClaimNames   *claimNames   `json:"_claim_names,omitempty"`
+	ClaimSources *claimSources `json:"_claim_sources,omitempty"`
+}
+
+// MaxGroupsClaim is the most groups a token names, as Entra's JWTs: a
+// subject in more gets the overage claims, which point at Graph's
+// getMemberObjects for the full list.
+const MaxGroupsClaim = 200
+
+// claimNames and claimSources are Entra's group overage claims:
+// "_claim_names":{"groups":"src1"},"_claim_sources":{"src1":{"endpoint":…}}.
+type claimNames struct {
+	Groups string `json:"groups"`
+}
+
+type claimSources struct {
+	Src1 struct {
+		Endpoint string `json:"endpoint"`
+	} `json:"src1"`
+}
+
+func overageClaims(endpoint string) (*claimNames, *claimSources) {
+	s := &claimSources{}
+	s.Src1.Endpoint = endpoint
+	return &claimNames{Groups: "src1"}, s
 }
 
 // reservedClaims cannot be set through Issue's extra map.
@@ -120,7 +158,7 @@ var reservedClaims = map[string]bool{
 	"aud": true, "iss": true, "iat": true, "nbf": true, "exp": true, "app_displayname": true, "appid": true,
 	"appidacr": true, "idp": true, "idtyp": true, "name": true, "oid": true, "scp": true, "sub": true, "tid": true,
 	"unique_name": true, "upn": true, "uti": true, "ver": true, "xms_mirid": true, "azp": true, "azpacr": true,
-	"roles": true, "jti": true,
+	"roles": true, "jti": true, "groups": true, "wids": true, "_claim_names": true, "_claim_sources": true,
 }
 
 // claimsFrom turns a verified payload into Claims.
@@ -134,7 +172,11 @@ func claimsFrom(payload []byte) (*Claims, *accessClaims, error) {
 		return nil, nil, invalidToken("payload has claims of the wrong type")
 	}
 	c := &Claims{Audience: ac.Aud, Issuer: ac.Iss, IssuedAt: time.Unix(ac.Iat, 0), NotBefore: time.Unix(ac.Nbf, 0),
-		Expires: time.Unix(ac.Exp, 0), ID: ac.UTI, AppIDACR: ac.AppIDACR, Scope: ac.Scp, Roles: ac.Roles}
+		Expires: time.Unix(ac.Exp, 0), ID: ac.UTI, AppIDACR: ac.AppIDACR, Scope: ac.Scp, Roles: ac.Roles,
+		Groups: ac.Groups, DirectoryRoles: ac.WIDs}
+	if ac.ClaimNames != nil && ac.ClaimNames.Groups == "src1" && ac.ClaimSources != nil {
+		c.GroupsOverage = ac.ClaimSources.Src1.Endpoint
+	}
 	c.Principal = gatehouse.Principal{TenantID: ac.TID, ObjectID: ac.OID}
 	switch ac.IDTyp {
 	case "user":
@@ -189,18 +231,38 @@ func (c *accessClaims) appendJSON(b []byte) []byte {
 	b = appendStringField(b, "uti", c.UTI, false)
 	b = appendStringField(b, "ver", c.Ver, false)
 	b = appendStringField(b, "xms_mirid", c.MIRID, true)
-	if len(c.Roles) > 0 {
-		b = append(b, `"roles":[`...)
-		for i, r := range c.Roles {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, r)
-		}
-		b = append(b, ']', ',')
+	b = appendStringsField(b, "roles", c.Roles)
+	b = appendStringsField(b, "groups", c.Groups)
+	b = appendStringsField(b, "wids", c.WIDs)
+	if c.ClaimNames != nil {
+		b = append(b, `"_claim_names":{"groups":`...)
+		b = appendJSONString(b, c.ClaimNames.Groups)
+		b = append(b, '}', ',')
+	}
+	if c.ClaimSources != nil {
+		b = append(b, `"_claim_sources":{"src1":{"endpoint":`...)
+		b = appendJSONString(b, c.ClaimSources.Src1.Endpoint)
+		b = append(b, '}', '}', ',')
 	}
 	b[len(b)-1] = '}' // replaces the last field's comma
 	return b
+}
+
+// appendStringsField appends "name":[…], omitted when vs is empty.
+func appendStringsField(b []byte, name string, vs []string) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, v)
+	}
+	return append(b, ']', ',')
 }
 
 func appendIntField(b []byte, name string, v int64) []byte {

@@ -83,6 +83,11 @@ type idClaims struct {
 	Sub               string `json:"sub"`
 	TID               string `json:"tid"`
 	Ver               string `json:"ver"`
+	// The group claims the client asks for (groupclaims.go).
+	Groups       []string      `json:"groups,omitempty"`
+	WIDs         []string      `json:"wids,omitempty"`
+	ClaimNames   *claimNames   `json:"_claim_names,omitempty"`
+	ClaimSources *claimSources `json:"_claim_sources,omitempty"`
 }
 
 // idToken signs the ID token of spec's person for the requesting client,
@@ -101,8 +106,18 @@ func (a *Authority) idToken(tr *tokenRequest, spec mintSpec, tenantID, nonce str
 		iss = a.base + "/adfs"
 	}
 	now := a.now().Unix()
-	payload, err := json.Marshal(idClaims{Aud: spec.clientID, Iss: iss, Iat: now, Nbf: now, Exp: exp.Unix(),
-		Name: p.Name, Nonce: nonce, OID: p.ObjectID, PreferredUsername: p.Name, Sub: p.ObjectID, TID: tenantID, Ver: "2.0"})
+	claims := idClaims{Aud: spec.clientID, Iss: iss, Iat: now, Nbf: now, Exp: exp.Unix(),
+		Name: p.Name, Nonce: nonce, OID: p.ObjectID, PreferredUsername: p.Name, Sub: p.ObjectID, TID: tenantID, Ver: "2.0"}
+	if app, err := a.dir.Application(spec.clientID); err == nil && app.TenantID == tenantID {
+		// A registered client that asks for group claims gets them in its
+		// ID token too (the public clients az and the SDKs use have none).
+		var overage string
+		claims.Groups, claims.WIDs, overage = a.groupClaims(app, p)
+		if overage != "" {
+			claims.ClaimNames, claims.ClaimSources = overageClaims(overage)
+		}
+	}
+	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
 	}

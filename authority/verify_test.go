@@ -307,12 +307,17 @@ func TestPasswordLockout(t *testing.T) {
 // TestClaimsJSON: the hand-written encoder produces exactly what
 // encoding/json does for accessClaims.
 func TestClaimsJSON(t *testing.T) {
+	overage := accessClaims{Aud: "api://x", Iss: "i", TID: "t", UTI: "u", Ver: "1.0", WIDs: []string{"w"}}
+	overage.ClaimNames, overage.ClaimSources = overageClaims(`https://h/v1.0/users/"o"/getMemberObjects`)
 	for _, ac := range []accessClaims{
 		{Aud: "https://management.azure.com/", Iss: "https://h/t/v2.0", Iat: 1, Nbf: 2, Exp: 3, TID: "t", UTI: "u", Ver: "1.0"},
 		{Aud: `a"b\c`, Iss: "<i>&", AppDisplayName: "na\u2028me\x01\xff", AppID: "x", AppIDACR: "1", IDP: "p", IDTyp: "app",
 			Name: "ü€😀", OID: "o", Scp: "s", Sub: "o", TID: "t", UniqueName: "u", UPN: "u", UTI: "x", Ver: "1.0", MIRID: "/subscriptions/x"},
 		{Aud: "api://x", Iss: "i", TID: "t", UTI: "u", Ver: "1.0", Roles: []string{"Orders.Read", `q"<`}},
 		{Aud: "api://x", Iss: "i", TID: "t", UTI: "u", Ver: "1.0", Roles: []string{}},
+		{Aud: "api://x", Iss: "i", TID: "t", UTI: "u", Ver: "1.0", Roles: []string{"r"}, Groups: []string{"g1", "g2"}, WIDs: []string{"w"}},
+		{Aud: "api://x", Iss: "i", TID: "t", UTI: "u", Ver: "1.0", Groups: []string{}, WIDs: []string{"w"}},
+		overage,
 	} {
 		want, _ := json.Marshal(&ac)
 		if got := ac.appendJSON(nil); string(got) != string(want) {
@@ -324,7 +329,10 @@ func TestClaimsJSON(t *testing.T) {
 func FuzzClaimsJSON(f *testing.F) {
 	f.Add("a", "<\u2029\xff\"")
 	f.Fuzz(func(t *testing.T, aud, name string) {
-		ac := accessClaims{Aud: aud, AppDisplayName: name, Exp: -5, Roles: []string{name, aud}}
+		ac := accessClaims{Aud: aud, AppDisplayName: name, Exp: -5, Roles: []string{name, aud}, Groups: []string{aud}, WIDs: []string{name}}
+		if len(name)%2 == 1 {
+			ac.ClaimNames, ac.ClaimSources = overageClaims(name)
+		}
 		want, _ := json.Marshal(&ac)
 		if got := ac.appendJSON(nil); string(got) != string(want) {
 			t.Fatalf("appendJSON\n got %s\nwant %s", got, want)

@@ -53,6 +53,9 @@ type Application struct {
 	AppRoleAssignments []AppRoleAssignment
 	// PermissionScopes are the delegated scopes its API exposes (scopes.go).
 	PermissionScopes []PermissionScope
+	// GroupMembershipClaims: "" (None), SecurityGroup, DirectoryRole or
+	// All: the group claims of its tokens (scopes.go).
+	GroupMembershipClaims string
 }
 
 // SecretInfo describes a client secret. The secret itself is never kept.
@@ -84,7 +87,7 @@ func (e *entry) application() *Application {
 		Roles: slices.Clone(r.Roles), Created: r.Created, IdentifierURIs: slices.Clone(r.IdentifierURIs),
 		WebRedirectURIs: slices.Clone(r.WebRedirectURIs), PublicRedirectURIs: slices.Clone(r.PublicRedirectURIs),
 		AppRoles: slices.Clone(r.AppRoles), AppRoleAssignments: slices.Clone(r.AppRoleAssignments),
-		PermissionScopes: slices.Clone(r.PermissionScopes)}
+		PermissionScopes: slices.Clone(r.PermissionScopes), GroupMembershipClaims: r.GroupMembershipClaims}
 	for i := range a.AppRoleAssignments {
 		a.AppRoleAssignments[i].ResourceID = r.ObjectID
 	}

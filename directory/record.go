@@ -64,6 +64,8 @@ type record struct {
 	AppRoleAssignments []AppRoleAssignment `json:"appRoleAssignments,omitempty"`
 	// PermissionScopes are the delegated scopes its API exposes (scopes.go).
 	PermissionScopes []PermissionScope `json:"oauth2PermissionScopes,omitempty"`
+	// GroupMembershipClaims: "" (None), SecurityGroup, DirectoryRole or All (scopes.go).
+	GroupMembershipClaims string `json:"groupMembershipClaims,omitempty"`
 
 	// Managed identities.
 	ResourceID string            `json:"resourceId,omitempty"`

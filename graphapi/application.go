@@ -39,21 +39,23 @@ type keyCredential struct {
 }
 
 type applicationView struct {
-	Context             string               `json:"@odata.context,omitempty"`
-	ID                  string               `json:"id"`
-	AppID               string               `json:"appId"`
-	DisplayName         string               `json:"displayName"`
-	CreatedDateTime     *string              `json:"createdDateTime"`
-	SignInAudience      string               `json:"signInAudience"`
-	PublisherDomain     string               `json:"publisherDomain"`
-	IdentifierURIs      []string             `json:"identifierUris"`
-	Web                 webView              `json:"web"`
-	PublicClient        redirectsView        `json:"publicClient"`
-	Spa                 redirectsView        `json:"spa"`
-	AppRoles            []appRoleView        `json:"appRoles"`
-	API                 apiView              `json:"api"`
-	PasswordCredentials []passwordCredential `json:"passwordCredentials"`
-	KeyCredentials      []keyCredential      `json:"keyCredentials"`
+	Context         string        `json:"@odata.context,omitempty"`
+	ID              string        `json:"id"`
+	AppID           string        `json:"appId"`
+	DisplayName     string        `json:"displayName"`
+	CreatedDateTime *string       `json:"createdDateTime"`
+	SignInAudience  string        `json:"signInAudience"`
+	PublisherDomain string        `json:"publisherDomain"`
+	IdentifierURIs  []string      `json:"identifierUris"`
+	Web             webView       `json:"web"`
+	PublicClient    redirectsView `json:"publicClient"`
+	Spa             redirectsView `json:"spa"`
+	AppRoles        []appRoleView `json:"appRoles"`
+	API             apiView       `json:"api"`
+	// GroupMembershipClaims: null (None), SecurityGroup, DirectoryRole or All.
+	GroupMembershipClaims *string              `json:"groupMembershipClaims"`
+	PasswordCredentials   []passwordCredential `json:"passwordCredentials"`
+	KeyCredentials        []keyCredential      `json:"keyCredentials"`
 }
 
 // webView is Graph's web application settings: where the authorization
@@ -166,7 +168,7 @@ func appView(a *directory.Application) applicationView {
 		IdentifierURIs: append([]string{}, a.IdentifierURIs...),
 		Web:            webView{RedirectURIs: append([]string{}, a.WebRedirectURIs...)},
 		PublicClient:   redirectsView{RedirectURIs: append([]string{}, a.PublicRedirectURIs...)},
-		Spa:            redirectsView{RedirectURIs: []string{}}, AppRoles: appRoleViews(a), API: appAPIView(a),
+		Spa:            redirectsView{RedirectURIs: []string{}}, AppRoles: appRoleViews(a), API: appAPIView(a), GroupMembershipClaims: strp(a.GroupMembershipClaims),
 		PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
 }
 
@@ -248,6 +250,8 @@ type applicationBody struct {
 	AppRoles *[]appRoleBody `json:"appRoles"`
 	// API carries the delegated scopes the application's API exposes (scopes.go).
 	API *apiBody `json:"api"`
+	// GroupMembershipClaims: which group claims its tokens carry (groupclaims.go).
+	GroupMembershipClaims *string `json:"groupMembershipClaims"`
 	// Gatehouse extension: create the service principal in the same call
 	// (what `gatehouse ad sp create` wants).
 	CreateServicePrincipal bool `json:"gatehouseCreateServicePrincipal"`
@@ -277,7 +281,8 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 	if err != nil {
 		return err
 	}
-	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil || body.AppRoles != nil || setScopes {
+	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil || body.AppRoles != nil || setScopes ||
+		body.GroupMembershipClaims != nil {
 		if body.KeyCredentials != nil {
 			var specs []directory.CertificateSpec
 			if specs, err = certSpecs(*body.KeyCredentials); err == nil {
@@ -295,6 +300,9 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 		}
 		if err == nil && setScopes {
 			_, err = g.dir.SetPermissionScopes(r.Context(), a.AppObjectID, scopes)
+		}
+		if err == nil && body.GroupMembershipClaims != nil {
+			_, err = g.dir.SetGroupMembershipClaims(r.Context(), a.AppObjectID, *body.GroupMembershipClaims)
 		}
 		if err != nil {
 			// Do not leave a half-made application behind.
@@ -392,6 +400,11 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	}
 	if setScopes {
 		if _, err := g.dir.SetPermissionScopes(r.Context(), a.AppObjectID, scopes); err != nil {
+			return err
+		}
+	}
+	if body.GroupMembershipClaims != nil {
+		if _, err := g.dir.SetGroupMembershipClaims(r.Context(), a.AppObjectID, *body.GroupMembershipClaims); err != nil {
 			return err
 		}
 	}

@@ -16,7 +16,7 @@
 //	                                        identifierUris/any(x:x eq '…'); props appId, displayName)
 //	GET|PATCH|DELETE /v1.0/applications/{id}   (id: application object id, or appId, or the SP's object id;
 //	                                        identifierUris, web/publicClient redirectUris, appRoles,
-//	                                        api.oauth2PermissionScopes: scopes.go)
+//	                                        api.oauth2PermissionScopes: scopes.go, groupMembershipClaims)
 //	POST /v1.0/applications/{id}/addPassword | removePassword | addKey | removeKey
 //	GET|POST /v1.0/applications/{id}/federatedIdentityCredentials
 //	GET|DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{id or name}
@@ -35,6 +35,8 @@
 //	GET /v1.0/groups/{id}/members, POST …/members/$ref, DELETE …/members/{mid}/$ref
 //	POST /v1.0/directoryObjects/{id}/checkMemberGroups | getMemberGroups, /users/{id}/getMemberGroups,
 //	     /groups/{id}/getMemberGroups, /directoryObjects/getByIds
+//	POST /v1.0/{users|servicePrincipals|directoryObjects|groups}/{id}/getMemberObjects, /v1.0/me/getMemberObjects
+//	     (where a token's group overage claim points: a principal may ask about itself)
 //
 // Gatehouse extensions: POST /v1.0/applications accepts
 // "gatehouseCreateServicePrincipal": true (create the service principal in

@@ -53,6 +53,9 @@ const (
 	roleWrite
 	// selfAccess: any signed-in principal, acting on itself (/me).
 	selfAccess
+	// selfRead: any signed-in principal, reading about itself (the
+	// handler checks that it is itself, or readAccess's roles).
+	selfRead
 )
 
 // rolesFor lists the directory roles that grant each access level.
@@ -120,6 +123,10 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /v1.0/directoryObjects/{id}/checkMemberGroups", h(readAccess, g.checkMemberGroups))
 	mux.Handle("POST /v1.0/directoryObjects/{id}/getMemberGroups", h(readAccess, g.getMemberGroups))
 	mux.Handle("POST /v1.0/users/{id}/getMemberGroups", h(readAccess, g.getMemberGroups))
+	// Where a token's group overage claim points (groupclaims.go).
+	for _, p := range []string{"users/{id}", "servicePrincipals/{id}", "directoryObjects/{id}", "groups/{id}", "me"} {
+		mux.Handle("POST /v1.0/"+p+"/getMemberObjects", h(selfRead, g.getMemberObjects))
+	}
 
 	mux.Handle("GET /v1.0/users", h(readAccess, g.listUsers))
 	mux.Handle("POST /v1.0/users", h(userWrite, g.createUser))
@@ -143,13 +150,13 @@ func (g *API) guard(need access, fn handler) server.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if need != selfAccess && !g.dir.HasRole(c.Principal.ObjectID, rolesFor[need]...) {
+		if need != selfAccess && need != selfRead && !g.dir.HasRole(c.Principal.ObjectID, rolesFor[need]...) {
 			err = gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied",
 				"Insufficient privileges to complete the operation.")
 		} else {
 			err = fn(w, r, c)
 		}
-		if need != readAccess {
+		if need != readAccess && need != selfRead {
 			g.audit(r, c, err)
 		}
 		return err

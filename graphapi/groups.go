@@ -309,3 +309,38 @@ func (g *API) getByIds(w http.ResponseWriter, r *http.Request, c *authority.Clai
 	list(w, "directoryObjects", out)
 	return nil
 }
+
+// getMemberObjects is POST …/{id}/getMemberObjects {"securityEnabledOnly":
+// …} and /me/getMemberObjects: the groups the object is in (groups are
+// security groups and not nested). A token's group overage claim points
+// here, so a principal may always ask about itself — a web API does, with
+// the person's token for Graph — and about others with a directory reader
+// role.
+func (g *API) getMemberObjects(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	id := r.PathValue("id")
+	if id == "" {
+		if c.Principal.Type != gatehouse.PrincipalUser {
+			return gatehouse.BadRequestf(codeBadRequest, "/me is only valid with a delegated authentication flow.")
+		}
+		id = c.Principal.ObjectID
+	}
+	if !strings.EqualFold(id, c.Principal.ObjectID) && !g.dir.HasRole(c.Principal.ObjectID, rolesFor[readAccess]...) {
+		return gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+	}
+	var body struct {
+		SecurityEnabledOnly *bool `json:"securityEnabledOnly"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	oid, err := g.directoryObjectID(id)
+	if err != nil {
+		return err
+	}
+	out := g.dir.GroupsOf(oid)
+	if out == nil {
+		out = []string{}
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)", "value": out})
+	return nil
+}

@@ -254,11 +254,20 @@ func TestAzCLI(t *testing.T) {
 		if len(scopes) != 1 || scopes[0] != "Orders.View" {
 			t.Fatalf("the service principal's scopes: %v", scopes)
 		}
+		// Group claims, as az's own help shows: --set groupMembershipClaims=…; the caller's groups in its token.
+		az.run("ad", "app", "update", "--id", app.AppID, "--set", "groupMembershipClaims=SecurityGroup")
+		var group struct{ ID string }
+		az.json(&group, "ad", "group", "create", "--display-name", "Az Readers", "--mail-nickname", "az-readers")
+		var me struct{ ID string }
+		az.json(&me, "ad", "sp", "show", "--id", e.Bootstrap.ClientID)
+		az.run("ad", "group", "member", "add", "--group", group.ID, "--member-id", me.ID)
 		var tok struct{ AccessToken string }
 		az.json(&tok, "account", "get-access-token", "--scope", uri2+"/.default")
-		if c, err := e.Authority.Verify(t.Context(), tok.AccessToken, uri2); err != nil || c.Principal.ClientID != e.Bootstrap.ClientID {
+		if c, err := e.Authority.Verify(t.Context(), tok.AccessToken, uri2); err != nil || c.Principal.ClientID != e.Bootstrap.ClientID ||
+			len(c.Groups) != 1 || c.Groups[0] != group.ID {
 			t.Fatalf("token for the API: %+v %v", c, err)
 		}
+		az.run("ad", "group", "delete", "--group", group.ID)
 		az.run("ad", "app", "delete", "--id", app.AppID)
 	})
 

@@ -45,7 +45,7 @@ func newAppShowCmd(env Env) *cobra.Command {
 }
 
 func newAppUpdateCmd(env Env) *cobra.Command {
-	var id, rolesFile, scopesFile string
+	var id, rolesFile, scopesFile, groupClaims string
 	var uris, web, public []string
 	cmd := &cobra.Command{
 		Use:   "update",
@@ -70,7 +70,13 @@ Admin, isEnabled), which a person's token names in scp — {uri}/Files.Read
 for one, {uri}/.default for every enabled one. An API without scopes
 offers user_impersonation. Both files are JSON arrays as Graph shows
 them; an entry without an id gets a new one, and an enabled entry is
-disabled (isEnabled false) before it can be removed.`,
+disabled (isEnabled false) before it can be removed.
+
+--group-membership-claims asks that tokens for the application's API and
+the ID tokens it receives name the principal's groups: SecurityGroup (the
+groups claim: security group object ids), DirectoryRole (wids: directory
+role template ids), All (both) or None. Above 200 groups a token carries
+Entra's overage claims instead, pointing at Graph's getMemberObjects.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, app, err := openApp(cmd, env, id)
@@ -101,8 +107,11 @@ disabled (isEnabled false) before it can be removed.`,
 				}
 				body["api"] = map[string]any{"oauth2PermissionScopes": scopes}
 			}
+			if cmd.Flags().Changed("group-membership-claims") {
+				body["groupMembershipClaims"] = groupClaims
+			}
 			if len(body) == 0 {
-				return errors.New("nothing to change: give --identifier-uris, --web-redirect-uris, --public-client-redirect-uris, --app-roles or --scopes")
+				return errors.New("nothing to change: give --identifier-uris, --web-redirect-uris, --public-client-redirect-uris, --app-roles, --scopes or --group-membership-claims")
 			}
 			if err := c.Do(cmd.Context(), "PATCH", "/v1.0/applications/"+url.PathEscape(app["id"].(string)), body, nil); err != nil {
 				return err
@@ -115,6 +124,7 @@ disabled (isEnabled false) before it can be removed.`,
 	cmd.Flags().StringSliceVar(&web, "web-redirect-uris", nil, "a web app's redirect URIs (https)")
 	cmd.Flags().StringSliceVar(&public, "public-client-redirect-uris", nil, "a native app's redirect URIs")
 	cmd.Flags().StringVar(&rolesFile, "app-roles", "", "@file: a JSON array of app roles (value, displayName, allowedMemberTypes, isEnabled; id made if missing) replacing the application's")
+	cmd.Flags().StringVar(&groupClaims, "group-membership-claims", "", "the group claims of its tokens: None, SecurityGroup, DirectoryRole or All")
 	cmd.Flags().StringVar(&scopesFile, "scopes", "", "@file: a JSON array of delegated permission scopes (value, adminConsentDisplayName, type, isEnabled; id made if missing) replacing the application's")
 	return cmd
 }

@@ -110,6 +110,13 @@ func (f *fixture) testCLI(t *testing.T) {
 	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile); code == 0 || !strings.Contains(errOut, "no spaces") {
 		t.Fatalf("a bad scope: %d %q", code, errOut)
 	}
+	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--group-membership-claims", "All")
+	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "groupMembershipClaims", "-o", "tsv"); strings.TrimSpace(out) != "All" {
+		t.Fatalf("group membership claims: %q", out)
+	}
+	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--group-membership-claims", "ApplicationGroup"); code == 0 || !strings.Contains(errOut, "SecurityGroup") {
+		t.Fatalf("ApplicationGroup: %d %q", code, errOut)
+	}
 	must(t, os.WriteFile(scopesFile, []byte(`{"value":"x"}`), 0o600))
 	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile); code == 0 || !strings.Contains(errOut, "JSON array") {
 		t.Fatalf("not an array: %d %q", code, errOut)

@@ -251,6 +251,36 @@ func (f *fixture) testGraph(t *testing.T) {
 			t.Fatalf("a scope the API does not expose: %v", err)
 		}
 
+		// Group claims: the person's groups in the API's tokens; the overage
+		// endpoint (getMemberObjects) answers a person about themselves.
+		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"groupMembershipClaims": "Everything"}, 400)
+		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"groupMembershipClaims": "SecurityGroup"}, 204)
+		if v := f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 200)["groupMembershipClaims"]; v != "SecurityGroup" {
+			t.Fatalf("groupMembershipClaims: %v", v)
+		}
+		team := f.graph(t, admin, "POST", "/v1.0/groups", map[string]any{"displayName": "Order clerks", "mailNickname": "order-clerks",
+			"securityEnabled": true, "mailEnabled": false}, 201)
+		f.graph(t, admin, "POST", "/v1.0/groups/"+team["id"].(string)+"/members/$ref", map[string]any{
+			"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/" + person.ObjectID}, 204)
+		// EnableCAE: a cache of its own in MSAL, so the token is asked for again.
+		tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{uri + "/Orders.View"}, EnableCAE: true})
+		must(t, err)
+		f.addSecret(tok.Token)
+		if c := f.claims(t, tok.Token, uri); len(c.Groups) != 1 || c.Groups[0] != team["id"] {
+			t.Fatalf("groups claim: %+v", c.Groups)
+		}
+		personGraph, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{graphScope}})
+		must(t, err)
+		f.addSecret(personGraph.Token)
+		for _, path := range []string{"/v1.0/me/getMemberObjects", "/v1.0/users/" + person.ObjectID + "/getMemberObjects"} {
+			if v := f.graph(t, personGraph.Token, "POST", path, map[string]any{"securityEnabledOnly": true}, 200)["value"].([]any); len(v) != 1 || v[0] != team["id"] {
+				t.Fatalf("%s: %v", path, v)
+			}
+		}
+		f.graph(t, personGraph.Token, "POST", "/v1.0/servicePrincipals/"+f.app.ObjectID+"/getMemberObjects", map[string]any{"securityEnabledOnly": true}, 403)
+		f.graph(t, admin, "POST", "/v1.0/users/"+person.ObjectID+"/getMemberObjects", map[string]any{"securityEnabledOnly": false}, 200)
+		f.graph(t, admin, "DELETE", "/v1.0/groups/"+team["id"].(string), nil, 204)
+
 		// Replaced: the old name is free and gets no token.
 		uri2 := uri + "-v2"
 		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"identifierUris": []string{uri2}}, 204)
