@@ -16,6 +16,9 @@ func (a *Authority) groupClaims(app *directory.Application, p gatehouse.Principa
 	wantGroups, wantWIDs := app.GroupClaims()
 	if wantGroups {
 		groups = a.dir.GroupsOf(p.ObjectID)
+		if app.GroupMembershipClaims == directory.GroupClaimsApplication {
+			groups = app.AssignedGroups(groups)
+		}
 		slices.Sort(groups)
 		if len(groups) > MaxGroupsClaim {
 			kind := "servicePrincipals"

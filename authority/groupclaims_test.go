@@ -76,7 +76,7 @@ func TestGroupClaims(t *testing.T) {
 		if c := person("pat@x.test"); c.Groups != nil || c.DirectoryRoles != nil {
 			t.Fatalf("without groupMembershipClaims: %+v", c)
 		}
-		for _, bad := range []string{"ApplicationGroup", "Everything", "SecurityGroup,All"} {
+		for _, bad := range []string{"Everything", "SecurityGroup,All", "Application Group"} {
 			if _, err := e.n.d.SetGroupMembershipClaims(ctx, api.app.AppID, bad); !errors.Is(err, directory.ErrInvalid) {
 				t.Errorf("groupMembershipClaims %q: %v, want ErrInvalid", bad, err)
 			}
@@ -130,6 +130,36 @@ func TestGroupClaims(t *testing.T) {
 		if id := jwtPayload(t, plain.str("id_token")); id["groups"] != nil {
 			t.Fatalf("az's ID token with groups: %v", id)
 		}
+
+		// App roles granted to a group reach its members (and only while
+		// they are members); ApplicationGroup names only such groups.
+		roles := []directory.AppRole{
+			{ID: "5a1f0c2e-1d3b-4c5a-8e7f-0a1b2c3d4e01", Value: "Reports.Read", DisplayName: "Read", AllowedMemberTypes: []string{"User"}, IsEnabled: true},
+			{ID: "5a1f0c2e-1d3b-4c5a-8e7f-0a1b2c3d4e02", Value: "Reports.Export", DisplayName: "Export", AllowedMemberTypes: []string{"Application"}, IsEnabled: true}}
+		if _, err := e.n.d.SetAppRoles(ctx, api.app.AppID, roles); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.n.d.AssignAppRole(ctx, api.app.AppID, g1.ObjectID, roles[1].ID); !errors.Is(err, directory.ErrInvalid) {
+			t.Fatalf("an Application-only role to a group: %v", err)
+		}
+		if _, err := e.n.d.AssignAppRole(ctx, api.app.AppID, g2.ObjectID, roles[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		setClaims("ApplicationGroup")
+		if c := person("pat@x.test"); c.Roles != nil || c.Groups != nil {
+			t.Fatalf("not a member of the assigned group: %+v", c)
+		}
+		if _, err := e.n.d.AddGroupMember(ctx, g2.ObjectID, e.user.ObjectID); err != nil {
+			t.Fatal(err)
+		}
+		e.n.sync(t)
+		if c := person("pat@x.test"); !slices.Equal(c.Roles, []string{"Reports.Read"}) || !slices.Equal(c.Groups, []string{g2.ObjectID}) {
+			t.Fatalf("a member of the assigned group: roles %v groups %v", c.Roles, c.Groups)
+		}
+		if c := person("rita@x.test"); c.Roles != nil || c.Groups != nil {
+			t.Fatalf("a member of other groups only: %+v", c)
+		}
+		setClaims("SecurityGroup")
 
 		// Above MaxGroupsClaim groups: the overage claims instead.
 		for i := range MaxGroupsClaim {

@@ -113,22 +113,32 @@ func (d *Directory) SetAppRoles(ctx context.Context, id string, roles []AppRole)
 	return e.application(), nil
 }
 
-// AssignAppRole grants principalID (a service principal, managed identity
-// or person of the resource's tenant) the role roleID of the resource
-// application resourceID (any of its ids). ErrNotFound, ErrInvalid,
-// ErrAlreadyExists.
+// AssignAppRole grants principalID (a service principal, managed identity,
+// person or security group of the resource's tenant) the role roleID of
+// the resource application resourceID (any of its ids). A group's members
+// hold the role while they are members; a group takes roles that allow
+// User, as in Entra. ErrNotFound, ErrInvalid, ErrAlreadyExists.
 func (d *Directory) AssignAppRole(ctx context.Context, resourceID, principalID, roleID string) (AppRoleAssignment, error) {
 	res := d.findApp(resourceID)
 	if res == nil || !res.rec.ServicePrincipal {
 		return AppRoleAssignment{}, notFound("The resource service principal %q does not exist.", clip(resourceID))
 	}
 	oid, _ := gatehouse.NormalizeGUID(principalID)
+	d.mu.RLock()
+	grp := d.groupList[oid]
+	d.mu.RUnlock()
 	p := d.lookup(oid)
-	if p == nil || p.rec.TenantID != res.rec.TenantID || p.rec.Kind == kindApplication && !p.rec.ServicePrincipal {
+	var asUser bool
+	switch {
+	case grp != nil && grp.TenantID == res.rec.TenantID:
+		asUser = true
+	case p == nil || p.rec.TenantID != res.rec.TenantID || p.rec.Kind == kindApplication && !p.rec.ServicePrincipal:
 		return AppRoleAssignment{}, notFound("The principal %q does not exist.", clip(principalID))
+	default:
+		asUser = p.rec.Kind == kindUser
 	}
 	role, _ := gatehouse.NormalizeGUID(roleID)
-	a := AppRoleAssignment{ID: gatehouse.NewGUID(), PrincipalID: p.rec.ObjectID, AppRoleID: role, Created: d.now().UTC()}
+	a := AppRoleAssignment{ID: gatehouse.NewGUID(), PrincipalID: oid, AppRoleID: role, Created: d.now().UTC()}
 	_, err := d.update(ctx, res.rec.ObjectID, kindApplication, func(r *record) error {
 		i := slices.IndexFunc(r.AppRoles, func(x AppRole) bool { return x.ID == role })
 		switch {
@@ -136,8 +146,8 @@ func (d *Directory) AssignAppRole(ctx context.Context, resourceID, principalID, 
 			return invalid("appRoleId", "The application defines no app role %q.", clip(roleID))
 		case !r.AppRoles[i].IsEnabled:
 			return invalid("appRoleId", "App role %q is disabled.", r.AppRoles[i].Value)
-		case p.rec.Kind == kindUser && !slices.Contains(r.AppRoles[i].AllowedMemberTypes, "User"),
-			p.rec.Kind != kindUser && !slices.Contains(r.AppRoles[i].AllowedMemberTypes, "Application"):
+		case asUser && !slices.Contains(r.AppRoles[i].AllowedMemberTypes, "User"),
+			!asUser && !slices.Contains(r.AppRoles[i].AllowedMemberTypes, "Application"):
 			return invalid("appRoleId", "App role %q cannot be assigned to this kind of principal (allowedMemberTypes).", r.AppRoles[i].Value)
 		case len(r.AppRoleAssignments) >= MaxAppRoleAssignments:
 			return invalid("appRoleAssignments", "An application has at most %d app role assignments.", MaxAppRoleAssignments)
@@ -192,14 +202,27 @@ func (d *Directory) AppRoleAssignmentsOf(principalID string) []AppRoleAssignment
 }
 
 // AppRoleValues are the values of the enabled roles principalID holds on
-// the application api, in the order the application defines them.
-func (a *Application) AppRoleValues(principalID string) []string {
+// the application api, itself or through one of groups (the groups it is
+// a member of), in the order the application defines them.
+func (a *Application) AppRoleValues(principalID string, groups []string) []string {
 	var out []string
 	for _, r := range a.AppRoles {
 		if r.IsEnabled && slices.ContainsFunc(a.AppRoleAssignments, func(x AppRoleAssignment) bool {
-			return x.AppRoleID == r.ID && strings.EqualFold(x.PrincipalID, principalID)
+			return x.AppRoleID == r.ID && (strings.EqualFold(x.PrincipalID, principalID) || slices.Contains(groups, x.PrincipalID))
 		}) {
 			out = append(out, r.Value)
+		}
+	}
+	return out
+}
+
+// AssignedGroups are those of groups (object ids) that hold an app role of
+// the application: the groups claim of its ApplicationGroup setting.
+func (a *Application) AssignedGroups(groups []string) []string {
+	var out []string
+	for _, g := range groups {
+		if slices.ContainsFunc(a.AppRoleAssignments, func(x AppRoleAssignment) bool { return x.PrincipalID == g }) {
+			out = append(out, g)
 		}
 	}
 	return out

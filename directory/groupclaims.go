@@ -12,8 +12,8 @@ import (
 // security groups in the groups claim, DirectoryRole the template ids of
 // its directory roles in wids, All both. Groups here are all security
 // groups and are not nested, so the list is the principal's direct
-// memberships. ApplicationGroup (only groups assigned to the application)
-// has nothing to name: app roles are granted to principals, not groups.
+// memberships. ApplicationGroup names only the groups that hold one of the
+// application's app roles.
 
 // Group claim settings.
 const (
@@ -21,14 +21,15 @@ const (
 	GroupClaimsSecurityGroup = "SecurityGroup"
 	GroupClaimsDirectoryRole = "DirectoryRole"
 	GroupClaimsAll           = "All"
+	GroupClaimsApplication   = "ApplicationGroup"
 )
 
 // SetGroupMembershipClaims sets which group claims the application's
-// tokens carry: None (or ""), SecurityGroup, DirectoryRole or All, in any
-// case. ErrNotFound, ErrInvalid.
+// tokens carry: None (or ""), SecurityGroup, DirectoryRole, All or
+// ApplicationGroup, in any case. ErrNotFound, ErrInvalid.
 func (d *Directory) SetGroupMembershipClaims(ctx context.Context, id, value string) (*Application, error) {
 	var v string
-	for _, c := range []string{GroupClaimsNone, GroupClaimsSecurityGroup, GroupClaimsDirectoryRole, GroupClaimsAll} {
+	for _, c := range []string{GroupClaimsNone, GroupClaimsSecurityGroup, GroupClaimsDirectoryRole, GroupClaimsAll, GroupClaimsApplication} {
 		if strings.EqualFold(strings.TrimSpace(value), c) {
 			v = c
 		}
@@ -36,10 +37,8 @@ func (d *Directory) SetGroupMembershipClaims(ctx context.Context, id, value stri
 	switch {
 	case strings.TrimSpace(value) == "":
 		v = GroupClaimsNone
-	case strings.EqualFold(strings.TrimSpace(value), "ApplicationGroup"):
-		return nil, invalid("groupMembershipClaims", "ApplicationGroup names the groups assigned to the application, and app roles are granted to principals here, not groups: use SecurityGroup.")
 	case v == "":
-		return nil, invalid("groupMembershipClaims", "groupMembershipClaims is None, SecurityGroup, DirectoryRole or All, not %q.", clip(value))
+		return nil, invalid("groupMembershipClaims", "groupMembershipClaims is None, SecurityGroup, DirectoryRole, All or ApplicationGroup, not %q.", clip(value))
 	}
 	if v == GroupClaimsNone {
 		v = ""
@@ -62,10 +61,12 @@ func (d *Directory) SetGroupMembershipClaims(ctx context.Context, id, value stri
 }
 
 // GroupClaims reports which group claims the application's tokens carry:
-// groups (security group ids) and wids (directory role template ids).
+// groups (security group ids; with ApplicationGroup only those holding
+// one of its app roles, AssignedGroups) and wids (directory role
+// template ids).
 func (a *Application) GroupClaims() (groups, wids bool) {
 	switch a.GroupMembershipClaims {
-	case GroupClaimsSecurityGroup:
+	case GroupClaimsSecurityGroup, GroupClaimsApplication:
 		return true, false
 	case GroupClaimsDirectoryRole:
 		return false, true

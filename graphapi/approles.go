@@ -80,6 +80,8 @@ func (g *API) assignmentView(a directory.AppRoleAssignment) appRoleAssignmentVie
 		v.PrincipalDisplayName = p.DisplayName
 	} else if mi, err := g.dir.ManagedIdentityByID(a.PrincipalID); err == nil {
 		v.PrincipalDisplayName = mi.Name
+	} else if grp, err := g.dir.Group(a.PrincipalID); err == nil {
+		v.PrincipalType, v.PrincipalDisplayName = "Group", grp.DisplayName
 	}
 	return v
 }
@@ -104,7 +106,8 @@ func (g *API) resourceApp(id string) (*directory.Application, error) {
 
 // POST /servicePrincipals/{id}/appRoleAssignedTo (id: the resource) and
 // POST /servicePrincipals/{id}/appRoleAssignments,
-// /users/{id}/appRoleAssignments (id: the principal).
+// /users/{id}/appRoleAssignments, /groups/{id}/appRoleAssignments (id: the
+// principal; a group's members hold the role).
 func (g *API) assignAppRole(resourceSide bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
 		var body assignmentBody
@@ -124,7 +127,7 @@ func (g *API) assignAppRole(resourceSide bool) handler {
 				return badRequest("The resourceId in the body must be the service principal the path names.")
 			}
 		} else {
-			oid, err := g.principalObjectID(id)
+			oid, err := g.directoryObjectID(id)
 			if err != nil {
 				return err
 			}
@@ -167,7 +170,7 @@ func (g *API) listAppRoleAssignedTo(w http.ResponseWriter, r *http.Request, c *a
 // GET /servicePrincipals/{id}/appRoleAssignments, /users/{id}/appRoleAssignments:
 // the roles a principal holds.
 func (g *API) listAppRoleAssignments(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
-	oid, err := g.principalObjectID(r.PathValue("id"))
+	oid, err := g.directoryObjectID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -194,7 +197,7 @@ func (g *API) deleteAppRoleAssignment(resourceSide bool) handler {
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}
-		oid, err := g.principalObjectID(r.PathValue("id"))
+		oid, err := g.directoryObjectID(r.PathValue("id"))
 		if err != nil {
 			return err
 		}

@@ -26,6 +26,7 @@
 //	GET|POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo, DELETE …/{aid}   grants of the API's app roles
 //	GET|POST /v1.0/servicePrincipals/{id}/appRoleAssignments, DELETE …/{aid}  the app roles a principal holds
 //	GET|POST /v1.0/users/{id}/appRoleAssignments, DELETE …/{aid}              (approles.go)
+//	GET|POST /v1.0/groups/{id}/appRoleAssignments, DELETE …/{aid}             (members hold the role)
 //	GET|POST /v1.0/users, GET|PATCH|DELETE /v1.0/users/{id or userPrincipalName}
 //	POST /v1.0/users/{id}/revokeSignInSessions   ends the person's refresh-token sessions (sessions.go)
 //	POST /v1.0/me/revokeSignInSessions           the same for the signed-in person (no role needed)

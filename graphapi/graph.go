@@ -109,6 +109,9 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /v1.0/users/{id}/appRoleAssignments", h(readAccess, g.listAppRoleAssignments))
 	mux.Handle("POST /v1.0/users/{id}/appRoleAssignments", h(appWrite, g.assignAppRole(false)))
 	mux.Handle("DELETE /v1.0/users/{id}/appRoleAssignments/{aid}", h(appWrite, g.deleteAppRoleAssignment(false)))
+	mux.Handle("GET /v1.0/groups/{id}/appRoleAssignments", h(readAccess, g.listAppRoleAssignments))
+	mux.Handle("POST /v1.0/groups/{id}/appRoleAssignments", h(appWrite, g.assignAppRole(false)))
+	mux.Handle("DELETE /v1.0/groups/{id}/appRoleAssignments/{aid}", h(appWrite, g.deleteAppRoleAssignment(false)))
 
 	mux.Handle("GET /v1.0/groups", h(readAccess, g.listGroups)) // groups.go
 	mux.Handle("POST /v1.0/groups", h(userWrite, g.createGroup))

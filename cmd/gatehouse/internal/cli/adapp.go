@@ -238,7 +238,7 @@ func newAppRoleAssignCmd(env Env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "the application (API) whose role is granted: appId or object id")
-	cmd.Flags().StringVar(&assignee, "assignee", "", "who gets it: a service principal's or managed identity's object id or appId, or a person's user name or object id")
+	cmd.Flags().StringVar(&assignee, "assignee", "", "who gets it: a service principal's or managed identity's object id or appId, a person's user name or object id, or a group's object id (its members hold the role)")
 	cmd.Flags().StringVar(&role, "role", "", "the app role's value (or id)")
 	addOutputFlags(cmd)
 	return cmd
@@ -254,7 +254,10 @@ func principalID(cmd *cobra.Command, c *apiClient, assignee string) (string, err
 		err = c.Do(cmd.Context(), "GET", "/v1.0/users/"+url.PathEscape(assignee), nil, &obj)
 	}
 	if isNotFound(err) {
-		return "", fmt.Errorf("no service principal, managed identity or person is %q", assignee)
+		err = c.Do(cmd.Context(), "GET", "/v1.0/groups/"+url.PathEscape(assignee), nil, &obj)
+	}
+	if isNotFound(err) {
+		return "", fmt.Errorf("no service principal, managed identity, person or group is %q", assignee)
 	}
 	return obj.ID, err
 }

@@ -114,8 +114,8 @@ func (f *fixture) testCLI(t *testing.T) {
 	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "groupMembershipClaims", "-o", "tsv"); strings.TrimSpace(out) != "All" {
 		t.Fatalf("group membership claims: %q", out)
 	}
-	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--group-membership-claims", "ApplicationGroup"); code == 0 || !strings.Contains(errOut, "SecurityGroup") {
-		t.Fatalf("ApplicationGroup: %d %q", code, errOut)
+	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--group-membership-claims", "Everyone"); code == 0 || !strings.Contains(errOut, "SecurityGroup") {
+		t.Fatalf("a bad group membership claims value: %d %q", code, errOut)
 	}
 	must(t, os.WriteFile(scopesFile, []byte(`{"value":"x"}`), 0o600))
 	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile); code == 0 || !strings.Contains(errOut, "JSON array") {

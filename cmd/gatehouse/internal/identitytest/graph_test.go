@@ -262,12 +262,27 @@ func (f *fixture) testGraph(t *testing.T) {
 			"securityEnabled": true, "mailEnabled": false}, 201)
 		f.graph(t, admin, "POST", "/v1.0/groups/"+team["id"].(string)+"/members/$ref", map[string]any{
 			"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/" + person.ObjectID}, 204)
+		// An app role granted to the group reaches its members.
+		clerkRole := gatehouse.NewGUID()
+		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"appRoles": []any{
+			map[string]any{"id": roleID, "value": "Orders.Read", "displayName": "Read orders", "allowedMemberTypes": []string{"Application"}, "isEnabled": true},
+			map[string]any{"id": clerkRole, "value": "Orders.Clerk", "displayName": "Clerk", "allowedMemberTypes": []string{"User"}, "isEnabled": true}}}, 204)
+		grant := f.graph(t, admin, "POST", "/v1.0/groups/"+team["id"].(string)+"/appRoleAssignments", map[string]any{
+			"principalId": team["id"], "resourceId": spID, "appRoleId": clerkRole}, 201)
+		if grant["principalType"] != "Group" || grant["principalDisplayName"] != "Order clerks" {
+			t.Fatalf("a group's assignment: %v", grant)
+		}
+		f.graph(t, admin, "POST", "/v1.0/groups/"+team["id"].(string)+"/appRoleAssignments", map[string]any{
+			"principalId": team["id"], "resourceId": spID, "appRoleId": roleID}, 400) // Application-only
+		if l := f.graph(t, admin, "GET", "/v1.0/groups/"+team["id"].(string)+"/appRoleAssignments", nil, 200)["value"].([]any); len(l) != 1 {
+			t.Fatalf("the group's assignments: %v", l)
+		}
 		// EnableCAE: a cache of its own in MSAL, so the token is asked for again.
 		tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{uri + "/Orders.View"}, EnableCAE: true})
 		must(t, err)
 		f.addSecret(tok.Token)
-		if c := f.claims(t, tok.Token, uri); len(c.Groups) != 1 || c.Groups[0] != team["id"] {
-			t.Fatalf("groups claim: %+v", c.Groups)
+		if c := f.claims(t, tok.Token, uri); len(c.Groups) != 1 || c.Groups[0] != team["id"] || len(c.Roles) != 1 || c.Roles[0] != "Orders.Clerk" {
+			t.Fatalf("groups and roles claims: %+v %+v", c.Groups, c.Roles)
 		}
 		personGraph, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{graphScope}})
 		must(t, err)
