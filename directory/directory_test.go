@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -580,12 +581,46 @@ func TestGroups(t *testing.T) {
 		}
 		other, err := a.CreateGroup(ctx, directory.GroupSpec{DisplayName: "Other", MailNickname: "other"})
 		must(t, err)
-		for name, id := range map[string]string{"twice": u.ObjectID, "a group": other.ObjectID, "unknown": "00000000-0000-0000-0000-000000000001",
-			"no service principal": noSP.ObjectID} {
+		for name, id := range map[string]string{"twice": u.ObjectID, "unknown": "00000000-0000-0000-0000-000000000001",
+			"no service principal": noSP.ObjectID, "itself": g.ObjectID} {
 			if _, err := a.AddGroupMember(ctx, g.ObjectID, id); err == nil {
 				t.Errorf("%s: added", name)
 			}
 		}
+		// Nested: a member of a member group is a member; no cycles.
+		inner, err := a.CreateGroup(ctx, directory.GroupSpec{DisplayName: "Inner", MailNickname: "inner"})
+		must(t, err)
+		_, err = a.AddGroupMember(ctx, other.ObjectID, inner.ObjectID)
+		must(t, err)
+		_, err = a.AddGroupMember(ctx, g.ObjectID, other.ObjectID)
+		must(t, err)
+		solo, err := a.CreateUser(ctx, directory.UserSpec{UserName: "nested@x.test", Password: "a long enough password"})
+		must(t, err)
+		_, err = a.AddGroupMember(ctx, inner.ObjectID, solo.ObjectID)
+		must(t, err)
+		for name, pair := range map[string][2]string{"outer into inner": {inner.ObjectID, g.ObjectID}, "middle into inner": {inner.ObjectID, other.ObjectID},
+			"outer into middle": {other.ObjectID, g.ObjectID}} {
+			if _, err := a.AddGroupMember(ctx, pair[0], pair[1]); !errors.Is(err, directory.ErrInvalid) {
+				t.Errorf("cycle %s: %v", name, err)
+			}
+		}
+		must(t, wb.Sync(ctx))
+		if got := b.GroupsOf(solo.ObjectID); !slices.Equal(got, []string{inner.ObjectID, other.ObjectID, g.ObjectID}) {
+			t.Fatalf("node b: GroupsOf(nested person) = %v", got)
+		}
+		if got := b.GroupsOf(other.ObjectID); !slices.Equal(got, []string{g.ObjectID}) {
+			t.Fatalf("node b: GroupsOf(group) = %v", got)
+		}
+		// Deleting the middle group takes it out of the outer one.
+		must(t, a.DeleteGroup(ctx, other.ObjectID))
+		must(t, wb.Sync(ctx))
+		if got := b.GroupsOf(solo.ObjectID); !slices.Equal(got, []string{inner.ObjectID}) {
+			t.Fatalf("after deleting the middle group: %v", got)
+		}
+		if grp, _ := b.Group(g.ObjectID); slices.Contains(grp.Members, other.ObjectID) {
+			t.Fatalf("the deleted group is still a member: %v", grp.Members)
+		}
+		must(t, a.DeleteGroup(ctx, inner.ObjectID))
 		if _, err := a.CreateGroup(ctx, directory.GroupSpec{DisplayName: "x", MailNickname: "has space"}); !errors.Is(err, directory.ErrInvalid) {
 			t.Fatalf("a nickname with a space: %v", err)
 		}
@@ -602,7 +637,7 @@ func TestGroups(t *testing.T) {
 		if _, err := b.Group(g.ObjectID); !errors.Is(err, directory.ErrNotFound) {
 			t.Fatalf("deleted group: %v", err)
 		}
-		if n := len(b.Groups("")); n != 1 {
+		if n := len(b.Groups("")); n != 0 {
 			t.Fatalf("groups left: %d", n)
 		}
 	})

@@ -14,8 +14,10 @@ import (
 )
 
 // Security groups: a role assignment to a group grants its role to every
-// member. Members are people, service principals and managed identities
-// of the group's tenant (direct membership; groups are not nested). The
+// member. Members are people, service principals, managed identities and
+// other groups of the group's tenant: a member of a member group is a
+// member too (GroupsOf is transitive, as Azure RBAC and Graph's
+// getMemberGroups are), and no group may end up inside itself. The
 // memberships live in memory on every node, kept current by the change
 // feed, and GroupGeneration changes with every change to any group, so
 // authorization caches that depend on membership know when to decide
@@ -148,11 +150,19 @@ func (d *Directory) UpdateGroup(ctx context.Context, id string, u GroupUpdate) (
 }
 
 // DeleteGroup removes a group (its role assignments stop granting at
-// once). ErrNotFound.
+// once) and its membership in other groups. ErrNotFound.
 func (d *Directory) DeleteGroup(ctx context.Context, id string) error {
 	g, err := d.Group(id)
 	if err != nil {
 		return err
+	}
+	d.mu.RLock()
+	parents := slices.Clone(d.memberOf[g.ObjectID])
+	d.mu.RUnlock()
+	for _, p := range parents {
+		if _, err := d.RemoveGroupMember(ctx, p, g.ObjectID); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
 	}
 	if err := d.groups.Delete(ctx, g.ObjectID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storeError(err)
@@ -170,17 +180,22 @@ func (d *Directory) AddGroupMember(ctx context.Context, groupID, memberID string
 		return nil, err
 	}
 	d.mu.RLock()
-	_, isGroup := d.groupList[oid]
+	sub, isGroup := d.groupList[oid]
 	d.mu.RUnlock()
 	if isGroup {
-		return nil, invalid("members", "Groups are not nested here: add the group's members instead.")
-	}
-	p := d.lookup(oid)
-	if p == nil || p.rec.TenantID != g.TenantID || p.rec.Kind == kindApplication && !p.rec.ServicePrincipal {
+		if sub.TenantID != g.TenantID {
+			return nil, notFound("The directory object %q does not exist.", clip(memberID))
+		}
+	} else if p := d.lookup(oid); p == nil || p.rec.TenantID != g.TenantID || p.rec.Kind == kindApplication && !p.rec.ServicePrincipal {
 		return nil, notFound("The directory object %q does not exist.", clip(memberID))
 	}
 	return d.updateGroup(ctx, g.ObjectID, func(r *groupRecord) error {
 		switch {
+		case isGroup && (oid == r.ObjectID || slices.Contains(d.GroupsOf(r.ObjectID), oid)):
+			// Checked against this node's view: two nodes adding the two
+			// halves of a cycle at once can still make one, which GroupsOf
+			// walks safely; removing either membership undoes it.
+			return invalid("members", "Adding this group would put a group inside itself.")
 		case slices.Contains(r.Members, oid):
 			return alreadyExists("One or more added object references already exist for the following modified properties: 'members'.")
 		case len(r.Members) >= MaxGroupMembers:
@@ -222,11 +237,28 @@ func (d *Directory) updateGroup(ctx context.Context, id string, fn func(r *group
 	return rec.Value.view(), nil
 }
 
-// GroupsOf lists the groups objectID is a member of (object ids).
+// GroupsOf lists the groups objectID (a principal or a group) is a member
+// of, directly or through member groups (object ids; direct ones first).
 func (d *Directory) GroupsOf(objectID string) []string {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return slices.Clone(d.memberOf[strings.ToLower(objectID)])
+	out := slices.Clone(d.memberOf[strings.ToLower(objectID)])
+	var seen map[string]bool
+	for i := 0; i < len(out); i++ {
+		for _, parent := range d.memberOf[out[i]] {
+			if seen == nil {
+				seen = make(map[string]bool, len(out)+8)
+				for _, g := range out {
+					seen[g] = true
+				}
+			}
+			if !seen[parent] {
+				seen[parent] = true
+				out = append(out, parent)
+			}
+		}
+	}
+	return out
 }
 
 // GroupGeneration changes whenever any group or membership changes.

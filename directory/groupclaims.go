@@ -11,8 +11,8 @@ import (
 // groupMembershipClaims): SecurityGroup puts the object ids of its
 // security groups in the groups claim, DirectoryRole the template ids of
 // its directory roles in wids, All both. Groups here are all security
-// groups and are not nested, so the list is the principal's direct
-// memberships. ApplicationGroup names only the groups that hold one of the
+// groups; the list holds the groups it is in through member groups too
+// (GroupsOf). ApplicationGroup names only the groups that hold one of the
 // application's app roles.
 
 // Group claim settings.

@@ -149,6 +149,9 @@ func (g *API) member(oid string) (memberView, bool) {
 	if u, err := g.dir.User(oid); err == nil {
 		return memberView{Type: "#microsoft.graph.user", ID: u.ObjectID, DisplayName: u.DisplayName, UserPrincipalName: u.UserName}, true
 	}
+	if grp, err := g.dir.Group(oid); err == nil {
+		return memberView{Type: "#microsoft.graph.group", ID: grp.ObjectID, DisplayName: grp.DisplayName}, true
+	}
 	if a, mi, err := g.servicePrincipal(oid); err == nil {
 		if mi != nil {
 			return memberView{Type: "#microsoft.graph.servicePrincipal", ID: mi.PrincipalID, DisplayName: mi.Name, AppID: mi.ClientID}, true
@@ -240,7 +243,7 @@ func (g *API) checkMemberGroups(w http.ResponseWriter, r *http.Request, c *autho
 }
 
 // getMemberGroups is POST …/{id}/getMemberGroups {"securityEnabledOnly": …}:
-// every group the object is in (groups are not nested: none for a group).
+// every group the object is in, directly or through member groups.
 func (g *API) getMemberGroups(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
 	var body struct {
 		SecurityEnabledOnly *bool `json:"securityEnabledOnly"`
@@ -248,14 +251,11 @@ func (g *API) getMemberGroups(w http.ResponseWriter, r *http.Request, c *authori
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	out := []string{}
-	if _, err := g.dir.Group(r.PathValue("id")); err != nil {
-		oid, err := g.directoryObjectID(r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		out = append(out, g.dir.GroupsOf(oid)...)
+	oid, err := g.directoryObjectID(r.PathValue("id"))
+	if err != nil {
+		return err
 	}
+	out := append([]string{}, g.dir.GroupsOf(oid)...)
 	server.WriteJSON(w, http.StatusOK, map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)", "value": out})
 	return nil
 }
@@ -312,7 +312,7 @@ func (g *API) getByIds(w http.ResponseWriter, r *http.Request, c *authority.Clai
 
 // getMemberObjects is POST …/{id}/getMemberObjects {"securityEnabledOnly":
 // …} and /me/getMemberObjects: the groups the object is in (groups are
-// security groups and not nested). A token's group overage claim points
+// security groups; transitive). A token's group overage claim points
 // here, so a principal may always ask about itself — a web API does, with
 // the person's token for Graph — and about others with a directory reader
 // role.

@@ -351,6 +351,27 @@ func TestAzCLI(t *testing.T) {
 		if az.json(&memberOf, "ad", "user", "get-member-groups", "--id", user.ID); len(memberOf) != 1 || memberOf[0].ID != group.ID || memberOf[0].DisplayName != "Az Team" {
 			t.Fatalf("az ad user get-member-groups: %+v", memberOf)
 		}
+		// Nested: a group in the group; its members are members too, and a cycle is refused.
+		var parent struct{ ID string }
+		az.json(&parent, "ad", "group", "create", "--display-name", "Az Org", "--mail-nickname", "az-org")
+		az.run("ad", "group", "member", "add", "--group", parent.ID, "--member-id", group.ID)
+		if az.json(&check, "ad", "group", "member", "check", "--group", parent.ID, "--member-id", user.ID); !check.Value {
+			t.Fatal("az ad group member check: not a member of the outer group")
+		}
+		if az.json(&memberOf, "ad", "user", "get-member-groups", "--id", user.ID); len(memberOf) != 2 || memberOf[1].ID != parent.ID {
+			t.Fatalf("az ad user get-member-groups with a nested group: %+v", memberOf)
+		}
+		if _, errOut, err := az.try("ad", "group", "member", "add", "--group", group.ID, "--member-id", parent.ID); err == nil || !strings.Contains(errOut, "inside itself") {
+			t.Fatalf("a cycle: %v %s", err, errOut)
+		}
+		var parentMembers []struct {
+			ID   string
+			Type string `json:"@odata.type"`
+		}
+		if az.json(&parentMembers, "ad", "group", "member", "list", "--group", parent.ID); len(parentMembers) != 1 || parentMembers[0].Type != "#microsoft.graph.group" {
+			t.Fatalf("az ad group member list of the outer group: %+v", parentMembers)
+		}
+		az.run("ad", "group", "delete", "--group", parent.ID)
 		az.run("ad", "group", "member", "remove", "--group", group.ID, "--member-id", user.ID)
 		if az.json(&check, "ad", "group", "member", "check", "--group", group.ID, "--member-id", user.ID); check.Value {
 			t.Fatal("az ad group member check: still a member")

@@ -54,6 +54,22 @@ func testGroupAccess(t *testing.T, e *env) {
 	must(t, err)
 	_, err = e.client(t, "grouped", spCred).GetSecret(ctx, "shared", "", nil)
 	wantStatus(t, err, http.StatusForbidden, "Forbidden")
+	// Through a nested group: the service principal is in a team that is in
+	// the group; taking the team out ends its access at the next request.
+	team, err := e.Directory.CreateGroup(ctx, directory.GroupSpec{DisplayName: "vault team", MailNickname: "vault-team"})
+	must(t, err)
+	_, err = e.Directory.AddGroupMember(ctx, team.ObjectID, spOID)
+	must(t, err)
+	_, err = e.Directory.AddGroupMember(ctx, group.ObjectID, team.ObjectID)
+	must(t, err)
+	if got, err := e.client(t, "grouped", spCred).GetSecret(ctx, "shared", "", nil); err != nil || *got.Value != "group-value" {
+		t.Fatalf("through a nested group: %v", err)
+	}
+	_, err = e.Directory.RemoveGroupMember(ctx, group.ObjectID, team.ObjectID)
+	must(t, err)
+	_, err = e.client(t, "grouped", spCred).GetSecret(ctx, "shared", "", nil)
+	wantStatus(t, err, http.StatusForbidden, "Forbidden")
+	must(t, e.Directory.DeleteGroup(ctx, team.ObjectID))
 	must(t, e.Directory.DeleteGroup(ctx, group.ObjectID))
 	_, err = e.client(t, "grouped", personCred).GetSecret(ctx, "shared", "", nil)
 	wantStatus(t, err, http.StatusForbidden, "Forbidden")
