@@ -348,7 +348,8 @@ func (a *Authority) mint(s mintSpec) (string, time.Time, error) {
 	if p.ObjectID != "" && !a.KnownResource(s.audience) {
 		// An application's API: the app roles the subject holds on it.
 		if api, err := a.dir.API(tid, s.audience); err == nil {
-			ac.Roles = api.AppRoleValues(p.ObjectID, a.dir.GroupsOf(p.ObjectID))
+			// App roles granted to a group reach its direct members, as in Entra.
+			ac.Roles = api.AppRoleValues(p.ObjectID, a.dir.DirectGroupsOf(p.ObjectID))
 			var overage string
 			ac.Groups, ac.WIDs, overage = a.groupClaims(api, p)
 			if overage != "" {

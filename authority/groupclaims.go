@@ -15,9 +15,10 @@ import (
 func (a *Authority) groupClaims(app *directory.Application, p gatehouse.Principal) (groups, wids []string, overage string) {
 	wantGroups, wantWIDs := app.GroupClaims()
 	if wantGroups {
-		groups = a.dir.GroupsOf(p.ObjectID)
 		if app.GroupMembershipClaims == directory.GroupClaimsApplication {
-			groups = app.AssignedGroups(groups)
+			groups = app.AssignedGroups(a.dir.DirectGroupsOf(p.ObjectID))
+		} else {
+			groups = a.dir.GroupsOf(p.ObjectID)
 		}
 		slices.Sort(groups)
 		if len(groups) > MaxGroupsClaim {

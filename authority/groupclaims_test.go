@@ -159,7 +159,20 @@ func TestGroupClaims(t *testing.T) {
 		if c := person("rita@x.test"); c.Roles != nil || c.Groups != nil {
 			t.Fatalf("a member of other groups only: %+v", c)
 		}
+		// Through a member group: the groups claim follows nesting, app
+		// roles (and ApplicationGroup) do not, as in Entra.
+		sub := group("sub-auditors", reader.ObjectID)
+		if _, err := e.n.d.AddGroupMember(ctx, g2.ObjectID, sub.ObjectID); err != nil {
+			t.Fatal(err)
+		}
+		e.n.sync(t)
+		if c := person("rita@x.test"); c.Roles != nil || c.Groups != nil {
+			t.Fatalf("ApplicationGroup through a member group: %+v", c)
+		}
 		setClaims("SecurityGroup")
+		if c := person("rita@x.test"); !slices.Equal(c.Groups, sorted(g1.ObjectID, g2.ObjectID, sub.ObjectID)) || c.Roles != nil {
+			t.Fatalf("SecurityGroup through a member group: groups %v roles %v", c.Groups, c.Roles)
+		}
 
 		// Above MaxGroupsClaim groups: the overage claims instead.
 		for i := range MaxGroupsClaim {

@@ -237,6 +237,15 @@ func (d *Directory) updateGroup(ctx context.Context, id string, fn func(r *group
 	return rec.Value.view(), nil
 }
 
+// DirectGroupsOf lists the groups objectID is itself a member of: what an
+// app role granted to a group reaches (as in Entra, app role grants do not
+// flow through member groups).
+func (d *Directory) DirectGroupsOf(objectID string) []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return slices.Clone(d.memberOf[strings.ToLower(objectID)])
+}
+
 // GroupsOf lists the groups objectID (a principal or a group) is a member
 // of, directly or through member groups (object ids; direct ones first).
 func (d *Directory) GroupsOf(objectID string) []string {
