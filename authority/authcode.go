@@ -108,6 +108,10 @@ type AuthRequest struct {
 	PromptNone, PromptLogin bool
 	// LoginHint is the person the app expects (login_hint), if it said.
 	LoginHint string
+	// APIName and Permissions: when Resource is an application's API, its
+	// name and the delegated scopes the app asks for.
+	APIName     string
+	Permissions []Permission
 	// Created is when the app asked.
 	Created, Expires time.Time
 }
@@ -311,9 +315,11 @@ func (a *Authority) AuthorizationRequest(ctx context.Context, id string) (*AuthR
 		return nil, ErrAuthRequestUnknown
 	}
 	v := rec.Value
-	return &AuthRequest{ID: id, TenantID: v.TenantID, ClientID: v.ClientID, ClientName: v.ClientName, Resource: v.Resource,
+	ar := &AuthRequest{ID: id, TenantID: v.TenantID, ClientID: v.ClientID, ClientName: v.ClientName, Resource: v.Resource,
 		RedirectURI: v.RedirectURI, OfflineAccess: wantsRefreshToken(v.Scope), PromptNone: v.Prompt == "none",
-		PromptLogin: v.Prompt == "login", LoginHint: v.LoginHint, Created: v.Expires.Add(-authRequestLifetime), Expires: v.Expires}, nil
+		PromptLogin: v.Prompt == "login", LoginHint: v.LoginHint, Created: v.Expires.Add(-authRequestLifetime), Expires: v.Expires}
+	ar.APIName, ar.Permissions = a.requestedPermissions(v.TenantID, v.Resource, v.Scope)
+	return ar, nil
 }
 
 // DecideAuthorization approves (person set, approve true) or refuses the

@@ -106,6 +106,10 @@ type DeviceRequest struct {
 	OfflineAccess bool
 	Expires       time.Time
 	State         string
+	// APIName and Permissions: when Resource is an application's API, its
+	// name and the delegated scopes the app asks for.
+	APIName     string
+	Permissions []Permission
 }
 
 // Errors of DeviceRequest and DecideDevice.
@@ -337,7 +341,9 @@ func (a *Authority) DeviceRequest(ctx context.Context, userCode string) (*Device
 	case !rec.Value.Expires.After(a.now()):
 		return nil, ErrDeviceCodeUnknown
 	}
-	return deviceRequest(uc, rec.Value), nil
+	dr := deviceRequest(uc, rec.Value)
+	dr.APIName, dr.Permissions = a.requestedPermissions(rec.Value.TenantID, rec.Value.Resource, rec.Value.Scope)
+	return dr, nil
 }
 
 func deviceRequest(uc string, v deviceRecord) *DeviceRequest {

@@ -2,7 +2,9 @@ package authority
 
 import (
 	"errors"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/directory"
@@ -113,6 +115,20 @@ func TestDelegatedScopes(t *testing.T) {
 				t.Errorf("%q: %d %v, want invalid_scope", req, tok.status, tok.body)
 			}
 		}
+		// The portal shows a sign-in's scopes with their consent text.
+		w := e.authorize(t, "/"+e.tenant+"/oauth2/v2.0/authorize", authQuery("http://localhost:7777/cb", func(q url.Values) {
+			q.Set("scope", "api://files/Files.Write openid offline_access")
+		}))
+		ar, err := e.n.a.AuthorizationRequest(ctx, requestID(t, w))
+		if err != nil || ar.APIName != "files-api" || len(ar.Permissions) != 1 || ar.Permissions[0] != (Permission{Value: "Files.Write", Name: "Lets the app Files.Write"}) {
+			t.Fatalf("authorization request's permissions: %+v %v", ar, err)
+		}
+		if w := e.authorize(t, "/"+e.tenant+"/oauth2/v2.0/authorize", authQuery("http://localhost:7777/cb", func(q url.Values) {
+			q.Set("scope", "api://files/Files.Nope")
+		})); w.Code != http.StatusSeeOther || !strings.Contains(w.Header().Get("Location"), "error=invalid_scope") {
+			t.Fatalf("authorize for a missing scope: %d %s", w.Code, w.Header().Get("Location"))
+		}
+
 		// Applications' own tokens carry no scp, whatever the API exposes.
 		appTok := e.post(t, "/"+e.tenant+"/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"},
 			"client_id": {client.app.AppID}, "client_secret": {client.secret}, "scope": {"api://files/.default"}})

@@ -61,8 +61,9 @@ func (b *browser) do(method, u string, form url.Values) (int, string) {
 
 // approveDevice does what a person does with the code an app printed:
 // opens the verification page, signs in, enters the code, checks what
-// asks, and approves or declines. It returns the last page.
-func (f *fixture) approveDevice(t *testing.T, verificationURL, userCode, user, password string, approve bool) string {
+// asks (the confirmation page must show each of sees), and approves or
+// declines. It returns the last page.
+func (f *fixture) approveDevice(t *testing.T, verificationURL, userCode, user, password string, approve bool, sees ...string) string {
 	t.Helper()
 	b := f.newBrowser(t)
 	// Not signed in: the page sends the person to sign in, and back.
@@ -78,6 +79,11 @@ func (f *fixture) approveDevice(t *testing.T, verificationURL, userCode, user, p
 	code, page = b.do("POST", f.s.URL+"/portal/device", url.Values{"code": {typed}})
 	if code != 200 || !strings.Contains(page, "Microsoft Azure CLI") || !strings.Contains(page, `id="device-approve"`) {
 		t.Fatalf("the code's page: %d %s", code, page)
+	}
+	for _, s := range sees {
+		if !strings.Contains(page, s) {
+			t.Fatalf("the code's page does not show %q: %s", s, page)
+		}
 	}
 	action := "/portal/device/decline"
 	if approve {

@@ -226,7 +226,9 @@ func (f *fixture) testGraph(t *testing.T) {
 		cred, err := azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{ClientOptions: f.s.ClientOptions(),
 			TenantID: f.tenant, DisableInstanceDiscovery: true, UserPrompt: func(ctx context.Context, m azidentity.DeviceCodeMessage) error {
 				prompts++
-				f.approveDevice(t, m.VerificationURL, m.UserCode, person.UserName, password, true)
+				// The person sees what the app asks to do as them.
+				f.approveDevice(t, m.VerificationURL, m.UserCode, person.UserName, password, true,
+					`<strong>View your orders</strong> <code>Orders.View</code>`, "Lets the app read your orders", "act as you in <strong>graph-api</strong>")
 				return nil
 			}})
 		must(t, err)
