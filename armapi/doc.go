@@ -31,7 +31,7 @@
 //	GET    /subscriptions                                   api 2019-11-01 (az login) …
 //	GET    /subscriptions/{sub}
 //	GET    /tenants
-//	GET    /subscriptions/{sub}/providers/{ns}              always "Registered"
+//	GET    /subscriptions/{sub}/providers[/{ns}]            always "Registered" (the list: the namespaces served)
 //	POST   /subscriptions/{sub}/providers/{ns}/register
 //	GET    /subscriptions/{sub}/resourceGroups
 //	GET|HEAD|PUT|PATCH|DELETE /subscriptions/{sub}/resourceGroups/{rg}

@@ -54,6 +54,7 @@ var routes = compile(append([]route{
 	{method: "GET", pattern: sub, family: famResources, handle: getSubscription},
 	{method: "GET", pattern: "/tenants", family: famResources, handle: listTenants},
 	{method: "GET", pattern: sub + "/locations", family: famResources, handle: listLocations},
+	{method: "GET", pattern: sub + "/providers", family: famResources, handle: listProviders},
 	{method: "GET", pattern: sub + "/providers/{ns}", family: famResources, handle: getProvider},
 	{method: "POST", pattern: sub + "/providers/{ns}/register", family: famResources, audit: true, handle: registerProvider},
 	{method: "GET", pattern: sub + "/resourceGroups", family: famResources, handle: listGroups},

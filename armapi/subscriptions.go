@@ -184,6 +184,28 @@ func listLocations(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
+// providerNamespaces are the namespaces Gatehouse serves, as ARM spells them.
+var providerNamespaces = []string{"Microsoft.Authorization", "Microsoft.CognitiveServices", "Microsoft.KeyVault",
+	"Microsoft.ManagedIdentity", "Microsoft.Resources"}
+
+// GET /subscriptions/{sub}/providers (az provider list, armresources'
+// ProvidersClient.NewListPager, Terraform's start-up registration check):
+// the namespaces served, each registered.
+func listProviders(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	if !c.visible(s) {
+		return errAuthorizationFailed(c.principal.ObjectID, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
+	}
+	out := list[map[string]any]{Value: []map[string]any{}}
+	for _, ns := range providerNamespaces {
+		out.Value = append(out.Value, providerJSON(s.ID, ns))
+	}
+	return c.reply(http.StatusOK, out)
+}
+
 func getProvider(c *call) error {
 	s, err := c.subscription()
 	if err != nil {

@@ -647,6 +647,11 @@ func TestAzCLI(t *testing.T) {
 		if !slices.ContainsFunc(locations, func(l struct{ Name string }) bool { return l.Name == "westus" }) {
 			t.Errorf("az account list-locations: %+v", locations)
 		}
+		var namespaces []string
+		az.json(&namespaces, "provider", "list", "--query", "[?registrationState=='Registered'].namespace")
+		if !slices.Contains(namespaces, "Microsoft.CognitiveServices") || !slices.Contains(namespaces, "Microsoft.KeyVault") {
+			t.Errorf("az provider list: %v", namespaces)
+		}
 
 		// Nothing is billed: no commitment tiers or plans, as empty lists.
 		for _, args := range [][]string{
