@@ -19,11 +19,12 @@ import (
 )
 
 // authorize checks that the caller may perform action at scope, and notes
-// both for the audit entry. Denials are ARM's 403 AuthorizationFailed.
+// both for the audit entry. Denials are ARM's 403 AuthorizationFailed; a
+// change a management lock forbids is 409 ScopeLocked (locks.go).
 func (c *call) authorize(action string, scope *gatehouse.ResourceID) error {
 	c.action, c.auditScope = action, scope.String()
 	if c.can(action, scope) {
-		return nil
+		return c.checkLocks(action, scope)
 	}
 	c.denied = true
 	return errAuthorizationFailed(c.principal.ObjectID, action, scope)

@@ -73,6 +73,9 @@
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}
 //	POST   /providers/Microsoft.Authorization/elevateAccess   a directory Global Administrator gets User Access
 //	                                                        Administrator at "/"; 200, no body (elevate.go)
+//	GET    {scope}/providers/Microsoft.Authorization/locks      at, above and below scope; $filter atScope() (locks.go)
+//	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/locks/{name}   CanNotDelete | ReadOnly; a change a
+//	                                                        lock forbids is 409 ScopeLocked (authorize)
 //	GET    {root | sub}/providers/Microsoft.Authorization/auditLogs        Gatehouse extension: $top, $skipToken (auditlog.go)
 //	POST   {root | sub}/providers/Microsoft.Authorization/auditLogs/verify → {"intact", "entries", "lastHash" | "brokenAt", "reason"}
 //
@@ -100,6 +103,7 @@
 //	                Microsoft.Authorization/elevateAccess/action, audited)
 //	role defs       Microsoft.Authorization/roleDefinitions/{write,delete}; reads are
 //	                open to every authenticated principal, as in Azure
+//	locks           Microsoft.Authorization/locks/{read,write,delete} (Owner, User Access Administrator)
 //	subscriptions   listed to principals holding any role within them
 //	audit log       Microsoft.Authorization/auditLogs/read or …/auditLogs/verify/action,
 //	                and Microsoft.Authorization/roleAssignments/write (access

@@ -115,8 +115,9 @@ var providerTypes = map[string][]struct {
 	"microsoft.keyvault": {{"vaults", famKeyVault}, {"deletedVaults", famKeyVault}, {"locations", famKeyVault},
 		{"locations/deletedVaults", famKeyVault}},
 	"microsoft.managedidentity": {{"userAssignedIdentities", famMSI}},
-	"microsoft.authorization":   {{"roleAssignments", famAuthorization}, {"roleDefinitions", famAuthorization}, {"elevateAccess", famElevate}},
-	"microsoft.resources":       {{"resourceGroups", famResources}, {"subscriptions", famResources}, {"resources", famResources}},
+	"microsoft.authorization": {{"roleAssignments", famAuthorization}, {"roleDefinitions", famAuthorization}, {"elevateAccess", famElevate},
+		{"locks", famLocks}},
+	"microsoft.resources": {{"resourceGroups", famResources}, {"subscriptions", famResources}, {"resources", famResources}},
 }
 
 type resourceTypeJSON struct {

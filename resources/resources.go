@@ -73,6 +73,7 @@ type Service struct {
 	subs     *storage.Table[Subscription]
 	groups   *storage.Table[Group]
 	defaults *storage.Table[Defaults]
+	locks    *storage.Table[Lock]
 	now      func() time.Time
 }
 
@@ -85,6 +86,7 @@ func New(store storage.Objects, opts Options) *Service {
 		subs:     storage.NewTable[Subscription](store, KindSubscription),
 		groups:   storage.NewTable[Group](store, KindGroup),
 		defaults: storage.NewTable[Defaults](store, KindDefaults),
+		locks:    storage.NewTable[Lock](store, KindLock),
 		now:      opts.Now,
 	}
 }

@@ -135,3 +135,86 @@ func TestGroups(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 }
+
+// TestLocks: management locks on both backends — stored per subscription,
+// found case-insensitively, and CheckLocks refusing what each level
+// forbids at, below and (for deletes) above the locked scope.
+func TestLocks(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		ctx := t.Context()
+		svc := resources.New(s, resources.Options{})
+		const sub = "00000000-0000-0000-0000-00000000000a"
+		id := func(s string) *gatehouse.ResourceID {
+			t.Helper()
+			r, err := gatehouse.ParseResourceID(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		rg := id("/subscriptions/" + sub + "/resourceGroups/Prod")
+		acct := id("/subscriptions/" + sub + "/resourceGroups/Prod/providers/Microsoft.CognitiveServices/accounts/ai")
+		other := id("/subscriptions/" + sub + "/resourceGroups/Dev/providers/Microsoft.CognitiveServices/accounts/ai")
+		for name, spec := range map[string]resources.LockSpec{
+			"":        {Level: "ReadOnly"},
+			"a:b":     {Level: "ReadOnly"},
+			"level":   {Level: "Sometimes"},
+			"notes":   {Level: "ReadOnly", Notes: strings.Repeat("x", 513)},
+			"control": {Level: "ReadOnly", Notes: "a\x00b"},
+			"owner":   {Level: "ReadOnly", Owners: []string{"not-a-guid"}},
+		} {
+			if _, _, err := svc.PutLock(ctx, rg, name, spec, "me"); gatehouse.ErrorStatus(err) != 400 {
+				t.Errorf("lock %q %+v: %v", name, spec, err)
+			}
+		}
+		l, created, err := svc.PutLock(ctx, rg, "keep", resources.LockSpec{Level: "cannotdelete", Notes: "prod"}, "me")
+		if err != nil || !created || l.Level != resources.LockCanNotDelete {
+			t.Fatalf("put: %+v %v %v", l, created, err)
+		}
+		if _, created, err := svc.PutLock(ctx, id(strings.ToLower(rg.String())), "KEEP", resources.LockSpec{Level: "CanNotDelete", Notes: "still prod"}, "me"); err != nil || created {
+			t.Fatalf("put again (another case): %v %v", created, err)
+		}
+		if got, err := svc.GetLock(ctx, rg, "keep"); err != nil || got.Notes != "still prod" {
+			t.Fatalf("get: %+v %v", got, err)
+		}
+		locked := func(target *gatehouse.ResourceID, deleting bool) bool {
+			t.Helper()
+			err := svc.CheckLocks(ctx, target, deleting)
+			if err != nil && gatehouse.ErrorStatus(err) != 409 {
+				t.Fatalf("CheckLocks: %v", err)
+			}
+			return err != nil
+		}
+		for _, c := range []struct {
+			target   *gatehouse.ResourceID
+			deleting bool
+			want     bool
+		}{{acct, true, true}, {acct, false, false}, {rg, true, true}, {rg, false, false}, {other, true, false}} {
+			if got := locked(c.target, c.deleting); got != c.want {
+				t.Errorf("CanNotDelete on the group: %s deleting=%v locked=%v", c.target, c.deleting, got)
+			}
+		}
+		if _, _, err := svc.PutLock(ctx, acct, "frozen", resources.LockSpec{Level: "ReadOnly"}, "me"); err != nil {
+			t.Fatal(err)
+		}
+		// ReadOnly on the account: its writes; a delete of the subscription's group above it.
+		if !locked(acct, false) || locked(rg, false) || !locked(id("/subscriptions/"+sub+"/resourceGroups/prod"), true) {
+			t.Error("ReadOnly on the account")
+		}
+		if l, err := svc.Locks(ctx, strings.ToUpper(sub)); err != nil || len(l) != 2 {
+			t.Fatalf("locks: %v %v", l, err)
+		}
+		for _, name := range []string{"keep", "frozen"} {
+			scope := rg
+			if name == "frozen" {
+				scope = acct
+			}
+			if existed, err := svc.DeleteLock(ctx, scope, name); err != nil || !existed {
+				t.Fatalf("delete %s: %v %v", name, existed, err)
+			}
+		}
+		if locked(acct, true) {
+			t.Error("locked after every lock was deleted")
+		}
+	})
+}

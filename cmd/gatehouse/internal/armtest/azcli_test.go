@@ -690,6 +690,19 @@ func TestAzCLI(t *testing.T) {
 		// in Debian's azure-cli 2.45 — "'RoleAssignmentsOperations' object
 		// has no attribute 'config'" — before sending anything; the ARM
 		// requests they would send are replayed in testAzShaped.)
+
+		// Management locks: a CanNotDelete lock on the account keeps az from deleting it.
+		az.run("lock", "create", "-n", "az-keep", "--lock-type", "CanNotDelete", "-g", group, "--resource", "az-cli-existing",
+			"--resource-type", "Microsoft.CognitiveServices/accounts", "--notes", "production")
+		var locks []struct{ Name, Level, Notes string }
+		if az.json(&locks, "lock", "list", "-g", group); len(locks) != 1 || locks[0].Level != "CanNotDelete" || locks[0].Notes != "production" {
+			t.Fatalf("az lock list: %+v", locks)
+		}
+		if _, errOut, err := az.try("cognitiveservices", "account", "delete", "-n", "az-cli-existing", "-g", group); err == nil || !strings.Contains(errOut, "ScopeLocked") {
+			t.Fatalf("az cognitiveservices account delete under a lock: %v %s", err, az.clean(errOut))
+		}
+		az.run("lock", "delete", "-n", "az-keep", "-g", group, "--resource", "az-cli-existing", "--resource-type", "Microsoft.CognitiveServices/accounts")
+		az.run("cognitiveservices", "account", "delete", "-n", "az-cli-existing", "-g", group)
 	})
 
 	// az login --identity inside `gatehouse run` (the Cloud Shell

@@ -121,6 +121,7 @@ func TestManagement(t *testing.T) {
 				{"concurrent-regenerate", testConcurrentRegenerate},
 				{"group-delete-cascade", testGroupDeleteCascade},
 				{"key-usage", testKeyUsage},
+				{"management-locks", testLocks},
 				{"cli", testCLI},
 			} {
 				t.Run(sc.name, func(t *testing.T) {

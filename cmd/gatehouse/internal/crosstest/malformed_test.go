@@ -94,6 +94,8 @@ func testMalformedSweep(t *testing.T, e *env) {
 		{label: "arm-group-put", stores: true, method: "PUT", base: sub + "/resourceGroups/", name: group, query: "api-version=2021-04-01", auth: mgmt, body: `{"location":"westus"}`},
 		{label: "arm-identity-put", stores: true, method: "PUT", base: rg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/", name: "sweep-id",
 			query: "api-version=2023-01-31", auth: mgmt, body: `{"location":"westus"}`},
+		{label: "arm-lock-put", stores: true, method: "PUT", base: rg + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/sweep-id/providers/Microsoft.Authorization/locks/",
+			name: "sweep-lock", query: "api-version=2016-09-01", auth: mgmt, body: `{"properties":{"level":"CanNotDelete","notes":"sweep"}}`},
 		{label: "arm-role-assignment-put", stores: true, method: "PUT", base: acct + "sweep/providers/Microsoft.Authorization/roleAssignments/",
 			name: "9f4c1f8e-2a55-4c1e-9b8e-0d6f1b2a3c4d", query: "api-version=2022-04-01", auth: mgmt,
 			body: `{"properties":{"roleDefinitionId":"/providers/Microsoft.Authorization/roleDefinitions/` + authz.RoleCognitiveServicesUser + `","principalId":"` + e.oid + `"}}`},
