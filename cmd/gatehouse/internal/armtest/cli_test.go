@@ -162,6 +162,22 @@ func testCLI(t *testing.T, e *env) {
 	if m, ok := e.Accounts.LookupKey(after2["key1"]); !ok || m.Slot != accounts.Key1 {
 		t.Fatal("the recovered account's key1 is refused")
 	}
+	// A lock keeps the account; removed, the delete goes through.
+	lockArgs := []string{"-g", "cli-group", "--account", "cli-acct", "--subscription", e.sub}
+	c.mustRun(t, append([]string{"lock", "create", "-n", "cli-keep", "--lock-type", "CanNotDelete", "--notes", "prod"}, lockArgs...)...)
+	if out := c.mustRun(t, "lock", "list", "-g", "cli-group", "--query", "[0].[name,properties.level]", "-o", "tsv"); strings.Join(strings.Fields(out), " ") != "cli-keep CanNotDelete" {
+		t.Fatalf("lock list: %q", out)
+	}
+	if code, _, errOut := c.run(t, "", append([]string{"cognitiveservices", "account", "delete"}, acct...)...); code == 0 || !strings.Contains(errOut, "ScopeLocked") {
+		t.Fatalf("delete a locked account: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := c.run(t, "", "lock", "create", "-n", "x", "--account", "cli-acct"); code == 0 || !strings.Contains(errOut, "--resource-group") {
+		t.Fatalf("lock create without a group: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := c.run(t, "", append([]string{"lock", "create", "-n", "x"}, lockArgs...)...); code == 0 || !strings.Contains(errOut, "--lock-type") {
+		t.Fatalf("lock create without a type: exit %d %s", code, errOut)
+	}
+	c.mustRun(t, append([]string{"lock", "delete", "-n", "cli-keep"}, lockArgs...)...)
 	c.mustRun(t, append([]string{"cognitiveservices", "account", "delete"}, acct...)...)
 	c.mustRun(t, append([]string{"cognitiveservices", "account", "purge"}, where...)...)
 	if code, _, errOut := c.run(t, "", append([]string{"cognitiveservices", "account", "show-deleted"}, where...)...); code == 0 || !strings.Contains(errOut, "ResourceNotFound") {

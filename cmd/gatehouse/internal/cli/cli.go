@@ -62,6 +62,7 @@ func NewRoot(env Env) *cobra.Command {
 	root.AddCommand(newSTSCmd(env))      // sts.go
 	root.AddCommand(newKeyVaultCmd(env)) // keyvault.go
 	root.AddCommand(newAuditCmd(env))    // audit.go
+	root.AddCommand(newLockCmd(env))     // lock.go
 	return root
 }
 
