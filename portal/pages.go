@@ -406,6 +406,21 @@ func (p *Portal) loadAccount(q *req) (*gatehouse.ResourceID, *accounts.Account, 
 	return id, a, nil
 }
 
+// locked refuses a change a management lock forbids (409 ScopeLocked, as
+// ARM's; audited as failed): the portal's changes obey locks as the
+// management API's do.
+func (p *Portal) locked(q *req, action string, scope *gatehouse.ResourceID, details map[string]string) error {
+	err := p.opts.Resources.CheckLocks(q.ctx(), scope, strings.HasSuffix(action, "/delete"))
+	if err != nil {
+		code := ""
+		if e, ok := gatehouse.AsError(err); ok {
+			code = e.Code
+		}
+		p.auditUser(q, action, scope, audit.Failed, gatehouse.ErrorStatus(err), code, details)
+	}
+	return err
+}
+
 func denied(u *directory.User, action string, scope *gatehouse.ResourceID) error {
 	return gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
 		"%s does not have authorization to perform action '%s' over scope '%s'.", u.UserName, action, scope.String())
@@ -561,6 +576,9 @@ func (p *Portal) showKeys(q *req) error {
 		p.auditUser(q, actListKeys, id, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, nil)
 		return denied(q.user, actListKeys, id)
 	}
+	if err := p.locked(q, actListKeys, id, nil); err != nil {
+		return err
+	}
 	keys, err := p.opts.Accounts.ListKeys(q.ctx(), id)
 	if err != nil {
 		return err
@@ -587,6 +605,9 @@ func (p *Portal) regenerate(q *req) error {
 	if !q.can(p, actRegenerateKey, id) {
 		p.auditUser(q, actRegenerateKey, id, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, map[string]string{"keyName": name})
 		return denied(q.user, actRegenerateKey, id)
+	}
+	if err := p.locked(q, actRegenerateKey, id, map[string]string{"keyName": name}); err != nil {
+		return err
 	}
 	keys, a2, err := p.opts.Accounts.RegenerateKey(q.ctx(), id, slot, accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
 	if err != nil {
@@ -617,6 +638,9 @@ func (p *Portal) recoverAccount(q *req) error {
 	if !q.can(p, actAccountWrite, id) {
 		p.auditUser(q, actAccountWrite, id, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, details)
 		return denied(q.user, actAccountWrite, id)
+	}
+	if err := p.locked(q, actAccountWrite, id, details); err != nil {
+		return err
 	}
 	a, _, err := p.opts.Accounts.Put(q.ctx(), id, accounts.Spec{Restore: true, Location: q.r.PostForm.Get("location")},
 		accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
@@ -655,6 +679,9 @@ func (p *Portal) deploymentCall(q *req, action string, name func() string) (*acc
 	if !q.can(p, action, scope) {
 		p.auditUser(q, action, scope, audit.Denied, http.StatusForbidden, gatehouse.CodeAuthorizationFailed, details)
 		return nil, nil, nil, denied(q.user, action, scope)
+	}
+	if err := p.locked(q, action, scope, details); err != nil {
+		return nil, nil, nil, err
 	}
 	return a, scope, details, nil
 }

@@ -69,9 +69,10 @@ type (
 		DeleteDeployment(ctx context.Context, acct *accounts.Account, name string) (bool, error)
 		Catalog() *accounts.Catalog
 	}
-	// Resources lists subscriptions.
+	// Resources lists subscriptions and checks management locks.
 	Resources interface {
 		Subscriptions(ctx context.Context) ([]*resources.Subscription, error)
+		CheckLocks(ctx context.Context, target *gatehouse.ResourceID, deleting bool) error
 	}
 	// Vaults lists vaults and their secrets' metadata (never values).
 	Vaults interface {

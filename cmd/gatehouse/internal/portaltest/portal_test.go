@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/portal"
+	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/storage"
 	"github.com/gatehouse/gatehouse/vault"
 )
@@ -515,6 +516,26 @@ func testKeys(t *testing.T, e *env) {
 	}
 	if n := countAudit(t, e, e.owner.ObjectID, audit.Succeeded); n < 2 {
 		t.Fatalf("listKeys and regenerateKey from the portal audited: %d", n)
+	}
+	// A ReadOnly management lock stops the portal as it stops ARM: no
+	// keys shown, none regenerated, until the lock is removed.
+	if _, _, err := e.Resources.PutLock(t.Context(), e.account, "frozen", resources.LockSpec{Level: resources.LockReadOnly}, e.owner.ObjectID); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.post(e.accountPath()+"/keys", url.Values{}); p.status != http.StatusConflict || !strings.Contains(p.body, "ScopeLocked") || len(shownKeys(t, p.body)) != 0 {
+		t.Fatalf("show keys under a ReadOnly lock: %d", p.status)
+	}
+	if p := b.post(e.accountPath()+"/regenerate", url.Values{"keyName": {"key1"}}); p.status != http.StatusConflict {
+		t.Fatalf("regenerate under a ReadOnly lock: %d", p.status)
+	}
+	if k, _ := e.Accounts.ListKeys(t.Context(), e.account); k.Key1 != after.Key1 {
+		t.Fatal("a key changed under a ReadOnly lock")
+	}
+	if _, err := e.Resources.DeleteLock(t.Context(), e.account, "frozen"); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.post(e.accountPath()+"/keys", url.Values{}); p.status != 200 {
+		t.Fatalf("show keys after unlocking: %d", p.status)
 	}
 	e.AssertNotLogged(t, want.Key1, want.Key2, after.Key2)
 }
