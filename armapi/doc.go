@@ -32,6 +32,7 @@
 //	GET    /subscriptions/{sub}
 //	GET    /tenants
 //	GET    /subscriptions/{sub}/providers[/{ns}]            always "Registered" (the list: the namespaces served)
+//	GET    /subscriptions/{sub}/tagNames                    tag names and values of readable groups and resources (tags.go)
 //	POST   /subscriptions/{sub}/providers/{ns}/register
 //	GET    /subscriptions/{sub}/resourceGroups
 //	GET|HEAD|PUT|PATCH|DELETE /subscriptions/{sub}/resourceGroups/{rg}

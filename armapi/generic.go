@@ -35,6 +35,7 @@ import (
 // (An account's models are the model catalog's: models.go.)
 var genericRoutes = []route{
 	{method: "GET", pattern: sub + "/resources", family: famResources, handle: listResources},
+	{method: "GET", pattern: sub + "/tagNames", family: famResources, handle: listTagNames}, // tags.go
 	{method: "GET", pattern: group + "/resources", family: famResources, handle: listResources},
 	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/skus", family: famCognitive, handle: listSKUs},
 	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listEmpty},
@@ -98,46 +99,10 @@ func listResources(c *call) error {
 	if err != nil {
 		return err
 	}
-	var all []genericResourceJSON
-	accts, err := c.api.opts.Accounts.List(c.ctx(), scope)
+	all, err := c.readableResources(scope)
 	if err != nil {
 		return err
 	}
-	for _, a := range accts {
-		if id, ok := accounts.ParseID(a.ID); ok && c.can(actAccountRead, id) {
-			all = append(all, genericResourceJSON{ID: id.String(), Name: a.Name, Type: accounts.Type, Location: a.Location,
-				Kind: a.Kind, SKU: &accounts.SKU{Name: a.SKU.Name, Tier: a.SKU.Tier}, Tags: a.Tags, group: a.ResourceGroup})
-		}
-	}
-	if c.api.opts.Vaults != nil {
-		vaults, err := c.api.opts.Vaults.ListVaults(c.ctx(), scope)
-		if err != nil {
-			return err
-		}
-		for _, v := range vaults {
-			if c.can(actVaultRead, v.Scope()) {
-				all = append(all, genericResourceJSON{ID: v.ID, Name: v.Name, Type: vault.Type, Location: v.Location,
-					Tags: v.Tags, group: v.ResourceGroup})
-			}
-		}
-	}
-	if c.api.opts.Identities != nil {
-		ids, err := c.api.opts.Identities.ListIdentities(c.ctx(), scope.String())
-		if err != nil {
-			return err
-		}
-		for _, mi := range ids {
-			id, err := gatehouse.ParseResourceID(mi.ResourceID)
-			if err != nil || !isUserAssigned(mi.ResourceID) || !c.can(actIdentityRead, id) {
-				continue
-			}
-			all = append(all, genericResourceJSON{ID: id.String(), Name: id.Name(), Type: identityType, Location: mi.Location,
-				Tags: mi.Tags, group: id.ResourceGroup})
-		}
-	}
-	slices.SortFunc(all, func(a, b genericResourceJSON) int {
-		return strings.Compare(strings.ToLower(a.ID), strings.ToLower(b.ID))
-	})
 	out := list[genericResourceJSON]{Value: []genericResourceJSON{}}
 	for _, r := range all {
 		if top >= 0 && len(out.Value) == top {
@@ -151,6 +116,52 @@ func listResources(c *call) error {
 		}
 	}
 	return c.reply(http.StatusOK, out)
+}
+
+// readableResources are the top-level resources in scope the caller may
+// read — AI accounts, vaults, user-assigned identities — ordered by id.
+func (c *call) readableResources(scope *gatehouse.ResourceID) ([]genericResourceJSON, error) {
+	var all []genericResourceJSON
+	accts, err := c.api.opts.Accounts.List(c.ctx(), scope)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range accts {
+		if id, ok := accounts.ParseID(a.ID); ok && c.can(actAccountRead, id) {
+			all = append(all, genericResourceJSON{ID: id.String(), Name: a.Name, Type: accounts.Type, Location: a.Location,
+				Kind: a.Kind, SKU: &accounts.SKU{Name: a.SKU.Name, Tier: a.SKU.Tier}, Tags: a.Tags, group: a.ResourceGroup})
+		}
+	}
+	if c.api.opts.Vaults != nil {
+		vaults, err := c.api.opts.Vaults.ListVaults(c.ctx(), scope)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vaults {
+			if c.can(actVaultRead, v.Scope()) {
+				all = append(all, genericResourceJSON{ID: v.ID, Name: v.Name, Type: vault.Type, Location: v.Location,
+					Tags: v.Tags, group: v.ResourceGroup})
+			}
+		}
+	}
+	if c.api.opts.Identities != nil {
+		ids, err := c.api.opts.Identities.ListIdentities(c.ctx(), scope.String())
+		if err != nil {
+			return nil, err
+		}
+		for _, mi := range ids {
+			id, err := gatehouse.ParseResourceID(mi.ResourceID)
+			if err != nil || !isUserAssigned(mi.ResourceID) || !c.can(actIdentityRead, id) {
+				continue
+			}
+			all = append(all, genericResourceJSON{ID: id.String(), Name: id.Name(), Type: identityType, Location: mi.Location,
+				Tags: mi.Tags, group: id.ResourceGroup})
+		}
+	}
+	slices.SortFunc(all, func(a, b genericResourceJSON) int {
+		return strings.Compare(strings.ToLower(a.ID), strings.ToLower(b.ID))
+	})
+	return all, nil
 }
 
 // maxFilterClauses bounds the $filter a list accepts.

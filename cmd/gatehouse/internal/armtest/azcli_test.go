@@ -647,6 +647,18 @@ func TestAzCLI(t *testing.T) {
 		if !slices.ContainsFunc(locations, func(l struct{ Name string }) bool { return l.Name == "westus" }) {
 			t.Errorf("az account list-locations: %+v", locations)
 		}
+		type tagValue struct{ TagValue string }
+		type tagName struct {
+			TagName string
+			Count   struct{ Value int }
+			Values  []tagValue
+		}
+		var tags []tagName
+		az.json(&tags, "tag", "list")
+		if i := slices.IndexFunc(tags, func(tg tagName) bool { return tg.TagName == "cost" }); i < 0 || tags[i].Count.Value < 1 ||
+			!slices.Contains(tags[i].Values, tagValue{"ai"}) {
+			t.Errorf("az tag list: %+v", tags)
+		}
 		var namespaces []string
 		az.json(&namespaces, "provider", "list", "--query", "[?registrationState=='Registered'].namespace")
 		if !slices.Contains(namespaces, "Microsoft.CognitiveServices") || !slices.Contains(namespaces, "Microsoft.KeyVault") {

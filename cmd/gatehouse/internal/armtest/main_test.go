@@ -122,6 +122,7 @@ func TestManagement(t *testing.T) {
 				{"group-delete-cascade", testGroupDeleteCascade},
 				{"key-usage", testKeyUsage},
 				{"management-locks", testLocks},
+				{"tag-names", testTagNames},
 				{"cli", testCLI},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
