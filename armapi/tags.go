@@ -76,6 +76,8 @@ func listTagNames(c *call) error {
 		slices.SortFunc(t.Values, func(a, b tagValueJSON) int { return strings.Compare(a.TagValue, b.TagValue) })
 		out.Value = append(out.Value, *t)
 	}
-	slices.SortFunc(out.Value, func(a, b tagNameJSON) int { return strings.Compare(strings.ToLower(a.TagName), strings.ToLower(b.TagName)) })
+	slices.SortFunc(out.Value, func(a, b tagNameJSON) int {
+		return strings.Compare(strings.ToLower(a.TagName), strings.ToLower(b.TagName))
+	})
 	return c.reply(http.StatusOK, out)
 }
