@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/vault"
 )
@@ -388,6 +389,23 @@ type accountView struct {
 	Roles      rolesView
 	// Activity links the activity log, for whoever may read it.
 	Activity string
+	// Locks are the management locks on the account or above it.
+	Locks []*resources.Lock
+}
+
+// locksOn lists the management locks that apply to id (on it or above it).
+func (p *Portal) locksOn(q *req, id *gatehouse.ResourceID) ([]*resources.Lock, error) {
+	all, err := p.opts.Resources.Locks(q.ctx(), id.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	var out []*resources.Lock
+	for _, l := range all {
+		if resources.Within(id.String(), l.Scope) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
 }
 
 func (p *Portal) loadAccount(q *req) (*gatehouse.ResourceID, *accounts.Account, error) {
@@ -429,10 +447,13 @@ func denied(u *directory.User, action string, scope *gatehouse.ResourceID) error
 // keysPanel builds the keys panel: both slots with their usage evidence, and
 // the key values when keys is non-nil.
 func (p *Portal) keysPanel(q *req, id *gatehouse.ResourceID, a *accounts.Account, keys *accounts.Keys) (keysView, []accounts.PrincipalUsage, error) {
+	unlocked := p.opts.Resources.CheckLocks(q.ctx(), id, false) == nil
 	kv := keysView{
-		Base:    resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name),
-		CanList: q.can(p, actListKeys, id), CanRegenerate: q.can(p, actRegenerateKey, id),
-		CanSeeUsage: q.can(p, actListKeyUsage, id), LocalAuthDisabled: a.DisableLocalAuth,
+		Base: resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name),
+		// A ReadOnly lock stops both (offered, they would answer 409).
+		CanList:       q.can(p, actListKeys, id) && unlocked,
+		CanRegenerate: q.can(p, actRegenerateKey, id) && unlocked,
+		CanSeeUsage:   q.can(p, actListKeyUsage, id), LocalAuthDisabled: a.DisableLocalAuth,
 	}
 	var ev *accounts.Evidence
 	if kv.CanSeeUsage {
@@ -476,6 +497,9 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 	}
 	kv.Flash = flash
 	v := &accountView{Account: a, Keys: kv, Principals: principals}
+	if v.Locks, err = p.locksOn(q, id); err != nil {
+		return nil, err
+	}
 	if (strings.EqualFold(a.Kind, "OpenAI") || strings.EqualFold(a.Kind, "AIServices")) && strings.HasPrefix(a.Endpoint, "https://") {
 		base := strings.TrimSuffix(a.Endpoint, "/") + "/openai/v1"
 		v.OpenAIBase = base + "/"

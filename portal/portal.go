@@ -73,6 +73,7 @@ type (
 	Resources interface {
 		Subscriptions(ctx context.Context) ([]*resources.Subscription, error)
 		CheckLocks(ctx context.Context, target *gatehouse.ResourceID, deleting bool) error
+		Locks(ctx context.Context, sub string) ([]*resources.Lock, error)
 	}
 	// Vaults lists vaults and their secrets' metadata (never values).
 	Vaults interface {

@@ -528,6 +528,10 @@ func testKeys(t *testing.T, e *env) {
 	if p := b.post(e.accountPath()+"/regenerate", url.Values{"keyName": {"key1"}}); p.status != http.StatusConflict {
 		t.Fatalf("regenerate under a ReadOnly lock: %d", p.status)
 	}
+	if p := b.get(e.accountPath()); !strings.Contains(p.body, `id="locks"`) || !strings.Contains(p.body, "<strong>ReadOnly</strong> frozen") ||
+		strings.Contains(p.body, `id="show-keys"`) {
+		t.Fatalf("the account page does not show the lock: %s", p.body)
+	}
 	if k, _ := e.Accounts.ListKeys(t.Context(), e.account); k.Key1 != after.Key1 {
 		t.Fatal("a key changed under a ReadOnly lock")
 	}
