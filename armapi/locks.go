@@ -62,11 +62,14 @@ func lockView(l *resources.Lock) lockJSON {
 	return v
 }
 
-// lockScope is the {scope} of a lock route: a subscription, or a scope
-// under one, that exists.
+// lockScope is the {scope} of a lock route: a subscription of the
+// caller's tenant, or a scope under one.
 func (c *call) lockScope() (*gatehouse.ResourceID, error) {
 	if c.scope == nil || c.scope.Subscription == "" {
 		return nil, gatehouse.BadRequestf("InvalidLockScope", "Locks are placed on a subscription, a resource group or a resource.")
+	}
+	if _, err := c.subscriptionByID(c.scope.Subscription); err != nil {
+		return nil, err
 	}
 	return c.scope, nil
 }
@@ -117,9 +120,6 @@ func getLock(c *call) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.subscriptionByID(scope.Subscription); err != nil {
-		return err
-	}
 	if err := c.authorize(actLockRead, scope); err != nil {
 		return err
 	}
@@ -133,9 +133,6 @@ func getLock(c *call) error {
 func deleteLock(c *call) error {
 	scope, err := c.lockScope()
 	if err != nil {
-		return err
-	}
-	if _, err := c.subscriptionByID(scope.Subscription); err != nil {
 		return err
 	}
 	if err := c.authorize(actLockDelete, scope); err != nil {
@@ -153,9 +150,6 @@ func deleteLock(c *call) error {
 func listLocks(c *call) error {
 	scope, err := c.lockScope()
 	if err != nil {
-		return err
-	}
-	if _, err := c.subscriptionByID(scope.Subscription); err != nil {
 		return err
 	}
 	atScope := false
