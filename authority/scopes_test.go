@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/internal/teststore"
 	"github.com/gatehouse/gatehouse/storage"
@@ -208,4 +209,33 @@ func (e *sessionEnv) scp(t *testing.T, a tokenAnswer, resource string) string {
 		t.Fatalf("token for %s: %v", resource, err)
 	}
 	return c.Scope
+}
+
+// FuzzAPIScopes: any scope string against any resource name gives either
+// invalid_scope or scopes the API offers, each once — never a panic.
+func FuzzAPIScopes(f *testing.F) {
+	app := &directory.Application{PermissionScopes: []directory.PermissionScope{
+		{ID: "1", Value: "Files.Read", IsEnabled: true}, {ID: "2", Value: "Files.Write", IsEnabled: true}, {ID: "3", Value: "Off"}}}
+	for _, seed := range [][2]string{
+		{"api://files", "api://files/Files.Read openid"}, {"api://files/", "api://files//.default"}, {"api://files", "api://FILES/files.write api://files/Files.Read"},
+		{"", "/"}, {"a", "a/ a// a/.default"}, {"api://files", "api://files/Off"}, {"api://f\u00e9", "API://F\u00c9/files.read"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, resource, scope string) {
+		names, err := apiScopes(app, resource, scope)
+		if err != nil {
+			if e, ok := gatehouse.AsError(err); !ok || e.Code != "invalid_scope" {
+				t.Fatalf("%q %q: %v", resource, scope, err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, n := range names {
+			if n != "Files.Read" && n != "Files.Write" || seen[n] {
+				t.Fatalf("%q %q: %v", resource, scope, names)
+			}
+			seen[n] = true
+		}
+	})
 }
