@@ -56,6 +56,9 @@ type Application struct {
 	// GroupMembershipClaims: "" (None), SecurityGroup, DirectoryRole or
 	// All: the group claims of its tokens (scopes.go).
 	GroupMembershipClaims string
+	// RequiredAccess: the permissions it declares on other APIs
+	// (requiredResourceAccess; informational: consent is implicit).
+	RequiredAccess []RequiredResourceAccess
 }
 
 // SecretInfo describes a client secret. The secret itself is never kept.
@@ -87,7 +90,8 @@ func (e *entry) application() *Application {
 		Roles: slices.Clone(r.Roles), Created: r.Created, IdentifierURIs: slices.Clone(r.IdentifierURIs),
 		WebRedirectURIs: slices.Clone(r.WebRedirectURIs), PublicRedirectURIs: slices.Clone(r.PublicRedirectURIs),
 		AppRoles: slices.Clone(r.AppRoles), AppRoleAssignments: slices.Clone(r.AppRoleAssignments),
-		PermissionScopes: slices.Clone(r.PermissionScopes), GroupMembershipClaims: r.GroupMembershipClaims}
+		PermissionScopes: slices.Clone(r.PermissionScopes), GroupMembershipClaims: r.GroupMembershipClaims,
+		RequiredAccess: slices.Clone(r.RequiredAccess)}
 	for i := range a.AppRoleAssignments {
 		a.AppRoleAssignments[i].ResourceID = r.ObjectID
 	}

@@ -642,3 +642,35 @@ func TestGroups(t *testing.T) {
 		}
 	})
 }
+
+// TestRequiredResourceAccess: an application's declared API permissions
+// are validated, de-duplicated and seen by another node.
+func TestRequiredResourceAccess(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, store storage.Store) {
+		a, _ := newDirectory(t, store)
+		b, wb := newDirectory(t, store)
+		ctx := t.Context()
+		app, err := a.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "needs-graph"})
+		must(t, err)
+		const graphApp, userRead = "00000003-0000-0000-C000-000000000000", "e1fe6dd8-ba31-4d61-89e7-88639da4683d"
+		for name, bad := range map[string][]directory.RequiredResourceAccess{
+			"app id":    {{ResourceAppID: "graph"}},
+			"perm id":   {{ResourceAppID: graphApp, ResourceAccess: []directory.ResourceAccess{{ID: "x", Type: "Scope"}}}},
+			"perm type": {{ResourceAppID: graphApp, ResourceAccess: []directory.ResourceAccess{{ID: userRead, Type: "Delegated"}}}},
+			"api twice": {{ResourceAppID: graphApp}, {ResourceAppID: strings.ToLower(graphApp)}},
+		} {
+			if _, err := a.SetRequiredResourceAccess(ctx, app.AppID, bad); !errors.Is(err, directory.ErrInvalid) {
+				t.Errorf("%s: %v, want ErrInvalid", name, err)
+			}
+		}
+		_, err = a.SetRequiredResourceAccess(ctx, app.AppID, []directory.RequiredResourceAccess{{ResourceAppID: graphApp,
+			ResourceAccess: []directory.ResourceAccess{{ID: userRead, Type: "Scope"}, {ID: strings.ToUpper(userRead), Type: "Scope"}, {ID: userRead, Type: "Role"}}}})
+		must(t, err)
+		must(t, wb.Sync(ctx))
+		got, err := b.Application(app.AppID)
+		must(t, err)
+		if len(got.RequiredAccess) != 1 || got.RequiredAccess[0].ResourceAppID != strings.ToLower(graphApp) || len(got.RequiredAccess[0].ResourceAccess) != 2 {
+			t.Fatalf("node b: %+v", got.RequiredAccess)
+		}
+	})
+}

@@ -66,6 +66,8 @@ type record struct {
 	PermissionScopes []PermissionScope `json:"oauth2PermissionScopes,omitempty"`
 	// GroupMembershipClaims: "" (None), SecurityGroup, DirectoryRole or All (scopes.go).
 	GroupMembershipClaims string `json:"groupMembershipClaims,omitempty"`
+	// RequiredAccess: the permissions it declares on other APIs (scopes.go).
+	RequiredAccess []RequiredResourceAccess `json:"requiredResourceAccess,omitempty"`
 
 	// Managed identities.
 	ResourceID string            `json:"resourceId,omitempty"`

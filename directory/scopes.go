@@ -143,3 +143,82 @@ func (a *Application) DelegatedScopes() []string {
 	}
 	return out
 }
+
+// Required resource access: the permissions an application declares it
+// needs from other APIs (Graph's requiredResourceAccess, the portal's "API
+// permissions", az ad app permission add|list|delete). Consent is
+// implicit here, so the declaration is kept and shown, and tokens do not
+// depend on it.
+
+// MaxRequiredResources bounds an application's declared APIs.
+const MaxRequiredResources = 50
+
+// RequiredResourceAccess is the access an application declares to one API.
+type RequiredResourceAccess struct {
+	ResourceAppID  string           `json:"resourceAppId"`
+	ResourceAccess []ResourceAccess `json:"resourceAccess"`
+}
+
+// ResourceAccess is one declared permission: a delegated scope ("Scope")
+// or an app role ("Role") of the API, by id.
+type ResourceAccess struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+func validRequiredAccess(list []RequiredResourceAccess) ([]RequiredResourceAccess, error) {
+	if len(list) > MaxRequiredResources {
+		return nil, invalid("requiredResourceAccess", "An application declares access to at most %d APIs.", MaxRequiredResources)
+	}
+	out := make([]RequiredResourceAccess, 0, len(list))
+	seen := map[string]bool{}
+	for _, r := range list {
+		app, ok := gatehouse.NormalizeGUID(r.ResourceAppID)
+		switch {
+		case !ok:
+			return nil, invalid("requiredResourceAccess.resourceAppId", "resourceAppId %q is not a GUID.", clip(r.ResourceAppID))
+		case seen[app]:
+			return nil, invalid("requiredResourceAccess.resourceAppId", "The API %s is listed twice: list its permissions once.", app)
+		case len(r.ResourceAccess) > MaxPermissionScopes+MaxAppRoles:
+			return nil, invalid("requiredResourceAccess.resourceAccess", "At most %d permissions per API.", MaxPermissionScopes+MaxAppRoles)
+		}
+		seen[app] = true
+		entry := RequiredResourceAccess{ResourceAppID: app, ResourceAccess: []ResourceAccess{}}
+		for _, a := range r.ResourceAccess {
+			id, ok := gatehouse.NormalizeGUID(a.ID)
+			switch {
+			case !ok:
+				return nil, invalid("requiredResourceAccess.resourceAccess.id", "Permission id %q is not a GUID.", clip(a.ID))
+			case a.Type != "Scope" && a.Type != "Role":
+				return nil, invalid("requiredResourceAccess.resourceAccess.type", "A permission's type is Scope or Role, not %q.", clip(a.Type))
+			}
+			a.ID = id
+			if !slices.Contains(entry.ResourceAccess, a) { // az ad app permission add may repeat one
+				entry.ResourceAccess = append(entry.ResourceAccess, a)
+			}
+		}
+		out = append(out, entry)
+	}
+	return out, nil
+}
+
+// SetRequiredResourceAccess replaces the application's declared access to
+// other APIs. ErrNotFound, ErrInvalid.
+func (d *Directory) SetRequiredResourceAccess(ctx context.Context, id string, list []RequiredResourceAccess) (*Application, error) {
+	e := d.findApp(id)
+	if e == nil {
+		return nil, notFound("The application %q does not exist.", clip(id))
+	}
+	out, err := validRequiredAccess(list)
+	if err != nil {
+		return nil, err
+	}
+	e, err = d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
+		r.RequiredAccess = out
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.application(), nil
+}

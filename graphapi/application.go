@@ -53,9 +53,11 @@ type applicationView struct {
 	AppRoles        []appRoleView `json:"appRoles"`
 	API             apiView       `json:"api"`
 	// GroupMembershipClaims: null (None), SecurityGroup, DirectoryRole or All.
-	GroupMembershipClaims *string              `json:"groupMembershipClaims"`
-	PasswordCredentials   []passwordCredential `json:"passwordCredentials"`
-	KeyCredentials        []keyCredential      `json:"keyCredentials"`
+	GroupMembershipClaims *string `json:"groupMembershipClaims"`
+	// RequiredResourceAccess: the permissions it declares on other APIs.
+	RequiredResourceAccess []directory.RequiredResourceAccess `json:"requiredResourceAccess"`
+	PasswordCredentials    []passwordCredential               `json:"passwordCredentials"`
+	KeyCredentials         []keyCredential                    `json:"keyCredentials"`
 }
 
 // webView is Graph's web application settings: where the authorization
@@ -169,7 +171,8 @@ func appView(a *directory.Application) applicationView {
 		Web:            webView{RedirectURIs: append([]string{}, a.WebRedirectURIs...)},
 		PublicClient:   redirectsView{RedirectURIs: append([]string{}, a.PublicRedirectURIs...)},
 		Spa:            redirectsView{RedirectURIs: []string{}}, AppRoles: appRoleViews(a), API: appAPIView(a), GroupMembershipClaims: strp(a.GroupMembershipClaims),
-		PasswordCredentials: secretViews(a), KeyCredentials: certViews(a)}
+		RequiredResourceAccess: append([]directory.RequiredResourceAccess{}, a.RequiredAccess...),
+		PasswordCredentials:    secretViews(a), KeyCredentials: certViews(a)}
 }
 
 func spView(a *directory.Application) servicePrincipalView {
@@ -252,6 +255,9 @@ type applicationBody struct {
 	API *apiBody `json:"api"`
 	// GroupMembershipClaims: which group claims its tokens carry (groupclaims.go).
 	GroupMembershipClaims *string `json:"groupMembershipClaims"`
+	// RequiredResourceAccess declares the permissions it needs from other
+	// APIs (az ad app permission add; informational: consent is implicit).
+	RequiredResourceAccess *[]directory.RequiredResourceAccess `json:"requiredResourceAccess"`
 	// Gatehouse extension: create the service principal in the same call
 	// (what `gatehouse ad sp create` wants).
 	CreateServicePrincipal bool `json:"gatehouseCreateServicePrincipal"`
@@ -282,7 +288,7 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 		return err
 	}
 	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil || body.AppRoles != nil || setScopes ||
-		body.GroupMembershipClaims != nil {
+		body.GroupMembershipClaims != nil || body.RequiredResourceAccess != nil {
 		if body.KeyCredentials != nil {
 			var specs []directory.CertificateSpec
 			if specs, err = certSpecs(*body.KeyCredentials); err == nil {
@@ -303,6 +309,9 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 		}
 		if err == nil && body.GroupMembershipClaims != nil {
 			_, err = g.dir.SetGroupMembershipClaims(r.Context(), a.AppObjectID, *body.GroupMembershipClaims)
+		}
+		if err == nil && body.RequiredResourceAccess != nil {
+			_, err = g.dir.SetRequiredResourceAccess(r.Context(), a.AppObjectID, *body.RequiredResourceAccess)
 		}
 		if err != nil {
 			// Do not leave a half-made application behind.
@@ -405,6 +414,11 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	}
 	if body.GroupMembershipClaims != nil {
 		if _, err := g.dir.SetGroupMembershipClaims(r.Context(), a.AppObjectID, *body.GroupMembershipClaims); err != nil {
+			return err
+		}
+	}
+	if body.RequiredResourceAccess != nil {
+		if _, err := g.dir.SetRequiredResourceAccess(r.Context(), a.AppObjectID, *body.RequiredResourceAccess); err != nil {
 			return err
 		}
 	}

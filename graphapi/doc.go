@@ -16,7 +16,8 @@
 //	                                        identifierUris/any(x:x eq '…'); props appId, displayName)
 //	GET|PATCH|DELETE /v1.0/applications/{id}   (id: application object id, or appId, or the SP's object id;
 //	                                        identifierUris, web/publicClient redirectUris, appRoles,
-//	                                        api.oauth2PermissionScopes: scopes.go, groupMembershipClaims)
+//	                                        api.oauth2PermissionScopes: scopes.go, groupMembershipClaims,
+//	                                        requiredResourceAccess)
 //	POST /v1.0/applications/{id}/addPassword | removePassword | addKey | removeKey
 //	GET|POST /v1.0/applications/{id}/federatedIdentityCredentials
 //	GET|DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{id or name}

@@ -254,6 +254,25 @@ func TestAzCLI(t *testing.T) {
 		if len(scopes) != 1 || scopes[0] != "Orders.View" {
 			t.Fatalf("the service principal's scopes: %v", scopes)
 		}
+		// Declared API permissions (requiredResourceAccess): kept and listed; consent is implicit.
+		const graphApp, userRead = "00000003-0000-0000-c000-000000000000", "e1fe6dd8-ba31-4d61-89e7-88639da4683d"
+		az.run("ad", "app", "permission", "add", "--id", app.AppID, "--api", graphApp, "--api-permissions", userRead+"=Scope")
+		az.run("ad", "app", "permission", "add", "--id", app.AppID, "--api", graphApp, "--api-permissions", userRead+"=Scope") // twice: kept once
+		var perms []struct {
+			ResourceAppID  string `json:"resourceAppId"`
+			ResourceAccess []struct{ ID, Type string }
+		}
+		az.json(&perms, "ad", "app", "permission", "list", "--id", app.AppID)
+		if len(perms) != 1 || perms[0].ResourceAppID != graphApp || len(perms[0].ResourceAccess) != 1 || perms[0].ResourceAccess[0].Type != "Scope" {
+			t.Fatalf("az ad app permission list: %+v", perms)
+		}
+		if _, errOut, err := az.try("ad", "app", "permission", "add", "--id", app.AppID, "--api", graphApp, "--api-permissions", "not-a-guid=Scope"); err == nil || !strings.Contains(errOut, "GUID") {
+			t.Fatalf("a bad permission id: %v %s", err, az.clean(errOut))
+		}
+		az.run("ad", "app", "permission", "delete", "--id", app.AppID, "--api", graphApp)
+		if az.json(&perms, "ad", "app", "permission", "list", "--id", app.AppID); len(perms) != 0 {
+			t.Fatalf("after az ad app permission delete: %+v", perms)
+		}
 		// Group claims, as az's own help shows: --set groupMembershipClaims=…; the caller's groups in its token.
 		az.run("ad", "app", "update", "--id", app.AppID, "--set", "groupMembershipClaims=SecurityGroup")
 		var group struct{ ID string }
