@@ -70,6 +70,7 @@ func Run(t *testing.T, open Opener) {
 		{"audit-rules", testAuditRules},
 		{"meta-compare-and-set", testMeta},
 		{"rewrap-sealed", testRewrapSealed},
+		{"dump-and-load", testDump},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
