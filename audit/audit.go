@@ -262,13 +262,42 @@ func (e *ChainError) Error() string {
 	return fmt.Sprintf("audit: chain broken at entry %d: %s", e.Seq, e.Reason)
 }
 
-// Verify walks the whole log and checks every link: sequence numbers follow
-// each other from 1, every entry names the previous entry's hash, and every
-// hash matches its entry. It returns a *ChainError for the first entry that
-// does not verify.
+// Chain checks entries one after another, from the first: sequence numbers
+// follow each other from 1, every entry names the previous entry's hash,
+// and every hash matches its entry. The zero value expects entry 1.
+type Chain struct {
+	rep  Report
+	prev []byte
+}
+
+// Next checks r, the entry after the last one checked, and returns a
+// *ChainError when it does not verify.
+func (c *Chain) Next(r *storage.AuditRecord) error {
+	switch {
+	case r.Seq != c.rep.LastSeq+1:
+		return &ChainError{Seq: r.Seq, Reason: fmt.Sprintf("follows entry %d", c.rep.LastSeq)}
+	case subtle.ConstantTimeCompare(r.PrevHash, c.prev) != 1:
+		return &ChainError{Seq: r.Seq, Reason: "does not name the previous entry's hash"}
+	case subtle.ConstantTimeCompare(r.Hash, chainHash(r.Seq, r.Time, r.Data, r.PrevHash)) != 1:
+		return &ChainError{Seq: r.Seq, Reason: "its hash does not match its content"}
+	}
+	c.prev = r.Hash
+	c.rep.Entries++
+	c.rep.LastSeq = r.Seq
+	c.rep.LastHash = r.Hash
+	return nil
+}
+
+// Report returns what the entries checked so far came to.
+func (c *Chain) Report() *Report {
+	rep := c.rep
+	return &rep
+}
+
+// Verify walks the whole log with a Chain and returns a *ChainError for the
+// first entry that does not verify.
 func (l *Log) Verify(ctx context.Context) (*Report, error) {
-	rep := &Report{}
-	var prev []byte
+	var c Chain
 	var after int64
 	for {
 		recs, err := l.store.ListAudit(ctx, after, storage.MaxPageSize)
@@ -276,22 +305,13 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 			return nil, fmt.Errorf("audit: verify: %w", err)
 		}
 		for _, r := range recs {
-			switch {
-			case r.Seq != rep.LastSeq+1:
-				return nil, &ChainError{Seq: r.Seq, Reason: fmt.Sprintf("follows entry %d", rep.LastSeq)}
-			case subtle.ConstantTimeCompare(r.PrevHash, prev) != 1:
-				return nil, &ChainError{Seq: r.Seq, Reason: "does not name the previous entry's hash"}
-			case subtle.ConstantTimeCompare(r.Hash, chainHash(r.Seq, r.Time, r.Data, r.PrevHash)) != 1:
-				return nil, &ChainError{Seq: r.Seq, Reason: "its hash does not match its content"}
+			if err := c.Next(r); err != nil {
+				return nil, err
 			}
-			prev = r.Hash
-			rep.Entries++
-			rep.LastSeq = r.Seq
-			rep.LastHash = r.Hash
 			after = r.Seq
 		}
 		if len(recs) == 0 {
-			return rep, nil
+			return c.Report(), nil
 		}
 	}
 }

@@ -59,10 +59,11 @@ func NewRoot(env Env) *cobra.Command {
 	root.AddCommand(newVersionCmd(env), newServeCmd(env), newKeyringCmd(env))
 	root.AddCommand(newLoginCmd(env), newLogoutCmd(env), newADCmd(env), newIdentityCmd(env), newRunCmd(env))
 	root.AddCommand(newCognitiveServicesCmd(env), newGroupCmd(env), newRoleCmd(env))
-	root.AddCommand(newSTSCmd(env))      // sts.go
-	root.AddCommand(newKeyVaultCmd(env)) // keyvault.go
-	root.AddCommand(newAuditCmd(env))    // audit.go
-	root.AddCommand(newLockCmd(env))     // lock.go
+	root.AddCommand(newSTSCmd(env))                        // sts.go
+	root.AddCommand(newKeyVaultCmd(env))                   // keyvault.go
+	root.AddCommand(newAuditCmd(env))                      // audit.go
+	root.AddCommand(newLockCmd(env))                       // lock.go
+	root.AddCommand(newBackupCmd(env), newRestoreCmd(env)) // backup.go
 	return root
 }
 

@@ -25,8 +25,13 @@ func addConfigFlags(fs *pflag.FlagSet) {
 }
 
 // loadConfig layers defaults < config file < environment < flags set on the
-// command line.
+// command line. Flags of the command's own (backup's --file) are not
+// settings and are left to it.
 func loadConfig(fs *pflag.FlagSet, env Env) (app.Config, error) {
+	settings := map[string]bool{}
+	for _, f := range app.Fields() {
+		settings[f.Name] = true
+	}
 	cfg := app.DefaultConfig()
 	path, _ := fs.GetString("config")
 	if path == "" {
@@ -44,7 +49,7 @@ func loadConfig(fs *pflag.FlagSet, env Env) (app.Config, error) {
 	}
 	var err error
 	fs.Visit(func(f *pflag.Flag) {
-		if f.Name == "config" || err != nil {
+		if !settings[f.Name] || err != nil {
 			return
 		}
 		if e := cfg.Set(f.Name, f.Value.String()); e != nil {
