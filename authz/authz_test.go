@@ -93,6 +93,9 @@ func TestBuiltInRoles(t *testing.T) {
 		{"kv-admin-purges", authz.RoleKeyVaultAdministrator, authz.DataAction("Microsoft.KeyVault/vaults/secrets/purge/action"), true},
 		{"kv-reader-no-get", authz.RoleKeyVaultReader, authz.DataAction("Microsoft.KeyVault/vaults/secrets/getSecret/action"), false},
 		{"kv-reader-metadata", authz.RoleKeyVaultReader, authz.DataAction("Microsoft.KeyVault/vaults/secrets/readMetadata/action"), true},
+		{"tag-contributor-tags", authz.RoleTagContributor, authz.Action("Microsoft.Resources/tags/write"), true},
+		{"tag-contributor-no-write", authz.RoleTagContributor, authz.Action("Microsoft.CognitiveServices/accounts/write"), false},
+		{"tag-contributor-no-listkeys", authz.RoleTagContributor, authz.Action("Microsoft.CognitiveServices/accounts/listKeys/action"), false},
 		{"mi-operator-assigns", authz.RoleManagedIdentityOperator, authz.Action("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"), false},
 		{"mi-operator-reads", authz.RoleManagedIdentityOperator, authz.Action("Microsoft.ManagedIdentity/userAssignedIdentities/read"), false},
 		{"mi-operator-reads-child", authz.RoleManagedIdentityOperator, authz.Action("Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read"), true},
@@ -111,7 +114,7 @@ func TestBuiltInRoles(t *testing.T) {
 			}
 		})
 	}
-	if got := len(authz.BuiltInRoles()); got != 14 {
+	if got := len(authz.BuiltInRoles()); got != 15 {
 		t.Errorf("%d built-in roles", got)
 	}
 }

@@ -43,6 +43,20 @@ var builtinRoles = []*RoleDefinition{
 		Permissions: []Permission{{Actions: []string{"*/read"}}},
 	},
 	{
+		ID: "4a9ae827-6dc8-4573-8ac7-8239d42aa03f", RoleName: "Tag Contributor",
+		Description: "Lets you manage tags on entities, without providing access to the entities themselves.",
+		Permissions: []Permission{{Actions: []string{
+			"Microsoft.Authorization/*/read",
+			"Microsoft.Resources/subscriptions/resourceGroups/read",
+			"Microsoft.Resources/subscriptions/resourceGroups/resources/read",
+			"Microsoft.Resources/subscriptions/resources/read",
+			"Microsoft.Resources/deployments/*",
+			"Microsoft.Insights/alertRules/*",
+			"Microsoft.Support/*",
+			"Microsoft.Resources/tags/*",
+		}}},
+	},
+	{
 		ID: "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9", RoleName: "User Access Administrator",
 		Description: "Lets you manage user access to Azure resources.",
 		Permissions: []Permission{{Actions: []string{"*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"}}},
@@ -213,6 +227,7 @@ const (
 	RoleContributor                        = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 	RoleReader                             = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 	RoleUserAccessAdministrator            = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
+	RoleTagContributor                     = "4a9ae827-6dc8-4573-8ac7-8239d42aa03f"
 	RoleCognitiveServicesContributor       = "25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68"
 	RoleCognitiveServicesUser              = "a97b65f3-24c7-4388-baec-2e87135dc908"
 	RoleCognitiveServicesOpenAIUser        = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -721,6 +722,38 @@ func TestAzCLI(t *testing.T) {
 		// in Debian's azure-cli 2.45 — "'RoleAssignmentsOperations' object
 		// has no attribute 'config'" — before sending anything; the ARM
 		// requests they would send are replayed in testAzShaped.)
+
+		// The account's Tags resource: az tag create|update|list|delete --resource-id.
+		id := e.accountPath(group, "az-cli-existing")
+		tagsOf := func(args ...string) map[string]string {
+			t.Helper()
+			var tr struct {
+				Properties struct{ Tags map[string]string }
+			}
+			az.json(&tr, args...)
+			return tr.Properties.Tags
+		}
+		if got := tagsOf("tag", "create", "--resource-id", id, "--tags", "env=prod", "team=ai"); !maps.Equal(got, map[string]string{"env": "prod", "team": "ai"}) {
+			t.Fatalf("az tag create --resource-id: %v", got)
+		}
+		if got := tagsOf("tag", "update", "--resource-id", id, "--operation", "merge", "--tags", "owner=ops"); len(got) != 3 {
+			t.Fatalf("az tag update --operation merge: %v", got)
+		}
+		want := map[string]string{"env": "prod", "owner": "ops"}
+		if got := tagsOf("tag", "update", "--resource-id", id, "--operation", "delete", "--tags", "team=ai"); !maps.Equal(got, want) {
+			t.Fatalf("az tag update --operation delete: %v", got)
+		}
+		var shown struct{ Tags map[string]string }
+		if az.json(&shown, "cognitiveservices", "account", "show", "-n", "az-cli-existing", "-g", group); !maps.Equal(shown.Tags, want) {
+			t.Fatalf("az cognitiveservices account show after az tag: %+v", shown)
+		}
+		if got := tagsOf("tag", "list", "--resource-id", id); !maps.Equal(got, want) {
+			t.Fatalf("az tag list --resource-id: %v", got)
+		}
+		az.run("tag", "delete", "--resource-id", id, "--yes")
+		if got := tagsOf("tag", "list", "--resource-id", id); len(got) != 0 {
+			t.Fatalf("az tag list after az tag delete: %v", got)
+		}
 
 		// Management locks: a CanNotDelete lock on the account keeps az from deleting it.
 		az.run("lock", "create", "-n", "az-keep", "--lock-type", "CanNotDelete", "-g", group, "--resource", "az-cli-existing",

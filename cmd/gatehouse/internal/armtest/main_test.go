@@ -123,6 +123,7 @@ func TestManagement(t *testing.T) {
 				{"key-usage", testKeyUsage},
 				{"management-locks", testLocks},
 				{"tag-names", testTagNames},
+				{"tags-resource", testTagsResource},
 				{"cli", testCLI},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
