@@ -259,20 +259,16 @@ func patchTagsResource(c *call) error {
 	}
 	c.detail("operation", op)
 	tags, err := c.writeTags(t, func(cur map[string]string) (map[string]string, error) {
-		if cur == nil {
-			cur = map[string]string{}
-		}
 		switch op {
 		case "replace":
 			return body.Properties.Tags, nil
 		case "merge":
 			for name, value := range body.Properties.Tags {
-				deleteTagFold(cur, name, "")
-				cur[name] = value
+				cur = resources.WithTag(cur, name, value)
 			}
 		default:
 			for name, value := range body.Properties.Tags {
-				deleteTagFold(cur, name, value)
+				cur = resources.WithoutTag(cur, name, value)
 			}
 		}
 		return cur, nil
@@ -281,16 +277,6 @@ func patchTagsResource(c *call) error {
 		return err
 	}
 	return c.reply(http.StatusOK, tagsResourceView(t.scope, tags))
-}
-
-// deleteTagFold removes the tags named name in any case, if their value is
-// value or value is empty.
-func deleteTagFold(tags map[string]string, name, value string) {
-	for k, v := range tags {
-		if strings.EqualFold(k, name) && (value == "" || v == value) {
-			delete(tags, k)
-		}
-	}
 }
 
 func deleteTagsResource(c *call) error {

@@ -80,6 +80,8 @@ var AllowedDetails = map[string]bool{
 	"count":                         true,
 	"clientAddress":                 true, // the caller's network address (no port), never a credential
 	"restore":                       true, // "true" when a write recovered a soft-deleted account
+	"operation":                     true, // a tags PATCH's operation: merge, replace or delete
+	"tagName":                       true, // a tag's name (resource metadata), never its value
 }
 
 // Record is a stored entry with its place in the chain.

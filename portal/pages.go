@@ -391,6 +391,7 @@ type accountView struct {
 	Activity string
 	// Locks are the management locks on the account or above it.
 	Locks []*resources.Lock
+	Tags  tagsView
 }
 
 // locksOn lists the management locks that apply to id (on it or above it).
@@ -550,6 +551,7 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 		}
 	}
 	v.Roles = p.rolesView(q, kv.Base, id)
+	v.Tags = p.tagsView(q, kv.Base, id, a.Tags)
 	if q.canSeeActivity(p, id) {
 		v.Activity = kv.Base + "/activity"
 	}
@@ -825,6 +827,7 @@ type vaultView struct {
 	Secrets  []secretRow
 	More     bool
 	Roles    rolesView
+	Tags     tagsView
 	Activity string
 }
 
@@ -862,6 +865,7 @@ func (p *Portal) vaultView(q *req, id *gatehouse.ResourceID) (*vaultView, error)
 	}
 	base := resourceLink("vaults", vt.Subscription, vt.ResourceGroup, vt.Name)
 	v.Roles = p.rolesView(q, base, id)
+	v.Tags = p.tagsView(q, base, id, vt.Tags)
 	if q.canSeeActivity(p, id) {
 		v.Activity = base + "/activity"
 	}

@@ -59,6 +59,8 @@ type (
 		// accounts.
 		ListDeleted(ctx context.Context, sub string) ([]*accounts.Account, error)
 		Put(ctx context.Context, id *gatehouse.ResourceID, spec accounts.Spec, by accounts.Actor) (*accounts.Account, bool, error)
+		// Patch changes an account's tags (tags.go).
+		Patch(ctx context.Context, id *gatehouse.ResourceID, spec accounts.Spec, by accounts.Actor) (*accounts.Account, error)
 	}
 	// Deployments lists an account's deployments, deploys the model
 	// catalog's models and deletes deployments.
@@ -80,6 +82,8 @@ type (
 		ListVaults(ctx context.Context, scope *gatehouse.ResourceID) ([]*vault.Vault, error)
 		GetVault(ctx context.Context, id *gatehouse.ResourceID) (*vault.Vault, error)
 		ListSecrets(ctx context.Context, v *vault.Vault, after string, limit int) ([]*vault.Secret, string, error)
+		// PatchVault changes a vault's tags (tags.go).
+		PatchVault(ctx context.Context, id *gatehouse.ResourceID, spec vault.Spec, by vault.Actor) (*vault.Vault, error)
 	}
 	// Auditor records what people do, and reads a resource's recent
 	// entries for its activity page.
@@ -201,6 +205,10 @@ func (p *Portal) Mount(mux *http.ServeMux) {
 	page("POST /portal/accounts/{sub}/{rg}/{name}/roles", p.addRole(p.accountRoles()))
 	page("GET /portal/accounts/{sub}/{rg}/{name}/roles/{assignment}/delete", p.confirmRemoveRole(p.accountRoles()))
 	page("POST /portal/accounts/{sub}/{rg}/{name}/roles/{assignment}/delete", p.removeRole(p.accountRoles()))
+	page("POST /portal/accounts/{sub}/{rg}/{name}/tags", p.setTag(p.accountTags()))
+	page("POST /portal/accounts/{sub}/{rg}/{name}/tags/remove", p.removeTag(p.accountTags()))
+	page("POST /portal/vaults/{sub}/{rg}/{name}/tags", p.setTag(p.vaultTags()))
+	page("POST /portal/vaults/{sub}/{rg}/{name}/tags/remove", p.removeTag(p.vaultTags()))
 	page("POST /portal/vaults/{sub}/{rg}/{name}/roles", p.addRole(p.vaultRoles()))
 	page("GET /portal/vaults/{sub}/{rg}/{name}/roles/{assignment}/delete", p.confirmRemoveRole(p.vaultRoles()))
 	page("POST /portal/vaults/{sub}/{rg}/{name}/roles/{assignment}/delete", p.removeRole(p.vaultRoles()))

@@ -367,3 +367,24 @@ func clip(s string) string {
 	}
 	return strings.ToValidUTF8(s, "?")
 }
+
+// WithTag returns a copy of tags with name set to value, replacing any tag
+// of that name in another case (ARM's tag names compare
+// case-insensitively).
+func WithTag(tags map[string]string, name, value string) map[string]string {
+	out := WithoutTag(tags, name, "")
+	out[name] = value
+	return out
+}
+
+// WithoutTag returns a copy of tags without the tags named name, in any
+// case, whose value is value — or whatever their value when value is "".
+func WithoutTag(tags map[string]string, name, value string) map[string]string {
+	out := make(map[string]string, len(tags)+1)
+	for k, v := range tags {
+		if !strings.EqualFold(k, name) || (value != "" && v != value) {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -38,6 +38,18 @@ func BenchmarkStore(b *testing.B) {
 	storagetest.Benchmark(b, mustOpen(b, Options{}))
 }
 
+func BenchmarkDump(b *testing.B) {
+	base := testDSN(b)
+	storagetest.BenchmarkDump(b, func(b *testing.B) storage.Store {
+		s, err := Open(b.Context(), pgtest.WithSearchPath(base, newSchema(b, base)), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}, 5000)
+}
+
 // TestSearchPathOptions: the schema can also come from options=-c
 // search_path=…, and everything (goose's table included) lands in it.
 func TestSearchPathOptions(t *testing.T) {

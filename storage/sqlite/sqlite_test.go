@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -45,4 +46,17 @@ func mustOpen(tb testing.TB) *sqlite.Store {
 
 func BenchmarkStore(b *testing.B) {
 	storagetest.Benchmark(b, mustOpen(b))
+}
+
+func BenchmarkDump(b *testing.B) {
+	n := 0
+	storagetest.BenchmarkDump(b, func(b *testing.B) storage.Store {
+		n++
+		s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), fmt.Sprintf("gatehouse-%d.db", n)), sqlite.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}, 5000)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/authz"
 )
 
@@ -171,4 +172,20 @@ func testTagsResource(t *testing.T, e *env) {
 	}
 	wg.Wait()
 	expect("after concurrent merges", accountTags(), want)
+
+	// The changes are audited, a PATCH with its operation.
+	merges, deletes := 0, 0
+	e.Audit.Each(t.Context(), 0, func(r *audit.Record) error {
+		if r.Entry.Action == "Microsoft.Resources/tags/write" && strings.EqualFold(r.Entry.Scope, acct) && r.Entry.Result == audit.Succeeded &&
+			r.Entry.Details["operation"] == "merge" {
+			merges++
+		}
+		if r.Entry.Action == "Microsoft.Resources/tags/delete" && strings.EqualFold(r.Entry.Scope, acct) && r.Entry.Result == audit.Succeeded {
+			deletes++
+		}
+		return nil
+	})
+	if merges < 9 || deletes != 1 {
+		t.Errorf("audited tag merges %d (want at least 9), deletes %d (want 1)", merges, deletes)
+	}
 }

@@ -2,6 +2,7 @@ package portaltest
 
 import (
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,13 +25,22 @@ func testFormSweep(t *testing.T, e *env) {
 	}
 	assignments := func() int { return len(e.Authz.Assignments(authz.AssignmentFilter{Scope: e.account})) }
 	assignmentsBefore := assignments()
+	tags := func() map[string]string {
+		a, err := e.Accounts.Get(t.Context(), e.account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Tags
+	}
+	tagsBefore := tags()
 
 	path := e.accountPath()
 	routes := []string{path + "/keys", path + "/regenerate", path + "/roles",
 		path + "/roles/not-a-guid/delete", path + "/roles/00000000-0000-0000-0000-000000000000/delete",
 		path + "/roles/" + strings.Repeat("a", 300) + "/delete", path + "/roles/%00/delete", "/portal/signin",
 		path + "/deployments", path + "/deployments/x1/delete", path + "/deployments/%00/delete", path + "/deployments/" + strings.Repeat("d", 300) + "/delete",
-		"/portal/device", "/portal/device/approve", "/portal/device/decline", "/portal/authorize"}
+		"/portal/device", "/portal/device/approve", "/portal/device/decline", "/portal/authorize",
+		path + "/tags", path + "/tags/remove"}
 	bodies := map[string]string{
 		"empty":         "",
 		"blank":         "keyName=&role=&assignee=",
@@ -46,6 +56,8 @@ func testFormSweep(t *testing.T, e *env) {
 		"sign-in-junk":  "username=%ff&password=%00&next=%2F%2Fevil.example",
 		"deploy-junk":   "deploymentName=%00x&model=a|b|c|d&capacity=-1",
 		"deploy-valid":  "deploymentName=sweep&model=OpenAI|gpt-4o-mini|2024-07-18&capacity=99999999999999999999",
+		"tag-junk":      "name=a%3Cb&value=x&name=ok",
+		"tag-long":      "name=t&value=" + strings.Repeat("v", 300),
 	}
 	types := []string{"application/x-www-form-urlencoded", "text/plain", "application/json", "multipart/form-data; boundary=x", ""}
 	post := func(route, ctype, body string) (int, string) {
@@ -86,6 +98,9 @@ func testFormSweep(t *testing.T, e *env) {
 	}
 	if after, _ := e.Accounts.ListKeys(t.Context(), e.account); after != keysBefore {
 		t.Error("a malformed form changed the keys")
+	}
+	if after := tags(); !maps.Equal(after, tagsBefore) {
+		t.Errorf("a malformed form changed the tags: %v → %v", tagsBefore, after)
 	}
 	if n := assignments(); n != assignmentsBefore {
 		t.Errorf("a malformed form changed the role assignments: %d → %d", assignmentsBefore, n)

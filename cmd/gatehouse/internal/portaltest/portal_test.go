@@ -157,6 +157,7 @@ func TestPortal(t *testing.T) {
 			t.Run("rbac", func(t *testing.T) { testRBAC(t, e) })
 			t.Run("keys-and-rotation", func(t *testing.T) { testKeys(t, e) })
 			t.Run("vault", func(t *testing.T) { testVault(t, e) })
+			t.Run("tags", func(t *testing.T) { testTags(t, e) })
 			t.Run("role-assignments", func(t *testing.T) { testRoles(t, e) })
 			t.Run("activity", func(t *testing.T) { testActivity(t, e) })
 			t.Run("form-sweep", func(t *testing.T) { testFormSweep(t, e) })
