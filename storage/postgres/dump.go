@@ -13,6 +13,9 @@ import (
 
 var _ storage.Dumper = (*Store)(nil)
 
+// loadBatch is how many rows Load sends in one round trip.
+const loadBatch = 256
+
 // Dump implements storage.Dumper. It reads in one REPEATABLE READ, read-only
 // transaction: one snapshot, while the nodes go on writing.
 func (s *Store) Dump(ctx context.Context, head func(revision int64) error, item func(storage.DumpItem) error) error {
@@ -96,6 +99,29 @@ func (s *Store) Load(ctx context.Context, revision int64, next func() (storage.D
 		if rev != 0 || used != 0 {
 			return 0, fmt.Errorf("%w (revision %d, %d objects, audit records and meta entries)", storage.ErrNotEmpty, rev, used)
 		}
+		// Rows go in batches of loadBatch statements: one round trip each.
+		var batch pgx.Batch
+		var queued []storage.DumpItem
+		flush := func() error {
+			if len(queued) == 0 {
+				return nil
+			}
+			br := tx.SendBatch(ctx, &batch)
+			for _, it := range queued {
+				if _, err := br.Exec(); err != nil {
+					br.Close()
+					if isUniqueViolation(err) {
+						if it.Meta != nil {
+							return fmt.Errorf("%w: meta entry %q is repeated", storage.ErrBadDump, it.Meta.Name)
+						}
+						return fmt.Errorf("%w: object %s %q: its key or alternate key is repeated", storage.ErrBadDump, it.Object.Kind, it.Object.Key)
+					}
+					return err
+				}
+			}
+			batch, queued = pgx.Batch{}, queued[:0]
+			return br.Close()
+		}
 		for {
 			it, err := next()
 			if errors.Is(err, io.EOF) {
@@ -109,28 +135,26 @@ func (s *Store) Load(ctx context.Context, revision int64, next func() (storage.D
 			}
 			switch {
 			case it.Meta != nil:
-				_, err = tx.Exec(ctx, `INSERT INTO meta (name, value) VALUES ($1, $2)`, it.Meta.Name, nonNil(it.Meta.Value))
-				if isUniqueViolation(err) {
-					err = fmt.Errorf("%w: meta entry %q is repeated", storage.ErrBadDump, it.Meta.Name)
-				}
+				batch.Queue(`INSERT INTO meta (name, value) VALUES ($1, $2)`, it.Meta.Name, nonNil(it.Meta.Value))
 			case it.Object != nil:
 				o := normalize(it.Object)
-				_, err = tx.Exec(ctx,
-					`INSERT INTO objects (`+objectColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				batch.Queue(`INSERT INTO objects (`+objectColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 					o.Kind, o.Key, nullString(o.Alt), nullString(o.Ref), o.Data, nullBytes(o.Sealed),
 					nullTime(o.Expires), o.Revision, storage.Now(o.Created), storage.Now(o.Updated))
-				if isUniqueViolation(err) {
-					err = fmt.Errorf("%w: object %s %q: its key or alternate key is repeated", storage.ErrBadDump, o.Kind, o.Key)
-				}
 			default:
 				a := it.Audit
-				_, err = tx.Exec(ctx,
-					`INSERT INTO audit (seq, at, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)`,
+				batch.Queue(`INSERT INTO audit (seq, at, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)`,
 					a.Seq, a.Time, nonNil(a.Data), nullBytes(a.PrevHash), nonNil(a.Hash))
 			}
-			if err != nil {
-				return 0, err
+			queued = append(queued, it)
+			if len(queued) == loadBatch {
+				if err := flush(); err != nil {
+					return 0, err
+				}
 			}
+		}
+		if err := flush(); err != nil {
+			return 0, err
 		}
 		_, err = tx.Exec(ctx, `UPDATE rev SET n = $1`, revision)
 		return revision, err

@@ -91,6 +91,23 @@ func (s *Store) Load(ctx context.Context, revision int64, next func() (storage.D
 		if rev != 0 || used != 0 {
 			return false, fmt.Errorf("%w (revision %d, %d objects, audit records and meta entries)", storage.ErrNotEmpty, rev, used)
 		}
+		// One prepared statement per table: the load is row after row.
+		prep := func(query string) (*sql.Stmt, error) { return tx.PrepareContext(ctx, query) }
+		metaStmt, err := prep(`INSERT INTO meta (name, value) VALUES (?, ?)`)
+		if err != nil {
+			return false, err
+		}
+		defer metaStmt.Close()
+		objStmt, err := prep(`INSERT INTO objects (` + objectColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return false, err
+		}
+		defer objStmt.Close()
+		auditStmt, err := prep(`INSERT INTO audit (seq, at, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?)`)
+		if err != nil {
+			return false, err
+		}
+		defer auditStmt.Close()
 		for {
 			it, err := next()
 			if errors.Is(err, io.EOF) {
@@ -104,14 +121,13 @@ func (s *Store) Load(ctx context.Context, revision int64, next func() (storage.D
 			}
 			switch {
 			case it.Meta != nil:
-				_, err = tx.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES (?, ?)`, it.Meta.Name, nonNil(it.Meta.Value))
+				_, err = metaStmt.ExecContext(ctx, it.Meta.Name, nonNil(it.Meta.Value))
 				if constraint(err) != 0 {
 					err = fmt.Errorf("%w: meta entry %q is repeated", storage.ErrBadDump, it.Meta.Name)
 				}
 			case it.Object != nil:
 				o := normalize(it.Object)
-				_, err = tx.ExecContext(ctx,
-					`INSERT INTO objects (`+objectColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				_, err = objStmt.ExecContext(ctx,
 					o.Kind, o.Key, nullString(o.Alt), nullString(o.Ref), o.Data, nullBytes(o.Sealed),
 					nullTime(o.Expires), o.Revision, storage.Now(o.Created).UnixMicro(), storage.Now(o.Updated).UnixMicro())
 				if constraint(err) != 0 {
@@ -119,9 +135,7 @@ func (s *Store) Load(ctx context.Context, revision int64, next func() (storage.D
 				}
 			default:
 				a := it.Audit
-				_, err = tx.ExecContext(ctx,
-					`INSERT INTO audit (seq, at, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?)`,
-					a.Seq, a.Time.UnixMicro(), nonNil(a.Data), nullBytes(a.PrevHash), nonNil(a.Hash))
+				_, err = auditStmt.ExecContext(ctx, a.Seq, a.Time.UnixMicro(), nonNil(a.Data), nullBytes(a.PrevHash), nonNil(a.Hash))
 			}
 			if err != nil {
 				return false, err
