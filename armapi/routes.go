@@ -82,7 +82,7 @@ var routes = compile(append([]route{
 	{method: "PUT", pattern: identity, family: famMSI, audit: true, handle: putIdentity},
 	{method: "PATCH", pattern: identity, family: famMSI, audit: true, handle: patchIdentity},
 	{method: "DELETE", pattern: identity, family: famMSI, audit: true, handle: deleteIdentity},
-}, slices.Concat(lockRoutes, tagResourceRoutes, deploymentRoutes, vaultRoutes, auditLogRoutes, genericRoutes, deletedAccountRoutes, checkRoutes, modelRoutes, featureRoutes, federatedRoutes)...)) // locks.go, tagsresource.go, deployments.go, vaults.go, auditlog.go, generic.go, deletedaccounts.go, check.go, models.go, features.go, federated.go
+}, slices.Concat(lockRoutes, tagResourceRoutes, activityLogRoutes, deploymentRoutes, vaultRoutes, auditLogRoutes, genericRoutes, deletedAccountRoutes, checkRoutes, modelRoutes, featureRoutes, federatedRoutes)...)) // locks.go, tagsresource.go, activitylog.go, deployments.go, vaults.go, auditlog.go, generic.go, deletedaccounts.go, check.go, models.go, features.go, federated.go
 
 func compile(rs []route) []*route {
 	out := make([]*route, len(rs))
@@ -153,6 +153,7 @@ const (
 	famKeyVault
 	famElevate
 	famLocks
+	famInsights
 )
 
 // apiVersions are the versions each family accepts: the ones the official
@@ -176,6 +177,8 @@ var apiVersions = map[family][]string{
 	famElevate: {"2015-07-01", "2016-07-01"},
 	// Management locks: az 2.45 sends 2016-09-01, armlocks 2020-05-01.
 	famLocks: {"2015-01-01", "2016-09-01", "2020-05-01"},
+	// The activity log: az 2.45 (azure-mgmt-monitor) and armmonitor send 2015-04-01.
+	famInsights: {"2015-04-01"},
 	// Key Vault: az 2.45 sends 2022-07-01, armkeyvault 2023-07-01 / 2024-11-01.
 	famKeyVault: {"2016-10-01", "2018-02-14", "2019-09-01", "2021-04-01-preview", "2021-06-01-preview", "2021-10-01",
 		"2021-11-01-preview", "2022-02-01-preview", "2022-07-01", "2022-11-01", "2023-02-01", "2023-07-01",

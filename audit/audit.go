@@ -224,6 +224,27 @@ func (l *Log) Recent(ctx context.Context, window, limit int, keep func(*Record) 
 
 var errStop = errors.New("stop")
 
+// Before returns up to limit entries (at most storage.MaxPageSize) with
+// Seq < before, newest first; before <= 0 starts at the newest entry. It
+// reads one page, however long the log has grown.
+func (l *Log) Before(ctx context.Context, before int64, limit int) ([]*Record, error) {
+	limit = min(max(limit, 1), storage.MaxPageSize)
+	last, err := l.store.LastAuditSeq(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: before: %w", err)
+	}
+	if before <= 0 || before > last+1 {
+		before = last + 1
+	}
+	recs, err := l.List(ctx, max(0, before-1-int64(limit)), limit)
+	if err != nil {
+		return nil, err
+	}
+	recs = slices.DeleteFunc(recs, func(r *Record) bool { return r.Seq >= before })
+	slices.Reverse(recs)
+	return recs, nil
+}
+
 // Each calls fn for every entry with Seq > after, in order, stopping at the
 // first error (which it returns).
 func (l *Log) Each(ctx context.Context, after int64, fn func(*Record) error) error {

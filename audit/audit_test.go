@@ -191,3 +191,48 @@ func TestRecent(t *testing.T) {
 		}
 	})
 }
+
+func TestBefore(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		log := audit.New(s, nil)
+		if recs, err := log.Before(t.Context(), 0, 10); err != nil || len(recs) != 0 {
+			t.Fatalf("empty log: %d, %v", len(recs), err)
+		}
+		for i := range 12 {
+			if _, err := log.Append(t.Context(), audit.Entry{Action: fmt.Sprintf("act%d", i+1), Scope: "/a", Result: audit.Succeeded}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seqs := func(before int64, limit int) []int64 {
+			t.Helper()
+			recs, err := log.Before(t.Context(), before, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []int64
+			for _, r := range recs {
+				if r.Entry.Action != fmt.Sprintf("act%d", r.Seq) {
+					t.Fatalf("entry %d is %s", r.Seq, r.Entry.Action)
+				}
+				out = append(out, r.Seq)
+			}
+			return out
+		}
+		for _, c := range []struct {
+			before int64
+			limit  int
+			want   []int64
+		}{
+			{0, 3, []int64{12, 11, 10}},
+			{10, 3, []int64{9, 8, 7}},
+			{3, 5, []int64{2, 1}},
+			{1, 5, nil},
+			{100, 2, []int64{12, 11}},
+			{0, 0, []int64{12}},
+		} {
+			if got := seqs(c.before, c.limit); !slices.Equal(got, c.want) {
+				t.Errorf("Before(%d, %d) = %v, want %v", c.before, c.limit, got, c.want)
+			}
+		}
+	})
+}

@@ -718,6 +718,25 @@ func TestAzCLI(t *testing.T) {
 		if after["key2"] == keys["key2"] || after["key1"] != keys["key1"] {
 			t.Fatal("az keys regenerate --key-name key2 did not change exactly key2")
 		}
+		// Who regenerated it: az monitor activity-log list.
+		type azEvent struct {
+			OperationName struct{ Value string }
+			Status        struct{ Value string }
+			ResourceID    string
+		}
+		var events []azEvent
+		az.json(&events, "monitor", "activity-log", "list", "--resource-group", group, "--offset", "1h")
+		if !slices.ContainsFunc(events, func(ev azEvent) bool {
+			return strings.EqualFold(ev.OperationName.Value, "Microsoft.CognitiveServices/accounts/regenerateKey/action") &&
+				ev.Status.Value == "Succeeded" && strings.EqualFold(ev.ResourceID, e.accountPath(group, "az-cli-existing"))
+		}) {
+			t.Fatalf("az monitor activity-log list: no regeneration among %d events: %+v", len(events), events)
+		}
+		az.json(&events, "monitor", "activity-log", "list", "--resource-id", e.accountPath(group, "az-cli-existing"), "--status", "Failed", "--offset", "1h")
+		if len(events) != 0 {
+			t.Fatalf("az monitor activity-log list --status Failed: %+v", events)
+		}
+
 		// (az role assignment create / role definition list fail client-side
 		// in Debian's azure-cli 2.45 — "'RoleAssignmentsOperations' object
 		// has no attribute 'config'" — before sending anything; the ARM

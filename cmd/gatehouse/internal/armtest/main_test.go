@@ -124,6 +124,7 @@ func TestManagement(t *testing.T) {
 				{"management-locks", testLocks},
 				{"tag-names", testTagNames},
 				{"tags-resource", testTagsResource},
+				{"activity-log", testActivityLog},
 				{"cli", testCLI},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
