@@ -117,6 +117,75 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
+// openBackup reads the configured master key (never generating one) and
+// the backup's first line.
+func openBackup(cfg *Config, r io.Reader) (*restoreCheck, *storage.DumpReader, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	src := ResolveKeySource(cfg)
+	if src.Managed {
+		if _, err := os.Stat(src.Path); err != nil {
+			return nil, nil, fmt.Errorf("the backup's values are sealed with the master key of the node it was taken from, and %s does not exist: "+
+				"copy master.key from that node's data directory there, or give the key with --master-key-file or GATEHOUSE_MASTER_KEY", src.Path)
+		}
+	}
+	keys, _, err := src.Load(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	dump, err := storage.ReadDump(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &restoreCheck{keys: keys, source: src.Describe(), meta: memMeta{}, rules: storage.DumpChecker{Revision: dump.Revision}}, dump, nil
+}
+
+// checked returns the backup's items one by one, each checked.
+func (c *restoreCheck) checked(ctx context.Context, dump *storage.DumpReader) func() (storage.DumpItem, error) {
+	return func() (storage.DumpItem, error) {
+		it, err := dump.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) && c.kr == nil {
+				err = c.openKeyring(ctx) // a backup without objects
+			}
+			if err != nil {
+				return it, err
+			}
+		}
+		return it, c.item(ctx, it)
+	}
+}
+
+// VerifyBackup reads a whole backup and checks it as Restore would —
+// complete and intact, the store's rules, the configured master key opens
+// every sealed value, the audit chain — without writing anywhere: the way
+// to test a backup before it is needed.
+func VerifyBackup(ctx context.Context, cfg Config, r io.Reader) (BackupResult, error) {
+	res := BackupResult{Target: "nothing (verified only)"}
+	check, dump, err := openBackup(&cfg, r)
+	if err != nil {
+		return res, err
+	}
+	res.Revision, res.Written = dump.Revision, dump.Written
+	next := check.checked(ctx, dump)
+	for {
+		it, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err == nil {
+			err = check.rules.Check(it)
+		}
+		if err != nil {
+			res.Counts = dump.Counts()
+			return res, fmt.Errorf("the backup does not verify: %w", err)
+		}
+	}
+	res.Counts = dump.Counts()
+	return res, nil
+}
+
 // Restore loads the backup in r into the configured store, which nothing
 // may have served from. Before anything is kept it checks, item by item,
 // what a node would check at start and more: the configured master key
@@ -125,21 +194,7 @@ func syncDir(dir string) error {
 // truncated file — leaves the store as it was.
 func Restore(ctx context.Context, cfg Config, r io.Reader) (BackupResult, error) {
 	res := BackupResult{Target: describeStore(&cfg)}
-	if err := cfg.Validate(); err != nil {
-		return res, err
-	}
-	src := ResolveKeySource(&cfg)
-	if src.Managed {
-		if _, err := os.Stat(src.Path); err != nil {
-			return res, fmt.Errorf("the backup's values are sealed with the master key of the node it was taken from, and %s does not exist: "+
-				"copy master.key from that node's data directory there, or give the key with --master-key-file or GATEHOUSE_MASTER_KEY", src.Path)
-		}
-	}
-	keys, _, err := src.Load(nil)
-	if err != nil {
-		return res, err
-	}
-	dump, err := storage.ReadDump(r)
+	check, dump, err := openBackup(&cfg, r)
 	if err != nil {
 		return res, err
 	}
@@ -168,20 +223,7 @@ func Restore(ctx context.Context, cfg Config, r io.Reader) (BackupResult, error)
 	if err != nil {
 		return res, err
 	}
-
-	check := restoreCheck{keys: keys, source: src.Describe(), meta: memMeta{}}
-	err = d.Load(ctx, dump.Revision, func() (storage.DumpItem, error) {
-		it, err := dump.Next()
-		if err != nil {
-			if errors.Is(err, io.EOF) && check.kr == nil {
-				err = check.openKeyring(ctx) // a backup without objects
-			}
-			if err != nil {
-				return it, err
-			}
-		}
-		return it, check.item(ctx, it)
-	})
+	err = d.Load(ctx, dump.Revision, check.checked(ctx, dump))
 	res.Counts = dump.Counts()
 	if errors.Is(err, storage.ErrNotEmpty) {
 		return res, fmt.Errorf("%s has already been used: restore only into a new data directory or an empty PostgreSQL database (%w)", res.Target, err)
@@ -199,6 +241,8 @@ type restoreCheck struct {
 	meta   memMeta
 	kr     *keyring.Keyring
 	chain  audit.Chain
+	// rules are the store's (Load applies its own; VerifyBackup these).
+	rules storage.DumpChecker
 }
 
 func (c *restoreCheck) openKeyring(ctx context.Context) error {

@@ -64,6 +64,7 @@ or an empty PostgreSQL database.`,
 
 func newRestoreCmd(env Env) *cobra.Command {
 	var file string
+	var verifyOnly bool
 	cmd := &cobra.Command{
 		Use:   "restore --file FILE",
 		Short: "Load a backup into a new data directory or an empty PostgreSQL database",
@@ -80,9 +81,13 @@ and that the audit log's chain verifies; the load is one transaction, so a
 wrong key or a damaged or truncated file writes nothing.
 
 Objects keep their revisions and times, so ETags, secret versions and the
-audit chain carry over. Start the nodes on the restored store afterwards.`,
+audit chain carry over. Start the nodes on the restored store afterwards.
+
+--verify-only makes every one of those checks and writes nothing, anywhere:
+test each backup with it, and with the key you would restore it with.`,
 		Example: `  gatehouse restore --file gatehouse.backup --data-dir /var/lib/gatehouse-new
-  gatehouse restore --file gatehouse.backup --postgres "$DSN" --master-key-file ./gatehouse-data/master.key`,
+  gatehouse restore --file gatehouse.backup --postgres "$DSN" --master-key-file ./gatehouse-data/master.key
+  gatehouse restore --file gatehouse.backup --verify-only --master-key-file /secure/master.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
@@ -101,6 +106,15 @@ audit chain carry over. Start the nodes on the restored store afterwards.`,
 				defer f.Close()
 				in = f
 			}
+			if verifyOnly {
+				res, err := app.VerifyBackup(cmd.Context(), cfg, in)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stdout, "the backup written %s (revision %d) verifies: %d objects, %d audit entries, %d meta entries; nothing was written\n",
+					res.Written.Format(time.RFC3339), res.Revision, res.Counts.Objects, res.Counts.Audit, res.Counts.Meta)
+				return nil
+			}
 			res, err := app.Restore(cmd.Context(), cfg, in)
 			if err != nil {
 				return err
@@ -111,6 +125,7 @@ audit chain carry over. Start the nodes on the restored store afterwards.`,
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "backup file to load (- for standard input)")
+	cmd.Flags().BoolVar(&verifyOnly, "verify-only", false, "check the backup and the master key as a restore would, and write nothing")
 	addConfigFlags(cmd.Flags())
 	return cmd
 }

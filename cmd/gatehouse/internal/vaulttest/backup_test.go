@@ -130,6 +130,27 @@ func TestBackupRestore(t *testing.T) {
 		}
 	}
 
+	// --verify-only checks as a restore does and writes nothing (the
+	// restore into the same database below still finds it empty).
+	keyArg := []string{"--master-key-file", filepath.Join(a.DataDir, "master.key")}
+	if out := cli.mustRun(t, append([]string{"restore", "--file", file, "--verify-only", "--postgres", dsn}, keyArg...)...); !strings.Contains(out, "verifies") {
+		t.Errorf("restore --verify-only: %s", out)
+	}
+	for _, bad := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong-key", []string{"--file", file, "--master-key-file", otherKey}, "does not match"},
+		{"damaged", append([]string{"--file", damaged}, keyArg...), "not a complete Gatehouse dump"},
+		{"truncated", append([]string{"--file", truncated}, keyArg...), "truncated"},
+	} {
+		code, _, errOut := cli.run(t, "", append([]string{"restore", "--verify-only"}, bad.args...)...)
+		if code == 0 || !strings.Contains(errOut, bad.want) {
+			t.Errorf("restore --verify-only %s: exit %d, %q; want an error with %q", bad.name, code, errOut, bad.want)
+		}
+	}
+
 	// SQLite → PostgreSQL.
 	out := cli.mustRun(t, "restore", "--file", file, "--postgres", dsn, "--master-key-file", filepath.Join(a.DataDir, "master.key"))
 	if !strings.Contains(out, "restored the backup") {
