@@ -366,6 +366,27 @@ func TestUsageEvidence(t *testing.T) {
 		if err != nil || ev.Keys[0].RequestsTotal != 0 || ev.Keys[0].PromptTokensTotal != 0 || ev.Keys[0].TokensLast24Hours != 0 || ev.Keys[0].Generation != 2 {
 			t.Fatalf("after regenerate: %+v %v", ev.Keys[0], err)
 		}
+		// The account's series (Azure Monitor's metrics) keeps every
+		// credential's use through the regeneration, in 5-minute windows.
+		series, err := n.Series(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req, prompt, completion int64
+		for i, p := range series {
+			req, prompt, completion = req+p.Requests, prompt+p.PromptTokens, completion+p.CompletionTokens
+			if !p.Start.Equal(p.Start.Truncate(accounts.UsageGrain)) || (i > 0 && !p.Start.After(series[i-1].Start)) {
+				t.Fatalf("series out of order or off the grain: %+v", series)
+			}
+		}
+		if len(series) != 3 || req != 30 || prompt != 2*(100+4+7) || completion != 2*(20+1+5) {
+			t.Fatalf("series %+v: %d requests, %d prompt, %d completion tokens", series, req, prompt, completion)
+		}
+		// A day later it has aged out.
+		now = now.Add(25 * time.Hour)
+		if series, err := n.Series(ctx, id); err != nil || len(series) != 0 {
+			t.Fatalf("series a day later: %+v %v", series, err)
+		}
 	})
 }
 

@@ -52,6 +52,9 @@ type usageRecord struct {
 	InternalID string                    `json:"internalId,omitempty"`
 	Slots      [2]usageCounters          `json:"slots"`
 	Principals map[string]*usageCounters `json:"principals,omitempty"`
+	// Account counts every credential's requests together, through key
+	// regenerations: the series Azure Monitor's metrics read (Series).
+	Account *usageCounters `json:"account,omitempty"`
 }
 
 // usageCounters are the counters of one slot (for one generation of its
@@ -76,6 +79,10 @@ type bucket struct {
 	Start  int64 `json:"t"`
 	Count  int64 `json:"n"`
 	Tokens int64 `json:"k,omitempty"` // prompt and completion
+	// Prompt and Completion split Tokens (0 in buckets written before
+	// they were kept).
+	Prompt     int64 `json:"p,omitempty"`
+	Completion int64 `json:"c,omitempty"`
 }
 
 func (c *usageCounters) add(u *Usage, now time.Time) {
@@ -87,11 +94,13 @@ func (c *usageCounters) add(u *Usage, now time.Time) {
 	}
 	start := u.LastUsed.Truncate(bucketWidth).Unix()
 	tokens := u.PromptTokens + u.CompletionTokens
-	if i := len(c.Buckets) - 1; i >= 0 && c.Buckets[i].Start == start {
+	if i := slices.IndexFunc(c.Buckets, func(b bucket) bool { return b.Start == start }); i >= 0 {
 		c.Buckets[i].Count += u.Requests
 		c.Buckets[i].Tokens += tokens
+		c.Buckets[i].Prompt += u.PromptTokens
+		c.Buckets[i].Completion += u.CompletionTokens
 	} else {
-		c.Buckets = append(c.Buckets, bucket{Start: start, Count: u.Requests, Tokens: tokens})
+		c.Buckets = append(c.Buckets, bucket{Start: start, Count: u.Requests, Tokens: tokens, Prompt: u.PromptTokens, Completion: u.CompletionTokens})
 		sort.SliceStable(c.Buckets, func(i, j int) bool { return c.Buckets[i].Start < c.Buckets[j].Start })
 	}
 	cutoff := now.Add(-retention).Unix()
@@ -182,6 +191,10 @@ func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 					}
 				}
 				c.add(u, now)
+				if r.Account == nil {
+					r.Account = &usageCounters{}
+				}
+				r.Account.add(u, now)
 			}
 			trimPrincipals(r)
 		}
@@ -311,4 +324,50 @@ func (s *Service) KeyUsage(ctx context.Context, id *gatehouse.ResourceID) (*Evid
 	}
 	sort.Slice(ev.Principals, func(i, j int) bool { return ev.Principals[i].LastUsed.After(ev.Principals[j].LastUsed) })
 	return ev, nil
+}
+
+// UsagePoint is one 5-minute window of an account's use.
+type UsagePoint struct {
+	Start                                    time.Time
+	Requests, PromptTokens, CompletionTokens int64
+}
+
+// UsageGrain and UsageRetention are the width of a UsagePoint and how long
+// points are kept.
+const (
+	UsageGrain     = bucketWidth
+	UsageRetention = retention
+)
+
+// Series returns the account's use in 5-minute windows over the last 24
+// hours, oldest first, every credential together and through key
+// regenerations (windows without use are absent), as of the data plane's
+// last flush: what Azure Monitor's metrics of the account are read from.
+//
+// Errors (*gatehouse.Error): 404 ResourceNotFound; 503.
+func (s *Service) Series(ctx context.Context, id *gatehouse.ResourceID) ([]UsagePoint, error) {
+	a, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.usage.Get(ctx, a.Key())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	u := rec.Value
+	if (u.InternalID != "" && u.InternalID != a.InternalID) || u.Account == nil {
+		return nil, nil
+	}
+	cutoff := s.opts.Now().Add(-retention).Unix()
+	var out []UsagePoint
+	for _, b := range u.Account.Buckets {
+		if b.Start+int64(bucketWidth/time.Second) <= cutoff {
+			continue
+		}
+		out = append(out, UsagePoint{Start: time.Unix(b.Start, 0).UTC(), Requests: b.Count, PromptTokens: b.Prompt, CompletionTokens: b.Completion})
+	}
+	return out, nil
 }

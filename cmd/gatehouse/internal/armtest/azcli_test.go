@@ -737,6 +737,21 @@ func TestAzCLI(t *testing.T) {
 			t.Fatalf("az monitor activity-log list --status Failed: %+v", events)
 		}
 
+		// Its Azure Monitor metrics: az monitor metrics list, list-definitions.
+		var metrics struct {
+			Value []struct {
+				Name       struct{ Value string }
+				Timeseries []struct{ Data []struct{ Total *float64 } }
+			}
+		}
+		if az.json(&metrics, "monitor", "metrics", "list", "--resource", e.accountPath(group, "az-cli-existing"), "--metric", "TotalCalls"); len(metrics.Value) != 1 || metrics.Value[0].Name.Value != "TotalCalls" || len(metrics.Value[0].Timeseries) != 1 || len(metrics.Value[0].Timeseries[0].Data) < 12 {
+			t.Fatalf("az monitor metrics list: %+v", metrics)
+		}
+		var defs []struct{ Name struct{ Value string } }
+		if az.json(&defs, "monitor", "metrics", "list-definitions", "--resource", e.accountPath(group, "az-cli-existing")); len(defs) != 4 {
+			t.Fatalf("az monitor metrics list-definitions: %+v", defs)
+		}
+
 		// (az role assignment create / role definition list fail client-side
 		// in Debian's azure-cli 2.45 — "'RoleAssignmentsOperations' object
 		// has no attribute 'config'" — before sending anything; the ARM

@@ -93,6 +93,7 @@ func TestGateway(t *testing.T) {
 				{"refusals", testRefusals},
 				{"usage-evidence-and-metrics", testUsage},
 				{"token-metrics", testTokenMetrics},
+				{"azure-monitor-metrics", testAzureMonitorMetrics},
 				{"deployments-management-api", testDeployments},
 				{"catalog-deployments", testCatalogDeployments},
 				{"outbound-restriction", testOutboundRestriction},
