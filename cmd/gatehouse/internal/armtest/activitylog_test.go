@@ -166,4 +166,22 @@ func testActivityLog(t *testing.T, e *env) {
 			t.Errorf("%s: %d %s", name, r.status, r.body)
 		}
 	}
+
+	// Diagnostic settings: none, and none can be made.
+	diag := acct + "/providers/Microsoft.Insights/diagnosticSettings"
+	if r := e.do(t, request{method: "GET", path: diag + "?api-version=2021-05-01-preview"}); r.status != 200 || string(r.body) != `{"value":[]}` {
+		t.Errorf("diagnostic settings: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, request{method: "GET", path: diag + "/to-law?api-version=2021-05-01-preview"}); r.status != 404 {
+		t.Errorf("a diagnostic setting: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, request{method: "PUT", path: diag + "/to-law?api-version=2021-05-01-preview", body: map[string]any{"properties": map[string]any{}}}); r.status != 400 || r.code() != "DiagnosticSettingsNotSupported" {
+		t.Errorf("create a diagnostic setting: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, request{method: "GET", path: e.accountPath(group, "no-such-acct") + "/providers/Microsoft.Insights/diagnosticSettings?api-version=2021-05-01-preview"}); r.status != 404 {
+		t.Errorf("diagnostic settings of no account: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, request{method: "GET", path: diag + "?api-version=2021-05-01-preview", token: e.Token(t, otherCred, mgmtScope)}); r.status != 403 {
+		t.Errorf("diagnostic settings without a role there: %d %s", r.status, r.body)
+	}
 }

@@ -752,6 +752,11 @@ func TestAzCLI(t *testing.T) {
 			t.Fatalf("az monitor metrics list-definitions: %+v", defs)
 		}
 
+		var settings []any
+		if az.json(&settings, "monitor", "diagnostic-settings", "list", "--resource", e.accountPath(group, "az-cli-existing")); len(settings) != 0 {
+			t.Fatalf("az monitor diagnostic-settings list: %+v", settings)
+		}
+
 		// (az role assignment create / role definition list fail client-side
 		// in Debian's azure-cli 2.45 — "'RoleAssignmentsOperations' object
 		// has no attribute 'config'" — before sending anything; the ARM
