@@ -209,11 +209,18 @@ func (m *meter) allow(acct *Account, c *call) error {
 	return nil
 }
 
+// hdrUserAgent is the canonical name the client's User-Agent is found by.
+const hdrUserAgent = "User-Agent"
+
 // served counts one request that reached its service.
 func (e *usageEntry) served(r *http.Request, kind CredentialKind, status int) {
 	e.count.Add(1)
 	e.lastUsed.Store(e.m.now().UnixNano())
-	e.note(clientIP(r.RemoteAddr), r.Header.Get("User-Agent"))
+	var agent string // indexed: Get would canonicalize the name per request
+	if v := r.Header[hdrUserAgent]; len(v) > 0 {
+		agent = v[0]
+	}
+	e.note(clientIP(r.RemoteAddr), agent)
 	if status == http.StatusOK {
 		p := &e.okCounters[kindIndex(kind)]
 		ctr := p.Load()

@@ -674,7 +674,7 @@ func queryValue(raw, key string) (string, error) {
 		var part string
 		part, raw, _ = strings.Cut(raw, "&")
 		k, v, _ := strings.Cut(part, "=")
-		if strings.ContainsAny(k, "%+") {
+		if escaped(k) {
 			var err error
 			if k, err = url.QueryUnescape(k); err != nil {
 				return "", err
@@ -683,12 +683,19 @@ func queryValue(raw, key string) (string, error) {
 		if k != key {
 			continue
 		}
-		if strings.ContainsAny(v, "%+") {
+		if escaped(v) {
 			return url.QueryUnescape(v)
 		}
 		return v, nil
 	}
 	return "", nil
+}
+
+// escaped reports whether a query key or value needs QueryUnescape (a
+// '%' or '+' in it). Two byte searches: ContainsAny builds a byte set on
+// every call, which was most of checkOpenAIVersion's cost.
+func escaped(s string) bool {
+	return strings.IndexByte(s, '%') >= 0 || strings.IndexByte(s, '+') >= 0
 }
 
 // modelJSON is an entry of the OpenAI models list.
