@@ -32,7 +32,9 @@
 //	GET    /subscriptions/{sub}
 //	GET    /tenants
 //	GET    /subscriptions/{sub}/providers[/{ns}]            always "Registered" (the list: the namespaces served)
-//	GET    /subscriptions/{sub}/tagNames                    tag names and values of readable groups and resources (tags.go)
+//	GET    /subscriptions/{sub}/tagNames                    tag names and values of readable groups and resources,
+//	                                                        and the predefined ones (tags.go)
+//	PUT|DELETE /subscriptions/{sub}/tagNames/{name}[/tagValues/{value}]  predefined tag names and values
 //	POST   /subscriptions/{sub}/providers/{ns}/register
 //	GET    /subscriptions/{sub}/resourceGroups
 //	GET|HEAD|PUT|PATCH|DELETE /subscriptions/{sub}/resourceGroups/{rg}

@@ -36,6 +36,10 @@ import (
 var genericRoutes = []route{
 	{method: "GET", pattern: sub + "/resources", family: famResources, handle: listResources},
 	{method: "GET", pattern: sub + "/tagNames", family: famResources, handle: listTagNames}, // tags.go
+	{method: "PUT", pattern: sub + "/tagNames/{tagName}", family: famResources, audit: true, handle: putTagName},
+	{method: "DELETE", pattern: sub + "/tagNames/{tagName}", family: famResources, audit: true, handle: deleteTagName},
+	{method: "PUT", pattern: sub + "/tagNames/{tagName}/tagValues/{tagValue}", family: famResources, audit: true, handle: putTagValue},
+	{method: "DELETE", pattern: sub + "/tagNames/{tagName}/tagValues/{tagValue}", family: famResources, audit: true, handle: deleteTagValue},
 	{method: "GET", pattern: group + "/resources", family: famResources, handle: listResources},
 	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/skus", family: famCognitive, handle: listSKUs},
 	{method: "GET", pattern: sub + "/providers/Microsoft.KeyVault/managedHSMs", family: famKeyVault, handle: listEmpty},
@@ -121,13 +125,19 @@ func listResources(c *call) error {
 // readableResources are the top-level resources in scope the caller may
 // read — AI accounts, vaults, user-assigned identities — ordered by id.
 func (c *call) readableResources(scope *gatehouse.ResourceID) ([]genericResourceJSON, error) {
+	return c.resourcesIn(scope, c.can)
+}
+
+// resourcesIn are the top-level resources in scope that keep (given the
+// read action of its type and its id) keeps, ordered by id.
+func (c *call) resourcesIn(scope *gatehouse.ResourceID, keep func(action string, id *gatehouse.ResourceID) bool) ([]genericResourceJSON, error) {
 	var all []genericResourceJSON
 	accts, err := c.api.opts.Accounts.List(c.ctx(), scope)
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range accts {
-		if id, ok := accounts.ParseID(a.ID); ok && c.can(actAccountRead, id) {
+		if id, ok := accounts.ParseID(a.ID); ok && keep(actAccountRead, id) {
 			all = append(all, genericResourceJSON{ID: id.String(), Name: a.Name, Type: accounts.Type, Location: a.Location,
 				Kind: a.Kind, SKU: &accounts.SKU{Name: a.SKU.Name, Tier: a.SKU.Tier}, Tags: a.Tags, group: a.ResourceGroup})
 		}
@@ -138,7 +148,7 @@ func (c *call) readableResources(scope *gatehouse.ResourceID) ([]genericResource
 			return nil, err
 		}
 		for _, v := range vaults {
-			if c.can(actVaultRead, v.Scope()) {
+			if keep(actVaultRead, v.Scope()) {
 				all = append(all, genericResourceJSON{ID: v.ID, Name: v.Name, Type: vault.Type, Location: v.Location,
 					Tags: v.Tags, group: v.ResourceGroup})
 			}
@@ -151,7 +161,7 @@ func (c *call) readableResources(scope *gatehouse.ResourceID) ([]genericResource
 		}
 		for _, mi := range ids {
 			id, err := gatehouse.ParseResourceID(mi.ResourceID)
-			if err != nil || !isUserAssigned(mi.ResourceID) || !c.can(actIdentityRead, id) {
+			if err != nil || !isUserAssigned(mi.ResourceID) || !keep(actIdentityRead, id) {
 				continue
 			}
 			all = append(all, genericResourceJSON{ID: id.String(), Name: id.Name(), Type: identityType, Location: mi.Location,

@@ -74,6 +74,7 @@ type Service struct {
 	groups   *storage.Table[Group]
 	defaults *storage.Table[Defaults]
 	locks    *storage.Table[Lock]
+	tagNames *storage.Table[TagName]
 	now      func() time.Time
 }
 
@@ -87,6 +88,7 @@ func New(store storage.Objects, opts Options) *Service {
 		groups:   storage.NewTable[Group](store, KindGroup),
 		defaults: storage.NewTable[Defaults](store, KindDefaults),
 		locks:    storage.NewTable[Lock](store, KindLock),
+		tagNames: storage.NewTable[TagName](store, KindTagName),
 		now:      opts.Now,
 	}
 }

@@ -679,6 +679,28 @@ func TestAzCLI(t *testing.T) {
 			!slices.Contains(tags[i].Values, tagValue{"ai"}) {
 			t.Errorf("az tag list: %+v", tags)
 		}
+		// Predefined tags: az tag create --name, add-value, remove-value, delete --name.
+		var predefined tagName
+		if az.json(&predefined, "tag", "create", "--name", "AzPredefined"); predefined.TagName != "AzPredefined" || predefined.Count.Value != 0 {
+			t.Errorf("az tag create --name: %+v", predefined)
+		}
+		var added tagValue
+		if az.json(&added, "tag", "add-value", "--name", "azpredefined", "--value", "v1"); added.TagValue != "v1" {
+			t.Errorf("az tag add-value: %+v", added)
+		}
+		az.json(&tags, "tag", "list")
+		if i := slices.IndexFunc(tags, func(tg tagName) bool { return tg.TagName == "AzPredefined" }); i < 0 ||
+			!slices.Equal(tags[i].Values, []tagValue{{"v1"}}) {
+			t.Errorf("az tag list with a predefined tag: %+v", tags)
+		}
+		if _, errOut, err := az.try("tag", "delete", "--name", "AzPredefined", "--yes"); err == nil || !strings.Contains(errOut, "TagNameHasValues") {
+			t.Errorf("az tag delete --name of a name with values: %v %s", err, errOut)
+		}
+		az.run("tag", "remove-value", "--name", "AzPredefined", "--value", "v1")
+		az.run("tag", "delete", "--name", "AzPredefined", "--yes")
+		if _, errOut, err := az.try("tag", "add-value", "--name", "AzPredefined", "--value", "v1"); err == nil || !strings.Contains(errOut, "TagNameNotFound") {
+			t.Errorf("az tag add-value after az tag delete --name: %v %s", err, errOut)
+		}
 		var namespaces []string
 		az.json(&namespaces, "provider", "list", "--query", "[?registrationState=='Registered'].namespace")
 		if !slices.Contains(namespaces, "Microsoft.CognitiveServices") || !slices.Contains(namespaces, "Microsoft.KeyVault") {

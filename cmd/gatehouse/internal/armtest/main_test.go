@@ -123,6 +123,7 @@ func TestManagement(t *testing.T) {
 				{"key-usage", testKeyUsage},
 				{"management-locks", testLocks},
 				{"tag-names", testTagNames},
+				{"predefined-tags", testPredefinedTags},
 				{"tags-resource", testTagsResource},
 				{"activity-log", testActivityLog},
 				{"cli", testCLI},
