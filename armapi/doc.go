@@ -35,6 +35,8 @@
 //	GET    /subscriptions/{sub}/tagNames                    tag names and values of readable groups and resources,
 //	                                                        and the predefined ones (tags.go)
 //	PUT|DELETE /subscriptions/{sub}/tagNames/{name}[/tagValues/{value}]  predefined tag names and values
+//	GET    {sub}/providers/Microsoft.Features/…, {scope}/providers/Microsoft.Authorization/policy*
+//	                                                        none: empty lists, 404 items (nopolicy.go)
 //	POST   /subscriptions/{sub}/providers/{ns}/register
 //	GET    /subscriptions/{sub}/resourceGroups
 //	GET|HEAD|PUT|PATCH|DELETE /subscriptions/{sub}/resourceGroups/{rg}

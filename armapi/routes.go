@@ -82,7 +82,7 @@ var routes = compile(append([]route{
 	{method: "PUT", pattern: identity, family: famMSI, audit: true, handle: putIdentity},
 	{method: "PATCH", pattern: identity, family: famMSI, audit: true, handle: patchIdentity},
 	{method: "DELETE", pattern: identity, family: famMSI, audit: true, handle: deleteIdentity},
-}, slices.Concat(lockRoutes, tagResourceRoutes, activityLogRoutes, metricRoutes, diagnosticRoutes, deploymentRoutes, vaultRoutes, auditLogRoutes, genericRoutes, deletedAccountRoutes, checkRoutes, modelRoutes, featureRoutes, federatedRoutes)...)) // locks.go, tagsresource.go, activitylog.go, metrics.go, diagnostics.go, deployments.go, vaults.go, auditlog.go, generic.go, deletedaccounts.go, check.go, models.go, features.go, federated.go
+}, slices.Concat(lockRoutes, tagResourceRoutes, activityLogRoutes, metricRoutes, diagnosticRoutes, deploymentRoutes, vaultRoutes, auditLogRoutes, genericRoutes, deletedAccountRoutes, checkRoutes, modelRoutes, featureRoutes, federatedRoutes, noPolicyRoutes)...)) // locks.go, tagsresource.go, activitylog.go, metrics.go, diagnostics.go, deployments.go, vaults.go, auditlog.go, generic.go, deletedaccounts.go, check.go, models.go, features.go, federated.go, nopolicy.go
 
 func compile(rs []route) []*route {
 	out := make([]*route, len(rs))
@@ -156,6 +156,8 @@ const (
 	famInsights
 	famMetrics
 	famDiagnostics
+	famFeatures
+	famPolicy
 )
 
 // apiVersions are the versions each family accepts: the ones the official
@@ -185,6 +187,10 @@ var apiVersions = map[family][]string{
 	famMetrics: {"2018-01-01", "2019-07-01", "2021-05-01", "2023-10-01", "2024-02-01"},
 	// Diagnostic settings: az 2.45 sends 2021-05-01-preview.
 	famDiagnostics: {"2017-05-01-preview", "2021-05-01-preview"},
+	// Preview features: az 2.45 sends 2021-07-01.
+	famFeatures: {"2015-12-01", "2021-07-01"},
+	// Azure Policy: az 2.45 sends 2021-06-01.
+	famPolicy: {"2019-09-01", "2020-09-01", "2021-06-01", "2022-06-01", "2023-04-01"},
 	// Key Vault: az 2.45 sends 2022-07-01, armkeyvault 2023-07-01 / 2024-11-01.
 	famKeyVault: {"2016-10-01", "2018-02-14", "2019-09-01", "2021-04-01-preview", "2021-06-01-preview", "2021-10-01",
 		"2021-11-01-preview", "2022-02-01-preview", "2022-07-01", "2022-11-01", "2023-02-01", "2023-07-01",

@@ -707,8 +707,13 @@ func TestAzCLI(t *testing.T) {
 			t.Errorf("az provider list: %v", namespaces)
 		}
 
-		// Nothing is billed: no commitment tiers or plans, as empty lists.
+		// Nothing is billed: no commitment tiers or plans, as empty lists;
+		// no preview features and no Azure Policy either.
 		for _, args := range [][]string{
+			{"feature", "list"},
+			{"feature", "registration", "list"},
+			{"policy", "assignment", "list"},
+			{"policy", "definition", "list"},
 			{"cognitiveservices", "commitment-tier", "list", "-l", "westus"},
 			{"cognitiveservices", "account", "commitment-plan", "list", "-n", "az-openai", "-g", group},
 		} {

@@ -124,6 +124,7 @@ func TestManagement(t *testing.T) {
 				{"management-locks", testLocks},
 				{"tag-names", testTagNames},
 				{"predefined-tags", testPredefinedTags},
+				{"no-policy-or-features", testNoPolicyOrFeatures},
 				{"tags-resource", testTagsResource},
 				{"activity-log", testActivityLog},
 				{"cli", testCLI},
