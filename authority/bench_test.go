@@ -22,7 +22,7 @@ import (
 //	BenchmarkBaseline/ecdsa-p256-sign   the signature alone
 //	BenchmarkIssue/ES256                a whole access token (claims, JSON, signature)
 //	BenchmarkVerify/cold                signature + claims + checks
-//	BenchmarkVerify/cached              SHA-256 of the token + LRU lookup + checks
+//	BenchmarkVerify/cached              seeded hash of the token + LRU lookup + comparison + checks
 //	BenchmarkTokenEndpoint              the client-credentials handler, in process (no TLS)
 //
 // go test -run=^$ -bench=. -benchmem ./authority

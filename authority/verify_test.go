@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -338,4 +339,31 @@ func FuzzClaimsJSON(f *testing.F) {
 			t.Fatalf("appendJSON\n got %s\nwant %s", got, want)
 		}
 	})
+}
+
+// TestVerifyCacheComparesText: the verified-token cache is found by a
+// 64-bit hash, so an entry under a token's hash that holds another text
+// (a collision) is never taken: the token is verified on its own.
+func TestVerifyCacheComparesText(t *testing.T) {
+	c := newClock()
+	n := newNode(t, teststore.SQLite(t), testSealer(t), c, Options{})
+	ctx := t.Context()
+	oid := gatehouse.NewGUID()
+	tok, _, err := n.a.Issue(ctx, gatehouse.Principal{Type: gatehouse.PrincipalServicePrincipal, ObjectID: oid}, "https://management.azure.com/", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := &Claims{Audience: "https://management.azure.com/", Expires: c.Now().Add(time.Hour),
+		Principal: gatehouse.Principal{Type: gatehouse.PrincipalServicePrincipal, ObjectID: "planted"}}
+	n.a.cache.Add(maphash.String(n.a.cacheSeed, tok), verifiedToken{raw: tok + "x", claims: planted})
+	got, err := n.a.Verify(ctx, tok, ManagementAudiences...)
+	if err != nil || got.Principal.ObjectID != oid {
+		t.Fatalf("verified %+v, %v; want the token's own principal %s", got, err, oid)
+	}
+	// And a planted entry never vouches for a text that does not verify.
+	bad := tok[:len(tok)-4] + "AAAA"
+	n.a.cache.Add(maphash.String(n.a.cacheSeed, bad), verifiedToken{raw: tok, claims: planted})
+	if _, err := n.a.Verify(ctx, bad, ManagementAudiences...); err == nil {
+		t.Fatal("a token with a bad signature verified through another token's cache entry")
+	}
 }
