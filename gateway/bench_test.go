@@ -16,9 +16,8 @@ import (
 
 // The authentication benchmarks measure the gateway's own work per request
 // (header parsing, hashing, index lookups, the generation check, the
-// decision call) against in-memory fakes. The same paths against the real
-// authority and accounts index are benchmarked end to end in
-// cmd/gatehouse/internal/app (BenchmarkGatewayAuth*).
+// decision call) against in-memory fakes. The same paths with the real
+// token verifier are BenchmarkAuthReal (realauth_test.go).
 
 func benchAuth(b *testing.B, w *world, hdr map[string]string) {
 	w.authz.grant("oid", routes[0].dataAction, acctID("acct1"))
