@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/directory"
@@ -401,9 +403,9 @@ func (a *Authority) sign(st *keyState, payload []byte) (string, error) {
 //     given: pass every equivalent form, e.g. ManagementAudiences);
 //   - exp and nbf with ClockSkew of tolerance.
 //
-// Verified tokens are cached (keyed by SHA-256 of the token, never the
-// token itself; bounded LRU), so a repeated token costs a hash and a map
-// lookup. Errors wrap ErrTokenExpired or ErrTokenInvalid (see TokenError).
+// Verified tokens are cached (found by a seeded hash of the token and
+// checked by its signature, never keeping the token itself; bounded LRU),
+// so a repeated token costs a hash and a map lookup. Errors wrap ErrTokenExpired or ErrTokenInvalid (see TokenError).
 // The returned Claims are shared: do not modify them.
 func (a *Authority) Verify(ctx context.Context, raw string, audiences ...string) (*Claims, error) {
 	if len(audiences) == 0 {
@@ -413,25 +415,26 @@ func (a *Authority) Verify(ctx context.Context, raw string, audiences ...string)
 		a.metrics.verifiedInvalid.Inc()
 		return nil, invalidToken("token too large")
 	}
-	// A verified token is found by a 64-bit hash of its text seeded at
-	// random for this process, and taken only if its text is the one
-	// presented. The hash is no secret's digest, so it need not be
-	// cryptographic: no one can aim a token at another's entry without the
-	// seed, and so no one reaches the (not constant-time) comparison of
-	// two texts but with the cached token itself. It is a few dozen
-	// nanoseconds for a kilobyte of token, where SHA-256 was most of what
-	// a cached verification cost.
+	// A verified token is found by a 64-bit hash of its text, seeded at
+	// random for this process, and taken only if the text presented ends
+	// in the same signature. A text that collides with a cached token's
+	// (hard without the seed) would still need that token's signature,
+	// which only the token itself gives; and the cache keeps no token,
+	// only signatures, which are no credential without the header and
+	// claims they sign. The hash is a few dozen nanoseconds for a kilobyte
+	// of token, where SHA-256 of it was most of a cached verification.
 	key := maphash.String(a.cacheSeed, raw)
+	sig := raw[strings.LastIndexByte(raw, '.')+1:]
 	e, ok := a.cache.Get(key)
 	c := e.claims
-	if !ok || e.raw != raw {
+	if !ok || subtle.ConstantTimeCompare(bytesOf(e.sig), bytesOf(sig)) != 1 {
 		var err error
 		if c, err = a.verifyCold(raw); err != nil {
 			a.metrics.countVerify(err)
 			return nil, err
 		}
 		// A copy: raw may be a piece of a whole request head.
-		a.cache.Add(key, verifiedToken{raw: strings.Clone(raw), claims: c})
+		a.cache.Add(key, verifiedToken{sig: strings.Clone(sig), claims: c})
 	}
 	now := a.now()
 	if now.After(c.Expires.Add(a.skew)) {
@@ -453,9 +456,13 @@ func (a *Authority) Verify(ctx context.Context, raw string, audiences ...string)
 	return nil, &TokenError{Kind: ErrTokenInvalid, Reason: "audience not accepted", Audience: c.Audience}
 }
 
-// verifiedToken is a verified token's text and claims.
+// bytesOf is s's bytes in place, for reading only.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// verifiedToken is a verified token's signature (its last segment) and
+// claims.
 type verifiedToken struct {
-	raw    string
+	sig    string
 	claims *Claims
 }
 

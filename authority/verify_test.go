@@ -342,8 +342,9 @@ func FuzzClaimsJSON(f *testing.F) {
 }
 
 // TestVerifyCacheComparesText: the verified-token cache is found by a
-// 64-bit hash, so an entry under a token's hash that holds another text
-// (a collision) is never taken: the token is verified on its own.
+// 64-bit hash, so an entry under a token's hash that holds another
+// token's signature (a collision) is never taken: the token is verified
+// on its own.
 func TestVerifyCacheComparesText(t *testing.T) {
 	c := newClock()
 	n := newNode(t, teststore.SQLite(t), testSealer(t), c, Options{})
@@ -355,14 +356,16 @@ func TestVerifyCacheComparesText(t *testing.T) {
 	}
 	planted := &Claims{Audience: "https://management.azure.com/", Expires: c.Now().Add(time.Hour),
 		Principal: gatehouse.Principal{Type: gatehouse.PrincipalServicePrincipal, ObjectID: "planted"}}
-	n.a.cache.Add(maphash.String(n.a.cacheSeed, tok), verifiedToken{raw: tok + "x", claims: planted})
+	n.a.cache.Add(maphash.String(n.a.cacheSeed, tok), verifiedToken{sig: "x" + tok[strings.LastIndexByte(tok, '.')+1:], claims: planted})
 	got, err := n.a.Verify(ctx, tok, ManagementAudiences...)
 	if err != nil || got.Principal.ObjectID != oid {
 		t.Fatalf("verified %+v, %v; want the token's own principal %s", got, err, oid)
 	}
-	// And a planted entry never vouches for a text that does not verify.
+	// An entry holding a valid token's signature, planted under a forged
+	// text's hash, does not vouch for the forged text: its signature
+	// differs.
 	bad := tok[:len(tok)-4] + "AAAA"
-	n.a.cache.Add(maphash.String(n.a.cacheSeed, bad), verifiedToken{raw: tok, claims: planted})
+	n.a.cache.Add(maphash.String(n.a.cacheSeed, bad), verifiedToken{sig: tok[strings.LastIndexByte(tok, '.')+1:], claims: planted})
 	if _, err := n.a.Verify(ctx, bad, ManagementAudiences...); err == nil {
 		t.Fatal("a token with a bad signature verified through another token's cache entry")
 	}
