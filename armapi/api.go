@@ -47,7 +47,10 @@ type Options struct {
 	Directory Directory
 	// Tenants lists the tenants for GET /tenants.
 	Tenants func() []Tenant
-	Logger  *slog.Logger
+	// DataActions are the data planes' actions, for the operations catalog
+	// (operations.go).
+	DataActions []string
+	Logger      *slog.Logger
 	// MaxBodyBytes bounds request bodies (default 4 MiB, as ARM).
 	MaxBodyBytes int64
 }

@@ -37,6 +37,8 @@
 //	PUT|DELETE /subscriptions/{sub}/tagNames/{name}[/tagValues/{value}]  predefined tag names and values
 //	GET    {sub}/providers/Microsoft.Features/…, {scope}/providers/Microsoft.Authorization/policy*
 //	                                                        none: empty lists, 404 items (nopolicy.go)
+//	GET    /providers/Microsoft.Authorization/providerOperations[/{ns}], /providers/{ns}/operations
+//	                                                        the actions checked (operations.go)
 //	POST   /subscriptions/{sub}/providers/{ns}/register
 //	GET    /subscriptions/{sub}/resourceGroups
 //	GET|HEAD|PUT|PATCH|DELETE /subscriptions/{sub}/resourceGroups/{rg}

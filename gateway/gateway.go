@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -759,4 +760,17 @@ func (g *Gateway) Flush(ctx context.Context) error {
 		g.auditor.drain(ctx)
 	}
 	return g.meter.flush(ctx, g.opts.Usage, g.logger)
+}
+
+// DataActions are the data actions the gateway checks an identity for, one
+// each, in route order (the management API's operations catalog lists
+// them: what a custom role may grant).
+func DataActions() []string {
+	var out []string
+	for _, r := range routes {
+		if r.dataAction != "" && !slices.Contains(out, r.dataAction) {
+			out = append(out, r.dataAction)
+		}
+	}
+	return out
 }

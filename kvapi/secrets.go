@@ -343,3 +343,9 @@ func decodeBase64(s string) ([]byte, error) {
 	}
 	return base64.RawURLEncoding.DecodeString(s)
 }
+
+// DataActions are the data actions the Key Vault API checks (the
+// management API's operations catalog lists them).
+func DataActions() []string {
+	return []string{actGet, actMetadata, actSet, actUpdate, actDelete, actBackup, actRestore, actRecover, actPurge}
+}

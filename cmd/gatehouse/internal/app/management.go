@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -15,6 +16,8 @@ import (
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/gateway"
+	"github.com/gatehouse/gatehouse/kvapi"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 )
@@ -51,8 +54,9 @@ func (m *Main) mountManagement(ctx, bg context.Context) error {
 	api := armapi.New(armapi.Options{
 		Authenticator: armAuthenticator{m.Authority},
 		Authz:         m.Authz, Accounts: m.Accounts, Resources: m.Resources, Audit: m.Audit,
-		Identities: directoryIdentities{m.Directory},
-		Directory:  m.Directory,
+		Identities:  directoryIdentities{m.Directory},
+		DataActions: slices.Concat(gateway.DataActions(), kvapi.DataActions()),
+		Directory:   m.Directory,
 		// Deployments are built by configureDataPlane (gateway.go).
 		Deployments: m.Deployments,
 		// Vaults are built by configureVault (vault.go).

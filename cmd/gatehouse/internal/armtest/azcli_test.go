@@ -707,6 +707,28 @@ func TestAzCLI(t *testing.T) {
 			t.Errorf("az provider list: %v", namespaces)
 		}
 
+		// The operations catalog, for writing custom roles.
+		var provider struct {
+			Name          string
+			ResourceTypes []struct {
+				Name       string
+				Operations []struct {
+					Name         string
+					IsDataAction bool
+				}
+			}
+		}
+		az.json(&provider, "provider", "operation", "show", "--namespace", "Microsoft.CognitiveServices")
+		found := false
+		for _, rt := range provider.ResourceTypes {
+			for _, op := range rt.Operations {
+				found = found || op.Name == "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action" && op.IsDataAction
+			}
+		}
+		if provider.Name != "Microsoft.CognitiveServices" || !found {
+			t.Errorf("az provider operation show: %+v", provider)
+		}
+
 		// Nothing is billed: no commitment tiers or plans, as empty lists;
 		// no preview features and no Azure Policy either.
 		for _, args := range [][]string{

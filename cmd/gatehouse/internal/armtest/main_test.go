@@ -125,6 +125,7 @@ func TestManagement(t *testing.T) {
 				{"tag-names", testTagNames},
 				{"predefined-tags", testPredefinedTags},
 				{"no-policy-or-features", testNoPolicyOrFeatures},
+				{"operations-catalog", testOperationsCatalog},
 				{"tags-resource", testTagsResource},
 				{"activity-log", testActivityLog},
 				{"cli", testCLI},
