@@ -280,11 +280,7 @@ func putAccount(c *call) error {
 		return err
 	}
 	c.accountDetails(a)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, accountView(a))
+	return c.put(created, accountView(a))
 }
 
 func patchAccount(c *call) error {

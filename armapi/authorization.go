@@ -194,11 +194,7 @@ func putAssignment(c *call) error {
 	}
 	c.detail("name", a.Name)
 	c.detail("principalType", a.PrincipalType)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, assignmentView(a))
+	return c.put(created, assignmentView(a))
 }
 
 // DELETE …/roleAssignments/{name}: 200 with the deleted assignment, 204

@@ -198,6 +198,15 @@ func (c *call) reply(status int, v any) error {
 	return nil
 }
 
+// put answers a PUT as ARM does: 201 with v when it created the resource,
+// 200 when it replaced one.
+func (c *call) put(created bool, v any) error {
+	if created {
+		return c.reply(http.StatusCreated, v)
+	}
+	return c.reply(http.StatusOK, v)
+}
+
 // deleted answers a DELETE as ARM does: 200 when it deleted something, 204
 // when there was nothing to delete.
 func (c *call) deleted(existed bool) error {

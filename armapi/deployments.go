@@ -220,11 +220,7 @@ func putDeployment(c *call) error {
 		return err
 	}
 	c.detail("name", d.Name)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, deploymentView(d))
+	return c.put(created, deploymentView(d))
 }
 
 // PATCH (DeploymentsClient.BeginUpdate) changes the sku and the tags, and

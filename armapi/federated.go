@@ -148,11 +148,7 @@ func putFederated(c *call) error {
 	c.detail("name", f.Name)
 	c.detail("issuer", f.Issuer)
 	c.detail("subject", f.Subject)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, federatedView(id, f))
+	return c.put(created, federatedView(id, f))
 }
 
 func deleteFederated(c *call) error {

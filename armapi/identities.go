@@ -221,11 +221,7 @@ func putIdentity(c *call) error {
 		return err
 	}
 	c.detail("principalId", mi.PrincipalID)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, identityView(mi))
+	return c.put(created, identityView(mi))
 }
 
 func patchIdentity(c *call) error {

@@ -108,11 +108,7 @@ func putLock(c *call) error {
 	}
 	c.detail("name", l.Name)
 	c.detail("level", l.Level)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, lockView(l))
+	return c.put(created, lockView(l))
 }
 
 func getLock(c *call) error {

@@ -321,11 +321,7 @@ func putGroup(c *call) error {
 		return err
 	}
 	c.detail("location", g.Location)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, groupView(g))
+	return c.put(created, groupView(g))
 }
 
 func patchGroup(c *call) error {

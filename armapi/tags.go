@@ -175,11 +175,7 @@ func putTagName(c *call) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, view)
+	return c.put(created, view)
 }
 
 // predefinedTagView is t as the list shows it, with the counts of the
@@ -226,11 +222,7 @@ func putTagValue(c *call) error {
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, view.value(c.param("tagValue")))
+	return c.put(created, view.value(c.param("tagValue")))
 }
 
 func deleteTagValue(c *call) error {

@@ -204,11 +204,7 @@ func putVault(c *call) error {
 		return err
 	}
 	c.vaultDetails(v)
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return c.reply(status, vaultView(v))
+	return c.put(created, vaultView(v))
 }
 
 func patchVault(c *call) error {
