@@ -76,6 +76,8 @@ type (
 		Subscriptions(ctx context.Context) ([]*resources.Subscription, error)
 		CheckLocks(ctx context.Context, target *gatehouse.ResourceID, deleting bool) error
 		Locks(ctx context.Context, sub string) ([]*resources.Lock, error)
+		// TagNames lists the predefined tag names the tag form suggests.
+		TagNames(ctx context.Context, sub string) ([]*resources.TagName, error)
 	}
 	// Vaults lists vaults and their secrets' metadata (never values).
 	Vaults interface {

@@ -16,10 +16,15 @@ import (
 // Tags on an account's or a vault's page: the resource's tags, and — for
 // whoever may write tags there (Microsoft.Resources/tags/write: Owner,
 // Contributor, Tag Contributor), as through ARM's Tags resource — a form
-// that sets one tag and a button that removes one. Changes obey locks and
-// are audited like ARM's tags/write.
+// that sets one tag and a button that removes one. The form suggests the
+// subscription's predefined tag names and values (az tag create --name,
+// add-value) to whoever may also read them. Changes obey locks and are
+// audited like ARM's tags/write.
 
-const actTagsWrite = "Microsoft.Resources/tags/write"
+const (
+	actTagsWrite    = "Microsoft.Resources/tags/write"
+	actTagNamesRead = "Microsoft.Resources/subscriptions/tagNames/read"
+)
 
 type tagRow struct{ Name, Value string }
 
@@ -28,6 +33,9 @@ type tagsView struct {
 	Base     string
 	Tags     []tagRow
 	CanWrite bool
+	// Predefined are the subscription's predefined tag names (Value "")
+	// and values, for the form's suggestions.
+	Predefined []tagRow
 }
 
 func (p *Portal) tagsView(q *req, base string, id *gatehouse.ResourceID, tags map[string]string) tagsView {
@@ -36,6 +44,18 @@ func (p *Portal) tagsView(q *req, base string, id *gatehouse.ResourceID, tags ma
 		return strings.Compare(strings.ToLower(a), strings.ToLower(b))
 	}) {
 		v.Tags = append(v.Tags, tagRow{Name: name, Value: tags[name]})
+	}
+	if v.CanWrite && q.can(p, actTagNamesRead, &gatehouse.ResourceID{Subscription: id.Subscription}) {
+		// Suggestions only: a store that cannot list them leaves the form
+		// as it is.
+		if names, err := p.opts.Resources.TagNames(q.ctx(), id.Subscription); err == nil {
+			for _, n := range names {
+				v.Predefined = append(v.Predefined, tagRow{Name: n.Name})
+				for _, val := range n.Values {
+					v.Predefined = append(v.Predefined, tagRow{Name: n.Name, Value: val})
+				}
+			}
+		}
 	}
 	return v
 }

@@ -93,6 +93,19 @@ func testTags(t *testing.T, e *env) {
 		t.Fatalf("tags after bad input: %v", got)
 	}
 
+	// The form suggests the subscription's predefined tags (az tag create
+	// --name, add-value) to whoever may read them.
+	if _, _, err := e.Resources.PutTagName(ctx, acct.Subscription, "PortalCostCenter", e.owner.ObjectID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Resources.PutTagValue(ctx, acct.Subscription, "PortalCostCenter", "1001"); err != nil {
+		t.Fatal(err)
+	}
+	if p := o.get(acctPath); !strings.Contains(p.body, `list="tag-names"`) || !strings.Contains(p.body, `<option value="PortalCostCenter">`) ||
+		!strings.Contains(p.body, `<option value="1001" label="PortalCostCenter">`) {
+		t.Fatalf("the owner's tag form does not suggest the predefined tags: %s", p.body)
+	}
+
 	// A Reader sees the tags, not the form, and is refused.
 	if _, _, err := e.Authz.CreateAssignment(ctx, acct, gatehouse.NewGUID(),
 		authz.AssignmentSpec{RoleDefinitionID: authz.RoleReader, PrincipalID: e.nobody.ObjectID}, e.Bootstrap.ClientID); err != nil {
@@ -113,6 +126,10 @@ func testTags(t *testing.T, e *env) {
 	}
 	if p := r.post(acctPath+"/tags", url.Values{"name": {"by"}, "value": {"tagger"}}); p.status != http.StatusSeeOther {
 		t.Fatalf("a Tag Contributor's tag: %d %s", p.status, p.body)
+	}
+	// It may not read the subscription's predefined tags: the form, without suggestions.
+	if p := r.get(acctPath); !strings.Contains(p.body, `id="tag-form"`) || strings.Contains(p.body, "PortalCostCenter") {
+		t.Fatalf("a Tag Contributor's tag form: %s", p.body)
 	}
 
 	// A ReadOnly lock refuses.
