@@ -58,7 +58,7 @@ func tagNameKey(sub, name string) string {
 var reservedTagPrefixes = []string{"microsoft", "azure", "windows"}
 
 func validTagName(name string) error {
-	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxTagName {
+	if strings.TrimSpace(name) == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxTagName {
 		return gatehouse.BadRequestf("InvalidTagName", "A tag name has 1 to %d characters; '%s' has not.", maxTagName, clip(name))
 	}
 	if strings.ContainsAny(name, `<>%&\?/`) || hasControl(name) {
@@ -76,7 +76,7 @@ func validTagName(name string) error {
 }
 
 func validTagValue(value string) error {
-	if value == "" || !utf8.ValidString(value) || utf8.RuneCountInString(value) > maxTagValue || hasControl(value) {
+	if strings.TrimSpace(value) == "" || !utf8.ValidString(value) || utf8.RuneCountInString(value) > maxTagValue || hasControl(value) {
 		return gatehouse.BadRequestf("InvalidTagValue", "A tag value has 1 to %d printable characters; '%s' has not.", maxTagValue, clip(value))
 	}
 	return nil

@@ -27,7 +27,7 @@ func TestPredefinedTags(t *testing.T) {
 			}
 			return gatehouse.ErrorStatus(err)
 		}
-		for _, name := range []string{"", "a/b", "a<b", "100%", "a\x00b", "a\nb", "Microsoft.x", "azureThing", "WINDOWS", strings.Repeat("n", 513), "\xff"} {
+		for _, name := range []string{"", " ", "\t ", "a/b", "a<b", "100%", "a\x00b", "a\nb", "Microsoft.x", "azureThing", "WINDOWS", strings.Repeat("n", 513), "\xff"} {
 			if _, _, err := svc.PutTagName(ctx, sub, name, "me"); status(err) != 400 {
 				t.Errorf("tag name %q: %v", name, err)
 			}
@@ -47,7 +47,7 @@ func TestPredefinedTags(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		for _, v := range []string{"", "a\x00", strings.Repeat("v", 257), "\xfe"} {
+		for _, v := range []string{"", "  ", "a\x00", strings.Repeat("v", 257), "\xfe"} {
 			if _, _, err := svc.PutTagValue(ctx, sub, "CostCenter", v); status(err) != 400 {
 				t.Errorf("value %q: %v", v, err)
 			}
