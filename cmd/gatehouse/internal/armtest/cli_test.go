@@ -162,6 +162,44 @@ func testCLI(t *testing.T, e *env) {
 	if m, ok := e.Accounts.LookupKey(after2["key1"]); !ok || m.Slot != accounts.Key1 {
 		t.Fatal("the recovered account's key1 is refused")
 	}
+	// Tags: the account's (--resource-id) and the subscription's predefined ones (--name).
+	acctID := e.accountPath("cli-group", "cli-acct")
+	tagsOf := func(out string) map[string]any {
+		t.Helper()
+		props, _ := decodeJSON[map[string]any](t, out)["properties"].(map[string]any)
+		tags, _ := props["tags"].(map[string]any)
+		return tags
+	}
+	if got := tagsOf(c.mustRun(t, "tag", "create", "--resource-id", acctID, "--tags", "team=ai,env=prod")); len(got) != 2 || got["team"] != "ai" {
+		t.Fatalf("tag create --resource-id: %v", got)
+	}
+	if got := tagsOf(c.mustRun(t, "tag", "update", "--resource-id", acctID, "--operation", "delete", "--tags", "env")); len(got) != 1 || got["team"] != "ai" {
+		t.Fatalf("tag update --operation delete: %v", got)
+	}
+	if got := tagsOf(c.mustRun(t, "tag", "list", "--resource-id", acctID)); len(got) != 1 {
+		t.Fatalf("tag list --resource-id: %v", got)
+	}
+	c.mustRun(t, "tag", "create", "--name", "CliTeam", "--subscription", e.sub)
+	c.mustRun(t, "tag", "add-value", "--name", "cliteam", "--value", "platform", "--subscription", e.sub)
+	if out := c.mustRun(t, "tag", "list", "--subscription", e.sub, "--query", "[?tagName=='CliTeam'].values[].tagValue", "-o", "tsv"); strings.TrimSpace(out) != "platform" {
+		t.Fatalf("tag list: %q", out)
+	}
+	if code, _, errOut := c.run(t, "no\n", "tag", "delete", "--name", "CliTeam", "--subscription", e.sub); code == 0 || !strings.Contains(errOut, "not deleted") {
+		t.Fatalf("tag delete not confirmed: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := c.run(t, "", "tag", "delete", "--name", "CliTeam", "--resource-id", acctID, "--yes"); code == 0 || !strings.Contains(errOut, "--name") {
+		t.Fatalf("tag delete with --name and --resource-id: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := c.run(t, "", "tag", "delete", "--name", "CliTeam", "--subscription", e.sub, "--yes"); code == 0 || !strings.Contains(errOut, "TagNameHasValues") {
+		t.Fatalf("tag delete of a name with values: exit %d %s", code, errOut)
+	}
+	c.mustRun(t, "tag", "remove-value", "--name", "CliTeam", "--value", "platform", "--subscription", e.sub)
+	c.run(t, "y\n", "tag", "delete", "--name", "CliTeam", "--subscription", e.sub)
+	if out := c.mustRun(t, "tag", "list", "--subscription", e.sub, "--query", "[?tagName=='CliTeam']", "-o", "tsv"); strings.TrimSpace(out) != "" {
+		t.Fatalf("tag list after delete: %q", out)
+	}
+	c.mustRun(t, "tag", "delete", "--resource-id", acctID, "--yes")
+
 	// A lock keeps the account; removed, the delete goes through.
 	lockArgs := []string{"-g", "cli-group", "--account", "cli-acct", "--subscription", e.sub}
 	c.mustRun(t, append([]string{"lock", "create", "-n", "cli-keep", "--lock-type", "CanNotDelete", "--notes", "prod"}, lockArgs...)...)

@@ -63,6 +63,7 @@ func NewRoot(env Env) *cobra.Command {
 	root.AddCommand(newKeyVaultCmd(env))                   // keyvault.go
 	root.AddCommand(newAuditCmd(env))                      // audit.go
 	root.AddCommand(newLockCmd(env))                       // lock.go
+	root.AddCommand(newTagCmd(env))                        // tag.go
 	root.AddCommand(newBackupCmd(env), newRestoreCmd(env)) // backup.go
 	return root
 }

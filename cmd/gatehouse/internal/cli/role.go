@@ -85,13 +85,8 @@ func newGroupCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !yes {
-				fmt.Fprintf(env.Stderr, "Are you sure you want to delete resource group %q and everything in it (accounts, keys, identities, role assignments)? [y/N] ", name)
-				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				fmt.Fprintln(env.Stderr)
-				if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-					return errors.New("not deleted (confirm, or pass --yes)")
-				}
+			if !yes && !confirmed(cmd, env, fmt.Sprintf("Are you sure you want to delete resource group %q and everything in it (accounts, keys, identities, role assignments)?", name)) {
+				return errors.New("not deleted (confirm, or pass --yes)")
 			}
 			return c.Do(cmd.Context(), "DELETE", p, nil, nil)
 		}}
@@ -438,4 +433,14 @@ func newDefinitionListCmd(env Env) *cobra.Command {
 	cmd.Flags().StringVarP(&name, "name", "n", "", "role name")
 	cmd.Flags().BoolVar(&customOnly, "custom-role-only", false, "list custom roles only")
 	return cmd
+}
+
+// confirmed asks question on stderr and reports whether the answer on
+// stdin is yes.
+func confirmed(cmd *cobra.Command, env Env, question string) bool {
+	fmt.Fprint(env.Stderr, question+" [y/N] ")
+	line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	fmt.Fprintln(env.Stderr)
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes"
 }
