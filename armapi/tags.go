@@ -71,7 +71,7 @@ func listTagNames(c *call) error {
 		}
 		for _, p := range predefined {
 			t := byName.entry(scope.Subscription, p.Name)
-			t.TagName = p.Name // the predefined spelling
+			t.respell(scope.Subscription, p.Name)
 			for _, v := range p.Values {
 				t.value(v)
 			}
@@ -100,6 +100,15 @@ func (m tagSummaries) entry(sub, name string) *tagNameJSON {
 		m[strings.ToLower(name)] = t
 	}
 	return t
+}
+
+// respell shows t under name (the predefined spelling), ids included.
+func (t *tagNameJSON) respell(sub, name string) {
+	t.TagName = name
+	t.ID = "/subscriptions/" + sub + "/tagNames/" + url.PathEscape(name)
+	for i := range t.Values {
+		t.Values[i].ID = t.ID + "/tagValues/" + url.PathEscape(t.Values[i].TagValue)
+	}
 }
 
 // value returns the summary of one of t's values, counted 0 if new.
@@ -186,7 +195,7 @@ func (c *call) predefinedTagView(sub string, t *resources.TagName) (*tagNameJSON
 		return nil, err
 	}
 	v := byName.entry(sub, t.Name)
-	v.TagName = t.Name
+	v.respell(sub, t.Name)
 	for _, x := range t.Values {
 		v.value(x)
 	}

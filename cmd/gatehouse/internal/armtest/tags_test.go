@@ -166,8 +166,9 @@ func testPredefinedTags(t *testing.T, e *env) {
 	if r := e.do(t, request{method: "PATCH", path: acct, body: map[string]any{"tags": map[string]string{"PREDEFSCENARIO": "green"}}}); r.status != 200 && r.status != 202 {
 		t.Fatalf("tag the account: %d %s", r.status, r.body)
 	}
-	if got := list(""); got == nil || got.TagName != "PredefScenario" || got.Count.Value != 1 || got.Values[1].Count.Value != 1 {
-		t.Fatalf("listed in use: %+v", got)
+	if got := list(""); got == nil || got.TagName != "PredefScenario" || got.ID != base+"PredefScenario" || got.Count.Value != 1 ||
+		got.Values[1].Count.Value != 1 || got.Values[1].ID != base+"PredefScenario/tagValues/green" {
+		t.Fatalf("listed in use (in the predefined spelling, ids too): %+v", got)
 	}
 	do("DELETE", base+"PredefScenario/tagValues/green", "", 409, "TagValueInUse")
 	do("DELETE", base+"PredefScenario", "", 409, "TagNameHasValues")
