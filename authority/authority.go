@@ -405,8 +405,9 @@ func (a *Authority) sign(st *keyState, payload []byte) (string, error) {
 //
 // Verified tokens are cached (found by a seeded hash of the token and
 // checked by its signature, never keeping the token itself; bounded LRU),
-// so a repeated token costs a hash and a map lookup. Errors wrap ErrTokenExpired or ErrTokenInvalid (see TokenError).
-// The returned Claims are shared: do not modify them.
+// so a repeated token costs a hash and a map lookup. Errors wrap
+// ErrTokenExpired or ErrTokenInvalid (see TokenError). The returned
+// Claims are shared: do not modify them.
 func (a *Authority) Verify(ctx context.Context, raw string, audiences ...string) (*Claims, error) {
 	if len(audiences) == 0 {
 		return nil, invalidToken("no audience to check against")
