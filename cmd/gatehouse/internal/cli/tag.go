@@ -54,8 +54,32 @@ func newTagCmd(env Env) *cobra.Command {
 		}
 		return nil
 	}
-	tagsBody := func() any {
-		return map[string]any{"properties": map[string]any{"tags": parseTags(tags)}}
+	// send sends method to --resource-id's Tags resource, or else to the
+	// subscription's tag names (rel under tagNames/{name}), with one API
+	// client, and prints the answer when print is set (the list of names,
+	// for a GET of them all).
+	send := func(cmd *cobra.Command, method, rel string, body any, print bool) error {
+		c, err := newAPIClient(cmd, env)
+		if err != nil {
+			return err
+		}
+		var p string
+		if resourceID != "" {
+			p, err = tagsResource()
+		} else {
+			p, err = tagNames(c, rel)
+		}
+		if err != nil {
+			return err
+		}
+		if method == "GET" && resourceID == "" && name == "" {
+			return listCall(cmd, env, c, p)
+		}
+		var out any
+		if err := c.Do(cmd.Context(), method, p, body, &out); err != nil || !print {
+			return err
+		}
+		return printOutput(cmd, env.Stdout, out)
 	}
 	subFlag := func(c *cobra.Command) {
 		c.Flags().StringVar(&sub, "subscription", "", "subscription id (default: the profile's)")
@@ -64,22 +88,7 @@ func newTagCmd(env Env) *cobra.Command {
 
 	list := &cobra.Command{Use: "list", Short: "List the subscription's tag names and values, or a resource's tags", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if resourceID != "" {
-				p, err := tagsResource()
-				if err != nil {
-					return err
-				}
-				return armCall(cmd, env, "GET", p, nil, true)
-			}
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			p, err := tagNames(c, "")
-			if err != nil {
-				return err
-			}
-			return listCall(cmd, env, c, p)
+			return send(cmd, "GET", "", nil, true)
 		}}
 	subFlag(list)
 	list.Flags().StringVar(&resourceID, "resource-id", "", "a resource group's or resource's id: its tags")
@@ -89,22 +98,11 @@ func newTagCmd(env Env) *cobra.Command {
 			if err := nameOrResource(); err != nil {
 				return err
 			}
+			var body any
 			if resourceID != "" {
-				p, err := tagsResource()
-				if err != nil {
-					return err
-				}
-				return armCall(cmd, env, "PUT", p, tagsBody(), true)
+				body = map[string]any{"properties": map[string]any{"tags": parseTags(tags)}}
 			}
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			p, err := tagNames(c, "")
-			if err != nil {
-				return err
-			}
-			return armCall(cmd, env, "PUT", p, nil, true)
+			return send(cmd, "PUT", "", body, true)
 		}}
 	subFlag(create)
 	create.Flags().StringVarP(&name, "name", "n", "", "the tag name to predefine")
@@ -120,12 +118,8 @@ func newTagCmd(env Env) *cobra.Command {
 			if op != "merge" && op != "replace" && op != "delete" {
 				return errors.New("--operation is merge, replace or delete")
 			}
-			p, err := tagsResource()
-			if err != nil {
-				return err
-			}
 			body := map[string]any{"operation": strings.ToUpper(op[:1]) + op[1:], "properties": map[string]any{"tags": parseTags(tags)}}
-			return armCall(cmd, env, "PATCH", p, body, true)
+			return send(cmd, "PATCH", "", body, true)
 		}}
 	update.Flags().StringVar(&resourceID, "resource-id", "", "a resource group's or resource's id")
 	update.Flags().StringVar(&operation, "operation", "", "merge (add or overwrite), replace (all of them) or delete (these names; with =value, only that value)")
@@ -144,22 +138,7 @@ func newTagCmd(env Env) *cobra.Command {
 			if !yes && !confirmed(cmd, env, "Are you sure you want to delete "+what+"?") {
 				return errors.New("not deleted (confirm, or pass --yes)")
 			}
-			if resourceID != "" {
-				p, err := tagsResource()
-				if err != nil {
-					return err
-				}
-				return armCall(cmd, env, "DELETE", p, nil, false)
-			}
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			p, err := tagNames(c, "")
-			if err != nil {
-				return err
-			}
-			return c.Do(cmd.Context(), "DELETE", p, nil, nil)
+			return send(cmd, "DELETE", "", nil, false)
 		}}
 	subFlag(del)
 	del.Flags().StringVarP(&name, "name", "n", "", "the predefined tag name (it must have no values left and be on nothing)")
@@ -172,15 +151,7 @@ func newTagCmd(env Env) *cobra.Command {
 				if name == "" || value == "" {
 					return errors.New("--name and --value are required")
 				}
-				c, err := newAPIClient(cmd, env)
-				if err != nil {
-					return err
-				}
-				p, err := tagNames(c, "/tagValues/"+url.PathEscape(value))
-				if err != nil {
-					return err
-				}
-				return armCall(cmd, env, method, p, nil, method == "PUT")
+				return send(cmd, method, "/tagValues/"+url.PathEscape(value), nil, method == "PUT")
 			}}
 		subFlag(c)
 		c.Flags().StringVarP(&name, "name", "n", "", "the predefined tag name")
