@@ -174,13 +174,8 @@ func listLocks(c *call) error {
 }
 
 // checkLocks refuses action at scope when a management lock forbids it
-// (authorize calls it for every change it allows): reads, and the
-// authorization provider's own operations (role assignments, locks), are
-// never locked out.
+// (authorize calls it for every change it allows; resources.CheckLocks says
+// which locks count).
 func (c *call) checkLocks(action string, scope *gatehouse.ResourceID) error {
-	a := strings.ToLower(action)
-	if strings.HasSuffix(a, "/read") || strings.HasPrefix(a, "microsoft.authorization/") || scope == nil {
-		return nil
-	}
-	return c.api.opts.Resources.CheckLocks(c.ctx(), scope, strings.HasSuffix(a, "/delete"))
+	return c.api.opts.Resources.CheckLocks(c.ctx(), scope, action)
 }

@@ -429,7 +429,7 @@ func (p *Portal) loadAccount(q *req) (*gatehouse.ResourceID, *accounts.Account, 
 // ARM's; audited as failed): the portal's changes obey locks as the
 // management API's do.
 func (p *Portal) locked(q *req, action string, scope *gatehouse.ResourceID, details map[string]string) error {
-	err := p.opts.Resources.CheckLocks(q.ctx(), scope, strings.HasSuffix(action, "/delete"))
+	err := p.opts.Resources.CheckLocks(q.ctx(), scope, action)
 	if err != nil {
 		code := ""
 		if e, ok := gatehouse.AsError(err); ok {
@@ -448,7 +448,7 @@ func denied(u *directory.User, action string, scope *gatehouse.ResourceID) error
 // keysPanel builds the keys panel: both slots with their usage evidence, and
 // the key values when keys is non-nil.
 func (p *Portal) keysPanel(q *req, id *gatehouse.ResourceID, a *accounts.Account, keys *accounts.Keys) (keysView, []accounts.PrincipalUsage, error) {
-	unlocked := p.opts.Resources.CheckLocks(q.ctx(), id, false) == nil
+	unlocked := p.opts.Resources.CheckLocks(q.ctx(), id, actListKeys) == nil
 	kv := keysView{
 		Base: resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name),
 		// A ReadOnly lock stops both (offered, they would answer 409).

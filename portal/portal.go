@@ -74,7 +74,7 @@ type (
 	// Resources lists subscriptions and checks management locks.
 	Resources interface {
 		Subscriptions(ctx context.Context) ([]*resources.Subscription, error)
-		CheckLocks(ctx context.Context, target *gatehouse.ResourceID, deleting bool) error
+		CheckLocks(ctx context.Context, target *gatehouse.ResourceID, action string) error
 		Locks(ctx context.Context, sub string) ([]*resources.Lock, error)
 		// TagNames lists the predefined tag names the tag form suggests.
 		TagNames(ctx context.Context, sub string) ([]*resources.TagName, error)

@@ -193,14 +193,23 @@ func Within(scope, ancestor string) bool {
 	return s == a || strings.HasPrefix(s, a+"/")
 }
 
-// CheckLocks refuses a change to target when a lock forbids it: a ReadOnly
-// lock on target or above it forbids any change, a CanNotDelete one a
-// delete; a delete is also refused when any lock sits below target (a
-// group's resources go with it). The error is ARM's 409 ScopeLocked.
-func (s *Service) CheckLocks(ctx context.Context, target *gatehouse.ResourceID, deleting bool) error {
-	if target.Subscription == "" {
+// CheckLocks refuses action at target when a management lock forbids it
+// (the error is ARM's 409 ScopeLocked): a ReadOnly lock on target or above
+// it forbids any change, a CanNotDelete one a delete. Deleting target
+// itself (action is its own type's delete) is also refused when any lock
+// sits below it, since a group's resources go with it; deleting something
+// target merely holds (a subscription's predefined tag name, a resource's
+// tags, a purge of a group's deleted account) is not, as a lock on another
+// resource there has nothing to do with it. Reads, and the authorization
+// provider's own operations (role assignments, locks), are never locked
+// out.
+func (s *Service) CheckLocks(ctx context.Context, target *gatehouse.ResourceID, action string) error {
+	a := strings.ToLower(action)
+	if target == nil || target.Subscription == "" || strings.HasSuffix(a, "/read") || strings.HasPrefix(a, "microsoft.authorization/") {
 		return nil
 	}
+	deleting := strings.HasSuffix(a, "/delete")
+	whole := deleting && strings.EqualFold(strings.TrimSuffix(a, "/delete"), typeOf(target))
 	locks, err := s.Locks(ctx, target.Subscription)
 	if err != nil || len(locks) == 0 {
 		return err
@@ -209,7 +218,7 @@ func (s *Service) CheckLocks(ctx context.Context, target *gatehouse.ResourceID, 
 	var held []string
 	for _, l := range locks {
 		above := Within(t, l.Scope)
-		if above && (l.Level == LockReadOnly || deleting) || deleting && Within(l.Scope, t) {
+		if above && (l.Level == LockReadOnly || deleting) || whole && Within(l.Scope, t) {
 			if !slices.ContainsFunc(held, func(h string) bool { return strings.EqualFold(h, l.Scope) }) {
 				held = append(held, l.Scope)
 			}
@@ -227,6 +236,18 @@ func (s *Service) CheckLocks(ctx context.Context, target *gatehouse.ResourceID, 
 	return gatehouse.Errorf(http.StatusConflict, "ScopeLocked",
 		"The scope '%s' cannot perform %s operation because following scope(s) are locked: '%s'. Please remove the lock and try again.",
 		clipID(t), op, clipID(strings.Join(held, "','")))
+}
+
+// typeOf is id's resource type as its delete action names it:
+// "Microsoft.Resources/subscriptions/resourceGroups" for a group.
+func typeOf(id *gatehouse.ResourceID) string {
+	switch {
+	case id.IsSubscription():
+		return "Microsoft.Resources/subscriptions"
+	case id.IsResourceGroup():
+		return "Microsoft.Resources/subscriptions/resourceGroups"
+	}
+	return id.Type()
 }
 
 func clipID(s string) string {

@@ -177,29 +177,51 @@ func TestLocks(t *testing.T) {
 		if got, err := svc.GetLock(ctx, rg, "keep"); err != nil || got.Notes != "still prod" {
 			t.Fatalf("get: %+v %v", got, err)
 		}
-		locked := func(target *gatehouse.ResourceID, deleting bool) bool {
+		locked := func(target *gatehouse.ResourceID, action string) bool {
 			t.Helper()
-			err := svc.CheckLocks(ctx, target, deleting)
+			err := svc.CheckLocks(ctx, target, action)
 			if err != nil && gatehouse.ErrorStatus(err) != 409 {
 				t.Fatalf("CheckLocks: %v", err)
 			}
 			return err != nil
 		}
+		const (
+			acctWrite     = "Microsoft.CognitiveServices/accounts/write"
+			acctDelete    = "Microsoft.CognitiveServices/accounts/delete"
+			groupWrite    = "Microsoft.Resources/subscriptions/resourceGroups/write"
+			groupDelete   = "Microsoft.Resources/subscriptions/resourceGroups/delete"
+			tagsDelete    = "Microsoft.Resources/tags/delete"
+			tagNameDelete = "Microsoft.Resources/subscriptions/tagNames/delete"
+		)
+		subID := id("/subscriptions/" + sub)
 		for _, c := range []struct {
-			target   *gatehouse.ResourceID
-			deleting bool
-			want     bool
-		}{{acct, true, true}, {acct, false, false}, {rg, true, true}, {rg, false, false}, {other, true, false}} {
-			if got := locked(c.target, c.deleting); got != c.want {
-				t.Errorf("CanNotDelete on the group: %s deleting=%v locked=%v", c.target, c.deleting, got)
+			target *gatehouse.ResourceID
+			action string
+			want   bool
+		}{
+			{acct, acctDelete, true}, {acct, acctWrite, false}, {rg, groupDelete, true}, {rg, groupWrite, false},
+			{other, acctDelete, false},
+			// A delete of something the scope holds, not of the scope: the
+			// lock above counts, a lock below does not.
+			{acct, tagsDelete, true}, {subID, tagNameDelete, false},
+			{acct, "Microsoft.CognitiveServices/accounts/read", false},
+			{acct, "Microsoft.Authorization/roleAssignments/delete", false},
+		} {
+			if got := locked(c.target, c.action); got != c.want {
+				t.Errorf("CanNotDelete on the group: %s %s locked=%v", c.target, c.action, got)
 			}
 		}
 		if _, _, err := svc.PutLock(ctx, acct, "frozen", resources.LockSpec{Level: "ReadOnly"}, "me"); err != nil {
 			t.Fatal(err)
 		}
 		// ReadOnly on the account: its writes; a delete of the subscription's group above it.
-		if !locked(acct, false) || locked(rg, false) || !locked(id("/subscriptions/"+sub+"/resourceGroups/prod"), true) {
+		if !locked(acct, acctWrite) || locked(rg, groupWrite) || !locked(id("/subscriptions/"+sub+"/resourceGroups/prod"), groupDelete) {
 			t.Error("ReadOnly on the account")
+		}
+		// Deleting the subscription's tags is a change to it, not to the
+		// account below it.
+		if locked(subID, tagsDelete) || !locked(acct, tagsDelete) {
+			t.Error("ReadOnly on the account: tags")
 		}
 		if l, err := svc.Locks(ctx, strings.ToUpper(sub)); err != nil || len(l) != 2 {
 			t.Fatalf("locks: %v %v", l, err)
@@ -213,7 +235,7 @@ func TestLocks(t *testing.T) {
 				t.Fatalf("delete %s: %v %v", name, existed, err)
 			}
 		}
-		if locked(acct, true) {
+		if locked(acct, acctDelete) {
 			t.Error("locked after every lock was deleted")
 		}
 	})
