@@ -82,6 +82,11 @@ var AllowedDetails = map[string]bool{
 	"restore":                       true, // "true" when a write recovered a soft-deleted account
 	"operation":                     true, // a tags PATCH's operation: merge, replace or delete
 	"tagName":                       true, // a tag's name (resource metadata), never its value
+	"level":                         true, // a management lock's level: CanNotDelete or ReadOnly
+	// a federated identity credential's issuer URL and subject claim: the
+	// public names of the outside identity it trusts (it holds no secret)
+	"issuer":  true,
+	"subject": true,
 }
 
 // Record is a stored entry with its place in the chain.
