@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/internal/jsonutf8"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 )
@@ -140,12 +140,13 @@ func (c *call) decode(v any) error {
 		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized: the body is empty.")
 	}
 	// Every ARM body is an object; and a string that is not UTF-8 would
-	// be stored with U+FFFD in place of its bytes, so it is refused.
+	// be stored with U+FFFD in place of its bytes (or of an unpaired
+	// surrogate's escape), so it is refused.
 	if trimmed := bytes.TrimSpace(body); trimmed[0] != '{' {
 		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized: a JSON object is required.")
 	}
-	if !utf8.Valid(body) {
-		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized: the body is not valid UTF-8.")
+	if !jsonutf8.Valid(body) {
+		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized: the body is not valid UTF-8, or escapes an unpaired surrogate.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {

@@ -11,12 +11,12 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/internal/jsonutf8"
 	"github.com/gatehouse/gatehouse/server"
 )
 
@@ -218,8 +218,8 @@ func decode(r *http.Request, v any) error {
 	if len(body) == 0 || body[0] != '{' {
 		return badRequest("The request body must be a JSON object.")
 	}
-	if !utf8.Valid(body) {
-		return badRequest("The request body is not valid UTF-8.")
+	if !jsonutf8.Valid(body) {
+		return badRequest("The request body is not valid UTF-8, or escapes an unpaired surrogate.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

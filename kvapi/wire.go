@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/jsonutf8"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/storage"
 	"github.com/gatehouse/gatehouse/vault"
@@ -69,9 +69,10 @@ func (c *call) decode(v any) error {
 		return gatehouse.BadRequestf(vault.CodeBadParameter, "The request body must be a JSON object.")
 	}
 	// A value that is not UTF-8 would be stored with U+FFFD in place of
-	// its bytes and read back different: refused instead.
-	if !utf8.Valid(body) {
-		return gatehouse.BadRequestf(vault.CodeBadParameter, "The request body is not valid UTF-8.")
+	// its bytes (or of an unpaired surrogate's escape) and read back
+	// different: refused instead.
+	if !jsonutf8.Valid(body) {
+		return gatehouse.BadRequestf(vault.CodeBadParameter, "The request body is not valid UTF-8, or escapes an unpaired surrogate.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {

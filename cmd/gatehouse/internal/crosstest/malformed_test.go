@@ -148,16 +148,19 @@ func testMalformedSweep(t *testing.T, e *env) {
 	}
 
 	bodies := map[string]string{
-		"not-json":       "not json",
-		"truncated":      `{"a":`,
-		"array":          `[]`,
-		"string":         `"x"`,
-		"null":           `null`,
-		"number":         `123`,
-		"deep":           strings.Repeat("[", 100000) + strings.Repeat("]", 100000),
-		"deep-object":    strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20000),
-		"wrong-types":    `{"properties":"x","location":5,"sku":[],"kind":{},"value":7,"tags":"t","displayName":[],"messages":"m","analysisInput":1,"attributes":"a","keyName":9}`,
-		"bad-utf8":       "{\"location\":\"\xff\xfe\",\"value\":\"\xc3\x28\",\"displayName\":\"\xed\xa0\x80\"}",
+		"not-json":    "not json",
+		"truncated":   `{"a":`,
+		"array":       `[]`,
+		"string":      `"x"`,
+		"null":        `null`,
+		"number":      `123`,
+		"deep":        strings.Repeat("[", 100000) + strings.Repeat("]", 100000),
+		"deep-object": strings.Repeat(`{"a":`, 20000) + "1" + strings.Repeat("}", 20000),
+		"wrong-types": `{"properties":"x","location":5,"sku":[],"kind":{},"value":7,"tags":"t","displayName":[],"messages":"m","analysisInput":1,"attributes":"a","keyName":9}`,
+		"bad-utf8":    "{\"location\":\"\xff\xfe\",\"value\":\"\xc3\x28\",\"displayName\":\"\xed\xa0\x80\"}",
+		// encoding/json would decode these escapes to U+FFFD: refused as
+		// bad UTF-8 is.
+		"lone-surrogate": `{"location":"w\ud800","value":"pw-\ud800-end","displayName":"\udc00x","tags":{"k":"v\udc00"},"keyName":"Key1\ud83d"}`,
 		"nul":            `{"location":"a\u0000b","value":"a\u0000b","displayName":"a\u0000b","keyName":"Key1\u0000","properties":{"roleName":"a\u0000b","permissions":[{"actions":["*/read"]}],"assignableScopes":["/subscriptions/` + e.sub + `"]},"userPrincipalName":"a\u0000b@x.test","name":"a\u0000b"}`,
 		"huge":           `{"value":"` + strings.Repeat("x", 6<<20) + `"}`,
 		"duplicate-keys": `{"keyName":"Key1","keyName":7,"value":"a","value":{}}`,
@@ -261,7 +264,7 @@ func testMalformedSweep(t *testing.T, e *env) {
 			}
 			for what, body := range bodies {
 				status := send(t, tg, "body "+what, tg.method, tg.url(tg.name, tg.query), ctype, body)
-				refuse := !tg.ignoresBody && (mustRefuse[what] || tg.stores && what == "bad-utf8")
+				refuse := !tg.ignoresBody && (mustRefuse[what] || tg.stores && (what == "bad-utf8" || what == "lone-surrogate"))
 				if refuse && status < 400 {
 					t.Errorf("%s body %s: %d, want it refused", tg.label, what, status)
 				}
