@@ -182,6 +182,11 @@ func (a *API) serve(c *call, h func(*call) error) error {
 	if err := checkAPIVersion(r); err != nil {
 		return err
 	}
+	// No name holds a slash, and ServeMux would route "/secrets/%2F" as
+	// the list "/secrets/".
+	if strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") {
+		return gatehouse.BadRequestf(vault.CodeBadParameter, "The request path is not valid: a name cannot contain '/'.")
+	}
 	return h(c)
 }
 

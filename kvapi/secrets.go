@@ -98,11 +98,23 @@ type attributesBody struct {
 	Expires   *int64 `json:"exp"`
 }
 
-func fromUnix(p *int64) time.Time {
+// maxUnix is 9999-12-31T23:59:59Z, the last second an attribute time
+// holds (Key Vault's are DateTimes).
+const maxUnix = 253402300799
+
+// attrTime is the attribute field (nbf or exp) as a time, zero when it is
+// absent. Outside 1970 to 9999 it is 400: time.Unix would wrap such a
+// number round, and a secret "not valid before year 292 billion" would be
+// stored as valid since the past.
+func attrTime(p *int64, field string) (time.Time, error) {
 	if p == nil {
-		return time.Time{}
+		return time.Time{}, nil
 	}
-	return time.Unix(*p, 0).UTC()
+	if *p < 0 || *p > maxUnix {
+		return time.Time{}, gatehouse.BadRequestf(vault.CodeBadParameter,
+			"The attribute '%s' is out of range: a time in Unix seconds from 1970 through 9999 is required.", field).WithTarget("attributes." + field)
+	}
+	return time.Unix(*p, 0).UTC(), nil
 }
 
 // PUT /secrets/{name}: a new version (200 SecretBundle, as Go accepts only 200).
@@ -128,7 +140,13 @@ func setSecret(c *call) error {
 		in.ContentType = *body.ContentType
 	}
 	if a := body.Attributes; a != nil {
-		in.Enabled, in.NotBefore, in.Expires = a.Enabled, fromUnix(a.NotBefore), fromUnix(a.Expires)
+		in.Enabled = a.Enabled
+		if in.NotBefore, err = attrTime(a.NotBefore, "nbf"); err != nil {
+			return err
+		}
+		if in.Expires, err = attrTime(a.Expires, "exp"); err != nil {
+			return err
+		}
 	}
 	s, err := c.api.opts.Vaults.SetSecret(c.ctx(), c.vault, name, in)
 	if err != nil {
@@ -156,11 +174,17 @@ func updateSecret(c *call) error {
 	if a := body.Attributes; a != nil {
 		in.Enabled = a.Enabled
 		if a.NotBefore != nil {
-			t := fromUnix(a.NotBefore)
+			t, err := attrTime(a.NotBefore, "nbf")
+			if err != nil {
+				return err
+			}
 			in.NotBefore = &t
 		}
 		if a.Expires != nil {
-			t := fromUnix(a.Expires)
+			t, err := attrTime(a.Expires, "exp")
+			if err != nil {
+				return err
+			}
 			in.Expires = &t
 		}
 	}

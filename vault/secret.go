@@ -226,7 +226,17 @@ func validateSet(name string, in *SetInput) error {
 	return validateTags(in.Tags)
 }
 
+// validateTimes refuses an expiry before the not-before time, and a time
+// outside 1970 through 9999 (what the wire's Unix seconds carry).
 func validateTimes(nbf, exp time.Time) error {
+	for _, t := range []struct {
+		name string
+		at   time.Time
+	}{{"nbf", nbf}, {"exp", exp}} {
+		if !t.at.IsZero() && (t.at.Before(time.Unix(0, 0)) || t.at.Year() > 9999) {
+			return gatehouse.BadRequestf(CodeBadParameter, "The attribute '%s' is out of range: a time from 1970 through 9999 is required.", t.name).WithTarget("attributes." + t.name)
+		}
+	}
 	if !nbf.IsZero() && !exp.IsZero() && exp.Before(nbf) {
 		return gatehouse.BadRequestf(CodeBadParameter, "The expiry time (exp) must be after the not-before time (nbf).").WithTarget("attributes")
 	}
