@@ -15,6 +15,7 @@ import (
 // passwordCredential is Graph's view of a client secret. SecretText is set
 // only in addPassword's response.
 type passwordCredential struct {
+	ODataType           string  `json:"@odata.type,omitempty"` // as keyCredential's
 	CustomKeyIdentifier *string `json:"customKeyIdentifier"`
 	DisplayName         *string `json:"displayName"`
 	EndDateTime         *string `json:"endDateTime"`
@@ -28,6 +29,9 @@ type passwordCredential struct {
 // $select=keyCredentials asks for it in Graph; here it is always null on
 // output and base64 DER (or PEM) on input.
 type keyCredential struct {
+	// ODataType is the annotation az puts on every entry it sends
+	// ("#microsoft.graph.keyCredential"); never written.
+	ODataType           string  `json:"@odata.type,omitempty"`
 	CustomKeyIdentifier *string `json:"customKeyIdentifier"`
 	DisplayName         *string `json:"displayName"`
 	EndDateTime         *string `json:"endDateTime"`
@@ -336,6 +340,9 @@ func gatehouse400(target, msg string) error {
 func certSpecs(creds []keyCredential) ([]directory.CertificateSpec, error) {
 	var specs []directory.CertificateSpec
 	for _, k := range creds {
+		if k.ODataType != "" && !strings.EqualFold(k.ODataType, "#microsoft.graph.keyCredential") {
+			return nil, gatehouse400("keyCredentials.@odata.type", "Only '#microsoft.graph.keyCredential' is valid here.")
+		}
 		if k.Type != "" && k.Type != "AsymmetricX509Cert" {
 			return nil, gatehouse400("keyCredentials.type", "Only 'AsymmetricX509Cert' is supported.")
 		}

@@ -999,8 +999,16 @@ func TestAzCLI(t *testing.T) {
 		must(t, err)
 		app, err := e.Directory.CreateApplication(t.Context(), directory.ApplicationSpec{DisplayName: "az-cert", ServicePrincipal: true})
 		must(t, err)
-		_, err = e.Directory.AddCertificate(t.Context(), app.AppID, directory.CertificateSpec{Data: der})
-		must(t, err)
+		// The certificate goes on through az, whose keyCredentials
+		// entries carry "@odata.type".
+		certFile := filepath.Join(t.TempDir(), "cert.pem")
+		must(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+		az.run("ad", "app", "credential", "reset", "--id", app.AppID, "--cert", "@"+certFile, "--append")
+		var thumbprints []string
+		az.json(&thumbprints, "ad", "app", "credential", "list", "--id", app.AppID, "--cert", "--query", "[].customKeyIdentifier")
+		if len(thumbprints) != 1 {
+			t.Fatalf("az ad app credential list --cert: %v", thumbprints)
+		}
 		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 		must(t, err)
 		file := filepath.Join(t.TempDir(), "sp.pem")
