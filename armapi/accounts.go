@@ -1,6 +1,7 @@
 package armapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"sort"
 	"strconv"
@@ -156,6 +157,14 @@ type accountBody struct {
 		// Restore recovers the soft-deleted account (az cognitiveservices
 		// account recover sends only it and the location).
 		Restore *bool `json:"restore"`
+		// What Gatehouse does not do is refused (spec), never dropped: a
+		// customer-managed key, storage of the customer's own, a kind's
+		// API properties.
+		Encryption *struct {
+			KeySource string `json:"keySource"`
+		} `json:"encryption"`
+		UserOwnedStorage []json.RawMessage          `json:"userOwnedStorage"`
+		APIProperties    map[string]json.RawMessage `json:"apiProperties"`
 	} `json:"properties"`
 }
 
@@ -168,8 +177,22 @@ type identityBody struct {
 // user-assigned identity.
 type emptyObject struct{}
 
-func (b *accountBody) spec() accounts.Spec {
+func (b *accountBody) spec() (accounts.Spec, error) {
 	s := accounts.Spec{Kind: b.Kind, Location: b.Location, SKU: b.SKU, Tags: b.Tags}
+	if p := b.Properties; p != nil {
+		if e := p.Encryption; e != nil && e.KeySource != "" && !strings.EqualFold(e.KeySource, "Microsoft.CognitiveServices") {
+			return s, gatehouse.BadRequestf("CustomerManagedKeyNotSupported",
+				"Gatehouse seals an account's keys and credentials with its own master key (README: encryption at rest): properties.encryption.keySource can only be Microsoft.CognitiveServices.").WithTarget("properties.encryption.keySource")
+		}
+		if len(p.UserOwnedStorage) > 0 {
+			return s, gatehouse.BadRequestf("UserOwnedStorageNotSupported",
+				"Gatehouse keeps an account's data in its own store: properties.userOwnedStorage is not supported.").WithTarget("properties.userOwnedStorage")
+		}
+		if len(p.APIProperties) > 0 {
+			return s, gatehouse.BadRequestf("ApiPropertiesNotSupported",
+				"No kind Gatehouse serves takes API properties: properties.apiProperties is not supported.").WithTarget("properties.apiProperties")
+		}
+	}
 	if b.Identity != nil {
 		s.Identity = &accounts.IdentitySpec{Type: b.Identity.Type}
 		for id := range b.Identity.UserAssignedIdentities {
@@ -183,7 +206,7 @@ func (b *accountBody) spec() accounts.Spec {
 			RestrictOutboundNetworkAccess: p.RestrictOutbound, AllowedFQDNList: p.AllowedFqdnList}
 		s.Restore = p.Restore != nil && *p.Restore
 	}
-	return s
+	return s, nil
 }
 
 // accountID is the account of the path. The name is validated here, so a
@@ -268,7 +291,10 @@ func putAccount(c *call) error {
 	if err := c.decode(&body); err != nil {
 		return err
 	}
-	spec := body.spec()
+	spec, err := body.spec()
+	if err != nil {
+		return err
+	}
 	if err := c.authorizeIdentities(spec.Identity); err != nil {
 		return err
 	}
@@ -292,7 +318,10 @@ func patchAccount(c *call) error {
 	if err := c.decode(&body); err != nil {
 		return err
 	}
-	spec := body.spec()
+	spec, err := body.spec()
+	if err != nil {
+		return err
+	}
 	if err := c.authorizeIdentities(spec.Identity); err != nil {
 		return err
 	}

@@ -568,6 +568,26 @@ func TestAzCLI(t *testing.T) {
 			t.Fatalf("create over a deleted account: %v %s", err, az.clean(errOut))
 		}
 		az.run("cognitiveservices", "account", "recover", "-l", "westus", "-g", group, "-n", name)
+		// What Gatehouse does not do is refused, not dropped.
+		for flag, code := range map[string]string{
+			"--encryption":     "CustomerManagedKeyNotSupported",
+			"--storage":        "UserOwnedStorageNotSupported",
+			"--api-properties": "ApiPropertiesNotSupported",
+		} {
+			value := map[string]string{
+				"--encryption": `{"keySource":"Microsoft.KeyVault","keyVaultProperties":{"keyName":"k","keyVersion":"1","keyVaultUri":"https://kv.example/"}}`,
+				"--storage":    `[{"resourceId":"/subscriptions/` + e.sub + `/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/z"}]`,
+			}[flag]
+			args := []string{"cognitiveservices", "account", "update", "-n", name, "-g", group, flag}
+			if flag == "--api-properties" {
+				args = append(args, "qnaRuntimeEndpoint=https://x.example")
+			} else {
+				args = append(args, value)
+			}
+			if _, errOut, err := az.try(args...); err == nil || !strings.Contains(errOut, code) {
+				t.Fatalf("az account update %s: %v %s", flag, err, az.clean(errOut))
+			}
+		}
 		var recovered map[string]string
 		az.json(&recovered, "cognitiveservices", "account", "keys", "list", "-n", name, "-g", group)
 		if recovered["key1"] != after["key1"] || recovered["key2"] != after["key2"] {
