@@ -108,6 +108,10 @@ type vaultBody struct {
 		PublicNetworkAccess       *string       `json:"publicNetworkAccess"`
 		NetworkACLs               *netacl.Rules `json:"networkAcls"`
 		CreateMode                string        `json:"createMode"`
+		// Refused when true (vault.Spec.EnabledFor).
+		EnabledForDeployment         *bool `json:"enabledForDeployment"`
+		EnabledForDiskEncryption     *bool `json:"enabledForDiskEncryption"`
+		EnabledForTemplateDeployment *bool `json:"enabledForTemplateDeployment"`
 	} `json:"properties"`
 }
 
@@ -117,6 +121,8 @@ func (b *vaultBody) spec(p gatehouse.Principal) vault.Spec {
 		s.TenantID, s.SKU, s.EnableSoftDelete, s.RetentionDays = pr.TenantID, pr.SKU, pr.EnableSoftDelete, pr.SoftDeleteRetentionInDays
 		s.EnablePurgeProtection, s.EnableRbacAuthorization = pr.EnablePurgeProtection, pr.EnableRbacAuthorization
 		s.PublicNetworkAccess, s.NetworkACLs, s.CreateMode = pr.PublicNetworkAccess, pr.NetworkACLs, pr.CreateMode
+		s.EnabledFor = map[string]*bool{"enabledForDeployment": pr.EnabledForDeployment,
+			"enabledForDiskEncryption": pr.EnabledForDiskEncryption, "enabledForTemplateDeployment": pr.EnabledForTemplateDeployment}
 	}
 	if s.TenantID == "" {
 		s.TenantID = p.TenantID

@@ -166,6 +166,12 @@ type Spec struct {
 	// CreateMode "recover" recovers a soft-deleted vault; "" or "default"
 	// creates or updates.
 	CreateMode string
+	// EnabledFor are properties.enabledForDeployment,
+	// enabledForDiskEncryption and enabledForTemplateDeployment: Azure
+	// lets its own platforms (VMs, disk encryption, template
+	// deployments) read the secrets. There are none here, so only false
+	// (or absent) is taken.
+	EnabledFor map[string]*bool
 }
 
 // ParseID parses a vault's ARM id; ok is false for anything else.
@@ -309,6 +315,12 @@ func validateSpec(spec *Spec) error {
 	if d := spec.RetentionDays; d != nil && (*d < MinRetentionDays || *d > MaxRetentionDays) {
 		return badRequest("properties.softDeleteRetentionInDays",
 			"The 'softDeleteRetentionInDays' property must be between %d and %d.", MinRetentionDays, MaxRetentionDays)
+	}
+	for _, name := range []string{"enabledForDeployment", "enabledForDiskEncryption", "enabledForTemplateDeployment"} {
+		if on := spec.EnabledFor[name]; on != nil && *on {
+			return badRequest("properties."+name,
+				"Gatehouse has no Azure platform to let read a vault's secrets: %s must be false (grant an identity a Key Vault role instead).", name)
+		}
 	}
 	if r := spec.EnableRbacAuthorization; r != nil && !*r {
 		return badRequest("properties.enableRbacAuthorization",

@@ -966,6 +966,10 @@ func TestAzCLI(t *testing.T) {
 		if v.Name != kv || v.Properties.VaultURI != "https://"+kv+".vault."+e.Host+"/" || !v.Properties.EnableRbacAuthorization {
 			t.Fatalf("az keyvault create: %+v", v)
 		}
+		// Letting Azure's platforms read the secrets is refused, not dropped.
+		if _, errOut, err := az.try("keyvault", "update", "-n", kv, "-g", group, "--enabled-for-deployment", "true"); err == nil || !strings.Contains(errOut, "enabledForDeployment must be false") {
+			t.Fatalf("az keyvault update --enabled-for-deployment: %v %s", err, az.clean(errOut))
+		}
 		// Without -g, az finds the vault through the generic resource list.
 		var names []string
 		az.json(&names, "keyvault", "list", "--query", "[].name")
