@@ -177,19 +177,41 @@ func (c *call) resourcesIn(scope *gatehouse.ResourceID, keep func(action string,
 // maxFilterClauses bounds the $filter a list accepts.
 const maxFilterClauses = 8
 
-// parseResourceFilter understands the OData subset az and the SDKs send
-// to the generic list: clauses "field eq 'value'" joined by "and", with
-// field resourceType, name, resourceGroup, tagName or tagValue (values
-// compared case-insensitively, as ARM does; a doubled quote escapes one). Anything
-// else is 400 InvalidFilterInQueryString, never silently ignored.
+// resourceFields are the fields the generic resource list filters on.
+var resourceFields = []string{"resourceType", "name", "resourceGroup", "location", "tagName", "tagValue"}
+
+// parseResourceFilter is the generic list's $filter.
 func parseResourceFilter(f string) (func(genericResourceJSON) bool, error) {
+	match, err := parseFilter(f, resourceFields)
+	if err != nil {
+		return nil, err
+	}
+	return func(r genericResourceJSON) bool {
+		return match(filterable{typ: r.Type, name: r.Name, group: r.group, location: r.Location, tags: r.Tags})
+	}, nil
+}
+
+// filterable is what a $filter clause looks at.
+type filterable struct {
+	typ, name, group, location string
+	tags                       map[string]string
+}
+
+// parseFilter understands the OData subset az and the SDKs send to ARM's
+// lists: clauses "field eq 'value'" joined by "and", with the fields the
+// list takes (of resourceType, name, resourceGroup, location, tagName and
+// tagValue; values compared case-insensitively, as ARM does, a tag's
+// value exactly; a doubled quote escapes one). Anything else is 400
+// InvalidFilterInQueryString, never silently ignored: a script that
+// deletes what a filtered list returns must not get everything.
+func parseFilter(f string, fields []string) (func(filterable) bool, error) {
 	f = strings.TrimSpace(f)
 	if f == "" {
-		return func(genericResourceJSON) bool { return true }, nil
+		return func(filterable) bool { return true }, nil
 	}
-	bad := func() (func(genericResourceJSON) bool, error) {
+	bad := func() (func(filterable) bool, error) {
 		return nil, gatehouse.BadRequestf("InvalidFilterInQueryString",
-			"The $filter '%s' is not supported: use clauses field eq 'value' joined by 'and', with field resourceType, name, resourceGroup, tagName or tagValue.", clip(f))
+			"The $filter '%s' is not supported: use clauses field eq 'value' joined by 'and', with field %s.", clip(f), orList(fields))
 	}
 	type clause struct{ field, value string }
 	var clauses []clause
@@ -224,9 +246,7 @@ func parseResourceFilter(f string) (func(genericResourceJSON) bool, error) {
 		if i >= len(after) {
 			return bad() // unterminated string
 		}
-		switch strings.ToLower(field) {
-		case "resourcetype", "name", "resourcegroup", "tagname", "tagvalue":
-		default:
+		if !slices.ContainsFunc(fields, func(name string) bool { return strings.EqualFold(name, field) }) {
 			return bad()
 		}
 		clauses = append(clauses, clause{strings.ToLower(field), value.String()})
@@ -243,35 +263,47 @@ func parseResourceFilter(f string) (func(genericResourceJSON) bool, error) {
 		}
 		rest = next
 	}
-	return func(r genericResourceJSON) bool {
+	return func(r filterable) bool {
 		tagName := ""
 		for _, c := range clauses {
 			switch c.field {
 			case "resourcetype":
-				if !strings.EqualFold(r.Type, c.value) {
+				if !strings.EqualFold(r.typ, c.value) {
 					return false
 				}
 			case "name":
-				if !strings.EqualFold(r.Name, c.value) {
+				if !strings.EqualFold(r.name, c.value) {
 					return false
 				}
 			case "resourcegroup":
 				if !strings.EqualFold(r.group, c.value) {
 					return false
 				}
+			case "location":
+				if !strings.EqualFold(r.location, c.value) {
+					return false
+				}
 			case "tagname":
 				tagName = c.value
-				if _, ok := tagFold(r.Tags, c.value); !ok {
+				if _, ok := tagFold(r.tags, c.value); !ok {
 					return false
 				}
 			case "tagvalue":
-				if v, ok := tagFold(r.Tags, tagName); tagName == "" || !ok || v != c.value {
+				if v, ok := tagFold(r.tags, tagName); tagName == "" || !ok || v != c.value {
 					return false
 				}
 			}
 		}
 		return true
 	}, nil
+}
+
+// orList is "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // tagFold looks a tag up by name, case-insensitively (ARM tag names are).

@@ -7,7 +7,7 @@ import (
 )
 
 func TestParseResourceFilter(t *testing.T) {
-	kv := genericResourceJSON{Name: "KV1", Type: "Microsoft.KeyVault/vaults", group: "Team-A", Tags: map[string]string{"Env": "prod"}}
+	kv := genericResourceJSON{Name: "KV1", Type: "Microsoft.KeyVault/vaults", group: "Team-A", Location: "westus", Tags: map[string]string{"Env": "prod"}}
 	tests := []struct {
 		name, filter string
 		match        bool
@@ -23,7 +23,9 @@ func TestParseResourceFilter(t *testing.T) {
 		{"tag-other-value", "tagName eq 'env' and tagValue eq 'dev'", false, false},
 		{"quoted-quote", "name eq 'it''s'", false, false},
 		{"tag-value-alone", "tagValue eq 'prod'", false, false},
-		{"unknown-field", "location eq 'westus'", false, true},
+		{"location", "location eq 'WestUS'", true, false},
+		{"other-location", "location eq 'eastus' and resourceType eq 'Microsoft.KeyVault/vaults'", false, false},
+		{"unknown-field", "kind eq 'OpenAI'", false, true},
 		{"or", "name eq 'a' or name eq 'b'", false, true},
 		{"unterminated", "name eq 'kv1", false, true},
 		{"unquoted", "name eq kv1", false, true},
@@ -46,6 +48,26 @@ func TestParseResourceFilter(t *testing.T) {
 				t.Fatalf("match %v, want %v", got, tt.match)
 			}
 		})
+	}
+}
+
+// TestGroupFilter: the group list takes its fields only.
+func TestGroupFilter(t *testing.T) {
+	g := filterable{name: "g1", location: "westus", tags: map[string]string{"team": "a"}}
+	for filter, want := range map[string]bool{
+		"tagname eq 'team' and tagvalue eq 'a'": true,
+		"tagName eq 'Team'":                     true,
+		"tagname eq 'team' and tagvalue eq 'b'": false,
+		"tagname eq 'c'":                        false,
+		"name eq 'G1' and location eq 'westus'": true,
+	} {
+		match, err := parseFilter(filter, groupFields)
+		if err != nil || match(g) != want {
+			t.Errorf("%s: %v %v, want %v", filter, match != nil && match(g), err, want)
+		}
+	}
+	if _, err := parseFilter("resourceType eq 'Microsoft.KeyVault/vaults'", groupFields); gatehouse.ErrorStatus(err) != 400 {
+		t.Errorf("a resource type filter on groups: %v", err)
 	}
 }
 

@@ -248,7 +248,15 @@ func groupView(g *resources.Group) groupJSON {
 		Location: g.Location, Tags: tags, Properties: map[string]string{"provisioningState": "Succeeded"}}
 }
 
+// groupFields are the fields the group list filters on (az group list
+// --tag sends tagName and tagValue).
+var groupFields = []string{"name", "location", "tagName", "tagValue"}
+
 func listGroups(c *call) error {
+	match, err := parseFilter(c.r.URL.Query().Get("$filter"), groupFields)
+	if err != nil {
+		return err
+	}
 	s, err := c.subscription()
 	if err != nil {
 		return err
@@ -259,7 +267,7 @@ func listGroups(c *call) error {
 	}
 	out := list[groupJSON]{Value: []groupJSON{}}
 	for _, g := range groups {
-		if c.can(actGroupRead, g.ID()) {
+		if match(filterable{name: g.Name, location: g.Location, tags: g.Tags}) && c.can(actGroupRead, g.ID()) {
 			out.Value = append(out.Value, groupView(g))
 		}
 	}

@@ -443,6 +443,15 @@ func TestAzCLI(t *testing.T) {
 		if !slices.ContainsFunc(groups, func(g struct{ Name string }) bool { return g.Name == group }) {
 			t.Fatalf("az group list: %v", groups)
 		}
+		// --tag narrows the list (a $filter the server must not ignore).
+		az.json(&groups, "group", "list", "--tag", "team=a")
+		if len(groups) != 1 || groups[0].Name != group {
+			t.Fatalf("az group list --tag team=a: %v", groups)
+		}
+		az.json(&groups, "group", "list", "--tag", "team=b")
+		if len(groups) != 0 {
+			t.Fatalf("az group list --tag team=b: %v", groups)
+		}
 
 		var acct struct {
 			ID, Name, Kind string
@@ -1000,6 +1009,14 @@ func TestAzCLI(t *testing.T) {
 		slices.Sort(names)
 		if !slices.Equal(names, []string{"az-web", kv}) {
 			t.Fatalf("az resource list -g: %v", names)
+		}
+		az.json(&names, "resource", "list", "-g", group, "-l", "westus", "--query", "[].name")
+		if !slices.Contains(names, kv) {
+			t.Fatalf("az resource list -l westus: %v", names)
+		}
+		az.json(&names, "resource", "list", "-g", group, "-l", "eastus", "--query", "[].name")
+		if slices.Contains(names, kv) {
+			t.Fatalf("az resource list -l eastus: %v", names)
 		}
 		az.run("keyvault", "delete", "-n", kv)
 		az.json(&names, "keyvault", "list-deleted", "--query", "[].name")
