@@ -386,6 +386,67 @@ func (d *Directory) AddFederated(ctx context.Context, id string, f FederatedCred
 	return rec.view(), nil
 }
 
+// FederatedPatch is what an update of a federated credential changes: nil
+// fields are left as they are. Name, when given, must be the credential's
+// own (it cannot change, as in Entra).
+type FederatedPatch struct {
+	Name, Issuer, Subject, Description *string
+	Audiences                          *[]string
+	JWKS                               json.RawMessage
+}
+
+// UpdateFederated changes the federated credential whose id or name is
+// ficID, validated as a new one is. ErrNotFound, ErrInvalid,
+// ErrAlreadyExists (another credential has the issuer and subject).
+func (d *Directory) UpdateFederated(ctx context.Context, id, ficID string, p FederatedPatch) (FederatedCredential, error) {
+	e := d.findApp(id)
+	if e == nil {
+		return FederatedCredential{}, notFound("The application %q does not exist.", clip(id))
+	}
+	var out federatedRecord
+	_, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
+		i := slices.IndexFunc(r.Federated, func(f federatedRecord) bool {
+			return strings.EqualFold(f.ID, ficID) || strings.EqualFold(f.Name, ficID)
+		})
+		if i < 0 {
+			return notFound("The application has no federated identity credential %q.", clip(ficID))
+		}
+		f := r.Federated[i].view()
+		if p.Name != nil && !strings.EqualFold(*p.Name, f.Name) {
+			return invalid("name", "The name of a federated identity credential cannot be changed.")
+		}
+		for dst, src := range map[*string]*string{&f.Issuer: p.Issuer, &f.Subject: p.Subject, &f.Description: p.Description} {
+			if src != nil {
+				*dst = *src
+			}
+		}
+		if p.Audiences != nil {
+			f.Audiences = slices.Clone(*p.Audiences)
+		}
+		if p.JWKS != nil {
+			f.JWKS = p.JWKS
+		}
+		if err := validFederated(&f); err != nil {
+			return err
+		}
+		for j, have := range r.Federated {
+			if j != i && have.Issuer == f.Issuer && have.Subject == f.Subject {
+				return alreadyExists("A federated identity credential with this issuer and subject already exists.")
+			}
+		}
+		out = federatedRecord{ID: f.ID, Name: f.Name, Issuer: f.Issuer, Subject: f.Subject,
+			Audiences: f.Audiences, Description: f.Description, JWKS: f.JWKS}
+		fed := slices.Clone(r.Federated)
+		fed[i] = out
+		r.Federated = fed
+		return nil
+	})
+	if err != nil {
+		return FederatedCredential{}, err
+	}
+	return out.view(), nil
+}
+
 // RemoveFederated deletes the federated credential whose id or name is
 // ficID. ErrNotFound.
 func (d *Directory) RemoveFederated(ctx context.Context, id, ficID string) error {

@@ -454,6 +454,52 @@ func TestFederatedValidation(t *testing.T) {
 	}
 }
 
+// TestUpdateFederated: an update changes what it gives, keeps the rest,
+// and is validated as a new credential is — on both backends, and seen by
+// the token endpoint's view (the application in memory) at once.
+func TestUpdateFederated(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, store storage.Store) {
+		d, _ := newDirectory(t, store)
+		ctx := t.Context()
+		app, err := d.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "fic-update", ServicePrincipal: true})
+		must(t, err)
+		const issuer = "https://token.actions.githubusercontent.com"
+		main, err := d.AddFederated(ctx, app.AppID, directory.FederatedCredential{Name: "gh-main", Issuer: issuer, Subject: "repo:o/r:ref:refs/heads/main"})
+		must(t, err)
+		_, err = d.AddFederated(ctx, app.AppID, directory.FederatedCredential{Name: "gh-prod", Issuer: issuer, Subject: "repo:o/r:environment:prod"})
+		must(t, err)
+		str := func(s string) *string { return &s }
+		f, err := d.UpdateFederated(ctx, app.AppID, "GH-MAIN", directory.FederatedPatch{Subject: str("repo:o/r:ref:refs/heads/dev")})
+		if err != nil || f.ID != main.ID || f.Name != "gh-main" || f.Issuer != issuer || f.Subject != "repo:o/r:ref:refs/heads/dev" ||
+			len(f.Audiences) != 1 || f.Audiences[0] != directory.DefaultFederatedAudience {
+			t.Fatalf("update: %+v %v", f, err)
+		}
+		got, err := d.Application(app.AppID)
+		must(t, err)
+		if i := slices.IndexFunc(got.Federated, func(x directory.FederatedCredential) bool { return x.ID == main.ID }); i < 0 || got.Federated[i].Subject != f.Subject {
+			t.Fatalf("the application's view: %+v", got.Federated)
+		}
+		for name, p := range map[string]directory.FederatedPatch{
+			"rename":        {Name: str("gh-other")},
+			"http-issuer":   {Issuer: str("http://insecure.example")},
+			"empty-subject": {Subject: str("")},
+			"taken":         {Subject: str("repo:o/r:environment:prod")},
+			"two-audiences": {Audiences: &[]string{"a", "b"}},
+		} {
+			if _, err := d.UpdateFederated(ctx, app.AppID, main.ID, p); err == nil {
+				t.Errorf("%s: accepted", name)
+			}
+		}
+		if _, err := d.UpdateFederated(ctx, app.AppID, "missing", directory.FederatedPatch{Subject: str("x")}); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("unknown credential: %v", err)
+		}
+		got, _ = d.Application(app.AppID)
+		if i := slices.IndexFunc(got.Federated, func(x directory.FederatedCredential) bool { return x.ID == main.ID }); got.Federated[i].Subject != f.Subject {
+			t.Fatalf("a refused update changed the credential: %+v", got.Federated[i])
+		}
+	})
+}
+
 // dashFirst yields bytes whose first draw would encode to a secret starting
 // with '-' (base64url 62: the top six bits 111110), then random bytes.
 type dashFirst struct{ n int }

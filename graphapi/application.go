@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -649,6 +650,45 @@ func (g *API) createFederated(w http.ResponseWriter, r *http.Request, c *authori
 	v := ficView(f)
 	v.Context = "https://graph.microsoft.com/v1.0/$metadata#applications('" + a.AppObjectID + "')/federatedIdentityCredentials/$entity"
 	server.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// patchFederated is PATCH …/federatedIdentityCredentials/{id or name}: 204.
+func (g *API) patchFederated(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	a, err := g.application(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var body struct {
+		ID          *string        `json:"id"`
+		Name        *string        `json:"name"`
+		Issuer      *string        `json:"issuer"`
+		Subject     *string        `json:"subject"`
+		Audiences   *[]string      `json:"audiences"`
+		Description *string        `json:"description"`
+		JWKS        map[string]any `json:"gatehouseJwks"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.ID != nil {
+		fid := r.PathValue("fid")
+		i := slices.IndexFunc(a.Federated, func(f directory.FederatedCredential) bool {
+			return strings.EqualFold(f.ID, fid) || strings.EqualFold(f.Name, fid)
+		})
+		if i >= 0 && !strings.EqualFold(*body.ID, a.Federated[i].ID) {
+			return badRequest("The property 'id' cannot be changed.")
+		}
+	}
+	p := directory.FederatedPatch{Name: body.Name, Issuer: body.Issuer, Subject: body.Subject,
+		Audiences: body.Audiences, Description: body.Description}
+	if body.JWKS != nil {
+		p.JWKS = mustJSON(body.JWKS)
+	}
+	if _, err := g.dir.UpdateFederated(r.Context(), a.AppObjectID, r.PathValue("fid"), p); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -20,7 +20,7 @@
 //	                                        requiredResourceAccess)
 //	POST /v1.0/applications/{id}/addPassword | removePassword | addKey | removeKey
 //	GET|POST /v1.0/applications/{id}/federatedIdentityCredentials
-//	GET|DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{id or name}
+//	GET|PATCH|DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{id or name}  (PATCH: 204; the name cannot change)
 //	GET|POST /v1.0/servicePrincipals       (managed identities listed with servicePrincipalType ManagedIdentity)
 //	GET|PATCH|DELETE /v1.0/servicePrincipals/{id}
 //	POST /v1.0/servicePrincipals/{id}/addPassword | removePassword

@@ -90,6 +90,7 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /v1.0/applications/{id}/federatedIdentityCredentials", h(readAccess, g.listFederated))
 	mux.Handle("POST /v1.0/applications/{id}/federatedIdentityCredentials", h(appWrite, g.createFederated))
 	mux.Handle("GET /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(readAccess, g.getFederated))
+	mux.Handle("PATCH /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(appWrite, g.patchFederated))
 	mux.Handle("DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(appWrite, g.deleteFederated))
 
 	mux.Handle("GET /v1.0/servicePrincipals", h(readAccess, g.listServicePrincipals))

@@ -334,6 +334,15 @@ func TestAzCLI(t *testing.T) {
 		if len(fics) != 1 || fics[0].Name != "gh-main" {
 			t.Fatalf("federated credentials: %+v", fics)
 		}
+		// A new branch: update, by name (a PATCH of the credential).
+		dev := filepath.Join(t.TempDir(), "fic-dev.json")
+		must(t, os.WriteFile(dev, []byte(`{"subject":"repo:octo/app:ref:refs/heads/dev"}`), 0o600))
+		az.run("ad", "app", "federated-credential", "update", "--id", sp.AppID, "--federated-credential-id", "gh-main", "--parameters", dev)
+		var ficShown struct{ Name, Subject, Issuer string }
+		az.json(&ficShown, "ad", "app", "federated-credential", "show", "--id", sp.AppID, "--federated-credential-id", "gh-main")
+		if ficShown.Subject != "repo:octo/app:ref:refs/heads/dev" || ficShown.Issuer != "https://token.actions.githubusercontent.com" {
+			t.Fatalf("after az ad app federated-credential update: %+v", ficShown)
+		}
 		az.run("ad", "app", "federated-credential", "delete", "--id", sp.AppID, "--federated-credential-id", "gh-main")
 		// People.
 		var user struct{ ID, UserPrincipalName string }
