@@ -100,6 +100,9 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 	case "":
 		return oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'grant_type'.")
 	case "client_credentials":
+		if err := appScope(tr.form.Get("scope")); err != nil {
+			return err
+		}
 		spec, err = a.clientCredentials(r, tr)
 	case "password":
 		spec, err = a.passwordGrant(r, tr)
@@ -347,6 +350,23 @@ func readForm(r *http.Request, tr *tokenRequest) error {
 			return oauthErr(oauthInvalidRequest, 90011, "The client credentials were given both in the Authorization header and in the body.")
 		}
 		tr.clientID, tr.secret = id, sec
+	}
+	return nil
+}
+
+// appScope refuses a client-credentials scope that is not a resource's
+// .default: an application's own token carries roles, never a delegated
+// scope (MSAL adds the OIDC scopes, which Entra lets by), and a daemon
+// that asked for …/user_impersonation here would fail against Entra.
+func appScope(scope string) error {
+	for _, s := range strings.Fields(scope) {
+		switch s {
+		case "openid", "offline_access", "profile", "email":
+			continue
+		}
+		if !strings.HasSuffix(s, "/.default") {
+			return oauthErr(oauthInvalidScope, 1002012, "The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", clip(s))
+		}
 	}
 	return nil
 }

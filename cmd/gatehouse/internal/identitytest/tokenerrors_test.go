@@ -89,6 +89,16 @@ func (f *fixture) testTokenErrors(t *testing.T) {
 		{name: "unknown-client", body: secretForm("00000000-0000-0000-0000-000000000001", "x").Encode(), status: 400, oauth: "unauthorized_client", aadsts: 700016},
 		{name: "managed-identity-as-client", body: secretForm(f.mi.ClientID, "x").Encode(), status: 401, oauth: "invalid_client", aadsts: 7000215},
 		{name: "no-credential", body: url.Values{"grant_type": {"client_credentials"}, "client_id": {app}, "scope": {mgmt}}.Encode(), status: 401, oauth: "invalid_client", aadsts: 7000218},
+		{name: "delegated-scope", body: func() string {
+			v := secretForm(app, f.secret)
+			v.Set("scope", "https://management.azure.com/user_impersonation")
+			return v.Encode()
+		}(), status: 400, oauth: "invalid_scope", aadsts: 1002012},
+		{name: "default-and-delegated-scope", body: func() string {
+			v := secretForm(app, f.secret)
+			v.Set("scope", mgmt+" https://management.azure.com/user_impersonation openid")
+			return v.Encode()
+		}(), status: 400, oauth: "invalid_scope", aadsts: 1002012},
 		{name: "no-client-id", body: url.Values{"grant_type": {"client_credentials"}, "client_secret": {"x"}, "scope": {mgmt}}.Encode(), status: 400, oauth: "invalid_request", aadsts: 900144},
 		{name: "basic-and-body-secret", body: secretForm(app, f.secret).Encode(), header: http.Header{"Authorization": {"Basic YTpi"}}, status: 400, oauth: "invalid_request", aadsts: 90011},
 		{name: "assertion-wrong-signature", body: assertionForm(f.assertion(t, "PS256", f.otherKey, f.cert, nil)).Encode(), status: 401, oauth: "invalid_client", aadsts: 700027},
