@@ -424,8 +424,20 @@ func TestProxy(t *testing.T) {
 			if tt.status == 429 && resp.Header.Get("Retry-After") != "7" {
 				t.Errorf("Retry-After %q", resp.Header.Get("Retry-After"))
 			}
-			if code, msg := azureErr(t, resp); code != tt.code || msg == "" {
+			code, msg := azureErr(t, resp)
+			if code != tt.code || msg == "" {
 				t.Errorf("code %q (%s), want %q", code, msg, tt.code)
+			}
+			// An upstream's 4xx message is passed on with the deployment's
+			// credential cut out; a 5xx's is not passed on at all.
+			if strings.Contains(msg, upstreamK) {
+				t.Errorf("the upstream's credential reached the client: %s", msg)
+			}
+			if s := tt.status; s >= 400 && s < 500 && strings.HasPrefix(tt.name, "upstream-4") && !strings.Contains(msg, "upstream says") {
+				t.Errorf("the upstream's own message was lost: %s", msg)
+			}
+			if tt.status >= 500 && strings.Contains(msg, "upstream says") {
+				t.Errorf("an upstream 5xx's message was passed on: %s", msg)
 			}
 		})
 	}

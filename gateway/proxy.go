@@ -561,7 +561,12 @@ func (p *proxy) upstreamFailed(ctx context.Context, d *Deployment, err error) er
 // upstreamError renders an upstream's error response in Azure's shape. An
 // upstream refusing its credential is a deployment fault (502), never the
 // client's 401; an upstream 500 becomes 502; 4xx, 429 (with its retry
-// headers), 502, 503 and 504 keep their status.
+// headers), 502, 503 and 504 keep their status. A 4xx's message is the
+// client's to read (a parameter out of range, a context too long); a 5xx's
+// is the upstream's internals, so only its code is passed on (Azure
+// OpenAI answers its own "The server had an error…"). Whatever is passed on — and
+// so logged — has the deployment's own credential cut out, should the
+// upstream echo it: an account key's holder must not learn the upstream's.
 func upstreamError(resp *http.Response, d *Deployment) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	code, msg := parseUpstreamError(body)
@@ -570,8 +575,15 @@ func upstreamError(resp *http.Response, d *Deployment) error {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return gatehouse.Errorf(http.StatusBadGateway, "BadGateway",
 			"The upstream of deployment '%s' refused the deployment's credential (status %d).", d.Name, status)
-	case status >= 500 && status != 502 && status != 503 && status != 504:
-		status = http.StatusBadGateway
+	case status >= 500:
+		msg = ""
+		if status != 502 && status != 503 && status != 504 {
+			status = http.StatusBadGateway
+		}
+	}
+	if d.Credential != "" {
+		code = strings.ReplaceAll(code, d.Credential, "***")
+		msg = strings.ReplaceAll(msg, d.Credential, "***")
 	}
 	if code == "" {
 		code = strconv.Itoa(resp.StatusCode)

@@ -68,7 +68,10 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Retry-After", "7")
 		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"error":{"message":"upstream says %d","type":"invalid_request_error","param":null,"code":null}}`, status)
+		// It echoes the credential it got, as a careless upstream's error
+		// might: the gateway must not pass that on.
+		msg, _ := json.Marshal(fmt.Sprintf("upstream says %d (credential %s)", status, r.Header.Get("Authorization")))
+		fmt.Fprintf(w, `{"error":{"message":%s,"type":"invalid_request_error","param":null,"code":null}}`, msg)
 	case model == "hang":
 		<-r.Context().Done()
 	case model == "cut":
