@@ -31,6 +31,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -211,12 +212,23 @@ func (c *Catalog) describe() string {
 	return strings.Join(names, ", ")
 }
 
+// validPort reports whether a URL's port is absent or 1-65535 (url.Parse
+// takes any digits, and a deployment at :99999 would answer every request
+// 502).
+func validPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
 // checkUpstream checks an upstream's base URL, key header and key (a
 // deployment's properties.upstream or a catalog model's) and returns the
 // parsed URL. A nil key is not checked (a PUT keeping the current one).
 func checkUpstream(endpoint, keyHeader string, key *string, upstreams netacl.Networks) (*url.URL, error) {
 	u, err := url.Parse(endpoint)
-	if endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+	if endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || !validPort(u.Port()) ||
 		u.User != nil || u.RawQuery != "" || u.Fragment != "" || len(endpoint) > 2048 {
 		return nil, badRequest("InvalidUpstream", "properties.upstream.endpoint",
 			"properties.upstream.endpoint must be the absolute http or https base URL of an OpenAI-compatible server, without credentials, query or fragment.")
