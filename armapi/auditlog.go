@@ -107,7 +107,7 @@ func (c *call) auditCall(action string) (string, error) {
 	}
 	if !c.can(actAuditGate, scope) {
 		c.denied = true
-		return "", errAuthorizationFailed(c.principal.ObjectID, actAuditGate, scope)
+		return "", errAuthorizationFailed(c.principal, actAuditGate, scope)
 	}
 	return prefix, nil
 }

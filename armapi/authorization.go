@@ -97,7 +97,7 @@ func listAssignments(c *call) error {
 	// Authorization first, as ARM does: a caller without rights learns
 	// nothing about what exists.
 	if !c.can(actAssignmentRead, c.scope) {
-		return errAuthorizationFailed(c.principal.ObjectID, actAssignmentRead, c.scope)
+		return errAuthorizationFailed(c.principal, actAssignmentRead, c.scope)
 	}
 	if err := c.checkScope(c.scope); err != nil {
 		return err
@@ -133,7 +133,7 @@ func getAssignment(c *call) error {
 		return err
 	}
 	if !c.can(actAssignmentRead, c.scope) {
-		return errAuthorizationFailed(c.principal.ObjectID, actAssignmentRead, c.scope)
+		return errAuthorizationFailed(c.principal, actAssignmentRead, c.scope)
 	}
 	a, ok := c.api.opts.Authz.Assignment(name)
 	if !ok || !strings.EqualFold(a.ScopeID().Key(), c.scope.Key()) {
@@ -338,7 +338,7 @@ func putRoleDefinition(c *call) error {
 		}
 		if !c.can(actRoleWrite, sid) {
 			c.denied = true
-			return errAuthorizationFailed(c.principal.ObjectID, actRoleWrite, sid)
+			return errAuthorizationFailed(c.principal, actRoleWrite, sid)
 		}
 	}
 	c.detail("roleName", clip(p.RoleName))

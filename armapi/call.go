@@ -27,7 +27,7 @@ func (c *call) authorize(action string, scope *gatehouse.ResourceID) error {
 		return c.checkLocks(action, scope)
 	}
 	c.denied = true
-	return errAuthorizationFailed(c.principal.ObjectID, action, scope)
+	return errAuthorizationFailed(c.principal, action, scope)
 }
 
 // can reports whether the caller may perform action at scope (list
@@ -39,10 +39,20 @@ func (c *call) can(action string, scope *gatehouse.ResourceID) bool {
 	return c.api.opts.Authz.Decide(c.principal.ObjectID, authz.Action(action), scope).Allowed
 }
 
-func errAuthorizationFailed(oid, action string, scope *gatehouse.ResourceID) error {
+// errAuthorizationFailed is ARM's 403, which names the client as Azure
+// does: an application by its client id, a person by user name, then the
+// object id.
+func errAuthorizationFailed(p gatehouse.Principal, action string, scope *gatehouse.ResourceID) error {
+	client := p.ObjectID
+	switch {
+	case p.ClientID != "":
+		client = p.ClientID
+	case p.Type == gatehouse.PrincipalUser && p.Name != "":
+		client = p.Name
+	}
 	return gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
 		"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
-		oid, oid, action, clip(scope.String()))
+		clip(client), p.ObjectID, action, clip(scope.String()))
 }
 
 // subscription loads the {sub} of the path and checks that the caller's

@@ -31,7 +31,7 @@ func elevateAccess(c *call) error {
 	d := c.api.opts.Directory
 	if c.principal.ObjectID == "" || d == nil || !d.HasRole(c.principal.ObjectID, directory.RoleGlobalAdministrator) {
 		c.denied = true
-		return errAuthorizationFailed(c.principal.ObjectID, actElevateAccess, root)
+		return errAuthorizationFailed(c.principal, actElevateAccess, root)
 	}
 	c.detail("principalId", c.principal.ObjectID)
 	c.detail("roleDefinitionId", authz.RoleUserAccessAdministrator)

@@ -72,7 +72,7 @@ func getSubscription(c *call) error {
 		return err
 	}
 	if !c.visible(s) {
-		return errAuthorizationFailed(c.principal.ObjectID, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
+		return errAuthorizationFailed(c.principal, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
 	}
 	return c.reply(http.StatusOK, subscriptionView(s))
 }
@@ -156,7 +156,7 @@ func listLocations(c *call) error {
 		return err
 	}
 	if !c.visible(s) {
-		return errAuthorizationFailed(c.principal.ObjectID, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
+		return errAuthorizationFailed(c.principal, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
 	}
 	groups, err := c.api.opts.Resources.Groups(c.ctx(), s.ID)
 	if err != nil {
@@ -198,7 +198,7 @@ func listProviders(c *call) error {
 		return err
 	}
 	if !c.visible(s) {
-		return errAuthorizationFailed(c.principal.ObjectID, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
+		return errAuthorizationFailed(c.principal, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
 	}
 	out := list[map[string]any]{Value: []map[string]any{}}
 	for _, ns := range providerNamespaces {
@@ -213,7 +213,7 @@ func getProvider(c *call) error {
 		return err
 	}
 	if !c.visible(s) {
-		return errAuthorizationFailed(c.principal.ObjectID, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
+		return errAuthorizationFailed(c.principal, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
 	}
 	return c.reply(http.StatusOK, providerJSON(s.ID, c.param("ns")))
 }
@@ -283,7 +283,7 @@ func getGroup(c *call) error {
 		return err
 	}
 	if !c.can(actGroupRead, c.groupID()) {
-		return errAuthorizationFailed(c.principal.ObjectID, actGroupRead, c.groupID())
+		return errAuthorizationFailed(c.principal, actGroupRead, c.groupID())
 	}
 	g, err := c.group()
 	if err != nil {
@@ -298,7 +298,7 @@ func headGroup(c *call) error {
 		return err
 	}
 	if !c.can(actGroupRead, c.groupID()) {
-		return errAuthorizationFailed(c.principal.ObjectID, actGroupRead, c.groupID())
+		return errAuthorizationFailed(c.principal, actGroupRead, c.groupID())
 	}
 	if _, err := c.group(); err != nil {
 		return err

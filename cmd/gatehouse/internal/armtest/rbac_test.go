@@ -247,10 +247,15 @@ func testRBACListKeys(t *testing.T, e *env) {
 		t.Fatalf("OpenAI User at the account: %v", err)
 	}
 	msg := err.(*azcore.ResponseError).Error()
-	for _, want := range []string{oid, "Microsoft.CognitiveServices/accounts/listKeys/action", acctScope} {
+	for _, want := range []string{"with object id '" + oid + "'", "Microsoft.CognitiveServices/accounts/listKeys/action", acctScope} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("403 does not name %q: %s", want, msg)
 		}
+	}
+	// The client is named as Azure names it: an application by its
+	// client id.
+	if strings.Contains(msg, "The client '"+oid+"'") {
+		t.Errorf("403 names the application by its object id, not its client id: %s", msg)
 	}
 	// The denial is in the audit log, with who, what and where.
 	denied := 0
