@@ -82,9 +82,10 @@ func (c *call) group() (*resources.Group, error) {
 	return c.api.opts.Resources.Group(c.ctx(), s.ID, c.param("rg"))
 }
 
-// checkScope checks that a role-assignment scope exists as far as Gatehouse
-// knows it: its subscription, its resource group, and the resource itself
-// when it is of a type Gatehouse serves.
+// checkScope checks that a scope (of role assignments, locks, tags, …)
+// exists: its subscription, its resource group, and the top-level resource
+// it names — which must be of a type Gatehouse serves (any other is 404
+// ResourceNotFound, as no such resource can exist here).
 func (c *call) checkScope(scope *gatehouse.ResourceID) error {
 	if scope.Subscription == "" {
 		return nil
@@ -123,6 +124,10 @@ func (c *call) checkScope(scope *gatehouse.ResourceID) error {
 				err = errResourceNotFound(top)
 			}
 		}
+	default:
+		// No other type of resource exists here: an assignment, lock or
+		// tag at one would be stored against nothing.
+		err = errResourceNotFound(top)
 	}
 	return err
 }

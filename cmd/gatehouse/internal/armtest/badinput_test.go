@@ -86,6 +86,7 @@ func testBadInput(t *testing.T, e *env) {
 		{"type-without-name", "GET", sub + "/resourceGroups/" + group + "/providers/Microsoft.CognitiveServices" + v, "", 404, "InvalidResourceType"},
 		{"control-char-in-path", "GET", sub + "/resourceGroups/a%00b" + v, "", 400, "InvalidRequestUri"},
 		{"assignment-scope-malformed", "PUT", sub + "/resourceGroups/providers/Microsoft.Authorization/roleAssignments/" + gatehouse.NewGUID() + "?api-version=2022-04-01", assignBody(map[string]any{"roleDefinitionId": reader, "principalId": oid}), 404, "InvalidResourceType"},
+		{"assignment-scope-of-unknown-type", "PUT", sub + "/resourceGroups/" + group + "/providers/Microsoft.Foo/bars/x/providers/Microsoft.Authorization/roleAssignments/" + gatehouse.NewGUID() + "?api-version=2022-04-01", assignBody(map[string]any{"roleDefinitionId": reader, "principalId": oid}), 404, "ResourceNotFound"},
 		{"assignment-name-not-guid", "PUT", raPath + "reader-for-bob?api-version=2022-04-01", assignBody(map[string]any{"roleDefinitionId": reader, "principalId": oid}), 400, "InvalidRoleAssignmentId"},
 		{"role-definition-id-malformed", "PUT", raPath + gatehouse.NewGUID() + "?api-version=2022-04-01", assignBody(map[string]any{"roleDefinitionId": "/subscriptions/x/providers/Foo", "principalId": oid}), 400, "InvalidRoleDefinitionId"},
 		{"role-definition-unknown", "PUT", raPath + gatehouse.NewGUID() + "?api-version=2022-04-01", assignBody(map[string]any{"roleDefinitionId": roleDefID(e.sub, gatehouse.NewGUID()), "principalId": oid}), 400, "RoleDefinitionDoesNotExist"},
