@@ -231,7 +231,11 @@ func decode(r *http.Request, v any) error {
 		if _, ok := errors.AsType[*json.SyntaxError](err); ok || errors.Is(err, io.ErrUnexpectedEOF) {
 			return badRequest("The request body is not valid JSON.")
 		}
-		// What remains is a property this route does not know.
+		// What remains is a property this route does not know; Graph
+		// names it.
+		if name, ok := strings.CutPrefix(err.Error(), `json: unknown field "`); ok {
+			return badRequest("The property '%s' is not supported here.", clip(strings.TrimSuffix(name, `"`)))
+		}
 		return badRequest("The request body has a property that is not supported here, or is malformed.")
 	}
 	if dec.More() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -150,6 +151,11 @@ func (f *fixture) testGraph(t *testing.T) {
 			}
 		}
 		f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": "graph-api-3", "identifierUris": []string{uri}}, 400)
+		// A property Gatehouse does not take is named in the refusal.
+		m := f.graph(t, admin, "PATCH", "/v1.0/applications/"+other["id"].(string), map[string]any{"notes": "n"}, 400)
+		if e, _ := m["error"].(map[string]any); errCode(m) != "Request_BadRequest" || !strings.Contains(fmt.Sprint(e["message"]), "'notes'") {
+			t.Fatalf("an unsupported property: %v", m)
+		}
 		// Tokens for the API, for an application by its name.
 		for _, scope := range []string{uri + "/.default", "api://" + appID + "/.default", appID + "/.default"} {
 			tok, err := f.s.Credential(t).GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{scope}})
