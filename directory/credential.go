@@ -434,8 +434,7 @@ func (d *Directory) UpdateFederated(ctx context.Context, id, ficID string, p Fed
 				return alreadyExists("A federated identity credential with this issuer and subject already exists.")
 			}
 		}
-		out = federatedRecord{ID: f.ID, Name: f.Name, Issuer: f.Issuer, Subject: f.Subject,
-			Audiences: f.Audiences, Description: f.Description, JWKS: f.JWKS}
+		out = federatedRecord(f)
 		fed := slices.Clone(r.Federated)
 		fed[i] = out
 		r.Federated = fed
