@@ -33,7 +33,7 @@ var managementActions = []string{
 	actAccountRead, actAccountWrite, actAccountDelete, actListKeys, actRegenerateKey, actListKeyUsage,
 	actDeploymentRead, actDeploymentWrite, actDeploymentDelete,
 	actCheckDomain, actCheckSKU, actLocationModelsRead, actDeletedAccountRead, actDeletedAccountDelete,
-	actVaultRead, actVaultWrite, actVaultDelete, actDeletedVaultRead, actDeletedVaultPurge,
+	actVaultRead, actVaultWrite, actVaultDelete, actDeletedVaultRead, actDeletedVaultPurge, actVaultNameCheck,
 	actIdentityRead, actIdentityWrite, actIdentityDelete, actIdentityAssign,
 	actFederatedRead, actFederatedWrite, actFederatedDelete,
 	actAssignmentRead, actAssignmentWrite, actAssignmentDelete, actRoleWrite, actRoleDelete,

@@ -29,6 +29,7 @@ const (
 	actVaultDelete        = "Microsoft.KeyVault/vaults/delete"
 	actDeletedVaultRead   = "Microsoft.KeyVault/deletedVaults/read"
 	actDeletedVaultPurge  = "Microsoft.KeyVault/locations/deletedVaults/purge/action"
+	actVaultNameCheck     = "Microsoft.KeyVault/checkNameAvailability/read"
 	vaultsP               = "/providers/Microsoft.KeyVault/vaults"
 	vaultP                = group + vaultsP + "/{name}"
 	deletedVaultsP        = sub + "/providers/Microsoft.KeyVault/deletedVaults"
@@ -48,6 +49,7 @@ var vaultRoutes = []route{
 	{method: "GET", pattern: deletedVaultsP, family: famKeyVault, handle: listDeletedVaults},
 	{method: "GET", pattern: deletedVaultP, family: famKeyVault, handle: getDeletedVault},
 	{method: "POST", pattern: deletedVaultP + "/purge", family: famKeyVault, audit: true, handle: purgeDeletedVault},
+	{method: "POST", pattern: sub + "/providers/Microsoft.KeyVault/checkNameAvailability", family: famKeyVault, handle: checkVaultName},
 }
 
 type vaultJSON struct {
@@ -337,4 +339,36 @@ func purgeDeletedVault(c *call) error {
 	c.detail("name", v.Name)
 	c.w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// POST {sub}/providers/Microsoft.KeyVault/checkNameAvailability
+// {"name", "type": "Microsoft.KeyVault/vaults"} → {"nameAvailable",
+// "reason", "message"} (armkeyvault's VaultsClient.CheckNameAvailability).
+func checkVaultName(c *call) error {
+	if c.api.opts.Vaults == nil {
+		return errNoRoute(c.r.URL.Path)
+	}
+	if err := c.checkCall(actVaultNameCheck); err != nil {
+		return err
+	}
+	var body struct {
+		Name string `json:"name"`
+		Type string `json:"type"`
+	}
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	if !strings.EqualFold(body.Type, vault.Type) {
+		return gatehouse.BadRequestf("InvalidResourceType", "The type '%s' is not valid: use %s.", clip(body.Type), vault.Type).WithTarget("type")
+	}
+	ok, reason, msg, err := c.api.opts.Vaults.NameAvailable(c.ctx(), body.Name)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		NameAvailable bool   `json:"nameAvailable"`
+		Reason        string `json:"reason,omitempty"`
+		Message       string `json:"message,omitempty"`
+	}{ok, reason, msg}
+	return c.reply(http.StatusOK, out)
 }

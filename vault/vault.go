@@ -281,6 +281,30 @@ func badRequest(target, format string, args ...any) error {
 	return gatehouse.BadRequestf(gatehouse.CodeBadRequest, format, args...).WithTarget(target)
 }
 
+// NameAvailable answers Key Vault's checkNameAvailability: whether a new
+// vault may take name, and why not ("AccountNameInvalid", or
+// "AlreadyExists" for a name a vault — live or deleted and not yet purged
+// — holds; vault names are unique across the installation).
+func (s *Service) NameAvailable(ctx context.Context, name string) (ok bool, reason, message string, err error) {
+	if verr := ValidateVaultName(name); verr != nil {
+		msg := verr.Error()
+		if e, isGH := gatehouse.AsError(verr); isGH {
+			msg = e.Message
+		}
+		return false, "AccountNameInvalid", msg, nil
+	}
+	holder, gerr := s.vaults.GetByAlt(ctx, lower(name))
+	switch {
+	case errors.Is(gerr, storage.ErrNotFound):
+		return true, "", "", nil
+	case gerr != nil:
+		return false, "", "", unavailable(gerr)
+	case holder.Value.State != StateActive:
+		return false, "AlreadyExists", "The vault name '" + clip(name) + "' is already in use by a vault in deleted state: recover or purge it first.", nil
+	}
+	return false, "AlreadyExists", "The vault name '" + clip(name) + "' is already in use. Vault names are globally unique so it is possible that the name is already taken.", nil
+}
+
 func errDeletedVaultHoldsName(name string) error {
 	return gatehouse.Errorf(http.StatusConflict, "ConflictError",
 		"A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. Vault name: '%s'.", clip(name))

@@ -1,6 +1,6 @@
 // Package armtest drives the management API of a real node over TLS with
 // the official Azure SDK clients (armcognitiveservices/v2,
-// armauthorization/v2, armmsi) and az-shaped raw requests, on SQLite and
+// armauthorization/v2, armmsi, armresources, armkeyvault) and az-shaped raw requests, on SQLite and
 // on PostgreSQL. One node per backend is shared by every scenario.
 package armtest
 
@@ -113,6 +113,7 @@ func TestManagement(t *testing.T) {
 				{"sdk-role-assignments", testSDKRoleAssignments},
 				{"sdk-role-definitions", testSDKRoleDefinitions},
 				{"sdk-managed-identities", testSDKIdentities},
+				{"sdk-groups-and-vaults", testSDKGroupsAndVaults},
 				{"account-identities", testAccountIdentities},
 				{"rbac-list-keys", testRBACListKeys},
 				{"az-shaped-requests", testAzShaped},
