@@ -105,6 +105,40 @@ func TestRegisteredRedirects(t *testing.T) {
 		if a := redeem(code, webURI, url.Values{"client_secret": {web.secret}}); a.aadsts() != "54005" {
 			t.Fatalf("redeemed twice: %d %v", a.status, a.body)
 		}
+		// Its refresh token, too, is redeemed only with the app's
+		// credential: one taken from the app's session store is no use
+		// alone, and a sent credential is checked. A refusal spends
+		// nothing.
+		refresh := func(form url.Values) tokenAnswer {
+			t.Helper()
+			f := url.Values{"grant_type": {"refresh_token"}, "client_id": {web.app.AppID},
+				"refresh_token": {tok.str("refresh_token")}, "scope": {scopeARM}}
+			for k, v := range form {
+				f[k] = v
+			}
+			return e.post(t, "/"+e.tenant+"/oauth2/v2.0/token", f)
+		}
+		for _, tc := range []struct {
+			name     string
+			form     url.Values
+			err, sts string
+		}{
+			{"refresh without a credential", nil, "invalid_client", "7000218"},
+			{"refresh with a wrong secret", url.Values{"client_secret": {"nope"}}, "invalid_client", "7000215"},
+			{"refresh with a garbage assertion", url.Values{"client_assertion": {"garbage.not.valid"},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}, "invalid_client", "50027"},
+		} {
+			if a := refresh(tc.form); a.str("error") != tc.err || a.aadsts() != tc.sts {
+				t.Errorf("%s: %d %v", tc.name, a.status, a.body)
+			}
+		}
+		rt := refresh(url.Values{"client_secret": {web.secret}})
+		if rt.status != 200 || rt.str("refresh_token") == "" {
+			t.Fatalf("refresh with the app's secret: %d %v", rt.status, rt.body)
+		}
+		if c, err := e.n.a.Verify(ctx, rt.str("access_token"), ManagementAudiences...); err != nil || c.AppIDACR != "1" {
+			t.Fatalf("refreshed token: %+v %v", c, err)
+		}
 		// With PKCE too, if the web app sends it; form_post goes to its https origin.
 		q := webQuery(func(q url.Values) {
 			q.Set("code_challenge", testChallenge())

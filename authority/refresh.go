@@ -160,6 +160,21 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 	invalid := oauthErr(oauthInvalidGrant, 70000, "The provided value for the 'refresh_token' is not valid.")
 	ctx := r.Context()
 	now := storage.Now(a.now())
+	// The client authenticates as it did when the session began, before
+	// the token is spent: a token issued to an authenticated web app
+	// (acr 1 or 2) is redeemed only with the app's secret, certificate or
+	// federated credential — one stolen from its session store is of no
+	// use alone — and a credential that is sent is always checked.
+	acr := "0"
+	if cur, err := a.refreshTokens.Get(ctx, refreshKey(token)); err == nil && !publicClients[clientID] &&
+		strings.EqualFold(cur.Value.ClientID, clientID) &&
+		(cur.Value.ACR != "0" && cur.Value.ACR != "" || tr.secret != "" || tr.form.Get("client_assertion") != "") {
+		app, err := a.clientCredentials(r, tr)
+		if err != nil {
+			return mintSpec{}, err
+		}
+		acr = app.acr
+	}
 	rec, err := a.refreshTokens.Update(ctx, refreshKey(token), func(sr *storage.Record[refreshRecord]) error {
 		if !sr.Value.Used.IsZero() {
 			return errReplay
@@ -194,23 +209,14 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 	if !strings.EqualFold(v.TenantID, tr.tenantID) || !strings.EqualFold(v.ClientID, clientID) {
 		return mintSpec{}, invalid
 	}
-	if !publicClients[clientID] {
-		// A confidential client that sends its secret must send the right one.
-		client, err := a.client(tr)
-		if err != nil {
-			return mintSpec{}, err
-		}
-		if tr.secret != "" {
-			if err := client.CheckSecret(tr.secret, a.now()); err != nil {
-				return mintSpec{}, oauthErr(oauthInvalidClient, 7000215, "Invalid client secret provided.")
-			}
-		}
+	if !publicClients[clientID] && acr == "0" && v.ACR != "0" && v.ACR != "" {
+		return mintSpec{}, invalid // authenticated above, unless the token changed hands meanwhile
 	}
 	p, err := a.signedInPerson(v.ObjectID, v.AuthTime) // device.go
 	if err != nil {
 		return mintSpec{}, err
 	}
-	return mintSpec{principal: p, acr: v.ACR, clientID: v.ClientID, scope: "user_impersonation",
+	return mintSpec{principal: p, acr: acr, clientID: v.ClientID, scope: "user_impersonation",
 		session: &session{id: v.Session, authTime: v.AuthTime}}, nil
 }
 
