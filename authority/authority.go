@@ -204,7 +204,7 @@ func New(opts Options) (*Authority, error) {
 	}
 	client := opts.HTTPClient
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = issuerClient()
 	}
 	a.fed = newFederation(client, a.now, a.logger)
 	a.metrics = newMetrics(opts.Registerer)

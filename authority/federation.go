@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -187,4 +190,38 @@ func parseJWKS(raw []byte) (map[string]verifyKey, error) {
 		return nil, errors.New("JWKS has no usable signature keys")
 	}
 	return keys, nil
+}
+
+// errIssuerNotAllowed: a federated issuer's address is link-local.
+var errIssuerNotAllowed = errors.New("authority: a federated issuer may not be at a link-local address")
+
+// issuerClient fetches federated issuers' discovery documents and keys.
+// Anyone who may add a federated credential names an issuer URL, and the
+// fetch happens on an anonymous token request, so the client is kept from
+// being aimed inward: it never dials a link-local address — where cloud
+// metadata services answer — whatever a name resolves to (checked on each
+// connection, redirects included, as the gateway's upstream dialer does),
+// and it follows at most three redirects, each to https.
+func issuerClient() *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: issuerDialControl}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = d.DialContext
+	return &http.Client{Timeout: 10 * time.Second, Transport: t, CheckRedirect: issuerRedirect}
+}
+
+func issuerDialControl(_, address string, _ syscall.RawConn) error {
+	if !netacl.UpstreamAllowed(nil, netacl.RemoteAddr(address)) {
+		return errIssuerNotAllowed
+	}
+	return nil
+}
+
+func issuerRedirect(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return errors.New("authority: a federated issuer redirected to a URL that is not https")
+	}
+	if len(via) >= 3 {
+		return errors.New("authority: a federated issuer redirected more than three times")
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -324,4 +325,30 @@ func TestCloudShellMSI(t *testing.T) {
 			t.Errorf("expired header: %d", code)
 		}
 	})
+}
+
+// TestIssuerClientStaysOut: the client that fetches federated issuers'
+// documents never dials a link-local address (cloud metadata) and follows
+// redirects only to https, at most three.
+func TestIssuerClientStaysOut(t *testing.T) {
+	c := issuerClient()
+	for _, u := range []string{"https://169.254.169.254/.well-known/openid-configuration", "http://[fe80::1]:80/keys"} {
+		_, err := c.Get(u)
+		if !errors.Is(err, errIssuerNotAllowed) {
+			t.Errorf("GET %s: %v, want errIssuerNotAllowed", u, err)
+		}
+	}
+	req := func(u string) *http.Request {
+		r, _ := http.NewRequest("GET", u, nil)
+		return r
+	}
+	if issuerRedirect(req("http://127.0.0.1:19851/latest/meta-data/"), nil) == nil {
+		t.Error("a redirect to http was followed")
+	}
+	if issuerRedirect(req("https://issuer.example/keys"), make([]*http.Request, 3)) == nil {
+		t.Error("a fourth redirect was followed")
+	}
+	if err := issuerRedirect(req("https://issuer.example/keys"), make([]*http.Request, 1)); err != nil {
+		t.Errorf("an https redirect: %v", err)
+	}
 }
