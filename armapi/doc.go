@@ -54,6 +54,7 @@
 //	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}   (vaults.go)
 //	GET    /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults
 //	GET    …/providers/Microsoft.KeyVault/locations/{loc}/deletedVaults/{name}[/purge (POST)]
+//	POST   /subscriptions/{sub}/providers/Microsoft.KeyVault/checkNameAvailability   {nameAvailable, reason, message}
 //	GET    {sub | sub/resourceGroups/{rg}}/resources         generic list (accounts, vaults, identities the caller
 //	                                                        may read): $filter resourceType|name|resourceGroup|
 //	                                                        tagName|tagValue eq '…' [and …], $top (generic.go)
@@ -104,7 +105,8 @@
 //	groups          Microsoft.Resources/subscriptions/resourceGroups/{read,write,delete}
 //	identities      Microsoft.ManagedIdentity/userAssignedIdentities/{read,write,delete}
 //	vaults          Microsoft.KeyVault/vaults/{read,write,delete}, Microsoft.KeyVault/deletedVaults/read,
-//	                Microsoft.KeyVault/locations/deletedVaults/purge/action
+//	                Microsoft.KeyVault/locations/deletedVaults/purge/action,
+//	                Microsoft.KeyVault/checkNameAvailability/read
 //	assignments     Microsoft.Authorization/roleAssignments/{read,write,delete}
 //	elevateAccess   the Global Administrator directory role (else 403 AuthorizationFailed for
 //	                Microsoft.Authorization/elevateAccess/action, audited)
