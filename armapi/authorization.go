@@ -341,6 +341,9 @@ func putRoleDefinition(c *call) error {
 			return errAuthorizationFailed(c.principal, actRoleWrite, sid)
 		}
 	}
+	if err := c.roleScopesAllow(actRoleWrite, c.param("name")); err != nil {
+		return err
+	}
 	c.detail("roleName", clip(p.RoleName))
 	d, _, err := c.api.opts.Authz.PutRole(c.ctx(), c.param("name"), authz.RoleSpec{RoleName: p.RoleName, Description: p.Description,
 		Type: p.Type, Permissions: p.Permissions, AssignableScopes: p.AssignableScopes}, c.principal.ObjectID)
@@ -355,6 +358,9 @@ func deleteRoleDefinition(c *call) error {
 	if err := c.authorize(actRoleDelete, c.scope); err != nil {
 		return err
 	}
+	if err := c.roleScopesAllow(actRoleDelete, c.param("name")); err != nil {
+		return err
+	}
 	c.detail("roleDefinitionId", clip(c.param("name")))
 	d, err := c.api.opts.Authz.DeleteRole(c.ctx(), c.param("name"))
 	if err != nil {
@@ -365,4 +371,28 @@ func deleteRoleDefinition(c *call) error {
 		return nil
 	}
 	return c.reply(http.StatusOK, roleView(c.scope, d))
+}
+
+// roleScopesAllow refuses action on the existing custom role id unless the
+// caller may perform it at every scope the role is assignable at now, as
+// Azure does: a role is changed or deleted only by someone who could have
+// written it everywhere it applies — not through a scope of the caller's
+// own, which let the Owner of one group rewrite a role assigned at the
+// subscription into "*" and so make themselves its Owner.
+func (c *call) roleScopesAllow(action, id string) error {
+	d, ok := c.api.opts.Authz.Role(id)
+	if !ok || d.Type != authz.CustomRole {
+		return nil // a new role, or a built-in one (which the service refuses)
+	}
+	for _, s := range d.AssignableScopes {
+		sid, err := gatehouse.ParseResourceID(s)
+		if err != nil {
+			continue
+		}
+		if !c.can(action, sid) {
+			c.denied = true
+			return errAuthorizationFailed(c.principal, action, sid)
+		}
+	}
+	return nil
 }

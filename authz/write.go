@@ -227,6 +227,15 @@ func (s *Service) PutRole(ctx context.Context, id string, spec RoleSpec, by stri
 	if _, taken := builtins().byName[lname]; taken {
 		return nil, false, errRoleNameTaken(spec.RoleName)
 	}
+	// An update may not leave an assignment of the role outside its
+	// assignable scopes (as Azure refuses it).
+	newRole := &RoleDefinition{AssignableScopes: spec.AssignableScopes}
+	for _, a := range s.Assignments(AssignmentFilter{RoleID: id}) {
+		if !assignable(newRole, a.ScopeID()) {
+			return nil, false, gatehouse.BadRequestf("InvalidAssignableScopes",
+				"The role is assigned at '%s', which the new assignable scopes do not cover: remove that assignment first.", clip(a.Scope)).WithTarget("properties.assignableScopes")
+		}
+	}
 	now := storage.Now(s.opts.Now())
 	value := RoleDefinition{ID: id, RoleName: spec.RoleName, Description: spec.Description, Type: CustomRole,
 		Permissions: spec.Permissions, AssignableScopes: spec.AssignableScopes,
