@@ -234,10 +234,31 @@ func (g *API) createUser(w http.ResponseWriter, r *http.Request, c *authority.Cl
 	return nil
 }
 
+// privilegedRoles are the directory roles whose holders only a Global
+// Administrator may change, disable, delete or sign out: a User
+// Administrator who could reset a Global Administrator's password would
+// hold the directory (Entra protects administrators the same way).
+var privilegedRoles = []string{directory.RoleGlobalAdministrator, directory.RoleApplicationAdministrator}
+
+// mayManageUser refuses a write to u unless the caller may manage such a
+// user: anyone with userWrite for a person without a privileged role, a
+// Global Administrator for the others.
+func (g *API) mayManageUser(c *authority.Claims, u *directory.User) error {
+	if !slices.ContainsFunc(u.Roles, func(r string) bool { return slices.Contains(privilegedRoles, r) }) ||
+		g.dir.HasRole(c.Principal.ObjectID, directory.RoleGlobalAdministrator) {
+		return nil
+	}
+	return gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied",
+		"Insufficient privileges to complete the operation: the user holds an administrator role only a Global Administrator may manage.")
+}
+
 func (g *API) patchUser(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
 	u, err := g.dir.User(r.PathValue("id"))
 	if err != nil {
 		return notFound(r.PathValue("id"))
+	}
+	if err := g.mayManageUser(c, u); err != nil {
+		return err
 	}
 	var body struct {
 		DisplayName     *string          `json:"displayName"`
@@ -262,6 +283,9 @@ func (g *API) deleteUser(w http.ResponseWriter, r *http.Request, c *authority.Cl
 	u, err := g.dir.User(r.PathValue("id"))
 	if err != nil {
 		return notFound(r.PathValue("id"))
+	}
+	if err := g.mayManageUser(c, u); err != nil {
+		return err
 	}
 	if err := g.dir.DeleteUser(r.Context(), u.ObjectID); err != nil {
 		return err

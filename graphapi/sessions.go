@@ -17,6 +17,9 @@ func (g *API) revokeSignInSessions(w http.ResponseWriter, r *http.Request, c *au
 	if err != nil {
 		return notFound(r.PathValue("id"))
 	}
+	if err := g.mayManageUser(c, u); err != nil {
+		return err
+	}
 	if _, err := g.dir.RevokeSignInSessions(r.Context(), u.ObjectID); err != nil {
 		return err
 	}

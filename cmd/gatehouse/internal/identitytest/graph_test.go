@@ -355,6 +355,36 @@ func (f *fixture) testGraph(t *testing.T) {
 		f.graph(t, tok, "POST", "/v1.0/applications", map[string]any{"displayName": "nope"}, 403)
 		f.graph(t, admin, "DELETE", "/v1.0/roleManagement/directory/roleAssignments/"+ra["id"].(string), nil, 204)
 		f.graph(t, tok, "GET", "/v1.0/applications", nil, 403)
+		// A User Administrator manages people, but not an administrator:
+		// resetting a Global Administrator's password would hand over the
+		// directory.
+		f.graph(t, admin, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{
+			"roleDefinitionId": directory.RoleUserAdministrator, "principalId": u["id"], "directoryScopeId": "/"}, 201)
+		tok = userToken()
+		ga := f.graph(t, admin, "POST", "/v1.0/users", map[string]any{"userPrincipalName": "ga@suite.test", "displayName": "GA",
+			"accountEnabled": true, "passwordProfile": map[string]any{"password": "ga password 12345"}}, 201)
+		f.addSecret("ga password 12345")
+		f.graph(t, admin, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{
+			"roleDefinitionId": directory.RoleGlobalAdministrator, "principalId": ga["id"], "directoryScopeId": "/"}, 201)
+		plain := f.graph(t, tok, "POST", "/v1.0/users", map[string]any{"userPrincipalName": "plain@suite.test", "displayName": "Plain",
+			"accountEnabled": true, "passwordProfile": map[string]any{"password": "plain password 1"}}, 201)
+		f.addSecret("plain password 1", "taken over 12345")
+		f.graph(t, tok, "PATCH", "/v1.0/users/"+plain["id"].(string), map[string]any{"accountEnabled": false}, 204)
+		for _, w := range []struct {
+			method, path string
+			body         any
+		}{
+			{"PATCH", "/v1.0/users/" + ga["id"].(string), map[string]any{"passwordProfile": map[string]any{"password": "taken over 12345"}}},
+			{"PATCH", "/v1.0/users/ga@suite.test", map[string]any{"accountEnabled": false}},
+			{"POST", "/v1.0/users/" + ga["id"].(string) + "/revokeSignInSessions", nil},
+			{"DELETE", "/v1.0/users/" + ga["id"].(string), nil},
+		} {
+			if code := errCode(f.graph(t, tok, w.method, w.path, w.body, 403)); code != "Authorization_RequestDenied" {
+				t.Fatalf("a User Administrator's %s %s on a Global Administrator: %s", w.method, w.path, code)
+			}
+		}
+		f.graph(t, admin, "DELETE", "/v1.0/users/ga@suite.test", nil, 204)
+		f.graph(t, admin, "DELETE", "/v1.0/users/plain@suite.test", nil, 204)
 		f.graph(t, admin, "DELETE", "/v1.0/users/reader@suite.test", nil, 204)
 		f.graph(t, admin, "GET", "/v1.0/users/"+u["id"].(string), nil, 404)
 	})
