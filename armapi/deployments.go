@@ -33,8 +33,11 @@ package armapi
 import (
 	"net/http"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/resources"
+	"github.com/gatehouse/gatehouse/vault"
 )
 
 const (
@@ -215,12 +218,44 @@ func putDeployment(c *call) error {
 			spec.KeyVaultSecret = u.KeyVaultSecret
 		}
 	}
+	if err := c.authorizeSecretReference(spec.KeyVaultSecret); err != nil {
+		return err
+	}
 	d, created, err := c.api.opts.Deployments.PutDeployment(c.ctx(), a, c.param("deployment"), spec, c.actor())
 	if err != nil {
 		return err
 	}
 	c.detail("name", d.Name)
 	return c.put(created, deploymentView(d))
+}
+
+// authorizeSecretReference: naming a Key Vault secret as a deployment's
+// upstream credential needs the right to read that secret (403
+// LinkedAuthorizationFailed, as ARM answers for a linked scope). The
+// gateway reads it as the account's identity and sends it to the
+// deployment's endpoint, which the same caller chooses: without this,
+// anyone who may write deployments could have any secret the account's
+// identity may read sent to a server of theirs.
+func (c *call) authorizeSecretReference(ref string) error {
+	vs := c.api.opts.Vaults
+	if ref == "" || vs == nil {
+		return nil
+	}
+	r, err := vs.ParseReference(ref)
+	if err != nil {
+		return nil // not a reference of this server: the service refuses it with a 400
+	}
+	scope := &gatehouse.ResourceID{Namespace: "Microsoft.KeyVault", Types: []string{"vaults", "secrets"}, Names: []string{r.Vault, r.Name}}
+	if v, ok := vs.VaultByName(r.Vault); ok {
+		scope = v.Scope().Child("Microsoft.KeyVault", "secrets", r.Name)
+		if c.api.opts.Authz.Decide(c.principal.ObjectID, authz.DataAction(vault.ActionGetSecret), scope).Allowed {
+			return nil
+		}
+	}
+	c.denied = true
+	return gatehouse.Errorf(http.StatusForbidden, codeLinkedAuthFail,
+		"The client '%s' has permission to perform action '%s' on scope '%s', however it does not have permission to perform action(s) '%s' on the linked scope(s) '%s' or the linked scope(s) are invalid.",
+		c.principal.ObjectID, c.action, clip(c.auditScope), vault.ActionGetSecret, clip(scope.String()))
 }
 
 // PATCH (DeploymentsClient.BeginUpdate) changes the sku and the tags, and

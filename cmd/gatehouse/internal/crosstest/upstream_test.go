@@ -227,6 +227,16 @@ func testUpstreamKeyVaultSecretCLI(t *testing.T, e *env) {
 	c := e.loginBootstrap(t)
 	a := e.createAccount(t, e.group, "kv-cli", "OpenAI", true)
 	ref := e.vaultURL("cli-kv") + "secrets/llm-key"
+	// Naming a secret needs the right to read it (the gateway would send
+	// it to the endpoint the caller chose): refused before the vault and
+	// the role exist.
+	code, _, errOut := c.run(t, "cognitiveservices", "account", "deployment", "create", "-g", e.group, "-n", a.name,
+		"--deployment-name", "chat", "--model-name", "gpt-4o", "--upstream-endpoint", "http://127.0.0.1:9",
+		"--upstream-key-vault-secret", ref)
+	if code == 0 || !strings.Contains(errOut, "LinkedAuthorizationFailed") {
+		t.Fatalf("a secret the caller may not read: exit %d %s", code, errOut)
+	}
+	e.createVault(t, "cli-kv")
 	out := decode[map[string]any](t, c.mustRun(t, "cognitiveservices", "account", "deployment", "create", "-g", e.group, "-n", a.name,
 		"--deployment-name", "chat", "--model-name", "gpt-4o", "--upstream-endpoint", "http://127.0.0.1:9",
 		"--upstream-key-vault-secret", ref))
@@ -234,7 +244,7 @@ func testUpstreamKeyVaultSecretCLI(t *testing.T, e *env) {
 	if up["keyVaultSecret"] != ref || up["hasKey"] != false {
 		t.Fatalf("created %v", out)
 	}
-	code, _, errOut := c.run(t, "cognitiveservices", "account", "deployment", "create", "-g", e.group, "-n", a.name,
+	code, _, errOut = c.run(t, "cognitiveservices", "account", "deployment", "create", "-g", e.group, "-n", a.name,
 		"--deployment-name", "chat", "--model-name", "gpt-4o", "--upstream-endpoint", "http://127.0.0.1:9",
 		"--upstream-key-vault-secret", "https://elsewhere.example/secrets/x")
 	if code == 0 || !strings.Contains(errOut, "InvalidUpstream") {
