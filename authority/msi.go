@@ -215,7 +215,10 @@ func (a *Authority) handleCreateHeader(w http.ResponseWriter, r *http.Request) e
 
 // createHeader authorizes caller to act as mi and issues the header.
 func (a *Authority) createHeader(r *http.Request, caller gatehouse.Principal, mi *directory.ManagedIdentity, lifetime time.Duration) (*IdentityHeader, string, error) {
-	if !a.dir.HasRole(caller.ObjectID, directory.RoleGlobalAdministrator, directory.RoleApplicationAdministrator) {
+	// A Global Administrator may act as any identity (and could grant
+	// itself the roles anyway); no other directory role gives tokens of a
+	// managed identity, as in Entra.
+	if !a.dir.HasRole(caller.ObjectID, directory.RoleGlobalAdministrator) {
 		denied := gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
 			"The client '%s' with object id '%s' does not have authorization to perform action 'Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action' over scope '%s'.",
 			caller.ObjectID, caller.ObjectID, mi.ResourceID)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -85,10 +86,14 @@ func (m *Main) mountIdentity(ctx, bg context.Context) error {
 // and Owner grant it.
 const actionAssignIdentity = "Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action"
 
-// authorizeIdentityUse lets a principal that is not a directory
-// administrator obtain an identity header when role-based access allows
-// actionAssignIdentity on the identity's resource id. The decision service
-// (m.Authz) is built after mountIdentity; it exists when requests arrive.
+// authorizeIdentityUse lets a principal that is not a Global
+// Administrator obtain an identity header when role-based access allows
+// it: actionAssignIdentity on a user-assigned identity; for a resource's
+// system-assigned identity, the right to change that resource
+// ({type}/write on it) — the identity is the resource's own, and Managed
+// Identity Operator, which assigns user-assigned identities, gives no
+// tokens of it. The decision service (m.Authz) is built after
+// mountIdentity; it exists when requests arrive.
 func (m *Main) authorizeIdentityUse(ctx context.Context, caller gatehouse.Principal, mi *directory.ManagedIdentity) error {
 	if m.Authz == nil {
 		return errors.New("role-based access is not configured")
@@ -97,8 +102,14 @@ func (m *Main) authorizeIdentityUse(ctx context.Context, caller gatehouse.Princi
 	if err != nil {
 		return err
 	}
-	if !m.Authz.Decide(caller.ObjectID, authz.Action(actionAssignIdentity), scope).Allowed {
-		return errors.New("no role assignment allows " + actionAssignIdentity)
+	action := actionAssignIdentity
+	if !strings.EqualFold(scope.Type(), "Microsoft.ManagedIdentity/userAssignedIdentities") {
+		action = scope.Type() + "/write"
+	}
+	if !m.Authz.Decide(caller.ObjectID, authz.Action(action), scope).Allowed {
+		return gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
+			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s'.",
+			caller.ObjectID, caller.ObjectID, action, mi.ResourceID)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/directory"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/azure"
 	"github.com/openai/openai-go/v3/option"
@@ -218,7 +219,34 @@ func testUpstreamKeyVaultSecret(t *testing.T, e *env) {
 	}
 	wantUnavailable(t, e.chat(t, a, "other"), "upstream-kv")
 
-	e.AssertNotLogged(t, v1, v2, a.key1)
+	// The account's system-assigned identity is the account's own: a
+	// Managed Identity Operator of the group (which assigns user-assigned
+	// identities) gets no header for it; the right to change the account
+	// does.
+	op, err := e.Directory.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "kv-mi-operator", ServicePrincipal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, opSecret, err := e.Directory.AddSecret(ctx, op.AppID, directory.SecretSpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opToken := e.Token(t, e.SecretCredential(t, op.AppID, opSecret), "https://management.azure.com/.default")
+	header := func() *response {
+		return e.do(t, "POST", e.URL+"/gatehouse/v1/identityHeaders", map[string]any{"identity": a.identity}, opToken)
+	}
+	e.assign(t, e.groupPath(e.group), authz.RoleManagedIdentityOperator, op.ObjectID, "ServicePrincipal")
+	if r := header(); r.status != http.StatusForbidden || r.code() != "AuthorizationFailed" {
+		t.Fatalf("a Managed Identity Operator acted as the account's own identity: %d %s", r.status, r.body)
+	}
+	e.assign(t, a.id, authz.RoleCognitiveServicesContributor, op.ObjectID, "ServicePrincipal")
+	if r := header(); r.status != http.StatusCreated {
+		t.Fatalf("the account's contributor: %d %s", r.status, r.body)
+	} else {
+		e.AssertNotLogged(t, r.json(t)["header"].(string))
+	}
+
+	e.AssertNotLogged(t, v1, v2, a.key1, opSecret)
 }
 
 // testUpstreamKeyVaultSecretCLI: `deployment create
