@@ -92,7 +92,7 @@ func (g *Gateway) authenticate(r *http.Request, acct *Account, bearerKey bool) (
 		if acct.DisableLocalAuth {
 			return c, deny(errLocalAuthDisabled, reasonLocalAuthDisabled)
 		}
-		if tok.AccountID != acct.ID {
+		if tok.AccountID != acct.ID || tok.Instance != "" && tok.Instance != acct.InternalID {
 			return c, deny(errAccessDenied, reasonWrongAccount)
 		}
 		// The generation check is what revokes a token with its key: a

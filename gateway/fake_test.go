@@ -110,7 +110,7 @@ type fakeTokens struct {
 }
 
 func (f *fakeTokens) IssueSTSToken(ctx context.Context, g STSGrant) (string, error) {
-	return f.mint(&VerifiedToken{Audience: STSAudience, STS: true, AccountID: g.Account.ID, Slot: g.Slot,
+	return f.mint(&VerifiedToken{Audience: STSAudience, STS: true, AccountID: g.Account.ID, Instance: g.Account.InternalID, Slot: g.Slot,
 		Generation: g.Generation, Expires: f.now().Add(g.Lifetime)}), nil
 }
 

@@ -108,6 +108,10 @@ type VerifiedToken struct {
 	AccountID  string
 	Slot       int
 	Generation int64
+	// Instance is the account instance (Account.InternalID) the token was
+	// minted for: a token of a deleted account does not work on a new one
+	// at the same id. "" in tokens minted before it was carried.
+	Instance string
 }
 
 // TokenVerifier is the node's one token verifier (signature, algorithm,
@@ -158,6 +162,7 @@ const (
 	ClaimAccount    = "azure-resource-id"
 	ClaimSlot       = "key-slot"
 	ClaimGeneration = "key-generation"
+	ClaimInstance   = "account-instance"
 )
 
 // Options configures a Gateway. Accounts, Tokens, Issuer and Authz are

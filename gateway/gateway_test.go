@@ -245,6 +245,7 @@ func TestSTS(t *testing.T) {
 // STS tokens minted from it at once, and nothing of key2.
 func TestRotation(t *testing.T) {
 	w := newWorld(t)
+	w.accounts.update("acct1", func(a *Account) { a.InternalID = "first-instance" })
 	stsFrom := func(slot int) string {
 		resp := w.do(t, req{url: "/sts/v1.0/issueToken", header: map[string]string{"api-key": w.keys["acct1"][slot]}})
 		defer resp.Body.Close()
@@ -272,6 +273,13 @@ func TestRotation(t *testing.T) {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.status)
 			}
 		})
+	}
+	// An STS token of the account does not work on a new account at the
+	// same id (deleted, purged and created again), whose generations
+	// start over.
+	w.accounts.update("acct1", func(a *Account) { a.InternalID = "another-instance" })
+	if resp := w.do(t, req{url: "/ai/acct1" + langPath, header: bearerHdr(tok2)}); resp.StatusCode != 401 {
+		t.Errorf("a token of the account's previous instance: status %d", resp.StatusCode)
 	}
 	if got := w.audit.reasons(); got[reasonRevokedToken] == 0 || got[reasonInvalidKey] == 0 {
 		w.gw.Flush(context.Background())

@@ -239,7 +239,7 @@ func (x tokenVerifier) VerifyToken(ctx context.Context, raw string, audiences ..
 	}
 	v := gateway.VerifiedToken{Audience: c.Audience, Principal: c.Principal, Expires: c.Expires}
 	if acct := c.String(gateway.ClaimAccount); acct != "" {
-		v.STS, v.AccountID, v.Slot = true, acct, -1
+		v.STS, v.AccountID, v.Slot, v.Instance = true, acct, -1, c.String(gateway.ClaimInstance)
 		if slot, ok := accounts.ParseKeyName(c.String(gateway.ClaimSlot)); ok {
 			if gen, ok := c.Int64(gateway.ClaimGeneration); ok {
 				v.Slot, v.Generation = slot, gen
@@ -259,6 +259,7 @@ func (x stsIssuer) IssueSTSToken(ctx context.Context, g gateway.STSGrant) (strin
 		gateway.ClaimAccount:    g.Account.ID,
 		gateway.ClaimSlot:       accounts.SlotName(g.Slot),
 		gateway.ClaimGeneration: g.Generation,
+		gateway.ClaimInstance:   g.Account.InternalID,
 	})
 	return tok, err
 }
