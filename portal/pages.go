@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/vault"
@@ -822,13 +823,15 @@ type secretRow struct {
 }
 
 type vaultView struct {
-	Vault    *vault.Vault
-	CanList  bool
-	Secrets  []secretRow
-	More     bool
-	Roles    rolesView
-	Tags     tagsView
-	Activity string
+	Vault   *vault.Vault
+	CanList bool
+	// NetworkDenied: the vault's network rules refuse the caller's address.
+	NetworkDenied bool
+	Secrets       []secretRow
+	More          bool
+	Roles         rolesView
+	Tags          tagsView
+	Activity      string
 }
 
 func (p *Portal) vaultPage(q *req) error {
@@ -851,6 +854,14 @@ func (p *Portal) vaultView(q *req, id *gatehouse.ResourceID) (*vaultView, error)
 		return nil, err
 	}
 	v := &vaultView{Vault: vt, CanList: q.canData(p, dataSecretsList, vt.Scope())}
+	// The vault's network rules hold here as on its data plane: a
+	// caller they refuse there sees no secret names here either.
+	if v.CanList && vt.Network != nil {
+		addr := netacl.RemoteAddr(q.r.RemoteAddr)
+		if vt.Network.Check(addr, p.opts.PrivateNetworks.Contains(addr)) != netacl.Allowed {
+			v.CanList, v.NetworkDenied = false, true
+		}
+	}
 	if v.CanList {
 		const pageSize = 200
 		list, next, err := p.opts.Vaults.ListSecrets(q.ctx(), vt, "", pageSize)

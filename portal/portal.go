@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/storage"
@@ -124,6 +125,10 @@ type Options struct {
 	Now              func() time.Time
 	Rand             func([]byte) error
 	Logger           *slog.Logger
+	// PrivateNetworks are the client networks that count as private
+	// endpoints (serve --private-networks): a vault's network rules do
+	// not apply to them, here as on its data plane.
+	PrivateNetworks netacl.Networks
 }
 
 // Portal serves the pages. It is safe for concurrent use.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/portal"
 )
 
@@ -15,6 +16,10 @@ func (m *Main) mountPortal(context.Context, context.Context) error {
 		Directory: m.Directory, Authz: m.Authz, Accounts: m.Accounts, Deployments: m.Deployments,
 		Resources: m.Resources, Audit: m.Audit, Store: m.Store, Now: m.Now, Logger: m.Logger,
 		DeploymentQuotas: m.Config.DeploymentQuotas,
+	}
+	// Validated with the config.
+	if private, err := netacl.ParsePrefixes(m.Config.PrivateNetworks); err == nil {
+		opts.PrivateNetworks = private
 	}
 	if m.Rand != nil { // nil: crypto/rand
 		opts.Rand = func(b []byte) error { _, err := io.ReadFull(m.Rand, b); return err }

@@ -603,7 +603,10 @@ func testVault(t *testing.T, e *env) {
 		vault.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"}); err != nil {
 		t.Fatal(err)
 	}
-	if p := o.get(path); !strings.Contains(p.body, `<dd id="network">firewall: only 10.1.2.3</dd>`) {
+	// The firewall holds here as on the data plane: the test's address is
+	// not 10.1.2.3, so no secret is listed.
+	if p := o.get(path); !strings.Contains(p.body, `<dd id="network">firewall: only 10.1.2.3</dd>`) ||
+		!strings.Contains(p.body, `id="secrets-network-denied"`) || strings.Contains(p.body, "db-password") {
 		t.Errorf("vault page with a firewall: %s", p.body)
 	}
 	// Nobody cannot open it.
