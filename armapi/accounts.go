@@ -345,13 +345,19 @@ func (c *call) authorizeIdentities(spec *accounts.IdentitySpec) error {
 			continue // the service rejects it with a 400
 		}
 		if !c.can(actIdentityAssign, rid) {
-			c.denied = true
-			return gatehouse.Errorf(http.StatusForbidden, codeLinkedAuthFail,
-				"The client '%s' has permission to perform action '%s' on scope '%s', however it does not have permission to perform action(s) '%s' on the linked scope(s) '%s' or the linked scope(s) are invalid.",
-				c.principal.ObjectID, c.action, clip(c.auditScope), actIdentityAssign, clip(rid.String()))
+			return c.linkedAuthorizationFailed(actIdentityAssign, rid)
 		}
 	}
 	return nil
+}
+
+// linkedAuthorizationFailed is ARM's 403 for a request the caller may
+// make whose body names a scope where it may not perform action.
+func (c *call) linkedAuthorizationFailed(action string, linked *gatehouse.ResourceID) error {
+	c.denied = true
+	return gatehouse.Errorf(http.StatusForbidden, codeLinkedAuthFail,
+		"The client '%s' has permission to perform action '%s' on scope '%s', however it does not have permission to perform action(s) '%s' on the linked scope(s) '%s' or the linked scope(s) are invalid.",
+		c.principal.ObjectID, c.action, clip(c.auditScope), action, clip(linked.String()))
 }
 
 func (c *call) accountDetails(a *accounts.Account) {

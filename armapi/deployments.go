@@ -252,10 +252,7 @@ func (c *call) authorizeSecretReference(ref string) error {
 			return nil
 		}
 	}
-	c.denied = true
-	return gatehouse.Errorf(http.StatusForbidden, codeLinkedAuthFail,
-		"The client '%s' has permission to perform action '%s' on scope '%s', however it does not have permission to perform action(s) '%s' on the linked scope(s) '%s' or the linked scope(s) are invalid.",
-		c.principal.ObjectID, c.action, clip(c.auditScope), vault.ActionGetSecret, clip(scope.String()))
+	return c.linkedAuthorizationFailed(vault.ActionGetSecret, scope)
 }
 
 // PATCH (DeploymentsClient.BeginUpdate) changes the sku and the tags, and
