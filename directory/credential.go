@@ -312,6 +312,12 @@ type FederatedCredential struct {
 // credentials.
 const DefaultFederatedAudience = "api://AzureADTokenExchange"
 
+// Is reports whether idOrName names f (its id or its name, any case), as
+// Graph's routes take either.
+func (f FederatedCredential) Is(idOrName string) bool {
+	return strings.EqualFold(f.ID, idOrName) || strings.EqualFold(f.Name, idOrName)
+}
+
 func (f federatedRecord) view() FederatedCredential {
 	return FederatedCredential{ID: f.ID, Name: f.Name, Issuer: f.Issuer, Subject: f.Subject,
 		Audiences: slices.Clone(f.Audiences), Description: f.Description, JWKS: f.JWKS}
@@ -405,9 +411,7 @@ func (d *Directory) UpdateFederated(ctx context.Context, id, ficID string, p Fed
 	}
 	var out federatedRecord
 	_, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
-		i := slices.IndexFunc(r.Federated, func(f federatedRecord) bool {
-			return strings.EqualFold(f.ID, ficID) || strings.EqualFold(f.Name, ficID)
-		})
+		i := slices.IndexFunc(r.Federated, func(f federatedRecord) bool { return FederatedCredential(f).Is(ficID) })
 		if i < 0 {
 			return notFound("The application has no federated identity credential %q.", clip(ficID))
 		}
@@ -454,9 +458,7 @@ func (d *Directory) RemoveFederated(ctx context.Context, id, ficID string) error
 		return notFound("The application %q does not exist.", clip(id))
 	}
 	_, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
-		i := slices.IndexFunc(r.Federated, func(f federatedRecord) bool {
-			return strings.EqualFold(f.ID, ficID) || strings.EqualFold(f.Name, ficID)
-		})
+		i := slices.IndexFunc(r.Federated, func(f federatedRecord) bool { return FederatedCredential(f).Is(ficID) })
 		if i < 0 {
 			return notFound("The application has no federated identity credential %q.", clip(ficID))
 		}

@@ -612,7 +612,7 @@ func (g *API) getFederated(w http.ResponseWriter, r *http.Request, c *authority.
 	}
 	fid := r.PathValue("fid")
 	for _, f := range a.Federated {
-		if strings.EqualFold(f.ID, fid) || strings.EqualFold(f.Name, fid) {
+		if f.Is(fid) {
 			server.WriteJSON(w, http.StatusOK, ficView(f))
 			return nil
 		}
@@ -673,9 +673,7 @@ func (g *API) patchFederated(w http.ResponseWriter, r *http.Request, c *authorit
 	}
 	if body.ID != nil {
 		fid := r.PathValue("fid")
-		i := slices.IndexFunc(a.Federated, func(f directory.FederatedCredential) bool {
-			return strings.EqualFold(f.ID, fid) || strings.EqualFold(f.Name, fid)
-		})
+		i := slices.IndexFunc(a.Federated, func(f directory.FederatedCredential) bool { return f.Is(fid) })
 		if i >= 0 && !strings.EqualFold(*body.ID, a.Federated[i].ID) {
 			return badRequest("The property 'id' cannot be changed.")
 		}
