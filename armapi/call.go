@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -138,10 +139,14 @@ func errResourceNotFound(id *gatehouse.ResourceID) error {
 		id.Type(), clip(id.Name()), clip(id.ResourceGroup))
 }
 
-// decode reads the JSON body into v. Errors are ARM's: 400
+// decode reads the JSON body into v. Errors are ARM's: 415
+// UnsupportedMediaType (a body that does not say it is JSON), 400
 // InvalidRequestContent (empty, malformed or mistyped JSON, with the
 // offending field as target), 413 RequestEntityTooLarge.
 func (c *call) decode(v any) error {
+	if err := jsonMediaType(c.r); err != nil {
+		return err
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, c.api.opts.MaxBodyBytes))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -172,6 +177,32 @@ func (c *call) decode(v any) error {
 	}
 	return nil
 }
+
+// jsonMediaType answers ARM's 415 for a request whose body is not
+// declared JSON: ARM reads a body only as application/json (parameters
+// such as charset aside) and names the type it was given, "<null>" for
+// none — a body sent without a Content-Type (curl -d says
+// application/x-www-form-urlencoded) is refused, not guessed at. A request
+// without a body is left to decode's "the body is empty".
+func jsonMediaType(r *http.Request) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/json" {
+		return nil
+	}
+	shown := "<null>"
+	if ct != "" {
+		shown = clip(ct)
+	}
+	return gatehouse.Errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType,
+		"The content media type '%s' is not supported. Only 'application/json' is supported.", shown)
+}
+
+// CodeUnsupportedMediaType is ARM's code for a body of another type
+// than JSON.
+const CodeUnsupportedMediaType = "UnsupportedMediaType"
 
 // jsonError turns a decoding error into a public message that names the
 // field and the expected type, never Go's type names.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -113,6 +114,7 @@ func testBadInput(t *testing.T, e *env) {
 		{"api-properties", "PATCH", acct + v, `{"properties":{"apiProperties":{"qnaRuntimeEndpoint":"https://x"}}}`, 400, "ApiPropertiesNotSupported"},
 		{"invalid-rate-limit", "PATCH", acct + v, `{"properties":{"rateLimits":[{"key":"account","renewalPeriod":0,"count":1}]}}`, 400, "InvalidRateLimits"},
 		{"oversized-body", "PUT", acct + v, huge, 413, "RequestEntityTooLarge"},
+
 		{"no-location", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"OpenAI"}`, 400, "LocationRequired"},
 		{"unknown-kind", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"Quantum","location":"westus"}`, 400, "InvalidKind"},
 		{"kind-change", "PUT", acct + v, `{"kind":"TextAnalytics","location":"westus"}`, 409, "KindCannotBeChanged"},
@@ -139,12 +141,34 @@ func testBadInput(t *testing.T, e *env) {
 		{"builtin-role-change", "PUT", sub + "/providers/Microsoft.Authorization/roleDefinitions/" + authz.RoleOwner + "?api-version=2022-04-01",
 			`{"properties":{"roleName":"Owner2","permissions":[{"actions":["*"]}],"assignableScopes":["` + sub + `"]}}`, 400, "BuiltInRoleCannotBeModified"},
 	}
+	contentTypes := map[string]string{
+		"body-as-text":              "text/plain",
+		"body-as-form":              "application/x-www-form-urlencoded",
+		"body-without-type":         "",
+		"body-as-json-with-charset": "application/json; charset=utf-8",
+	}
+	tests = append(tests, []struct {
+		name, method, path string
+		body               string
+		status             int
+		code               string
+	}{
+		{"body-as-text", "PUT", acct + v, goodAcct, 415, "UnsupportedMediaType"},
+		{"body-as-form", "PATCH", acct + v, `{"tags":{"a":"b"}}`, 415, "UnsupportedMediaType"},
+		{"body-without-type", "POST", acct + "/regenerateKey" + v, `{"keyName":"Key1"}`, 415, "UnsupportedMediaType"},
+		{"body-as-json-with-charset", "POST", acct + "/regenerateKey" + v, `{"keyName":"Key3"}`, 400, "InvalidKeyName"},
+	}...)
 	before := e.snapshot(t, group)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rq := request{method: tt.method, path: tt.path}
 			if tt.body != "" {
 				rq.body = tt.body
+			}
+			// A body that does not say it is JSON, as curl -d sends
+			// one, is 415 whatever it holds; charset aside.
+			if ct, ok := contentTypes[tt.name]; ok {
+				rq.header = http.Header{"Content-Type": {ct}}
 			}
 			r := e.do(t, rq)
 			if r.status >= 500 {
