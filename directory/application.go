@@ -59,6 +59,10 @@ type Application struct {
 	// RequiredAccess: the permissions it declares on other APIs
 	// (requiredResourceAccess; informational: consent is implicit).
 	RequiredAccess []RequiredResourceAccess
+	// Owners and SPOwners: the object ids of the owners of the application
+	// object and of its service principal, in the order they were added
+	// (owner.go). They may name a principal deleted a moment ago.
+	Owners, SPOwners []string
 }
 
 // SecretInfo describes a client secret. The secret itself is never kept.
@@ -81,6 +85,10 @@ type ApplicationSpec struct {
 	Roles            []string
 	// AppID is normally left empty (a new GUID); bootstrap sets it.
 	AppID string
+	// Owner, when set, is the object id of the principal creating it (a
+	// person or service principal of the tenant): it becomes the first
+	// owner of the application and of its service principal, as in Entra.
+	Owner string
 }
 
 func (e *entry) application() *Application {
@@ -91,7 +99,7 @@ func (e *entry) application() *Application {
 		WebRedirectURIs: slices.Clone(r.WebRedirectURIs), PublicRedirectURIs: slices.Clone(r.PublicRedirectURIs),
 		AppRoles: slices.Clone(r.AppRoles), AppRoleAssignments: slices.Clone(r.AppRoleAssignments),
 		PermissionScopes: slices.Clone(r.PermissionScopes), GroupMembershipClaims: r.GroupMembershipClaims,
-		RequiredAccess: slices.Clone(r.RequiredAccess)}
+		RequiredAccess: slices.Clone(r.RequiredAccess), Owners: slices.Clone(r.Owners), SPOwners: slices.Clone(r.SPOwners)}
 	for i := range a.AppRoleAssignments {
 		a.AppRoleAssignments[i].ResourceID = r.ObjectID
 	}
@@ -133,7 +141,7 @@ func validRoles(roles []string) error {
 
 // CreateApplication registers an application (and, with
 // spec.ServicePrincipal, its service principal). ErrInvalid,
-// ErrAlreadyExists (spec.AppID taken), ErrNotFound (tenant).
+// ErrAlreadyExists (spec.AppID taken), ErrNotFound (tenant, spec.Owner).
 func (d *Directory) CreateApplication(ctx context.Context, spec ApplicationSpec) (*Application, error) {
 	if err := validDisplayName(spec.DisplayName); err != nil {
 		return nil, err
@@ -156,6 +164,16 @@ func (d *Directory) CreateApplication(ctx context.Context, spec ApplicationSpec)
 	r := record{Kind: kindApplication, TenantID: tenant, ObjectID: gatehouse.NewGUID(), AppObjectID: gatehouse.NewGUID(),
 		AppID: appID, DisplayName: spec.DisplayName, Enabled: true, ServicePrincipal: spec.ServicePrincipal,
 		Roles: slices.Clone(spec.Roles), Created: storage.Now(d.now())}
+	if spec.Owner != "" {
+		oid, ok := gatehouse.NormalizeGUID(spec.Owner)
+		if !ok || !canOwn(d.lookup(oid), tenant) {
+			return nil, notFound("The owner %q does not exist.", clip(spec.Owner))
+		}
+		r.Owners = []string{oid}
+		if spec.ServicePrincipal {
+			r.SPOwners = []string{oid}
+		}
+	}
 	e, err := d.create(ctx, &r)
 	if err != nil {
 		return nil, err
@@ -272,10 +290,16 @@ func (d *Directory) Applications(tenantID string) []*Application {
 
 // ApplicationUpdate changes an application; nil fields are left alone.
 type ApplicationUpdate struct {
-	DisplayName      *string
-	Enabled          *bool
+	DisplayName *string
+	Enabled     *bool
+	// ServicePrincipal creates (true) or deletes (false) the service
+	// principal. Deleting it ends its owners and its ownership of other
+	// objects, as deleting the object does in Entra.
 	ServicePrincipal *bool
-	Roles            *[]string
+	// ServicePrincipalOwner, with ServicePrincipal true, is the principal
+	// creating the service principal: its first owner.
+	ServicePrincipalOwner string
+	Roles                 *[]string
 }
 
 // UpdateApplication changes the application whose id (any of its three
@@ -295,6 +319,15 @@ func (d *Directory) UpdateApplication(ctx context.Context, id string, u Applicat
 	if e == nil {
 		return nil, notFound("The application %q does not exist.", clip(id))
 	}
+	var spOwner string
+	if u.ServicePrincipalOwner != "" && u.ServicePrincipal != nil && *u.ServicePrincipal {
+		oid, ok := gatehouse.NormalizeGUID(u.ServicePrincipalOwner)
+		if !ok || !canOwn(d.lookup(oid), e.rec.TenantID) {
+			return nil, notFound("The owner %q does not exist.", clip(u.ServicePrincipalOwner))
+		}
+		spOwner = oid
+	}
+	var deletedSP bool
 	e, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
 		if u.DisplayName != nil {
 			r.DisplayName = *u.DisplayName
@@ -303,6 +336,13 @@ func (d *Directory) UpdateApplication(ctx context.Context, id string, u Applicat
 			r.Enabled = *u.Enabled
 		}
 		if u.ServicePrincipal != nil {
+			deletedSP = r.ServicePrincipal && !*u.ServicePrincipal
+			if r.ServicePrincipal != *u.ServicePrincipal {
+				r.SPOwners = nil
+				if spOwner != "" {
+					r.SPOwners = []string{spOwner}
+				}
+			}
 			r.ServicePrincipal = *u.ServicePrincipal
 		}
 		if u.Roles != nil {
@@ -312,6 +352,13 @@ func (d *Directory) UpdateApplication(ctx context.Context, id string, u Applicat
 	})
 	if err != nil {
 		return nil, err
+	}
+	if deletedSP {
+		// The service principal is gone; its object id comes back if it is
+		// created again, so its ownerships must not.
+		if err := d.dropOwnerships(ctx, e.rec.ObjectID); err != nil {
+			return nil, err
+		}
 	}
 	return e.application(), nil
 }
@@ -326,6 +373,8 @@ func (d *Directory) DeleteApplication(ctx context.Context, id string) error {
 	return d.delete(ctx, e.rec.ObjectID)
 }
 
+// delete removes a principal record, then the principal from the owner
+// lists of other objects (its own lists go with the record).
 func (d *Directory) delete(ctx context.Context, objectID string) error {
 	err := d.principals.Delete(ctx, objectID)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -334,5 +383,8 @@ func (d *Directory) delete(ctx context.Context, objectID string) error {
 	if err != nil {
 		return storeError(err)
 	}
-	return d.written(ctx, KindPrincipal, objectID)
+	if err := d.written(ctx, KindPrincipal, objectID); err != nil {
+		return err
+	}
+	return d.dropOwnerships(ctx, objectID)
 }

@@ -13,7 +13,11 @@
 // One principal record holds an application together with its service
 // principal (ObjectID is the service principal's object id — the token's
 // oid — and AppObjectID the application object's), a managed identity, or
-// a person. Secrets are stored as SHA-256 only (they are 256-bit random,
+// a person. The record also holds the owner lists of the application
+// object and of its service principal (owner.go): owners are a property of
+// the object, so they need no table or index of their own — every backend
+// stores them as part of the record's document, and the lists go with it.
+// Secrets are stored as SHA-256 only (they are 256-bit random,
 // so a slow hash adds nothing); people's passwords as argon2id; uploaded
 // certificates as DER.
 //

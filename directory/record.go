@@ -68,6 +68,10 @@ type record struct {
 	GroupMembershipClaims string `json:"groupMembershipClaims,omitempty"`
 	// RequiredAccess: the permissions it declares on other APIs (scopes.go).
 	RequiredAccess []RequiredResourceAccess `json:"requiredResourceAccess,omitempty"`
+	// Owners and SPOwners: object ids of the people and service principals
+	// that own the application object and its service principal (owner.go).
+	Owners   []string `json:"owners,omitempty"`
+	SPOwners []string `json:"spOwners,omitempty"`
 
 	// Managed identities.
 	ResourceID string            `json:"resourceId,omitempty"`
