@@ -87,6 +87,9 @@ var AllowedDetails = map[string]bool{
 	// public names of the outside identity it trusts (it holds no secret)
 	"issuer":  true,
 	"subject": true,
+	// what let a directory write through when no directory role did:
+	// "owner" (the caller owns the object)
+	"grantedBy": true,
 }
 
 // Record is a stored entry with its place in the chain.

@@ -44,7 +44,9 @@ type keyCredential struct {
 }
 
 type applicationView struct {
-	Context         string        `json:"@odata.context,omitempty"`
+	Context string `json:"@odata.context,omitempty"`
+	// ODataType is set where a list mixes kinds of object (/me/ownedObjects).
+	ODataType       string        `json:"@odata.type,omitempty"`
 	ID              string        `json:"id"`
 	AppID           string        `json:"appId"`
 	DisplayName     string        `json:"displayName"`
@@ -127,6 +129,7 @@ func (b *applicationBody) redirects() (web, public *[]string, err error) {
 
 type servicePrincipalView struct {
 	Context                string               `json:"@odata.context,omitempty"`
+	ODataType              string               `json:"@odata.type,omitempty"` // as applicationView's
 	ID                     string               `json:"id"`
 	AppID                  string               `json:"appId"`
 	DisplayName            string               `json:"displayName"`
@@ -221,8 +224,10 @@ func (g *API) listApplications(w http.ResponseWriter, r *http.Request, c *author
 		return err
 	}
 	out := []applicationView{}
+	all := g.mayRead(c)
 	for _, a := range g.dir.Applications(c.Principal.TenantID) {
-		if !f.keeps("appId", a.AppID) || !f.keeps("displayName", a.DisplayName) || !f.keeps("identifierUris", a.IdentifierURIs...) {
+		if !f.keeps("appId", a.AppID) || !f.keeps("displayName", a.DisplayName) || !f.keeps("identifierUris", a.IdentifierURIs...) ||
+			!all && !g.owns(c, a, directory.OwnedApplication) {
 			continue
 		}
 		out = append(out, appView(a))
@@ -287,8 +292,9 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 	if err != nil {
 		return err
 	}
+	// The creator is the first owner, as in Entra.
 	a, err := g.dir.CreateApplication(r.Context(), directory.ApplicationSpec{DisplayName: *body.DisplayName,
-		TenantID: c.Principal.TenantID, ServicePrincipal: body.CreateServicePrincipal})
+		TenantID: c.Principal.TenantID, ServicePrincipal: body.CreateServicePrincipal, Owner: c.Principal.ObjectID})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,12 @@
 //	users, groups              Global Administrator, User Administrator
 //	directory role assignments Global Administrator
 //
+// or own the object (owners.go): the owners of an application or of a
+// service principal read and manage it — update, credentials, federated
+// credentials, owners, delete — unless it holds a directory role, and see
+// only what they own in the lists. Creating an application still takes a
+// role; its creator becomes its first owner.
+//
 // Routes (root host H), with Graph's shapes and error codes:
 //
 //	GET  /v1.0/organization
@@ -21,6 +27,8 @@
 //	POST /v1.0/applications/{id}/addPassword | removePassword | addKey | removeKey
 //	GET|POST /v1.0/applications/{id}/federatedIdentityCredentials
 //	GET|PATCH|DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{id or name}  (PATCH: 204; the name cannot change)
+//	GET /v1.0/{applications|servicePrincipals}/{id}/owners, POST …/owners/$ref, DELETE …/owners/{oid}/$ref
+//	GET /v1.0/me/ownedObjects                    what the signed-in person owns (az ad app list --show-mine)
 //	GET|POST /v1.0/servicePrincipals       (managed identities listed with servicePrincipalType ManagedIdentity)
 //	GET|PATCH|DELETE /v1.0/servicePrincipals/{id}
 //	POST /v1.0/servicePrincipals/{id}/addPassword | removePassword

@@ -56,7 +56,35 @@ const (
 	// selfRead: any signed-in principal, reading about itself (the
 	// handler checks that it is itself, or readAccess's roles).
 	selfRead
+	// appOwner and spOwner: appWrite's roles, or an owner of the
+	// application or service principal the path's {id} names, provided it
+	// holds no directory role (owners.go). appOwnerRead and spOwnerRead:
+	// readAccess's roles, or an owner.
+	appOwner
+	spOwner
+	appOwnerRead
+	spOwnerRead
+	// ownedList: any signed-in principal; the handler lists everything to
+	// readAccess's roles and only what the caller owns to anyone else.
+	ownedList
+	// ownerChecked: a write whose handler checks appWrite's roles or
+	// ownership of the object its body names (POST /servicePrincipals).
+	ownerChecked
 )
+
+// ownerAccess maps the ownership levels to the role level that grants
+// them without ownership.
+var ownerAccess = map[access]access{appOwner: appWrite, spOwner: appWrite, appOwnerRead: readAccess, spOwnerRead: readAccess}
+
+// audited reports whether requests of this level are writes, and so
+// audited.
+func (a access) audited() bool {
+	switch a {
+	case readAccess, selfRead, appOwnerRead, spOwnerRead, ownedList:
+		return false
+	}
+	return true
+}
 
 // rolesFor lists the directory roles that grant each access level.
 var rolesFor = map[access][]string{
@@ -78,28 +106,34 @@ func (g *API) Mount(mux *http.ServeMux) {
 	}
 	mux.Handle("GET /v1.0/organization", h(readAccess, g.organization))
 
-	mux.Handle("GET /v1.0/applications", h(readAccess, g.listApplications))
+	mux.Handle("GET /v1.0/applications", h(ownedList, g.listApplications))
 	mux.Handle("POST /v1.0/applications", h(appWrite, g.createApplication))
-	mux.Handle("GET /v1.0/applications/{id}", h(readAccess, g.getApplication))
-	mux.Handle("PATCH /v1.0/applications/{id}", h(appWrite, g.patchApplication))
-	mux.Handle("DELETE /v1.0/applications/{id}", h(appWrite, g.deleteApplication))
-	mux.Handle("POST /v1.0/applications/{id}/addPassword", h(appWrite, g.addPassword))
-	mux.Handle("POST /v1.0/applications/{id}/removePassword", h(appWrite, g.removePassword))
-	mux.Handle("POST /v1.0/applications/{id}/addKey", h(appWrite, g.addKey))
-	mux.Handle("POST /v1.0/applications/{id}/removeKey", h(appWrite, g.removeKey))
-	mux.Handle("GET /v1.0/applications/{id}/federatedIdentityCredentials", h(readAccess, g.listFederated))
-	mux.Handle("POST /v1.0/applications/{id}/federatedIdentityCredentials", h(appWrite, g.createFederated))
-	mux.Handle("GET /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(readAccess, g.getFederated))
-	mux.Handle("PATCH /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(appWrite, g.patchFederated))
-	mux.Handle("DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(appWrite, g.deleteFederated))
+	mux.Handle("GET /v1.0/applications/{id}", h(appOwnerRead, g.getApplication))
+	mux.Handle("PATCH /v1.0/applications/{id}", h(appOwner, g.patchApplication))
+	mux.Handle("DELETE /v1.0/applications/{id}", h(appOwner, g.deleteApplication))
+	mux.Handle("POST /v1.0/applications/{id}/addPassword", h(appOwner, g.addPassword))
+	mux.Handle("POST /v1.0/applications/{id}/removePassword", h(appOwner, g.removePassword))
+	mux.Handle("POST /v1.0/applications/{id}/addKey", h(appOwner, g.addKey))
+	mux.Handle("POST /v1.0/applications/{id}/removeKey", h(appOwner, g.removeKey))
+	mux.Handle("GET /v1.0/applications/{id}/federatedIdentityCredentials", h(appOwnerRead, g.listFederated))
+	mux.Handle("POST /v1.0/applications/{id}/federatedIdentityCredentials", h(appOwner, g.createFederated))
+	mux.Handle("GET /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(appOwnerRead, g.getFederated))
+	mux.Handle("PATCH /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(appOwner, g.patchFederated))
+	mux.Handle("DELETE /v1.0/applications/{id}/federatedIdentityCredentials/{fid}", h(appOwner, g.deleteFederated))
+	mux.Handle("GET /v1.0/applications/{id}/owners", h(appOwnerRead, g.listOwners(directory.OwnedApplication))) // owners.go
+	mux.Handle("POST /v1.0/applications/{id}/owners/$ref", h(appOwner, g.addOwner(directory.OwnedApplication)))
+	mux.Handle("DELETE /v1.0/applications/{id}/owners/{oid}/$ref", h(appOwner, g.removeOwner(directory.OwnedApplication)))
 
-	mux.Handle("GET /v1.0/servicePrincipals", h(readAccess, g.listServicePrincipals))
-	mux.Handle("POST /v1.0/servicePrincipals", h(appWrite, g.createServicePrincipal))
-	mux.Handle("GET /v1.0/servicePrincipals/{id}", h(readAccess, g.getServicePrincipal))
-	mux.Handle("PATCH /v1.0/servicePrincipals/{id}", h(appWrite, g.patchServicePrincipal))
-	mux.Handle("DELETE /v1.0/servicePrincipals/{id}", h(appWrite, g.deleteServicePrincipal))
-	mux.Handle("POST /v1.0/servicePrincipals/{id}/addPassword", h(appWrite, g.addPassword))
-	mux.Handle("POST /v1.0/servicePrincipals/{id}/removePassword", h(appWrite, g.removePassword))
+	mux.Handle("GET /v1.0/servicePrincipals", h(ownedList, g.listServicePrincipals))
+	mux.Handle("POST /v1.0/servicePrincipals", h(ownerChecked, g.createServicePrincipal))
+	mux.Handle("GET /v1.0/servicePrincipals/{id}", h(spOwnerRead, g.getServicePrincipal))
+	mux.Handle("PATCH /v1.0/servicePrincipals/{id}", h(spOwner, g.patchServicePrincipal))
+	mux.Handle("DELETE /v1.0/servicePrincipals/{id}", h(spOwner, g.deleteServicePrincipal))
+	mux.Handle("POST /v1.0/servicePrincipals/{id}/addPassword", h(spOwner, g.addPassword))
+	mux.Handle("POST /v1.0/servicePrincipals/{id}/removePassword", h(spOwner, g.removePassword))
+	mux.Handle("GET /v1.0/servicePrincipals/{id}/owners", h(spOwnerRead, g.listOwners(directory.OwnedServicePrincipal)))
+	mux.Handle("POST /v1.0/servicePrincipals/{id}/owners/$ref", h(spOwner, g.addOwner(directory.OwnedServicePrincipal)))
+	mux.Handle("DELETE /v1.0/servicePrincipals/{id}/owners/{oid}/$ref", h(spOwner, g.removeOwner(directory.OwnedServicePrincipal)))
 
 	mux.Handle("GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo", h(readAccess, g.listAppRoleAssignedTo)) // approles.go
 	mux.Handle("POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo", h(appWrite, g.assignAppRole(true)))
@@ -140,6 +174,7 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /v1.0/users/{id}/revokeSignInSessions", h(userWrite, g.revokeSignInSessions)) // sessions.go
 	mux.Handle("POST /v1.0/me/revokeSignInSessions", h(selfAccess, g.revokeOwnSignInSessions))
 	mux.Handle("GET /v1.0/me", h(selfAccess, g.getMe))
+	mux.Handle("GET /v1.0/me/ownedObjects", h(selfRead, g.listOwnedObjects))
 
 	mux.Handle("GET /v1.0/roleManagement/directory/roleAssignments", h(readAccess, g.listRoleAssignments))
 	mux.Handle("POST /v1.0/roleManagement/directory/roleAssignments", h(roleWrite, g.createRoleAssignment))
@@ -147,34 +182,82 @@ func (g *API) Mount(mux *http.ServeMux) {
 }
 
 // guard authenticates the bearer token (a Graph audience) and checks that
-// the caller holds a directory role granting need.
+// the caller holds a directory role granting need, or owns the object
+// (ownership levels).
 func (g *API) guard(need access, fn handler) server.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		c, err := g.auth.AuthenticateARM(r, g.auth.GraphAudiences()...)
 		if err != nil {
 			return err
 		}
-		if need != selfAccess && need != selfRead && !g.dir.HasRole(c.Principal.ObjectID, rolesFor[need]...) {
-			err = gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied",
-				"Insufficient privileges to complete the operation.")
-		} else {
+		n := &auditNote{}
+		r = r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, n))
+		if err = g.authorize(r, c, need); err == nil {
 			err = fn(w, r, c)
 		}
-		if need != readAccess && need != selfRead {
-			g.audit(r, c, err)
+		if need.audited() {
+			g.audit(r, c, n, err)
 		}
 		return err
 	}
 }
 
+func errDenied() error {
+	return gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+}
+
+// authorize decides need for the caller (see the access levels).
+func (g *API) authorize(r *http.Request, c *authority.Claims, need access) error {
+	switch need {
+	case selfAccess, selfRead, ownedList, ownerChecked:
+		return nil
+	}
+	if base, ok := ownerAccess[need]; ok {
+		if g.dir.HasRole(c.Principal.ObjectID, rolesFor[base]...) {
+			return nil
+		}
+		obj := directory.OwnedApplication
+		if need == spOwner || need == spOwnerRead {
+			obj = directory.OwnedServicePrincipal
+		}
+		return g.authorizeOwner(r, c, r.PathValue("id"), obj, need == appOwner || need == spOwner)
+	}
+	if !g.dir.HasRole(c.Principal.ObjectID, rolesFor[need]...) {
+		return errDenied()
+	}
+	return nil
+}
+
+// auditNote collects the facts a write's audit entry carries besides who,
+// what and the result (names: audit.AllowedDetails). The guard puts one in
+// each request's context.
+type auditNote struct{ details map[string]string }
+
+type auditNoteKey struct{}
+
+func (n *auditNote) detail(name, value string) {
+	if n.details == nil {
+		n.details = map[string]string{}
+	}
+	n.details[name] = value
+}
+
+// noteOf returns the request's audit note (a throwaway one outside guard).
+func noteOf(r *http.Request) *auditNote {
+	if n, ok := r.Context().Value(auditNoteKey{}).(*auditNote); ok {
+		return n
+	}
+	return &auditNote{}
+}
+
 // audit records a write. A failure to record is logged: the write itself
 // has already happened.
-func (g *API) audit(r *http.Request, c *authority.Claims, err error) {
+func (g *API) audit(r *http.Request, c *authority.Claims, n *auditNote, err error) {
 	if g.Audit == nil {
 		return
 	}
 	e := audit.Entry{RequestID: server.RequestID(r.Context()), Action: r.Pattern, Scope: r.URL.Path,
-		Result: audit.Succeeded, Surface: string(server.SurfaceGraph),
+		Result: audit.Succeeded, Surface: string(server.SurfaceGraph), Details: n.details,
 		Principal: audit.Principal{ObjectID: c.Principal.ObjectID, Type: string(c.Principal.Type),
 			Name: c.Principal.Name, TenantID: c.Principal.TenantID}}
 	if err != nil {

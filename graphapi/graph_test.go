@@ -66,3 +66,15 @@ func FuzzFilter(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRefObjectID(f *testing.F) {
+	f.Add("https://graph.microsoft.com/v1.0/directoryObjects/0b3f6e4e-5d8a-4b2f-9c1a-2e7d9f0a1b2c")
+	f.Add("https://localhost:8443/v1.0/users/0B3F6E4E-5D8A-4B2F-9C1A-2E7D9F0A1B2C/")
+	f.Add("%zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		oid, ok := refObjectID(s)
+		if ok != (oid != "") || ok && strings.ToLower(oid) != oid {
+			t.Fatalf("refObjectID(%q) = %q, %v", s, oid, ok)
+		}
+	})
+}

@@ -188,8 +188,7 @@ func (g *API) addGroupMember(w http.ResponseWriter, r *http.Request, c *authorit
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	i := strings.LastIndexByte(body.ODataID, '/')
-	oid, ok := gatehouse.NormalizeGUID(body.ODataID[i+1:])
+	oid, ok := refObjectID(body.ODataID)
 	if !ok {
 		return badRequest("'@odata.id' must name a directory object: https://graph.microsoft.com/v1.0/directoryObjects/{id}.")
 	}

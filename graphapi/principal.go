@@ -23,8 +23,9 @@ func (g *API) listServicePrincipals(w http.ResponseWriter, r *http.Request, c *a
 		return err
 	}
 	out := []servicePrincipalView{}
+	all := g.mayRead(c)
 	for _, a := range g.dir.Applications(c.Principal.TenantID) {
-		if a.ServicePrincipal {
+		if a.ServicePrincipal && (all || g.owns(c, a, directory.OwnedServicePrincipal)) {
 			out = append(out, spView(a))
 		}
 	}
@@ -33,7 +34,7 @@ func (g *API) listServicePrincipals(w http.ResponseWriter, r *http.Request, c *a
 		return err
 	}
 	for _, mi := range mis {
-		if mi.TenantID == c.Principal.TenantID {
+		if mi.TenantID == c.Principal.TenantID && all { // owned by no one here
 			out = append(out, miView(mi))
 		}
 	}
@@ -82,14 +83,25 @@ func (g *API) createServicePrincipal(w http.ResponseWriter, r *http.Request, c *
 		return err
 	}
 	a, err := g.dir.Application(body.AppID)
+	admin := g.dir.HasRole(c.Principal.ObjectID, rolesFor[appWrite]...)
 	if err != nil || !strings.EqualFold(a.AppID, body.AppID) {
+		if !admin {
+			return errDenied()
+		}
 		return gatehouse.BadRequestf(codeBadRequest, "The appId '%s' of the service principal does not reference a valid application object.", clip(body.AppID))
+	}
+	// The application's owners may create its service principal (owners.go).
+	if !admin {
+		if err := g.authorizeOwner(r, c, a.AppObjectID, directory.OwnedApplication, true); err != nil {
+			return err
+		}
 	}
 	if a.ServicePrincipal {
 		return gatehouse.Errorf(http.StatusConflict, codeAlreadyExists, "The service principal for application %s already exists.", a.AppID)
 	}
+	// The creator is its first owner, as in Entra.
 	yes := true
-	u := directory.ApplicationUpdate{ServicePrincipal: &yes, Enabled: body.AccountEnabled}
+	u := directory.ApplicationUpdate{ServicePrincipal: &yes, Enabled: body.AccountEnabled, ServicePrincipalOwner: c.Principal.ObjectID}
 	if a, err = g.dir.UpdateApplication(r.Context(), a.AppObjectID, u); err != nil {
 		return err
 	}

@@ -182,7 +182,11 @@ func (f *fixture) testCLI(t *testing.T) {
 	f.addSecret("cli user password")
 	pc := newCLI(t)
 	pc.mustRun(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, "-u", "cli-user@suite.test", "-p", "cli user password", "-o", "none")
-	if code, _, errOut := pc.run(t, "ad", "sp", "list"); code == 0 || !strings.Contains(errOut, "Authorization_RequestDenied") {
+	// Without a directory role a person sees only what they own (nothing).
+	if out := pc.mustRun(t, "ad", "sp", "list", "--query", "length(@)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
+		t.Fatalf("a person without a directory role lists %q", out)
+	}
+	if code, _, errOut := pc.run(t, "ad", "sp", "show", "--id", f.app.AppID); code == 0 || !strings.Contains(errOut, "Authorization_RequestDenied") {
 		t.Fatalf("a person without a directory role: %d %q", code, errOut)
 	}
 	profile, err := os.ReadFile(filepath.Join(pc.dir, "profile.json"))

@@ -242,7 +242,7 @@ func (f *fixture) testDeviceCode(t *testing.T) {
 		// The session works for the next command (a Graph token from the
 		// refresh token).
 		c := &cliEnv{dir: dir}
-		if code, _, errOut := c.run(t, "ad", "sp", "list"); code == 0 || !strings.Contains(errOut, "Authorization_RequestDenied") {
+		if code, _, errOut := c.run(t, "ad", "sp", "show", "--id", f.app.AppID); code == 0 || !strings.Contains(errOut, "Authorization_RequestDenied") {
 			t.Fatalf("the person's Graph call: %d %q", code, errOut)
 		}
 		c.mustRun(t, "logout", "--revoke")

@@ -346,15 +346,21 @@ func (f *fixture) testGraph(t *testing.T) {
 			return tr.AccessToken
 		}
 		tok := userToken()
-		if code := errCode(f.graph(t, tok, "GET", "/v1.0/applications", nil, 403)); code != "Authorization_RequestDenied" {
+		// Without a role, a person sees only what they own: nothing here.
+		if l := f.graph(t, tok, "GET", "/v1.0/applications", nil, 200); len(l["value"].([]any)) != 0 {
+			t.Fatalf("no role: listed %v", l["value"])
+		}
+		if code := errCode(f.graph(t, tok, "GET", "/v1.0/applications/"+f.app.AppObjectID, nil, 403)); code != "Authorization_RequestDenied" {
 			t.Fatalf("no role: %s", code)
 		}
 		ra := f.graph(t, admin, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{
 			"roleDefinitionId": directory.RoleDirectoryReaders, "principalId": u["id"], "directoryScopeId": "/"}, 201)
-		f.graph(t, tok, "GET", "/v1.0/applications", nil, 200)
+		if l := f.graph(t, tok, "GET", "/v1.0/applications", nil, 200); len(l["value"].([]any)) == 0 {
+			t.Fatal("a Directory Reader lists no applications")
+		}
 		f.graph(t, tok, "POST", "/v1.0/applications", map[string]any{"displayName": "nope"}, 403)
 		f.graph(t, admin, "DELETE", "/v1.0/roleManagement/directory/roleAssignments/"+ra["id"].(string), nil, 204)
-		f.graph(t, tok, "GET", "/v1.0/applications", nil, 403)
+		f.graph(t, tok, "GET", "/v1.0/applications/"+f.app.AppObjectID, nil, 403)
 		// A User Administrator manages people, but not an administrator:
 		// resetting a Global Administrator's password would hand over the
 		// directory.
