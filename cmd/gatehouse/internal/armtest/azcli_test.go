@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authority"
@@ -408,6 +409,105 @@ func TestAzCLI(t *testing.T) {
 		az.run("ad", "group", "delete", "--group", group.ID)
 		az.run("ad", "user", "delete", "--id", user.ID)
 		az.run("ad", "app", "delete", "--id", sp.AppID)
+	})
+
+	// Owners: az ad app owner add|list|remove and az ad sp owner list; a
+	// person without a directory role manages the application they own
+	// (a service principal, a secret) with their own az, while a person
+	// who owns nothing is refused, and owning an application that holds a
+	// directory role (the bootstrap one) gives no way to its credentials.
+	t.Run("app-owners", func(t *testing.T) {
+		az := az.with(t)
+		var app struct{ ID, AppID string }
+		az.json(&app, "ad", "app", "create", "--display-name", "az-owned")
+		owner := subscriptionReader(t, e, "azowner@example.test", "az owner password 1")
+		stranger := subscriptionReader(t, e, "azstranger@example.test", "az stranger password 1")
+		var boot struct{ ID string }
+		az.json(&boot, "ad", "sp", "show", "--id", e.Bootstrap.ClientID)
+		type ownerView struct {
+			ID                string
+			Type              string `json:"@odata.type"`
+			UserPrincipalName string `json:"userPrincipalName"`
+		}
+		var owners []ownerView
+		if az.json(&owners, "ad", "app", "owner", "list", "--id", app.AppID); len(owners) != 1 || owners[0].ID != boot.ID ||
+			owners[0].Type != "#microsoft.graph.servicePrincipal" {
+			t.Fatalf("the creator as owner: %+v", owners)
+		}
+		az.run("ad", "app", "owner", "add", "--id", app.AppID, "--owner-object-id", owner.ObjectID)
+		az.run("ad", "app", "owner", "add", "--id", app.AppID, "--owner-object-id", owner.ObjectID) // az checks first: no error
+		if az.json(&owners, "ad", "app", "owner", "list", "--id", app.ID); len(owners) != 2 || owners[1].UserPrincipalName != owner.UserName ||
+			owners[1].Type != "#microsoft.graph.user" {
+			t.Fatalf("az ad app owner list: %+v", owners)
+		}
+		if _, errOut, err := az.try("ad", "app", "owner", "add", "--id", app.AppID, "--owner-object-id", gatehouse.NewGUID()); err == nil ||
+			!strings.Contains(errOut, "does not exist") {
+			t.Fatalf("an unknown owner: %v %s", err, az.clean(errOut))
+		}
+
+		// The owner, signed in to az as themselves, with no directory role.
+		mine, _ := deviceLogin(t, e, az, owner)
+		mine.run("ad", "sp", "create", "--id", app.AppID)
+		var sps []ownerView
+		if mine.json(&sps, "ad", "sp", "owner", "list", "--id", app.AppID); len(sps) != 1 || sps[0].ID != owner.ObjectID {
+			t.Fatalf("az ad sp owner list: %+v", sps)
+		}
+		var cred struct{ AppID, Password string }
+		mine.json(&cred, "ad", "app", "credential", "reset", "--id", app.AppID, "--append", "--display-name", "owner's")
+		mine.redact = append(mine.redact, cred.Password)
+		az.redact = append(az.redact, cred.Password)
+		if _, err := e.SecretCredential(t, app.AppID, cred.Password).GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{mgmtScope}}); err != nil {
+			t.Fatalf("the owner's secret: %v", err)
+		}
+		var listed []struct{ AppID string }
+		if mine.json(&listed, "ad", "app", "list", "--show-mine"); len(listed) != 1 || listed[0].AppID != app.AppID {
+			t.Fatalf("az ad app list --show-mine: %+v", listed)
+		}
+		// Not the bootstrap application's credentials, owned or not: it is a
+		// Global Administrator.
+		if _, errOut, err := mine.try("ad", "app", "credential", "reset", "--id", e.Bootstrap.ClientID, "--append"); err == nil ||
+			!strings.Contains(errOut, "Insufficient privileges") {
+			t.Fatalf("a person's credential for the bootstrap application: %v %s", err, mine.clean(errOut))
+		}
+		az.run("ad", "app", "owner", "add", "--id", e.Bootstrap.ClientID, "--owner-object-id", owner.ObjectID)
+		if _, errOut, err := mine.try("ad", "app", "credential", "reset", "--id", e.Bootstrap.ClientID, "--append"); err == nil ||
+			!strings.Contains(errOut, "directory role") {
+			t.Fatalf("an owner's credential for the bootstrap application: %v %s", err, mine.clean(errOut))
+		}
+		if _, errOut, err := mine.try("ad", "app", "owner", "add", "--id", e.Bootstrap.ClientID, "--owner-object-id", stranger.ObjectID); err == nil ||
+			!strings.Contains(errOut, "directory role") {
+			t.Fatalf("an owner making an owner of the bootstrap application: %v %s", err, mine.clean(errOut))
+		}
+		az.run("ad", "app", "owner", "remove", "--id", e.Bootstrap.ClientID, "--owner-object-id", owner.ObjectID)
+
+		// The stranger owns nothing: no credential, no owner for themselves.
+		other, _ := deviceLogin(t, e, az, stranger)
+		for _, args := range [][]string{
+			{"ad", "app", "credential", "reset", "--id", app.AppID, "--append"},
+			{"ad", "app", "owner", "add", "--id", app.AppID, "--owner-object-id", stranger.ObjectID},
+			{"ad", "app", "owner", "list", "--id", app.AppID},
+		} {
+			if _, errOut, err := other.try(args...); err == nil || !strings.Contains(errOut, "Insufficient privileges") {
+				t.Fatalf("a stranger's az %s: %v %s", strings.Join(args[:4], " "), err, other.clean(errOut))
+			}
+		}
+
+		// Removed, the owner can no longer.
+		az.run("ad", "app", "owner", "remove", "--id", app.AppID, "--owner-object-id", owner.ObjectID)
+		if az.json(&owners, "ad", "app", "owner", "list", "--id", app.AppID); len(owners) != 1 {
+			t.Fatalf("after az ad app owner remove: %+v", owners)
+		}
+		if _, errOut, err := mine.try("ad", "app", "credential", "reset", "--id", app.AppID, "--append"); err == nil || !strings.Contains(errOut, "Insufficient privileges") {
+			t.Fatalf("a former owner's credential: %v %s", err, mine.clean(errOut))
+		}
+		if _, errOut, err := az.try("ad", "app", "owner", "remove", "--id", app.AppID, "--owner-object-id", owner.ObjectID); err == nil ||
+			!strings.Contains(errOut, "does not exist") {
+			t.Fatalf("removing a non-owner: %v %s", err, az.clean(errOut))
+		}
+		az.run("ad", "app", "delete", "--id", app.AppID)
+		az.run("ad", "user", "delete", "--id", owner.ObjectID)
+		az.run("ad", "user", "delete", "--id", stranger.ObjectID)
+		e.AssertNotLogged(t, cred.Password)
 	})
 
 	// The usual way to make a service principal for a CI job. (With
@@ -1086,36 +1186,10 @@ func TestAzCLI(t *testing.T) {
 		// and then gets other resources' tokens from the session.
 		const pw = "az device-code password"
 		person := subscriptionReader(t, e, "azdev@example.test", pw)
-		dev := &azCLI{t: t, path: az.path, config: t.TempDir(), ca: e.CAFile}
-		dev.register(e)
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, dev.path, "login", "--use-device-code", "--tenant", tenant)
-		cmd.Env = append(os.Environ(), "AZURE_CONFIG_DIR="+dev.config, "HOME="+dev.config, "REQUESTS_CA_BUNDLE="+dev.ca,
-			"AZURE_CORE_COLLECT_TELEMETRY=false", "AZURE_CORE_NO_COLOR=true", "AZURE_CORE_OUTPUT=json", "AZURE_CORE_SURVEY_MESSAGE=false")
-		var out bytes.Buffer
-		stderr := &codeWatcher{found: make(chan string, 1)}
-		cmd.Stdout, cmd.Stderr = &out, stderr
-		must(t, cmd.Start())
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case code := <-stderr.found:
-			if _, err := e.Authority.DecideDevice(t.Context(), nil, code, gatehouse.Principal{Type: gatehouse.PrincipalUser,
-				ObjectID: person.ObjectID, TenantID: person.TenantID, Name: person.UserName}, true); err != nil {
-				t.Fatal(err)
-			}
-		case err := <-done:
-			t.Fatalf("az exited before printing a code: %v\n%s", err, stderr.String())
-		case <-ctx.Done():
-			t.Fatalf("az printed no code: %s", stderr.String())
-		}
-		if err := <-done; err != nil {
-			t.Fatalf("az login --use-device-code: %v\n%s", err, stderr.String())
-		}
+		dev, out := deviceLogin(t, e, az, person)
 		var accounts []map[string]any
-		if err := json.Unmarshal(out.Bytes(), &accounts); err != nil || len(accounts) != 1 || accounts[0]["id"] != e.sub {
-			t.Fatalf("az login --use-device-code: %v %s", err, out.String())
+		if err := json.Unmarshal(out, &accounts); err != nil || len(accounts) != 1 || accounts[0]["id"] != e.sub {
+			t.Fatalf("az login --use-device-code: %v %s", err, out)
 		}
 		if u, _ := accounts[0]["user"].(map[string]any); u["name"] != person.UserName || u["type"] != "user" {
 			t.Fatalf("signed-in user: %v", accounts[0]["user"])
@@ -1164,6 +1238,41 @@ func TestAzCLI(t *testing.T) {
 		e.AssertNotLogged(t, pw, tok.AccessToken)
 	})
 	e.AssertNotLogged(t, e.Bootstrap.ClientSecret)
+}
+
+// deviceLogin signs person in to a new az configuration with az login
+// --use-device-code, approving the code as the portal's device page does,
+// and returns that az and the login's output.
+func deviceLogin(t *testing.T, e *env, az *azCLI, person *directory.User) (*azCLI, []byte) {
+	t.Helper()
+	dev := &azCLI{t: t, path: az.path, config: t.TempDir(), ca: e.CAFile}
+	dev.register(e)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, dev.path, "login", "--use-device-code", "--tenant", person.TenantID)
+	cmd.Env = append(os.Environ(), "AZURE_CONFIG_DIR="+dev.config, "HOME="+dev.config, "REQUESTS_CA_BUNDLE="+dev.ca,
+		"AZURE_CORE_COLLECT_TELEMETRY=false", "AZURE_CORE_NO_COLOR=true", "AZURE_CORE_OUTPUT=json", "AZURE_CORE_SURVEY_MESSAGE=false")
+	var out bytes.Buffer
+	stderr := &codeWatcher{found: make(chan string, 1)}
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	must(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case code := <-stderr.found:
+		if _, err := e.Authority.DecideDevice(t.Context(), nil, code, gatehouse.Principal{Type: gatehouse.PrincipalUser,
+			ObjectID: person.ObjectID, TenantID: person.TenantID, Name: person.UserName}, true); err != nil {
+			t.Fatal(err)
+		}
+	case err := <-done:
+		t.Fatalf("az exited before printing a code: %v\n%s", err, stderr.String())
+	case <-ctx.Done():
+		t.Fatalf("az printed no code: %s", stderr.String())
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("az login --use-device-code: %v\n%s", err, stderr.String())
+	}
+	return dev, out.Bytes()
 }
 
 // subscriptionReader creates a person who may read the subscription (so
