@@ -26,28 +26,33 @@ const (
 
 // Limits of the synchronous analyze-text operation.
 const (
-	MaxBodyBytes           = 1 << 20
-	MaxTextElements        = 5120
-	MaxDetectionDocuments  = 1000
-	MaxSentimentDocuments  = 10
-	MinAPIVersion          = "2022-05-01"
-	dataLimitsURL          = "https://aka.ms/text-analytics-data-limits"
-	languageSupportURL     = "https://aka.ms/talangs"
-	errInvalidRequest      = "InvalidRequest"
-	errInvalidArgument     = "InvalidArgument"
-	innerBodyFormat        = "InvalidRequestBodyFormat"
-	innerMissingDocuments  = "MissingInputDocuments"
-	innerDocumentBatch     = "InvalidDocumentBatch"
-	innerParameterValue    = "InvalidParameterValue"
-	innerModelVersion      = "ModelVersionIncorrect"
-	innerInvalidDocument   = "InvalidDocument"
-	innerUnsupportedLang   = "UnsupportedLanguageCode"
-	innerInvalidCountry    = "InvalidCountryHint"
-	msgInvalidDocument     = "Invalid document in request."
-	msgInvalidRequest      = "Invalid Request."
-	stringIndexUTF16       = "Utf16CodeUnit"
-	stringIndexCodePoint   = "UnicodeCodePoint"
-	stringIndexTextElement = "TextElement_v8"
+	MaxBodyBytes          = 1 << 20
+	MaxTextElements       = 5120
+	MaxDetectionDocuments = 1000
+	MaxSentimentDocuments = 10
+	MinAPIVersion         = "2022-05-01"
+	dataLimitsURL         = "https://aka.ms/text-analytics-data-limits"
+	languageSupportURL    = "https://aka.ms/talangs"
+	errInvalidRequest     = "InvalidRequest"
+	errInvalidArgument    = "InvalidArgument"
+	innerBodyFormat       = "InvalidRequestBodyFormat"
+	innerMissingDocuments = "MissingInputDocuments"
+	innerDocumentBatch    = "InvalidDocumentBatch"
+	innerParameterValue   = "InvalidParameterValue"
+	innerModelVersion     = "ModelVersionIncorrect"
+	innerInvalidDocument  = "InvalidDocument"
+	innerUnsupportedLang  = "UnsupportedLanguageCode"
+	innerInvalidCountry   = "InvalidCountryHint"
+	msgInvalidDocument    = "Invalid document in request."
+	msgInvalidRequest     = "Invalid Request."
+	stringIndexUTF16      = "Utf16CodeUnit"
+	stringIndexCodePoint  = "UnicodeCodePoint"
+	// The text-element unit is spelt TextElements_v8 by the Language API
+	// (analyze-text: its spec and the SDKs built on it, which rewrite the
+	// older spelling to this one) and TextElement_v8 by Text Analytics v3;
+	// each API takes both here.
+	stringIndexTextElements = "TextElements_v8"
+	stringIndexTextElement  = "TextElement_v8"
 )
 
 // Service is the built-in Language service. It holds no per-account state;
@@ -83,6 +88,9 @@ type parameters struct {
 	LoggingOptOut   bool   `json:"loggingOptOut"`
 	OpinionMining   bool   `json:"opinionMining"`
 	StringIndexType string `json:"stringIndexType"`
+	// v3: the request came by Text Analytics v3's routes (whose spelling
+	// of the text-element unit an error names).
+	v3 bool
 }
 
 // docError is one entry of results.errors.
@@ -218,7 +226,7 @@ func readJSON(r *http.Request, v any) *requestError {
 // run analyzes docs: the results object (documents, errors, modelVersion,
 // statistics) that analyze-text wraps and Text Analytics v3 returns as is.
 func (s *Service) run(kind string, docs []document, p parameters, showStats bool) (any, *requestError) {
-	idx, rerr := parseIndexType(p.StringIndexType)
+	idx, rerr := parseIndexType(p.StringIndexType, p.v3)
 	if rerr != nil {
 		return nil, rerr
 	}
@@ -345,7 +353,7 @@ func (s *Service) v3(r *http.Request, version, op string) (any, *requestError) {
 			inner: "NotFound", detail: fmt.Sprintf("The Text Analytics operation '%s' is not served by this service: only languages and sentiment.", clip(op, 32))}
 	}
 	q := r.URL.Query()
-	p := parameters{ModelVersion: q.Get("model-version"), StringIndexType: q.Get("stringIndexType")}
+	p := parameters{ModelVersion: q.Get("model-version"), StringIndexType: q.Get("stringIndexType"), v3: true}
 	if p.StringIndexType == "" {
 		p.StringIndexType = stringIndexTextElement // v3's default
 	}
@@ -432,17 +440,21 @@ func isDate(s string) bool {
 	return s[5:7] >= "01" && s[5:7] <= "12" && s[8:] >= "01" && s[8:] <= "31"
 }
 
-func parseIndexType(s string) (indexUnit, *requestError) {
+func parseIndexType(s string, v3 bool) (indexUnit, *requestError) {
 	switch s {
 	case "", stringIndexUTF16:
 		return unitUTF16, nil
 	case stringIndexCodePoint:
 		return unitCodePoint, nil
-	case stringIndexTextElement:
+	case stringIndexTextElements, stringIndexTextElement:
 		return unitTextElement, nil
 	}
+	elements := stringIndexTextElements
+	if v3 {
+		elements = stringIndexTextElement
+	}
 	return 0, badRequest(innerParameterValue, "Invalid stringIndexType %q. Possible values are: %s, %s, %s.",
-		clip(s, 32), stringIndexTextElement, stringIndexCodePoint, stringIndexUTF16)
+		clip(s, 32), elements, stringIndexCodePoint, stringIndexUTF16)
 }
 
 // validCountryHint accepts an ISO 3166-1 alpha-2 code (any case) or "none"

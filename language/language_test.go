@@ -170,7 +170,9 @@ func TestSentenceOffsets(t *testing.T) {
 		{"utf16-default", "", func(s string) int { return len(utf16.Encode([]rune(s))) }},
 		{"utf16", "Utf16CodeUnit", func(s string) int { return len(utf16.Encode([]rune(s))) }},
 		{"code-points", "UnicodeCodePoint", func(s string) int { return len([]rune(s)) }},
-		{"text-elements", "TextElement_v8", textElements},
+		{"text-elements", "TextElements_v8", textElements},
+		// Text Analytics v3's spelling, which the Language API takes too.
+		{"text-element-v3-spelling", "TextElement_v8", textElements},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,7 +49,16 @@ def sentiment(_):
     return out
 
 
-steps = [("detect", detect), ("sentiment", sentiment)]
+def text_elements(_):
+    # string_index_type="TextElement_v8": the SDK sends it as is to Text
+    # Analytics v3 and rewrites it to TextElements_v8 for the Language API.
+    # A flag and a skin-toned emoji are one text element each.
+    d = client.analyze_sentiment(["Paris \U0001F1EB\U0001F1F7 is lovely \U0001F44D\U0001F3FD. Really."],
+                                 string_index_type="TextElement_v8")[0]
+    return [{"text": s.text, "offset": s.offset, "length": s.length} for s in d.sentences]
+
+
+steps = [("detect", detect), ("sentiment", sentiment), ("text-elements", text_elements)]
 if mode == "key":
     steps.append(("wrong-key", lambda _: expect_error(
         lambda: list(TextAnalyticsClient(endpoint, AzureKeyCredential("0" * 64), **options).detect_language(["hello"])))))

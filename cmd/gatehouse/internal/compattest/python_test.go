@@ -314,6 +314,16 @@ func TestPython(t *testing.T) {
 				if want := []string{"food/wonderful/positive", "staff/lovely/positive", "parking/terrible/negative"}; !slices.Equal(mined, want) {
 					t.Errorf("mined opinions %v, want %v", mined, want)
 				}
+				// Counted in text elements: the flag and the toned thumb
+				// are one each ("Paris 🇫🇷 is lovely 👍🏽. " is 21; 27 in UTF-16).
+				var elems []struct {
+					Text           string
+					Offset, Length int
+				}
+				s.value(t, "text-elements", &elems)
+				if len(elems) != 2 || elems[0].Offset != 0 || elems[0].Length != 21 || elems[1].Offset != 21 || elems[1].Length != 7 {
+					t.Errorf("text elements: %+v", elems)
+				}
 				if mode != "key" {
 					return
 				}
