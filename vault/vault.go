@@ -238,17 +238,29 @@ func (s *Service) PutVault(ctx context.Context, id *gatehouse.ResourceID, spec S
 	if err := ValidateVaultName(id.Name()); err != nil {
 		return nil, false, err
 	}
-	loc, err := resources.NormalizeLocation(spec.Location)
-	if err != nil {
-		return nil, false, err
-	}
-	spec.Location = loc
-	if err := validateSpec(&spec); err != nil {
-		return nil, false, err
-	}
 	mode := strings.ToLower(spec.CreateMode)
 	if mode != "" && mode != "default" && mode != "recover" {
 		return nil, false, badRequest("properties.createMode", "The createMode '%s' is not valid: use default or recover.", clip(spec.CreateMode))
+	}
+	// A recovery brings the deleted vault back as it was: the body's other
+	// settings are not applied, so they are not judged either, as in
+	// Azure (the Python SDK's VaultProperties, for one, always sends its
+	// defaults, enableRbacAuthorization false among them).
+	validated := false
+	validate := func() error {
+		if validated {
+			return nil
+		}
+		loc, err := resources.NormalizeLocation(spec.Location)
+		if err != nil {
+			return err
+		}
+		spec.Location = loc
+		if err := validateSpec(&spec); err != nil {
+			return err
+		}
+		validated = true
+		return nil
 	}
 	for attempt := 0; ; attempt++ {
 		rec, err := s.vaults.Get(ctx, id.Key())
@@ -256,16 +268,21 @@ func (s *Service) PutVault(ctx context.Context, id *gatehouse.ResourceID, spec S
 		case err == nil && rec.Value.State == StateDeleted && mode == "recover":
 			v, err := s.recoverVault(ctx, id, by)
 			return v, false, err
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			return nil, false, unavailable(err)
+		case err != nil && mode == "recover":
+			return nil, false, gatehouse.NotFoundf(gatehouse.CodeResourceNotFound,
+				"No deleted vault named '%s' was found in this resource group to recover.", clip(id.Name()))
+		}
+		if verr := validate(); verr != nil {
+			return nil, false, verr
+		}
+		switch {
 		case err == nil && rec.Value.State != StateActive:
 			return nil, false, errDeletedVaultHoldsName(id.Name())
 		case err == nil:
 			v, err := s.updateVault(ctx, id, spec, by, false)
 			return v, false, err
-		case !errors.Is(err, storage.ErrNotFound):
-			return nil, false, unavailable(err)
-		case mode == "recover":
-			return nil, false, gatehouse.NotFoundf(gatehouse.CodeResourceNotFound,
-				"No deleted vault named '%s' was found in this resource group to recover.", clip(id.Name()))
 		}
 		v, err := s.createVault(ctx, id, spec, by)
 		if errors.Is(err, errRaced) && attempt == 0 {

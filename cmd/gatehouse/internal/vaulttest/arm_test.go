@@ -124,8 +124,13 @@ func testARMVaults(t *testing.T, e *env) {
 	// The name stays reserved while the vault can be recovered.
 	r = e.arm(t, "PUT", path, map[string]any{"location": "westus", "properties": map[string]any{}}, "")
 	armCode(t, r, 409, "ConflictError")
-	r = e.arm(t, "PUT", path, map[string]any{"location": "westus", "properties": map[string]any{"createMode": "recover"}}, "")
-	if r.status != 200 {
+	// The body azure-mgmt-keyvault's VaultProperties sends: its defaults
+	// (access policies, no soft delete) would be refused on a create, but a
+	// recovery brings the vault back as it was and judges none of them.
+	r = e.arm(t, "PUT", path, map[string]any{"location": "westus", "properties": map[string]any{"createMode": "recover",
+		"tenantId": e.Bootstrap.TenantID, "sku": map[string]any{"family": "A", "name": "standard"}, "accessPolicies": []any{},
+		"enabledForDeployment": false, "enableSoftDelete": false, "softDeleteRetentionInDays": 3, "enableRbacAuthorization": false}}, "")
+	if r.status != 200 || !strings.Contains(string(r.body), `"enableRbacAuthorization":true`) || !strings.Contains(string(r.body), `"enableSoftDelete":true`) {
 		t.Fatalf("recover: %d %s", r.status, r.body)
 	}
 	got, err := c.GetSecret(ctx, "kept", "", nil)
