@@ -178,6 +178,9 @@ type Options struct {
 	Models func() []BaseModel
 	// Language serves POST …/language/:analyze-text (nil: 404).
 	Language server.HandlerFunc
+	// LanguageUnsupported answers the Language and Text Analytics
+	// operations the built-in service does not perform (nil: 404).
+	LanguageUnsupported server.HandlerFunc
 	// TextAnalyticsV3 serves POST …/text/analytics/{version}/languages and
 	// …/sentiment, the Text Analytics v3.x API (nil: 404).
 	TextAnalyticsV3 server.HandlerFunc
@@ -470,6 +473,26 @@ func buildRoutes() []*route {
 			}},
 		textAnalyticsRoute("languages"),
 		textAnalyticsRoute("sentiment"),
+	}
+	// Operations of those APIs the built-in service does not perform are
+	// authenticated and answered a 404 that says so (Options.Unsupported).
+	// The mux routes them: direct dispatch's table stays the hot routes.
+	for _, u := range []struct{ method, path, action string }{
+		{http.MethodPost, "/language/analyze-text/jobs", "Language/analyze-text/jobs/action"},
+		{http.MethodGet, "/language/analyze-text/jobs/{job}", "Language/analyze-text/jobs/read"},
+		{http.MethodDelete, "/language/analyze-text/jobs/{job}", "Language/analyze-text/jobs/delete"},
+		{http.MethodPost, "/language/analyze-text/jobs/{job}/:cancel", "Language/analyze-text/jobs/action"},
+		{http.MethodPost, "/text/analytics/{version}/{operation...}", "TextAnalytics/action"},
+		{http.MethodGet, "/text/analytics/{version}/{operation...}", "TextAnalytics/read"},
+	} {
+		out = append(out, &route{name: "language-unsupported", method: u.method, path: u.path, muxOnly: true,
+			dataAction: dataActionPrefix + u.action, operation: u.method + " " + u.path, kinds: languageKinds,
+			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, c *call) error {
+				if g.opts.LanguageUnsupported == nil {
+					return errNotFound
+				}
+				return g.opts.LanguageUnsupported(w, r)
+			}})
 	}
 	out = append(out, openAIRoutes()...)
 	out = append(out, &route{name: "models-v1", method: http.MethodGet, path: "/openai/v1/models",

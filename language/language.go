@@ -337,6 +337,19 @@ func (s *Service) TextAnalyticsV3(w http.ResponseWriter, r *http.Request) error 
 	return writeJSON(w, results)
 }
 
+// Unsupported answers an operation of the Language or Text Analytics APIs
+// that this service does not perform (the asynchronous analyze-text jobs —
+// analyze actions, healthcare, summarization — and v3's entity, key
+// phrase and PII operations) for an already authenticated caller: 404 in
+// the shape of the service's own "Resource not found", saying what it
+// serves, where a bare "path not found" would leave the client guessing.
+func (s *Service) Unsupported(w http.ResponseWriter, r *http.Request) error {
+	writeError(w, &requestError{status: http.StatusNotFound, code: "404", message: "Resource not found", inner: "NotFound",
+		detail: "This operation is not served by Gatehouse's built-in Language service: it serves POST language/:analyze-text " +
+			"(LanguageDetection, SentimentAnalysis) and Text Analytics v3.0/v3.1 languages and sentiment."})
+	return nil
+}
+
 func (s *Service) v3(r *http.Request, version, op string) (any, *requestError) {
 	if version != "v3.0" && version != "v3.1" {
 		return nil, &requestError{status: http.StatusNotFound, code: "404", message: "Resource not found",

@@ -6,7 +6,7 @@ client's api_version, e.g. v3.1 for the Text Analytics v3 routes)."""
 import os
 import sys
 
-from azure.ai.textanalytics import TextAnalyticsClient
+from azure.ai.textanalytics import AnalyzeSentimentAction, TextAnalyticsClient
 from azure.core.credentials import AzureKeyCredential
 from azure.identity import DefaultAzureCredential
 
@@ -64,4 +64,9 @@ if mode == "key":
         lambda: list(TextAnalyticsClient(endpoint, AzureKeyCredential("0" * 64), **options).detect_language(["hello"])))))
     steps.append(("too-many-documents", lambda _: expect_error(
         lambda: list(client.analyze_sentiment(["good"] * 11)))))
+    # A long-running analysis (analyze-text/jobs; v3.1's /analyze): not
+    # performed by the built-in service, and answered so.
+    steps.append(("analyze-actions", lambda _: expect_error(
+        lambda: client.begin_analyze_actions(["good"], actions=[AnalyzeSentimentAction()]).result())))
+    steps.append(("entities", lambda _: expect_error(lambda: client.recognize_entities(["Paris is in France."]))))
 run(steps)

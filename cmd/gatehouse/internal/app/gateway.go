@@ -101,12 +101,13 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 		Models:           m.baseModels,
 		Language:         lang.AnalyzeText,
 		// The same service behind the Text Analytics v3.x routes.
-		TextAnalyticsV3: lang.TextAnalyticsV3,
-		Usage:           usageSink{m.Accounts},
-		Audit:           denialAudit{m.Audit},
-		Registry:        m.Metrics.Registry,
-		Logger:          m.Logger,
-		Now:             m.Now,
+		TextAnalyticsV3:     lang.TextAnalyticsV3,
+		LanguageUnsupported: lang.Unsupported,
+		Usage:               usageSink{m.Accounts},
+		Audit:               denialAudit{m.Audit},
+		Registry:            m.Metrics.Registry,
+		Logger:              m.Logger,
+		Now:                 m.Now,
 	})
 	m.Gateway.Mount(m.Router)
 	m.goBackground(func() { m.Gateway.Run(bg) })

@@ -333,6 +333,17 @@ func TestPython(t *testing.T) {
 				if err := s.err(t, "too-many-documents"); err.StatusCode != 400 {
 					t.Errorf("too many documents: %s", err)
 				}
+				// What the built-in service does not perform is answered
+				// so: a long-running analysis (analyze-text/jobs, v3.1's
+				// /analyze) and v3.1's entity route are 404s that say it;
+				// the Language API refuses the EntityRecognition kind.
+				if err := s.err(t, "analyze-actions"); err.StatusCode != 404 || !strings.Contains(err.Message, "not served by Gatehouse") {
+					t.Errorf("analyze actions: %s", err)
+				}
+				if err := s.err(t, "entities"); !(err.StatusCode == 404 && strings.Contains(err.Message, "not served by Gatehouse") ||
+					err.StatusCode == 400 && strings.Contains(err.Message, `"EntityRecognition" is not supported`)) {
+					t.Errorf("entities: %s", err)
+				}
 			})
 		}
 	})
