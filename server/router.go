@@ -74,6 +74,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = collapseSlashes(r)
 	hn := strings.ToLower(Hostname(r.Host))
 	if hn == rt.hostname || net.ParseIP(hn) != nil {
+		r = decodeScope(r)
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/ai/"); ok && rt.Direct != nil {
 			if i := strings.IndexByte(rest, '/'); i > 0 && rt.Direct(w, r, rest[:i], rest[i:]) {
 				return
@@ -104,6 +105,26 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	RenderError(w, r, RenderAzure, gatehouse.NotFoundf(gatehouse.CodeNotFound,
 		"No Gatehouse surface is served at host %q.", clip(r.Host, 100)))
+}
+
+// decodeScope returns r with the encoded slashes of a management path that
+// begins with one decoded: ARM's scope-addressed operations take the scope
+// ("/subscriptions/…/resourceGroups/g") as one path parameter, and the
+// Python SDK's generated clients escape it whole (management_locks
+// *_by_scope send "/%2Fsubscriptions%2F…/providers/Microsoft.Authorization/locks"),
+// which ARM routes as the plain path. Only such paths are touched: "%2F"
+// inside a later segment stays the mux's and armapi's to refuse.
+func decodeScope(r *http.Request) *http.Request {
+	raw := r.URL.RawPath
+	if len(raw) < 4 || raw[0] != '/' || raw[1] != '%' || raw[2] != '2' || raw[3] != 'F' && raw[3] != 'f' {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = squeeze(u.Path), ""
+	r2.URL = &u
+	return r2
 }
 
 // collapseSlashes returns r with every run of slashes in its path reduced

@@ -50,6 +50,19 @@ func testLocks(t *testing.T, e *env) {
 	if r.status != 200 || got.Properties.Level != "CanNotDelete" || got.Properties.Notes != "keep keep" || !strings.EqualFold(got.ID, groupScope+"/providers/Microsoft.Authorization/locks/keep") {
 		t.Fatalf("get lock: %d %s", r.status, r.body)
 	}
+	// The scope escaped whole, as the Python SDK's management_locks
+	// *_by_scope send it: the same lock, and the same list.
+	encoded := "/" + url.PathEscape(groupScope)
+	if r := e.do(t, request{method: "GET", path: lockPath(encoded, "keep")}); r.status != 200 || !strings.Contains(string(r.body), `"notes":"keep keep"`) {
+		t.Fatalf("get lock by escaped scope %s: %d %s", encoded, r.status, r.body)
+	}
+	if r := e.do(t, request{method: "GET", path: encoded + "/providers/Microsoft.Authorization/locks?api-version=2016-09-01"}); r.status != 200 || !strings.Contains(string(r.body), `"name":"keep"`) {
+		t.Fatalf("list locks by escaped scope: %d %s", r.status, r.body)
+	}
+	// Elsewhere an escaped slash is not a separator.
+	if r := e.do(t, request{method: "GET", path: groupScope + "/providers/Microsoft.Authorization/locks/a%2Fb?api-version=2016-09-01"}); r.status < 400 || r.status >= 500 {
+		t.Fatalf("escaped slash in a lock name: %d %s", r.status, r.body)
+	}
 
 	// CanNotDelete: no delete, other changes go through.
 	if _, err := accts.BeginDelete(ctx, group, "locked-acct", nil); !isCode(err, 409, "ScopeLocked") {
