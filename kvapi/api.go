@@ -196,25 +196,17 @@ func (a *API) serve(c *call, h func(*call) error) error {
 // disabled, ForbiddenByFirewall when the address matches no IP rule.
 func (a *API) checkNetwork(c *call) error {
 	addr := netacl.RemoteAddr(c.r.RemoteAddr)
-	v := c.vault
-	caller := "oid=" + c.principal.ObjectID
-	if c.principal.ClientID != "" {
-		caller = "appid=" + c.principal.ClientID + ";" + caller
+	err := c.vault.CheckNetwork(addr, a.opts.PrivateNetworks.Contains(addr), vault.CallerName(c.principal))
+	if e, ok := gatehouse.AsError(err); ok {
+		switch e.InnerCode {
+		case vault.CodeForbiddenByConnection:
+			c.detail("reason", "public_access_disabled")
+		case vault.CodeForbiddenByFirewall:
+			c.detail("reason", "firewall")
+			c.detail("clientAddress", addr.String())
+		}
 	}
-	switch v.Network.Check(addr, a.opts.PrivateNetworks.Contains(addr)) {
-	case netacl.DeniedPublicAccess:
-		c.detail("reason", "public_access_disabled")
-		return gatehouse.Errorf(http.StatusForbidden, vault.CodeForbidden,
-			"Public network access is disabled and request is not from a trusted service nor via an approved private link.\r\nCaller: %s\r\nVault: %s;location=%s",
-			caller, v.Name, v.Location).WithInner("ForbiddenByConnection")
-	case netacl.DeniedFirewall:
-		c.detail("reason", "firewall")
-		c.detail("clientAddress", addr.String())
-		return gatehouse.Errorf(http.StatusForbidden, vault.CodeForbidden,
-			"Client address is not authorized and caller is not a trusted service.\r\nClient address: %s\r\nCaller: %s\r\nVault: %s;location=%s",
-			addr.String(), caller, v.Name, v.Location).WithInner("ForbiddenByFirewall")
-	}
-	return nil
+	return err
 }
 
 // unauthorized is the 401 of the data plane, with the challenge.
