@@ -50,6 +50,9 @@
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.ManagedIdentity/userAssignedIdentities
 //	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}
 //	GET    …/userAssignedIdentities/{name}/federatedIdentityCredentials[/{fic}], PUT|DELETE …/{fic}   (federated.go)
+//	GET    {scope}/providers/Microsoft.ManagedIdentity/identities/default   a resource's system-assigned identity
+//	                                                        (an AI account's); 404 ResourceNotFound when it has none
+//	                                                        (systemidentity.go)
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/vaults
 //	GET|PUT|PATCH|DELETE  …/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}   (vaults.go)
 //	GET    /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults
@@ -103,7 +106,8 @@
 //	checks          Microsoft.CognitiveServices/checkDomainAvailability/action,
 //	                …/locations/checkSkuAvailability/action at the subscription
 //	groups          Microsoft.Resources/subscriptions/resourceGroups/{read,write,delete}
-//	identities      Microsoft.ManagedIdentity/userAssignedIdentities/{read,write,delete}
+//	identities      Microsoft.ManagedIdentity/userAssignedIdentities/{read,write,delete};
+//	                Microsoft.ManagedIdentity/identities/read (a system-assigned identity, at its resource)
 //	vaults          Microsoft.KeyVault/vaults/{read,write,delete}, Microsoft.KeyVault/deletedVaults/read,
 //	                Microsoft.KeyVault/locations/deletedVaults/purge/action,
 //	                Microsoft.KeyVault/checkNameAvailability/read

@@ -34,7 +34,7 @@ var managementActions = []string{
 	actDeploymentRead, actDeploymentWrite, actDeploymentDelete,
 	actCheckDomain, actCheckSKU, actLocationModelsRead, actDeletedAccountRead, actDeletedAccountDelete,
 	actVaultRead, actVaultWrite, actVaultDelete, actDeletedVaultRead, actDeletedVaultPurge, actVaultNameCheck,
-	actIdentityRead, actIdentityWrite, actIdentityDelete, actIdentityAssign,
+	actIdentityRead, actIdentityWrite, actIdentityDelete, actIdentityAssign, actSystemIdentityRead,
 	actFederatedRead, actFederatedWrite, actFederatedDelete,
 	actAssignmentRead, actAssignmentWrite, actAssignmentDelete, actRoleWrite, actRoleDelete,
 	actLockRead, actLockWrite, actLockDelete, actElevateAccess, actPolicyRead,
