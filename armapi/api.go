@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/authz"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 	"github.com/gatehouse/gatehouse/vault"
@@ -42,6 +43,11 @@ type Options struct {
 	// Vaults backs Microsoft.KeyVault/vaults (vaults.go; nil: those routes
 	// answer 404).
 	Vaults *vault.Service
+	// PrivateNetworks are the client networks that count as private
+	// endpoints (serve --private-networks): a vault's network rules, which
+	// the management plane applies where it shows what a vault holds (its
+	// secrets' metadata), do not apply to them, as on the data plane.
+	PrivateNetworks netacl.Networks
 	// Directory answers directory-role questions (elevateAccess; nil: it
 	// is refused to everyone).
 	Directory Directory

@@ -58,6 +58,11 @@
 //	GET    /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults
 //	GET    …/providers/Microsoft.KeyVault/locations/{loc}/deletedVaults/{name}[/purge (POST)]
 //	POST   /subscriptions/{sub}/providers/Microsoft.KeyVault/checkNameAvailability   {nameAvailable, reason, message}
+//	GET    …/vaults/{name}/secrets[?$top=&$skiptoken=], …/secrets/{secret}   secret metadata, never a value, to
+//	                                                        callers the vault's network rules admit; PUT|PATCH of a
+//	                                                        secret: 400 SecretWriteNotSupported (vaultsecrets.go)
+//	PUT    …/vaults/{name}/accessPolicies/{add|replace|remove}   400 BadRequest: vaults are RBAC-only
+//	GET    …/vaults/{name}/privateEndpointConnections[/{pec}], …/privateLinkResources   empty; 404 for one
 //	GET    {sub | sub/resourceGroups/{rg}}/resources         generic list (accounts, vaults, identities the caller
 //	                                                        may read): $filter resourceType|name|resourceGroup|
 //	                                                        tagName|tagValue eq '…' [and …], $top (generic.go)
@@ -109,6 +114,8 @@
 //	identities      Microsoft.ManagedIdentity/userAssignedIdentities/{read,write,delete};
 //	                Microsoft.ManagedIdentity/identities/read (a system-assigned identity, at its resource)
 //	vaults          Microsoft.KeyVault/vaults/{read,write,delete}, Microsoft.KeyVault/deletedVaults/read,
+//	                Microsoft.KeyVault/vaults/secrets/read (at the vault, or at the secret),
+//	                Microsoft.KeyVault/vaults/accessPolicies/write,
 //	                Microsoft.KeyVault/locations/deletedVaults/purge/action,
 //	                Microsoft.KeyVault/checkNameAvailability/read
 //	assignments     Microsoft.Authorization/roleAssignments/{read,write,delete}

@@ -43,11 +43,32 @@ var featureRoutes = func() []route {
 // noAccountItem answers GET of one item of a collection an existing
 // account has none of.
 func noAccountItem(coll string) func(c *call) error {
+	return noItem("account", func(c *call) error {
+		_, err := c.readAccount()
+		return err
+	}, coll)
+}
+
+// noItem answers GET of one item of a collection an existing resource
+// (owner: "account", "vault") has none of; read authorizes reading the
+// resource and loads it.
+func noItem(owner string, read func(*call) error, coll string) func(c *call) error {
 	return func(c *call) error {
-		if _, err := c.readAccount(); err != nil {
+		if err := read(c); err != nil {
 			return err
 		}
-		return gatehouse.NotFoundf("NotFound", "The %s '%s' of the account was not found.", coll, clipName(c.param("item")))
+		return gatehouse.NotFoundf("NotFound", "The %s '%s' of the %s was not found.", coll, clipName(c.param("item")), owner)
+	}
+}
+
+// emptyList answers a collection an existing resource has none of; read
+// authorizes reading the resource and loads it.
+func emptyList(read func(*call) error) func(c *call) error {
+	return func(c *call) error {
+		if err := read(c); err != nil {
+			return err
+		}
+		return c.reply(http.StatusOK, list[struct{}]{Value: []struct{}{}})
 	}
 }
 

@@ -34,6 +34,7 @@ var managementActions = []string{
 	actDeploymentRead, actDeploymentWrite, actDeploymentDelete,
 	actCheckDomain, actCheckSKU, actLocationModelsRead, actDeletedAccountRead, actDeletedAccountDelete,
 	actVaultRead, actVaultWrite, actVaultDelete, actDeletedVaultRead, actDeletedVaultPurge, actVaultNameCheck,
+	actVaultSecretRead, actVaultAccessPolicyWrite,
 	actIdentityRead, actIdentityWrite, actIdentityDelete, actIdentityAssign, actSystemIdentityRead,
 	actFederatedRead, actFederatedWrite, actFederatedDelete,
 	actAssignmentRead, actAssignmentWrite, actAssignmentDelete, actRoleWrite, actRoleDelete,

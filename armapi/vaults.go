@@ -10,11 +10,14 @@ package armapi
 //	GET    /subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{loc}/deletedVaults/{name}
 //	POST   /subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{loc}/deletedVaults/{name}/purge
 //
-// Vaults always use Azure RBAC (enableRbacAuthorization true); access
-// policies sent by clients are ignored and shown as []. A PUT with
-// properties.createMode "recover" recovers a soft-deleted vault.
+// Vaults always use Azure RBAC (enableRbacAuthorization true): access
+// policies — in a PUT or PATCH, or through …/accessPolicies/{add|replace|
+// remove} (vaultsecrets.go) — are refused with a 400 that says so, and
+// shown as []. A PUT with properties.createMode "recover" recovers a
+// soft-deleted vault.
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -110,11 +113,30 @@ type vaultBody struct {
 		PublicNetworkAccess       *string       `json:"publicNetworkAccess"`
 		NetworkACLs               *netacl.Rules `json:"networkAcls"`
 		CreateMode                string        `json:"createMode"`
+		// Refused when not empty (errAccessPolicies).
+		AccessPolicies []json.RawMessage `json:"accessPolicies"`
 		// Refused when true (vault.Spec.EnabledFor).
 		EnabledForDeployment         *bool `json:"enabledForDeployment"`
 		EnabledForDiskEncryption     *bool `json:"enabledForDiskEncryption"`
 		EnabledForTemplateDeployment *bool `json:"enabledForTemplateDeployment"`
 	} `json:"properties"`
+}
+
+// errAccessPolicies refuses access policies, wherever they are sent: the
+// 400 BadRequest a vault with enableRbacAuthorization false gets, since
+// access policies are the model that setting chooses.
+func errAccessPolicies(target string) error {
+	return gatehouse.BadRequestf(gatehouse.CodeBadRequest,
+		"Gatehouse vaults use Azure role-based access control only: access policies are not supported (grant a Key Vault role, such as Key Vault Secrets User, at the vault or at one secret instead).").WithTarget(target)
+}
+
+// check refuses what the body asks for that Gatehouse does not do and
+// the vault service does not see.
+func (b *vaultBody) check() error {
+	if b.Properties != nil && len(b.Properties.AccessPolicies) > 0 {
+		return errAccessPolicies("properties.accessPolicies")
+	}
+	return nil
 }
 
 func (b *vaultBody) spec(p gatehouse.Principal) vault.Spec {
@@ -139,6 +161,12 @@ func (c *call) vaultActor() vault.Actor {
 // vaultCall is the common prologue: the service exists, subscription,
 // authorization at the vault, resource group, name.
 func (c *call) vaultCall(action string) (*gatehouse.ResourceID, error) {
+	return c.vaultCallAt(action, nil)
+}
+
+// vaultCallAt is vaultCall authorizing action at within(vault id) — a
+// child of the vault, such as one secret — when within is not nil.
+func (c *call) vaultCallAt(action string, within func(*gatehouse.ResourceID) *gatehouse.ResourceID) (*gatehouse.ResourceID, error) {
 	if c.api.opts.Vaults == nil {
 		return nil, errNoRoute(c.r.URL.Path)
 	}
@@ -147,7 +175,11 @@ func (c *call) vaultCall(action string) (*gatehouse.ResourceID, error) {
 	}
 	id := &gatehouse.ResourceID{Subscription: strings.ToLower(c.param("sub")), ResourceGroup: c.param("rg"),
 		Namespace: vault.Namespace, Types: []string{keyVaultResourceTypes}, Names: []string{c.param("name")}}
-	if err := c.authorize(action, id); err != nil {
+	target := id
+	if within != nil {
+		target = within(id)
+	}
+	if err := c.authorize(action, target); err != nil {
 		return nil, err
 	}
 	if _, err := c.group(); err != nil {
@@ -207,6 +239,9 @@ func putVault(c *call) error {
 	if err := c.decode(&body); err != nil {
 		return err
 	}
+	if err := body.check(); err != nil {
+		return err
+	}
 	v, created, err := c.api.opts.Vaults.PutVault(c.ctx(), id, body.spec(c.principal), c.vaultActor())
 	if err != nil {
 		return err
@@ -222,6 +257,9 @@ func patchVault(c *call) error {
 	}
 	var body vaultBody
 	if err := c.decode(&body); err != nil {
+		return err
+	}
+	if err := body.check(); err != nil {
 		return err
 	}
 	spec := body.spec(gatehouse.Principal{})

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/gateway"
 	"github.com/gatehouse/gatehouse/kvapi"
+	"github.com/gatehouse/gatehouse/netacl"
 	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/server"
 )
@@ -51,6 +52,10 @@ func (m *Main) mountManagement(ctx, bg context.Context) error {
 		return err
 	}
 	m.Audit = audit.New(m.Store, m.Now)
+	private, err := netacl.ParsePrefixes(m.Config.PrivateNetworks) // validated with the config
+	if err != nil {
+		return err
+	}
 	api := armapi.New(armapi.Options{
 		Authenticator: armAuthenticator{m.Authority},
 		Authz:         m.Authz, Accounts: m.Accounts, Resources: m.Resources, Audit: m.Audit,
@@ -61,6 +66,9 @@ func (m *Main) mountManagement(ctx, bg context.Context) error {
 		Deployments: m.Deployments,
 		// Vaults are built by configureVault (vault.go).
 		Vaults: m.Vaults,
+		// A vault's network rules hold for its secrets' metadata here as
+		// on its data plane.
+		PrivateNetworks: private,
 		Tenants: func() []armapi.Tenant {
 			var out []armapi.Tenant
 			for _, t := range m.Directory.Tenants() {

@@ -115,6 +115,7 @@ func TestManagement(t *testing.T) {
 				{"custom-role-scopes", testCustomRoleScopes},
 				{"sdk-managed-identities", testSDKIdentities},
 				{"sdk-groups-and-vaults", testSDKGroupsAndVaults},
+				{"sdk-vault-secrets", testSDKVaultSecrets},
 				{"sdk-system-identities", testSDKSystemIdentities},
 				{"account-identities", testAccountIdentities},
 				{"rbac-list-keys", testRBACListKeys},
