@@ -3,6 +3,7 @@ package accounts_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -366,6 +367,34 @@ func TestUsageEvidence(t *testing.T) {
 		if err != nil || ev.Keys[0].RequestsTotal != 0 || ev.Keys[0].PromptTokensTotal != 0 || ev.Keys[0].TokensLast24Hours != 0 || ev.Keys[0].Generation != 2 {
 			t.Fatalf("after regenerate: %+v %v", ev.Keys[0], err)
 		}
+		// Uses of the old key1 counted before the regeneration and flushed
+		// after it (a node's next flush) are not the new key's: they reach
+		// the account's series only. The new key's own uses count.
+		late := []accounts.Usage{
+			{AccountID: id.String(), Slot: accounts.Key1, Generation: 1, Requests: 4, LastUsed: now.Add(-time.Second), UserAgents: []string{"old-key-app"}},
+			{AccountID: id.String(), Slot: accounts.Key1, Generation: 2, Requests: 2, LastUsed: now, UserAgents: []string{"new-key-app"}},
+		}
+		if err := n.RecordUsage(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		ev, err = n.KeyUsage(ctx, id)
+		if k := ev.Keys[0]; err != nil || k.RequestsTotal != 2 || !k.LastUsed.Equal(now) || strings.Join(k.UserAgents, ",") != "new-key-app" {
+			t.Fatalf("old key's late uses: %+v %v", k, err)
+		}
+		// KeyUsage first stores what the node has not flushed yet.
+		flushed := 0
+		n.SetUsageFlusher(func(ctx context.Context) error {
+			flushed++
+			return n.RecordUsage(ctx, []accounts.Usage{{AccountID: id.String(), Slot: accounts.Key2, Generation: 1, Requests: 1, LastUsed: now}})
+		})
+		ev, err = n.KeyUsage(ctx, id)
+		if err != nil || flushed != 1 || ev.Keys[1].RequestsTotal != 1 || !ev.Keys[1].LastUsed.Equal(now) {
+			t.Fatalf("unflushed use: %d flushes, %+v %v", flushed, ev.Keys[1], err)
+		}
+		n.SetUsageFlusher(func(context.Context) error { return errors.New("store down") })
+		if _, err := n.KeyUsage(ctx, id); err != nil {
+			t.Fatalf("a failed flush fails the read: %v", err)
+		}
 		// The account's series (Azure Monitor's metrics) keeps every
 		// credential's use through the regeneration, in 5-minute windows.
 		series, err := n.Series(ctx, id)
@@ -379,7 +408,7 @@ func TestUsageEvidence(t *testing.T) {
 				t.Fatalf("series out of order or off the grain: %+v", series)
 			}
 		}
-		if len(series) != 3 || req != 30 || prompt != 2*(100+4+7) || completion != 2*(20+1+5) {
+		if len(series) != 4 || req != 30+4+2+1 || prompt != 2*(100+4+7) || completion != 2*(20+1+5) {
 			t.Fatalf("series %+v: %d requests, %d prompt, %d completion tokens", series, req, prompt, completion)
 		}
 		// A day later it has aged out.

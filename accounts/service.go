@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -84,6 +85,19 @@ type Service struct {
 	byHash map[[sha256.Size]byte]KeyMatch
 
 	reload storage.Reloader
+
+	// flushUsage, when set, stores the data plane's usage counts not yet
+	// flushed (SetUsageFlusher).
+	flushUsage atomic.Pointer[func(context.Context) error]
+}
+
+// SetUsageFlusher gives KeyUsage a way to store this node's usage counts
+// before it reads the evidence: the data plane flushes them only every so
+// often, and the key used a second ago is the one a regeneration must not
+// take for unused. (Other nodes' counts still arrive with their next
+// flush.)
+func (s *Service) SetUsageFlusher(f func(context.Context) error) {
+	s.flushUsage.Store(&f)
 }
 
 // entry is one account in the index.

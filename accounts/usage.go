@@ -22,6 +22,11 @@ type Usage struct {
 	// or -1 for an identity (PrincipalID).
 	Slot        int
 	PrincipalID string
+	// Generation is the key generation the slot's requests authenticated
+	// with; 0 (a node that does not say) is taken as the current one.
+	// Requests made with a key since regenerated count in the account's
+	// series only: they are not evidence that the new key is in use.
+	Generation int64
 	// Requests since the previous flush.
 	Requests int64
 	// PromptTokens and CompletionTokens are the tokens the answers to them
@@ -143,7 +148,9 @@ func (c *usageCounters) since(t time.Time) (requests, tokens int64) {
 // RecordUsage stores a batch of usage counts (the data plane's flush). Each
 // account's evidence is one record, updated atomically, so flushes from
 // several nodes add up. Usage of unknown (deleted) accounts is dropped.
-// Counts for a key slot are attributed to the slot's current generation.
+// Counts for a key slot are attributed to the generation they name (the
+// current one when they name none); those of an earlier generation than
+// the slot's go to the account's series only.
 func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 	byAccount := map[string][]*Usage{}
 	for i := range batch {
@@ -174,11 +181,25 @@ func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 				r.InternalID = a.InternalID
 			}
 			for _, u := range us {
+				if r.Account == nil {
+					r.Account = &usageCounters{}
+				}
+				r.Account.add(u, now)
 				var c *usageCounters
 				if u.Slot == Key1 || u.Slot == Key2 {
 					c = &r.Slots[u.Slot]
-					if c.Generation != gens[u.Slot] {
-						*c = usageCounters{Generation: gens[u.Slot]}
+					// This node's index may lag the key's regeneration on
+					// another: a generation newer than it knows is current.
+					cur := max(gens[u.Slot], c.Generation)
+					g := u.Generation
+					if g == 0 {
+						g = cur
+					}
+					if g < cur {
+						continue // a key since regenerated
+					}
+					if c.Generation != g {
+						*c = usageCounters{Generation: g}
 					}
 				} else {
 					if r.Principals == nil {
@@ -191,10 +212,6 @@ func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 					}
 				}
 				c.add(u, now)
-				if r.Account == nil {
-					r.Account = &usageCounters{}
-				}
-				r.Account.add(u, now)
 			}
 			trimPrincipals(r)
 		}
@@ -283,14 +300,22 @@ type Evidence struct {
 	Principals []PrincipalUsage
 }
 
-// KeyUsage returns the account's usage evidence, as of the data plane's
-// last flush (at most one flush interval old).
+// KeyUsage returns the account's usage evidence: this node's counts up to
+// now (SetUsageFlusher), other nodes' as of their last flush (at most one
+// flush interval old).
 //
 // Errors (*gatehouse.Error): 404 ResourceNotFound; 503.
 func (s *Service) KeyUsage(ctx context.Context, id *gatehouse.ResourceID) (*Evidence, error) {
 	a, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if f := s.flushUsage.Load(); f != nil {
+		// A failure leaves the counts for the next flush; the evidence
+		// stored so far is still worth showing.
+		if err := (*f)(ctx); err != nil && s.opts.Logger != nil {
+			s.opts.Logger.Warn("accounts: usage flush before reading key usage failed", "err", err)
+		}
 	}
 	var u usageRecord
 	rec, err := s.usage.Get(ctx, a.Key())

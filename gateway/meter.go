@@ -23,6 +23,10 @@ type Usage struct {
 	Slot int
 	// PrincipalID is the identity's object id (Slot -1).
 	PrincipalID string
+	// Generation is the slot's key generation the requests authenticated
+	// with (0 for identities): uses counted before a regeneration and
+	// flushed after it belong to the key that is gone, not to the new one.
+	Generation int64
 	// Requests is the number of requests since the previous flush.
 	Requests int64
 	// PromptTokens and CompletionTokens are what the upstreams reported
@@ -68,9 +72,10 @@ type meter struct {
 const idleAfter = time.Hour
 
 type usageKey struct {
-	account   string
-	slot      int
-	principal string
+	account    string
+	slot       int
+	generation int64
+	principal  string
 }
 
 type usageEntry struct {
@@ -177,6 +182,10 @@ func (m *meter) entry(acct *Account, c *call) *usageEntry {
 	k := usageKey{account: acct.ID, slot: c.slot}
 	if c.slot < 0 {
 		k.principal = c.principal.ObjectID
+	} else {
+		// The generation the key or STS token was checked against: after
+		// a regeneration, the new key's uses count apart.
+		k.generation = acct.Generations[c.slot&1]
 	}
 	if e, ok := m.entries.Load(k); ok {
 		return e.(*usageEntry)
@@ -316,7 +325,7 @@ func (m *meter) flush(ctx context.Context, sink UsageSink, logger *slog.Logger) 
 		e.mu.Lock()
 		dirty := e.dirty
 		e.dirty = false
-		u := Usage{AccountID: e.key.account, Slot: e.key.slot, PrincipalID: e.key.principal, Requests: n,
+		u := Usage{AccountID: e.key.account, Slot: e.key.slot, Generation: e.key.generation, PrincipalID: e.key.principal, Requests: n,
 			PromptTokens: prompt, CompletionTokens: completion,
 			ClientAddresses: append([]string(nil), e.addrs...), UserAgents: append([]string(nil), e.agents...)}
 		e.mu.Unlock()

@@ -110,6 +110,9 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 		Now:                 m.Now,
 	})
 	m.Gateway.Mount(m.Router)
+	// Key usage evidence read here (listKeyUsage, the portal) includes
+	// this node's last seconds of use.
+	m.Accounts.SetUsageFlusher(m.Gateway.Flush)
 	m.goBackground(func() { m.Gateway.Run(bg) })
 	if m.Config.Dev {
 		m.AddBootstrapStep("dev", m.bootstrapDev)
@@ -372,7 +375,7 @@ type usageSink struct{ s *accounts.Service }
 func (x usageSink) RecordUsage(ctx context.Context, batch []gateway.Usage) error {
 	out := make([]accounts.Usage, len(batch))
 	for i, u := range batch {
-		out[i] = accounts.Usage{AccountID: u.AccountID, Slot: u.Slot, PrincipalID: u.PrincipalID, Requests: u.Requests,
+		out[i] = accounts.Usage{AccountID: u.AccountID, Slot: u.Slot, Generation: u.Generation, PrincipalID: u.PrincipalID, Requests: u.Requests,
 			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
 			LastUsed: u.LastUsed, ClientAddresses: u.ClientAddresses, UserAgents: u.UserAgents}
 	}

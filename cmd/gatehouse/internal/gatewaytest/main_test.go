@@ -92,6 +92,7 @@ func TestGateway(t *testing.T) {
 				{"rotation-under-load", testRotation},
 				{"refusals", testRefusals},
 				{"usage-evidence-and-metrics", testUsage},
+				{"usage-evidence-at-rotation", testUsageAtRotation},
 				{"token-metrics", testTokenMetrics},
 				{"azure-monitor-metrics", testAzureMonitorMetrics},
 				{"deployments-management-api", testDeployments},

@@ -148,3 +148,51 @@ func testTokenMetrics(t *testing.T, e *env) {
 		t.Errorf("key1 evidence %+v", k)
 	}
 }
+
+// testUsageAtRotation: the evidence a rotation is decided on is current.
+// listKeyUsage shows a key used a moment ago, before the node's periodic
+// flush; and uses of a key counted before its regeneration, flushed
+// after it, are not taken for the new key's.
+func testUsageAtRotation(t *testing.T, e *env) {
+	a := e.createAccount(t, "rotation-usage", "TextAnalytics", nil)
+	body := `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"hello world"}]}}`
+	use := func(key string, want int) {
+		t.Helper()
+		if r := e.do(t, call{url: a.endpoint + languagePath, header: map[string]string{"api-key": key, "User-Agent": "rotating/1"}, body: body}); r.status != want {
+			t.Fatalf("request: %d %s, want %d", r.status, r.body, want)
+		}
+	}
+	type slot struct {
+		KeyName          string  `json:"keyName"`
+		Generation       int64   `json:"generation"`
+		LastUsed         *string `json:"lastUsed"`
+		RequestsLastHour int64   `json:"requestsLastHour"`
+		RequestsTotal    int64   `json:"requestsTotal"`
+	}
+	usage := func() [2]slot {
+		t.Helper()
+		r := e.arm(t, "POST", a.id+"/listKeyUsage", "")
+		var ev struct{ Value []slot }
+		if err := json.Unmarshal(r.body, &ev); err != nil || r.status != 200 || len(ev.Value) != 2 {
+			t.Fatalf("listKeyUsage %d %s: %v", r.status, r.body, err)
+		}
+		return [2]slot{ev.Value[0], ev.Value[1]}
+	}
+	for range 3 {
+		use(a.key2, 200)
+	}
+	if k := usage()[1]; k.RequestsLastHour != 3 || k.LastUsed == nil {
+		t.Fatalf("key2 used a moment ago: %+v", k)
+	}
+	// key1 is used, then regenerated before anything flushed its uses.
+	for range 5 {
+		use(a.key1, 200)
+	}
+	if r := e.arm(t, "POST", a.id+"/regenerateKey", `{"keyName":"Key1"}`); r.status != 200 {
+		t.Fatalf("regenerate: %d %s", r.status, r.body)
+	}
+	use(a.key1, 401)
+	if k := usage()[0]; k.Generation != 2 || k.RequestsTotal != 0 || k.LastUsed != nil {
+		t.Fatalf("the new key1 carries the old one's uses: %+v", k)
+	}
+}
