@@ -82,7 +82,10 @@ func (m *Main) runBootstrap(ctx context.Context) error {
 	m.identity.banner = append(m.identity.banner,
 		"Bootstrap service principal (shown once — store the secret now; it is kept only as a hash):",
 		"  export AZURE_AUTHORITY_HOST="+c.AuthorityHost,
-		"  export AZURE_TENANT_ID="+c.TenantID,
+		// adfs, not the tenant's GUID: the SDKs' (MSAL's) instance
+		// discovery asks login.microsoftonline.com about any other
+		// authority, and fails offline (see the identity banner above).
+		"  export AZURE_TENANT_ID=adfs   # the tenant "+c.TenantID,
 		"  export AZURE_CLIENT_ID="+c.ClientID,
 		"  export AZURE_CLIENT_SECRET="+c.ClientSecret,
 		"  gatehouse login --server "+c.AuthorityHost+" --ca-file "+c.CAFile+" --tenant "+c.TenantID+
