@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/netacl"
 )
 
 // Pinger reports whether a dependency answers.
@@ -14,8 +16,11 @@ type Pinger interface {
 }
 
 // MountOps mounts /healthz (the process answers), /readyz (storage answers)
-// and /metrics on mux.
-func MountOps(mux *http.ServeMux, store Pinger, metrics *Metrics) {
+// and /metrics on mux. /metrics names every account and deployment (and
+// counts denials by reason), so it answers only the clients whose address
+// metricsClients holds (the TCP peer's, or the PROXY protocol's); others
+// get 403.
+func MountOps(mux *http.ServeMux, store Pinger, metrics *Metrics, metricsClients netacl.Networks) {
 	mux.Handle("GET /healthz", WithSurface(SurfaceOps, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})))
@@ -28,5 +33,13 @@ func MountOps(mux *http.ServeMux, store Pinger, metrics *Metrics) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		return nil
 	})))
-	mux.Handle("GET /metrics", WithSurface(SurfaceOps, metrics.Handler()))
+	serveMetrics := metrics.Handler()
+	mux.Handle("GET /metrics", WithSurface(SurfaceOps, Handle(RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !metricsClients.Contains(ap.Addr()) {
+			return gatehouse.Errorf(http.StatusForbidden, "Forbidden",
+				"/metrics is served only to the networks the node's --metrics-networks names; this client's address is not among them.")
+		}
+		serveMetrics.ServeHTTP(w, r)
+		return nil
+	})))
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/netacl"
 )
 
 func newTestHandler(t *testing.T, logs *strings.Builder) http.Handler {
@@ -148,3 +149,43 @@ func TestRequestContext(t *testing.T) {
 		t.Error("nested: the inner middleware reused the outer one's request state")
 	}
 }
+
+// TestMetricsNetworks: /metrics names every account and deployment, so it
+// answers only the configured networks; health checks answer anyone.
+func TestMetricsNetworks(t *testing.T) {
+	mux := http.NewServeMux()
+	clients, err := netacl.ParsePrefixes("127.0.0.0/8,::1,10.1.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	MountOps(mux, okPinger{}, NewMetrics(), clients)
+	for _, tt := range []struct {
+		path, remote string
+		status       int
+	}{
+		{"/metrics", "127.0.0.1:50000", 200},
+		{"/metrics", "[::1]:50000", 200},
+		{"/metrics", "10.1.2.3:50000", 200},
+		{"/metrics", "[::ffff:10.1.2.3]:50000", 200},
+		{"/metrics", "192.0.2.7:50000", 403},
+		{"/metrics", "[2001:db8::1]:50000", 403},
+		{"/metrics", "not-an-address", 403},
+		{"/healthz", "192.0.2.7:50000", 200},
+		{"/readyz", "192.0.2.7:50000", 200},
+	} {
+		r := httptest.NewRequest("GET", tt.path, nil)
+		r.RemoteAddr = tt.remote
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		if w.Code != tt.status {
+			t.Errorf("%s from %s: %d %s, want %d", tt.path, tt.remote, w.Code, w.Body, tt.status)
+		}
+		if tt.status == 403 && !strings.Contains(w.Body.String(), `"code":"Forbidden"`) {
+			t.Errorf("%s from %s: %s", tt.path, tt.remote, w.Body)
+		}
+	}
+}
+
+type okPinger struct{}
+
+func (okPinger) Ping(context.Context) error { return nil }

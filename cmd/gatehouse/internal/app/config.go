@@ -63,6 +63,9 @@ type Config struct {
 	// (gateway, accounts).
 	UpstreamNetworks string `yaml:"upstream-networks" help:"comma-separated addresses and CIDR ranges of the only networks deployments' upstream model servers may be in (checked on every resolved address the gateway connects to); empty: any but link-local (cloud metadata services)"`
 	PrivateNetworks  string `yaml:"private-networks" help:"comma-separated addresses and CIDR ranges whose clients count as private-endpoint traffic: not subject to accounts' and vaults' network rules (networkAcls), and served when they disable public network access"`
+	// MetricsNetworks are the clients /metrics answers (server.MountOps):
+	// it names every account and deployment.
+	MetricsNetworks string `yaml:"metrics-networks" help:"comma-separated addresses and CIDR ranges of the clients (Prometheus) that may read /metrics, which names every account and deployment; others get 403"`
 	// Key Vault (vault.go).
 	KeyVaultChallengeTenant string        `yaml:"keyvault-challenge-tenant" help:"tenant the Key Vault challenge names: adfs (clients configured by environment, az), default (the default tenant's GUID, for code that disables instance discovery) or a tenant GUID"`
 	VaultPurgeInterval      time.Duration `yaml:"vault-purge-interval" help:"how often soft-deleted secrets and vaults past their retention are purged"`
@@ -109,6 +112,7 @@ func DefaultConfig() Config {
 		AccountRetention:        accounts.DefaultRetention,
 		UpstreamSecretTTL:       time.Minute,
 		RefreshTokenLifetime:    14 * 24 * time.Hour,
+		MetricsNetworks:         "127.0.0.0/8,::1",
 	}
 }
 
@@ -287,6 +291,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := netacl.ParsePrefixes(c.ProxyProtocol); err != nil {
 		add("proxy-protocol: %v", err)
+	}
+	if _, err := netacl.ParsePrefixes(c.MetricsNetworks); err != nil {
+		add("metrics-networks: %v", err)
 	}
 	if upstreams, err := netacl.ParsePrefixes(c.UpstreamNetworks); err != nil {
 		add("upstream-networks: %v", err)

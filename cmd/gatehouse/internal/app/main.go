@@ -213,7 +213,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.Metrics = server.NewMetrics()
 	m.Router = server.NewRouter(m.Host)
-	server.MountOps(m.Router.Root, m.Store, m.Metrics)
+	metricsClients, err := netacl.ParsePrefixes(m.Config.MetricsNetworks) // validated with the config
+	if err != nil {
+		return err
+	}
+	server.MountOps(m.Router.Root, m.Store, m.Metrics, metricsClients)
 	// The feed runs while services mount, so start-up writes (bootstrap)
 	// can WaitFor their revision. Caches subscribe, then load: a change
 	// delivered before the subscription is in the load.
