@@ -127,6 +127,11 @@ func TestCORS(t *testing.T) {
 				len(resp.Header.Values("Access-Control-Allow-Origin")) > 1 || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 				t.Errorf("proxied answer: %d, CORS headers %v", resp.StatusCode, resp.Header)
 			}
+			for _, name := range []string{"Server", "X-Powered-By", "Alt-Svc"} {
+				if v := resp.Header.Get(name); v != "" {
+					t.Errorf("proxied answer: the upstream's %s %q passed on", name, v)
+				}
+			}
 			// The upstream's Vary is kept, beside the policy's Origin.
 			if vary := strings.Join(resp.Header.Values("Vary"), ", "); !strings.Contains(vary, "Accept-Encoding") ||
 				(wantOrigin == page) != strings.Contains(vary, "Origin") {

@@ -517,13 +517,16 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail) {
 }
 
 // isHopHeader reports whether name (canonical) is a response header the
-// proxy never forwards: connection-level ones, cookies, and the upstream's
-// CORS headers — the gateway's own policy (cors.go) decides what a browser
-// may read, and an upstream's "*" or Allow-Credentials must not widen it.
+// proxy never forwards: connection-level ones, cookies, what describes the
+// upstream's own server rather than the answer (its software and version,
+// its alternative services — an Alt-Svc would send the client's next
+// requests elsewhere), and the upstream's CORS headers — the gateway's own
+// policy (cors.go) decides what a browser may read, and an upstream's "*"
+// or Allow-Credentials must not widen it.
 func isHopHeader(name string) bool {
 	switch name {
 	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
-		"Transfer-Encoding", "Upgrade", "Set-Cookie":
+		"Transfer-Encoding", "Upgrade", "Set-Cookie", "Server", "X-Powered-By", "Alt-Svc":
 		return true
 	}
 	return strings.HasPrefix(name, "Access-Control-")

@@ -85,6 +85,11 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "https://upstream-ui.example")
 		w.Header().Set("Access-Control-Allow-Credentials", "true")
 		w.Header().Set("Vary", "Accept-Encoding")
+		// What describes the upstream's server, not the answer: never
+		// passed on (TestCORS checks).
+		w.Header().Set("Server", "upstream-llm/0.4.1")
+		w.Header().Set("X-Powered-By", "llm-runtime")
+		w.Header().Set("Alt-Svc", `h3=":8443"; ma=86400`)
 		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":%q,`+
 			`"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi from %s"}}],`+
 			`"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, model, r.URL.Path)
