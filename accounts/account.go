@@ -45,7 +45,8 @@ func ParseKeyName(s string) (int, bool) {
 // Kinds are the account kinds Gatehouse serves.
 var Kinds = []string{"AIServices", "CognitiveServices", "TextAnalytics", "OpenAI"}
 
-// SKU is the account's pricing tier (kept, not enforced).
+// SKU is the account's pricing tier: one of its kind's (SKUs), kept and
+// shown, never charged or enforced.
 type SKU struct {
 	Name string `json:"name"`
 	Tier string `json:"tier,omitempty"`

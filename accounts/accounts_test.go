@@ -93,13 +93,16 @@ func acctID(t testing.TB, group, name string) *gatehouse.ResourceID {
 
 var me = accounts.Actor{ObjectID: "00000000-0000-0000-0000-0000000000aa", Type: "Application"}
 
+// s0 is a SKU every kind has.
+func s0() *accounts.SKU { return &accounts.SKU{Name: "S0"} }
+
 func TestCreateKeysAndIndex(t *testing.T) {
 	teststore.Run(t, func(t *testing.T, s storage.Store) {
 		ctx := t.Context()
 		kr := sealer(t)
 		a, b := newNode(t, s, kr, nil), newNode(t, s, kr, nil)
 		id := acctID(t, "rg", "Lang1")
-		acct, created, err := a.Put(ctx, id, accounts.Spec{Kind: "textanalytics", Location: "West US",
+		acct, created, err := a.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "textanalytics", Location: "West US",
 			Properties: accounts.Properties{RateLimits: &[]accounts.ThrottlingRule{{Key: "account", RenewalPeriod: 60, Count: 120}}}}, me)
 		if err != nil || !created {
 			t.Fatalf("Put: %v %v", created, err)
@@ -180,7 +183,7 @@ func TestConcurrentRegenerate(t *testing.T) {
 		ctx := t.Context()
 		n := newNode(t, s, sealer(t), nil)
 		id := acctID(t, "rg", "busy")
-		if _, _, err := n.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "eastus"}, me); err != nil {
+		if _, _, err := n.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, me); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
@@ -216,11 +219,12 @@ func TestConcurrentRegenerate(t *testing.T) {
 
 func TestPutPatchValidation(t *testing.T) {
 	ctx := t.Context()
-	n := newNode(t, teststore.SQLite(t), sealer(t), nil)
+	st := teststore.SQLite(t)
+	n := newNode(t, st, sealer(t), nil)
 	ua := "/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app"
 	n.ids.user[strings.ToLower(ua)] = accounts.IdentityRef{PrincipalID: gatehouse.NewGUID(), ClientID: gatehouse.NewGUID()}
 	sd := "my-sub"
-	if _, _, err := n.Put(ctx, acctID(t, "rg", "first"), accounts.Spec{Kind: "OpenAI", Location: "eastus",
+	if _, _, err := n.Put(ctx, acctID(t, "rg", "first"), accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus",
 		Properties: accounts.Properties{CustomSubDomainName: &sd}}, me); err != nil {
 		t.Fatal(err)
 	}
@@ -232,22 +236,28 @@ func TestPutPatchValidation(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"bad-name", "-x", accounts.Spec{Kind: "OpenAI", Location: "eastus"}, 400, "InvalidResourceName"},
-		{"long-name", strings.Repeat("a", 65), accounts.Spec{Kind: "OpenAI", Location: "eastus"}, 400, "InvalidResourceName"},
+		{"bad-name", "-x", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, 400, "InvalidResourceName"},
+		{"long-name", strings.Repeat("a", 65), accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, 400, "InvalidResourceName"},
 		{"no-kind", "a1", accounts.Spec{Location: "eastus"}, 400, "KindRequired"},
-		{"bad-kind", "a1", accounts.Spec{Kind: "Bogus", Location: "eastus"}, 400, "InvalidKind"},
-		{"no-location", "a1", accounts.Spec{Kind: "OpenAI"}, 400, "LocationRequired"},
-		{"bad-sku", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", SKU: &accounts.SKU{Name: "S 0"}}, 400, "InvalidSkuName"},
-		{"bad-subdomain", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{CustomSubDomainName: str("a_b")}}, 400, "InvalidCustomSubDomainName"},
-		{"bad-network", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{PublicNetworkAccess: str("maybe")}}, 400, "InvalidPublicNetworkAccess"},
-		{"bad-rate", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{RateLimits: &[]accounts.ThrottlingRule{{Key: "x", RenewalPeriod: -1, Count: 1}}}}, 400, "InvalidRateLimits"},
-		{"bad-identity-type", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", Identity: &accounts.IdentitySpec{Type: "Both"}}, 400, "InvalidIdentityType"},
-		{"unknown-user-identity", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", Identity: &accounts.IdentitySpec{Type: "UserAssigned", UserAssigned: []string{ua + "x"}}}, 400, "InvalidUserAssignedIdentity"},
-		{"subdomain-taken", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{CustomSubDomainName: str("MY-SUB")}}, 409, "CustomDomainInUse"},
-		{"name-taken-as-subdomain", "my-sub", accounts.Spec{Kind: "OpenAI", Location: "eastus"}, 409, "CustomDomainInUse"},
-		{"kind-change", "first", accounts.Spec{Kind: "TextAnalytics", Location: "eastus"}, 409, "KindCannotBeChanged"},
-		{"location-change", "first", accounts.Spec{Kind: "OpenAI", Location: "westus"}, 409, "InvalidResourceLocation"},
-		{"subdomain-change", "first", accounts.Spec{Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{CustomSubDomainName: str("other")}}, 400, "CustomSubDomainNameCannotBeChanged"},
+		{"bad-kind", "a1", accounts.Spec{SKU: s0(), Kind: "Bogus", Location: "eastus"}, 400, "InvalidKind"},
+		{"no-location", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI"}, 400, "LocationRequired"},
+		{"bad-sku", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", SKU: &accounts.SKU{Name: "S 0"}}, 400, "InvalidSkuId"},
+		{"sku-not-of-kind", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", SKU: &accounts.SKU{Name: "F0"}}, 400, "InvalidSkuId"},
+		{"sku-unknown", "a1", accounts.Spec{Kind: "TextAnalytics", Location: "eastus", SKU: &accounts.SKU{Name: "ZZ9"}}, 400, "InvalidSkuId"},
+		{"no-sku", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus"}, 400, "InvalidSkuId"},
+		{"unknown-location", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "mars"}, 400, "LocationNotAvailableForResourceType"},
+		{"unknown-location-existing", "first", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "mars"}, 400, "LocationNotAvailableForResourceType"},
+		{"sku-not-of-kind-existing", "first", accounts.Spec{Kind: "OpenAI", Location: "eastus", SKU: &accounts.SKU{Name: "S1"}}, 400, "InvalidSkuId"},
+		{"bad-subdomain", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{CustomSubDomainName: str("a_b")}}, 400, "InvalidCustomSubDomainName"},
+		{"bad-network", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{PublicNetworkAccess: str("maybe")}}, 400, "InvalidPublicNetworkAccess"},
+		{"bad-rate", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{RateLimits: &[]accounts.ThrottlingRule{{Key: "x", RenewalPeriod: -1, Count: 1}}}}, 400, "InvalidRateLimits"},
+		{"bad-identity-type", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus", Identity: &accounts.IdentitySpec{Type: "Both"}}, 400, "InvalidIdentityType"},
+		{"unknown-user-identity", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus", Identity: &accounts.IdentitySpec{Type: "UserAssigned", UserAssigned: []string{ua + "x"}}}, 400, "InvalidUserAssignedIdentity"},
+		{"subdomain-taken", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{CustomSubDomainName: str("MY-SUB")}}, 409, "CustomDomainInUse"},
+		{"name-taken-as-subdomain", "my-sub", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, 409, "CustomDomainInUse"},
+		{"kind-change", "first", accounts.Spec{SKU: s0(), Kind: "TextAnalytics", Location: "eastus"}, 409, "KindCannotBeChanged"},
+		{"location-change", "first", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "westus"}, 409, "InvalidResourceLocation"},
+		{"subdomain-change", "first", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus", Properties: accounts.Properties{CustomSubDomainName: str("other")}}, 400, "CustomSubDomainNameCannotBeChanged"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,7 +276,7 @@ func TestPutPatchValidation(t *testing.T) {
 	// Identities: system-assigned is created, user-assigned attached,
 	// None removes the system identity.
 	id := acctID(t, "rg", "with-id")
-	a, _, err := n.Put(ctx, id, accounts.Spec{Kind: "AIServices", Location: "eastus",
+	a, _, err := n.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "AIServices", Location: "eastus",
 		Identity: &accounts.IdentitySpec{Type: "SystemAssigned, UserAssigned", UserAssigned: []string{ua}}}, me)
 	if err != nil {
 		t.Fatal(err)
@@ -293,10 +303,55 @@ func TestPutPatchValidation(t *testing.T) {
 	if _, ok := n.ids.system[id.Key()]; ok {
 		t.Fatal("system identity not deleted")
 	}
-	// A PUT resets what it leaves out (but not the subdomain).
-	a, created, err := n.Put(ctx, acctID(t, "rg", "first"), accounts.Spec{Kind: "OpenAI", Location: "eastus"}, me)
+	// A PUT resets what it leaves out (but not the subdomain, nor the SKU).
+	a, created, err := n.Put(ctx, acctID(t, "rg", "first"), accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, me)
 	if err != nil || created || a.CustomSubDomainName != "my-sub" || a.DataPlaneName != "my-sub" {
 		t.Fatalf("re-put: %+v %v %v", a, created, err)
+	}
+	// SKUs and locations compare as Azure's do: any case, spaces in a
+	// location ignored; what is kept is the canonical form, with the SKU's
+	// own tier when one was given.
+	lang := acctID(t, "rg", "lang")
+	a, _, err = n.Put(ctx, lang, accounts.Spec{SKU: &accounts.SKU{Name: "f0"}, Kind: "TextAnalytics", Location: "West US 2"}, me)
+	if err != nil || a.SKU != (accounts.SKU{Name: "F0"}) || a.Location != "westus2" {
+		t.Fatalf("lowercase SKU, display-name location: %+v %v", a, err)
+	}
+	a, err = n.Patch(ctx, lang, accounts.Spec{SKU: &accounts.SKU{Name: "s", Tier: "Premium"}}, me)
+	if err != nil || a.SKU != (accounts.SKU{Name: "S", Tier: "Standard"}) {
+		t.Fatalf("patch SKU: %+v %v", a, err)
+	}
+	if _, err := n.Patch(ctx, lang, accounts.Spec{SKU: &accounts.SKU{Name: "P1"}}, me); gatehouse.ErrorStatus(err) != 400 {
+		t.Fatalf("patch to a SKU the kind does not have: %v", err)
+	}
+	if _, err := n.Patch(ctx, lang, accounts.Spec{Location: "Mars"}, me); gatehouse.ErrorStatus(err) != 400 {
+		t.Fatalf("patch to an unknown location: %v", err)
+	}
+	a, created, err = n.Put(ctx, lang, accounts.Spec{Kind: "TextAnalytics", Location: "westus2"}, me)
+	if err != nil || created || a.SKU.Name != "S" {
+		t.Fatalf("a PUT without a SKU keeps the account's: %+v %v", a, err)
+	}
+	// An account made where the list does not reach (before it was
+	// checked) keeps its location; it cannot move there, nor be made there.
+	if _, err := storage.NewTable[map[string]any](st, accounts.KindAccount).Update(ctx, lang.Key(), func(r *storage.Record[map[string]any]) error {
+		r.Value["location"] = "dc1"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _, err = n.Put(ctx, lang, accounts.Spec{Kind: "TextAnalytics", Location: "DC1", Tags: map[string]string{"a": "b"}}, me); err != nil || a.Location != "dc1" {
+		t.Fatalf("PUT of an account in an unlisted location: %+v %v", a, err)
+	}
+	if a, err = n.Patch(ctx, lang, accounts.Spec{Location: "dc1", Tags: map[string]string{}}, me); err != nil || a.Location != "dc1" {
+		t.Fatalf("PATCH of an account in an unlisted location: %+v %v", a, err)
+	}
+	if _, err := n.Patch(ctx, acctID(t, "rg", "first"), accounts.Spec{Location: "dc1"}, me); gatehouse.ErrorStatus(err) != 400 {
+		t.Fatalf("PATCH to an unlisted location: %v", err)
+	}
+	if _, _, err := n.Put(ctx, acctID(t, "rg", "other"), accounts.Spec{SKU: s0(), Kind: "TextAnalytics", Location: "dc1"}, me); gatehouse.ErrorStatus(err) != 400 {
+		t.Fatalf("create in an unlisted location: %v", err)
+	}
+	if _, err := n.Delete(ctx, lang); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := n.Patch(ctx, acctID(t, "rg", "nope"), accounts.Spec{}, me); gatehouse.ErrorStatus(err) != 404 {
 		t.Fatalf("patch missing: %v", err)
@@ -316,7 +371,7 @@ func TestUsageEvidence(t *testing.T) {
 		now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 		n := newNode(t, s, sealer(t), func() time.Time { return now })
 		id := acctID(t, "rg", "used")
-		if _, _, err := n.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "eastus"}, me); err != nil {
+		if _, _, err := n.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, me); err != nil {
 			t.Fatal(err)
 		}
 		pid := gatehouse.NewGUID()
@@ -422,7 +477,7 @@ func TestUsageEvidence(t *testing.T) {
 func BenchmarkLookupKey(b *testing.B) {
 	n := newNode(b, teststore.SQLite(b), sealer(b), nil)
 	for i := range 100 {
-		if _, _, err := n.Put(b.Context(), acctID(b, "rg", fmt.Sprintf("acct%03d", i)), accounts.Spec{Kind: "OpenAI", Location: "eastus"}, me); err != nil {
+		if _, _, err := n.Put(b.Context(), acctID(b, "rg", fmt.Sprintf("acct%03d", i)), accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, me); err != nil {
 			b.Fatal(err)
 		}
 	}

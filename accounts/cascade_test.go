@@ -25,7 +25,7 @@ func TestDeleteCascades(t *testing.T) {
 		teststore.StartWatcher(t, w, deps.Load)
 
 		id := acctID(t, "rg", "chat")
-		acct, _, err := n.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "eastus"}, me)
+		acct, _, err := n.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, me)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestDeleteCascades(t *testing.T) {
 		}
 
 		// Created again under the same id: nothing of the old instance.
-		again, _, err := n.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "eastus"}, me)
+		again, _, err := n.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, me)
 		if err != nil {
 			t.Fatal(err)
 		}

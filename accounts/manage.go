@@ -47,13 +47,17 @@ func (s *Service) List(ctx context.Context, scope *gatehouse.ResourceID) ([]*Acc
 
 // Put creates the account id or replaces its settable state (ARM PUT):
 // settings the spec leaves out return to their defaults, except the
-// custom subdomain (which cannot be removed once set) and the identity
+// custom subdomain (which cannot be removed once set), the identity
 // (kept, so that a PUT without one cannot silently delete a system
-// identity that roles were granted to). A new account gets two fresh keys
-// at generation 1. The caller checks that the resource group exists.
+// identity that roles were granted to) and the SKU, which a new account
+// must be given (one of its kind's SKUs) and an existing one keeps. The
+// location must be one of resources.Locations, or the one the account is
+// already in. A new account gets two fresh keys at generation 1. The
+// caller checks that the resource group exists.
 //
 // Errors (*gatehouse.Error): 400 InvalidResourceName, KindRequired,
-// InvalidKind, LocationRequired, InvalidLocation, InvalidSkuName, InvalidTag,
+// InvalidKind, LocationRequired, InvalidLocation,
+// LocationNotAvailableForResourceType, InvalidSkuId, InvalidTag,
 // InvalidCustomSubDomainName, InvalidPublicNetworkAccess, InvalidNetworkAcls, InvalidRateLimits,
 // InvalidIdentityType, InvalidUserAssignedIdentity,
 // CustomSubDomainNameCannotBeChanged; 409 CustomDomainInUse,
@@ -69,13 +73,15 @@ func (s *Service) Put(ctx context.Context, id *gatehouse.ResourceID, spec Spec, 
 	if err != nil {
 		return nil, false, err
 	}
-	loc, err := resources.NormalizeLocation(spec.Location)
+	loc, err := spec.location()
 	if err != nil {
 		return nil, false, err
 	}
 	spec.Kind, spec.Location = kind, loc
-	if spec.SKU == nil {
-		spec.SKU = &SKU{Name: "S0"}
+	if spec.SKU != nil {
+		if spec.SKU, err = resolveSKU(kind, spec.SKU); err != nil {
+			return nil, false, err
+		}
 	}
 	if spec.Tags == nil {
 		spec.Tags = map[string]string{}
@@ -122,7 +128,10 @@ func (s *Service) Put(ctx context.Context, id *gatehouse.ResourceID, spec Spec, 
 }
 
 // Patch changes what spec gives and leaves the rest (ARM PATCH). Kind and
-// location, when given, must be unchanged.
+// location, when given, must be unchanged; a SKU must be one of the
+// account's kind's.
+//
+// Errors: as Put's, and 404 ResourceNotFound.
 func (s *Service) Patch(ctx context.Context, id *gatehouse.ResourceID, spec Spec, by Actor) (*Account, error) {
 	if spec.Kind != "" {
 		kind, err := normalizeKind(spec.Kind)
@@ -132,7 +141,7 @@ func (s *Service) Patch(ctx context.Context, id *gatehouse.ResourceID, spec Spec
 		spec.Kind = kind
 	}
 	if spec.Location != "" {
-		loc, err := resources.NormalizeLocation(spec.Location)
+		loc, err := spec.location()
 		if err != nil {
 			return nil, err
 		}
@@ -144,12 +153,23 @@ func (s *Service) Patch(ctx context.Context, id *gatehouse.ResourceID, spec Spec
 	return s.update(ctx, id, spec, by)
 }
 
-func validateSpec(spec *Spec) error {
-	if spec.SKU != nil {
-		if err := validateSKU(spec.SKU); err != nil {
-			return err
-		}
+// location returns ARM's form of spec.Location. One outside
+// resources.Locations is refused (400 LocationNotAvailableForResourceType)
+// unless the account is already there — an account made before the list
+// was checked keeps its location — so the refusal is kept in
+// spec.unlisted for create and update to return.
+func (spec *Spec) location() (string, error) {
+	loc, err := resources.NormalizeLocation(spec.Location)
+	if err != nil {
+		return "", err
 	}
+	if !resources.KnownLocation(loc) {
+		_, spec.unlisted = resources.ResourceLocation(spec.Location, Type)
+	}
+	return loc, nil
+}
+
+func validateSpec(spec *Spec) error {
 	if err := resources.ValidateTags(spec.Tags); err != nil {
 		return err
 	}
@@ -212,6 +232,13 @@ var errRaced = errors.New("accounts: created concurrently")
 func ptr[T any](v T) *T { return &v }
 
 func (s *Service) create(ctx context.Context, id *gatehouse.ResourceID, spec Spec, by Actor) (*Account, error) {
+	if spec.unlisted != nil {
+		return nil, spec.unlisted
+	}
+	if spec.SKU == nil {
+		_, err := resolveSKU(spec.Kind, nil)
+		return nil, err
+	}
 	key := id.Key()
 	now := storage.Now(s.opts.Now())
 	r := record{
@@ -294,6 +321,9 @@ func (s *Service) update(ctx context.Context, id *gatehouse.ResourceID, spec Spe
 			return gatehouse.Errorf(http.StatusConflict, "KindCannotBeChanged",
 				"The kind of account '%s' is %s and cannot be changed to %s.", v.Name, v.Kind, spec.Kind)
 		}
+		if spec.Location != "" && spec.Location != v.Location && spec.unlisted != nil {
+			return spec.unlisted
+		}
 		if spec.Location != "" && spec.Location != v.Location {
 			return gatehouse.Errorf(http.StatusConflict, "InvalidResourceLocation",
 				"The resource '%s' already exists in location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. Please select a new resource name.",
@@ -308,7 +338,11 @@ func (s *Service) update(ctx context.Context, id *gatehouse.ResourceID, spec Spe
 			v.CustomSubDomainName = *sd
 		}
 		if spec.SKU != nil {
-			v.SKU = *spec.SKU
+			sku, err := resolveSKU(v.Kind, spec.SKU)
+			if err != nil {
+				return err
+			}
+			v.SKU = *sku
 		}
 		if spec.Tags != nil {
 			v.Tags = maps.Clone(spec.Tags)

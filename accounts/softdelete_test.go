@@ -51,7 +51,7 @@ func TestSoftDelete(t *testing.T) {
 		teststore.StartWatcher(t, w, deps.Load)
 
 		id := acctID(t, "rg", "Soft1")
-		acct, _, err := a.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "eastus",
+		acct, _, err := a.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus",
 			Identity:   &accounts.IdentitySpec{Type: accounts.IdentitySystemAssigned},
 			Properties: accounts.Properties{CustomSubDomainName: new("soft-sub")}}, me)
 		if err != nil {
@@ -128,9 +128,9 @@ func TestSoftDelete(t *testing.T) {
 		wantCode(t, "get deleted that never was", err, 404, "ResourceNotFound")
 
 		// The name and the subdomain stay reserved.
-		_, _, err = a.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "eastus"}, me)
+		_, _, err = a.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, me)
 		wantCode(t, "create over a deleted account", err, 409, "FlagMustBeSetForRestore")
-		_, _, err = a.Put(ctx, acctID(t, "rg", "other"), accounts.Spec{Kind: "OpenAI", Location: "eastus",
+		_, _, err = a.Put(ctx, acctID(t, "rg", "other"), accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus",
 			Properties: accounts.Properties{CustomSubDomainName: new("soft-sub")}}, me)
 		wantCode(t, "another account with the subdomain", err, 409, "CustomDomainInUse")
 
@@ -202,7 +202,7 @@ func TestSoftDelete(t *testing.T) {
 		}
 		err = a.Purge(ctx, id, "eastus")
 		wantCode(t, "purge a purged account", err, 404, "ResourceNotFound")
-		fresh, created, err := a.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "eastus",
+		fresh, created, err := a.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus",
 			Properties: accounts.Properties{CustomSubDomainName: new("soft-sub")}}, me)
 		if err != nil || !created || fresh.InternalID == acct.InternalID {
 			t.Fatalf("create after the purge: %v created=%v", err, created)
@@ -221,7 +221,7 @@ func TestSoftDeleteOff(t *testing.T) {
 			t.Fatal("soft delete is on")
 		}
 		id := acctID(t, "rg", "hard")
-		first, _, err := svc.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "eastus"}, me)
+		first, _, err := svc.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "TextAnalytics", Location: "eastus"}, me)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func TestSoftDeleteOff(t *testing.T) {
 		if d, _ := svc.ListDeleted(ctx, sub); len(d) != 0 {
 			t.Errorf("deleted accounts kept: %d", len(d))
 		}
-		second, created, err := svc.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "eastus"}, me)
+		second, created, err := svc.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "TextAnalytics", Location: "eastus"}, me)
 		if err != nil || !created || second.InternalID == first.InternalID {
 			t.Fatalf("create again: %v %v", err, created)
 		}
@@ -258,7 +258,7 @@ func TestPurgeHook(t *testing.T) {
 			}})
 		teststore.StartWatcher(t, w, svc.Load)
 		id := acctID(t, "rg", "Hooked")
-		if _, _, err := svc.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "eastus"}, me); err != nil {
+		if _, _, err := svc.Put(ctx, id, accounts.Spec{SKU: s0(), Kind: "TextAnalytics", Location: "eastus"}, me); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := svc.Delete(ctx, id); err != nil {

@@ -9,7 +9,8 @@ import (
 )
 
 // Spec is what a PUT or PATCH asks for. Nil fields were not given: a PUT
-// resets them to their defaults, a PATCH leaves them alone.
+// resets them to their defaults (but see Put for the SKU, the identity and
+// the custom subdomain), a PATCH leaves them alone.
 type Spec struct {
 	Kind     string
 	Location string
@@ -23,6 +24,9 @@ type Spec struct {
 	Restore bool
 	// put: the spec is a PUT's (a property left out is reset).
 	put bool
+	// unlisted refuses Location, which is not one of resources.Locations,
+	// to anything but an account already there (Spec.location).
+	unlisted error
 }
 
 // Properties are the settable account properties.
@@ -97,17 +101,6 @@ func normalizeKind(kind string) (string, error) {
 		}
 	}
 	return "", badRequest("InvalidKind", "kind", "The kind '%s' is not supported. Supported kinds: %s.", clip(kind), strings.Join(Kinds, ", "))
-}
-
-func validateSKU(s *SKU) error {
-	ok := s.Name != "" && len(s.Name) <= 32 && len(s.Tier) <= 32
-	for i := 0; ok && i < len(s.Name); i++ {
-		ok = alnum(s.Name[i]) || s.Name[i] == '_'
-	}
-	if !ok {
-		return badRequest("InvalidSkuName", "sku.name", "The SKU name '%s' is invalid.", clip(s.Name))
-	}
-	return nil
 }
 
 func normalizeNetworkAccess(s string) (string, error) {

@@ -19,7 +19,8 @@ import (
 //	     by a deleted one until it is purged or recovered
 //	POST {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/checkSkuAvailability
 //	     {"skus": [...], "kind", "type"} → {"value": [{"skuName", "skuAvailable", …}]}:
-//	     F0 and S0 of every kind Gatehouse serves
+//	     the kind's SKUs (accounts.SKUs) at the locations accounts may be in
+//	     (resources.Locations) — what an account create accepts
 const (
 	actCheckDomain = "Microsoft.CognitiveServices/checkDomainAvailability/action"
 	actCheckSKU    = "Microsoft.CognitiveServices/locations/checkSkuAvailability/action"
@@ -89,7 +90,8 @@ func checkSKU(c *call) error {
 	if err := c.checkCall(actCheckSKU); err != nil {
 		return err
 	}
-	if _, err := resources.NormalizeLocation(c.param("loc")); err != nil {
+	loc, err := resources.NormalizeLocation(c.param("loc"))
+	if err != nil {
 		return err
 	}
 	var body struct {
@@ -110,11 +112,16 @@ func checkSKU(c *call) error {
 	out := list[skuAvailabilityJSON]{Value: []skuAvailabilityJSON{}}
 	for _, s := range body.SKUs {
 		v := skuAvailabilityJSON{Kind: body.Kind, Type: accounts.Type, SKUName: s}
+		_, ok := accounts.LookupSKU(body.Kind, s)
 		switch {
 		case !known:
 			v.Reason, v.Message = "InvalidKind", "The kind '"+clip(body.Kind)+"' is not served here. Supported kinds: "+strings.Join(accounts.Kinds, ", ")+"."
-		case !strings.EqualFold(s, "F0") && !strings.EqualFold(s, "S0"):
-			v.Reason, v.Message = "SkuNotAvailable", "The SKU '"+clip(s)+"' is not available: use F0 or S0."
+		case !ok:
+			v.Reason, v.Message = "SkuNotAvailable", "The SKU '"+clip(s)+"' is not available for kind '"+body.Kind+"': use "+
+				orList(accounts.SKUNames(body.Kind))+"."
+		case !resources.KnownLocation(loc):
+			v.Reason, v.Message = "SkuNotAvailable", "The SKU '"+clip(s)+"' is not available in location '"+clip(c.param("loc"))+
+				"': accounts may be in "+strings.Join(resources.LocationNames(), ", ")+"."
 		default:
 			v.SKUAvailable = true
 		}

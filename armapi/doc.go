@@ -32,6 +32,7 @@
 //	GET    /subscriptions/{sub}
 //	GET    /tenants
 //	GET    /subscriptions/{sub}/providers[/{ns}]            always "Registered" (the list: the namespaces served)
+//	GET    /subscriptions/{sub}/locations                   where groups and accounts may be (resources.Locations)
 //	GET    /subscriptions/{sub}/tagNames                    tag names and values of readable groups and resources,
 //	                                                        and the predefined ones (tags.go)
 //	PUT|DELETE /subscriptions/{sub}/tagNames/{name}[/tagValues/{value}]  predefined tag names and values
@@ -66,12 +67,13 @@
 //	GET    {sub | sub/resourceGroups/{rg}}/resources         generic list (accounts, vaults, identities the caller
 //	                                                        may read): $filter resourceType|name|resourceGroup|
 //	                                                        tagName|tagValue eq '…' [and …], $top (generic.go)
-//	GET    /subscriptions/{sub}/providers/Microsoft.CognitiveServices/skus   F0 and S0 of every kind
+//	GET    /subscriptions/{sub}/providers/Microsoft.CognitiveServices/skus   each kind's SKUs (accounts.SKUs), in
+//	                                                        every location: what an account create accepts
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.KeyVault/managedHSMs, {sub}/…/deletedManagedHSMs   always empty
 //	GET    {sub}/providers/Microsoft.CognitiveServices/deletedAccounts   soft-deleted accounts (deletedaccounts.go)
 //	POST   {sub}/providers/Microsoft.CognitiveServices/checkDomainAvailability, …/locations/{loc}/checkSkuAvailability
 //	                                                        (check.go)
-//	GET    {account}/skus (F0, S0), {account}/usages                                             usages empty
+//	GET    {account}/skus (its kind's), {account}/usages                                         usages empty
 //	GET    {account}/deployments/{d}/skus                    its sku, capacity up to the catalog model's bound
 //	GET    {account}/privateEndpointConnections, privateLinkResources, raiPolicies, raiBlocklists,
 //	       encryptionScopes, networkSecurityPerimeterConfigurations, defenderForAISettings, connections,

@@ -326,38 +326,22 @@ type resourceSKUJSON struct {
 	Restrictions []any    `json:"restrictions"`
 }
 
-// skuLocations are the locations the SKU list names: Gatehouse serves every
-// kind anywhere, so the list carries Azure's public regions, "local", and
-// every location a group of the subscription uses.
-var skuLocations = []string{"australiaeast", "brazilsouth", "canadacentral", "canadaeast", "centralindia", "centralus",
-	"eastasia", "eastus", "eastus2", "francecentral", "germanywestcentral", "japaneast", "japanwest", "koreacentral",
-	"northcentralus", "northeurope", "norwayeast", "polandcentral", "qatarcentral", "southafricanorth", "southcentralus",
-	"southeastasia", "southindia", "swedencentral", "switzerlandnorth", "uaenorth", "uksouth", "ukwest", "westcentralus",
-	"westeurope", "westus", "westus2", "westus3", "local"}
-
-// listSKUs answers the SKU list: F0 and S0 for every kind Gatehouse serves.
+// listSKUs answers the SKU list: every SKU of every kind Gatehouse serves
+// (accounts.SKUs), each in every location an account may be created in
+// (resources.Locations), spelled in capitals as ARM spells them here.
 func listSKUs(c *call) error {
-	scope, err := c.listScope()
-	if err != nil {
+	if _, err := c.listScope(); err != nil {
 		return err
 	}
-	locs := slices.Clone(skuLocations)
-	if groups, err := c.api.opts.Resources.Groups(c.ctx(), scope.Subscription); err == nil {
-		for _, g := range groups {
-			if !slices.Contains(locs, g.Location) {
-				locs = append(locs, g.Location)
-			}
-		}
-	}
-	upper := make([]string, len(locs))
+	locs := resources.LocationNames()
 	for i, l := range locs {
-		upper[i] = strings.ToUpper(l) // as ARM spells them in this list
+		locs[i] = strings.ToUpper(l)
 	}
 	out := list[resourceSKUJSON]{Value: []resourceSKUJSON{}}
 	for _, kind := range accounts.Kinds {
-		for _, s := range []struct{ name, tier string }{{"F0", "Free"}, {"S0", "Standard"}} {
-			out.Value = append(out.Value, resourceSKUJSON{ResourceType: "accounts", Name: s.name, Tier: s.tier, Kind: kind,
-				Locations: upper, Restrictions: []any{}})
+		for _, s := range accounts.SKUs(kind) {
+			out.Value = append(out.Value, resourceSKUJSON{ResourceType: "accounts", Name: s.Name, Tier: s.Tier, Kind: kind,
+				Locations: locs, Restrictions: []any{}})
 		}
 	}
 	return c.reply(http.StatusOK, out)
@@ -377,13 +361,15 @@ type accountSKUJSON struct {
 	SKU          accounts.SKU `json:"sku"`
 }
 
-// listAccountSKUs answers the SKUs an existing account can use.
+// listAccountSKUs answers the SKUs an existing account can change to: its
+// kind's.
 func listAccountSKUs(c *call) error {
-	if _, err := c.readAccount(); err != nil {
+	a, err := c.readAccount()
+	if err != nil {
 		return err
 	}
 	out := list[accountSKUJSON]{Value: []accountSKUJSON{}}
-	for _, s := range []accounts.SKU{{Name: "F0", Tier: "Free"}, {Name: "S0", Tier: "Standard"}} {
+	for _, s := range accounts.SKUs(a.Kind) {
 		out.Value = append(out.Value, accountSKUJSON{ResourceType: "Microsoft.CognitiveServices/accounts", SKU: s})
 	}
 	return c.reply(http.StatusOK, out)

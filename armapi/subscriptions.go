@@ -147,9 +147,9 @@ func providerJSON(subID, ns string) map[string]any {
 }
 
 // GET /subscriptions/{sub}/locations (az account list-locations,
-// armsubscriptions' ListLocations): Gatehouse has no regions of its own and
-// takes any location name, so it lists the locations the subscription's
-// resource groups are in.
+// armsubscriptions' ListLocations): the locations resource groups and
+// accounts may be created in (resources.Locations) — the same list a
+// create with another location is refused with.
 func listLocations(c *call) error {
 	s, err := c.subscription()
 	if err != nil {
@@ -157,10 +157,6 @@ func listLocations(c *call) error {
 	}
 	if !c.visible(s) {
 		return errAuthorizationFailed(c.principal, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
-	}
-	groups, err := c.api.opts.Resources.Groups(c.ctx(), s.ID)
-	if err != nil {
-		return err
 	}
 	type locationJSON struct {
 		ID                  string            `json:"id"`
@@ -170,17 +166,11 @@ func listLocations(c *call) error {
 		Type                string            `json:"type"`
 		Metadata            map[string]string `json:"metadata"`
 	}
-	var names []string
-	for _, g := range groups {
-		if !slices.Contains(names, g.Location) {
-			names = append(names, g.Location)
-		}
-	}
-	slices.Sort(names)
 	out := list[locationJSON]{Value: []locationJSON{}}
-	for _, n := range names {
-		out.Value = append(out.Value, locationJSON{ID: "/subscriptions/" + s.ID + "/locations/" + n, Name: n, DisplayName: n,
-			RegionalDisplayName: n, Type: "Region", Metadata: map[string]string{"regionType": "Logical", "regionCategory": "Other"}})
+	for _, l := range resources.Locations() {
+		out.Value = append(out.Value, locationJSON{ID: "/subscriptions/" + s.ID + "/locations/" + l.Name, Name: l.Name,
+			DisplayName: l.DisplayName, RegionalDisplayName: "(" + l.Geography + ") " + l.DisplayName, Type: "Region",
+			Metadata: map[string]string{"regionType": "Logical", "regionCategory": "Other", "geographyGroup": l.Geography}})
 	}
 	return c.reply(http.StatusOK, out)
 }

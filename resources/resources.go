@@ -212,8 +212,12 @@ type GroupSpec struct {
 // PutGroup creates the group or updates its tags (a group's location cannot
 // change). by is the caller's object id.
 //
+// A new group must be in one of Locations; one that exists keeps the
+// location it has (which may predate the list).
+//
 // Errors (*gatehouse.Error): 400 InvalidResourceGroup, LocationRequired,
-// InvalidResourceGroupLocation, InvalidTag; 503.
+// InvalidLocation, LocationNotAvailableForResourceGroup, InvalidTag; 409
+// InvalidResourceGroupLocation; 503.
 func (s *Service) PutGroup(ctx context.Context, sub, name string, spec GroupSpec, by string) (g *Group, created bool, err error) {
 	if err := ValidateGroupName(name); err != nil {
 		return nil, false, err
@@ -229,14 +233,17 @@ func (s *Service) PutGroup(ctx context.Context, sub, name string, spec GroupSpec
 	value := Group{Subscription: strings.ToLower(sub), Name: name, Location: loc, Tags: maps.Clone(spec.Tags),
 		CreatedOn: now, UpdatedOn: now, CreatedBy: by, UpdatedBy: by}
 	key := groupKey(sub, name)
-	rec, err := s.groups.Create(ctx, &storage.Record[Group]{Key: key, Ref: value.Subscription, Value: value})
-	if err == nil {
-		return &rec.Value, true, nil
+	known := KnownLocation(loc)
+	if known {
+		rec, err := s.groups.Create(ctx, &storage.Record[Group]{Key: key, Ref: value.Subscription, Value: value})
+		if err == nil {
+			return &rec.Value, true, nil
+		}
+		if !errors.Is(err, storage.ErrAlreadyExists) {
+			return nil, false, unavailable(err)
+		}
 	}
-	if !errors.Is(err, storage.ErrAlreadyExists) {
-		return nil, false, unavailable(err)
-	}
-	rec, err = s.groups.Update(ctx, key, func(r *storage.Record[Group]) error {
+	rec, err := s.groups.Update(ctx, key, func(r *storage.Record[Group]) error {
 		if r.Value.Location != loc {
 			return gatehouse.Errorf(http.StatusConflict, "InvalidResourceGroupLocation",
 				"Invalid resource group location '%s'. The Resource group already exists in location '%s'.", loc, r.Value.Location)
@@ -247,6 +254,9 @@ func (s *Service) PutGroup(ctx context.Context, sub, name string, spec GroupSpec
 		r.Value.UpdatedOn, r.Value.UpdatedBy = now, by
 		return nil
 	})
+	if errors.Is(err, storage.ErrNotFound) && !known {
+		return nil, false, errGroupLocation(spec.Location)
+	}
 	if err != nil {
 		return nil, false, groupError(err, name)
 	}

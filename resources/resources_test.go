@@ -71,7 +71,8 @@ func TestEnsureDefaults(t *testing.T) {
 }
 
 func TestGroups(t *testing.T) {
-	svc := resources.New(teststore.SQLite(t), resources.Options{})
+	st := teststore.SQLite(t)
+	svc := resources.New(st, resources.Options{})
 	ctx := t.Context()
 	d, err := svc.EnsureDefaults(ctx, tenant, nil)
 	if err != nil {
@@ -111,6 +112,7 @@ func TestGroups(t *testing.T) {
 		{"empty", "", "westus", nil, "InvalidResourceGroup"},
 		{"no-location", "ok", "", nil, "LocationRequired"},
 		{"bad-location", "ok", "west/us", nil, "InvalidLocation"},
+		{"unknown-location", "ok", "mars", nil, "LocationNotAvailableForResourceGroup"},
 		{"bad-tag-name", "ok", "westus", map[string]string{"a/b": "x"}, "InvalidTag"},
 		{"long-tag-value", "ok", "westus", map[string]string{"a": strings.Repeat("x", 257)}, "InvalidTag"},
 	}
@@ -121,6 +123,18 @@ func TestGroups(t *testing.T) {
 				t.Fatalf("err = %v, want 400 %s", err, tt.code)
 			}
 		})
+	}
+	// A group stored in a location the list no longer has keeps working.
+	legacy := resources.Group{Subscription: sub, Name: "legacy", Location: "mars"}
+	if _, err := storage.NewTable[resources.Group](st, resources.KindGroup).Create(ctx, &storage.Record[resources.Group]{
+		Key: "/subscriptions/" + sub + "/resourcegroups/legacy", Ref: sub, Value: legacy}); err != nil {
+		t.Fatal(err)
+	}
+	if g, created, err := svc.PutGroup(ctx, sub, "legacy", resources.GroupSpec{Location: "Mars", Tags: map[string]string{"a": "b"}}, "me"); err != nil || created || g.Tags["a"] != "b" {
+		t.Fatalf("update of a group in an unlisted location: %+v %v %v", g, created, err)
+	}
+	if _, err := svc.DeleteGroup(ctx, sub, "legacy"); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := svc.Subscription(ctx, "not-a-guid"); gatehouse.ErrorStatus(err) != 400 {
 		t.Fatalf("malformed subscription: %v", err)

@@ -108,6 +108,11 @@ steps = [
     ("assign", assign),
     ("assignments", lambda r: [a.principal_id for a in auth.role_assignments.list_for_scope(r["create"]["value"]["id"])]),
     ("bad-key-name", lambda _: expect_error(lambda: cs.accounts.regenerate_key(group, NAME, "Key3"))),
+    # What the server's own lists (resource_skus, locations) do not have is refused.
+    ("sku-unknown", lambda _: expect_error(lambda: cs.accounts.begin_create(group, "py-zz9", Account(
+        kind="TextAnalytics", location="westus", sku=Sku(name="ZZ9"))).result())),
+    ("location-unknown", lambda _: expect_error(lambda: cs.accounts.begin_create(group, "py-mars", Account(
+        kind="TextAnalytics", location="mars", sku=Sku(name="S0"))).result())),
     ("network-rules", network_rules),
     ("bad-network-rule", lambda _: expect_error(lambda: cs.accounts.begin_update(group, NAME, Account(properties=AccountProperties(
         network_acls=NetworkRuleSet(default_action="Deny", ip_rules=[IpRule(value="10.0.0.0/33")])))).result())),

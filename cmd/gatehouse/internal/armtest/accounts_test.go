@@ -45,7 +45,8 @@ func testSDKAccounts(t *testing.T, e *env) {
 	}
 	// The same name in another group collides on the data-plane name.
 	other := e.createGroup(t, "sdk-accounts-2")
-	poller, err := e.accounts.BeginCreate(ctx, other, "lang-sdk", armcognitiveservices.Account{Kind: ptr("TextAnalytics"), Location: ptr("westus")}, nil)
+	poller, err := e.accounts.BeginCreate(ctx, other, "lang-sdk", armcognitiveservices.Account{Kind: ptr("TextAnalytics"), Location: ptr("westus"),
+		SKU: &armcognitiveservices.SKU{Name: ptr("S0")}}, nil)
 	if respErr, ok := err.(*azcore.ResponseError); !ok || respErr.StatusCode != 409 || respErr.ErrorCode != "CustomDomainInUse" {
 		t.Fatalf("second lang-sdk: %v %v", poller, err)
 	}
@@ -58,7 +59,8 @@ func testSDKAccounts(t *testing.T, e *env) {
 	// The account's SKUs, usages and models (az list-skus -n, list-usage,
 	// list-models), and the subscription's soft-deleted accounts (none).
 	skus, err := e.accounts.ListSKUs(ctx, group, "lang-sdk", nil)
-	if err != nil || len(skus.Value) != 2 || *skus.Value[1].SKU.Name != "S0" || *skus.Value[0].ResourceType != "Microsoft.CognitiveServices/accounts" {
+	if err != nil || len(skus.Value) != len(accounts.SKUs("TextAnalytics")) || *skus.Value[2].SKU.Name != "S0" ||
+		*skus.Value[0].ResourceType != "Microsoft.CognitiveServices/accounts" {
 		t.Fatalf("ListSKUs: %+v %v", skus, err)
 	}
 	if usages, err := e.accounts.ListUsages(ctx, group, "lang-sdk", nil); err != nil || len(usages.Value) != 0 {

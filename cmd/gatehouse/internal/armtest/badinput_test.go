@@ -116,6 +116,16 @@ func testBadInput(t *testing.T, e *env) {
 		{"oversized-body", "PUT", acct + v, huge, 413, "RequestEntityTooLarge"},
 
 		{"no-location", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"OpenAI"}`, 400, "LocationRequired"},
+		// SKUs and locations: those the server lists (resourceSkus, locations), no others.
+		{"sku-unknown", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"TextAnalytics","location":"westus","sku":{"name":"ZZ9"}}`, 400, "InvalidSkuId"},
+		{"sku-of-another-kind", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"OpenAI","location":"westus","sku":{"name":"F0"}}`, 400, "InvalidSkuId"},
+		{"sku-missing", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"OpenAI","location":"westus"}`, 400, "InvalidSkuId"},
+		{"sku-empty-name", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"OpenAI","location":"westus","sku":{}}`, 400, "InvalidSkuId"},
+		{"sku-patch-unknown", "PATCH", acct + v, `{"sku":{"name":"P1"}}`, 400, "InvalidSkuId"},
+		{"location-unknown", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"OpenAI","location":"mars","sku":{"name":"S0"}}`, 400, "LocationNotAvailableForResourceType"},
+		{"location-unknown-existing", "PUT", acct + v, `{"kind":"OpenAI","location":"Mars","sku":{"name":"S0"}}`, 400, "LocationNotAvailableForResourceType"},
+		{"location-patch-unknown", "PATCH", acct + v, `{"location":"mars"}`, 400, "LocationNotAvailableForResourceType"},
+		{"group-location-unknown", "PUT", sub + "/resourceGroups/bad-input-mars?api-version=2021-04-01", `{"location":"mars"}`, 400, "LocationNotAvailableForResourceGroup"},
 		{"unknown-kind", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"Quantum","location":"westus"}`, 400, "InvalidKind"},
 		{"kind-change", "PUT", acct + v, `{"kind":"TextAnalytics","location":"westus"}`, 409, "KindCannotBeChanged"},
 		{"bad-identity-type", "PATCH", acct + v, `{"identity":{"type":"Everything"}}`, 400, "InvalidIdentityType"},

@@ -132,6 +132,7 @@ func TestManagement(t *testing.T) {
 				{"operations-catalog", testOperationsCatalog},
 				{"tags-resource", testTagsResource},
 				{"activity-log", testActivityLog},
+				{"skus-and-locations", testSKUsAndLocations},
 				{"cli", testCLI},
 			} {
 				t.Run(sc.name, func(t *testing.T) {

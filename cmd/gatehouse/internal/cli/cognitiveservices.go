@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/spf13/cobra"
 )
 
@@ -151,8 +152,8 @@ func newAccountCreateCmd(env Env) *cobra.Command {
 	f.add(cmd, true)
 	fl := cmd.Flags()
 	fl.StringVar(&kind, "kind", "", "account kind: AIServices, CognitiveServices, TextAnalytics or OpenAI (required)")
-	fl.StringVar(&sku, "sku", "S0", "pricing tier")
-	fl.StringVarP(&location, "location", "l", "", "location (required)")
+	fl.StringVar(&sku, "sku", "S0", "pricing tier, one of the kind's: "+skuChoices())
+	fl.StringVarP(&location, "location", "l", "", "location (required): westus, \"West US\", local, … (az account list-locations lists them)")
 	fl.StringVar(&domain, "custom-domain", "", "custom subdomain: the account's data-plane name")
 	fl.StringSliceVar(&tags, "tags", nil, "tags as key=value (repeat or separate with commas)")
 	fl.BoolVar(&disableLocalAuth, "disable-local-auth", false, "refuse keys on the data plane (identity only)")
@@ -160,6 +161,15 @@ func newAccountCreateCmd(env Env) *cobra.Command {
 	cmd.MarkFlagRequired("kind")
 	cmd.MarkFlagRequired("location")
 	return cmd
+}
+
+// skuChoices lists the SKUs of each kind, as the server checks them.
+func skuChoices() string {
+	var parts []string
+	for _, k := range accounts.Kinds {
+		parts = append(parts, k+" "+strings.Join(accounts.SKUNames(k), "|"))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func newAccountListCmd(env Env) *cobra.Command {
@@ -249,7 +259,7 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 		}}
 	f.add(cmd, true)
 	fl := cmd.Flags()
-	fl.StringVar(&sku, "sku", "", "pricing tier")
+	fl.StringVar(&sku, "sku", "", "pricing tier, one of the kind's: "+skuChoices())
 	fl.StringVar(&domain, "custom-domain", "", "custom subdomain (can be set once)")
 	fl.StringSliceVar(&tags, "tags", nil, "tags as key=value, replacing the current ones")
 	fl.StringVar(&disableLocalAuth, "disable-local-auth", "", "true: refuse keys on the data plane; false: accept them")

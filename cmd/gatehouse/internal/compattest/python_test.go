@@ -392,6 +392,16 @@ func TestPython(t *testing.T) {
 		if err := s.err(t, "bad-key-name"); err.StatusCode != 400 || err.Code != "InvalidKeyName" {
 			t.Errorf("bad key name: %s", err)
 		}
+		for step, want := range map[string]struct {
+			status int
+			code   string
+		}{
+			"sku-unknown": {400, "InvalidSkuId"}, "location-unknown": {400, "LocationNotAvailableForResourceType"},
+		} {
+			if err := s.err(t, step); err.StatusCode != want.status || err.Code != want.code {
+				t.Errorf("%s: %s", step, err)
+			}
+		}
 		var rules struct {
 			Updated, DefaultAction string
 			IPRules                []string

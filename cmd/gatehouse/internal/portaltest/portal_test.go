@@ -49,7 +49,7 @@ func newEnv(t *testing.T, opts ...testenv.Option) *env {
 	sub := &gatehouse.ResourceID{Subscription: s.Bootstrap.SubscriptionID}
 	e.account = (&gatehouse.ResourceID{Subscription: sub.Subscription, ResourceGroup: s.Bootstrap.ResourceGroup}).
 		Child(accounts.Namespace, "accounts", "lang")
-	if _, _, err := s.Accounts.Put(ctx, e.account, accounts.Spec{Kind: "TextAnalytics", Location: "westus"},
+	if _, _, err := s.Accounts.Put(ctx, e.account, accounts.Spec{SKU: &accounts.SKU{Name: "S0"}, Kind: "TextAnalytics", Location: "westus"},
 		accounts.Actor{ObjectID: s.Bootstrap.ClientID, Type: "Application"}); err != nil {
 		t.Fatal(err)
 	}
@@ -942,7 +942,7 @@ func (e *env) newAccount(t testing.TB, name, kind string) (*gatehouse.ResourceID
 	t.Helper()
 	id := (&gatehouse.ResourceID{Subscription: e.account.Subscription, ResourceGroup: e.account.ResourceGroup}).
 		Child("Microsoft.CognitiveServices", "accounts", name)
-	a, _, err := e.Accounts.Put(t.Context(), id, accounts.Spec{Kind: kind, Location: "westus"},
+	a, _, err := e.Accounts.Put(t.Context(), id, accounts.Spec{SKU: &accounts.SKU{Name: "S0"}, Kind: kind, Location: "westus"},
 		accounts.Actor{ObjectID: e.Bootstrap.ClientID, Type: "Application"})
 	if err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func testReference(t *testing.T, e *env) {
 	t.Run("account-identity", func(t *testing.T) {
 		id, err := gatehouse.ParseResourceID("/subscriptions/" + e.sub + "/resourceGroups/" + e.group + "/providers/Microsoft.CognitiveServices/accounts/refs-chat")
 		must(t, err)
-		acct, _, err := e.Accounts.Put(ctx, id, accounts.Spec{Kind: "OpenAI", Location: "westus",
+		acct, _, err := e.Accounts.Put(ctx, id, accounts.Spec{SKU: &accounts.SKU{Name: "S0"}, Kind: "OpenAI", Location: "westus",
 			Identity: &accounts.IdentitySpec{Type: accounts.IdentitySystemAssigned}}, accounts.Actor{ObjectID: e.oid})
 		must(t, err)
 		if _, _, err := e.ResolveUpstreamSecret(ctx, acct, base+"upstream-key"); gatehouse.ErrorStatus(err) != 403 {
@@ -96,7 +96,7 @@ func testReference(t *testing.T, e *env) {
 			t.Fatalf("%q %v", v, err)
 		}
 		plain, _, err := e.Accounts.Put(ctx, id.Parent().Child("Microsoft.CognitiveServices", "accounts", "refs-plain"),
-			accounts.Spec{Kind: "OpenAI", Location: "westus"}, accounts.Actor{ObjectID: e.oid})
+			accounts.Spec{SKU: &accounts.SKU{Name: "S0"}, Kind: "OpenAI", Location: "westus"}, accounts.Actor{ObjectID: e.oid})
 		must(t, err)
 		if _, _, err := e.ResolveUpstreamSecret(ctx, plain, base+"upstream-key"); gatehouse.ErrorStatus(err) != 403 {
 			t.Fatalf("without an identity: %v", err)
