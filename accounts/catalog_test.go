@@ -174,6 +174,8 @@ func TestCatalogDeployments(t *testing.T) {
 			{"unknown-version", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o", Version: "0613"}}, "DeploymentModelNotSupported"},
 			{"other-format", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Format: "Meta", Name: "gpt-4o"}}, "DeploymentModelNotSupported"},
 			{"over-capacity", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}, SKU: &accounts.DeploymentSKU{Name: "Standard", Capacity: 11}}, "InvalidCapacity"},
+			// The model lists offer it in Standard and GlobalStandard only.
+			{"sku-not-offered", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}, SKU: &accounts.DeploymentSKU{Name: "ProvisionedManaged", Capacity: 1}}, "InvalidResourceProperties"},
 			// An upstream property without the endpoint is not a catalog deployment.
 			{"key-without-endpoint", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}, KeyHeader: "api-key"}, "InvalidUpstream"},
 		} {
@@ -205,6 +207,11 @@ func TestCatalogDeployments(t *testing.T) {
 		if dep, err := n1.PatchDeployment(ctx, acct, "chat", nil, nil, accounts.Actor{}); err != nil || dep.SKU.Capacity != 7 || dep.Tags["team"] != "a" {
 			t.Errorf("an empty patch changed something: %+v %v", dep, err)
 		}
+		// SKU names compare in any case, as Azure's do.
+		if dep, err := n1.PatchDeployment(ctx, acct, "chat", &accounts.DeploymentSKU{Name: "globalstandard", Capacity: 7}, nil, accounts.Actor{}); err != nil ||
+			dep.SKU.Name != "GlobalStandard" {
+			t.Errorf("lower-case sku name: %+v %v", dep, err)
+		}
 		// A capacity alone keeps the sku's name.
 		if dep, err := n1.PatchDeployment(ctx, acct, "chat", &accounts.DeploymentSKU{Capacity: 6}, nil, accounts.Actor{}); err != nil ||
 			dep.SKU != (accounts.DeploymentSKU{Name: "GlobalStandard", Capacity: 6}) {
@@ -220,6 +227,7 @@ func TestCatalogDeployments(t *testing.T) {
 			code             string
 		}{
 			{"over-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: 11}, 400, "InvalidCapacity"},
+			{"sku-not-offered", "chat", &accounts.DeploymentSKU{Name: "DeveloperTier", Capacity: 1}, 400, "InvalidResourceProperties"},
 			{"negative-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: -1}, 400, "InvalidSkuName"},
 			{"long-sku-name", "chat", &accounts.DeploymentSKU{Name: strings.Repeat("s", 65), Capacity: 1}, 400, "InvalidSkuName"},
 			{"no-deployment", "nope", &accounts.DeploymentSKU{Name: "Standard", Capacity: 1}, 404, "DeploymentNotFound"},

@@ -529,6 +529,26 @@ const DefaultRaiPolicy = "Microsoft.DefaultV2"
 // versionUpgradeOptions are Azure's, the first the default.
 var versionUpgradeOptions = []string{"OnceNewDefaultVersionAvailable", "OnceCurrentVersionExpired", "NoAutoUpgrade"}
 
+// ModelSKUs are the deployment SKUs the catalog's models are offered in,
+// as the model lists show them (Azure's usual two). A catalog deployment
+// must use one; a deployment with an upstream of its own may name any.
+var ModelSKUs = []string{"Standard", "GlobalStandard"}
+
+// checkModelSKU gives sku (of a deployment of the catalog's model m at
+// version) its canonical name, or refuses one the model is not offered in
+// with Azure's 400 InvalidResourceProperties.
+func checkModelSKU(sku *DeploymentSKU, m *CatalogModel, version string) error {
+	i := slices.IndexFunc(ModelSKUs, func(n string) bool { return strings.EqualFold(n, sku.Name) })
+	if i < 0 {
+		// Azure's message, then the choices.
+		return badRequest("InvalidResourceProperties", "sku.name",
+			"The specified SKU '%s' of account deployment is not supported by the model '%s' version: '%s'. Use %s.",
+			clip(sku.Name), clip(m.Name), clip(version), strings.Join(ModelSKUs, " or "))
+	}
+	sku.Name = ModelSKUs[i]
+	return nil
+}
+
 func checkDeploymentSKU(sku *DeploymentSKU) error {
 	if sku.Name == "" || len(sku.Name) > 64 || !printable(sku.Name) || sku.Capacity < 0 {
 		return badRequest("InvalidSkuName", "sku", "The deployment sku needs a name and a non-negative capacity.")
@@ -551,6 +571,9 @@ func (d *Deployments) fromCatalog(spec *DeploymentSpec) error {
 			"The model 'Format: %s, Name: %s, Version: %s' is not offered by this server. Deploy one of: %s; or give properties.upstream.",
 			clip(spec.Model.Format), clip(spec.Model.Name), clip(spec.Model.Version), cat.describe())
 	}
+	if err := checkModelSKU(spec.SKU, m, version); err != nil {
+		return err
+	}
 	if m.MaxCapacity > 0 && spec.SKU.Capacity > m.MaxCapacity {
 		return badRequest("InvalidCapacity", "sku.capacity",
 			"The capacity %d is more than the model '%s' allows (%d).", spec.SKU.Capacity, clip(m.Name), m.MaxCapacity)
@@ -572,7 +595,8 @@ func deploymentID(acct *Account, name string) string { return acct.ID + "/deploy
 // node's index serves the new state.
 //
 // Errors (*gatehouse.Error): 400 InvalidResourceName, InvalidDeploymentModel,
-// InvalidSkuName, InvalidUpstream, DeploymentNotSupported (the account's
+// InvalidSkuName, InvalidResourceProperties (a catalog model in a SKU not
+// among ModelSKUs), InvalidUpstream, DeploymentNotSupported (the account's
 // kind has no deployments); 409 TooManyDeployments; 503.
 func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name string, spec DeploymentSpec, by Actor) (*Deployment, bool, error) {
 	if err := ValidateDeploymentName(name); err != nil {
@@ -665,8 +689,8 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 // its model's bound. The caller validates
 // the tags.
 //
-// Errors (*gatehouse.Error): 400 InvalidSkuName, InvalidCapacity; 404
-// DeploymentNotFound; 503.
+// Errors (*gatehouse.Error): 400 InvalidSkuName, InvalidResourceProperties,
+// InvalidCapacity; 404 DeploymentNotFound; 503.
 func (d *Deployments) PatchDeployment(ctx context.Context, acct *Account, name string, sku *DeploymentSKU, tags map[string]string, by Actor) (*Deployment, error) {
 	rec, err := d.table.Update(ctx, deploymentKey(acct, name), func(r *storage.Record[deploymentRecord]) error {
 		v := &r.Value
@@ -679,7 +703,13 @@ func (d *Deployments) PatchDeployment(ctx context.Context, acct *Account, name s
 				return err
 			}
 			if v.Catalog {
-				if m, _, ok := d.catalog.Load().Find(v.Model.Format, v.Model.Name, v.Model.Version); ok && m.MaxCapacity > 0 && next.Capacity > m.MaxCapacity {
+				m, version, ok := d.catalog.Load().Find(v.Model.Format, v.Model.Name, v.Model.Version)
+				if ok {
+					if err := checkModelSKU(&next, m, version); err != nil {
+						return err
+					}
+				}
+				if ok && m.MaxCapacity > 0 && next.Capacity > m.MaxCapacity {
 					return badRequest("InvalidCapacity", "sku.capacity",
 						"The capacity %d is more than the model '%s' allows (%d).", next.Capacity, clip(m.Name), m.MaxCapacity)
 				}

@@ -28,10 +28,6 @@ var modelRoutes = []route{
 	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/models", family: famCognitive, handle: listLocationModels},
 }
 
-// modelSKUs are the deployment skus a catalog model is listed with
-// (Gatehouse accepts any sku name; these are Azure's usual two).
-var modelSKUs = []string{"Standard", "GlobalStandard"}
-
 type accountModelJSON struct {
 	Format           string            `json:"format"`
 	Name             string            `json:"name"`
@@ -63,7 +59,7 @@ type locationModelJSON struct {
 func accountModelView(o accounts.ModelOffer) accountModelJSON {
 	v := accountModelJSON{Format: o.Format, Name: o.Name, Version: o.Version, IsDefaultVersion: o.IsDefaultVersion,
 		LifecycleStatus: "GenerallyAvailable", Capabilities: o.Capabilities, MaxCapacity: o.MaxCapacity}
-	for _, s := range modelSKUs {
+	for _, s := range accounts.ModelSKUs { // what a deployment of it may use
 		v.SKUs = append(v.SKUs, modelSKUJSON{Name: s, UsageName: o.Format + "." + s + "." + o.Name,
 			Capacity: modelCapacityJSON{Default: 1, Maximum: o.MaxCapacity}})
 	}

@@ -195,6 +195,9 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		{"unknown-version", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini"), Version: ptr("0613")}, nil, "DeploymentModelNotSupported"},
 		{"over-capacity", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")},
 			&armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](21)}, "InvalidCapacity"},
+		// The model lists show the catalog's models in Standard and GlobalStandard only.
+		{"sku-not-listed", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")},
+			&armcognitiveservices.SKU{Name: ptr("ProvisionedManaged"), Capacity: ptr[int32](1)}, "InvalidResourceProperties"},
 		{"bad-upgrade-option", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")}, nil, "InvalidVersionUpgradeOption"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
