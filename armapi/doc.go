@@ -31,7 +31,8 @@
 //	GET    /subscriptions                                   api 2019-11-01 (az login) …
 //	GET    /subscriptions/{sub}
 //	GET    /tenants
-//	GET    /subscriptions/{sub}/providers[/{ns}]            always "Registered" (the list: the namespaces served)
+//	GET    /subscriptions/{sub}/providers[/{ns}]            the namespaces served, "Registered"; another {ns} is
+//	                                                        404 InvalidResourceNamespace
 //	GET    /subscriptions/{sub}/locations                   where groups and accounts may be (resources.Locations)
 //	GET    /subscriptions/{sub}/tagNames                    tag names and values of readable groups and resources,
 //	                                                        and the predefined ones (tags.go)
@@ -40,7 +41,8 @@
 //	                                                        none: empty lists, 404 items (nopolicy.go)
 //	GET    /providers/Microsoft.Authorization/providerOperations[/{ns}], /providers/{ns}/operations
 //	                                                        the actions checked (operations.go)
-//	POST   /subscriptions/{sub}/providers/{ns}/register
+//	POST   /subscriptions/{sub}/providers/{ns}/register|unregister   register: as GET; unregister: 400
+//	                                                        ProviderUnregistrationNotSupported
 //	GET    /subscriptions/{sub}/resourceGroups
 //	GET|HEAD|PUT|PATCH|DELETE /subscriptions/{sub}/resourceGroups/{rg}
 //	GET    {sub | sub/resourceGroups/{rg}}/providers/Microsoft.CognitiveServices/accounts

@@ -57,6 +57,7 @@ var routes = compile(append([]route{
 	{method: "GET", pattern: sub + "/providers", family: famResources, handle: listProviders},
 	{method: "GET", pattern: sub + "/providers/{ns}", family: famResources, handle: getProvider},
 	{method: "POST", pattern: sub + "/providers/{ns}/register", family: famResources, audit: true, handle: registerProvider},
+	{method: "POST", pattern: sub + "/providers/{ns}/unregister", family: famResources, audit: true, handle: unregisterProvider},
 	{method: "GET", pattern: sub + "/resourceGroups", family: famResources, handle: listGroups},
 	{method: "GET", pattern: group, family: famResources, handle: getGroup},
 	{method: "HEAD", pattern: group, family: famResources, handle: headGroup},

@@ -116,8 +116,11 @@ var providerTypes = map[string][]struct {
 		{"locations/deletedVaults", famKeyVault}},
 	"microsoft.managedidentity": {{"userAssignedIdentities", famMSI}},
 	"microsoft.authorization": {{"roleAssignments", famAuthorization}, {"roleDefinitions", famAuthorization}, {"elevateAccess", famElevate},
-		{"locks", famLocks}},
+		{"locks", famLocks}, {"policyAssignments", famPolicy}, {"policyDefinitions", famPolicy}, {"policySetDefinitions", famPolicy}},
 	"microsoft.resources": {{"resourceGroups", famResources}, {"subscriptions", famResources}, {"resources", famResources}},
+	"microsoft.insights": {{"eventtypes", famInsights}, {"metrics", famMetrics}, {"metricDefinitions", famMetrics},
+		{"diagnosticSettings", famDiagnostics}},
+	"microsoft.features": {{"features", famFeatures}, {"subscriptionFeatureRegistrations", famFeatures}},
 }
 
 type resourceTypeJSON struct {
@@ -129,7 +132,7 @@ type resourceTypeJSON struct {
 // providerJSON answers resource-provider queries as registered, so a
 // client's auto-registration (azure-wire.md §5.1) finds nothing to do,
 // with the resource types served and their api-versions, newest first
-// (as ARM lists them). A namespace Gatehouse does not serve has none.
+// (as ARM lists them). ns is one of providerNamespaces.
 func providerJSON(subID, ns string) map[string]any {
 	types := []resourceTypeJSON{}
 	for _, t := range providerTypes[strings.ToLower(ns)] {
@@ -176,8 +179,8 @@ func listLocations(c *call) error {
 }
 
 // providerNamespaces are the namespaces Gatehouse serves, as ARM spells them.
-var providerNamespaces = []string{"Microsoft.Authorization", "Microsoft.CognitiveServices", "Microsoft.KeyVault",
-	"Microsoft.ManagedIdentity", "Microsoft.Resources"}
+var providerNamespaces = []string{"Microsoft.Authorization", "Microsoft.CognitiveServices", "Microsoft.Features",
+	"Microsoft.Insights", "Microsoft.KeyVault", "Microsoft.ManagedIdentity", "Microsoft.Resources"}
 
 // GET /subscriptions/{sub}/providers (az provider list, armresources'
 // ProvidersClient.NewListPager, Terraform's start-up registration check):
@@ -197,6 +200,18 @@ func listProviders(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
+// providerNamespace returns the path's {ns} as ARM spells it, or ARM's 404
+// for a namespace no provider has (here: one Gatehouse does not serve).
+func (c *call) providerNamespace() (string, error) {
+	ns := c.param("ns")
+	for _, n := range providerNamespaces {
+		if strings.EqualFold(n, ns) {
+			return n, nil
+		}
+	}
+	return "", gatehouse.NotFoundf("InvalidResourceNamespace", "The resource namespace '%s' is invalid.", clip(ns))
+}
+
 func getProvider(c *call) error {
 	s, err := c.subscription()
 	if err != nil {
@@ -205,19 +220,47 @@ func getProvider(c *call) error {
 	if !c.visible(s) {
 		return errAuthorizationFailed(c.principal, actSubscriptionRead, &gatehouse.ResourceID{Subscription: s.ID})
 	}
-	return c.reply(http.StatusOK, providerJSON(s.ID, c.param("ns")))
+	ns, err := c.providerNamespace()
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, providerJSON(s.ID, ns))
 }
 
+// POST …/providers/{ns}/register: every namespace served is registered
+// already, so this answers as a GET does, to whoever may register it.
 func registerProvider(c *call) error {
 	s, err := c.subscription()
 	if err != nil {
 		return err
 	}
-	scope := &gatehouse.ResourceID{Subscription: s.ID}
-	if err := c.authorize(c.param("ns")+"/register/action", scope); err != nil {
+	ns, err := c.providerNamespace()
+	if err != nil {
 		return err
 	}
-	return c.reply(http.StatusOK, providerJSON(s.ID, c.param("ns")))
+	if err := c.authorize(ns+"/register/action", &gatehouse.ResourceID{Subscription: s.ID}); err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, providerJSON(s.ID, ns))
+}
+
+// POST …/providers/{ns}/unregister (az provider unregister): Gatehouse
+// serves its namespaces to every subscription and cannot take one away,
+// so this is refused, with that reason, to whoever may unregister it.
+func unregisterProvider(c *call) error {
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	ns, err := c.providerNamespace()
+	if err != nil {
+		return err
+	}
+	if err := c.authorize(ns+"/unregister/action", &gatehouse.ResourceID{Subscription: s.ID}); err != nil {
+		return err
+	}
+	return gatehouse.BadRequestf("ProviderUnregistrationNotSupported",
+		"Gatehouse serves the resource provider '%s' to every subscription; it cannot be unregistered.", ns)
 }
 
 type groupJSON struct {

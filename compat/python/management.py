@@ -1,5 +1,5 @@
-"""azure-mgmt-cognitiveservices, azure-mgmt-authorization and azure-mgmt-msi
-against the management API: python3 management.py (AZURE_SUBSCRIPTION_ID,
+"""azure-mgmt-cognitiveservices, azure-mgmt-authorization, azure-mgmt-msi and
+azure-mgmt-resource against the management API: python3 management.py (AZURE_SUBSCRIPTION_ID,
 ARM_ENDPOINT, RESOURCE_GROUP and the environment's credential)."""
 
 import uuid
@@ -12,6 +12,7 @@ from azure.mgmt.cognitiveservices.models import (Account, AccountProperties, Dep
                                                  DeploymentProperties, DeploymentScaleSettings, IpRule,
                                                  NetworkRuleSet, Sku)
 from azure.mgmt.msi import ManagedServiceIdentityClient
+from azure.mgmt.resource import ResourceManagementClient
 
 from harness import expect_error, need, run
 
@@ -21,6 +22,7 @@ cred = DefaultAzureCredential()
 cs = CognitiveServicesManagementClient(cred, sub, **kw)
 auth = AuthorizationManagementClient(cred, sub, **kw)
 msi = ManagedServiceIdentityClient(cred, sub, **kw)
+arm = ResourceManagementClient(cred, sub, **kw)
 NAME = "py-language"
 state = {}
 
@@ -108,11 +110,12 @@ steps = [
     ("assign", assign),
     ("assignments", lambda r: [a.principal_id for a in auth.role_assignments.list_for_scope(r["create"]["value"]["id"])]),
     ("bad-key-name", lambda _: expect_error(lambda: cs.accounts.regenerate_key(group, NAME, "Key3"))),
-    # What the server's own lists (resource_skus, locations) do not have is refused.
+    # What the server's own lists (resource_skus, locations, providers) do not have is refused.
     ("sku-unknown", lambda _: expect_error(lambda: cs.accounts.begin_create(group, "py-zz9", Account(
         kind="TextAnalytics", location="westus", sku=Sku(name="ZZ9"))).result())),
     ("location-unknown", lambda _: expect_error(lambda: cs.accounts.begin_create(group, "py-mars", Account(
         kind="TextAnalytics", location="mars", sku=Sku(name="S0"))).result())),
+    ("provider-unknown", lambda _: expect_error(lambda: arm.providers.get("Microsoft.Nope"))),
     ("network-rules", network_rules),
     ("bad-network-rule", lambda _: expect_error(lambda: cs.accounts.begin_update(group, NAME, Account(properties=AccountProperties(
         network_acls=NetworkRuleSet(default_action="Deny", ip_rules=[IpRule(value="10.0.0.0/33")])))).result())),

@@ -126,6 +126,11 @@ func testBadInput(t *testing.T, e *env) {
 		{"location-unknown-existing", "PUT", acct + v, `{"kind":"OpenAI","location":"Mars","sku":{"name":"S0"}}`, 400, "LocationNotAvailableForResourceType"},
 		{"location-patch-unknown", "PATCH", acct + v, `{"location":"mars"}`, 400, "LocationNotAvailableForResourceType"},
 		{"group-location-unknown", "PUT", sub + "/resourceGroups/bad-input-mars?api-version=2021-04-01", `{"location":"mars"}`, 400, "LocationNotAvailableForResourceGroup"},
+		// Resource providers: only the namespaces served.
+		{"provider-unknown", "GET", sub + "/providers/Microsoft.Nope?api-version=2021-04-01", "", 404, "InvalidResourceNamespace"},
+		{"provider-register-unknown", "POST", sub + "/providers/Microsoft.Nope/register?api-version=2021-04-01", "", 404, "InvalidResourceNamespace"},
+		{"provider-unregister-unknown", "POST", sub + "/providers/Microsoft.Nope/unregister?api-version=2021-04-01", "", 404, "InvalidResourceNamespace"},
+		{"provider-unregister", "POST", sub + "/providers/Microsoft.CognitiveServices/unregister?api-version=2021-04-01", "", 400, "ProviderUnregistrationNotSupported"},
 		{"unknown-kind", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"Quantum","location":"westus"}`, 400, "InvalidKind"},
 		{"kind-change", "PUT", acct + v, `{"kind":"TextAnalytics","location":"westus"}`, 409, "KindCannotBeChanged"},
 		{"bad-identity-type", "PATCH", acct + v, `{"identity":{"type":"Everything"}}`, 400, "InvalidIdentityType"},

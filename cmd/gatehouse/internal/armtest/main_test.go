@@ -133,6 +133,7 @@ func TestManagement(t *testing.T) {
 				{"tags-resource", testTagsResource},
 				{"activity-log", testActivityLog},
 				{"skus-and-locations", testSKUsAndLocations},
+				{"providers", testProviders},
 				{"cli", testCLI},
 			} {
 				t.Run(sc.name, func(t *testing.T) {

@@ -397,6 +397,7 @@ func TestPython(t *testing.T) {
 			code   string
 		}{
 			"sku-unknown": {400, "InvalidSkuId"}, "location-unknown": {400, "LocationNotAvailableForResourceType"},
+			"provider-unknown": {404, "InvalidResourceNamespace"},
 		} {
 			if err := s.err(t, step); err.StatusCode != want.status || err.Code != want.code {
 				t.Errorf("%s: %s", step, err)
