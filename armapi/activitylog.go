@@ -269,6 +269,11 @@ func (c *call) activityEvent(r *audit.Record, prefix string, f *activityFilter) 
 	} else {
 		typ = top.Type()
 	}
+	// The x-ms-correlation-request-id the call was answered with (api.go).
+	correlation := e.RequestID
+	if v := e.Details["correlationId"]; v != "" {
+		correlation = v
+	}
 	for field, want := range f.eq {
 		var have string
 		switch field {
@@ -279,7 +284,7 @@ func (c *call) activityEvent(r *audit.Record, prefix string, f *activityFilter) 
 		case "resourceprovider":
 			have = provider
 		case "correlationid":
-			have = e.RequestID
+			have = correlation
 		case "caller":
 			if strings.EqualFold(want, e.Principal.ObjectID) {
 				continue
@@ -301,7 +306,7 @@ func (c *call) activityEvent(r *audit.Record, prefix string, f *activityFilter) 
 		hex.EncodeToString(sum[8:10]) + "-" + hex.EncodeToString(sum[10:16])
 	ts := r.Time.UTC().Format(time.RFC3339Nano)
 	ev.Authorization.Action, ev.Authorization.Scope = e.Action, e.Scope
-	ev.Caller, ev.Channels, ev.CorrelationID, ev.OperationID = caller, "Operation", e.RequestID, e.RequestID
+	ev.Caller, ev.Channels, ev.CorrelationID, ev.OperationID = caller, "Operation", correlation, e.RequestID
 	ev.EventDataID = eventID
 	ev.EventName, ev.Category = localized{Value: "EndRequest", LocalizedValue: "End request"}, loc("Administrative")
 	ev.EventTimestamp, ev.SubmissionTimestamp = ts, ts

@@ -92,10 +92,35 @@ func New(opts Options) *API {
 // because ARM paths are case-insensitive and role-assignment scopes are
 // arbitrarily deep.
 func (a *API) Mount(mux *http.ServeMux) {
-	h := server.WithSurface(server.SurfaceManagement, server.Handle(server.RenderAzure, a.serve))
+	h := server.WithSurface(server.SurfaceManagement, correlate(server.Handle(server.RenderAzure, a.serve)))
 	for _, p := range []string{"/subscriptions", "/subscriptions/", "/tenants", "/tenants/", "/providers/"} {
 		mux.Handle(p, h)
 	}
+}
+
+// hdrCorrelation is ARM's x-ms-correlation-request-id, canonical.
+const hdrCorrelation = "X-Ms-Correlation-Request-Id"
+
+// correlate sets x-ms-correlation-request-id on every answer of the
+// management API, errors included, as ARM does: the client's own when it
+// sent one that is a GUID (az and the SDKs send GUIDs; anything else is
+// not echoed), otherwise the request id, as ARM uses its request id for a
+// call that came without one. The activity log shows the same id as the
+// event's correlationId (activitylog.go). The data planes do not set it:
+// Azure's do not.
+func correlate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()[hdrCorrelation] = []string{correlationID(r)}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// correlationID is the request's correlation id (see correlate).
+func correlationID(r *http.Request) string {
+	if v := r.Header[hdrCorrelation]; len(v) > 0 && gatehouse.IsGUID(v[0]) {
+		return v[0]
+	}
+	return server.RequestID(r.Context())
 }
 
 // call is one request on its way through a handler.
@@ -165,6 +190,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 // record writes the audit entry of a write. Audit failures are logged: the
 // write itself has already happened.
 func (a *API) record(c *call, err error) {
+	if corr := correlationID(c.r); corr != server.RequestID(c.ctx()) {
+		c.detail("correlationId", corr)
+	}
 	e := audit.Entry{
 		RequestID: server.RequestID(c.ctx()),
 		Principal: audit.Principal{ObjectID: c.principal.ObjectID, Type: string(c.principal.Type), TenantID: c.principal.TenantID},

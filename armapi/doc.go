@@ -24,7 +24,8 @@
 // List operations return what the caller may read (ARM filters lists the
 // same way). Long-running operations complete synchronously: PUT answers
 // 201 (created) or 200 with provisioningState Succeeded, DELETE 200 (or 204
-// when there was nothing), which azcore's pollers treat as done.
+// when there was nothing), which azcore's pollers treat as done. Every
+// answer carries x-ms-correlation-request-id (api.go).
 //
 // # Routes
 //

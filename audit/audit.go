@@ -90,6 +90,9 @@ var AllowedDetails = map[string]bool{
 	// what let a directory write through when no directory role did:
 	// "owner" (the caller owns the object)
 	"grantedBy": true,
+	// the x-ms-correlation-request-id a management client sent (a GUID),
+	// when it is not the request id
+	"correlationId": true,
 }
 
 // Record is a stored entry with its place in the chain.

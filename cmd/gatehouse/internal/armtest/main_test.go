@@ -134,6 +134,7 @@ func TestManagement(t *testing.T) {
 				{"activity-log", testActivityLog},
 				{"skus-and-locations", testSKUsAndLocations},
 				{"providers", testProviders},
+				{"correlation-ids", testCorrelationIDs},
 				{"cli", testCLI},
 			} {
 				t.Run(sc.name, func(t *testing.T) {
