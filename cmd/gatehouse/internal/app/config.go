@@ -24,9 +24,12 @@ import (
 // environment variable. Precedence: flags > environment > config file >
 // defaults.
 type Config struct {
-	DataDir   string `yaml:"data-dir" help:"directory for the embedded database, master key, CA and certificates"`
-	Listen    string `yaml:"listen" help:"TLS listen address (host:port)"`
-	Host      string `yaml:"host" help:"public authority H (host[:port]) clients use; empty = localhost with the listen port"`
+	DataDir string `yaml:"data-dir" help:"directory for the embedded database, master key, CA and certificates"`
+	Listen  string `yaml:"listen" help:"TLS listen address (host:port)"`
+	// Host is empty unless set: the node then uses localhost with the port
+	// it listens on (main.go), so changing --listen alone keeps every URL
+	// it prints right.
+	Host      string `yaml:"host" help:"public authority H (host[:port]) clients use (default: localhost with the listen port)"`
 	MSIListen string `yaml:"msi-listen" help:"loopback address of the managed-identity endpoint (plain HTTP)"`
 	Postgres  string `yaml:"postgres" help:"PostgreSQL DSN; when empty the embedded SQLite in the data dir is used"`
 	TLSCert   string `yaml:"tls-cert" help:"operator-supplied TLS certificate (PEM chain); default: issued by Gatehouse's own CA"`
@@ -95,7 +98,6 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:                 "./gatehouse-data",
 		Listen:                  "127.0.0.1:8443",
-		Host:                    "localhost:8443",
 		MSIListen:               "127.0.0.1:8444",
 		SigningAlg:              "ES256",
 		SigningKeyRotation:      24 * time.Hour,

@@ -1,11 +1,14 @@
 package app_test
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 )
 
 // TestAccountRetention: --account-retention is 0 (no soft delete) or 1h to
@@ -25,4 +28,30 @@ func TestAccountRetention(t *testing.T) {
 			t.Errorf("account-retention %s: %v, want ok=%v", value, err, ok)
 		}
 	}
+}
+
+// TestHostFollowsListen: without --host the public authority is localhost
+// with the port the node listens on, so every URL the banner prints —
+// the --dev curl line included — reaches it; a --host given is kept.
+func TestHostFollowsListen(t *testing.T) {
+	if h := app.DefaultConfig().Host; h != "" {
+		t.Fatalf("default host %q: it would not follow --listen", h)
+	}
+	t.Run("default", func(t *testing.T) {
+		s := testenv.Start(t, testenv.WithConfig(func(c *app.Config) { c.Dev = true }))
+		want := "https://localhost:" + strconv.Itoa(s.Addr.(*net.TCPAddr).Port)
+		if s.URL != want {
+			t.Fatalf("URL %s, want %s", s.URL, want)
+		}
+		banner := s.Banner.String()
+		if !strings.Contains(banner, "'"+want+"/ai/demo-language/language/:analyze-text") || strings.Contains(banner, ":8443") {
+			t.Errorf("the banner's URLs do not follow the listen port %s:\n%s", want, banner)
+		}
+	})
+	t.Run("explicit", func(t *testing.T) {
+		s := testenv.Start(t, testenv.WithConfig(func(c *app.Config) { c.Host = "gw.example:9443" }))
+		if s.URL != "https://gw.example:9443" {
+			t.Errorf("URL %s, want the --host given", s.URL)
+		}
+	})
 }

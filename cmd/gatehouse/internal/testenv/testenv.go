@@ -81,7 +81,6 @@ func TryStart(t testing.TB, opts ...Option) (*Server, error) {
 	cfg := app.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
-	cfg.Host = ""
 	cfg.MSIListen = "127.0.0.1:0"
 	cfg.LogLevel = "debug"
 	cfg.ShutdownTimeout = 5 * time.Second
