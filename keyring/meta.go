@@ -256,6 +256,16 @@ func CountVersions(ctx context.Context, store SealedStore) (map[uint32]int, erro
 	return counts, nil
 }
 
+// Initialized reports whether the database records an active master key
+// version: Open has run on it, or a restore copied a database's records
+// into it. Such a database opens only with the keys it records, so a key
+// source made up now cannot serve it: generate a key only when this is
+// false.
+func Initialized(ctx context.Context, meta storage.Meta) (bool, error) {
+	_, found, err := getActive(ctx, meta)
+	return found, err
+}
+
 // getActive reads the database's active version; found is false on an
 // empty database.
 func getActive(ctx context.Context, meta storage.Meta) (v uint32, found bool, err error) {

@@ -26,7 +26,13 @@ func mustOpen(tb testing.TB, meta storage.Meta, keys ...keyring.Key) *keyring.Ke
 
 func TestOpenEmptyDatabase(t *testing.T) {
 	meta := newMemMeta()
+	if used, err := keyring.Initialized(t.Context(), meta); used || err != nil {
+		t.Fatalf("Initialized on an empty database = %v, %v; want false", used, err)
+	}
 	k := mustOpen(t, meta, mustKey(t, 1, 1), mustKey(t, 2, 2))
+	if used, err := keyring.Initialized(t.Context(), meta); !used || err != nil {
+		t.Fatalf("Initialized after Open = %v, %v; want true", used, err)
+	}
 	if k.Active() != 2 || !slices.Equal(k.Versions(), []uint32{1, 2}) {
 		t.Fatalf("active %d, versions %v; want 2, [1 2]", k.Active(), k.Versions())
 	}

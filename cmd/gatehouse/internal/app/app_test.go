@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
@@ -375,4 +376,59 @@ func TestKeyringRotateWhileServing(t *testing.T) {
 	if got, err := s2.Sealer.Open(o.Sealed, aad); err != nil || string(got) != "value" {
 		t.Fatalf("after restart: Open = %q, %v", got, err)
 	}
+}
+
+// TestExistingStoreWithoutKey: a node on a store that already holds data —
+// restored into a new data directory with --master-key-file, or a
+// PostgreSQL database another node set up — but given no master key
+// refuses to start, saying where the key goes, and writes no key file: a
+// key is generated only for a new, empty store.
+func TestExistingStoreWithoutKey(t *testing.T) {
+	want := []string{"already holds data", "master.key", "--master-key-file", "GATEHOUSE_MASTER_KEY"}
+	check := func(t *testing.T, dir string, opts ...testenv.Option) {
+		t.Helper()
+		before := snapshot(t, dir)
+		s, err := testenv.TryStart(t, append(opts, testenv.WithDataDir(dir))...)
+		if err == nil {
+			s.Close()
+			t.Fatal("started on a store with data, without its master key")
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not mention %q", err, w)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "master.key")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a master.key was written beside a store it cannot open (stat: %v)", err)
+		}
+		if after := snapshot(t, dir); after != before {
+			t.Errorf("the data directory changed:\nbefore %s\nafter  %s", before, after)
+		}
+	}
+	t.Run("sqlite-restored", func(t *testing.T) {
+		a := testenv.Start(t)
+		var backup bytes.Buffer
+		if _, err := app.Backup(t.Context(), a.Config, &backup, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		key := filepath.Join(a.DataDir, "master.key")
+		cfg := app.DefaultConfig()
+		cfg.DataDir, cfg.MasterKeyFile = filepath.Join(t.TempDir(), "restored"), key
+		if _, err := app.Restore(t.Context(), cfg, &backup); err != nil {
+			t.Fatal(err)
+		}
+		check(t, cfg.DataDir)
+		// With the key where the message says, it starts.
+		data, _ := os.ReadFile(key)
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "master.key"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Start(t, testenv.WithDataDir(cfg.DataDir))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.DSN(t)
+		a := testenv.Start(t, testenv.WithPostgres(dsn)) // generates its master.key
+		a.Close()
+		check(t, filepath.Join(t.TempDir(), "second-node"), testenv.WithPostgres(dsn))
+	})
 }

@@ -35,8 +35,9 @@ type Config struct {
 	TLSCert   string `yaml:"tls-cert" help:"operator-supplied TLS certificate (PEM chain); default: issued by Gatehouse's own CA"`
 	TLSKey    string `yaml:"tls-key" help:"private key for --tls-cert"`
 	// MasterKeyFile holds the keyring's master key versions. When neither it
-	// nor GATEHOUSE_MASTER_KEY is set, a key is generated into the data dir.
-	MasterKeyFile string `yaml:"master-key-file" help:"file with the master key versions (default: generated into the data dir)"`
+	// nor GATEHOUSE_MASTER_KEY is set, the data dir's master.key is used,
+	// generated on a new store's first start (keys.go).
+	MasterKeyFile string `yaml:"master-key-file" help:"file with the master key versions (default: the data dir's master.key, generated on a new store's first start)"`
 	// MasterKey is the key source itself. Environment only (a key on a
 	// command line or in a config file is too easy to leak).
 	MasterKey string `yaml:"-" env:"GATEHOUSE_MASTER_KEY"`

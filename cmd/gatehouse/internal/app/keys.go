@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -61,6 +62,38 @@ func (s KeySource) Load(random io.Reader) (keys []keyring.Key, created bool, err
 		return nil, false, fmt.Errorf("master key from %s: %w", s.Describe(), err)
 	}
 	return keys, created, nil
+}
+
+// loadManagedKey reads the generated key file <data-dir>/master.key, and
+// generates it only for a new store (checkManagedKey). store is the opened
+// store; name describes it for messages.
+func loadManagedKey(ctx context.Context, src KeySource, store storage.Meta, name string, random io.Reader) (keys []keyring.Key, created bool, err error) {
+	if err := checkManagedKey(ctx, src, store, name); err != nil {
+		return nil, false, err
+	}
+	return src.Load(random)
+}
+
+// checkManagedKey refuses a missing <data-dir>/master.key for a store that
+// records a master key — it was served from, or restored into — since such
+// a store opens only with that key: a generated one would be refused at
+// the key check, and the file left behind would stand where the right key
+// must go.
+func checkManagedKey(ctx context.Context, src KeySource, store storage.Meta, name string) error {
+	if _, err := os.Stat(src.Path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // there is a file to read, or an error reading will tell
+	}
+	used, err := keyring.Initialized(ctx, store)
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	if used {
+		return fmt.Errorf("%s already holds data sealed with a master key, and no key was given: "+
+			"put that key in %s (the master.key of the data directory it came from), "+
+			"or give it with --master-key-file or GATEHOUSE_MASTER_KEY; "+
+			"a new master key is generated only for a new, empty store", name, src.Path)
+	}
+	return nil
 }
 
 // sealer is the keyring as the services see it. When a value was sealed

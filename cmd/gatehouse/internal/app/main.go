@@ -5,11 +5,15 @@
 //
 // Start-up order (each step fails with one clear message; nothing is
 // written before the configuration, the listeners, the PostgreSQL
-// connection and the master key source have all been checked):
+// connection and a supplied master key source have all been checked):
 //
 //	validate config → bind listeners → reach PostgreSQL → read master key source
-//	→ create + lock data dir → open store (migrate) → open keyring (key check)
-//	→ CA + server certificate → services → serve
+//	→ create + lock data dir → open store (migrate) → read or generate
+//	<data-dir>/master.key → open keyring (key check) → CA + server
+//	certificate → services → serve
+//
+// The data directory's master.key is generated only for a store that
+// records no master key yet (keys.go): the store is opened first to know.
 package app
 
 import (
@@ -175,24 +179,32 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 
+	// A PostgreSQL database that another node set up is refused a
+	// generated key before this node's data directory is made.
+	if src.Managed && m.Store != nil {
+		if err := checkManagedKey(ctx, src, m.Store, describeStore(cfg)); err != nil {
+			return err
+		}
+	}
+
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory %s: %w", cfg.DataDir, unwrapSyscall(err))
 	}
 	if m.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return err
 	}
+	if m.Store == nil {
+		if m.Store, err = openSQLite(ctx, filepath.Join(cfg.DataDir, "gatehouse.db"), m.Logger, m.Now); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+	}
 	if src.Managed {
 		var created bool
-		if keys, created, err = src.Load(m.rand()); err != nil {
+		if keys, created, err = loadManagedKey(ctx, src, m.Store, describeStore(cfg), m.rand()); err != nil {
 			return err
 		}
 		if created {
 			m.Logger.Warn("generated a master key in the data directory; production deployments should supply one with --master-key-file or GATEHOUSE_MASTER_KEY and keep it apart from the data", "path", src.Path)
-		}
-	}
-	if m.Store == nil {
-		if m.Store, err = openSQLite(ctx, filepath.Join(cfg.DataDir, "gatehouse.db"), m.Logger, m.Now); err != nil {
-			return fmt.Errorf("database: %w", err)
 		}
 	}
 	if m.Keyring, err = keyring.Open(ctx, m.Store, keys, keyring.Options{Rand: m.Rand}); err != nil {
