@@ -190,7 +190,9 @@ func (c *Config) Set(name, value string) error {
 }
 
 // LoadFile overlays a YAML config file. Unknown keys and malformed YAML are
-// errors naming the file.
+// errors naming the file. A key whose value does not fit its setting is one
+// error each (errors.Join), and the file's other keys still apply, so that
+// Check can report them beside every other problem.
 func (c *Config) LoadFile(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -199,7 +201,15 @@ func (c *Config) LoadFile(path string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// An empty file is a valid, empty configuration (io.EOF).
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	err = dec.Decode(c)
+	if te, ok := errors.AsType[*yaml.TypeError](err); ok {
+		errs := make([]error, len(te.Errors))
+		for i, e := range te.Errors {
+			errs[i] = fmt.Errorf("config file %s: %s", path, e)
+		}
+		return errors.Join(errs...)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config file %s: %v", path, err)
 	}
 	return nil
@@ -221,7 +231,34 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	return errors.Join(errs...)
 }
 
-// Validate reports every problem at once. It writes nothing.
+// Check reports every problem at once: those found while the settings
+// were layered (the errors of LoadFile, ApplyEnv and Set, each kept value
+// left as it was), then Validate's. It writes nothing.
+func (c *Config) Check(layering ...error) error {
+	var problems []string
+	var flatten func(err error)
+	flatten = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				flatten(e)
+			}
+		} else if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	for _, err := range layering {
+		flatten(err)
+	}
+	if ce, ok := errors.AsType[*ConfigError](c.Validate()); ok {
+		problems = append(problems, ce.Problems...)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &ConfigError{Problems: problems}
+}
+
+// Validate reports every problem of the values at once. It writes nothing.
 func (c *Config) Validate() error {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }

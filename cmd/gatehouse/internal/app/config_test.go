@@ -1,7 +1,10 @@
 package app_test
 
 import (
+	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,4 +57,38 @@ func TestHostFollowsListen(t *testing.T) {
 			t.Errorf("URL %s, want the --host given", s.URL)
 		}
 	})
+}
+
+// TestCheck: problems found while layering come first, then Validate's;
+// a file key that does not fit its setting leaves the file's other keys
+// applied.
+func TestCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("token-lifetime: 5\nlog-level: loud\n"), 0o600)
+	c := app.DefaultConfig()
+	fileErr := c.LoadFile(path)
+	if c.LogLevel != "loud" {
+		t.Errorf("log-level %q: the file's other keys were not applied", c.LogLevel)
+	}
+	envErr := c.ApplyEnv(func(k string) (string, bool) {
+		v, ok := map[string]string{"GATEHOUSE_SIGNING_ALG": "XX", "GATEHOUSE_DEV": "maybe"}[k]
+		return v, ok
+	})
+	err := c.Check(fileErr, envErr, c.Set("account-retention", "2d"))
+	ce, ok := errors.AsType[*app.ConfigError](err)
+	if !ok {
+		t.Fatalf("Check = %v, want a *ConfigError", err)
+	}
+	want := []string{path + ": line 1", "GATEHOUSE_DEV", "account-retention", "log-level", "signing-alg"}
+	if len(ce.Problems) != len(want) {
+		t.Fatalf("problems %q, want one each about %q", ce.Problems, want)
+	}
+	for i, w := range want {
+		if !strings.Contains(ce.Problems[i], w) {
+			t.Errorf("problem %d %q does not mention %q", i, ce.Problems[i], w)
+		}
+	}
+	if c := app.DefaultConfig(); c.Check(nil, nil) != nil {
+		t.Error("the defaults do not check")
+	}
 }

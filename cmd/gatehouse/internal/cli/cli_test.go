@@ -78,3 +78,29 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Errorf("default data dir lost: %q", cfg.DataDir)
 	}
 }
+
+// TestSettingErrorsAtOnce: settings that do not parse — in the file, the
+// environment or on the command line — are reported with each other and
+// with what validation finds, before anything is written.
+func TestSettingErrorsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte("refresh-token-lifetime: 5\nlog-format: xml\n"), 0o600)
+	data := filepath.Join(dir, "data")
+	code, _, errOut := run(t, map[string]string{"GATEHOUSE_SHUTDOWN_TIMEOUT": "soon"},
+		"serve", "--config", path, "--data-dir", data, "--signing-alg", "XX", "--log-level", "foo", "--token-lifetime", "5")
+	if code == 0 {
+		t.Fatal("serve started with bad settings")
+	}
+	for _, want := range []string{
+		"token-lifetime: \"5\" is not a duration", "log-level: \"foo\"", "signing-alg: \"XX\"",
+		"GATEHOUSE_SHUTDOWN_TIMEOUT", path + ": line 1", "log-format: \"xml\"",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if _, err := os.Stat(data); err == nil {
+		t.Error("the data directory was created")
+	}
+}

@@ -25,7 +25,9 @@ func addConfigFlags(fs *pflag.FlagSet) {
 }
 
 // loadConfig layers defaults < config file < environment < flags set on the
-// command line. Flags of the command's own (backup's --file) are not
+// command line, and reports every problem at once (app.Config.Check): a
+// value that does not parse does not hide the others, nor what Validate
+// finds in the rest. Flags of the command's own (backup's --file) are not
 // settings and are left to it.
 func loadConfig(fs *pflag.FlagSet, env Env) (app.Config, error) {
 	settings := map[string]bool{}
@@ -33,6 +35,7 @@ func loadConfig(fs *pflag.FlagSet, env Env) (app.Config, error) {
 		settings[f.Name] = true
 	}
 	cfg := app.DefaultConfig()
+	var errs []error
 	path, _ := fs.GetString("config")
 	if path == "" {
 		if p, ok := env.LookupEnv("GATEHOUSE_CONFIG"); ok {
@@ -40,23 +43,15 @@ func loadConfig(fs *pflag.FlagSet, env Env) (app.Config, error) {
 		}
 	}
 	if path != "" {
-		if err := cfg.LoadFile(path); err != nil {
-			return cfg, err
-		}
+		errs = append(errs, cfg.LoadFile(path))
 	}
-	if err := cfg.ApplyEnv(env.LookupEnv); err != nil {
-		return cfg, err
-	}
-	var err error
+	errs = append(errs, cfg.ApplyEnv(env.LookupEnv))
 	fs.Visit(func(f *pflag.Flag) {
-		if !settings[f.Name] || err != nil {
-			return
-		}
-		if e := cfg.Set(f.Name, f.Value.String()); e != nil {
-			err = e
+		if settings[f.Name] {
+			errs = append(errs, cfg.Set(f.Name, f.Value.String()))
 		}
 	})
-	return cfg, err
+	return cfg, cfg.Check(errs...)
 }
 
 func newServeCmd(env Env) *cobra.Command {
