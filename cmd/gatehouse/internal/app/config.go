@@ -37,7 +37,7 @@ type Config struct {
 	// MasterKeyFile holds the keyring's master key versions. When neither it
 	// nor GATEHOUSE_MASTER_KEY is set, the data dir's master.key is used,
 	// generated on a new store's first start (keys.go).
-	MasterKeyFile string `yaml:"master-key-file" help:"file with the master key versions (default: the data dir's master.key, generated on a new store's first start)"`
+	MasterKeyFile string `yaml:"master-key-file" help:"file with the master key versions (default: the data dir's master.key, which serve generates for a new store)"`
 	// MasterKey is the key source itself. Environment only (a key on a
 	// command line or in a config file is too easy to leak).
 	MasterKey string `yaml:"-" env:"GATEHOUSE_MASTER_KEY"`

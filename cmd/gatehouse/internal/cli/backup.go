@@ -58,7 +58,7 @@ or an empty PostgreSQL database.`,
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "backup file to write (- for standard output)")
-	addConfigFlags(cmd.Flags())
+	addConfigFlags(cmd.Flags(), storeSettings...) // values stay sealed: no key needed
 	return cmd
 }
 
@@ -126,6 +126,6 @@ test each backup with it, and with the key you would restore it with.`,
 	}
 	cmd.Flags().StringVar(&file, "file", "", "backup file to load (- for standard input)")
 	cmd.Flags().BoolVar(&verifyOnly, "verify-only", false, "check the backup and the master key as a restore would, and write nothing")
-	addConfigFlags(cmd.Flags())
+	addConfigFlags(cmd.Flags(), keySettings...)
 	return cmd
 }

@@ -3,6 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +106,84 @@ func TestSettingErrorsAtOnce(t *testing.T) {
 	}
 	if _, err := os.Stat(data); err == nil {
 		t.Error("the data directory was created")
+	}
+}
+
+// TestHelpTexts: what a command's help says is what it does.
+func TestHelpTexts(t *testing.T) {
+	tests := []struct {
+		args          []string
+		want, notWant []string
+	}{
+		// sts issue prints the bare token unless -o or --query ask for JSON.
+		{[]string{"sts", "issue", "--help"}, []string{"token alone on a line", "-o json"}, []string{`(default "json")`}},
+		// backup reads the store: no serve flags, no key (values stay sealed).
+		{[]string{"backup", "--help"}, []string{"--data-dir", "--postgres", "--config", "--file"},
+			[]string{"--dev", "--cors-origins", "--listen", "--master-key-file string", "--signing-alg"}},
+		{[]string{"restore", "--help"}, []string{"--data-dir", "--postgres", "--master-key-file", "--verify-only"},
+			[]string{"--dev", "--cors-origins", "--listen"}},
+		{[]string{"keyring", "rotate", "--help"}, []string{"--data-dir", "--postgres", "--master-key-file"},
+			[]string{"--dev", "--listen"}},
+		// --host follows --listen unless set.
+		{[]string{"serve", "--help"}, []string{"default: localhost with the listen port", "--dev", "--cors-origins"},
+			[]string{"localhost:8443"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[:len(tt.args)-1], "-"), func(t *testing.T) {
+			code, out, errOut := run(t, nil, tt.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("help lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("help has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestSTSIssueOutput: the bare token by default (TOKEN=$(…)), an object
+// with -o or --query.
+func TestSTSIssueOutput(t *testing.T) {
+	const tok = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.c2ln" // exp 2100-01-01
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ai/acct/sts/v1.0/issueToken" || r.Header.Get("Ocp-Apim-Subscription-Key") != "k1" {
+			http.Error(w, `{"error":{"code":"NotFound","message":"no"}}`, http.StatusNotFound)
+			return
+		}
+		io.WriteString(w, tok)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	os.WriteFile(keyFile, []byte("k1\n"), 0o600)
+	prof, _ := json.Marshal(map[string]any{"server": srv.URL, "tenantId": "adfs", "kind": "servicePrincipal", "clientId": "c", "clientSecret": "s"})
+	os.WriteFile(filepath.Join(dir, "profile.json"), prof, 0o600)
+	env := map[string]string{"GATEHOUSE_CONFIG_DIR": dir}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"default", nil, tok + "\n"},
+		{"output-json", []string{"-o", "json"}, `"accessToken": "` + tok + `"`},
+		{"query", []string{"--query", "expiresOn"}, `"2100-01-01T00:00:00Z"`},
+		{"output-tsv", []string{"-o", "tsv", "--query", "accessToken"}, tok + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, env, append([]string{"sts", "issue", "--account", "acct", "--key-file", keyFile}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if tt.name == "default" && out != tt.want || !strings.Contains(out, tt.want) {
+				t.Errorf("output %q, want %q", out, tt.want)
+			}
+		})
 	}
 }

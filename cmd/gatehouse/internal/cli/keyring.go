@@ -45,7 +45,7 @@ It takes the same storage and key settings as serve (--data-dir, --postgres,
 			return nil
 		},
 	}
-	addConfigFlags(rotate.Flags())
+	addConfigFlags(rotate.Flags(), keySettings...)
 	group.AddCommand(rotate)
 	return group
 }

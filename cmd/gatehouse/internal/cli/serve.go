@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -12,10 +13,22 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// addConfigFlags defines one flag per config field and --config.
-func addConfigFlags(fs *pflag.FlagSet) {
+// Settings of the operators' tools that read the store directly: where
+// the store is, and the master key for those that open sealed values.
+var (
+	storeSettings = []string{"data-dir", "postgres"}
+	keySettings   = []string{"data-dir", "postgres", "master-key-file"}
+)
+
+// addConfigFlags defines --config and one flag per config field — only
+// those named in only, when given: a tool shows the flags it uses. The
+// environment and the config file may still set any field.
+func addConfigFlags(fs *pflag.FlagSet, only ...string) {
 	fs.String("config", "", "YAML config file (keys are the flag names)")
 	for _, f := range app.Fields() {
+		if len(only) > 0 && !slices.Contains(only, f.Name) {
+			continue
+		}
 		if f.Bool {
 			fs.Bool(f.Name, f.Default == "true", f.Help+" ($"+f.Env+")")
 		} else {

@@ -17,8 +17,9 @@ import (
 // `gatehouse sts issue` trades an account key for a 10-minute STS token:
 // the key comes from the management API (listKeys, as the signed-in
 // principal) or from --key-file, and the token from the account's
-// /sts/v1.0/issueToken. The token is printed alone on a line, for
-// TOKEN=$(gatehouse sts issue --account A).
+// /sts/v1.0/issueToken. By default the token is printed alone on a line,
+// for TOKEN=$(gatehouse sts issue --account A); -o or --query print an
+// object.
 
 func newSTSCmd(env Env) *cobra.Command {
 	sts := newGroup("sts", "Trade an account key for a short-lived (10-minute) token")
@@ -29,6 +30,12 @@ func newSTSCmd(env Env) *cobra.Command {
 func newSTSIssueCmd(env Env) *cobra.Command {
 	var sub, group, account, keyName, keyFile string
 	cmd := &cobra.Command{Use: "issue", Short: "Print an STS token for an account (Authorization: Bearer <token>)", Args: cobra.NoArgs,
+		Long: `Trade an account key for a 10-minute STS token (the account's
+/sts/v1.0/issueToken) and print it.
+
+By default the token is printed alone on a line, for TOKEN=$(...). With
+-o json (or table, tsv) or --query it prints an object instead, as az's
+get-access-token does: accessToken, expiresOn, tokenType and account.`,
 		Example: `  TOKEN=$(gatehouse sts issue --account my-language)
   gatehouse sts issue --account my-language --key-name key2 -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -87,7 +94,7 @@ func newSTSIssueCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("output") {
+			if format, _ := cmd.Flags().GetString("output"); format == "" && !cmd.Flags().Changed("query") {
 				_, err := fmt.Fprintln(env.Stdout, tok)
 				return err
 			}
@@ -103,7 +110,9 @@ func newSTSIssueCmd(env Env) *cobra.Command {
 	fl.StringVar(&sub, "subscription", "", "subscription id (default: the profile's)")
 	fl.StringVar(&keyName, "key-name", "key1", "which key to trade: key1 or key2")
 	fl.StringVar(&keyFile, "key-file", "", "read the key from this file instead of the management API")
-	addOutputFlags(cmd)
+	// Not addOutputFlags: the plain output is the bare token, not json.
+	fl.StringP("output", "o", "", "output format: json, table, tsv or none (default: the token alone on a line)")
+	fl.String("query", "", "JMESPath query applied to the JSON object (as in az); without -o, json")
 	return cmd
 }
 
