@@ -3,14 +3,22 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -186,4 +194,45 @@ func TestSTSIssueOutput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoginUnknownCA: a server whose CA this machine does not trust gets
+// the x509 error and what to do about it.
+func TestLoginUnknownCA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	env := map[string]string{"GATEHOUSE_CONFIG_DIR": t.TempDir()}
+	args := []string{"login", "--server", srv.URL, "--service-principal", "-u", "c", "-p", "s"}
+	code, _, errOut := run(t, env, args...)
+	if code == 0 || !strings.Contains(errOut, "x509") || !strings.Contains(errOut, "pass --ca-file") || !strings.Contains(errOut, "ca.pem") {
+		t.Errorf("exit %d, %q: want the x509 error with a --ca-file hint", code, errOut)
+	}
+	// A --ca-file that is not the server's CA is named.
+	other := filepath.Join(t.TempDir(), "other-ca.pem")
+	os.WriteFile(other, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: mustSelfSigned(t)}), 0o600)
+	code, _, errOut = run(t, env, append(args, "--ca-file", other)...)
+	if code == 0 || !strings.Contains(errOut, other+" is not the CA") {
+		t.Errorf("exit %d, %q: want the --ca-file named", code, errOut)
+	}
+	// Other errors get no hint.
+	if code, _, errOut = run(t, env, "login", "--server", "https://127.0.0.1:1", "--service-principal", "-u", "c", "-p", "s"); code == 0 || strings.Contains(errOut, "--ca-file") {
+		t.Errorf("exit %d, %q: a refused connection is not a CA problem", code, errOut)
+	}
+}
+
+// mustSelfSigned returns a new self-signed CA certificate (DER).
+func mustSelfSigned(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }

@@ -66,7 +66,8 @@ administrator's revokeSignInSessions).`,
 				if err := json.Unmarshal(data, &b); err != nil {
 					return fmt.Errorf("%s: %v", bootstrap, err)
 				}
-				p.Server, p.CAFile, p.TenantID = firstNonEmpty(server, b.AuthorityHost), firstNonEmpty(caFile, b.CAFile), b.TenantID
+				caFile = firstNonEmpty(caFile, b.CAFile) // for caHint too
+				p.Server, p.CAFile, p.TenantID = firstNonEmpty(server, b.AuthorityHost), caFile, b.TenantID
 				sp, user, pass = true, b.ClientID, b.ClientSecret
 			}
 			if passStdin {
@@ -177,7 +178,23 @@ administrator's revokeSignInSessions).`,
 	f.StringVar(&bootstrap, "bootstrap-file", "", "sign in with the credentials of a --bootstrap-file")
 	f.BoolVar(&deviceCode, "use-device-code", false, "sign a person in by approving a code in a browser (the portal's device page)")
 	addOutputFlags(cmd)
+	signIn := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return caHint(signIn(cmd, args), caFile) }
 	return cmd
+}
+
+// caHint says what to do about an error whose cause is a server
+// certificate from a CA this machine does not trust: Gatehouse's own CA is
+// private, so the first login needs its certificate. caFile is the
+// --ca-file given, if any.
+func caHint(err error, caFile string) error {
+	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); !ok {
+		return err
+	}
+	if caFile == "" {
+		return fmt.Errorf("%w; pass --ca-file with the server's CA certificate (ca.pem in its data directory, e.g. gatehouse-data/ca.pem: serve prints its path)", err)
+	}
+	return fmt.Errorf("%w; %s is not the CA of this server's certificate: pass its ca.pem (in its data directory: serve prints its path)", err, caFile)
 }
 
 func newLogoutCmd(env Env) *cobra.Command {
