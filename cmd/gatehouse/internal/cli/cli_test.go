@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 )
 
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -235,4 +237,36 @@ func mustSelfSigned(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// TestFirstLoginFromBanner: the README's first login is the line a first
+// `serve` prints (no --bootstrap-file), after its export lines; it works
+// as printed.
+func TestFirstLoginFromBanner(t *testing.T) {
+	var banner bytes.Buffer
+	m := app.NewMain()
+	m.Config.DataDir = t.TempDir()
+	m.Config.Listen, m.Config.MSIListen = "127.0.0.1:0", "127.0.0.1:0"
+	m.Stdout, m.Logger = &banner, app.NewLogger(io.Discard, "text", "error")
+	if err := m.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var secret, login string
+	for _, line := range strings.Split(banner.String(), "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "export AZURE_CLIENT_SECRET="); ok {
+			secret = v
+		}
+		if strings.HasPrefix(line, "gatehouse login ") {
+			login = line
+		}
+	}
+	if secret == "" || !strings.Contains(login, "--server "+m.URL+" --ca-file ") {
+		t.Fatalf("the banner has no secret or login line for %s:\n%s", m.URL, banner.String())
+	}
+	args := strings.Fields(strings.ReplaceAll(strings.TrimPrefix(login, "gatehouse "), `"$AZURE_CLIENT_SECRET"`, secret))
+	if code, out, errOut := run(t, map[string]string{"GATEHOUSE_CONFIG_DIR": t.TempDir()}, args...); code != 0 {
+		t.Fatalf("%s: exit %d: %s%s", login, code, out, errOut)
+	}
 }
