@@ -230,37 +230,40 @@ func getProvider(c *call) error {
 // POST …/providers/{ns}/register: every namespace served is registered
 // already, so this answers as a GET does, to whoever may register it.
 func registerProvider(c *call) error {
-	s, err := c.subscription()
+	sub, ns, err := c.providerAction("register")
 	if err != nil {
 		return err
 	}
-	ns, err := c.providerNamespace()
-	if err != nil {
-		return err
-	}
-	if err := c.authorize(ns+"/register/action", &gatehouse.ResourceID{Subscription: s.ID}); err != nil {
-		return err
-	}
-	return c.reply(http.StatusOK, providerJSON(s.ID, ns))
+	return c.reply(http.StatusOK, providerJSON(sub, ns))
 }
 
 // POST …/providers/{ns}/unregister (az provider unregister): Gatehouse
 // serves its namespaces to every subscription and cannot take one away,
 // so this is refused, with that reason, to whoever may unregister it.
 func unregisterProvider(c *call) error {
-	s, err := c.subscription()
+	_, ns, err := c.providerAction("unregister")
 	if err != nil {
-		return err
-	}
-	ns, err := c.providerNamespace()
-	if err != nil {
-		return err
-	}
-	if err := c.authorize(ns+"/unregister/action", &gatehouse.ResourceID{Subscription: s.ID}); err != nil {
 		return err
 	}
 	return gatehouse.BadRequestf("ProviderUnregistrationNotSupported",
 		"Gatehouse serves the resource provider '%s' to every subscription; it cannot be unregistered.", ns)
+}
+
+// providerAction is the prologue of a provider's register or unregister:
+// the subscription, the namespace, and the caller's right to {ns}/{verb}/action
+// on the subscription.
+func (c *call) providerAction(verb string) (sub, ns string, err error) {
+	s, err := c.subscription()
+	if err != nil {
+		return "", "", err
+	}
+	if ns, err = c.providerNamespace(); err != nil {
+		return "", "", err
+	}
+	if err := c.authorize(ns+"/"+verb+"/action", &gatehouse.ResourceID{Subscription: s.ID}); err != nil {
+		return "", "", err
+	}
+	return s.ID, ns, nil
 }
 
 type groupJSON struct {
