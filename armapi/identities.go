@@ -216,6 +216,11 @@ func putIdentity(c *call) error {
 		}
 		return c.reply(http.StatusOK, identityView(mi))
 	}
+	// A new identity goes only where the server's locations list says (an
+	// existing one keeps its own).
+	if loc, err = resources.ResourceLocation(body.Location, identityType); err != nil {
+		return err
+	}
 	mi, created, err := ids.CreateIdentity(c.ctx(), id.String(), loc, body.Tags)
 	if err != nil {
 		return err

@@ -284,6 +284,11 @@ func (s *Service) PutVault(ctx context.Context, id *gatehouse.ResourceID, spec S
 			v, err := s.updateVault(ctx, id, spec, by, false)
 			return v, false, err
 		}
+		// A new vault goes only where the server's locations list says
+		// (an existing one keeps its location: it cannot change).
+		if _, err := resources.ResourceLocation(spec.Location, "Microsoft.KeyVault/vaults"); err != nil {
+			return nil, false, err
+		}
 		v, err := s.createVault(ctx, id, spec, by)
 		if errors.Is(err, errRaced) && attempt == 0 {
 			continue // created meanwhile by another request: update it

@@ -142,6 +142,9 @@ func testBadInput(t *testing.T, e *env) {
 		{"group-name-bad", "PUT", sub + "/resourceGroups/bad!name?api-version=2021-04-01", `{"location":"westus"}`, 400, "InvalidResourceGroup"},
 		{"group-name-trailing-dot", "PUT", sub + "/resourceGroups/bad.?api-version=2021-04-01", `{"location":"westus"}`, 400, "InvalidResourceGroup"},
 		{"group-no-location", "PUT", sub + "/resourceGroups/no-loc?api-version=2021-04-01", `{}`, 400, "LocationRequired"},
+		{"identity-location-unknown", "PUT", sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/on-mars?api-version=2023-01-31", `{"location":"mars"}`, 400, "LocationNotAvailableForResourceType"},
+		{"vault-location-unknown", "PUT", sub + "/resourceGroups/" + group + "/providers/Microsoft.KeyVault/vaults/mars-vault?api-version=2023-07-01",
+			`{"location":"mars","properties":{"sku":{"family":"A","name":"standard"},"enableRbacAuthorization":true}}`, 400, "LocationNotAvailableForResourceType"},
 		{"identity-name-short", "PUT", sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ab?api-version=2023-01-31", `{"location":"westus"}`, 400, "InvalidResourceName"},
 		{"tag-name-bad", "PATCH", acct + v, `{"tags":{"a/b":"x"}}`, 400, "InvalidTag"},
 		// Key names.

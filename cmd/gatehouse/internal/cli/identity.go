@@ -82,9 +82,30 @@ func newIdentityCmd(env Env) *cobra.Command {
 		}
 	}
 	create := &cobra.Command{Use: "create", Short: "Create a user-assigned identity", Args: cobra.NoArgs,
-		RunE: run("PUT", true, func() any { return map[string]any{"location": firstNonEmpty(location, "global")} })}
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if location == "" && rg != "" {
+				// az's default: the resource group's location.
+				c, err := newAPIClient(cmd, env)
+				if err != nil {
+					return err
+				}
+				s := firstNonEmpty(sub, c.Profile.SubscriptionID)
+				if s == "" {
+					return errors.New("--subscription is required (the profile has no default subscription)")
+				}
+				var g struct {
+					Location string `json:"location"`
+				}
+				if err := c.Do(cmd.Context(), "GET", "/subscriptions/"+url.PathEscape(s)+"/resourceGroups/"+url.PathEscape(rg)+
+					"?api-version="+groupsAPIVersion, nil, &g); err != nil {
+					return err
+				}
+				location = g.Location
+			}
+			return run("PUT", true, func() any { return map[string]any{"location": location} })(cmd, args)
+		}}
 	scopeFlags(create, true)
-	create.Flags().StringVarP(&location, "location", "l", "", "location (default global)")
+	create.Flags().StringVarP(&location, "location", "l", "", "location (default: the resource group's, as az)")
 	list := &cobra.Command{Use: "list", Short: "List user-assigned identities", Args: cobra.NoArgs, RunE: run("GET", false, nil)}
 	scopeFlags(list, false)
 	show := &cobra.Command{Use: "show", Short: "Show a user-assigned identity", Args: cobra.NoArgs, RunE: run("GET", true, nil)}

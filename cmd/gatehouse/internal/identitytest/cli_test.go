@@ -220,8 +220,10 @@ func (f *fixture) testCLI(t *testing.T) {
 	}
 	var mi map[string]any
 	must(t, json.Unmarshal([]byte(c.mustRun(t, "identity", "create", "-g", rg, "-n", "cli-mi")), &mi))
-	if mi["name"] != "cli-mi" || mi["clientId"] == nil || mi["principalId"] == nil {
-		t.Fatalf("identity create: %v", mi)
+	// Without --location: the group's, as az's default.
+	groupLoc := strings.TrimSpace(c.mustRun(t, "group", "list", "--query", "[?name=='"+rg+"'].location", "-o", "tsv"))
+	if mi["name"] != "cli-mi" || mi["clientId"] == nil || mi["principalId"] == nil || mi["location"] != groupLoc {
+		t.Fatalf("identity create: %v (group in %q)", mi, groupLoc)
 	}
 	if out := c.mustRun(t, "identity", "show", "-g", rg, "-n", "cli-mi", "--query", "principalId", "-o", "tsv"); strings.TrimSpace(out) != mi["principalId"] {
 		t.Fatalf("identity show: %q", out)
