@@ -271,10 +271,16 @@ func (d *Directory) findApp(id string) *entry {
 // Applications lists the applications of tenant ("" = every tenant),
 // ordered by display name.
 func (d *Directory) Applications(tenantID string) []*Application {
+	return d.applicationsWhere(func(r *record) bool { return tenantID == "" || r.TenantID == tenantID })
+}
+
+// applicationsWhere lists the applications whose record keep accepts,
+// ordered by display name (then application id).
+func (d *Directory) applicationsWhere(keep func(r *record) bool) []*Application {
 	d.mu.RLock()
 	var out []*Application
 	for _, e := range d.byObjectID {
-		if e.rec.Kind == kindApplication && (tenantID == "" || e.rec.TenantID == tenantID) {
+		if e.rec.Kind == kindApplication && keep(&e.rec) {
 			out = append(out, e.application())
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sort"
 
 	"github.com/gatehouse/gatehouse"
 )
@@ -143,22 +142,9 @@ func (d *Directory) OwnedBy(principalID string, obj OwnedObject) []*Application 
 	if !ok {
 		return nil
 	}
-	var out []*Application
-	d.mu.RLock()
-	for _, e := range d.byObjectID {
-		if e.rec.Kind == kindApplication && slices.Contains(*obj.list(&e.rec), oid) &&
-			(obj == OwnedApplication || e.rec.ServicePrincipal) {
-			out = append(out, e.application())
-		}
-	}
-	d.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].DisplayName != out[j].DisplayName {
-			return out[i].DisplayName < out[j].DisplayName
-		}
-		return out[i].AppID < out[j].AppID
+	return d.applicationsWhere(func(r *record) bool {
+		return slices.Contains(*obj.list(r), oid) && (obj == OwnedApplication || r.ServicePrincipal)
 	})
-	return out
 }
 
 // dropOwnerships removes objectID, a principal that has just ceased to
