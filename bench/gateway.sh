@@ -226,6 +226,7 @@ code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST --data "$BODY" "$CHAT_URL
 [ "$code" = 401 ] || { echo "no credential: status $code, want 401" >&2; exit 1; }
 
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+systicks() { awk '{print $15}' "/proc/$1/stat"; }
 # ctxsw PID: the context switches of PID's threads so far (voluntary and not):
 # a Go process's hand-offs between threads show here (internal/rawconn).
 ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
@@ -234,60 +235,60 @@ TCK=$(getconf CLK_TCK)
 # run TARGET SECONDS: one wrk run (h2load for *-h2, bench/realtime for *-rt); appends
 # "target rps p50 p99 cpu_us cs" to $WORK/round (cs: context switches per request).
 run() {
-  local t=$1 secs=$2 before after csb csa out
+  local t=$1 secs=$2 before after sysb sysa csb csa out
   case $t in *-h2) run_h2 "$@"; return;; *-rt) run_rt "$@"; return;; esac
-  before=$(cputicks "${PID[$t]}") csb=$(ctxsw "${PID[$t]}")
+  before=$(cputicks "${PID[$t]}") sysb=$(systicks "${PID[$t]}") csb=$(ctxsw "${PID[$t]}")
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency --timeout 5s -s "$WORK/post.lua" -H "${HDR[$t]}" \
     -H "${HDR2[$t]:-X-Bench: 1}" "${URL[$t]}")
-  after=$(cputicks "${PID[$t]}") csa=$(ctxsw "${PID[$t]}")
+  after=$(cputicks "${PID[$t]}") sysa=$(systicks "${PID[$t]}") csa=$(ctxsw "${PID[$t]}")
   if grep -qE "Non-2xx|Socket errors" <<<"$out"; then echo "$t: errors:" >&2; echo "$out" >&2; exit 1; fi
-  python3 - "$t" "$before" "$after" "$TCK" "$csb" "$csa" >>"$WORK/round" <<PY
+  python3 - "$t" "$before" "$after" "$TCK" "$csb" "$csa" "$sysb" "$sysa" >>"$WORK/round" <<PY
 import re, sys
 out = """$out"""
-t, (b, a, tck, csb, csa) = sys.argv[1], map(float, sys.argv[2:7])
+t, (b, a, tck, csb, csa, sb, sa) = sys.argv[1], map(float, sys.argv[2:9])
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 total = int(re.search(r"(\d+) requests in", out).group(1))
 def ms(p):
     m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)" % p, out, re.M)
     v, u = float(m.group(1)), m.group(2)
     return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-print(t, f"{rps:.0f}", f"{ms(50):.3f}", f"{ms(99):.3f}", f"{(a - b) / tck / total * 1e6:.1f}", f"{(csa - csb) / total:.3f}")
+print(t, f"{rps:.0f}", f"{ms(50):.3f}", f"{ms(99):.3f}", f"{(a - b) / tck / total * 1e6:.1f}", f"{(csa - csb) / total:.3f}", f"{(sa - sb) / tck / total * 1e6:.1f}")
 PY
 }
 
 # run_h2 TARGET SECONDS: run's HTTP/2 twin, with h2load (no percentiles: "nan").
 run_h2() {
-  local t=$1 secs=$2 before after csb csa out
+  local t=$1 secs=$2 before after sysb sysa csb csa out
   command -v h2load >/dev/null || { echo "$t needs h2load (apt-get install nghttp2-client)" >&2; exit 2; }
   printf '%s' "$BODY" >"$WORK/body.json"
-  before=$(cputicks "${PID[$t]}") csb=$(ctxsw "${PID[$t]}")
+  before=$(cputicks "${PID[$t]}") sysb=$(systicks "${PID[$t]}") csb=$(ctxsw "${PID[$t]}")
   out=$(h2load -t"$THREADS" -c"$CONNS" -m1 -D "$secs" -d "$WORK/body.json" -H "Content-Type: application/json" \
     -H "${HDR[$t]}" "${URL[$t]}" 2>&1)
-  after=$(cputicks "${PID[$t]}") csa=$(ctxsw "${PID[$t]}")
-  python3 - "$t" "$before" "$after" "$TCK" "$csb" "$csa" >>"$WORK/round" <<PY
+  after=$(cputicks "${PID[$t]}") sysa=$(systicks "${PID[$t]}") csa=$(ctxsw "${PID[$t]}")
+  python3 - "$t" "$before" "$after" "$TCK" "$csb" "$csa" "$sysb" "$sysa" >>"$WORK/round" <<PY
 import re, sys
 out = """$out"""
-t, (b, a, tck, csb, csa) = sys.argv[1], map(float, sys.argv[2:7])
+t, (b, a, tck, csb, csa, sb, sa) = sys.argv[1], map(float, sys.argv[2:9])
 m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
 codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
 if not m or not codes or int(m.group(4)) or int(m.group(5)) or sum(map(int, codes.groups()[1:])):
     sys.exit(t + ": errors:\n" + out)
 rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
 done = int(m.group(3))
-print(t, f"{rps:.0f}", "nan", "nan", f"{(a - b) / tck / done * 1e6:.1f}", f"{(csa - csb) / done:.3f}")
+print(t, f"{rps:.0f}", "nan", "nan", f"{(a - b) / tck / done * 1e6:.1f}", f"{(csa - csb) / done:.3f}", f"{(sa - sb) / tck / done * 1e6:.1f}")
 PY
 }
 
 # run_rt TARGET SECONDS: run's Realtime twin: CONNS WebSocket sessions of bench/realtime.
 run_rt() {
-  local t=$1 secs=$2 before after csb csa out
-  before=$(cputicks "${PID[$t]}") csb=$(ctxsw "${PID[$t]}")
+  local t=$1 secs=$2 before after sysb sysa csb csa out
+  before=$(cputicks "${PID[$t]}") sysb=$(systicks "${PID[$t]}") csb=$(ctxsw "${PID[$t]}")
   out=$("$WORK/rtload" -url "${URL[$t]}" -header "${HDR[$t]}" -cacert "$WORK/data/ca.pem" -sessions "$CONNS" -duration "${secs}s") ||
     { echo "$t: failed" >&2; exit 1; }
-  after=$(cputicks "${PID[$t]}") csa=$(ctxsw "${PID[$t]}")
+  after=$(cputicks "${PID[$t]}") sysa=$(systicks "${PID[$t]}") csa=$(ctxsw "${PID[$t]}")
   read -r rps p50 p99 total <<<"$out"
-  python3 -c 'import sys; t, rps, p50, p99, total, b, a, tck, csb, csa = sys.argv[1:]; print(t, rps, p50, p99, f"{(float(a) - float(b)) / float(tck) / int(total) * 1e6:.1f}", f"{(int(csa) - int(csb)) / int(total):.3f}")' \
-    "$t" "$rps" "$p50" "$p99" "$total" "$before" "$after" "$TCK" "$csb" "$csa" >>"$WORK/round"
+  python3 -c 'import sys; t, rps, p50, p99, total, b, a, tck, csb, csa, sb, sa = sys.argv[1:]; print(t, rps, p50, p99, f"{(float(a) - float(b)) / float(tck) / int(total) * 1e6:.1f}", f"{(int(csa) - int(csb)) / int(total):.3f}", f"{(float(sa) - float(sb)) / float(tck) / int(total) * 1e6:.1f}")' \
+    "$t" "$rps" "$p50" "$p99" "$total" "$before" "$after" "$TCK" "$csb" "$csa" "$sysb" "$sysa" >>"$WORK/round"
 }
 
 for t in "${TARGETS[@]}"; do run "$t" "$WARMUP"; done
@@ -306,13 +307,13 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 rounds, conns, dur = sys.argv[2:5]
 by = {}
-for r, t, rps, p50, p99, cpu, cs in rows:
-    by.setdefault(t, {})[r] = (float(rps), float(p50), float(p99), float(cpu), float(cs))
+for r, t, rps, p50, p99, cpu, cs, sy in rows:
+    by.setdefault(t, {})[r] = (float(rps), float(p50), float(p99), float(cpu), float(cs), float(sy))
 order = ["upstream", "upstream-tls", "floor", "gw-key", "gw-key-h2", "gw-sts", "gw-identity", "gw-key-padded", "base-key", "base-key-h2", "base-sts", "base-identity",
          "upstream-rt", "gw-rt"]
 med = statistics.median
 print(f"\n{rounds} round(s) x {dur}s, {conns} connections, wrk -t2; median (min-max) over rounds")
-print(f"{'target':<13} {'req/s':<22} {'vs upstream':<20} {'vs *-key':<20} {'p50 ms':<8} {'p99 ms':<8} {'cpu µs/req':<10} {'cs/req':<6}")
+print(f"{'target':<13} {'req/s':<22} {'vs upstream':<20} {'vs *-key':<20} {'p50 ms':<8} {'p99 ms':<8} {'cpu µs/req':<10} {'sys µs':<7} {'cs/req':<6}")
 for t in order:
     rs = by.get(t, {})
     if not rs:
@@ -324,9 +325,10 @@ for t in order:
     key = [rs[r][0] / by[base][r][0] for r in rs if r in by.get(base, {})] if t.startswith(("gw-", "base-")) and not t.endswith("-rt") else []
     fmt = lambda xs: f"{med(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})" if xs else "-"
     print(f"{t:<13} {f'{med(rps):.0f} ({min(rps):.0f}-{max(rps):.0f})':<22} {fmt(ratio):<20} {fmt(key):<20} "
-          f"{med([v[1] for v in rs.values()]):<8.3f} {med([v[2] for v in rs.values()]):<8.3f} {med([v[3] for v in rs.values()]):<10.1f} {med([v[4] for v in rs.values()]):<6.2f}"
+          f"{med([v[1] for v in rs.values()]):<8.3f} {med([v[2] for v in rs.values()]):<8.3f} {med([v[3] for v in rs.values()]):<10.1f} {med([v[5] for v in rs.values()]):<7.1f} {med([v[4] for v in rs.values()]):<6.2f}"
           .replace("nan     ", "-       "))
 print("\ncpu µs/req: upstream* = the upstream process; gw-*, base-*, floor = that proxy process alone (the upstream it calls is not counted).")
+print("sys µs: the part of cpu µs/req spent in the kernel (system time).")
 print("cs/req: that process's context switches (all its threads, voluntary and not) per request.")
 if any(t.endswith("-rt") for t in by):
     print("*-rt: req/s = Realtime round trips a second (an event and its echo), cpu per round trip, vs upstream = vs upstream-rt.")
