@@ -239,7 +239,7 @@ func TestPutPatchValidation(t *testing.T) {
 		{"bad-name", "-x", accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, 400, "InvalidResourceName"},
 		{"long-name", strings.Repeat("a", 65), accounts.Spec{SKU: s0(), Kind: "OpenAI", Location: "eastus"}, 400, "InvalidResourceName"},
 		{"no-kind", "a1", accounts.Spec{Location: "eastus"}, 400, "KindRequired"},
-		{"bad-kind", "a1", accounts.Spec{SKU: s0(), Kind: "Bogus", Location: "eastus"}, 400, "InvalidKind"},
+		{"bad-kind", "a1", accounts.Spec{SKU: s0(), Kind: "Bogus", Location: "eastus"}, 400, "InvalidApiSetId"},
 		{"no-location", "a1", accounts.Spec{SKU: s0(), Kind: "OpenAI"}, 400, "LocationRequired"},
 		{"bad-sku", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", SKU: &accounts.SKU{Name: "S 0"}}, 400, "InvalidSkuId"},
 		{"sku-not-of-kind", "a1", accounts.Spec{Kind: "OpenAI", Location: "eastus", SKU: &accounts.SKU{Name: "F0"}}, 400, "InvalidSkuId"},

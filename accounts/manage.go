@@ -56,7 +56,7 @@ func (s *Service) List(ctx context.Context, scope *gatehouse.ResourceID) ([]*Acc
 // caller checks that the resource group exists.
 //
 // Errors (*gatehouse.Error): 400 InvalidResourceName, KindRequired,
-// InvalidKind, LocationRequired, InvalidLocation,
+// InvalidApiSetId (an unknown kind, as Azure names it), LocationRequired, InvalidLocation,
 // LocationNotAvailableForResourceType, InvalidSkuId, InvalidTag,
 // InvalidCustomSubDomainName, InvalidPublicNetworkAccess, InvalidNetworkAcls, InvalidRateLimits,
 // InvalidIdentityType, InvalidUserAssignedIdentity,

@@ -100,7 +100,9 @@ func normalizeKind(kind string) (string, error) {
 			return k, nil
 		}
 	}
-	return "", badRequest("InvalidKind", "kind", "The kind '%s' is not supported. Supported kinds: %s.", clip(kind), strings.Join(Kinds, ", "))
+	// Azure's code and sentence for a kind it does not offer; the list of
+	// the kinds served here is Gatehouse's addition.
+	return "", badRequest("InvalidApiSetId", "kind", "The account type '%s' is either invalid or unavailable in given region. Supported kinds: %s.", clip(kind), strings.Join(Kinds, ", "))
 }
 
 func normalizeNetworkAccess(s string) (string, error) {

@@ -115,7 +115,7 @@ func checkSKU(c *call) error {
 		_, ok := accounts.LookupSKU(body.Kind, s)
 		switch {
 		case !known:
-			v.Reason, v.Message = "InvalidKind", "The kind '"+clip(body.Kind)+"' is not served here. Supported kinds: "+strings.Join(accounts.Kinds, ", ")+"."
+			v.Reason, v.Message = "InvalidApiSetId", "The account type '"+clip(body.Kind)+"' is either invalid or unavailable in given region. Supported kinds: "+strings.Join(accounts.Kinds, ", ")+"."
 		case !ok:
 			v.Reason, v.Message = "SkuNotAvailable", "The SKU '"+clip(s)+"' is not available for kind '"+body.Kind+"': use "+
 				orList(accounts.SKUNames(body.Kind))+"."

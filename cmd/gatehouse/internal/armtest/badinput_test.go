@@ -131,7 +131,7 @@ func testBadInput(t *testing.T, e *env) {
 		{"provider-register-unknown", "POST", sub + "/providers/Microsoft.Nope/register?api-version=2021-04-01", "", 404, "InvalidResourceNamespace"},
 		{"provider-unregister-unknown", "POST", sub + "/providers/Microsoft.Nope/unregister?api-version=2021-04-01", "", 404, "InvalidResourceNamespace"},
 		{"provider-unregister", "POST", sub + "/providers/Microsoft.CognitiveServices/unregister?api-version=2021-04-01", "", 400, "ProviderUnregistrationNotSupported"},
-		{"unknown-kind", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"Quantum","location":"westus"}`, 400, "InvalidKind"},
+		{"unknown-kind", "PUT", e.accountPath(group, "new-acct") + v, `{"kind":"Quantum","location":"westus"}`, 400, "InvalidApiSetId"},
 		{"kind-change", "PUT", acct + v, `{"kind":"TextAnalytics","location":"westus"}`, 409, "KindCannotBeChanged"},
 		{"bad-identity-type", "PATCH", acct + v, `{"identity":{"type":"Everything"}}`, 400, "InvalidIdentityType"},
 		// Names that break Azure's rules.
