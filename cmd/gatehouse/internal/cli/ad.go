@@ -21,7 +21,7 @@ func newADCmd(env Env) *cobra.Command {
 	ad := newGroup("ad", "Manage the directory: service principals, their credentials, applications' APIs, and people")
 	sp := newGroup("sp", "Manage service principals (applications)")
 	sp.AddCommand(newSPCreateCmd(env), newSPListCmd(env), newSPShowCmd(env), newSPDeleteCmd(env),
-		newSPCredentialCmd(env), newSPFederatedCmd(env))
+		newSPCredentialCmd(env), newSPFederatedCmd(env), newOwnerCmd(env, ownedSP))
 	user := newGroup("user", "Manage people")
 	user.AddCommand(newUserCreateCmd(env), newUserListCmd(env), newUserShowCmd(env), newUserDeleteCmd(env))
 	ad.AddCommand(sp, newAppCmd(env), user)

@@ -21,7 +21,7 @@ func newAppCmd(env Env) *cobra.Command {
 	app := newGroup("app", "Manage applications: the names of the API an application exposes")
 	role := newGroup("role", "Grant an application's app roles to service principals, managed identities and people")
 	role.AddCommand(newAppRoleAssignCmd(env), newAppRoleListCmd(env), newAppRoleRemoveCmd(env))
-	app.AddCommand(newAppShowCmd(env), newAppUpdateCmd(env), role)
+	app.AddCommand(newAppShowCmd(env), newAppUpdateCmd(env), role, newOwnerCmd(env, ownedApp))
 	return app
 }
 

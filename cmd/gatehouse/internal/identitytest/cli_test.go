@@ -99,6 +99,37 @@ func (f *fixture) testCLI(t *testing.T) {
 	if out := c.mustRun(t, "ad", "app", "role", "list", "--id", created.AppID, "--query", "length(@)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
 		t.Fatalf("role list after remove: %q", out)
 	}
+	// Owners (az ad app owner …): the creator first; another added by appId, then removed.
+	owners := func(kind string) string {
+		return strings.Join(strings.Fields(c.mustRun(t, "ad", kind, "owner", "list", "--id", created.AppID, "--query", "sort([].displayName)", "-o", "tsv")), " ")
+	}
+	creator := strings.TrimSpace(c.mustRun(t, "ad", "sp", "show", "--id", f.s.Bootstrap.ClientID, "--query", "displayName", "-o", "tsv"))
+	if got := owners("app"); got != creator {
+		t.Fatalf("app owners: %q, want the creator %q", got, creator)
+	}
+	c.mustRun(t, "ad", "app", "owner", "add", "--id", created.AppID, "--owner-object-id", f.app.AppID)
+	if got := owners("app"); !strings.Contains(got, "suite-app") || len(strings.Fields(got)) < 2 {
+		t.Fatalf("app owners after add: %q", got)
+	}
+	if code, _, errOut := c.run(t, "ad", "app", "owner", "add", "--id", created.AppID, "--owner-object-id", f.app.AppID); code == 0 || !strings.Contains(errOut, "already exist") {
+		t.Fatalf("adding an owner twice: %d %q", code, errOut)
+	}
+	c.mustRun(t, "ad", "app", "owner", "remove", "--id", created.AppID, "--owner-object-id", f.app.AppID)
+	if got := owners("app"); got != creator {
+		t.Fatalf("app owners after remove: %q", got)
+	}
+	if code, _, errOut := c.run(t, "ad", "app", "owner", "remove", "--id", created.AppID, "--owner-object-id", f.app.AppID); code == 0 || !strings.Contains(errOut, "one of its owners") {
+		t.Fatalf("removing a non-owner: %d %q", code, errOut)
+	}
+	if code, _, errOut := c.run(t, "ad", "app", "owner", "add", "--id", created.AppID); code == 0 || !strings.Contains(errOut, "--owner-object-id") {
+		t.Fatalf("add without an owner: %d %q", code, errOut)
+	}
+	if code, _, errOut := c.run(t, "ad", "app", "owner", "list", "--id", "00000000-0000-0000-0000-00000000dead"); code == 0 || !strings.Contains(errOut, "appId or object id") {
+		t.Fatalf("owners of nothing: %d %q", code, errOut)
+	}
+	if got := owners("sp"); got != creator {
+		t.Fatalf("sp owners: %q, want the creator %q", got, creator)
+	}
 	// Delegated scopes from a file: ids made, shown as Graph shows them; a bad one is refused.
 	scopesFile := filepath.Join(t.TempDir(), "scopes.json")
 	must(t, os.WriteFile(scopesFile, []byte(`[{"value":"Orders.View","adminConsentDisplayName":"View orders","type":"User","isEnabled":true}]`), 0o600))
