@@ -3,7 +3,7 @@ package armapi
 // The audit log over the management API (a Gatehouse extension;
 // `gatehouse audit list|verify`):
 //
-//	GET  {scope}/providers/Microsoft.Authorization/auditLogs?$top=N&$skipToken=SEQ
+//	GET  {scope}/providers/Microsoft.Authorization/auditLogs?$top=N&$skipToken=SEQ[&$orderby=sequenceNumber desc]
 //	POST {scope}/providers/Microsoft.Authorization/auditLogs/verify
 //
 // {scope} is the root ("/providers/…") or a subscription. At the root the
@@ -136,19 +136,32 @@ func listAuditLog(c *call) error {
 		}
 		top = n
 	}
-	var after int64
+	// $orderby: oldest first (the default, for following the log) or
+	// newest first (for looking at what just happened).
+	desc := false
+	switch v := strings.Join(strings.Fields(strings.ToLower(q.Get("$orderby"))), " "); v {
+	case "", "sequencenumber", "sequencenumber asc":
+	case "sequencenumber desc":
+		desc = true
+	default:
+		return gatehouse.BadRequestf("InvalidQueryParameterValue",
+			"The $orderby must be 'sequenceNumber asc' or 'sequenceNumber desc'.").WithTarget("$orderby")
+	}
+	// $skipToken is the last sequence number of the page before: the next
+	// page starts after it (or, newest first, before it).
+	var from int64
 	if v := q.Get("$skipToken"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
 			return gatehouse.BadRequestf("InvalidQueryParameterValue", "The $skipToken is not valid.").WithTarget("$skipToken")
 		}
-		after = n
+		from = n
 	}
 	out := list[auditEntryJSON]{Value: []auditEntryJSON{}}
 	var last int64
 	scanned, more := 0, false
 	errFull := errors.New("page full")
-	err = c.api.opts.Audit.Each(c.ctx(), after, func(r *audit.Record) error {
+	take := func(r *audit.Record) error {
 		if len(out.Value) == top || scanned == auditMaxScan {
 			more = true
 			return errFull
@@ -159,17 +172,26 @@ func listAuditLog(c *call) error {
 			out.Value = append(out.Value, auditEntryView(r))
 		}
 		return nil
-	})
+	}
+	if desc {
+		err = c.api.opts.Audit.EachBefore(c.ctx(), from, take)
+	} else {
+		err = c.api.opts.Audit.Each(c.ctx(), from, take)
+	}
 	if err != nil && !errors.Is(err, errFull) {
 		return gatehouse.ErrUnavailable.WithCause(err)
 	}
 	if more {
 		next := url.Values{"api-version": {q.Get("api-version")}, "$top": {strconv.Itoa(top)},
 			"$skipToken": {strconv.FormatInt(last, 10)}}
+		if desc {
+			next.Set("$orderby", "sequenceNumber desc")
+		}
 		out.NextLink = "https://" + c.r.Host + c.r.URL.EscapedPath() + "?" + next.Encode()
 	}
 	return c.reply(http.StatusOK, out)
 }
+
 
 type auditVerifyJSON struct {
 	Intact             bool   `json:"intact"`

@@ -256,6 +256,31 @@ func (l *Log) Before(ctx context.Context, before int64, limit int) ([]*Record, e
 	return recs, nil
 }
 
+// EachBefore calls fn for every entry with Seq < before (every entry when
+// before <= 0), newest first, stopping at the first error (which it
+// returns).
+func (l *Log) EachBefore(ctx context.Context, before int64, fn func(*Record) error) error {
+	return l.eachBefore(ctx, before, storage.MaxPageSize, fn)
+}
+
+func (l *Log) eachBefore(ctx context.Context, before int64, page int, fn func(*Record) error) error {
+	for {
+		recs, err := l.Before(ctx, before, page)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(recs) == 0 || recs[len(recs)-1].Seq <= 1 {
+			return nil
+		}
+		before = recs[len(recs)-1].Seq
+	}
+}
+
 // Each calls fn for every entry with Seq > after, in order, stopping at the
 // first error (which it returns).
 func (l *Log) Each(ctx context.Context, after int64, fn func(*Record) error) error {

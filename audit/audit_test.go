@@ -234,5 +234,38 @@ func TestBefore(t *testing.T) {
 				t.Errorf("Before(%d, %d) = %v, want %v", c.before, c.limit, got, c.want)
 			}
 		}
+		// EachBefore walks the pages down to the first entry, and stops at
+		// fn's error.
+		walk := func(before int64, page int, stopAt int64) ([]int64, error) {
+			var out []int64
+			err := audit.EachBeforePaged(log, t.Context(), before, page, func(r *audit.Record) error {
+				if r.Seq == stopAt {
+					return errors.New("stop")
+				}
+				out = append(out, r.Seq)
+				return nil
+			})
+			return out, err
+		}
+		for _, c := range []struct {
+			before int64
+			page   int
+			want   []int64
+		}{
+			{0, 5, []int64{12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}},
+			{7, 2, []int64{6, 5, 4, 3, 2, 1}},
+			{2, 4, []int64{1}},
+			{1, 4, nil},
+		} {
+			if got, err := walk(c.before, c.page, -1); err != nil || !slices.Equal(got, c.want) {
+				t.Errorf("EachBefore(%d) by %d = %v, %v; want %v", c.before, c.page, got, err, c.want)
+			}
+		}
+		if got, err := walk(0, 3, 8); err == nil || !slices.Equal(got, []int64{12, 11, 10, 9}) {
+			t.Errorf("EachBefore stopped at 8: %v, %v", got, err)
+		}
+		if got, err := walk(0, 1000, -1); err != nil || len(got) != 12 {
+			t.Errorf("EachBefore by a large page: %v, %v", got, err)
+		}
 	})
 }

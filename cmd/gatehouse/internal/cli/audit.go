@@ -55,13 +55,16 @@ func newAuditListCmd(env Env) *cobra.Command {
 	var f auditScope
 	var top int
 	var after int64
-	var all bool
-	cmd := &cobra.Command{Use: "list", Short: "List audit entries, oldest first", Args: cobra.NoArgs,
-		Example: `  gatehouse audit list --top 20
+	var all, newest bool
+	cmd := &cobra.Command{Use: "list", Short: "List audit entries, oldest first (--newest: newest first)", Args: cobra.NoArgs,
+		Example: `  gatehouse audit list --newest --top 20
   gatehouse audit list --root --after 1500 --all -o table`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if top < 1 && !all {
 				return errors.New("--top must be at least 1")
+			}
+			if newest && after > 0 {
+				return errors.New("--after follows the log oldest first; it cannot be combined with --newest")
 			}
 			c, err := newAPIClient(cmd, env)
 			if err != nil {
@@ -78,6 +81,9 @@ func newAuditListCmd(env Env) *cobra.Command {
 			q := url.Values{"api-version": {auditAPIVersion}, "$top": {strconv.Itoa(page)}}
 			if after > 0 {
 				q.Set("$skipToken", strconv.FormatInt(after, 10))
+			}
+			if newest {
+				q.Set("$orderby", "sequenceNumber desc")
 			}
 			next := p + "?" + q.Encode()
 			entries := []any{}
@@ -108,6 +114,7 @@ func newAuditListCmd(env Env) *cobra.Command {
 	cmd.Flags().IntVar(&top, "top", 100, "at most this many entries")
 	cmd.Flags().Int64Var(&after, "after", 0, "start after this sequence number")
 	cmd.Flags().BoolVar(&all, "all", false, "every entry (ignores --top)")
+	cmd.Flags().BoolVar(&newest, "newest", false, "newest entries first")
 	return cmd
 }
 

@@ -113,6 +113,38 @@ func testAuditLog(t *testing.T, e *env) {
 	if next, _ := r.json(t)["nextLink"].(string); !strings.HasPrefix(next, e.URL+"/subscriptions/") || !strings.Contains(next, "skipToken") {
 		t.Fatalf("nextLink %q", next)
 	}
+	// Newest first: the same entries (and the reads since) in reverse;
+	// --top and the nextLink page downwards.
+	newest := decode[[]auditEntry](t, c.mustRun(t, "audit", "list", "--newest", "--all"))
+	inNewest := map[int64]bool{}
+	for i, en := range newest {
+		if i > 0 && en.SequenceNumber >= newest[i-1].SequenceNumber {
+			t.Fatalf("--newest: %d after %d", en.SequenceNumber, newest[i-1].SequenceNumber)
+		}
+		inNewest[en.SequenceNumber] = true
+	}
+	for _, en := range entries {
+		if !inNewest[en.SequenceNumber] {
+			t.Fatalf("--newest lacks entry %d", en.SequenceNumber)
+		}
+	}
+	if top := decode[[]auditEntry](t, c.mustRun(t, "audit", "list", "--newest", "--top", "2")); len(top) != 2 || top[0].SequenceNumber < newest[0].SequenceNumber || top[1].SequenceNumber >= top[0].SequenceNumber {
+		t.Fatalf("--newest --top 2: %+v", top)
+	}
+	r = e.arm(t, "GET", "/subscriptions/"+e.sub+"/providers/Microsoft.Authorization/auditLogs?api-version=2022-04-01&$top=1&$orderby=sequenceNumber%20desc", nil, "")
+	page := r.json(t)
+	next, _ := page["nextLink"].(string)
+	if !strings.Contains(next, "orderby=sequenceNumber+desc") {
+		t.Fatalf("newest-first nextLink %q", next)
+	}
+	first := page["value"].([]any)[0].(map[string]any)["sequenceNumber"].(float64)
+	r = e.do(t, "GET", next, nil, e.mgmtToken)
+	if v := r.json(t)["value"].([]any); r.status != http.StatusOK || len(v) != 1 || v[0].(map[string]any)["sequenceNumber"].(float64) >= first {
+		t.Fatalf("the next newest-first page: %d %s", r.status, r.body)
+	}
+	if code, _, errOut := c.run(t, "audit", "list", "--newest", "--after", "3"); code == 0 || !strings.Contains(errOut, "--newest") {
+		t.Fatalf("--newest --after: %d %q", code, errOut)
+	}
 
 	// Bad input is a 400 in ARM's shape, never a 500.
 	base := "/subscriptions/" + e.sub + "/providers/Microsoft.Authorization/auditLogs?api-version=2022-04-01"
@@ -121,6 +153,7 @@ func testAuditLog(t *testing.T, e *env) {
 		{"top-too-large", base + "&$top=5000", "InvalidQueryParameterValue"},
 		{"top-not-a-number", base + "&$top=ten", "InvalidQueryParameterValue"},
 		{"negative-skip-token", base + "&$skipToken=-3", "InvalidQueryParameterValue"},
+		{"order-by-time", base + "&$orderby=time%20desc", "InvalidQueryParameterValue"},
 		{"group-scope", e.groupPath(e.group) + "/providers/Microsoft.Authorization/auditLogs?api-version=2022-04-01", "InvalidAuditScope"},
 		{"no-api-version", "/subscriptions/" + e.sub + "/providers/Microsoft.Authorization/auditLogs", "MissingApiVersionParameter"},
 	} {
