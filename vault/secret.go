@@ -419,11 +419,17 @@ func (s *Service) listSecrets(ctx context.Context, v *Vault, ref, after string, 
 }
 
 // ListVersions returns up to limit versions of a live secret after the
-// version after, and the version to continue after ("" at the end).
+// version after, and the version to continue after ("" at the end). A name
+// with no live secret (none, or a deleted one) has no versions: an empty
+// list, as Azure answers (the SDKs' pagers expect it), never the kept
+// versions of a deleted secret.
 //
-// Errors (*gatehouse.Error): 400 BadParameter; 404 SecretNotFound; 503.
+// Errors (*gatehouse.Error): 400 BadParameter; 503.
 func (s *Service) ListVersions(ctx context.Context, v *Vault, name, after string, limit int) ([]*Secret, string, error) {
 	skey, _, err := s.liveSecret(ctx, v, name)
+	if e, ok := errors.AsType[*gatehouse.Error](err); ok && e.Code == CodeSecretNotFound {
+		return []*Secret{}, "", nil
+	}
 	if err != nil {
 		return nil, "", err
 	}

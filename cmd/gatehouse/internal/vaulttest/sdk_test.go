@@ -143,6 +143,19 @@ func testSDKDeleteRecoverPurge(t *testing.T, e *env) {
 	wantStatus(t, err, http.StatusNotFound, "SecretNotFound")
 	_, err = c.GetSecret(ctx, "to-delete", set.ID.Version(), nil)
 	wantStatus(t, err, http.StatusNotFound, "SecretNotFound")
+	// A deleted secret, like a name that never was, lists no versions (200,
+	// an empty list: what the SDKs' pagers expect from Azure).
+	for _, name := range []string{"to-delete", "never-was"} {
+		n := 0
+		for pager := c.NewListSecretPropertiesVersionsPager(name, nil); pager.More(); {
+			page, err := pager.NextPage(ctx)
+			must(t, err)
+			n += len(page.Value)
+		}
+		if n != 0 {
+			t.Fatalf("versions of %s: %d", name, n)
+		}
+	}
 	got, err := c.GetDeletedSecret(ctx, "to-delete", nil)
 	must(t, err)
 	if *got.RecoveryID != *del.RecoveryID || got.Value != nil {
