@@ -169,6 +169,14 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rt, params, scope, allowed := match(r.Method, segs)
+	if rt == nil && r.Method == http.MethodHead {
+		// HEAD on anything that has a GET (armresources' CheckExistence,
+		// CheckExistenceByID): 204 when the GET would answer 200, the
+		// GET's error status otherwise, never a body.
+		if rt, params, scope, _ = match(http.MethodGet, segs); rt != nil {
+			w = &existenceWriter{ResponseWriter: w}
+		}
+	}
 	if rt == nil {
 		if len(allowed) > 0 {
 			return gatehouse.Errorf(http.StatusMethodNotAllowed, gatehouse.CodeMethodNotAllowed,
@@ -185,6 +193,33 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 		a.record(c, err)
 	}
 	return err
+}
+
+// existenceWriter answers a HEAD with a GET handler: its 200 becomes ARM's
+// 204 No Content (what the SDKs' CheckExistence wants), and no body is
+// sent.
+type existenceWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *existenceWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if code == http.StatusOK {
+		code = http.StatusNoContent
+		h := w.Header()
+		h.Del("Content-Length")
+		h.Del("Content-Type")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *existenceWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // record writes the audit entry of a write. Audit failures are logged: the

@@ -120,6 +120,13 @@ func testSDKGroupsAndVaults(t *testing.T, e *env) {
 	if !slices.Equal(types, []string{"Microsoft.KeyVault/vaults"}) {
 		t.Fatalf("Client.NewListByResourceGroupPager: %v", types)
 	}
+	// HEAD on a resource (CheckExistence*): 204 when it exists, 404 when not.
+	if ex, err := resources.CheckExistenceByID(ctx, *created.ID, "2023-07-01", nil); err != nil || !ex.Success {
+		t.Fatalf("Client.CheckExistenceByID: %+v %v", ex, err)
+	}
+	if ex, err := resources.CheckExistence(ctx, group, "Microsoft.KeyVault", "", "vaults", "sdk-no-such-vault", "2023-07-01", nil); err != nil || ex.Success {
+		t.Fatalf("Client.CheckExistence of a missing vault: %+v %v", ex, err)
+	}
 	tags, err := armresources.NewTagsClient(e.sub, e.cred, e.armOptions())
 	must(t, err)
 	tr, err := tags.GetAtScope(ctx, *created.ID, nil)
@@ -131,6 +138,9 @@ func testSDKGroupsAndVaults(t *testing.T, e *env) {
 	// location, and purged through its poller.
 	if _, err := vaults.Delete(ctx, group, kv, nil); err != nil {
 		t.Fatalf("Vaults.Delete: %v", err)
+	}
+	if ex, err := resources.CheckExistenceByID(ctx, *created.ID, "2023-07-01", nil); err != nil || ex.Success {
+		t.Fatalf("Client.CheckExistenceByID of a deleted vault: %+v %v", ex, err)
 	}
 	deleted, err := vaults.GetDeleted(ctx, kv, "westus", nil)
 	if err != nil || *deleted.Name != kv || deleted.Properties.ScheduledPurgeDate == nil {
