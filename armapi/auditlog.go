@@ -192,7 +192,6 @@ func listAuditLog(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
-
 type auditVerifyJSON struct {
 	Intact             bool   `json:"intact"`
 	Entries            int64  `json:"entries"`
