@@ -1,7 +1,9 @@
 package armapi
 
 import (
+	"encoding/base64"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,19 +87,30 @@ func (c *call) listScope() (*gatehouse.ResourceID, error) {
 }
 
 // listResources lists the top-level resources in scope that the caller may
-// read — AI accounts, vaults, user-assigned identities — ordered by id,
-// narrowed by $filter and cut at $top.
+// read — AI accounts, vaults, user-assigned identities — ordered by id and
+// narrowed by $filter. $top is the page size, as ARM's: a page that stops
+// before the end has a nextLink whose $skiptoken is the last id it holds,
+// and the SDKs' pagers follow it (without $top, one page holds them all).
 func listResources(c *call) error {
 	q := c.r.URL.Query()
 	match, err := parseResourceFilter(q.Get("$filter"))
 	if err != nil {
 		return err
 	}
-	top := -1
+	top := 0 // no page size: everything
 	if t := q.Get("$top"); t != "" {
-		if top, err = strconv.Atoi(t); err != nil || top < 0 {
-			return gatehouse.BadRequestf("InvalidTopInQueryString", "The value '%s' of $top is not a non-negative integer.", clip(t))
+		if top, err = strconv.Atoi(t); err != nil || top < 1 || top > genericMaxTop {
+			return gatehouse.BadRequestf("InvalidTopInQueryString",
+				"The value '%s' of $top is not valid: give a number from 1 to %d.", clip(t), genericMaxTop).WithTarget("$top")
 		}
+	}
+	var after string
+	if t := q.Get("$skiptoken"); t != "" {
+		b, err := base64.RawURLEncoding.DecodeString(t)
+		if err != nil || len(b) == 0 || len(b) > 2048 {
+			return gatehouse.BadRequestf("InvalidSkipToken", "The $skiptoken is not valid.").WithTarget("$skiptoken")
+		}
+		after = strings.ToLower(string(b))
 	}
 	scope, err := c.listScope()
 	if err != nil {
@@ -109,18 +122,28 @@ func listResources(c *call) error {
 	}
 	out := list[genericResourceJSON]{Value: []genericResourceJSON{}}
 	for _, r := range all {
-		if top >= 0 && len(out.Value) == top {
+		if after != "" && strings.ToLower(r.ID) <= after || !match(r) {
+			continue
+		}
+		if top > 0 && len(out.Value) == top {
+			next := url.Values{"api-version": {q.Get("api-version")}, "$top": {strconv.Itoa(top)},
+				"$skiptoken": {base64.RawURLEncoding.EncodeToString([]byte(out.Value[top-1].ID))}}
+			if f := q.Get("$filter"); f != "" {
+				next.Set("$filter", f)
+			}
+			out.NextLink = "https://" + c.r.Host + c.r.URL.EscapedPath() + "?" + next.Encode()
 			break
 		}
-		if match(r) {
-			if r.Tags == nil {
-				r.Tags = map[string]string{}
-			}
-			out.Value = append(out.Value, r)
+		if r.Tags == nil {
+			r.Tags = map[string]string{}
 		}
+		out.Value = append(out.Value, r)
 	}
 	return c.reply(http.StatusOK, out)
 }
+
+// genericMaxTop is the largest page of the generic list, as ARM's.
+const genericMaxTop = 1000
 
 // readableResources are the top-level resources in scope the caller may
 // read — AI accounts, vaults, user-assigned identities — ordered by id.

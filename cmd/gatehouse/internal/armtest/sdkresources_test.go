@@ -8,6 +8,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/msi/armmsi"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 )
 
@@ -120,6 +121,52 @@ func testSDKGroupsAndVaults(t *testing.T, e *env) {
 	if !slices.Equal(types, []string{"Microsoft.KeyVault/vaults"}) {
 		t.Fatalf("Client.NewListByResourceGroupPager: %v", types)
 	}
+	// $top is a page size: the pager follows the nextLinks to the end, each
+	// page at most $top long, with the $filter kept.
+	ids, err := armmsi.NewUserAssignedIdentitiesClient(e.sub, e.cred, e.armOptions())
+	must(t, err)
+	for _, name := range []string{"sdk-id-a", "sdk-id-b", "sdk-id-c"} {
+		_, err := ids.CreateOrUpdate(ctx, group, name, armmsi.Identity{Location: ptr("westus")}, nil)
+		must(t, err)
+	}
+	for _, tt := range []struct {
+		filter string
+		want   []string
+	}{
+		{"", []string{"sdk-id-a", "sdk-id-b", "sdk-id-c", kv}},
+		{"resourceType eq 'Microsoft.ManagedIdentity/userAssignedIdentities'", []string{"sdk-id-a", "sdk-id-b", "sdk-id-c"}},
+	} {
+		var got []string
+		pages := 0
+		opts := &armresources.ClientListByResourceGroupOptions{Top: ptr[int32](2)}
+		if tt.filter != "" {
+			opts.Filter = &tt.filter
+		}
+		for pager := resources.NewListByResourceGroupPager(group, opts); pager.More(); pages++ {
+			page, err := pager.NextPage(ctx)
+			must(t, err)
+			if len(page.Value) > 2 {
+				t.Fatalf("a page of %d with $top 2", len(page.Value))
+			}
+			for _, r := range page.Value {
+				got = append(got, *r.Name)
+			}
+		}
+		if slices.Sort(got); !slices.Equal(got, tt.want) || pages != 2 {
+			t.Fatalf("$top 2, $filter %q: %v in %d pages", tt.filter, got, pages)
+		}
+	}
+	for _, name := range []string{"sdk-id-a", "sdk-id-b", "sdk-id-c"} {
+		_, err := ids.Delete(ctx, group, name, nil)
+		must(t, err)
+	}
+	for _, top := range []int32{0, 1001} {
+		_, err := resources.NewListByResourceGroupPager(group, &armresources.ClientListByResourceGroupOptions{Top: &top}).NextPage(ctx)
+		if re, ok := errors.AsType[*azcore.ResponseError](err); !ok || re.StatusCode != http.StatusBadRequest || re.ErrorCode != "InvalidTopInQueryString" {
+			t.Fatalf("$top %d: %v", top, err)
+		}
+	}
+
 	// HEAD on a resource (CheckExistence*): 204 when it exists, 404 when not.
 	if ex, err := resources.CheckExistenceByID(ctx, *created.ID, "2023-07-01", nil); err != nil || !ex.Success {
 		t.Fatalf("Client.CheckExistenceByID: %+v %v", ex, err)
