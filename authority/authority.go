@@ -116,6 +116,7 @@ type Authority struct {
 	headers  *storage.Table[headerRecord]
 	// refreshTokens are people's sessions (refresh.go).
 	refreshTokens *storage.Table[refreshRecord]
+	endedSessions *storage.Table[endedSession]
 	// deviceCodes are pending device sign-ins (device.go).
 	deviceCodes *storage.Table[deviceRecord]
 	// authRequests are pending and approved authorization requests (authcode.go).
@@ -192,6 +193,7 @@ func New(opts Options) (*Authority, error) {
 	a.jtis = storage.NewTable[jtiRecord](opts.Store, kindJTI)
 	a.headers = storage.NewTable[headerRecord](opts.Store, kindIdentityHeader)
 	a.refreshTokens = storage.NewTable[refreshRecord](opts.Store, kindRefreshToken)
+	a.endedSessions = storage.NewTable[endedSession](opts.Store, kindEndedSession)
 	a.deviceCodes = storage.NewTable[deviceRecord](opts.Store, kindDeviceCode)
 	a.authRequests = storage.NewTable[authRecord](opts.Store, kindAuthRequest)
 	a.refreshLifetime = opts.RefreshTokenLifetime
@@ -246,8 +248,9 @@ func (a *Authority) Run(ctx context.Context, interval time.Duration) {
 }
 
 // prunedKinds expire: spent assertion ids, identity headers, refresh
-// tokens, device codes and authorization requests.
-var prunedKinds = []string{kindJTI, kindIdentityHeader, kindRefreshToken, kindDeviceCode, kindAuthRequest}
+// tokens and ended sessions' marks, device codes and authorization
+// requests.
+var prunedKinds = []string{kindJTI, kindIdentityHeader, kindRefreshToken, kindEndedSession, kindDeviceCode, kindAuthRequest}
 
 // Prune deletes the expired records of prunedKinds and returns how many.
 // A failure is logged; the next run retries.

@@ -54,6 +54,18 @@ import (
 // kindRefreshToken is the storage kind of refresh tokens.
 const kindRefreshToken = "authority.refreshtoken"
 
+// kindEndedSession marks a session ended by a replay, keyed by its id,
+// until the session could have lasted no longer. Deleting the session's
+// tokens alone would race with a redemption on another node: the token
+// the winner of the race issues a moment later would outlive the end. So
+// the marker is written before the tokens are deleted, and a new token is
+// checked against it after it is stored (see endSession).
+const kindEndedSession = "authority.endedsession"
+
+type endedSession struct {
+	Ended time.Time `json:"ended"`
+}
+
 // actionEndSession is audited when a replayed refresh token ends its
 // session (the principal is the session's person, not the presenter, who
 // is unknown).
@@ -130,7 +142,40 @@ func (a *Authority) issueRefreshToken(ctx context.Context, spec *mintSpec, tenan
 	if err != nil {
 		return "", gatehouse.ErrUnavailable.WithCause(err)
 	}
+	// Checked after the token is stored: a session ended before this
+	// check is refused here; one ended after it lists and deletes this
+	// token (endSession writes its marker first).
+	ended, err := a.sessionEnded(ctx, spec.session.id)
+	if err != nil || ended {
+		if derr := a.refreshTokens.Delete(context.WithoutCancel(ctx), refreshKey(token)); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
+			a.logger.Warn("authority: withdrawing a refresh token of an ended session failed", "session", spec.session.id, "err", derr)
+		}
+		if err != nil {
+			return "", gatehouse.ErrUnavailable.WithCause(err)
+		}
+		return "", errSessionRevoked()
+	}
 	return token, nil
+}
+
+// errSessionRevoked is the answer for a refresh token of an ended session
+// (a replay ended it).
+func errSessionRevoked() error {
+	return oauthErr(oauthInvalidGrant, 50173,
+		"The provided grant has expired due to it being revoked, a fresh auth token is needed. The refresh token was already used; sign in again.")
+}
+
+// sessionEnded reports whether a replay ended the session (read from
+// storage, never a cache, so it holds on every node at once).
+func (a *Authority) sessionEnded(ctx context.Context, id string) (bool, error) {
+	_, err := a.endedSessions.Get(ctx, id)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	}
+	return false, err
 }
 
 // errReplay aborts the update of a spent token.
@@ -188,8 +233,7 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 	case errors.Is(err, errReplay):
 		// A spent token presented again: someone else holds a copy. End the
 		// session, so neither copy refreshes again.
-		replay := oauthErr(oauthInvalidGrant, 50173,
-			"The provided grant has expired due to it being revoked, a fresh auth token is needed. The refresh token was already used; sign in again.")
+		replay := errSessionRevoked()
 		cur, gerr := a.refreshTokens.Get(ctx, refreshKey(token))
 		if gerr == nil {
 			a.endSession(context.WithoutCancel(ctx), cur.Value)
@@ -203,6 +247,11 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
 	}
 	v := rec.Value
+	if ended, err := a.sessionEnded(ctx, v.Session); err != nil {
+		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
+	} else if ended {
+		return mintSpec{}, errSessionRevoked()
+	}
 	if !v.Expires.After(now) {
 		return mintSpec{}, oauthErr(oauthInvalidGrant, 700082, "The refresh token has expired due to inactivity. Sign in again.")
 	}
@@ -220,8 +269,16 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 		session: &session{id: v.Session, authTime: v.AuthTime}}, nil
 }
 
-// endSession deletes every refresh token of v's session.
+// endSession marks v's session ended, then deletes its refresh tokens.
+// The order matters across nodes: a token issued for the session
+// concurrently is either stored before the listing below (and deleted by
+// it) or checks the marker after it was written (and withdraws itself).
 func (a *Authority) endSession(ctx context.Context, v refreshRecord) {
+	_, err := a.endedSessions.Create(ctx, &storage.Record[endedSession]{Key: v.Session,
+		Value: endedSession{Ended: storage.Now(a.now())}, Expires: v.AuthTime.Add(MaxSessionLifetime + time.Hour)})
+	if err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+		a.logger.Warn("authority: marking a session ended failed", "session", v.Session, "err", err)
+	}
 	for rec, err := range a.refreshTokens.All(ctx, storage.ListOptions{Ref: strings.ToLower(v.ObjectID)}) {
 		if err != nil {
 			a.logger.Warn("authority: ending a session failed", "session", v.Session, "err", err)

@@ -2,6 +2,7 @@ package authority
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/gatehouse/gatehouse/internal/teststore"
 	"github.com/gatehouse/gatehouse/storage"
@@ -221,29 +223,79 @@ func TestRefreshTokens(t *testing.T) {
 	})
 }
 
-// TestRefreshTokenRace: two redemptions of one token at once — one wins,
-// the other is a replay and ends the session (no lost update on either
-// backend).
+// TestRefreshTokenRace: redemptions of one token at once — at most one
+// wins, the others are replays and end the session, and the token the
+// winner got dies with it (no lost update on either backend).
 func TestRefreshTokenRace(t *testing.T) {
 	teststore.Run(t, func(t *testing.T, s storage.Store) {
 		e := newSessionEnv(t, s)
-		rt := e.signIn(t, scopeARM).str("refresh_token")
-		var wg sync.WaitGroup
-		results := make([]tokenAnswer, 4)
-		for i := range results {
-			wg.Go(func() { results[i] = e.refresh(t, rt, scopeARM) })
-		}
-		wg.Wait()
-		ok := 0
-		for _, r := range results {
-			if r.status == 200 {
+		for range 5 {
+			rt := e.signIn(t, scopeARM).str("refresh_token")
+			var wg sync.WaitGroup
+			results := make([]tokenAnswer, 4)
+			for i := range results {
+				wg.Go(func() { results[i] = e.refresh(t, rt, scopeARM) })
+			}
+			wg.Wait()
+			ok := 0
+			for _, r := range results {
+				if r.status != 200 {
+					if r.aadsts() != "50173" && r.aadsts() != "70000" {
+						t.Errorf("loser: %d %v", r.status, r.body)
+					}
+					continue
+				}
 				ok++
-			} else if r.aadsts() != "50173" && r.aadsts() != "70000" {
-				t.Errorf("loser: %d %v", r.status, r.body)
+				if a := e.refresh(t, r.str("refresh_token"), scopeARM); a.status != 400 || a.aadsts() != "50173" && a.aadsts() != "70000" {
+					t.Fatalf("the winner's token outlived its session: %d %v", a.status, a.body)
+				}
+			}
+			if ok > 1 {
+				t.Fatalf("%d redemptions of one token succeeded, want at most 1", ok)
 			}
 		}
-		if ok != 1 {
-			t.Fatalf("%d redemptions of one token succeeded, want 1", ok)
+	})
+}
+
+// TestEndedSessionIssuesNothing: the two halves of the race between a
+// replay on one node and a redemption on another, in the order that used
+// to lose. A token issued for a session after it ended is withdrawn, and a
+// token of an ended session that is still stored is refused.
+func TestEndedSessionIssuesNothing(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, s storage.Store) {
+		e := newSessionEnv(t, s)
+		ctx := t.Context()
+		a := e.n.a
+		rt := e.signIn(t, scopeARM).str("refresh_token")
+		rec, err := a.refreshTokens.Get(ctx, refreshKey(rt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := rec.Value
+		a.endSession(ctx, v) // the replay's node
+		spec := &mintSpec{principal: gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: v.ObjectID, TenantID: v.TenantID},
+			clientID: v.ClientID, acr: "0", session: &session{id: v.Session, authTime: v.AuthTime}}
+		tok, err := a.issueRefreshToken(ctx, spec, v.TenantID) // the winner's node, a moment later
+		if ge, ok := errors.AsType[*gatehouse.Error](err); tok != "" || !ok || ge.InnerCode != "50173" {
+			t.Fatalf("a token for an ended session: %q %v", tok, err)
+		}
+		left, err := a.refreshTokens.Collect(ctx, storage.ListOptions{Ref: strings.ToLower(v.ObjectID)})
+		if err != nil || len(left) != 0 {
+			t.Fatalf("tokens left after the session ended: %d %v", len(left), err)
+		}
+
+		// A stored token whose session has ended (marked, its deletion not
+		// yet done) is refused.
+		rt2 := e.signIn(t, scopeARM).str("refresh_token")
+		rec2, err := a.refreshTokens.Get(ctx, refreshKey(rt2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.endedSessions.Create(ctx, &storage.Record[endedSession]{Key: rec2.Value.Session, Expires: e.c.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.refresh(t, rt2, scopeARM); r.status != 400 || r.aadsts() != "50173" {
+			t.Fatalf("a token of an ended session: %d %v", r.status, r.body)
 		}
 	})
 }
