@@ -70,7 +70,7 @@ type credKey struct{ instance, ref string }
 type upstreamCredential struct {
 	value, version string
 	failed         int
-	gen, vaultGen  uint64 // the generations it is valid for
+	gen, localGen  uint64 // the generations it is valid for
 	expires        time.Time
 }
 
@@ -100,9 +100,11 @@ type credSlot struct {
 type upstreamCredentials struct {
 	resolve func(ctx context.Context, acct *accounts.Account, ref string) ([]byte, string, error)
 	account func(id string) (*accounts.Account, bool)
-	// vaultGen is vault.Service.Generation: secret writes on this node
-	// invalidate at once, before the feed delivers them (nil: 0).
-	vaultGen func() uint64
+	// localGen is the sum of vault.Service.Generation and
+	// authz.Service.Generation: secret, role and group membership writes
+	// on this node invalidate at once, before the feed delivers them
+	// (with PostgreSQL it arrives a moment later; nil: 0). Both only grow.
+	localGen func() uint64
 	bg       context.Context
 	ttl      time.Duration
 	now      func() time.Time
@@ -113,16 +115,18 @@ type upstreamCredentials struct {
 	slots map[credKey]*credSlot
 }
 
-// invalidatingKinds are the records whose change may change a resolution.
+// invalidatingKinds are the records whose change may change a resolution:
+// groups among them, whose members hold the roles assigned to the group.
 var invalidatingKinds = []string{vault.KindSecret, vault.KindVersion, vault.KindVault, authz.KindRole,
-	authz.KindAssignment, accounts.KindAccount, directory.KindPrincipal}
+	authz.KindAssignment, accounts.KindAccount, directory.KindPrincipal, directory.KindGroup}
 
 func (m *Main) newUpstreamCredentials(bg context.Context) *upstreamCredentials {
 	ttl := m.Config.UpstreamSecretTTL
 	if ttl <= 0 {
 		ttl = time.Minute
 	}
-	u := &upstreamCredentials{resolve: m.ResolveUpstreamSecret, account: m.Accounts.ByID, vaultGen: m.Vaults.Generation, bg: bg, ttl: ttl,
+	localGen := func() uint64 { return m.Vaults.Generation() + m.Authz.Generation() }
+	u := &upstreamCredentials{resolve: m.ResolveUpstreamSecret, account: m.Accounts.ByID, localGen: localGen, bg: bg, ttl: ttl,
 		now: m.Now, logger: m.Logger, slots: map[credKey]*credSlot{}}
 	if u.now == nil {
 		u.now = time.Now
@@ -153,33 +157,33 @@ func (u *upstreamCredentials) get(a *gateway.Account, dp *accounts.DataPlaneDepl
 		}
 		u.mu.Unlock()
 	}
-	if c := s.cur.Load(); c != nil && u.fresh(c, u.gen.Load(), u.vaultGeneration()) {
+	if c := s.cur.Load(); c != nil && u.fresh(c, u.gen.Load(), u.localGeneration()) {
 		return c
 	}
 	s.refresh.Lock()
 	defer s.refresh.Unlock()
 	// Generations before reading: a change during the read makes the
 	// result stale at once.
-	gen, vgen := u.gen.Load(), u.vaultGeneration()
+	gen, lgen := u.gen.Load(), u.localGeneration()
 	prev := s.cur.Load()
-	if prev != nil && u.fresh(prev, gen, vgen) {
+	if prev != nil && u.fresh(prev, gen, lgen) {
 		return prev // another request read it meanwhile
 	}
 	c := u.read(a, dp, prev)
-	c.gen, c.vaultGen = gen, vgen
+	c.gen, c.localGen = gen, lgen
 	s.cur.Store(c)
 	return c
 }
 
-func (u *upstreamCredentials) fresh(c *upstreamCredential, gen, vgen uint64) bool {
-	return c.gen == gen && c.vaultGen == vgen && u.now().Before(c.expires)
+func (u *upstreamCredentials) fresh(c *upstreamCredential, gen, lgen uint64) bool {
+	return c.gen == gen && c.localGen == lgen && u.now().Before(c.expires)
 }
 
-func (u *upstreamCredentials) vaultGeneration() uint64 {
-	if u.vaultGen == nil {
+func (u *upstreamCredentials) localGeneration() uint64 {
+	if u.localGen == nil {
 		return 0
 	}
-	return u.vaultGen()
+	return u.localGen()
 }
 
 // read resolves the reference once.

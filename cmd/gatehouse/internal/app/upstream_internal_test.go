@@ -50,7 +50,7 @@ func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func newTestCredentials(v *fakeVault, c *testClock) *upstreamCredentials {
 	acct := &accounts.Account{ID: "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/a", InternalID: "i1"}
-	return &upstreamCredentials{resolve: v.resolve, vaultGen: v.gen.Load, bg: context.Background(), ttl: time.Minute, now: c.now,
+	return &upstreamCredentials{resolve: v.resolve, localGen: v.gen.Load, bg: context.Background(), ttl: time.Minute, now: c.now,
 		logger: slog.New(slog.DiscardHandler), slots: map[credKey]*credSlot{},
 		account: func(id string) (*accounts.Account, bool) { return acct, id == acct.ID }}
 }

@@ -219,6 +219,24 @@ func testUpstreamKeyVaultSecret(t *testing.T, e *env) {
 	}
 	wantUnavailable(t, e.chat(t, a, "other"), "upstream-kv")
 
+	// The role through a group: leaving the group takes effect at once too
+	// (a group change must end the cached resolution, like a role change).
+	g, err := e.Directory.CreateGroup(ctx, directory.GroupSpec{DisplayName: "kv-readers", MailNickname: "kv-readers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Directory.AddGroupMember(ctx, g.ObjectID, a.identity); err != nil {
+		t.Fatal(err)
+	}
+	e.assign(t, e.vaultPath("upstream-kv")+"/secrets/other-key", authz.RoleKeyVaultSecretsUser, g.ObjectID, "Group")
+	if err := e.chat(t, a, "other"); err != nil {
+		t.Fatalf("through the group: %v", err)
+	}
+	if _, err := e.Directory.RemoveGroupMember(ctx, g.ObjectID, a.identity); err != nil {
+		t.Fatal(err)
+	}
+	wantUnavailable(t, e.chat(t, a, "other"), "upstream-kv")
+
 	// The account's system-assigned identity is the account's own: a
 	// Managed Identity Operator of the group (which assigns user-assigned
 	// identities) gets no header for it; the right to change the account
