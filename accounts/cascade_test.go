@@ -81,7 +81,13 @@ func TestDeleteCascades(t *testing.T) {
 		if ev, err := n.KeyUsage(ctx, id); err != nil || ev.Keys[0].RequestsTotal != 0 {
 			t.Errorf("the old instance's evidence shows: %+v %v", ev.Keys[0], err)
 		}
-		if err := n.RecordUsage(ctx, []accounts.Usage{{AccountID: again.ID, Slot: accounts.Key1, Requests: 2, LastUsed: now}}); err != nil {
+		// Counts a node took for the old instance and flushes now (under
+		// the same id, the new instance's generation 1) are dropped; the new
+		// instance's own are kept.
+		if err := n.RecordUsage(ctx, []accounts.Usage{
+			{AccountID: again.ID, Instance: acct.InternalID, Slot: accounts.Key1, Generation: 1, Requests: 7, LastUsed: now},
+			{AccountID: again.ID, Instance: again.InternalID, Slot: accounts.Key1, Generation: 1, Requests: 2, LastUsed: now},
+		}); err != nil {
 			t.Fatal(err)
 		}
 		if ev, err := n.KeyUsage(ctx, id); err != nil || ev.Keys[0].RequestsTotal != 2 {

@@ -18,6 +18,11 @@ import (
 type Usage struct {
 	// AccountID is the account's ARM id (any case).
 	AccountID string
+	// Instance is the account instance (Account.InternalID) the requests
+	// were made to; counts for another instance than the account's (one
+	// deleted, and the id created again before the flush) are dropped. ""
+	// (a node that does not say): the current one.
+	Instance string
 	// Slot is Key1 or Key2 for keys (and the STS tokens minted from them),
 	// or -1 for an identity (PrincipalID).
 	Slot        int
@@ -147,7 +152,8 @@ func (c *usageCounters) since(t time.Time) (requests, tokens int64) {
 
 // RecordUsage stores a batch of usage counts (the data plane's flush). Each
 // account's evidence is one record, updated atomically, so flushes from
-// several nodes add up. Usage of unknown (deleted) accounts is dropped.
+// several nodes add up. Usage of unknown (deleted) accounts, and of a
+// deleted instance of an account whose id now names another, is dropped.
 // Counts for a key slot are attributed to the generation they name (the
 // current one when they name none); those of an earlier generation than
 // the slot's go to the account's series only.
@@ -160,7 +166,7 @@ func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 			continue
 		}
 		a, ok := s.ByID(u.AccountID)
-		if !ok {
+		if !ok || u.Instance != "" && u.Instance != a.InternalID {
 			continue
 		}
 		byAccount[a.Key()] = append(byAccount[a.Key()], u)

@@ -513,6 +513,19 @@ func TestUsageAndMetrics(t *testing.T) {
 			}
 		}
 	}
+	// The counts name the account instance they were made to: an account
+	// deleted and created again under the same id (a new InternalID) starts
+	// its own counters, and each flush says whose counts it carries.
+	w.accounts.update("acct2", func(a *Account) { a.InternalID = "acct2-second" })
+	w.do(t, req{url: "/ai/acct2" + langPath, header: key1(w, "acct2")}).Body.Close()
+	if err := w.gw.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var instances []string
+	w.usage.each(acctID("acct2"), 0, "", func(u Usage) { instances = append(instances, u.Instance) })
+	if len(instances) < 2 || instances[len(instances)-1] != "acct2-second" || instances[len(instances)-2] == "acct2-second" {
+		t.Errorf("flushed instances %q", instances)
+	}
 }
 
 func TestDenialAuditIsRateLimited(t *testing.T) {

@@ -18,6 +18,10 @@ import (
 // before it is regenerated).
 type Usage struct {
 	AccountID string
+	// Instance is the account instance (Account.InternalID) the requests
+	// were made to: counts of an account since deleted and created again
+	// under the same id are not the new one's.
+	Instance string
 	// Slot is 0 (key1) or 1 (key2) for keys and the STS tokens minted from
 	// them (and the STS calls that minted them); -1 for an identity.
 	Slot int
@@ -73,6 +77,7 @@ const idleAfter = time.Hour
 
 type usageKey struct {
 	account    string
+	instance   string
 	slot       int
 	generation int64
 	principal  string
@@ -179,7 +184,7 @@ func kindIndex(k CredentialKind) int {
 
 // entry returns the usage entry of c on acct, creating it on first use.
 func (m *meter) entry(acct *Account, c *call) *usageEntry {
-	k := usageKey{account: acct.ID, slot: c.slot}
+	k := usageKey{account: acct.ID, instance: acct.InternalID, slot: c.slot}
 	if c.slot < 0 {
 		k.principal = c.principal.ObjectID
 	} else {
@@ -325,7 +330,7 @@ func (m *meter) flush(ctx context.Context, sink UsageSink, logger *slog.Logger) 
 		e.mu.Lock()
 		dirty := e.dirty
 		e.dirty = false
-		u := Usage{AccountID: e.key.account, Slot: e.key.slot, Generation: e.key.generation, PrincipalID: e.key.principal, Requests: n,
+		u := Usage{AccountID: e.key.account, Instance: e.key.instance, Slot: e.key.slot, Generation: e.key.generation, PrincipalID: e.key.principal, Requests: n,
 			PromptTokens: prompt, CompletionTokens: completion,
 			ClientAddresses: append([]string(nil), e.addrs...), UserAgents: append([]string(nil), e.agents...)}
 		e.mu.Unlock()

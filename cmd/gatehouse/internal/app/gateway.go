@@ -375,7 +375,7 @@ type usageSink struct{ s *accounts.Service }
 func (x usageSink) RecordUsage(ctx context.Context, batch []gateway.Usage) error {
 	out := make([]accounts.Usage, len(batch))
 	for i, u := range batch {
-		out[i] = accounts.Usage{AccountID: u.AccountID, Slot: u.Slot, Generation: u.Generation, PrincipalID: u.PrincipalID, Requests: u.Requests,
+		out[i] = accounts.Usage{AccountID: u.AccountID, Instance: u.Instance, Slot: u.Slot, Generation: u.Generation, PrincipalID: u.PrincipalID, Requests: u.Requests,
 			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
 			LastUsed: u.LastUsed, ClientAddresses: u.ClientAddresses, UserAgents: u.UserAgents}
 	}
