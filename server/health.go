@@ -15,19 +15,20 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// MountOps mounts /healthz (the process answers), /readyz (storage answers)
+// MountOps mounts /healthz (the process answers), /readyz (ready answers:
+// storage, and for a node the change feed caught up)
 // and /metrics on mux. /metrics names every account and deployment (and
 // counts denials by reason), so it answers only the clients whose address
 // metricsClients holds (the TCP peer's, or the PROXY protocol's); others
 // get 403.
-func MountOps(mux *http.ServeMux, store Pinger, metrics *Metrics, metricsClients netacl.Networks) {
+func MountOps(mux *http.ServeMux, ready Pinger, metrics *Metrics, metricsClients netacl.Networks) {
 	mux.Handle("GET /healthz", WithSurface(SurfaceOps, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})))
 	mux.Handle("GET /readyz", WithSurface(SurfaceOps, Handle(RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := store.Ping(ctx); err != nil {
+		if err := ready.Ping(ctx); err != nil {
 			return gatehouse.ErrUnavailable.WithCause(err)
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})

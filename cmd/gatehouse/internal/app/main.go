@@ -229,7 +229,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	server.MountOps(m.Router.Root, m.Store, m.Metrics, metricsClients)
+	server.MountOps(m.Router.Root, readiness{m.Store, m.Watcher}, m.Metrics, metricsClients)
 	// The feed runs while services mount, so start-up writes (bootstrap)
 	// can WaitFor their revision. Caches subscribe, then load: a change
 	// delivered before the subscription is in the load.
@@ -509,4 +509,21 @@ func proxyProtocolListener(ln net.Listener, lbs netacl.Networks) net.Listener {
 			}
 			return proxyproto.SKIP, nil
 		}}
+}
+
+// readiness is /readyz's check: the database answers, and this node has
+// applied the change feed up to the database's current revision — a node
+// that was cut off serves what it last knew (a key since regenerated, say)
+// until it has caught up, so a load balancer should not send it traffic
+// before. /readyz's deadline (2 s) bounds the wait.
+type readiness struct {
+	store   server.Pinger
+	watcher *storage.Watcher
+}
+
+func (r readiness) Ping(ctx context.Context) error {
+	if err := r.store.Ping(ctx); err != nil {
+		return err
+	}
+	return r.watcher.Sync(ctx)
 }
