@@ -116,6 +116,18 @@ func TestDelegatedScopes(t *testing.T) {
 				t.Errorf("%q: %d %v, want invalid_scope", req, tok.status, tok.body)
 			}
 		}
+		// The server's own resources, too, one at a time: Entra's AADSTS28000.
+		for _, req := range []string{
+			"https://management.azure.com/.default https://graph.microsoft.com/.default",
+			"https://cognitiveservices.azure.com/.default offline_access https://management.azure.com/user_impersonation",
+		} {
+			if tok := e.signIn(t, req); tok.status != 400 || tok.str("error") != "invalid_scope" || tok.aadsts() != "28000" {
+				t.Errorf("%q: %d %v, want invalid_scope 28000", req, tok.status, tok.body)
+			}
+		}
+		if tok := e.signIn(t, "https://management.core.windows.net//.default openid profile offline_access"); tok.status != 200 {
+			t.Errorf("az's own scope: %d %v", tok.status, tok.body)
+		}
 		// The portal shows a sign-in's scopes with their consent text.
 		w := e.authorize(t, "/"+e.tenant+"/oauth2/v2.0/authorize", authQuery("http://localhost:7777/cb", func(q url.Values) {
 			q.Set("scope", "api://files/Files.Write openid offline_access")

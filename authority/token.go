@@ -204,6 +204,14 @@ func (a *Authority) personResource(tr *tokenRequest) (string, error) {
 // (apiScopes), and no other resource.
 func (a *Authority) resourceAllowed(tenantID, resource, scope string) error {
 	if a.KnownResource(resource) {
+		// Of the server's own resources, too, one at a time (Entra's
+		// AADSTS28000 for "https://management.azure.com/.default
+		// https://vault.azure.net/.default").
+		for _, s := range strings.Fields(scope) {
+			if !oidcScopes[s] && !scopeOf(resource, s) {
+				return errTwoResources(s, resource)
+			}
+		}
 		return nil
 	}
 	app, err := a.api(tenantID, resource)
@@ -227,6 +235,20 @@ func (a *Authority) api(tenantID, resource string) (*directory.Application, erro
 	return nil, oauthErr(oauthInvalidResource, 500011, "The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", clip(resource), tenantID)
 }
 
+// oidcScopes are the OpenID Connect scopes, which name no resource.
+var oidcScopes = map[string]bool{"openid": true, "profile": true, "offline_access": true, "email": true}
+
+// scopeOf reports whether scope s is one of resource's ({resource}/{name}).
+func scopeOf(resource, s string) bool {
+	prefix := strings.TrimRight(resource, "/") + "/"
+	return len(s) > len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// errTwoResources is Entra's answer for a scope of a second resource.
+func errTwoResources(s, resource string) error {
+	return oauthErr(oauthInvalidScope, 28000, "Provided value for the input parameter scope is not valid because it contains more than one resource: '%s' is not a scope of '%s'. Request a token for each resource separately.", clip(s), clip(resource))
+}
+
 // apiScopes are the delegated scopes of app's API that scope names
 // ({resource}/{value}), each once, in the API's spelling; nil when it
 // names none or .default (every enabled scope, for a person). The OpenID
@@ -239,12 +261,11 @@ func apiScopes(app *directory.Application, resource, scope string) ([]string, er
 	var names []string
 	all := false
 	for _, s := range strings.Fields(scope) {
-		switch s {
-		case "openid", "profile", "offline_access", "email":
+		if oidcScopes[s] {
 			continue
 		}
-		if len(s) <= len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
-			return nil, oauthErr(oauthInvalidScope, 28000, "Provided value for the input parameter scope is not valid because it contains more than one resource: '%s' is not a scope of '%s'. Request a token for each resource separately.", clip(s), clip(resource))
+		if !scopeOf(resource, s) {
+			return nil, errTwoResources(s, resource)
 		}
 		name := strings.TrimLeft(s[len(prefix):], "/")
 		if name == ".default" {
