@@ -396,3 +396,23 @@ func (c *call) roleScopesAllow(action, id string) error {
 	}
 	return nil
 }
+
+// GET {scope}/providers/Microsoft.Authorization/permissions: what the
+// caller itself may do at a subscription, resource group or resource — the
+// permissions of each role it holds there (armauthorization's
+// PermissionsClient, what a program asks before it tries). Anyone may ask
+// about themselves; a caller with no role there gets an empty list and
+// learns nothing about what exists, one with a role gets ARM's 404 for a
+// scope that does not exist.
+func listPermissions(c *call) error {
+	if c.scope.Subscription == "" {
+		return gatehouse.BadRequestf("InvalidScope", "Permissions are listed at a subscription, resource group or resource, not at '%s'.", clip(c.scope.String()))
+	}
+	perms := c.api.opts.Authz.Permissions(c.principal.ObjectID, c.scope)
+	if len(perms) > 0 {
+		if err := c.checkScope(c.scope); err != nil {
+			return err
+		}
+	}
+	return c.reply(http.StatusOK, list[authz.Permission]{Value: perms})
+}

@@ -92,6 +92,8 @@
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}
 //	GET    {scope}/providers/Microsoft.Authorization/roleDefinitions   $filter roleName eq, type eq
 //	GET|PUT|DELETE {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}
+//	GET    {sub | group | resource}/providers/Microsoft.Authorization/permissions   the caller's own
+//	                                                        permissions there, a block per role it holds
 //	POST   /providers/Microsoft.Authorization/elevateAccess   a directory Global Administrator gets User Access
 //	                                                        Administrator at "/"; 200, no body (elevate.go)
 //	GET    {scope}/providers/Microsoft.Authorization/locks      at, above and below scope; $filter atScope() (locks.go)

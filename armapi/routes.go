@@ -45,6 +45,7 @@ var routes = compile(append([]route{
 	{method: "PUT", pattern: authzP + "/roleAssignments/{name}", family: famAuthorization, audit: true, handle: putAssignment},
 	{method: "DELETE", pattern: authzP + "/roleAssignments/{name}", family: famAuthorization, audit: true, handle: deleteAssignment},
 	{method: "GET", pattern: authzP + "/roleDefinitions", family: famAuthorization, handle: listRoleDefinitions},
+	{method: "GET", pattern: authzP + "/permissions", family: famAuthorization, handle: listPermissions},
 	{method: "GET", pattern: authzP + "/roleDefinitions/{name}", family: famAuthorization, handle: getRoleDefinition},
 	{method: "PUT", pattern: authzP + "/roleDefinitions/{name}", family: famAuthorization, audit: true, handle: putRoleDefinition},
 	{method: "DELETE", pattern: authzP + "/roleDefinitions/{name}", family: famAuthorization, audit: true, handle: deleteRoleDefinition},

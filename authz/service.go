@@ -471,6 +471,46 @@ func (s *Service) HasAssignmentWithin(principalID string, scope *gatehouse.Resou
 	return false
 }
 
+// Permissions returns what the principal may do at scope: the permissions
+// of every role it holds there (assigned at the scope or above it, to it or
+// to one of its groups), each role once, closest assignment first. ARM's
+// "permissions" list (armauthorization's PermissionsClient).
+func (s *Service) Permissions(principalID string, scope *gatehouse.ResourceID) []Permission {
+	k := scope.Key()
+	principal := strings.ToLower(principalID)
+	var groups []string
+	if s.opts.Groups != nil {
+		groups = s.opts.Groups.GroupsOf(principal)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	assignments := slices.Clone(s.byPrincipal[principal])
+	for _, g := range groups {
+		assignments = append(assignments, s.byPrincipal[g]...)
+	}
+	assignments = slices.DeleteFunc(assignments, func(a *Assignment) bool { return !within(k, a.scopeKey) })
+	slices.SortStableFunc(assignments, func(a, b *Assignment) int { return len(b.scopeKey) - len(a.scopeKey) })
+	out := []Permission{}
+	seen := map[string]bool{}
+	for _, a := range assignments {
+		role := s.roleLocked(a.RoleDefinitionID)
+		if role == nil || seen[a.RoleDefinitionID] {
+			continue
+		}
+		seen[a.RoleDefinitionID] = true
+		for _, p := range role.def.Permissions {
+			out = append(out, Permission{Actions: orEmpty(p.Actions), NotActions: orEmpty(p.NotActions),
+				DataActions: orEmpty(p.DataActions), NotDataActions: orEmpty(p.NotDataActions)})
+		}
+	}
+	return out
+}
+
+// orEmpty is a copy of xs that is never nil (ARM shows [] for none).
+func orEmpty(xs []string) []string {
+	return append([]string{}, xs...)
+}
+
 // waitFor makes a write visible in this node's index before returning
 // (read-your-writes).
 func (s *Service) waitFor(ctx context.Context, rev int64) error {

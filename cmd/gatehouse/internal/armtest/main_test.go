@@ -112,6 +112,7 @@ func TestManagement(t *testing.T) {
 				{"sdk-accounts", testSDKAccounts},
 				{"sdk-role-assignments", testSDKRoleAssignments},
 				{"sdk-role-definitions", testSDKRoleDefinitions},
+				{"sdk-permissions", testSDKPermissions},
 				{"custom-role-scopes", testCustomRoleScopes},
 				{"sdk-managed-identities", testSDKIdentities},
 				{"sdk-groups-and-vaults", testSDKGroupsAndVaults},
