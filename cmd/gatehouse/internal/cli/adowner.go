@@ -79,38 +79,30 @@ func newOwnerListCmd(env Env, k ownedKind) *cobra.Command {
 }
 
 func newOwnerAddCmd(env Env, k ownedKind) *cobra.Command {
-	var id, owner string
-	cmd := &cobra.Command{
-		Use:   "add",
-		Short: "Make a person or service principal an owner of " + k.aNoun,
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if owner == "" {
-				return errors.New("--owner-object-id is required")
-			}
-			c, p, err := ownerPath(cmd, env, k, id)
-			if err != nil {
-				return err
-			}
-			oid, err := principalID(cmd, c, owner)
-			if err != nil {
-				return err
-			}
+	return newOwnerChangeCmd(env, k, "add", "Make a person or service principal an owner of "+k.aNoun, "the new owner", false,
+		func(cmd *cobra.Command, c *apiClient, p, oid string) error {
 			// az sends Graph's own address; the server takes any host.
 			ref := map[string]string{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/" + oid}
-			return ownerNotFound(c.Do(cmd.Context(), "POST", p+"/$ref", ref, nil), k, id, "")
-		},
-	}
-	cmd.Flags().StringVar(&id, "id", "", "the "+k.noun+": appId or object id")
-	cmd.Flags().StringVar(&owner, "owner-object-id", "", "the new owner: an object id, a service principal's appId or a person's user name")
-	return cmd
+			return c.Do(cmd.Context(), "POST", p+"/$ref", ref, nil)
+		})
 }
 
 func newOwnerRemoveCmd(env Env, k ownedKind) *cobra.Command {
+	return newOwnerChangeCmd(env, k, "remove", "Remove an owner of "+k.aNoun, "the owner to remove", true,
+		func(cmd *cobra.Command, c *apiClient, p, oid string) error {
+			return c.Do(cmd.Context(), "DELETE", p+"/"+url.PathEscape(oid)+"/$ref", nil, nil)
+		})
+}
+
+// newOwnerChangeCmd is add or remove: the object's owners collection and
+// the owner's object id, then change. owned: a 404 may mean the owner is
+// not one (remove).
+func newOwnerChangeCmd(env Env, k ownedKind, use, short, ownerHelp string, owned bool,
+	change func(cmd *cobra.Command, c *apiClient, p, oid string) error) *cobra.Command {
 	var id, owner string
 	cmd := &cobra.Command{
-		Use:   "remove",
-		Short: "Remove an owner of " + k.aNoun,
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if owner == "" {
@@ -124,10 +116,14 @@ func newOwnerRemoveCmd(env Env, k ownedKind) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return ownerNotFound(c.Do(cmd.Context(), "DELETE", p+"/"+url.PathEscape(oid)+"/$ref", nil, nil), k, id, owner)
+			hint := ""
+			if owned {
+				hint = owner
+			}
+			return ownerNotFound(change(cmd, c, p, oid), k, id, hint)
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "the "+k.noun+": appId or object id")
-	cmd.Flags().StringVar(&owner, "owner-object-id", "", "the owner to remove: an object id, a service principal's appId or a person's user name")
+	cmd.Flags().StringVar(&owner, "owner-object-id", "", ownerHelp+": an object id, a service principal's appId or a person's user name")
 	return cmd
 }
