@@ -165,16 +165,28 @@ func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 			(u.Slot != Key1 && u.Slot != Key2 && u.PrincipalID == "") {
 			continue
 		}
-		a, ok := s.ByID(u.AccountID)
-		if !ok || u.Instance != "" && u.Instance != a.InternalID {
+		id, ok := ParseID(u.AccountID)
+		if !ok {
 			continue
 		}
-		byAccount[a.Key()] = append(byAccount[a.Key()], u)
+		byAccount[id.Key()] = append(byAccount[id.Key()], u)
 	}
 	var errs []error
 	for key, us := range byAccount {
-		a, ok := s.ByID(key)
-		if !ok {
+		// The stored account, not this node's view of it: a node whose feed
+		// lags a delete and a re-create must neither count the old
+		// instance's uses as the new one's nor reset the new one's evidence.
+		stored, err := s.accounts.Get(ctx, key)
+		if errors.Is(err, storage.ErrNotFound) || err == nil && stored.Value.deleted() {
+			continue // usage of a deleted account is dropped
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a := stored.Value.view(stored.Revision, s.opts.Endpoint)
+		us = slices.DeleteFunc(us, func(u *Usage) bool { return u.Instance != "" && u.Instance != a.InternalID })
+		if len(us) == 0 {
 			continue
 		}
 		gens := [2]int64{a.Keys[0].Generation, a.Keys[1].Generation}
@@ -221,7 +233,7 @@ func (s *Service) RecordUsage(ctx context.Context, batch []Usage) error {
 			}
 			trimPrincipals(r)
 		}
-		_, err := s.usage.Update(ctx, key, func(r *storage.Record[usageRecord]) error {
+		_, err = s.usage.Update(ctx, key, func(r *storage.Record[usageRecord]) error {
 			apply(&r.Value)
 			return nil
 		})
