@@ -145,7 +145,7 @@ func (a *Authority) issueRefreshToken(ctx context.Context, spec *mintSpec, tenan
 	// Checked after the token is stored: a session ended before this
 	// check is refused here; one ended after it lists and deletes this
 	// token (endSession writes its marker first).
-	ended, err := a.sessionEnded(ctx, spec.session.id)
+	ended, err := a.sessionEndedRetry(ctx, spec.session.id)
 	if err != nil || ended {
 		if derr := a.refreshTokens.Delete(context.WithoutCancel(ctx), refreshKey(token)); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
 			a.logger.Warn("authority: withdrawing a refresh token of an ended session failed", "session", spec.session.id, "err", derr)
@@ -163,6 +163,24 @@ func (a *Authority) issueRefreshToken(ctx context.Context, spec *mintSpec, tenan
 func errSessionRevoked() error {
 	return oauthErr(oauthInvalidGrant, 50173,
 		"The provided grant has expired due to it being revoked, a fresh auth token is needed. The refresh token was already used; sign in again.")
+}
+
+// sessionEndedRetry is sessionEnded for the checks made after a token was
+// spent or stored: a passing storage error there would cost the person
+// their session (the spent token presented again is a replay), so it is
+// tried a few times before giving up.
+func (a *Authority) sessionEndedRetry(ctx context.Context, id string) (bool, error) {
+	var err error
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+		}
+		var ended bool
+		if ended, err = a.sessionEnded(ctx, id); err == nil || ctx.Err() != nil {
+			return ended, err
+		}
+	}
+	return false, err
 }
 
 // sessionEnded reports whether a replay ended the session (read from
@@ -210,8 +228,18 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 	// (acr 1 or 2) is redeemed only with the app's secret, certificate or
 	// federated credential — one stolen from its session store is of no
 	// use alone — and a credential that is sent is always checked.
+	cur, curErr := a.refreshTokens.Get(ctx, refreshKey(token))
+	if curErr == nil {
+		// A session a replay ended is refused before the token is spent:
+		// a storage failure here leaves the client a token to retry with.
+		if ended, err := a.sessionEnded(ctx, cur.Value.Session); err != nil {
+			return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
+		} else if ended {
+			return mintSpec{}, errSessionRevoked()
+		}
+	}
 	acr := "0"
-	if cur, err := a.refreshTokens.Get(ctx, refreshKey(token)); err == nil && !publicClients[clientID] &&
+	if curErr == nil && !publicClients[clientID] &&
 		strings.EqualFold(cur.Value.ClientID, clientID) &&
 		(cur.Value.ACR != "0" && cur.Value.ACR != "" || tr.secret != "" || tr.form.Get("client_assertion") != "") {
 		app, err := a.clientCredentials(r, tr)
@@ -247,7 +275,7 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
 	}
 	v := rec.Value
-	if ended, err := a.sessionEnded(ctx, v.Session); err != nil {
+	if ended, err := a.sessionEndedRetry(ctx, v.Session); err != nil {
 		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
 	} else if ended {
 		return mintSpec{}, errSessionRevoked()
@@ -274,10 +302,18 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 // concurrently is either stored before the listing below (and deleted by
 // it) or checks the marker after it was written (and withdraws itself).
 func (a *Authority) endSession(ctx context.Context, v refreshRecord) {
-	_, err := a.endedSessions.Create(ctx, &storage.Record[endedSession]{Key: v.Session,
-		Value: endedSession{Ended: storage.Now(a.now())}, Expires: v.AuthTime.Add(MaxSessionLifetime + time.Hour)})
-	if err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
-		a.logger.Warn("authority: marking a session ended failed", "session", v.Session, "err", err)
+	// The mark is what closes the race with a redemption on another node:
+	// tried a few times (the deletion below runs anyway).
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+		}
+		_, err := a.endedSessions.Create(ctx, &storage.Record[endedSession]{Key: v.Session,
+			Value: endedSession{Ended: storage.Now(a.now())}, Expires: v.AuthTime.Add(MaxSessionLifetime + time.Hour)})
+		if err == nil || errors.Is(err, storage.ErrAlreadyExists) {
+			break
+		}
+		a.logger.Warn("authority: marking a session ended failed", "session", v.Session, "try", try+1, "err", err)
 	}
 	for rec, err := range a.refreshTokens.All(ctx, storage.ListOptions{Ref: strings.ToLower(v.ObjectID)}) {
 		if err != nil {
