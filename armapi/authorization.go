@@ -401,18 +401,43 @@ func (c *call) roleScopesAllow(action, id string) error {
 // caller itself may do at a subscription, resource group or resource — the
 // permissions of each role it holds there (armauthorization's
 // PermissionsClient, what a program asks before it tries). Anyone may ask
-// about themselves; a caller with no role there gets an empty list and
-// learns nothing about what exists, one with a role gets ARM's 404 for a
-// scope that does not exist.
+// about themselves. Only a caller who may read the scope learns whether it
+// exists (ARM's 404); any other gets its roles' permissions (or an empty
+// list) for any name, so a data-only role cannot probe names.
 func listPermissions(c *call) error {
 	if c.scope.Subscription == "" {
 		return gatehouse.BadRequestf("InvalidScope", "Permissions are listed at a subscription, resource group or resource, not at '%s'.", clip(c.scope.String()))
 	}
 	perms := c.api.opts.Authz.Permissions(c.principal.ObjectID, c.scope)
-	if len(perms) > 0 {
+	if read := scopeReadAction(c.scope); len(perms) > 0 && read != "" && c.can(read, c.scope) {
 		if err := c.checkScope(c.scope); err != nil {
 			return err
 		}
 	}
 	return c.reply(http.StatusOK, list[authz.Permission]{Value: perms})
+}
+
+// scopeReadAction is the action that reads what scope names (its top-level
+// resource for a child or extension scope); "" for a type Gatehouse does
+// not serve.
+func scopeReadAction(scope *gatehouse.ResourceID) string {
+	res := scope
+	for res.Scope != nil {
+		res = res.Scope
+	}
+	switch {
+	case res.ResourceGroup == "":
+		return actSubscriptionRead
+	case res.Namespace == "":
+		return actGroupRead
+	}
+	switch strings.ToLower(res.Namespace + "/" + res.Types[0]) {
+	case "microsoft.cognitiveservices/accounts":
+		return actAccountRead
+	case "microsoft.keyvault/vaults":
+		return actVaultRead
+	case "microsoft.managedidentity/userassignedidentities":
+		return actIdentityRead
+	}
+	return ""
 }

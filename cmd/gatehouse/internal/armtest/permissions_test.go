@@ -96,6 +96,21 @@ func testSDKPermissions(t *testing.T, e *env) {
 	if re, ok := errors.AsType[*azcore.ResponseError](err); !ok || re.StatusCode != http.StatusNotFound {
 		t.Fatalf("a missing resource: %v", err)
 	}
+	// A role that cannot read (Key Vault Secrets User: data actions only)
+	// learns nothing about names: its permissions for any name, no 404.
+	dataOID, dataCred := e.principal(t, "perm-data-only")
+	_, err = e.assign.Create(ctx, groupScope, gatehouse.NewGUID(), armauthorization.RoleAssignmentCreateParameters{
+		Properties: &armauthorization.RoleAssignmentProperties{RoleDefinitionID: to.Ptr(roleDefID(e.sub, authz.RoleKeyVaultSecretsUser)), PrincipalID: to.Ptr(dataOID),
+			PrincipalType: to.Ptr(armauthorization.PrincipalTypeServicePrincipal)}}, nil)
+	must(t, err)
+	dataPerms, err := armauthorization.NewPermissionsClient(e.sub, dataCred, e.armOptions())
+	must(t, err)
+	for _, name := range []string{"perm-acct", "perm-no-such-acct"} {
+		page, err := dataPerms.NewListForResourcePager(group, "Microsoft.CognitiveServices", "", "accounts", name, nil).NextPage(ctx)
+		if err != nil || len(page.Value) != 1 || len(page.Value[0].Actions) != 0 || len(page.Value[0].DataActions) == 0 {
+			t.Fatalf("a data-only role at %s: %v %v", name, page.Value, err)
+		}
+	}
 	// The subscription's Owner (the bootstrap principal): everything.
 	owner, err := armauthorization.NewPermissionsClient(e.sub, e.cred, e.armOptions())
 	must(t, err)
