@@ -229,7 +229,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	server.MountOps(m.Router.Root, readiness{m.Store, m.Watcher}, m.Metrics, metricsClients)
+	server.MountOps(m.Router.Root, &readiness{store: m.Store, watcher: m.Watcher, keep: time.Second}, m.Metrics, metricsClients)
 	// The feed runs while services mount, so start-up writes (bootstrap)
 	// can WaitFor their revision. Caches subscribe, then load: a change
 	// delivered before the subscription is in the load.
@@ -515,15 +515,31 @@ func proxyProtocolListener(ln net.Listener, lbs netacl.Networks) net.Listener {
 // applied the change feed up to the database's current revision — a node
 // that was cut off serves what it last knew (a key since regenerated, say)
 // until it has caught up, so a load balancer should not send it traffic
-// before. /readyz's deadline (2 s) bounds the wait.
+// before. /readyz's deadline (2 s) bounds the wait. /readyz answers
+// anyone: one check runs at a time and its answer is kept for keep, so a
+// flood of probes costs the database two queries a second, not two each.
 type readiness struct {
 	store   server.Pinger
 	watcher *storage.Watcher
+	keep    time.Duration
+
+	mu  sync.Mutex
+	at  time.Time
+	err error
 }
 
-func (r readiness) Ping(ctx context.Context) error {
-	if err := r.store.Ping(ctx); err != nil {
-		return err
+func (r *readiness) Ping(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.keep > 0 && !r.at.IsZero() && time.Since(r.at) < r.keep {
+		return r.err
 	}
-	return r.watcher.Sync(ctx)
+	err := r.store.Ping(ctx)
+	if err == nil {
+		err = r.watcher.Sync(ctx)
+	}
+	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		r.at, r.err = time.Now(), err // not the answer of a probe that went away
+	}
+	return err
 }

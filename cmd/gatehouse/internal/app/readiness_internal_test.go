@@ -18,7 +18,7 @@ func TestReadiness(t *testing.T) {
 		if err := w.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		r := readiness{s, w}
+		r := &readiness{store: s, watcher: w}
 		if err := r.Ping(t.Context()); err != nil {
 			t.Fatalf("a node that has applied everything: %v", err)
 		}
@@ -36,6 +36,24 @@ func TestReadiness(t *testing.T) {
 		go w.Run(runCtx)
 		if err := r.Ping(t.Context()); err != nil {
 			t.Fatalf("after catching up: %v", err)
+		}
+
+		// With keep, an answer serves the probes that follow within it
+		// (a flood costs the database nothing more).
+		kept := &readiness{store: s, watcher: teststore.NewWatcher(s), keep: time.Hour}
+		if err := kept.watcher.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := kept.Ping(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Create(t.Context(), &storage.Object{Kind: "test.readiness", Key: "k2", Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		ctx2, cancel2 := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel2()
+		if err := kept.Ping(ctx2); err != nil {
+			t.Fatalf("a kept answer was not reused: %v", err)
 		}
 	})
 }
