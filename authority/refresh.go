@@ -169,18 +169,45 @@ func errSessionRevoked() error {
 // spent or stored: a passing storage error there would cost the person
 // their session (the spent token presented again is a replay), so it is
 // tried a few times before giving up.
-func (a *Authority) sessionEndedRetry(ctx context.Context, id string) (bool, error) {
+func (a *Authority) sessionEndedRetry(ctx context.Context, id string) (ended bool, err error) {
+	err = storageRetry(ctx, func() error {
+		var err error
+		ended, err = a.sessionEnded(ctx, id)
+		return err
+	})
+	return ended, err
+}
+
+// refuseEnded is nil for a live session, the revoked-session answer for one
+// a replay ended, 503 when that cannot be told (retry: as sessionEndedRetry).
+func (a *Authority) refuseEnded(ctx context.Context, id string, retry bool) error {
+	check := a.sessionEnded
+	if retry {
+		check = a.sessionEndedRetry
+	}
+	ended, err := check(ctx, id)
+	switch {
+	case err != nil:
+		return gatehouse.ErrUnavailable.WithCause(err)
+	case ended:
+		return errSessionRevoked()
+	}
+	return nil
+}
+
+// storageRetry runs fn up to three times, 20 then 40 ms apart, until it
+// succeeds or ctx ends, and returns its last error.
+func storageRetry(ctx context.Context, fn func() error) error {
 	var err error
 	for try := range 3 {
 		if try > 0 {
 			time.Sleep(time.Duration(try) * 20 * time.Millisecond)
 		}
-		var ended bool
-		if ended, err = a.sessionEnded(ctx, id); err == nil || ctx.Err() != nil {
-			return ended, err
+		if err = fn(); err == nil || ctx.Err() != nil {
+			return err
 		}
 	}
-	return false, err
+	return err
 }
 
 // sessionEnded reports whether a replay ended the session (read from
@@ -232,10 +259,8 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 	if curErr == nil {
 		// A session a replay ended is refused before the token is spent:
 		// a storage failure here leaves the client a token to retry with.
-		if ended, err := a.sessionEnded(ctx, cur.Value.Session); err != nil {
-			return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
-		} else if ended {
-			return mintSpec{}, errSessionRevoked()
+		if err := a.refuseEnded(ctx, cur.Value.Session, false); err != nil {
+			return mintSpec{}, err
 		}
 	}
 	acr := "0"
@@ -275,10 +300,8 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
 	}
 	v := rec.Value
-	if ended, err := a.sessionEndedRetry(ctx, v.Session); err != nil {
-		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
-	} else if ended {
-		return mintSpec{}, errSessionRevoked()
+	if err := a.refuseEnded(ctx, v.Session, true); err != nil {
+		return mintSpec{}, err
 	}
 	if !v.Expires.After(now) {
 		return mintSpec{}, oauthErr(oauthInvalidGrant, 700082, "The refresh token has expired due to inactivity. Sign in again.")
@@ -304,17 +327,15 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 func (a *Authority) endSession(ctx context.Context, v refreshRecord) {
 	// The mark is what closes the race with a redemption on another node:
 	// tried a few times (the deletion below runs anyway).
-	for try := range 3 {
-		if try > 0 {
-			time.Sleep(time.Duration(try) * 20 * time.Millisecond)
-		}
+	storageRetry(ctx, func() error {
 		_, err := a.endedSessions.Create(ctx, &storage.Record[endedSession]{Key: v.Session,
 			Value: endedSession{Ended: storage.Now(a.now())}, Expires: v.AuthTime.Add(MaxSessionLifetime + time.Hour)})
-		if err == nil || errors.Is(err, storage.ErrAlreadyExists) {
-			break
+		if err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+			a.logger.Warn("authority: marking a session ended failed", "session", v.Session, "err", err)
+			return err
 		}
-		a.logger.Warn("authority: marking a session ended failed", "session", v.Session, "try", try+1, "err", err)
-	}
+		return nil
+	})
 	for rec, err := range a.refreshTokens.All(ctx, storage.ListOptions{Ref: strings.ToLower(v.ObjectID)}) {
 		if err != nil {
 			a.logger.Warn("authority: ending a session failed", "session", v.Session, "err", err)
