@@ -59,16 +59,17 @@ func testSDKPermissions(t *testing.T, e *env) {
 		}
 	}
 
-	assign := func(scope, role string) {
+	assign := func(scope, role, principal string, typ armauthorization.PrincipalType) {
 		t.Helper()
 		_, err := e.assign.Create(ctx, scope, gatehouse.NewGUID(), armauthorization.RoleAssignmentCreateParameters{
-			Properties: &armauthorization.RoleAssignmentProperties{RoleDefinitionID: to.Ptr(roleDefID(e.sub, role)), PrincipalID: to.Ptr(oid),
-				PrincipalType: to.Ptr(armauthorization.PrincipalTypeServicePrincipal)}}, nil)
+			Properties: &armauthorization.RoleAssignmentProperties{RoleDefinitionID: to.Ptr(roleDefID(e.sub, role)), PrincipalID: to.Ptr(principal),
+				PrincipalType: to.Ptr(typ)}}, nil)
 		must(t, err)
 	}
+	sp := armauthorization.PrincipalTypeServicePrincipal
 	groupScope := "subscriptions/" + e.sub + "/resourceGroups/" + group
-	assign(groupScope, authz.RoleReader)
-	assign(groupScope+"/providers/Microsoft.CognitiveServices/accounts/perm-acct", authz.RoleCognitiveServicesUser)
+	assign(groupScope, authz.RoleReader, oid, sp)
+	assign(groupScope+"/providers/Microsoft.CognitiveServices/accounts/perm-acct", authz.RoleCognitiveServicesUser, oid, sp)
 
 	got, err := atGroup(group)
 	if err != nil || len(got) != 1 || !slices.Equal(vals(got[0].Actions), []string{"*/read"}) || len(got[0].DataActions) != 0 {
@@ -84,10 +85,7 @@ func testSDKPermissions(t *testing.T, e *env) {
 	must(t, err)
 	_, err = e.Directory.AddGroupMember(ctx, g.ObjectID, oid)
 	must(t, err)
-	_, err = e.assign.Create(ctx, groupScope, gatehouse.NewGUID(), armauthorization.RoleAssignmentCreateParameters{
-		Properties: &armauthorization.RoleAssignmentProperties{RoleDefinitionID: to.Ptr(roleDefID(e.sub, authz.RoleTagContributor)), PrincipalID: to.Ptr(g.ObjectID),
-			PrincipalType: to.Ptr(armauthorization.PrincipalTypeGroup)}}, nil)
-	must(t, err)
+	assign(groupScope, authz.RoleTagContributor, g.ObjectID, armauthorization.PrincipalTypeGroup)
 	if got, err := atGroup(group); err != nil || len(got) != 2 {
 		t.Fatalf("Reader and, through a group, Tag Contributor: %v %v", got, err)
 	}
@@ -99,10 +97,7 @@ func testSDKPermissions(t *testing.T, e *env) {
 	// A role that cannot read (Key Vault Secrets User: data actions only)
 	// learns nothing about names: its permissions for any name, no 404.
 	dataOID, dataCred := e.principal(t, "perm-data-only")
-	_, err = e.assign.Create(ctx, groupScope, gatehouse.NewGUID(), armauthorization.RoleAssignmentCreateParameters{
-		Properties: &armauthorization.RoleAssignmentProperties{RoleDefinitionID: to.Ptr(roleDefID(e.sub, authz.RoleKeyVaultSecretsUser)), PrincipalID: to.Ptr(dataOID),
-			PrincipalType: to.Ptr(armauthorization.PrincipalTypeServicePrincipal)}}, nil)
-	must(t, err)
+	assign(groupScope, authz.RoleKeyVaultSecretsUser, dataOID, sp)
 	dataPerms, err := armauthorization.NewPermissionsClient(e.sub, dataCred, e.armOptions())
 	must(t, err)
 	for _, name := range []string{"perm-acct", "perm-no-such-acct"} {
