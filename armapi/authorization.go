@@ -421,17 +421,14 @@ func listPermissions(c *call) error {
 // resource for a child or extension scope); "" for a type Gatehouse does
 // not serve.
 func scopeReadAction(scope *gatehouse.ResourceID) string {
-	res := scope
-	for res.Scope != nil {
-		res = res.Scope
-	}
+	top := topResource(scope)
 	switch {
-	case res.ResourceGroup == "":
+	case top == nil && scope.ResourceGroup == "":
 		return actSubscriptionRead
-	case res.Namespace == "":
+	case top == nil:
 		return actGroupRead
 	}
-	switch strings.ToLower(res.Namespace + "/" + res.Types[0]) {
+	switch strings.ToLower(top.Type()) {
 	case "microsoft.cognitiveservices/accounts":
 		return actAccountRead
 	case "microsoft.keyvault/vaults":

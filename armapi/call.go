@@ -83,6 +83,21 @@ func (c *call) group() (*resources.Group, error) {
 	return c.api.opts.Resources.Group(c.ctx(), s.ID, c.param("rg"))
 }
 
+// topResource is the top-level resource a scope names or lies within
+// (that of a child or an extension scope); nil for a subscription or a
+// resource group.
+func topResource(scope *gatehouse.ResourceID) *gatehouse.ResourceID {
+	res := scope
+	for res.Scope != nil {
+		res = res.Scope
+	}
+	if res.Namespace == "" {
+		return nil
+	}
+	return &gatehouse.ResourceID{Subscription: res.Subscription, ResourceGroup: res.ResourceGroup,
+		Namespace: res.Namespace, Types: res.Types[:1], Names: res.Names[:1]}
+}
+
 // checkScope checks that a scope (of role assignments, locks, tags, …)
 // exists: its subscription, its resource group, and the top-level resource
 // it names — which must be of a type Gatehouse serves (any other is 404
@@ -101,15 +116,10 @@ func (c *call) checkScope(scope *gatehouse.ResourceID) error {
 	if _, err := c.api.opts.Resources.Group(c.ctx(), s.ID, scope.ResourceGroup); err != nil {
 		return err
 	}
-	res := scope
-	for res.Scope != nil {
-		res = res.Scope
-	}
-	if res.Namespace == "" {
+	top := topResource(scope)
+	if top == nil {
 		return nil
 	}
-	top := &gatehouse.ResourceID{Subscription: res.Subscription, ResourceGroup: res.ResourceGroup,
-		Namespace: res.Namespace, Types: res.Types[:1], Names: res.Names[:1]}
 	switch strings.ToLower(top.Type()) {
 	case "microsoft.cognitiveservices/accounts":
 		_, err = c.api.opts.Accounts.Get(c.ctx(), top)
