@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
@@ -63,8 +64,10 @@ type Service struct {
 	opts        Options
 	bg          context.Context
 
-	mu           sync.RWMutex
-	gen          uint64 // bumped by every applied change
+	mu sync.RWMutex
+	// gen is bumped by every applied change, under mu; it is read without
+	// it (Generation).
+	gen          atomic.Uint64
 	byName       map[string]*Assignment
 	byPrincipal  map[string][]*Assignment
 	custom       map[string]*compiledRole
@@ -116,7 +119,7 @@ func (s *Service) Load(ctx context.Context) error {
 func (s *Service) reset(roles []*storage.Record[RoleDefinition], as []*storage.Record[Assignment]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gen++
+	s.gen.Add(1)
 	s.byName = make(map[string]*Assignment, len(as))
 	s.byPrincipal = make(map[string][]*Assignment)
 	s.custom = make(map[string]*compiledRole, len(roles))
@@ -174,7 +177,7 @@ func (s *Service) apply(c storage.Change) {
 			s.putAssignmentLocked(&r.Value)
 		}
 	}
-	s.gen++
+	s.gen.Add(1)
 	s.cache.Purge()
 }
 
@@ -243,10 +246,13 @@ type cachedDecision struct {
 // every node. A caller that keeps decisions of its own (the gateway, per
 // identity and account) reads it before calling Decide and keeps the
 // decision only while it is unchanged.
+//
+// It takes no lock (the data plane reads it on every request whose
+// upstream credential comes from a vault): a change in progress may or may
+// not show yet, but Decide waits for it, so a decision kept under a
+// generation read before Decide is at worst recomputed once more.
 func (s *Service) Generation() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.gen + s.groupGen()
+	return s.gen.Load() + s.groupGen()
 }
 
 // groupGen is the membership generation (0 without Groups). Both
@@ -270,7 +276,7 @@ func (s *Service) Decide(principalID string, op Operation, scope *gatehouse.Reso
 	key := decisionKey{principal: strings.ToLower(principalID), op: strings.ToLower(op.Name),
 		scope: scope.Key(), data: op.Data}
 	s.mu.RLock()
-	gen := s.gen + s.groupGen()
+	gen := s.gen.Load() + s.groupGen()
 	if c, ok := s.cache.Get(key); ok && c.gen == gen {
 		s.mu.RUnlock()
 		return c.d
