@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/armapi"
 	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,7 @@ type auditEntry struct {
 	Scope          string            `json:"scope"`
 	Result         string            `json:"result"`
 	Surface        string            `json:"surface"`
+	Status         int               `json:"status"`
 	Details        map[string]string `json:"details"`
 }
 
@@ -230,13 +232,28 @@ func testAuditLog(t *testing.T, e *env) {
 		t.Fatalf("restored chain: %+v", rep)
 	}
 
-	// Reading and verifying are audited too.
+	// Reading and verifying are audited too, each entry with the status
+	// the client got: 201 for the vault's create, 204 for a HEAD.
+	if r := e.arm(t, "HEAD", base, nil, ""); r.status != http.StatusNoContent {
+		t.Fatalf("HEAD auditLogs: %d %s", r.status, r.body)
+	}
 	var seen bool
+	status := map[string]int{}
 	for _, en := range decode[[]auditEntry](t, c.mustRun(t, "audit", "list", "--all")) {
 		seen = seen || en.Action == "Microsoft.Authorization/auditLogs/verify/action" && en.Result == "Succeeded"
+		if k := en.Action + " " + strings.ToLower(en.Scope); status[k] == 0 {
+			status[k] = en.Status // the first entry of an action at a scope
+		}
+		status[en.Action] = en.Status // the last entry of each action
 	}
 	if !seen {
 		t.Error("verifying the audit log is not audited")
+	}
+	if got := status["Microsoft.KeyVault/vaults/write "+strings.ToLower(e.vaultPath("audit-kv"))]; got != http.StatusCreated {
+		t.Errorf("the vault's create is audited with status %d, want 201", got)
+	}
+	if got := status[armapi.ActionAuditLogRead]; got != http.StatusNoContent {
+		t.Errorf("a HEAD on the audit log is audited with status %d, want 204", got)
 	}
 }
 
