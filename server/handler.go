@@ -2,10 +2,12 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/server/h1"
 )
 
 // HandlerFunc is an HTTP handler that returns an error instead of writing
@@ -28,6 +30,10 @@ func Handle(render Renderer, h HandlerFunc) http.Handler {
 // renders it. A non-*gatehouse.Error becomes ErrInternal; its text is logged,
 // never sent.
 func RenderError(w http.ResponseWriter, r *http.Request, render Renderer, err error) {
+	if errors.Is(err, h1.ErrBodyTimeout) {
+		// Whatever the handler made of it: the client stopped sending.
+		err = errBodyTimeout
+	}
 	e, ok := gatehouse.AsError(err)
 	info := infoFrom(r.Context())
 	if !ok || e.Status >= 500 {
@@ -58,6 +64,9 @@ func RenderError(w http.ResponseWriter, r *http.Request, render Renderer, err er
 	}
 	render(w, r, e)
 }
+
+var errBodyTimeout = gatehouse.Errorf(http.StatusRequestTimeout, "RequestTimeout",
+	"The request body did not arrive in time.")
 
 // azureError is the body shape shared by ARM, the AI data plane and Key Vault.
 type azureError struct {

@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"time"
 	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/server/h1"
 )
 
 // Surface names a part of the product, for metrics and logs.
@@ -131,6 +134,11 @@ type Middleware struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Now     func() time.Time
+	// BodyTimeout bounds a stall in a request body net/http reads (HTTP/2,
+	// and HTTP/1.1 off the fast path, which has its own): a read that
+	// gets nothing within it fails with h1.ErrBodyTimeout, which
+	// RenderError answers 408. 0: no limit.
+	BodyTimeout time.Duration
 }
 
 // Wrap returns next behind the middleware.
@@ -166,6 +174,9 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 		h[hdrRequestID] = info.idv[:]
 		if cid := r.Header[hdrClientRequestID]; len(cid) > 0 && cid[0] != "" && len(cid[0]) <= 128 {
 			h[hdrClientRequestID] = cid[:1:1]
+		}
+		if m.BodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody && !h1.OwnsBody(r.Body) {
+			r.Body = &stallBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: m.BodyTimeout}
 		}
 		sw := &info.sw
 		sw.ResponseWriter = w
@@ -274,6 +285,33 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// stallBody is a request body read under a stall timeout: each read may
+// wait at most d for the network. At its end the read deadline is
+// cleared, so that it does not fall on what the server reads next (net/http's
+// check that the client is still there).
+type stallBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	d    time.Duration
+	done bool
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	if b.done {
+		return b.ReadCloser.Read(p)
+	}
+	b.rc.SetReadDeadline(time.Now().Add(b.d))
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = h1.ErrBodyTimeout
+		}
+	}
+	return n, err
+}
 
 // growStack grows the goroutine's stack to 16 KiB at once, while it is
 // shallow. net/http runs each HTTP/2 request on a new goroutine, which

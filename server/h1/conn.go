@@ -100,19 +100,29 @@ func (c *conn) serve() {
 		if err != nil {
 			return
 		}
-		// A body still to arrive is read without a deadline (net/http's
-		// ReadTimeout is 0 here too). One that is already buffered, like
-		// the head, needs no read: the deadline is left as it is, which
-		// saves setting it twice per request (the watcher copes with a
-		// stale one).
+		// A body still to arrive is read under BodyTimeout, set again
+		// before every read that waits (body.Read). One that is already
+		// buffered, like the head, needs no read: the deadline is left as
+		// it is, which saves setting it twice per request (the watcher
+		// copes with a stale one).
 		if rest := r.body.remaining; rest > 0 && int64(c.br.Buffered()-n) < rest {
-			c.setReadDeadline(time.Time{})
+			c.bodyDeadline()
 		}
 		c.br.Discard(n)
 		c.s.fastRequests.Add(1)
 		if !c.serveRequest(r) {
 			return
 		}
+	}
+}
+
+// bodyDeadline sets the read deadline a body read that waits for the
+// network gets: BodyTimeout from now, or none.
+func (c *conn) bodyDeadline() {
+	if d := c.s.BodyTimeout; d > 0 {
+		c.setReadDeadline(time.Now().Add(d))
+	} else {
+		c.setReadDeadline(time.Time{})
 	}
 }
 
@@ -386,7 +396,7 @@ func (c *conn) serveRequest(ex *exchange) bool {
 	if ex.body.remaining > 0 {
 		// Left unread by a full-duplex handler, or by one that gave up
 		// reading after its response went out (read away then, or the
-		// response said Connection: close).
+		// response said Connection: close, as after a stalled body).
 		if !keep || !c.discardBody(&ex.body) {
 			c.closeAfterReply()
 			return false
@@ -444,7 +454,9 @@ type body struct {
 	c         *conn
 	remaining int64
 	closed    bool
-	ctx       *reqContext
+	// stalled: a read ran into BodyTimeout; the connection is not reused.
+	stalled bool
+	ctx     *reqContext
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -454,8 +466,14 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.remaining == 0 {
 		return 0, io.EOF
 	}
+	if b.stalled {
+		return 0, ErrBodyTimeout
+	}
 	if int64(len(p)) > b.remaining {
 		p = p[:b.remaining]
+	}
+	if b.c.br.Buffered() == 0 && b.c.s.BodyTimeout > 0 {
+		b.c.bodyDeadline() // this read waits for the network
 	}
 	n, err := b.c.br.Read(p)
 	b.remaining -= int64(n)
@@ -463,11 +481,27 @@ func (b *body) Read(p []byte) (int, error) {
 		b.ctx.readAll()
 		return n, io.EOF
 	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() && n == 0 {
+		b.stalled = true
+		return 0, ErrBodyTimeout
+	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
 	return n, err
 }
+
+// OwnsBody reports whether b is the body of a request the fast path
+// serves (which times out its own stalls).
+func OwnsBody(b io.ReadCloser) bool {
+	_, ok := b.(*body)
+	return ok
+}
+
+// ErrBodyTimeout is what a read of a request body returns when nothing of
+// it arrived within the server's BodyTimeout (server.Middleware's too):
+// the request is answered 408 and the connection closed.
+var ErrBodyTimeout = errors.New("the request body did not arrive in time")
 
 func (b *body) Close() error {
 	b.closed = true

@@ -177,9 +177,10 @@ func (w *response) commit(final bool) {
 	// request (clients that send a whole body before reading the answer
 	// would otherwise wait on each other); one too long to read away ends
 	// the connection, and the response says so — a client must not send
-	// its next request on it. net/http does the same.
+	// its next request on it. net/http does the same. A body that stalled
+	// is not waited for again.
 	if rest := w.body.remaining; rest > 0 && !w.fullDuplex && !w.closeAfter {
-		if rest > maxDiscard || !w.c.discardBody(w.body) {
+		if rest > maxDiscard || w.body.stalled || !w.c.discardBody(w.body) {
 			w.closeAfter = true
 		}
 	}

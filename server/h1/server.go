@@ -78,6 +78,11 @@ type Server struct {
 	RequestContext func(ctx context.Context) context.Context
 	// Logger receives TLS handshake failures (debug) and panics (error).
 	Logger *slog.Logger
+	// BodyTimeout is how long a fast request's body may stall: a read of
+	// it that must wait for the network fails with ErrBodyTimeout when
+	// nothing arrives within it, and the connection is closed after the
+	// response (nginx's client_body_timeout). 0: no limit.
+	BodyTimeout time.Duration
 
 	// fastRequests counts requests served here; handedOff connections
 	// given to net/http after their first HTTP/1.1 bytes, h2 those given

@@ -760,3 +760,42 @@ func TestHead(t *testing.T) {
 		t.Errorf("HEAD with a body: %v %v", resp, err)
 	}
 }
+
+// TestBodyTimeout: a body that stops arriving fails the handler's read
+// with ErrBodyTimeout after BodyTimeout, the response goes out and the
+// connection is closed; a body that keeps arriving, more slowly than the
+// timeout in all, does not.
+func TestBodyTimeout(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.s.BodyTimeout = time.Second
+	ts.mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if errors.Is(err, ErrBodyTimeout) {
+			w.WriteHeader(http.StatusRequestTimeout)
+		}
+		fmt.Fprintf(w, "%d bytes, %v", len(b), err)
+	})
+	stalled := ts.dial(t)
+	stalled.send(t, "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n{\"mes")
+	resp, body := stalled.response(t)
+	if resp.StatusCode != http.StatusRequestTimeout || body != "5 bytes, "+ErrBodyTimeout.Error() || !resp.Close {
+		t.Errorf("stalled body: %d %q", resp.StatusCode, body)
+	}
+	if !stalled.closed() {
+		t.Error("a stalled body's connection was kept")
+	}
+
+	slow := ts.dial(t)
+	slow.send(t, "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\n")
+	for _, part := range []string{"ab", "cd", "ef"} {
+		time.Sleep(400 * time.Millisecond) // 1.2 s in all, each part well within the timeout
+		slow.send(t, part)
+	}
+	if resp, body := slow.response(t); resp.StatusCode != http.StatusOK || body != "6 bytes, <nil>" {
+		t.Errorf("slow body: %d %q", resp.StatusCode, body)
+	}
+	slow.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := slow.response(t); !strings.HasPrefix(body, "fast GET /a") {
+		t.Errorf("after the slow body: %q", body)
+	}
+}

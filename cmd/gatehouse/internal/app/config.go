@@ -92,6 +92,9 @@ type Config struct {
 	RawSyscalls bool `yaml:"raw-syscalls" help:"read and write the node's sockets (clients and upstreams) with raw system calls, which spare Go's scheduler a hand-off per slow call (Linux; off: ordinary system calls, to compare or should a platform mind)"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long graceful shutdown waits for requests in flight"`
+	// BodyTimeout bounds a stall in a request body (h1.Server.BodyTimeout,
+	// server.Middleware.BodyTimeout).
+	BodyTimeout time.Duration `yaml:"body-timeout" help:"how long a request body may stall (nothing arriving) before the request is answered 408 and its connection closed, as nginx's client_body_timeout"`
 }
 
 // DefaultConfig returns the defaults.
@@ -106,6 +109,7 @@ func DefaultConfig() Config {
 		LogFormat:               "text",
 		LogLevel:                "info",
 		ShutdownTimeout:         20 * time.Second,
+		BodyTimeout:             time.Minute,
 		HTTP1FastPath:           true,
 		RawSyscalls:             true,
 		EndpointForm:            EndpointFormPath,
@@ -351,6 +355,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		add("shutdown-timeout: must not be negative")
+	}
+	if c.BodyTimeout < time.Second || c.BodyTimeout > time.Hour {
+		add("body-timeout: must be between 1s and 1h")
 	}
 	if c.UpstreamSecretTTL < time.Second || c.UpstreamSecretTTL > time.Hour {
 		add("upstream-secret-ttl: must be between 1s and 1h")

@@ -123,7 +123,7 @@ func (m *Main) startMSI() error {
 	}
 	m.MSIAddr = ln.Addr()
 	m.Authority.SetMSIEndpoint("http://" + ln.Addr().String() + "/msi/token")
-	mw := &server.Middleware{Logger: m.Logger, Metrics: m.Metrics, Now: m.Now}
+	mw := &server.Middleware{Logger: m.Logger, Metrics: m.Metrics, Now: m.Now, BodyTimeout: m.Config.BodyTimeout}
 	srv := &http.Server{
 		Handler:           mw.Wrap(m.Authority.MSIHandler()),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -242,7 +242,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.goBackground(func() { m.watchKeyring(bg) })
 	m.goBackground(func() { m.pruneChanges(bg) })
 
-	mw := &server.Middleware{Logger: m.Logger, Metrics: m.Metrics, Now: m.Now}
+	mw := &server.Middleware{Logger: m.Logger, Metrics: m.Metrics, Now: m.Now, BodyTimeout: m.Config.BodyTimeout}
 	m.srv = &http.Server{
 		Handler: mw.Wrap(m.Router),
 		TLSConfig: &tls.Config{
@@ -263,7 +263,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		// to net/http stays there, and a keep-alive load balancer in front
 		// mixes all clients' requests on its connections —, HTTP/2 and
 		// unusual requests through m.srv.
-		m.fast = &h1.Server{HTTP: m.srv, Fast: fastPathAll, RequestContext: server.NewRequestContext, Logger: m.Logger}
+		m.fast = &h1.Server{HTTP: m.srv, Fast: fastPathAll, RequestContext: server.NewRequestContext, Logger: m.Logger,
+			BodyTimeout: m.Config.BodyTimeout}
 		registerFastPathMetrics(m.Metrics.Registry, m.fast)
 		fast, ln := m.fast, m.ln
 		go func() { m.serveErr <- fast.Serve(ln) }()
