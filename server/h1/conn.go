@@ -54,8 +54,14 @@ const (
 type fieldPos struct{ name, value [2]int32 }
 
 var (
-	errHandOff   = errors.New("h1: not for the fast path")
-	aLongTimeAgo = time.Unix(1, 0)
+	errHandOff = errors.New("h1: not for the fast path")
+	// errAmbiguousLength: a head with both Transfer-Encoding and
+	// Content-Length, which two servers in a row may frame differently
+	// (request smuggling): refused, and the connection closed (RFC 9112
+	// §6.3; net/http would serve it by its Transfer-Encoding and keep the
+	// connection).
+	errAmbiguousLength = errors.New("h1: both Transfer-Encoding and Content-Length")
+	aLongTimeAgo       = time.Unix(1, 0)
 )
 
 // serve reads and serves requests until the connection ends, is handed
@@ -95,6 +101,12 @@ func (c *conn) serve() {
 		if err == errHandOff {
 			handedOff = true
 			c.handOff()
+			return
+		}
+		if err == errAmbiguousLength {
+			c.bw.WriteString(ambiguousLengthAnswer)
+			c.bw.Flush()
+			c.closeAfterReply()
 			return
 		}
 		if err != nil {
@@ -149,6 +161,9 @@ func (c *conn) readRequest() (*exchange, int, error) {
 		}
 		if end > 0 {
 			ex, err := c.parse(buf[:end])
+			if err == errHandOff && ambiguousLength(buf[:end]) {
+				err = errAmbiguousLength
+			}
 			if err != nil {
 				return nil, 0, err
 			}
@@ -348,6 +363,31 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	ex.req = &ex.request
 	return ex, nil
 }
+
+// ambiguousLength reports whether a head (every line ending in CRLF) has
+// both a Transfer-Encoding and a Content-Length field. parse hands every
+// head with a Transfer-Encoding to net/http, so only those are looked at.
+func ambiguousLength(head []byte) bool {
+	te, cl := false, false
+	for line := range bytes.SplitSeq(head, []byte("\r\n")) {
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		switch {
+		case !ok:
+		case equalFold(name, "transfer-encoding"):
+			te = true
+		case equalFold(name, "content-length"):
+			cl = true
+		}
+	}
+	return te && cl
+}
+
+// ambiguousLengthAnswer answers errAmbiguousLength.
+var ambiguousLengthAnswer = func() string {
+	body := `{"error":{"code":"BadRequest","message":"The request has both Transfer-Encoding and Content-Length."}}`
+	return "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}()
 
 // plainURL returns the URL of an origin-form target whose path has only
 // characters url.ParseRequestURI keeps as they are (no escapes), built in

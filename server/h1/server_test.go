@@ -234,7 +234,7 @@ func TestWire(t *testing.T) {
 		{"no host", "GET /p HTTP/1.1\r\nX: y\r\n\r\n", 400, ""},
 		{"two hosts", "GET /p HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n", 400, ""},
 		{"two lengths", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi", 400, ""},
-		{"length and chunked", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 200, `net/http POST /p host=h body=""`},
+		{"length and chunked", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, `{"error":{"code":"BadRequest"`}, // TestAmbiguousLength
 		{"signed length", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: +2\r\n\r\nhi", 400, ""},
 		{"space before colon", "GET /p HTTP/1.1\r\nHost: h\r\nX-A : b\r\n\r\n", 400, ""},
 		{"obs-fold", "GET /p HTTP/1.1\r\nHost: h\r\nX-A: b\r\n c\r\n\r\n", 200, "net/http GET /p"},
@@ -797,5 +797,35 @@ func TestBodyTimeout(t *testing.T) {
 	slow.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	if _, body := slow.response(t); !strings.HasPrefix(body, "fast GET /a") {
 		t.Errorf("after the slow body: %q", body)
+	}
+}
+
+// TestAmbiguousLength: a request with both Transfer-Encoding and
+// Content-Length is refused with 400 and its connection closed, whatever
+// the order of the two: a proxy in front that frames it by
+// Content-Length would otherwise see what follows as a body, and the
+// node as another request (smuggling). net/http would serve it chunked
+// and go on.
+func TestAmbiguousLength(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, head := range []string{
+		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+		"transfer-encoding: chunked\r\nX-A: b\r\ncontent-length: 5\r\n",
+	} {
+		c := ts.dial(t)
+		c.send(t, "POST /a HTTP/1.1\r\nHost: h\r\n"+head+"\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, body := c.response(t)
+		if resp.StatusCode != http.StatusBadRequest || !resp.Close || !strings.Contains(body, `"code":"BadRequest"`) {
+			t.Errorf("%q: %d %q close=%v", head, resp.StatusCode, body, resp.Close)
+		}
+		if !c.closed() {
+			t.Errorf("%q: the connection was kept (the next request would be served)", head)
+		}
+	}
+	// Chunked alone is net/http's, as before.
+	c := ts.dial(t)
+	c.send(t, "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+	if _, body := c.response(t); body != `net/http POST /a host=h body="hi"` {
+		t.Errorf("chunked: %q", body)
 	}
 }
