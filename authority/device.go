@@ -190,7 +190,7 @@ func (a *Authority) handleDeviceCode(w http.ResponseWriter, r *http.Request, seg
 		return oauthErr(oauthInvalidTenant, 90002, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", clip(seg))
 	}
 	tr := &tokenRequest{tenantSeg: seg, tenantID: tid, adfs: adfs}
-	if err := readForm(r, tr); err != nil {
+	if err := readForm(r, tr, "client_id"); err != nil {
 		return err
 	}
 	if tr.clientID == "" {

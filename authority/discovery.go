@@ -116,7 +116,16 @@ func (a *Authority) mountTenant(mux *http.ServeMux, seg string) {
 	mux.Handle("POST "+p+"/oauth2/v2.0/authorize", oauth(a.handleAuthorize, false))
 	mux.Handle("GET "+p+"/oauth2/v2.0/logout", oauth(a.handleLogout, false))
 	mux.Handle("POST "+p+"/oauth2/v2.0/logout", oauth(a.handleLogout, false))
+	// The POST-only endpoints answer another method in OAuth's shape, as
+	// Entra does, not with the router's 405.
+	postOnly := oauth(func(_ http.ResponseWriter, r *http.Request, _ string, _ bool) error {
+		return oauthErr(oauthInvalidRequest, 900561, "The endpoint only accepts POST requests. Received a %s request.", clip(r.Method))
+	}, false)
+	mux.Handle(p+"/oauth2/v2.0/token", postOnly)
+	mux.Handle(p+"/oauth2/v2.0/devicecode", postOnly)
 	if seg == directory.TenantADFS {
+		mux.Handle("/adfs/oauth2/token", postOnly)
+		mux.Handle("/adfs/oauth2/devicecode", postOnly)
 		mux.Handle("GET /adfs/oauth2/logout", oauth(a.handleLogout, true))
 		mux.Handle("POST /adfs/oauth2/logout", oauth(a.handleLogout, true))
 		mux.Handle("GET /adfs/.well-known/openid-configuration", oauth(a.handleDiscovery, true))

@@ -90,7 +90,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, tr *tokenReque
 		return oauthErr(oauthInvalidTenant, 90002, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", clip(tr.tenantSeg))
 	}
 	tr.tenantID = tid
-	if err := readForm(r, tr); err != nil {
+	if err := readForm(r, tr, "grant_type"); err != nil {
 		return err
 	}
 	tr.grant = tr.form.Get("grant_type")
@@ -335,11 +335,13 @@ func writeTokenResponse(w http.ResponseWriter, token string, expiresIn int64) {
 
 // readForm reads the url-encoded body (never the query string: Node adds
 // client-request-id there, and secrets do not belong in URLs) and the
-// client's credentials from the form or HTTP Basic authentication.
-func readForm(r *http.Request, tr *tokenRequest) error {
+// client's credentials from the form or HTTP Basic authentication. first
+// is the parameter a body of another type is said to lack (the endpoint's
+// first required one, as Entra names it).
+func readForm(r *http.Request, tr *tokenRequest, first string) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: 'grant_type'. The body must be application/x-www-form-urlencoded.")
+		return oauthErr(oauthInvalidRequest, 900144, "The request body must contain the following parameter: '%s'. The body must be application/x-www-form-urlencoded.", first)
 	}
 	buf, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxFormBytes))
 	if err != nil {

@@ -258,7 +258,12 @@ type tokenResponse struct {
 // postForm posts a raw body to path on the node.
 func (f *fixture) postForm(t testing.TB, path, contentType, body string, hdr http.Header) *tokenResponse {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.s.URL+path, strings.NewReader(body))
+	return f.sendForm(t, http.MethodPost, path, contentType, body, hdr)
+}
+
+func (f *fixture) sendForm(t testing.TB, method, path, contentType, body string, hdr http.Header) *tokenResponse {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, f.s.URL+path, strings.NewReader(body))
 	must(t, err)
 	req.Header.Set("Content-Type", contentType)
 	for k, v := range hdr {
