@@ -102,9 +102,14 @@ type redirectsBody struct {
 	RedirectURIs *[]string `json:"redirectUris"`
 }
 
-// redirects checks the body's web, publicClient and spa settings and
-// returns the redirect URI lists to set (nil: unchanged).
+// redirects checks the body's signInAudience, web, publicClient and spa
+// settings (what decides where tokens may go: create and PATCH check them
+// first) and returns the redirect URI lists to set (nil: unchanged).
 func (b *applicationBody) redirects() (web, public *[]string, err error) {
+	// Every application is single-tenant: the one signInAudience kept.
+	if b.SignInAudience != nil && *b.SignInAudience != "AzureADMyOrg" {
+		return nil, nil, gatehouse400("signInAudience", "Only 'AzureADMyOrg' is supported.")
+	}
 	if b.Web != nil {
 		w := b.Web
 		switch {
@@ -280,9 +285,6 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 	}
 	if body.DisplayName == nil {
 		return badRequest("The property 'displayName' is required.")
-	}
-	if body.SignInAudience != nil && *body.SignInAudience != "AzureADMyOrg" {
-		return gatehouse400("signInAudience", "Only 'AzureADMyOrg' is supported.")
 	}
 	web, public, err := body.redirects()
 	if err != nil {

@@ -73,6 +73,7 @@ func (f *fixture) testWebApp(t *testing.T) {
 		"implicit-grant": {"web": map[string]any{"implicitGrantSettings": map[string]any{"enableIdTokenIssuance": true}}},
 		"spa":            {"spa": map[string]any{"redirectUris": []string{"https://spa.example.test/"}}},
 		"fragment":       {"publicClient": map[string]any{"redirectUris": []string{"myapp://auth#x"}}},
+		"multi-tenant":   {"signInAudience": "AzureADMultipleOrgs"},
 	} {
 		if m := f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, body, 400); errCode(m) == "" {
 			t.Errorf("%s: %v", name, m)
