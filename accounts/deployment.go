@@ -549,10 +549,25 @@ func checkModelSKU(sku *DeploymentSKU, m *CatalogModel, version string) error {
 	return nil
 }
 
+// DeploymentSKUs are the sku names Azure gives deployments; one with an
+// upstream of its own may have any of them (a catalog model's, only
+// ModelSKUs).
+var DeploymentSKUs = []string{"Standard", "GlobalStandard", "DataZoneStandard", "ProvisionedManaged",
+	"GlobalProvisionedManaged", "DataZoneProvisionedManaged", "GlobalBatch", "DataZoneBatch", "DeveloperTier"}
+
+// checkDeploymentSKU refuses a sku without a name, with a name Azure does
+// not have, or with a negative capacity, and gives the name its canonical
+// case.
 func checkDeploymentSKU(sku *DeploymentSKU) error {
 	if sku.Name == "" || len(sku.Name) > 64 || !printable(sku.Name) || sku.Capacity < 0 {
 		return badRequest("InvalidSkuName", "sku", "The deployment sku needs a name and a non-negative capacity.")
 	}
+	i := slices.IndexFunc(DeploymentSKUs, func(n string) bool { return strings.EqualFold(n, sku.Name) })
+	if i < 0 {
+		return badRequest("InvalidResourceProperties", "sku.name",
+			"The specified SKU '%s' of account deployment is not supported. Use %s.", clip(sku.Name), strings.Join(DeploymentSKUs, ", "))
+	}
+	sku.Name = DeploymentSKUs[i]
 	return nil
 }
 

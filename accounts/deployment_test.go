@@ -135,6 +135,7 @@ func TestDeploymentValidation(t *testing.T) {
 		{"crlf-key", "ok", oai, bad(func(s *accounts.DeploymentSpec) { k := "a\nb"; s.Key = &k }), "InvalidUpstream"},
 		{"huge-key", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.Key = &long }), "InvalidUpstream"},
 		{"negative-capacity", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.SKU = &accounts.DeploymentSKU{Name: "S", Capacity: -1} }), "InvalidSkuName"},
+		{"sku-azure-has-not", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.SKU = &accounts.DeploymentSKU{Name: "Weird", Capacity: 1} }), "InvalidResourceProperties"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
