@@ -476,17 +476,39 @@ func (c *conn) discardBody(b *body) bool {
 }
 
 // closeAfterReply ends the connection after a response the client may
-// still be sending a request body to: the write side is closed first and
-// the close itself waits a moment, so that the client reads the response
-// before its unread bytes make the kernel reset the connection (net/http
-// does the same).
+// still be sending a request body to: the write side is closed first, and
+// what the client still sends is read away (nginx's lingering close) —
+// until it closes its side, pauses for lingerIdle, or has sent lingerMax
+// more or for lingerTime. Closing with its bytes unread would make the
+// kernel reset the connection, and a client that writes its whole body
+// before it reads (Python's requests, a 413 for a large upload) would
+// lose the answer with it; net/http only waits half a second.
 func (c *conn) closeAfterReply() {
 	c.tc.CloseWrite()
 	if cw, ok := c.tc.NetConn().(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	time.Sleep(500 * time.Millisecond)
+	end := time.Now().Add(lingerTime)
+	for n := int64(0); n < lingerMax; {
+		d := time.Now().Add(lingerIdle)
+		if d.After(end) {
+			d = end
+		}
+		c.tc.SetReadDeadline(d)
+		m, err := c.br.Discard(c.br.Buffered() + 1)
+		n += int64(m)
+		if err != nil {
+			return
+		}
+	}
 }
+
+// How long and how much closeAfterReply reads away.
+const (
+	lingerTime = 10 * time.Second
+	lingerIdle = 2 * time.Second
+	lingerMax  = 64 << 20
+)
 
 // body is a request body of known length, read from the connection's
 // buffer.

@@ -829,3 +829,25 @@ func TestAmbiguousLength(t *testing.T) {
 		t.Errorf("chunked: %q", body)
 	}
 }
+
+// TestLingeringClose: a client that writes its whole (large) body before
+// it reads gets the answer the handler gave without reading it, instead
+// of a reset connection.
+func TestLingeringClose(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		io.WriteString(w, "too large")
+	})
+	c := ts.dial(t)
+	const size = 4 << 20
+	c.send(t, fmt.Sprintf("POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", size))
+	chunk := strings.Repeat("x", 64<<10)
+	for sent := 0; sent < size; sent += len(chunk) {
+		c.send(t, chunk) // blocks until the server reads: after its answer
+	}
+	resp, body := c.response(t)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || body != "too large" || !resp.Close {
+		t.Errorf("%d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+}
