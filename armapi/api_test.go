@@ -1,6 +1,7 @@
 package armapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,5 +52,32 @@ func TestCorrelate(t *testing.T) {
 				t.Fatalf("x-ms-correlation-request-id %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestJSONErrorNamesJSONTypes: a value of the wrong JSON type is named
+// with the JSON type its field takes, whatever Go type holds it.
+func TestJSONErrorNamesJSONTypes(t *testing.T) {
+	var v struct {
+		Properties *struct {
+			Flag *bool `json:"flag"`
+		} `json:"properties"`
+		SKU  *struct{ Name string } `json:"sku"`
+		Tags map[string]string      `json:"tags"`
+		N    *int                   `json:"n"`
+		List []string               `json:"list"`
+	}
+	for body, want := range map[string]string{
+		`{"properties":[]}`:           "a JSON array at 'properties' to type 'object'",
+		`{"sku":"S0"}`:                "a JSON string at 'sku' to type 'object'",
+		`{"tags":1}`:                  "a JSON number at 'tags' to type 'object'",
+		`{"n":"1"}`:                   "a JSON string at 'n' to type 'number'",
+		`{"list":{}}`:                 "a JSON object at 'list' to type 'array'",
+		`{"properties":{"flag":"y"}}`: "a JSON string at 'properties.flag' to type 'boolean'",
+	} {
+		err := jsonError(json.Unmarshal([]byte(body), &v))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
 	}
 }

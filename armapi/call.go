@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -223,7 +224,7 @@ func jsonError(err error) error {
 	case errors.As(err, &te):
 		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest,
 			"The request content was invalid and could not be deserialized: error converting a JSON %s at '%s' to type '%s'.",
-			te.Value, clip(te.Field), jsonTypeName(te.Type.String())).WithTarget(clip(te.Field))
+			te.Value, clip(te.Field), jsonTypeName(te.Type)).WithTarget(clip(te.Field))
 	case errors.As(err, &se):
 		return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest,
 			"The request content was invalid and could not be deserialized: invalid JSON at offset %d.", se.Offset)
@@ -233,17 +234,22 @@ func jsonError(err error) error {
 	return gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The request content was invalid and could not be deserialized.").WithCause(err)
 }
 
-func jsonTypeName(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "*armapi."), strings.HasPrefix(goType, "armapi."):
+// jsonTypeName names the JSON type a Go type decodes from.
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map, reflect.Interface:
 		return "object"
-	case strings.HasPrefix(goType, "[]"), strings.HasPrefix(goType, "*[]"):
+	case reflect.Slice, reflect.Array:
 		return "array"
-	case strings.Contains(goType, "bool"):
+	case reflect.Bool:
 		return "boolean"
-	case strings.Contains(goType, "float"), strings.Contains(goType, "int"):
+	case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return "number"
-	case strings.Contains(goType, "string"):
+	case reflect.String:
 		return "string"
 	}
 	return "value"
