@@ -187,42 +187,15 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) error {
 	if err := checkAPIVersion(r, rt.family); err != nil {
 		return err
 	}
-	// The audit entry records the status the client got: the recorder is
-	// beneath the HEAD's rewrite of 200 to 204.
-	sent := &sentStatus{ResponseWriter: w}
-	if rt.audit {
-		w = sent
-	}
 	if existence {
 		w = &existenceWriter{ResponseWriter: w}
 	}
 	c := &call{api: a, w: w, r: r, principal: p, params: params, scope: scope, route: rt}
 	err = rt.handle(c)
 	if rt.audit && c.action != "" {
-		a.record(c, sent.code, err)
+		a.record(c, err)
 	}
 	return err
-}
-
-// sentStatus remembers the status an audited call answered with (201 for a
-// create, 204 for a HEAD or an absent delete), for its audit entry.
-type sentStatus struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *sentStatus) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *sentStatus) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
 }
 
 // existenceWriter answers a HEAD with a GET handler: its 200 becomes ARM's
@@ -252,10 +225,10 @@ func (w *existenceWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// record writes the audit entry of a write; sent is the status the call
-// answered with (0: none yet, as for an error rendered after it). Audit
+// record writes the audit entry of a write, with the status the client
+// got (201 for a create, 204 for a HEAD or an absent delete). Audit
 // failures are logged: the write itself has already happened.
-func (a *API) record(c *call, sent int, err error) {
+func (a *API) record(c *call, err error) {
 	if corr := correlationID(c.r); corr != server.RequestID(c.ctx()) {
 		c.detail("correlationId", corr)
 	}
@@ -265,7 +238,7 @@ func (a *API) record(c *call, sent int, err error) {
 		Action:    c.action, Scope: c.auditScope, Result: audit.Succeeded, Status: http.StatusOK,
 		Details: c.details, Surface: string(server.SurfaceManagement),
 	}
-	if sent != 0 {
+	if sent := server.WrittenStatus(c.ctx()); sent != 0 {
 		e.Status = sent
 	}
 	if c.principal.ManagedIdentity {

@@ -104,7 +104,7 @@ func (c *call) checkVaultNetwork(v *vault.Vault) error {
 	}
 	c.denied = true
 	if !c.route.audit {
-		c.api.record(c, 0, err)
+		c.api.record(c, err)
 	}
 	return err
 }

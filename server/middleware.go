@@ -88,6 +88,15 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
+// WrittenStatus returns the status the request has been answered with so
+// far, as the client sees it (0: none yet, or outside a request).
+func WrittenStatus(ctx context.Context) int {
+	if i := infoFrom(ctx); i != nil && i.sw.wroteHeader {
+		return i.sw.status
+	}
+	return 0
+}
+
 // SetSurface labels the request with its surface.
 func SetSurface(ctx context.Context, s Surface) {
 	if i := infoFrom(ctx); i != nil {
