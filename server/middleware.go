@@ -185,7 +185,7 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 			h[hdrClientRequestID] = cid[:1:1]
 		}
 		if m.BodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody && !h1.OwnsBody(r.Body) {
-			r.Body = &stallBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: m.BodyTimeout}
+			r.Body = &stallBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: m.BodyTimeout, h2: r.ProtoMajor == 2}
 		}
 		sw := &info.sw
 		sw.ResponseWriter = w
@@ -296,25 +296,36 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // stallBody is a request body read under a stall timeout: each read may
-// wait at most d for the network. At its end the read deadline is
-// cleared, so that it does not fall on what the server reads next (net/http's
-// check that the client is still there).
+// wait at most about d for the network. Over HTTP/2 each deadline set is
+// a message to the connection's serving goroutine, so the deadline is
+// moved only when a tenth of d has passed since it was last set, and it is
+// not cleared at the end (a stream's deadline only ever closes its own
+// body). Over HTTP/1.1 it is cleared at the body's end, so that it does
+// not fall on what net/http reads next (its check that the client is
+// still there).
 type stallBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	d    time.Duration
-	done bool
+	rc    *http.ResponseController
+	d     time.Duration
+	h2    bool
+	set   time.Time // when the deadline was last set (zero: never)
+	ended bool
 }
 
 func (b *stallBody) Read(p []byte) (int, error) {
-	if b.done {
+	if b.ended {
 		return b.ReadCloser.Read(p)
 	}
-	b.rc.SetReadDeadline(time.Now().Add(b.d))
+	if now := time.Now(); now.Sub(b.set) > b.d/10 {
+		b.rc.SetReadDeadline(now.Add(b.d))
+		b.set = now
+	}
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
-		b.done = true
-		b.rc.SetReadDeadline(time.Time{})
+		b.ended = true
+		if !b.h2 {
+			b.rc.SetReadDeadline(time.Time{})
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = h1.ErrBodyTimeout
 		}
