@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -185,7 +186,9 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 			h[hdrClientRequestID] = cid[:1:1]
 		}
 		if m.BodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody && !h1.OwnsBody(r.Body) {
-			r.Body = &stallBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: m.BodyTimeout, h2: r.ProtoMajor == 2}
+			sb := &stallBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: m.BodyTimeout}
+			r.Body = sb
+			defer sb.end()
 		}
 		sw := &info.sw
 		sw.ResponseWriter = w
@@ -295,42 +298,66 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// stallBody is a request body read under a stall timeout: each read may
-// wait at most about d for the network. Over HTTP/2 each deadline set is
-// a message to the connection's serving goroutine, so the deadline is
-// moved only when a tenth of d has passed since it was last set, and it is
-// not cleared at the end (a stream's deadline only ever closes its own
-// body). Over HTTP/1.1 it is cleared at the body's end, so that it does
-// not fall on what net/http reads next (its check that the client is
-// still there).
+// stallBody is a request body read under a stall timeout: when nothing
+// of it has arrived for d, a timer sets the read deadline in the past,
+// which fails the read that waits (HTTP/2: the stream's body; HTTP/1.1:
+// the connection, which net/http then closes). No deadline is set while
+// the body flows: over HTTP/2 each set is a message to the connection's
+// serving goroutine, and setting one per request cost ~10% of the CPU of
+// an HTTP/2 request (bench/gateway.sh gw-key-h2). end stops the timer
+// before the handler returns, after which the ResponseController must not
+// be used.
 type stallBody struct {
 	io.ReadCloser
-	rc    *http.ResponseController
-	d     time.Duration
-	h2    bool
-	set   time.Time // when the deadline was last set (zero: never)
+	rc *http.ResponseController
+	d  time.Duration
+
+	mu    sync.Mutex
+	t     *time.Timer
 	ended bool
 }
 
 func (b *stallBody) Read(p []byte) (int, error) {
-	if b.ended {
-		return b.ReadCloser.Read(p)
+	b.mu.Lock()
+	if !b.ended && b.t == nil {
+		b.t = time.AfterFunc(b.d, b.stalled)
 	}
-	if now := time.Now(); now.Sub(b.set) > b.d/10 {
-		b.rc.SetReadDeadline(now.Add(b.d))
-		b.set = now
-	}
+	b.mu.Unlock()
 	n, err := b.ReadCloser.Read(p)
-	if err != nil {
-		b.ended = true
-		if !b.h2 {
-			b.rc.SetReadDeadline(time.Time{})
-		}
+	switch {
+	case err != nil:
+		b.end()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = h1.ErrBodyTimeout
 		}
+	case n > 0:
+		b.mu.Lock()
+		if !b.ended {
+			b.t.Reset(b.d)
+		}
+		b.mu.Unlock()
 	}
 	return n, err
+}
+
+// stalled fails the read in progress, unless the body or the request has
+// ended.
+func (b *stallBody) stalled() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.ended {
+		b.rc.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// end stops the timer: at the body's end, and when the handler returns.
+func (b *stallBody) end() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ended = true
+	if b.t != nil {
+		b.t.Stop()
+	}
 }
 
 // growStack grows the goroutine's stack to 16 KiB at once, while it is
