@@ -54,6 +54,9 @@ type CatalogModel struct {
 	Capabilities map[string]string
 	// MaxCapacity bounds a deployment's sku capacity (0: no bound).
 	MaxCapacity int
+	// Quota bounds the capacity one subscription may deploy of the model
+	// in one location, per sku (quota.go; 0: no quota).
+	Quota int
 	// Endpoint is the upstream's base URL; UpstreamModel the model name
 	// sent upstream (default Name); KeyHeader and Key its credential, as a
 	// deployment's properties.upstream has them.
@@ -107,8 +110,8 @@ func NewCatalog(models []CatalogModel, upstreams netacl.Networks) (*Catalog, err
 			}
 			versions[strings.ToLower(v)] = true
 		}
-		if m.MaxCapacity < 0 {
-			add("maxCapacity must not be negative")
+		if m.MaxCapacity < 0 || m.Quota < 0 || m.Quota > UnlimitedQuota {
+			add("maxCapacity and quota must not be negative (quota: at most %d)", UnlimitedQuota)
 		}
 		u, err := checkUpstream(m.Endpoint, m.KeyHeader, &m.Key, upstreams)
 		if err != nil {

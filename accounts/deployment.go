@@ -262,6 +262,11 @@ type Deployments struct {
 	mu    sync.RWMutex
 	index map[string]*DataPlaneDeployment // storage key
 
+	// accounts is the accounts' table, read for the model quotas
+	// (quota.go); quotaMu serializes a quota's check with the write.
+	accounts *storage.Table[record]
+	quotaMu  sync.Mutex
+
 	reload storage.Reloader
 }
 
@@ -275,7 +280,7 @@ func NewDeployments(ctx context.Context, store storage.Objects, w *storage.Watch
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Deployments{table: storage.NewTable[deploymentRecord](store, KindDeployment), watcher: w, opts: opts,
-		bg: ctx, index: map[string]*DataPlaneDeployment{}}
+		bg: ctx, index: map[string]*DataPlaneDeployment{}, accounts: storage.NewTable[record](store, KindAccount)}
 	d.catalog.Store(opts.Catalog)
 	d.reload.Name, d.reload.Load, d.reload.Logger = "deployments", d.Load, opts.Logger
 	w.Subscribe(d.apply, KindDeployment)
@@ -612,7 +617,8 @@ func deploymentID(acct *Account, name string) string { return acct.ID + "/deploy
 // Errors (*gatehouse.Error): 400 InvalidResourceName, InvalidDeploymentModel,
 // InvalidSkuName, InvalidResourceProperties (a catalog model in a SKU not
 // among ModelSKUs), InvalidUpstream, DeploymentNotSupported (the account's
-// kind has no deployments); 409 TooManyDeployments; 503.
+// kind has no deployments), InsufficientQuota (the catalog model's quota,
+// quota.go); 409 TooManyDeployments; 503.
 func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name string, spec DeploymentSpec, by Actor) (*Deployment, bool, error) {
 	if err := ValidateDeploymentName(name); err != nil {
 		return nil, false, err
@@ -634,6 +640,13 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 		}
 	}
 	key := deploymentKey(acct, name)
+	if m := quotaModel(d.catalog.Load(), spec.Model, *spec.SKU); spec.catalog && m != nil {
+		d.quotaMu.Lock()
+		defer d.quotaMu.Unlock()
+		if err := d.checkQuota(ctx, acct, key, m, *spec.SKU, d.quotaHeld(ctx, key, m, spec.SKU.Name)); err != nil {
+			return nil, false, err
+		}
+	}
 	now := storage.Now(d.opts.Now())
 	var sealed []byte
 	if spec.Key != nil && *spec.Key != "" {
@@ -705,9 +718,17 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 // the tags.
 //
 // Errors (*gatehouse.Error): 400 InvalidSkuName, InvalidResourceProperties,
-// InvalidCapacity; 404 DeploymentNotFound; 503.
+// InvalidCapacity, InsufficientQuota; 404 DeploymentNotFound; 503.
 func (d *Deployments) PatchDeployment(ctx context.Context, acct *Account, name string, sku *DeploymentSKU, tags map[string]string, by Actor) (*Deployment, error) {
-	rec, err := d.table.Update(ctx, deploymentKey(acct, name), func(r *storage.Record[deploymentRecord]) error {
+	key := deploymentKey(acct, name)
+	if sku != nil {
+		d.quotaMu.Lock()
+		defer d.quotaMu.Unlock()
+		if err := d.checkPatchQuota(ctx, acct, key, *sku); err != nil {
+			return nil, err
+		}
+	}
+	rec, err := d.table.Update(ctx, key, func(r *storage.Record[deploymentRecord]) error {
 		v := &r.Value
 		if sku != nil {
 			next := *sku

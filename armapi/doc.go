@@ -80,11 +80,14 @@
 //	GET    {account}/deployments/{d}/skus                    its sku, capacity up to the catalog model's bound
 //	GET    {account}/privateEndpointConnections, privateLinkResources, raiPolicies, raiBlocklists,
 //	       encryptionScopes, networkSecurityPerimeterConfigurations, defenderForAISettings, connections,
-//	       projects; {sub}/…/locations/{loc}/raiContentFilters, …/usages
+//	       projects; {sub}/…/locations/{loc}/raiContentFilters
 //	                                                        features Gatehouse lacks: empty, 404 for one item (features.go)
 //	GET    {account}/models, {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/models
 //	                                                        the model catalog (serve --models): what deployments may
 //	                                                        name without properties.upstream (models.go)
+//	GET    {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/usages   the catalog models' quotas there,
+//	                                                        capacity deployed and limit per sku (models.go,
+//	                                                        accounts/quota.go)
 //	GET|DELETE {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/resourceGroups/{rg}/deletedAccounts/{name}
 //	                                                        one; DELETE purges it. PUT …/accounts/{name} with
 //	                                                        properties.restore true recovers it

@@ -18,8 +18,6 @@ import (
 //	networkSecurityPerimeterConfigurations, encryptionScopes, raiPolicies,
 //	raiBlocklists, defenderForAISettings, connections, projects
 //	{sub}/…/locations/{loc}/raiContentFilters (no content filtering)
-//	{sub}/…/locations/{loc}/usages (no subscription quotas, like the
-//	account's usages)
 //
 // And one that it has: {account}/deployments/{deployment}/skus, the skus a
 // deployment can have — its own sku name, with the capacity the model of
@@ -28,7 +26,6 @@ var featureRoutes = func() []route {
 	rs := []route{
 		{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/raiContentFilters", family: famCognitive, handle: listLocationEmpty},
 		{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/raiContentFilters/{item}", family: famCognitive, handle: noLocationItem("raiContentFilters")},
-		{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/usages", family: famCognitive, handle: listLocationEmpty},
 		{method: "GET", pattern: account + "/deployments/{deployment}/skus", family: famCognitive, handle: listDeploymentSKUs},
 	}
 	for _, coll := range []string{"privateEndpointConnections", "privateLinkResources", "networkSecurityPerimeterConfigurations",

@@ -32,7 +32,7 @@ var managementActions = []string{
 	actTagNamesRead, actTagNamesWrite, actTagNamesDelete, actTagNameValuesWrite, actTagNameValuesDelete,
 	actAccountRead, actAccountWrite, actAccountDelete, actListKeys, actRegenerateKey, actListKeyUsage,
 	actDeploymentRead, actDeploymentWrite, actDeploymentDelete,
-	actCheckDomain, actCheckSKU, actLocationModelsRead, actDeletedAccountRead, actDeletedAccountDelete,
+	actCheckDomain, actCheckSKU, actLocationModelsRead, actLocationUsagesRead, actDeletedAccountRead, actDeletedAccountDelete,
 	actVaultRead, actVaultWrite, actVaultDelete, actDeletedVaultRead, actDeletedVaultPurge, actVaultNameCheck,
 	actVaultSecretRead, actVaultAccessPolicyWrite,
 	actIdentityRead, actIdentityWrite, actIdentityDelete, actIdentityAssign, actSystemIdentityRead,

@@ -81,6 +81,8 @@ func TestBuiltInRoles(t *testing.T) {
 		{"cs-user-lists-keys", authz.RoleCognitiveServicesUser, authz.Action("Microsoft.CognitiveServices/accounts/listKeys/action"), true},
 		{"cs-user-no-regenerate", authz.RoleCognitiveServicesUser, authz.Action("Microsoft.CognitiveServices/accounts/regenerateKey/action"), false},
 		{"cs-user-data", authz.RoleCognitiveServicesUser, authz.DataAction("Microsoft.CognitiveServices/accounts/Language/analyze-text/action"), true},
+		{"usages-reader-reads-usages", authz.RoleCognitiveServicesUsagesReader, authz.Action("Microsoft.CognitiveServices/locations/usages/read"), true},
+		{"usages-reader-no-accounts", authz.RoleCognitiveServicesUsagesReader, authz.Action("Microsoft.CognitiveServices/accounts/read"), false},
 		{"openai-user-no-listkeys", authz.RoleCognitiveServicesOpenAIUser, authz.Action("Microsoft.CognitiveServices/accounts/listKeys/action"), false},
 		{"openai-user-reads", authz.RoleCognitiveServicesOpenAIUser, authz.Action("Microsoft.CognitiveServices/accounts/read"), true},
 		{"openai-user-chats", authz.RoleCognitiveServicesOpenAIUser, authz.DataAction("Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action"), true},
@@ -114,7 +116,7 @@ func TestBuiltInRoles(t *testing.T) {
 			}
 		})
 	}
-	if got := len(authz.BuiltInRoles()); got != 15 {
+	if got := len(authz.BuiltInRoles()); got != 16 {
 		t.Errorf("%d built-in roles", got)
 	}
 }

@@ -118,6 +118,11 @@ var builtinRoles = []*RoleDefinition{
 		}},
 	},
 	{
+		ID: "bba48692-92b0-4667-a9ad-c31c7b334ac2", RoleName: "Cognitive Services Usages Reader",
+		Description: "Minimal permission to view Cognitive Services usages.",
+		Permissions: []Permission{{Actions: []string{"Microsoft.CognitiveServices/locations/usages/read"}}},
+	},
+	{
 		ID: "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd", RoleName: "Cognitive Services OpenAI User",
 		Description: "Ability to view files, models, deployments. Readers can't make any changes They can inference and create images",
 		Permissions: []Permission{{
@@ -230,6 +235,7 @@ const (
 	RoleTagContributor                     = "4a9ae827-6dc8-4573-8ac7-8239d42aa03f"
 	RoleCognitiveServicesContributor       = "25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68"
 	RoleCognitiveServicesUser              = "a97b65f3-24c7-4388-baec-2e87135dc908"
+	RoleCognitiveServicesUsagesReader      = "bba48692-92b0-4667-a9ad-c31c7b334ac2"
 	RoleCognitiveServicesOpenAIUser        = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 	RoleCognitiveServicesOpenAIContributor = "a001fd3d-188f-4b5d-821b-7da978bf7442"
 	RoleKeyVaultAdministrator              = "00482a5a-887f-4fb3-b363-3b7fe8e74483"

@@ -24,6 +24,8 @@ import (
 //	    versions: ["2024-07-18"]       # offered versions, the first the default; none: any
 //	    capabilities: {chatCompletion: "true"}
 //	    maxCapacity: 100               # largest sku capacity a deployment may ask for
+//	    quota: 300                     # most capacity a subscription may deploy of it in a
+//	                                   # location, per sku (Azure's regional quota; none: no quota)
 //	    upstream:
 //	      endpoint: http://vllm.internal:8000
 //	      model: meta-llama/Llama-3.1-8B-Instruct   # sent upstream (default: name)
@@ -40,6 +42,7 @@ type catalogFile struct {
 		Versions     []string          `yaml:"versions"`
 		Capabilities map[string]string `yaml:"capabilities"`
 		MaxCapacity  int               `yaml:"maxCapacity"`
+		Quota        int               `yaml:"quota"`
 		Upstream     struct {
 			Endpoint  string `yaml:"endpoint"`
 			Model     string `yaml:"model"`
@@ -124,7 +127,7 @@ func loadCatalog(path string, lookupEnv func(string) (string, bool), upstreams n
 			key = strings.TrimSpace(v)
 		}
 		models = append(models, accounts.CatalogModel{Format: m.Format, Name: m.Name, Versions: m.Versions,
-			Capabilities: m.Capabilities, MaxCapacity: m.MaxCapacity,
+			Capabilities: m.Capabilities, MaxCapacity: m.MaxCapacity, Quota: m.Quota,
 			Endpoint: up.Endpoint, UpstreamModel: up.Model, KeyHeader: up.KeyHeader, Key: key})
 	}
 	if len(problems) > 0 {

@@ -85,8 +85,8 @@ func newCognitiveServicesCmd(env Env) *cobra.Command {
 	account.AddCommand(newDeploymentCmd(env), newAccountListModelsCmd(env)) // deployment.go
 	var nf armFlags
 	account.AddCommand(newNetworkRuleCmd(env, "account", func(c *cobra.Command) { nf.add(c, true) }, nf.accountTarget)) // network.go
-	// model (deployment.go): the model catalog.
-	cs.AddCommand(account, newModelCmd(env))
+	// model and usage (deployment.go): the model catalog and its quotas.
+	cs.AddCommand(account, newModelCmd(env), newUsageCmd(env))
 	return cs
 }
 

@@ -235,3 +235,22 @@ func newModelCmd(env Env) *cobra.Command {
 	m.AddCommand(list)
 	return m
 }
+
+func newUsageCmd(env Env) *cobra.Command {
+	u := newGroup("usage", "The model quotas of a location (the server's model catalog)")
+	var f armFlags
+	var location string
+	list := &cobra.Command{Use: "list", Short: "List each catalog model's quota in a location: capacity deployed and limit, per sku", Args: cobra.NoArgs,
+		Example: `  gatehouse cognitiveservices usage list -l westus -o table`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if location == "" {
+				return errors.New("--location is required")
+			}
+			return providerListCall(cmd, env, &f, "locations/"+url.PathEscape(location)+"/usages?api-version="+accountsAPIVersion)
+		}}
+	list.Flags().StringVarP(&location, "location", "l", "", "location (westus, …)")
+	list.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
+	addOutputFlags(list)
+	u.AddCommand(list)
+	return u
+}

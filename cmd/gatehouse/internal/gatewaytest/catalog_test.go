@@ -1,6 +1,7 @@
 package gatewaytest
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -220,6 +221,108 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		t.Errorf("a refused deployment: %v", err)
 	}
 	e.AssertNotLogged(t, upstreamKey, a.key1)
+}
+
+// testModelQuota: the catalog's quota of gpt-4o-mini (50 a subscription
+// and location per sku) shows in armcognitiveservices' UsagesClient with
+// the usageName the model lists give, fills with the deployments of every
+// account in the location, and refuses one more with Azure's 400
+// InsufficientQuota; a deployment freed by a delete is free again. Its
+// own location keeps it apart from the other scenarios' deployments.
+func testModelQuota(t *testing.T, e *env) {
+	const location = "northeurope"
+	opts := &arm.ClientOptions{ClientOptions: e.ClientOptions()}
+	usages, err := armcognitiveservices.NewUsagesClient(e.sub, e.Credential(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployments, err := armcognitiveservices.NewDeploymentsClient(e.sub, e.Credential(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := func(name string) *armcognitiveservices.Usage {
+		t.Helper()
+		var found *armcognitiveservices.Usage
+		n := 0
+		for pager := usages.NewListPager(location, nil); pager.More(); {
+			page, err := pager.NextPage(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range page.Value {
+				n++
+				if *u.Name.Value == name {
+					found = u
+				}
+			}
+		}
+		if n != 4 || found == nil {
+			t.Fatalf("%d usages, %s among them: %v", n, name, found != nil)
+		}
+		return found
+	}
+	u := usage("OpenAI.Standard.gpt-4o-mini")
+	if *u.CurrentValue != 0 || *u.Limit != 50 || *u.Unit != armcognitiveservices.UnitTypeCount ||
+		*u.Name.LocalizedValue != "Tokens Per Minute (thousands) - gpt-4o-mini" {
+		t.Errorf("usage %+v %+v", u, u.Name)
+	}
+	if u := usage("OpenAI.GlobalStandard.text-embedding-3-small"); *u.Limit != 2147483647 {
+		t.Errorf("a model without a quota: limit %v", *u.Limit)
+	}
+
+	deploy := func(account, name string, capacity int32) error {
+		poller, err := deployments.BeginCreateOrUpdate(t.Context(), e.group, account, name, armcognitiveservices.Deployment{
+			SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr(capacity)},
+			Properties: &armcognitiveservices.DeploymentProperties{Model: &armcognitiveservices.DeploymentModel{
+				Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")}}}, nil)
+		if err == nil {
+			_, err = poller.PollUntilDone(t.Context(), nil)
+		}
+		return err
+	}
+	var names []string
+	for i, kind := range []string{"OpenAI", "AIServices"} {
+		name := fmt.Sprintf("quota-%d", i)
+		poller, err := e.accounts.BeginCreate(t.Context(), e.group, name, armcognitiveservices.Account{
+			Kind: ptr(kind), Location: ptr(location), SKU: &armcognitiveservices.SKU{Name: ptr("S0")}}, nil)
+		if err == nil {
+			_, err = poller.PollUntilDone(t.Context(), nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	for _, d := range []struct {
+		account, name string
+		capacity      int32
+	}{{names[0], "a", 20}, {names[0], "b", 20}, {names[1], "c", 10}} {
+		if err := deploy(d.account, "mini-"+d.name, d.capacity); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u := usage("OpenAI.Standard.gpt-4o-mini"); *u.CurrentValue != 50 {
+		t.Errorf("usage after 50: %v", *u.CurrentValue)
+	}
+	err = deploy(names[1], "mini-d", 1)
+	var re *azcore.ResponseError
+	if !asError(err, &re) || re.StatusCode != 400 || re.ErrorCode != "InsufficientQuota" ||
+		!strings.Contains(err.Error(), "The current quota usage is 50 and the quota limit is 50 for quota Tokens Per Minute (thousands) - gpt-4o-mini.") {
+		t.Fatalf("over the quota: %v", err)
+	}
+	poller, err := deployments.BeginDelete(t.Context(), e.group, names[0], "mini-b", nil)
+	if err == nil {
+		_, err = poller.PollUntilDone(t.Context(), nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deploy(names[1], "mini-d", 20); err != nil {
+		t.Errorf("after a delete freed 20: %v", err)
+	}
+	if u := usage("OpenAI.Standard.gpt-4o-mini"); *u.CurrentValue != 50 {
+		t.Errorf("usage: %v", *u.CurrentValue)
+	}
 }
 
 func isCode(err error, status int, code string) bool {

@@ -95,6 +95,12 @@ func testCLI(t *testing.T, e *env) {
 	if reply := chat(t, e.openAIClient(a.endpoint, azure.WithAPIKey(a.key1)), "cli-catalog", "x"); !strings.HasPrefix(reply, "echo from "+catalogUpstreamModel) {
 		t.Errorf("reply %q", reply)
 	}
+	// Its quota, as the location's usages show it (other scenarios deploy
+	// in westus at the same time: the limit is what is fixed).
+	if out := c.mustRun(t, "", "cognitiveservices", "usage", "list", "-l", "westus",
+		"--query", "[?name.value=='OpenAI.Standard.gpt-4o-mini'].limit", "-o", "tsv"); strings.TrimSpace(out) != "50" {
+		t.Errorf("usage list: %q", out)
+	}
 	if code, _, errOut := c.run(t, "", dep("create", "--deployment-name", "cli-x", "--model-name", "gpt-4o-mini", "--upstream-model", "y")...); code == 0 ||
 		!strings.Contains(errOut, "--upstream-endpoint") {
 		t.Errorf("--upstream-model without the endpoint: %d %s", code, errOut)

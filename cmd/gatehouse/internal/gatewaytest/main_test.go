@@ -97,6 +97,7 @@ func TestGateway(t *testing.T) {
 				{"azure-monitor-metrics", testAzureMonitorMetrics},
 				{"deployments-management-api", testDeployments},
 				{"catalog-deployments", testCatalogDeployments},
+				{"model-quota", testModelQuota},
 				{"outbound-restriction", testOutboundRestriction},
 				{"cli-deployments-and-sts", testCLI},
 				{"network-rules", testNetworkRules},

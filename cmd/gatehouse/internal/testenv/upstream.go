@@ -50,8 +50,9 @@ const CatalogUpstreamModel = "catalog-llama"
 // CatalogFile writes a model catalog (serve --models) of two models
 // served by u, with u's key in a file beside it, and returns its path:
 // gpt-4o-mini (versions 2024-07-18, the default, and 2024-05-13; at most
-// capacity 20; sent upstream as CatalogUpstreamModel) and
-// text-embedding-3-small (any version).
+// capacity 20, and 50 a subscription and location per sku; sent upstream
+// as CatalogUpstreamModel) and text-embedding-3-small (any version, no
+// quota).
 func (u *Upstream) CatalogFile(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -65,6 +66,7 @@ func (u *Upstream) CatalogFile(t testing.TB) string {
     versions: ["2024-07-18", "2024-05-13"]
     capabilities: {chatCompletion: "true"}
     maxCapacity: 20
+    quota: 50
     upstream: {endpoint: "` + u.URL + `", model: ` + CatalogUpstreamModel + `, keyFile: "` + keyFile + `"}
   - name: text-embedding-3-small
     upstream: {endpoint: "` + u.URL + `", keyFile: "` + keyFile + `"}
