@@ -2,7 +2,6 @@ package accounts
 
 import (
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -77,15 +76,16 @@ const (
 	RateLimitCredential = "credential"
 )
 
-// RequestsPerMinute returns the limit of the rule with key (any case) in
-// requests per minute, rounded down, or 0 when there is none (unlimited).
-func (a *Account) RequestsPerMinute(key string) int {
+// RateLimit returns the rule with key (any case) in properties.rateLimits:
+// at most count requests per period; count 0 when there is none
+// (unlimited).
+func (a *Account) RateLimit(key string) (count float64, period time.Duration) {
 	for _, r := range a.RateLimits {
-		if strings.EqualFold(r.Key, key) && r.RenewalPeriod > 0 {
-			return int(math.Floor(r.Count * 60 / r.RenewalPeriod))
+		if strings.EqualFold(r.Key, key) && r.RenewalPeriod > 0 && r.Count > 0 {
+			return r.Count, time.Duration(r.RenewalPeriod * float64(time.Second))
 		}
 	}
-	return 0
+	return 0, 0
 }
 
 // Identity types.

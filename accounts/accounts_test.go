@@ -109,7 +109,7 @@ func TestCreateKeysAndIndex(t *testing.T) {
 		}
 		if acct.Kind != "TextAnalytics" || acct.Location != "westus" || acct.SKU.Name != "S0" || acct.DataPlaneName != "lang1" ||
 			acct.Endpoint != "https://gatehouse.test/ai/lang1/" || acct.Keys[0].Generation != 1 || acct.Keys[1].Generation != 1 ||
-			acct.RequestsPerMinute(accounts.RateLimitAccount) != 120 || acct.PublicNetworkAccess != "Enabled" {
+			!rateIs(acct, accounts.RateLimitAccount, 120, time.Minute) || acct.PublicNetworkAccess != "Enabled" {
 			t.Fatalf("account %+v", acct)
 		}
 		keys, err := a.ListKeys(ctx, id)
@@ -492,4 +492,10 @@ func BenchmarkLookupKey(b *testing.B) {
 			b.Fatal("miss")
 		}
 	}
+}
+
+// rateIs reports whether acct's rate-limit rule key is count per period.
+func rateIs(acct *accounts.Account, key string, count float64, period time.Duration) bool {
+	c, p := acct.RateLimit(key)
+	return c == count && p == period
 }

@@ -82,13 +82,13 @@ func permissionDenied(objectID string, rte *route) error {
 
 // throttled is the 429 of a rate limit, with Retry-After in whole seconds
 // and retry-after-ms (which the OpenAI and Azure clients prefer).
-func throttled(limit int, retryMS int64, reason string) error {
+func throttled(limit Rate, retryMS int64, reason string) error {
 	secs := (retryMS + 999) / 1000
 	if secs < 1 {
 		secs = 1
 	}
 	e := gatehouse.Errorf(http.StatusTooManyRequests, "429",
-		"Requests to this resource have exceeded the rate limit of %d requests per minute. Please retry after %d second%s.",
+		"Requests to this resource have exceeded the rate limit of %s. Please retry after %d second%s.",
 		limit, secs, plural(secs)).
 		WithHeader("Retry-After", strconv.FormatInt(secs, 10)).
 		WithHeader("retry-after-ms", strconv.FormatInt(retryMS, 10))

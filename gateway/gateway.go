@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,13 +68,41 @@ type Account struct {
 	Outbound *netacl.Outbound
 }
 
-// RateLimits are requests per minute; 0 means unlimited.
+// RateLimits are the account's rate limits (properties.rateLimits).
 type RateLimits struct {
 	// Account bounds the whole account.
-	Account int
+	Account Rate
 	// Credential bounds each key slot (keys and the STS tokens minted from
 	// it) and each identity principal on its own.
-	Credential int
+	Credential Rate
+}
+
+// Rate is a rate-limit rule, as ARM's ThrottlingRule: at most Count
+// requests per Period, admitted in bursts of up to Count (at least one).
+// The zero Rate is no limit.
+type Rate struct {
+	Count  float64
+	Period time.Duration
+}
+
+// limited reports whether r is a limit.
+func (r Rate) limited() bool { return r.Count > 0 && r.Period > 0 }
+
+// String is r as the 429's message says it: "120 requests per minute",
+// "2 requests per 10 seconds".
+func (r Rate) String() string {
+	n := strconv.FormatFloat(r.Count, 'f', -1, 64) + " request"
+	if r.Count != 1 {
+		n += "s"
+	}
+	switch secs := r.Period.Seconds(); {
+	case r.Period == time.Minute:
+		return n + " per minute"
+	case secs == 1:
+		return n + " per second"
+	default:
+		return n + " per " + strconv.FormatFloat(secs, 'f', -1, 64) + " seconds"
+	}
 }
 
 // KeyMatch is where a presented key belongs.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,10 @@ func newWorld(t testing.TB, adjust ...func(*Options)) *world {
 		{ID: acctID("acct2"), Name: "acct2", Kind: "AIServices"},
 		{ID: acctID("nolocal"), Name: "nolocal", Kind: "AIServices", DisableLocalAuth: true},
 		{ID: acctID("oai"), Name: "oai", Kind: "OpenAI"},
-		{ID: acctID("limited"), Name: "limited", Kind: "AIServices", Limits: RateLimits{Credential: 2, Account: 3}},
+		{ID: acctID("limited"), Name: "limited", Kind: "AIServices", Limits: RateLimits{Credential: Rate{2, time.Minute}, Account: Rate{3, time.Minute}}},
+		// Rules of other periods than a minute (ARM's renewalPeriod).
+		{ID: acctID("slow"), Name: "slow", Kind: "AIServices", Limits: RateLimits{Account: Rate{1, 2 * time.Minute}}},
+		{ID: acctID("short"), Name: "short", Kind: "AIServices", Limits: RateLimits{Credential: Rate{2, 10 * time.Second}}},
 	} {
 		w.keys[a.Name] = w.accounts.add(a)
 	}
@@ -306,8 +310,8 @@ func TestRateLimits(t *testing.T) {
 	if ra := r.Header.Get("Retry-After"); ra != "30" || r.Header.Get("retry-after-ms") == "" {
 		t.Errorf("Retry-After %q retry-after-ms %q", ra, r.Header.Get("retry-after-ms"))
 	}
-	if code, _ := azureErr(t, r); code != "429" {
-		t.Errorf("code %q", code)
+	if code, msg := azureErr(t, r); code != "429" || !strings.Contains(msg, "the rate limit of 2 requests per minute. Please retry after 30 seconds.") {
+		t.Errorf("code %q: %s", code, msg)
 	}
 	if r := call(1); r.StatusCode != 200 { // key2 has its own bucket; the account's third
 		t.Fatalf("key2: %d", r.StatusCode)
@@ -318,6 +322,68 @@ func TestRateLimits(t *testing.T) {
 	w.clock.Advance(time.Minute)
 	if r := call(0); r.StatusCode != 200 {
 		t.Errorf("after a minute: %d", r.StatusCode)
+	}
+}
+
+// TestRateLimitPeriods: a rule is Count requests per its own period, in
+// bursts of Count — one request per 2 minutes is a limit (not rounded
+// down to none a minute), two per 10 seconds admit two at once (not the
+// twelve a minute they come to).
+func TestRateLimitPeriods(t *testing.T) {
+	w := newWorld(t)
+	call := func(acct string) *http.Response {
+		return w.do(t, req{url: "/ai/" + acct + langPath, header: map[string]string{"api-key": w.keys[acct][0]}})
+	}
+	statuses := func(acct string, n int) string {
+		var out []string
+		for range n {
+			out = append(out, strconv.Itoa(call(acct).StatusCode))
+		}
+		return strings.Join(out, " ")
+	}
+	if got := statuses("slow", 2); got != "200 429" {
+		t.Errorf("1 per 2 minutes: %s", got)
+	}
+	r := call("slow")
+	if code, msg := azureErr(t, r); code != "429" || r.Header.Get("Retry-After") != "120" ||
+		!strings.Contains(msg, "the rate limit of 1 request per 120 seconds.") {
+		t.Errorf("%s %q: %s", code, r.Header.Get("Retry-After"), msg)
+	}
+	w.clock.Advance(time.Minute)
+	if got := statuses("slow", 1); got != "429" {
+		t.Errorf("after a minute: %s", got)
+	}
+	w.clock.Advance(time.Minute)
+	if got := statuses("slow", 2); got != "200 429" {
+		t.Errorf("after two minutes: %s", got)
+	}
+
+	if got := statuses("short", 3); got != "200 200 429" {
+		t.Errorf("2 per 10 seconds: %s", got)
+	}
+	w.clock.Advance(5 * time.Second)
+	if got := statuses("short", 2); got != "200 429" {
+		t.Errorf("after 5 seconds: %s", got)
+	}
+	w.clock.Advance(10 * time.Second)
+	if got := statuses("short", 3); got != "200 200 429" {
+		t.Errorf("after 10 more seconds: %s", got)
+	}
+}
+
+func TestRateString(t *testing.T) {
+	for _, tt := range []struct {
+		r    Rate
+		want string
+	}{
+		{Rate{120, time.Minute}, "120 requests per minute"},
+		{Rate{1, time.Second}, "1 request per second"},
+		{Rate{2, 10 * time.Second}, "2 requests per 10 seconds"},
+		{Rate{0.5, 1500 * time.Millisecond}, "0.5 requests per 1.5 seconds"},
+	} {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.r, got, tt.want)
+		}
 	}
 }
 

@@ -104,26 +104,29 @@ type usageEntry struct {
 
 type clientSig struct{ addr, agent string }
 
-// limiter is a token bucket of rpm requests per minute with a burst of rpm,
-// re-configured when the account's limits change.
+// limiter is a token bucket of a Rate — Count requests per Period, with a
+// burst of Count (at least 1) — re-configured when the account's limits
+// change.
 type limiter struct {
-	mu  sync.Mutex
-	rpm int
-	lim *rate.Limiter
+	mu   sync.Mutex
+	rate Rate
+	lim  *rate.Limiter
 }
 
 // allow takes one request from the bucket, or returns how long until one
 // is available.
-func (l *limiter) allow(now time.Time, rpm int) (bool, time.Duration) {
+func (l *limiter) allow(now time.Time, r Rate) (bool, time.Duration) {
 	l.mu.Lock()
-	if l.lim == nil || l.rpm != rpm {
+	if l.lim == nil || l.rate != r {
+		every := rate.Limit(r.Count / r.Period.Seconds())
+		burst := max(1, int(r.Count))
 		if l.lim == nil {
-			l.lim = rate.NewLimiter(rate.Limit(float64(rpm)/60), rpm)
+			l.lim = rate.NewLimiter(every, burst)
 		} else {
-			l.lim.SetLimitAt(now, rate.Limit(float64(rpm)/60))
-			l.lim.SetBurstAt(now, rpm)
+			l.lim.SetLimitAt(now, every)
+			l.lim.SetBurstAt(now, burst)
 		}
-		l.rpm = rpm
+		l.rate = r
 	}
 	lim := l.lim
 	l.mu.Unlock()
@@ -202,16 +205,16 @@ func (m *meter) entry(acct *Account, c *call) *usageEntry {
 // allow applies the credential's and then the account's rate limit.
 func (m *meter) allow(acct *Account, c *call) error {
 	lim := acct.Limits
-	if lim.Credential <= 0 && lim.Account <= 0 {
+	if !lim.Credential.limited() && !lim.Account.limited() {
 		return nil
 	}
 	now := m.now()
-	if lim.Credential > 0 {
+	if lim.Credential.limited() {
 		if ok, wait := c.usage.limiter.allow(now, lim.Credential); !ok {
 			return throttled(lim.Credential, wait.Milliseconds(), reasonThrottled)
 		}
 	}
-	if lim.Account > 0 {
+	if lim.Account.limited() {
 		v, ok := m.accounts.Load(acct.ID)
 		if !ok {
 			v, _ = m.accounts.LoadOrStore(acct.ID, &limiter{})

@@ -203,8 +203,8 @@ func gatewayAccount(a *accounts.Account) gateway.Account {
 	return gateway.Account{
 		ID: a.ID, InternalID: a.InternalID, Name: a.DataPlaneName, Kind: a.Kind, DisableLocalAuth: a.DisableLocalAuth,
 		Generations: [2]int64{a.Keys[0].Generation, a.Keys[1].Generation}, Network: a.Network, Outbound: a.Outbound,
-		Limits: gateway.RateLimits{Account: a.RequestsPerMinute(accounts.RateLimitAccount),
-			Credential: a.RequestsPerMinute(accounts.RateLimitCredential)},
+		Limits: gateway.RateLimits{Account: rateLimit(a, accounts.RateLimitAccount),
+			Credential: rateLimit(a, accounts.RateLimitCredential)},
 	}
 }
 
@@ -409,4 +409,11 @@ func (x denialAudit) AuditDenial(ctx context.Context, d gateway.Denial) error {
 // validEndpointForm is used by Config.Validate.
 func validEndpointForm(s string) bool {
 	return s == EndpointFormPath || s == EndpointFormHost
+}
+
+// rateLimit is the account's rate-limit rule with key, as the gateway
+// applies it.
+func rateLimit(a *accounts.Account, key string) gateway.Rate {
+	count, period := a.RateLimit(key)
+	return gateway.Rate{Count: count, Period: period}
 }
