@@ -165,7 +165,46 @@ type accountBody struct {
 		} `json:"encryption"`
 		UserOwnedStorage []json.RawMessage          `json:"userOwnedStorage"`
 		APIProperties    map[string]json.RawMessage `json:"apiProperties"`
+		// Azure features Gatehouse lacks: their defaults (false, null,
+		// empty) are taken, anything else refused (unsupported).
+		DynamicThrottlingEnabled *bool             `json:"dynamicThrottlingEnabled"`
+		AllowProjectManagement   *bool             `json:"allowProjectManagement"`
+		MigrationToken           *string           `json:"migrationToken"`
+		DefaultProject           *string           `json:"defaultProject"`
+		Locations                json.RawMessage   `json:"locations"`
+		AmlWorkspace             json.RawMessage   `json:"amlWorkspace"`
+		RaiMonitorConfig         json.RawMessage   `json:"raiMonitorConfig"`
+		AssociatedProjects       []json.RawMessage `json:"associatedProjects"`
+		NetworkInjections        []json.RawMessage `json:"networkInjections"`
 	} `json:"properties"`
+}
+
+// unsupported refuses the first property of an account body that asks for
+// an Azure feature Gatehouse does not have, naming it: taking it and
+// showing nothing of it on a GET would lose the caller's setting.
+func (b *accountBody) unsupported() error {
+	p := b.Properties
+	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" && string(raw) != "{}" }
+	for _, f := range []struct {
+		name, why string
+		on        bool
+	}{
+		{"dynamicThrottlingEnabled", "Gatehouse applies properties.rateLimits as given, without dynamic throttling", p.DynamicThrottlingEnabled != nil && *p.DynamicThrottlingEnabled},
+		{"allowProjectManagement", "Gatehouse has no AI Foundry projects", p.AllowProjectManagement != nil && *p.AllowProjectManagement},
+		{"associatedProjects", "Gatehouse has no AI Foundry projects", len(p.AssociatedProjects) > 0},
+		{"defaultProject", "Gatehouse has no AI Foundry projects", p.DefaultProject != nil && *p.DefaultProject != ""},
+		{"locations", "an account is served from its own location only (no multi-region routing)", set(p.Locations)},
+		{"migrationToken", "Gatehouse has no account migration", p.MigrationToken != nil && *p.MigrationToken != ""},
+		{"amlWorkspace", "Gatehouse has no Azure Machine Learning workspaces", set(p.AmlWorkspace)},
+		{"raiMonitorConfig", "Gatehouse has no content-safety monitoring", set(p.RaiMonitorConfig)},
+		{"networkInjections", "Gatehouse has no virtual network injection", len(p.NetworkInjections) > 0},
+	} {
+		if f.on {
+			return gatehouse.BadRequestf("PropertyNotSupported", "properties.%s is not supported: %s.", f.name, f.why).
+				WithTarget("properties." + f.name)
+		}
+	}
+	return nil
 }
 
 type identityBody struct {
@@ -191,6 +230,9 @@ func (b *accountBody) spec() (accounts.Spec, error) {
 		if len(p.APIProperties) > 0 {
 			return s, gatehouse.BadRequestf("ApiPropertiesNotSupported",
 				"No kind Gatehouse serves takes API properties: properties.apiProperties is not supported.").WithTarget("properties.apiProperties")
+		}
+		if err := b.unsupported(); err != nil {
+			return s, err
 		}
 	}
 	if b.Identity != nil {

@@ -112,6 +112,13 @@ func testBadInput(t *testing.T, e *env) {
 		{"customer-managed-key", "PATCH", acct + v, `{"properties":{"encryption":{"keySource":"Microsoft.KeyVault","keyVaultProperties":{"keyName":"k"}}}}`, 400, "CustomerManagedKeyNotSupported"},
 		{"user-owned-storage", "PATCH", acct + v, `{"properties":{"userOwnedStorage":[{"resourceId":"/subscriptions/x/resourceGroups/g/providers/Microsoft.Storage/storageAccounts/z"}]}}`, 400, "UserOwnedStorageNotSupported"},
 		{"api-properties", "PATCH", acct + v, `{"properties":{"apiProperties":{"qnaRuntimeEndpoint":"https://x"}}}`, 400, "ApiPropertiesNotSupported"},
+		// Azure features Gatehouse lacks are refused by name, never taken
+		// and dropped (their defaults are taken: see defaults-taken below).
+		{"dynamic-throttling", "PATCH", acct + v, `{"properties":{"dynamicThrottlingEnabled":true}}`, 400, "PropertyNotSupported"},
+		{"multi-region", "PATCH", acct + v, `{"properties":{"locations":{"routingMethod":"Priority","regions":[{"name":"eastus","value":1}]}}}`, 400, "PropertyNotSupported"},
+		{"migration-token", "PATCH", acct + v, `{"properties":{"migrationToken":"abc"}}`, 400, "PropertyNotSupported"},
+		{"project-management", "PATCH", acct + v, `{"properties":{"allowProjectManagement":true}}`, 400, "PropertyNotSupported"},
+		{"network-injections", "PATCH", acct + v, `{"properties":{"networkInjections":[{"scenario":"agent"}]}}`, 400, "PropertyNotSupported"},
 		{"invalid-rate-limit", "PATCH", acct + v, `{"properties":{"rateLimits":[{"key":"account","renewalPeriod":0,"count":1}]}}`, 400, "InvalidRateLimits"},
 		{"oversized-body", "PUT", acct + v, huge, 413, "RequestEntityTooLarge"},
 
@@ -202,6 +209,12 @@ func testBadInput(t *testing.T, e *env) {
 	}
 	if after := e.snapshot(t, group); !reflect.DeepEqual(before, after) {
 		t.Fatalf("bad requests changed state:\nbefore %+v\nafter  %+v", before, after)
+	}
+	// defaults-taken: the unsupported features' defaults, as templates
+	// and SDKs send them, are not refused.
+	if r := e.do(t, request{method: "PATCH", path: acct + v, body: `{"properties":{"dynamicThrottlingEnabled":false,` +
+		`"allowProjectManagement":false,"locations":null,"migrationToken":"","associatedProjects":[],"amlWorkspace":null}}`}); r.status != 200 {
+		t.Errorf("defaults: %d %s", r.status, clipBody(r.body))
 	}
 	if strings.Contains(e.Logs.String(), `"status":500`) {
 		t.Error("the node logged a 500")
