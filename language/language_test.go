@@ -442,7 +442,9 @@ func TestOpinionMining(t *testing.T) {
 		{"id":"b","text":"I love this. The food and the service were unacceptable, but the staff was not rude."},
 		{"id":"c","text":"Great coffee."},
 		{"id":"d","text":"We loved the pool."},
-		{"id":"e","text":"The service was slow and rude."}]}}`
+		{"id":"e","text":"The service was slow and rude."},
+		{"id":"f","text":"The service was slow and the waiter was rude."},
+		{"id":"g","text":"Cafe\u0301 was nice."}]}}`
 	status, m := post(t, "", body)
 	if status != 200 {
 		t.Fatalf("%d %v", status, m)
@@ -496,6 +498,16 @@ func TestOpinionMining(t *testing.T) {
 	remarshal(t, path(m, "results", "documents", 3, "sentences", 0, "targets"), &c)
 	if len(c) != 1 || c[0].Text != "service" || c[0].Sentiment != "negative" {
 		t.Fatalf("'The service was slow and rude.': %+v", c)
+	}
+	// The earlier clause's predicate is not a target of the later one.
+	remarshal(t, path(m, "results", "documents", 4, "sentences", 0, "targets"), &c)
+	if len(c) != 1 || c[0].Text != "waiter" {
+		t.Fatalf("'The service was slow and the waiter was rude.': %+v", c)
+	}
+	// A combining mark stays with its letter (UTF-16 offsets, the default).
+	remarshal(t, path(m, "results", "documents", 5, "sentences", 0, "targets"), &c)
+	if len(c) != 1 || c[0].Text != "Cafe\u0301" || c[0].Offset != 0 || c[0].Length != 5 {
+		t.Fatalf("'Café was nice.': %+v", c)
 	}
 }
 

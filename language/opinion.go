@@ -72,7 +72,8 @@ func words(text string, start, end int) []word {
 	var out []word
 	inWord := false
 	ws := 0
-	isWordRune := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+	// Marks belong to the letter before them: "Cafe\u0301" is one word.
+	isWordRune := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || inWord && unicode.IsMark(r) }
 	for i := start; i < end; {
 		r, size := utf8.DecodeRuneInString(text[i:])
 		joiner := (r == '\'' || r == '’' || r == '-') && inWord && i+size < end
@@ -240,6 +241,15 @@ func (a *analyzer) targetsOf(ws []word, i int) []int {
 			k--
 			for k >= 0 && determiners[ws[k].lower] {
 				k--
+			}
+			// "the service was slow and the waiter was rude": a word
+			// after a linking verb is an earlier clause's predicate.
+			p := k - 1
+			for p >= 0 && intensifiers[ws[p].lower] {
+				p--
+			}
+			if p >= 0 && linkingVerbs[ws[p].lower] {
+				break
 			}
 		}
 		for l, r := 0, len(out)-1; l < r; l, r = l+1, r-1 {
