@@ -316,7 +316,7 @@ func TestDocumentErrors(t *testing.T) {
 func TestSplitSentencesTiles(t *testing.T) {
 	for _, text := range []string{
 		"", "one", "One. Two! Three? Four", "Pi is 3.14 today. Yes.", "He said \"stop.\" Then left.",
-		"line one\nline two\n\n", "  leading space. x", "これは。日本語です。", "Wait... what?! Ok",
+		"line one\nline two\n\n", "  leading space. x", "これは。日本語です。", "Wait... what?! Ok", "Mr. Smith. Dr.",
 	} {
 		got := ""
 		for _, sp := range splitSentences(text) {
@@ -328,6 +328,18 @@ func TestSplitSentencesTiles(t *testing.T) {
 	}
 	if n := len(splitSentences("Pi is 3.14 today. Yes.")); n != 2 {
 		t.Errorf("decimal point split a sentence: %d sentences", n)
+	}
+	// A title's or an example's period ends no sentence.
+	for text, want := range map[string]int{
+		"Mr. Smith went to Washington. He liked it.":  2,
+		"I met Dr. Jones (and Mrs. Jones) today.":     1,
+		"Bring fruit, e.g. apples. Or pears.":         2,
+		"He lives on the street. St. Louis is far.":   2,
+		"Smith vs. Jones was long. The jury was out.": 2,
+	} {
+		if n := len(splitSentences(text)); n != want {
+			t.Errorf("%q: %d sentences, want %d", text, n, want)
+		}
 	}
 }
 

@@ -164,6 +164,9 @@ func splitSentences(text string) []span {
 		if !isTerminator(r) {
 			continue
 		}
+		if r == '.' && abbreviation(text[start:i-size]) {
+			continue // "Mr. Smith went to Washington."
+		}
 		// Absorb further terminators and closers: "?!", "...", `."`.
 		for i < len(text) {
 			r2, s2 := utf8.DecodeRuneInString(text[i:])
@@ -183,6 +186,23 @@ func splitSentences(text string) []span {
 		start = i
 	}
 	return appendSpan(out, text, start, len(text))
+}
+
+// titleAbbreviations are the abbreviations a name or an example follows,
+// whose period does not end a sentence (lower case, without the period).
+var titleAbbreviations = set("mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "mt", "rev", "gen", "capt", "sgt",
+	"lt", "col", "hon", "vs", "e.g", "i.e", "cf", "approx")
+
+// abbreviation reports whether before (the text before a period) ends in a
+// word of titleAbbreviations.
+func abbreviation(before string) bool {
+	i := strings.LastIndexFunc(before, func(r rune) bool { return unicode.IsSpace(r) || r == '(' || r == '"' || r == '“' })
+	w := before
+	if i >= 0 {
+		_, size := utf8.DecodeRuneInString(before[i:])
+		w = before[i+size:]
+	}
+	return w != "" && titleAbbreviations[strings.ToLower(w)]
 }
 
 // appendSpan adds [start,end) unless it is only white space, which is then
