@@ -43,6 +43,9 @@ type QuotaUsage struct {
 	// Name is the quota's name ("OpenAI.Standard.gpt-4o"); LocalizedName
 	// its display name ("Tokens Per Minute (thousands) - gpt-4o").
 	Name, LocalizedName string
+	// Model and SKU are the catalog model's name and the deployment sku
+	// the quota is of.
+	Model, SKU string
 	// Current is the capacity deployed; Limit the quota.
 	Current, Limit int
 }
@@ -92,7 +95,7 @@ func (d *Deployments) QuotaUsages(ctx context.Context, subscription, location st
 		}
 		for _, sku := range ModelSKUs {
 			out = append(out, QuotaUsage{Name: QuotaName(m.Format, sku, m.Name), LocalizedName: quotaDisplayName(sku, m.Name),
-				Current: used[keyOfQuota(m.Format, m.Name, sku)], Limit: limit})
+				Model: m.Name, SKU: sku, Current: used[keyOfQuota(m.Format, m.Name, sku)], Limit: limit})
 		}
 	}
 	return out, nil

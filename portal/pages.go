@@ -37,6 +37,7 @@ const (
 	actDeploymentRead   = "Microsoft.CognitiveServices/accounts/deployments/read"
 	actDeploymentWrite  = "Microsoft.CognitiveServices/accounts/deployments/write"
 	actDeploymentDelete = "Microsoft.CognitiveServices/accounts/deployments/delete"
+	actUsagesRead       = "Microsoft.CognitiveServices/locations/usages/read"
 	actAssignmentRead   = "Microsoft.Authorization/roleAssignments/read"
 	actVaultRead        = "Microsoft.KeyVault/vaults/read"
 	dataSecretsList     = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
@@ -387,7 +388,11 @@ type accountView struct {
 	// path.
 	Models     []modelOption
 	DeployBase string
-	Roles      rolesView
+	// Quotas are the catalog models' quotas in the account's location
+	// (Standard, what the form deploys), for whoever may read them.
+	Quotas        []accounts.QuotaUsage
+	QuotaLocation string
+	Roles         rolesView
 	// Activity links the activity log, for whoever may read it.
 	Activity string
 	// Locks are the management locks on the account or above it.
@@ -549,6 +554,18 @@ func (p *Portal) accountView(q *req, id *gatehouse.ResourceID, a *accounts.Accou
 				v.Models = append(v.Models, modelOption{Value: o.Format + "|" + o.Name + "|" + o.Version, Label: label})
 			}
 			v.DeployBase = resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name) + "/deployments"
+			if q.can(p, actUsagesRead, &gatehouse.ResourceID{Subscription: id.Subscription}) {
+				us, err := p.opts.Deployments.QuotaUsages(q.ctx(), id.Subscription, a.Location)
+				if err != nil {
+					return nil, err
+				}
+				for _, u := range us {
+					if u.Limit != accounts.UnlimitedQuota && u.SKU == "Standard" {
+						v.Quotas = append(v.Quotas, u)
+					}
+				}
+				v.QuotaLocation = a.Location
+			}
 		}
 	}
 	v.Roles = p.rolesView(q, kv.Base, id)

@@ -64,8 +64,9 @@ type (
 		Patch(ctx context.Context, id *gatehouse.ResourceID, spec accounts.Spec, by accounts.Actor) (*accounts.Account, error)
 	}
 	// Deployments lists an account's deployments, deploys the model
-	// catalog's models and deletes deployments.
+	// catalog's models (showing their quotas) and deletes deployments.
 	Deployments interface {
+		QuotaUsages(ctx context.Context, subscription, location string) ([]accounts.QuotaUsage, error)
 		ListDeployments(ctx context.Context, acct *accounts.Account) ([]*accounts.Deployment, error)
 		GetDeployment(ctx context.Context, acct *accounts.Account, name string) (*accounts.Deployment, error)
 		PutDeployment(ctx context.Context, acct *accounts.Account, name string, spec accounts.DeploymentSpec, by accounts.Actor) (*accounts.Deployment, bool, error)

@@ -1076,6 +1076,11 @@ func testDeployModel(t *testing.T, e *env) {
 	if p := b.get(path); !strings.Contains(p.body, `<td>web-mini</td><td>gpt-4o-mini (2024-05-13)</td>`) ||
 		!strings.Contains(p.body, `id="delete-deployment-web-mini"`) {
 		t.Errorf("the page does not list it: %s", p.body)
+	} else if !regexp.MustCompile(`id="deploy-quotas">Quota in westus [^<]*gpt-4o-mini: [1-9][0-9]* of 50 `).MatchString(p.body) ||
+		strings.Contains(p.body, "text-embedding-3-small: ") {
+		// The catalog's quota of gpt-4o-mini (50), with what is deployed;
+		// a model without a quota is not shown.
+		t.Errorf("the deploy form does not show the quota: %s", p.body)
 	}
 	for _, tt := range []struct {
 		name   string
