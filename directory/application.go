@@ -72,6 +72,10 @@ type SecretInfo struct {
 	// Hint is the secret's first three characters, as Graph shows.
 	Hint       string
 	Start, End time.Time // End zero: never expires
+	// ServicePrincipal: the service principal's own secret (Graph lists it
+	// on the service principal, not on the application object); either
+	// kind signs the client in.
+	ServicePrincipal bool
 }
 
 // ApplicationSpec creates an application.
@@ -104,7 +108,8 @@ func (e *entry) application() *Application {
 		a.AppRoleAssignments[i].ResourceID = r.ObjectID
 	}
 	for _, s := range r.Secrets {
-		a.Secrets = append(a.Secrets, SecretInfo{KeyID: s.KeyID, DisplayName: s.DisplayName, Hint: s.Hint, Start: s.Start, End: s.End})
+		a.Secrets = append(a.Secrets, SecretInfo{KeyID: s.KeyID, DisplayName: s.DisplayName, Hint: s.Hint, Start: s.Start, End: s.End,
+			ServicePrincipal: s.ServicePrincipal})
 	}
 	for _, c := range e.certs {
 		a.Certificates = append(a.Certificates, c.Info())

@@ -32,6 +32,9 @@ type SecretSpec struct {
 	DisplayName string
 	// Start defaults to now. End zero means the secret never expires.
 	Start, End time.Time
+	// ServicePrincipal makes it the service principal's own secret
+	// (SecretInfo.ServicePrincipal).
+	ServicePrincipal bool
 }
 
 // AddSecret generates a client secret for the application (any of its ids)
@@ -69,7 +72,7 @@ func (d *Directory) AddSecret(ctx context.Context, id string, spec SecretSpec) (
 	}
 	sum := sha256.Sum256([]byte(secret))
 	s := secretRecord{KeyID: gatehouse.NewGUID(), DisplayName: spec.DisplayName, Hint: secret[:3], Hash: sum[:],
-		Start: spec.Start, End: spec.End}
+		Start: spec.Start, End: spec.End, ServicePrincipal: spec.ServicePrincipal}
 	e := d.findApp(id)
 	if e == nil {
 		return SecretInfo{}, "", notFound("The application %q does not exist.", clip(id))
@@ -84,19 +87,21 @@ func (d *Directory) AddSecret(ctx context.Context, id string, spec SecretSpec) (
 	if err != nil {
 		return SecretInfo{}, "", err
 	}
-	return SecretInfo{KeyID: s.KeyID, DisplayName: s.DisplayName, Hint: s.Hint, Start: s.Start, End: s.End}, secret, nil
+	return SecretInfo{KeyID: s.KeyID, DisplayName: s.DisplayName, Hint: s.Hint, Start: s.Start, End: s.End,
+		ServicePrincipal: s.ServicePrincipal}, secret, nil
 }
 
-// RemoveSecret deletes the secret keyID of the application. ErrNotFound.
-func (d *Directory) RemoveSecret(ctx context.Context, id, keyID string) error {
+// RemoveSecret deletes the secret keyID of the application object, or
+// with sp of its service principal (each has its own). ErrNotFound.
+func (d *Directory) RemoveSecret(ctx context.Context, id, keyID string, sp bool) error {
 	e := d.findApp(id)
 	if e == nil {
 		return notFound("The application %q does not exist.", clip(id))
 	}
 	_, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
-		i := slices.IndexFunc(r.Secrets, func(s secretRecord) bool { return strings.EqualFold(s.KeyID, keyID) })
+		i := slices.IndexFunc(r.Secrets, func(s secretRecord) bool { return strings.EqualFold(s.KeyID, keyID) && s.ServicePrincipal == sp })
 		if i < 0 {
-			return notFound("The application has no password credential with keyId %q.", clip(keyID))
+			return notFound("The %s has no password credential with keyId %q.", ownerWord(sp), clip(keyID))
 		}
 		r.Secrets = slices.Delete(r.Secrets, i, i+1)
 		return nil
@@ -114,6 +119,8 @@ type Certificate struct {
 	// Start and End are the window in which assertions signed with it are
 	// accepted: the certificate's validity, narrowed by the registration's.
 	Start, End time.Time
+	// ServicePrincipal: the service principal's own (as SecretInfo's).
+	ServicePrincipal bool
 }
 
 // CertificateInfo describes a certificate for listings.
@@ -127,18 +134,19 @@ type CertificateInfo struct {
 	Subject          string
 	Start, End       time.Time
 	DER              []byte
+	ServicePrincipal bool
 }
 
 func newCertificate(c certRecord, cert *x509.Certificate) *Certificate {
 	return &Certificate{KeyID: c.KeyID, DisplayName: c.DisplayName, Cert: cert,
-		SHA1: sha1.Sum(c.DER), SHA256: sha256.Sum256(c.DER), Start: c.Start, End: c.End}
+		SHA1: sha1.Sum(c.DER), SHA256: sha256.Sum256(c.DER), Start: c.Start, End: c.End, ServicePrincipal: c.ServicePrincipal}
 }
 
 // Info returns the listing view.
 func (c *Certificate) Info() CertificateInfo {
 	return CertificateInfo{KeyID: c.KeyID, DisplayName: c.DisplayName,
 		Thumbprint: strings.ToUpper(hex.EncodeToString(c.SHA1[:])), ThumbprintSHA256: hex.EncodeToString(c.SHA256[:]),
-		Subject: c.Cert.Subject.String(), Start: c.Start, End: c.End, DER: c.Cert.Raw}
+		Subject: c.Cert.Subject.String(), Start: c.Start, End: c.End, DER: c.Cert.Raw, ServicePrincipal: c.ServicePrincipal}
 }
 
 // CertificateSpec describes a certificate to add. Data is a PEM
@@ -151,6 +159,17 @@ type CertificateSpec struct {
 	Start, End time.Time
 	// KeyID keeps an existing credential in SetCertificates (Data empty).
 	KeyID string
+	// ServicePrincipal makes it the service principal's own certificate
+	// (as SecretSpec's).
+	ServicePrincipal bool
+}
+
+// ownerWord names a credential's owner in messages.
+func ownerWord(sp bool) string {
+	if sp {
+		return "service principal"
+	}
+	return "application"
 }
 
 // ParseCertificate accepts PEM, DER or base64 DER and returns the X.509
@@ -200,7 +219,7 @@ func (d *Directory) certRecord(spec CertificateSpec) (certRecord, error) {
 		return certRecord{}, invalid("endDateTime", "The certificate has expired.")
 	}
 	return certRecord{KeyID: gatehouse.NewGUID(), DisplayName: spec.DisplayName, DER: cert.Raw,
-		Start: storage.Now(start), End: storage.Now(end)}, nil
+		Start: storage.Now(start), End: storage.Now(end), ServicePrincipal: spec.ServicePrincipal}, nil
 }
 
 // AddCertificate uploads a public certificate. ErrNotFound, ErrInvalid.
@@ -233,11 +252,12 @@ func (d *Directory) AddCertificate(ctx context.Context, id string, spec Certific
 	return newCertificate(c, cert).Info(), nil
 }
 
-// SetCertificates replaces the application's certificates, as Graph's
-// PATCH keyCredentials does: specs with a KeyID and no Data keep that
-// existing certificate, specs with Data add one; the rest are removed.
-// ErrNotFound, ErrInvalid.
-func (d *Directory) SetCertificates(ctx context.Context, id string, specs []CertificateSpec) error {
+// SetCertificates replaces the certificates of the application object,
+// or with sp of its service principal, as Graph's PATCH keyCredentials
+// does: specs with a KeyID and no Data keep that existing certificate,
+// specs with Data add one; the rest of that owner's are removed (the
+// other owner's stay). ErrNotFound, ErrInvalid.
+func (d *Directory) SetCertificates(ctx context.Context, id string, specs []CertificateSpec, sp bool) error {
 	if len(specs) > MaxCertificates {
 		return gatehouse.BadRequestf(CodeLimitExceeded, "An application can have at most %d certificates.", MaxCertificates).WithCause(ErrInvalid)
 	}
@@ -251,6 +271,7 @@ func (d *Directory) SetCertificates(ctx context.Context, id string, specs []Cert
 			keep = append(keep, lower(s.KeyID))
 			continue
 		}
+		s.ServicePrincipal = sp
 		c, err := d.certRecord(s)
 		if err != nil {
 			return err
@@ -263,29 +284,38 @@ func (d *Directory) SetCertificates(ctx context.Context, id string, specs []Cert
 	}
 	_, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
 		var next []certRecord
+		for _, c := range r.Certificates {
+			if c.ServicePrincipal != sp {
+				next = append(next, c) // the other owner's
+			}
+		}
 		for _, k := range keep {
-			i := slices.IndexFunc(r.Certificates, func(c certRecord) bool { return lower(c.KeyID) == k })
+			i := slices.IndexFunc(r.Certificates, func(c certRecord) bool { return lower(c.KeyID) == k && c.ServicePrincipal == sp })
 			if i < 0 {
-				return invalid("keyCredentials", "The application has no key credential with keyId %q.", clip(k))
+				return invalid("keyCredentials", "The %s has no key credential with keyId %q.", ownerWord(sp), clip(k))
 			}
 			next = append(next, r.Certificates[i])
 		}
-		r.Certificates = append(next, added...)
+		if next = append(next, added...); len(next) > MaxCertificates {
+			return gatehouse.BadRequestf(CodeLimitExceeded, "An application can have at most %d certificates.", MaxCertificates).WithCause(ErrInvalid)
+		}
+		r.Certificates = next
 		return nil
 	})
 	return err
 }
 
-// RemoveCertificate deletes the certificate keyID. ErrNotFound.
-func (d *Directory) RemoveCertificate(ctx context.Context, id, keyID string) error {
+// RemoveCertificate deletes the certificate keyID of the application
+// object, or with sp of its service principal. ErrNotFound.
+func (d *Directory) RemoveCertificate(ctx context.Context, id, keyID string, sp bool) error {
 	e := d.findApp(id)
 	if e == nil {
 		return notFound("The application %q does not exist.", clip(id))
 	}
 	_, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
-		i := slices.IndexFunc(r.Certificates, func(c certRecord) bool { return strings.EqualFold(c.KeyID, keyID) })
+		i := slices.IndexFunc(r.Certificates, func(c certRecord) bool { return strings.EqualFold(c.KeyID, keyID) && c.ServicePrincipal == sp })
 		if i < 0 {
-			return notFound("The application has no key credential with keyId %q.", clip(keyID))
+			return notFound("The %s has no key credential with keyId %q.", ownerWord(sp), clip(keyID))
 		}
 		r.Certificates = slices.Delete(r.Certificates, i, i+1)
 		return nil

@@ -88,12 +88,12 @@ func TestSecrets(t *testing.T) {
 		if err := c.CheckSecret(s2, now.Add(2*time.Hour)); !errors.Is(err, directory.ErrSecretExpired) {
 			t.Fatalf("expired: %v", err)
 		}
-		must(t, d.RemoveSecret(ctx, app.AppID, info.KeyID))
+		must(t, d.RemoveSecret(ctx, app.AppID, info.KeyID, false))
 		c, _ = d.Client(d.DefaultTenant(), app.AppID)
 		if err := c.CheckSecret(secret, now); !errors.Is(err, directory.ErrInvalidSecret) {
 			t.Fatalf("removed: %v", err)
 		}
-		if err := d.RemoveSecret(ctx, app.AppID, info.KeyID); !errors.Is(err, directory.ErrNotFound) {
+		if err := d.RemoveSecret(ctx, app.AppID, info.KeyID, false); !errors.Is(err, directory.ErrNotFound) {
 			t.Fatalf("remove twice: %v", err)
 		}
 		if _, _, err := d.AddSecret(ctx, app.AppID, directory.SecretSpec{Start: now, End: now.Add(-time.Hour)}); !errors.Is(err, directory.ErrInvalid) {
@@ -222,12 +222,12 @@ func TestCertificates(t *testing.T) {
 	}
 	// SetCertificates keeps by key id, adds new, drops the rest.
 	_, other := newCert(t, time.Now().Add(time.Hour))
-	must(t, d.SetCertificates(ctx, app.AppID, []directory.CertificateSpec{{Data: other}}))
+	must(t, d.SetCertificates(ctx, app.AppID, []directory.CertificateSpec{{Data: other}}, false))
 	got, _ := d.Application(app.AppID)
 	if len(got.Certificates) != 1 || got.Certificates[0].KeyID == info.KeyID {
 		t.Fatalf("after replace: %+v", got.Certificates)
 	}
-	must(t, d.SetCertificates(ctx, app.AppID, []directory.CertificateSpec{{KeyID: got.Certificates[0].KeyID}, {Data: pemData}}))
+	must(t, d.SetCertificates(ctx, app.AppID, []directory.CertificateSpec{{KeyID: got.Certificates[0].KeyID}, {Data: pemData}}, false))
 	got, _ = d.Application(app.AppID)
 	if len(got.Certificates) != 2 {
 		t.Fatalf("keep + add: %+v", got.Certificates)

@@ -96,6 +96,9 @@ type secretRecord struct {
 	Hash        []byte    `json:"hash"`
 	Start       time.Time `json:"start"`
 	End         time.Time `json:"end,omitzero"`
+	// ServicePrincipal: the service principal's own credential (Graph's
+	// servicePrincipals/{id}/addPassword), not the application object's.
+	ServicePrincipal bool `json:"servicePrincipal,omitempty"`
 }
 
 // certRecord is an uploaded public certificate.
@@ -105,6 +108,8 @@ type certRecord struct {
 	DER         []byte    `json:"der"`
 	Start       time.Time `json:"start"`
 	End         time.Time `json:"end"`
+	// ServicePrincipal: as secretRecord's.
+	ServicePrincipal bool `json:"servicePrincipal,omitempty"`
 }
 
 // federatedRecord trusts tokens of an external OIDC issuer.

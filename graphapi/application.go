@@ -158,18 +158,26 @@ func strp(s string) *string {
 	return &s
 }
 
-func secretViews(a *directory.Application) []passwordCredential {
+// secretViews are the application object's secrets, or with sp its
+// service principal's: Graph keeps and lists the two apart.
+func secretViews(a *directory.Application, sp bool) []passwordCredential {
 	out := []passwordCredential{}
 	for _, s := range a.Secrets {
+		if s.ServicePrincipal != sp {
+			continue
+		}
 		out = append(out, passwordCredential{DisplayName: strp(s.DisplayName), EndDateTime: graphTime(s.End),
 			Hint: s.Hint, KeyID: s.KeyID, StartDateTime: graphTime(s.Start)})
 	}
 	return out
 }
 
-func certViews(a *directory.Application) []keyCredential {
+func certViews(a *directory.Application, sp bool) []keyCredential {
 	out := []keyCredential{}
 	for _, c := range a.Certificates {
+		if c.ServicePrincipal != sp {
+			continue
+		}
 		out = append(out, keyCredential{CustomKeyIdentifier: strp(c.Thumbprint), DisplayName: strp(c.DisplayName),
 			EndDateTime: graphTime(c.End), KeyID: c.KeyID, StartDateTime: graphTime(c.Start),
 			Type: "AsymmetricX509Cert", Usage: "Verify"})
@@ -185,20 +193,28 @@ func appView(a *directory.Application) applicationView {
 		PublicClient:   redirectsView{RedirectURIs: append([]string{}, a.PublicRedirectURIs...)},
 		Spa:            redirectsView{RedirectURIs: []string{}}, AppRoles: appRoleViews(a), API: appAPIView(a), GroupMembershipClaims: strp(a.GroupMembershipClaims),
 		RequiredResourceAccess: append([]directory.RequiredResourceAccess{}, a.RequiredAccess...),
-		PasswordCredentials:    secretViews(a), KeyCredentials: certViews(a)}
+		PasswordCredentials:    secretViews(a, false), KeyCredentials: certViews(a, false)}
 }
 
 func spView(a *directory.Application) servicePrincipalView {
 	return servicePrincipalView{ID: a.ObjectID, AppID: a.AppID, DisplayName: a.DisplayName, AccountEnabled: a.Enabled,
 		ServicePrincipalType: "Application", AppOwnerOrganizationID: a.TenantID, AlternativeNames: []string{},
-		ServicePrincipalNames: append([]string{a.AppID}, a.IdentifierURIs...), PasswordCredentials: secretViews(a), KeyCredentials: certViews(a),
+		ServicePrincipalNames: append([]string{a.AppID}, a.IdentifierURIs...), PasswordCredentials: secretViews(a, true), KeyCredentials: certViews(a, true),
 		AppRoles: appRoleViews(a), OAuth2PermissionScopes: scopeViews(a)}
 }
 
+// miView is a managed identity's service principal. alternativeNames
+// start with isExplicit=True for a user-assigned identity (a resource of
+// its own) and isExplicit=False for a resource's system-assigned one, as
+// Entra's do (what tools filter the two kinds by).
 func miView(mi *directory.ManagedIdentity) servicePrincipalView {
+	explicit := "isExplicit=False"
+	if strings.Contains(strings.ToLower(mi.ResourceID), "/providers/microsoft.managedidentity/userassignedidentities/") {
+		explicit = "isExplicit=True"
+	}
 	return servicePrincipalView{ID: mi.PrincipalID, AppID: mi.ClientID, DisplayName: mi.Name, AccountEnabled: true,
 		ServicePrincipalType: "ManagedIdentity", AppOwnerOrganizationID: mi.TenantID,
-		AlternativeNames: []string{"isExplicit=True", mi.ResourceID}, ServicePrincipalNames: []string{mi.ClientID},
+		AlternativeNames: []string{explicit, mi.ResourceID}, ServicePrincipalNames: []string{mi.ClientID},
 		PasswordCredentials: []passwordCredential{}, KeyCredentials: []keyCredential{},
 		AppRoles: []appRoleView{}, OAuth2PermissionScopes: []permissionScopeView{}}
 }
@@ -305,7 +321,7 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 		if body.KeyCredentials != nil {
 			var specs []directory.CertificateSpec
 			if specs, err = certSpecs(*body.KeyCredentials); err == nil {
-				err = g.dir.SetCertificates(r.Context(), a.AppObjectID, specs)
+				err = g.dir.SetCertificates(r.Context(), a.AppObjectID, specs, false)
 			}
 		}
 		if err == nil && body.IdentifierURIs != nil {
@@ -404,7 +420,7 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 		if err != nil {
 			return err
 		}
-		if err := g.dir.SetCertificates(r.Context(), a.AppObjectID, specs); err != nil {
+		if err := g.dir.SetCertificates(r.Context(), a.AppObjectID, specs, false); err != nil {
 			return err
 		}
 	}
@@ -471,6 +487,14 @@ type addPasswordBody struct {
 // endDateTime.
 const DefaultSecretLifetime = 2 * 365 * 24 * time.Hour
 
+// onServicePrincipal reports whether r addresses a service principal's
+// credentials (/v1.0/servicePrincipals/{id}/…) rather than its
+// application object's: Graph keeps the two sets apart, and az ad sp
+// credential reset replaces the service principal's alone.
+func onServicePrincipal(r *http.Request) bool {
+	return strings.HasPrefix(strings.ToLower(r.URL.Path), "/v1.0/serviceprincipals/")
+}
+
 func (g *API) addPassword(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
 	a, err := g.application(r.PathValue("id"))
 	if err != nil {
@@ -480,7 +504,7 @@ func (g *API) addPassword(w http.ResponseWriter, r *http.Request, c *authority.C
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	spec := directory.SecretSpec{}
+	spec := directory.SecretSpec{ServicePrincipal: onServicePrincipal(r)}
 	if pc := body.PasswordCredential; pc != nil {
 		if pc.DisplayName != nil {
 			spec.DisplayName = *pc.DisplayName
@@ -527,7 +551,7 @@ func (g *API) removePassword(w http.ResponseWriter, r *http.Request, c *authorit
 	if body.KeyID == "" {
 		return badRequest("The property 'keyId' is required.")
 	}
-	if err := g.dir.RemoveSecret(r.Context(), a.AppObjectID, body.KeyID); err != nil {
+	if err := g.dir.RemoveSecret(r.Context(), a.AppObjectID, body.KeyID, onServicePrincipal(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -578,7 +602,7 @@ func (g *API) removeKey(w http.ResponseWriter, r *http.Request, c *authority.Cla
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	if err := g.dir.RemoveCertificate(r.Context(), a.AppObjectID, body.KeyID); err != nil {
+	if err := g.dir.RemoveCertificate(r.Context(), a.AppObjectID, body.KeyID, onServicePrincipal(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -30,8 +30,9 @@
 //	GET /v1.0/{applications|servicePrincipals}/{id}/owners, POST …/owners/$ref, DELETE …/owners/{oid}/$ref
 //	GET /v1.0/me/ownedObjects                    what the signed-in person owns (az ad app list --show-mine)
 //	GET|POST /v1.0/servicePrincipals       (managed identities listed with servicePrincipalType ManagedIdentity)
-//	GET|PATCH|DELETE /v1.0/servicePrincipals/{id}
-//	POST /v1.0/servicePrincipals/{id}/addPassword | removePassword
+//	GET|PATCH|DELETE /v1.0/servicePrincipals/{id}   (PATCH: accountEnabled, displayName, keyCredentials — its own)
+//	POST /v1.0/servicePrincipals/{id}/addPassword | removePassword   the service principal's own secrets:
+//	                                        listed on it, apart from its application object's (both sign in)
 //	GET|POST /v1.0/servicePrincipals/{id}/appRoleAssignedTo, DELETE …/{aid}   grants of the API's app roles
 //	GET|POST /v1.0/servicePrincipals/{id}/appRoleAssignments, DELETE …/{aid}  the app roles a principal holds
 //	GET|POST /v1.0/users/{id}/appRoleAssignments, DELETE …/{aid}              (approles.go)

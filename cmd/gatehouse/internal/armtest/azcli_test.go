@@ -318,12 +318,39 @@ func TestAzCLI(t *testing.T) {
 		if len(creds) != 2 {
 			t.Fatalf("after reset --append: %d credentials", len(creds))
 		}
+		// The service principal has credentials of its own, apart from
+		// its application's (Graph's): az ad sp credential reset replaces
+		// those alone, and the application's secrets keep working.
+		az.json(&creds, "ad", "sp", "credential", "list", "--id", sp.AppID)
+		if len(creds) != 0 {
+			t.Fatalf("the service principal lists its application's credentials: %d", len(creds))
+		}
 		var third struct{ AppID, Password string }
 		az.json(&third, "ad", "sp", "credential", "reset", "--id", sp.AppID)
 		az.redact = append(az.redact, third.Password)
+		az.json(&third, "ad", "sp", "credential", "reset", "--id", sp.AppID) // replaces the first
+		az.redact = append(az.redact, third.Password)
 		az.json(&creds, "ad", "sp", "credential", "list", "--id", sp.AppID)
 		if len(creds) != 1 {
-			t.Fatalf("after reset: %d credentials", len(creds))
+			t.Fatalf("after sp credential reset: %d credentials", len(creds))
+		}
+		az.json(&creds, "ad", "app", "credential", "list", "--id", sp.AppID)
+		if len(creds) != 2 {
+			t.Fatalf("sp credential reset touched the application's credentials: %d left", len(creds))
+		}
+		for _, secret := range []string{sp.Password, third.Password} {
+			e.Token(t, e.SecretCredential(t, sp.AppID, secret), "https://management.azure.com/.default")
+		}
+		// A certificate of its own (a PATCH of the service principal's
+		// keyCredentials), again leaving the application's alone.
+		az.run("ad", "sp", "credential", "reset", "--id", sp.AppID, "--create-cert", "--append")
+		az.json(&creds, "ad", "sp", "credential", "list", "--id", sp.AppID, "--cert")
+		if len(creds) != 1 {
+			t.Fatalf("after sp credential reset --create-cert: %d certificates", len(creds))
+		}
+		az.json(&creds, "ad", "app", "credential", "list", "--id", sp.AppID)
+		if len(creds) != 2 {
+			t.Fatalf("sp credential reset --create-cert touched the application's secrets: %d left", len(creds))
 		}
 		// Federated credential for a CI system (GitHub Actions' shape).
 		fic := filepath.Join(t.TempDir(), "fic.json")

@@ -318,15 +318,24 @@ func (f *fixture) testGraph(t *testing.T) {
 	})
 
 	t.Run("service-principals-include-managed-identities", func(t *testing.T) {
+		// A resource's system-assigned identity, beside the user-assigned one.
+		system, err := f.s.Directory.CreateManagedIdentity(t.Context(), directory.ManagedIdentitySpec{
+			ResourceID: "/subscriptions/" + gatehouse.NewGUID() + "/resourceGroups/suite/providers/Microsoft.CognitiveServices/accounts/suite-acct"})
+		must(t, err)
 		l := f.graph(t, admin, "GET", "/v1.0/servicePrincipals?$filter="+url.QueryEscape("servicePrincipalType eq 'ManagedIdentity'"), nil, 200)
-		found := false
+		// alternativeNames tell the kinds apart as Entra's do.
+		want := map[string]string{f.mi.PrincipalID: "isExplicit=True", system.PrincipalID: "isExplicit=False"}
 		for _, v := range l["value"].([]any) {
-			if v.(map[string]any)["id"] == f.mi.PrincipalID {
-				found = true
+			sp := v.(map[string]any)
+			if w, ok := want[sp["id"].(string)]; ok {
+				if names := sp["alternativeNames"].([]any); len(names) != 2 || names[0] != w {
+					t.Errorf("%s: alternativeNames %v, want %s first", sp["id"], names, w)
+				}
+				delete(want, sp["id"].(string))
 			}
 		}
-		if !found {
-			t.Fatalf("managed identity %s not listed: %v", f.mi.PrincipalID, l)
+		if len(want) > 0 {
+			t.Fatalf("managed identities not listed: %v in %v", want, l)
 		}
 		f.graph(t, admin, "DELETE", "/v1.0/servicePrincipals/"+f.mi.PrincipalID, nil, 400)
 	})

@@ -29,7 +29,7 @@ func (f *fixture) testTokenErrors(t *testing.T) {
 	must(t, err)
 	info, removedSecret, err := d.AddSecret(ctx, removed.AppID, directory.SecretSpec{})
 	must(t, err)
-	must(t, d.RemoveSecret(ctx, removed.AppID, info.KeyID))
+	must(t, d.RemoveSecret(ctx, removed.AppID, info.KeyID, false))
 	disabled, err := d.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "disabled", ServicePrincipal: true})
 	must(t, err)
 	_, disabledSecret, err := d.AddSecret(ctx, disabled.AppID, directory.SecretSpec{})
