@@ -56,6 +56,9 @@ type Application struct {
 	// GroupMembershipClaims: "" (None), SecurityGroup, DirectoryRole or
 	// All: the group claims of its tokens (scopes.go).
 	GroupMembershipClaims string
+	// AccessTokenVersion is the API's requestedAccessTokenVersion, 1 or 2
+	// (0: not set). Kept and shown; tokens here have one format either way.
+	AccessTokenVersion int
 	// RequiredAccess: the permissions it declares on other APIs
 	// (requiredResourceAccess; informational: consent is implicit).
 	RequiredAccess []RequiredResourceAccess
@@ -102,7 +105,7 @@ func (e *entry) application() *Application {
 		Roles: slices.Clone(r.Roles), Created: r.Created, IdentifierURIs: slices.Clone(r.IdentifierURIs),
 		WebRedirectURIs: slices.Clone(r.WebRedirectURIs), PublicRedirectURIs: slices.Clone(r.PublicRedirectURIs),
 		AppRoles: slices.Clone(r.AppRoles), AppRoleAssignments: slices.Clone(r.AppRoleAssignments),
-		PermissionScopes: slices.Clone(r.PermissionScopes), GroupMembershipClaims: r.GroupMembershipClaims,
+		PermissionScopes: slices.Clone(r.PermissionScopes), GroupMembershipClaims: r.GroupMembershipClaims, AccessTokenVersion: r.AccessTokenVersion,
 		RequiredAccess: slices.Clone(r.RequiredAccess), Owners: slices.Clone(r.Owners), SPOwners: slices.Clone(r.SPOwners)}
 	for i := range a.AppRoleAssignments {
 		a.AppRoleAssignments[i].ResourceID = r.ObjectID

@@ -66,6 +66,9 @@ type record struct {
 	PermissionScopes []PermissionScope `json:"oauth2PermissionScopes,omitempty"`
 	// GroupMembershipClaims: "" (None), SecurityGroup, DirectoryRole or All (scopes.go).
 	GroupMembershipClaims string `json:"groupMembershipClaims,omitempty"`
+	// AccessTokenVersion: the API's requestedAccessTokenVersion as set
+	// (0: never set; scopes.go).
+	AccessTokenVersion int `json:"accessTokenVersion,omitempty"`
 	// RequiredAccess: the permissions it declares on other APIs (scopes.go).
 	RequiredAccess []RequiredResourceAccess `json:"requiredResourceAccess,omitempty"`
 	// Owners and SPOwners: object ids of the people and service principals

@@ -128,6 +128,30 @@ func (d *Directory) SetPermissionScopes(ctx context.Context, id string, scopes [
 	return e.application(), nil
 }
 
+// SetAccessTokenVersion keeps the application API's
+// requestedAccessTokenVersion (1 or 2, or 0 for none). ErrNotFound,
+// ErrInvalid.
+func (d *Directory) SetAccessTokenVersion(ctx context.Context, id string, v int) (*Application, error) {
+	if v < 0 || v > 2 {
+		return nil, invalid("api.requestedAccessTokenVersion", "The access token version is 1 or 2.")
+	}
+	e := d.findApp(id)
+	if e == nil {
+		return nil, notFound("The application %q does not exist.", clip(id))
+	}
+	e, err := d.update(ctx, e.rec.ObjectID, kindApplication, func(r *record) error {
+		if r.AccessTokenVersion == v {
+			return errNoChange
+		}
+		r.AccessTokenVersion = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.application(), nil
+}
+
 // DelegatedScopes are the scope values a person's token for the
 // application's API may carry: its enabled permission scopes, in the order
 // it defines them, or user_impersonation when it defines none.

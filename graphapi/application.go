@@ -316,8 +316,9 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 	if err != nil {
 		return err
 	}
+	version, setVersion := body.accessTokenVersion()
 	if body.KeyCredentials != nil || body.IdentifierURIs != nil || web != nil || public != nil || body.AppRoles != nil || setScopes ||
-		body.GroupMembershipClaims != nil || body.RequiredResourceAccess != nil {
+		body.GroupMembershipClaims != nil || body.RequiredResourceAccess != nil || setVersion {
 		if body.KeyCredentials != nil {
 			var specs []directory.CertificateSpec
 			if specs, err = certSpecs(*body.KeyCredentials); err == nil {
@@ -341,6 +342,9 @@ func (g *API) createApplication(w http.ResponseWriter, r *http.Request, c *autho
 		}
 		if err == nil && body.RequiredResourceAccess != nil {
 			_, err = g.dir.SetRequiredResourceAccess(r.Context(), a.AppObjectID, *body.RequiredResourceAccess)
+		}
+		if err == nil && setVersion {
+			_, err = g.dir.SetAccessTokenVersion(r.Context(), a.AppObjectID, version)
 		}
 		if err != nil {
 			// Do not leave a half-made application behind.
@@ -451,6 +455,11 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	}
 	if body.RequiredResourceAccess != nil {
 		if _, err := g.dir.SetRequiredResourceAccess(r.Context(), a.AppObjectID, *body.RequiredResourceAccess); err != nil {
+			return err
+		}
+	}
+	if version, ok := body.accessTokenVersion(); ok {
+		if _, err := g.dir.SetAccessTokenVersion(r.Context(), a.AppObjectID, version); err != nil {
 			return err
 		}
 	}

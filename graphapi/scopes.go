@@ -11,8 +11,9 @@ import (
 // person's token for the API carries in scp. The rest of Graph's api
 // object is shown with its defaults and accepted only as those defaults:
 // consent is implicit here, so there is nothing to pre-authorize
-// (preAuthorizedApplications, knownClientApplications), and tokens have
-// one format (requestedAccessTokenVersion).
+// (preAuthorizedApplications, knownClientApplications). Its
+// requestedAccessTokenVersion (1 or 2) is kept and shown, so a tool that
+// set it reads back what it wrote, though tokens here have one format.
 
 type permissionScopeView struct {
 	ID                      string `json:"id"`
@@ -44,7 +45,34 @@ func scopeViews(a *directory.Application) []permissionScopeView {
 }
 
 func appAPIView(a *directory.Application) apiView {
-	return apiView{KnownClientApplications: []string{}, OAuth2PermissionScopes: scopeViews(a), PreAuthorizedApplications: []any{}}
+	v := apiView{KnownClientApplications: []string{}, OAuth2PermissionScopes: scopeViews(a), PreAuthorizedApplications: []any{}}
+	if a.AccessTokenVersion != 0 {
+		v.RequestedAccessTokenVersion = &a.AccessTokenVersion
+	}
+	return v
+}
+
+// accessTokenVersion is the requestedAccessTokenVersion b sets (0: null,
+// which clears it), and whether it sets one; scopes has checked it.
+func (b *applicationBody) accessTokenVersion() (int, bool) {
+	if b.API == nil || b.API.RequestedAccessTokenVersion == nil {
+		return 0, false
+	}
+	v, _ := b.API.tokenVersion()
+	return v, true
+}
+
+// tokenVersion parses requestedAccessTokenVersion: null is 0; else 1 or 2.
+func (b *apiBody) tokenVersion() (int, bool) {
+	switch string(b.RequestedAccessTokenVersion) {
+	case "", "null":
+		return 0, true
+	case "1":
+		return 1, true
+	case "2":
+		return 2, true
+	}
+	return 0, false
 }
 
 // apiBody is the api property as a create or PATCH sends it.
@@ -53,7 +81,8 @@ type apiBody struct {
 	AcceptMappedClaims          *bool                  `json:"acceptMappedClaims"`
 	KnownClientApplications     []string               `json:"knownClientApplications"`
 	PreAuthorizedApplications   []json.RawMessage      `json:"preAuthorizedApplications"`
-	RequestedAccessTokenVersion *int                   `json:"requestedAccessTokenVersion"`
+	// RequestedAccessTokenVersion: absent (keep), null (clear), 1 or 2.
+	RequestedAccessTokenVersion json.RawMessage `json:"requestedAccessTokenVersion"`
 }
 
 // permissionScopeBody is a scope as a create or PATCH sends it; isEnabled
@@ -79,13 +108,18 @@ func (b *applicationBody) apiScopes() (scopes []directory.PermissionScope, set b
 	return b.API.scopes()
 }
 
+func validVersion(b *apiBody) bool {
+	_, ok := b.tokenVersion()
+	return ok
+}
+
 func (b *apiBody) scopes() ([]directory.PermissionScope, bool, error) {
 	switch {
 	case b.AcceptMappedClaims != nil && *b.AcceptMappedClaims:
 		return nil, false, gatehouse400("api.acceptMappedClaims", "Claims mapping policies do not exist here; leave acceptMappedClaims false.")
 	case len(b.KnownClientApplications) > 0, len(b.PreAuthorizedApplications) > 0:
 		return nil, false, gatehouse400("api", "Consent is implicit here — every application of the tenant may ask for the API's scopes — so knownClientApplications and preAuthorizedApplications stay empty.")
-	case b.RequestedAccessTokenVersion != nil && *b.RequestedAccessTokenVersion != 1 && *b.RequestedAccessTokenVersion != 2:
+	case !validVersion(b):
 		return nil, false, gatehouse400("api.requestedAccessTokenVersion", "The access token version is 1 or 2 (tokens here have one format either way).")
 	}
 	if b.OAuth2PermissionScopes == nil {

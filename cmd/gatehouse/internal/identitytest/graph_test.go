@@ -206,7 +206,11 @@ func (f *fixture) testGraph(t *testing.T) {
 			map[string]any{"id": edit, "value": "Orders.Edit", "type": "Admin", "adminConsentDisplayName": "Edit orders"}}
 		f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"api": map[string]any{"oauth2PermissionScopes": scopes,
 			"requestedAccessTokenVersion": 2, "preAuthorizedApplications": []any{}}}, 204)
-		got := f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 200)["api"].(map[string]any)["oauth2PermissionScopes"].([]any)
+		api := f.graph(t, admin, "GET", "/v1.0/applications/"+id, nil, 200)["api"].(map[string]any)
+		if api["requestedAccessTokenVersion"] != float64(2) {
+			t.Errorf("requestedAccessTokenVersion reads back %v", api["requestedAccessTokenVersion"])
+		}
+		got := api["oauth2PermissionScopes"].([]any)
 		if len(got) != 2 || got[1].(map[string]any)["isEnabled"] != true || got[1].(map[string]any)["type"] != "Admin" || got[0].(map[string]any)["userConsentDisplayName"] != "View your orders" {
 			t.Fatalf("api.oauth2PermissionScopes: %v", got)
 		}
@@ -219,6 +223,7 @@ func (f *fixture) testGraph(t *testing.T) {
 			{"oauth2PermissionScopes": []any{map[string]any{"id": roleID, "value": "Orders.Role", "adminConsentDisplayName": "x"}}},
 			{"preAuthorizedApplications": []any{map[string]any{"appId": f.app.AppID, "delegatedPermissionIds": []string{view}}}},
 			{"oauth2PermissionScopes": scopes, "unknownProperty": true},
+			{"requestedAccessTokenVersion": 3},
 		} {
 			if m := f.graph(t, admin, "PATCH", "/v1.0/applications/"+id, map[string]any{"api": bad}, 400); errCode(m) != "Request_BadRequest" {
 				t.Fatalf("api %v: %v", bad, m)
