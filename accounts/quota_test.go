@@ -128,7 +128,7 @@ func TestModelQuota(t *testing.T) {
 			return out
 		}
 		us := usages("West US")
-		if u := us["OpenAI.Standard.gpt-4o"]; u != (accounts.QuotaUsage{Name: "OpenAI.Standard.gpt-4o",
+		if u := us["OpenAI.Standard.gpt-4o"]; u != (accounts.QuotaUsage{Name: "OpenAI.Standard.gpt-4o", Model: "gpt-4o", SKU: "Standard",
 			LocalizedName: "Tokens Per Minute (thousands) - gpt-4o", Current: 10, Limit: 10}) {
 			t.Errorf("standard: %+v", u)
 		}

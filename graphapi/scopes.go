@@ -77,10 +77,10 @@ func (b *apiBody) tokenVersion() (int, bool) {
 
 // apiBody is the api property as a create or PATCH sends it.
 type apiBody struct {
-	OAuth2PermissionScopes      *[]permissionScopeBody `json:"oauth2PermissionScopes"`
-	AcceptMappedClaims          *bool                  `json:"acceptMappedClaims"`
-	KnownClientApplications     []string               `json:"knownClientApplications"`
-	PreAuthorizedApplications   []json.RawMessage      `json:"preAuthorizedApplications"`
+	OAuth2PermissionScopes    *[]permissionScopeBody `json:"oauth2PermissionScopes"`
+	AcceptMappedClaims        *bool                  `json:"acceptMappedClaims"`
+	KnownClientApplications   []string               `json:"knownClientApplications"`
+	PreAuthorizedApplications []json.RawMessage      `json:"preAuthorizedApplications"`
 	// RequestedAccessTokenVersion: absent (keep), null (clear), 1 or 2.
 	RequestedAccessTokenVersion json.RawMessage `json:"requestedAccessTokenVersion"`
 }
