@@ -3,10 +3,13 @@ package armapi
 import (
 	"context"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/resources"
 )
 
@@ -274,4 +277,94 @@ func deleteIdentity(c *call) error {
 		return err
 	}
 	return c.deleted(existed)
+}
+
+// actIdentityListResources lists what a user-assigned identity is
+// assigned to (az identity list-resources).
+const actIdentityListResources = "Microsoft.ManagedIdentity/userAssignedIdentities/listAssociatedResources/action"
+
+// associatedResourceJSON is one resource the identity is assigned to, in
+// Azure's AzureResource shape.
+type associatedResourceJSON struct {
+	ID                      string `json:"id"`
+	Name                    string `json:"name"`
+	Type                    string `json:"type"`
+	ResourceGroup           string `json:"resourceGroup"`
+	SubscriptionID          string `json:"subscriptionId"`
+	SubscriptionDisplayName string `json:"subscriptionDisplayName"`
+}
+
+// listIdentityResources is POST {identity}/listAssociatedResources: the
+// accounts of the subscription that hold the identity and that the caller
+// may read, by id; $top and $skip page them ($filter and $orderby are
+// refused).
+func listIdentityResources(c *call) error {
+	ids, id, err := c.identityCall(actIdentityListResources)
+	if err != nil {
+		return err
+	}
+	if _, ok, err := ids.GetIdentity(c.ctx(), id.String()); err != nil {
+		return err
+	} else if !ok {
+		return errResourceNotFound(id)
+	}
+	q := c.r.URL.Query()
+	for _, p := range []string{"$filter", "$orderby", "$skiptoken"} {
+		if q.Get(p) != "" {
+			return gatehouse.BadRequestf("UnsupportedQuery", "%s is not supported here: the list is ordered by resource id.", p).WithTarget(p)
+		}
+	}
+	number := func(p string, least int) (int, error) {
+		v := q.Get(p)
+		if v == "" {
+			return -1, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < least {
+			return 0, gatehouse.BadRequestf("InvalidParameter", "The value '%s' of %s is not valid: give a whole number of at least %d.", clip(v), p, least).WithTarget(p)
+		}
+		return n, nil
+	}
+	top, err := number("$top", 1)
+	if err != nil {
+		return err
+	}
+	skip, err := number("$skip", 0)
+	if err != nil {
+		return err
+	}
+	s, err := c.subscription()
+	if err != nil {
+		return err
+	}
+	all, err := c.api.opts.Accounts.List(c.ctx(), &gatehouse.ResourceID{Subscription: s.ID})
+	if err != nil {
+		return err
+	}
+	out := []associatedResourceJSON{}
+	for _, a := range all {
+		aid, ok := accounts.ParseID(a.ID)
+		if !ok || a.Identity == nil || !c.can(actAccountRead, aid) {
+			continue
+		}
+		for uai := range a.Identity.UserAssigned {
+			if strings.EqualFold(uai, id.String()) {
+				out = append(out, associatedResourceJSON{ID: a.ID, Name: a.Name, Type: accounts.Type,
+					ResourceGroup: aid.ResourceGroup, SubscriptionID: s.ID, SubscriptionDisplayName: s.DisplayName})
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].ID) < strings.ToLower(out[j].ID) })
+	total := len(out)
+	if skip > 0 {
+		out = out[min(skip, len(out)):]
+	}
+	if top > 0 && top < len(out) {
+		out = out[:top]
+	}
+	return c.reply(http.StatusOK, struct {
+		TotalCount int                      `json:"totalCount"`
+		Value      []associatedResourceJSON `json:"value"`
+	}{total, out})
 }

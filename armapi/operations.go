@@ -35,7 +35,7 @@ var managementActions = []string{
 	actCheckDomain, actCheckSKU, actLocationModelsRead, actLocationUsagesRead, actDeletedAccountRead, actDeletedAccountDelete,
 	actVaultRead, actVaultWrite, actVaultDelete, actDeletedVaultRead, actDeletedVaultPurge, actVaultNameCheck,
 	actVaultSecretRead, actVaultAccessPolicyWrite,
-	actIdentityRead, actIdentityWrite, actIdentityDelete, actIdentityAssign, actSystemIdentityRead,
+	actIdentityRead, actIdentityWrite, actIdentityDelete, actIdentityAssign, actIdentityListResources, actSystemIdentityRead,
 	actFederatedRead, actFederatedWrite, actFederatedDelete,
 	actAssignmentRead, actAssignmentWrite, actAssignmentDelete, actRoleWrite, actRoleDelete,
 	actLockRead, actLockWrite, actLockDelete, actElevateAccess, actPolicyRead,

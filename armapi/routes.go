@@ -84,6 +84,7 @@ var routes = compile(append([]route{
 	{method: "PUT", pattern: identity, family: famMSI, audit: true, handle: putIdentity},
 	{method: "PATCH", pattern: identity, family: famMSI, audit: true, handle: patchIdentity},
 	{method: "DELETE", pattern: identity, family: famMSI, audit: true, handle: deleteIdentity},
+	{method: "POST", pattern: identity + "/listAssociatedResources", family: famMSI, handle: listIdentityResources},
 }, slices.Concat(lockRoutes, tagResourceRoutes, activityLogRoutes, metricRoutes, diagnosticRoutes, deploymentRoutes, vaultRoutes, vaultSecretRoutes, systemIdentityRoutes, auditLogRoutes, genericRoutes, deletedAccountRoutes, checkRoutes, modelRoutes, featureRoutes, federatedRoutes, noPolicyRoutes, operationRoutes)...)) // locks.go, tagsresource.go, activitylog.go, metrics.go, diagnostics.go, deployments.go, vaults.go, vaultsecrets.go, systemidentity.go, auditlog.go, generic.go, deletedaccounts.go, check.go, models.go, features.go, federated.go, nopolicy.go, operations.go
 
 func compile(rs []route) []*route {

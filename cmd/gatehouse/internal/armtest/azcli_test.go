@@ -1098,6 +1098,22 @@ func TestAzCLI(t *testing.T) {
 		if len(fics) != 0 {
 			t.Fatalf("after delete: %+v", fics)
 		}
+		// What the identity is assigned to (POST …/listAssociatedResources).
+		var assoc []struct{ Name, Type, ResourceGroup string }
+		az.json(&assoc, "identity", "list-resources", "-n", "az-web", "-g", group)
+		if len(assoc) != 0 {
+			t.Fatalf("az identity list-resources before any use: %+v", assoc)
+		}
+		miID := "/subscriptions/" + e.sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/az-web"
+		if r := e.do(t, request{method: "PUT", path: e.accountPath(group, "az-mi-user") + "?api-version=2023-05-01",
+			body: `{"kind":"OpenAI","location":"westus","sku":{"name":"S0"},"identity":{"type":"UserAssigned","userAssignedIdentities":{"` + miID + `":{}}}}`}); r.status != 201 {
+			t.Fatalf("an account with the identity: %d %s", r.status, r.body)
+		}
+		az.json(&assoc, "identity", "list-resources", "-n", "az-web", "-g", group)
+		if len(assoc) != 1 || assoc[0].Name != "az-mi-user" || assoc[0].Type != "Microsoft.CognitiveServices/accounts" || assoc[0].ResourceGroup != group {
+			t.Fatalf("az identity list-resources: %+v", assoc)
+		}
+		az.run("cognitiveservices", "account", "delete", "-n", "az-mi-user", "-g", group)
 
 		const kv = "azclivault"
 		var v struct {
