@@ -261,7 +261,7 @@ func errNoDeletedAccount(id *gatehouse.ResourceID) error {
 func errRestoreRequired(id *gatehouse.ResourceID) error {
 	return gatehouse.Errorf(http.StatusConflict, "FlagMustBeSetForRestore",
 		"An existing resource with ID '%s' has been soft-deleted. To restore the resource, you must specify 'restore' to be 'true' in the property. If you don't want to restore existing resource, please purge it first.",
-		clip(id.String()))
+		id.String()) // validated names: at most a few hundred characters
 }
 
 // DomainAvailable reports whether name is free as a custom subdomain (a

@@ -289,9 +289,12 @@ func hasControl(s string) bool {
 	return false
 }
 
+// clip bounds what an error message repeats of the request: a resource
+// id or path whole (ARM's names are bounded: ids stay well under 300
+// bytes), anything longer cut.
 func clip(s string) string {
-	if len(s) > 120 {
-		s = s[:120] + "…"
+	if len(s) > 300 {
+		s = s[:300] + "…"
 	}
 	return strings.ToValidUTF8(s, "?")
 }
