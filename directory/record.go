@@ -62,6 +62,9 @@ type record struct {
 	// AppRoles and the assignments of them (approles.go).
 	AppRoles           []AppRole           `json:"appRoles,omitempty"`
 	AppRoleAssignments []AppRoleAssignment `json:"appRoleAssignments,omitempty"`
+	// PermissionGrants: the delegated permission grants of this client
+	// (grants.go).
+	PermissionGrants []PermissionGrant `json:"permissionGrants,omitempty"`
 	// PermissionScopes are the delegated scopes its API exposes (scopes.go).
 	PermissionScopes []PermissionScope `json:"oauth2PermissionScopes,omitempty"`
 	// GroupMembershipClaims: "" (None), SecurityGroup, DirectoryRole or All (scopes.go).

@@ -42,6 +42,8 @@
 //	POST /v1.0/me/revokeSignInSessions           the same for the signed-in person (no role needed)
 //	GET  /v1.0/me                                the signed-in person (no role needed; az ad signed-in-user show)
 //	GET|POST /v1.0/roleManagement/directory/roleAssignments, DELETE …/{id}
+//	GET|POST /v1.0/oauth2PermissionGrants, GET|PATCH|DELETE …/{id}   delegated permission grants, kept and
+//	                                        listed (consent is implicit; grants.go): az ad app permission grant
 //	GET|POST /v1.0/groups, GET|PATCH|DELETE /v1.0/groups/{id}     security groups (groups.go)
 //	GET /v1.0/groups/{id}/members, POST …/members/$ref, DELETE …/members/{mid}/$ref
 //	POST /v1.0/directoryObjects/{id}/checkMemberGroups | getMemberGroups, /users/{id}/getMemberGroups,

@@ -148,6 +148,16 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /v1.0/groups/{id}/appRoleAssignments", h(appWrite, g.assignAppRole(false)))
 	mux.Handle("DELETE /v1.0/groups/{id}/appRoleAssignments/{aid}", h(appWrite, g.deleteAppRoleAssignment(false)))
 
+	// grants.go; az deletes at /oAuth2PermissionGrants (Graph's paths
+	// are case-insensitive).
+	for _, p := range []string{"/v1.0/oauth2PermissionGrants", "/v1.0/oAuth2PermissionGrants"} {
+		mux.Handle("GET "+p, h(readAccess, g.listGrants))
+		mux.Handle("POST "+p, h(appWrite, g.createGrant))
+		mux.Handle("GET "+p+"/{id}", h(readAccess, g.getGrant))
+		mux.Handle("PATCH "+p+"/{id}", h(appWrite, g.patchGrant))
+		mux.Handle("DELETE "+p+"/{id}", h(appWrite, g.deleteGrant))
+	}
+
 	mux.Handle("GET /v1.0/groups", h(readAccess, g.listGroups)) // groups.go
 	mux.Handle("POST /v1.0/groups", h(userWrite, g.createGroup))
 	mux.Handle("GET /v1.0/groups/{id}", h(readAccess, g.getGroup))

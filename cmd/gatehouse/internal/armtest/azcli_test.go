@@ -275,6 +275,21 @@ func TestAzCLI(t *testing.T) {
 		if az.json(&perms, "ad", "app", "permission", "list", "--id", app.AppID); len(perms) != 0 {
 			t.Fatalf("after az ad app permission delete: %+v", perms)
 		}
+		// Consent, recorded: the bootstrap client granted the API's scope
+		// for everyone; granting again replaces the grant (az deletes the
+		// old one first).
+		type grant struct{ ID, ClientID, ResourceID, ConsentType, Scope string }
+		var g grant
+		az.json(&g, "ad", "app", "permission", "grant", "--id", e.Bootstrap.ClientID, "--api", app.AppID, "--scope", "Orders.View")
+		if g.ID == "" || g.ConsentType != "AllPrincipals" || g.Scope != "Orders.View" {
+			t.Fatalf("az ad app permission grant: %+v", g)
+		}
+		az.json(&g, "ad", "app", "permission", "grant", "--id", e.Bootstrap.ClientID, "--api", app.AppID, "--scope", "Orders.View", "openid")
+		var grants []grant
+		az.json(&grants, "ad", "app", "permission", "list-grants", "--id", e.Bootstrap.ClientID)
+		if len(grants) != 1 || grants[0].Scope != "Orders.View openid" || grants[0].ID != g.ID {
+			t.Fatalf("az ad app permission list-grants: %+v", grants)
+		}
 		// Group claims, as az's own help shows: --set groupMembershipClaims=…; the caller's groups in its token.
 		az.run("ad", "app", "update", "--id", app.AppID, "--set", "groupMembershipClaims=SecurityGroup")
 		var group struct{ ID string }
@@ -290,6 +305,10 @@ func TestAzCLI(t *testing.T) {
 		}
 		az.run("ad", "group", "delete", "--group", group.ID)
 		az.run("ad", "app", "delete", "--id", app.AppID)
+		// A grant on a deleted API is no longer listed.
+		if az.json(&grants, "ad", "app", "permission", "list-grants", "--id", e.Bootstrap.ClientID); len(grants) != 0 {
+			t.Fatalf("grants after the API was deleted: %+v", grants)
+		}
 	})
 
 	// The rest of az ad a team uses day to day: rotating secrets,
