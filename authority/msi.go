@@ -190,7 +190,7 @@ type createHeaderResponse struct {
 }
 
 func (a *Authority) handleCreateHeader(w http.ResponseWriter, r *http.Request) error {
-	c, err := a.AuthenticateARM(r, ManagementAudiences...)
+	c, err := a.AuthenticateARM(r, a.ManagementAudiences()...)
 	if err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func (a *Authority) createHeader(r *http.Request, caller gatehouse.Principal, mi
 }
 
 func (a *Authority) handleRevokeHeader(w http.ResponseWriter, r *http.Request) error {
-	c, err := a.AuthenticateARM(r, ManagementAudiences...)
+	c, err := a.AuthenticateARM(r, a.ManagementAudiences()...)
 	if err != nil {
 		return err
 	}

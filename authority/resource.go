@@ -53,6 +53,17 @@ func (a *Authority) GraphAudiences() []string {
 	return append(append([]string{}, GraphAudiences...), a.base, a.base+"/")
 }
 
+// ManagementAudiences are the audiences the management API takes: ARM's
+// public resource ids, and this server's own base URL — ARM's endpoint
+// here, which the JavaScript ARM SDKs make their scope
+// ("${endpoint}/.default") when only the endpoint is changed, as ARM's
+// endpoint is its audience in every Azure cloud. The same audience is
+// Graph's (az 2.45's microsoftGraphResourceId): one token for this server
+// grants nothing more on either surface than the principal's roles there.
+func (a *Authority) ManagementAudiences() []string {
+	return append(append([]string{}, ManagementAudiences...), a.base, a.base+"/")
+}
+
 // VaultAudiences are the equivalent spellings of VaultResource.
 func (a *Authority) VaultAudiences() []string {
 	r := a.VaultResource()

@@ -141,7 +141,7 @@ func (m *Main) managementBanner() []string {
 type armAuthenticator struct{ a *authority.Authority }
 
 func (x armAuthenticator) AuthenticateRequest(r *http.Request) (gatehouse.Principal, error) {
-	c, err := x.a.AuthenticateARM(r, authority.ManagementAudiences...)
+	c, err := x.a.AuthenticateARM(r, x.a.ManagementAudiences()...)
 	if err != nil {
 		return gatehouse.Principal{}, err
 	}

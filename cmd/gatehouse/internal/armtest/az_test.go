@@ -138,6 +138,12 @@ func testUnauthenticated(t *testing.T, e *env) {
 		{"tampered", "Bearer " + e.token[:len(e.token)-4] + "AAAA", "InvalidAuthenticationToken"},
 		{"wrong-audience", "Bearer " + cogToken, "InvalidAuthenticationTokenAudience"},
 	}
+	// The server's own base URL is ARM's endpoint and an audience it
+	// takes (the JS ARM SDKs' scope when only the endpoint is changed).
+	if r := e.do(t, request{method: "GET", path: path, token: "-", header: http.Header{
+		"Authorization": {"Bearer " + e.Token(t, e.cred, e.URL+"/.default")}}}); r.status != 200 {
+		t.Errorf("a token for the server's own URL: %d %s", r.status, r.body)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{}
