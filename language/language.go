@@ -45,8 +45,10 @@ const (
 	innerInvalidCountry   = "InvalidCountryHint"
 	msgInvalidDocument    = "Invalid document in request."
 	msgInvalidRequest     = "Invalid Request."
-	stringIndexUTF16      = "Utf16CodeUnit"
-	stringIndexCodePoint  = "UnicodeCodePoint"
+	// msgInvalidDocumentInRequest heads a bad document list's error.
+	msgInvalidDocumentInRequest = "Invalid document in request."
+	stringIndexUTF16            = "Utf16CodeUnit"
+	stringIndexCodePoint        = "UnicodeCodePoint"
 	// The text-element unit is spelt TextElements_v8 by the Language API
 	// (analyze-text: its spec and the SDKs built on it, which rewrite the
 	// older spelling to this one) and TextElement_v8 by Text Analytics v3;
@@ -249,18 +251,21 @@ func (s *Service) run(kind string, docs []document, p parameters, showStats bool
 	if len(docs) == 0 {
 		return nil, badRequest(innerMissingDocuments, "Missing input documents.")
 	}
+	// Azure's envelope for a bad document list: InvalidRequest, "Invalid
+	// document in request.", the reason in innererror (the JS client joins
+	// the two messages: one text twice read badly).
 	if len(docs) > limit {
-		return nil, &requestError{status: http.StatusBadRequest, code: errInvalidArgument,
+		return nil, &requestError{status: http.StatusBadRequest, code: errInvalidRequest, message: msgInvalidDocumentInRequest,
 			inner: innerDocumentBatch, detail: fmt.Sprintf("Batch request contains too many records. Max %d records are permitted.", limit)}
 	}
 	seen := make(map[string]struct{}, len(docs))
 	for _, d := range docs {
 		if d.ID == "" {
-			return nil, &requestError{status: http.StatusBadRequest, code: errInvalidArgument,
+			return nil, &requestError{status: http.StatusBadRequest, code: errInvalidRequest, message: msgInvalidDocumentInRequest,
 				inner: innerInvalidDocument, detail: "Document id is missing. Every document needs a non-empty id."}
 		}
 		if _, dup := seen[d.ID]; dup {
-			return nil, &requestError{status: http.StatusBadRequest, code: errInvalidArgument,
+			return nil, &requestError{status: http.StatusBadRequest, code: errInvalidRequest, message: msgInvalidDocumentInRequest,
 				inner: innerInvalidDocument, detail: "Request contains duplicated Ids. Make sure each document has a unique Id."}
 		}
 		seen[d.ID] = struct{}{}
