@@ -61,6 +61,12 @@ func testRBAC(t *testing.T, e *env) {
 		if code, inner := r.code(); r.status != 403 || code != "Forbidden" || inner != "ForbiddenByRbac" {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
+		// The message names the caller and the whole scope, down to the
+		// secret, as Azure's does: what the missing assignment needs.
+		if body := string(r.body); !strings.Contains(body, "Caller: appid=") ||
+			!strings.Contains(body, "/providers/microsoft.keyvault/vaults/rbac/secrets/shared'") {
+			t.Errorf("the denial does not name the caller and the secret: %s", body)
+		}
 		_, err = c.NewListSecretPropertiesPager(nil).NextPage(ctx)
 		wantStatus(t, err, http.StatusForbidden, "Forbidden")
 	})
