@@ -256,7 +256,13 @@ func (s *Service) RestoreSecret(ctx context.Context, v *Vault, sealed []byte) (*
 	}()
 	skey := secretKey(v, lower(blob.Name))
 	errExists := gatehouse.Errorf(http.StatusConflict, CodeConflict, "Secret %s already exists.", clip(blob.Name))
-	if _, err := s.secrets.Get(ctx, skey); err == nil {
+	if cur, err := s.secrets.Get(ctx, skey); err == nil {
+		switch cur.Value.State {
+		case secretDeleted: // as a set of the name says
+			return nil, errDeletedButRecoverable(cur.Value.Name)
+		case secretPurging:
+			return nil, errBeingDeleted(cur.Value.Name)
+		}
 		return nil, errExists
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, unavailable(err)

@@ -240,6 +240,9 @@ func testSDKBackupRestore(t *testing.T, e *env) {
 	must(t, err)
 	_, err = c.RestoreSecret(ctx, azsecrets.RestoreSecretParameters{SecretBackup: b.Value}, nil)
 	wantStatus(t, err, http.StatusConflict, "Conflict") // deleted but not purged: the name is taken
+	if !strings.Contains(err.Error(), "deleted but recoverable state") {
+		t.Errorf("restore over a deleted secret says: %v", err)
+	}
 	_, err = c.PurgeDeletedSecret(ctx, "conn", nil)
 	must(t, err)
 
