@@ -112,11 +112,15 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ("/subscriptions/…/resourceGroups/g") as one path parameter, and the
 // Python SDK's generated clients escape it whole (management_locks
 // *_by_scope send "/%2Fsubscriptions%2F…/providers/Microsoft.Authorization/locks"),
-// which ARM routes as the plain path. Only such paths are touched: "%2F"
-// inside a later segment stays the mux's and armapi's to refuse.
+// which ARM routes as the plain path; Go's armlocks escapes a scope
+// written without its leading slash, as its examples write it
+// ("subscriptions/{sub}/resourceGroups/g" → "/subscriptions%2F…"). Only
+// such paths are touched: "%2F" inside a later segment stays the mux's
+// and armapi's to refuse.
 func decodeScope(r *http.Request) *http.Request {
 	raw := r.URL.RawPath
-	if len(raw) < 4 || raw[0] != '/' || raw[1] != '%' || raw[2] != '2' || raw[3] != 'F' && raw[3] != 'f' {
+	encodedFirst := len(raw) >= 4 && raw[0] == '/' && raw[1] == '%' && raw[2] == '2' && (raw[3] == 'F' || raw[3] == 'f')
+	if !encodedFirst && !(len(raw) > 17 && strings.EqualFold(raw[:17], "/subscriptions%2F")) {
 		return r
 	}
 	r2 := new(http.Request)

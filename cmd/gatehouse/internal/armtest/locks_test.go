@@ -59,6 +59,12 @@ func testLocks(t *testing.T, e *env) {
 	if r := e.do(t, request{method: "GET", path: encoded + "/providers/Microsoft.Authorization/locks?api-version=2016-09-01"}); r.status != 200 || !strings.Contains(string(r.body), `"name":"keep"`) {
 		t.Fatalf("list locks by escaped scope: %d %s", r.status, r.body)
 	}
+	// Go's armlocks escapes a scope written without its leading slash, as
+	// its examples write it: "/subscriptions%2F…".
+	bare := "/" + url.PathEscape(strings.TrimPrefix(groupScope, "/"))
+	if r := e.do(t, request{method: "GET", path: lockPath(bare, "keep")}); r.status != 200 || !strings.Contains(string(r.body), `"notes":"keep keep"`) {
+		t.Fatalf("get lock by a scope escaped without its leading slash %s: %d %s", bare, r.status, r.body)
+	}
 	// Elsewhere an escaped slash is not a separator.
 	if r := e.do(t, request{method: "GET", path: groupScope + "/providers/Microsoft.Authorization/locks/a%2Fb?api-version=2016-09-01"}); r.status < 400 || r.status >= 500 {
 		t.Fatalf("escaped slash in a lock name: %d %s", r.status, r.body)
