@@ -21,10 +21,18 @@ import (
 //	its controls are role assignments, locks and network rules — so the
 //	lists are empty, one item is 404, and assigning or defining a policy
 //	is refused with that reason.
+//
+//	Deny assignments and classic administrators (armauthorization's
+//	DenyAssignmentsClient, ClassicAdministratorsClient): none — Gatehouse's
+//	access is role assignments alone, and it never had classic
+//	(co-)administrators — so the lists are empty and one deny assignment
+//	is 404.
 
 const (
-	actFeaturesRead = "Microsoft.Features/features/read"
-	actPolicyRead   = "Microsoft.Authorization/policyAssignments/read"
+	actFeaturesRead       = "Microsoft.Features/features/read"
+	actPolicyRead         = "Microsoft.Authorization/policyAssignments/read"
+	actDenyAssignmentRead = "Microsoft.Authorization/denyAssignments/read"
+	actClassicAdminsRead  = "Microsoft.Authorization/classicAdministrators/read"
 )
 
 var noPolicyRoutes = func() []route {
@@ -44,8 +52,40 @@ var noPolicyRoutes = func() []route {
 			route{method: "GET", pattern: p + "/{name}", family: famPolicy, handle: noPolicy(kind)},
 			route{method: "PUT", pattern: p + "/{name}", family: famPolicy, handle: putNoPolicy})
 	}
+	rs = append(rs,
+		route{method: "GET", pattern: authzP + "/denyAssignments", family: famAuthorization, handle: listNone(actDenyAssignmentRead)},
+		route{method: "GET", pattern: authzP + "/denyAssignments/{name}", family: famAuthorization, handle: noDenyAssignment},
+		route{method: "GET", pattern: authzP + "/classicAdministrators", family: famAuthorization, handle: listNone(actClassicAdminsRead)})
 	return rs
 }()
+
+// listNone answers a collection of which Gatehouse has none, at a scope
+// the caller may read (action) and that exists.
+func listNone(action string) func(*call) error {
+	return func(c *call) error {
+		if err := c.noneScope(action); err != nil {
+			return err
+		}
+		return c.reply(http.StatusOK, list[struct{}]{Value: []struct{}{}})
+	}
+}
+
+func (c *call) noneScope(action string) error {
+	if c.scope == nil || c.scope.Subscription == "" {
+		return gatehouse.NotFoundf(gatehouse.CodeResourceNotFound, "Gatehouse lists these at a subscription or beneath it.")
+	}
+	if err := c.authorize(action, c.scope); err != nil {
+		return err
+	}
+	return c.checkScope(c.scope)
+}
+
+func noDenyAssignment(c *call) error {
+	if err := c.noneScope(actDenyAssignmentRead); err != nil {
+		return err
+	}
+	return gatehouse.NotFoundf("DenyAssignmentNotFound", "The deny assignment '%s' does not exist: Gatehouse has no deny assignments.", clip(c.param("name")))
+}
 
 func (c *call) featureScope() error {
 	s, err := c.subscription()

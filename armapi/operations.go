@@ -38,7 +38,7 @@ var managementActions = []string{
 	actIdentityRead, actIdentityWrite, actIdentityDelete, actIdentityAssign, actIdentityListResources, actSystemIdentityRead,
 	actFederatedRead, actFederatedWrite, actFederatedDelete,
 	actAssignmentRead, actAssignmentWrite, actAssignmentDelete, actRoleWrite, actRoleDelete,
-	actLockRead, actLockWrite, actLockDelete, actElevateAccess, actPolicyRead,
+	actLockRead, actLockWrite, actLockDelete, actElevateAccess, actPolicyRead, actDenyAssignmentRead, actClassicAdminsRead,
 	ActionAuditLogRead, ActionAuditLogVerify,
 	actActivityRead, actMetricsRead, actMetricDefinitionsRead, actDiagnosticSettingsRead,
 	actFeaturesRead,

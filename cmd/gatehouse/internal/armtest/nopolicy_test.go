@@ -33,6 +33,13 @@ func testNoPolicyOrFeatures(t *testing.T, e *env) {
 		{"GET", s + "/providers/Microsoft.Authorization/policySetDefinitions/x?api-version=2021-06-01", "", 404, "ResourceNotFound"},
 		{"PUT", s + "/providers/Microsoft.Authorization/policyAssignments/a1?api-version=2021-06-01",
 			`{"properties":{"policyDefinitionId":"/providers/Microsoft.Authorization/policyDefinitions/x"}}`, 400, "PolicyNotSupported"},
+		// Deny assignments and classic administrators: none (armauthorization's
+		// DenyAssignmentsClient and ClassicAdministratorsClient).
+		{"GET", s + "/providers/Microsoft.Authorization/denyAssignments?api-version=2022-04-01", "", 200, `"value":[]`},
+		{"GET", s + "/resourceGroups/" + group + "/providers/Microsoft.Authorization/denyAssignments?api-version=2022-04-01&$filter=atScope()", "", 200, `"value":[]`},
+		{"GET", s + "/providers/Microsoft.Authorization/denyAssignments/" + e.sub + "?api-version=2022-04-01", "", 404, "DenyAssignmentNotFound"},
+		{"GET", s + "/resourceGroups/no-such-group/providers/Microsoft.Authorization/denyAssignments?api-version=2022-04-01", "", 404, "ResourceGroupNotFound"},
+		{"GET", s + "/providers/Microsoft.Authorization/classicAdministrators?api-version=2015-07-01", "", 200, `"value":[]`},
 	} {
 		r := e.do(t, request{method: c.method, path: c.path, body: c.body})
 		if r.status != c.status || !strings.Contains(string(r.body), c.code) {
