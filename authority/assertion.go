@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -217,6 +218,17 @@ func (a *Authority) checkFederatedAssertion(ctx context.Context, client *directo
 	case AlgRS256, AlgPS256, AlgES256:
 	default:
 		return oauthErr(oauthInvalidClient, 5002738, "Invalid JWT token. '%s' is not a supported signature algorithm.", clip(t.header.Alg))
+	}
+	if strings.HasPrefix(cred.Issuer, a.base+"/") && len(cred.JWKS) == 0 {
+		// A token of this server's own issuer (a managed identity's for
+		// api://AzureADTokenExchange): verified with its own keys —
+		// signature, issuer, audience, lifetime — not fetched from itself.
+		raw := t.signingInput + "." + base64.RawURLEncoding.EncodeToString(t.signature)
+		own, err := a.Verify(ctx, raw, cred.Audiences...)
+		if err != nil || own.Issuer != cred.Issuer {
+			return oauthErr(oauthInvalidClient, 700027, "Client assertion contains an invalid signature, or is not a valid token of issuer '%s'.", clip(cred.Issuer))
+		}
+		return nil
 	}
 	key, err := a.fed.key(ctx, cred.Issuer, t.header.Kid, cred.JWKS)
 	if err != nil {

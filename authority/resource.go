@@ -32,6 +32,14 @@ var (
 	}
 )
 
+// TokenExchangeAudience is the audience of a token meant as another
+// application's federated credential (Entra's "application trusts a
+// managed identity": a managed identity's token for
+// api://AzureADTokenExchange is the client_assertion of an application
+// whose federated credential names this server's issuer and the
+// identity's object id). Only a client assertion takes it.
+const TokenExchangeAudience = "api://AzureADTokenExchange"
+
 // Canonical resource ids, as clients name them.
 const (
 	ResourceManagement        = "https://management.azure.com/"
@@ -75,7 +83,7 @@ func (a *Authority) defaultResources() []string {
 	out = append(out, CognitiveServicesAudiences...)
 	out = append(out, AIAudiences...)
 	out = append(out, GraphAudiences...)
-	out = append(out, a.base)
+	out = append(out, a.base, TokenExchangeAudience)
 	return append(out, a.VaultResource())
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/gatehouse/gatehouse/authority"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/cli"
 	"github.com/gatehouse/gatehouse/directory"
 )
@@ -253,6 +254,58 @@ func (f *fixture) testManagedIdentity(t *testing.T) {
 		must(t, f.s.Authority.RevokeIdentityHeader(t.Context(), nil, h.ID))
 		if status, _ := f.msiGet(t, secret, mgmt); status != 401 {
 			t.Fatalf("revoked: %d", status)
+		}
+	})
+	// Entra's "application trusts a managed identity": the identity's
+	// token for api://AzureADTokenExchange is the client assertion of an
+	// application whose federated credential names this server's issuer
+	// and the identity's object id — verified with the server's own keys.
+	t.Run("application-trusts-managed-identity", func(t *testing.T) {
+		_, secret, err := f.s.Authority.CreateIdentityHeader(t.Context(), "test", f.mi, 0)
+		must(t, err)
+		f.addSecret(secret)
+		status, body := f.msiGet(t, secret, url.Values{"api-version": {"2019-08-01"}, "resource": {"api://AzureADTokenExchange"}})
+		if status != 200 {
+			t.Fatalf("a token for api://AzureADTokenExchange: %d %s", status, body)
+		}
+		var r struct {
+			AccessToken string `json:"access_token"`
+		}
+		must(t, json.Unmarshal([]byte(body), &r))
+		f.addSecret(r.AccessToken)
+		app, err := f.s.Directory.CreateApplication(t.Context(), directory.ApplicationSpec{DisplayName: "trusts-mi", ServicePrincipal: true})
+		must(t, err)
+		issuer := f.s.Authority.Issuer(f.tenant)
+		_, err = f.s.Directory.AddFederated(t.Context(), app.AppID, directory.FederatedCredential{Name: "from-mi", Issuer: issuer,
+			Subject: f.mi.PrincipalID, Audiences: []string{"api://AzureADTokenExchange"}})
+		must(t, err)
+		exchange := func(assertion string) *tokenResponse {
+			return f.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {app.AppID},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+				"client_assertion":      {assertion}, "scope": {"https://management.azure.com/.default"}})
+		}
+		tr := exchange(r.AccessToken)
+		if tr.status != 200 {
+			t.Fatalf("the identity's token as the application's assertion: %d %s %s", tr.status, tr.Error, tr.Description)
+		}
+		if c := f.claims(t, tr.AccessToken, authority.ManagementAudiences...); c.Principal.ClientID != app.AppID {
+			t.Fatalf("the token is %s's, want the application's", c.Principal.ClientID)
+		}
+		f.addSecret(tr.AccessToken)
+		// A token of the same issuer for another audience, or tampered, is refused.
+		mgmtStatus, mgmtBody := f.msiGet(t, secret, mgmt)
+		must(t, json.Unmarshal([]byte(mgmtBody), &r))
+		if mgmtStatus != 200 {
+			t.Fatalf("%d %s", mgmtStatus, mgmtBody)
+		}
+		if tr := exchange(r.AccessToken); tr.status != 400 && tr.status != 401 {
+			t.Fatalf("an ARM token as the assertion: %d", tr.status)
+		}
+		status, body = f.msiGet(t, secret, url.Values{"api-version": {"2019-08-01"}, "resource": {"api://AzureADTokenExchange"}})
+		must(t, json.Unmarshal([]byte(body), &r))
+		tampered := r.AccessToken[:len(r.AccessToken)-6] + "AAAAAA"
+		if tr := exchange(tampered); status != 200 || tr.status != 400 && tr.status != 401 || !strings.Contains(tr.Description, "AADSTS700027") {
+			t.Fatalf("a tampered assertion: %d %s", tr.status, tr.Description)
 		}
 	})
 }
