@@ -31,6 +31,13 @@ func grantJSON(g directory.PermissionGrant) grantView {
 		ResourceID: g.ResourceID, Scope: g.Scope}
 }
 
+// grantEntity is one grant as Graph answers for it alone.
+func grantEntity(pg directory.PermissionGrant) grantView {
+	v := grantJSON(pg)
+	v.Context = "https://graph.microsoft.com/v1.0/$metadata#oauth2PermissionGrants/$entity"
+	return v
+}
+
 func (g *API) listGrants(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
 	f, err := filter(r, "clientId", "resourceId", "consentType", "principalId")
 	if err != nil {
@@ -61,9 +68,7 @@ func (g *API) getGrant(w http.ResponseWriter, r *http.Request, c *authority.Clai
 	if err != nil {
 		return err
 	}
-	v := grantJSON(pg)
-	v.Context = "https://graph.microsoft.com/v1.0/$metadata#oauth2PermissionGrants/$entity"
-	server.WriteJSON(w, http.StatusOK, v)
+	server.WriteJSON(w, http.StatusOK, grantEntity(pg))
 	return nil
 }
 
@@ -89,10 +94,8 @@ func (g *API) createGrant(w http.ResponseWriter, r *http.Request, c *authority.C
 	if err != nil {
 		return err
 	}
-	v := grantJSON(pg)
-	v.Context = "https://graph.microsoft.com/v1.0/$metadata#oauth2PermissionGrants/$entity"
 	w.Header().Set("Location", "https://graph.microsoft.com/v1.0/oauth2PermissionGrants/"+pg.ID)
-	server.WriteJSON(w, http.StatusCreated, v)
+	server.WriteJSON(w, http.StatusCreated, grantEntity(pg))
 	return nil
 }
 

@@ -220,37 +220,31 @@ func newAccountListModelsCmd(env Env) *cobra.Command {
 
 func newModelCmd(env Env) *cobra.Command {
 	m := newGroup("model", "The models the server offers (its model catalog)")
-	var f armFlags
-	var location string
-	list := &cobra.Command{Use: "list", Short: "List the models deployments may name in a location, per account kind", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if location == "" {
-				return errors.New("--location is required")
-			}
-			return providerListCall(cmd, env, &f, "locations/"+url.PathEscape(location)+"/models?api-version="+accountsAPIVersion)
-		}}
-	list.Flags().StringVarP(&location, "location", "l", "", "location (westus, …)")
-	list.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
-	addOutputFlags(list)
-	m.AddCommand(list)
+	m.AddCommand(locationListCmd(env, "models", "List the models deployments may name in a location, per account kind", ""))
 	return m
 }
 
 func newUsageCmd(env Env) *cobra.Command {
 	u := newGroup("usage", "The model quotas of a location (the server's model catalog)")
+	u.AddCommand(locationListCmd(env, "usages", "List each catalog model's quota in a location: capacity deployed and limit, per sku",
+		`  gatehouse cognitiveservices usage list -l westus -o table`))
+	return u
+}
+
+// locationListCmd is `list -l LOCATION`: GET {sub}/providers/
+// Microsoft.CognitiveServices/locations/{loc}/{collection}.
+func locationListCmd(env Env, collection, short, example string) *cobra.Command {
 	var f armFlags
 	var location string
-	list := &cobra.Command{Use: "list", Short: "List each catalog model's quota in a location: capacity deployed and limit, per sku", Args: cobra.NoArgs,
-		Example: `  gatehouse cognitiveservices usage list -l westus -o table`,
+	list := &cobra.Command{Use: "list", Short: short, Example: example, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if location == "" {
 				return errors.New("--location is required")
 			}
-			return providerListCall(cmd, env, &f, "locations/"+url.PathEscape(location)+"/usages?api-version="+accountsAPIVersion)
+			return providerListCall(cmd, env, &f, "locations/"+url.PathEscape(location)+"/"+collection+"?api-version="+accountsAPIVersion)
 		}}
 	list.Flags().StringVarP(&location, "location", "l", "", "location (westus, …)")
 	list.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
 	addOutputFlags(list)
-	u.AddCommand(list)
-	return u
+	return list
 }
