@@ -176,6 +176,7 @@ func TestCatalogDeployments(t *testing.T) {
 			{"over-capacity", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}, SKU: &accounts.DeploymentSKU{Name: "Standard", Capacity: 11}}, "InvalidCapacity"},
 			// The model lists offer it in Standard and GlobalStandard only.
 			{"sku-not-offered", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}, SKU: &accounts.DeploymentSKU{Name: "ProvisionedManaged", Capacity: 1}}, "InvalidResourceProperties"},
+			{"bad-scale-type", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}, ScaleType: "Huge"}, "InvalidScaleType"},
 			// An upstream property without the endpoint is not a catalog deployment.
 			{"key-without-endpoint", accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "gpt-4o"}, KeyHeader: "api-key"}, "InvalidUpstream"},
 		} {

@@ -101,12 +101,15 @@ type Deployment struct {
 	// RaiPolicyName and VersionUpgradeOption are as given, or Azure's
 	// defaults.
 	RaiPolicyName, VersionUpgradeOption string
-	Tags                                map[string]string
-	CreatedAt                           time.Time
-	UpdatedAt                           time.Time
-	CreatedBy                           Actor
-	UpdatedBy                           Actor
-	Revision                            int64
+	// ScaleType is the scaleSettings.scaleType of API versions before
+	// 2023-05-01 as given ("Standard" or "Manual"; "" when none was).
+	ScaleType string
+	Tags      map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	CreatedBy Actor
+	UpdatedBy Actor
+	Revision  int64
 }
 
 // DeploymentSpec is what a PUT asks for.
@@ -127,6 +130,9 @@ type DeploymentSpec struct {
 	// settings, kept and shown (Gatehouse applies no content filter and
 	// upgrades no model); "" shows Azure's defaults.
 	RaiPolicyName, VersionUpgradeOption string
+	// ScaleType is scaleSettings.scaleType (older API versions), kept
+	// and shown: "Standard", "Manual" or "".
+	ScaleType string
 	// Tags are the deployment's tags (the caller validates them).
 	Tags map[string]string
 
@@ -171,6 +177,7 @@ type deploymentRecord struct {
 	// RaiPolicyName, VersionUpgradeOption and Tags: DeploymentSpec's.
 	RaiPolicyName        string            `json:"raiPolicyName,omitempty"`
 	VersionUpgradeOption string            `json:"versionUpgradeOption,omitempty"`
+	ScaleType            string            `json:"scaleType,omitempty"`
 	Tags                 map[string]string `json:"tags,omitempty"`
 	CreatedAt            time.Time         `json:"createdAt"`
 	UpdatedAt            time.Time         `json:"updatedAt"`
@@ -196,7 +203,7 @@ func (r *deploymentRecord) view(rev int64) *Deployment {
 		vuo = versionUpgradeOptions[0]
 	}
 	return &Deployment{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Model: r.Model, SKU: r.SKU, Upstream: up, Catalog: r.Catalog,
-		RaiPolicyName: rai, VersionUpgradeOption: vuo, Tags: r.Tags,
+		RaiPolicyName: rai, VersionUpgradeOption: vuo, ScaleType: r.ScaleType, Tags: r.Tags,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CreatedBy: Actor(r.CreatedBy), UpdatedBy: Actor(r.UpdatedBy), Revision: rev}
 }
 
@@ -498,6 +505,14 @@ func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 		}
 		spec.VersionUpgradeOption = versionUpgradeOptions[i]
 	}
+	if v := spec.ScaleType; v != "" {
+		i := slices.IndexFunc(scaleTypes, func(o string) bool { return strings.EqualFold(o, v) })
+		if i < 0 {
+			return badRequest("InvalidScaleType", "properties.scaleSettings.scaleType",
+				"properties.scaleSettings.scaleType must be one of %s.", strings.Join(scaleTypes, ", "))
+		}
+		spec.ScaleType = scaleTypes[i]
+	}
 	if spec.Endpoint == "" && spec.UpstreamModel == "" && spec.KeyHeader == "" && spec.KeyVaultSecret == "" &&
 		(spec.Key == nil || *spec.Key == "") {
 		return d.fromCatalog(spec)
@@ -533,6 +548,10 @@ const DefaultRaiPolicy = "Microsoft.DefaultV2"
 
 // versionUpgradeOptions are Azure's, the first the default.
 var versionUpgradeOptions = []string{"OnceNewDefaultVersionAvailable", "OnceCurrentVersionExpired", "NoAutoUpgrade"}
+
+// scaleTypes are the scaleSettings.scaleType values of API versions
+// before 2023-05-01 (az 2.45 sends Manual).
+var scaleTypes = []string{"Standard", "Manual"}
 
 // ModelSKUs are the deployment SKUs the catalog's models are offered in,
 // as the model lists show them (Azure's usual two). A catalog deployment
@@ -665,7 +684,7 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 		r.Model, r.SKU, r.Endpoint = spec.Model, *spec.SKU, spec.Endpoint
 		r.UpstreamModel, r.KeyHeader, r.KeyVaultSecret = spec.UpstreamModel, spec.KeyHeader, spec.KeyVaultSecret
 		r.Catalog = spec.catalog
-		r.RaiPolicyName, r.VersionUpgradeOption, r.Tags = spec.RaiPolicyName, spec.VersionUpgradeOption, spec.Tags
+		r.RaiPolicyName, r.VersionUpgradeOption, r.ScaleType, r.Tags = spec.RaiPolicyName, spec.VersionUpgradeOption, spec.ScaleType, spec.Tags
 		r.UpdatedAt, r.UpdatedBy = now, actorRecord(by)
 	}
 	for range 3 {

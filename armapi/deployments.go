@@ -90,7 +90,8 @@ type deploymentBody struct {
 		// ScaleSettings is the sku of API versions before 2023-05-01 (az
 		// 2.45 sends it): its capacity is the Standard sku's.
 		ScaleSettings *struct {
-			Capacity *int `json:"capacity"`
+			ScaleType string `json:"scaleType"`
+			Capacity  *int   `json:"capacity"`
 		} `json:"scaleSettings"`
 		Upstream *struct {
 			Endpoint       string  `json:"endpoint"`
@@ -110,11 +111,12 @@ func deploymentView(d *accounts.Deployment) deploymentJSON {
 		},
 		Properties: deploymentPropsJSON{Model: d.Model, ProvisioningState: "Succeeded", Capabilities: d.Capabilities,
 			RaiPolicyName: d.RaiPolicyName, VersionUpgradeOption: d.VersionUpgradeOption,
-			ScaleSettings: scaleSettingsJSON{Capacity: d.SKU.Capacity}, Upstream: upstreamView(d)}}
+			ScaleSettings: scaleSettingsJSON{ScaleType: d.ScaleType, Capacity: d.SKU.Capacity}, Upstream: upstreamView(d)}}
 }
 
 type scaleSettingsJSON struct {
-	Capacity int `json:"capacity"`
+	ScaleType string `json:"scaleType,omitempty"`
+	Capacity  int    `json:"capacity"`
 }
 
 func upstreamView(d *accounts.Deployment) *accounts.Upstream {
@@ -210,8 +212,11 @@ func putDeployment(c *call) error {
 		if p.Model != nil {
 			spec.Model = *p.Model
 		}
-		if ss := p.ScaleSettings; ss != nil && ss.Capacity != nil && spec.SKU == nil {
-			spec.SKU = &accounts.DeploymentSKU{Name: "Standard", Capacity: *ss.Capacity}
+		if ss := p.ScaleSettings; ss != nil {
+			spec.ScaleType = ss.ScaleType
+			if ss.Capacity != nil && spec.SKU == nil {
+				spec.SKU = &accounts.DeploymentSKU{Name: "Standard", Capacity: *ss.Capacity}
+			}
 		}
 		if u := p.Upstream; u != nil {
 			spec.Endpoint, spec.UpstreamModel, spec.KeyHeader, spec.Key = u.Endpoint, u.Model, u.KeyHeader, u.Key

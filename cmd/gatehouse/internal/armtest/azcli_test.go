@@ -796,13 +796,18 @@ func TestAzCLI(t *testing.T) {
 			Properties struct {
 				Model             struct{ Format, Name, Version string }
 				ProvisioningState string
+				ScaleSettings     struct {
+					ScaleType string
+					Capacity  int
+				}
 			}
 		}
 		var dep deployment
 		az.json(&dep, "cognitiveservices", "account", "deployment", "create", "-n", "az-openai", "-g", group, "--deployment-name", "chat",
 			"--model-name", "gpt-4o-mini", "--model-version", "2024-05-13", "--model-format", "OpenAI",
 			"--scale-settings-scale-type", "Manual", "--scale-settings-capacity", "3")
-		if dep.Name != "chat" || dep.SKU.Capacity != 3 || dep.Properties.Model.Version != "2024-05-13" || dep.Properties.ProvisioningState != "Succeeded" {
+		if dep.Name != "chat" || dep.SKU.Capacity != 3 || dep.Properties.Model.Version != "2024-05-13" || dep.Properties.ProvisioningState != "Succeeded" ||
+			dep.Properties.ScaleSettings.ScaleType != "Manual" || dep.Properties.ScaleSettings.Capacity != 3 {
 			t.Errorf("deployment create: %+v", dep)
 		}
 		var list []deployment
@@ -811,7 +816,7 @@ func TestAzCLI(t *testing.T) {
 			t.Errorf("deployment list: %+v", list)
 		}
 		az.json(&dep, "cognitiveservices", "account", "deployment", "show", "-n", "az-openai", "-g", group, "--deployment-name", "chat")
-		if dep.Properties.Model.Name != "gpt-4o-mini" {
+		if dep.Properties.Model.Name != "gpt-4o-mini" || dep.Properties.ScaleSettings.ScaleType != "Manual" {
 			t.Errorf("deployment show: %+v", dep)
 		}
 
