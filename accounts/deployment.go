@@ -497,21 +497,13 @@ func (d *Deployments) validateDeploymentSpec(spec *DeploymentSpec) error {
 	if len(spec.RaiPolicyName) > 256 || !printable(spec.RaiPolicyName) {
 		return badRequest("InvalidRaiPolicyName", "properties.raiPolicyName", "properties.raiPolicyName must be at most 256 printable characters.")
 	}
-	if v := spec.VersionUpgradeOption; v != "" {
-		i := slices.IndexFunc(versionUpgradeOptions, func(o string) bool { return strings.EqualFold(o, v) })
-		if i < 0 {
-			return badRequest("InvalidVersionUpgradeOption", "properties.versionUpgradeOption",
-				"properties.versionUpgradeOption must be one of %s.", strings.Join(versionUpgradeOptions, ", "))
-		}
-		spec.VersionUpgradeOption = versionUpgradeOptions[i]
+	var err error
+	if spec.VersionUpgradeOption, err = oneOf(spec.VersionUpgradeOption, versionUpgradeOptions, "InvalidVersionUpgradeOption",
+		"properties.versionUpgradeOption"); err != nil {
+		return err
 	}
-	if v := spec.ScaleType; v != "" {
-		i := slices.IndexFunc(scaleTypes, func(o string) bool { return strings.EqualFold(o, v) })
-		if i < 0 {
-			return badRequest("InvalidScaleType", "properties.scaleSettings.scaleType",
-				"properties.scaleSettings.scaleType must be one of %s.", strings.Join(scaleTypes, ", "))
-		}
-		spec.ScaleType = scaleTypes[i]
+	if spec.ScaleType, err = oneOf(spec.ScaleType, scaleTypes, "InvalidScaleType", "properties.scaleSettings.scaleType"); err != nil {
+		return err
 	}
 	if spec.Endpoint == "" && spec.UpstreamModel == "" && spec.KeyHeader == "" && spec.KeyVaultSecret == "" &&
 		(spec.Key == nil || *spec.Key == "") {
@@ -548,6 +540,19 @@ const DefaultRaiPolicy = "Microsoft.DefaultV2"
 
 // versionUpgradeOptions are Azure's, the first the default.
 var versionUpgradeOptions = []string{"OnceNewDefaultVersionAvailable", "OnceCurrentVersionExpired", "NoAutoUpgrade"}
+
+// oneOf gives v ("" stays "") the spelling of the choice it names in any
+// case, or refuses it with code naming target and the choices.
+func oneOf(v string, choices []string, code, target string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	i := slices.IndexFunc(choices, func(o string) bool { return strings.EqualFold(o, v) })
+	if i < 0 {
+		return "", badRequest(code, target, "%s must be one of %s.", target, strings.Join(choices, ", "))
+	}
+	return choices[i], nil
+}
 
 // scaleTypes are the scaleSettings.scaleType values of API versions
 // before 2023-05-01 (az 2.45 sends Manual).

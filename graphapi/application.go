@@ -402,6 +402,19 @@ func certSpecs(creds []keyCredential) ([]directory.CertificateSpec, error) {
 	return specs, nil
 }
 
+// setCertificates replaces the certificates of a's application object,
+// or with sp of its service principal, with creds (nil: keeps them).
+func (g *API) setCertificates(r *http.Request, a *directory.Application, creds *[]keyCredential, sp bool) error {
+	if creds == nil {
+		return nil
+	}
+	specs, err := certSpecs(*creds)
+	if err != nil {
+		return err
+	}
+	return g.dir.SetCertificates(r.Context(), a.AppObjectID, specs, sp)
+}
+
 func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
 	a, err := g.application(r.PathValue("id"))
 	if err != nil {
@@ -419,14 +432,8 @@ func (g *API) patchApplication(w http.ResponseWriter, r *http.Request, c *author
 	if err != nil {
 		return err
 	}
-	if body.KeyCredentials != nil {
-		specs, err := certSpecs(*body.KeyCredentials)
-		if err != nil {
-			return err
-		}
-		if err := g.dir.SetCertificates(r.Context(), a.AppObjectID, specs, false); err != nil {
-			return err
-		}
+	if err := g.setCertificates(r, a, body.KeyCredentials, false); err != nil {
+		return err
 	}
 	if body.IdentifierURIs != nil {
 		if _, err := g.dir.SetIdentifierURIs(r.Context(), a.AppObjectID, *body.IdentifierURIs, g.auth.ReservedResource); err != nil {

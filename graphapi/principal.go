@@ -129,14 +129,8 @@ func (g *API) patchServicePrincipal(w http.ResponseWriter, r *http.Request, c *a
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	if body.KeyCredentials != nil {
-		specs, err := certSpecs(*body.KeyCredentials)
-		if err != nil {
-			return err
-		}
-		if err := g.dir.SetCertificates(r.Context(), a.AppObjectID, specs, true); err != nil {
-			return err
-		}
+	if err := g.setCertificates(r, a, body.KeyCredentials, true); err != nil {
+		return err
 	}
 	if _, err := g.dir.UpdateApplication(r.Context(), a.AppObjectID, directory.ApplicationUpdate{Enabled: body.AccountEnabled, DisplayName: body.DisplayName}); err != nil {
 		return err
