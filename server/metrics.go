@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,15 +21,78 @@ type Metrics struct {
 
 	// The children of requests and latency, resolved once per label set:
 	// WithLabelValues hashes every label and formats the status on each
-	// call, which the hot path should not pay.
-	counters  sync.Map // requestLabels → prometheus.Counter
-	latencies sync.Map // Surface → prometheus.Observer
+	// call, which the hot path should not pay. The known surfaces, methods
+	// and statuses index arrays (no hashing at all); any other label set
+	// falls back to others.
+	cells     [len(surfaces)][len(methodLabels)]atomic.Pointer[statusCells]
+	latencies [len(surfaces)]atomic.Pointer[prometheus.Observer]
+	others    sync.Map // requestLabels → prometheus.Counter
 }
 
 type requestLabels struct {
 	surface Surface
 	method  string
 	status  int
+}
+
+// statusCells are one surface's and method's counters by status - 100.
+type statusCells [600]atomic.Pointer[prometheus.Counter]
+
+// surfaces are the surfaces the arrays index, in surfaceIndex's order.
+var surfaces = [...]Surface{SurfaceNone, SurfaceOps, SurfaceAuthority, SurfaceManagement, SurfaceSTS,
+	SurfaceGateway, SurfaceVault, SurfacePortal, SurfaceGraph, SurfaceMSI}
+
+// surfaceIndex is s's index in surfaces, or -1.
+func surfaceIndex(s Surface) int {
+	switch s {
+	case SurfaceNone:
+		return 0
+	case SurfaceOps:
+		return 1
+	case SurfaceAuthority:
+		return 2
+	case SurfaceManagement:
+		return 3
+	case SurfaceSTS:
+		return 4
+	case SurfaceGateway:
+		return 5
+	case SurfaceVault:
+		return 6
+	case SurfacePortal:
+		return 7
+	case SurfaceGraph:
+		return 8
+	case SurfaceMSI:
+		return 9
+	}
+	return -1
+}
+
+// methodLabels are the method label's values (its cardinality is bounded):
+// methodIndex's order, OTHER last.
+var methodLabels = [...]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodHead, http.MethodOptions, "OTHER"}
+
+// methodIndex is the index of method's label in methodLabels.
+func methodIndex(method string) int {
+	switch method {
+	case http.MethodGet:
+		return 0
+	case http.MethodPost:
+		return 1
+	case http.MethodPut:
+		return 2
+	case http.MethodPatch:
+		return 3
+	case http.MethodDelete:
+		return 4
+	case http.MethodHead:
+		return 5
+	case http.MethodOptions:
+		return 6
+	}
+	return len(methodLabels) - 1
 }
 
 // NewMetrics returns a registry with the process and Go collectors and the
@@ -52,29 +116,40 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// knownMethods bounds the method label's cardinality.
-var knownMethods = map[string]string{
-	http.MethodGet: http.MethodGet, http.MethodPost: http.MethodPost, http.MethodPut: http.MethodPut,
-	http.MethodPatch: http.MethodPatch, http.MethodDelete: http.MethodDelete, http.MethodHead: http.MethodHead,
-	http.MethodOptions: http.MethodOptions,
-}
-
 func (m *Metrics) observe(s Surface, method string, status int, d time.Duration) {
-	mth, ok := knownMethods[method]
-	if !ok {
-		mth = "OTHER"
+	mi := methodIndex(method)
+	si := surfaceIndex(s)
+	if si < 0 || status < 100 || status >= 700 {
+		k := requestLabels{s, methodLabels[mi], status}
+		c, ok := m.others.Load(k)
+		if !ok {
+			c, _ = m.others.LoadOrStore(k, m.requests.WithLabelValues(string(s), k.method, strconv.Itoa(status)))
+		}
+		c.(prometheus.Counter).Inc()
+		m.latency.WithLabelValues(string(s)).Observe(d.Seconds())
+		return
 	}
-	k := requestLabels{s, mth, status}
-	c, ok := m.counters.Load(k)
-	if !ok {
-		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(string(s), mth, strconv.Itoa(status)))
+	cells := m.cells[si][mi].Load()
+	if cells == nil {
+		m.cells[si][mi].CompareAndSwap(nil, new(statusCells))
+		cells = m.cells[si][mi].Load()
 	}
-	c.(prometheus.Counter).Inc()
-	o, ok := m.latencies.Load(s)
-	if !ok {
-		o, _ = m.latencies.LoadOrStore(s, m.latency.WithLabelValues(string(s)))
+	cell := &cells[status-100]
+	c := cell.Load()
+	if c == nil {
+		// WithLabelValues returns the same child to racing callers.
+		ctr := m.requests.WithLabelValues(string(s), methodLabels[mi], strconv.Itoa(status))
+		cell.Store(&ctr)
+		c = &ctr
 	}
-	o.(prometheus.Observer).Observe(d.Seconds())
+	(*c).Inc()
+	o := m.latencies[si].Load()
+	if o == nil {
+		obs := m.latency.WithLabelValues(string(s))
+		m.latencies[si].Store(&obs)
+		o = &obs
+	}
+	(*o).Observe(d.Seconds())
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -9,6 +9,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/netacl"
@@ -189,3 +194,59 @@ func TestMetricsNetworks(t *testing.T) {
 type okPinger struct{}
 
 func (okPinger) Ping(context.Context) error { return nil }
+
+// TestMetricsLabels: each request is counted under its own surface, method
+// and status — the array-indexed ones and the rare ones (an unknown method
+// is OTHER; a surface or status outside the arrays) alike — and timed
+// under its surface.
+func TestMetricsLabels(t *testing.T) {
+	m := NewMetrics()
+	for _, o := range []struct {
+		s      Surface
+		method string
+		status int
+		n      int
+	}{
+		{SurfaceGateway, "POST", 200, 3},
+		{SurfaceGateway, "POST", 429, 2},
+		{SurfaceGateway, "GET", 200, 1},
+		{SurfaceVault, "BREW", 404, 2},
+		{SurfaceMSI, "OPTIONS", 699, 1},
+		{Surface("custom"), "PUT", 201, 2},
+		{SurfaceSTS, "POST", 99, 1},
+		{SurfaceSTS, "POST", 700, 1},
+	} {
+		for range o.n {
+			m.observe(o.s, o.method, o.status, time.Millisecond)
+		}
+	}
+	for _, c := range []struct {
+		labels []string
+		want   float64
+	}{
+		{[]string{"gateway", "POST", "200"}, 3},
+		{[]string{"gateway", "POST", "429"}, 2},
+		{[]string{"gateway", "GET", "200"}, 1},
+		{[]string{"vault", "OTHER", "404"}, 2},
+		{[]string{"msi", "OPTIONS", "699"}, 1},
+		{[]string{"custom", "PUT", "201"}, 2},
+		{[]string{"sts", "POST", "99"}, 1},
+		{[]string{"sts", "POST", "700"}, 1},
+	} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues(c.labels...)); got != c.want {
+			t.Errorf("requests%v = %v, want %v", c.labels, got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.requests); n != 8 {
+		t.Errorf("%d request series, want 8", n)
+	}
+	for s, want := range map[string]uint64{"gateway": 6, "vault": 2, "msi": 1, "custom": 2, "sts": 2} {
+		var out dto.Metric
+		if err := m.latency.WithLabelValues(s).(prometheus.Histogram).Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		if got := out.GetHistogram().GetSampleCount(); got != want {
+			t.Errorf("latency{%s}: %d samples, want %d", s, got, want)
+		}
+	}
+}
