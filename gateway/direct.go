@@ -67,6 +67,9 @@ func buildDirectRoutes() []directRoute {
 // direct matches neither.
 func patternSegments(path string) []string {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if len(segs) > maxDirectSegments {
+		panic("gateway: direct dispatch takes at most maxDirectSegments segments: " + path)
+	}
 	wild := 0
 	for i, s := range segs {
 		if strings.HasPrefix(s, "{") {
@@ -93,37 +96,56 @@ func (g *Gateway) direct(w http.ResponseWriter, r *http.Request, account, rel st
 }
 
 // directMatch returns the route direct serves r with, and its wildcard's
-// value; nil if the muxes are to route r.
+// value; nil if the muxes are to route r. rel is split into its segments
+// once, and only the routes of r's method with as many segments are
+// compared with them.
 func directMatch(r *http.Request, account, rel string) (*directRoute, string) {
 	if r.URL.RawPath != "" || !directPath(rel) || account == "" || !plainSegment(account) {
 		return nil, ""
 	}
+	var buf [maxDirectSegments]string
+	segs, ok := splitSegments(rel, buf[:0])
+	if !ok {
+		return nil, ""
+	}
 	for i := range directRoutes {
 		d := &directRoutes[i]
-		if d.method != r.Method {
+		if len(d.segs) != len(segs) || d.method != r.Method {
 			continue
 		}
-		if param, ok := d.match(rel); ok {
+		if param, ok := d.match(segs); ok {
 			return d, param
 		}
 	}
 	return nil, ""
 }
 
-// match reports whether rel is the route's path, with the wildcard's value.
-func (d *directRoute) match(rel string) (param string, ok bool) {
-	p := rel
-	for _, want := range d.segs {
-		if len(p) == 0 || p[0] != '/' {
-			return "", false
+// maxDirectSegments bounds the segments of a path direct matches: more
+// than any route has, so a longer path matches none.
+const maxDirectSegments = 8
+
+// splitSegments appends rel's segments (rel starts with a slash) to segs;
+// false when there are more than maxDirectSegments.
+func splitSegments(rel string, segs []string) ([]string, bool) {
+	p := rel[1:]
+	for {
+		if len(segs) == maxDirectSegments {
+			return nil, false
 		}
-		p = p[1:]
-		seg := p
-		if i := strings.IndexByte(p, '/'); i >= 0 {
-			seg, p = p[:i], p[i:]
-		} else {
-			p = ""
+		i := strings.IndexByte(p, '/')
+		if i < 0 {
+			return append(segs, p), true
 		}
+		segs = append(segs, p[:i])
+		p = p[i+1:]
+	}
+}
+
+// match reports whether segs, as many as the route's, are the route's
+// path, with the wildcard's value.
+func (d *directRoute) match(segs []string) (param string, ok bool) {
+	for i, want := range d.segs {
+		seg := segs[i]
 		if want != "" {
 			if seg != want {
 				return "", false
@@ -135,7 +157,7 @@ func (d *directRoute) match(rel string) (param string, ok bool) {
 		}
 		param = seg
 	}
-	return param, p == ""
+	return param, true
 }
 
 // directPath reports whether path is one ServeMux routes as it is: it
