@@ -80,6 +80,7 @@ for t in wrk curl python3 go; do command -v "$t" >/dev/null || { echo "missing t
 ports=("$PORT" "$UPSTREAM_PORT" "$UPSTREAM_TLS_PORT")
 [ -z "$BASE_BIN" ] || ports+=("$BASE_PORT")
 case " ${TARGETS:-} " in *" floor "*) WANT_FLOOR=1; ports+=("$FLOOR_PORT");; *) WANT_FLOOR=;; esac
+case " ${ITARGETS:-} " in *" floor "*) [ "$MODE" != --instructions ] || WANT_FLOOR=1;; esac
 for p in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use (set PORT, UPSTREAM_PORT, UPSTREAM_TLS_PORT)" >&2; exit 2; fi
 done

@@ -16,6 +16,8 @@
 # Targets (ITARGETS, default "gatehouse nginx-tls", plus base with BASE_BIN):
 #   gatehouse   the node (the key path) under cachegrind
 #   base        BASE_BIN's node on a copy of the data, likewise
+#   floor       bench/floor (the least a Go key-checking TLS proxy does): what
+#               of the node's count is Go's and what is Gatehouse's own layers
 #   nginx-tls   nginx as ../shared/bench/dataplane.sh configures it (key check
 #               against a map, TLS 1.3, keep-alive upstream), one worker
 #               process, no master: every request in one process
@@ -117,6 +119,15 @@ under_cachegrind() {
       VG_PID=$! STOP_SIG=TERM health="https://localhost:$port/healthz"
       ITARGET_URL=${CHAT_URL/localhost:$PORT/localhost:$port}
       ;;
+    floor)
+      [ -s "$WORK/floor-cert.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -keyout "$WORK/floor-key.pem" -out "$WORK/floor-cert.pem" >/dev/null 2>&1
+      KEY1=$KEY KEY2=$KEY GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off "${vg[@]}" "$WORK/floor" -cert "$WORK/floor-cert.pem" \
+        -key "$WORK/floor-key.pem" -addr "127.0.0.1:$((PORT + 5))" -upstream "127.0.0.1:$UPSTREAM_PORT" >"$WORK/ig-$t.log" 2>&1 &
+      # floor answers 401 to the key-less health probe: an answer is enough.
+      VG_PID=$! STOP_SIG=TERM health="https://127.0.0.1:$((PORT + 5))/healthz"
+      ITARGET_URL="https://127.0.0.1:$((PORT + 5))/v1/chat/completions"
+      ;;
     nginx-tls)
       "${vg[@]}" nginx -e "$WORK/nginx/logs/error.log" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/ig-$t.log" 2>&1 &
       VG_PID=$! STOP_SIG=QUIT health="https://127.0.0.1:$NGINX_TLS_PORT/healthz"
@@ -156,7 +167,7 @@ for t in "${ITARGETS[@]}"; do
   echo "$t: ${IDURATION}s of load under cachegrind" >&2
   under_cachegrind "$t" "$WORK/cg-$t.out"
   hdr="Ocp-Apim-Subscription-Key: $KEY"
-  [ "$t" = nginx-tls ] || hdr=$ICRED_HDR
+  case $t in gatehouse | base) hdr=$ICRED_HDR;; esac
   code=$(curl -sk -o "$WORK/check.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
     -H "$hdr" --data "$BODY" "$ITARGET_URL")
   [ "$code" = 200 ] || { echo "$t: status $code: $(head -c 300 "$WORK/check.out")" >&2; exit 1; }
