@@ -38,59 +38,32 @@ type requestLabels struct {
 // statusCells are one surface's and method's counters by status - 100.
 type statusCells [600]atomic.Pointer[prometheus.Counter]
 
-// surfaces are the surfaces the arrays index, in surfaceIndex's order.
+// surfaces are the surfaces the arrays index.
 var surfaces = [...]Surface{SurfaceNone, SurfaceOps, SurfaceAuthority, SurfaceManagement, SurfaceSTS,
 	SurfaceGateway, SurfaceVault, SurfacePortal, SurfaceGraph, SurfaceMSI}
 
 // surfaceIndex is s's index in surfaces, or -1.
 func surfaceIndex(s Surface) int {
-	switch s {
-	case SurfaceNone:
-		return 0
-	case SurfaceOps:
-		return 1
-	case SurfaceAuthority:
-		return 2
-	case SurfaceManagement:
-		return 3
-	case SurfaceSTS:
-		return 4
-	case SurfaceGateway:
-		return 5
-	case SurfaceVault:
-		return 6
-	case SurfacePortal:
-		return 7
-	case SurfaceGraph:
-		return 8
-	case SurfaceMSI:
-		return 9
+	for i, x := range surfaces {
+		if x == s {
+			return i
+		}
 	}
 	return -1
 }
 
-// methodLabels are the method label's values (its cardinality is bounded):
-// methodIndex's order, OTHER last.
+// methodLabels are the method label's values (its cardinality is bounded),
+// OTHER last.
 var methodLabels = [...]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch,
 	http.MethodDelete, http.MethodHead, http.MethodOptions, "OTHER"}
 
-// methodIndex is the index of method's label in methodLabels.
+// methodIndex is the index of method's label in methodLabels (OTHER for
+// any method but the known ones).
 func methodIndex(method string) int {
-	switch method {
-	case http.MethodGet:
-		return 0
-	case http.MethodPost:
-		return 1
-	case http.MethodPut:
-		return 2
-	case http.MethodPatch:
-		return 3
-	case http.MethodDelete:
-		return 4
-	case http.MethodHead:
-		return 5
-	case http.MethodOptions:
-		return 6
+	for i, x := range methodLabels[:len(methodLabels)-1] {
+		if x == method {
+			return i
+		}
 	}
 	return len(methodLabels) - 1
 }
