@@ -270,3 +270,23 @@ func TestFirstLoginFromBanner(t *testing.T) {
 		t.Fatalf("%s: exit %d: %s%s", login, code, out, errOut)
 	}
 }
+
+// TestOutputListRows: a --query multiselect list ([].[a, b]) prints one
+// row a result, as az prints it: tab-separated in tsv, under Column1,
+// Column2, ... in a table.
+func TestOutputListRows(t *testing.T) {
+	doc := []any{[]any{"Standard", 20.0}, []any{"GlobalStandard", 5.0, true}}
+	var tsv, table strings.Builder
+	if err := printTSV(&tsv, doc); err != nil {
+		t.Fatal(err)
+	}
+	if tsv.String() != "Standard\t20\nGlobalStandard\t5\ttrue\n" {
+		t.Errorf("tsv %q", tsv.String())
+	}
+	if err := printTable(&table, doc); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Column1         Column2  Column3\n-------         -------  -------\nStandard        20       \nGlobalStandard  5        true\n"; table.String() != want {
+		t.Errorf("table\n%s\nwant\n%s", table.String(), want)
+	}
+}

@@ -96,7 +96,17 @@ func rows(doc any) ([]string, [][]string) {
 		return cols[i] < cols[j]
 	})
 	var out [][]string
+	width := 0 // of the widest list row (a --query multiselect list: [].[a, b])
 	for _, it := range items {
+		if l, ok := it.([]any); ok {
+			row := make([]string, len(l))
+			for i, v := range l {
+				row[i] = scalarString(v)
+			}
+			out = append(out, row)
+			width = max(width, len(row))
+			continue
+		}
 		m, ok := it.(map[string]any)
 		if !ok {
 			out = append(out, []string{scalarString(it)})
@@ -107,6 +117,12 @@ func rows(doc any) ([]string, [][]string) {
 			row[i] = scalarString(m[c])
 		}
 		out = append(out, row)
+	}
+	if len(cols) == 0 {
+		// az names a multiselect list's columns Column1, Column2, ...
+		for i := range width {
+			cols = append(cols, fmt.Sprintf("Column%d", i+1))
+		}
 	}
 	return cols, out
 }
@@ -162,6 +178,9 @@ func printTable(w io.Writer, doc any) error {
 		fmt.Fprintln(tw, strings.Join(rule, "\t"))
 	}
 	for _, r := range data {
+		for len(r) < len(cols) { // a short row still ends every column
+			r = append(r, "")
+		}
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
