@@ -105,13 +105,24 @@ func (d *Deployments) QuotaUsages(ctx context.Context, subscription, location st
 // account of subscription in location (normalized), soft-deleted ones
 // included, by quota; the deployment with storage key except is left out.
 func (d *Deployments) usedCapacity(ctx context.Context, subscription, location, except string) (map[quotaKey]int, error) {
+	used, err := d.capacityByLocation(ctx, subscription, func(loc string) bool { return loc == location }, except)
+	if err != nil {
+		return nil, err
+	}
+	return used[location], nil
+}
+
+// capacityByLocation is usedCapacity for every location keep accepts, by
+// location.
+func (d *Deployments) capacityByLocation(ctx context.Context, subscription string, keep func(loc string) bool, except string) (map[string]map[quotaKey]int, error) {
 	accts, err := d.accounts.Collect(ctx, storage.ListOptions{Prefix: "/subscriptions/" + strings.ToLower(subscription) + "/"})
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	used := map[quotaKey]int{}
+	used := map[string]map[quotaKey]int{}
 	for _, a := range accts {
-		if loc, err := resources.NormalizeLocation(a.Value.Location); err != nil || loc != location || a.Value.InternalID == "" {
+		loc, err := resources.NormalizeLocation(a.Value.Location)
+		if err != nil || !keep(loc) || a.Value.InternalID == "" {
 			continue
 		}
 		deps, err := d.table.Collect(ctx, storage.ListOptions{Ref: a.Value.InternalID})
@@ -120,12 +131,145 @@ func (d *Deployments) usedCapacity(ctx context.Context, subscription, location, 
 		}
 		for _, r := range deps {
 			if r.Value.Catalog && r.Key != except {
-				used[keyOfQuota(r.Value.Model.Format, r.Value.Model.Name, r.Value.SKU.Name)] += r.Value.SKU.Capacity
+				if used[loc] == nil {
+					used[loc] = map[quotaKey]int{}
+				}
+				used[loc][keyOfQuota(r.Value.Model.Format, r.Value.Model.Name, r.Value.SKU.Name)] += r.Value.SKU.Capacity
 			}
 		}
 	}
 	return used, nil
 }
+
+// ModelCapacity is the capacity of a catalog model that a subscription
+// may still deploy in one location and sku (Azure's model capacities).
+type ModelCapacity struct {
+	// Location is the location's ARM name; SKU the deployment sku.
+	Location, SKU string
+	// Format, Name and Version are the model's, in the catalog's spelling
+	// (Version as asked when the model offers any version).
+	Format, Name, Version string
+	// Available is what is left of the quota in that location and sku,
+	// bounded by what one deployment may have (MaxCapacity); a model with
+	// neither a quota nor a bound shows UnlimitedQuota.
+	Available int
+}
+
+// ModelCapacities lists, for every location (or only location, when it
+// is not ""), the capacity of the catalog's model format/name/version
+// that subscription may still deploy in each of ModelSKUs. A model the
+// catalog does not offer (in that version) has none: the list is empty,
+// as Azure's is for a model it does not have.
+//
+// Errors (*gatehouse.Error): 400 for a malformed location; 503.
+func (d *Deployments) ModelCapacities(ctx context.Context, subscription, location, format, name, version string) ([]ModelCapacity, error) {
+	locs := resources.LocationNames()
+	if location != "" {
+		loc, err := resources.NormalizeLocation(location)
+		if err != nil {
+			return nil, err
+		}
+		locs = nil
+		if resources.KnownLocation(loc) {
+			locs = []string{loc}
+		}
+	}
+	out := []ModelCapacity{}
+	m, v, ok := d.catalog.Load().Find(format, name, version)
+	if !ok || len(locs) == 0 {
+		return out, nil
+	}
+	used := map[string]map[quotaKey]int{}
+	if m.Quota != 0 {
+		var err error
+		used, err = d.capacityByLocation(ctx, subscription, func(loc string) bool { return slices.Contains(locs, loc) }, "")
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, loc := range locs {
+		for _, sku := range ModelSKUs {
+			avail := UnlimitedQuota
+			if m.Quota != 0 {
+				avail = max(0, m.Quota-used[loc][keyOfQuota(m.Format, m.Name, sku)])
+			}
+			if m.MaxCapacity != 0 {
+				avail = min(avail, m.MaxCapacity)
+			}
+			out = append(out, ModelCapacity{Location: loc, SKU: sku, Format: m.Format, Name: m.Name, Version: v, Available: avail})
+		}
+	}
+	return out, nil
+}
+
+// CapacityWorkload is one kind of request a deployment is to serve, as
+// Azure's capacity calculator takes it: how many a minute, and the
+// average prompt and generated tokens of each.
+type CapacityWorkload struct {
+	RequestsPerMinute, PromptTokens, GeneratedTokens int64
+}
+
+// CapacityEstimate is the capacity a deployment of a catalog model needs
+// for a set of workloads: Value units cover the workloads' tokens and
+// requests a minute (gatehouse.CapacityTokensPerMinute and
+// CapacityRequestsPerMinute a unit), Deployable is the capacity to create
+// the deployment with (at least 1).
+type CapacityEstimate struct {
+	Format, Name, Version, SKU string
+	Value, Deployable          int
+}
+
+// Bounds of a capacity estimate's input: enough for any real workload,
+// small enough that the sums cannot overflow.
+const (
+	maxCapacityWorkloads = 100
+	maxWorkloadFigure    = 1 << 30
+)
+
+// EstimateCapacity works out the capacity a deployment of the catalog's
+// model format/name/version in sku needs for workloads, by the units the
+// gateway enforces (Azure's calculator sizes provisioned deployments in
+// its own way; Gatehouse's catalog offers Standard and GlobalStandard).
+//
+// Errors (*gatehouse.Error): 400 DeploymentModelNotSupported (not in the
+// catalog), InvalidResourceProperties (a sku the model is not offered
+// in), InvalidRequestContent (no workloads, too many, or a figure that is
+// negative or too large).
+func (d *Deployments) EstimateCapacity(format, name, version, sku string, workloads []CapacityWorkload) (*CapacityEstimate, error) {
+	cat := d.catalog.Load()
+	if cat.Len() == 0 {
+		return nil, badRequest("DeploymentModelNotSupported", "model", "This server offers no model catalog (serve --models).")
+	}
+	m, v, ok := cat.Find(format, name, version)
+	if !ok {
+		return nil, badRequest("DeploymentModelNotSupported", "model",
+			"The model 'Format: %s, Name: %s, Version: %s' is not offered by this server. Offered: %s.",
+			clip(format), clip(name), clip(version), cat.describe())
+	}
+	s := DeploymentSKU{Name: sku}
+	if err := checkModelSKU(&s, m, v); err != nil {
+		return nil, err
+	}
+	if len(workloads) == 0 || len(workloads) > maxCapacityWorkloads {
+		return nil, badRequest("InvalidRequestContent", "workloads", "workloads must list 1 to %d workloads.", maxCapacityWorkloads)
+	}
+	var tokens, requests int64
+	for _, w := range workloads {
+		for _, f := range []int64{w.RequestsPerMinute, w.PromptTokens, w.GeneratedTokens} {
+			if f < 0 || f > maxWorkloadFigure {
+				return nil, badRequest("InvalidRequestContent", "workloads",
+					"A workload's requestPerMinute, avgPromptTokens and avgGeneratedTokens must be from 0 to %d.", maxWorkloadFigure)
+			}
+		}
+		requests += w.RequestsPerMinute
+		tokens += w.RequestsPerMinute * (w.PromptTokens + w.GeneratedTokens)
+	}
+	units := max(ceilDiv(tokens, gatehouse.CapacityTokensPerMinute), ceilDiv(requests, gatehouse.CapacityRequestsPerMinute))
+	value := int(min(units, UnlimitedQuota))
+	return &CapacityEstimate{Format: m.Format, Name: m.Name, Version: v, SKU: s.Name, Value: value, Deployable: max(1, value)}, nil
+}
+
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
 // checkQuota refuses giving the catalog deployment key of acct (whose
 // capacity in that quota is now old: 0 for a new one, or one of another

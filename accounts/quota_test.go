@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/internal/teststore"
+	"github.com/gatehouse/gatehouse/resources"
 	"github.com/gatehouse/gatehouse/storage"
 )
 
@@ -146,6 +147,43 @@ func TestModelQuota(t *testing.T) {
 			t.Error("a blank location was taken")
 		}
 
+		// What is left of each quota, by location and sku.
+		capacities := func(location, format, name, version string) map[string]int {
+			t.Helper()
+			cs, err := d.ModelCapacities(ctx, sub, location, format, name, version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]int{}
+			for _, c := range cs {
+				out[c.Location+"/"+c.SKU] = c.Available
+			}
+			return out
+		}
+		all := capacities("", "openai", "GPT-4o", "")
+		if len(all) != len(resources.LocationNames())*len(accounts.ModelSKUs) || all["westus/Standard"] != 0 || all["westus/GlobalStandard"] != 5 ||
+			all["eastus/Standard"] != 0 || all["eastus/GlobalStandard"] != 10 || all["northeurope/Standard"] != 10 {
+			t.Errorf("every location: %v", all)
+		}
+		if got := capacities("West US", "OpenAI", "gpt-4o", ""); len(got) != 2 || got["westus/GlobalStandard"] != 5 {
+			t.Errorf("westus: %v", got)
+		}
+		if cs, err := d.ModelCapacities(ctx, sub, "eastus", "openai", "GPT-4O", "2024-05-13"); err != nil || len(cs) == 0 ||
+			cs[0] != (accounts.ModelCapacity{Location: "eastus", SKU: "Standard", Format: "OpenAI", Name: "gpt-4o", Version: "2024-05-13"}) {
+			t.Errorf("in the catalog's spelling: %+v %v", cs, err)
+		}
+		if got := capacities("westus", "Meta", "Llama-3", "1"); got["westus/Standard"] != accounts.UnlimitedQuota {
+			t.Errorf("a model without a quota: %v", got)
+		}
+		for _, q := range [][4]string{{"westus", "OpenAI", "gpt-5", ""}, {"nowhere", "OpenAI", "gpt-4o", ""}, {"", "Meta", "gpt-4o", ""}} {
+			if got := capacities(q[0], q[1], q[2], q[3]); len(got) != 0 {
+				t.Errorf("%v: %v", q, got)
+			}
+		}
+		if _, err := d.ModelCapacities(ctx, sub, "west/us", "OpenAI", "gpt-4o", ""); err == nil {
+			t.Error("a malformed location was taken")
+		}
+
 		// A soft-deleted account's deployments count until it is purged.
 		aid, _ := accounts.ParseID(a.ID)
 		if _, err := n.Delete(ctx, aid); err != nil {
@@ -177,4 +215,56 @@ func TestNoQuotas(t *testing.T) {
 			t.Errorf("%+v %v", us, err)
 		}
 	})
+}
+
+// TestEstimateCapacity: a workload's capacity is the units of its tokens
+// a minute (1,000 a unit) or of its requests a minute (6 a unit),
+// whichever is more; what the catalog does not offer, a sku the model is
+// not offered in and workloads out of bounds are refused with 400s.
+func TestEstimateCapacity(t *testing.T) {
+	cat, err := accounts.NewCatalog([]accounts.CatalogModel{{Name: "gpt-4o", Versions: []string{"2024-08-06"}, Endpoint: "http://10.0.0.1:8000"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := teststore.SQLite(t)
+	d := accounts.NewDeployments(t.Context(), s, teststore.NewWatcher(s), accounts.DeploymentOptions{Sealer: sealer(t), Catalog: cat})
+	w := func(rpm, prompt, gen int64) accounts.CapacityWorkload {
+		return accounts.CapacityWorkload{RequestsPerMinute: rpm, PromptTokens: prompt, GeneratedTokens: gen}
+	}
+	for _, tt := range []struct {
+		ws                []accounts.CapacityWorkload
+		value, deployable int
+	}{
+		{[]accounts.CapacityWorkload{w(10, 30, 50), w(20, 60, 20)}, 5, 5}, // 2,400 tokens and 30 requests: 3 and 5 units
+		{[]accounts.CapacityWorkload{w(600, 1, 0)}, 100, 100},             // 600 tokens and 600 requests: 1 and 100
+		{[]accounts.CapacityWorkload{w(1, 1000, 1000)}, 2, 2},             // 2,000 tokens and 1 request: 2 and 1
+		{[]accounts.CapacityWorkload{w(0, 100, 100)}, 0, 1},
+	} {
+		est, err := d.EstimateCapacity("", "GPT-4o", "", "standard", tt.ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if est.Value != tt.value || est.Deployable != tt.deployable || est.Name != "gpt-4o" || est.Version != "2024-08-06" || est.SKU != "Standard" {
+			t.Errorf("%+v: %+v", tt.ws, est)
+		}
+	}
+	for _, tt := range []struct {
+		name, version, sku string
+		ws                 []accounts.CapacityWorkload
+		code               string
+	}{
+		{"gpt-5", "", "Standard", []accounts.CapacityWorkload{w(1, 1, 1)}, "DeploymentModelNotSupported"},
+		{"gpt-4o", "0613", "Standard", []accounts.CapacityWorkload{w(1, 1, 1)}, "DeploymentModelNotSupported"},
+		{"gpt-4o", "", "ProvisionedManaged", []accounts.CapacityWorkload{w(1, 1, 1)}, "InvalidResourceProperties"},
+		{"gpt-4o", "", "Standard", nil, "InvalidRequestContent"},
+		{"gpt-4o", "", "Standard", []accounts.CapacityWorkload{w(-1, 1, 1)}, "InvalidRequestContent"},
+		{"gpt-4o", "", "Standard", []accounts.CapacityWorkload{w(1, 1<<40, 1)}, "InvalidRequestContent"},
+		{"gpt-4o", "", "Standard", make([]accounts.CapacityWorkload, 101), "InvalidRequestContent"},
+	} {
+		_, err := d.EstimateCapacity("OpenAI", tt.name, tt.version, tt.sku, tt.ws)
+		var ge *gatehouse.Error
+		if !errors.As(err, &ge) || ge.Status != 400 || ge.Code != tt.code {
+			t.Errorf("%s %s %s %d workloads: %v, want 400 %s", tt.name, tt.version, tt.sku, len(tt.ws), err, tt.code)
+		}
+	}
 }

@@ -11,6 +11,13 @@ package armapi
 //	                                                       UsagesClient.NewListPager, az cognitiveservices usage list:
 //	                                                       the models' quotas in the location (accounts/quota.go),
 //	                                                       each sku's usageName in the model lists
+//	GET {sub}/providers/Microsoft.CognitiveServices/modelCapacities?modelFormat=&modelName=&modelVersion=
+//	GET {sub}/providers/Microsoft.CognitiveServices/locations/{loc}/modelCapacities?…
+//	                                                       ModelCapacitiesClient, LocationBasedModelCapacitiesClient:
+//	                                                       what is left of a model's quota, by location and sku
+//	POST {sub}/providers/Microsoft.CognitiveServices/calculateModelCapacity
+//	                                                       ManagementClient.CalculateModelCapacity: the capacity
+//	                                                       a set of workloads needs, in the gateway's units
 //
 // Both show one entry per offered version, without anything of the
 // upstream that serves it. Accounts of kinds without deployments (Language
@@ -18,22 +25,31 @@ package armapi
 
 import (
 	"net/http"
+
 	"slices"
 	"strings"
+
+	"github.com/gatehouse/gatehouse"
 
 	"github.com/gatehouse/gatehouse/accounts"
 	"github.com/gatehouse/gatehouse/resources"
 )
 
 const (
-	actLocationModelsRead = "Microsoft.CognitiveServices/locations/models/read"
-	actLocationUsagesRead = "Microsoft.CognitiveServices/locations/usages/read"
+	actLocationModelsRead          = "Microsoft.CognitiveServices/locations/models/read"
+	actLocationUsagesRead          = "Microsoft.CognitiveServices/locations/usages/read"
+	actModelCapacitiesRead         = "Microsoft.CognitiveServices/modelCapacities/read"
+	actLocationModelCapacitiesRead = "Microsoft.CognitiveServices/locations/modelCapacities/read"
+	actCalculateModelCapacity      = "Microsoft.CognitiveServices/calculateModelCapacity/action"
 )
 
 var modelRoutes = []route{
 	{method: "GET", pattern: account + "/models", family: famCognitive, handle: listAccountModels},
 	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/models", family: famCognitive, handle: listLocationModels},
 	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/usages", family: famCognitive, handle: listLocationUsages},
+	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/modelCapacities", family: famCognitive, handle: listModelCapacities},
+	{method: "GET", pattern: sub + "/providers/Microsoft.CognitiveServices/locations/{loc}/modelCapacities", family: famCognitive, handle: listModelCapacities},
+	{method: "POST", pattern: sub + "/providers/Microsoft.CognitiveServices/calculateModelCapacity", family: famCognitive, handle: calculateModelCapacity},
 }
 
 type accountModelJSON struct {
@@ -144,4 +160,132 @@ func listLocationUsages(c *call) error {
 			CurrentValue: u.Current, Limit: u.Limit, Unit: "Count"})
 	}
 	return c.reply(http.StatusOK, out)
+}
+
+// modelCapacityJSON is one entry of a model capacities list, as Azure
+// shows it (a skuCapacities sub-resource of the location's model).
+type modelCapacityItemJSON struct {
+	ID         string                 `json:"id"`
+	Name       string                 `json:"name"`
+	Type       string                 `json:"type"`
+	Location   string                 `json:"location"`
+	Properties modelCapacityPropsJSON `json:"properties"`
+}
+
+type modelCapacityPropsJSON struct {
+	Model             deploymentModelJSON `json:"model"`
+	SKUName           string              `json:"skuName"`
+	AvailableCapacity int                 `json:"availableCapacity"`
+	// Gatehouse does not fine-tune: nothing is available for it.
+	AvailableFinetuneCapacity int `json:"availableFinetuneCapacity"`
+}
+
+type deploymentModelJSON struct {
+	Format  string `json:"format"`
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+// requiredQuery returns the query parameter name, which the operation
+// requires (400 MissingRequiredParameter, as ARM's providers answer).
+func (c *call) requiredQuery(name string) (string, error) {
+	v := c.r.URL.Query().Get(name)
+	if v == "" {
+		return "", gatehouse.BadRequestf("MissingRequiredParameter", "The query parameter '%s' is required.", name).WithTarget(name)
+	}
+	return v, nil
+}
+
+// listModelCapacities answers ModelCapacities_List (every location) and
+// LocationBasedModelCapacities_List ({loc}).
+func listModelCapacities(c *call) error {
+	action := actModelCapacitiesRead
+	if c.param("loc") != "" {
+		action = actLocationModelCapacitiesRead
+	}
+	if err := c.checkCall(action); err != nil {
+		return err
+	}
+	var model [3]string
+	for i, q := range []string{"modelFormat", "modelName", "modelVersion"} {
+		v, err := c.requiredQuery(q)
+		if err != nil {
+			return err
+		}
+		model[i] = v
+	}
+	out := list[modelCapacityItemJSON]{Value: []modelCapacityItemJSON{}}
+	if c.api.opts.Deployments == nil {
+		if loc := c.param("loc"); loc != "" {
+			if _, err := resources.NormalizeLocation(loc); err != nil {
+				return err
+			}
+		}
+		return c.reply(http.StatusOK, out)
+	}
+	caps, err := c.api.opts.Deployments.ModelCapacities(c.ctx(), c.param("sub"), c.param("loc"), model[0], model[1], model[2])
+	if err != nil {
+		return err
+	}
+	for _, m := range caps {
+		out.Value = append(out.Value, modelCapacityItemJSON{
+			ID: "/subscriptions/" + c.param("sub") + "/providers/Microsoft.CognitiveServices/locations/" + m.Location +
+				"/models/" + m.Format + "." + m.Name + "." + m.Version + "/skuCapacities/" + m.SKU,
+			Name: m.SKU, Type: "Microsoft.CognitiveServices/locations/models/skuCapacities", Location: m.Location,
+			Properties: modelCapacityPropsJSON{Model: deploymentModelJSON{Format: m.Format, Name: m.Name, Version: m.Version},
+				SKUName: m.SKU, AvailableCapacity: m.Available}})
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+// calculateModelCapacity answers Management_CalculateModelCapacity.
+func calculateModelCapacity(c *call) error {
+	if err := c.checkCall(actCalculateModelCapacity); err != nil {
+		return err
+	}
+	var body struct {
+		Model *struct {
+			Format  string `json:"format"`
+			Name    string `json:"name"`
+			Version string `json:"version"`
+		} `json:"model"`
+		SKUName   string `json:"skuName"`
+		Workloads []struct {
+			RequestPerMinute  int64 `json:"requestPerMinute"`
+			RequestParameters struct {
+				AvgPromptTokens    int64 `json:"avgPromptTokens"`
+				AvgGeneratedTokens int64 `json:"avgGeneratedTokens"`
+			} `json:"requestParameters"`
+		} `json:"workloads"`
+	}
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	if body.Model == nil || body.Model.Name == "" {
+		return gatehouse.BadRequestf("InvalidRequestContent", "model.name is required.").WithTarget("model.name")
+	}
+	if body.SKUName == "" {
+		return gatehouse.BadRequestf("InvalidRequestContent", "skuName is required.").WithTarget("skuName")
+	}
+	if c.api.opts.Deployments == nil {
+		return gatehouse.BadRequestf("DeploymentModelNotSupported", "This server offers no model catalog.").WithTarget("model")
+	}
+	ws := make([]accounts.CapacityWorkload, len(body.Workloads))
+	for i, w := range body.Workloads {
+		ws[i] = accounts.CapacityWorkload{RequestsPerMinute: w.RequestPerMinute,
+			PromptTokens: w.RequestParameters.AvgPromptTokens, GeneratedTokens: w.RequestParameters.AvgGeneratedTokens}
+	}
+	est, err := c.api.opts.Deployments.EstimateCapacity(body.Model.Format, body.Model.Name, body.Model.Version, body.SKUName, ws)
+	if err != nil {
+		return err
+	}
+	type estimatedJSON struct {
+		Value           int `json:"value"`
+		DeployableValue int `json:"deployableValue"`
+	}
+	return c.reply(http.StatusOK, struct {
+		Model             deploymentModelJSON `json:"model"`
+		SKUName           string              `json:"skuName"`
+		EstimatedCapacity estimatedJSON       `json:"estimatedCapacity"`
+	}{deploymentModelJSON{est.Format, est.Name, est.Version}, est.SKU, estimatedJSON{est.Value, est.Deployable}})
 }

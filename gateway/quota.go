@@ -32,10 +32,10 @@ import (
 // charged their reported usage only (their body is audio, not text), the
 // operations on stored responses nothing.
 
-// Per unit of capacity.
+// Per unit of capacity, a minute.
 const (
-	tokensPerUnit   = 1000 // a minute
-	requestsPerUnit = 6    // a minute
+	tokensPerUnit   = gatehouse.CapacityTokensPerMinute
+	requestsPerUnit = gatehouse.CapacityRequestsPerMinute
 )
 
 type quotaKey struct{ account, deployment string }

@@ -221,7 +221,38 @@ func newAccountListModelsCmd(env Env) *cobra.Command {
 func newModelCmd(env Env) *cobra.Command {
 	m := newGroup("model", "The models the server offers (its model catalog)")
 	m.AddCommand(locationListCmd(env, "models", "List the models deployments may name in a location, per account kind", ""))
+	m.AddCommand(newModelCapacityCmd(env))
 	return m
+}
+
+// newModelCapacityCmd is `model capacity list`: GET {sub}/providers/
+// Microsoft.CognitiveServices[/locations/{loc}]/modelCapacities.
+func newModelCapacityCmd(env Env) *cobra.Command {
+	var f armFlags
+	var location, format, name, version string
+	list := &cobra.Command{Use: "list", Short: "List the capacity of a catalog model the subscription may still deploy, per location and sku",
+		Example: `  gatehouse cognitiveservices model capacity list --model-name gpt-4o-mini --model-version 2024-07-18 -l westus -o table`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if name == "" || version == "" {
+				return errors.New("--model-name and --model-version are required")
+			}
+			rel := "modelCapacities"
+			if location != "" {
+				rel = "locations/" + url.PathEscape(location) + "/" + rel
+			}
+			q := url.Values{"api-version": {accountsAPIVersion}, "modelFormat": {format}, "modelName": {name}, "modelVersion": {version}}
+			return providerListCall(cmd, env, &f, rel+"?"+q.Encode())
+		}}
+	list.Flags().StringVarP(&location, "location", "l", "", "location (westus, …; default: every location)")
+	list.Flags().StringVar(&format, "model-format", "OpenAI", "model format")
+	list.Flags().StringVar(&name, "model-name", "", "model name (gpt-4o-mini, …)")
+	list.Flags().StringVar(&version, "model-version", "", "model version (2024-07-18, …)")
+	list.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
+	addOutputFlags(list)
+	c := newGroup("capacity", "What is left of the catalog models' quotas")
+	c.AddCommand(list)
+	return c
 }
 
 func newUsageCmd(env Env) *cobra.Command {

@@ -84,6 +84,8 @@ func testMalformedSweep(t *testing.T, e *env) {
 			body: `{"subdomainName":"sweep-free","type":"Microsoft.CognitiveServices/accounts"}`},
 		{label: "arm-check-sku", method: "POST", base: sub + "/providers/Microsoft.CognitiveServices/locations/", name: "westus", rest: "/checkSkuAvailability",
 			query: arm, auth: mgmt, body: `{"skus":["S0"],"kind":"TextAnalytics","type":"Microsoft.CognitiveServices/accounts"}`},
+		{label: "arm-calculate-capacity", method: "POST", base: sub + "/providers/Microsoft.CognitiveServices/", name: "calculateModelCapacity", query: arm, auth: mgmt,
+			body: `{"model":{"format":"OpenAI","name":"gpt-4o-mini","version":"2024-07-18"},"skuName":"Standard","workloads":[{"requestPerMinute":10,"requestParameters":{"avgPromptTokens":30,"avgGeneratedTokens":50}}]}`},
 		{label: "arm-regenerate", stores: true, method: "POST", base: acct, name: "sweep", rest: "/regenerateKey", query: arm, auth: mgmt, body: `{"keyName":"Key2"}`},
 		{label: "arm-deployment-put", stores: true, method: "PUT", base: acct + "sweep/deployments/", name: "chat", query: arm, auth: mgmt,
 			body: `{"sku":{"name":"Standard","capacity":1},"properties":{"model":{"format":"OpenAI","name":"gpt-4o"},"upstream":{"endpoint":"` + up.URL + `","key":"` + up.Key + `","model":"m"}}}`},

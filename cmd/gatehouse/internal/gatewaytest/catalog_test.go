@@ -323,6 +323,97 @@ func testModelQuota(t *testing.T, e *env) {
 	if u := usage("OpenAI.Standard.gpt-4o-mini"); *u.CurrentValue != 50 {
 		t.Errorf("usage: %v", *u.CurrentValue)
 	}
+	testModelCapacities(t, e, location)
+}
+
+// testModelCapacities: armcognitiveservices' model capacity clients show
+// what is left of a catalog model's quota in each location and sku —
+// none of gpt-4o-mini's Standard quota in location, which testModelQuota
+// filled; in GlobalStandard the most one deployment may have (its
+// maxCapacity, 20) — and the capacity calculator sizes a workload in the
+// gateway's units (1,000 tokens and 6 requests a minute).
+func testModelCapacities(t *testing.T, e *env, location string) {
+	opts := &arm.ClientOptions{ClientOptions: e.ClientOptions()}
+	local, err := armcognitiveservices.NewLocationBasedModelCapacitiesClient(e.sub, e.Credential(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for pager := local.NewListPager(location, "OpenAI", "gpt-4o-mini", "2024-07-18", nil); pager.More(); {
+		page, err := pager.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range page.Value {
+			p := v.Properties
+			got = append(got, fmt.Sprintf("%s %s %s/%s/%s %g", *v.Location, *p.SKUName, *p.Model.Format, *p.Model.Name, *p.Model.Version, *p.AvailableCapacity))
+			if *v.Name != *p.SKUName || *v.Type != "Microsoft.CognitiveServices/locations/models/skuCapacities" ||
+				*v.ID != "/subscriptions/"+e.sub+"/providers/Microsoft.CognitiveServices/locations/"+location+"/models/OpenAI.gpt-4o-mini.2024-07-18/skuCapacities/"+*p.SKUName {
+				t.Errorf("capacity %s %s %s", *v.ID, *v.Name, *v.Type)
+			}
+		}
+	}
+	if strings.Join(got, "; ") != location+" Standard OpenAI/gpt-4o-mini/2024-07-18 0; "+location+" GlobalStandard OpenAI/gpt-4o-mini/2024-07-18 20" {
+		t.Errorf("capacities in %s: %v", location, got)
+	}
+	every, err := armcognitiveservices.NewModelCapacitiesClient(e.sub, e.Credential(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locations := map[string]bool{}
+	for pager := every.NewListPager("OpenAI", "gpt-4o-mini", "2024-07-18", nil); pager.More(); {
+		page, err := pager.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range page.Value {
+			locations[*v.Location] = true
+			if *v.Location == location && *v.Properties.SKUName == "Standard" && *v.Properties.AvailableCapacity != 0 {
+				t.Errorf("%s Standard: %g", location, *v.Properties.AvailableCapacity)
+			}
+		}
+	}
+	if !locations[location] || !locations["eastus"] || len(locations) < 10 {
+		t.Errorf("the subscription's capacities name %d locations", len(locations))
+	}
+	for pager := every.NewListPager("OpenAI", "no-such-model", "1", nil); pager.More(); {
+		page, err := pager.NextPage(t.Context())
+		if err != nil || len(page.Value) != 0 {
+			t.Errorf("a model the catalog lacks: %v %v", page.Value, err)
+		}
+	}
+	if r := e.do(t, call{method: http.MethodGet, header: bearer(e.mgmtToken),
+		url: e.URL + "/subscriptions/" + e.sub + "/providers/Microsoft.CognitiveServices/modelCapacities?modelFormat=OpenAI&api-version=2025-06-01"}); r.status != 400 ||
+		!strings.Contains(string(r.body), `"code":"MissingRequiredParameter"`) {
+		t.Errorf("without modelName: %d %s", r.status, r.body)
+	}
+
+	mgmt, err := armcognitiveservices.NewManagementClient(e.sub, e.Credential(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workload := func(rpm, prompt, generated int64) *armcognitiveservices.ModelCapacityCalculatorWorkload {
+		return &armcognitiveservices.ModelCapacityCalculatorWorkload{RequestPerMinute: ptr(rpm),
+			RequestParameters: &armcognitiveservices.ModelCapacityCalculatorWorkloadRequestParam{AvgPromptTokens: ptr(prompt), AvgGeneratedTokens: ptr(generated)}}
+	}
+	res, err := mgmt.CalculateModelCapacity(t.Context(), armcognitiveservices.CalculateModelCapacityParameter{
+		Model:     &armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini"), Version: ptr("2024-07-18")},
+		SKUName:   ptr("GlobalStandard"),
+		Workloads: []*armcognitiveservices.ModelCapacityCalculatorWorkload{workload(10, 300, 500), workload(20, 600, 200)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 24,000 tokens and 30 requests a minute: 24 units and 5.
+	if est := res.EstimatedCapacity; *est.Value != 24 || *est.DeployableValue != 24 || *res.SKUName != "GlobalStandard" || *res.Model.Name != "gpt-4o-mini" {
+		t.Errorf("estimate %+v %s", est, *res.SKUName)
+	}
+	_, err = mgmt.CalculateModelCapacity(t.Context(), armcognitiveservices.CalculateModelCapacityParameter{
+		Model:     &armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4"), Version: ptr("0613")},
+		SKUName:   ptr("ProvisionedManaged"),
+		Workloads: []*armcognitiveservices.ModelCapacityCalculatorWorkload{workload(10, 30, 50)}}, nil)
+	if !isCode(err, 400, "DeploymentModelNotSupported") {
+		t.Errorf("a model the catalog lacks: %v", err)
+	}
 }
 
 func isCode(err error, status int, code string) bool {

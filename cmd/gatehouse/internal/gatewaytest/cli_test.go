@@ -113,6 +113,14 @@ func testCLI(t *testing.T, e *env) {
 	if len(strings.Fields(locModels)) != 3 {
 		t.Errorf("model list: %q", locModels)
 	}
+	// What is left of its quota: 50 deployed at most, 20 in one deployment.
+	if out := c.mustRun(t, "", "cognitiveservices", "model", "capacity", "list", "--model-name", "gpt-4o-mini", "--model-version", "2024-07-18",
+		"-l", "japaneast", "--query", "[].[properties.skuName, properties.availableCapacity]", "-o", "tsv"); out != "Standard\t20\nGlobalStandard\t20\n" {
+		t.Errorf("model capacity list: %q", out)
+	}
+	if code, _, errOut := c.run(t, "", "cognitiveservices", "model", "capacity", "list", "--model-name", "gpt-4o-mini"); code == 0 || !strings.Contains(errOut, "--model-version") {
+		t.Errorf("model capacity list without a version: %d %s", code, errOut)
+	}
 	if code, _, errOut := c.run(t, "", "cognitiveservices", "model", "list", "--subscription", e.sub); code == 0 || !strings.Contains(errOut, "--location") {
 		t.Errorf("model list without a location: %d %s", code, errOut)
 	}
