@@ -1,14 +1,15 @@
 package gatehouse
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 )
 
 // Error is the one error type that crosses a surface boundary. Its Code,
-// Message, Target, Details and InnerCode are public: renderers put them in
-// the response body. Cause is private: it is logged, never rendered.
+// Message, Target, Details, InnerCode, Param, Type and Inner are public:
+// renderers put them in the response body. Cause is private: it is logged, never rendered.
 //
 // Handlers return errors; anything that is not an *Error (after unwrapping)
 // is rendered as a 500 "internal error" carrying only the request id.
@@ -26,6 +27,12 @@ type Error struct {
 	Details []*Error
 	// InnerCode is rendered as innererror.code (Key Vault, Language).
 	InnerCode string
+	// Param, Type and Inner are the fields Azure OpenAI's errors carry
+	// beside code and message: the offending parameter, OpenAI's error
+	// type, and a whole innererror object (a content filter's results),
+	// which replaces InnerCode's. The gateway passes an upstream's on.
+	Param, Type string
+	Inner       json.RawMessage
 	// Header holds extra response headers (WWW-Authenticate, Retry-After).
 	Header http.Header
 	// Cause is the internal reason. Logged, never rendered.

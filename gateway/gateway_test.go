@@ -729,3 +729,99 @@ func TestUpstreamNetworks(t *testing.T) {
 		t.Errorf("link-local: %q", msg)
 	}
 }
+
+// TestProxyUpstreamAnswers: what of an upstream's answer reaches the
+// client, through the gateway's own upstream client and through a plain
+// http.Transport. A redirect never does (502: a client following it would
+// carry its key and prompt where the upstream points); nor do URLs of the
+// upstream's own (Location on a 200); a 204 goes without Content-Length
+// (HTTP/2 clients reset a stream that has one); a 4xx keeps OpenAI's
+// param and type and Azure's innererror, unless that echoes the
+// deployment's credential; and the upstream is asked for an uncompressed
+// answer, so its usage can be metered.
+func TestProxyUpstreamAnswers(t *testing.T) {
+	filtered := `{"error":{"message":"The response was filtered","type":"invalid_request_error","param":"prompt","code":"content_filter",` +
+		`"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"}}}}}`
+	echoed := `{"error":{"message":"no","type":"invalid_request_error","param":null,"code":"bad","innererror":{"got":"Bearer ` + upstreamK + `"}}}`
+	answer := func(status string, fields []string, body string) string {
+		return "HTTP/1.1 " + status + "\r\n" + strings.Join(append(fields, "Content-Length: "+strconv.Itoa(len(body))), "\r\n") + "\r\n\r\n" + body
+	}
+	for _, transport := range []string{"upstream-client", "http-transport"} {
+		t.Run(transport, func(t *testing.T) {
+			w := newWorld(t, func(o *Options) {
+				if transport == "http-transport" {
+					o.Transport = &http.Transport{}
+				}
+			})
+			for name, script := range map[string]string{
+				"redirect": answer("307 Temporary Redirect", []string{"Location: http://elsewhere.example/v1/chat/completions"}, ""),
+				"located": answer("200 OK", []string{"Content-Type: application/json", "Location: http://upstream.internal/x",
+					"Content-Location: /v1/x", "X-Upstream-Thing: kept"}, `{"id":"1"}`),
+				"no-content": "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n",
+				"filtered":   answer("400 Bad Request", []string{"Content-Type: application/json"}, filtered),
+				"echoed":     answer("400 Bad Request", []string{"Content-Type: application/json"}, echoed),
+			} {
+				url, _ := rawServer(t, script)
+				w.deps.put(acctID("acct1"), &Deployment{Name: name, Upstream: mustURL(t, url), Model: "m", Credential: upstreamK})
+			}
+			call := func(deployment string) *http.Response {
+				hdr := key1(w, "acct1")
+				hdr["Accept-Encoding"] = "gzip, br"
+				return w.do(t, req{url: "/ai/acct1/openai/deployments/" + deployment + "/chat/completions?api-version=2024-10-21", header: hdr, body: chatBody})
+			}
+
+			resp := call("redirect")
+			if resp.StatusCode != 502 || resp.Header.Get("Location") != "" {
+				t.Errorf("redirect: %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if code, msg := azureErr(t, resp); code != "BadGateway" || !strings.Contains(msg, "redirect") {
+				t.Errorf("redirect: %s %s", code, msg)
+			}
+
+			resp = call("located")
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Location") != "" || resp.Header.Get("Content-Location") != "" ||
+				resp.Header.Get("X-Upstream-Thing") != "kept" {
+				t.Errorf("located: %d %v", resp.StatusCode, resp.Header)
+			}
+
+			resp = call("no-content")
+			resp.Body.Close()
+			if resp.StatusCode != 204 || resp.Header.Get("Content-Length") != "" {
+				t.Errorf("no content: %d %v", resp.StatusCode, resp.Header)
+			}
+
+			resp = call("filtered")
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var e struct {
+				Error struct {
+					Code, Message, Param, Type string
+					Inner                      struct {
+						Code   string
+						Result map[string]map[string]any `json:"content_filter_result"`
+					} `json:"innererror"`
+				}
+			}
+			if err := json.Unmarshal(b, &e); err != nil || resp.StatusCode != 400 || e.Error.Code != "content_filter" || e.Error.Param != "prompt" ||
+				e.Error.Type != "invalid_request_error" || e.Error.Inner.Code != "ResponsibleAIPolicyViolation" || e.Error.Inner.Result["hate"]["filtered"] != true {
+				t.Errorf("filtered: %d %s", resp.StatusCode, b)
+			}
+
+			resp = call("echoed")
+			b, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 400 || strings.Contains(string(b), upstreamK) || strings.Contains(string(b), "innererror") || !strings.Contains(string(b), `"code":"bad"`) {
+				t.Errorf("echoed credential: %d %s", resp.StatusCode, b)
+			}
+
+			resp = call("chat")
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got := w.up.last().header.Values("Accept-Encoding"); resp.StatusCode != 200 || len(got) != 1 || got[0] != "identity" {
+				t.Errorf("the upstream was asked for Accept-Encoding %q", got)
+			}
+		})
+	}
+}

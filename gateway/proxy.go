@@ -141,8 +141,13 @@ func (p *proxy) deployment(c *call, name string) (*Deployment, error) {
 
 // forwardHeaders are the request headers an upstream gets from the client.
 // Everything else — the client's credentials above all, cookies, Azure and
-// APIM headers — stays behind.
-var forwardHeaders = []string{"Content-Type", "Accept", "Accept-Encoding", "User-Agent", "Openai-Beta"}
+// APIM headers — stays behind. Accept-Encoding too: the gateway reads the
+// answer's usage to meter it (tokens.go), which a compressed body would
+// hide, so it asks upstreams for identity (identityEncoding).
+var forwardHeaders = []string{"Content-Type", "Accept", "User-Agent", "Openai-Beta"}
+
+// identityEncoding asks an upstream not to compress its answer.
+var identityEncoding = Field{"Accept-Encoding", "identity"}
 
 // serve forwards POST …/openai/deployments/{deployment}/{op} to the
 // deployment's upstream /v1/{op}.
@@ -251,7 +256,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 			o.Fields = append(o.Fields, Field{name, v[0]})
 		}
 	}
-	o.Fields = append(o.Fields, Field{"X-Request-Id", server.RequestID(r.Context())})
+	o.Fields = append(o.Fields, identityEncoding, Field{"X-Request-Id", server.RequestID(r.Context())})
 	if d.authName != "" {
 		o.Fields = append(o.Fields, Field{d.authName, d.authValue})
 	}
@@ -264,7 +269,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		}
 		defer resp.Body.Close()
 		c.usage.observeUpstream(time.Since(start))
-		if resp.StatusCode >= 400 {
+		if resp.StatusCode >= 300 {
 			return upstreamError(resp, d)
 		}
 		if q != nil {
@@ -280,7 +285,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		return p.upstreamFailed(r.Context(), d, err)
 	}
 	c.usage.observeUpstream(time.Since(start))
-	if ex.status >= 400 {
+	if ex.status >= 300 {
 		resp := ex.response()
 		defer resp.Body.Close()
 		return upstreamError(resp, d)
@@ -397,8 +402,8 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail) {
 		}
 	}
 	stream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	if stream {
-		dst.Del("Content-Length")
+	if stream || resp.StatusCode == http.StatusNoContent {
+		dst.Del("Content-Length") // a 204 has none (RFC 9110 §8.6): HTTP/2 clients reset a stream that does
 	}
 	w.WriteHeader(resp.StatusCode)
 	bp := copyPool.Get().(*[]byte)
@@ -449,7 +454,7 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail) {
 	fields := ex.fields
 	vals := make([]string, len(fields))
 	for i, f := range fields {
-		if isHopHeader(f.Name) || f.Name == "Content-Length" && (stream || chunked) {
+		if isHopHeader(f.Name) || f.Name == "Content-Length" && (stream || chunked || ex.status == http.StatusNoContent) {
 			continue
 		}
 		vals[i] = f.Value
@@ -520,13 +525,16 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail) {
 // proxy never forwards: connection-level ones, cookies, what describes the
 // upstream's own server rather than the answer (its software and version,
 // its alternative services — an Alt-Svc would send the client's next
-// requests elsewhere), and the upstream's CORS headers — the gateway's own
-// policy (cors.go) decides what a browser may read, and an upstream's "*"
-// or Allow-Credentials must not widen it.
+// requests elsewhere — and URLs of its own: Location, Content-Location,
+// Refresh), and the upstream's CORS headers — the gateway's own policy
+// (cors.go) decides what a browser may read, and an upstream's "*" or
+// Allow-Credentials must not widen it. (A redirect is never passed on at
+// all: upstreamError.)
 func isHopHeader(name string) bool {
 	switch name {
 	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
-		"Transfer-Encoding", "Upgrade", "Set-Cookie", "Server", "X-Powered-By", "Alt-Svc":
+		"Transfer-Encoding", "Upgrade", "Set-Cookie", "Server", "X-Powered-By", "Alt-Svc",
+		"Location", "Content-Location", "Refresh":
 		return true
 	}
 	return strings.HasPrefix(name, "Access-Control-")
@@ -563,38 +571,50 @@ func (p *proxy) upstreamFailed(ctx context.Context, d *Deployment, err error) er
 
 // upstreamError renders an upstream's error response in Azure's shape. An
 // upstream refusing its credential is a deployment fault (502), never the
-// client's 401; an upstream 500 becomes 502; 4xx, 429 (with its retry
-// headers), 502, 503 and 504 keep their status. A 4xx's message is the
-// client's to read (a parameter out of range, a context too long); a 5xx's
-// is the upstream's internals, so only its code is passed on (Azure
-// OpenAI answers its own "The server had an error…"). Whatever is passed on — and
-// so logged — has the deployment's own credential cut out, should the
-// upstream echo it: an account key's holder must not learn the upstream's.
+// client's 401; an upstream 500 becomes 502; so does a redirect (3xx):
+// Azure OpenAI never answers an inference call with one, and a client
+// that followed it would carry its key and prompt wherever the upstream
+// pointed. 4xx, 429 (with its retry headers), 502, 503 and 504 keep their
+// status. A 4xx's message, param, type and innererror (a content filter's
+// results) are the client's to read (a parameter out of range, a context
+// too long); a 5xx's are the upstream's internals, so only its code is
+// passed on (Azure OpenAI answers its own "The server had an error…").
+// Whatever is passed on — and so logged — has the deployment's own
+// credential cut out, should the upstream echo it: an account key's holder
+// must not learn the upstream's.
 func upstreamError(resp *http.Response, d *Deployment) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	code, msg := parseUpstreamError(body)
 	status := resp.StatusCode
+	if status < 400 {
+		return gatehouse.Errorf(http.StatusBadGateway, "BadGateway",
+			"The upstream of deployment '%s' answered with a redirect (status %d), which the gateway does not follow or pass on.", d.Name, status)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	u := parseUpstreamError(body)
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return gatehouse.Errorf(http.StatusBadGateway, "BadGateway",
 			"The upstream of deployment '%s' refused the deployment's credential (status %d).", d.Name, status)
 	case status >= 500:
-		msg = ""
+		u = upstreamErr{code: u.code}
 		if status != 502 && status != 503 && status != 504 {
 			status = http.StatusBadGateway
 		}
 	}
-	if d.Credential != "" {
-		code = strings.ReplaceAll(code, d.Credential, "***")
-		msg = strings.ReplaceAll(msg, d.Credential, "***")
+	if cred := d.Credential; cred != "" {
+		for _, s := range []*string{&u.code, &u.msg, &u.param, &u.typ} {
+			*s = strings.ReplaceAll(*s, cred, "***")
+		}
+		if bytes.Contains(u.inner, []byte(cred)) || bytes.Contains(u.inner, jsonString(cred)) {
+			u.inner = nil
+		}
 	}
-	if code == "" {
-		code = strconv.Itoa(resp.StatusCode)
+	if u.code == "" {
+		u.code = strconv.Itoa(resp.StatusCode)
 	}
-	if msg == "" {
-		msg = "The upstream of deployment '" + d.Name + "' answered " + strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode) + "."
+	if u.msg == "" {
+		u.msg = "The upstream of deployment '" + d.Name + "' answered " + strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode) + "."
 	}
-	e := &gatehouse.Error{Status: status, Code: code, Message: msg}
+	e := &gatehouse.Error{Status: status, Code: u.code, Message: u.msg, Param: u.param, Type: u.typ, Inner: u.inner}
 	for _, name := range []string{"Retry-After", "Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
 		if v := resp.Header.Get(name); v != "" {
 			e = e.WithHeader(name, v)
@@ -603,46 +623,87 @@ func upstreamError(resp *http.Response, d *Deployment) error {
 	return e
 }
 
+// jsonString is s as a JSON string's contents (how a credential with
+// characters JSON escapes would appear in a raw innererror).
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b[1 : len(b)-1]
+}
+
+// upstreamErr is what an upstream's error body says.
+type upstreamErr struct {
+	code, msg, param, typ string
+	// inner is the error's innererror (or inner_error) object, compacted.
+	inner json.RawMessage
+}
+
+// Bounds of what is passed on of an upstream's error.
+const (
+	maxUpstreamCode  = 64
+	maxUpstreamMsg   = 2000
+	maxUpstreamInner = 16 << 10
+)
+
 // parseUpstreamError reads the OpenAI error shape {"error":{"code","type",
-// "message"}} and the FastAPI/vLLM ones {"message"} and {"detail"}.
-func parseUpstreamError(body []byte) (code, msg string) {
+// "message","param"}} — Azure OpenAI's adds "innererror" — and the
+// FastAPI/vLLM ones {"message"} and {"detail"}.
+func parseUpstreamError(body []byte) (u upstreamErr) {
 	var v struct {
 		Error   json.RawMessage `json:"error"`
 		Message string          `json:"message"`
 		Detail  any             `json:"detail"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return "", ""
+		return u
 	}
 	var e struct {
-		Code    any    `json:"code"`
-		Type    string `json:"type"`
-		Message string `json:"message"`
+		Code       any             `json:"code"`
+		Type       any             `json:"type"`
+		Message    string          `json:"message"`
+		Param      any             `json:"param"`
+		InnerError json.RawMessage `json:"innererror"`
+		InnerErr   json.RawMessage `json:"inner_error"`
 	}
 	if json.Unmarshal(v.Error, &e) == nil {
-		switch c := e.Code.(type) {
-		case string:
-			code = c
-		case float64:
-			code = strconv.Itoa(int(c))
+		u.code, u.typ, u.param = scalar(e.Code), scalar(e.Type), scalar(e.Param)
+		if u.code == "" {
+			u.code = u.typ
 		}
-		if code == "" {
-			code = e.Type
+		u.msg = e.Message
+		inner := e.InnerError
+		if len(inner) == 0 {
+			inner = e.InnerErr
 		}
-		msg = e.Message
+		var buf bytes.Buffer
+		if len(inner) > 0 && inner[0] == '{' && json.Compact(&buf, inner) == nil && buf.Len() <= maxUpstreamInner {
+			u.inner = buf.Bytes()
+		}
 	} else {
 		var s string
 		if json.Unmarshal(v.Error, &s) == nil {
-			msg = s
+			u.msg = s
 		}
 	}
-	if msg == "" {
-		msg = v.Message
+	if u.msg == "" {
+		u.msg = v.Message
 	}
-	if s, ok := v.Detail.(string); ok && msg == "" {
-		msg = s
+	if s, ok := v.Detail.(string); ok && u.msg == "" {
+		u.msg = s
 	}
-	return clipString(code, 64), clipString(msg, 2000)
+	u.code, u.msg = clipString(u.code, maxUpstreamCode), clipString(u.msg, maxUpstreamMsg)
+	u.param, u.typ = clipString(u.param, maxUpstreamCode), clipString(u.typ, maxUpstreamCode)
+	return u
+}
+
+// scalar is a JSON string or integer as a string ("" for anything else).
+func scalar(v any) string {
+	switch c := v.(type) {
+	case string:
+		return c
+	case float64:
+		return strconv.Itoa(int(c))
+	}
+	return ""
 }
 
 func clipString(s string, n int) string {

@@ -119,7 +119,7 @@ func (p *proxy) serveStored(w http.ResponseWriter, r *http.Request, c *call, met
 				failure = err
 			}
 			continue
-		case s >= 400:
+		case s >= 300: // a redirect is never passed on (upstreamError)
 			defer resp.Body.Close()
 			return upstreamError(resp, d)
 		}

@@ -73,8 +73,10 @@ type azureError struct {
 	Code       string        `json:"code"`
 	Message    string        `json:"message"`
 	Target     string        `json:"target,omitempty"`
+	Param      string        `json:"param,omitempty"`
+	Type       string        `json:"type,omitempty"`
 	Details    []*azureError `json:"details,omitempty"`
-	InnerError *innerError   `json:"innererror,omitempty"`
+	InnerError any           `json:"innererror,omitempty"`
 }
 
 type innerError struct {
@@ -82,11 +84,14 @@ type innerError struct {
 }
 
 func toAzure(e *gatehouse.Error) *azureError {
-	a := &azureError{Code: e.Code, Message: e.Message, Target: e.Target}
+	a := &azureError{Code: e.Code, Message: e.Message, Target: e.Target, Param: e.Param, Type: e.Type}
 	for _, d := range e.Details {
 		a.Details = append(a.Details, toAzure(d))
 	}
-	if e.InnerCode != "" {
+	switch {
+	case len(e.Inner) > 0:
+		a.InnerError = e.Inner
+	case e.InnerCode != "":
 		a.InnerError = &innerError{Code: e.InnerCode}
 	}
 	return a
