@@ -3,6 +3,7 @@ package armapi
 import (
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -58,12 +59,13 @@ func assignmentView(a *authz.Assignment) assignmentJSON {
 // assignmentFilter parses the $filter ARM accepts on role-assignment lists:
 // atScope(), principalId eq '{id}', assignedTo('{id}'), joined by "and".
 var (
-	reAtScope    = regexp.MustCompile(`(?i)^atScope\(\)$`)
-	rePrincipal  = regexp.MustCompile(`(?i)^principalId\s+eq\s+'([^']*)'$`)
-	reAssignedTo = regexp.MustCompile(`(?i)^assignedTo\('([^']*)'\)$`)
-	reRoleName   = regexp.MustCompile(`(?i)^roleName\s+eq\s+'([^']*)'$`)
-	reRoleType   = regexp.MustCompile(`(?i)^type\s+eq\s+'([^']*)'$`)
-	reAnd        = regexp.MustCompile(`(?i)\s+and\s+`)
+	reAtScope         = regexp.MustCompile(`(?i)^atScope\(\)$`)
+	rePrincipal       = regexp.MustCompile(`(?i)^principalId\s+eq\s+'([^']*)'$`)
+	reAssignedTo      = regexp.MustCompile(`(?i)^assignedTo\('([^']*)'\)$`)
+	reRoleName        = regexp.MustCompile(`(?i)^roleName\s+eq\s+'([^']*)'$`)
+	reRoleType        = regexp.MustCompile(`(?i)^type\s+eq\s+'([^']*)'$`)
+	reAtScopeAndBelow = regexp.MustCompile(`(?i)^atScopeAndBelow\(\s*\)$`)
+	reAnd             = regexp.MustCompile(`(?i)\s+and\s+`)
 )
 
 func errFilter(f string) error {
@@ -276,6 +278,11 @@ func listRoleDefinitions(c *call) error {
 				f.Name = reRoleName.FindStringSubmatch(term)[1]
 			case reRoleType.MatchString(term):
 				f.Type = authz.RoleType(reRoleType.FindStringSubmatch(term)[1])
+			case reAtScopeAndBelow.MatchString(term):
+				// The list already has the roles assignable beneath the
+				// scope (RoleFilter.Scope): Get-AzRoleDefinition
+				// -AtScopeAndBelow and the REST reference's filter ask
+				// for no more.
 			default:
 				return errFilter(q)
 			}
@@ -342,6 +349,9 @@ func putRoleDefinition(c *call) error {
 		}
 	}
 	if err := c.roleScopesAllow(actRoleWrite, c.param("name")); err != nil {
+		return err
+	}
+	if err := c.checkActionKinds(p.Permissions); err != nil {
 		return err
 	}
 	c.detail("roleName", clip(p.RoleName))
@@ -437,4 +447,31 @@ func scopeReadAction(scope *gatehouse.ResourceID) string {
 		return actIdentityRead
 	}
 	return ""
+}
+
+// checkActionKinds refuses, as ARM does, a custom role that lists one of
+// the catalog's data actions among its actions (the usual slip: Key
+// Vault's secrets/getSecret/action as an action grants nothing) or one of
+// its management actions among its data actions. Actions the catalog does
+// not know are kept: they may be Azure's, of providers Gatehouse does not
+// serve.
+func (c *call) checkActionKinds(perms []authz.Permission) error {
+	in := func(list []string, a string) bool {
+		return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, a) })
+	}
+	for _, p := range perms {
+		for _, a := range slices.Concat(p.Actions, p.NotActions) {
+			if in(c.api.opts.DataActions, a) {
+				return gatehouse.BadRequestf("InvalidActionOrNotAction",
+					"'%s' is a data action: list it in dataActions (or notDataActions), not in actions.", clip(a)).WithTarget("properties.permissions")
+			}
+		}
+		for _, a := range slices.Concat(p.DataActions, p.NotDataActions) {
+			if in(managementActions, a) {
+				return gatehouse.BadRequestf("InvalidDataActionOrNotDataAction",
+					"'%s' is not a data action: list it in actions (or notActions), not in dataActions.", clip(a)).WithTarget("properties.permissions")
+			}
+		}
+	}
+	return nil
 }

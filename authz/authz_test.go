@@ -234,6 +234,10 @@ func TestCreateAssignment(t *testing.T) {
 		{"principal-not-guid", groupA, "", authz.AssignmentSpec{RoleDefinitionID: owner, PrincipalID: "alice"}, 400, "InvalidPrincipalId", ""},
 		{"unknown-principal", groupA, "", authz.AssignmentSpec{RoleDefinitionID: owner, PrincipalID: gatehouse.NewGUID()}, 400, "PrincipalNotFound", ""},
 		{"bad-principal-type", groupA, "", authz.AssignmentSpec{RoleDefinitionID: owner, PrincipalID: alice, PrincipalType: "Robot"}, 400, "InvalidPrincipalType", ""},
+		// azure-mgmt-authorization sends User unless told otherwise: for a
+		// service principal ARM refuses it.
+		{"unmatched-principal-type", groupAB, "", authz.AssignmentSpec{RoleDefinitionID: owner, PrincipalID: bob, PrincipalType: "User"}, 400, "UnmatchedPrincipalType", ""},
+		{"group-for-user", groupAB, "", authz.AssignmentSpec{RoleDefinitionID: owner, PrincipalID: alice, PrincipalType: "ForeignGroup"}, 400, "UnmatchedPrincipalType", ""},
 		{"condition", groupA, "", authz.AssignmentSpec{RoleDefinitionID: owner, PrincipalID: alice, Condition: "true", ConditionVersion: "2.0"}, 400, "RoleAssignmentConditionNotSupported", ""},
 		{"same-grant-other-name", groupA, "", authz.AssignmentSpec{RoleDefinitionID: owner, PrincipalID: bob}, 409, "RoleAssignmentExists", ""},
 		{"name-reused", groupAB, name, authz.AssignmentSpec{RoleDefinitionID: owner, PrincipalID: bob}, 409, "RoleAssignmentUpdateNotPermitted", ""},

@@ -19,7 +19,7 @@ type AssignmentSpec struct {
 	RoleDefinitionID string
 	PrincipalID      string
 	// PrincipalType is optional; the directory's answer, else
-	// ServicePrincipal, fills it in.
+	// ServicePrincipal, fills it in. Given, it must be the directory's.
 	PrincipalType string
 	Description   string
 	// Condition and ConditionVersion are ABAC conditions. Gatehouse does
@@ -36,7 +36,8 @@ type AssignmentSpec struct {
 // returns, the assignment takes part in this node's decisions.
 //
 // Errors (*gatehouse.Error): 400 InvalidRoleAssignmentId, InvalidPrincipalId,
-// InvalidPrincipalType, RoleDefinitionDoesNotExist, PrincipalNotFound,
+// InvalidPrincipalType, UnmatchedPrincipalType (a principalType that is not
+// the directory's), RoleDefinitionDoesNotExist, PrincipalNotFound,
 // RoleAssignmentConditionNotSupported, InvalidRoleAssignmentScope; 409
 // RoleAssignmentExists (same grant under another name),
 // RoleAssignmentUpdateNotPermitted (name reused for another grant); 503.
@@ -85,8 +86,15 @@ func (s *Service) CreateAssignment(ctx context.Context, scope *gatehouse.Resourc
 			return nil, false, gatehouse.BadRequestf("PrincipalNotFound",
 				"Principal %s does not exist in the directory.", principal).WithTarget("properties.principalId")
 		}
-		if ptype == "" {
+		switch {
+		case ptype == "":
 			ptype = string(p.Type)
+		case ptype != string(p.Type) && !(ptype == "ForeignGroup" && p.Type == gatehouse.PrincipalGroup):
+			// As ARM: the Python SDK's default of User for a service
+			// principal, say, is refused rather than stored mislabelled.
+			return nil, false, gatehouse.BadRequestf("UnmatchedPrincipalType",
+				"The PrincipalId '%s' has type '%s' , which is different from specified PrincipalType '%s'.",
+				principal, p.Type, ptype).WithTarget("properties.principalType")
 		}
 	}
 	if ptype == "" {

@@ -155,6 +155,14 @@ func testSDKRoleAssignments(t *testing.T, e *env) {
 	if !isCode(err, 400, "PrincipalNotFound") {
 		t.Fatalf("unknown principal: %v", err)
 	}
+	// A principalType that is not the directory's (azure-mgmt-authorization
+	// sends User unless told) is refused, as ARM refuses it.
+	_, err = e.assign.Create(ctx, acctScope, gatehouse.NewGUID(), armauthorization.RoleAssignmentCreateParameters{
+		Properties: &armauthorization.RoleAssignmentProperties{RoleDefinitionID: ptr(roleDefID(e.sub, authz.RoleReader)), PrincipalID: ptr(oid),
+			PrincipalType: ptr(armauthorization.PrincipalTypeUser)}}, nil)
+	if !isCode(err, 400, "UnmatchedPrincipalType") || !strings.Contains(err.Error(), "has type 'ServicePrincipal' , which is different from specified PrincipalType 'User'") {
+		t.Fatalf("a service principal as a User: %v", err)
+	}
 }
 
 func testSDKRoleDefinitions(t *testing.T, e *env) {
@@ -184,6 +192,19 @@ func testSDKRoleDefinitions(t *testing.T, e *env) {
 	}
 	if n < 14 {
 		t.Fatalf("%d role definitions", n)
+	}
+	// Get-AzRoleDefinition -AtScopeAndBelow's filter.
+	below := e.roles.NewListPager(scope, &armauthorization.RoleDefinitionsClientListOptions{Filter: ptr("atScopeAndBelow()")})
+	m := 0
+	for below.More() {
+		page, err := below.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m += len(page.Value)
+	}
+	if m != n {
+		t.Fatalf("atScopeAndBelow(): %d role definitions, %d without it", m, n)
 	}
 	for _, role := range []string{authz.RoleOwner, authz.RoleCognitiveServicesOpenAIUser, authz.RoleKeyVaultSecretsUser, strings.ToUpper(authz.RoleReader)} {
 		got, err := e.roles.Get(ctx, scope, role, nil)
@@ -220,6 +241,20 @@ func testSDKRoleDefinitions(t *testing.T, e *env) {
 	}
 	if _, err := e.roles.Delete(ctx, scope, custom, nil); !isCode(err, 409, "RoleDefinitionHasAssignments") {
 		t.Fatalf("delete role in use: %v", err)
+	}
+	// A data action among the actions, or a management action among the
+	// data actions, would grant nothing: refused, as ARM refuses it.
+	for code, perm := range map[string]*armauthorization.Permission{
+		"InvalidActionOrNotAction":         {Actions: []*string{ptr("Microsoft.KeyVault/vaults/secrets/getSecret/action")}},
+		"InvalidDataActionOrNotDataAction": {DataActions: []*string{ptr("Microsoft.CognitiveServices/accounts/read")}},
+	} {
+		id := gatehouse.NewGUID()
+		_, err := e.roles.CreateOrUpdate(ctx, scope, id, armauthorization.RoleDefinition{Properties: &armauthorization.RoleDefinitionProperties{
+			RoleName: ptr("Misplaced " + id[:8]), RoleType: ptr("CustomRole"), AssignableScopes: []*string{ptr(scope)},
+			Permissions: []*armauthorization.Permission{perm}}}, nil)
+		if !isCode(err, 400, code) {
+			t.Errorf("want 400 %s: %v", code, err)
+		}
 	}
 }
 
