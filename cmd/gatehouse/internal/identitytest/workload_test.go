@@ -55,6 +55,31 @@ func (f *fixture) testWorkloadIdentityMI(t *testing.T) {
 	if page, err := fics.NewListPager(rg, "workload-mi", nil).NextPage(ctx); err != nil || len(page.Value) != 1 {
 		t.Fatalf("list: %+v %v", page.Value, err)
 	}
+	// Pages of $top, by name, each with the nextLink to the next.
+	for _, n := range []string{"ci-b", "ci-a"} {
+		if _, err := put(n, "system:serviceaccount:apps:"+n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for pager := fics.NewListPager(rg, "workload-mi", &armmsi.FederatedIdentityCredentialsClientListOptions{Top: ptr[int32](1)}); pager.More(); {
+		page, err := pager.NextPage(ctx)
+		if err != nil || len(page.Value) != 1 {
+			t.Fatalf("page of 1: %+v %v", page.Value, err)
+		}
+		names = append(names, *page.Value[0].Name)
+	}
+	if strings.Join(names, ",") != "aks,ci-a,ci-b" {
+		t.Errorf("pages: %v", names)
+	}
+	for _, n := range []string{"ci-a", "ci-b"} {
+		if _, err := fics.Delete(ctx, rg, "workload-mi", n, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fics.NewListPager(rg, "workload-mi", &armmsi.FederatedIdentityCredentialsClientListOptions{Top: ptr[int32](0)}).NextPage(ctx); !isStatus(err, 400) {
+		t.Errorf("$top=0: %v", err)
+	}
 	// Bad input: Azure's status, nothing stored.
 	for name, c := range map[string]struct {
 		name, issuer, subject string
