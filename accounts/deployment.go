@@ -118,8 +118,8 @@ type DeploymentSpec struct {
 	SKU   *DeploymentSKU
 	// Endpoint, UpstreamModel and KeyHeader describe the upstream.
 	Endpoint, UpstreamModel, KeyHeader string
-	// Key is the upstream's credential: nil keeps the current one, ""
-	// removes it.
+	// Key is the upstream's credential: nil keeps the current one (for
+	// the same Endpoint and KeyHeader only: PutDeployment), "" removes it.
 	Key *string
 	// KeyVaultSecret, when set, is a Key Vault secret reference the
 	// credential is read from instead; it removes a sealed Key, and giving
@@ -239,7 +239,7 @@ type DeploymentOptions struct {
 	// without it only the URL's shape is checked.
 	ParseSecretReference func(uri string) error
 	// UpstreamNetworks are the networks upstreams may be in (empty: any
-	// but link-local; netacl.UpstreamAllowed): an endpoint whose host is an
+	// but link-local and cloud platform addresses; netacl.UpstreamAllowed): an endpoint whose host is an
 	// address outside them is refused here; the gateway checks every
 	// resolved address when it connects.
 	UpstreamNetworks netacl.Networks
@@ -641,8 +641,9 @@ func deploymentID(acct *Account, name string) string { return acct.ID + "/deploy
 // Errors (*gatehouse.Error): 400 InvalidResourceName, InvalidDeploymentModel,
 // InvalidSkuName, InvalidResourceProperties (a catalog model in a SKU not
 // among ModelSKUs), InvalidUpstream, DeploymentNotSupported (the account's
-// kind has no deployments), InsufficientQuota (the catalog model's quota,
-// quota.go); 409 TooManyDeployments; 503.
+// kind has no deployments; a sealed key kept, with no key given, for
+// another endpoint or key header), InsufficientQuota (the catalog model's
+// quota, quota.go); 409 TooManyDeployments; 503.
 func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name string, spec DeploymentSpec, by Actor) (*Deployment, bool, error) {
 	if err := ValidateDeploymentName(name); err != nil {
 		return nil, false, err
@@ -693,13 +694,25 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 		r.UpdatedAt, r.UpdatedBy = now, actorRecord(by)
 	}
 	for range 3 {
+		var refused error
 		rec, err := d.table.Update(ctx, key, func(r *storage.Record[deploymentRecord]) error {
+			if spec.Key == nil && len(r.Sealed) > 0 && (r.Value.Endpoint != spec.Endpoint || !strings.EqualFold(r.Value.KeyHeader, spec.KeyHeader)) {
+				// The sealed key goes only where its writer sent it:
+				// otherwise whoever may write deployments could have it
+				// sent to a server of theirs without ever knowing it.
+				refused = badRequest("InvalidUpstream", "properties.upstream.key",
+					"properties.upstream.key must be given again to send the deployment's upstream key to another endpoint or header (or give none: \"key\": \"\").")
+				return refused
+			}
 			fill(&r.Value)
 			if spec.Key != nil {
 				r.Sealed, r.Value.HasKey = sealed, sealed != nil
 			}
 			return nil
 		})
+		if refused != nil {
+			return nil, false, refused
+		}
 		if err == nil {
 			if err := d.watcher.WaitFor(ctx, rec.Revision); err != nil {
 				return nil, false, err

@@ -2,6 +2,7 @@ package accounts_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -51,13 +52,33 @@ func TestDeployments(t *testing.T) {
 			t.Errorf("lookup on the other node: %+v %v", dp, ok)
 		}
 
-		// Replacing without a key keeps the key; an empty key removes it.
+		// Replacing without a key keeps the key for the same endpoint and
+		// header; for another the key must be given again (whoever may
+		// write deployments must not have it sent to a server of theirs).
 		dep, created, err = n1.PutDeployment(ctx, acct, "chat", accounts.DeploymentSpec{
-			Model: accounts.DeploymentModel{Name: "gpt-4o"}, Endpoint: "https://up.example/v1", UpstreamModel: "llama", KeyHeader: "api-key"}, accounts.Actor{})
+			Model: accounts.DeploymentModel{Name: "gpt-4o"}, Endpoint: "http://127.0.0.1:8000", UpstreamModel: "llama"}, accounts.Actor{})
 		if err != nil || created || !dep.Upstream.HasKey {
 			t.Fatalf("update: %+v %v %v", dep, created, err)
 		}
-		if dp, _ := n1.Lookup("abc123", "chat"); dp.Key != key || dp.Model != "llama" || dp.KeyHeader != "api-key" {
+		for _, spec := range []accounts.DeploymentSpec{
+			{Model: accounts.DeploymentModel{Name: "gpt-4o"}, Endpoint: "https://attacker.example/v1", UpstreamModel: "llama"},
+			{Model: accounts.DeploymentModel{Name: "gpt-4o"}, Endpoint: "http://127.0.0.1:8000", UpstreamModel: "llama", KeyHeader: "X-Logged"},
+		} {
+			_, _, err := n1.PutDeployment(ctx, acct, "chat", spec, accounts.Actor{})
+			var ge *gatehouse.Error
+			if !errors.As(err, &ge) || ge.Status != 400 || ge.Code != "InvalidUpstream" || ge.Target != "properties.upstream.key" {
+				t.Errorf("%s %s without the key: %v", spec.Endpoint, spec.KeyHeader, err)
+			}
+		}
+		if dp, _ := n1.Lookup("abc123", "chat"); dp.Key != key || dp.Upstream.Host != "127.0.0.1:8000" || dp.KeyHeader != "" {
+			t.Errorf("after refused updates: %+v", dp)
+		}
+		dep, _, err = n1.PutDeployment(ctx, acct, "chat", accounts.DeploymentSpec{
+			Model: accounts.DeploymentModel{Name: "gpt-4o"}, Endpoint: "https://up.example/v1", UpstreamModel: "llama", KeyHeader: "api-key", Key: &key}, accounts.Actor{})
+		if err != nil || !dep.Upstream.HasKey {
+			t.Fatalf("update with the key again: %+v %v", dep, err)
+		}
+		if dp, _ := n1.Lookup("abc123", "chat"); dp.Key != key || dp.Model != "llama" || dp.KeyHeader != "api-key" || dp.Upstream.Host != "up.example" {
 			t.Errorf("after update: %+v", dp)
 		}
 		empty := ""

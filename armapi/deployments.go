@@ -26,7 +26,8 @@ package armapi
 // nor upgrades models.
 //
 // Responses show "hasKey" instead of the key, and the keyVaultSecret
-// reference as it was given. PUT without "key" keeps the current one;
+// reference as it was given. PUT without "key" keeps the current one (for
+// the same endpoint and keyHeader only: 400 InvalidUpstream otherwise);
 // "key": "" removes it; "keyVaultSecret" replaces it (giving both is a
 // 400).
 

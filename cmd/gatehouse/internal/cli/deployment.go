@@ -123,7 +123,7 @@ func newDeploymentCreateCmd(env Env) *cobra.Command {
 	fl.StringVar(&upstreamModel, "upstream-model", "", "model name sent upstream (default: --model-name)")
 	fl.StringVar(&keyHeader, "upstream-key-header", "", "header carrying the upstream key (default: Authorization: Bearer)")
 	fl.StringVar(&kvSecret, "upstream-key-vault-secret", "", "read the upstream key from this Key Vault secret (https://{vault}.vault.H/secrets/{name}[/{version}]) as the account's managed identity, which needs Key Vault Secrets User on it")
-	fl.StringVar(&keyFile, "upstream-key-file", "", "file holding the upstream's key (- = stdin; default: $GATEHOUSE_UPSTREAM_KEY; a replace without either keeps the current key)")
+	fl.StringVar(&keyFile, "upstream-key-file", "", "file holding the upstream's key (- = stdin; default: $GATEHOUSE_UPSTREAM_KEY; a replace without either keeps the current key for the same endpoint and header)")
 	return cmd
 }
 

@@ -63,6 +63,16 @@ func testDeployments(t *testing.T, e *env) {
 	if reply := chat(t, c, "gpt", "x"); !strings.HasPrefix(reply, "echo from renamed") {
 		t.Errorf("after update: reply %q", reply)
 	}
+	// ... for the same endpoint only: re-pointed without the key, it would
+	// send a key the writer never saw to a server of theirs.
+	r = e.arm(t, http.MethodPut, path, jsonBody(map[string]any{"properties": map[string]any{
+		"model": map[string]any{"name": "gpt-4o"}, "upstream": map[string]any{"endpoint": "http://127.0.0.2:9", "model": "renamed"}}}))
+	if r.status != 400 || r.errorCode(t) != "InvalidUpstream" {
+		t.Fatalf("re-pointed without the key: %d %s", r.status, r.body)
+	}
+	if reply := chat(t, c, "gpt", "x"); !strings.HasPrefix(reply, "echo from renamed") {
+		t.Errorf("after a refused re-pointing: reply %q", reply)
+	}
 
 	for _, tt := range []struct {
 		name, path, body string
@@ -75,6 +85,8 @@ func testDeployments(t *testing.T, e *env) {
 		{"bad-endpoint", a.id + "/deployments/bad", deploymentBody("m", "ftp://x", ""), 400, "InvalidUpstream"},
 		{"metadata-service-endpoint", a.id + "/deployments/bad", deploymentBody("m", "http://169.254.169.254/", ""), 400, "InvalidUpstream"},
 		{"link-local-v6-endpoint", a.id + "/deployments/bad", deploymentBody("m", "http://[fe80::1]:8080/", ""), 400, "InvalidUpstream"},
+		{"aws-v6-metadata-endpoint", a.id + "/deployments/bad", deploymentBody("m", "http://[fd00:ec2::254]/", ""), 400, "InvalidUpstream"},
+		{"nat64-metadata-endpoint", a.id + "/deployments/bad", deploymentBody("m", "http://[64:ff9b::a9fe:a9fe]/", ""), 400, "InvalidUpstream"},
 		{"bad-name", a.id + "/deployments/b@d", deploymentBody("m", e.up.URL, ""), 400, "InvalidResourceName"},
 		{"no-model", a.id + "/deployments/bad", `{"properties":{"upstream":{"endpoint":"http://x"}}}`, 400, "InvalidDeploymentModel"},
 		{"malformed-json", a.id + "/deployments/bad", `{"properties":`, 400, "InvalidRequestContent"},
