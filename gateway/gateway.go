@@ -251,7 +251,7 @@ type Options struct {
 	// the zero value allows none.
 	CORS CORSPolicy
 	// UpstreamNetworks are the only networks upstreams may be reached in
-	// (empty: any but link-local; netacl.UpstreamAllowed), checked on the
+	// (empty: any but link-local and cloud platform addresses; netacl.UpstreamAllowed), checked on the
 	// resolved address of every connection the default Transport dials.
 	UpstreamNetworks netacl.Networks
 	// PrivateNetworks are the client networks whose requests count as

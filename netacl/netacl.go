@@ -252,16 +252,36 @@ func RemoteAddr(remote string) netip.Addr {
 
 // UpstreamAllowed reports whether the gateway may connect to addr, an
 // upstream's resolved address: one of allowed when the server names any
-// (serve --upstream-networks), else any address but a link-local one —
-// where cloud metadata services answer (169.254.169.254, fe80::/10), which
-// no model server has reason to use and an account owner must not be able
-// to aim the gateway at.
+// (serve --upstream-networks), else any address but a link-local one or
+// another of the cloud platforms' own (platformNetworks) — where metadata
+// services answer (169.254.169.254, fe80::/10, AWS's fd00:ec2::254,
+// Alibaba's 100.100.100.200, Azure's 168.63.129.16), which no model
+// server has reason to use and an account owner must not be able to aim
+// the gateway at. An IPv4 address inside the NAT64 prefix 64:ff9b::/96 is
+// judged as the IPv4 address it reaches.
 func UpstreamAllowed(allowed Networks, addr netip.Addr) bool {
 	addr = addr.Unmap()
 	if len(allowed) > 0 {
 		return allowed.Contains(addr)
 	}
-	return addr.IsValid() && !addr.IsLinkLocalUnicast() && !addr.IsLinkLocalMulticast()
+	if nat64.Contains(addr) {
+		b := addr.As16()
+		addr = netip.AddrFrom4([4]byte(b[12:]))
+	}
+	return addr.IsValid() && !addr.IsLinkLocalUnicast() && !addr.IsLinkLocalMulticast() && !platformNetworks.Contains(addr)
+}
+
+// nat64 is the well-known NAT64 prefix (RFC 6052).
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+
+// platformNetworks are cloud platforms' service addresses outside the
+// link-local ranges: AWS's IPv6 instance metadata, Alibaba Cloud's
+// metadata, and Azure's WireServer (168.63.129.16, which also answers DNS
+// and health probes: it has no model server either).
+var platformNetworks = Networks{
+	netip.MustParsePrefix("fd00:ec2::254/128"),
+	netip.MustParsePrefix("100.100.100.200/32"),
+	netip.MustParsePrefix("168.63.129.16/32"),
 }
 
 // MaxAllowedFQDNs bounds an allowedFqdnList.

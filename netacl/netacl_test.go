@@ -179,7 +179,13 @@ func TestUpstreamAllowed(t *testing.T) {
 		{nil, "169.254.169.254", false},
 		{nil, "::ffff:169.254.169.254", false},
 		{nil, "fe80::1", false},
-		{nil, "fd00:ec2::254", true}, // unique-local: named networks are the way to refuse it
+		{nil, "fd00:ec2::254", false},      // AWS's IPv6 instance metadata
+		{nil, "fd00:ec2::253", true},       // other unique-local addresses: named networks are the way to refuse them
+		{nil, "100.100.100.200", false},    // Alibaba Cloud's metadata
+		{nil, "100.100.100.201", true},     // the rest of the shared address space
+		{nil, "168.63.129.16", false},      // Azure's WireServer
+		{nil, "64:ff9b::a9fe:a9fe", false}, // 169.254.169.254 through NAT64
+		{nil, "64:ff9b::cb00:7105", true},  // 203.0.113.5 through NAT64
 		{lan, "10.1.2.3", true},
 		{lan, "127.0.0.1", false},
 		{lan, "169.254.169.254", false},

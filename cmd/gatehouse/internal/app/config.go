@@ -65,7 +65,7 @@ type Config struct {
 	ProxyProtocol string `yaml:"proxy-protocol" help:"comma-separated addresses and CIDR ranges of load balancers that pass connections through with a PROXY protocol (v1 or v2) header naming the client; from them the header's address is the client's (network rules, audit, STS limits), from anywhere else a header is not read"`
 	// UpstreamNetworks are the networks deployments' upstreams may be in
 	// (gateway, accounts).
-	UpstreamNetworks string `yaml:"upstream-networks" help:"comma-separated addresses and CIDR ranges of the only networks deployments' upstream model servers may be in (checked on every resolved address the gateway connects to); empty: any but link-local (cloud metadata services)"`
+	UpstreamNetworks string `yaml:"upstream-networks" help:"comma-separated addresses and CIDR ranges of the only networks deployments' upstream model servers may be in (checked on every resolved address the gateway connects to); empty: any but link-local and cloud platform addresses (metadata services)"`
 	PrivateNetworks  string `yaml:"private-networks" help:"comma-separated addresses and CIDR ranges whose clients count as private-endpoint traffic: not subject to accounts' and vaults' network rules (networkAcls), and served when they disable public network access"`
 	// MetricsNetworks are the clients /metrics answers (server.MountOps):
 	// it names every account and deployment.
