@@ -341,7 +341,15 @@ func (a *Authority) handleMSIToken(w http.ResponseWriter, r *http.Request) error
 	if v := q.Get("api-version"); v != MSIAPIVersion {
 		return badMSIRequest("The api-version %q is not supported; use %s.", clip(v), MSIAPIVersion)
 	}
-	t, err := a.msiToken(r, header, q.Get("resource"), q.Get("client_id"), q.Get("object_id")+q.Get("principal_id"), q.Get("mi_res_id"))
+	// principal_id is App Service's other name for object_id.
+	objectID, principalID := q.Get("object_id"), q.Get("principal_id")
+	if objectID != "" && principalID != "" && !strings.EqualFold(objectID, principalID) {
+		return badMSIRequest("Give at most one of client_id, object_id and mi_res_id.")
+	}
+	if objectID == "" {
+		objectID = principalID
+	}
+	t, err := a.msiToken(r, header, q.Get("resource"), q.Get("client_id"), objectID, q.Get("mi_res_id"))
 	if err != nil {
 		return err
 	}

@@ -233,6 +233,10 @@ func (f *fixture) testManagedIdentity(t *testing.T) {
 			{"unknown-resource", secret, url.Values{"api-version": {"2019-08-01"}, "resource": {"https://evil.example.test"}}, 400},
 			{"other-identity", secret, url.Values{"api-version": {"2019-08-01"}, "resource": {"https://management.azure.com"}, "mi_res_id": {"/subscriptions/x/resourceGroups/y/providers/Microsoft.ManagedIdentity/userAssignedIdentities/z"}}, 400},
 			{"two-selectors", secret, url.Values{"api-version": {"2019-08-01"}, "resource": {"https://management.azure.com"}, "client_id": {f.mi.ClientID}, "object_id": {f.mi.PrincipalID}}, 400},
+			// principal_id is object_id's other name: the same id under both is one selector.
+			{"principal-id", secret, url.Values{"api-version": {"2019-08-01"}, "resource": {"https://management.azure.com"}, "principal_id": {f.mi.PrincipalID}}, 200},
+			{"object-and-principal-id", secret, url.Values{"api-version": {"2019-08-01"}, "resource": {"https://management.azure.com"}, "object_id": {f.mi.PrincipalID}, "principal_id": {f.mi.PrincipalID}}, 200},
+			{"object-and-other-principal-id", secret, url.Values{"api-version": {"2019-08-01"}, "resource": {"https://management.azure.com"}, "object_id": {f.mi.PrincipalID}, "principal_id": {"00000000-0000-0000-0000-000000000001"}}, 400},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
