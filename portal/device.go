@@ -82,6 +82,13 @@ func (p *Portal) deviceDecide(approve bool) func(q *req) error {
 			return err
 		}
 		u := q.user
+		// The same throttle as the lookup's: a code guessed here could
+		// otherwise be declined (or approved) past it.
+		if p.codes.blocked(q.r, u.UserName) {
+			q.w.Header().Set("Retry-After", "60")
+			return p.render(q, http.StatusTooManyRequests, "device", "Sign in on another device",
+				deviceView{Step: "enter", Error: "Too many wrong codes. Wait a minute and try again."})
+		}
 		person := gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: u.ObjectID, TenantID: u.TenantID, Name: u.UserName}
 		dr, err := p.opts.SignIns.DecideDevice(q.ctx(), q.r, q.r.PostForm.Get("code"), person, approve)
 		if err != nil {
@@ -89,6 +96,10 @@ func (p *Portal) deviceDecide(approve bool) func(q *req) error {
 			if !ok || e.Status >= 500 {
 				return err
 			}
+			if e.Status == http.StatusForbidden {
+				e = authority.ErrDeviceCodeUnknown // another tenant's: answered as the lookup answers it
+			}
+			p.codes.failed(q.r, u.UserName)
 			return p.render(q, e.Status, "device", "Sign in on another device", deviceView{Step: "enter", Error: e.Message})
 		}
 		return p.render(q, http.StatusOK, "device", "Sign in on another device", deviceView{Step: "done", Request: dr, Approved: approve})

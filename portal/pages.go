@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
@@ -97,8 +98,11 @@ func (p *Portal) signIn(q *req) error {
 	}
 	v := signInView{Next: safeNext(q.r.PostForm.Get("next")), UserName: q.r.PostForm.Get("username")}
 	v.Context = appWaiting(v.Next)
-	if len(v.UserName) > 200 {
-		v.UserName = v.UserName[:200]
+	if n := 200; len(v.UserName) > n {
+		for n > 0 && !utf8.RuneStart(v.UserName[n]) {
+			n-- // not within a character: the page stays UTF-8
+		}
+		v.UserName = v.UserName[:n]
 	}
 	if p.throttle.blocked(q.r, v.UserName) {
 		v.Error = "Too many failed sign-ins from this address. Wait a minute and try again."
@@ -631,13 +635,14 @@ func (p *Portal) showKeys(q *req) error {
 	return p.renderAccount(q, id, a, &keys, "")
 }
 
-// regenerate replaces one key and shows both. Audited like ARM's
-// regenerateKey.
+// regenerate replaces one key and shows both, once confirmed: by the
+// hx-confirm dialog (an htmx request) or, without JavaScript, on the
+// confirm page it answers first. Audited like ARM's regenerateKey.
 func (p *Portal) regenerate(q *req) error {
 	if err := q.form(); err != nil {
 		return err
 	}
-	id, _, err := p.loadAccount(q)
+	id, a, err := p.loadAccount(q)
 	if err != nil {
 		return err
 	}
@@ -652,6 +657,23 @@ func (p *Portal) regenerate(q *req) error {
 	}
 	if err := p.locked(q, actRegenerateKey, id, map[string]string{"keyName": name}); err != nil {
 		return err
+	}
+	if q.r.PostForm.Get("confirm") != "yes" && q.r.Header.Get("HX-Request") != "true" {
+		// Without JavaScript (no hx-confirm dialog) the button leads to a
+		// page that asks first, with what the key's usage says.
+		kv, _, err := p.keysPanel(q, id, a, nil)
+		if err != nil {
+			return err
+		}
+		page := resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name)
+		return p.render(q, http.StatusOK, "confirm", "Regenerate "+kv.Slots[slot].Label, confirmView{
+			Question:    kv.Slots[slot].ConfirmMessage,
+			Consequence: "The new key is shown once it is made. Applications on the other key keep working.",
+			Button:      "Regenerate " + kv.Slots[slot].Label,
+			Action:      page + "/regenerate",
+			Fields:      map[string]string{"keyName": name, "confirm": "yes"},
+			Cancel:      page,
+		})
 	}
 	keys, a2, err := p.opts.Accounts.RegenerateKey(q.ctx(), id, slot, accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
 	if err != nil {
@@ -764,6 +786,8 @@ func (p *Portal) deployModel(q *req) error {
 type confirmView struct {
 	Question, Consequence, Button string
 	Action, Cancel                string
+	// Fields are posted with the button (hidden inputs).
+	Fields map[string]string
 }
 
 // confirmDeleteDeployment asks whether to delete a deployment, for a user

@@ -486,6 +486,19 @@ func testKeys(t *testing.T, e *env) {
 		got["key2"] != after.Key2 || !strings.Contains(p.body, "Key2 was regenerated") {
 		t.Fatalf("regenerate key2: %d %v", p.status, got)
 	}
+	// Without JavaScript (no hx-confirm dialog) the button asks first, on
+	// a page; only its own button regenerates.
+	p = b.post(e.accountPath()+"/regenerate", url.Values{"keyName": {"key2"}})
+	if again, _ := e.Accounts.ListKeys(t.Context(), e.account); p.status != 200 || again.Key2 != after.Key2 ||
+		!strings.Contains(p.body, `id="confirm-question"`) || !strings.Contains(p.body, `name="confirm" value="yes"`) || !strings.Contains(p.body, `name="keyName" value="Key2"`) {
+		t.Fatalf("regenerate without JavaScript: %d, key2 changed: %v", p.status, again.Key2 != after.Key2)
+	}
+	p = b.post(e.accountPath()+"/regenerate", url.Values{"keyName": {"Key2"}, "confirm": {"yes"}})
+	confirmed, _ := e.Accounts.ListKeys(t.Context(), e.account)
+	if p.status != 200 || confirmed.Key2 == after.Key2 || confirmed.Key1 != want.Key1 || !strings.Contains(p.body, "Key2 was regenerated") {
+		t.Fatalf("confirmed regeneration: %d", p.status)
+	}
+	after = confirmed
 	// The old key2 fails on the data plane at once; key1 still works.
 	for key, status := range map[string]int{want.Key2: 401, want.Key1: 200} {
 		req, _ := newLanguageRequest(t, e, key)
