@@ -364,6 +364,21 @@ func TestPeople(t *testing.T) {
 		if _, err := d.CheckPassword(ctx, tid, "alice@example.test", pw); !errors.Is(err, directory.ErrDisabled) {
 			t.Fatalf("disabled: %v", err)
 		}
+		// Disabling ends the person's sessions; enabling again does not
+		// bring them back.
+		carol, err := d.CreateUser(ctx, directory.UserSpec{UserName: "carol@example.test", Password: "a long password for carol"})
+		must(t, err)
+		if !carol.SignInSessionsValidFrom.IsZero() {
+			t.Fatalf("a new person's sessions are revoked from %v", carol.SignInSessionsValidFrom)
+		}
+		yes := true
+		_, err = d.UpdateUser(ctx, carol.ObjectID, directory.UserUpdate{Enabled: &no})
+		must(t, err)
+		carol, err = d.UpdateUser(ctx, carol.ObjectID, directory.UserUpdate{Enabled: &yes})
+		must(t, err)
+		if !carol.Enabled || carol.SignInSessionsValidFrom.IsZero() {
+			t.Errorf("after disable and enable: enabled %v, sessions valid from %v", carol.Enabled, carol.SignInSessionsValidFrom)
+		}
 		if _, err := d.CreateUser(ctx, directory.UserSpec{UserName: "bob@example.test", Password: "short"}); !errors.Is(err, directory.ErrInvalid) {
 			t.Fatalf("short password: %v", err)
 		}

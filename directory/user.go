@@ -204,6 +204,11 @@ func (d *Directory) UpdateUser(ctx context.Context, id string, u UserUpdate) (*U
 			r.DisplayName = *u.DisplayName
 		}
 		if u.Enabled != nil {
+			if r.Enabled && !*u.Enabled {
+				// Disabling ends the person's sessions (portal, refresh
+				// tokens) for good: enabling again does not revive them.
+				r.SessionsValidFrom = storage.Now(d.now())
+			}
 			r.Enabled = *u.Enabled
 		}
 		if hash != "" {
