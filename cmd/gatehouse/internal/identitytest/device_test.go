@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -199,6 +200,33 @@ func (f *fixture) testDeviceCode(t *testing.T) {
 		}
 		if status, _ := b.do("POST", f.s.URL+"/portal/device/approve", url.Values{"code": {"ABCDEFGHJ"}}); status != 404 {
 			t.Errorf("approving an unknown code: %d", status)
+		}
+	})
+
+	// Wrong codes sent straight to approve or decline count as the
+	// lookup's do: a guesser is throttled there too (a person of their
+	// own, so the throttle holds back no other subtest).
+	t.Run("wrong-code-throttled-on-decide", func(t *testing.T) {
+		const pw = "a device-code guesser's password"
+		guesser, err := f.s.Directory.CreateUser(t.Context(), directory.UserSpec{UserName: "guesser@suite.test", Password: pw})
+		must(t, err)
+		f.addSecret(pw)
+		b := f.newBrowser(t)
+		b.do("POST", f.s.URL+"/portal/signin", url.Values{"username": {guesser.UserName}, "password": {pw}, "next": {"/portal/"}})
+		statuses := map[int]int{}
+		for i := range 15 {
+			action := "/portal/device/decline"
+			if i%2 == 0 {
+				action = "/portal/device/approve"
+			}
+			status, _ := b.do("POST", f.s.URL+action, url.Values{"code": {fmt.Sprintf("WRONG%04d", i)}})
+			statuses[status]++
+		}
+		if statuses[http.StatusNotFound] != 10 || statuses[http.StatusTooManyRequests] != 5 {
+			t.Errorf("15 wrong codes to approve/decline: %v, want 10 404s, then 429s", statuses)
+		}
+		if status, _ := b.do("POST", f.s.URL+"/portal/device", url.Values{"code": {"ABCDEFGHJ"}}); status != http.StatusTooManyRequests {
+			t.Errorf("the lookup after them: %d", status)
 		}
 	})
 
