@@ -31,3 +31,16 @@ type Principal struct {
 	// ManagedIdentity marks a managed identity's service principal.
 	ManagedIdentity bool
 }
+
+// ClientName is how ARM's AuthorizationFailed message names the client
+// ("The client '…' with object id '…'"): an application or managed
+// identity by its client id, a person by user name, else the object id.
+func (p Principal) ClientName() string {
+	switch {
+	case p.ClientID != "":
+		return p.ClientID
+	case p.Type == PrincipalUser && p.Name != "":
+		return p.Name
+	}
+	return p.ObjectID
+}

@@ -45,16 +45,9 @@ func (c *call) can(action string, scope *gatehouse.ResourceID) bool {
 // does: an application by its client id, a person by user name, then the
 // object id.
 func errAuthorizationFailed(p gatehouse.Principal, action string, scope *gatehouse.ResourceID) error {
-	client := p.ObjectID
-	switch {
-	case p.ClientID != "":
-		client = p.ClientID
-	case p.Type == gatehouse.PrincipalUser && p.Name != "":
-		client = p.Name
-	}
 	return gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
 		"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
-		clip(client), p.ObjectID, action, clip(scope.String()))
+		clip(p.ClientName()), p.ObjectID, action, clip(scope.String()))
 }
 
 // subscription loads the {sub} of the path and checks that the caller's

@@ -221,7 +221,7 @@ func (a *Authority) createHeader(r *http.Request, caller gatehouse.Principal, mi
 	if !a.dir.HasRole(caller.ObjectID, directory.RoleGlobalAdministrator) {
 		denied := gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
 			"The client '%s' with object id '%s' does not have authorization to perform action 'Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action' over scope '%s'.",
-			caller.ObjectID, caller.ObjectID, mi.ResourceID)
+			caller.ClientName(), caller.ObjectID, mi.ResourceID)
 		if a.identityAuthz == nil {
 			return nil, "", denied
 		}

@@ -109,7 +109,7 @@ func (m *Main) authorizeIdentityUse(ctx context.Context, caller gatehouse.Princi
 	if !m.Authz.Decide(caller.ObjectID, authz.Action(action), scope).Allowed {
 		return gatehouse.Errorf(http.StatusForbidden, gatehouse.CodeAuthorizationFailed,
 			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s'.",
-			caller.ObjectID, caller.ObjectID, action, mi.ResourceID)
+			caller.ClientName(), caller.ObjectID, action, mi.ResourceID)
 	}
 	return nil
 }

@@ -214,6 +214,10 @@ func (f *fixture) testManagedIdentity(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, "AuthorizationFailed") {
 			t.Fatalf("a principal without rights got a header: exit %d: %s", code, errOut)
 		}
+		// Named as ARM names a client: by its client id.
+		if !strings.Contains(errOut, "The client '"+app.AppID+"' with object id '") {
+			t.Errorf("the refusal names the client otherwise: %s", errOut)
+		}
 	})
 	t.Run("endpoint-errors", func(t *testing.T) {
 		h, secret, err := f.s.Authority.CreateIdentityHeader(t.Context(), "test", f.mi, 0)
