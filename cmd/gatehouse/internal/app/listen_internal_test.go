@@ -65,3 +65,14 @@ func TestListenRawSyscalls(t *testing.T) {
 		})
 	}
 }
+
+// TestIPHostWarning: the banner warns of a --host under which no vault
+// name can resolve.
+func TestIPHostWarning(t *testing.T) {
+	for host, warn := range map[string]bool{"127.0.0.1:8443": true, "[::1]:8443": true, "10.0.0.5": true,
+		"localhost:8443": false, "gatehouse.example.test": false} {
+		if got := ipHostWarning(host) != ""; got != warn {
+			t.Errorf("%s: warning %v, want %v", host, got, warn)
+		}
+	}
+}

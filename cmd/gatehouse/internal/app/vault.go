@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
@@ -97,10 +99,14 @@ func (m *Main) vaultBanner() []string {
 	if m.Vaults == nil || m.Authority == nil {
 		return nil
 	}
-	return []string{
+	lines := []string{
 		"Key Vault: " + m.vaultURI("{vault}") + "  (resource " + m.Authority.VaultResource() + ", challenge tenant " + m.vaultChallengeAuthority() + ")",
 		fmt.Sprintf("  without a wildcard resolver for *.vault.%s, add \"127.0.0.1 {vault}.vault.%s\" to /etc/hosts per vault", hostOnly(m.Host), hostOnly(m.Host)),
 	}
+	if w := ipHostWarning(m.Host); w != "" {
+		lines = append(lines, "  "+w)
+	}
+	return lines
 }
 
 func hostOnly(h string) string {
@@ -181,4 +187,14 @@ func accountPrincipal(a *accounts.Account) (gatehouse.Principal, bool) {
 	}
 	return gatehouse.Principal{Type: gatehouse.PrincipalServicePrincipal, ObjectID: ref.PrincipalID, ClientID: ref.ClientID,
 		TenantID: ref.TenantID, ManagedIdentity: true}, true
+}
+
+// ipHostWarning is the banner's warning for a --host that is an IP
+// address: names under it resolve nowhere, so the vaults (and the
+// accounts' host forms) are out of the SDKs' reach. "" for a DNS name.
+func ipHostWarning(host string) string {
+	if net.ParseIP(strings.Trim(hostOnly(host), "[]")) == nil {
+		return ""
+	}
+	return "warning: --host " + host + " is an IP address, under which no {vault}.vault.… name resolves: give --host a DNS name (localhost works) for Key Vault clients"
 }

@@ -124,7 +124,7 @@ Entra's overage claims instead, pointing at Graph's getMemberObjects.`,
 	cmd.Flags().StringSliceVar(&web, "web-redirect-uris", nil, "a web app's redirect URIs (https)")
 	cmd.Flags().StringSliceVar(&public, "public-client-redirect-uris", nil, "a native app's redirect URIs")
 	cmd.Flags().StringVar(&rolesFile, "app-roles", "", "@file: a JSON array of app roles (value, displayName, allowedMemberTypes, isEnabled; id made if missing) replacing the application's")
-	cmd.Flags().StringVar(&groupClaims, "group-membership-claims", "", "the group claims of its tokens: None, SecurityGroup, DirectoryRole or All")
+	cmd.Flags().StringVar(&groupClaims, "group-membership-claims", "", "the group claims of its tokens: None, SecurityGroup, ApplicationGroup, DirectoryRole or All")
 	cmd.Flags().StringVar(&scopesFile, "scopes", "", "@file: a JSON array of delegated permission scopes (value, adminConsentDisplayName, type, isEnabled; id made if missing) replacing the application's")
 	return cmd
 }
