@@ -129,7 +129,7 @@ func NewCatalog(models []CatalogModel, upstreams netacl.Networks) (*Catalog, err
 		c.urls[&m] = u
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
+		return nil, errors.New(strings.Join(problems, "\n  - "))
 	}
 	return c, nil
 }

@@ -100,13 +100,20 @@ func loadCatalog(path string, lookupEnv func(string) (string, bool), upstreams n
 		return nil, fmt.Errorf("%s is larger than 1 MiB", path)
 	}
 	var file catalogFile
+	var problems []string
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+	// Unknown keys and mistyped values are reported with every other
+	// problem (the rest of the file is decoded); malformed YAML alone.
+	err = dec.Decode(&file)
+	if te, ok := errors.AsType[*yaml.TypeError](err); ok {
+		for _, e := range te.Errors {
+			problems = append(problems, yamlProblem(e))
+		}
+	} else if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	var models []accounts.CatalogModel
-	var problems []string
 	for i, m := range file.Models {
 		up := m.Upstream
 		key := ""
@@ -130,12 +137,13 @@ func loadCatalog(path string, lookupEnv func(string) (string, bool), upstreams n
 			Capabilities: m.Capabilities, MaxCapacity: m.MaxCapacity, Quota: m.Quota,
 			Endpoint: up.Endpoint, UpstreamModel: up.Model, KeyHeader: up.KeyHeader, Key: key})
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s: %s", path, strings.Join(problems, "; "))
-	}
 	c, err := accounts.NewCatalog(models, upstreams)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		// One problem a line, as the configuration's (ConfigError).
+		return nil, fmt.Errorf("%s:\n  - %s", path, strings.Join(problems, "\n  - "))
 	}
 	return c, nil
 }

@@ -57,7 +57,7 @@ models:
 	}
 
 	for _, tt := range []struct{ name, text, want string }{
-		{"unknown-field", "models:\n  - name: m\n    upstream: {endpoint: http://x, key: " + key + "}\n", "field key not found"},
+		{"unknown-field", "models:\n  - name: m\n    upstream: {endpoint: http://x, key: " + key + "}\n", "line 3: unknown key key"},
 		{"not-yaml", "models: [", "did not find"},
 		{"both-key-sources", "models:\n  - name: m\n    upstream: {endpoint: http://x, keyFile: " + keyFile + ", keyEnv: VLLM_KEY}\n", "not both"},
 		{"key-env-unset", "models:\n  - name: m\n    upstream: {endpoint: http://x, keyEnv: NOPE}\n", "NOPE is not set"},
@@ -76,6 +76,19 @@ models:
 				t.Errorf("the error shows the key: %v", err)
 			}
 		})
+	}
+	// Every problem at once, one a line: an unknown key, an unset key
+	// variable, a duplicate, an endpoint outside the networks.
+	p := write("all.yaml", "models:\n  - {name: m1, foo: 1, upstream: {endpoint: 'http://169.254.169.254', keyEnv: NOPE}}\n"+
+		"  - {name: m1, upstream: {endpoint: http://x}}\n")
+	_, err = loadCatalog(p, lookup, nil)
+	for _, want := range []string{"line 2: unknown key foo", "NOPE is not set", "model 2 (m1): the same format and name", "169.254.169.254"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("every problem: %v, want %q among them", err, want)
+		}
+	}
+	if err != nil && (strings.Contains(err.Error(), "struct") || strings.Count(err.Error(), "\n  - ") < 4) {
+		t.Errorf("every problem, one a line, no Go types: %v", err)
 	}
 	if _, err := loadCatalog(filepath.Join(dir, "missing.yaml"), lookup, nil); err == nil {
 		t.Error("a missing file loaded")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -209,7 +210,7 @@ func (c *Config) LoadFile(path string) error {
 	if te, ok := errors.AsType[*yaml.TypeError](err); ok {
 		errs := make([]error, len(te.Errors))
 		for i, e := range te.Errors {
-			errs[i] = fmt.Errorf("config file %s: %s", path, e)
+			errs[i] = fmt.Errorf("config file %s: %s", path, yamlProblem(e))
 		}
 		return errors.Join(errs...)
 	}
@@ -403,4 +404,17 @@ func validateHost(h string) error {
 		}
 	}
 	return nil
+}
+
+// unknownField is yaml.v3's message for a key KnownFields refuses; it
+// names the Go type, which means nothing to whoever wrote the file.
+var unknownField = regexp.MustCompile(`^(line \d+: )field (\S+) not found in type .*$`)
+
+// yamlProblem is one of a yaml.TypeError's messages as a user reads it:
+// "line 5: unknown key foo".
+func yamlProblem(msg string) string {
+	if m := unknownField.FindStringSubmatch(msg); m != nil {
+		return m[1] + "unknown key " + m[2]
+	}
+	return msg
 }

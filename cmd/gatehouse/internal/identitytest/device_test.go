@@ -222,7 +222,9 @@ func (f *fixture) testDeviceCode(t *testing.T) {
 			status, _ := b.do("POST", f.s.URL+action, url.Values{"code": {fmt.Sprintf("WRONG%04d", i)}})
 			statuses[status]++
 		}
-		if statuses[http.StatusNotFound] != 10 || statuses[http.StatusTooManyRequests] != 5 {
+		// 10 attempts a minute, refilled one every 6 s: on a slow machine
+		// one more 404 may slip in.
+		if n := statuses[http.StatusNotFound]; n < 10 || n > 11 || statuses[http.StatusTooManyRequests] < 4 {
 			t.Errorf("15 wrong codes to approve/decline: %v, want 10 404s, then 429s", statuses)
 		}
 		if status, _ := b.do("POST", f.s.URL+"/portal/device", url.Values{"code": {"ABCDEFGHJ"}}); status != http.StatusTooManyRequests {
