@@ -181,29 +181,24 @@ func testSDKRoleDefinitions(t *testing.T, e *env) {
 		*found[0].ID != roleDefID(e.sub, authz.RoleCognitiveServicesUser) || len(found[0].Properties.Permissions[0].DataActions) != 1 {
 		t.Fatalf("by name: %+v", found)
 	}
-	all := e.roles.NewListPager(scope, nil)
-	n := 0
-	for all.More() {
-		page, err := all.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
+	count := func(opts *armauthorization.RoleDefinitionsClientListOptions) int {
+		t.Helper()
+		n := 0
+		for pager := e.roles.NewListPager(scope, opts); pager.More(); {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(page.Value)
 		}
-		n += len(page.Value)
+		return n
 	}
+	n := count(nil)
 	if n < 14 {
 		t.Fatalf("%d role definitions", n)
 	}
 	// Get-AzRoleDefinition -AtScopeAndBelow's filter.
-	below := e.roles.NewListPager(scope, &armauthorization.RoleDefinitionsClientListOptions{Filter: ptr("atScopeAndBelow()")})
-	m := 0
-	for below.More() {
-		page, err := below.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m += len(page.Value)
-	}
-	if m != n {
+	if m := count(&armauthorization.RoleDefinitionsClientListOptions{Filter: ptr("atScopeAndBelow()")}); m != n {
 		t.Fatalf("atScopeAndBelow(): %d role definitions, %d without it", m, n)
 	}
 	for _, role := range []string{authz.RoleOwner, authz.RoleCognitiveServicesOpenAIUser, authz.RoleKeyVaultSecretsUser, strings.ToUpper(authz.RoleReader)} {
