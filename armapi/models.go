@@ -173,17 +173,11 @@ type modelCapacityItemJSON struct {
 }
 
 type modelCapacityPropsJSON struct {
-	Model             deploymentModelJSON `json:"model"`
-	SKUName           string              `json:"skuName"`
-	AvailableCapacity int                 `json:"availableCapacity"`
+	Model             accounts.DeploymentModel `json:"model"`
+	SKUName           string                   `json:"skuName"`
+	AvailableCapacity int                      `json:"availableCapacity"`
 	// Gatehouse does not fine-tune: nothing is available for it.
 	AvailableFinetuneCapacity int `json:"availableFinetuneCapacity"`
-}
-
-type deploymentModelJSON struct {
-	Format  string `json:"format"`
-	Name    string `json:"name"`
-	Version string `json:"version,omitempty"`
 }
 
 // requiredQuery returns the query parameter name, which the operation
@@ -232,7 +226,7 @@ func listModelCapacities(c *call) error {
 			ID: "/subscriptions/" + c.param("sub") + "/providers/Microsoft.CognitiveServices/locations/" + m.Location +
 				"/models/" + m.Format + "." + m.Name + "." + m.Version + "/skuCapacities/" + m.SKU,
 			Name: m.SKU, Type: "Microsoft.CognitiveServices/locations/models/skuCapacities", Location: m.Location,
-			Properties: modelCapacityPropsJSON{Model: deploymentModelJSON{Format: m.Format, Name: m.Name, Version: m.Version},
+			Properties: modelCapacityPropsJSON{Model: accounts.DeploymentModel{Format: m.Format, Name: m.Name, Version: m.Version},
 				SKUName: m.SKU, AvailableCapacity: m.Available}})
 	}
 	return c.reply(http.StatusOK, out)
@@ -244,12 +238,8 @@ func calculateModelCapacity(c *call) error {
 		return err
 	}
 	var body struct {
-		Model *struct {
-			Format  string `json:"format"`
-			Name    string `json:"name"`
-			Version string `json:"version"`
-		} `json:"model"`
-		SKUName   string `json:"skuName"`
+		Model     *accounts.DeploymentModel `json:"model"`
+		SKUName   string                    `json:"skuName"`
 		Workloads []struct {
 			RequestPerMinute  int64 `json:"requestPerMinute"`
 			RequestParameters struct {
@@ -284,8 +274,8 @@ func calculateModelCapacity(c *call) error {
 		DeployableValue int `json:"deployableValue"`
 	}
 	return c.reply(http.StatusOK, struct {
-		Model             deploymentModelJSON `json:"model"`
-		SKUName           string              `json:"skuName"`
-		EstimatedCapacity estimatedJSON       `json:"estimatedCapacity"`
-	}{deploymentModelJSON{est.Format, est.Name, est.Version}, est.SKU, estimatedJSON{est.Value, est.Deployable}})
+		Model             accounts.DeploymentModel `json:"model"`
+		SKUName           string                   `json:"skuName"`
+		EstimatedCapacity estimatedJSON            `json:"estimatedCapacity"`
+	}{accounts.DeploymentModel{Format: est.Format, Name: est.Name, Version: est.Version}, est.SKU, estimatedJSON{est.Value, est.Deployable}})
 }
