@@ -33,6 +33,7 @@ const (
 func newKeyVaultCmd(env Env) *cobra.Command {
 	kv := newGroup("keyvault", "Manage key vaults and their secrets (as az keyvault)")
 	kv.AddCommand(newVaultCreateCmd(env), newVaultListCmd(env), newVaultShowCmd(env), newVaultUpdateCmd(env), newVaultDeleteCmd(env),
+		newVaultListDeletedCmd(env), newVaultShowDeletedCmd(env), newVaultRecoverCmd(env), newVaultPurgeCmd(env), // deletedvaults.go
 		newSecretCmd(env)) // keyvault_secret.go
 	var nf vaultFlags
 	kv.AddCommand(newNetworkRuleCmd(env, "vault", func(c *cobra.Command) { nf.add(c, true) }, nf.target)) // network.go

@@ -123,4 +123,32 @@ func testCLI(t *testing.T, e *env) {
 	if code == 0 || !strings.Contains(errOut, "ResourceNotFound") {
 		t.Fatalf("show deleted: %d %s", code, errOut)
 	}
+	// The deleted vault: listed, shown and recovered by name alone (the
+	// commands find its location and group), then purged.
+	if out := c.mustRun(t, "keyvault", "list-deleted", "--query", "[?name=='cli-vault'].properties.location", "-o", "tsv"); strings.TrimSpace(out) != "westus" {
+		t.Fatalf("list-deleted: %q", out)
+	}
+	if out := c.mustRun(t, "keyvault", "show-deleted", "-n", "cli-vault", "--query", "properties.vaultId", "-o", "tsv"); !strings.HasSuffix(strings.TrimSpace(out), "/vaults/cli-vault") {
+		t.Fatalf("show-deleted: %q", out)
+	}
+	code, _, errOut = c.run(t, "", "keyvault", "show-deleted", "-n", "cli-vault", "-l", "eastus")
+	if code == 0 || !strings.Contains(errOut, "no deleted vault") {
+		t.Fatalf("show-deleted elsewhere: %d %s", code, errOut)
+	}
+	if out := c.mustRun(t, "keyvault", "recover", "-n", "cli-vault", "--query", "properties.provisioningState", "-o", "tsv"); strings.TrimSpace(out) != "Succeeded" {
+		t.Fatalf("recover: %q", out)
+	}
+	// Its secrets and the role assignment at it came back with it.
+	if out := run("show", "--vault-name", "cli-vault", "-n", "token", "--query", "value", "-o", "tsv"); strings.TrimSpace(out) != "cli-secret-2" {
+		t.Fatalf("after vault recover: %q", out)
+	}
+	c.mustRun(t, "keyvault", "delete", "-n", "cli-vault")
+	c.mustRun(t, "keyvault", "purge", "-n", "cli-vault", "-l", "westus")
+	if out := c.mustRun(t, "keyvault", "list-deleted", "--query", "[?name=='cli-vault'] | length(@)"); strings.TrimSpace(out) != "0" {
+		t.Fatalf("after purge: %q", out)
+	}
+	code, _, errOut = c.run(t, "", "keyvault", "recover", "-n", "cli-vault")
+	if code == 0 || !strings.Contains(errOut, "no deleted vault") {
+		t.Fatalf("recover purged: %d %s", code, errOut)
+	}
 }
