@@ -3,6 +3,8 @@ package server
 import (
 	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -71,7 +73,7 @@ func Hostname(host string) string {
 
 // ServeHTTP routes by Host.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = collapseSlashes(r)
+	r = normalizePath(r)
 	hn := strings.ToLower(Hostname(r.Host))
 	if hn == rt.hostname || net.ParseIP(hn) != nil {
 		r = decodeScope(r)
@@ -131,30 +133,79 @@ func decodeScope(r *http.Request) *http.Request {
 	return r2
 }
 
-// collapseSlashes returns r with every run of slashes in its path reduced
-// to one. SDKs join an endpoint that ends in "/" (as Azure advertises
-// them, and as properties.endpoint does here) with a path that starts with
-// one: @azure/ai-language-text 1.1.0 posts to
+// normalizePath returns r with every run of slashes in its path reduced
+// to one and its "." and ".." segments resolved (RFC 3986 §5.2.4), as
+// nginx does before routing. SDKs join an endpoint that ends in "/" (as
+// Azure advertises them, and as properties.endpoint does here) with a
+// path that starts with one: @azure/ai-language-text 1.1.0 posts to
 // "{endpoint}/language/:analyze-text", i.e. ".../ai/acct//language/...".
 // Azure serves such paths as they are. http.ServeMux would instead answer
-// 307 to the cleaned path, and the SDKs' redirect policy
-// (@typespec/ts-http-runtime redirectPolicy) deletes the Authorization
-// header before following it: every bearer-authenticated call failed with
-// 401. No route of any surface has an empty segment, so collapsing loses
-// nothing; ".", ".." and encoded slashes (%2F) are left to the mux.
-func collapseSlashes(r *http.Request) *http.Request {
-	if !strings.Contains(r.URL.Path, "//") || !strings.Contains(r.URL.EscapedPath(), "//") {
+// 307 to the cleaned path (with an HTML body), and the SDKs' redirect
+// policy (@typespec/ts-http-runtime redirectPolicy) deletes the
+// Authorization header before following it: every bearer-authenticated
+// call failed with 401. No route of any surface has an empty or a dot
+// segment, so normalizing loses nothing, and routing, authorization and
+// the audit log all see the one path that is served. Encoded slashes
+// (%2F) are left to the mux.
+func normalizePath(r *http.Request) *http.Request {
+	double := strings.Contains(r.URL.Path, "//") && strings.Contains(r.URL.EscapedPath(), "//")
+	dots := hasDotSegment(r.URL.Path)
+	if !double && !dots {
 		return r
 	}
 	r2 := new(http.Request)
 	*r2 = *r
 	u := *r.URL
-	u.Path = squeeze(u.Path)
-	if u.RawPath != "" {
-		u.RawPath = squeeze(u.RawPath)
+	if dots {
+		// The escaped form may hide the dots (%2E): path.Clean of the
+		// decoded path is what is routed, and RawPath is dropped unless
+		// it cleans to the same path (then it keeps escapes such as %3A).
+		u.Path = cleanPath(u.Path)
+		if u.RawPath != "" {
+			if raw := cleanPath(u.RawPath); unescapesTo(raw, u.Path) {
+				u.RawPath = raw
+			} else {
+				u.RawPath = ""
+			}
+		}
+	} else {
+		u.Path = squeeze(u.Path)
+		if u.RawPath != "" {
+			u.RawPath = squeeze(u.RawPath)
+		}
 	}
 	r2.URL = &u
 	return r2
+}
+
+// hasDotSegment reports whether p has a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for i := strings.Index(p, "/."); i >= 0; {
+		rest := p[i+2:]
+		if rest == "" || rest[0] == '/' || rest[0] == '.' && (len(rest) == 1 || rest[1] == '/') {
+			return true
+		}
+		j := strings.Index(rest, "/.")
+		if j < 0 {
+			return false
+		}
+		i += 2 + j
+	}
+	return false
+}
+
+// cleanPath is path.Clean keeping a trailing slash.
+func cleanPath(p string) string {
+	c := path.Clean("/" + p)
+	if c != "/" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
+		c += "/"
+	}
+	return c
+}
+
+func unescapesTo(raw, p string) bool {
+	u, err := url.PathUnescape(raw)
+	return err == nil && u == p
 }
 
 func squeeze(p string) string {

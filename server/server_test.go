@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,9 @@ func TestHostRouting(t *testing.T) {
 	// An endpoint with a trailing slash joined to a path with a leading one
 	// is served, not redirected (a redirect would cost the SDKs their
 	// Authorization header).
-	for _, path := range []string{"//which", "///which"} {
+	// So are dot segments, resolved as nginx resolves them (ServeMux would
+	// answer 307 with an HTML body).
+	for _, path := range []string{"//which", "///which", "/x/../which", "/./which", "/x/./y/../../which", "/%2E%2E/which", "/../which"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "https://acct.openai.gw.example"+path, nil))
 		if rec.Code != 200 || rec.Body.String() != "account=acct" {
@@ -247,6 +250,33 @@ func TestMetricsLabels(t *testing.T) {
 		}
 		if got := out.GetHistogram().GetSampleCount(); got != want {
 			t.Errorf("latency{%s}: %d samples, want %d", s, got, want)
+		}
+	}
+}
+
+func TestNormalizePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/a/b":             "/a/b",
+		"/a//b":            "/a/b",
+		"/a/./b":           "/a/b",
+		"/a/../b":          "/b",
+		"/a/b/..":          "/a/",
+		"/a/b/.":           "/a/b/",
+		"/..":              "/",
+		"/../../a":         "/a",
+		"/.well-known/x":   "/.well-known/x",
+		"/a/..b/c":         "/a/..b/c",
+		"/a/b./c":          "/a/b./c",
+		"/a/%2E%2E/b":      "/b",
+		"/a/x%3Ay/../b%3A": "/a/b:",
+	} {
+		r := httptest.NewRequest("GET", "https://gw.example"+in, nil)
+		got := normalizePath(r)
+		if got.URL.Path != want {
+			t.Errorf("%s: %q, want %q", in, got.URL.Path, want)
+		}
+		if p, err := url.PathUnescape(got.URL.EscapedPath()); err != nil || p != want {
+			t.Errorf("%s: escaped path %q does not match %q", in, got.URL.EscapedPath(), want)
 		}
 	}
 }
