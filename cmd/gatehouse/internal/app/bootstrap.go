@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/directory"
 )
 
@@ -144,6 +146,7 @@ func (m *Main) bootstrapIdentity(ctx context.Context, b *Bootstrap) error {
 	if err != nil {
 		return err
 	}
+	created := false
 	if claimed {
 		_, err := d.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "gatehouse-bootstrap",
 			TenantID: b.TenantID, ServicePrincipal: true, AppID: clientID,
@@ -151,12 +154,20 @@ func (m *Main) bootstrapIdentity(ctx context.Context, b *Bootstrap) error {
 		if err != nil && !errors.Is(err, directory.ErrAlreadyExists) {
 			return err
 		}
+		created = err == nil
 	}
 	app, err := d.Application(clientID)
 	if err != nil {
 		return err
 	}
 	b.ClientID, b.ObjectID = app.AppID, app.ObjectID
+	if created {
+		err := m.auditStartup(ctx, b, "microsoft.directory/servicePrincipals/create", "/servicePrincipals/"+app.ObjectID,
+			map[string]string{"name": "gatehouse-bootstrap", "roleName": "Global Administrator"})
+		if err != nil {
+			return err
+		}
+	}
 	cred := &b.Credentials
 	cred.TenantID, cred.ClientID, cred.AuthorityHost = b.TenantID, app.AppID, m.URL
 	if ca := m.Certs.CAFile(); ca != "" {
@@ -172,5 +183,25 @@ func (m *Main) bootstrapIdentity(ctx context.Context, b *Bootstrap) error {
 		return err
 	}
 	b.First, cred.ClientSecret = true, secret
+	return nil
+}
+
+// auditStartup records what a start-up step did on the server's own
+// authority — the bootstrap principal, its Owner assignment, the --dev
+// demo account — in the audit log, as the requests that do the same are:
+// surface "serve", in the bootstrap principal's name (the steps act for
+// it, and the resources name it as their creator).
+func (m *Main) auditStartup(ctx context.Context, b *Bootstrap, action, scope string, details map[string]string) error {
+	if m.Audit == nil {
+		return nil // the identity authority alone: no log to write
+	}
+	_, err := m.Audit.Append(ctx, audit.Entry{
+		Principal: audit.Principal{ObjectID: b.ObjectID, Type: string(gatehouse.PrincipalServicePrincipal),
+			Name: "gatehouse-bootstrap", TenantID: b.TenantID},
+		Action: action, Scope: scope, Result: audit.Succeeded, Details: details, Surface: "serve",
+	})
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
 	return nil
 }

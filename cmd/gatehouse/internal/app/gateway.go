@@ -164,16 +164,27 @@ func (m *Main) bootstrapDev(ctx context.Context, b *Bootstrap) error {
 	}
 	acct, err := m.Accounts.Get(ctx, id)
 	by := accounts.Actor{ObjectID: b.ObjectID, Type: "Application"}
+	wrote, restore := false, false
 	if e, ok := gatehouse.AsError(err); ok && e.Status == 404 {
-		acct, _, err = m.Accounts.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "local",
+		acct, wrote, err = m.Accounts.Put(ctx, id, accounts.Spec{Kind: "TextAnalytics", Location: "local",
 			SKU: &accounts.SKU{Name: "S0"}}, by)
 	}
 	if e, ok := gatehouse.AsError(err); ok && e.Code == "FlagMustBeSetForRestore" {
 		// Deleted since the last start: bring it back, keys and all.
 		acct, _, err = m.Accounts.Put(ctx, id, accounts.Spec{Restore: true}, by)
+		wrote, restore = err == nil, true
 	}
 	if err != nil {
 		return fmt.Errorf("demo account: %w", err)
+	}
+	if wrote {
+		details := map[string]string{"name": devAccountName, "kind": acct.Kind, "location": acct.Location}
+		if restore {
+			details["restore"] = "true"
+		}
+		if err := m.auditStartup(ctx, b, "Microsoft.CognitiveServices/accounts/write", acct.ID, details); err != nil {
+			return err
+		}
 	}
 	keys, err := m.Accounts.ListKeys(ctx, id)
 	if err != nil {

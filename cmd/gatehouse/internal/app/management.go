@@ -103,13 +103,17 @@ func (m *Main) bootstrapManagement(ctx context.Context, b *Bootstrap) error {
 			return errors.New("no bootstrap principal")
 		}
 		scope := &gatehouse.ResourceID{Subscription: sub.ID}
-		_, _, err := m.Authz.CreateAssignment(ctx, scope, bootstrapAssignmentName(sub.ID, b.ObjectID),
+		a, _, err := m.Authz.CreateAssignment(ctx, scope, bootstrapAssignmentName(sub.ID, b.ObjectID),
 			authz.AssignmentSpec{RoleDefinitionID: authz.DefinitionID(scope, authz.RoleOwner), PrincipalID: b.ObjectID,
 				PrincipalType: string(gatehouse.PrincipalServicePrincipal), Description: "Gatehouse bootstrap"}, b.ObjectID)
 		if e, ok := gatehouse.AsError(err); ok && e.Code == "RoleAssignmentExists" {
 			return nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return m.auditStartup(ctx, b, "Microsoft.Authorization/roleAssignments/write", a.ID(), map[string]string{
+			"roleName": "Owner", "principalId": b.ObjectID, "principalType": string(gatehouse.PrincipalServicePrincipal)})
 	})
 	if err != nil {
 		return err

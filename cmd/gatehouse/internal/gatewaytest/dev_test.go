@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse/gatehouse/accounts"
+	"github.com/gatehouse/gatehouse/audit"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/testenv"
 )
@@ -50,6 +51,24 @@ func TestDevMode(t *testing.T) {
 			if err := json.Unmarshal(out, &res); err != nil || res.Kind != "SentimentAnalysisResults" ||
 				len(res.Results.Documents) != 1 || res.Results.Documents[0].Sentiment != "positive" {
 				t.Errorf("curl answer %s (%v)", out, err)
+			}
+			// What the start-up steps did is in the audit log, once: the
+			// bootstrap principal, its Owner assignment and the demo
+			// account on the first start, the recovery after the delete.
+			var startup []string
+			err = s.Audit.Each(t.Context(), 0, func(r *audit.Record) error {
+				if r.Entry.Surface == "serve" {
+					startup = append(startup, r.Entry.Action+" "+r.Entry.Details["restore"])
+				}
+				return nil
+			})
+			want := []string{"microsoft.directory/servicePrincipals/create ", "Microsoft.Authorization/roleAssignments/write ",
+				"Microsoft.CognitiveServices/accounts/write "}
+			if start == "after-delete" {
+				want = append(want, "Microsoft.CognitiveServices/accounts/write true")
+			}
+			if err != nil || strings.Join(startup, ",") != strings.Join(want, ",") {
+				t.Errorf("start-up audit entries %q (%v), want %q", startup, err, want)
 			}
 			if start == "restart" {
 				acct, ok := s.Accounts.ByDataPlaneName("demo-language")
