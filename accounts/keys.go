@@ -64,10 +64,16 @@ func (s *Service) open(key string, sealed []byte) (sealedKeys, error) {
 	return keys, nil
 }
 
-// ListKeys returns the account's keys.
+// ListKeys returns the account's keys. An account with disableLocalAuth
+// has none to give: Azure answers its listKeys with 400 BadRequest
+// "Failed to list key. disableLocalAuth is set to be true" (which tools
+// such as Terraform's azurerm provider expect), so the keys, useless on
+// the data plane until local auth is enabled again, are not handed out.
+// RegenerateKey still works: rotating keys that may have leaked is what
+// one does before enabling local auth again.
 //
-// Errors (*gatehouse.Error): 404 ResourceNotFound; 500 when the keys do not
-// open (wrong master key); 503.
+// Errors (*gatehouse.Error): 400 BadRequest (disableLocalAuth); 404
+// ResourceNotFound; 500 when the keys do not open (wrong master key); 503.
 func (s *Service) ListKeys(ctx context.Context, id *gatehouse.ResourceID) (Keys, error) {
 	rec, err := s.accounts.Get(ctx, id.Key())
 	if errors.Is(err, storage.ErrNotFound) || err == nil && rec.Value.deleted() {
@@ -75,6 +81,9 @@ func (s *Service) ListKeys(ctx context.Context, id *gatehouse.ResourceID) (Keys,
 	}
 	if err != nil {
 		return Keys{}, unavailable(err)
+	}
+	if rec.Value.DisableLocalAuth {
+		return Keys{}, errLocalAuthDisabled()
 	}
 	keys, err := s.open(rec.Key, rec.Sealed)
 	if err != nil {
@@ -149,4 +158,10 @@ func (s *Service) RegenerateKey(ctx context.Context, id *gatehouse.ResourceID, s
 		return Keys{}, nil, err
 	}
 	return Keys(out), rec.Value.view(rec.Revision, s.opts.Endpoint), nil
+}
+
+// errLocalAuthDisabled is ListKeys' answer for an account with
+// disableLocalAuth, in Azure's words.
+func errLocalAuthDisabled() error {
+	return gatehouse.BadRequestf(gatehouse.CodeBadRequest, "Failed to list key. disableLocalAuth is set to be true")
 }

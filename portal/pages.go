@@ -462,7 +462,8 @@ func (p *Portal) keysPanel(q *req, id *gatehouse.ResourceID, a *accounts.Account
 	kv := keysView{
 		Base: resourceLink("accounts", a.Subscription, a.ResourceGroup, a.Name),
 		// A ReadOnly lock stops both (offered, they would answer 409).
-		CanList:       q.can(p, actListKeys, id) && unlocked,
+		// Without local auth listKeys answers 400, as in Azure.
+		CanList:       q.can(p, actListKeys, id) && unlocked && !a.DisableLocalAuth,
 		CanRegenerate: q.can(p, actRegenerateKey, id) && unlocked,
 		CanSeeUsage:   q.can(p, actListKeyUsage, id), LocalAuthDisabled: a.DisableLocalAuth,
 	}

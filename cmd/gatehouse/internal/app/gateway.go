@@ -186,6 +186,14 @@ func (m *Main) bootstrapDev(ctx context.Context, b *Bootstrap) error {
 			return err
 		}
 	}
+	if acct.DisableLocalAuth {
+		m.gateway.banner = append(m.gateway.banner,
+			"Development mode: demo Language account "+devAccountName+" (resource "+acct.ID+")",
+			"  endpoint: "+acct.Endpoint,
+			"  local authentication is disabled on it (disableLocalAuth): call it with an identity token, or enable keys with",
+			"  gatehouse cognitiveservices account update -g "+group+" -n "+devAccountName+" --disable-local-auth false")
+		return nil
+	}
 	keys, err := m.Accounts.ListKeys(ctx, id)
 	if err != nil {
 		return err

@@ -82,7 +82,13 @@ func testCLI(t *testing.T, e *env) {
 		t.Fatalf("update: %v", updated)
 	}
 
-	keys := decodeJSON[map[string]string](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "keys", "list"}, acct...)...))
+	// Without local auth the keys are not listed (Azure's 400); with it again, they are.
+	keysList := append([]string{"cognitiveservices", "account", "keys", "list"}, acct...)
+	if code, _, errOut := c.run(t, "", keysList...); code == 0 || !strings.Contains(errOut, "disableLocalAuth is set to be true") {
+		t.Fatalf("keys list without local auth: %d %s", code, errOut)
+	}
+	c.mustRun(t, append([]string{"cognitiveservices", "account", "update", "--disable-local-auth", "false", "-o", "none"}, acct...)...)
+	keys := decodeJSON[map[string]string](t, c.mustRun(t, keysList...))
 	if len(keys["key1"]) != 64 || len(keys["key2"]) != 64 {
 		t.Fatalf("keys list: %v", keys)
 	}

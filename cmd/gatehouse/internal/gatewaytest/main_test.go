@@ -124,6 +124,14 @@ func ptr[T any](v T) *T { return &v }
 
 func (e *env) createAccount(t testing.TB, name, kind string, props *armcognitiveservices.AccountProperties) *account {
 	t.Helper()
+	// An account without local auth has no keys to list: it is created
+	// with, its keys read, then local auth is disabled.
+	disable := props != nil && props.DisableLocalAuth != nil && *props.DisableLocalAuth
+	if disable {
+		p := *props
+		p.DisableLocalAuth = ptr(false)
+		props = &p
+	}
 	poller, err := e.accounts.BeginCreate(t.Context(), e.group, name, armcognitiveservices.Account{
 		Kind: ptr(kind), Location: ptr("westus"), SKU: &armcognitiveservices.SKU{Name: ptr("S0")}, Properties: props}, nil)
 	if err != nil {
@@ -136,6 +144,16 @@ func (e *env) createAccount(t testing.TB, name, kind string, props *armcognitive
 	keys, err := e.accounts.ListKeys(t.Context(), e.group, name, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if disable {
+		up, err := e.accounts.BeginUpdate(t.Context(), e.group, name, armcognitiveservices.Account{
+			Properties: &armcognitiveservices.AccountProperties{DisableLocalAuth: ptr(true)}}, nil)
+		if err == nil {
+			_, err = up.PollUntilDone(t.Context(), nil)
+		}
+		if err != nil {
+			t.Fatalf("disable local auth on %s: %v", name, err)
+		}
 	}
 	rid, err := gatehouse.ParseResourceID(*res.ID)
 	if err != nil {
