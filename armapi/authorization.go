@@ -84,8 +84,8 @@ func parseAssignmentFilter(f string, out *authz.AssignmentFilter) error {
 		case rePrincipal.MatchString(term):
 			out.PrincipalID = rePrincipal.FindStringSubmatch(term)[1]
 		case reAssignedTo.MatchString(term):
-			// No groups in the directory: assigned to = held directly.
-			out.PrincipalID = reAssignedTo.FindStringSubmatch(term)[1]
+			// Held directly or through a group, as ARM lists them.
+			out.AssignedTo = reAssignedTo.FindStringSubmatch(term)[1]
 		default:
 			return errFilter(f)
 		}

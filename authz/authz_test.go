@@ -505,7 +505,18 @@ func TestGroupAssignments(t *testing.T) {
 		if !svc.HasAssignmentWithin(member, id(t, "/subscriptions/00000000-0000-0000-0000-000000000000")) {
 			t.Fatal("a member does not see the subscription")
 		}
+		// assignedTo lists what the member holds through the group;
+		// principalId eq only what it holds itself.
+		if got := svc.Assignments(authz.AssignmentFilter{AssignedTo: member}); len(got) != 1 || got[0].PrincipalID != group {
+			t.Fatalf("assigned to a member: %v", got)
+		}
+		if got := svc.Assignments(authz.AssignmentFilter{PrincipalID: member}); len(got) != 0 {
+			t.Fatalf("a member's own: %v", got)
+		}
 		groups.set(member)
+		if got := svc.Assignments(authz.AssignmentFilter{AssignedTo: member}); len(got) != 0 {
+			t.Fatalf("assigned to a former member: %v", got)
+		}
 		if svc.Decide(member, get, id(t, scope+"/secrets/x")).Allowed {
 			t.Fatal("allowed after leaving the group (a stale cached decision)")
 		}

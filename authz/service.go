@@ -417,6 +417,10 @@ type AssignmentFilter struct {
 	// PrincipalID and RoleID keep one assignee or one role (GUIDs).
 	PrincipalID string
 	RoleID      string
+	// AssignedTo keeps what a principal holds: its own assignments and
+	// those of the groups it is in, directly or through member groups
+	// (ARM's assignedTo('{objectId}')).
+	AssignedTo string
 }
 
 // Assignments returns the matching assignments ordered by scope, then name.
@@ -427,10 +431,21 @@ func (s *Service) Assignments(f AssignmentFilter) []*Assignment {
 		key = f.Scope.Key()
 	}
 	principal, role := strings.ToLower(f.PrincipalID), strings.ToLower(f.RoleID)
+	var holders map[string]bool
+	if f.AssignedTo != "" {
+		id := strings.ToLower(f.AssignedTo)
+		holders = map[string]bool{id: true}
+		if s.opts.Groups != nil {
+			for _, g := range s.opts.Groups.GroupsOf(id) {
+				holders[g] = true
+			}
+		}
+	}
 	s.mu.RLock()
 	var out []*Assignment
 	for _, a := range s.byName {
-		if principal != "" && a.PrincipalID != principal || role != "" && a.RoleDefinitionID != role {
+		if principal != "" && a.PrincipalID != principal || role != "" && a.RoleDefinitionID != role ||
+			holders != nil && !holders[a.PrincipalID] {
 			continue
 		}
 		if f.Scope != nil && !within(key, a.scopeKey) && (f.AtScope || !within(a.scopeKey, key)) {
