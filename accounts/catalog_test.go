@@ -229,7 +229,7 @@ func TestCatalogDeployments(t *testing.T) {
 		}{
 			{"over-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: 11}, 400, "InvalidCapacity"},
 			{"sku-not-offered", "chat", &accounts.DeploymentSKU{Name: "DeveloperTier", Capacity: 1}, 400, "InvalidResourceProperties"},
-			{"negative-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: -1}, 400, "InvalidSkuName"},
+			{"negative-capacity", "chat", &accounts.DeploymentSKU{Name: "Standard", Capacity: -1}, 400, "InvalidCapacity"},
 			{"long-sku-name", "chat", &accounts.DeploymentSKU{Name: strings.Repeat("s", 65), Capacity: 1}, 400, "InvalidSkuName"},
 			{"no-deployment", "nope", &accounts.DeploymentSKU{Name: "Standard", Capacity: 1}, 404, "DeploymentNotFound"},
 		} {

@@ -578,6 +578,18 @@ func checkModelSKU(sku *DeploymentSKU, m *CatalogModel, version string) error {
 	return nil
 }
 
+// CheckDeploymentCapacity refuses a deployment capacity below 1 with
+// Azure's 400 InvalidCapacity. A capacity is what the deployment quotas
+// and the regional quota count: 0 would count as nothing and be served
+// without a limit.
+func CheckDeploymentCapacity(n int) error {
+	if n < 1 {
+		return badRequest("InvalidCapacity", "sku.capacity",
+			"The specified capacity '%d' of account deployment should be greater than 0.", n)
+	}
+	return nil
+}
+
 // DeploymentSKUs are the sku names Azure gives deployments; one with an
 // upstream of its own may have any of them (a catalog model's, only
 // ModelSKUs).
@@ -585,11 +597,14 @@ var DeploymentSKUs = []string{"Standard", "GlobalStandard", "DataZoneStandard", 
 	"GlobalProvisionedManaged", "DataZoneProvisionedManaged", "GlobalBatch", "DataZoneBatch", "DeveloperTier"}
 
 // checkDeploymentSKU refuses a sku without a name, with a name Azure does
-// not have, or with a negative capacity, and gives the name its canonical
+// not have, or with a capacity below 1, and gives the name its canonical
 // case.
 func checkDeploymentSKU(sku *DeploymentSKU) error {
-	if sku.Name == "" || len(sku.Name) > 64 || !printable(sku.Name) || sku.Capacity < 0 {
-		return badRequest("InvalidSkuName", "sku", "The deployment sku needs a name and a non-negative capacity.")
+	if sku.Name == "" || len(sku.Name) > 64 || !printable(sku.Name) {
+		return badRequest("InvalidSkuName", "sku.name", "The deployment sku needs a name.")
+	}
+	if err := CheckDeploymentCapacity(sku.Capacity); err != nil {
+		return err
 	}
 	i := slices.IndexFunc(DeploymentSKUs, func(n string) bool { return strings.EqualFold(n, sku.Name) })
 	if i < 0 {
@@ -749,7 +764,8 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 }
 
 // PatchDeployment changes the sku (nil: keep; without a name, only its
-// capacity) and the tags (nil: keep) of the deployment name of acct, as
+// capacity; with capacity 0, only its name) and the tags (nil: keep) of
+// the deployment name of acct, as
 // Azure's PATCH does; the capacity of a catalog deployment stays within
 // its model's bound. The caller validates
 // the tags.
@@ -771,6 +787,9 @@ func (d *Deployments) PatchDeployment(ctx context.Context, acct *Account, name s
 			next := *sku
 			if next.Name == "" {
 				next.Name = v.SKU.Name // {"sku": {"capacity": n}} changes the capacity alone
+			}
+			if next.Capacity == 0 {
+				next.Capacity = max(v.SKU.Capacity, 1) // {"sku": {"name": s}} keeps it
 			}
 			if err := checkDeploymentSKU(&next); err != nil {
 				return err

@@ -155,7 +155,9 @@ func TestDeploymentValidation(t *testing.T) {
 		{"crlf-key-header", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.KeyHeader = "a\r\nb" }), "InvalidUpstream"},
 		{"crlf-key", "ok", oai, bad(func(s *accounts.DeploymentSpec) { k := "a\nb"; s.Key = &k }), "InvalidUpstream"},
 		{"huge-key", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.Key = &long }), "InvalidUpstream"},
-		{"negative-capacity", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.SKU = &accounts.DeploymentSKU{Name: "S", Capacity: -1} }), "InvalidSkuName"},
+		{"negative-capacity", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.SKU = &accounts.DeploymentSKU{Name: "Standard", Capacity: -1} }), "InvalidCapacity"},
+		// Capacity 0 would count as nothing against the quotas and be served without a limit.
+		{"zero-capacity", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.SKU = &accounts.DeploymentSKU{Name: "Standard"} }), "InvalidCapacity"},
 		{"sku-azure-has-not", "ok", oai, bad(func(s *accounts.DeploymentSpec) { s.SKU = &accounts.DeploymentSKU{Name: "Weird", Capacity: 1} }), "InvalidResourceProperties"},
 	}
 	for _, tt := range tests {

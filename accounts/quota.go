@@ -335,6 +335,9 @@ func (d *Deployments) checkPatchQuota(ctx context.Context, acct *Account, key st
 	if sku.Name == "" {
 		sku.Name = r.Value.SKU.Name
 	}
+	if sku.Capacity == 0 {
+		sku.Capacity = max(r.Value.SKU.Capacity, 1) // as PatchDeployment keeps it
+	}
 	if checkDeploymentSKU(&sku) != nil {
 		return nil
 	}

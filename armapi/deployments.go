@@ -81,9 +81,32 @@ type deploymentPropsJSON struct {
 	Upstream *accounts.Upstream `json:"upstream,omitempty"`
 }
 
+// skuBody is a deployment's sku as a request sends it: a capacity left
+// out is Azure's default on a PUT (1) and the current one on a PATCH.
+type skuBody struct {
+	Name     string `json:"name"`
+	Capacity *int   `json:"capacity"`
+}
+
+// sku returns the sku with its capacity, def when left out; a capacity
+// sent below 1 is refused (InvalidCapacity), as accounts refuses it.
+func (b *skuBody) sku(def int) (*accounts.DeploymentSKU, error) {
+	if b == nil {
+		return nil, nil
+	}
+	s := &accounts.DeploymentSKU{Name: b.Name, Capacity: def}
+	if b.Capacity != nil {
+		if err := accounts.CheckDeploymentCapacity(*b.Capacity); err != nil {
+			return nil, err
+		}
+		s.Capacity = *b.Capacity
+	}
+	return s, nil
+}
+
 type deploymentBody struct {
-	SKU        *accounts.DeploymentSKU `json:"sku"`
-	Tags       map[string]string       `json:"tags"`
+	SKU        *skuBody          `json:"sku"`
+	Tags       map[string]string `json:"tags"`
 	Properties *struct {
 		Model                *accounts.DeploymentModel `json:"model"`
 		RaiPolicyName        string                    `json:"raiPolicyName"`
@@ -207,7 +230,11 @@ func putDeployment(c *call) error {
 	if err := resources.ValidateTags(body.Tags); err != nil {
 		return err
 	}
-	spec := accounts.DeploymentSpec{SKU: body.SKU, Tags: body.Tags}
+	sku, err := body.SKU.sku(1)
+	if err != nil {
+		return err
+	}
+	spec := accounts.DeploymentSpec{SKU: sku, Tags: body.Tags}
 	if p := body.Properties; p != nil {
 		spec.RaiPolicyName, spec.VersionUpgradeOption = p.RaiPolicyName, p.VersionUpgradeOption
 		if p.Model != nil {
@@ -269,8 +296,8 @@ func patchDeployment(c *call) error {
 		return err
 	}
 	var body struct {
-		SKU  *accounts.DeploymentSKU `json:"sku"`
-		Tags map[string]string       `json:"tags"`
+		SKU  *skuBody          `json:"sku"`
+		Tags map[string]string `json:"tags"`
 	}
 	if err := c.decode(&body); err != nil {
 		return err
@@ -278,7 +305,11 @@ func patchDeployment(c *call) error {
 	if err := resources.ValidateTags(body.Tags); err != nil {
 		return err
 	}
-	d, err := c.api.opts.Deployments.PatchDeployment(c.ctx(), a, c.param("deployment"), body.SKU, body.Tags, c.actor())
+	sku, err := body.SKU.sku(0) // 0: PatchDeployment keeps the capacity
+	if err != nil {
+		return err
+	}
+	d, err := c.api.opts.Deployments.PatchDeployment(c.ctx(), a, c.param("deployment"), sku, body.Tags, c.actor())
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ package armapi
 import (
 	"net/http"
 
+	"regexp"
 	"slices"
 	"strings"
 
@@ -150,16 +151,46 @@ func listLocationUsages(c *call) error {
 		}
 		return c.reply(http.StatusOK, list[usageJSON]{Value: []usageJSON{}})
 	}
+	names, err := parseUsageFilter(c.r.URL.Query().Get("$filter"))
+	if err != nil {
+		return err
+	}
 	us, err := c.api.opts.Deployments.QuotaUsages(c.ctx(), c.param("sub"), c.param("loc"))
 	if err != nil {
 		return err
 	}
 	out := list[usageJSON]{Value: make([]usageJSON, 0, len(us))}
 	for _, u := range us {
+		if names != nil && !names[strings.ToLower(u.Name)] {
+			continue
+		}
 		out.Value = append(out.Value, usageJSON{Name: usageNameJSON{Value: u.Name, LocalizedValue: u.LocalizedName},
 			CurrentValue: u.Current, Limit: u.Limit, Unit: "Count"})
 	}
 	return c.reply(http.StatusOK, out)
+}
+
+var (
+	reUsageName = regexp.MustCompile(`(?i)^name\.value\s+eq\s+'((?:[^']|'')*)'$`)
+	reOr        = regexp.MustCompile(`(?i)\s+or\s+`)
+)
+
+// parseUsageFilter parses the $filter of usage lists, as the SDKs document
+// it: name.value eq '{name}', several joined by "or". It returns the names
+// (lower case), nil without a filter.
+func parseUsageFilter(f string) (map[string]bool, error) {
+	if strings.TrimSpace(f) == "" {
+		return nil, nil
+	}
+	names := map[string]bool{}
+	for _, term := range reOr.Split(strings.TrimSpace(f), -1) {
+		m := reUsageName.FindStringSubmatch(strings.TrimSpace(term))
+		if m == nil {
+			return nil, errFilter(f)
+		}
+		names[strings.ToLower(strings.ReplaceAll(m[1], "''", "'"))] = true
+	}
+	return names, nil
 }
 
 // modelCapacityJSON is one entry of a model capacities list, as Azure

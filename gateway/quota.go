@@ -55,22 +55,25 @@ func newDeploymentQuota(capacity int) *deploymentQuota {
 	}
 }
 
-// quota returns the limiters of d on c's account, nil when quotas are off
-// or d has no capacity. A change of capacity starts them afresh.
+// quota returns the limiters of d on c's account, nil when quotas are off.
+// A change of capacity starts them afresh. A deployment stored without a
+// capacity (before capacities below 1 were refused) counts as 1, never as
+// unlimited.
 func (p *proxy) quota(c *call, d *Deployment) *deploymentQuota {
-	if !p.quotas || d.Capacity <= 0 {
+	if !p.quotas {
 		return nil
 	}
+	capacity := max(d.Capacity, 1)
 	k := quotaKey{c.account.InternalID, d.Name}
 	if v, ok := p.limits.Load(k); ok {
-		if q := v.(*deploymentQuota); q.capacity == d.Capacity {
+		if q := v.(*deploymentQuota); q.capacity == capacity {
 			return q
 		}
-		q := newDeploymentQuota(d.Capacity)
+		q := newDeploymentQuota(capacity)
 		p.limits.Store(k, q)
 		return q
 	}
-	v, _ := p.limits.LoadOrStore(k, newDeploymentQuota(d.Capacity))
+	v, _ := p.limits.LoadOrStore(k, newDeploymentQuota(capacity))
 	return v.(*deploymentQuota)
 }
 

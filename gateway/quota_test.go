@@ -100,15 +100,16 @@ func TestDeploymentQuotas(t *testing.T) {
 		if st := status(chat(t, f, key, "one", "")); st != 200 {
 			t.Errorf("after 10s: %d", st)
 		}
-		// Capacity 2: 2 per 10 seconds; capacity 0: unbounded.
+		// Capacity 2: 2 per 10 seconds; a deployment stored without a
+		// capacity counts as capacity 1, never as unbounded.
 		for i, want := range []int{200, 200, 429} {
 			if st := status(chat(t, f, key, "two", "")); st != want {
 				t.Errorf("two, request %d: %d, want %d", i, st, want)
 			}
 		}
-		for i := range 20 {
-			if st := status(chat(t, f, key, "free", "")); st != 200 {
-				t.Fatalf("free, request %d: %d", i, st)
+		for i, want := range []int{200, 429} {
+			if st := status(chat(t, f, key, "free", "")); st != want {
+				t.Errorf("free, request %d: %d, want %d", i, st, want)
 			}
 		}
 	})

@@ -67,6 +67,18 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](21)}}, nil); !isCode(err, 400, "InvalidCapacity") {
 		t.Errorf("update over the model's capacity: %v", err)
 	}
+	// Capacity 0 would count as nothing against the quotas: refused, as
+	// Azure refuses it; a PATCH of the sku's name alone keeps the capacity.
+	if _, err := deployments.BeginUpdate(t.Context(), e.group, a.name, "mini", armcognitiveservices.PatchResourceTagsAndSKU{
+		SKU: &armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](0)}}, nil); !isCode(err, 400, "InvalidCapacity") {
+		t.Errorf("update to capacity 0: %v", err)
+	}
+	if upd, err := deployments.BeginUpdate(t.Context(), e.group, a.name, "mini", armcognitiveservices.PatchResourceTagsAndSKU{
+		SKU: &armcognitiveservices.SKU{Name: ptr("Standard")}}, nil); err != nil {
+		t.Errorf("update of the sku name alone: %v", err)
+	} else if patched, err := upd.PollUntilDone(t.Context(), nil); err != nil || *patched.SKU.Capacity != 8 {
+		t.Errorf("update of the sku name alone: %+v %v", patched.SKU, err)
+	}
 	// The skus it can have: its own, up to the model's capacity bound.
 	if page, err := deployments.NewListSKUsPager(e.group, a.name, "mini", nil).NextPage(t.Context()); err != nil || len(page.Value) != 1 ||
 		*page.Value[0].SKU.Name != "Standard" || *page.Value[0].Capacity.Maximum != 20 || *page.Value[0].Capacity.Default != 8 ||
@@ -196,6 +208,8 @@ func testCatalogDeployments(t *testing.T, e *env) {
 		{"unknown-version", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini"), Version: ptr("0613")}, nil, "DeploymentModelNotSupported"},
 		{"over-capacity", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")},
 			&armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](21)}, "InvalidCapacity"},
+		{"zero-capacity", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")},
+			&armcognitiveservices.SKU{Name: ptr("Standard"), Capacity: ptr[int32](0)}, "InvalidCapacity"},
 		// The model lists show the catalog's models in Standard and GlobalStandard only.
 		{"sku-not-listed", armcognitiveservices.DeploymentModel{Format: ptr("OpenAI"), Name: ptr("gpt-4o-mini")},
 			&armcognitiveservices.SKU{Name: ptr("ProvisionedManaged"), Capacity: ptr[int32](1)}, "InvalidResourceProperties"},
@@ -268,6 +282,23 @@ func testModelQuota(t *testing.T, e *env) {
 	}
 	if u := usage("OpenAI.GlobalStandard.text-embedding-3-small"); *u.Limit != 2147483647 {
 		t.Errorf("a model without a quota: limit %v", *u.Limit)
+	}
+	// $filter names usages (name.value eq, joined by or), as the SDKs document it.
+	filtered := func(f string) (names []string, err error) {
+		page, err := usages.NewListPager(location, &armcognitiveservices.UsagesClientListOptions{Filter: &f}).NextPage(t.Context())
+		for _, u := range page.Value {
+			names = append(names, *u.Name.Value)
+		}
+		return names, err
+	}
+	if got, err := filtered("name.value eq 'OpenAI.Standard.gpt-4o-mini'"); err != nil || len(got) != 1 || got[0] != "OpenAI.Standard.gpt-4o-mini" {
+		t.Errorf("filtered usages: %v %v", got, err)
+	}
+	if got, err := filtered("name.value eq 'openai.standard.gpt-4o-mini' or name.value eq 'OpenAI.GlobalStandard.text-embedding-3-small'"); err != nil || len(got) != 2 {
+		t.Errorf("usages filtered by two names: %v %v", got, err)
+	}
+	if _, err := filtered("kind eq 'x'"); !isCode(err, 400, "UnsupportedQuery") {
+		t.Errorf("an unsupported usages filter: %v", err)
 	}
 
 	deploy := func(account, name string, capacity int32) error {
