@@ -60,13 +60,42 @@ func assignmentView(a *authz.Assignment) assignmentJSON {
 // atScope(), principalId eq '{id}', assignedTo('{id}'), joined by "and".
 var (
 	reAtScope         = regexp.MustCompile(`(?i)^atScope\(\)$`)
-	rePrincipal       = regexp.MustCompile(`(?i)^principalId\s+eq\s+'([^']*)'$`)
-	reAssignedTo      = regexp.MustCompile(`(?i)^assignedTo\('([^']*)'\)$`)
-	reRoleName        = regexp.MustCompile(`(?i)^roleName\s+eq\s+'([^']*)'$`)
-	reRoleType        = regexp.MustCompile(`(?i)^type\s+eq\s+'([^']*)'$`)
+	rePrincipal       = regexp.MustCompile(`(?i)^principalId\s+eq\s+'((?:[^']|'')*)'$`)
+	reAssignedTo      = regexp.MustCompile(`(?i)^assignedTo\('((?:[^']|'')*)'\)$`)
+	reRoleName        = regexp.MustCompile(`(?i)^roleName\s+eq\s+'((?:[^']|'')*)'$`)
+	reRoleType        = regexp.MustCompile(`(?i)^type\s+eq\s+'((?:[^']|'')*)'$`)
 	reAtScopeAndBelow = regexp.MustCompile(`(?i)^atScopeAndBelow\(\s*\)$`)
 	reAnd             = regexp.MustCompile(`(?i)\s+and\s+`)
+	reQuoted          = regexp.MustCompile(`'(?:[^']|'')*'`)
 )
+
+// filterTerms splits an OData $filter at sep where sep is not inside a
+// quoted string: a role named "Reader and Data Access" is one term.
+func filterTerms(f string, sep *regexp.Regexp) []string {
+	quoted := reQuoted.FindAllStringIndex(f, -1)
+	var terms []string
+	start := 0
+	for _, m := range sep.FindAllStringIndex(f, -1) {
+		inside := false
+		for _, q := range quoted {
+			if m[0] > q[0] && m[0] < q[1] {
+				inside = true
+				break
+			}
+		}
+		if !inside {
+			terms = append(terms, strings.TrimSpace(f[start:m[0]]))
+			start = m[1]
+		}
+	}
+	return append(terms, strings.TrimSpace(f[start:]))
+}
+
+// filterValue is the string a regexp's first group matched, its doubled
+// quotes ('') undone.
+func filterValue(re *regexp.Regexp, term string) string {
+	return strings.ReplaceAll(re.FindStringSubmatch(term)[1], "''", "'")
+}
 
 func errFilter(f string) error {
 	return gatehouse.BadRequestf("UnsupportedQuery", "The $filter '%s' is not supported.", clip(f)).WithTarget("$filter")
@@ -76,16 +105,15 @@ func parseAssignmentFilter(f string, out *authz.AssignmentFilter) error {
 	if strings.TrimSpace(f) == "" {
 		return nil
 	}
-	for _, term := range reAnd.Split(strings.TrimSpace(f), -1) {
-		term = strings.TrimSpace(term)
+	for _, term := range filterTerms(strings.TrimSpace(f), reAnd) {
 		switch {
 		case reAtScope.MatchString(term):
 			out.AtScope = true
 		case rePrincipal.MatchString(term):
-			out.PrincipalID = rePrincipal.FindStringSubmatch(term)[1]
+			out.PrincipalID = filterValue(rePrincipal, term)
 		case reAssignedTo.MatchString(term):
 			// Held directly or through a group, as ARM lists them.
-			out.AssignedTo = reAssignedTo.FindStringSubmatch(term)[1]
+			out.AssignedTo = filterValue(reAssignedTo, term)
 		default:
 			return errFilter(f)
 		}
@@ -271,13 +299,12 @@ func listRoleDefinitions(c *call) error {
 	}
 	f := authz.RoleFilter{Scope: c.scope}
 	if q := strings.TrimSpace(c.r.URL.Query().Get("$filter")); q != "" {
-		for _, term := range reAnd.Split(q, -1) {
-			term = strings.TrimSpace(term)
+		for _, term := range filterTerms(q, reAnd) {
 			switch {
 			case reRoleName.MatchString(term):
-				f.Name = reRoleName.FindStringSubmatch(term)[1]
+				f.Name = filterValue(reRoleName, term)
 			case reRoleType.MatchString(term):
-				f.Type = authz.RoleType(reRoleType.FindStringSubmatch(term)[1])
+				f.Type = authz.RoleType(filterValue(reRoleType, term))
 			case reAtScopeAndBelow.MatchString(term):
 				// The list already has the roles assignable beneath the
 				// scope (RoleFilter.Scope): Get-AzRoleDefinition

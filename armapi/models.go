@@ -183,12 +183,11 @@ func parseUsageFilter(f string) (map[string]bool, error) {
 		return nil, nil
 	}
 	names := map[string]bool{}
-	for _, term := range reOr.Split(strings.TrimSpace(f), -1) {
-		m := reUsageName.FindStringSubmatch(strings.TrimSpace(term))
-		if m == nil {
+	for _, term := range filterTerms(strings.TrimSpace(f), reOr) {
+		if !reUsageName.MatchString(term) {
 			return nil, errFilter(f)
 		}
-		names[strings.ToLower(strings.ReplaceAll(m[1], "''", "'"))] = true
+		names[strings.ToLower(filterValue(reUsageName, term))] = true
 	}
 	return names, nil
 }

@@ -2,6 +2,7 @@ package armapi
 
 import (
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -143,4 +144,26 @@ func FuzzRoute(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFilterTerms: "and" inside a quoted value is the value's (a role named
+// "Reader and Data Access"), and a doubled quote is one quote.
+func TestFilterTerms(t *testing.T) {
+	for f, want := range map[string][]string{
+		"roleName eq 'Reader and Data Access'":                   {"roleName eq 'Reader and Data Access'"},
+		"roleName eq 'O''Brien and co' and type eq 'CustomRole'": {"roleName eq 'O''Brien and co'", "type eq 'CustomRole'"},
+		"atScope() AND assignedTo('x')":                          {"atScope()", "assignedTo('x')"},
+		"roleName eq 'a' and":                                    {"roleName eq 'a' and"}, // refused by the term's regexp
+	} {
+		if got := filterTerms(f, reAnd); !slices.Equal(got, want) {
+			t.Errorf("%q: %q, want %q", f, got, want)
+		}
+	}
+	if v := filterValue(reRoleName, "roleName eq 'O''Brien'"); v != "O'Brien" {
+		t.Errorf("value %q", v)
+	}
+	names, err := parseUsageFilter("name.value eq 'A' or name.value eq 'b or c'")
+	if err != nil || len(names) != 2 || !names["a"] || !names["b or c"] {
+		t.Errorf("usage filter: %v %v", names, err)
+	}
 }
