@@ -156,12 +156,25 @@ func envName(flag string) string {
 func format(v reflect.Value) string {
 	switch x := v.Interface().(type) {
 	case time.Duration:
-		return x.String()
+		return shortDuration(x)
 	case bool:
 		return strconv.FormatBool(x)
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// shortDuration is d as a person writes it: "48h", "1m", "90s", not
+// Duration.String's "48h0m0s" (both parse back to d).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // Set sets the field whose flag name is name from its string form.
