@@ -182,6 +182,18 @@ func testCLI(t *testing.T, e *env) {
 	if got := tagsOf(c.mustRun(t, "tag", "update", "--resource-id", acctID, "--operation", "delete", "--tags", "env")); len(got) != 1 || got["team"] != "ai" {
 		t.Fatalf("tag update --operation delete: %v", got)
 	}
+	// az's forms: the words after --tags, and a comma inside a value.
+	if got := tagsOf(c.mustRun(t, "tag", "update", "--resource-id", acctID, "--operation", "merge", "--tags", "note=a,b", "env=dev", "cost=1")); len(got) != 4 ||
+		got["note"] != "a,b" || got["env"] != "dev" || got["cost"] != "1" {
+		t.Fatalf("tag update with az's forms: %v", got)
+	}
+	if got := tagsOf(c.mustRun(t, "tag", "update", "--resource-id", acctID, "--operation", "delete", "--tags", "note", "--tags", "env", "--tags", "cost")); len(got) != 1 || got["team"] != "ai" {
+		t.Fatalf("tag update --operation delete of three: %v", got)
+	}
+	// Without --tags, tag create would have replaced them all with none.
+	if code, _, errOut := c.run(t, "", "tag", "create", "--resource-id", acctID); code == 0 || !strings.Contains(errOut, "--tags is required") {
+		t.Fatalf("tag create without --tags: exit %d %s", code, errOut)
+	}
 	if got := tagsOf(c.mustRun(t, "tag", "list", "--resource-id", acctID)); len(got) != 1 {
 		t.Fatalf("tag list --resource-id: %v", got)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,11 +95,48 @@ func newCognitiveServicesCmd(env Env) *cobra.Command {
 func parseTags(words []string) map[string]string {
 	tags := map[string]string{}
 	for _, w := range words {
+		if w == "" {
+			continue // --tags "" clears them, as in az
+		}
 		k, v, _ := strings.Cut(w, "=")
 		tags[k] = v
 	}
 	return tags
 }
+
+// addTagsFlag adds --tags to cmd, taking az's forms: --tags a=b c=d (the
+// words after the flag), the flag repeated, or a=b,c=d — split at commas
+// only when every piece is a key=value, so "note=a,b" stays one tag.
+func addTagsFlag(cmd *cobra.Command, tags *[]string, usage string) {
+	cmd.Flags().Var(&tagList{tags}, "tags", usage+" (key=value: --tags a=b c=d, or repeat the flag)")
+	args := cmd.Args
+	cmd.Args = func(c *cobra.Command, rest []string) error {
+		if len(rest) > 0 && c.Flags().Changed("tags") && !slices.ContainsFunc(rest, func(w string) bool { return !strings.Contains(w, "=") }) {
+			*tags = append(*tags, rest...)
+			return nil
+		}
+		if args == nil {
+			return nil
+		}
+		return args(c, rest)
+	}
+}
+
+// tagList is the value of --tags.
+type tagList struct{ words *[]string }
+
+func (t *tagList) Set(s string) error {
+	pieces := strings.Split(s, ",")
+	if len(pieces) > 1 && !slices.ContainsFunc(pieces, func(p string) bool { return !strings.Contains(p, "=") }) {
+		*t.words = append(*t.words, pieces...)
+		return nil
+	}
+	*t.words = append(*t.words, s)
+	return nil
+}
+
+func (t *tagList) Type() string   { return "tags" }
+func (t *tagList) String() string { return strings.Join(*t.words, " ") }
 
 // armCall runs one request and prints the JSON answer (or nothing).
 func armCall(cmd *cobra.Command, env Env, method, path string, body any, print bool) error {
@@ -155,7 +193,7 @@ func newAccountCreateCmd(env Env) *cobra.Command {
 	fl.StringVar(&sku, "sku", "S0", "pricing tier, one of the kind's: "+skuChoices())
 	fl.StringVarP(&location, "location", "l", "", "location (required): westus, \"West US\", local, … (az account list-locations lists them)")
 	fl.StringVar(&domain, "custom-domain", "", "custom subdomain: the account's data-plane name")
-	fl.StringSliceVar(&tags, "tags", nil, "tags as key=value (repeat or separate with commas)")
+	addTagsFlag(cmd, &tags, "tags")
 	fl.BoolVar(&disableLocalAuth, "disable-local-auth", false, "refuse keys on the data plane (identity only)")
 	fl.BoolVar(&assignIdentity, "assign-identity", false, "give the account a system-assigned managed identity")
 	cmd.MarkFlagRequired("kind")
@@ -261,7 +299,7 @@ func newAccountUpdateCmd(env Env) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&sku, "sku", "", "pricing tier, one of the kind's: "+skuChoices())
 	fl.StringVar(&domain, "custom-domain", "", "custom subdomain (can be set once)")
-	fl.StringSliceVar(&tags, "tags", nil, "tags as key=value, replacing the current ones")
+	addTagsFlag(cmd, &tags, "tags, replacing the current ones")
 	fl.StringVar(&disableLocalAuth, "disable-local-auth", "", "true: refuse keys on the data plane; false: accept them")
 	fl.StringVar(&restrictOutbound, "restrict-outbound-network-access", "", "true: forward only to upstreams whose host is in --allowed-fqdns (data loss prevention; the model catalog's are exempt); false: any")
 	fl.StringSliceVar(&allowedFQDNs, "allowed-fqdns", nil, "hosts (names or addresses) the account's own upstreams may be at, replacing the current list")

@@ -168,7 +168,7 @@ func newVaultCreateCmd(env Env) *cobra.Command {
 	fl.StringVar(&sku, "sku", "standard", "standard or premium")
 	fl.IntVar(&retention, "retention-days", 90, "soft-delete retention in days (7-90)")
 	fl.BoolVar(&purgeProtection, "enable-purge-protection", false, "forbid purging deleted secrets and the vault before the retention ends (cannot be undone)")
-	fl.StringSliceVar(&tags, "tags", nil, "tags as key=value")
+	addTagsFlag(cmd, &tags, "tags")
 	cmd.MarkFlagRequired("location")
 	return cmd
 }

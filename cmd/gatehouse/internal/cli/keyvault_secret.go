@@ -200,7 +200,7 @@ func newSecretSetCmd(env Env) *cobra.Command {
 	fl.StringVar(&expires, "expires", "", "expiry (RFC 3339)")
 	fl.StringVar(&notBefore, "not-before", "", "not valid before (RFC 3339)")
 	fl.BoolVar(&disabled, "disabled", false, "create the version disabled")
-	fl.StringSliceVar(&tags, "tags", nil, "tags as key=value")
+	addTagsFlag(cmd, &tags, "tags")
 	return cmd
 }
 

@@ -60,7 +60,7 @@ func newGroupCmd(env Env) *cobra.Command {
 		}}
 	flags(create, true)
 	create.Flags().StringVarP(&location, "location", "l", "", "location (required)")
-	create.Flags().StringSliceVar(&tags, "tags", nil, "tags as key=value")
+	addTagsFlag(create, &tags, "tags")
 	create.MarkFlagRequired("location")
 	list := &cobra.Command{Use: "list", Short: "List resource groups", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -100,6 +100,10 @@ func newTagCmd(env Env) *cobra.Command {
 			}
 			var body any
 			if resourceID != "" {
+				// Without --tags the PUT would replace every tag with none.
+				if !cmd.Flags().Changed("tags") {
+					return errors.New("--tags is required with --resource-id (they replace the current ones; gatehouse tag delete --resource-id removes them all)")
+				}
 				body = map[string]any{"properties": map[string]any{"tags": parseTags(tags)}}
 			}
 			return send(cmd, "PUT", "", body, true)
@@ -107,7 +111,7 @@ func newTagCmd(env Env) *cobra.Command {
 	subFlag(create)
 	create.Flags().StringVarP(&name, "name", "n", "", "the tag name to predefine")
 	create.Flags().StringVar(&resourceID, "resource-id", "", "a resource group's or resource's id")
-	create.Flags().StringSliceVar(&tags, "tags", nil, "with --resource-id: the tags, key=value, replacing the current ones")
+	addTagsFlag(create, &tags, "with --resource-id: the tags, replacing the current ones")
 
 	update := &cobra.Command{Use: "update", Short: "Merge, replace or delete some of a resource's tags", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -123,7 +127,7 @@ func newTagCmd(env Env) *cobra.Command {
 		}}
 	update.Flags().StringVar(&resourceID, "resource-id", "", "a resource group's or resource's id")
 	update.Flags().StringVar(&operation, "operation", "", "merge (add or overwrite), replace (all of them) or delete (these names; with =value, only that value)")
-	update.Flags().StringSliceVar(&tags, "tags", nil, "tags as key=value")
+	addTagsFlag(update, &tags, "tags (with --operation delete, names alone too)")
 	addOutputFlags(update)
 
 	del := &cobra.Command{Use: "delete", Short: "Delete a predefined tag name (--name), or all of a resource's tags (--resource-id)", Args: cobra.NoArgs,
