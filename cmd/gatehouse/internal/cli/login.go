@@ -144,20 +144,19 @@ administrator's revokeSignInSessions).`,
 			}
 			// The default subscription, when the management API lists one.
 			client := &apiClient{Profile: p, base: p.Server, resource: resourceManagement, http: hc, env: env}
-			var subs struct {
-				Value []struct {
-					SubscriptionID string `json:"subscriptionId"`
-				} `json:"value"`
-			}
-			if err := client.Do(ctx, "GET", "/subscriptions?api-version=2022-12-01", nil, &subs); err == nil && len(subs.Value) > 0 {
-				p.SubscriptionID = subs.Value[0].SubscriptionID
-			}
+			client.findSubscription(ctx)
 			if err := p.save(env); err != nil {
 				return err
 			}
 			name, typ := p.ClientID, "servicePrincipal"
 			if p.Kind == kindUser {
 				name, typ = p.UserName, "user"
+			}
+			if p.SubscriptionID == "" {
+				// As az says "No subscriptions found": without a role in
+				// one, management commands need --subscription (once a role
+				// is granted, the next command finds it: newClientFor).
+				fmt.Fprintf(env.Stderr, "No subscriptions found for %s: it holds no role at a subscription or within one yet.\n", name)
 			}
 			return printOutput(cmd, env.Stdout, []map[string]any{{
 				"cloudName": "Gatehouse", "server": p.Server, "tenantId": p.TenantID, "id": p.SubscriptionID,

@@ -183,7 +183,7 @@ func newGraphClient(cmd *cobra.Command, env Env) (*apiClient, error) {
 	return newClientFor(cmd, env, resourceGraph)
 }
 
-func newClientFor(_ *cobra.Command, env Env, resource string) (*apiClient, error) {
+func newClientFor(cmd *cobra.Command, env Env, resource string) (*apiClient, error) {
 	p, err := loadProfile(env)
 	if err != nil {
 		return nil, err
@@ -192,7 +192,29 @@ func newClientFor(_ *cobra.Command, env Env, resource string) (*apiClient, error
 	if err != nil {
 		return nil, err
 	}
-	return &apiClient{Profile: p, base: strings.TrimRight(p.Server, "/"), resource: resource, http: hc, env: env}, nil
+	c := &apiClient{Profile: p, base: strings.TrimRight(p.Server, "/"), resource: resource, http: hc, env: env}
+	if resource == resourceManagement && p.SubscriptionID == "" && cmd != nil {
+		c.findSubscription(cmd.Context())
+	}
+	return c, nil
+}
+
+// findSubscription gives a profile signed in without a subscription (its
+// principal held no role in one then) the first one the management API
+// lists now, and keeps it: a role granted after the login is found by the
+// next command, as az finds it on its next login. Failing, the command
+// goes on without one (and asks for --subscription where it needs one).
+func (c *apiClient) findSubscription(ctx context.Context) {
+	var subs struct {
+		Value []struct {
+			SubscriptionID string `json:"subscriptionId"`
+		} `json:"value"`
+	}
+	if err := c.Do(ctx, "GET", "/subscriptions?api-version=2022-12-01", nil, &subs); err != nil || len(subs.Value) == 0 {
+		return
+	}
+	c.Profile.SubscriptionID = subs.Value[0].SubscriptionID
+	_ = c.Profile.save(c.env) // a profile that cannot be saved is found again next time
 }
 
 // APIError is a non-2xx answer, with the Azure error's code and message.

@@ -209,10 +209,22 @@ func (f *fixture) testCLI(t *testing.T) {
 	c.mustRun(t, "ad", "sp", "federated-credential", "delete", "--id", created.AppID, "--federated-credential-id", "ci-prod")
 
 	// People: create, sign in with a password, act, sign out.
-	c.mustRun(t, "ad", "user", "create", "--user-principal-name", "cli-user@suite.test", "--password", "cli user password")
+	userID := c.mustRun(t, "ad", "user", "create", "--user-principal-name", "cli-user@suite.test", "--password", "cli user password", "--query", "id", "-o", "tsv")
 	f.addSecret("cli user password")
 	pc := newCLI(t)
-	pc.mustRun(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, "-u", "cli-user@suite.test", "-p", "cli user password", "-o", "none")
+	// Without a role anywhere the login says so, as az does; a role granted
+	// later is found by the next command, without a new login.
+	if code, _, errOut := pc.run(t, "login", "--server", f.s.URL, "--ca-file", f.s.CAFile, "-u", "cli-user@suite.test", "-p", "cli user password", "-o", "none"); code != 0 || !strings.Contains(errOut, "No subscriptions found for cli-user@suite.test") {
+		t.Fatalf("login without a role: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := pc.run(t, "group", "list"); code == 0 || !strings.Contains(errOut, "--subscription is required") {
+		t.Fatalf("group list without a subscription: exit %d %q", code, errOut)
+	}
+	c.mustRun(t, "role", "assignment", "create", "--assignee-object-id", strings.TrimSpace(userID), "--assignee-principal-type", "User",
+		"--role", "Reader", "-o", "none")
+	if out := pc.mustRun(t, "group", "list", "--query", "length(@) > `0`"); strings.TrimSpace(out) != "true" {
+		t.Fatalf("group list once a Reader: %q", out)
+	}
 	// Without a directory role a person sees only what they own (nothing).
 	if out := pc.mustRun(t, "ad", "sp", "list", "--query", "length(@)", "-o", "tsv"); strings.TrimSpace(out) != "0" {
 		t.Fatalf("a person without a directory role lists %q", out)
