@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse/gatehouse/server"
 	"github.com/spf13/cobra"
 )
 
@@ -245,11 +246,15 @@ func newVaultClient(cmd *cobra.Command, env Env, vaultName string) (*apiClient, 
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("the profile's server %q is not a URL: run `gatehouse login` again", p.Server)
 	}
-	c, err := newClientFor(cmd, env, "https://vault."+u.Host)
+	public := u.Host
+	if p.PublicHost != "" {
+		public = p.PublicHost // the login named the server by another name (an IP address)
+	}
+	c, err := newClientFor(cmd, env, "https://vault."+public)
 	if err != nil {
 		return nil, err
 	}
-	c.base = "https://" + strings.ToLower(vaultName) + ".vault." + u.Host
+	c.base = "https://" + strings.ToLower(vaultName) + ".vault." + public
 	tr, ok := c.http.Transport.(*http.Transport)
 	if !ok {
 		return nil, errors.New("unexpected HTTP transport")
@@ -259,7 +264,7 @@ func newVaultClient(cmd *cobra.Command, env Env, vaultName string) (*apiClient, 
 	if u.Port() == "" {
 		serverAddr = net.JoinHostPort(u.Hostname(), "443")
 	}
-	suffix := ".vault." + strings.ToLower(u.Hostname())
+	suffix := ".vault." + strings.ToLower(server.Hostname(public))
 	dialer := &net.Dialer{Timeout: 30 * time.Second}
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if h, _, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(strings.ToLower(h), suffix) {

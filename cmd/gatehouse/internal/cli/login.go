@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -12,6 +13,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -98,6 +101,7 @@ administrator's revokeSignInSessions).`,
 				return err
 			}
 			ctx := cmd.Context()
+			p.PublicHost = publicHost(ctx, hc, p.Server, u.Host)
 			if sp {
 				p.Kind, p.ClientID = kindServicePrincipal, user
 				switch {
@@ -294,4 +298,31 @@ func readPasswordStdin(cmd *cobra.Command) (string, error) {
 		return "", errors.New("--password-stdin: nothing to read")
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// publicHost asks the authority's metadata for the server's public host
+// (serve --host), "" when it is host — the one the login was given — or
+// unknown: a login to https://127.0.0.1:8443 of a server whose host is
+// localhost:8443 names vaults {vault}.vault.localhost:8443.
+func publicHost(ctx context.Context, hc *http.Client, server, host string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+"/adfs/.well-known/openid-configuration", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var meta struct {
+		TokenEndpoint string `json:"token_endpoint"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&meta) != nil {
+		return ""
+	}
+	u, err := url.Parse(meta.TokenEndpoint)
+	if err != nil || u.Host == "" || strings.EqualFold(u.Host, host) {
+		return ""
+	}
+	return u.Host
 }

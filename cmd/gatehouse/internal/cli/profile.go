@@ -28,6 +28,11 @@ import (
 type profile struct {
 	// Server is the authority and management URL, https://H.
 	Server string `json:"server"`
+	// PublicHost is the server's public host (its --host) when Server
+	// names it otherwise, e.g. by IP address: the names under it (vaults'
+	// {vault}.vault.H, their token resource https://vault.H) are the
+	// public host's (found at login from the authority's metadata).
+	PublicHost string `json:"publicHost,omitempty"`
 	// CAFile is the CA certificate to trust ("" = the system roots).
 	CAFile   string `json:"caFile,omitempty"`
 	TenantID string `json:"tenantId"`

@@ -3,6 +3,7 @@ package vaulttest
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,6 +113,18 @@ func testCLI(t *testing.T, e *env) {
 	}
 	if out := run("show", "--vault-name", "cli-vault", "-n", "token", "--query", "value", "-o", "tsv"); strings.TrimSpace(out) != "cli-secret-2" {
 		t.Fatalf("after restore: %q", out)
+	}
+	// A login that names the server by its IP address still reaches vaults
+	// by the public host's names (found in the authority's metadata).
+	if u, err := url.Parse(e.URL); err != nil || u.Hostname() != "localhost" {
+		t.Fatalf("the test server is at %s, not localhost", e.URL)
+	} else {
+		ipc := &cliRunner{dir: t.TempDir()}
+		ipc.mustRun(t, "login", "--server", "https://127.0.0.1:"+u.Port(), "--ca-file", e.CAFile, "--tenant", e.Directory.DefaultTenant(),
+			"--service-principal", "-u", e.Bootstrap.ClientID, "-p", e.Bootstrap.ClientSecret, "-o", "none")
+		if out := ipc.mustRun(t, "keyvault", "secret", "show", "--vault-name", "cli-vault", "-n", "token", "--query", "value", "-o", "tsv"); strings.TrimSpace(out) != "cli-secret-2" {
+			t.Fatalf("show through a login by IP address: %q", out)
+		}
 	}
 	// Errors come back as the server's codes.
 	code, _, errOut := c.run(t, "", append(kv, "show", "--vault-name", "cli-vault", "-n", "missing")...)
