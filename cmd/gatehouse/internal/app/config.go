@@ -52,7 +52,7 @@ type Config struct {
 	SigningKeyRotation time.Duration `yaml:"signing-key-rotation" help:"how long a token signing key signs before the next one takes over"`
 	TokenLifetime      time.Duration `yaml:"token-lifetime" help:"lifetime of access tokens from the token and managed-identity endpoints"`
 	// Dev creates demo resources on first start.
-	Dev bool `yaml:"dev" help:"development mode: create a demo Language account on first start and print a ready curl line"`
+	Dev bool `yaml:"dev" help:"development mode: make sure a demo Language account exists (made on the first start, recovered if deleted since) and print its key and a ready curl line"`
 	// EndpointForm is the data-plane URL accounts advertise (gateway.go).
 	EndpointForm string `yaml:"endpoint-form" help:"data-plane URL in accounts' properties.endpoint: path (https://H/ai/{account}/) or host (https://{account}.cognitiveservices.H/)"`
 	// CORSOrigins is which browser origins may call the data plane
@@ -85,9 +85,9 @@ type Config struct {
 	Models string `yaml:"models" help:"model catalog file (YAML): the models every OpenAI and AIServices account may deploy by name alone, as on Azure (az cognitiveservices account deployment create --model-name), and the upstream servers that serve them"`
 	// DeploymentQuotas enforces deployments' sku capacity (gateway/quota.go).
 	DeploymentQuotas bool `yaml:"deployment-quotas" help:"enforce each deployment's sku capacity as Azure OpenAI's quota: 1,000 tokens and 6 requests a minute per unit, per node (off: capacity is kept, not enforced)"`
-	// HTTP1FastPath serves data-plane HTTP/1.1 requests without net/http
-	// (server/h1); off, net/http serves every connection.
-	HTTP1FastPath bool `yaml:"http1-fast-path" help:"serve data-plane HTTP/1.1 requests on the fast path (off: net/http serves every request)"`
+	// HTTP1FastPath serves clean HTTP/1.1 requests without net/http
+	// (server/h1), of every surface; off, net/http serves every connection.
+	HTTP1FastPath bool `yaml:"http1-fast-path" help:"serve clean HTTP/1.1 requests (of every surface) on the fast path, server/h1 (off: net/http serves every request)"`
 	// RawSyscalls makes the node's sockets read and write with raw system
 	// calls (internal/rawconn); off, with ordinary ones.
 	RawSyscalls bool `yaml:"raw-syscalls" help:"read and write the node's sockets (clients and upstreams) with raw system calls, which spare Go's scheduler a hand-off per slow call (Linux; off: ordinary system calls, to compare or should a platform mind)"`
@@ -299,6 +299,8 @@ func (c *Config) Validate() error {
 		add("msi-listen: %q is not host:port", c.MSIListen)
 	} else if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		add("msi-listen: %q must be a loopback address: the managed-identity endpoint is plain HTTP", c.MSIListen)
+	} else if _, port, _ := net.SplitHostPort(c.MSIListen); port != "0" && sameListenAddress(c.MSIListen, c.Listen) {
+		add("msi-listen: %q is the listen address: give the managed-identity endpoint an address of its own (port 0 picks a free one)", c.MSIListen)
 	}
 	if c.Postgres != "" {
 		if _, err := pgx.ParseConfig(c.Postgres); err != nil {
@@ -392,7 +394,31 @@ func (e *ConfigError) Error() string {
 	return "invalid configuration:\n  - " + strings.Join(e.Problems, "\n  - ")
 }
 
+// sameListenAddress reports whether two host:port listen addresses would
+// bind the same socket (a wildcard host binds every address).
+func sameListenAddress(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	norm := func(h string) string {
+		if h == "localhost" {
+			return "127.0.0.1"
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			return ip.String()
+		}
+		return h
+	}
+	return wild(ha) || wild(hb) || norm(ha) == norm(hb)
+}
+
 func validateHost(h string) error {
+	if scheme, _, ok := strings.Cut(h, "://"); ok {
+		return fmt.Errorf("%q is a URL: give the host name (and port) alone, without %s://", h, scheme)
+	}
 	host := h
 	if hh, port, err := net.SplitHostPort(h); err == nil {
 		host = hh

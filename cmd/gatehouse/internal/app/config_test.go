@@ -92,3 +92,23 @@ func TestCheck(t *testing.T) {
 		t.Error("the defaults do not check")
 	}
 }
+
+// TestCheckAddresses: a --host given as a URL, and a managed-identity
+// endpoint on the listen address, are named as such (serve failed later
+// with "invalid port" and "address already in use").
+func TestCheckAddresses(t *testing.T) {
+	for _, tt := range []struct{ listen, msi, host, want string }{
+		{"127.0.0.1:8443", "127.0.0.1:8443", "", "msi-listen: \"127.0.0.1:8443\" is the listen address"},
+		{"0.0.0.0:8443", "localhost:8443", "", "is the listen address"},
+		{"127.0.0.1:8443", "127.0.0.1:8444", "https://example.test", "without https://"},
+		{"127.0.0.1:0", "127.0.0.1:0", "", ""},
+		{"127.0.0.1:8443", "[::1]:8443", "", ""},
+	} {
+		c := app.DefaultConfig()
+		c.Listen, c.MSIListen, c.Host = tt.listen, tt.msi, tt.host
+		err := c.Check()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%+v: %v, want %q", tt, err, tt.want)
+		}
+	}
+}

@@ -32,7 +32,7 @@ type auditScope struct {
 
 func (f *auditScope) add(c *cobra.Command) {
 	c.Flags().BoolVar(&f.root, "root", false, "the root scope: the whole log (needs an access administrator at the root)")
-	c.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's); the list keeps entries within it")
+	c.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's): the scope asked at, whose access administrators may ask (list keeps the entries within it)")
 	addOutputFlags(c)
 }
 

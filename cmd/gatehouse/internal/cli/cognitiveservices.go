@@ -440,8 +440,12 @@ func confirmRegenerate(cmd *cobra.Command, env Env, u keyUsage, last time.Time) 
 	if u.TokensLast24Hours > 0 {
 		tokens = fmt.Sprintf(", %d tokens", u.TokensLast24Hours)
 	}
-	fmt.Fprintf(w, "%s was used %s ago (%d requests in the last hour, %d in the last 24 hours%s).\n",
-		u.KeyName, time.Since(last).Round(time.Second), u.RequestsLastHour, u.RequestsLast24Hours, tokens)
+	requests := "requests"
+	if u.RequestsLastHour == 1 {
+		requests = "request"
+	}
+	fmt.Fprintf(w, "%s was used %s ago (%d %s in the last hour, %d in the last 24 hours%s).\n",
+		u.KeyName, time.Since(last).Round(time.Second), u.RequestsLastHour, requests, u.RequestsLast24Hours, tokens)
 	if len(u.ClientAddresses) > 0 {
 		fmt.Fprintf(w, "Recent client addresses: %s\n", strings.Join(u.ClientAddresses, ", "))
 	}

@@ -30,12 +30,25 @@ func addConfigFlags(fs *pflag.FlagSet, only ...string) {
 			continue
 		}
 		if f.Bool {
-			fs.Bool(f.Name, f.Default == "true", f.Help+" ($"+f.Env+")")
+			// Parsed by loadConfig with the rest, so that --dev=maybe is
+			// one problem of the list, as GATEHOUSE_DEV=maybe is.
+			v := boolSetting(f.Default)
+			fs.Var(&v, f.Name, f.Help+" ($"+f.Env+")")
+			fs.Lookup(f.Name).NoOptDefVal = "true"
 		} else {
 			fs.String(f.Name, f.Default, f.Help+" ($"+f.Env+")")
 		}
 	}
 }
+
+// boolSetting is an on/off setting's flag: --name alone is true, and any
+// --name=value is kept as given for app.Config.Set to judge.
+type boolSetting string
+
+func (b *boolSetting) Set(s string) error { *b = boolSetting(s); return nil }
+func (b *boolSetting) String() string     { return string(*b) }
+func (b *boolSetting) Type() string       { return "bool" }
+func (b *boolSetting) IsBoolFlag() bool   { return true }
 
 // loadConfig layers defaults < config file < environment < flags set on the
 // command line, and reports every problem at once (app.Config.Check): a
