@@ -112,11 +112,19 @@ func listAccountModels(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
+// locationParam refuses a {loc} the server does not have with ARM's 400
+// LocationNotAvailableForResourceType, as creating there is refused (a
+// read of "mars" answered like a real location's).
+func (c *call) locationParam(typ string) error {
+	_, err := resources.ResourceLocation(c.param("loc"), "Microsoft.CognitiveServices/"+typ)
+	return err
+}
+
 func listLocationModels(c *call) error {
 	if err := c.checkCall(actLocationModelsRead); err != nil {
 		return err
 	}
-	if _, err := resources.NormalizeLocation(c.param("loc")); err != nil {
+	if err := c.locationParam("locations/models"); err != nil {
 		return err
 	}
 	out := list[locationModelJSON]{Value: []locationModelJSON{}}
@@ -145,10 +153,10 @@ func listLocationUsages(c *call) error {
 	if err := c.checkCall(actLocationUsagesRead); err != nil {
 		return err
 	}
+	if err := c.locationParam("locations/usages"); err != nil {
+		return err
+	}
 	if c.api.opts.Deployments == nil {
-		if _, err := resources.NormalizeLocation(c.param("loc")); err != nil {
-			return err
-		}
 		return c.reply(http.StatusOK, list[usageJSON]{Value: []usageJSON{}})
 	}
 	names, err := parseUsageFilter(c.r.URL.Query().Get("$filter"))
@@ -230,6 +238,11 @@ func listModelCapacities(c *call) error {
 	if err := c.checkCall(action); err != nil {
 		return err
 	}
+	if c.param("loc") != "" {
+		if err := c.locationParam("locations/modelCapacities"); err != nil {
+			return err
+		}
+	}
 	var model [3]string
 	for i, q := range []string{"modelFormat", "modelName", "modelVersion"} {
 		v, err := c.requiredQuery(q)
@@ -240,11 +253,6 @@ func listModelCapacities(c *call) error {
 	}
 	out := list[modelCapacityItemJSON]{Value: []modelCapacityItemJSON{}}
 	if c.api.opts.Deployments == nil {
-		if loc := c.param("loc"); loc != "" {
-			if _, err := resources.NormalizeLocation(loc); err != nil {
-				return err
-			}
-		}
 		return c.reply(http.StatusOK, out)
 	}
 	caps, err := c.api.opts.Deployments.ModelCapacities(c.ctx(), c.param("sub"), c.param("loc"), model[0], model[1], model[2])

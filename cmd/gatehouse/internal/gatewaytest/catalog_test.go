@@ -300,6 +300,10 @@ func testModelQuota(t *testing.T, e *env) {
 	if _, err := filtered("kind eq 'x'"); !isCode(err, 400, "UnsupportedQuery") {
 		t.Errorf("an unsupported usages filter: %v", err)
 	}
+	// A location the server does not have is refused, as creating there is.
+	if _, err := usages.NewListPager("mars", nil).NextPage(t.Context()); !isCode(err, 400, "LocationNotAvailableForResourceType") {
+		t.Errorf("usages of an unknown location: %v", err)
+	}
 
 	deploy := func(account, name string, capacity int32) error {
 		poller, err := deployments.BeginCreateOrUpdate(t.Context(), e.group, account, name, armcognitiveservices.Deployment{
