@@ -53,6 +53,12 @@ or is revoked (a password change, ` + "`gatehouse logout --revoke`" + `, an
 administrator's revokeSignInSessions).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case bootstrap != "" && (user != "" || pass != "" || passStdin || sp || deviceCode):
+				return errors.New("--bootstrap-file takes no -u, -p, --password-stdin, --service-principal or --use-device-code: the file has the credentials")
+			case pass != "" && passStdin:
+				return errors.New("give -p/--password or --password-stdin, not both")
+			}
 			p := &profile{Server: server, CAFile: caFile, TenantID: tenant}
 			if bootstrap != "" {
 				var b struct {
@@ -222,7 +228,13 @@ refresh tokens of this and every other machine stop working.`,
 				if c.Profile.Kind != kindUser {
 					return errors.New("--revoke ends a person's sessions; this profile is a service principal's")
 				}
-				if err := c.Do(cmd.Context(), "POST", "/v1.0/me/revokeSignInSessions", nil, nil); err != nil {
+				err = c.Do(cmd.Context(), "POST", "/v1.0/me/revokeSignInSessions", nil, nil)
+				switch {
+				case errors.Is(err, errSessionEnded):
+					// Nothing of this machine's is left to revoke: forget the
+					// profile, and say that other sessions live on.
+					fmt.Fprintf(env.Stderr, "The session of %s had already ended here, so no session was revoked; to end those of other machines, sign in and run logout --revoke again.\n", c.Profile.UserName)
+				case err != nil:
 					return err
 				}
 			}

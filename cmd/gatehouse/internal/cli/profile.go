@@ -344,7 +344,7 @@ func (p *profile) tokenFor(ctx context.Context, hc *http.Client, resource string
 			return t.AccessToken, nil
 		}
 		if p.RefreshToken == "" {
-			return "", fmt.Errorf("the sign-in of %s has expired: run `gatehouse login -u %s` again", p.UserName, p.UserName)
+			return "", fmt.Errorf("the sign-in of %s has expired: run `gatehouse login -u %s` again%w", p.UserName, p.UserName, errSessionEnded)
 		}
 		return p.refresh(ctx, hc, resource) // session.go
 	}
@@ -420,3 +420,8 @@ func postTokenRequest(ctx context.Context, hc *http.Client, endpoint string, for
 	return tokenResponse{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, IDToken: tr.IDToken,
 		ExpiresOn: time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)}, nil
 }
+
+// errSessionEnded marks (with an empty message) the error of a person's
+// profile whose session is over: logout --revoke has nothing to revoke
+// with it.
+var errSessionEnded = errors.New("")

@@ -51,7 +51,7 @@ func (p *profile) refresh(ctx context.Context, hc *http.Client, resource string)
 		if serr := p.save(p.env); serr != nil {
 			return "", serr
 		}
-		return "", fmt.Errorf("the session of %s has ended (%s): run `gatehouse login -u %s` again", p.UserName, ae.Message, p.UserName)
+		return "", fmt.Errorf("the session of %s has ended (%s): run `gatehouse login -u %s` again%w", p.UserName, ae.Message, p.UserName, errSessionEnded)
 	}
 	if err != nil {
 		return "", err

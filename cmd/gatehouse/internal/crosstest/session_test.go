@@ -128,5 +128,14 @@ func testPersonSession(t *testing.T, e *env) {
 	if p, _ := desktop.profile(t); p.RefreshToken != "" {
 		t.Error("the ended session is still in the profile")
 	}
+	// logout --revoke with the ended session: nothing to revoke here, the
+	// profile goes all the same (it needed a new login before).
+	code, _, errOut = desktop.run(t, "logout", "--revoke")
+	if code != 0 || !strings.Contains(errOut, "had already ended") {
+		t.Fatalf("logout --revoke of an ended session: exit %d %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(desktop.dir, "profile.json")); !os.IsNotExist(err) {
+		t.Fatalf("logout --revoke left the ended profile: %v", err)
+	}
 	e.AssertNotLogged(t, password, first)
 }

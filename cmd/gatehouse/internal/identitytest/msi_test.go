@@ -133,7 +133,11 @@ func (f *fixture) msiGet(t *testing.T, header string, q url.Values) (int, string
 // the header dies with the command; wrong or revoked headers are refused.
 func (f *fixture) testManagedIdentity(t *testing.T) {
 	c := newCLI(t)
-	c.mustRun(t, "login", "--bootstrap-file", filepath.Join(f.s.DataDir, "bootstrap.json"), "-o", "none")
+	bootstrap := filepath.Join(f.s.DataDir, "bootstrap.json")
+	if code, _, errOut := c.run(t, "login", "--bootstrap-file", bootstrap, "-u", "someone", "-p", "x"); code == 0 || !strings.Contains(errOut, "the file has the credentials") {
+		t.Fatalf("login --bootstrap-file with -u: exit %d %s", code, errOut)
+	}
+	c.mustRun(t, "login", "--bootstrap-file", bootstrap, "-o", "none")
 	// A client id in the caller's environment must not leak into the
 	// command (DefaultAzureCredential would ask for that identity).
 	t.Setenv("AZURE_CLIENT_ID", "11111111-1111-1111-1111-111111111111")
