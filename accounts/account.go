@@ -113,6 +113,26 @@ type Identity struct {
 	UserAssigned map[string]IdentityRef `json:"userAssigned,omitempty"`
 }
 
+// ActsAs is the identity the account acts as (reading a deployment's
+// upstream credential from Key Vault): its system-assigned identity, else
+// its only user-assigned one; false with none, or with several
+// user-assigned ones and no system-assigned one.
+func (i *Identity) ActsAs() (IdentityRef, bool) {
+	if i == nil {
+		return IdentityRef{}, false
+	}
+	ref := i.System
+	if ref == nil && len(i.UserAssigned) == 1 {
+		for _, u := range i.UserAssigned {
+			ref = &u
+		}
+	}
+	if ref == nil || ref.PrincipalID == "" {
+		return IdentityRef{}, false
+	}
+	return *ref, true
+}
+
 func (i *Identity) hasSystem() bool {
 	return i != nil && strings.HasPrefix(i.Type, IdentitySystemAssigned)
 }

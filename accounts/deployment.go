@@ -670,6 +670,11 @@ func (d *Deployments) PutDeployment(ctx context.Context, acct *Account, name str
 	if err := d.validateDeploymentSpec(&spec); err != nil {
 		return nil, false, err
 	}
+	if _, ok := acct.Identity.ActsAs(); spec.KeyVaultSecret != "" && !ok {
+		// Else every request would fail until one is assigned.
+		return nil, false, badRequest("InvalidUpstream", "properties.upstream.keyVaultSecret",
+			"The account has no managed identity to read the secret with (or several user-assigned ones and no system-assigned one): assign one first (az cognitiveservices account identity assign), and grant it Key Vault Secrets User on the secret or its vault.")
+	}
 	if !spec.catalog && acct.Outbound != nil {
 		// The account's data loss prevention: its own upstreams must be
 		// allowed hosts (the catalog's are the operator's, like Azure's own

@@ -33,7 +33,16 @@ func TestDeploymentKeyVaultSecret(t *testing.T) {
 		key := "sk-sealed"
 		base := accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "m"}, Endpoint: "http://127.0.0.1:8000"}
 
+		// Without a managed identity nothing could read the secret.
 		spec := base
+		spec.KeyVaultSecret = ref
+		if _, _, err := d.PutDeployment(ctx, acct, "chat", spec, me); err == nil || !strings.Contains(err.Error(), "InvalidUpstream") ||
+			!strings.Contains(err.Error(), "no managed identity") {
+			t.Fatalf("a reference without an identity: %v", err)
+		}
+		acct.Identity = &accounts.Identity{Type: accounts.IdentitySystemAssigned, System: &accounts.IdentityRef{PrincipalID: "11111111-1111-1111-1111-111111111111"}}
+
+		spec = base
 		spec.Key = &key
 		if _, _, err := d.PutDeployment(ctx, acct, "chat", spec, me); err != nil {
 			t.Fatal(err)

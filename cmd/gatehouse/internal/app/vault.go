@@ -172,17 +172,8 @@ func (m *Main) ResolveUpstreamSecret(ctx context.Context, acct *accounts.Account
 
 // accountPrincipal is the identity an account acts as.
 func accountPrincipal(a *accounts.Account) (gatehouse.Principal, bool) {
-	id := a.Identity
-	if id == nil {
-		return gatehouse.Principal{}, false
-	}
-	ref := id.System
-	if ref == nil && len(id.UserAssigned) == 1 {
-		for _, u := range id.UserAssigned {
-			ref = &u
-		}
-	}
-	if ref == nil || ref.PrincipalID == "" {
+	ref, ok := a.Identity.ActsAs()
+	if !ok {
 		return gatehouse.Principal{}, false
 	}
 	return gatehouse.Principal{Type: gatehouse.PrincipalServicePrincipal, ObjectID: ref.PrincipalID, ClientID: ref.ClientID,

@@ -143,7 +143,13 @@ func upstreamKey(env Env, file string) (key string, given bool, err error) {
 	if err != nil {
 		return "", false, fmt.Errorf("--upstream-key-file: %w", err)
 	}
-	return strings.TrimSpace(string(data)), true, nil
+	key = strings.TrimSpace(string(data))
+	if key == "" {
+		// An empty key would be stored as none: the upstream would get
+		// requests without a credential.
+		return "", false, fmt.Errorf("--upstream-key-file: %s is empty (an upstream without a key takes no --upstream-key-file)", file)
+	}
+	return key, true, nil
 }
 
 func newDeploymentListCmd(env Env) *cobra.Command {
