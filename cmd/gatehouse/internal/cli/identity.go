@@ -267,7 +267,12 @@ exits; --max-duration bounds it if the CLI is killed.
 
 The managed-identity endpoint listens on the server's loopback interface
 (--msi-listen): run this on the server's machine.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("no command to run: give it after --, e.g. gatehouse run --identity NAME -- python app.py")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if identity == "" {
 				return errors.New("--identity is required")

@@ -70,10 +70,10 @@ administrator's revokeSignInSessions).`,
 				}
 				data, err := os.ReadFile(bootstrap)
 				if err != nil {
-					return err
+					return fmt.Errorf("--bootstrap-file: %w", err)
 				}
 				if err := json.Unmarshal(data, &b); err != nil {
-					return fmt.Errorf("%s: %v", bootstrap, err)
+					return fmt.Errorf("--bootstrap-file: %s is not the JSON file serve --bootstrap-file writes: %v", bootstrap, err)
 				}
 				caFile = firstNonEmpty(caFile, b.CAFile) // for caHint too
 				p.Server, p.CAFile, p.TenantID = firstNonEmpty(server, b.AuthorityHost), caFile, b.TenantID
