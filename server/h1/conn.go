@@ -79,14 +79,22 @@ func (c *conn) serve() {
 	// instead of once per request (each set modifies a runtime timer),
 	// and an idle connection ends between idle-slack and idle.
 	slack := min(idle/8, time.Second)
+	// A new connection's first request must begin within ReadHeaderTimeout,
+	// as net/http's does: IdleTimeout is for a kept-alive connection
+	// between requests (a connection that never sends a byte was kept for
+	// two minutes instead of ten seconds).
+	wait := idle
+	if d := c.s.HTTP.ReadHeaderTimeout; d > 0 {
+		wait = d
+	}
 	for {
 		if !c.state.CompareAndSwap(stateActive, stateIdle) || c.s.shutdown.Load() {
 			return
 		}
 		if c.br.Buffered() == 0 {
-			if idle > 0 {
+			if wait > 0 {
 				now := time.Now()
-				if d := now.Add(idle); !c.readDeadline.After(now) || d.Sub(c.readDeadline) > slack {
+				if d := now.Add(wait); !c.readDeadline.After(now) || d.Sub(c.readDeadline) > slack {
 					c.setReadDeadline(d)
 				}
 			}
@@ -97,6 +105,7 @@ func (c *conn) serve() {
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return // Shutdown closed it
 		}
+		wait = idle
 		r, n, err := c.readRequest()
 		if err == errHandOff {
 			handedOff = true

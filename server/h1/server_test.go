@@ -490,6 +490,28 @@ func TestContext(t *testing.T) {
 	}
 }
 
+// TestSilentConnection: a new connection that sends nothing is closed
+// after ReadHeaderTimeout, as net/http closes it, not kept for IdleTimeout
+// (which is for a kept-alive connection between requests).
+func TestSilentConnection(t *testing.T) {
+	ts := startServer(t, func(hs *http.Server) {
+		hs.ReadHeaderTimeout = 200 * time.Millisecond
+		hs.IdleTimeout = time.Hour
+	})
+	if !ts.dial(t).closed() {
+		t.Error("a connection that sent nothing was kept past ReadHeaderTimeout")
+	}
+	// A kept-alive one waits for its next request for IdleTimeout.
+	kept := ts.dial(t)
+	kept.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	kept.response(t)
+	time.Sleep(400 * time.Millisecond)
+	kept.send(t, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := kept.response(t); !strings.HasPrefix(body, "fast GET /a") {
+		t.Errorf("a kept-alive connection after 400 ms: %q", body)
+	}
+}
+
 func TestTimeoutsAndShutdown(t *testing.T) {
 	ts := startServer(t, func(hs *http.Server) {
 		hs.ReadHeaderTimeout = 200 * time.Millisecond
