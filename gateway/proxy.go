@@ -39,7 +39,7 @@ type Deployment struct {
 	// credential as is (e.g. "api-key" for an Azure OpenAI upstream).
 	AuthHeader string
 	// Capacity is the sku's capacity: with Options.DeploymentQuotas, 1,000
-	// tokens and 6 requests a minute per unit (quota.go); 0 is unlimited.
+	// tokens and 6 requests a minute per unit (quota.go); 0 counts as 1.
 	Capacity int
 	// Unavailable, when set, is the error every request to the deployment
 	// gets instead of being forwarded: its credential cannot be had now
@@ -276,7 +276,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 			q.headers(w, p.now())
 		}
 		tail := getTail()
-		copyResponse(w, resp, tail)
+		copyResponse(w, resp, tail, p.socketWriteTimeout())
 		p.settle(q, c, d, tail, estimate)
 		return nil
 	}
@@ -294,7 +294,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		q.headers(w, p.now())
 	}
 	tail := getTail()
-	forward(w, ex, tail)
+	forward(w, ex, tail, p.socketWriteTimeout())
 	p.settle(q, c, d, tail, estimate)
 	return nil
 }
@@ -390,7 +390,7 @@ func readBody(buf []byte, r io.Reader) ([]byte, error) {
 // copyResponse streams resp to w. An event stream is flushed after every
 // read so tokens reach the client as the upstream produces them. tail,
 // when not nil, keeps the end of the body for token metering.
-func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail) {
+func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail, stall time.Duration) {
 	dst := w.Header()
 	for k, v := range resp.Header {
 		switch {
@@ -409,13 +409,11 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail) {
 	bp := copyPool.Get().(*[]byte)
 	defer copyPool.Put(bp)
 	buf := *bp
-	var rc *http.ResponseController
-	if stream {
-		rc = http.NewResponseController(w)
-	}
+	rc := http.NewResponseController(w)
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			stallDeadline(rc, stall)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the client went away
 			}
@@ -440,13 +438,24 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail) {
 	}
 }
 
+// stallDeadline gives the next write of a response body to the client
+// stall (socketWriteTimeout) to complete, as the Realtime path gives its sockets:
+// a client that stops reading a long answer or a stream is cut off then,
+// instead of holding its connection, this handler and the upstream's
+// connection for as long as it likes. A body the upstream's first read
+// brought whole (forward's buffered loop: most answers) is written
+// without one: the socket's buffer takes it.
+func stallDeadline(rc *http.ResponseController, stall time.Duration) {
+	_ = rc.SetWriteDeadline(time.Now().Add(stall))
+}
+
 // forward streams the response of ex to w, as copyResponse does for an
 // *http.Response, without one: the head's fields go straight into w's
 // header (their value slices in one array of the response's own: on the
 // HTTP/1.1 fast path the header is written after the handler returns),
 // and a Content-Length body already in the connection's buffer is written
 // from there. tail keeps the end of the body for token metering.
-func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail) {
+func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail, stall time.Duration) {
 	// The head lives in the exchange only until the body is read.
 	stream := strings.HasPrefix(ex.header("Content-Type"), "text/event-stream")
 	chunked := ex.chunked != nil
@@ -490,13 +499,11 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail) {
 	bp := copyPool.Get().(*[]byte)
 	defer copyPool.Put(bp)
 	buf := *bp
-	var rc *http.ResponseController
-	if stream {
-		rc = http.NewResponseController(w)
-	}
+	rc := http.NewResponseController(w)
 	for {
 		n, rerr := ex.Read(buf)
 		if n > 0 {
+			stallDeadline(rc, stall)
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				if rerr == nil {
 					ex.abort() // the client went away

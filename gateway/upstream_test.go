@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // testUpstream is an OpenAI-compatible server that records what it got.
@@ -93,5 +95,43 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":%q,`+
 			`"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi from %s"}}],`+
 			`"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`, model, r.URL.Path)
+	}
+}
+
+// TestStalledClient: a client that stops reading a streamed answer is cut
+// off once a write to it has waited the write timeout, and the upstream's
+// connection with it (else it held both, and the handler, for as long as
+// it liked).
+func TestStalledClient(t *testing.T) {
+	f := newFixture(t)
+	f.gw.proxy.writeTimeout = 200 * time.Millisecond
+	gone := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := []byte("data: " + strings.Repeat("x", 64<<10) + "\n\n")
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				close(gone)
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(up.Close)
+	keys := f.accounts.add(Account{ID: acctID("s"), InternalID: "s-1", Name: "s", Kind: "OpenAI"})
+	f.deps.put(acctID("s"), &Deployment{Name: "chat", Upstream: mustURL(t, up.URL), Credential: "k"})
+	c, err := net.Dial("tcp", f.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	body := `{"messages":[{"role":"user","content":"hi"}],"stream":true}`
+	fmt.Fprintf(c, "POST /ai/s/openai/deployments/chat/chat/completions?api-version=2024-10-21 HTTP/1.1\r\nHost: gw.test\r\n"+
+		"Api-Key: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", keys[0], len(body), body)
+	// The client reads nothing.
+	select {
+	case <-gone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the upstream's stream outlived a client that stopped reading")
 	}
 }
