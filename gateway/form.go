@@ -94,6 +94,20 @@ func formModel(body []byte, boundary string) (string, error) {
 		if n == maxFormParts {
 			return "", errors.New("it has too many parts")
 		}
+		// A part the gateway would read one way and an upstream another
+		// (two names, two Content-Disposition fields, a model sent as a
+		// file) could carry the client's model past setFormModel.
+		cd := part.Header.Values("Content-Disposition")
+		if len(cd) > 1 {
+			return "", errors.New("a part has two Content-Disposition fields")
+		}
+		if len(cd) == 1 {
+			if _, params, err := mime.ParseMediaType(cd[0]); err != nil {
+				return "", errors.New("a part's Content-Disposition is not valid")
+			} else if _, file := params["filename"]; params["name"] == "model" && file {
+				return "", errors.New("its model field is a file")
+			}
+		}
 		if part.FormName() == "model" && part.FileName() == "" {
 			v, err := io.ReadAll(io.LimitReader(part, 257))
 			if err != nil {

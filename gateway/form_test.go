@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"sync"
 	"testing"
 )
@@ -136,6 +137,21 @@ func TestForms(t *testing.T) {
 		mw.WriteField("x", "y")
 	}
 	mw.Close()
+	// Parts an upstream's parser could read otherwise than the gateway:
+	// the client's model would pass the rewrite.
+	raw := func(disposition string) (body []byte, ct string) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		h := textproto.MIMEHeader{}
+		h["Content-Disposition"] = []string{disposition}
+		pw, _ := mw.CreatePart(h)
+		io.WriteString(pw, "client-model")
+		mw.WriteField("model", "whisper")
+		mw.Close()
+		return b.Bytes(), mw.FormDataContentType()
+	}
+	twoNames, twoNamesCT := raw(`form-data; name="model"; name="zz"`)
+	fileModel, fileModelCT := raw(`form-data; name="model"; filename="m.txt"`)
 	for _, tt := range []struct {
 		name, url, ct string
 		body          []byte
@@ -148,6 +164,8 @@ func TestForms(t *testing.T) {
 		{"truncated", "/ai/audio/openai/v1/audio/transcriptions", goodCT, good[:len(good)/2], 400, "BadRequest"},
 		{"too-many-parts", "/ai/audio/openai/v1/audio/transcriptions", mw.FormDataContentType(), many.Bytes(), 400, "BadRequest"},
 		{"v1-without-model", "/ai/audio/openai/v1/audio/transcriptions", noModelCT, noModel, 400, "BadRequest"},
+		{"part-with-two-names", "/ai/audio/openai/v1/audio/transcriptions", twoNamesCT, twoNames, 400, "BadRequest"},
+		{"model-as-a-file", "/ai/audio/openai/v1/audio/transcriptions", fileModelCT, fileModel, 400, "BadRequest"},
 		{"unknown-deployment", "/ai/audio/openai/v1/audio/transcriptions", goodCT,
 			bytes.Replace(good, []byte("whisper"), []byte("nothere"), 1), 404, "DeploymentNotFound"},
 		{"missing-api-version", "/ai/audio/openai/deployments/whisper/audio/transcriptions", goodCT, good, 404, "404"},
