@@ -430,13 +430,35 @@ func (c *UpstreamClient) exchange(ctx context.Context, o *Outbound) (*upExchange
 		}
 		pc.drop()
 		if attempt == 0 && pc.reused && pc.n == 0 && stale(err) && ctx.Err() == nil {
-			continue // the upstream closed the idle connection: it never saw o
+			// The upstream closed the idle connection: it never saw o. The
+			// ones idle as long or longer (a burst's, pooled together) are
+			// closed as surely: the retry must not take one of them.
+			c.dropIdleSince(key, pc.idleAt)
+			continue
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, err
 	}
+}
+
+// dropIdleSince closes key's idle connections that went idle at or
+// before t.
+func (c *UpstreamClient) dropIdleSince(key hostKey, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	list := c.idle[key]
+	keep := list[:0]
+	for _, pc := range list {
+		if pc.idleAt.After(t) {
+			keep = append(keep, pc)
+		} else {
+			pc.nc.Close()
+		}
+	}
+	clear(list[len(keep):])
+	c.idle[key] = keep
 }
 
 // stale reports whether err is what a connection the peer already closed

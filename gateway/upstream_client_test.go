@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -182,6 +183,66 @@ func TestUpstreamClientStaleConnection(t *testing.T) {
 	if n := accepted.Load(); n != 3 {
 		t.Errorf("%d connections, want 3 (one per request)", n)
 	}
+}
+
+// TestUpstreamClientStaleBurst: after a burst pooled several connections
+// that the upstream then closed, the next request is not retried on
+// another of them (a 502 "could not be reached") but on a new one.
+func TestUpstreamClientStaleBurst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const burst = 4
+	var accepted, closed atomic.Int32
+	all := make(chan struct{})
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if accepted.Add(1) == burst {
+				close(all)
+			}
+			go func() {
+				// One request each, answered once the whole burst has a
+				// connection of its own, then closed.
+				defer func() { nc.Close(); closed.Add(1) }()
+				req, err := http.ReadRequest(bufio.NewReader(nc))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				<-all
+				io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	c := NewUpstreamClient(time.Minute)
+	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Go(func() {
+			if resp, err := postTo(t, c, context.Background(), url, `{}`, nil); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			} else {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for closed.Load() < burst {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	resp, err := postTo(t, c, context.Background(), url, `{}`, nil)
+	if err != nil {
+		t.Fatalf("the request after the burst: %v", err)
+	}
+	resp.Body.Close()
 }
 
 func TestUpstreamClientCancel(t *testing.T) {
