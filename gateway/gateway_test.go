@@ -421,6 +421,11 @@ func TestProxy(t *testing.T) {
 		if got.header.Get("X-Request-Id") == "" {
 			t.Error("no X-Request-Id upstream")
 		}
+		// The answer carries the request id as Azure's data planes do.
+		id := resp.Header.Get("X-Ms-Request-Id")
+		if id == "" || resp.Header.Get("Apim-Request-Id") != id || resp.Header.Get("X-Request-Id") != id {
+			t.Errorf("request ids: %q %q %q", id, resp.Header.Get("Apim-Request-Id"), resp.Header.Get("X-Request-Id"))
+		}
 	})
 	t.Run("host-form-and-api-key-header-upstream", func(t *testing.T) {
 		resp := w.do(t, req{url: "acct2.openai.gw.test" + chatPath, header: map[string]string{"api-key": w.keys["acct2"][1]}, body: chatBody})
