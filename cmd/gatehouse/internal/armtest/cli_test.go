@@ -132,13 +132,21 @@ func testCLI(t *testing.T, e *env) {
 		t.Fatalf("role definition list --name Reader: %q", out)
 	}
 	oid, _ := e.principal(t, "cli-assignee")
+	appID := strings.TrimSpace(c.mustRun(t, "ad", "sp", "show", "--id", oid, "--query", "appId", "-o", "tsv"))
 	scope := id.String()
-	ra := decodeJSON[map[string]any](t, c.mustRun(t, "role", "assignment", "create", "--assignee-object-id", oid,
+	// An appId given as the object id: the error names the object id meant.
+	if code, _, errOut := c.run(t, "", "role", "assignment", "create", "--assignee-object-id", appID, "--assignee-principal-type", "ServicePrincipal",
+		"--role", "Cognitive Services User", "--scope", scope); code == 0 || !strings.Contains(errOut, "PrincipalNotFound") ||
+		!strings.Contains(errOut, "object id is "+oid) {
+		t.Fatalf("create with an appId as the object id: exit %d %s", code, errOut)
+	}
+	// --assignee takes the appId (looked up, as az does).
+	ra := decodeJSON[map[string]any](t, c.mustRun(t, "role", "assignment", "create", "--assignee", appID,
 		"--assignee-principal-type", "ServicePrincipal", "--role", "Cognitive Services User", "--scope", scope))
 	if ra["principalId"] != oid || !strings.HasSuffix(ra["roleDefinitionId"].(string), authz.RoleCognitiveServicesUser) {
 		t.Fatalf("role assignment create: %v", ra)
 	}
-	list := decodeJSON[[]map[string]any](t, c.mustRun(t, append([]string{"role", "assignment", "list", "--assignee", oid, "--all"}, sub...)...))
+	list := decodeJSON[[]map[string]any](t, c.mustRun(t, append([]string{"role", "assignment", "list", "--assignee", appID, "--all"}, sub...)...))
 	if len(list) != 1 || list[0]["roleDefinitionName"] != "Cognitive Services User" || list[0]["scope"] != scope {
 		t.Fatalf("role assignment list: %v", list)
 	}

@@ -237,7 +237,7 @@ func roleID(cmd *cobra.Command, c *apiClient, scope, role string) (string, error
 
 func newAssignmentCreateCmd(env Env) *cobra.Command {
 	var f scopeFlags
-	var assignee, ptype, role, description string
+	var assignee, objectID, ptype, role, description string
 	cmd := &cobra.Command{Use: "create", Short: "Grant a role to a principal at a scope", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newAPIClient(cmd, env)
@@ -247,6 +247,16 @@ func newAssignmentCreateCmd(env Env) *cobra.Command {
 			scope, err := f.resolve(c)
 			if err != nil {
 				return err
+			}
+			switch {
+			case assignee != "" && objectID != "":
+				return errors.New("give --assignee or --assignee-object-id, not both")
+			case assignee != "":
+				if objectID, err = resolveAssignee(cmd, env, assignee); err != nil {
+					return err
+				}
+			case objectID == "":
+				return errors.New("--assignee or --assignee-object-id is required")
 			}
 			rid, err := roleID(cmd, c, scope, role)
 			if err != nil {
@@ -258,7 +268,7 @@ func newAssignmentCreateCmd(env Env) *cobra.Command {
 			}
 			props := map[string]any{
 				"roleDefinitionId": "/subscriptions/" + sub + "/providers/Microsoft.Authorization/roleDefinitions/" + rid,
-				"principalId":      assignee,
+				"principalId":      objectID,
 			}
 			if ptype != "" {
 				props["principalType"] = ptype
@@ -269,19 +279,56 @@ func newAssignmentCreateCmd(env Env) *cobra.Command {
 			var out map[string]any
 			p := escapeScope(scope) + "/providers/Microsoft.Authorization/roleAssignments/" + gatehouse.NewGUID() + "?api-version=" + authzAPIVersion
 			if err := c.Do(cmd.Context(), "PUT", p, map[string]any{"properties": props}, &out); err != nil {
-				return err
+				return appIDHint(cmd, env, objectID, err)
 			}
 			return printOutput(cmd, env.Stdout, flattenProperties(out))
 		}}
 	f.add(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&assignee, "assignee-object-id", "", "object id of the principal (required)")
+	fl.StringVar(&assignee, "assignee", "", "who gets the role: a person's user name, a service principal's or managed identity's appId, or an object id (looked up in the directory)")
+	fl.StringVar(&objectID, "assignee-object-id", "", "object id of the principal (not looked up: for principals the directory does not show you)")
 	fl.StringVar(&ptype, "assignee-principal-type", "", "ServicePrincipal, User, Group, ForeignGroup or Device")
 	fl.StringVar(&role, "role", "", "role name or id (required)")
 	fl.StringVar(&description, "description", "", "description of the assignment")
-	cmd.MarkFlagRequired("assignee-object-id")
 	cmd.MarkFlagRequired("role")
 	return cmd
+}
+
+// resolveAssignee turns --assignee into an object id, as az does: a
+// person's user name, a service principal's appId or an object id, looked
+// up in the directory. A GUID the directory does not show the caller is
+// taken as an object id as it is.
+func resolveAssignee(cmd *cobra.Command, env Env, assignee string) (string, error) {
+	g, err := newGraphClient(cmd, env)
+	if err != nil {
+		return "", err
+	}
+	id, err := principalID(cmd, g, assignee) // adapp.go
+	if err != nil && gatehouse.IsGUID(assignee) {
+		return assignee, nil
+	}
+	return id, err
+}
+
+// appIDHint adds to a PrincipalNotFound for objectID, when it is a service
+// principal's appId, the object id meant.
+func appIDHint(cmd *cobra.Command, env Env, objectID string, err error) error {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != "PrincipalNotFound" {
+		return err
+	}
+	g, gerr := newGraphClient(cmd, env)
+	if gerr != nil {
+		return err
+	}
+	var sp struct {
+		ID    string `json:"id"`
+		AppID string `json:"appId"`
+	}
+	if g.Do(cmd.Context(), "GET", "/v1.0/servicePrincipals/"+url.PathEscape(objectID), nil, &sp) != nil || !strings.EqualFold(sp.AppID, objectID) {
+		return err
+	}
+	return fmt.Errorf("%w\n%s is an application (client) id: its service principal's object id is %s (or give --assignee %s)", err, objectID, sp.ID, objectID)
 }
 
 // listAssignments lists assignments at scope (all beneath it too when all)
@@ -337,6 +384,11 @@ func newAssignmentListCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if assignee != "" {
+				if assignee, err = resolveAssignee(cmd, env, assignee); err != nil {
+					return err
+				}
+			}
 			list, err := listAssignments(cmd, c, scope, assignee, all)
 			if err != nil {
 				return err
@@ -344,7 +396,7 @@ func newAssignmentListCmd(env Env) *cobra.Command {
 			return printOutput(cmd, env.Stdout, list)
 		}}
 	f.add(cmd)
-	cmd.Flags().StringVar(&assignee, "assignee", "", "object id of a principal")
+	cmd.Flags().StringVar(&assignee, "assignee", "", "a person's user name, a service principal's appId, or an object id")
 	cmd.Flags().BoolVar(&all, "all", false, "also list assignments beneath the scope")
 	return cmd
 }
@@ -366,6 +418,11 @@ func newAssignmentDeleteCmd(env Env) *cobra.Command {
 				scope, err := f.resolve(c)
 				if err != nil {
 					return err
+				}
+				if assignee != "" {
+					if assignee, err = resolveAssignee(cmd, env, assignee); err != nil {
+						return err
+					}
 				}
 				rid := ""
 				if role != "" {
@@ -398,7 +455,7 @@ func newAssignmentDeleteCmd(env Env) *cobra.Command {
 		}}
 	f.add(cmd)
 	cmd.Flags().StringSliceVar(&ids, "ids", nil, "role assignment ids")
-	cmd.Flags().StringVar(&assignee, "assignee", "", "object id of a principal")
+	cmd.Flags().StringVar(&assignee, "assignee", "", "a person's user name, a service principal's appId, or an object id")
 	cmd.Flags().StringVar(&role, "role", "", "role name or id")
 	return cmd
 }
