@@ -91,6 +91,11 @@ func validUserName(name string) error {
 			return invalid("userPrincipalName", "The user name may contain only letters, digits and - _ . @ '.")
 		}
 	}
+	// Entra's user principal names are alias@domain.
+	alias, domain, ok := strings.Cut(name, "@")
+	if !ok || alias == "" || domain == "" || strings.Contains(domain, "@") || domain[0] == '.' || domain[len(domain)-1] == '.' {
+		return invalid("userPrincipalName", "The user name must be alias@domain, such as alice@contoso.test.")
+	}
 	return nil
 }
 

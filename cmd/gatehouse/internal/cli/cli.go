@@ -53,6 +53,8 @@ func NewRoot(env Env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = version() // --version, as the version command
+	root.SetVersionTemplate("gatehouse {{.Version}}\n")
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
@@ -74,12 +76,16 @@ func newVersionCmd(env Env) *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v := Version
-			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" {
-				v = "dev (" + bi.GoVersion + ")"
-			}
-			fmt.Fprintln(env.Stdout, "gatehouse", v)
+			fmt.Fprintln(env.Stdout, "gatehouse", version())
 			return nil
 		},
 	}
+}
+
+// version is Version, with the Go version of a development build.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && Version == "dev" {
+		return "dev (" + bi.GoVersion + ")"
+	}
+	return Version
 }

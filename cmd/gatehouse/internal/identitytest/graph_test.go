@@ -455,6 +455,8 @@ func (f *fixture) testGraph(t *testing.T) {
 			{"federated-bad-jwks", "POST", "/v1.0/applications/" + app + "/federatedIdentityCredentials", `{"name":"abc","issuer":"https://x.example","subject":"s","gatehouseJwks":{"keys":[]}}`, 400},
 			{"user-short-password", "POST", "/v1.0/users", `{"userPrincipalName":"p@x.test","passwordProfile":{"password":"short"}}`, 400},
 			{"user-bad-name", "POST", "/v1.0/users", `{"userPrincipalName":"p q","passwordProfile":{"password":"long enough password"}}`, 400},
+			{"user-name-without-domain", "POST", "/v1.0/users", `{"userPrincipalName":"alice","passwordProfile":{"password":"long enough password"}}`, 400},
+			{"user-name-two-ats", "POST", "/v1.0/users", `{"userPrincipalName":"a@b@c.test","passwordProfile":{"password":"long enough password"}}`, 400},
 			{"role-unknown", "POST", "/v1.0/roleManagement/directory/roleAssignments", `{"roleDefinitionId":"x","principalId":"` + f.app.ObjectID + `"}`, 400},
 			{"sp-unknown-app", "POST", "/v1.0/servicePrincipals", `{"appId":"00000000-0000-0000-0000-000000000000"}`, 400},
 			{"wrong-method", "PUT", "/v1.0/applications", `{}`, 405},
