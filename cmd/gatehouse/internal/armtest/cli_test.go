@@ -164,6 +164,11 @@ func testCLI(t *testing.T, e *env) {
 	if !slices.ContainsFunc(deleted, func(d map[string]any) bool { return d["name"] == "cli-acct" }) {
 		t.Fatalf("list-deleted: %v", deleted)
 	}
+	// Creating it again is refused with the command that brings it back.
+	if code, _, errOut := c.run(t, "", append([]string{"cognitiveservices", "account", "create", "--kind", "TextAnalytics", "-l", "westus"}, acct...)...); code == 0 ||
+		!strings.Contains(errOut, "FlagMustBeSetForRestore") || !strings.Contains(errOut, "gatehouse cognitiveservices account recover -n cli-acct -g cli-group -l westus") {
+		t.Fatalf("create over a deleted account: exit %d %s", code, errOut)
+	}
 	where := append([]string{"-l", "westus"}, acct...)
 	shown := decodeJSON[map[string]any](t, c.mustRun(t, append([]string{"cognitiveservices", "account", "show-deleted"}, where...)...))
 	if props, _ := shown["properties"].(map[string]any); props["scheduledPurgeDate"] == nil {

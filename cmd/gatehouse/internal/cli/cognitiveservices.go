@@ -183,6 +183,12 @@ func newAccountCreateCmd(env Env) *cobra.Command {
 			}
 			var out any
 			if err := c.Do(cmd.Context(), "PUT", p, body, &out); err != nil {
+				var ae *APIError
+				if errors.As(err, &ae) && ae.Code == "FlagMustBeSetForRestore" {
+					// The API's words name the property; the CLI's fix is a command.
+					return fmt.Errorf("%w\nA deleted account holds the name: gatehouse cognitiveservices account recover -n %s -g %s -l %s brings it back, or purge frees the name",
+						err, f.name, f.group, location)
+				}
 				return err
 			}
 			return printOutput(cmd, env.Stdout, out)
