@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,16 +278,38 @@ func TestFirstLoginFromBanner(t *testing.T) {
 func TestOutputListRows(t *testing.T) {
 	doc := []any{[]any{"Standard", 20.0}, []any{"GlobalStandard", 5.0, true}}
 	var tsv, table strings.Builder
-	if err := printTSV(&tsv, doc); err != nil {
+	if err := printTSV(&tsv, doc, nil); err != nil {
 		t.Fatal(err)
 	}
 	if tsv.String() != "Standard\t20\nGlobalStandard\t5\ttrue\n" {
 		t.Errorf("tsv %q", tsv.String())
 	}
-	if err := printTable(&table, doc); err != nil {
+	if err := printTable(&table, doc, nil); err != nil {
 		t.Fatal(err)
 	}
 	if want := "Column1         Column2  Column3\n-------         -------  -------\nStandard        20       \nGlobalStandard  5        true\n"; table.String() != want {
 		t.Errorf("table\n%s\nwant\n%s", table.String(), want)
+	}
+}
+
+// TestOutputHashOrder: a --query multiselect hash's columns come in the
+// order the query wrote them, as az prints them (tsv scripts read them
+// by position).
+func TestOutputHashOrder(t *testing.T) {
+	for q, want := range map[string][]string{
+		"[].{n:name, l:location}":                       {"n", "l"},
+		"[?name=='a,b'].{Zed: name, \"A b\": location}": {"Zed", "A b"},
+		"{z: a, y: b[0], x: {p: q}}":                    {"z", "y", "x"},
+		"[].name":                                       nil,
+		"[].[a, b]":                                     nil,
+	} {
+		if got := hashKeys(q); !slices.Equal(got, want) {
+			t.Errorf("%s: %q, want %q", q, got, want)
+		}
+	}
+	doc := []any{map[string]any{"n": "acct", "l": "westus"}}
+	var tsv strings.Builder
+	if err := printTSV(&tsv, doc, hashKeys("[].{n:name,l:location}")); err != nil || tsv.String() != "acct\twestus\n" {
+		t.Errorf("tsv %q %v", tsv.String(), err)
 	}
 }

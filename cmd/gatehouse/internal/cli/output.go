@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,17 +57,83 @@ func printOutput(cmd *cobra.Command, w io.Writer, v any) error {
 		_, err = fmt.Fprintf(w, "%s\n", out)
 		return err
 	case "table":
-		return printTable(w, doc)
+		return printTable(w, doc, hashKeys(query))
 	case "tsv":
-		return printTSV(w, doc)
+		return printTSV(w, doc, hashKeys(query))
 	case "none":
 		return nil
 	}
 	return fmt.Errorf("--output: %q is not json, table, tsv or none", format)
 }
 
-// rows turns a document into a header and rows of scalars.
-func rows(doc any) ([]string, [][]string) {
+// hashKeys returns the keys of the query's last multiselect hash
+// ({n:name, l:location}), in the order written: JMESPath hands the hash
+// back as a map, and az's table and tsv keep the query's order (a script
+// reading -o tsv columns depends on it). nil when there is none.
+func hashKeys(query string) []string {
+	open, depth := -1, 0
+	var quote byte
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '[' || c == '(':
+			depth++
+		case c == ']' || c == ')':
+			depth--
+		case c == '{':
+			if depth == 0 {
+				open = i
+			}
+			depth++
+		case c == '}':
+			depth--
+		}
+	}
+	if open < 0 {
+		return nil
+	}
+	var keys []string
+	start, depth := open+1, 0
+	quote = 0
+	for i := open + 1; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '[' || c == '(' || c == '{':
+			depth++
+		case (c == ']' || c == ')' || c == '}') && depth > 0:
+			depth--
+		case (c == ',' || c == '}') && depth == 0:
+			if k, _, ok := strings.Cut(query[start:i], ":"); ok {
+				keys = append(keys, strings.Trim(strings.TrimSpace(k), `"`))
+			}
+			if c == '}' {
+				return keys
+			}
+			start = i + 1
+		}
+	}
+	return nil
+}
+
+// rows turns a document into a header and rows of scalars; columns named
+// in order come first, in that order.
+func rows(doc any, order []string) ([]string, [][]string) {
 	var items []any
 	switch d := doc.(type) {
 	case []any:
@@ -89,6 +156,10 @@ func rows(doc any) ([]string, [][]string) {
 		}
 	}
 	sort.Slice(cols, func(i, j int) bool {
+		oi, oj := slices.Index(order, cols[i]), slices.Index(order, cols[j])
+		if oi >= 0 || oj >= 0 {
+			return oj < 0 || oi >= 0 && oi < oj
+		}
 		ri, rj := colRank(cols[i]), colRank(cols[j])
 		if ri != rj {
 			return ri < rj
@@ -164,8 +235,8 @@ func scalarString(v any) string {
 	return string(b)
 }
 
-func printTable(w io.Writer, doc any) error {
-	cols, data := rows(doc)
+func printTable(w io.Writer, doc any, order []string) error {
+	cols, data := rows(doc, order)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(cols) > 0 {
 		head := make([]string, len(cols))
@@ -186,8 +257,8 @@ func printTable(w io.Writer, doc any) error {
 	return tw.Flush()
 }
 
-func printTSV(w io.Writer, doc any) error {
-	_, data := rows(doc)
+func printTSV(w io.Writer, doc any, order []string) error {
+	_, data := rows(doc, order)
 	for _, r := range data {
 		if _, err := fmt.Fprintln(w, strings.Join(r, "\t")); err != nil {
 			return err
