@@ -115,7 +115,8 @@ func newAuditListCmd(env Env) *cobra.Command {
 	cmd.Flags().Int64Var(&after, "after", 0, "start after this sequence number")
 	cmd.Flags().BoolVar(&all, "all", false, "every entry (ignores --top)")
 	cmd.Flags().BoolVar(&newest, "newest", false, "newest entries first")
-	return cmd
+	return withTable(cmd, "[].{Seq: sequenceNumber, Time: time, Principal: principal.name || principal.objectId, Action: action, "+
+		"Result: result, Status: status, Surface: surface, Scope: scope}")
 }
 
 func newAuditVerifyCmd(env Env) *cobra.Command {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
+	"github.com/spf13/cobra"
 )
 
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -311,5 +312,32 @@ func TestOutputHashOrder(t *testing.T) {
 	var tsv strings.Builder
 	if err := printTSV(&tsv, doc, hashKeys("[].{n:name,l:location}")); err != nil || tsv.String() != "acct\twestus\n" {
 		t.Errorf("tsv %q %v", tsv.String(), err)
+	}
+}
+
+// TestOutputTableView: -o table of a command with a table view shows its
+// columns (nested values included); --query replaces it; json ignores it.
+func TestOutputTableView(t *testing.T) {
+	doc := []any{map[string]any{"name": map[string]any{"value": "OpenAI.Standard.gpt-4o-mini"}, "limit": 50.0}}
+	run := func(args ...string) string {
+		cmd := withTable(&cobra.Command{Use: "list"}, "[].{Name: name.value, Limit: limit}")
+		addOutputFlags(cmd)
+		if err := cmd.ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if err := printOutput(cmd, &out, doc); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	if got := run("-o", "table"); !strings.HasPrefix(got, "Name") || !strings.Contains(got, "OpenAI.Standard.gpt-4o-mini  50") {
+		t.Errorf("table view:\n%s", got)
+	}
+	if got := run("-o", "table", "--query", "[].limit"); strings.Contains(got, "gpt-4o-mini") {
+		t.Errorf("--query did not replace the table view:\n%s", got)
+	}
+	if got := run("-o", "json"); !strings.Contains(got, `"value": "OpenAI.Standard.gpt-4o-mini"`) {
+		t.Errorf("json:\n%s", got)
 	}
 }

@@ -226,7 +226,8 @@ func newAccountListModelsCmd(env Env) *cobra.Command {
 
 func newModelCmd(env Env) *cobra.Command {
 	m := newGroup("model", "The models the server offers (its model catalog)")
-	m.AddCommand(locationListCmd(env, "models", "List the models deployments may name in a location, per account kind", ""))
+	m.AddCommand(withTable(locationListCmd(env, "models", "List the models deployments may name in a location, per account kind", ""),
+		"[].{Kind: kind, Format: model.format, Name: model.name, Version: model.version, SkuName: skuName}"))
 	m.AddCommand(newModelCapacityCmd(env))
 	return m
 }
@@ -256,6 +257,7 @@ func newModelCapacityCmd(env Env) *cobra.Command {
 	list.Flags().StringVar(&version, "model-version", "", "model version (2024-07-18, …)")
 	list.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
 	addOutputFlags(list)
+	withTable(list, "[].{Location: location, Format: properties.model.format, Model: properties.model.name, Version: properties.model.version, Sku: properties.skuName, Available: properties.availableCapacity}")
 	c := newGroup("capacity", "What is left of the catalog models' quotas")
 	c.AddCommand(list)
 	return c
@@ -263,8 +265,8 @@ func newModelCapacityCmd(env Env) *cobra.Command {
 
 func newUsageCmd(env Env) *cobra.Command {
 	u := newGroup("usage", "The model quotas of a location (the server's model catalog)")
-	u.AddCommand(locationListCmd(env, "usages", "List each catalog model's quota in a location: capacity deployed and limit, per sku",
-		`  gatehouse cognitiveservices usage list -l westus -o table`))
+	u.AddCommand(withTable(locationListCmd(env, "usages", "List each catalog model's quota in a location: capacity deployed and limit, per sku",
+		`  gatehouse cognitiveservices usage list -l westus -o table`), "[].{Name: name.value, Current: currentValue, Limit: limit, Unit: unit}"))
 	return u
 }
 

@@ -22,6 +22,19 @@ func addOutputFlags(cmd *cobra.Command) {
 	cmd.Flags().String("query", "", "JMESPath query applied to the output (as in az)")
 }
 
+// tableQuery is the annotation of a command's -o table view: a JMESPath
+// query applied when -o table comes without --query.
+const tableQuery = "gatehouse/table-query"
+
+// withTable sets cmd's -o table view.
+func withTable(cmd *cobra.Command, query string) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[tableQuery] = query
+	return cmd
+}
+
 // printOutput prints v (any JSON-encodable value) to w in the format and
 // with the query the command's flags ask for. Table and TSV show scalar
 // fields only, name/displayName/id first, then the rest by name.
@@ -38,6 +51,11 @@ func printOutput(cmd *cobra.Command, w io.Writer, v any) error {
 	var doc any
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return err
+	}
+	if format == "table" && query == "" {
+		// A command whose items keep what identifies them in nested
+		// objects says what its table shows, as az's table transformers do.
+		query = cmd.Annotations[tableQuery]
 	}
 	if query != "" {
 		jp, err := jmespath.Compile(query)
