@@ -125,7 +125,7 @@ func (a *Authority) CreateIdentityHeader(ctx context.Context, createdBy string, 
 		lifetime = DefaultHeaderLifetime
 	}
 	if lifetime < time.Minute || lifetime > MaxHeaderLifetime {
-		return nil, "", gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The lifetime must be between 1 minute and %s.", MaxHeaderLifetime)
+		return nil, "", gatehouse.BadRequestf(gatehouse.CodeInvalidRequest, "The lifetime must be between 1 minute and %d hours.", int(MaxHeaderLifetime.Hours()))
 	}
 	raw := make([]byte, 32)
 	if _, err := io.ReadFull(a.rand, raw); err != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -77,8 +78,11 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 
 // ipFlag parses --ip-address before anything is read from the server.
 func ipFlag(s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, errors.New("--ip-address is required: an IPv4 or IPv6 address or CIDR range")
+	}
 	p, err := netacl.ParseRule(s)
-	if s == "" || err != nil {
+	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("--ip-address: %q is not an IPv4 or IPv6 address or CIDR range", s)
 	}
 	return p, nil
