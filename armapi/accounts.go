@@ -208,13 +208,43 @@ func (b *accountBody) unsupported() error {
 }
 
 type identityBody struct {
-	Type                   string                 `json:"type"`
-	UserAssignedIdentities map[string]emptyObject `json:"userAssignedIdentities"`
+	Type string `json:"type"`
+	// UserAssignedIdentities maps ids to {} (attach) or null (in a PATCH,
+	// detach; as ARM's providers read it).
+	UserAssignedIdentities map[string]*emptyObject `json:"userAssignedIdentities"`
 }
 
-// emptyObject accepts the {} (or null) ARM clients send per
-// user-assigned identity.
+// emptyObject accepts the {} ARM clients send per user-assigned identity.
 type emptyObject struct{}
+
+// mergeUserAssigned gives a PATCH's identity ARM's meaning: the
+// user-assigned identities it names with {} join those the account has,
+// those it names with null leave (they were attached instead, and the
+// others detached), when the new type keeps user-assigned identities.
+func (b *identityBody) mergeUserAssigned(spec *accounts.IdentitySpec, cur *accounts.Identity) {
+	if spec == nil || !strings.HasSuffix(spec.Type, accounts.IdentityUserAssigned) {
+		return
+	}
+	set := map[string]string{}
+	if cur != nil {
+		for id := range cur.UserAssigned {
+			set[strings.ToLower(id)] = id
+		}
+	}
+	for _, id := range spec.UserAssigned {
+		set[strings.ToLower(id)] = id
+	}
+	for id, v := range b.UserAssignedIdentities {
+		if v == nil {
+			delete(set, strings.ToLower(id))
+		}
+	}
+	spec.UserAssigned = spec.UserAssigned[:0]
+	for _, id := range set {
+		spec.UserAssigned = append(spec.UserAssigned, id)
+	}
+	sort.Strings(spec.UserAssigned)
+}
 
 func (b *accountBody) spec() (accounts.Spec, error) {
 	s := accounts.Spec{Kind: b.Kind, Location: b.Location, SKU: b.SKU, Tags: b.Tags}
@@ -237,8 +267,10 @@ func (b *accountBody) spec() (accounts.Spec, error) {
 	}
 	if b.Identity != nil {
 		s.Identity = &accounts.IdentitySpec{Type: b.Identity.Type}
-		for id := range b.Identity.UserAssignedIdentities {
-			s.Identity.UserAssigned = append(s.Identity.UserAssigned, id)
+		for id, v := range b.Identity.UserAssignedIdentities {
+			if v != nil { // null detaches (a PATCH's; see mergeUserAssigned)
+				s.Identity.UserAssigned = append(s.Identity.UserAssigned, id)
+			}
 		}
 		sort.Strings(s.Identity.UserAssigned)
 	}
@@ -366,6 +398,13 @@ func patchAccount(c *call) error {
 	}
 	if err := c.authorizeIdentities(spec.Identity); err != nil {
 		return err
+	}
+	if body.Identity != nil && len(body.Identity.UserAssignedIdentities) > 0 {
+		cur, err := c.api.opts.Accounts.Get(c.ctx(), id)
+		if err != nil {
+			return err
+		}
+		body.Identity.mergeUserAssigned(spec.Identity, cur.Identity)
 	}
 	a, err := c.api.opts.Accounts.Patch(c.ctx(), id, spec, c.actor())
 	if err != nil {

@@ -2,6 +2,7 @@ package armtest
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -437,6 +438,36 @@ func testAccountIdentities(t *testing.T, e *env) {
 	p, err := e.Directory.Principal(ctx, *id.PrincipalID)
 	if err != nil || !p.ManagedIdentity {
 		t.Fatalf("system identity principal: %+v %v", p, err)
+	}
+	// A PATCH's user-assigned identities join those attached; one named
+	// with null leaves, the others stay (ARM's meaning).
+	second, err := e.msi.CreateOrUpdate(ctx, group, "second-id", armmsi.Identity{Location: ptr("westus")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patchIdentities := func(uas map[string]*armcognitiveservices.UserAssignedIdentity) []string {
+		t.Helper()
+		up, err := e.accounts.BeginUpdate(ctx, group, "with-identity", armcognitiveservices.Account{Identity: &armcognitiveservices.Identity{
+			Type: ptr(armcognitiveservices.ResourceIdentityTypeSystemAssignedUserAssigned), UserAssignedIdentities: uas}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := up.PollUntilDone(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for k := range res.Identity.UserAssignedIdentities {
+			names = append(names, k[strings.LastIndex(k, "/")+1:])
+		}
+		slices.Sort(names)
+		return names
+	}
+	if got := patchIdentities(map[string]*armcognitiveservices.UserAssignedIdentity{*second.ID: {}}); !slices.Equal(got, []string{"second-id", "shared-id"}) {
+		t.Fatalf("after attaching a second identity: %v", got)
+	}
+	if got := patchIdentities(map[string]*armcognitiveservices.UserAssignedIdentity{*ua.ID: nil}); !slices.Equal(got, []string{"second-id"}) {
+		t.Fatalf("after detaching shared-id with null: %v", got)
 	}
 	del, err := e.accounts.BeginDelete(ctx, group, "with-identity", nil)
 	if err != nil {
