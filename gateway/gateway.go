@@ -628,14 +628,7 @@ func releaseCall(c *call) {
 // network rules → authenticate → authorize → rate limit → serve → meter.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, rte *route, name, param string) error {
 	g.corsHeaders(w, r)
-	// Azure's data planes answer with apim-request-id, and Azure OpenAI
-	// with x-request-id too (openai's clients show it as the request id);
-	// both are the request's id, the middleware's x-ms-request-id (the
-	// slice shared: no allocation). An upstream's own x-request-id, when
-	// it sends one, replaces it.
-	if h := w.Header(); len(h[hdrMSRequestID]) > 0 {
-		h[hdrAPIMRequestID], h[hdrXRequestID] = h[hdrMSRequestID], h[hdrMSRequestID]
-	}
+	requestIDs(w)
 	// Data-plane names are lower case; a host name arrives lower-cased,
 	// a path segment as the client wrote it.
 	acct, ok := g.opts.Accounts.AccountByName(strings.ToLower(name))
@@ -757,6 +750,17 @@ func kindServes(kind string, kinds []string) bool {
 		}
 	}
 	return false
+}
+
+// requestIDs sets the data plane's request id fields: Azure's data planes
+// answer with apim-request-id, and Azure OpenAI with x-request-id too
+// (openai's clients show it as the request id); both are the request's
+// id, the middleware's x-ms-request-id (the slice shared: no allocation).
+// An upstream's own x-request-id, when it sends one, replaces it.
+func requestIDs(w http.ResponseWriter) {
+	if h := w.Header(); len(h[hdrMSRequestID]) > 0 {
+		h[hdrAPIMRequestID], h[hdrXRequestID] = h[hdrMSRequestID], h[hdrMSRequestID]
+	}
 }
 
 // Request id fields, canonical.

@@ -54,6 +54,7 @@ func (l *stsLimiter) failed(addr string) {
 // must belong to that account; at H the key alone names the account.
 func (g *Gateway) issueToken(w http.ResponseWriter, r *http.Request, name string, named bool) error {
 	g.corsHeaders(w, r)
+	requestIDs(w)
 	// The body is ignored (clients send none, or an empty form).
 	io.CopyN(io.Discard, r.Body, 4<<10)
 	addr := clientIP(r.RemoteAddr)

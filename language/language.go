@@ -218,6 +218,9 @@ func readJSON(r *http.Request, v any) *requestError {
 		}
 		return badRequest(innerBodyFormat, "The request body could not be read.")
 	}
+	// A UTF-8 byte order mark before the JSON is skipped, as .NET's
+	// System.Text.Json (Azure's) skips it.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil || !errors.Is(dec.Decode(new(json.RawMessage)), io.EOF) {
 		return badRequest(innerBodyFormat, "Request body format is wrong. Make sure the json request is serialized correctly and there are no null members.")
@@ -391,6 +394,9 @@ func (s *Service) v3(r *http.Request, version, op string) (any, *requestError) {
 type batch struct {
 	showStats   bool
 	docs, valid int
+	// transactions are the valid documents' text records: one per 1,000
+	// characters begun, as Azure counts (and bills) them.
+	transactions int
 }
 
 // checkText validates one document's text, recording a document error when
@@ -416,7 +422,10 @@ func (b *batch) stats(text string) *docStats {
 	if !b.showStats {
 		return nil
 	}
-	return &docStats{CharactersCount: textElements(text), TransactionsCount: 1}
+	n := textElements(text)
+	t := max(1, (n+999)/1000)
+	b.transactions += t
+	return &docStats{CharactersCount: n, TransactionsCount: t}
 }
 
 func (b *batch) requestStats() *requestStats {
@@ -424,7 +433,7 @@ func (b *batch) requestStats() *requestStats {
 		return nil
 	}
 	return &requestStats{DocumentsCount: b.docs, ValidDocumentsCount: b.valid,
-		ErroneousDocumentsCount: b.docs - b.valid, TransactionsCount: b.valid}
+		ErroneousDocumentsCount: b.docs - b.valid, TransactionsCount: b.transactions}
 }
 
 // checkAPIVersion accepts 2022-05-01 (the first GA version of analyze-text;

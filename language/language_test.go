@@ -564,3 +564,20 @@ func TestDetectShortTexts(t *testing.T) {
 		t.Errorf("digits and emoticons: %+v", got)
 	}
 }
+
+// TestTransactionsAndBOM: a document counts one text record per 1,000
+// characters begun (Azure's unit), the request the sum; a UTF-8 byte
+// order mark before the JSON is skipped, as .NET's reader skips it.
+func TestTransactionsAndBOM(t *testing.T) {
+	body := "\xef\xbb\xbf" + docs("LanguageDetection", strings.Repeat("hello world ", 250), "short")
+	code, m := post(t, "api-version=2024-11-01&showStats=true", body)
+	if code != 200 {
+		t.Fatalf("status %d: %v", code, m)
+	}
+	if n := path(m, "results", "documents", 0, "statistics", "transactionsCount"); n != 3.0 {
+		t.Errorf("a 3,000-character document: %v transactions, want 3", n)
+	}
+	if n := path(m, "results", "statistics", "transactionsCount"); n != 4.0 {
+		t.Errorf("the request: %v transactions, want 4", n)
+	}
+}
