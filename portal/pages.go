@@ -659,6 +659,13 @@ func (p *Portal) regenerate(q *req) error {
 	if err := p.locked(q, actRegenerateKey, id, map[string]string{"keyName": name}); err != nil {
 		return err
 	}
+	// The forms carry the generation they were shown for: a form sent
+	// again (a reload of the page a regeneration answered, without
+	// JavaScript) finds the key already regenerated and does nothing.
+	current := strconv.FormatInt(a.Keys[slot].Generation, 10)
+	if g := q.r.PostForm.Get("generation"); g != "" && g != current {
+		return p.renderAccount(q, id, a, nil, name+" was already regenerated (it is at generation "+current+"): nothing was done.")
+	}
 	if q.r.PostForm.Get("confirm") != "yes" && q.r.Header.Get("HX-Request") != "true" {
 		// Without JavaScript (no hx-confirm dialog) the button leads to a
 		// page that asks first, with what the key's usage says.
@@ -672,7 +679,7 @@ func (p *Portal) regenerate(q *req) error {
 			Consequence: "The new key is shown once it is made. Applications on the other key keep working.",
 			Button:      "Regenerate " + kv.Slots[slot].Label,
 			Action:      page + "/regenerate",
-			Fields:      map[string]string{"keyName": name, "confirm": "yes"},
+			Fields:      map[string]string{"keyName": name, "confirm": "yes", "generation": current},
 			Cancel:      page,
 		})
 	}

@@ -496,10 +496,21 @@ func testKeys(t *testing.T, e *env) {
 		!strings.Contains(p.body, `id="confirm-question"`) || !strings.Contains(p.body, `name="confirm" value="yes"`) || !strings.Contains(p.body, `name="keyName" value="Key2"`) {
 		t.Fatalf("regenerate without JavaScript: %d, key2 changed: %v", p.status, again.Key2 != after.Key2)
 	}
-	p = b.post(e.accountPath()+"/regenerate", url.Values{"keyName": {"Key2"}, "confirm": {"yes"}})
+	m := regexp.MustCompile(`name="generation" value="(\d+)"`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatal("the confirm page carries no generation")
+	}
+	confirm := url.Values{"keyName": {"Key2"}, "confirm": {"yes"}, "generation": {m[1]}}
+	p = b.post(e.accountPath()+"/regenerate", confirm)
 	confirmed, _ := e.Accounts.ListKeys(t.Context(), e.account)
 	if p.status != 200 || confirmed.Key2 == after.Key2 || confirmed.Key1 != want.Key1 || !strings.Contains(p.body, "Key2 was regenerated") {
 		t.Fatalf("confirmed regeneration: %d", p.status)
+	}
+	// The same form again (a reload of that page) regenerates nothing.
+	p = b.post(e.accountPath()+"/regenerate", confirm)
+	if again, _ := e.Accounts.ListKeys(t.Context(), e.account); p.status != 200 || again.Key2 != confirmed.Key2 ||
+		!strings.Contains(p.body, "Key2 was already regenerated") {
+		t.Fatalf("the confirm form sent again: %d, key2 changed: %v", p.status, again.Key2 != confirmed.Key2)
 	}
 	after = confirmed
 	// The old key2 fails on the data plane at once; key1 still works.
