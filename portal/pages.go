@@ -780,7 +780,14 @@ func (p *Portal) deployModel(q *req) error {
 	}
 	spec := accounts.DeploymentSpec{Model: accounts.DeploymentModel{Format: parts[0], Name: parts[1], Version: parts[2]},
 		SKU: &accounts.DeploymentSKU{Name: "Standard", Capacity: capacity}}
-	_, _, err = p.opts.Deployments.PutDeployment(q.ctx(), a, name, spec, accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
+	// The form makes new deployments: one of the name would be replaced
+	// whole (its upstream and credential gone), as a PUT replaces it.
+	if _, gerr := p.opts.Deployments.GetDeployment(q.ctx(), a, name); gerr == nil {
+		err = gatehouse.Errorf(http.StatusConflict, "DeploymentExists",
+			"The account has a deployment named %s already: delete it first, or choose another name.", name)
+	} else {
+		_, _, err = p.opts.Deployments.PutDeployment(q.ctx(), a, name, spec, accounts.Actor{ObjectID: q.user.ObjectID, Type: "User"})
+	}
 	if p.auditOutcome(q, actDeploymentWrite, scope, err, details); err != nil {
 		return err
 	}

@@ -104,6 +104,12 @@ func (p *Portal) vaultRoles() roleResource {
 			if !q.can(p, actVaultRead, id) {
 				return nil, denied(q.user, actVaultRead, id)
 			}
+			// The vault must exist, as the account must (loadAccount): a
+			// role assigned at a vault that is not would take effect for
+			// whoever creates one of the name later.
+			if _, err := p.opts.Vaults.GetVault(q.ctx(), id); err != nil {
+				return nil, err
+			}
 			return id, nil
 		},
 		render: func(q *req, id *gatehouse.ResourceID, roles rolesView, status int) error {

@@ -808,6 +808,15 @@ func testRoles(t *testing.T, e *env) {
 		!strings.Contains(p.body, "Remove Key Vault Secrets User from portal-granted-app") || !strings.Contains(p.body, " on portal-kv?") {
 		t.Fatalf("confirming a removal on the vault: %d %s", p.status, p.body)
 	}
+	// A vault that does not exist takes no role (it would hold for one
+	// created under the name later).
+	ghost := "/portal/vaults/" + e.account.Subscription + "/" + e.account.ResourceGroup + "/ghost-kv"
+	if p := o.post(ghost+"/roles", url.Values{"role": {authz.RoleKeyVaultSecretsUser}, "assignee": {app.ObjectID}}); p.status != 404 {
+		t.Fatalf("grant on a vault that does not exist: %d %s", p.status, p.body)
+	}
+	if kv := e.Authz.Assignments(authz.AssignmentFilter{PrincipalID: app.ObjectID}); len(kv) != 1 {
+		t.Fatalf("the application's assignments after the ghost grant: %v", kv)
+	}
 	// A group by its object id: the grant names the group, the list shows it.
 	grp, err := e.Directory.CreateGroup(ctx, directory.GroupSpec{DisplayName: "Portal Readers", MailNickname: "portal-readers"})
 	if err != nil {
@@ -1120,6 +1129,8 @@ func testDeployModel(t *testing.T, e *env) {
 		{"bad-name", url.Values{"deploymentName": {"-x"}, "model": {"OpenAI|gpt-4o-mini|"}, "capacity": {"1"}}, 400, "is invalid"},
 		{"no-model", url.Values{"deploymentName": {"x1"}, "capacity": {"1"}}, 400, "Choose a model"},
 		{"bad-capacity", url.Values{"deploymentName": {"x1"}, "model": {"OpenAI|gpt-4o-mini|"}, "capacity": {"many"}}, 400, "whole number"},
+		// The form makes new deployments; it does not replace one.
+		{"name-taken", url.Values{"deploymentName": {"web-mini"}, "model": {"OpenAI|gpt-4o-mini|"}, "capacity": {"1"}}, 409, "has a deployment named web-mini already"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := b.post(path+"/deployments", tt.form)
@@ -1130,6 +1141,9 @@ func testDeployModel(t *testing.T, e *env) {
 	}
 	if _, err := e.Deployments.GetDeployment(ctx, acct, "x1"); err == nil {
 		t.Error("a refused deployment was stored")
+	}
+	if d, err := e.Deployments.GetDeployment(ctx, acct, "web-mini"); err != nil || d.SKU.Capacity != 3 {
+		t.Errorf("the deployment the name-taken form named changed: %+v %v", d, err)
 	}
 
 	// A reader sees neither the form nor a delete button, and is refused.
