@@ -32,10 +32,48 @@ var featureRoutes = func() []route {
 		"encryptionScopes", "raiPolicies", "raiBlocklists", "defenderForAISettings", "connections", "projects"} {
 		rs = append(rs,
 			route{method: "GET", pattern: account + "/" + coll, family: famCognitive, handle: listAccountEmpty},
-			route{method: "GET", pattern: account + "/" + coll + "/{item}", family: famCognitive, handle: noAccountItem(coll)})
+			route{method: "GET", pattern: account + "/" + coll + "/{item}", family: famCognitive, handle: noAccountItem(coll)},
+			// Writing one is refused by name (a 405 read as a wrong URL);
+			// deleting one finds nothing to delete, as ARM answers (204).
+			route{method: "PUT", pattern: account + "/" + coll + "/{item}", family: famCognitive, handle: unsupportedItem(coll)},
+			route{method: "PATCH", pattern: account + "/" + coll + "/{item}", family: famCognitive, handle: unsupportedItem(coll)},
+			route{method: "DELETE", pattern: account + "/" + coll + "/{item}", family: famCognitive, handle: deleteNoItem})
 	}
 	return rs
 }()
+
+// writeAccountItem authorizes writing the path's account and loads it
+// (404 without one), for its child collections' writes.
+func (c *call) writeAccountItem() error {
+	id, err := c.accountCall(actAccountWrite)
+	if err != nil {
+		return err
+	}
+	_, err = c.api.opts.Accounts.Get(c.ctx(), id)
+	return err
+}
+
+// unsupportedItem refuses a write of one item of a collection Gatehouse
+// accounts do not have, once the caller may write the account.
+func unsupportedItem(coll string) func(c *call) error {
+	return func(c *call) error {
+		if err := c.writeAccountItem(); err != nil {
+			return err
+		}
+		return gatehouse.BadRequestf("FeatureNotSupported",
+			"Gatehouse accounts have no %s: writing one is not supported (README: Manage accounts and access).", coll).WithTarget(coll)
+	}
+}
+
+// deleteNoItem answers DELETE of an item of such a collection: 204, there
+// being none.
+func deleteNoItem(c *call) error {
+	if err := c.writeAccountItem(); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
 
 // noAccountItem answers GET of one item of a collection an existing
 // account has none of.

@@ -474,6 +474,15 @@ func testAccountFeatures(t *testing.T, e *env, group, name string) {
 	if _, err := rai.Get(ctx, group, name, "custom", nil); !isStatus(err, 404) {
 		t.Errorf("an RAI policy: %v", err)
 	}
+	// Writing one is refused by name, not with a 405; deleting one finds none.
+	if _, err := rai.CreateOrUpdate(ctx, group, name, "custom", armcognitiveservices.RaiPolicy{}, nil); !isCode(err, 400, "FeatureNotSupported") {
+		t.Errorf("creating an RAI policy: %v", err)
+	}
+	if del, err := rai.BeginDelete(ctx, group, name, "custom", nil); err != nil {
+		t.Errorf("deleting an RAI policy: %v", err)
+	} else if _, err := del.PollUntilDone(ctx, nil); err != nil {
+		t.Errorf("deleting an RAI policy: %v", err)
+	}
 	scopes, err := armcognitiveservices.NewEncryptionScopesClient(e.sub, e.cred, opts)
 	must(t, err)
 	if p, err := scopes.NewListPager(group, name, nil).NextPage(ctx); err != nil || len(p.Value) != 0 {
