@@ -40,19 +40,24 @@ func newAccountListDeletedCmd(env Env) *cobra.Command {
 	return cmd
 }
 
+// withClient is a RunE that runs run with a management API client.
+func withClient(env Env, run func(cmd *cobra.Command, c *apiClient) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		c, err := newAPIClient(cmd, env)
+		if err != nil {
+			return err
+		}
+		return run(cmd, c)
+	}
+}
+
 // deletedCmd builds show-deleted, recover and purge: each names a deleted
 // account by location, group and name.
 func deletedCmd(env Env, use, short string, run func(cmd *cobra.Command, c *apiClient, f *armFlags, loc string) error) *cobra.Command {
 	var f armFlags
 	var loc string
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
-			return run(cmd, c, &f, loc)
-		}}
+		RunE: withClient(env, func(cmd *cobra.Command, c *apiClient) error { return run(cmd, c, &f, loc) })}
 	f.add(cmd, true)
 	cmd.Flags().StringVarP(&loc, "location", "l", "", "the deleted account's location")
 	return cmd

@@ -69,17 +69,13 @@ func newVaultListDeletedCmd(env Env) *cobra.Command {
 	var f vaultFlags
 	cmd := &cobra.Command{Use: "list-deleted", Short: "List the subscription's soft-deleted vaults (recoverable until their scheduled purge date)",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
+		RunE: withClient(env, func(cmd *cobra.Command, c *apiClient) error {
 			p, err := f.deletedVaultsPath(c)
 			if err != nil {
 				return err
 			}
 			return listCall(cmd, env, c, p)
-		}}
+		})}
 	cmd.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
 	addOutputFlags(cmd)
 	return cmd
@@ -91,17 +87,13 @@ func deletedVaultCmd(env Env, use, short string, run func(cmd *cobra.Command, c 
 	var f vaultFlags
 	var loc string
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newAPIClient(cmd, env)
-			if err != nil {
-				return err
-			}
+		RunE: withClient(env, func(cmd *cobra.Command, c *apiClient) error {
 			v, err := f.findDeleted(cmd.Context(), c, loc)
 			if err != nil {
 				return err
 			}
 			return run(cmd, c, &f, v)
-		}}
+		})}
 	cmd.Flags().StringVar(&f.sub, "subscription", "", "subscription id (default: the profile's)")
 	cmd.Flags().StringVarP(&f.name, "name", "n", "", "vault name")
 	cmd.Flags().StringVarP(&loc, "location", "l", "", "the deleted vault's location (default: found by name)")

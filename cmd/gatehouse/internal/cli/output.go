@@ -90,48 +90,28 @@ func printOutput(cmd *cobra.Command, w io.Writer, v any) error {
 // reading -o tsv columns depends on it). nil when there is none.
 func hashKeys(query string) []string {
 	open, depth := -1, 0
-	var quote byte
-	for i := 0; i < len(query); i++ {
-		c := query[i]
-		switch {
-		case quote != 0:
-			if c == '\\' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"' || c == '`':
-			quote = c
-		case c == '[' || c == '(':
+	structure(query, 0, func(i int, c byte) bool {
+		switch c {
+		case '[', '(':
 			depth++
-		case c == ']' || c == ')':
+		case ']', ')', '}':
 			depth--
-		case c == '{':
+		case '{':
 			if depth == 0 {
 				open = i
 			}
 			depth++
-		case c == '}':
-			depth--
 		}
-	}
+		return true
+	})
 	if open < 0 {
 		return nil
 	}
 	var keys []string
-	start, depth := open+1, 0
-	quote = 0
-	for i := open + 1; i < len(query); i++ {
-		c := query[i]
+	start, done := open+1, false
+	depth = 0
+	structure(query, open+1, func(i int, c byte) bool {
 		switch {
-		case quote != 0:
-			if c == '\\' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"' || c == '`':
-			quote = c
 		case c == '[' || c == '(' || c == '{':
 			depth++
 		case (c == ']' || c == ')' || c == '}') && depth > 0:
@@ -140,13 +120,39 @@ func hashKeys(query string) []string {
 			if k, _, ok := strings.Cut(query[start:i], ":"); ok {
 				keys = append(keys, strings.Trim(strings.TrimSpace(k), `"`))
 			}
-			if c == '}' {
-				return keys
+			start, done = i+1, c == '}'
+			return !done
+		}
+		return true
+	})
+	if !done {
+		return nil
+	}
+	return keys
+}
+
+// structure calls fn with each byte of query from index from that is
+// outside its string and literal quotes ('…', "…", `…`), until fn
+// returns false.
+func structure(query string, from int, fn func(i int, c byte) bool) {
+	var quote byte
+	for i := from; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
 			}
-			start = i + 1
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		default:
+			if !fn(i, c) {
+				return
+			}
 		}
 	}
-	return nil
 }
 
 // rows turns a document into a header and rows of scalars; columns named
