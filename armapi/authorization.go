@@ -92,7 +92,7 @@ func filterTerms(f string, sep *regexp.Regexp) []string {
 }
 
 // filterValue is the string a regexp's first group matched, its doubled
-// quotes (”) undone.
+// single quotes (OData escapes a quote by doubling it) undone.
 func filterValue(re *regexp.Regexp, term string) string {
 	return strings.ReplaceAll(re.FindStringSubmatch(term)[1], "''", "'")
 }
