@@ -231,17 +231,20 @@ func readJSON(r *http.Request, v any) *requestError {
 // run analyzes docs: the results object (documents, errors, modelVersion,
 // statistics) that analyze-text wraps and Text Analytics v3 returns as is.
 func (s *Service) run(kind string, docs []document, p parameters, showStats bool) (any, *requestError) {
-	idx, rerr := parseIndexType(p.StringIndexType, p.v3)
-	if rerr != nil {
-		return nil, rerr
-	}
 	var limit int
 	var model string
+	idx := unitUTF16
 	switch kind {
 	case KindLanguageDetection:
+		// Its parameters have no stringIndexType (it reports no
+		// offsets): one sent is ignored, as unknown parameters are.
 		limit, model = MaxDetectionDocuments, ModelLanguageDetection
 	case KindSentimentAnalysis:
 		limit, model = MaxSentimentDocuments, ModelSentimentAnalysis
+		var rerr *requestError
+		if idx, rerr = parseIndexType(p.StringIndexType, p.v3); rerr != nil {
+			return nil, rerr
+		}
 	case "":
 		return nil, badRequest(innerParameterValue, "The kind of analysis is missing. Supported kinds: %s, %s.", KindLanguageDetection, KindSentimentAnalysis)
 	default:

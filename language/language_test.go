@@ -238,6 +238,8 @@ func TestAnalyzeTextErrors(t *testing.T) {
 		{"empty-id", "", `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"","text":"x"}]}}`, 400, "InvalidRequest", "InvalidDocument"},
 		{"bad-model-version", "", `{"kind":"SentimentAnalysis","parameters":{"modelVersion":"1999-01-01"},"analysisInput":{"documents":[{"id":"1","text":"x"}]}}`, 400, "InvalidRequest", "ModelVersionIncorrect"},
 		{"bad-index-type", "", `{"kind":"SentimentAnalysis","parameters":{"stringIndexType":"Bytes"},"analysisInput":{"documents":[{"id":"1","text":"x"}]}}`, 400, "InvalidRequest", "InvalidParameterValue"},
+		// LanguageDetection has no stringIndexType: one sent is ignored.
+		{"detection-ignores-index-type", "", `{"kind":"LanguageDetection","parameters":{"stringIndexType":"Bytes"},"analysisInput":{"documents":[{"id":"1","text":"hello world"}]}}`, 200, "", ""},
 		{"body-too-large", "", `{"kind":"LanguageDetection","analysisInput":{"documents":[{"id":"1","text":"` + strings.Repeat("a", MaxBodyBytes) + `"}]}}`, 413, "InvalidRequest", "InvalidDocumentBatch"},
 		{"max-documents-ok", "", many(KindSentimentAnalysis, MaxSentimentDocuments), 200, "", ""},
 		{"long-doc-is-document-error", "", docs(KindLanguageDetection, long), 200, "", ""},
