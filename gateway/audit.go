@@ -49,6 +49,10 @@ type denialAuditor struct {
 	logger     *slog.Logger
 	meter      *meter
 	suppressed atomic.Int64
+	// pending counts denials queued and not yet written, the one run is
+	// writing included, so drain can wait for that one too: "flushed"
+	// means in the log.
+	pending atomic.Int64
 }
 
 func newDenialAuditor(sink Auditor, perSecond float64, now func() time.Time, logger *slog.Logger, m *meter) *denialAuditor {
@@ -66,9 +70,11 @@ func (a *denialAuditor) record(d Denial) {
 		return
 	}
 	d.Suppressed = a.suppressed.Swap(0)
+	a.pending.Add(1)
 	select {
 	case a.queue <- d:
 	default:
+		a.pending.Add(-1)
 		a.suppressed.Add(1 + d.Suppressed)
 		a.meter.auditLost.Inc()
 	}
@@ -87,20 +93,23 @@ func (a *denialAuditor) run(ctx context.Context) {
 				a.suppressed.Add(1 + d.Suppressed)
 			}
 			cancel()
+			a.pending.Add(-1)
 		}
 	}
 }
 
-// drain writes whatever is queued (tests, shutdown).
+// drain writes whatever is queued and waits for the denial run may be
+// writing (tests, shutdown), until ctx is done.
 func (a *denialAuditor) drain(ctx context.Context) {
-	for {
+	for a.pending.Load() > 0 && ctx.Err() == nil {
 		select {
 		case d := <-a.queue:
 			if err := a.sink.AuditDenial(ctx, d); err != nil {
 				a.logger.Warn("gateway: audit of a denial failed", "err", err, "request_id", d.RequestID)
 			}
+			a.pending.Add(-1)
 		default:
-			return
+			time.Sleep(time.Millisecond) // run is writing one
 		}
 	}
 }
