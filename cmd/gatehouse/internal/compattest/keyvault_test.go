@@ -83,12 +83,19 @@ func testKeyVault(t *testing.T, e *env) {
 	}
 	var pages [][]string
 	s.value(t, "list-pages", &pages)
-	if len(pages) < 3 || len(pages) != len(list) {
-		t.Errorf("maxPageSize 1: %d pages for %d secrets: %v", len(pages), len(list), pages)
-	}
+	// The managed-identity scenario writes to this vault meanwhile, so the
+	// pages are checked for this scenario's secrets, not against list's
+	// count.
+	var paged []string
 	for _, p := range pages {
 		if len(p) != 1 {
 			t.Errorf("page of %d items with maxPageSize 1", len(p))
+		}
+		paged = append(paged, p...)
+	}
+	for _, want := range []string{name, "compat-other-1", "compat-other-2"} {
+		if !slices.Contains(paged, want) {
+			t.Errorf("maxPageSize 1: pages %v lack %s", pages, want)
 		}
 	}
 	var versions []secretResult
