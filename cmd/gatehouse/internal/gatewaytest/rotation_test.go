@@ -2,10 +2,10 @@ package gatewaytest
 
 import (
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/cognitiveservices/armcognitiveservices/v2"
 	"github.com/gatehouse/gatehouse/cmd/gatehouse/internal/app"
@@ -27,10 +27,11 @@ func (e *env) secondNode(t *testing.T) *env {
 	}))}
 }
 
-// until yields until cond holds.
+// until waits until cond holds, checking every millisecond (spinning
+// would hold one of CI's two cores while the load runs on the other).
 func until(cond func() bool) {
 	for !cond() {
-		runtime.Gosched()
+		time.Sleep(time.Millisecond)
 	}
 }
 
