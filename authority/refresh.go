@@ -29,8 +29,18 @@ import (
 //	                                → refresh token #1
 //	refresh_token grant (#1)        → #1 marked used (atomic update)
 //	                                → access token + refresh token #2
-//	#1 presented again (replay)     → every token of the session deleted,
+//	#1 again within reuseWindow     → served like the first (a concurrent
+//	                                  client of the same cache)
+//	#1 again after it (replay)      → every token of the session deleted,
 //	                                  invalid_grant AADSTS50173
+//
+// Entra does not revoke a redeemed refresh token at all, and its clients
+// rely on that when several processes share one token cache: az commands
+// run in parallel each redeem the cached token at once (six at once ended
+// the session, so every later command failed until az login), as do the
+// instances of a web app with a distributed cache. A token redeemed again
+// long after its first use is another matter — the cache that redeemed it
+// holds its successor — so that is still taken for a stolen copy.
 //
 // A refresh token is 256 random bits, base64url, opaque: storage keeps
 // only its SHA-256 (kind authority.refreshtoken, key = hex of the hash,
@@ -97,6 +107,12 @@ type session struct {
 	id       string
 	authTime time.Time
 }
+
+// reuseWindow is how long after its first redemption a refresh token is
+// still served (see the package comment above): concurrent redemptions by
+// clients sharing one cache, as Auth0's "reuse interval" and Okta's grace
+// period allow for the same reason.
+const reuseWindow = time.Minute
 
 // refreshTokenBytes is the entropy of a refresh token.
 const refreshTokenBytes = 32
@@ -255,29 +271,46 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 	// (acr 1 or 2) is redeemed only with the app's secret, certificate or
 	// federated credential — one stolen from its session store is of no
 	// use alone — and a credential that is sent is always checked.
-	cur, curErr := a.refreshTokens.Get(ctx, refreshKey(token))
-	if curErr == nil {
-		// A session a replay ended is refused before the token is spent:
-		// a storage failure here leaves the client a token to retry with.
-		if err := a.refuseEnded(ctx, cur.Value.Session, false); err != nil {
-			return mintSpec{}, err
-		}
+	//
+	// Everything that can refuse the request is checked before the token
+	// is spent: a refused request (another client, a disabled person, a
+	// wrong secret) must leave the owner's token as it was.
+	cur, err := a.refreshTokens.Get(ctx, refreshKey(token))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return mintSpec{}, invalid
+	case err != nil:
+		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
+	}
+	// A session a replay ended is refused before the token is spent: a
+	// storage failure here leaves the client a token to retry with.
+	if err := a.refuseEnded(ctx, cur.Value.Session, false); err != nil {
+		return mintSpec{}, err
+	}
+	if !strings.EqualFold(cur.Value.TenantID, tr.tenantID) || !strings.EqualFold(cur.Value.ClientID, clientID) {
+		return mintSpec{}, invalid
 	}
 	acr := "0"
-	if curErr == nil && !publicClients[clientID] &&
-		strings.EqualFold(cur.Value.ClientID, clientID) &&
-		(cur.Value.ACR != "0" && cur.Value.ACR != "" || tr.secret != "" || tr.form.Get("client_assertion") != "") {
+	if !publicClients[clientID] && (cur.Value.ACR != "0" && cur.Value.ACR != "" || tr.secret != "" || tr.form.Get("client_assertion") != "") {
 		app, err := a.clientCredentials(r, tr)
 		if err != nil {
 			return mintSpec{}, err
 		}
 		acr = app.acr
 	}
+	if !cur.Value.Expires.After(now) {
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 700082, "The refresh token has expired due to inactivity. Sign in again.")
+	}
+	if _, err := a.signedInPerson(cur.Value.ObjectID, cur.Value.AuthTime); err != nil { // device.go
+		return mintSpec{}, err
+	}
 	rec, err := a.refreshTokens.Update(ctx, refreshKey(token), func(sr *storage.Record[refreshRecord]) error {
-		if !sr.Value.Used.IsZero() {
+		switch {
+		case sr.Value.Used.IsZero():
+			sr.Value.Used = now
+		case now.Sub(sr.Value.Used) > reuseWindow:
 			return errReplay
 		}
-		sr.Value.Used = now
 		return nil
 	})
 	switch {
@@ -287,14 +320,11 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 		// A spent token presented again: someone else holds a copy. End the
 		// session, so neither copy refreshes again.
 		replay := errSessionRevoked()
-		cur, gerr := a.refreshTokens.Get(ctx, refreshKey(token))
-		if gerr == nil {
-			a.endSession(context.WithoutCancel(ctx), cur.Value)
-			a.logger.Warn("authority: a spent refresh token was presented again; its session is revoked",
-				"user", cur.Value.ObjectID, "session", cur.Value.Session)
-			a.audit(r, gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: cur.Value.ObjectID, TenantID: cur.Value.TenantID},
-				actionEndSession, "/gatehouse/sessions/"+cur.Value.Session, replay)
-		}
+		a.endSession(context.WithoutCancel(ctx), cur.Value)
+		a.logger.Warn("authority: a spent refresh token was presented again; its session is revoked",
+			"user", cur.Value.ObjectID, "session", cur.Value.Session)
+		a.audit(r, gatehouse.Principal{Type: gatehouse.PrincipalUser, ObjectID: cur.Value.ObjectID, TenantID: cur.Value.TenantID},
+			actionEndSession, "/gatehouse/sessions/"+cur.Value.Session, replay)
 		return mintSpec{}, replay
 	case err != nil:
 		return mintSpec{}, gatehouse.ErrUnavailable.WithCause(err)
@@ -302,9 +332,6 @@ func (a *Authority) refreshGrant(r *http.Request, tr *tokenRequest) (mintSpec, e
 	v := rec.Value
 	if err := a.refuseEnded(ctx, v.Session, true); err != nil {
 		return mintSpec{}, err
-	}
-	if !v.Expires.After(now) {
-		return mintSpec{}, oauthErr(oauthInvalidGrant, 700082, "The refresh token has expired due to inactivity. Sign in again.")
 	}
 	if !strings.EqualFold(v.TenantID, tr.tenantID) || !strings.EqualFold(v.ClientID, clientID) {
 		return mintSpec{}, invalid
