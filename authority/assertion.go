@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -14,21 +13,15 @@ import (
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/directory"
-	"github.com/gatehouse/gatehouse/storage"
 )
 
-// kindJTI records each use of a certificate assertion until it expires,
-// in storage, so a replay is refused on every node. Key: hex SHA-256 of
-// client id, jti and the requested scope (see checkCertificateAssertion).
-// Expires: the assertion's exp plus skew.
+// kindJTI held the uses of certificate assertions, when a second use for
+// one scope was refused. Nothing writes it any more (see
+// checkCertificateAssertion); its rows are still pruned as they expire.
 const kindJTI = "authority.jti"
 
-type jtiRecord struct {
-	ClientID string `json:"clientId"`
-}
-
-// maxAssertionLifetime bounds exp - now of an assertion: the replay record
-// lives that long. MSAL uses 10 minutes.
+// maxAssertionLifetime bounds exp - now of an assertion. MSAL uses 10
+// minutes.
 const maxAssertionLifetime = time.Hour
 
 // assertionClaims are the claims of a client assertion or federated token.
@@ -107,7 +100,7 @@ func (a *Authority) checkAssertion(ctx context.Context, tr *tokenRequest, client
 		return oauthErr(oauthInvalidClient, 50027, "Invalid JWT token. The client assertion's claims are malformed.")
 	}
 	if c.Iss == client.Principal().ClientID || gatehouse.IsGUID(c.Iss) {
-		return a.checkCertificateAssertion(ctx, tr, client, t, &c)
+		return a.checkCertificateAssertion(tr, client, t, &c)
 	}
 	return a.checkFederatedAssertion(ctx, client, t, &c)
 }
@@ -122,7 +115,7 @@ func (a *Authority) tokenEndpoints(tr *tokenRequest) []string {
 	return eps
 }
 
-func (a *Authority) checkCertificateAssertion(ctx context.Context, tr *tokenRequest, client *directory.Client, t *compactJWT, c *assertionClaims) error {
+func (a *Authority) checkCertificateAssertion(tr *tokenRequest, client *directory.Client, t *compactJWT, c *assertionClaims) error {
 	clientID := client.Principal().ClientID
 	if t.header.Alg != AlgPS256 && t.header.Alg != AlgRS256 {
 		return oauthErr(oauthInvalidClient, 5002738, "Invalid JWT token. '%s' is not a supported signature algorithm. Supported algorithms are: 'PS256, RS256'.", clip(t.header.Alg))
@@ -150,33 +143,21 @@ func (a *Authority) checkCertificateAssertion(ctx context.Context, tr *tokenRequ
 	if !slices.ContainsFunc(c.Aud, func(aud string) bool { return slices.Contains(eps, aud) }) {
 		return oauthErr(oauthInvalidClient, 700023, "Client assertion audience claim does not match the token endpoint.")
 	}
-	exp, err := a.checkTimes(c, now, maxAssertionLifetime)
-	if err != nil {
+	if _, err := a.checkTimes(c, now, maxAssertionLifetime); err != nil {
 		return err
 	}
 	if c.JTI == "" || len(c.JTI) > 256 {
 		return oauthErr(oauthInvalidClient, 700027, "Client assertion must carry a 'jti' of at most 256 characters.")
 	}
-	// Replay: each use is recorded in storage (shared by every node) until
-	// the assertion expires, and a second use for the same scope is
-	// refused. The scope is part of the key because the MSALs reuse one
-	// signed assertion for every scope until it expires — MSAL Node's
-	// ClientAssertion.getJwt returns its cached JWT (msal-node 5.6.0), MSAL
-	// Python keeps it in an AutoRefresher — and Entra accepts that; a
-	// client asks for the same scope again only once the token it got
-	// expired, long after the assertion (MSAL Go signs a new one each
-	// time). Only a signed, otherwise valid assertion gets here, so nobody
-	// else can fill the table.
-	scope := tr.form.Get("scope") + "\x00" + tr.form.Get("resource")
-	sum := sha256.Sum256([]byte(clientID + "\x00" + c.JTI + "\x00" + strings.ToLower(scope)))
-	_, err = a.jtis.Create(ctx, &storage.Record[jtiRecord]{Key: hex.EncodeToString(sum[:]),
-		Value: jtiRecord{ClientID: clientID}, Expires: exp.Add(a.skew)})
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		return oauthErr(oauthInvalidClient, 700235, "Client assertion has already been used for this scope: its 'jti' was seen before.")
-	}
-	if err != nil {
-		return gatehouse.ErrUnavailable.WithCause(err)
-	}
+	// No replay check: the MSALs reuse one signed assertion until it
+	// expires — MSAL Node's ClientAssertion.getJwt returns its cached JWT
+	// (msal-node 5.6.0), MSAL Python's AutoRefresher keeps one for 9 of its
+	// 10 minutes — for every scope and for the same scope again (a token
+	// MSAL Python takes for expired 5 minutes early under a short
+	// --token-lifetime; a claims request), and Entra accepts it. Refusing a
+	// second use for one scope failed those clients with AADSTS700235. An
+	// assertion is signed by the client's key, bound to this token
+	// endpoint and valid an hour at most.
 	return nil
 }
 

@@ -112,7 +112,6 @@ type Authority struct {
 
 	keys     atomic.Pointer[keyState]
 	keyTable *storage.Table[keySetRecord]
-	jtis     *storage.Table[jtiRecord]
 	headers  *storage.Table[headerRecord]
 	// refreshTokens are people's sessions (refresh.go).
 	refreshTokens *storage.Table[refreshRecord]
@@ -190,7 +189,6 @@ func New(opts Options) (*Authority, error) {
 		return nil, err
 	}
 	a.keyTable = storage.NewTable[keySetRecord](opts.Store, kindSigningKeys)
-	a.jtis = storage.NewTable[jtiRecord](opts.Store, kindJTI)
 	a.headers = storage.NewTable[headerRecord](opts.Store, kindIdentityHeader)
 	a.refreshTokens = storage.NewTable[refreshRecord](opts.Store, kindRefreshToken)
 	a.endedSessions = storage.NewTable[endedSession](opts.Store, kindEndedSession)

@@ -57,14 +57,15 @@ func (f *fixture) testTokenErrors(t *testing.T) {
 		return url.Values{"grant_type": {"client_credentials"}, "client_id": {app}, "scope": {mgmt},
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
 	}
-	// An assertion is refused when replayed for the same scope (below),
-	// accepted for another (MSAL Node and MSAL Python send the same one for
-	// every scope until it expires).
-	replayed := f.assertion(t, "PS256", f.certKey, f.cert, nil)
-	if tr := f.token(t, assertionForm(replayed)); tr.status != 200 {
-		t.Fatalf("first use of the assertion: %d %s", tr.status, tr.raw)
+	// An assertion is accepted again, for the same scope and for another
+	// (MSAL Node and MSAL Python send the same one until it expires).
+	reused := f.assertion(t, "PS256", f.certKey, f.cert, nil)
+	for range 2 {
+		if tr := f.token(t, assertionForm(reused)); tr.status != 200 {
+			t.Fatalf("the assertion for the same scope: %d %s", tr.status, tr.raw)
+		}
 	}
-	other := assertionForm(replayed)
+	other := assertionForm(reused)
 	other.Set("scope", "https://cognitiveservices.azure.com/.default")
 	if tr := f.token(t, other); tr.status != 200 {
 		t.Fatalf("the assertion for another scope: %d %s", tr.status, tr.raw)
@@ -114,7 +115,6 @@ func (f *fixture) testTokenErrors(t *testing.T) {
 		{name: "assertion-not-yet-valid", body: assertionForm(f.assertion(t, "PS256", f.certKey, f.cert, func(h, c map[string]any) {
 			c["nbf"] = time.Now().Add(20 * time.Minute).Unix()
 		})).Encode(), status: 401, oauth: "invalid_client", aadsts: 700024},
-		{name: "assertion-replayed", body: assertionForm(replayed).Encode(), status: 401, oauth: "invalid_client", aadsts: 700235},
 		{name: "assertion-of-another-client", body: assertionForm(f.assertion(t, "PS256", f.certKey, f.cert, func(h, c map[string]any) {
 			c["iss"], c["sub"] = expired.AppID, expired.AppID
 		})).Encode(), status: 401, oauth: "invalid_client", aadsts: 700021},
