@@ -19,6 +19,7 @@ package armapi
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -148,9 +149,7 @@ func (b *vaultBody) spec(p gatehouse.Principal) vault.Spec {
 		s.EnabledFor = map[string]*bool{"enabledForDeployment": pr.EnabledForDeployment,
 			"enabledForDiskEncryption": pr.EnabledForDiskEncryption, "enabledForTemplateDeployment": pr.EnabledForTemplateDeployment}
 	}
-	if s.TenantID == "" {
-		s.TenantID = p.TenantID
-	}
+	s.CallerTenantID = p.TenantID
 	return s
 }
 
@@ -242,12 +241,31 @@ func putVault(c *call) error {
 	if err := body.check(); err != nil {
 		return err
 	}
+	if err := c.knownTenant(body); err != nil {
+		return err
+	}
 	v, created, err := c.api.opts.Vaults.PutVault(c.ctx(), id, body.spec(c.principal), c.vaultActor())
 	if err != nil {
 		return err
 	}
 	c.vaultDetails(v)
 	return c.put(created, vaultView(v))
+}
+
+// knownTenant refuses a tenantId that is not one of the directory's: the
+// vault's data plane would take tokens of that tenant only, so nobody could
+// ever use it.
+func (c *call) knownTenant(body vaultBody) error {
+	if body.Properties == nil || body.Properties.TenantID == "" {
+		return nil
+	}
+	tenants := c.api.opts.Tenants()
+	if len(tenants) == 0 || slices.ContainsFunc(tenants, func(t Tenant) bool { return strings.EqualFold(t.ID, body.Properties.TenantID) }) {
+		return nil
+	}
+	return gatehouse.BadRequestf(gatehouse.CodeBadRequest,
+		"The tenant '%s' is not a tenant of this directory: a vault's tenantId names the tenant whose tokens its data plane accepts.",
+		clip(body.Properties.TenantID)).WithTarget("properties.tenantId")
 }
 
 func patchVault(c *call) error {

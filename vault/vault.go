@@ -154,8 +154,14 @@ type Spec struct {
 	Location string
 	Tags     map[string]string
 	SKU      *SKU
-	// TenantID is properties.tenantId; the caller's tenant when empty.
-	TenantID                string
+	// TenantID is properties.tenantId: required to create a vault (see
+	// CallerTenantID); a vault's tenant never changes.
+	TenantID string
+	// CallerTenantID is the tenant a new vault gets when TenantID is empty
+	// (Azure requires the property; the SDKs and az always send it).
+	CallerTenantID string
+	// EnableSoftDelete false is taken as true on a create, as Azure has done
+	// since soft delete became mandatory, and refused on an update.
 	EnableSoftDelete        *bool
 	RetentionDays           *int
 	EnablePurgeProtection   *bool
@@ -281,7 +287,7 @@ func (s *Service) PutVault(ctx context.Context, id *gatehouse.ResourceID, spec S
 		case err == nil && rec.Value.State != StateActive:
 			return nil, false, errDeletedVaultHoldsName(id.Name())
 		case err == nil:
-			v, err := s.updateVault(ctx, id, spec, by, false)
+			v, err := s.updateVault(ctx, id, spec, by)
 			return v, false, err
 		}
 		// A new vault goes only where the server's locations list says
@@ -389,13 +395,19 @@ func validateSpec(spec *Spec) error {
 		}
 		*n = v
 	}
-	if pp := spec.EnablePurgeProtection; pp != nil && *pp && spec.EnableSoftDelete != nil && !*spec.EnableSoftDelete {
-		return badRequest("properties.enablePurgeProtection", "Purge protection requires soft delete to be enabled.")
+	// Azure's own words: templates that send false fail there, so they
+	// fail here first.
+	if pp := spec.EnablePurgeProtection; pp != nil && !*pp {
+		return badRequest("properties.enablePurgeProtection",
+			`The property "enablePurgeProtection" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.`)
 	}
 	return nil
 }
 
 func (s *Service) createVault(ctx context.Context, id *gatehouse.ResourceID, spec Spec, by Actor) (*Vault, error) {
+	if spec.TenantID == "" {
+		spec.TenantID = spec.CallerTenantID
+	}
 	if spec.TenantID == "" {
 		return nil, badRequest("properties.tenantId", "properties.tenantId is required.")
 	}
@@ -411,9 +423,8 @@ func (s *Service) createVault(ctx context.Context, id *gatehouse.ResourceID, spe
 	if spec.SKU != nil {
 		r.SKU = *spec.SKU
 	}
-	if spec.EnableSoftDelete != nil {
-		r.EnableSoftDelete = *spec.EnableSoftDelete
-	}
+	// Soft delete is always on (EnableSoftDelete false included): a vault
+	// deleted without it would be gone with its secrets at once.
 	if spec.RetentionDays != nil {
 		r.RetentionDays = *spec.RetentionDays
 	}
@@ -424,9 +435,6 @@ func (s *Service) createVault(ctx context.Context, id *gatehouse.ResourceID, spe
 		r.PublicNetworkAccess = *spec.PublicNetworkAccess
 	}
 	r.NetworkACLs = spec.NetworkACLs
-	if r.EnablePurgeProtection && !r.EnableSoftDelete {
-		return nil, badRequest("properties.enablePurgeProtection", "Purge protection requires soft delete to be enabled.")
-	}
 	rec, err := s.vaults.Create(ctx, &storage.Record[vaultRecord]{Key: id.Key(), Alt: lower(id.Name()), Ref: r.Subscription, Value: r})
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		if _, gerr := s.vaults.Get(ctx, id.Key()); gerr == nil {
@@ -461,10 +469,10 @@ func (s *Service) PatchVault(ctx context.Context, id *gatehouse.ResourceID, spec
 	if err := validateSpec(&spec); err != nil {
 		return nil, err
 	}
-	return s.updateVault(ctx, id, spec, by, true)
+	return s.updateVault(ctx, id, spec, by)
 }
 
-func (s *Service) updateVault(ctx context.Context, id *gatehouse.ResourceID, spec Spec, by Actor, patch bool) (*Vault, error) {
+func (s *Service) updateVault(ctx context.Context, id *gatehouse.ResourceID, spec Spec, by Actor) (*Vault, error) {
 	rec, err := s.vaults.Update(ctx, id.Key(), func(r *storage.Record[vaultRecord]) error {
 		v := &r.Value
 		if v.State != StateActive {
@@ -475,11 +483,8 @@ func (s *Service) updateVault(ctx context.Context, id *gatehouse.ResourceID, spe
 				"The resource '%s' already exists in location '%s'. A resource with the same name cannot be created in location '%s'.",
 				clip(id.Name()), v.Location, spec.Location)
 		}
-		if spec.TenantID != "" && spec.TenantID != v.TenantID && patch {
+		if spec.TenantID != "" && spec.TenantID != v.TenantID {
 			return badRequest("properties.tenantId", "The tenantId of a vault cannot be changed.")
-		}
-		if spec.TenantID != "" {
-			v.TenantID = spec.TenantID
 		}
 		if spec.Tags != nil {
 			v.Tags = maps.Clone(spec.Tags)
@@ -489,7 +494,8 @@ func (s *Service) updateVault(ctx context.Context, id *gatehouse.ResourceID, spe
 		}
 		if sd := spec.EnableSoftDelete; sd != nil {
 			if v.EnableSoftDelete && !*sd {
-				return badRequest("properties.enableSoftDelete", "Soft delete cannot be disabled once it is enabled.")
+				return badRequest("properties.enableSoftDelete",
+					`The property "enableSoftDelete" cannot be set to false. Enabling the soft delete for a vault is an irreversible action.`)
 			}
 			v.EnableSoftDelete = *sd
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/authz"
 )
 
@@ -41,10 +42,33 @@ func testARMVaults(t *testing.T, e *env) {
 			t.Fatalf("list %s: %d %s", p, r.status, r.body)
 		}
 	}
-	r = e.arm(t, "PATCH", path, map[string]any{"tags": map[string]string{"team": "x"}, "properties": map[string]any{"enablePurgeProtection": false}}, "")
+	r = e.arm(t, "PATCH", path, map[string]any{"tags": map[string]string{"team": "x"}}, "")
 	if r.status != 200 || !strings.Contains(string(r.body), `"team":"x"`) {
 		t.Fatalf("patch: %d %s", r.status, r.body)
 	}
+	// Azure's refusals: purge protection false (even on a vault without
+	// it), soft delete off, and another tenant — by PUT as by PATCH.
+	for _, body := range []map[string]any{
+		{"properties": map[string]any{"enablePurgeProtection": false}},
+		{"properties": map[string]any{"enableSoftDelete": false}},
+		{"properties": map[string]any{"tenantId": gatehouse.NewGUID()}},
+		{"location": "westus", "properties": map[string]any{"tenantId": gatehouse.NewGUID()}},
+	} {
+		method := "PATCH"
+		if body["location"] != nil {
+			method = "PUT"
+		}
+		armCode(t, e.arm(t, method, path, body, ""), 400, "BadRequest")
+	}
+	// A vault asked for without soft delete gets it anyway, as on Azure
+	// since soft delete became mandatory; one of a tenant the directory
+	// does not have is refused.
+	noSoft := e.createVault(t, "arm-nosoft", map[string]any{"enableSoftDelete": false})
+	if p := noSoft["properties"].(map[string]any); p["enableSoftDelete"] != true {
+		t.Fatalf("enableSoftDelete false on create: %v", p)
+	}
+	armCode(t, e.arm(t, "PUT", e.vaultPath("arm-othertenant")+"?api-version="+vaultAPI, map[string]any{"location": "westus",
+		"properties": map[string]any{"tenantId": gatehouse.NewGUID(), "sku": map[string]string{"family": "A", "name": "standard"}}}, ""), 400, "BadRequest")
 	// PUT again: 200, settings kept.
 	r = e.arm(t, "PUT", path, map[string]any{"location": "westus", "properties": map[string]any{"sku": map[string]string{"name": "premium"}}}, "")
 	if r.status != 200 || !strings.Contains(string(r.body), `"name":"premium"`) || !strings.Contains(string(r.body), `"softDeleteRetentionInDays":30`) {
