@@ -22,7 +22,8 @@ func TestValidAPIVersion(t *testing.T) {
 		ok bool
 	}{
 		{"7.0", true}, {"7.4", true}, {"7.6", true}, {"7.6-preview", true}, {"2025-07-01", true}, {"2026-04-01", true},
-		{"2016-10-01", true}, {"2025-07-01-preview", true},
+		{"2016-10-01", true}, {"2025-07-01-preview", true}, {"7.6-preview.2", true}, {"7.7-preview.1", true},
+		{"7.6-preview.", false}, {"7.6-preview.0", false}, {"7.6-preview.12", false}, {"2025-07-01-preview.1", false},
 		{"", false}, {"7", false}, {"7.", false}, {"7.10", false}, {"8.0", false}, {"2025-13-01", false}, {"2025-7-1", false},
 		{"latest", false}, {"2025-07-01-beta", false}, {"7.6-preview-preview", false},
 	} {

@@ -21,10 +21,17 @@ import (
 
 // API versions. The clients send 7.0 (az), 7.5/7.6 (azsecrets ≤ 1.4),
 // 2025-07-01 (azsecrets 1.5.0, @azure/keyvault-secrets 4.11) and
-// 2026-04-01 (azsecrets 1.5.1); any 7.x[-preview] or YYYY-MM-DD[-preview]
-// is accepted, since the shapes Gatehouse serves are the same for all.
+// 2026-04-01 (azsecrets 1.5.1); any 7.x[-preview[.N]] or
+// YYYY-MM-DD[-preview] is accepted, since the shapes Gatehouse serves are
+// the same for all. Key Vault numbers its 7.x previews (7.6-preview.2,
+// 7.7-preview.1 in azure-keyvault-secrets' ApiVersion).
 func validAPIVersion(v string) bool {
-	base, _ := strings.CutSuffix(v, "-preview")
+	base, preview := strings.CutSuffix(v, "-preview")
+	if !preview {
+		if b, n, ok := strings.Cut(v, "-preview."); ok && len(n) == 1 && n[0] >= '1' && n[0] <= '9' && strings.HasPrefix(b, "7.") {
+			base = b
+		}
+	}
 	if rest, ok := strings.CutPrefix(base, "7."); ok {
 		return len(rest) == 1 && rest[0] >= '0' && rest[0] <= '9'
 	}
