@@ -3,9 +3,6 @@ package armapi
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -105,29 +102,12 @@ func listFederated(c *call) error {
 	}
 	// Pages (azure-mgmt-msi's and armmsi's top, az rest's $top): by name,
 	// $skiptoken the last name of the page before.
-	q := c.r.URL.Query()
-	top := len(all)
-	if v := q.Get("$top"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return gatehouse.BadRequestf("BadRequest", "The $top must be a positive number.").WithTarget("$top")
-		}
-		top = n
+	page, next, err := pageOf(c, all, func(f FederatedCredential) string { return f.Name })
+	if err != nil {
+		return err
 	}
-	slices.SortFunc(all, func(a, b FederatedCredential) int {
-		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
-	})
-	after := strings.ToLower(q.Get("$skiptoken"))
-	out := list[federatedJSON]{Value: []federatedJSON{}}
-	for i, f := range all {
-		if after != "" && strings.ToLower(f.Name) <= after {
-			continue
-		}
-		if len(out.Value) == top {
-			next := url.Values{"api-version": {q.Get("api-version")}, "$top": {strconv.Itoa(top)}, "$skiptoken": {all[i-1].Name}}
-			out.NextLink = "https://" + c.r.Host + c.r.URL.EscapedPath() + "?" + next.Encode()
-			break
-		}
+	out := list[federatedJSON]{Value: []federatedJSON{}, NextLink: next}
+	for _, f := range page {
 		out.Value = append(out.Value, federatedView(id, f))
 	}
 	return c.reply(http.StatusOK, out)

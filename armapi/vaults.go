@@ -207,11 +207,20 @@ func listVaults(c *call) error {
 	if err != nil {
 		return err
 	}
-	out := list[vaultJSON]{Value: []vaultJSON{}}
+	var readable []*vault.Vault
 	for _, v := range all {
 		if c.can(actVaultRead, v.Scope()) {
-			out.Value = append(out.Value, vaultView(v))
+			readable = append(readable, v)
 		}
+	}
+	// Vaults_ListBySubscription and _ListByResourceGroup take $top.
+	page, next, err := pageOf(c, readable, func(v *vault.Vault) string { return v.Name })
+	if err != nil {
+		return err
+	}
+	out := list[vaultJSON]{Value: []vaultJSON{}, NextLink: next}
+	for _, v := range page {
+		out.Value = append(out.Value, vaultView(v))
 	}
 	return c.reply(http.StatusOK, out)
 }

@@ -2,6 +2,7 @@ package vaulttest
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,6 +43,30 @@ func testARMVaults(t *testing.T, e *env) {
 			t.Fatalf("list %s: %d %s", p, r.status, r.body)
 		}
 	}
+	// $top pages the list (armkeyvault's ListBySubscription Top): the
+	// pages hold every vault once.
+	var paged []string
+	next := "/subscriptions/" + e.sub + "/resourceGroups/" + e.group + "/providers/Microsoft.KeyVault/vaults?api-version=" + vaultAPI + "&$top=1"
+	for pages := 0; next != "" && pages < 100; pages++ {
+		r := e.arm(t, "GET", strings.TrimPrefix(next, e.URL), nil, "")
+		var l struct {
+			Value    []struct{ Name string }
+			NextLink string
+		}
+		r.json(t, &l)
+		if r.status != 200 || len(l.Value) > 1 {
+			t.Fatalf("a page of $top=1: %d %s", r.status, r.body)
+		}
+		for _, v := range l.Value {
+			paged = append(paged, v.Name)
+		}
+		next = l.NextLink
+	}
+	if !slices.Contains(paged, "Arm-Vault1") || len(paged) != len(slices.Compact(slices.Clone(paged))) {
+		t.Fatalf("vaults paged by $top=1: %v", paged)
+	}
+	armCode(t, e.arm(t, "GET", "/subscriptions/"+e.sub+"/providers/Microsoft.KeyVault/vaults?api-version="+vaultAPI+"&$top=0", nil, ""),
+		400, "InvalidTopInQueryString")
 	r = e.arm(t, "PATCH", path, map[string]any{"tags": map[string]string{"team": "x"}}, "")
 	if r.status != 200 || !strings.Contains(string(r.body), `"team":"x"`) {
 		t.Fatalf("patch: %d %s", r.status, r.body)
