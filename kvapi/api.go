@@ -240,7 +240,7 @@ func (c *call) authorize(scope *gatehouse.ResourceID) error {
 		return nil
 	}
 	c.denied = true
-	return vault.ErrForbiddenByRbac(c.principal, c.op.action, scope)
+	return vault.ErrForbiddenByRbac(c.principal, c.op.action, scope, c.vault)
 }
 
 // record appends the audit entry of a write or a denial. Denials are

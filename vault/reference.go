@@ -89,7 +89,7 @@ func (s *Service) ResolveSecretReference(ctx context.Context, principal gatehous
 	}
 	if s.opts.Authorizer == nil || principal.ObjectID == "" ||
 		!s.opts.Authorizer.AuthorizeData(principal.ObjectID, ActionGetSecret, SecretScope(v, ref.Name)) {
-		return nil, "", ErrForbiddenByRbac(principal, ActionGetSecret, SecretScope(v, ref.Name))
+		return nil, "", ErrForbiddenByRbac(principal, ActionGetSecret, SecretScope(v, ref.Name), v)
 	}
 	sec, err := s.GetSecret(ctx, v, ref.Name, ref.Version)
 	if err != nil {
@@ -105,25 +105,14 @@ func (s *Service) ResolveSecretReference(ctx context.Context, principal gatehous
 }
 
 // ErrForbiddenByRbac is the data plane's 403 for a principal that lacks
-// a data action at scope: Azure's words, with the whole scope (the
+// a data action at scope (in vault v): Azure's words and layout, one item
+// a line as its network refusals (CheckNetwork), with the whole scope (the
 // server's own, of validated names, down to the secret) and the caller as
 // Azure names it (appid and oid), so that the message says which role
 // assignment is missing.
-func ErrForbiddenByRbac(p gatehouse.Principal, action string, scope *gatehouse.ResourceID) error {
-	caller := "oid=" + p.ObjectID
-	if p.ClientID != "" {
-		caller = "appid=" + p.ClientID + ";" + caller
-	}
+func ErrForbiddenByRbac(p gatehouse.Principal, action string, scope *gatehouse.ResourceID, v *Vault) error {
 	return gatehouse.Errorf(http.StatusForbidden, CodeForbidden,
-		"Caller is not authorized to perform action on resource. If role assignments, deny assignments or role definitions were changed recently, please observe propagation time. Caller: %s; Action: '%s'; Resource: '%s'; Assignment: (not found); DecisionReason: 'DeniedWithNoValidRBAC'; Vault: %s;",
-		caller, action, strings.ToLower(scope.String()), vaultName(scope)).WithInner("ForbiddenByRbac")
-}
-
-func vaultName(scope *gatehouse.ResourceID) string {
-	for i, t := range scope.Types {
-		if strings.EqualFold(t, "vaults") && i < len(scope.Names) {
-			return scope.Names[i]
-		}
-	}
-	return ""
+		"Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\n"+
+			"Caller: %s\r\nAction: '%s'\r\nResource: '%s'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC'\r\nVault: %s;location=%s\r\n",
+		CallerName(p), action, strings.ToLower(scope.String()), v.Name, v.Location).WithInner("ForbiddenByRbac")
 }

@@ -62,9 +62,11 @@ func testRBAC(t *testing.T, e *env) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 		// The message names the caller and the whole scope, down to the
-		// secret, as Azure's does: what the missing assignment needs.
-		if body := string(r.body); !strings.Contains(body, "Caller: appid=") ||
-			!strings.Contains(body, "/providers/microsoft.keyvault/vaults/rbac/secrets/shared'") {
+		// secret, as Azure's does: what the missing assignment needs. One
+		// item a line, as Azure's (JSON escapes the CR LF).
+		if body := string(r.body); !strings.Contains(body, `\r\nCaller: appid=`) ||
+			!strings.Contains(body, "/providers/microsoft.keyvault/vaults/rbac/secrets/shared'") ||
+			!strings.Contains(body, `\r\nVault: rbac;location=westus`) {
 			t.Errorf("the denial does not name the caller and the secret: %s", body)
 		}
 		_, err = c.NewListSecretPropertiesPager(nil).NextPage(ctx)
