@@ -12,6 +12,7 @@ import (
 // ADFS form and for every tenant of the directory:
 //
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration   discovery (GUID tenant)
+//	GET  /{tenant}/.well-known/openid-configuration        the same, where v1-era middleware looks
 //	GET  /adfs/.well-known/openid-configuration            discovery, ADFS shape
 //	GET  /{tenant}/discovery/v2.0/keys, /adfs/discovery/keys  JWKS
 //	POST /{tenant}/oauth2/v2.0/token, /adfs/oauth2/token    token endpoint
@@ -78,7 +79,7 @@ func (a *Authority) UnknownTenant(w http.ResponseWriter, r *http.Request) bool {
 		serve = a.handleAuthorize
 	case (r.Method == http.MethodGet || r.Method == http.MethodPost) && rest == "oauth2/v2.0/logout":
 		serve = a.handleLogout
-	case r.Method == http.MethodGet && rest == "v2.0/.well-known/openid-configuration":
+	case r.Method == http.MethodGet && (rest == "v2.0/.well-known/openid-configuration" || rest == ".well-known/openid-configuration"):
 		serve = a.handleDiscovery
 	case r.Method == http.MethodGet && rest == "discovery/v2.0/keys":
 		serve = a.handleKeys
@@ -109,6 +110,13 @@ func (a *Authority) mountTenant(mux *http.ServeMux, seg string) {
 	}
 	p := "/" + seg
 	mux.Handle("GET "+p+"/v2.0/.well-known/openid-configuration", oauth(a.handleDiscovery, false))
+	if seg != directory.TenantADFS {
+		// The v1 metadata path, where web APIs configured with the
+		// authority without "/v2.0" (JwtBearer's Authority, v1-era
+		// middleware) look: the same document, whose issuer is the one the
+		// tokens carry, so they validate.
+		mux.Handle("GET "+p+"/.well-known/openid-configuration", oauth(a.handleDiscovery, false))
+	}
 	mux.Handle("GET "+p+"/discovery/v2.0/keys", oauth(a.handleKeys, false))
 	mux.Handle("POST "+p+"/oauth2/v2.0/token", oauth(a.handleToken, false))
 	mux.Handle("POST "+p+"/oauth2/v2.0/devicecode", oauth(a.handleDeviceCode, false))

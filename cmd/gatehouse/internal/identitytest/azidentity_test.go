@@ -39,6 +39,10 @@ func (f *fixture) testDiscovery(t *testing.T) {
 	}{
 		{"guid-tenant", "/" + f.tenant + "/v2.0/.well-known/openid-configuration", base + "/" + f.tenant + "/v2.0",
 			base + "/" + f.tenant + "/oauth2/v2.0/token", base + "/" + f.tenant + "/discovery/v2.0/keys", base + "/" + f.tenant + "/oauth2/v2.0/authorize"},
+		// Where v1-era middleware (an authority without "/v2.0") looks: the
+		// same document.
+		{"guid-tenant-v1-path", "/" + f.tenant + "/.well-known/openid-configuration", base + "/" + f.tenant + "/v2.0",
+			base + "/" + f.tenant + "/oauth2/v2.0/token", base + "/" + f.tenant + "/discovery/v2.0/keys", base + "/" + f.tenant + "/oauth2/v2.0/authorize"},
 		{"adfs", "/adfs/.well-known/openid-configuration", base + "/adfs", base + "/adfs/oauth2/token",
 			base + "/adfs/discovery/keys", base + "/adfs/oauth2/authorize"},
 	}
