@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"unsafe"
 
@@ -16,6 +17,25 @@ import (
 // canonical form (Go canonicalizes incoming names, so "api-key" arrives as
 // "Api-Key").
 var keyHeaders = [...]string{"Ocp-Apim-Subscription-Key", "Api-Key"}
+
+// credentialParams are query parameters that carry a credential in some
+// client or other (a browser WebSocket's api-key, Translator's
+// Subscription-Key, OAuth's access_token). The gateway never forwards
+// them: a query the upstream gets is the client's less these, matched in
+// any case.
+var credentialParams = [...]string{"api-key", "subscription-key", "ocp-apim-subscription-key", "authorization", "access_token"}
+
+// dropCredentialParams removes credentialParams from q.
+func dropCredentialParams(q url.Values) {
+	for k := range q {
+		for _, c := range credentialParams {
+			if strings.EqualFold(k, c) {
+				delete(q, k)
+				break
+			}
+		}
+	}
+}
 
 // presentedKey returns the subscription key of the request, if it has one.
 func presentedKey(h http.Header) (string, bool) {

@@ -439,19 +439,22 @@ func TestProxy(t *testing.T) {
 		resp := w.do(t, req{url: "/ai/acct1/openai/deployments/stream/chat/completions?api-version=2024-10-21", header: key1(w, "acct1"),
 			body: `{"messages":[],"stream":true}`})
 		defer resp.Body.Close()
+		// The upstream has sent its head and no event yet: the client has
+		// the head now (an SDK's timeout counts to the head, so a held-back
+		// head would make a slow first token a timeout).
 		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 			t.Fatalf("status %d Content-Type %q", resp.StatusCode, ct)
 		}
 		br := bufio.NewReader(resp.Body)
 		for i := range 3 {
-			// The upstream sends event i+1 only after this step: reading
-			// event i first proves it was not held back.
+			// The upstream sends event i only after this step: reading it
+			// before the next step proves it was not held back.
+			w.up.step <- struct{}{}
 			line, err := br.ReadString('\n')
 			if err != nil || !strings.Contains(line, `"content":"t`) {
 				t.Fatalf("event %d: %q %v", i, line, err)
 			}
 			br.ReadString('\n')
-			w.up.step <- struct{}{}
 		}
 		rest, _ := io.ReadAll(br)
 		if !strings.Contains(string(rest), "[DONE]") {

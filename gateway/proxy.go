@@ -406,10 +406,15 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail, s
 		dst.Del("Content-Length") // a 204 has none (RFC 9110 §8.6): HTTP/2 clients reset a stream that does
 	}
 	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	if stream {
+		// The head now: clients time the wait for it, and a model's first
+		// token may be long in coming.
+		rc.Flush()
+	}
 	bp := copyPool.Get().(*[]byte)
 	defer copyPool.Put(bp)
 	buf := *bp
-	rc := http.NewResponseController(w)
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
@@ -475,6 +480,13 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail, stall time.
 		}
 	}
 	w.WriteHeader(ex.status)
+	var rc *http.ResponseController // made when needed: most answers are written whole below
+	if stream {
+		// The head now: clients (openai-node, azure-core) time the wait for
+		// it, and a model's first token may be long in coming.
+		rc = http.NewResponseController(w)
+		rc.Flush()
+	}
 	// From here on ex is not touched once it has ended (see upExchange).
 	if !stream {
 		for {
@@ -499,7 +511,9 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail, stall time.
 	bp := copyPool.Get().(*[]byte)
 	defer copyPool.Put(bp)
 	buf := *bp
-	rc := http.NewResponseController(w)
+	if rc == nil {
+		rc = http.NewResponseController(w)
+	}
 	for {
 		n, rerr := ex.Read(buf)
 		if n > 0 {

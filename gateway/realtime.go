@@ -162,7 +162,8 @@ func checkUpgrade(r *http.Request) (string, error) {
 
 // realtimeDroppedQuery are the query parameters that stay with the
 // gateway: its api-version, the deployment, and browser credentials.
-var realtimeDroppedQuery = []string{"api-version", "deployment", "model", "api-key", "Authorization"}
+// Credentials (dropCredentialParams) stay here too.
+var realtimeDroppedQuery = []string{"api-version", "deployment", "model"}
 
 // serveRealtime serves a Realtime API WebSocket: v1 names the deployment
 // in "model" (else "deployment"), the dated API in "deployment" and needs
@@ -212,6 +213,7 @@ func (p *proxy) serveRealtime(w http.ResponseWriter, r *http.Request, c *call, v
 	for _, k := range realtimeDroppedQuery {
 		query.Del(k)
 	}
+	dropCredentialParams(query)
 	model := d.Model
 	if model == "" {
 		model = name

@@ -219,7 +219,7 @@ func TestRealtime(t *testing.T) {
 				t.Errorf("upstream request %s %v", got.URL, got.Header)
 			}
 			q := got.URL.Query()
-			for _, k := range realtimeDroppedQuery[:2] {
+			for _, k := range append(realtimeDroppedQuery[:2:2], credentialParams[:]...) {
 				if q.Has(k) {
 					t.Errorf("upstream query has %s: %s", k, got.URL.RawQuery)
 				}

@@ -29,7 +29,7 @@ import (
 // serveStored forwards an operation on the stored response named by the
 // route's {response} (c.param): method to {upstream}/v1/responses/{id}
 // {suffix}, with the client's query (include[], stream, after, limit,
-// order, …) less the api-version. versioned requires an api-version.
+// order, …) less the api-version and any credential. versioned requires an api-version.
 func (p *proxy) serveStored(w http.ResponseWriter, r *http.Request, c *call, method, suffix string, versioned bool) error {
 	if versioned {
 		if err := checkOpenAIVersion(r.URL.RawQuery); err != nil {
@@ -45,6 +45,7 @@ func (p *proxy) serveStored(w http.ResponseWriter, r *http.Request, c *call, met
 		return badRequest("The query string does not parse.")
 	}
 	q.Del("api-version")
+	dropCredentialParams(q)
 	query := q.Encode()
 
 	type target struct{ url, authName, authValue string }

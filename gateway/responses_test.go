@@ -181,6 +181,11 @@ func TestResponses(t *testing.T) {
 		if got := b.requests(); got[len(got)-1] != "GET /v1/responses/"+id+"/input_items?limit=5 model= auth=Bearer key-b" {
 			t.Errorf("upstream b saw %v", got)
 		}
+		// A credential in the query stays with the gateway, in any case.
+		status, body = do(t, "GET", "/ai/resp/openai/v1/responses/"+id+"/input_items?limit=5&api-key="+keys[0]+"&Subscription-Key="+keys[1]+"&AUTHORIZATION=Bearer+x", key, "")
+		if got := b.requests(); status != 200 || got[len(got)-1] != "GET /v1/responses/"+id+"/input_items?limit=5 model= auth=Bearer key-b" {
+			t.Errorf("credential query: %d %s; upstream b saw %v", status, body, got)
+		}
 		if status, body = do(t, "POST", "/ai/resp/openai/v1/responses/"+id+"/cancel", key, ""); status != 200 || !strings.Contains(body, "cancelled") {
 			t.Errorf("cancel: %d %s", status, body)
 		}

@@ -58,10 +58,11 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	case model == "stream":
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(200)
+		w.(http.Flusher).Flush() // the head first, as a model server does before its first token
 		for i := range 3 {
+			<-u.step
 			fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t%d\"}}]}\n\n", i)
 			w.(http.Flusher).Flush()
-			<-u.step
 		}
 		fmt.Fprint(w, "data: [DONE]\n\n")
 	case strings.HasPrefix(model, "fail-"):
