@@ -197,6 +197,39 @@ func (s *Service) DeleteAssignmentsWithin(ctx context.Context, scope *gatehouse.
 	return n, nil
 }
 
+// DeleteAssignmentsOf deletes every assignment to principalID, and returns
+// how many it deleted. Azure leaves the assignments of a deleted principal
+// in place, shown as "Identity not found", since its object id never comes
+// back; the directory gives a service principal created again its old
+// object id, so its deletion takes its assignments here.
+func (s *Service) DeleteAssignmentsOf(ctx context.Context, principalID string) (int, error) {
+	oid, ok := gatehouse.NormalizeGUID(principalID)
+	if !ok {
+		return 0, nil
+	}
+	s.mu.RLock()
+	var names []string
+	for _, a := range s.byName {
+		if strings.EqualFold(a.PrincipalID, oid) {
+			names = append(names, a.Name)
+		}
+	}
+	s.mu.RUnlock()
+	n := 0
+	for _, name := range names {
+		if err := s.assignments.Delete(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return n, storageError(err)
+		}
+		n++
+	}
+	if n > 0 {
+		if err := s.watcher.Sync(ctx); err != nil {
+			return n, storageError(err)
+		}
+	}
+	return n, nil
+}
+
 // RoleSpec is what a caller asks for in a custom role PUT.
 type RoleSpec struct {
 	RoleName         string

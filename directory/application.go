@@ -357,6 +357,9 @@ func (d *Directory) UpdateApplication(ctx context.Context, id string, u Applicat
 					r.SPOwners = []string{spOwner}
 				}
 			}
+			if deletedSP {
+				spGone(r)
+			}
 			r.ServicePrincipal = *u.ServicePrincipal
 		}
 		if u.Roles != nil {
@@ -369,12 +372,69 @@ func (d *Directory) UpdateApplication(ctx context.Context, id string, u Applicat
 	}
 	if deletedSP {
 		// The service principal is gone; its object id comes back if it is
-		// created again, so its ownerships must not.
+		// created again, so its ownerships, memberships and grants must not.
 		if err := d.dropOwnerships(ctx, e.rec.ObjectID); err != nil {
+			return nil, err
+		}
+		if err := d.dropLinks(ctx, e.rec.ObjectID); err != nil {
 			return nil, err
 		}
 	}
 	return e.application(), nil
+}
+
+// spGone removes from r what belongs to its service principal object, which
+// is being deleted: its directory roles, its own credentials (the
+// application object's stay, as in Entra: a service principal created
+// again signs in with them), the app role assignments made to its API and
+// its delegated permission grants. In Entra these go with the deleted
+// object; here the object id comes back when the service principal is
+// created again, so they would come back with it.
+func spGone(r *record) {
+	r.Roles = nil
+	r.Secrets = slices.DeleteFunc(r.Secrets, func(s secretRecord) bool { return s.ServicePrincipal })
+	r.Certificates = slices.DeleteFunc(r.Certificates, func(c certRecord) bool { return c.ServicePrincipal })
+	r.AppRoleAssignments = nil
+	r.PermissionGrants = nil
+}
+
+// dropLinks removes objectID, a service principal that has just been
+// deleted, from what other objects hold of it: group memberships, app role
+// assignments it holds on other APIs, and delegated grants to it as an
+// API. Like dropOwnerships it runs after the deletion, and a later
+// deletion sweeps again.
+func (d *Directory) dropLinks(ctx context.Context, objectID string) error {
+	d.mu.RLock()
+	groups := slices.Clone(d.memberOf[objectID])
+	var apps []string
+	for _, e := range d.byObjectID {
+		if slices.ContainsFunc(e.rec.AppRoleAssignments, func(a AppRoleAssignment) bool { return a.PrincipalID == objectID }) ||
+			slices.ContainsFunc(e.rec.PermissionGrants, func(g PermissionGrant) bool { return g.ResourceID == objectID }) {
+			apps = append(apps, e.rec.ObjectID)
+		}
+	}
+	d.mu.RUnlock()
+	for _, g := range groups {
+		_, err := d.RemoveGroupMember(ctx, g, objectID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	for _, id := range apps {
+		_, err := d.update(ctx, id, kindApplication, func(r *record) error {
+			n, m := len(r.AppRoleAssignments), len(r.PermissionGrants)
+			r.AppRoleAssignments = slices.DeleteFunc(r.AppRoleAssignments, func(a AppRoleAssignment) bool { return a.PrincipalID == objectID })
+			r.PermissionGrants = slices.DeleteFunc(r.PermissionGrants, func(g PermissionGrant) bool { return g.ResourceID == objectID })
+			if len(r.AppRoleAssignments) == n && len(r.PermissionGrants) == m {
+				return errNoChange
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteApplication removes an application with its service principal and

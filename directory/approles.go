@@ -132,7 +132,7 @@ func (d *Directory) AssignAppRole(ctx context.Context, resourceID, principalID, 
 	switch {
 	case grp != nil && grp.TenantID == res.rec.TenantID:
 		asUser = true
-	case p == nil || p.rec.TenantID != res.rec.TenantID || p.rec.Kind == kindApplication && !p.rec.ServicePrincipal:
+	case p == nil || p.rec.TenantID != res.rec.TenantID || !p.isPrincipal():
 		return AppRoleAssignment{}, notFound("The principal %q does not exist.", clip(principalID))
 	default:
 		asUser = p.rec.Kind == kindUser

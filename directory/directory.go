@@ -303,7 +303,7 @@ func (d *Directory) Principal(ctx context.Context, objectID string) (gatehouse.P
 	if !ok {
 		return gatehouse.Principal{}, notFound("The principal %q does not exist.", clip(objectID))
 	}
-	if e := d.lookup(oid); e != nil && (e.rec.Kind != kindApplication || e.rec.ServicePrincipal) {
+	if e := d.lookup(oid); e != nil && e.isPrincipal() {
 		return e.principal, nil
 	}
 	r, err := d.principals.Get(ctx, oid)
@@ -335,7 +335,7 @@ func (d *Directory) PrincipalByClientID(clientID string) (gatehouse.Principal, e
 // directory roles (template ids). Disabled principals hold none.
 func (d *Directory) HasRole(objectID string, roles ...string) bool {
 	e := d.lookup(objectID)
-	if e == nil || !e.rec.Enabled {
+	if e == nil || !e.rec.Enabled || !e.isPrincipal() {
 		return false
 	}
 	for _, have := range e.rec.Roles {

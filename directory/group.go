@@ -186,7 +186,7 @@ func (d *Directory) AddGroupMember(ctx context.Context, groupID, memberID string
 		if sub.TenantID != g.TenantID {
 			return nil, notFound("The directory object %q does not exist.", clip(memberID))
 		}
-	} else if p := d.lookup(oid); p == nil || p.rec.TenantID != g.TenantID || p.rec.Kind == kindApplication && !p.rec.ServicePrincipal {
+	} else if p := d.lookup(oid); p == nil || p.rec.TenantID != g.TenantID || !p.isPrincipal() {
 		return nil, notFound("The directory object %q does not exist.", clip(memberID))
 	}
 	return d.updateGroup(ctx, g.ObjectID, func(r *groupRecord) error {

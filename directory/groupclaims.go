@@ -81,7 +81,7 @@ func (a *Application) GroupClaims() (groups, wids bool) {
 // claim.
 func (d *Directory) DirectoryRolesOf(objectID string) []string {
 	e := d.lookup(objectID)
-	if e == nil || !e.rec.Enabled {
+	if e == nil || !e.rec.Enabled || !e.isPrincipal() {
 		return nil
 	}
 	return slices.Clone(e.rec.Roles)

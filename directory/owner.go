@@ -50,7 +50,7 @@ func (o OwnedObject) name() string {
 // a managed identity or an application with its service principal,
 // enabled. d.mu is held (or e is a snapshot).
 func livePrincipal(e *entry) bool {
-	return e != nil && e.rec.Enabled && (e.rec.Kind != kindApplication || e.rec.ServicePrincipal)
+	return e != nil && e.rec.Enabled && e.isPrincipal()
 }
 
 // canOwn reports whether e may be made an owner of an object of tenant: a
@@ -58,7 +58,7 @@ func livePrincipal(e *entry) bool {
 // that tenant (disabled ones too, as in Entra; they hold nothing while
 // disabled).
 func canOwn(e *entry, tenant string) bool {
-	return e != nil && e.rec.TenantID == tenant && (e.rec.Kind != kindApplication || e.rec.ServicePrincipal)
+	return e != nil && e.rec.TenantID == tenant && e.isPrincipal()
 }
 
 // AddOwner makes ownerID (the object id of a person or service principal of

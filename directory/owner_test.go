@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/directory"
@@ -153,4 +154,82 @@ func TestOwnersLimit(t *testing.T) {
 			t.Fatalf("owner %d: %v", i+1, err)
 		}
 	}
+}
+
+// TestServicePrincipalDeletion: deleting a service principal takes what
+// belongs to that object — its directory roles, its own credentials, group
+// memberships, app role assignments to it and by it, delegated grants —
+// so that, created again with the same object id, it comes back with the
+// application's credentials only, as a new service principal in Entra
+// does. While deleted it holds no role and cannot join a group.
+func TestServicePrincipalDeletion(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, store storage.Store) {
+		a, _ := newDirectory(t, store)
+		b, wb := newDirectory(t, store)
+		ctx := t.Context()
+		sp, err := a.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "doomed", ServicePrincipal: true,
+			Roles: []string{directory.RoleUserAdministrator}})
+		must(t, err)
+		api, err := a.CreateApplication(ctx, directory.ApplicationSpec{DisplayName: "api", ServicePrincipal: true})
+		must(t, err)
+		role := directory.AppRole{ID: gatehouse.NewGUID(), Value: "Data.Read", DisplayName: "Read", AllowedMemberTypes: []string{"Application"}, IsEnabled: true}
+		_, err = a.SetAppRoles(ctx, api.AppID, []directory.AppRole{role})
+		must(t, err)
+		_, err = a.SetAppRoles(ctx, sp.AppID, []directory.AppRole{role})
+		must(t, err)
+		_, err = a.AssignAppRole(ctx, api.ObjectID, sp.ObjectID, role.ID) // held by it
+		must(t, err)
+		_, err = a.AssignAppRole(ctx, sp.ObjectID, api.ObjectID, role.ID) // granted on it
+		must(t, err)
+		_, err = a.GrantPermission(ctx, directory.GrantSpec{ClientID: sp.ObjectID, ResourceID: api.ObjectID, ConsentType: directory.ConsentAllPrincipals, Scope: "x"})
+		must(t, err)
+		_, err = a.GrantPermission(ctx, directory.GrantSpec{ClientID: api.ObjectID, ResourceID: sp.ObjectID, ConsentType: directory.ConsentAllPrincipals, Scope: "y"})
+		must(t, err)
+		grp, err := a.CreateGroup(ctx, directory.GroupSpec{DisplayName: "ops", MailNickname: "ops"})
+		must(t, err)
+		_, err = a.AddGroupMember(ctx, grp.ObjectID, sp.ObjectID)
+		must(t, err)
+		_, appSecret, err := a.AddSecret(ctx, sp.AppID, directory.SecretSpec{DisplayName: "app's"})
+		must(t, err)
+		_, spSecret, err := a.AddSecret(ctx, sp.AppID, directory.SecretSpec{DisplayName: "sp's", ServicePrincipal: true})
+		must(t, err)
+
+		no, yes := false, true
+		_, err = a.UpdateApplication(ctx, sp.AppID, directory.ApplicationUpdate{ServicePrincipal: &no})
+		must(t, err)
+		must(t, wb.Sync(ctx))
+		for name, d := range map[string]*directory.Directory{"a": a, "b": b} {
+			if d.HasRole(sp.ObjectID, directory.RoleUserAdministrator) || len(d.DirectoryRolesOf(sp.ObjectID)) != 0 {
+				t.Errorf("node %s: a deleted service principal holds its directory role", name)
+			}
+			if len(d.GroupsOf(sp.ObjectID)) != 0 || len(d.AppRoleAssignmentsOf(sp.ObjectID)) != 0 {
+				t.Errorf("node %s: memberships %v, app role assignments %v", name, d.GroupsOf(sp.ObjectID), d.AppRoleAssignmentsOf(sp.ObjectID))
+			}
+			if len(d.AppRoleAssignmentsOf(api.ObjectID)) != 0 || len(d.PermissionGrants(sp.TenantID)) != 0 {
+				t.Errorf("node %s: assignments to its API %v, grants %v", name, d.AppRoleAssignmentsOf(api.ObjectID), d.PermissionGrants(sp.TenantID))
+			}
+		}
+		if _, err := a.AddGroupMember(ctx, grp.ObjectID, sp.ObjectID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("a deleted service principal joined a group: %v", err)
+		}
+
+		_, err = a.UpdateApplication(ctx, sp.AppID, directory.ApplicationUpdate{ServicePrincipal: &yes})
+		must(t, err)
+		must(t, wb.Sync(ctx))
+		again, err := b.Application(sp.AppID)
+		must(t, err)
+		if len(again.Roles) != 0 || b.HasRole(sp.ObjectID, directory.RoleUserAdministrator) || len(b.GroupsOf(sp.ObjectID)) != 0 ||
+			len(b.AppRoleAssignmentsOf(sp.ObjectID)) != 0 || len(b.AppRoleAssignmentsOf(api.ObjectID)) != 0 || len(b.PermissionGrants(sp.TenantID)) != 0 {
+			t.Fatalf("created again, it has its old roles or links: %+v", again)
+		}
+		c, err := b.Client(again.TenantID, sp.AppID)
+		must(t, err)
+		now := time.Now()
+		if err := c.CheckSecret(appSecret, now); err != nil {
+			t.Errorf("the application's secret after the service principal came back: %v", err)
+		}
+		if err := c.CheckSecret(spSecret, now); err == nil {
+			t.Error("the deleted service principal's own secret works again")
+		}
+	})
 }

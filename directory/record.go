@@ -168,6 +168,12 @@ type entry struct {
 	certs     []*Certificate
 }
 
+// isPrincipal reports whether the entry is a principal now: a person, a
+// managed identity, or an application that has its service principal.
+func (e *entry) isPrincipal() bool {
+	return e.rec.Kind != kindApplication || e.rec.ServicePrincipal
+}
+
 func newEntry(r *record, revision int64) *entry {
 	e := &entry{rec: *r, revision: revision}
 	e.principal = gatehouse.Principal{

@@ -33,6 +33,11 @@ type API struct {
 	// Audit, when set, receives one entry per write (allowed, denied or
 	// failed): who, the route, the path, the result. Never a body.
 	Audit Auditor
+	// ServicePrincipalDeleted, when set, is called after a service
+	// principal's deletion with its object id: the server removes its
+	// Azure role assignments there, which would otherwise come back with
+	// it (directory.ApplicationUpdate).
+	ServicePrincipalDeleted func(ctx context.Context, objectID string) error
 }
 
 // New returns the Graph subset.

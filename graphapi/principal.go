@@ -151,6 +151,11 @@ func (g *API) deleteServicePrincipal(w http.ResponseWriter, r *http.Request, c *
 	if _, err := g.dir.UpdateApplication(r.Context(), a.AppObjectID, directory.ApplicationUpdate{ServicePrincipal: &no}); err != nil {
 		return err
 	}
+	if g.ServicePrincipalDeleted != nil {
+		if err := g.ServicePrincipalDeleted(r.Context(), a.ObjectID); err != nil {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -331,7 +336,7 @@ type rolePrincipal struct {
 }
 
 func (g *API) rolePrincipal(id string) (*rolePrincipal, error) {
-	if a, err := g.dir.Application(id); err == nil && strings.EqualFold(a.ObjectID, id) {
+	if a, err := g.dir.Application(id); err == nil && a.ServicePrincipal && strings.EqualFold(a.ObjectID, id) {
 		return &rolePrincipal{objectID: a.ObjectID, roles: a.Roles, setApp: a.AppObjectID}, nil
 	}
 	if u, err := g.dir.User(id); err == nil && strings.EqualFold(u.ObjectID, id) {

@@ -67,6 +67,13 @@ func (m *Main) mountIdentity(ctx, bg context.Context) error {
 	m.Router.NotFound = m.Authority.UnknownTenant
 	graph := graphapi.New(m.Directory, m.Authority, m.Logger)
 	graph.Audit = auditLog
+	graph.ServicePrincipalDeleted = func(ctx context.Context, objectID string) error {
+		if m.Authz == nil { // built after this; set when requests arrive
+			return errors.New("role-based access is not configured")
+		}
+		_, err := m.Authz.DeleteAssignmentsOf(ctx, objectID)
+		return err
+	}
 	graph.Mount(m.Router.Root)
 
 	check := m.identity.rotationCheck

@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/authz"
 	"github.com/gatehouse/gatehouse/directory"
 )
 
@@ -343,6 +344,63 @@ func (f *fixture) testGraph(t *testing.T) {
 			t.Fatalf("managed identities not listed: %v in %v", want, l)
 		}
 		f.graph(t, admin, "DELETE", "/v1.0/servicePrincipals/"+f.mi.PrincipalID, nil, 400)
+	})
+
+	// Deleting a service principal takes its directory roles, group
+	// memberships and Azure role assignments; created again (same object
+	// id here), it signs in with the application's secret and holds none
+	// of them. Its old token's directory powers end with the deletion.
+	t.Run("service-principal-deletion", func(t *testing.T) {
+		app := f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": "sp-deletion"}, 201)
+		id, appID := app["id"].(string), app["appId"].(string)
+		pw := f.graph(t, admin, "POST", "/v1.0/applications/"+id+"/addPassword", map[string]any{"passwordCredential": map[string]any{"displayName": "ci"}}, 200)
+		secret := pw["secretText"].(string)
+		f.addSecret(secret)
+		spID := f.graph(t, admin, "POST", "/v1.0/servicePrincipals", map[string]any{"appId": appID}, 201)["id"].(string)
+		f.graph(t, admin, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{
+			"roleDefinitionId": directory.RoleUserAdministrator, "principalId": spID, "directoryScopeId": "/"}, 201)
+		grp := f.graph(t, admin, "POST", "/v1.0/groups", map[string]any{"displayName": "sp-deletion", "mailNickname": "spdel",
+			"securityEnabled": true, "mailEnabled": false}, 201)
+		f.graph(t, admin, "POST", "/v1.0/groups/"+grp["id"].(string)+"/members/$ref",
+			map[string]any{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/" + spID}, 204)
+		scope, err := gatehouse.ParseResourceID("/subscriptions/" + gatehouse.NewGUID())
+		must(t, err)
+		_, _, err = f.s.Authz.CreateAssignment(t.Context(), scope, gatehouse.NewGUID(), authz.AssignmentSpec{
+			RoleDefinitionID: authz.DefinitionID(scope, authz.RoleReader), PrincipalID: spID, PrincipalType: "ServicePrincipal"}, f.s.Bootstrap.ClientID)
+		must(t, err)
+		spToken := func() string {
+			tr := f.token(t, url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}, "scope": {graphScope}})
+			if tr.status != 200 {
+				t.Fatalf("client credentials: %s", tr.raw)
+			}
+			f.addSecret(tr.AccessToken)
+			return tr.AccessToken
+		}
+		person := func(n int) map[string]any {
+			return map[string]any{"userPrincipalName": fmt.Sprintf("sp-made-%d@suite.test", n), "displayName": "made",
+				"accountEnabled": true, "passwordProfile": map[string]any{"password": "made by the sp 1"}}
+		}
+		old := spToken()
+		f.graph(t, old, "POST", "/v1.0/users", person(1), 201) // a User Administrator
+
+		f.graph(t, admin, "DELETE", "/v1.0/servicePrincipals/"+spID, nil, 204)
+		f.graph(t, old, "POST", "/v1.0/users", person(2), 403)
+		f.graph(t, admin, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{
+			"roleDefinitionId": directory.RoleUserAdministrator, "principalId": spID, "directoryScopeId": "/"}, 400)
+		if as := f.s.Authz.Assignments(authz.AssignmentFilter{PrincipalID: spID}); len(as) != 0 {
+			t.Fatalf("Azure role assignments of the deleted service principal: %v", as)
+		}
+
+		again := f.graph(t, admin, "POST", "/v1.0/servicePrincipals", map[string]any{"appId": appID}, 201)
+		tok := spToken() // the application's secret, as in Entra
+		f.graph(t, tok, "POST", "/v1.0/users", person(3), 403)
+		if l := f.graph(t, admin, "GET", "/v1.0/groups/"+grp["id"].(string)+"/members", nil, 200); len(l["value"].([]any)) != 0 {
+			t.Fatalf("the service principal made again is still a member: %v", l)
+		}
+		if as := f.s.Authz.Assignments(authz.AssignmentFilter{PrincipalID: again["id"].(string)}); len(as) != 0 {
+			t.Fatalf("made again, it has Azure role assignments: %v", as)
+		}
+		f.graph(t, admin, "DELETE", "/v1.0/applications/"+id, nil, 204)
 	})
 
 	t.Run("people-and-roles", func(t *testing.T) {
