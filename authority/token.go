@@ -498,6 +498,10 @@ func (a *Authority) passwordGrant(r *http.Request, tr *tokenRequest) (mintSpec, 
 	switch {
 	case errors.Is(err, directory.ErrDisabled):
 		return mintSpec{}, oauthErr(oauthInvalidGrant, 50057, "The user account is disabled.")
+	case errors.Is(err, directory.ErrPasswordExpired):
+		// Entra's answer to a temporary password: the person changes it in
+		// a browser (the portal's sign-in) first.
+		return mintSpec{}, oauthErr(oauthInvalidGrant, 50055, "The password is expired. Sign in to the portal to choose a new one.")
 	case errors.Is(err, directory.ErrInvalidPassword):
 		return mintSpec{}, oauthErr(oauthInvalidGrant, 50126, "Error validating credentials due to invalid username or password.")
 	case err != nil:

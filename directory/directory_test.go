@@ -735,3 +735,61 @@ func TestRequiredResourceAccess(t *testing.T) {
 		}
 	})
 }
+
+// TestTemporaryPassword: a password set with "must change" signs in only
+// to be changed (ErrPasswordExpired, only when it is right); the change
+// needs it, refuses the same password and clears the mark; an
+// administrator marks and unmarks the current password without a new one.
+func TestTemporaryPassword(t *testing.T) {
+	teststore.Run(t, func(t *testing.T, store storage.Store) {
+		d, _ := newDirectory(t, store)
+		ctx := t.Context()
+		tid := d.DefaultTenant()
+		const temp, chosen = "temporary password 1", "chosen password 22"
+		u, err := d.CreateUser(ctx, directory.UserSpec{UserName: "dan@example.test", Password: temp, ForceChangePassword: true})
+		must(t, err)
+		if !u.ForceChangePassword {
+			t.Fatal("the user does not show the mark")
+		}
+		if _, err := d.CheckPassword(ctx, tid, "dan@example.test", temp); !errors.Is(err, directory.ErrPasswordExpired) {
+			t.Fatalf("temporary password: %v", err)
+		}
+		if _, err := d.CheckPassword(ctx, tid, "dan@example.test", "wrong password 1"); !errors.Is(err, directory.ErrInvalidPassword) {
+			t.Fatalf("wrong password of a marked person: %v", err)
+		}
+		if _, err := d.ChangePassword(ctx, tid, "dan@example.test", "wrong password 1", chosen); !errors.Is(err, directory.ErrInvalidPassword) {
+			t.Fatalf("change with a wrong current password: %v", err)
+		}
+		if _, err := d.ChangePassword(ctx, tid, "dan@example.test", temp, temp); !errors.Is(err, directory.ErrInvalid) {
+			t.Fatalf("change to the same password: %v", err)
+		}
+		if _, err := d.ChangePassword(ctx, tid, "dan@example.test", temp, "short"); !errors.Is(err, directory.ErrInvalid) {
+			t.Fatalf("change to a short password: %v", err)
+		}
+		p, err := d.ChangePassword(ctx, tid, "dan@example.test", temp, chosen)
+		must(t, err)
+		if p.ObjectID != u.ObjectID {
+			t.Fatalf("changed: %+v", p)
+		}
+		if _, err := d.CheckPassword(ctx, tid, "dan@example.test", chosen); err != nil {
+			t.Fatalf("the chosen password: %v", err)
+		}
+		if _, err := d.CheckPassword(ctx, tid, "dan@example.test", temp); !errors.Is(err, directory.ErrInvalidPassword) {
+			t.Fatalf("the temporary password after the change: %v", err)
+		}
+		yes, no := true, false
+		u, err = d.UpdateUser(ctx, u.ObjectID, directory.UserUpdate{ForceChangePassword: &yes})
+		must(t, err)
+		if !u.ForceChangePassword {
+			t.Fatal("marking the current password")
+		}
+		if _, err := d.CheckPassword(ctx, tid, "dan@example.test", chosen); !errors.Is(err, directory.ErrPasswordExpired) {
+			t.Fatalf("marked current password: %v", err)
+		}
+		_, err = d.UpdateUser(ctx, u.ObjectID, directory.UserUpdate{ForceChangePassword: &no})
+		must(t, err)
+		if _, err := d.CheckPassword(ctx, tid, "dan@example.test", chosen); err != nil {
+			t.Fatalf("unmarked: %v", err)
+		}
+	})
+}

@@ -34,6 +34,10 @@ var (
 	ErrUnknownCertificate = errors.New("directory: unknown certificate")
 	ErrCertificateExpired = errors.New("directory: certificate outside its validity")
 	ErrInvalidPassword    = errors.New("directory: invalid user name or password")
+	// ErrPasswordExpired: the password is right, but an administrator set
+	// it with forceChangePasswordNextSignIn: the person must choose a new
+	// one (ChangePassword) before signing in.
+	ErrPasswordExpired = errors.New("directory: password must be changed")
 )
 
 // Codes of the public errors (Graph-flavoured; surfaces may re-map).

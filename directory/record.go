@@ -92,6 +92,9 @@ type record struct {
 	// that began before it: set by a password change and by
 	// RevokeSignInSessions.
 	SessionsValidFrom time.Time `json:"sessionsValidFrom,omitzero"`
+	// MustChangePassword: the password was set by an administrator with
+	// forceChangePasswordNextSignIn; it signs in only to be changed.
+	MustChangePassword bool `json:"mustChangePassword,omitempty"`
 }
 
 // secretRecord is a client secret: only its SHA-256 is kept.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -50,6 +51,9 @@ type User struct {
 	// SignInSessionsValidFrom: sessions (refresh tokens) that began before
 	// it are revoked (Graph's signInSessionsValidFromDateTime). Zero: none.
 	SignInSessionsValidFrom time.Time
+	// ForceChangePassword: the person must change the password at the
+	// next sign-in (Graph's passwordProfile.forceChangePasswordNextSignIn).
+	ForceChangePassword bool
 }
 
 // UserSpec creates a person.
@@ -61,6 +65,9 @@ type UserSpec struct {
 	Password    string
 	TenantID    string
 	Roles       []string
+	// ForceChangePassword makes Password a temporary one: it signs in only
+	// to choose another (ChangePassword).
+	ForceChangePassword bool
 }
 
 // MinPasswordLength is the shortest password accepted.
@@ -79,7 +86,8 @@ var DefaultPasswordParams = PasswordParams{Time: 2, Memory: 19 * 1024, Threads: 
 func (e *entry) user() *User {
 	r := &e.rec
 	return &User{ObjectID: r.ObjectID, TenantID: r.TenantID, UserName: r.UserName, DisplayName: r.DisplayName,
-		Enabled: r.Enabled, Roles: slices.Clone(r.Roles), Created: r.Created, SignInSessionsValidFrom: r.SessionsValidFrom}
+		Enabled: r.Enabled, Roles: slices.Clone(r.Roles), Created: r.Created, SignInSessionsValidFrom: r.SessionsValidFrom,
+		ForceChangePassword: r.MustChangePassword}
 }
 
 func validUserName(name string) error {
@@ -134,7 +142,7 @@ func (d *Directory) CreateUser(ctx context.Context, spec UserSpec) (*User, error
 	}
 	r := record{Kind: kindUser, TenantID: tenant, ObjectID: gatehouse.NewGUID(), UserName: spec.UserName,
 		DisplayName: spec.DisplayName, Enabled: true, Roles: slices.Clone(spec.Roles), PasswordHash: hash,
-		Created: storage.Now(d.now())}
+		MustChangePassword: spec.ForceChangePassword, Created: storage.Now(d.now())}
 	e, err := d.create(ctx, &r)
 	if err != nil {
 		return nil, err
@@ -175,7 +183,10 @@ type UserUpdate struct {
 	DisplayName *string
 	Enabled     *bool
 	Password    *string
-	Roles       *[]string
+	// ForceChangePassword sets or clears "must change the password at the
+	// next sign-in", with or without a new Password.
+	ForceChangePassword *bool
+	Roles               *[]string
 }
 
 // UpdateUser changes the person id (object id or user name). ErrNotFound,
@@ -220,6 +231,9 @@ func (d *Directory) UpdateUser(ctx context.Context, id string, u UserUpdate) (*U
 			// A new password ends the sessions the old one started.
 			r.PasswordHash, r.SessionsValidFrom = hash, storage.Now(d.now())
 		}
+		if u.ForceChangePassword != nil {
+			r.MustChangePassword = *u.ForceChangePassword
+		}
 		if u.Roles != nil {
 			r.Roles = slices.Clone(*u.Roles)
 		}
@@ -262,9 +276,59 @@ func (d *Directory) DeleteUser(ctx context.Context, id string) error {
 // CheckPassword signs a person in: user name (case-insensitive) and
 // password, in tenant. It runs argon2id even for an unknown user, so timing
 // does not reveal which names exist. Errors (plain sentinels):
-// ErrInvalidPassword, ErrDisabled; ctx.Err() when it gave up waiting for a
-// hashing slot.
+// ErrInvalidPassword, ErrDisabled, ErrPasswordExpired (the password is
+// right and must be changed: ChangePassword); ctx.Err() when it gave up
+// waiting for a hashing slot.
 func (d *Directory) CheckPassword(ctx context.Context, tenantID, userName, password string) (gatehouse.Principal, error) {
+	e, err := d.checkPassword(ctx, tenantID, userName, password)
+	if err != nil {
+		return gatehouse.Principal{}, err
+	}
+	if e.rec.MustChangePassword {
+		return gatehouse.Principal{}, ErrPasswordExpired
+	}
+	return e.principal, nil
+}
+
+// ChangePassword is a person changing their own password: the current one
+// (right, even if it must be changed) for next, which must differ from it.
+// It ends the person's other sessions and clears "must change". Errors:
+// CheckPassword's (but ErrPasswordExpired), ErrInvalid for next.
+func (d *Directory) ChangePassword(ctx context.Context, tenantID, userName, current, next string) (gatehouse.Principal, error) {
+	if err := validPassword(next); err != nil {
+		return gatehouse.Principal{}, err
+	}
+	e, err := d.checkPassword(ctx, tenantID, userName, current)
+	if err != nil {
+		return gatehouse.Principal{}, err
+	}
+	if next == current {
+		return gatehouse.Principal{}, invalid("newPassword", "The new password must differ from the current one.")
+	}
+	hash, err := d.hashPassword(next)
+	if err != nil {
+		return gatehouse.Principal{}, err
+	}
+	_, err = d.update(ctx, e.rec.ObjectID, kindUser, func(r *record) error {
+		if r.PasswordHash != e.rec.PasswordHash {
+			// Changed meanwhile (an administrator's reset, another
+			// change): current is no longer the password.
+			return ErrInvalidPassword
+		}
+		r.PasswordHash, r.SessionsValidFrom, r.MustChangePassword = hash, storage.Now(d.now()), false
+		return nil
+	})
+	if errors.Is(err, ErrInvalidPassword) {
+		return gatehouse.Principal{}, ErrInvalidPassword // not the store's failure
+	}
+	if err != nil {
+		return gatehouse.Principal{}, err
+	}
+	return e.principal, nil
+}
+
+// checkPassword is CheckPassword without the "must change" check.
+func (d *Directory) checkPassword(ctx context.Context, tenantID, userName, password string) (*entry, error) {
 	d.mu.RLock()
 	e := d.byUserName[lower(userName)]
 	d.mu.RUnlock()
@@ -277,17 +341,17 @@ func (d *Directory) CheckPassword(ctx context.Context, tenantID, userName, passw
 	select {
 	case d.pwSem <- struct{}{}:
 	case <-ctx.Done():
-		return gatehouse.Principal{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 	ok := verifyPassword(hash, password)
 	<-d.pwSem
 	if !ok || e == nil {
-		return gatehouse.Principal{}, ErrInvalidPassword
+		return nil, ErrInvalidPassword
 	}
 	if !e.rec.Enabled {
-		return gatehouse.Principal{}, ErrDisabled
+		return nil, ErrDisabled
 	}
-	return e.principal, nil
+	return e, nil
 }
 
 // dummyHash is verified against for unknown users (a random salt and hash

@@ -107,7 +107,7 @@ type handler func(w http.ResponseWriter, r *http.Request, c *authority.Claims) e
 // Mount adds the Graph routes to mux (see doc.go for the list).
 func (g *API) Mount(mux *http.ServeMux) {
 	h := func(need access, fn handler) http.Handler {
-		return server.WithSurface(server.SurfaceGraph, server.Handle(server.RenderAzure, g.guard(need, fn)))
+		return server.WithSurface(server.SurfaceGraph, withGraphIDs(server.Handle(renderGraph, g.guard(need, fn))))
 	}
 	mux.Handle("GET /v1.0/organization", h(readAccess, g.organization))
 
@@ -189,6 +189,7 @@ func (g *API) Mount(mux *http.ServeMux) {
 	mux.Handle("POST /v1.0/users/{id}/revokeSignInSessions", h(userWrite, g.revokeSignInSessions)) // sessions.go
 	mux.Handle("POST /v1.0/me/revokeSignInSessions", h(selfAccess, g.revokeOwnSignInSessions))
 	mux.Handle("GET /v1.0/me", h(selfAccess, g.getMe))
+	mux.Handle("POST /v1.0/me/changePassword", h(selfAccess, g.changeOwnPassword))
 	mux.Handle("GET /v1.0/me/ownedObjects", h(selfRead, g.listOwnedObjects))
 
 	mux.Handle("GET /v1.0/roleManagement/directory/roleAssignments", h(readAccess, g.listRoleAssignments))
@@ -470,4 +471,57 @@ func clip(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// withGraphIDs sets Graph's request-id and client-request-id response
+// headers: the server's request id, and the client's client-request-id
+// echoed (Graph SDKs send one and log both).
+func withGraphIDs(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := server.RequestID(r.Context())
+		w.Header().Set("request-id", id)
+		w.Header().Set("client-request-id", clientRequestID(r, id))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// clientRequestID is the client's client-request-id if it is a GUID, else
+// the request id (Graph answers with one either way).
+func clientRequestID(r *http.Request, id string) string {
+	if c, ok := gatehouse.NormalizeGUID(r.Header.Get("client-request-id")); ok {
+		return c
+	}
+	return id
+}
+
+// renderGraph writes Graph's error shape: code and message, and an
+// innerError with the date and the request ids, which Graph SDKs and az
+// show beside the message.
+func renderGraph(w http.ResponseWriter, r *http.Request, e *gatehouse.Error) {
+	id := server.RequestID(r.Context())
+	type innerError struct {
+		Date            string `json:"date"`
+		RequestID       string `json:"request-id"`
+		ClientRequestID string `json:"client-request-id"`
+	}
+	type detail struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Target  string `json:"target,omitempty"`
+	}
+	type graphError struct {
+		Code       string     `json:"code"`
+		Message    string     `json:"message"`
+		Target     string     `json:"target,omitempty"`
+		Details    []detail   `json:"details,omitempty"`
+		InnerError innerError `json:"innerError"`
+	}
+	out := graphError{Code: e.Code, Message: e.Message, Target: e.Target, InnerError: innerError{
+		Date: time.Now().UTC().Format("2006-01-02T15:04:05"), RequestID: id, ClientRequestID: clientRequestID(r, id)}}
+	for _, d := range e.Details {
+		out.Details = append(out.Details, detail{d.Code, d.Message, d.Target})
+	}
+	server.WriteJSON(w, e.Status, struct {
+		Error graphError `json:"error"`
+	}{out})
 }

@@ -2,6 +2,7 @@ package graphapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -205,6 +206,36 @@ func (g *API) getUser(w http.ResponseWriter, r *http.Request, c *authority.Claim
 	return nil
 }
 
+// changeOwnPassword is POST /v1.0/me/changePassword: a person changes
+// their own password, giving the current one (Graph's user: changePassword).
+func (g *API) changeOwnPassword(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
+	if c.Principal.Type != gatehouse.PrincipalUser {
+		return gatehouse.BadRequestf(codeBadRequest, "/me request is only valid with delegated authentication flow.")
+	}
+	var body struct {
+		CurrentPassword string `json:"currentPassword"`
+		NewPassword     string `json:"newPassword"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	u, err := g.dir.User(c.Principal.ObjectID)
+	if err != nil {
+		return notFound(c.Principal.ObjectID)
+	}
+	_, err = g.dir.ChangePassword(r.Context(), u.TenantID, u.UserName, body.CurrentPassword, body.NewPassword)
+	switch {
+	case errors.Is(err, directory.ErrInvalidPassword):
+		return badRequest("Invalid currentPassword.")
+	case errors.Is(err, directory.ErrDisabled):
+		return gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied", "The account is disabled.")
+	case err != nil:
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // getMe is GET /v1.0/me: the signed-in person (`az ad signed-in-user
 // show`, which scripts use for their own object id). Needs no directory
 // role; an application's token has no "me".
@@ -222,9 +253,12 @@ func (g *API) getMe(w http.ResponseWriter, r *http.Request, c *authority.Claims)
 	return nil
 }
 
+// passwordProfile is Graph's: a password (when setting one) and whether
+// it is temporary. az ad user update --force-change-password-next-sign-in
+// sends the flag alone.
 type passwordProfile struct {
 	Password                      string `json:"password"`
-	ForceChangePasswordNextSignIn bool   `json:"forceChangePasswordNextSignIn"`
+	ForceChangePasswordNextSignIn *bool  `json:"forceChangePasswordNextSignIn"`
 }
 
 func (g *API) createUser(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
@@ -242,7 +276,8 @@ func (g *API) createUser(w http.ResponseWriter, r *http.Request, c *authority.Cl
 		return badRequest("The property 'passwordProfile' is required.")
 	}
 	u, err := g.dir.CreateUser(r.Context(), directory.UserSpec{UserName: body.UserPrincipalName,
-		DisplayName: body.DisplayName, Password: body.PasswordProfile.Password, TenantID: c.Principal.TenantID})
+		DisplayName: body.DisplayName, Password: body.PasswordProfile.Password, TenantID: c.Principal.TenantID,
+		ForceChangePassword: body.PasswordProfile.ForceChangePasswordNextSignIn != nil && *body.PasswordProfile.ForceChangePasswordNextSignIn})
 	if err != nil {
 		return err
 	}
@@ -292,8 +327,20 @@ func (g *API) patchUser(w http.ResponseWriter, r *http.Request, c *authority.Cla
 		return err
 	}
 	upd := directory.UserUpdate{DisplayName: body.DisplayName, Enabled: body.AccountEnabled}
-	if body.PasswordProfile != nil {
-		upd.Password = &body.PasswordProfile.Password
+	if pp := body.PasswordProfile; pp != nil {
+		if pp.Password != "" {
+			upd.Password = &pp.Password
+		}
+		// A new password without the flag is a permanent one, as in Graph
+		// (the flag defaults to false); the flag alone marks the current
+		// password temporary or not.
+		force := pp.ForceChangePasswordNextSignIn != nil && *pp.ForceChangePasswordNextSignIn
+		if pp.Password != "" || pp.ForceChangePasswordNextSignIn != nil {
+			upd.ForceChangePassword = &force
+		}
+		if pp.Password == "" && pp.ForceChangePasswordNextSignIn == nil {
+			return badRequest("The passwordProfile has neither a password nor forceChangePasswordNextSignIn.")
+		}
 	}
 	if _, err := g.dir.UpdateUser(r.Context(), u.ObjectID, upd); err != nil {
 		return err

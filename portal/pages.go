@@ -56,6 +56,9 @@ func (q *req) canData(p *Portal, action string, scope *gatehouse.ResourceID) boo
 
 type signInView struct {
 	Next, UserName, Error string
+	// ChangePassword asks for a new password: the one given was an
+	// administrator's temporary one (forceChangePasswordNextSignIn).
+	ChangePassword bool
 	// Context says why, when an app's sign-in waits for this one.
 	Context string
 }
@@ -109,8 +112,38 @@ func (p *Portal) signIn(q *req) error {
 		q.w.Header().Set("Retry-After", "60")
 		return p.render(q, http.StatusTooManyRequests, "signin", "Sign in", v)
 	}
-	pr, err := p.opts.Directory.CheckPassword(q.ctx(), p.opts.Directory.DefaultTenant(), v.UserName, q.r.PostForm.Get("password"))
+	var (
+		pr  gatehouse.Principal
+		err error
+	)
+	tenant, password := p.opts.Directory.DefaultTenant(), q.r.PostForm.Get("password")
+	if q.r.PostForm.Has("newpassword") {
+		// The second step of a temporary password's sign-in: the person
+		// gives it again with the one they chose.
+		v.ChangePassword = true
+		next := q.r.PostForm.Get("newpassword")
+		if next != q.r.PostForm.Get("confirmpassword") {
+			v.Error = "The new passwords do not match."
+			return p.render(q, http.StatusBadRequest, "signin", "Sign in", v)
+		}
+		pr, err = p.opts.Directory.ChangePassword(q.ctx(), tenant, v.UserName, password, next)
+		if e, ok := gatehouse.AsError(err); ok && errors.Is(err, directory.ErrInvalid) {
+			v.Error = e.Message
+			return p.render(q, http.StatusBadRequest, "signin", "Sign in", v)
+		}
+		if err == nil {
+			p.audit(q.ctx(), q.r, pr, actChangePassword, "/users/"+pr.ObjectID, audit.Succeeded, http.StatusOK, "", nil)
+		}
+	} else {
+		pr, err = p.opts.Directory.CheckPassword(q.ctx(), tenant, v.UserName, password)
+	}
 	switch {
+	case errors.Is(err, directory.ErrPasswordExpired):
+		// Right, and temporary: ask for a new one. Not a failure for the
+		// throttle, and no session yet.
+		v.ChangePassword = true
+		v.Error = "Your password is temporary: choose a new one to sign in."
+		return p.render(q, http.StatusOK, "signin", "Sign in", v)
 	case errors.Is(err, directory.ErrInvalidPassword), errors.Is(err, directory.ErrDisabled):
 		p.throttle.failed(q.r, v.UserName)
 		// One message for both: which accounts exist or are disabled is
@@ -164,6 +197,10 @@ func (p *Portal) signOutEverywhere(q *req) error {
 	http.Redirect(q.w, q.r, "/portal/signin", http.StatusSeeOther)
 	return nil
 }
+
+// actChangePassword is audited when a person replaces a temporary
+// password at sign-in.
+const actChangePassword = "Gatehouse/portal/changePassword/action"
 
 // actRevokeSessions is audited when a person signs out everywhere.
 const actRevokeSessions = "Gatehouse/portal/signOutEverywhere/action"

@@ -27,8 +27,12 @@ type (
 	// Directory signs people in and names principals.
 	Directory interface {
 		DefaultTenant() string
-		// CheckPassword: directory.ErrInvalidPassword, ErrDisabled.
+		// CheckPassword: directory.ErrInvalidPassword, ErrDisabled,
+		// ErrPasswordExpired (a temporary password: ChangePassword).
 		CheckPassword(ctx context.Context, tenantID, userName, password string) (gatehouse.Principal, error)
+		// ChangePassword: CheckPassword's errors, directory.ErrInvalid
+		// for the new password.
+		ChangePassword(ctx context.Context, tenantID, userName, current, next string) (gatehouse.Principal, error)
 		// User: directory.ErrNotFound.
 		User(id string) (*directory.User, error)
 		Principal(ctx context.Context, objectID string) (gatehouse.Principal, error)

@@ -403,6 +403,10 @@ func TestAzCLI(t *testing.T) {
 		if shown.ID != user.ID {
 			t.Fatalf("az ad user show: %+v", shown)
 		}
+		// The flag alone marks the current password temporary (az sends a
+		// passwordProfile without a password); a new one with it too.
+		az.run("ad", "user", "update", "--id", user.ID, "--force-change-password-next-sign-in", "true")
+		az.run("ad", "user", "update", "--id", user.ID, "--password", "an az person password 2", "--force-change-password-next-sign-in", "false")
 		// Groups: a role assigned to one grants its members.
 		var group struct{ ID, DisplayName, MailNickname string }
 		az.json(&group, "ad", "group", "create", "--display-name", "Az Team", "--mail-nickname", "az-team")

@@ -458,7 +458,7 @@ func readCertificate(path string) ([]byte, error) {
 
 func newUserCreateCmd(env Env) *cobra.Command {
 	var upn, name, password string
-	var passStdin bool
+	var passStdin, forceChange bool
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a person who signs in with a password",
@@ -479,7 +479,7 @@ func newUserCreateCmd(env Env) *cobra.Command {
 			}
 			var out map[string]any
 			body := map[string]any{"userPrincipalName": upn, "displayName": firstNonEmpty(name, upn), "accountEnabled": true,
-				"passwordProfile": map[string]any{"password": password}}
+				"passwordProfile": map[string]any{"password": password, "forceChangePasswordNextSignIn": forceChange}}
 			if err := c.Do(cmd.Context(), "POST", "/v1.0/users", body, &out); err != nil {
 				return err
 			}
@@ -490,6 +490,8 @@ func newUserCreateCmd(env Env) *cobra.Command {
 	cmd.Flags().StringVar(&name, "display-name", "", "display name")
 	cmd.Flags().StringVar(&password, "password", "", "initial password (at least 12 characters)")
 	cmd.Flags().BoolVar(&passStdin, "password-stdin", false, "read the initial password from standard input")
+	cmd.Flags().BoolVar(&forceChange, "force-change-password-next-sign-in", false,
+		"make the password temporary: the person chooses a new one when signing in to the portal")
 	cmd.MarkFlagRequired("user-principal-name")
 	cmd.MarkFlagsMutuallyExclusive("password", "password-stdin")
 	addOutputFlags(cmd)

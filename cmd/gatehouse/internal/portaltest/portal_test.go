@@ -149,6 +149,7 @@ func TestPortal(t *testing.T) {
 			}
 			t.Run("sign-in-and-cookie", func(t *testing.T) { testSignIn(t, e) })
 			t.Run("sign-out-ends-session", func(t *testing.T) { testSignOut(t, e) })
+			t.Run("temporary-password", func(t *testing.T) { testTemporaryPassword(t, e) })
 			t.Run("sign-in-replaces-session", func(t *testing.T) { testSignInAgain(t, e) })
 			t.Run("revoked-and-disabled", func(t *testing.T) { testRevoked(t, e) })
 			t.Run("headers-and-errors", func(t *testing.T) { testHeaders(t, e) })
@@ -1210,5 +1211,55 @@ func testDeployModel(t *testing.T, e *env) {
 	// A Language account has no deployments: no form.
 	if p := b.get(e.accountPath()); strings.Contains(p.body, `id="deploy-form"`) {
 		t.Error("a Language account offers deployments")
+	}
+}
+
+// testTemporaryPassword: a person whose password an administrator set as
+// temporary (forceChangePasswordNextSignIn) signs in by choosing a new
+// one on the sign-in page: the right temporary password brings the change
+// form (no session yet), mismatched or unchanged passwords are refused,
+// and the change signs them in; the temporary password is dead after.
+func testTemporaryPassword(t *testing.T, e *env) {
+	const temp, chosen = "temporary password 1", "chosen password 22"
+	u, err := e.Directory.CreateUser(context.WithoutCancel(t.Context()), directory.UserSpec{UserName: "temp@example.test", DisplayName: "Temp",
+		Password: temp, ForceChangePassword: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser(t)
+	p := b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {temp}, "next": {"/portal/"}})
+	if p.status != http.StatusOK || !strings.Contains(p.body, `id="newpassword"`) || p.header.Get("Set-Cookie") != "" {
+		t.Fatalf("temporary password: %d %v %s", p.status, p.header, p.body)
+	}
+	change := func(current, next, confirm string) page {
+		return b.post("/portal/signin", url.Values{"username": {u.UserName}, "password": {current}, "newpassword": {next},
+			"confirmpassword": {confirm}, "next": {"/portal/"}})
+	}
+	for name, tt := range map[string]struct {
+		p      page
+		status int
+		says   string
+	}{
+		"mismatch":      {change(temp, chosen, chosen+"x"), http.StatusBadRequest, "do not match"},
+		"same":          {change(temp, temp, temp), http.StatusBadRequest, "must differ"},
+		"short":         {change(temp, "short", "short"), http.StatusBadRequest, "12 to 256"},
+		"wrong-current": {change("wrong password 12", chosen, chosen), http.StatusUnauthorized, "incorrect"},
+	} {
+		if tt.p.status != tt.status || !strings.Contains(tt.p.body, tt.says) || !strings.Contains(tt.p.body, `id="newpassword"`) || tt.p.header.Get("Set-Cookie") != "" {
+			t.Errorf("%s: %d %s", name, tt.p.status, tt.p.body)
+		}
+	}
+	p = change(temp, chosen, chosen)
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/" || !strings.Contains(p.header.Get("Set-Cookie"), "__Host-gatehouse-session=") {
+		t.Fatalf("change: %d %v %s", p.status, p.header, p.body)
+	}
+	if home := b.get("/portal/"); home.status != 200 || !strings.Contains(home.body, "temp@example.test") {
+		t.Fatalf("home after the change: %d", home.status)
+	}
+	if p := e.browser(t).post("/portal/signin", url.Values{"username": {u.UserName}, "password": {temp}}); p.status != http.StatusUnauthorized {
+		t.Fatalf("the temporary password after the change: %d", p.status)
+	}
+	if p := e.browser(t).post("/portal/signin", url.Values{"username": {u.UserName}, "password": {chosen}, "next": {"/portal/"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("the chosen password: %d %s", p.status, p.body)
 	}
 }
