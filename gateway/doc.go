@@ -58,7 +58,8 @@
 //	→ route serves the account's kind (else 404)
 //	→ rate limits: per credential (key slot or principal), then per account → 429 + Retry-After
 //	→ with Options.DeploymentQuotas, a proxied request's deployment quota (its sku capacity:
-//	  requests and estimated tokens, quota.go) → Azure OpenAI's 429
+//	  requests and estimated tokens, quota.go) → Azure OpenAI's 429; an admitted answer's
+//	  x-ratelimit-* fields are then the gateway's, never the upstream's
 //	→ serve → count usage and metrics (account, credential kind, status)
 //
 // Errors are Azure's (azure-wire.md §1.3): 401 {"code":"401"} "Access

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -82,20 +83,28 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string starting at b[i] == '"'.
+// skipString returns the index after the string starting at b[i] == '"',
+// or len(b) when it does not end in b. Its end is the first quote not
+// escaped, one after an even run of backslashes: found with the
+// vectorized search, which costs less than a byte loop from about ten
+// bytes on (proxied answers' strings and request bodies' content).
 func skipString(b []byte, i int) int {
-	i++
-	for i < len(b) {
-		switch b[i] {
-		case '\\':
-			i += 2
-			continue
-		case '"':
-			return i + 1
+	for i++; i < len(b); {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			break
 		}
-		i++
+		k := i + j
+		n := 0
+		for k-n > i && b[k-n-1] == '\\' {
+			n++
+		}
+		if n&1 == 0 {
+			return k + 1
+		}
+		i = k + 1
 	}
-	return i
+	return len(b)
 }
 
 // skipValue returns the index after the value starting at b[i].

@@ -275,9 +275,9 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		if q != nil {
 			q.headers(w, p.now())
 		}
-		tail := getTail()
-		copyResponse(w, resp, tail, p.socketWriteTimeout())
-		p.settle(q, c, d, tail, estimate)
+		usage := getUsageScanner()
+		copyResponse(w, resp, usage, q != nil, p.socketWriteTimeout())
+		p.settle(q, c, d, usage, estimate)
 		return nil
 	}
 	ex, err := uc.exchange(r.Context(), o)
@@ -293,17 +293,17 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 	if q != nil {
 		q.headers(w, p.now())
 	}
-	tail := getTail()
-	forward(w, ex, tail, p.socketWriteTimeout())
-	p.settle(q, c, d, tail, estimate)
+	usage := getUsageScanner()
+	forward(w, ex, usage, q != nil, p.socketWriteTimeout())
+	p.settle(q, c, d, usage, estimate)
 	return nil
 }
 
 // settle meters the answer's tokens and, with a quota, charges what they
 // exceed of the estimate.
-func (p *proxy) settle(q *deploymentQuota, c *call, d *Deployment, tail *tokenTail, estimate int) {
-	prompt, completion, ok := p.meter.tokens.count(c.account.Name, d.Name, tail)
-	tailPool.Put(tail)
+func (p *proxy) settle(q *deploymentQuota, c *call, d *Deployment, usage *usageScanner, estimate int) {
+	prompt, completion, ok := p.meter.tokens.count(c.account.Name, d.Name, usage)
+	usagePool.Put(usage)
 	if ok {
 		c.usage.tokens(prompt, completion)
 		if q != nil {
@@ -312,13 +312,13 @@ func (p *proxy) settle(q *deploymentQuota, c *call, d *Deployment, tail *tokenTa
 	}
 }
 
-// tailPool holds the tokenTails answers are metered with.
-var tailPool = sync.Pool{New: func() any { return new(tokenTail) }}
+// usagePool holds the usageScanners answers are metered with.
+var usagePool = sync.Pool{New: func() any { return new(usageScanner) }}
 
-func getTail() *tokenTail {
-	t := tailPool.Get().(*tokenTail)
-	t.n, t.done = 0, false
-	return t
+func getUsageScanner() *usageScanner {
+	s := usagePool.Get().(*usageScanner)
+	s.reset(false)
+	return s
 }
 
 // readRequestBody reads r's body, at most max bytes (else 413), into the
@@ -388,13 +388,16 @@ func readBody(buf []byte, r io.Reader) ([]byte, error) {
 }
 
 // copyResponse streams resp to w. An event stream is flushed after every
-// read so tokens reach the client as the upstream produces them. tail,
-// when not nil, keeps the end of the body for token metering.
-func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail, stall time.Duration) {
+// read so tokens reach the client as the upstream produces them. usage,
+// when not nil, meters the body (tokens.go). With ownLimits (the gateway
+// enforces the deployment's quota and has set its own x-ratelimit-*
+// fields), the upstream's rate-limit fields stay behind (isRateLimitHeader).
+func copyResponse(w http.ResponseWriter, resp *http.Response, usage *usageScanner, ownLimits bool, stall time.Duration) {
 	dst := w.Header()
 	for k, v := range resp.Header {
 		switch {
 		case isHopHeader(k):
+		case ownLimits && isRateLimitHeader(k):
 		case k == "Vary" && len(dst[k]) > 0:
 			dst[k] = append(dst[k], v...) // the CORS policy's Vary: Origin stays
 		default:
@@ -404,6 +407,9 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail, s
 	stream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	if stream || resp.StatusCode == http.StatusNoContent {
 		dst.Del("Content-Length") // a 204 has none (RFC 9110 §8.6): HTTP/2 clients reset a stream that does
+	}
+	if usage != nil {
+		usage.sse = stream
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -422,16 +428,16 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, tail *tokenTail, s
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the client went away
 			}
-			if tail != nil {
-				tail.add(buf[:n])
+			if usage != nil {
+				usage.add(buf[:n])
 			}
 			if stream {
 				rc.Flush()
 			}
 		}
 		if rerr == io.EOF {
-			if tail != nil {
-				tail.done = true
+			if usage != nil {
+				usage.done = true
 			}
 			return
 		}
@@ -459,8 +465,8 @@ func stallDeadline(rc *http.ResponseController, stall time.Duration) {
 // header (their value slices in one array of the response's own: on the
 // HTTP/1.1 fast path the header is written after the handler returns),
 // and a Content-Length body already in the connection's buffer is written
-// from there. tail keeps the end of the body for token metering.
-func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail, stall time.Duration) {
+// from there. usage meters the body; ownLimits is copyResponse's.
+func forward(w http.ResponseWriter, ex *upExchange, usage *usageScanner, ownLimits bool, stall time.Duration) {
 	// The head lives in the exchange only until the body is read.
 	stream := strings.HasPrefix(ex.header("Content-Type"), "text/event-stream")
 	chunked := ex.chunked != nil
@@ -468,7 +474,8 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail, stall time.
 	fields := ex.fields
 	vals := make([]string, len(fields))
 	for i, f := range fields {
-		if isHopHeader(f.Name) || f.Name == "Content-Length" && (stream || chunked || ex.status == http.StatusNoContent) {
+		if isHopHeader(f.Name) || f.Name == "Content-Length" && (stream || chunked || ex.status == http.StatusNoContent) ||
+			ownLimits && isRateLimitHeader(f.Name) {
 			continue
 		}
 		vals[i] = f.Value
@@ -480,6 +487,7 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail, stall time.
 		}
 	}
 	w.WriteHeader(ex.status)
+	usage.sse = stream
 	var rc *http.ResponseController // made when needed: most answers are written whole below
 	if stream {
 		// The head now: clients (openai-node, azure-core) time the wait for
@@ -496,10 +504,10 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail, stall time.
 			}
 			_, werr := w.Write(b)
 			if werr == nil {
-				tail.add(b)
+				usage.add(b)
 			}
 			if ex.discard(len(b)) {
-				tail.done = werr == nil
+				usage.done = werr == nil
 				return
 			}
 			if werr != nil {
@@ -524,13 +532,13 @@ func forward(w http.ResponseWriter, ex *upExchange, tail *tokenTail, stall time.
 				}
 				return
 			}
-			tail.add(buf[:n])
+			usage.add(buf[:n])
 			if stream {
 				rc.Flush()
 			}
 		}
 		if rerr == io.EOF {
-			tail.done = true
+			usage.done = true
 			return
 		}
 		if rerr != nil {
@@ -559,6 +567,16 @@ func isHopHeader(name string) bool {
 		return true
 	}
 	return strings.HasPrefix(name, "Access-Control-")
+}
+
+// isRateLimitHeader reports whether name (canonical) is one of the
+// x-ratelimit-* fields (x-ratelimit-remaining-requests|tokens, and
+// OpenAI's -limit- and -reset- ones; Azure has also sent them spelled
+// x-rate-limit-*). An upstream's describe its own limits, not what this
+// gateway lets the client do: where the gateway enforces a deployment
+// quota, its fields are the only ones the client gets.
+func isRateLimitHeader(name string) bool {
+	return strings.HasPrefix(name, "X-Ratelimit-") || strings.HasPrefix(name, "X-Rate-Limit-")
 }
 
 // firstField returns the index of the first field named name.

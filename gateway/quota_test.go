@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,17 @@ func TestDeploymentQuotas(t *testing.T) {
 		}
 	}
 
+	neverFits := func(t *testing.T, resp *http.Response, dep, tpm string) {
+		t.Helper()
+		code, msg := azureErr(t, resp)
+		if resp.StatusCode != 429 || code != "429" || !strings.Contains(msg, "more than the "+tpm+" tokens per minute of deployment '"+dep+"'") {
+			t.Errorf("oversized: %d %s %s", resp.StatusCode, code, msg)
+		}
+		if h := resp.Header; h.Get("Retry-After") != "86400" || h.Get("Retry-After-Ms") != "86400000" || h.Get("X-Should-Retry") != "false" {
+			t.Errorf("oversized: Retry-After %q, retry-after-ms %q, x-should-retry %q", h.Get("Retry-After"), h.Get("Retry-After-Ms"), h.Get("X-Should-Retry"))
+		}
+	}
+
 	t.Run("requests", func(t *testing.T) {
 		f, key := setup(t, true)
 		resp := chat(t, f, key, "one", "")
@@ -122,10 +134,39 @@ func TestDeploymentQuotas(t *testing.T) {
 			t.Fatalf("first: %d", st)
 		}
 		refused(t, chat(t, f, key, "two", `,"max_tokens":1000`), "token", "16") // 532 tokens short at 33⅓ a second
-		// A request that could never fit says so.
+		// A request that could never fit says so, in a way clients do not
+		// retry (Azure's day-long Retry-After, x-should-retry: false).
 		resp := chat(t, f, key, "one", `,"max_tokens":5000`)
-		if code, msg := azureErr(t, resp); resp.StatusCode != 429 || code != "429" || !strings.Contains(msg, "more than the 1000 tokens per minute of deployment 'one'") {
-			t.Errorf("oversized: %d %s %s", resp.StatusCode, code, msg)
+		neverFits(t, resp, "one", "1000")
+	})
+
+	t.Run("never-fits-before-the-call-limit", func(t *testing.T) {
+		f, key := setup(t, true)
+		if st := status(chat(t, f, key, "one", "")); st != 200 {
+			t.Fatalf("first: %d", st)
+		}
+		// The call limit is reached, but waiting for it would not help
+		// this request: it gets the final answer, not a 10-second retry.
+		neverFits(t, chat(t, f, key, "one", `,"max_tokens":5000`), "one", "1000")
+		f.clock.Advance(10 * time.Second)
+		if st := status(chat(t, f, key, "one", "")); st != 200 {
+			t.Errorf("the refused request took a call: %d", st)
+		}
+	})
+
+	t.Run("inline-media", func(t *testing.T) {
+		f, key := setup(t, true)
+		// A 300 KB image is not 75,000 tokens: with its part counted at
+		// mediaPartTokens the request fits capacity 1's 1,000 a minute.
+		image := `data:image/png;base64,` + strings.Repeat("iVBORw0KGgo", 30000)
+		resp := f.do(t, req{url: "/ai/q/openai/deployments/one/chat/completions?api-version=2024-10-21", header: key,
+			body: `{"messages":[{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"` + image + `"}}]}],"max_tokens":300}`})
+		if st := status(resp); st != 200 {
+			t.Fatalf("a large image: %d", st)
+		}
+		// 1,000 less 300 (max_tokens), 85 (the image) and the text's ~30.
+		if got, _ := strconv.Atoi(resp.Header.Get("X-Ratelimit-Remaining-Tokens")); got < 1000-300-85-40 || got > 1000-300-85-20 {
+			t.Errorf("remaining tokens %d", got)
 		}
 	})
 
@@ -153,4 +194,103 @@ func TestDeploymentQuotas(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEstimateTokens: the admission estimate counts text by its bytes
+// and each inline image, audio clip or file at mediaPartTokens.
+func TestEstimateTokens(t *testing.T) {
+	b64 := strings.Repeat("UklGRiQAAABXQVZFZm10", 5000) // 100,000 bytes
+	text := strings.Repeat("words ", 1000)
+	for _, tt := range []struct {
+		name, body string
+		want       int
+	}{
+		{"text", `{"messages":[{"role":"user","content":"` + text + `"}],"max_tokens":10}`, (len(text)+len(`{"messages":[{"role":"user","content":""}],"max_tokens":10}`)+3)/4 + 10},
+		{"chat-image", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` + b64 + `","detail":"low"}}]}]}`,
+			(len(`{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":,"detail":"low"}}]}]}`)+3)/4 + mediaPartTokens},
+		{"escaped-slash", `{"messages":[{"content":[{"image_url":{"url":"data:image\/jpeg;base64,` + b64 + `"}}]}]}`,
+			(len(`{"messages":[{"content":[{"image_url":{"url":}}]}]}`)+3)/4 + mediaPartTokens},
+		{"two-images-and-text", `{"input":[{"role":"user","content":[{"type":"input_text","text":"compare"},` +
+			`{"type":"input_image","image_url":"data:image/webp;base64,` + b64 + `"},{"type":"input_image","image_url":"data:image/webp;base64,` + b64 + `"}]}],"max_output_tokens":50}`,
+			(len(`{"input":[{"role":"user","content":[{"type":"input_text","text":"compare"},{"type":"input_image","image_url":},{"type":"input_image","image_url":}]}],"max_output_tokens":50}`)+3)/4 + 2*mediaPartTokens + 50},
+		{"input-audio", `{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"` + b64 + `","format":"wav"}}]}]}`,
+			(len(`{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":,"format":"wav"}}]}]}`)+3)/4 + mediaPartTokens},
+		{"file-data", `{"input":[{"role":"user","content":[{"type":"input_file","filename":"a.pdf","file_data":"data:application/pdf;base64,` + b64 + `"}]}]}`,
+			(len(`{"input":[{"role":"user","content":[{"type":"input_file","filename":"a.pdf","file_data":}]}]}`)+3)/4 + mediaPartTokens},
+		{"data-member-that-is-text", `{"metadata":{"data":"` + text + `"}}`, (len(text) + len(`{"metadata":{"data":""}}`) + 3) / 4},
+		{"data-url-not-base64", `{"messages":[{"content":"data:text/plain,` + text + `"}]}`, (len(text) + len(`{"messages":[{"content":"data:text/plain,"}]}`) + 3) / 4},
+		{"url-as-text", `{"messages":[{"content":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}`,
+			(len(`{"messages":[{"content":[{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}`) + 3) / 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := estimateTokens([]byte(tt.body)); got != tt.want {
+				t.Errorf("%d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestQuotaHeadersWin: where the gateway enforces a deployment's quota,
+// the answer's x-ratelimit-* fields are the gateway's, not the
+// upstream's (which are about the upstream's own limits); without a
+// quota the upstream's pass through.
+func TestQuotaHeadersWin(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Ratelimit-Remaining-Requests", "4999")
+		h.Set("X-Ratelimit-Remaining-Tokens", "799000")
+		h.Set("X-Ratelimit-Limit-Requests", "5000")
+		h.Set("X-Ratelimit-Limit-Tokens", "800000")
+		h.Set("X-Ratelimit-Reset-Requests", "12ms")
+		h.Set("X-Ratelimit-Reset-Tokens", "75ms")
+		h.Set("X-Rate-Limit-Reset-Tokens", "1")
+		if strings.HasSuffix(r.URL.Path, "/stream/v1/chat/completions") {
+			h.Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n")
+			return
+		}
+		h.Set("Content-Type", "application/json")
+		io.WriteString(w, `{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+	}))
+	t.Cleanup(up.Close)
+	upstream := map[string]string{
+		"X-Ratelimit-Remaining-Requests": "4999", "X-Ratelimit-Remaining-Tokens": "799000",
+		"X-Ratelimit-Limit-Requests": "5000", "X-Ratelimit-Limit-Tokens": "800000",
+		"X-Ratelimit-Reset-Requests": "12ms", "X-Ratelimit-Reset-Tokens": "75ms", "X-Rate-Limit-Reset-Tokens": "1",
+	}
+	// The gateway's: capacity 1 is 1 request per 10 seconds and 1,000
+	// tokens, less the estimate of {"messages":[]} (4 tokens).
+	gateway := map[string]string{"X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Remaining-Tokens": "996"}
+	for _, transport := range []string{"upstream-client", "http-transport"} {
+		for _, quotas := range []bool{true, false} {
+			for _, path := range []string{"json", "stream"} {
+				t.Run(fmt.Sprintf("%s-quotas-%v-%s", transport, quotas, path), func(t *testing.T) {
+					f := newFixture(t, func(o *Options) {
+						o.DeploymentQuotas = quotas
+						if transport == "http-transport" {
+							o.Transport = &http.Transport{}
+						}
+					})
+					keys := f.accounts.add(Account{ID: acctID("h"), InternalID: "h-1", Name: "h", Kind: "OpenAI"})
+					f.deps.put(acctID("h"), &Deployment{Name: "d", Upstream: mustURL(t, up.URL+"/"+path), Capacity: 1})
+					resp := f.do(t, req{url: "/ai/h/openai/deployments/d/chat/completions?api-version=2024-10-21",
+						header: map[string]string{"api-key": keys[0]}, body: `{"messages":[]}`})
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+					want := upstream
+					if quotas {
+						want = gateway
+					}
+					for name := range upstream {
+						if got := resp.Header.Values(name); len(got) > 1 || want[name] != resp.Header.Get(name) {
+							t.Errorf("%s: %q, want %q", name, got, want[name])
+						}
+					}
+				})
+			}
+		}
+	}
 }

@@ -445,8 +445,8 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	}()
 	s := &wsScanner{}
 	account := c.account.Name
-	message := func(tail *tokenTail) {
-		prompt, completion, ok := p.meter.tokens.count(account, d.Name, tail)
+	message := func(usage *usageScanner) {
+		prompt, completion, ok := p.meter.tokens.count(account, d.Name, usage)
 		if ok {
 			c.usage.tokens(prompt, completion)
 			if q != nil {
@@ -617,8 +617,8 @@ func (s *sessions) sweep(stop <-chan struct{}, every time.Duration) {
 }
 
 // wsScanner follows the frames of one direction of a WebSocket (RFC 6455
-// §5.2) as the bytes go by, without holding them up, and hands the end
-// (a tokenTail) of every complete text message to the callback. Control
+// §5.2) as the bytes go by, without holding them up, and hands the usage
+// (a usageScanner's) of every complete text message to the callback. Control
 // frames may come between the fragments of a message; masked frames
 // (which an upstream must not send) and malformed ones end the scanning,
 // not the connection.
@@ -631,10 +631,10 @@ type wsScanner struct {
 	fin       bool
 	text      bool // the current message is text
 	broken    bool
-	tail      tokenTail
+	usage     usageScanner
 }
 
-func (s *wsScanner) feed(p []byte, message func(*tokenTail)) {
+func (s *wsScanner) feed(p []byte, message func(*usageScanner)) {
 	for len(p) > 0 && !s.broken {
 		if !s.inPayload {
 			if s.need == 0 {
@@ -669,7 +669,7 @@ func (s *wsScanner) feed(p []byte, message func(*tokenTail)) {
 			n = int(s.left)
 		}
 		if !s.control && s.text {
-			s.tail.add(p[:n])
+			s.usage.add(p[:n])
 		}
 		s.left -= uint64(n)
 		p = p[n:]
@@ -680,7 +680,7 @@ func (s *wsScanner) feed(p []byte, message func(*tokenTail)) {
 }
 
 // startFrame reads the complete header in hdr.
-func (s *wsScanner) startFrame(message func(*tokenTail)) {
+func (s *wsScanner) startFrame(message func(*usageScanner)) {
 	var length uint64
 	switch s.need {
 	case 2:
@@ -701,7 +701,7 @@ func (s *wsScanner) startFrame(message func(*tokenTail)) {
 	s.control = op&0x08 != 0
 	if !s.control && op != 0 { // the first frame of a message
 		s.text = op == 1
-		s.tail.n, s.tail.done = 0, false
+		s.usage.reset(false)
 	}
 	s.hn, s.need = 0, 0
 	s.left = length
@@ -711,13 +711,13 @@ func (s *wsScanner) startFrame(message func(*tokenTail)) {
 	}
 }
 
-func (s *wsScanner) endFrame(message func(*tokenTail)) {
+func (s *wsScanner) endFrame(message func(*usageScanner)) {
 	s.inPayload = false
 	if s.control || !s.fin || !s.text {
 		return
 	}
-	s.tail.done = true
-	message(&s.tail)
-	s.tail.n, s.tail.done = 0, false
+	s.usage.done = true
+	message(&s.usage)
+	s.usage.reset(false)
 	s.text = false
 }

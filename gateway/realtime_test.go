@@ -591,11 +591,11 @@ func TestWSScanner(t *testing.T) {
 		s := &wsScanner{}
 		for p := stream; len(p) > 0; {
 			n := min(step, len(p))
-			s.feed(p[:n], func(tail *tokenTail) {
-				if !tail.done {
-					t.Error("tail not done")
+			s.feed(p[:n], func(u *usageScanner) {
+				if !u.done {
+					t.Error("message not done")
 				}
-				in, out, ok := tokenUsage(tail.buf[:tail.n])
+				in, out, ok := u.usage()
 				if !ok {
 					in, out = -1, -1
 				}
@@ -610,8 +610,8 @@ func TestWSScanner(t *testing.T) {
 	// A masked frame (clients' frames) stops the scanning.
 	s := &wsScanner{}
 	calls := 0
-	s.feed(append([]byte{0x81, 0x80 | 5, 1, 2, 3, 4}, "abcde"...), func(*tokenTail) { calls++ })
-	s.feed(frame(true, 1, done(1, 1)), func(*tokenTail) { calls++ })
+	s.feed(append([]byte{0x81, 0x80 | 5, 1, 2, 3, 4}, "abcde"...), func(*usageScanner) { calls++ })
+	s.feed(frame(true, 1, done(1, 1)), func(*usageScanner) { calls++ })
 	if calls != 0 || !s.broken {
 		t.Errorf("masked frame: %d calls, broken %v", calls, s.broken)
 	}
@@ -627,11 +627,10 @@ func FuzzWSScanner(f *testing.F) {
 		s := &wsScanner{}
 		for p := b; len(p) > 0; {
 			n := min(step, len(p))
-			s.feed(p[:n], func(tail *tokenTail) {
-				if tail.n > len(tail.buf) {
-					t.Fatal("tail overflow")
+			s.feed(p[:n], func(u *usageScanner) {
+				if in, out, ok := u.usage(); !ok && (in != 0 || out != 0) || in < 0 || out < 0 {
+					t.Fatalf("%d %d %v", in, out, ok)
 				}
-				tokenUsage(tail.buf[:tail.n])
 			})
 			p = p[n:]
 		}
@@ -699,8 +698,8 @@ func BenchmarkWSScanner(b *testing.B) {
 	for b.Loop() {
 		for p := stream; len(p) > 0; {
 			k := min(32<<10, len(p))
-			s.feed(p[:k], func(t *tokenTail) {
-				if _, _, ok := tokenUsage(t.buf[:t.n]); ok {
+			s.feed(p[:k], func(u *usageScanner) {
+				if _, _, ok := u.usage(); ok {
 					n++
 				}
 			})
