@@ -174,27 +174,7 @@ func (s *Service) DeleteAssignment(ctx context.Context, scope *gatehouse.Resourc
 // returns how many it deleted.
 func (s *Service) DeleteAssignmentsWithin(ctx context.Context, scope *gatehouse.ResourceID) (int, error) {
 	k := scope.Key()
-	s.mu.RLock()
-	var names []string
-	for _, a := range s.byName {
-		if within(a.scopeKey, k) {
-			names = append(names, a.Name)
-		}
-	}
-	s.mu.RUnlock()
-	n := 0
-	for _, name := range names {
-		if err := s.assignments.Delete(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return n, storageError(err)
-		}
-		n++
-	}
-	if n > 0 {
-		if err := s.watcher.Sync(ctx); err != nil {
-			return n, storageError(err)
-		}
-	}
-	return n, nil
+	return s.deleteAssignments(ctx, func(a *Assignment) bool { return within(a.scopeKey, k) })
 }
 
 // DeleteAssignmentsOf deletes every assignment to principalID, and returns
@@ -207,10 +187,17 @@ func (s *Service) DeleteAssignmentsOf(ctx context.Context, principalID string) (
 	if !ok {
 		return 0, nil
 	}
+	return s.deleteAssignments(ctx, func(a *Assignment) bool { return strings.EqualFold(a.PrincipalID, oid) })
+}
+
+// deleteAssignments deletes the assignments match picks, and returns how
+// many it deleted; when it returns, they take no part in this node's
+// decisions.
+func (s *Service) deleteAssignments(ctx context.Context, match func(*Assignment) bool) (int, error) {
 	s.mu.RLock()
 	var names []string
 	for _, a := range s.byName {
-		if strings.EqualFold(a.PrincipalID, oid) {
+		if match(a) {
 			names = append(names, a.Name)
 		}
 	}
