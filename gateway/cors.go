@@ -87,10 +87,15 @@ func (g *Gateway) corsHeaders(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	allow := g.cors.allowed(origin[0])
+	h := w.Header()
 	if allow == "" {
+		if len(g.cors.Origins) > 0 {
+			// The answer would have differed for a listed origin: a cache
+			// must not give this one to it.
+			h.Add("Vary", "Origin")
+		}
 		return
 	}
-	h := w.Header()
 	if allow == "*" {
 		h[hdrAllowOrigin] = anyOrigin
 	} else {
@@ -123,6 +128,9 @@ func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request, methods []st
 	allow := g.cors.allowed(r.Header.Get("Origin"))
 	want := r.Header.Get("Access-Control-Request-Method")
 	if allow == "" || !slices.Contains(methods, want) {
+		if allow != "*" && len(g.cors.Origins) > 0 && r.Header.Get("Origin") != "" {
+			w.Header().Add("Vary", "Origin") // as corsHeaders
+		}
 		return false
 	}
 	h := w.Header()

@@ -117,6 +117,17 @@ func TestCORS(t *testing.T) {
 					t.Errorf("%s: Vary %q", rq.name, resp.Header.Get("Vary"))
 				}
 			}
+			// A listed policy's answer to an origin not on the list varies
+			// by Origin too: a shared cache must not serve it to a listed one.
+			h := key1(w, "acct1")
+			h["Origin"], h["Content-Type"] = "https://evil.example", "application/json"
+			resp = w.do(t, req{url: langURL, header: h, body: langBody})
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != map[string]string{"any": "*"}[tt.name] ||
+				(tt.name == "list") != (resp.Header.Get("Vary") == "Origin") {
+				t.Errorf("other origin: %d %v", resp.StatusCode, resp.Header)
+			}
 			// A proxied answer carries the gateway's CORS headers, never the
 			// upstream's own (which name another origin and credentials).
 			resp = w.do(t, req{url: "/ai/acct1" + chatPath, header: map[string]string{"Origin": page,
