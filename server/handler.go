@@ -43,7 +43,7 @@ func RenderError(w http.ResponseWriter, r *http.Request, render Renderer, err er
 		}
 		logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("request_id", RequestID(r.Context())),
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("method", r.Method), slog.String("path", LogPath(r)),
 			slog.String("err", err.Error()))
 		if !ok {
 			e = gatehouse.ErrInternal

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -199,7 +200,7 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 				}
 				logger.LogAttrs(r.Context(), slog.LevelError, "panic",
 					slog.String("request_id", info.id), slog.String("method", r.Method),
-					slog.String("path", r.URL.Path), slog.Any("panic", p),
+					slog.String("path", LogPath(r)), slog.Any("panic", p),
 					slog.String("stack", string(debug.Stack())))
 				if !sw.wroteHeader {
 					RenderError(sw, r, RenderAzure, fmt.Errorf("panic: %v", p))
@@ -238,7 +239,7 @@ func (m *Middleware) observe(r *http.Request, info *reqInfo, sw *statusWriter, d
 	}
 	attrs := []slog.Attr{
 		slog.String("request_id", info.id), slog.String("surface", string(info.surface)),
-		slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", r.URL.Path),
+		slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", LogPath(r)),
 		slog.Int("status", status), slog.Duration("duration", d), slog.String("remote", r.RemoteAddr),
 	}
 	if info.errCode != "" {
@@ -381,3 +382,14 @@ func growStack() {
 //
 //go:noinline
 func touch([]byte) {}
+
+// LogPath is the request's path as logs record it: the decoded path, cut
+// at a "?" in it. Only an encoded %3F puts one there — a client that
+// escaped its query string into the path, credentials (api-key=…,
+// subscription-key=…) and all — and the query is never logged.
+func LogPath(r *http.Request) string {
+	if i := strings.IndexByte(r.URL.Path, '?'); i >= 0 {
+		return r.URL.Path[:i] + "?…"
+	}
+	return r.URL.Path
+}

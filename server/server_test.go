@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -278,5 +279,18 @@ func TestNormalizePath(t *testing.T) {
 		if p, err := url.PathUnescape(got.URL.EscapedPath()); err != nil || p != want {
 			t.Errorf("%s: escaped path %q does not match %q", in, got.URL.EscapedPath(), want)
 		}
+	}
+}
+
+// TestLogPathHidesEscapedQuery: a client that escaped its query into the
+// path (%3F) does not get the credential in it logged.
+func TestLogPathHidesEscapedQuery(t *testing.T) {
+	var buf bytes.Buffer
+	mw := &Middleware{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	h := mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) }))
+	const secret = "0123456789abcdef0123456789abcdef"
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "https://gw.example/ai/x/language/:analyze-text%3Fapi-version=1&subscription-key="+secret, nil))
+	if out := buf.String(); strings.Contains(out, secret) || !strings.Contains(out, `"path":"/ai/x/language/:analyze-text?…"`) {
+		t.Fatalf("access log: %s", out)
 	}
 }
