@@ -487,6 +487,14 @@ func (g *API) deleteApplication(w http.ResponseWriter, r *http.Request, c *autho
 	if err := g.dir.DeleteApplication(r.Context(), a.AppObjectID); err != nil {
 		return err
 	}
+	if a.ServicePrincipal && g.ServicePrincipalDeleted != nil {
+		// Its service principal went with it: its access ends now, as
+		// when the service principal alone is deleted, not when its
+		// tokens expire.
+		if err := g.ServicePrincipalDeleted(r.Context(), a.ObjectID); err != nil {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

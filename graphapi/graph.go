@@ -34,9 +34,10 @@ type API struct {
 	// failed): who, the route, the path, the result. Never a body.
 	Audit Auditor
 	// ServicePrincipalDeleted, when set, is called after a service
-	// principal's deletion with its object id: the server removes its
-	// Azure role assignments there, which would otherwise come back with
-	// it (directory.ApplicationUpdate).
+	// principal's deletion (alone, or with its application) with its
+	// object id: the server removes its Azure role assignments there,
+	// which would otherwise come back with it (directory.ApplicationUpdate)
+	// and keep granting its unexpired tokens.
 	ServicePrincipalDeleted func(ctx context.Context, objectID string) error
 }
 

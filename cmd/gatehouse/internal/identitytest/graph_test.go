@@ -401,7 +401,15 @@ func (f *fixture) testGraph(t *testing.T) {
 		if as := f.s.Authz.Assignments(authz.AssignmentFilter{PrincipalID: again["id"].(string)}); len(as) != 0 {
 			t.Fatalf("made again, it has Azure role assignments: %v", as)
 		}
+		// Deleting the application deletes its service principal, and so
+		// its Azure role assignments (gatehouse ad sp delete does this).
+		_, _, err = f.s.Authz.CreateAssignment(t.Context(), scope, gatehouse.NewGUID(), authz.AssignmentSpec{
+			RoleDefinitionID: authz.DefinitionID(scope, authz.RoleReader), PrincipalID: spID, PrincipalType: "ServicePrincipal"}, f.s.Bootstrap.ClientID)
+		must(t, err)
 		f.graph(t, admin, "DELETE", "/v1.0/applications/"+id, nil, 204)
+		if as := f.s.Authz.Assignments(authz.AssignmentFilter{PrincipalID: spID}); len(as) != 0 {
+			t.Fatalf("Azure role assignments of a deleted application's service principal: %v", as)
+		}
 	})
 
 	// Graph's error shape: an innerError with the date and the request
