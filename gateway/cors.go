@@ -199,7 +199,9 @@ func (g *Gateway) mountPreflights(rt *server.Router) {
 		rt.Root.Handle("OPTIONS /ai/{account}"+path, handler(methods[path]...))
 		rt.Account.Handle("OPTIONS "+path, handler(methods[path]...))
 	}
-	rt.Root.Handle("OPTIONS /ai/{account}"+stsPath, handler(http.MethodPost))
-	rt.Account.Handle("OPTIONS "+stsPath, handler(http.MethodPost))
-	rt.Root.Handle("OPTIONS "+stsPath, handler(http.MethodPost))
+	for _, stsPath := range stsPaths {
+		rt.Root.Handle("OPTIONS /ai/{account}"+stsPath, handler(http.MethodPost))
+		rt.Account.Handle("OPTIONS "+stsPath, handler(http.MethodPost))
+		rt.Root.Handle("OPTIONS "+stsPath, handler(http.MethodPost))
+	}
 }

@@ -35,7 +35,9 @@ type directRoute struct {
 // directRoutes is the table direct matches, built from routes.
 var directRoutes = buildDirectRoutes()
 
-const stsPath = "/sts/v1.0/issueToken"
+// stsPaths are the STS's path, as the SDKs write it and as the Azure
+// portal shows it (Keys and Endpoint: …/sts/v1.0/issuetoken).
+var stsPaths = [...]string{"/sts/v1.0/issueToken", "/sts/v1.0/issuetoken"}
 
 func buildDirectRoutes() []directRoute {
 	var out []directRoute
@@ -51,13 +53,15 @@ func buildDirectRoutes() []directRoute {
 				}
 			}})
 	}
-	out = append(out, directRoute{pattern: "POST " + stsPath, method: http.MethodPost, segs: patternSegments(stsPath),
-		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, account, _ string) {
-			server.SetSurface(r.Context(), server.SurfaceSTS)
-			if err := g.issueToken(w, r, account, true); err != nil {
-				server.RenderError(w, r, server.RenderAzure, err)
-			}
-		}})
+	for _, sts := range stsPaths {
+		out = append(out, directRoute{pattern: "POST " + sts, method: http.MethodPost, segs: patternSegments(sts),
+			serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, account, _ string) {
+				server.SetSurface(r.Context(), server.SurfaceSTS)
+				if err := g.issueToken(w, r, account, true); err != nil {
+					server.RenderError(w, r, server.RenderAzure, err)
+				}
+			}})
+	}
 	return out
 }
 

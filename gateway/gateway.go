@@ -559,7 +559,7 @@ func buildRoutes() []*route {
 
 // Mount registers the data plane on rt: every route at the path form
 // /ai/{account}/… on the root host and at the host forms, and the STS at
-// /sts/v1.0/issueToken on both. The routes are also served ahead of the
+// /sts/v1.0/issueToken (or issuetoken) on both. The routes are also served ahead of the
 // muxes by rt.Direct (see direct.go); the mux registrations answer what
 // Direct leaves to them (unusual paths, other methods: 404 and 405).
 func (g *Gateway) Mount(rt *server.Router) {
@@ -573,18 +573,20 @@ func (g *Gateway) Mount(rt *server.Router) {
 		rt.Root.Handle(rte.method+" /ai/{account}"+rte.path, h)
 		rt.Account.Handle(rte.method+" "+rte.path, hh)
 	}
-	rt.Root.Handle("POST /ai/{account}"+stsPath, server.WithSurface(server.SurfaceSTS,
-		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
-			return g.issueToken(w, r, r.PathValue("account"), true)
-		})))
-	rt.Account.Handle("POST "+stsPath, server.WithSurface(server.SurfaceSTS,
-		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
-			return g.issueToken(w, r, server.AccountFromContext(r.Context()), true)
-		})))
-	rt.Root.Handle("POST "+stsPath, server.WithSurface(server.SurfaceSTS,
-		server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
-			return g.issueToken(w, r, "", false)
-		})))
+	for _, stsPath := range stsPaths {
+		rt.Root.Handle("POST /ai/{account}"+stsPath, server.WithSurface(server.SurfaceSTS,
+			server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+				return g.issueToken(w, r, r.PathValue("account"), true)
+			})))
+		rt.Account.Handle("POST "+stsPath, server.WithSurface(server.SurfaceSTS,
+			server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+				return g.issueToken(w, r, server.AccountFromContext(r.Context()), true)
+			})))
+		rt.Root.Handle("POST "+stsPath, server.WithSurface(server.SurfaceSTS,
+			server.Handle(server.RenderAzure, func(w http.ResponseWriter, r *http.Request) error {
+				return g.issueToken(w, r, "", false)
+			})))
+	}
 	g.mountPreflights(rt) // cors.go
 	rt.Direct = g.direct
 }

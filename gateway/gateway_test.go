@@ -199,6 +199,10 @@ func TestSTS(t *testing.T) {
 		{"root", "/sts/v1.0/issueToken"},
 		{"path-form", "/ai/acct1/sts/v1.0/issueToken"},
 		{"host-form", "acct1.cognitiveservices.gw.test/sts/v1.0/issueToken"},
+		// The spelling the Azure portal shows.
+		{"root-lower-case", "/sts/v1.0/issuetoken"},
+		{"path-form-lower-case", "/ai/acct1/sts/v1.0/issuetoken"},
+		{"host-form-lower-case", "acct1.cognitiveservices.gw.test/sts/v1.0/issuetoken"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			status, tok := issue(t, tt.url, key1(w, "acct1"))
