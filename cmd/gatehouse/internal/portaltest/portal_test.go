@@ -1221,7 +1221,7 @@ func testDeployModel(t *testing.T, e *env) {
 // and the change signs them in; the temporary password is dead after.
 func testTemporaryPassword(t *testing.T, e *env) {
 	const temp, chosen = "temporary password 1", "chosen password 22"
-	u, err := e.Directory.CreateUser(context.WithoutCancel(t.Context()), directory.UserSpec{UserName: "temp@example.test", DisplayName: "Temp",
+	u, err := e.Directory.CreateUser(context.WithoutCancel(t.Context()), directory.UserSpec{UserName: "temporary@example.test", DisplayName: "Temporary",
 		Password: temp, ForceChangePassword: true})
 	if err != nil {
 		t.Fatal(err)
@@ -1253,7 +1253,7 @@ func testTemporaryPassword(t *testing.T, e *env) {
 	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/portal/" || !strings.Contains(p.header.Get("Set-Cookie"), "__Host-gatehouse-session=") {
 		t.Fatalf("change: %d %v %s", p.status, p.header, p.body)
 	}
-	if home := b.get("/portal/"); home.status != 200 || !strings.Contains(home.body, "temp@example.test") {
+	if home := b.get("/portal/"); home.status != 200 || !strings.Contains(home.body, "temporary@example.test") {
 		t.Fatalf("home after the change: %d", home.status)
 	}
 	if p := e.browser(t).post("/portal/signin", url.Values{"username": {u.UserName}, "password": {temp}}); p.status != http.StatusUnauthorized {
