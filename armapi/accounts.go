@@ -79,9 +79,16 @@ type accountPropsJSON struct {
 	// be in allowedFqdnList (null when empty, as Azure shows it).
 	RestrictOutboundNetworkAccess bool     `json:"restrictOutboundNetworkAccess"`
 	AllowedFqdnList               []string `json:"allowedFqdnList"`
+	// Encryption is what it always is here: the service's own keys
+	// (Gatehouse's master key), the only keySource a PUT may name.
+	Encryption encryptionJSON `json:"encryption"`
 	// Set on a soft-deleted account (deletedaccounts.go).
 	DeletionDate       string `json:"deletionDate,omitempty"`
 	ScheduledPurgeDate string `json:"scheduledPurgeDate,omitempty"`
+}
+
+type encryptionJSON struct {
+	KeySource string `json:"keySource"`
 }
 
 type callRateLimitJSON struct {
@@ -115,6 +122,7 @@ func accountView(a *accounts.Account) accountJSON {
 			Capabilities:                  []map[string]string{{"name": "VirtualNetworks"}},
 			RateLimits:                    a.RateLimits,
 			RestrictOutboundNetworkAccess: a.RestrictOutbound, AllowedFqdnList: a.AllowedFQDNs,
+			Encryption:                    encryptionJSON{KeySource: "Microsoft.CognitiveServices"},
 		},
 	}
 	for _, n := range endpointNames[a.Kind] {

@@ -314,6 +314,9 @@ func testSDKSoftDelete(t *testing.T, e *env, deleted *armcognitiveservices.Delet
 	if d := domain(); *d.IsSubdomainAvailable || !strings.Contains(*d.Reason, "already used") {
 		t.Errorf("domain of an account: %+v", d)
 	}
+	if enc := fresh.Properties.Encryption; enc == nil || enc.KeySource == nil || *enc.KeySource != armcognitiveservices.KeySourceMicrosoftCognitiveServices {
+		t.Errorf("encryption %+v, want the service's own keys", enc)
+	}
 	if fresh.Properties.DisableLocalAuth != nil && *fresh.Properties.DisableLocalAuth {
 		t.Error("the account created after the purge inherits the old one's settings")
 	}
