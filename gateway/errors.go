@@ -95,6 +95,20 @@ func throttled(limit Rate, retryMS int64, reason string) error {
 	return deny(e, reason)
 }
 
+// throttledFailures is the STS's 429 for an address that has failed too
+// often: only failures count, and its message says so (throttled's speaks
+// of requests, which would send a client with a good key looking for its
+// request rate).
+func throttledFailures(perMinute int, retryMS int64) error {
+	secs := max((retryMS+999)/1000, 1)
+	e := gatehouse.Errorf(http.StatusTooManyRequests, "429",
+		"Too many failed token requests from this address (more than %d a minute, wrong or unknown keys). Please retry after %d second%s.",
+		perMinute, secs, plural(secs)).
+		WithHeader("Retry-After", strconv.FormatInt(secs, 10)).
+		WithHeader("retry-after-ms", strconv.FormatInt(retryMS, 10))
+	return deny(e, reasonSTSThrottled)
+}
+
 func plural(n int64) string {
 	if n == 1 {
 		return ""

@@ -238,8 +238,9 @@ func TestSTS(t *testing.T) {
 			}
 		}
 		resp := w.do(t, req{url: "/sts/v1.0/issueToken", header: key1(w, "acct1")})
-		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("status %d, Retry-After %q, want 429 even for a good key", resp.StatusCode, resp.Header.Get("Retry-After"))
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "failed token requests") {
+			t.Fatalf("status %d, Retry-After %q, want 429 even for a good key: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
 		resp.Body.Close()
 		w.clock.Advance(time.Minute)

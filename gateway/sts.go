@@ -60,7 +60,7 @@ func (g *Gateway) issueToken(w http.ResponseWriter, r *http.Request, name string
 	addr := clientIP(r.RemoteAddr)
 	if blocked, wait := g.sts.blocked(addr); blocked {
 		g.meter.denied(nil, reasonSTSThrottled)
-		return throttled(Rate{Count: float64(g.opts.STSFailuresPerMinute), Period: time.Minute}, wait.Milliseconds(), reasonSTSThrottled)
+		return throttledFailures(g.opts.STSFailuresPerMinute, wait.Milliseconds())
 	}
 	fail := func(acct *Account, c *call, err error) error {
 		g.sts.failed(addr)
