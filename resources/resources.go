@@ -357,12 +357,20 @@ func NormalizeLocation(loc string) (string, error) {
 }
 
 // ValidateTags applies ARM's limits: at most 50 tags, names of 1 to 512
-// characters without < > % & \ ? /, values of at most 256 characters.
+// characters without < > % & \ ? /, values of at most 256 characters; and
+// no two names that differ only in case, since ARM's tag names compare
+// case-insensitively (a later Merge or Delete would take both as one).
 func ValidateTags(tags map[string]string) error {
 	if len(tags) > 50 {
 		return gatehouse.BadRequestf("InvalidTag", "A resource can have at most 50 tags.").WithTarget("tags")
 	}
+	seen := make(map[string]string, len(tags))
 	for k, v := range tags {
+		if other, ok := seen[strings.ToLower(k)]; ok {
+			a, b := min(k, other), max(k, other) // the same message whatever the map's order
+			return gatehouse.BadRequestf("InvalidTag", "The tag names '%s' and '%s' differ only in case: tag names are case-insensitive.", clip(a), clip(b)).WithTarget("tags")
+		}
+		seen[strings.ToLower(k)] = k
 		if k == "" || utf8.RuneCountInString(k) > 512 || strings.ContainsAny(k, `<>%&\?/`) || !utf8.ValidString(k) {
 			return gatehouse.BadRequestf("InvalidTag", "The tag name '%s' is not valid.", clip(k)).WithTarget("tags")
 		}

@@ -154,6 +154,9 @@ func testBadInput(t *testing.T, e *env) {
 			`{"location":"mars","properties":{"sku":{"family":"A","name":"standard"},"enableRbacAuthorization":true}}`, 400, "LocationNotAvailableForResourceType"},
 		{"identity-name-short", "PUT", sub + "/resourceGroups/" + group + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ab?api-version=2023-01-31", `{"location":"westus"}`, 400, "InvalidResourceName"},
 		{"tag-name-bad", "PATCH", acct + v, `{"tags":{"a/b":"x"}}`, 400, "InvalidTag"},
+		{"tag-names-differ-in-case", "PATCH", acct + v, `{"tags":{"Team":"x","team":"y"}}`, 400, "InvalidTag"},
+		{"tags-resource-names-differ-in-case", "PUT", acct + "/providers/Microsoft.Resources/tags/default?api-version=2021-04-01",
+			`{"properties":{"tags":{"B":"1","b":"2"}}}`, 400, "InvalidTag"},
 		// Key names.
 		{"key-name-unknown", "POST", acct + "/regenerateKey" + v, `{"keyName":"Key3"}`, 400, "InvalidKeyName"},
 		{"key-name-empty", "POST", acct + "/regenerateKey" + v, `{"keyName":""}`, 400, "InvalidKeyName"},
