@@ -225,7 +225,7 @@ func (g *API) organization(w http.ResponseWriter, r *http.Request, c *authority.
 		out = append(out, map[string]any{"id": t.ID, "displayName": t.DisplayName, "createdDateTime": graphTime(t.Created),
 			"verifiedDomains": []any{}})
 	}
-	list(w, "organization", out)
+	list(w, r, "organization", out)
 	return nil
 }
 
@@ -253,7 +253,7 @@ func (g *API) listApplications(w http.ResponseWriter, r *http.Request, c *author
 		}
 		out = append(out, appView(a))
 	}
-	list(w, "applications", out)
+	list(w, r, "applications", out)
 	return nil
 }
 
@@ -657,7 +657,7 @@ func (g *API) listFederated(w http.ResponseWriter, r *http.Request, c *authority
 	for _, f := range a.Federated {
 		out = append(out, ficView(f))
 	}
-	list(w, "applications('"+a.AppObjectID+"')/federatedIdentityCredentials", out)
+	list(w, r, "applications('"+a.AppObjectID+"')/federatedIdentityCredentials", out)
 	return nil
 }
 

@@ -163,7 +163,7 @@ func (g *API) listAppRoleAssignedTo(w http.ResponseWriter, r *http.Request, c *a
 			out = append(out, v)
 		}
 	}
-	list(w, "appRoleAssignments", out)
+	list(w, r, "appRoleAssignments", out)
 	return nil
 }
 
@@ -178,7 +178,7 @@ func (g *API) listAppRoleAssignments(w http.ResponseWriter, r *http.Request, c *
 	for _, a := range g.dir.AppRoleAssignmentsOf(oid) {
 		out = append(out, g.assignmentView(a))
 	}
-	list(w, "appRoleAssignments", out)
+	list(w, r, "appRoleAssignments", out)
 	return nil
 }
 

@@ -50,7 +50,7 @@ func (g *API) listGrants(w http.ResponseWriter, r *http.Request, c *authority.Cl
 			out = append(out, grantJSON(pg))
 		}
 	}
-	list(w, "oauth2PermissionGrants", out)
+	list(w, r, "oauth2PermissionGrants", out)
 	return nil
 }
 

@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/audit"
@@ -344,12 +346,17 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-// list writes a Graph collection.
-func list(w http.ResponseWriter, entity string, value any) {
-	server.WriteJSON(w, http.StatusOK, map[string]any{
+// list writes a Graph collection (value is a slice), with its
+// "@odata.count" when the request asks for it ($count=true).
+func list(w http.ResponseWriter, r *http.Request, entity string, value any) {
+	out := map[string]any{
 		"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + entity,
 		"value":          value,
-	})
+	}
+	if strings.EqualFold(r.URL.Query().Get("$count"), "true") {
+		out["@odata.count"] = reflect.ValueOf(value).Len()
+	}
+	server.WriteJSON(w, http.StatusOK, out)
 }
 
 // The $filter forms supported, one clause each — what az and the SDKs
@@ -368,9 +375,10 @@ type graphFilter []filterClause
 
 type filterClause struct {
 	Prop, Value string
-	// Prefix: startswith; otherwise equality (of any element, for a
+	// Prefix: startswith; Search: $search's "prop:term", a prefix of any
+	// word of the value; otherwise equality (of any element, for a
 	// collection's any()). Comparisons ignore case, as Graph's do.
-	Prefix bool
+	Prefix, Search bool
 }
 
 // keeps reports whether an object whose property prop has values passes
@@ -386,20 +394,82 @@ func (f graphFilter) keeps(prop string, values ...string) bool {
 
 func (c filterClause) holds(values []string) bool {
 	for _, v := range values {
-		if c.Prefix && len(v) >= len(c.Value) && strings.EqualFold(v[:len(c.Value)], c.Value) || !c.Prefix && strings.EqualFold(v, c.Value) {
+		switch {
+		case c.Search:
+			for _, word := range strings.FieldsFunc(v, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+				if hasPrefixFold(word, c.Value) {
+					return true
+				}
+			}
+			if hasPrefixFold(v, c.Value) {
+				return true
+			}
+		case c.Prefix && hasPrefixFold(v, c.Value), !c.Prefix && strings.EqualFold(v, c.Value):
 			return true
 		}
 	}
 	return false
 }
 
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// searchClause is one term of $search: "<property>:<term>", quoted.
+var searchClause = regexp.MustCompile(`^\s*"(\w+):([^"]*)"`)
+
+// search parses $search (ConsistencyLevel: eventual, as Graph requires):
+// quoted "<property>:<term>" clauses joined by AND, each a prefix of a
+// word of the property (Graph tokenizes on case and punctuation too; the
+// words here are runs of letters and digits).
+func search(r *http.Request, allowed []string) (graphFilter, error) {
+	rest, ok := r.URL.Query()["$search"]
+	if !ok {
+		return nil, nil
+	}
+	if !strings.EqualFold(r.Header.Get("ConsistencyLevel"), "eventual") {
+		return nil, gatehouse.BadRequestf(codeUnsupported, "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'")
+	}
+	q := rest[0]
+	var out graphFilter
+	for {
+		m := searchClause.FindStringSubmatchIndex(q)
+		if m == nil || len(out) >= 4 {
+			return nil, gatehouse.BadRequestf(codeUnsupported, "Only $search=\"<property>:<term>\", at most 4 joined by AND, is supported.")
+		}
+		c := filterClause{Prop: q[m[2]:m[3]], Value: q[m[4]:m[5]], Search: true}
+		known := false
+		for _, a := range allowed {
+			if strings.EqualFold(a, c.Prop) {
+				c.Prop, known = a, true
+			}
+		}
+		if !known {
+			return nil, gatehouse.BadRequestf(codeUnsupported, "Searching on '%s' is not supported.", clip(c.Prop))
+		}
+		out = append(out, c)
+		q = strings.TrimSpace(q[m[1]:])
+		if q == "" {
+			return out, nil
+		}
+		next, ok := strings.CutPrefix(q, "AND ")
+		if !ok {
+			return nil, gatehouse.BadRequestf(codeUnsupported, "Clauses of $search are joined by AND.")
+		}
+		q = next
+	}
+}
+
 var filterAnd = regexp.MustCompile(`^\s+and\s+`)
 
-// filter parses $filter. allowed lists the properties that may be
-// filtered on.
+// filter parses $filter, and $search (search). allowed lists the
+// properties that may be filtered or searched on.
 func filter(r *http.Request, allowed ...string) (graphFilter, error) {
+	out, err := search(r, allowed)
+	if err != nil {
+		return nil, err
+	}
 	rest := r.URL.Query().Get("$filter")
-	var out graphFilter
 	for rest != "" && len(out) < 4 {
 		var c filterClause
 		var n int

@@ -78,3 +78,40 @@ func FuzzRefObjectID(f *testing.F) {
 		}
 	})
 }
+
+// TestSearch: $search's "<property>:<term>" clauses, with Graph's
+// ConsistencyLevel header, match a prefix of any word of the property.
+func TestSearch(t *testing.T) {
+	s := func(prop, term string) filterClause { return filterClause{Prop: prop, Value: term, Search: true} }
+	for _, tt := range []struct {
+		name, search string
+		eventual     bool
+		want         graphFilter
+		ok           bool
+	}{
+		{"one", `"displayName:web"`, true, graphFilter{s("displayName", "web")}, true},
+		{"two", `"displayName:web" AND "appId:12"`, true, graphFilter{s("displayName", "web"), s("appId", "12")}, true},
+		{"without-the-header", `"displayName:web"`, false, nil, false},
+		{"unquoted", `displayName:web`, true, nil, false},
+		{"or", `"displayName:a" OR "displayName:b"`, true, nil, false},
+		{"unknown-property", `"secret:x"`, true, nil, false},
+		{"trailing-and", `"displayName:a" AND`, true, nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/v1.0/applications?$search="+url.QueryEscape(tt.search), nil)
+			if tt.eventual {
+				r.Header.Set("ConsistencyLevel", "eventual")
+			}
+			f, err := filter(r, "appId", "displayName")
+			if (err == nil) != tt.ok || !slices.Equal(f, tt.want) {
+				t.Fatalf("$search %q = %+v, %v", tt.search, f, err)
+			}
+		})
+	}
+	f := graphFilter{s("displayName", "web")}
+	for v, want := range map[string]bool{"Contoso Web App": true, "webhooks": true, "my-web": true, "cobweb": false, "": false} {
+		if f.keeps("displayName", v) != want {
+			t.Errorf("%q: keeps %v, want %v", v, !want, want)
+		}
+	}
+}

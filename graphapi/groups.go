@@ -50,7 +50,7 @@ func (g *API) listGroups(w http.ResponseWriter, r *http.Request, c *authority.Cl
 			out = append(out, toGroupView(grp))
 		}
 	}
-	list(w, "groups", out)
+	list(w, r, "groups", out)
 	return nil
 }
 
@@ -172,7 +172,7 @@ func (g *API) listGroupMembers(w http.ResponseWriter, r *http.Request, c *author
 			out = append(out, v)
 		}
 	}
-	list(w, "directoryObjects", out)
+	list(w, r, "directoryObjects", out)
 	return nil
 }
 
@@ -305,7 +305,7 @@ func (g *API) getByIds(w http.ResponseWriter, r *http.Request, c *authority.Clai
 			out = append(out, v)
 		}
 	}
-	list(w, "directoryObjects", out)
+	list(w, r, "directoryObjects", out)
 	return nil
 }
 

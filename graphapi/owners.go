@@ -113,7 +113,7 @@ func (g *API) listOwners(obj directory.OwnedObject) handler {
 				out = append(out, v)
 			}
 		}
-		list(w, "directoryObjects", out)
+		list(w, r, "directoryObjects", out)
 		return nil
 	}
 }
@@ -205,6 +205,6 @@ func (g *API) listOwnedObjects(w http.ResponseWriter, r *http.Request, c *author
 		v.ODataType = "#microsoft.graph.servicePrincipal"
 		out = append(out, v)
 	}
-	list(w, "directoryObjects", out)
+	list(w, r, "directoryObjects", out)
 	return nil
 }

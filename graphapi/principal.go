@@ -43,7 +43,7 @@ func (g *API) listServicePrincipals(w http.ResponseWriter, r *http.Request, c *a
 		return !f.keeps("appId", v.AppID) || !f.keeps("displayName", v.DisplayName) ||
 			!f.keeps("servicePrincipalType", v.ServicePrincipalType) || !f.keeps("servicePrincipalNames", v.ServicePrincipalNames...)
 	})
-	list(w, "servicePrincipals", out)
+	list(w, r, "servicePrincipals", out)
 	return nil
 }
 
@@ -191,7 +191,7 @@ func (g *API) listUsers(w http.ResponseWriter, r *http.Request, c *authority.Cla
 		}
 		out = append(out, toUserView(u))
 	}
-	list(w, "users", out)
+	list(w, r, "users", out)
 	return nil
 }
 
@@ -422,7 +422,7 @@ func (g *API) listRoleAssignments(w http.ResponseWriter, r *http.Request, c *aut
 	for _, u := range g.dir.Users(c.Principal.TenantID) {
 		add(u.ObjectID, u.Roles)
 	}
-	list(w, "roleManagement/directory/roleAssignments", out)
+	list(w, r, "roleManagement/directory/roleAssignments", out)
 	return nil
 }
 

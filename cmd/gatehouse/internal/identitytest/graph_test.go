@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -434,6 +435,42 @@ func (f *fixture) testGraph(t *testing.T) {
 		if resp.StatusCode != 404 || body.Error.Code != "Request_ResourceNotFound" || in["request-id"] == "" || in["request-id"] != resp.Header.Get("request-id") ||
 			in["client-request-id"] != cid || resp.Header.Get("client-request-id") != cid || len(in["date"]) != len("2006-01-02T15:04:05") {
 			t.Fatalf("%d %+v %v", resp.StatusCode, body, resp.Header)
+		}
+	})
+
+	// $search (with Graph's ConsistencyLevel: eventual) and $count, as the
+	// Graph SDKs send them.
+	t.Run("search-and-count", func(t *testing.T) {
+		for _, name := range []string{"Contoso Search App", "contoso-searchable", "Other"} {
+			id := f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": name}, 201)["id"].(string)
+			defer f.graph(t, admin, "DELETE", "/v1.0/applications/"+id, nil, 204)
+		}
+		get := func(query string, eventual bool) (int, map[string]any) {
+			req, err := http.NewRequestWithContext(t.Context(), "GET", f.s.URL+"/v1.0/applications?"+query, nil)
+			must(t, err)
+			req.Header.Set("Authorization", "Bearer "+admin)
+			if eventual {
+				req.Header.Set("ConsistencyLevel", "eventual")
+			}
+			resp, err := f.s.Client.Do(req)
+			must(t, err)
+			defer resp.Body.Close()
+			var m map[string]any
+			must(t, json.NewDecoder(resp.Body).Decode(&m))
+			return resp.StatusCode, m
+		}
+		q := url.Values{"$search": {`"displayName:search"`}, "$count": {"true"}}.Encode()
+		status, m := get(q, true)
+		var names []string
+		for _, v := range m["value"].([]any) {
+			names = append(names, v.(map[string]any)["displayName"].(string))
+		}
+		slices.Sort(names)
+		if status != 200 || !slices.Equal(names, []string{"Contoso Search App", "contoso-searchable"}) || m["@odata.count"] != float64(2) {
+			t.Fatalf("$search: %d %v (count %v)", status, names, m["@odata.count"])
+		}
+		if status, m := get(q, false); status != 400 || errCode(m) != "Request_UnsupportedQuery" {
+			t.Fatalf("$search without ConsistencyLevel: %d %v", status, m)
 		}
 	})
 
