@@ -271,6 +271,20 @@ func TestFirstLoginFromBanner(t *testing.T) {
 	if code, out, errOut := run(t, map[string]string{"GATEHOUSE_CONFIG_DIR": t.TempDir()}, args...); code != 0 {
 		t.Fatalf("%s: exit %d: %s%s", login, code, out, errOut)
 	}
+	// The same login with the CA file relative to the working directory
+	// (as the README writes it): later commands run from anywhere.
+	i := slices.Index(args, "--ca-file")
+	ca := args[i+1]
+	t.Chdir(filepath.Dir(ca))
+	args[i+1] = filepath.Base(ca)
+	env := map[string]string{"GATEHOUSE_CONFIG_DIR": t.TempDir()}
+	if code, out, errOut := run(t, env, args...); code != 0 {
+		t.Fatalf("relative --ca-file: exit %d: %s%s", code, out, errOut)
+	}
+	t.Chdir(t.TempDir())
+	if code, out, errOut := run(t, env, "group", "list"); code != 0 {
+		t.Fatalf("a command from another directory: exit %d: %s%s", code, out, errOut)
+	}
 }
 
 // TestOutputListRows: a --query multiselect list ([].[a, b]) prints one
@@ -339,5 +353,26 @@ func TestOutputTableView(t *testing.T) {
 	}
 	if got := run("-o", "json"); !strings.Contains(got, `"value": "OpenAI.Standard.gpt-4o-mini"`) {
 		t.Errorf("json:\n%s", got)
+	}
+}
+
+// TestIsAssignmentID: role assignment delete --ids deletes only role
+// assignments (a role definition's id would have deleted the role).
+func TestIsAssignmentID(t *testing.T) {
+	const g = "0b3f6e4e-5d8a-4b2f-9c1a-2e7d9f0a1b2c"
+	for id, want := range map[string]bool{
+		"/subscriptions/" + g + "/providers/Microsoft.Authorization/roleAssignments/" + g:                  true,
+		"/subscriptions/" + g + "/resourceGroups/g/providers/microsoft.authorization/ROLEASSIGNMENTS/" + g: true,
+		"/providers/Microsoft.Authorization/roleAssignments/" + g:                                          true,
+		"/subscriptions/" + g + "/providers/Microsoft.Authorization/roleDefinitions/" + g:                  false,
+		"/subscriptions/" + g + "/resourceGroups/g":                                                        false,
+		"/subscriptions/" + g + "/providers/Microsoft.Authorization/roleAssignments/" + g + "/x":           false,
+		"/subscriptions/" + g + "/providers/Microsoft.Authorization/roleAssignments/not-a-guid":            false,
+		"subscriptions/" + g + "/providers/Microsoft.Authorization/roleAssignments/" + g:                   false,
+		"garbage": false,
+	} {
+		if isAssignmentID(id) != want {
+			t.Errorf("isAssignmentID(%q) = %v", id, !want)
+		}
 	}
 }

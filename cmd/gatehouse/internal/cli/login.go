@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,6 +59,8 @@ administrator's revokeSignInSessions).`,
 				return errors.New("--bootstrap-file takes no -u, -p, --password-stdin, --service-principal or --use-device-code: the file has the credentials")
 			case pass != "" && passStdin:
 				return errors.New("give -p/--password or --password-stdin, not both")
+			case cert != "" && (pass != "" || passStdin):
+				return errors.New("give a secret (-p/--password-stdin) or --certificate, not both")
 			}
 			p := &profile{Server: server, CAFile: caFile, TenantID: tenant}
 			if bootstrap != "" {
@@ -88,6 +91,15 @@ administrator's revokeSignInSessions).`,
 			if p.Server == "" {
 				return errors.New("--server is required (or GATEHOUSE_SERVER)")
 			}
+			// The profile serves every later command, from any directory:
+			// the files it names are kept as absolute paths.
+			if p.CAFile != "" {
+				abs, err := filepath.Abs(p.CAFile)
+				if err != nil {
+					return fmt.Errorf("--ca-file: %w", err)
+				}
+				p.CAFile = abs
+			}
 			u, err := url.Parse(p.Server)
 			if err != nil || u.Scheme != "https" || u.Host == "" {
 				return fmt.Errorf("--server %q must be an https URL", p.Server)
@@ -112,7 +124,9 @@ administrator's revokeSignInSessions).`,
 				p.Kind, p.ClientID = kindServicePrincipal, user
 				switch {
 				case cert != "":
-					p.CertificateFile = cert
+					if p.CertificateFile, err = filepath.Abs(cert); err != nil {
+						return fmt.Errorf("--certificate: %w", err)
+					}
 				case pass != "":
 					p.ClientSecret = pass
 				default:

@@ -411,6 +411,14 @@ func newAssignmentDeleteCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			for _, id := range ids {
+				// The DELETE goes wherever the id points: it must be a
+				// role assignment's (a role definition's id would delete
+				// the role).
+				if !isAssignmentID(id) {
+					return fmt.Errorf("--ids: %q is not a role assignment id (…/providers/Microsoft.Authorization/roleAssignments/<guid>)", id)
+				}
+			}
 			if len(ids) == 0 {
 				if assignee == "" && role == "" {
 					return errors.New("give --ids, or --assignee and/or --role")
@@ -500,4 +508,12 @@ func confirmed(cmd *cobra.Command, env Env, question string) bool {
 	fmt.Fprintln(env.Stderr)
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "y" || a == "yes"
+}
+
+// isAssignmentID reports whether id is a role assignment's ARM id: a scope
+// (or none) then /providers/Microsoft.Authorization/roleAssignments/{guid}.
+func isAssignmentID(id string) bool {
+	const marker = "/providers/microsoft.authorization/roleassignments/"
+	i := strings.LastIndex(strings.ToLower(id), marker)
+	return i >= 0 && strings.HasPrefix(id, "/") && gatehouse.IsGUID(id[i+len(marker):])
 }
