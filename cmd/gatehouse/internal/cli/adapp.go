@@ -94,14 +94,17 @@ Entra's overage claims instead, pointing at Graph's getMemberObjects.`,
 				body["publicClient"] = map[string]any{"redirectUris": append([]string{}, public...)}
 			}
 			if rolesFile != "" {
-				roles, err := readGraphArray(rolesFile, "--app-roles", "app roles")
+				existing, _ := app["appRoles"].([]any)
+				roles, err := readGraphArray(rolesFile, "--app-roles", "app roles", existing)
 				if err != nil {
 					return err
 				}
 				body["appRoles"] = roles
 			}
 			if scopesFile != "" {
-				scopes, err := readGraphArray(scopesFile, "--scopes", "delegated permission scopes")
+				api, _ := app["api"].(map[string]any)
+				existing, _ := api["oauth2PermissionScopes"].([]any)
+				scopes, err := readGraphArray(scopesFile, "--scopes", "delegated permission scopes", existing)
 				if err != nil {
 					return err
 				}
@@ -130,9 +133,12 @@ Entra's overage claims instead, pointing at Graph's getMemberObjects.`,
 }
 
 // readGraphArray reads a JSON array of Graph objects from @file (or the
-// file named without @) and gives each entry without an id a new one, as
-// az does for app roles.
-func readGraphArray(file, flag, what string) ([]map[string]any, error) {
+// file named without @) and gives each entry without an id the id of the
+// existing entry with its value, else a new one (as az does for app
+// roles): the same file applied again changes nothing, and one with an
+// entry more adds that entry — with new ids, the server would take the
+// existing entries as removed while enabled, and refuse.
+func readGraphArray(file, flag, what string, existing []any) ([]map[string]any, error) {
 	raw, err := os.ReadFile(strings.TrimPrefix(file, "@"))
 	if err != nil {
 		return nil, err
@@ -147,6 +153,13 @@ func readGraphArray(file, flag, what string) ([]map[string]any, error) {
 		}
 		if r["id"] == nil || r["id"] == "" {
 			r["id"] = gatehouse.NewGUID()
+			value, _ := r["value"].(string)
+			for _, e := range existing {
+				m, _ := e.(map[string]any)
+				if v, _ := m["value"].(string); value != "" && strings.EqualFold(v, value) && m["id"] != nil {
+					r["id"] = m["id"]
+				}
+			}
 		}
 	}
 	return out, nil

@@ -78,6 +78,13 @@ func (f *fixture) testCLI(t *testing.T) {
 	rolesFile := filepath.Join(t.TempDir(), "roles.json")
 	must(t, os.WriteFile(rolesFile, []byte(`[{"value":"Orders.Read","displayName":"Read orders","allowedMemberTypes":["Application"],"isEnabled":true}]`), 0o600))
 	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--app-roles", "@"+rolesFile)
+	roleID := strings.TrimSpace(c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "appRoles[0].id", "-o", "tsv"))
+	// The same file again changes nothing: the role keeps its id (a new
+	// one would remove an enabled role, which is refused).
+	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--app-roles", "@"+rolesFile)
+	if again := strings.TrimSpace(c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "appRoles[0].id", "-o", "tsv")); again != roleID {
+		t.Fatalf("the app role's id changed: %s → %s", roleID, again)
+	}
 	var grant struct{ ID, AppRoleID, PrincipalID string }
 	must(t, json.Unmarshal([]byte(c.mustRun(t, "ad", "app", "role", "assign", "--id", created.AppID, "--assignee", f.app.AppID, "--role", "Orders.Read")), &grant))
 	if grant.PrincipalID != f.app.ObjectID || grant.ID == "" {
@@ -136,6 +143,13 @@ func (f *fixture) testCLI(t *testing.T) {
 	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile)
 	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "api.oauth2PermissionScopes[0].[value,type,isEnabled]", "-o", "tsv"); strings.Join(strings.Fields(out), " ") != "Orders.View User true" {
 		t.Fatalf("scopes: %q", out)
+	}
+	// The file with an entry more adds it; the first keeps its id.
+	must(t, os.WriteFile(scopesFile, []byte(`[{"value":"Orders.View","adminConsentDisplayName":"View orders","type":"User","isEnabled":true},`+
+		`{"value":"Orders.Edit","adminConsentDisplayName":"Edit orders","type":"Admin","isEnabled":true}]`), 0o600))
+	c.mustRun(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile)
+	if out := c.mustRun(t, "ad", "app", "show", "--id", created.AppID, "--query", "length(api.oauth2PermissionScopes)", "-o", "tsv"); strings.TrimSpace(out) != "2" {
+		t.Fatalf("scopes after adding one: %q", out)
 	}
 	must(t, os.WriteFile(scopesFile, []byte(`[{"value":"Orders View","adminConsentDisplayName":"x"}]`), 0o600))
 	if code, _, errOut := c.run(t, "ad", "app", "update", "--id", created.AppID, "--scopes", "@"+scopesFile); code == 0 || !strings.Contains(errOut, "no spaces") {
