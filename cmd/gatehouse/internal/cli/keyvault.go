@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -278,8 +279,20 @@ func newVaultClient(cmd *cobra.Command, env Env, vaultName string) (*apiClient, 
 }
 
 // readValueFile reads --file for `secret set`.
-func readValueFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+// readValueFile reads a secret's value from path, or from stdin when path
+// is "-" (so that it is neither in argv nor on disk). A read stops past
+// the largest value a vault takes, which the server then refuses.
+func readValueFile(path string, stdin io.Reader) (string, error) {
+	var r io.Reader = stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	if err != nil {
 		return "", err
 	}

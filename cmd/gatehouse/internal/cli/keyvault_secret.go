@@ -157,13 +157,14 @@ func newSecretSetCmd(env Env) *cobra.Command {
 	var value, file, contentType, expires, notBefore string
 	var disabled bool
 	var tags []string
-	cmd := &cobra.Command{Use: "set", Short: "Create a new version of a secret", Args: cobra.NoArgs,
+	var cmd *cobra.Command
+	cmd = &cobra.Command{Use: "set", Short: "Create a new version of a secret", Args: cobra.NoArgs,
 		RunE: secretRun(env, &f, "PUT", func() (string, any, error) {
-			if (value == "") == (file == "") {
+			if cmd.Flags().Changed("value") == (file != "") {
 				return "", nil, errors.New("give exactly one of --value and --file")
 			}
 			if file != "" {
-				v, err := readValueFile(file)
+				v, err := readValueFile(file, env.Stdin)
 				if err != nil {
 					return "", nil, err
 				}
@@ -195,7 +196,7 @@ func newSecretSetCmd(env Env) *cobra.Command {
 	f.add(cmd, true, false)
 	fl := cmd.Flags()
 	fl.StringVar(&value, "value", "", "the secret's value")
-	fl.StringVarP(&file, "file", "f", "", "read the value from this file")
+	fl.StringVarP(&file, "file", "f", "", "read the value from this file (- for standard input)")
 	fl.StringVar(&contentType, "content-type", "", "content type (e.g. text/plain)")
 	fl.StringVar(&expires, "expires", "", "expiry (RFC 3339)")
 	fl.StringVar(&notBefore, "not-before", "", "not valid before (RFC 3339)")

@@ -81,6 +81,15 @@ func testCLI(t *testing.T, e *env) {
 	}
 	file := filepath.Join(t.TempDir(), "value.txt")
 	must(t, os.WriteFile(file, []byte("cli-secret-2\n"), 0o600))
+	// From standard input (--file -): the value is neither in argv nor on disk.
+	if code, _, errOut := c.run(t, "cli-secret-0", append(kv, "set", "--vault-name", "cli-vault", "-n", "piped", "--file", "-")...); code != 0 {
+		t.Fatalf("set --file -: %d %s", code, errOut)
+	}
+	if out := run("show", "--vault-name", "cli-vault", "-n", "piped", "--query", "value", "-o", "tsv"); strings.TrimSpace(out) != "cli-secret-0" {
+		t.Fatalf("show of a piped value: %q", out)
+	}
+	run("delete", "--vault-name", "cli-vault", "-n", "piped")
+	run("purge", "--vault-name", "cli-vault", "-n", "piped")
 	run("set", "--vault-name", "cli-vault", "-n", "token", "--file", file)
 	if out := run("show", "--vault-name", "cli-vault", "-n", "token", "--query", "value", "-o", "tsv"); out != "cli-secret-2\n\n" && strings.TrimSpace(out) != "cli-secret-2" {
 		t.Fatalf("show: %q", out)
