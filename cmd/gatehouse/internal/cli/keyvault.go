@@ -149,8 +149,12 @@ func newVaultCreateCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			props := map[string]any{"sku": map[string]string{"family": "A", "name": sku}, "enableRbacAuthorization": true,
-				"softDeleteRetentionInDays": retention}
+			props := map[string]any{"sku": map[string]string{"family": "A", "name": sku}, "enableRbacAuthorization": true}
+			if cmd.Flags().Changed("retention-days") {
+				// Unsaid, a new vault gets 90 days and an existing one keeps
+				// its own (which cannot change): create runs again safely.
+				props["softDeleteRetentionInDays"] = retention
+			}
 			if c.Profile.TenantID != "" && c.Profile.TenantID != "adfs" {
 				props["tenantId"] = c.Profile.TenantID
 			}
@@ -168,7 +172,7 @@ func newVaultCreateCmd(env Env) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVarP(&location, "location", "l", "", "location (required)")
 	fl.StringVar(&sku, "sku", "standard", "standard or premium")
-	fl.IntVar(&retention, "retention-days", 90, "soft-delete retention in days (7-90)")
+	fl.IntVar(&retention, "retention-days", 90, "soft-delete retention in days (7-90; fixed once the vault exists)")
 	fl.BoolVar(&purgeProtection, "enable-purge-protection", false, "forbid purging deleted secrets and the vault before the retention ends (cannot be undone)")
 	addTagsFlag(cmd, &tags, "tags")
 	cmd.MarkFlagRequired("location")

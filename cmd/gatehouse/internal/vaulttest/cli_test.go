@@ -64,6 +64,8 @@ func testCLI(t *testing.T, e *env) {
 	if created["name"] != "cli-vault" || created["properties"].(map[string]any)["vaultUri"] != e.vaultURL("cli-vault") {
 		t.Fatalf("create: %v", created)
 	}
+	// create again without --retention-days: the vault keeps its 7 days.
+	c.mustRun(t, "keyvault", "create", "-n", "cli-vault", "-g", e.group, "-l", "westus")
 	if out := c.mustRun(t, "keyvault", "list", "--query", "[?name=='cli-vault'].name", "-o", "tsv"); strings.TrimSpace(out) != "cli-vault" {
 		t.Fatalf("list: %q", out)
 	}
