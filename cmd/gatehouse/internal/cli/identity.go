@@ -161,6 +161,18 @@ func newFederatedCredentialCmd(env Env) *cobra.Command {
 			if l, ok := out.(map[string]any); ok && !withName {
 				out = l["value"]
 			}
+			// As az prints them: issuer, subject and audiences at the top
+			// too (--query subject).
+			switch v := out.(type) {
+			case map[string]any:
+				liftProperties(v, "issuer", "subject", "audiences")
+			case []any:
+				for _, e := range v {
+					if m, ok := e.(map[string]any); ok {
+						liftProperties(m, "issuer", "subject", "audiences")
+					}
+				}
+			}
 			return printOutput(cmd, env.Stdout, out)
 		}
 	}
@@ -221,14 +233,20 @@ func sendARM(cmd *cobra.Command, env Env, method string, path func(*apiClient) (
 // flattenIdentity lifts clientId, principalId and tenantId to the top, as
 // az identity show prints them.
 func flattenIdentity(m map[string]any) map[string]any {
+	liftProperties(m, "clientId", "principalId", "tenantId")
+	return m
+}
+
+// liftProperties copies the named members of m's properties to m's top
+// level (properties stays as it was).
+func liftProperties(m map[string]any, names ...string) {
 	if props, ok := m["properties"].(map[string]any); ok {
-		for _, k := range []string{"clientId", "principalId", "tenantId"} {
+		for _, k := range names {
 			if v, ok := props[k]; ok {
 				m[k] = v
 			}
 		}
 	}
-	return m
 }
 
 // identityHeader is the server's answer to POST /gatehouse/v1/identityHeaders.

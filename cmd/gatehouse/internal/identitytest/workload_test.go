@@ -170,6 +170,10 @@ func (f *fixture) testWorkloadIdentityMI(t *testing.T) {
 	if out := cli.mustRun(t, "identity", "federated-credential", "list", "-g", rg, "--identity-name", "workload-mi", "--query", "[].name", "-o", "tsv"); strings.TrimSpace(out) != "ci-job" {
 		t.Fatalf("cli list: %q", out)
 	}
+	// As az prints it: the subject at the top too.
+	if out := cli.mustRun(t, "identity", "federated-credential", "show", "-g", rg, "--identity-name", "workload-mi", "-n", "ci-job", "--query", "subject", "-o", "tsv"); strings.TrimSpace(out) != subject {
+		t.Fatalf("cli show --query subject: %q", out)
+	}
 	if _, err := wl.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{f.s.Authority.VaultResource() + "/.default"}}); err != nil {
 		t.Fatalf("a token with the CLI's credential: %v", err)
 	}
