@@ -376,3 +376,33 @@ func TestIsAssignmentID(t *testing.T) {
 		}
 	}
 }
+
+// TestLegacyLiterals: --query takes az's unquoted literals
+// ([?kind==`TextAnalytics`]) as strings; JSON literals, raw strings and
+// quoted names are left alone.
+func TestLegacyLiterals(t *testing.T) {
+	for in, want := range map[string]string{
+		"[?kind==`TextAnalytics`]":        "[?kind==`\"TextAnalytics\"`]",
+		"[?n==`3`]":                       "[?n==`3`]",
+		"[?b==`true`]":                    "[?b==`true`]",
+		"[?s==`\"x\"`]":                   "[?s==`\"x\"`]",
+		"[?s=='a`b`c']":                   "[?s=='a`b`c']",
+		"\"we`ird\".x":                    "\"we`ird\".x",
+		"[?k==` spaced out`]":             "[?k==`\"spaced out\"`]",
+		"[?k==`unterminated":              "[?k==`unterminated",
+		"[?a==`foo`] | [?b==`{\"c\":1}`]": "[?a==`\"foo\"`] | [?b==`{\"c\":1}`]",
+	} {
+		if got := legacyLiterals(in); got != want {
+			t.Errorf("legacyLiterals(%q) = %q, want %q", in, got, want)
+		}
+	}
+	doc := []any{map[string]any{"kind": "TextAnalytics", "name": "a"}, map[string]any{"kind": "OpenAI", "name": "b"}}
+	var out bytes.Buffer
+	cmd := &cobra.Command{}
+	addOutputFlags(cmd)
+	cmd.Flags().Set("query", "[?kind==`TextAnalytics`].name")
+	cmd.Flags().Set("output", "tsv")
+	if err := printOutput(cmd, &out, doc); err != nil || strings.TrimSpace(out.String()) != "a" {
+		t.Fatalf("--query with a legacy literal: %q %v", out.String(), err)
+	}
+}

@@ -58,7 +58,7 @@ func printOutput(cmd *cobra.Command, w io.Writer, v any) error {
 		query = cmd.Annotations[tableQuery]
 	}
 	if query != "" {
-		jp, err := jmespath.Compile(query)
+		jp, err := jmespath.Compile(legacyLiterals(query))
 		if err != nil {
 			return fmt.Errorf("--query: %v", err)
 		}
@@ -325,4 +325,52 @@ func providerListCall(cmd *cobra.Command, env Env, f *armFlags, rel string) erro
 		return err
 	}
 	return listCall(cmd, env, c, "/subscriptions/"+url.PathEscape(s)+"/providers/Microsoft.CognitiveServices/"+rel)
+}
+
+// legacyLiterals rewrites the JSON literals of query (`…`) that are not
+// JSON into JSON strings, as az's jmespath does (JEP 12's deprecated
+// form, which az users write: [?kind==`TextAnalytics`]). Raw strings
+// ('…') and quoted names ("…") are passed over; \` inside a literal is a
+// backtick.
+func legacyLiterals(query string) string {
+	var b strings.Builder
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		if c == '\'' || c == '"' {
+			j := i + 1
+			for j < len(query) && query[j] != c {
+				if query[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			b.WriteString(query[i:min(j+1, len(query))])
+			i = j
+			continue
+		}
+		if c != '`' {
+			b.WriteByte(c)
+			continue
+		}
+		j := i + 1
+		for j < len(query) && query[j] != '`' {
+			if query[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if j >= len(query) {
+			b.WriteString(query[i:]) // unterminated: the parser says so
+			break
+		}
+		lit := strings.ReplaceAll(query[i+1:j], "\\`", "`")
+		if json.Valid([]byte(lit)) {
+			b.WriteString(query[i : j+1])
+		} else {
+			quoted, _ := json.Marshal(strings.TrimLeft(lit, " \t\r\n")) // as jmespath.py: lstrip
+			b.WriteString("`" + strings.ReplaceAll(string(quoted), "`", "\\`") + "`")
+		}
+		i = j
+	}
+	return b.String()
 }
