@@ -123,7 +123,8 @@ func (f *vaultFlags) path(ctx context.Context, c *apiClient, withName bool) (str
 				return v.ID + "?api-version=" + keyVaultAPIVersion, nil
 			}
 		}
-		return "", fmt.Errorf("the vault %q was not found in subscription %s", f.name, s)
+		return "", &APIError{Status: http.StatusNotFound, Code: "ResourceNotFound",
+			Message: fmt.Sprintf("The Resource 'Microsoft.KeyVault/vaults/%s' was not found in subscription '%s'.", f.name, s)}
 	}
 	return p + "/resourceGroups/" + url.PathEscape(f.group) + "/providers/Microsoft.KeyVault/vaults/" +
 		url.PathEscape(f.name) + "?api-version=" + keyVaultAPIVersion, nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -51,7 +52,7 @@ func newNetworkRuleCmd(env Env, noun string, flags func(*cobra.Command), target 
 			return editNetworkRules(cmd, env, target, func(r *netacl.Rules, _ bool) error {
 				i := ruleIndex(r, p)
 				if i < 0 {
-					return fmt.Errorf("no IP rule %s", removeIP)
+					return &APIError{Status: http.StatusNotFound, Code: "NotFound", Message: fmt.Sprintf("There is no IP rule %s to remove.", removeIP)}
 				}
 				r.IPRules = slices.Delete(r.IPRules, i, i+1)
 				return nil

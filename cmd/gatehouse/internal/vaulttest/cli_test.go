@@ -69,6 +69,9 @@ func testCLI(t *testing.T, e *env) {
 	if out := c.mustRun(t, "keyvault", "list", "--query", "[?name=='cli-vault'].name", "-o", "tsv"); strings.TrimSpace(out) != "cli-vault" {
 		t.Fatalf("list: %q", out)
 	}
+	if code, _, errOut := c.run(t, "", "keyvault", "show", "-n", "no-such-vault"); code == 0 || !strings.Contains(errOut, "(ResourceNotFound)") {
+		t.Fatalf("show of an unknown vault: %d %q", code, errOut)
+	}
 	// show without -g finds the group, as az does.
 	if out := c.mustRun(t, "keyvault", "show", "-n", "cli-vault", "--query", "properties.softDeleteRetentionInDays", "-o", "tsv"); strings.TrimSpace(out) != "7" {
 		t.Fatalf("show: %q", out)
