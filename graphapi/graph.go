@@ -232,12 +232,15 @@ func (g *API) authorize(r *http.Request, c *authority.Claims, need access) error
 		return nil
 	}
 	if base, ok := ownerAccess[need]; ok {
-		if g.dir.HasRole(c.Principal.ObjectID, rolesFor[base]...) {
-			return nil
-		}
 		obj := directory.OwnedApplication
 		if need == spOwner || need == spOwnerRead {
 			obj = directory.OwnedServicePrincipal
+		}
+		if g.dir.HasRole(c.Principal.ObjectID, rolesFor[base]...) {
+			if need == appOwner || need == spOwner {
+				return g.mayChangePrivileged(c, r.PathValue("id"), obj)
+			}
+			return nil
 		}
 		return g.authorizeOwner(r, c, r.PathValue("id"), obj, need == appOwner || need == spOwner)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse/gatehouse"
@@ -50,6 +51,24 @@ func (g *API) authorizeOwner(r *http.Request, c *authority.Claims, id string, ob
 		noteOf(r).detail("grantedBy", "owner")
 	}
 	return nil
+}
+
+// mayChangePrivileged refuses a write to an application or service
+// principal (its credentials, owners, settings) whose service principal
+// holds an administrator role, unless the caller is a Global
+// Administrator: its credentials are that role, so an Application
+// Administrator who could add a secret to the bootstrap application would
+// make itself Global Administrator (as mayManageUser keeps a User
+// Administrator from resetting an administrator's password). An unknown
+// id passes: the handler answers 404.
+func (g *API) mayChangePrivileged(c *authority.Claims, id string, obj directory.OwnedObject) error {
+	a, err := g.ownable(id, obj)
+	if err != nil || !slices.ContainsFunc(a.Roles, func(r string) bool { return slices.Contains(privilegedRoles, r) }) ||
+		g.dir.HasRole(c.Principal.ObjectID, directory.RoleGlobalAdministrator) {
+		return nil
+	}
+	return gatehouse.Errorf(http.StatusForbidden, "Authorization_RequestDenied",
+		"Insufficient privileges to complete the operation: the %s holds an administrator role only a Global Administrator may manage.", objName(obj))
 }
 
 // ownable finds the object an owner route names: an application (by any

@@ -519,6 +519,55 @@ func (f *fixture) testGraph(t *testing.T) {
 		f.graph(t, admin, "DELETE", "/v1.0/users/"+u["id"].(string), nil, 204)
 	})
 
+	// An Application Administrator manages applications, but not one whose
+	// service principal holds an administrator role (the bootstrap
+	// application is a Global Administrator): a secret added to it would
+	// be that role.
+	t.Run("application-administrator-and-privileged-apps", func(t *testing.T) {
+		const pw = "app admin password 1"
+		f.addSecret(pw)
+		u := f.graph(t, admin, "POST", "/v1.0/users", map[string]any{"userPrincipalName": "appadmin@suite.test", "accountEnabled": true,
+			"passwordProfile": map[string]any{"password": pw}}, 201)
+		defer f.graph(t, admin, "DELETE", "/v1.0/users/"+u["id"].(string), nil, 204)
+		f.graph(t, admin, "POST", "/v1.0/roleManagement/directory/roleAssignments", map[string]any{
+			"roleDefinitionId": directory.RoleApplicationAdministrator, "principalId": u["id"], "directoryScopeId": "/"}, 201)
+		tr := f.token(t, url.Values{"grant_type": {"password"}, "client_id": {"04b07795-8ddb-461a-bbee-02f9e1bf7b46"},
+			"username": {"appadmin@suite.test"}, "password": {pw}, "scope": {graphScope}})
+		if tr.status != 200 {
+			t.Fatalf("sign-in: %s", tr.raw)
+		}
+		f.addSecret(tr.AccessToken)
+		tok := tr.AccessToken
+		boot, err := f.s.Directory.Application(f.s.Bootstrap.ClientID)
+		must(t, err)
+		pwBody := map[string]any{"passwordCredential": map[string]any{"displayName": "x"}}
+		for _, call := range []struct {
+			method, path string
+			body         any
+		}{
+			{"POST", "/v1.0/applications/" + boot.AppObjectID + "/addPassword", pwBody},
+			{"POST", "/v1.0/servicePrincipals/" + boot.ObjectID + "/addPassword", pwBody},
+			{"POST", "/v1.0/applications/" + boot.AppObjectID + "/federatedIdentityCredentials", map[string]any{
+				"name": "x", "issuer": "https://x.example", "subject": "s", "audiences": []string{"api://AzureADTokenExchange"}}},
+			{"POST", "/v1.0/applications/" + boot.AppObjectID + "/owners/$ref", map[string]any{
+				"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/" + u["id"].(string)}},
+			{"PATCH", "/v1.0/applications/" + boot.AppObjectID, map[string]any{"displayName": "mine now"}},
+			{"DELETE", "/v1.0/applications/" + boot.AppObjectID, nil},
+		} {
+			if code := errCode(f.graph(t, tok, call.method, call.path, call.body, 403)); code != "Authorization_RequestDenied" {
+				t.Errorf("%s %s: %s", call.method, call.path, code)
+			}
+		}
+		// An ordinary application is the Application Administrator's to manage.
+		app := f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": "ordinary"}, 201)
+		defer f.graph(t, admin, "DELETE", "/v1.0/applications/"+app["id"].(string), nil, 204)
+		f.addSecret(f.graph(t, tok, "POST", "/v1.0/applications/"+app["id"].(string)+"/addPassword", pwBody, 200)["secretText"].(string))
+		// A Global Administrator manages the privileged one.
+		added := f.graph(t, admin, "POST", "/v1.0/applications/"+boot.AppObjectID+"/addPassword", pwBody, 200)
+		f.addSecret(added["secretText"].(string))
+		f.graph(t, admin, "POST", "/v1.0/applications/"+boot.AppObjectID+"/removePassword", map[string]any{"keyId": added["keyId"]}, 204)
+	})
+
 	t.Run("people-and-roles", func(t *testing.T) {
 		u := f.graph(t, admin, "POST", "/v1.0/users", map[string]any{"userPrincipalName": "reader@suite.test", "displayName": "Reader",
 			"accountEnabled": true, "passwordProfile": map[string]any{"password": "reader password 1"}}, 201)
