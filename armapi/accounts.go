@@ -122,7 +122,7 @@ func accountView(a *accounts.Account) accountJSON {
 			Capabilities:                  []map[string]string{{"name": "VirtualNetworks"}},
 			RateLimits:                    a.RateLimits,
 			RestrictOutboundNetworkAccess: a.RestrictOutbound, AllowedFqdnList: a.AllowedFQDNs,
-			Encryption:                    encryptionJSON{KeySource: "Microsoft.CognitiveServices"},
+			Encryption: encryptionJSON{KeySource: "Microsoft.CognitiveServices"},
 		},
 	}
 	for _, n := range endpointNames[a.Kind] {

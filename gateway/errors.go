@@ -83,13 +83,14 @@ func permissionDenied(objectID string, rte *route) error {
 // throttled is the 429 of a rate limit, with Retry-After in whole seconds
 // and retry-after-ms (which the OpenAI and Azure clients prefer).
 func throttled(limit Rate, retryMS int64, reason string) error {
-	secs := (retryMS + 999) / 1000
-	if secs < 1 {
-		secs = 1
-	}
-	e := gatehouse.Errorf(http.StatusTooManyRequests, "429",
-		"Requests to this resource have exceeded the rate limit of %s. Please retry after %d second%s.",
-		limit, secs, plural(secs)).
+	return tooMany(retryMS, reason, "Requests to this resource have exceeded the rate limit of "+limit.String()+".")
+}
+
+// tooMany is a 429 saying why, then when to retry (Retry-After in whole
+// seconds, and retry-after-ms).
+func tooMany(retryMS int64, reason, why string) error {
+	secs := max((retryMS+999)/1000, 1)
+	e := gatehouse.Errorf(http.StatusTooManyRequests, "429", "%s Please retry after %d second%s.", why, secs, plural(secs)).
 		WithHeader("Retry-After", strconv.FormatInt(secs, 10)).
 		WithHeader("retry-after-ms", strconv.FormatInt(retryMS, 10))
 	return deny(e, reason)
@@ -100,13 +101,8 @@ func throttled(limit Rate, retryMS int64, reason string) error {
 // of requests, which would send a client with a good key looking for its
 // request rate).
 func throttledFailures(perMinute int, retryMS int64) error {
-	secs := max((retryMS+999)/1000, 1)
-	e := gatehouse.Errorf(http.StatusTooManyRequests, "429",
-		"Too many failed token requests from this address (more than %d a minute, wrong or unknown keys). Please retry after %d second%s.",
-		perMinute, secs, plural(secs)).
-		WithHeader("Retry-After", strconv.FormatInt(secs, 10)).
-		WithHeader("retry-after-ms", strconv.FormatInt(retryMS, 10))
-	return deny(e, reasonSTSThrottled)
+	return tooMany(retryMS, reasonSTSThrottled,
+		fmt.Sprintf("Too many failed token requests from this address (more than %d a minute, wrong or unknown keys).", perMinute))
 }
 
 func plural(n int64) string {

@@ -414,6 +414,17 @@ func (c filterClause) holds(values []string) bool {
 	return false
 }
 
+// allowedProp returns the spelling allowed gives prop (compared without
+// case), and whether it is there.
+func allowedProp(allowed []string, prop string) (string, bool) {
+	for _, a := range allowed {
+		if strings.EqualFold(a, prop) {
+			return a, true
+		}
+	}
+	return prop, false
+}
+
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
@@ -441,13 +452,8 @@ func search(r *http.Request, allowed []string) (graphFilter, error) {
 			return nil, gatehouse.BadRequestf(codeUnsupported, "Only $search=\"<property>:<term>\", at most 4 joined by AND, is supported.")
 		}
 		c := filterClause{Prop: q[m[2]:m[3]], Value: q[m[4]:m[5]], Search: true}
-		known := false
-		for _, a := range allowed {
-			if strings.EqualFold(a, c.Prop) {
-				c.Prop, known = a, true
-			}
-		}
-		if !known {
+		var known bool
+		if c.Prop, known = allowedProp(allowed, c.Prop); !known {
 			return nil, gatehouse.BadRequestf(codeUnsupported, "Searching on '%s' is not supported.", clip(c.Prop))
 		}
 		out = append(out, c)
@@ -486,13 +492,8 @@ func filter(r *http.Request, allowed ...string) (graphFilter, error) {
 			return nil, gatehouse.BadRequestf(codeUnsupported, "Only $filter=<property> eq '<value>', startswith(<property>,'<value>') and <collection>/any(x:x eq '<value>'), joined by and, are supported.")
 		}
 		c.Value = strings.ReplaceAll(c.Value, "''", "'")
-		known := false
-		for _, a := range allowed {
-			if strings.EqualFold(a, c.Prop) {
-				c.Prop, known = a, true
-			}
-		}
-		if !known {
+		var known bool
+		if c.Prop, known = allowedProp(allowed, c.Prop); !known {
 			return nil, gatehouse.BadRequestf(codeUnsupported, "Filtering on '%s' is not supported.", clip(c.Prop))
 		}
 		out = append(out, c)
