@@ -647,6 +647,10 @@ func upstreamError(resp *http.Response, d *Deployment) error {
 			u.inner = nil
 		}
 	}
+	// Clipped only now: a credential cut in two by the clipping would no
+	// longer be found whole, and most of it would pass.
+	u.code, u.msg = clipString(u.code, maxUpstreamCode), clipString(u.msg, maxUpstreamMsg)
+	u.param, u.typ = clipString(u.param, maxUpstreamCode), clipString(u.typ, maxUpstreamCode)
 	if u.code == "" {
 		u.code = strconv.Itoa(resp.StatusCode)
 	}
@@ -729,9 +733,7 @@ func parseUpstreamError(body []byte) (u upstreamErr) {
 	if s, ok := v.Detail.(string); ok && u.msg == "" {
 		u.msg = s
 	}
-	u.code, u.msg = clipString(u.code, maxUpstreamCode), clipString(u.msg, maxUpstreamMsg)
-	u.param, u.typ = clipString(u.param, maxUpstreamCode), clipString(u.typ, maxUpstreamCode)
-	return u
+	return u // unclipped: upstreamError cuts the credential out first
 }
 
 // scalar is a JSON string or integer as a string ("" for anything else).

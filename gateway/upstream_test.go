@@ -73,7 +73,13 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		// It echoes the credential it got, as a careless upstream's error
 		// might: the gateway must not pass that on.
-		msg, _ := json.Marshal(fmt.Sprintf("upstream says %d (credential %s)", status, r.Header.Get("Authorization")))
+		text := fmt.Sprintf("upstream says %d (credential %s)", status, r.Header.Get("Authorization"))
+		if strings.HasSuffix(model, "-long") {
+			// Long enough that the gateway's clipping would cut the
+			// credential in two, were it done first.
+			text = strings.Repeat("x", maxUpstreamMsg-len(text)+10) + text
+		}
+		msg, _ := json.Marshal(text)
 		fmt.Fprintf(w, `{"error":{"message":%s,"type":"invalid_request_error","param":null,"code":null}}`, msg)
 	case model == "hang":
 		<-r.Context().Done()
