@@ -409,7 +409,7 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, usage *usageScanne
 		dst.Del("Content-Length") // a 204 has none (RFC 9110 §8.6): HTTP/2 clients reset a stream that does
 	}
 	if usage != nil {
-		usage.sse = stream
+		usage.sse, usage.events = stream, stream
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -487,7 +487,7 @@ func forward(w http.ResponseWriter, ex *upExchange, usage *usageScanner, ownLimi
 		}
 	}
 	w.WriteHeader(ex.status)
-	usage.sse = stream
+	usage.sse, usage.events = stream, stream
 	var rc *http.ResponseController // made when needed: most answers are written whole below
 	if stream {
 		// The head now: clients (openai-node, azure-core) time the wait for

@@ -702,6 +702,7 @@ func (s *wsScanner) startFrame(message func(*usageScanner)) {
 	if !s.control && op != 0 { // the first frame of a message
 		s.text = op == 1
 		s.usage.reset(false)
+		s.usage.events = true // a message is an event
 	}
 	s.hn, s.need = 0, 0
 	s.left = length

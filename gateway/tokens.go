@@ -78,9 +78,13 @@ type usageParse struct {
 // copied: add every byte, in order, in pieces of any size; set done once
 // the whole answer went through; usage has the counts then.
 type usageScanner struct {
-	sse  bool // an event stream: scanned a line at a time
-	done bool // the whole answer went through add
-	st   usageParse
+	sse bool // an event stream: scanned a line at a time
+	// events: the values are events (a stream's, a Realtime message), in
+	// which a top-level "response" object's usage is the answer's; in any
+	// other answer it is some member's, not watched.
+	events bool
+	done   bool // the whole answer went through add
+	st     usageParse
 	// The last usage object's counts: ok when one was read.
 	prompt, completion int64
 	ok                 bool
@@ -89,7 +93,7 @@ type usageScanner struct {
 
 // reset readies s for an answer, an event stream when sse.
 func (s *usageScanner) reset(sse bool) {
-	s.sse, s.done, s.st = sse, false, usageParse{}
+	s.sse, s.events, s.done, s.st = sse, sse, false, usageParse{}
 	s.prompt, s.completion, s.ok = 0, 0, false
 }
 
@@ -200,7 +204,7 @@ func (s *usageScanner) scan(p []byte) {
 					depth, str = st.depth, st.str
 					continue
 				case memberResponse:
-					if depth == 1 {
+					if depth == 1 && s.events {
 						inResp = true
 					}
 				}
@@ -283,7 +287,7 @@ func (s *usageScanner) walk(p []byte, i, level int) int {
 				return -1
 			}
 			i += n
-		case p[i] == '{' && level == 1 && string(name) == "response":
+		case p[i] == '{' && level == 1 && s.events && string(name) == "response":
 			if i = s.walk(p, i, 2); i < 0 {
 				return -1
 			}

@@ -57,7 +57,10 @@ var usageCases = []struct {
 	{"top-level-array", false, `[{"usage":{"prompt_tokens":99}}]`, -1, -1},
 	{"usage-key-prefix", false, `{"usages":{"prompt_tokens":99},"usage_x":{"prompt_tokens":98},"responses":{"usage":{"prompt_tokens":97}}}`, -1, -1},
 	{"duplicate-last-wins", false, `{"usage":{"prompt_tokens":1,"completion_tokens":1},"usage":{"prompt_tokens":5,"completion_tokens":6}}`, 5, 6},
-	{"response-object", false, `{"type":"response.done","response":{"id":"r","output":[{"usage":{"input_tokens":99}}],"usage":{"input_tokens":7,"output_tokens":3}}}`, 7, 3},
+	{"response-object", true, "data: " + `{"type":"response.done","response":{"id":"r","output":[{"usage":{"input_tokens":99}}],"usage":{"input_tokens":7,"output_tokens":3}}}` + "\n\n", 7, 3},
+	// In an answer that is not an event, a member named "response" is
+	// some member: its usage is not the answer's.
+	{"response-member-of-an-answer", false, `{"usage":{"prompt_tokens":71,"completion_tokens":73},"response":{"usage":{"prompt_tokens":8888,"completion_tokens":8888}}}`, 71, 73},
 	{"null", false, `{"usage":null}`, -1, -1},
 	{"none", false, `{"choices":[]}`, -1, -1},
 	{"cut-off", false, `{"usage":{"prompt_tokens":4,"completion_tok`, -1, -1},
