@@ -276,7 +276,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 			q.headers(w, p.now())
 		}
 		usage := getUsageScanner()
-		copyResponse(w, resp, usage, q != nil, p.socketWriteTimeout())
+		copyResponse(w, resp, usage, q != nil, d.Credential, p.socketWriteTimeout())
 		p.settle(q, c, d, usage, estimate)
 		return nil
 	}
@@ -294,7 +294,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 		q.headers(w, p.now())
 	}
 	usage := getUsageScanner()
-	forward(w, ex, usage, q != nil, p.socketWriteTimeout())
+	forward(w, ex, usage, q != nil, d.Credential, p.socketWriteTimeout())
 	p.settle(q, c, d, usage, estimate)
 	return nil
 }
@@ -392,7 +392,9 @@ func readBody(buf []byte, r io.Reader) ([]byte, error) {
 // when not nil, meters the body (tokens.go). With ownLimits (the gateway
 // enforces the deployment's quota and has set its own x-ratelimit-*
 // fields), the upstream's rate-limit fields stay behind (isRateLimitHeader).
-func copyResponse(w http.ResponseWriter, resp *http.Response, usage *usageScanner, ownLimits bool, stall time.Duration) {
+// An event stream has secret (the deployment's credential) cut out, should
+// the upstream echo it in an event (streamRedactor).
+func copyResponse(w http.ResponseWriter, resp *http.Response, usage *usageScanner, ownLimits bool, secret string, stall time.Duration) {
 	dst := w.Header()
 	for k, v := range resp.Header {
 		switch {
@@ -421,11 +423,12 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, usage *usageScanne
 	bp := copyPool.Get().(*[]byte)
 	defer copyPool.Put(bp)
 	buf := *bp
+	red := newStreamRedactor(stream, secret)
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			stallDeadline(rc, stall)
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			if _, werr := w.Write(red.filter(buf[:n])); werr != nil {
 				return // the client went away
 			}
 			if usage != nil {
@@ -436,6 +439,9 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, usage *usageScanne
 			}
 		}
 		if rerr == io.EOF {
+			if _, werr := w.Write(red.rest()); werr != nil {
+				return
+			}
 			if usage != nil {
 				usage.done = true
 			}
@@ -465,8 +471,9 @@ func stallDeadline(rc *http.ResponseController, stall time.Duration) {
 // header (their value slices in one array of the response's own: on the
 // HTTP/1.1 fast path the header is written after the handler returns),
 // and a Content-Length body already in the connection's buffer is written
-// from there. usage meters the body; ownLimits is copyResponse's.
-func forward(w http.ResponseWriter, ex *upExchange, usage *usageScanner, ownLimits bool, stall time.Duration) {
+// from there. usage meters the body; ownLimits and secret are
+// copyResponse's.
+func forward(w http.ResponseWriter, ex *upExchange, usage *usageScanner, ownLimits bool, secret string, stall time.Duration) {
 	// The head lives in the exchange only until the body is read.
 	stream := strings.HasPrefix(ex.header("Content-Type"), "text/event-stream")
 	chunked := ex.chunked != nil
@@ -522,11 +529,12 @@ func forward(w http.ResponseWriter, ex *upExchange, usage *usageScanner, ownLimi
 	if rc == nil {
 		rc = http.NewResponseController(w)
 	}
+	red := newStreamRedactor(stream, secret)
 	for {
 		n, rerr := ex.Read(buf)
 		if n > 0 {
 			stallDeadline(rc, stall)
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			if _, werr := w.Write(red.filter(buf[:n])); werr != nil {
 				if rerr == nil {
 					ex.abort() // the client went away
 				}
@@ -538,7 +546,9 @@ func forward(w http.ResponseWriter, ex *upExchange, usage *usageScanner, ownLimi
 			}
 		}
 		if rerr == io.EOF {
-			usage.done = true
+			if _, werr := w.Write(red.rest()); werr == nil {
+				usage.done = true
+			}
 			return
 		}
 		if rerr != nil {
@@ -917,4 +927,55 @@ func (p *proxy) getModel(w http.ResponseWriter, c *call) error {
 	}
 	server.WriteJSON(w, http.StatusOK, modelJSON{ID: d.Name, Object: "model", OwnedBy: "organization-owner"})
 	return nil
+}
+
+// streamRedactor cuts a secret (the deployment's credential) out of an
+// event stream as it is copied, should the upstream echo it (in an error
+// event, say): error answers have it cut out (upstreamError), and a
+// stream is an answer too. A read that ends with the start of the secret
+// keeps that start back until the next read shows whether the rest
+// follows; an event ends with a blank line, which no credential starts
+// with, so no event is held back. The zero value (not a stream, or no
+// secret) passes everything.
+type streamRedactor struct {
+	secret []byte
+	held   []byte
+}
+
+func newStreamRedactor(stream bool, secret string) *streamRedactor {
+	if !stream || len(secret) < 8 {
+		// A credential shorter than 8 bytes could turn up in any text:
+		// cutting it out would mangle the stream, not protect anything.
+		return &streamRedactor{}
+	}
+	return &streamRedactor{secret: []byte(secret)}
+}
+
+var redactedSecret = []byte("***")
+
+// filter returns what of p (after what was held back) may be written now.
+func (r *streamRedactor) filter(p []byte) []byte {
+	if r.secret == nil {
+		return p
+	}
+	buf := append(r.held, p...)
+	if bytes.Contains(buf, r.secret) {
+		buf = bytes.ReplaceAll(buf, r.secret, redactedSecret)
+	}
+	k := 0 // the longest end of buf that starts the secret
+	for j := min(len(r.secret)-1, len(buf)); j > 0; j-- {
+		if bytes.HasSuffix(buf, r.secret[:j]) {
+			k = j
+			break
+		}
+	}
+	r.held = append([]byte(nil), buf[len(buf)-k:]...)
+	return buf[:len(buf)-k]
+}
+
+// rest is what was held back, at the end of the stream.
+func (r *streamRedactor) rest() []byte {
+	held := r.held
+	r.held = nil
+	return held
 }

@@ -142,3 +142,55 @@ func TestStalledClient(t *testing.T) {
 		t.Fatal("the upstream's stream outlived a client that stopped reading")
 	}
 }
+
+// TestStreamRedactsCredential: an upstream that echoes its credential in
+// an event stream (a mid-stream error event) has it cut out, even when
+// the credential is split across two reads; the events around it pass
+// unchanged and whole.
+func TestStreamRedactsCredential(t *testing.T) {
+	const cred = "up-stream-credential-0123456789"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n")
+		io.WriteString(w, `data: {"error":{"message":"failed with `+cred[:10])
+		w.(http.Flusher).Flush()
+		time.Sleep(20 * time.Millisecond) // a read of its own
+		io.WriteString(w, cred[10:]+` and again `+cred+`"}}`+"\n\ndata: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	for _, transport := range []string{"upstream-client", "http-transport"} {
+		t.Run(transport, func(t *testing.T) {
+			f := newFixture(t, func(o *Options) {
+				if transport == "http-transport" {
+					o.Transport = &http.Transport{}
+				}
+			})
+			keys := f.accounts.add(Account{ID: acctID("s"), InternalID: "s-1", Name: "s", Kind: "OpenAI"})
+			f.deps.put(acctID("s"), &Deployment{Name: "chat", Upstream: mustURL(t, up.URL), Credential: cred})
+			resp := f.do(t, req{url: "/ai/s/openai/deployments/chat/chat/completions?api-version=2024-10-21",
+				header: map[string]string{"api-key": keys[0]}, body: `{"messages":[],"stream":true}`})
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n" +
+				`data: {"error":{"message":"failed with *** and again ***"}}` + "\n\ndata: [DONE]\n\n"
+			if resp.StatusCode != 200 || string(got) != want {
+				t.Fatalf("%d %q", resp.StatusCode, got)
+			}
+		})
+	}
+}
+
+// TestStreamRedactorHoldsOnlyAStart: nothing is held back but what may
+// start the secret.
+func TestStreamRedactorHoldsOnlyAStart(t *testing.T) {
+	r := newStreamRedactor(true, "secret-value-123")
+	if out := string(r.filter([]byte("data: x\n\n"))); out != "data: x\n\n" {
+		t.Fatalf("an event was held back: %q", out)
+	}
+	if out := string(r.filter([]byte("data: se"))); out != "data: " || string(r.rest()) != "se" {
+		t.Fatalf("the start of the secret: %q", out)
+	}
+	if out := string(newStreamRedactor(false, "secret-value-123").filter([]byte("secret-value-123"))); out != "secret-value-123" {
+		t.Fatalf("not a stream: %q", out)
+	}
+}
