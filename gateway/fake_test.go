@@ -386,3 +386,16 @@ func mustURL(t testing.TB, s string) *url.URL {
 	}
 	return u
 }
+
+// transports are the two ways to an upstream every proxy test runs both
+// of: the gateway's own client, and net/http's (Options.Transport).
+var transports = []string{"upstream-client", "http-transport"}
+
+// onTransport is the fixture option that picks one of transports.
+func onTransport(transport string) func(*Options) {
+	return func(o *Options) {
+		if transport == "http-transport" {
+			o.Transport = &http.Transport{}
+		}
+	}
+}

@@ -761,13 +761,9 @@ func TestProxyUpstreamAnswers(t *testing.T) {
 	answer := func(status string, fields []string, body string) string {
 		return "HTTP/1.1 " + status + "\r\n" + strings.Join(append(fields, "Content-Length: "+strconv.Itoa(len(body))), "\r\n") + "\r\n\r\n" + body
 	}
-	for _, transport := range []string{"upstream-client", "http-transport"} {
+	for _, transport := range transports {
 		t.Run(transport, func(t *testing.T) {
-			w := newWorld(t, func(o *Options) {
-				if transport == "http-transport" {
-					o.Transport = &http.Transport{}
-				}
-			})
+			w := newWorld(t, onTransport(transport))
 			for name, script := range map[string]string{
 				"redirect": answer("307 Temporary Redirect", []string{"Location: http://elsewhere.example/v1/chat/completions"}, ""),
 				"located": answer("200 OK", []string{"Content-Type: application/json", "Location: http://upstream.internal/x",

@@ -261,15 +261,12 @@ func TestQuotaHeadersWin(t *testing.T) {
 	// The gateway's: capacity 1 is 1 request per 10 seconds and 1,000
 	// tokens, less the estimate of {"messages":[]} (4 tokens).
 	gateway := map[string]string{"X-Ratelimit-Remaining-Requests": "0", "X-Ratelimit-Remaining-Tokens": "996"}
-	for _, transport := range []string{"upstream-client", "http-transport"} {
+	for _, transport := range transports {
 		for _, quotas := range []bool{true, false} {
 			for _, path := range []string{"json", "stream"} {
 				t.Run(fmt.Sprintf("%s-quotas-%v-%s", transport, quotas, path), func(t *testing.T) {
-					f := newFixture(t, func(o *Options) {
+					f := newFixture(t, onTransport(transport), func(o *Options) {
 						o.DeploymentQuotas = quotas
-						if transport == "http-transport" {
-							o.Transport = &http.Transport{}
-						}
 					})
 					keys := f.accounts.add(Account{ID: acctID("h"), InternalID: "h-1", Name: "h", Kind: "OpenAI"})
 					f.deps.put(acctID("h"), &Deployment{Name: "d", Upstream: mustURL(t, up.URL+"/"+path), Capacity: 1})

@@ -215,13 +215,9 @@ func TestTokenMeteringThroughTheProxy(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	t.Cleanup(up.Close)
-	for _, transport := range []string{"upstream-client", "http-transport"} {
+	for _, transport := range transports {
 		t.Run(transport, func(t *testing.T) {
-			f := newFixture(t, func(o *Options) {
-				if transport == "http-transport" {
-					o.Transport = &http.Transport{}
-				}
-			})
+			f := newFixture(t, onTransport(transport))
 			keys := f.accounts.add(Account{ID: acctID("m"), InternalID: "m-1", Name: "m", Kind: "OpenAI"})
 			for _, tt := range usageCases {
 				if strings.HasPrefix(tt.name, "cut-") {

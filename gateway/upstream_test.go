@@ -158,13 +158,9 @@ func TestStreamRedactsCredential(t *testing.T) {
 		io.WriteString(w, cred[10:]+` and again `+cred+`"}}`+"\n\ndata: [DONE]\n\n")
 	}))
 	t.Cleanup(up.Close)
-	for _, transport := range []string{"upstream-client", "http-transport"} {
+	for _, transport := range transports {
 		t.Run(transport, func(t *testing.T) {
-			f := newFixture(t, func(o *Options) {
-				if transport == "http-transport" {
-					o.Transport = &http.Transport{}
-				}
-			})
+			f := newFixture(t, onTransport(transport))
 			keys := f.accounts.add(Account{ID: acctID("s"), InternalID: "s-1", Name: "s", Kind: "OpenAI"})
 			f.deps.put(acctID("s"), &Deployment{Name: "chat", Upstream: mustURL(t, up.URL), Credential: cred})
 			resp := f.do(t, req{url: "/ai/s/openai/deployments/chat/chat/completions?api-version=2024-10-21",
