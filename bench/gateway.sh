@@ -61,6 +61,12 @@
 # Instructions per request, counted rather than timed (repeatable on a noisy
 # machine), for the node, BASE_BIN's node and nginx-TLS, by valgrind:
 #   bench/gateway.sh --instructions  (bench/instructions.sh: its env knobs apply)
+# The profile Go builds the binary with (profile-guided optimization):
+#   bench/gateway.sh --pgo   loads a node started with --cpu-profile with the
+#                            data plane's mix (key, STS token, identity token;
+#                            HTTP/1.1, and HTTP/2 when h2load is here) for
+#                            PGO_SECONDS (default 40) in all, stops it and
+#                            writes its profile to cmd/gatehouse/default.pgo
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -151,8 +157,10 @@ fi
 "$WORK/upstream" -addr "127.0.0.1:$UPSTREAM_PORT" -tls-addr "127.0.0.1:$UPSTREAM_TLS_PORT" >"$WORK/upstream.log" 2>&1 &
 UP_PID=$!
 PIDS+=("$UP_PID")
+node_args=()
+[ "$MODE" != --pgo ] || node_args=(--cpu-profile "$WORK/node.pprof")
 # shellcheck disable=SC2086
-env ${GW_ENV:-} "$BIN" "${serve_args[@]}" >"$WORK/node.log" 2>&1 &
+env ${GW_ENV:-} "$BIN" "${serve_args[@]}" "${node_args[@]}" >"$WORK/node.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")
 if [ -n "$BASE_BIN" ]; then
@@ -189,6 +197,30 @@ fi
 
 printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' \
   "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$BODY")" >"$WORK/post.lua"
+
+if [ "$MODE" = --pgo ]; then
+  # Half the time on the key, a sixth on each of the others (h2: the key
+  # over HTTP/2, what Go SDK clients negotiate).
+  secs=${PGO_SECONDS:-40}
+  loads=("Ocp-Apim-Subscription-Key: $KEY" "Ocp-Apim-Subscription-Key: $KEY" "Ocp-Apim-Subscription-Key: $KEY"
+    "Authorization: Bearer $STS" "Authorization: Bearer $IDENTITY")
+  command -v h2load >/dev/null && loads+=(h2) || loads+=("Ocp-Apim-Subscription-Key: $KEY")
+  printf '%s' "$BODY" >"$WORK/body.json"
+  for h in "${loads[@]}"; do
+    s=$((secs / ${#loads[@]}))
+    if [ "$h" = h2 ]; then
+      h2load -t"$THREADS" -c"$CONNS" -m1 -D "$s" -d "$WORK/body.json" -H "Content-Type: application/json" \
+        -H "Ocp-Apim-Subscription-Key: $KEY" "$CHAT_URL" >/dev/null
+    else
+      wrk -t"$THREADS" -c"$CONNS" -d"${s}s" --timeout 5s -s "$WORK/post.lua" -H "$h" "$CHAT_URL" >/dev/null
+    fi
+  done
+  kill -TERM "$GW_PID"; wait "$GW_PID" 2>/dev/null || true
+  [ -s "$WORK/node.pprof" ] || { echo "the node wrote no profile" >&2; cat "$WORK/node.log" >&2; exit 1; }
+  cp "$WORK/node.pprof" "$ROOT/cmd/gatehouse/default.pgo"
+  echo "wrote cmd/gatehouse/default.pgo ($(wc -c <"$ROOT/cmd/gatehouse/default.pgo") bytes); rebuild to use it" >&2
+  exit 0
+fi
 
 if [ -n "${TARGETS:-}" ]; then
   read -r -a TARGETS <<<"$TARGETS"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 	"time"
@@ -95,6 +96,13 @@ Settings come from flags, then GATEHOUSE_* environment variables, then the
 			if err != nil {
 				return err
 			}
+			if path, _ := cmd.Flags().GetString("cpu-profile"); path != "" {
+				stopProfile, err := startCPUProfile(path)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			m := app.NewMain()
@@ -138,5 +146,23 @@ Settings come from flags, then GATEHOUSE_* environment variables, then the
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	cmd.Flags().String("cpu-profile", "", "write a CPU profile (pprof) of the node's whole run to this file when it stops: to look into its costs, or to renew cmd/gatehouse/default.pgo, the profile Go builds the binary with (bench/gateway.sh --pgo)")
 	return cmd
+}
+
+// startCPUProfile profiles the process into a new file at path until the
+// returned function is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
