@@ -406,3 +406,31 @@ func TestLegacyLiterals(t *testing.T) {
 		t.Fatalf("--query with a legacy literal: %q %v", out.String(), err)
 	}
 }
+
+// TestCPUProfile: serve --cpu-profile writes a pprof profile (gzip) of the
+// run when it stops, and a path it cannot write stops serve before it
+// starts, naming the flag.
+func TestCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errOut := run(t, nil, "serve", "--data-dir", filepath.Join(dir, "data"),
+		"--cpu-profile", filepath.Join(dir, "missing", "cpu.pprof"))
+	if code == 0 || !strings.Contains(errOut, "--cpu-profile") {
+		t.Fatalf("exit %d, stderr %q: want a failure naming --cpu-profile", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("the data directory was created")
+	}
+	path := filepath.Join(dir, "cpu.pprof")
+	stop, err := startCPUProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1e6; i++ {
+		_ = strings.Repeat("x", i%7)
+	}
+	stop()
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile: %v, %d bytes: want a gzip-compressed pprof profile", err, len(b))
+	}
+}
