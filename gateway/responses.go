@@ -125,7 +125,7 @@ func (p *proxy) serveStored(w http.ResponseWriter, r *http.Request, c *call, met
 			return upstreamError(resp, d)
 		}
 		defer resp.Body.Close()
-		copyResponse(w, resp, nil, false, d.Credential, p.socketWriteTimeout()) // counted when it was created
+		copyResponse(w, resp, nil, false, &d.secret, p.socketWriteTimeout()) // counted when it was created
 		return nil
 	}
 	if failure != nil {

@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -176,17 +179,152 @@ func TestStreamRedactsCredential(t *testing.T) {
 	}
 }
 
-// TestStreamRedactorHoldsOnlyAStart: nothing is held back but what may
-// start the secret.
-func TestStreamRedactorHoldsOnlyAStart(t *testing.T) {
-	r := newStreamRedactor(true, "secret-value-123")
+// TestRedactorHoldsOnlyAStart: nothing is held back but what may start
+// the secret; outside an event stream each of its bytes becomes '*'.
+func TestRedactorHoldsOnlyAStart(t *testing.T) {
+	r := newRedactor(true, fnd("secret-value-123"))
 	if out := string(r.filter([]byte("data: x\n\n"))); out != "data: x\n\n" {
 		t.Fatalf("an event was held back: %q", out)
 	}
 	if out := string(r.filter([]byte("data: se"))); out != "data: " || string(r.rest()) != "se" {
 		t.Fatalf("the start of the secret: %q", out)
 	}
-	if out := string(newStreamRedactor(false, "secret-value-123").filter([]byte("secret-value-123"))); out != "secret-value-123" {
-		t.Fatalf("not a stream: %q", out)
+	m := newRedactor(false, fnd("secret-value-123"))
+	for _, c := range []struct{ in, out, held string }{
+		{`{"a":"secret-value-123","b":"secret-value-123"}`, `{"a":"****************","b":"****************"}`, ""},
+		{`{"a":"secret-value-12`, `{"a":"`, "secret-value-12"},
+		{`3"}`, `****************"}`, ""},
+		{`ssssecret-value-1`, `sss`, "secret-value-1"},
+		{`x`, `secret-value-1x`, ""},
+		{`{"a":"s`, `{"a":"`, "s"},
+	} {
+		if out := string(m.filter([]byte(c.in))); out != c.out || string(m.held) != c.held {
+			t.Fatalf("%q: %q, held %q; want %q, held %q", c.in, out, m.held, c.out, c.held)
+		}
+	}
+	if string(m.rest()) != "s" || m.held != nil {
+		t.Fatal("rest")
+	}
+	if short := newRedactor(false, fnd("short")); string(short.filter([]byte("short"))) != "short" {
+		t.Fatal("a credential under 8 bytes was cut out")
+	}
+}
+
+// TestAnswerRedactsCredential: a plain (not streamed) success that echoes
+// the upstream's credential, whole in one read or split across two, with
+// a Content-Length or chunked, has each of its bytes masked: the length
+// stays true and the JSON valid.
+func TestAnswerRedactsCredential(t *testing.T) {
+	const cred = "up-stream-credential-0123456789"
+	body := `{"id":"x","echo":"` + cred + `","usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3},"again":"` + cred + `"}`
+	want := strings.ReplaceAll(body, cred, strings.Repeat("*", len(cred)))
+	split := strings.Index(body, cred) + 10
+	var forms sync.Map
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		forms.Store(r.URL.Path, true)
+		w.Header().Set("Content-Type", "application/json")
+		if !strings.Contains(r.URL.Path, "chunked") {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		if !strings.Contains(r.URL.Path, "split") {
+			io.WriteString(w, body)
+			return
+		}
+		io.WriteString(w, body[:split])
+		w.(http.Flusher).Flush()
+		time.Sleep(20 * time.Millisecond) // a read of its own
+		io.WriteString(w, body[split:])
+	}))
+	t.Cleanup(up.Close)
+	for _, transport := range transports {
+		for _, form := range []string{"whole", "split", "chunked", "split/chunked"} {
+			t.Run(transport+"/"+form, func(t *testing.T) {
+				f := newFixture(t, onTransport(transport))
+				keys := f.accounts.add(Account{ID: acctID("s"), InternalID: "s-1", Name: "s", Kind: "OpenAI"})
+				u := mustURL(t, up.URL+"/"+form) // the base URL: /{form}/v1/chat/completions
+				f.deps.put(acctID("s"), &Deployment{Name: "chat", Upstream: u, Credential: cred})
+				resp := f.do(t, req{url: "/ai/s/openai/deployments/chat/chat/completions?api-version=2024-10-21",
+					header: map[string]string{"api-key": keys[0]}, body: `{"messages":[]}`})
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(got) != want || !json.Valid(got) {
+					t.Fatalf("%d %q", resp.StatusCode, got)
+				}
+				if cl := resp.Header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(want)) {
+					t.Fatalf("Content-Length %s for %d bytes", cl, len(got))
+				}
+				if _, ok := forms.Load("/" + form + "/v1/chat/completions"); !ok {
+					t.Fatal("the upstream was not asked for this form")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkRedactor: the search for the upstream's credential (64
+// characters, as Gatehouse's own keys) in a chat answer and in a 32 KiB
+// read of an embedding, neither holding it: the cost every answer pays.
+func BenchmarkRedactor(b *testing.B) {
+	cred := "8f95d902a9e9a0fb816e71981a34de37b08f8cea6f11e6e4cf2a8510789d6ada" // a key as Gatehouse makes them
+	answer := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,` +
+		`"finish_reason":"stop","message":{"role":"assistant","content":"Hello! How can I help you today?"}}],` +
+		`"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}`)
+	var emb strings.Builder
+	for emb.Len() < 32<<10 {
+		fmt.Fprintf(&emb, "%.9f,", float64(emb.Len()%97)/-97)
+	}
+	f := fnd(cred)
+	for _, bc := range []struct {
+		name string
+		body []byte
+	}{{"chat", answer}, {"embedding-32k", []byte(emb.String()[:32<<10])}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r := newRedactor(false, f)
+				if out := r.filter(bc.body); len(out) != len(bc.body) {
+					b.Fatal("changed")
+				}
+			}
+		})
+	}
+}
+
+func fnd(secret string) *secretFinder {
+	f := newSecretFinder(secret)
+	return &f
+}
+
+// TestSecretFinder: the finder finds what bytes.Index finds, from any
+// place, whatever byte of the secret it anchors on (random texts over a
+// small alphabet, so that near misses are many).
+func TestSecretFinder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	text := func(n int, alphabet string) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return b
+	}
+	for range 3000 {
+		alphabet := []string{"ab", "a0_", "e1Z", "0123456789abcdef"}[rng.IntN(4)]
+		secret := text(8+rng.IntN(80), alphabet)
+		f := newSecretFinder(string(secret))
+		b := text(rng.IntN(400), alphabet)
+		for range rng.IntN(3) { // plant it
+			if at := rng.IntN(len(b) + 1); at+len(secret) <= len(b) {
+				copy(b[at:], secret)
+			}
+		}
+		from := rng.IntN(len(b) + 1)
+		want := bytes.Index(b[from:], secret)
+		if want >= 0 {
+			want += from
+		}
+		if got := f.index(b, from); got != want {
+			t.Fatalf("secret %q (anchor %d) in %q from %d: %d, want %d", secret, f.anchor, b, from, got, want)
+		}
 	}
 }
