@@ -79,6 +79,9 @@ type usageParse struct {
 // the whole answer went through; usage has the counts then.
 type usageScanner struct {
 	sse bool // an event stream: scanned a line at a time
+	// cont > 0: a value goes on in the next data line, whose "data:" has
+	// its first cont-1 bytes passed over so far (dataPrefix).
+	cont int
 	// events: the values are events (a stream's, a Realtime message), in
 	// which a top-level "response" object's usage is the answer's; in any
 	// other answer it is some member's, not watched.
@@ -93,7 +96,7 @@ type usageScanner struct {
 
 // reset readies s for an answer, an event stream when sse.
 func (s *usageScanner) reset(sse bool) {
-	s.sse, s.events, s.done, s.st = sse, sse, false, usageParse{}
+	s.sse, s.events, s.done, s.st, s.cont = sse, sse, false, usageParse{}, 0
 	s.prompt, s.completion, s.ok = 0, 0, false
 }
 
@@ -112,15 +115,51 @@ func (s *usageScanner) add(p []byte) {
 		return
 	}
 	for {
+		if s.cont > 0 {
+			if p = s.dataPrefix(p); len(p) == 0 {
+				return
+			}
+		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			s.scan(p)
 			return
 		}
 		s.scan(p[:i])
-		s.st = usageParse{} // the next line is a value of its own
+		if st := &s.st; st.depth > 0 && !st.str {
+			// A value spread over an event's data lines, which the client
+			// joins with '\n' (white space to JSON): it goes on in the
+			// next line, after its "data:" (dataPrefix).
+			s.cont = 1
+		} else {
+			s.st = usageParse{} // the next line is a value of its own
+		}
 		p = p[i+1:]
 	}
+}
+
+// dataPrefix passes over the "data:" (and the one space after it) that
+// starts the next line of a value in progress, in pieces of any size, and
+// returns what follows it. A line that is not a data line (a blank one
+// ends the event; another field) abandons the value: the next is a value
+// of its own.
+func (s *usageScanner) dataPrefix(p []byte) []byte {
+	const field = "data:"
+	for s.cont > 0 && len(p) > 0 {
+		switch m := s.cont - 1; {
+		case m < len(field) && p[0] == field[m]:
+			s.cont++
+			p = p[1:]
+		case m == len(field):
+			if p[0] == ' ' {
+				p = p[1:]
+			}
+			s.cont = 0
+		default:
+			s.cont, s.st = 0, usageParse{}
+		}
+	}
+	return p
 }
 
 // scan follows p. The state lives in locals while it runs: this loop

@@ -81,6 +81,16 @@ var usageCases = []struct {
 	{"responses-stream", true, "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"usage\":null}}\n\n" +
 		"event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"item\":{\"usage\":{\"input_tokens\":99}}}\n\n" +
 		"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":1,\"output_tokens\":2}}}\n\n", 1, 2},
+	// An event's data in several data lines is one value, the lines
+	// joined with '\n' (the SSE format), whatever the other fields and
+	// the space after "data:".
+	{"multi-line-data", true, "data: {\"choices\":[],\ndata:\"usage\":{\"prompt_tokens\":\ndata: 12,\r\ndata: \"completion_tokens\":3}\ndata: }\n\n" +
+		"event: x\ndata: [DONE]\n\n", 12, 3},
+	{"multi-line-data-then-other-fields", true, "event: response.completed\nid: 7\ndata: {\"type\":\"response.completed\",\ndata: \"response\":{\"usage\":{\"input_tokens\":4,\"output_tokens\":5}}}\n\n", 4, 5},
+	// A value left open at an event's end is abandoned: the next event's
+	// data starts a value of its own.
+	{"open-value-then-event", true, "data: {\"a\":[1,\n\ndata: {\"usage\":{\"prompt_tokens\":6,\"completion_tokens\":7}}\n\n", 6, 7},
+	{"open-value-then-field", true, "data: {\"a\":{\nevent: x\ndata: {\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":9}}\n\n", 8, 9},
 	{"stream-broken-line", true, "data: {\"a\":\"unterminated {[\n\ndata: {\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":5}}\n\n", 5, 5},
 }
 
