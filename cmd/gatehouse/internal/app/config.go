@@ -78,6 +78,7 @@ type Config struct {
 	// (accounts/softdelete.go); 0 deletes accounts at once.
 	AccountRetention time.Duration `yaml:"account-retention" help:"how long a deleted AI account stays recoverable (az cognitiveservices account recover) before it is purged, as Azure's 48 hours; 0 deletes accounts at once"`
 	// Upstream keys from Key Vault (upstream.go) and people's sessions (authority/refresh.go).
+	UpstreamTimeout      time.Duration `yaml:"upstream-timeout" help:"how long a deployment's upstream may stay silent (before its answer's head, and between two reads of its body or stream) before the request is answered 504 GatewayTimeout (a stream under way is cut off)"`
 	UpstreamSecretTTL    time.Duration `yaml:"upstream-secret-ttl" help:"longest a deployment's upstream credential read from Key Vault is reused (a change to the secret or to roles applies at once)"`
 	RefreshTokenLifetime time.Duration `yaml:"refresh-token-lifetime" help:"how long a person's CLI session (refresh token) lasts unused; each use renews it, up to 90 days"`
 	// Models is the model catalog file (catalog.go): the models
@@ -119,6 +120,7 @@ func DefaultConfig() Config {
 		VaultPurgeInterval:      time.Hour,
 		AccountRetention:        accounts.DefaultRetention,
 		UpstreamSecretTTL:       time.Minute,
+		UpstreamTimeout:         5 * time.Minute,
 		RefreshTokenLifetime:    14 * 24 * time.Hour,
 		MetricsNetworks:         "127.0.0.0/8,::1",
 	}
@@ -374,6 +376,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyTimeout < time.Second || c.BodyTimeout > time.Hour {
 		add("body-timeout: must be between 1s and 1h")
+	}
+	if c.UpstreamTimeout < time.Second || c.UpstreamTimeout > time.Hour {
+		add("upstream-timeout: must be between 1s and 1h")
 	}
 	if c.UpstreamSecretTTL < time.Second || c.UpstreamSecretTTL > time.Hour {
 		add("upstream-secret-ttl: must be between 1s and 1h")

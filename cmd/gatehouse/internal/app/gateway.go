@@ -89,6 +89,7 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 	}
 	m.Gateway = gateway.New(gateway.Options{
 		DeploymentQuotas: m.Config.DeploymentQuotas,
+		UpstreamTimeout:  m.Config.UpstreamTimeout,
 		PlainSyscalls:    !m.Config.RawSyscalls,
 		CORS:             cors,
 		PrivateNetworks:  private,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -79,4 +80,41 @@ type blockUntil chan struct{}
 func (c blockUntil) Read([]byte) (int, error) {
 	<-c
 	return 0, io.EOF
+}
+
+// TestUpstreamTimeout: --upstream-timeout bounds how long an upstream may
+// stay silent: a request to one that never answers is answered 504
+// GatewayTimeout once it has passed (the default, 5 minutes, would
+// outlast the test).
+func TestUpstreamTimeout(t *testing.T) {
+	e := newEnv(t, testenv.WithConfig(func(c *app.Config) { c.UpstreamTimeout = time.Second }))
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // net/http sees the connection close only after the body
+		select {
+		case <-r.Context().Done(): // the gateway gave up and closed the connection
+		case <-time.After(time.Minute):
+		}
+	}))
+	t.Cleanup(silent.Close)
+	a := e.createAccount(t, "silent", "AIServices", nil)
+	if r := e.arm(t, http.MethodPut, a.id+"/deployments/chat", deploymentBody("m", silent.URL, upstreamKey)); r.status != http.StatusCreated {
+		t.Fatalf("create deployment: %d %s", r.status, r.body)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost,
+		a.endpoint+"openai/deployments/chat/chat/completions?api-version=2024-10-21", strings.NewReader(`{"messages":[]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("api-key", a.key1)
+	resp, err := e.Transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var got struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	json.Unmarshal(b, &got)
+	if resp.StatusCode != http.StatusGatewayTimeout || got.Error.Code != "GatewayTimeout" {
+		t.Fatalf("%d %s, want 504 GatewayTimeout", resp.StatusCode, b)
+	}
 }
