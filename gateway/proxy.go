@@ -55,6 +55,7 @@ type Deployment struct {
 	authName  string
 	authValue string
 	secret    secretFinder // Credential, to cut out of answers (redactor)
+	upKey     *hostKey     // where urls go (nil: a scheme UpstreamClient refuses)
 }
 
 func (d *Deployment) prepare() {
@@ -71,6 +72,9 @@ func (d *Deployment) prepare() {
 			d.urls[op] = &u
 		}
 		d.secret = newSecretFinder(d.Credential)
+		if k, err := hostKeyOf(d.Upstream); err == nil {
+			d.upKey = &k
+		}
 		switch {
 		case d.Credential == "":
 		case d.AuthHeader == "":
@@ -251,7 +255,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 	// Only the allow-listed client headers go along, then the request id
 	// and the upstream's own credential.
 	o := &c.out
-	*o = Outbound{Method: http.MethodPost, URL: d.urls[op], Body: body}
+	*o = Outbound{Method: http.MethodPost, URL: d.urls[op], Body: body, key: d.upKey}
 	o.Fields = o.fields[:0]
 	for _, name := range forwardHeaders {
 		if v := r.Header[name]; len(v) > 0 {

@@ -77,8 +77,11 @@ type UpstreamClient struct {
 	poll time.Duration
 
 	mu   sync.Mutex
-	idle map[hostKey][]*upConn
+	idle map[string]*idleConns // by hostKey.id
 }
+
+// idleConns are one host's idle connections, the newest last.
+type idleConns struct{ list []*upConn }
 
 // NewUpstreamClient returns the default upstream client.
 func NewUpstreamClient(readTimeout time.Duration) *UpstreamClient {
@@ -97,7 +100,10 @@ const pollInterval = 100 * time.Millisecond
 // never polled).
 const watchWritesAbove = 16 << 10
 
-type hostKey struct{ scheme, addr string }
+// hostKey is where requests go: scheme and host:port (addr), named by id
+// (the pool's key: a string hashes faster than a struct), and the host's
+// name a TLS connection verifies.
+type hostKey struct{ scheme, addr, id, serverName string }
 
 // upConn is one pooled connection. It is the reader under br: every read
 // from the upstream passes through upConn.Read, which keeps the deadline
@@ -107,7 +113,7 @@ type upConn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	key    hostKey
+	key    string // hostKey.id: its pool
 	idleAt time.Time
 	reused bool
 	// n counts the bytes read during the current exchange, so a failure
@@ -370,6 +376,8 @@ type Outbound struct {
 	Body []byte
 
 	fields [8]Field // room for Fields without another allocation
+	// key, when set, is hostKeyOf(URL), prepared once (a deployment's).
+	key *hostKey
 }
 
 // Field is one header line.
@@ -412,15 +420,19 @@ func (c *UpstreamClient) Do(ctx context.Context, o *Outbound) (*http.Response, e
 // through the exchange and must end it with finish (read to its end, the
 // body does that itself) or abort.
 func (c *UpstreamClient) exchange(ctx context.Context, o *Outbound) (*upExchange, error) {
-	key, err := hostKeyOf(o.URL)
-	if err != nil {
-		return nil, err
+	key := o.key
+	if key == nil {
+		k, err := hostKeyOf(o.URL)
+		if err != nil {
+			return nil, err
+		}
+		key = &k
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		pc, err := c.get(ctx, key, o.URL.Hostname())
+		pc, err := c.get(ctx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -433,7 +445,7 @@ func (c *UpstreamClient) exchange(ctx context.Context, o *Outbound) (*upExchange
 			// The upstream closed the idle connection: it never saw o. The
 			// ones idle as long or longer (a burst's, pooled together) are
 			// closed as surely: the retry must not take one of them.
-			c.dropIdleSince(key, pc.idleAt)
+			c.dropIdleSince(key.id, pc.idleAt)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -445,10 +457,14 @@ func (c *UpstreamClient) exchange(ctx context.Context, o *Outbound) (*upExchange
 
 // dropIdleSince closes key's idle connections that went idle at or
 // before t.
-func (c *UpstreamClient) dropIdleSince(key hostKey, t time.Time) {
+func (c *UpstreamClient) dropIdleSince(id string, t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	list := c.idle[key]
+	ic := c.idle[id]
+	if ic == nil {
+		return
+	}
+	list := ic.list
 	keep := list[:0]
 	for _, pc := range list {
 		if pc.idleAt.After(t) {
@@ -458,7 +474,7 @@ func (c *UpstreamClient) dropIdleSince(key hostKey, t time.Time) {
 		}
 	}
 	clear(list[len(keep):])
-	c.idle[key] = keep
+	ic.list = keep
 }
 
 // stale reports whether err is what a connection the peer already closed
@@ -547,19 +563,16 @@ func validHeaderName(s string) bool {
 }
 
 // get returns an idle connection to key, or dials one.
-func (c *UpstreamClient) get(ctx context.Context, key hostKey, serverName string) (*upConn, error) {
+func (c *UpstreamClient) get(ctx context.Context, key *hostKey) (*upConn, error) {
 	now := time.Now()
 	c.mu.Lock()
-	if c.idle == nil {
-		c.idle = map[hostKey][]*upConn{}
-	}
-	list := c.idle[key]
-	for len(list) > 0 {
+	ic := c.idle[key.id]
+	for ic != nil && len(ic.list) > 0 {
+		list := ic.list
 		pc := list[len(list)-1]
 		list[len(list)-1] = nil
-		list = list[:len(list)-1]
+		ic.list = list[:len(list)-1]
 		if now.Sub(pc.idleAt) < c.IdleTimeout {
-			c.idle[key] = list
 			c.mu.Unlock()
 			pc.reused = true
 			pc.n = 0
@@ -567,19 +580,19 @@ func (c *UpstreamClient) get(ctx context.Context, key hostKey, serverName string
 		}
 		// The newest idle connection is too old: so are all the others.
 		pc.nc.Close()
-		for _, old := range list {
+		for _, old := range ic.list {
 			old.nc.Close()
 		}
-		list = list[:0]
+		clear(ic.list)
+		ic.list = ic.list[:0]
 	}
-	c.idle[key] = list
 	c.mu.Unlock()
 
-	nc, err := c.dial(ctx, key, serverName)
+	nc, err := c.dial(ctx, *key)
 	if err != nil {
 		return nil, err
 	}
-	pc := &upConn{c: c, nc: nc, key: key}
+	pc := &upConn{c: c, nc: nc, key: key.id}
 	if sc, ok := nc.(syscall.Conn); ok { // plain TCP (a TLS connection is not one)
 		pc.raw, _ = sc.SyscallConn()
 	}
@@ -590,7 +603,7 @@ func (c *UpstreamClient) get(ctx context.Context, key hostKey, serverName string
 
 // dial opens a connection to key's address: TCP, and TLS (HTTP/1.1 by
 // ALPN) for https.
-func (c *UpstreamClient) dial(ctx context.Context, key hostKey, serverName string) (net.Conn, error) {
+func (c *UpstreamClient) dial(ctx context.Context, key hostKey) (net.Conn, error) {
 	nc, err := c.Dialer.DialContext(ctx, "tcp", key.addr)
 	if err != nil {
 		return nil, err
@@ -604,7 +617,7 @@ func (c *UpstreamClient) dial(ctx context.Context, key hostKey, serverName strin
 			cfg = c.TLSConfig.Clone()
 		}
 		if cfg.ServerName == "" {
-			cfg.ServerName = serverName
+			cfg.ServerName = key.serverName
 		}
 		cfg.NextProtos = []string{"http/1.1"}
 		tc := tls.Client(nc, cfg)
@@ -625,12 +638,12 @@ func (c *UpstreamClient) DialTunnel(ctx context.Context, u *url.URL) (net.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	return c.dial(ctx, key, u.Hostname())
+	return c.dial(ctx, key)
 }
 
 // hostKeyOf is where u's requests go: its scheme and host:port.
 func hostKeyOf(u *url.URL) (hostKey, error) {
-	key := hostKey{u.Scheme, u.Host}
+	key := hostKey{scheme: u.Scheme, addr: u.Host, serverName: u.Hostname()}
 	switch key.scheme {
 	case "http":
 		if u.Port() == "" {
@@ -643,6 +656,7 @@ func hostKeyOf(u *url.URL) (hostKey, error) {
 	default:
 		return key, errUnsupported
 	}
+	key.id = key.scheme + "://" + key.addr
 	return key, nil
 }
 
@@ -671,15 +685,19 @@ func (c *UpstreamClient) put(pc *upConn) {
 	pc.idleAt = time.Now()
 	c.mu.Lock()
 	if c.idle == nil {
-		c.idle = map[hostKey][]*upConn{}
+		c.idle = map[string]*idleConns{}
 	}
-	list := c.idle[pc.key]
-	if len(list) >= c.MaxIdlePerHost {
+	ic := c.idle[pc.key]
+	if ic == nil {
+		ic = &idleConns{}
+		c.idle[pc.key] = ic
+	}
+	if len(ic.list) >= c.MaxIdlePerHost {
 		c.mu.Unlock()
 		pc.nc.Close()
 		return
 	}
-	c.idle[pc.key] = append(list, pc)
+	ic.list = append(ic.list, pc)
 	c.mu.Unlock()
 }
 
@@ -689,7 +707,8 @@ func (c *UpstreamClient) CloseIdle(all bool) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, list := range c.idle {
+	for k, ic := range c.idle {
+		list := ic.list
 		keep := list[:0]
 		for _, pc := range list {
 			if all || now.Sub(pc.idleAt) >= c.IdleTimeout {
@@ -702,7 +721,7 @@ func (c *UpstreamClient) CloseIdle(all bool) {
 		if len(keep) == 0 {
 			delete(c.idle, k)
 		} else {
-			c.idle[k] = keep
+			ic.list = keep
 		}
 	}
 }

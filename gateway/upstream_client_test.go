@@ -373,8 +373,8 @@ func testBlockedWrite(t *testing.T, plain bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, list := range c.idle {
-		for _, pc := range list {
+	for _, ic := range c.idle {
+		for _, pc := range ic.list {
 			if _, raw := pc.nc.(*rawconn.Conn); raw == plain {
 				t.Errorf("PlainSyscalls %v: the connection is a %T", plain, pc.nc)
 			}
