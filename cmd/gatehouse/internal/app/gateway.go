@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/accounts"
@@ -98,7 +100,7 @@ func (m *Main) mountGateway(ctx, bg context.Context) error {
 		Tokens:           tokenVerifier{m.Authority},
 		Issuer:           stsIssuer{m.Authority},
 		Authz:            newDataAuthorizer(m.Authz),
-		Deployments:      deploymentIndex{d: m.Deployments, views: deps, creds: m.newUpstreamCredentials(bg)}, // upstream.go
+		Deployments:      deploymentIndex{d: m.Deployments, views: deps, front: new([256]atomic.Pointer[deploymentView]), creds: m.newUpstreamCredentials(bg)}, // upstream.go
 		Models:           m.baseModels,
 		Language:         lang.AnalyzeText,
 		// The same service behind the Text Analytics v3.x routes.
@@ -338,11 +340,27 @@ func (x *dataAuthorizer) AuthorizeData(ctx context.Context, p gatehouse.Principa
 // gateway's Deployment (with its prepared request parts) is built once per
 // deployment version — and, for a credential read from Key Vault, per
 // resolution of it (upstream.go) — and kept in a bounded cache keyed by
-// the index's immutable values.
+// the index's immutable values. In front of the cache, a small table
+// indexed by the key's pointers answers a request with an atomic load
+// and a comparison: the cache's lookup (a lock, a hash of the key, a move
+// in its list) cost ~700 instructions a request.
 type deploymentIndex struct {
 	d     *accounts.Deployments
 	views *hlru.Cache[deploymentViewKey, *gateway.Deployment]
+	front *[256]atomic.Pointer[deploymentView]
 	creds *upstreamCredentials
+}
+
+// deploymentView is an entry of deploymentIndex.front.
+type deploymentView struct {
+	k deploymentViewKey
+	v *gateway.Deployment
+}
+
+// slot is k's place in deploymentIndex.front.
+func (k deploymentViewKey) slot() uint8 {
+	h := uintptr(unsafe.Pointer(k.dp)) ^ uintptr(unsafe.Pointer(k.cred))>>3 ^ uintptr(unsafe.Pointer(k.outbound))>>5
+	return uint8(h>>4 ^ h>>12)
 }
 
 type deploymentViewKey struct {
@@ -370,7 +388,12 @@ func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gatewa
 	if !dp.Catalog {
 		k.outbound = acct.Outbound
 	}
+	slot := &x.front[k.slot()]
+	if e := slot.Load(); e != nil && e.k == k {
+		return e.v, true
+	}
 	if v, ok := x.views.Get(k); ok {
+		slot.Store(&deploymentView{k, v})
 		return v, true
 	}
 	v := &gateway.Deployment{Name: dp.Name, Upstream: dp.Upstream, Model: dp.Model, Credential: dp.Key, AuthHeader: dp.KeyHeader,
@@ -382,6 +405,7 @@ func (x deploymentIndex) Deployment(acct *gateway.Account, name string) (*gatewa
 		v.Credential, v.Unavailable = "", errOutboundRestricted
 	}
 	x.views.Add(k, v)
+	slot.Store(&deploymentView{k, v})
 	return v, true
 }
 

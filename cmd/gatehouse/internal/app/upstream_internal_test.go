@@ -148,7 +148,8 @@ func BenchmarkDeploymentIndex(b *testing.B) {
 	deps := accounts.NewDeployments(context.Background(), s, w, accounts.DeploymentOptions{Sealer: kr})
 	teststore.StartWatcher(b, w, deps.Load)
 	acct := &accounts.Account{ID: "/subscriptions/s/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/a",
-		Name: "a", Kind: "OpenAI", InternalID: "i1"}
+		Name: "a", Kind: "OpenAI", InternalID: "i1",
+		Identity: &accounts.Identity{Type: "SystemAssigned", System: &accounts.IdentityRef{PrincipalID: "p1"}}}
 	key := "sk-sealed"
 	spec := accounts.DeploymentSpec{Model: accounts.DeploymentModel{Name: "m"}, Endpoint: "http://127.0.0.1:9"}
 	spec.Key = &key
@@ -164,7 +165,7 @@ func BenchmarkDeploymentIndex(b *testing.B) {
 	v.set("sk-from-vault", "ver1", nil)
 	c := &testClock{}
 	c.ns.Store(time.Now().UnixNano())
-	idx := deploymentIndex{d: deps, views: views, creds: newTestCredentials(v, c)}
+	idx := deploymentIndex{d: deps, views: views, front: new([256]atomic.Pointer[deploymentView]), creds: newTestCredentials(v, c)}
 	ga := &gateway.Account{ID: acct.ID, InternalID: acct.InternalID}
 	for _, name := range []string{"sealed", "vault"} {
 		b.Run(name, func(b *testing.B) {
