@@ -225,8 +225,7 @@ func (g *API) organization(w http.ResponseWriter, r *http.Request, c *authority.
 		out = append(out, map[string]any{"id": t.ID, "displayName": t.DisplayName, "createdDateTime": graphTime(t.Created),
 			"verifiedDomains": []any{}})
 	}
-	list(w, r, "organization", out)
-	return nil
+	return list(w, r, "organization", out)
 }
 
 // application finds an application by its application object id (Graph's
@@ -253,8 +252,7 @@ func (g *API) listApplications(w http.ResponseWriter, r *http.Request, c *author
 		}
 		out = append(out, appView(a))
 	}
-	list(w, r, "applications", out)
-	return nil
+	return list(w, r, "applications", out)
 }
 
 func (g *API) getApplication(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
@@ -264,8 +262,7 @@ func (g *API) getApplication(w http.ResponseWriter, r *http.Request, c *authorit
 	}
 	v := appView(a)
 	v.Context = "https://graph.microsoft.com/v1.0/$metadata#applications/$entity"
-	server.WriteJSON(w, http.StatusOK, v)
-	return nil
+	return entity(w, r, "applications", v)
 }
 
 type applicationBody struct {
@@ -657,8 +654,7 @@ func (g *API) listFederated(w http.ResponseWriter, r *http.Request, c *authority
 	for _, f := range a.Federated {
 		out = append(out, ficView(f))
 	}
-	list(w, r, "applications('"+a.AppObjectID+"')/federatedIdentityCredentials", out)
-	return nil
+	return list(w, r, "applications('"+a.AppObjectID+"')/federatedIdentityCredentials", out)
 }
 
 func (g *API) getFederated(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
@@ -669,8 +665,7 @@ func (g *API) getFederated(w http.ResponseWriter, r *http.Request, c *authority.
 	fid := r.PathValue("fid")
 	for _, f := range a.Federated {
 		if f.Is(fid) {
-			server.WriteJSON(w, http.StatusOK, ficView(f))
-			return nil
+			return entity(w, r, "federatedIdentityCredentials", ficView(f))
 		}
 	}
 	return notFound(fid)

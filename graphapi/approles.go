@@ -163,8 +163,7 @@ func (g *API) listAppRoleAssignedTo(w http.ResponseWriter, r *http.Request, c *a
 			out = append(out, v)
 		}
 	}
-	list(w, r, "appRoleAssignments", out)
-	return nil
+	return list(w, r, "appRoleAssignments", out)
 }
 
 // GET /servicePrincipals/{id}/appRoleAssignments, /users/{id}/appRoleAssignments:
@@ -178,8 +177,7 @@ func (g *API) listAppRoleAssignments(w http.ResponseWriter, r *http.Request, c *
 	for _, a := range g.dir.AppRoleAssignmentsOf(oid) {
 		out = append(out, g.assignmentView(a))
 	}
-	list(w, r, "appRoleAssignments", out)
-	return nil
+	return list(w, r, "appRoleAssignments", out)
 }
 
 // DELETE …/appRoleAssignedTo/{aid} (resource side) or

@@ -15,7 +15,11 @@
 // only what they own in the lists. Creating an application still takes a
 // role; its creator becomes its first owner.
 //
-// Routes (root host H), with Graph's shapes and error codes:
+// Routes (root host H), with Graph's shapes and error codes; every route
+// of /applications/{id} and /servicePrincipals/{id} also answers at
+// applications(appId='…') and servicePrincipals(appId='…') (altkey.go),
+// lists take $top (nextLink paging), $select, $count, and single objects
+// $select (odata.go):
 //
 //	GET  /v1.0/organization
 //	GET|POST /v1.0/applications            ($filter: <prop> eq '…', startswith(<prop>,'…'),

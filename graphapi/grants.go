@@ -50,8 +50,7 @@ func (g *API) listGrants(w http.ResponseWriter, r *http.Request, c *authority.Cl
 			out = append(out, grantJSON(pg))
 		}
 	}
-	list(w, r, "oauth2PermissionGrants", out)
-	return nil
+	return list(w, r, "oauth2PermissionGrants", out)
 }
 
 func (g *API) grant(id string) (directory.PermissionGrant, error) {
@@ -68,8 +67,7 @@ func (g *API) getGrant(w http.ResponseWriter, r *http.Request, c *authority.Clai
 	if err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusOK, grantEntity(pg))
-	return nil
+	return entity(w, r, "oauth2PermissionGrants", grantEntity(pg))
 }
 
 func (g *API) createGrant(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {

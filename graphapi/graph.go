@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -32,6 +31,7 @@ type API struct {
 	dir    *directory.Directory
 	auth   *authority.Authority
 	logger *slog.Logger
+	mux    *http.ServeMux // Mount's: where ServeAlternateKey routes again
 	// Audit, when set, receives one entry per write (allowed, denied or
 	// failed): who, the route, the path, the result. Never a body.
 	Audit Auditor
@@ -109,6 +109,7 @@ type handler func(w http.ResponseWriter, r *http.Request, c *authority.Claims) e
 
 // Mount adds the Graph routes to mux (see doc.go for the list).
 func (g *API) Mount(mux *http.ServeMux) {
+	g.mux = mux // altkey.go
 	h := func(need access, fn handler) http.Handler {
 		return server.WithSurface(server.SurfaceGraph, withGraphIDs(server.Handle(renderGraph, g.guard(need, fn))))
 	}
@@ -212,7 +213,9 @@ func (g *API) guard(need access, fn handler) server.HandlerFunc {
 		n := &auditNote{}
 		r = r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, n))
 		if err = g.authorize(r, c, need); err == nil {
-			err = fn(w, r, c)
+			if err = altKeyNotFound(r); err == nil {
+				err = fn(w, r, c)
+			}
 		}
 		if need.audited() {
 			g.audit(r, c, n, err)
@@ -347,19 +350,6 @@ func decode(r *http.Request, v any) error {
 		return badRequest("The request body must be one JSON object.")
 	}
 	return nil
-}
-
-// list writes a Graph collection (value is a slice), with its
-// "@odata.count" when the request asks for it ($count=true).
-func list(w http.ResponseWriter, r *http.Request, entity string, value any) {
-	out := map[string]any{
-		"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#" + entity,
-		"value":          value,
-	}
-	if strings.EqualFold(r.URL.Query().Get("$count"), "true") {
-		out["@odata.count"] = reflect.ValueOf(value).Len()
-	}
-	server.WriteJSON(w, http.StatusOK, out)
 }
 
 // The $filter forms supported, one clause each — what az and the SDKs

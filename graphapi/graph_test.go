@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse"
 )
 
 func TestFilter(t *testing.T) {
@@ -112,6 +114,58 @@ func TestSearch(t *testing.T) {
 	for v, want := range map[string]bool{"Contoso Web App": true, "webhooks": true, "my-web": true, "cobweb": false, "": false} {
 		if f.keeps("displayName", v) != want {
 			t.Errorf("%q: keeps %v, want %v", v, !want, want)
+		}
+	}
+}
+
+func FuzzParseAltKey(f *testing.F) {
+	f.Add("(appId='0B3F6E4E-5D8A-4B2F-9C1A-2E7D9F0A1B2C')")
+	f.Add("(appId=x)")
+	f.Add("(uniqueName='x')")
+	f.Add("(')")
+	f.Fuzz(func(t *testing.T, key string) {
+		id, err := parseAltKey("applications", key)
+		if (err == nil) != (id != "") || err == nil && (!gatehouse.IsGUID(id) || strings.ToLower(id) != id) {
+			t.Fatalf("parseAltKey(%q) = %q, %v", key, id, err)
+		}
+		if err != nil && gatehouse.ErrorStatus(err) != 400 {
+			t.Fatalf("parseAltKey(%q): %v", key, err)
+		}
+	})
+}
+
+// FuzzQueryOptions: $top, $skiptoken and $select never panic, and what
+// they accept is in range (a 400 otherwise).
+func FuzzQueryOptions(f *testing.F) {
+	f.Add("5", "X'3031'", "id,displayName")
+	f.Add("0", "X''", "*")
+	f.Add("1000", "abc", "id,,x")
+	f.Fuzz(func(t *testing.T, top, token, sel string) {
+		q := url.Values{"$top": {top}, "$skiptoken": {token}, "$select": {sel}}
+		if n, err := parseTop(q, true); err == nil && (n < 1 || n > maxTop) || err != nil && gatehouse.ErrorStatus(err) != 400 {
+			t.Fatalf("parseTop(%q) = %d, %v", top, n, err)
+		}
+		if after, ok, err := parseSkipToken(q, true); err == nil && (!ok || skipToken(after) != strings.ToUpper(skipToken(after))) || err != nil && gatehouse.ErrorStatus(err) != 400 {
+			t.Fatalf("parseSkipToken(%q) = %q, %v, %v", token, after, ok, err)
+		}
+		known := []string{"id", "displayName"}
+		s, err := parseSelect(q, "microsoft.graph.user", known)
+		if err != nil && gatehouse.ErrorStatus(err) != 400 {
+			t.Fatal(err)
+		}
+		for _, p := range s {
+			if !slices.Contains(known, p) {
+				t.Fatalf("parseSelect(%q) selects %q", sel, p)
+			}
+		}
+	})
+}
+
+func TestSkipTokenRoundTrip(t *testing.T) {
+	for _, id := range []string{"0b3f6e4e-5d8a-4b2f-9c1a-2e7d9f0a1b2c", "role_0b3f6e4e", "ü"} {
+		q := url.Values{"$skiptoken": {skipToken(id)}}
+		if got, ok, err := parseSkipToken(q, true); err != nil || !ok || got != strings.ToLower(id) {
+			t.Fatalf("%q: %q %v %v", id, got, ok, err)
 		}
 	}
 }

@@ -50,8 +50,7 @@ func (g *API) listGroups(w http.ResponseWriter, r *http.Request, c *authority.Cl
 			out = append(out, toGroupView(grp))
 		}
 	}
-	list(w, r, "groups", out)
-	return nil
+	return list(w, r, "groups", out)
 }
 
 type groupBody struct {
@@ -101,8 +100,7 @@ func (g *API) getGroup(w http.ResponseWriter, r *http.Request, c *authority.Clai
 	}
 	v := toGroupView(grp)
 	v.Context = "https://graph.microsoft.com/v1.0/$metadata#groups/$entity"
-	server.WriteJSON(w, http.StatusOK, v)
-	return nil
+	return entity(w, r, "groups", v)
 }
 
 func (g *API) patchGroup(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
@@ -172,8 +170,7 @@ func (g *API) listGroupMembers(w http.ResponseWriter, r *http.Request, c *author
 			out = append(out, v)
 		}
 	}
-	list(w, r, "directoryObjects", out)
-	return nil
+	return list(w, r, "directoryObjects", out)
 }
 
 // addGroupMember is POST /groups/{id}/members/$ref {"@odata.id": "…/directoryObjects/{oid}"}.
@@ -305,8 +302,7 @@ func (g *API) getByIds(w http.ResponseWriter, r *http.Request, c *authority.Clai
 			out = append(out, v)
 		}
 	}
-	list(w, r, "directoryObjects", out)
-	return nil
+	return list(w, r, "directoryObjects", out)
 }
 
 // getMemberObjects is POST …/{id}/getMemberObjects {"securityEnabledOnly":

@@ -132,8 +132,7 @@ func (g *API) listOwners(obj directory.OwnedObject) handler {
 				out = append(out, v)
 			}
 		}
-		list(w, r, "directoryObjects", out)
-		return nil
+		return list(w, r, "directoryObjects", out)
 	}
 }
 
@@ -224,6 +223,5 @@ func (g *API) listOwnedObjects(w http.ResponseWriter, r *http.Request, c *author
 		v.ODataType = "#microsoft.graph.servicePrincipal"
 		out = append(out, v)
 	}
-	list(w, r, "directoryObjects", out)
-	return nil
+	return list(w, r, "directoryObjects", out)
 }

@@ -50,6 +50,12 @@ func newWorld(t *testing.T, store storage.Store) *world {
 	wd := &world{t: t, dir: dir, auth: auth, mux: http.NewServeMux(), audit: &memAudit{}}
 	api.Audit = wd.audit
 	api.Mount(wd.mux)
+	// As the server's not-found hook does (app/identity.go).
+	wd.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !api.ServeAlternateKey(w, r) {
+			http.NotFound(w, r)
+		}
+	}))
 	return wd
 }
 

@@ -43,8 +43,7 @@ func (g *API) listServicePrincipals(w http.ResponseWriter, r *http.Request, c *a
 		return !f.keeps("appId", v.AppID) || !f.keeps("displayName", v.DisplayName) ||
 			!f.keeps("servicePrincipalType", v.ServicePrincipalType) || !f.keeps("servicePrincipalNames", v.ServicePrincipalNames...)
 	})
-	list(w, r, "servicePrincipals", out)
-	return nil
+	return list(w, r, "servicePrincipals", out)
 }
 
 // servicePrincipal finds an application's service principal (by its object
@@ -71,8 +70,7 @@ func (g *API) getServicePrincipal(w http.ResponseWriter, r *http.Request, c *aut
 		v = miView(mi)
 	}
 	v.Context = "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals/$entity"
-	server.WriteJSON(w, http.StatusOK, v)
-	return nil
+	return entity(w, r, "servicePrincipals", v)
 }
 
 func (g *API) createServicePrincipal(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
@@ -191,8 +189,7 @@ func (g *API) listUsers(w http.ResponseWriter, r *http.Request, c *authority.Cla
 		}
 		out = append(out, toUserView(u))
 	}
-	list(w, r, "users", out)
-	return nil
+	return list(w, r, "users", out)
 }
 
 func (g *API) getUser(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {
@@ -202,8 +199,7 @@ func (g *API) getUser(w http.ResponseWriter, r *http.Request, c *authority.Claim
 	}
 	v := toUserView(u)
 	v.Context = "https://graph.microsoft.com/v1.0/$metadata#users/$entity"
-	server.WriteJSON(w, http.StatusOK, v)
-	return nil
+	return entity(w, r, "users", v)
 }
 
 // changeOwnPassword is POST /v1.0/me/changePassword: a person changes
@@ -249,8 +245,7 @@ func (g *API) getMe(w http.ResponseWriter, r *http.Request, c *authority.Claims)
 	}
 	v := toUserView(u)
 	v.Context = "https://graph.microsoft.com/v1.0/$metadata#users/$entity"
-	server.WriteJSON(w, http.StatusOK, v)
-	return nil
+	return entity(w, r, "users", v)
 }
 
 // passwordProfile is Graph's: a password (when setting one) and whether
@@ -422,8 +417,7 @@ func (g *API) listRoleAssignments(w http.ResponseWriter, r *http.Request, c *aut
 	for _, u := range g.dir.Users(c.Principal.TenantID) {
 		add(u.ObjectID, u.Roles)
 	}
-	list(w, r, "roleManagement/directory/roleAssignments", out)
-	return nil
+	return list(w, r, "roleManagement/directory/roleAssignments", out)
 }
 
 func (g *API) createRoleAssignment(w http.ResponseWriter, r *http.Request, c *authority.Claims) error {

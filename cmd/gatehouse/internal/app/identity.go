@@ -64,8 +64,13 @@ func (m *Main) mountIdentity(ctx, bg context.Context) error {
 	auditLog := audit.New(m.Store, m.Now)
 	m.Authority.SetAuditor(auditLog)
 	m.Authority.Mount(m.Router.Root)
-	m.Router.NotFound = m.Authority.UnknownTenant
 	graph := graphapi.New(m.Directory, m.Authority, m.Logger)
+	// The requests no route matched: Graph's alternate keys
+	// (servicePrincipals(appId='…'), which no mux pattern can name), then
+	// an unknown tenant's token and discovery paths.
+	m.Router.NotFound = func(w http.ResponseWriter, r *http.Request) bool {
+		return graph.ServeAlternateKey(w, r) || m.Authority.UnknownTenant(w, r)
+	}
 	graph.Audit = auditLog
 	graph.ServicePrincipalDeleted = func(ctx context.Context, objectID string) error {
 		if m.Authz == nil { // built after this; set when requests arrive

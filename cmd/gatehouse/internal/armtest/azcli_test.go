@@ -167,6 +167,29 @@ func TestAzCLI(t *testing.T) {
 		}
 	})
 
+	// az rest against Graph's alternate key and query options, as scripts
+	// send them (Graph is the node itself, so the resource is named).
+	t.Run("rest-graph-alternate-key", func(t *testing.T) {
+		az := az.with(t)
+		var sp map[string]any
+		az.json(&sp, "rest", "--method", "get", "--resource", e.URL+"/",
+			"--url", e.URL+"/v1.0/servicePrincipals(appId='"+e.Bootstrap.ClientID+"')?$select=id,appId")
+		if len(sp) != 3 || sp["appId"] != e.Bootstrap.ClientID || sp["id"] == nil {
+			t.Fatalf("az rest servicePrincipals(appId=…): %v", sp)
+		}
+		var page struct {
+			Value []map[string]any `json:"value"`
+		}
+		az.json(&page, "rest", "--method", "get", "--resource", e.URL+"/", "--url", e.URL+"/v1.0/applications?$top=1&$select=appId")
+		if len(page.Value) != 1 || len(page.Value[0]) != 1 {
+			t.Fatalf("az rest applications?$top=1: %v", page)
+		}
+		if _, errOut, err := az.try("rest", "--method", "get", "--resource", e.URL+"/", "--url", e.URL+"/v1.0/servicePrincipals(appId=x)"); err == nil ||
+			!strings.Contains(errOut, "Request_BadRequest") {
+			t.Fatalf("a malformed key: %v %s", err, az.clean(errOut))
+		}
+	})
+
 	t.Run("get-access-token", func(t *testing.T) {
 		az := az.with(t)
 		vault := e.Authority.VaultResource()

@@ -474,6 +474,64 @@ func (f *fixture) testGraph(t *testing.T) {
 		}
 	})
 
+	// Graph's alternate key (servicePrincipals(appId='…'), as
+	// Get-MgServicePrincipalByAppId sends it), $top with nextLink paging,
+	// and $select, through the server's router.
+	t.Run("alternate-key-top-select", func(t *testing.T) {
+		app := f.graph(t, admin, "POST", "/v1.0/applications", map[string]any{"displayName": "graph-keyed", "gatehouseCreateServicePrincipal": true}, 201)
+		id, appID := app["id"].(string), app["appId"].(string)
+		defer f.graph(t, admin, "DELETE", "/v1.0/applications/"+id, nil, 204)
+		spKey := "/v1.0/servicePrincipals(appId=%27" + appID + "%27)"
+		sp := f.graph(t, admin, "GET", spKey+"?$select=id,appId", nil, 200)
+		if len(sp) != 3 || sp["appId"] != appID || sp["@odata.context"] != "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals(id,appId)/$entity" {
+			t.Fatalf("service principal by appId: %v", sp)
+		}
+		f.graph(t, admin, "PATCH", spKey, map[string]any{"displayName": "graph-keyed-sp"}, 204)
+		if got := f.graph(t, admin, "GET", "/v1.0/servicePrincipals/"+sp["id"].(string), nil, 200); got["displayName"] != "graph-keyed-sp" {
+			t.Fatalf("PATCH by appId: %v", got)
+		}
+		if got := f.graph(t, admin, "GET", "/v1.0/applications(appId='"+appID+"')/owners", nil, 200); len(got["value"].([]any)) != 1 {
+			t.Fatalf("owners by appId: %v", got)
+		}
+		f.graph(t, admin, "PUT", spKey, `{}`, 405)
+		f.graph(t, "", "GET", spKey, nil, 401)
+		f.graph(t, admin, "GET", "/v1.0/servicePrincipals(appId='"+gatehouse.NewGUID()+"')", nil, 404)
+
+		// Every application, a page of two at a time, by following nextLink.
+		whole := f.graph(t, admin, "GET", "/v1.0/applications?$select=id", nil, 200)["value"].([]any)
+		var seen []string
+		for path := "/v1.0/applications?$top=2&$select=id,displayName&$count=true"; path != ""; {
+			m := f.graph(t, admin, "GET", path, nil, 200)
+			page := m["value"].([]any)
+			if len(page) == 0 || len(page) > 2 || m["@odata.count"] != float64(len(whole)) {
+				t.Fatalf("%s: %d items, count %v", path, len(page), m["@odata.count"])
+			}
+			for _, v := range page {
+				o := v.(map[string]any)
+				if len(o) != 2 {
+					t.Fatalf("selected %v", o)
+				}
+				seen = append(seen, o["id"].(string))
+			}
+			next, _ := m["@odata.nextLink"].(string)
+			if next != "" {
+				rest, ok := strings.CutPrefix(next, f.s.URL)
+				if !ok {
+					t.Fatalf("nextLink %q is not at %s", next, f.s.URL)
+				}
+				next = rest
+			}
+			path = next
+		}
+		if len(seen) != len(whole) || len(whole) < 3 {
+			t.Fatalf("paged %d applications, the list has %d", len(seen), len(whole))
+		}
+		slices.Sort(seen)
+		if len(slices.Compact(seen)) != len(whole) {
+			t.Fatal("a page repeats an application")
+		}
+	})
+
 	// A temporary password (forceChangePasswordNextSignIn) gets no token
 	// (AADSTS50055: the person changes it in the portal first); the flag
 	// is set and cleared alone, as az ad user update sends it; a person
@@ -689,6 +747,15 @@ func (f *fixture) testGraph(t *testing.T) {
 			{"group-unknown", "GET", "/v1.0/groups/00000000-0000-0000-0000-000000000000", nil, 404},
 			{"group-member-bad-ref", "POST", "/v1.0/groups/00000000-0000-0000-0000-000000000000/members/$ref", `{"@odata.id":"x"}`, 404},
 			{"check-member-groups-empty", "POST", "/v1.0/directoryObjects/" + f.app.ObjectID + "/checkMemberGroups", `{"groupIds":[]}`, 400},
+			{"alternate-key-unquoted", "GET", "/v1.0/servicePrincipals(appId=" + f.app.AppID + ")", nil, 400},
+			{"alternate-key-not-a-guid", "PATCH", "/v1.0/applications(appId='nope')", `{"displayName":"x"}`, 400},
+			{"alternate-key-unknown-property", "GET", "/v1.0/applications(uniqueName='x')", nil, 400},
+			{"top-zero", "GET", "/v1.0/users?$top=0", nil, 400},
+			{"top-too-big", "GET", "/v1.0/groups?$top=1000", nil, 400},
+			{"top-not-a-number", "GET", "/v1.0/servicePrincipals?$top=many", nil, 400},
+			{"skiptoken-forged", "GET", "/v1.0/applications?$top=1&$skiptoken=abc", nil, 400},
+			{"select-unknown", "GET", "/v1.0/users?$select=id,password", nil, 400},
+			{"select-unknown-on-object", "GET", "/v1.0/applications/" + app + "?$select=secretText", nil, 400},
 			{"approle-unknown-resource", "POST", "/v1.0/servicePrincipals/00000000-0000-0000-0000-000000000000/appRoleAssignedTo", `{"principalId":"x","resourceId":"y","appRoleId":"z"}`, 404},
 		}
 		for _, tt := range tests {
