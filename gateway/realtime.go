@@ -457,10 +457,14 @@ func (p *proxy) join(c *call, d *Deployment, q *deploymentQuota, client net.Conn
 	bp := copyPool.Get().(*[]byte)
 	buf := *bp
 	toClient := &deadlineWriter{c: client, d: p.socketWriteTimeout()}
+	// The upstream's key, should it echo it in an event, is masked byte
+	// for byte: a frame's length stays true (the upstream is offered no
+	// compression, so its text is in the frames as it is).
+	red := newRedactor(false, &d.secret)
 	for {
 		n, err := ur.Read(buf)
 		if n > 0 {
-			if _, werr := toClient.Write(buf[:n]); werr != nil {
+			if _, werr := toClient.Write(red.filter(buf[:n])); werr != nil {
 				break
 			}
 			s.feed(buf[:n], message)

@@ -107,6 +107,8 @@ func (u *realtimeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			close(u.flooded)
 			return
+		case ev.Type == "echo-auth":
+			send(map[string]any{"type": "error", "error": map[string]any{"message": "you sent " + r.Header.Get("Authorization")}})
 		case ev.Type == "close":
 			conn.Close(websocket.StatusNormalClosure, "bye")
 			return
@@ -755,5 +757,29 @@ func BenchmarkRealtimeEcho(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRealtimeRedactsCredential: an upstream that echoes its own key in
+// an event has it masked (each byte '*'), the event still whole JSON.
+func TestRealtimeRedactsCredential(t *testing.T) {
+	const cred = "up-realtime-credential-0123456789"
+	up := newRealtimeUpstream(t, cred)
+	f := newFixture(t)
+	keys := f.accounts.add(Account{ID: acctID("rt"), InternalID: "rt-1", Name: "rt", Kind: "OpenAI"})
+	f.deps.put(acctID("rt"), &Deployment{Name: "voice", Upstream: mustURL(t, up.srv.URL), Credential: cred})
+	c, resp, err := f.dialRealtime(t, "/ai/rt/openai/realtime?api-version=2025-04-01-preview&deployment=voice",
+		http.Header{"Api-Key": {keys[0]}})
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	readEvent(t, c) // session.created
+	if err := c.Write(t.Context(), websocket.MessageText, []byte(`{"type":"echo-auth"}`)); err != nil {
+		t.Fatal(err)
+	}
+	ev := readEvent(t, c)
+	msg, _ := ev["error"].(map[string]any)["message"].(string)
+	if want := "you sent Bearer " + strings.Repeat("*", len(cred)); msg != want {
+		t.Fatalf("event %v, want the message %q", ev, want)
 	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -269,6 +270,12 @@ func BenchmarkRedactor(b *testing.B) {
 	answer := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,` +
 		`"finish_reason":"stop","message":{"role":"assistant","content":"Hello! How can I help you today?"}}],` +
 		`"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}`)
+	// A Realtime read: audio deltas, base64 text.
+	pcm := make([]byte, 24<<10)
+	for i := range pcm {
+		pcm[i] = byte(i * 7919 >> 3)
+	}
+	audio := `{"type":"response.output_audio.delta","delta":"` + base64.StdEncoding.EncodeToString(pcm) + `"}`
 	var emb strings.Builder
 	for emb.Len() < 32<<10 {
 		fmt.Fprintf(&emb, "%.9f,", float64(emb.Len()%97)/-97)
@@ -277,7 +284,7 @@ func BenchmarkRedactor(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		body []byte
-	}{{"chat", answer}, {"embedding-32k", []byte(emb.String()[:32<<10])}} {
+	}{{"chat", answer}, {"embedding-32k", []byte(emb.String()[:32<<10])}, {"audio-32k", []byte(audio[:32<<10])}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.body)))
 			b.ReportAllocs()
