@@ -100,21 +100,9 @@ func TestUpstreamTimeout(t *testing.T) {
 	if r := e.arm(t, http.MethodPut, a.id+"/deployments/chat", deploymentBody("m", silent.URL, upstreamKey)); r.status != http.StatusCreated {
 		t.Fatalf("create deployment: %d %s", r.status, r.body)
 	}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost,
-		a.endpoint+"openai/deployments/chat/chat/completions?api-version=2024-10-21", strings.NewReader(`{"messages":[]}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("api-key", a.key1)
-	resp, err := e.Transport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var got struct {
-		Error struct{ Code string } `json:"error"`
-	}
-	json.Unmarshal(b, &got)
-	if resp.StatusCode != http.StatusGatewayTimeout || got.Error.Code != "GatewayTimeout" {
-		t.Fatalf("%d %s, want 504 GatewayTimeout", resp.StatusCode, b)
+	r := e.do(t, call{url: a.endpoint + "openai/deployments/chat/chat/completions?api-version=2024-10-21",
+		header: map[string]string{"api-key": a.key1}, body: `{"messages":[]}`})
+	if r.status != http.StatusGatewayTimeout || r.errorCode(t) != "GatewayTimeout" {
+		t.Fatalf("%d %s, want 504 GatewayTimeout", r.status, r.body)
 	}
 }
