@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"slices"
 )
 
@@ -18,32 +20,20 @@ var errNotObject = errors.New("the request body is not a JSON object")
 // duplicate wins, and a client must not be able to smuggle another upstream
 // model past the deployment's.
 func setModel(dst, body, modelJSON []byte) ([]byte, error) {
-	i := skipWS(body, 0)
-	if i >= len(body) || body[i] != '{' {
+	var buf [4][2]int
+	spans, ok := scanJSON(body, buf[:0])
+	if !ok {
 		return dst, errNotObject
 	}
-	open := i
-	i++
-	var spans [][2]int // value spans of "model" members
-	for {
-		i = skipWS(body, i)
-		if body[i] == '}' {
-			break
-		}
-		if body[i] == ',' {
-			i = skipWS(body, i+1)
-		}
-		keyStart := i
-		i = skipString(body, i)
-		key := body[keyStart:i]
-		i = skipWS(body, i)
-		i++ // ':'
-		i = skipWS(body, i)
-		valStart := i
-		i = skipValue(body, i)
-		if isModelKey(key) {
-			spans = append(spans, [2]int{valStart, i})
-		}
+	return spliceModel(dst, body, modelJSON, spans)
+}
+
+// spliceModel is setModel with the top-level "model" members' value spans
+// as scanJSON found them in body (valid JSON).
+func spliceModel(dst, body, modelJSON []byte, spans [][2]int) ([]byte, error) {
+	open := skipWS(body, 0)
+	if open >= len(body) || body[open] != '{' {
+		return dst, errNotObject
 	}
 	if len(spans) == 0 {
 		dst = append(dst, body[:open+1]...)
@@ -66,11 +56,11 @@ func setModel(dst, body, modelJSON []byte) ([]byte, error) {
 
 // isModelKey reports whether the quoted key is "model", escapes included.
 func isModelKey(quoted []byte) bool {
-	if string(quoted) == `"model"` {
-		return true
-	}
-	if len(quoted) > 40 || !slices.Contains(quoted, '\\') {
-		return false
+	switch {
+	case len(quoted) == len(`"model"`):
+		return string(quoted) == `"model"`
+	case len(quoted) < len(`"model"`) || len(quoted) > 40 || bytes.IndexByte(quoted, '\\') < 0:
+		return false // an escaped spelling is longer; one without escapes is "model"
 	}
 	var k string
 	return json.Unmarshal(quoted, &k) == nil && k == "model"
@@ -153,19 +143,29 @@ const maxJSONDepth = 10000
 // of every proxied request goes through it. FuzzValidJSON holds the two
 // together.
 func validJSON(b []byte) bool {
+	_, ok := scanJSON(b, nil)
+	return ok
+}
+
+// scanJSON is validJSON that also appends to models (unless nil) the
+// spans of the values of the top-level object's "model" members (escaped
+// spellings of the key included), which the proxy replaces (spliceModel):
+// one pass over the body instead of a check and a second scan.
+func scanJSON(b []byte, models [][2]int) ([][2]int, bool) {
 	var buf [64]byte
 	stack := buf[:0] // the open containers, '{' or '['
+	model := -1      // where the value of a top-level "model" member starts, while it is scanned
 	i := skipWS(b, 0)
 	for {
 		// A value starts at i.
 		if i >= len(b) {
-			return false
+			return models, false
 		}
 		ok := true
 		switch c := b[i]; {
 		case c == '{' || c == '[':
 			if len(stack) == maxJSONDepth {
-				return false // this one would be one level too deep
+				return models, false // this one would be one level too deep
 			}
 			j := skipWS(b, i+1)
 			if j < len(b) && (c == '{' && b[j] == '}' || c == '[' && b[j] == ']') {
@@ -174,8 +174,12 @@ func validJSON(b []byte) bool {
 			}
 			stack = append(stack, c)
 			if c == '{' {
-				if i, ok = objectKey(b, j); !ok {
-					return false
+				var key int
+				if i, key, ok = objectKey(b, j); !ok {
+					return models, false
+				}
+				if models != nil && len(stack) == 1 && isModelKey(b[j:key]) {
+					model = i
 				}
 			} else {
 				i = j
@@ -192,33 +196,41 @@ func validJSON(b []byte) bool {
 		case c == 'n':
 			i, ok = literal(b, i, "null")
 		default:
-			return false
+			return models, false
 		}
 		if !ok {
-			return false
+			return models, false
 		}
 		// A value ended at i: close containers, or go on after a comma.
 		for {
+			if model >= 0 && len(stack) == 1 {
+				models = append(models, [2]int{model, i})
+				model = -1
+			}
 			i = skipWS(b, i)
 			if len(stack) == 0 {
-				return i == len(b)
+				return models, i == len(b)
 			}
 			if i >= len(b) {
-				return false
+				return models, false
 			}
 			top := stack[len(stack)-1]
 			if b[i] == ',' {
 				j := skipWS(b, i+1)
 				if top == '{' {
-					if j, ok = objectKey(b, j); !ok {
-						return false
+					k, key := j, 0
+					if j, key, ok = objectKey(b, j); !ok {
+						return models, false
+					}
+					if models != nil && len(stack) == 1 && isModelKey(b[k:key]) {
+						model = j
 					}
 				}
 				i = j
 				break
 			}
 			if top == '{' && b[i] != '}' || top == '[' && b[i] != ']' {
-				return false
+				return models, false
 			}
 			stack = stack[:len(stack)-1]
 			i++
@@ -227,26 +239,38 @@ func validJSON(b []byte) bool {
 }
 
 // objectKey scans `"key" :` at i and returns the index of the member's
-// value (whitespace skipped).
-func objectKey(b []byte, i int) (int, bool) {
+// value (whitespace skipped) and the index after the key's closing quote.
+func objectKey(b []byte, i int) (int, int, bool) {
 	if i >= len(b) || b[i] != '"' {
-		return i, false
+		return i, i, false
 	}
 	i, ok := scanString(b, i)
 	if !ok {
-		return i, false
+		return i, i, false
 	}
+	key := i
 	i = skipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
-		return i, false
+		return i, key, false
 	}
-	return skipWS(b, i+1), true
+	return skipWS(b, i+1), key, true
 }
 
 // scanString validates the string starting at b[i] == '"' and returns the
-// index after it.
+// index after it. Bytes that need no look (all but a quote, a backslash
+// and controls) are passed over eight at a time.
 func scanString(b []byte, i int) (int, bool) {
 	for i++; i < len(b); i++ {
+		for i+8 <= len(b) {
+			if m := stringSpecial(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1, true
@@ -275,6 +299,16 @@ func scanString(b []byte, i int) (int, bool) {
 		}
 	}
 	return i, false
+}
+
+// stringSpecial has the high bit set in the bytes of x (little-endian)
+// that are a quote, a backslash or below 0x20 — exactly so up to the
+// first such byte, the lowest set bit (the haszero and hasless tests of
+// Bit Twiddling Hacks; a borrow only runs upwards).
+func stringSpecial(x uint64) uint64 {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	q, bs := x^(lsb*'"'), x^(lsb*'\\')
+	return ((q-lsb)&^q | (bs-lsb)&^bs | (x-lsb*0x20)&^x) & msb
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }

@@ -188,7 +188,9 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 	if err != nil {
 		return err
 	}
-	if !validJSON(in) {
+	var spanBuf [4][2]int
+	models, ok := scanJSON(in, spanBuf[:0])
+	if !ok {
 		return badRequest("We could not parse the JSON body of your request. The API expects a JSON payload, but what was sent was not valid JSON.")
 	}
 	if byModel {
@@ -221,7 +223,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request, c *call, op string
 		} else {
 			dst = make([]byte, 0, len(in)+len(d.modelJSON)+16)
 		}
-		if body, err = setModel(dst, in, d.modelJSON); err != nil {
+		if body, err = spliceModel(dst, in, d.modelJSON, models); err != nil {
 			return badRequest("The request body must be a JSON object.")
 		}
 	} else if i := skipWS(in, 0); in[i] != '{' {
