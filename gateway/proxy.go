@@ -270,6 +270,7 @@ func (p *proxy) forwardBody(w http.ResponseWriter, r *http.Request, c *call, d *
 	}
 
 	start := time.Now()
+	o.start = start
 	if !fast {
 		resp, err := p.send(r.Context(), o)
 		if err != nil {

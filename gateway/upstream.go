@@ -121,6 +121,9 @@ type upConn struct {
 	n int64
 	// deadline is the read deadline set on nc (zero: none yet).
 	deadline time.Time
+	// sent is when the current exchange started (Outbound.start): the
+	// request's last write and the head's first read wait from then.
+	sent time.Time
 	// ctx is the current exchange's context; stop unregisters its
 	// cancellation watcher (nil: none registered).
 	ctx  context.Context
@@ -149,7 +152,12 @@ func (pc *upConn) Read(p []byte) (int, error) {
 		pc.awaitErr = nil
 		return 0, err
 	}
-	start := time.Now()
+	start := pc.sent // the head's first read waits from the request on
+	if start.IsZero() {
+		start = time.Now()
+	} else {
+		pc.sent = time.Time{}
+	}
 	pc.refreshDeadline(start)
 	for {
 		n, err := pc.nc.Read(p)
@@ -211,7 +219,10 @@ func (pc *upConn) Write(p []byte) (int, error) {
 // A write that would block leaves the rest to the ordinary write, and the
 // answer to the ordinary read.
 func (pc *upConn) writeAwait(p []byte) (int, error) {
-	start := time.Now()
+	start := pc.sent
+	if start.IsZero() {
+		start = time.Now()
+	}
 	pc.refreshDeadline(start)
 	w := &pc.aw
 	*w = awaitWrite{p: p, plain: pc.c.PlainSyscalls}
@@ -378,6 +389,11 @@ type Outbound struct {
 	fields [8]Field // room for Fields without another allocation
 	// key, when set, is hostKeyOf(URL), prepared once (a deployment's).
 	key *hostKey
+	// start, when set, is the time the exchange starts, read by the
+	// caller for its own timing: the pool, the request's write and the
+	// head's read take it instead of reading the clock each (a clock read
+	// is ~30 ns on a VM).
+	start time.Time
 }
 
 // Field is one header line.
@@ -431,11 +447,16 @@ func (c *UpstreamClient) exchange(ctx context.Context, o *Outbound) (*upExchange
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	now := o.start
 	for attempt := 0; ; attempt++ {
-		pc, err := c.get(ctx, key)
+		if now.IsZero() || attempt > 0 {
+			now = time.Now()
+		}
+		pc, err := c.get(ctx, key, now)
 		if err != nil {
 			return nil, err
 		}
+		pc.sent = now
 		ex, err := pc.send(ctx, o)
 		if err == nil {
 			return ex, nil
@@ -563,8 +584,8 @@ func validHeaderName(s string) bool {
 }
 
 // get returns an idle connection to key, or dials one.
-func (c *UpstreamClient) get(ctx context.Context, key *hostKey) (*upConn, error) {
-	now := time.Now()
+// now is the time of the request.
+func (c *UpstreamClient) get(ctx context.Context, key *hostKey, now time.Time) (*upConn, error) {
 	c.mu.Lock()
 	ic := c.idle[key.id]
 	for ic != nil && len(ic.list) > 0 {

@@ -154,9 +154,11 @@ type Middleware struct {
 
 // Wrap returns next behind the middleware.
 func (m *Middleware) Wrap(next http.Handler) http.Handler {
-	now := m.Now
+	now, since := m.Now, time.Since // time.Since reads only the monotonic clock
 	if now == nil {
 		now = time.Now
+	} else {
+		since = func(t time.Time) time.Duration { return now().Sub(t) }
 	}
 	logger := m.Logger
 	if logger == nil {
@@ -206,7 +208,7 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 					RenderError(sw, r, RenderAzure, fmt.Errorf("panic: %v", p))
 				}
 			}
-			m.observe(r, info, sw, now().Sub(start))
+			m.observe(r, info, sw, since(start))
 		}()
 		next.ServeHTTP(sw, r)
 	})
