@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -56,8 +57,11 @@ const maxRecent = 5
 // keyed by account and credential; an entry idle for idleAfter is dropped
 // after it has been flushed.
 type meter struct {
-	now      func() time.Time
-	entries  sync.Map // usageKey → *usageEntry
+	now     func() time.Time
+	entries sync.Map // usageKey → *usageEntry
+	// front answers most lookups of entries before the map (see
+	// frontSlot).
+	front    frontTable[usageEntry]
 	accounts sync.Map // account id → *limiter
 
 	requests  *prometheus.CounterVec
@@ -195,11 +199,43 @@ func (m *meter) entry(acct *Account, c *call) *usageEntry {
 		// a regeneration, the new key's uses count apart.
 		k.generation = acct.Generations[c.slot&1]
 	}
-	if e, ok := m.entries.Load(k); ok {
-		return e.(*usageEntry)
+	slot := &m.front[frontSlot(k.account, k.principal, uint64(k.slot)<<32^uint64(k.generation))]
+	if e := slot.Load(); e != nil && e.key == k {
+		return e
 	}
-	e, _ := m.entries.LoadOrStore(k, &usageEntry{key: k, accountName: acct.Name, m: m})
-	return e.(*usageEntry)
+	v, ok := m.entries.Load(k)
+	if !ok {
+		v, _ = m.entries.LoadOrStore(k, &usageEntry{key: k, accountName: acct.Name, m: m})
+	}
+	e := v.(*usageEntry)
+	slot.Store(e)
+	return e
+}
+
+// frontTable is a direct-mapped table of pointers in front of a sync.Map
+// whose keys are structs of strings: such a Load hashes the key through
+// its interface, field by field (~350 instructions, runtime.typehash);
+// a slot is an atomic load and a comparison of the key, whose strings are
+// most often the very ones the slot was filled with (the same account
+// view's), so equal by pointer. A slot may hold any entry; one whose key
+// differs is a miss, and the map's answer replaces it.
+type frontTable[T any] [256]atomic.Pointer[T]
+
+// frontSlot is the slot of a key made of the strings a and b (by where
+// their bytes are, not what they are: the same view's strings land in the
+// same slot) and the number n.
+func frontSlot(a, b string, n uint64) int {
+	h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(a))))>>4 ^ uint64(uintptr(unsafe.Pointer(unsafe.StringData(b))))>>3 ^ n
+	h *= 0x9e3779b97f4a7c15
+	return int(h >> 56)
+}
+
+// forget empties the slots that hold p (an entry leaving the map), so a
+// later lookup finds the map's.
+func (t *frontTable[T]) forget(p *T) {
+	for i := range t {
+		t[i].CompareAndSwap(p, nil)
+	}
 }
 
 // allow applies the credential's and then the account's rate limit.
@@ -341,6 +377,7 @@ func (m *meter) flush(ctx context.Context, sink UsageSink, logger *slog.Logger) 
 		if n == 0 && prompt == 0 && completion == 0 && !dirty {
 			if last != 0 && now.Sub(time.Unix(0, last)) > idleAfter {
 				m.entries.Delete(k)
+				m.front.forget(e)
 			}
 			return true
 		}

@@ -610,7 +610,10 @@ func usageCounts(obj []byte) (prompt, completion int64, n int, ok bool) {
 }
 
 // tokenCounters are one deployment's prompt and completion counters.
-type tokenCounters struct{ prompt, completion prometheus.Counter }
+type tokenCounters struct {
+	key                tokenKey
+	prompt, completion prometheus.Counter
+}
 
 type tokenKey struct{ account, deployment string }
 
@@ -618,6 +621,7 @@ type tokenKey struct{ account, deployment string }
 type tokenMetrics struct {
 	vec      *prometheus.CounterVec
 	counters sync.Map // tokenKey → *tokenCounters
+	front    frontTable[tokenCounters]
 }
 
 func newTokenMetrics() *tokenMetrics {
@@ -635,14 +639,19 @@ func (m *tokenMetrics) count(account, deployment string, s *usageScanner) (promp
 		return 0, 0, false
 	}
 	k := tokenKey{account, deployment}
-	v, found := m.counters.Load(k)
-	if !found {
-		v, _ = m.counters.LoadOrStore(k, &tokenCounters{
-			prompt:     m.vec.WithLabelValues(account, deployment, "prompt"),
-			completion: m.vec.WithLabelValues(account, deployment, "completion"),
-		})
+	slot := &m.front[frontSlot(account, deployment, 0)]
+	c := slot.Load()
+	if c == nil || c.key != k {
+		v, found := m.counters.Load(k)
+		if !found {
+			v, _ = m.counters.LoadOrStore(k, &tokenCounters{key: k,
+				prompt:     m.vec.WithLabelValues(account, deployment, "prompt"),
+				completion: m.vec.WithLabelValues(account, deployment, "completion"),
+			})
+		}
+		c = v.(*tokenCounters)
+		slot.Store(c)
 	}
-	c := v.(*tokenCounters)
 	c.prompt.Add(float64(prompt))
 	c.completion.Add(float64(completion))
 	return prompt, completion, true
