@@ -37,12 +37,42 @@ func ValidName[T string | []byte](name T) bool {
 	if len(name) == 0 {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
+	i := 0
+	for ; i+8 <= len(name); i += 8 {
+		// Most names are letters, digits and hyphens: eight such bytes
+		// are one test; a word with anything else is looked at byte by
+		// byte.
+		x := uint64(name[i]) | uint64(name[i+1])<<8 | uint64(name[i+2])<<16 | uint64(name[i+3])<<24 |
+			uint64(name[i+4])<<32 | uint64(name[i+5])<<40 | uint64(name[i+6])<<48 | uint64(name[i+7])<<56
+		if !alnumHyphens(x) {
+			for j := i; j < i+8; j++ {
+				if !tokenChars[name[j]] {
+					return false
+				}
+			}
+		}
+	}
+	for ; i < len(name); i++ {
 		if !tokenChars[name[i]] {
 			return false
 		}
 	}
 	return true
+}
+
+// alnumHyphens reports whether every byte of x is an ASCII letter, digit
+// or hyphen. Each test is per byte, without a carry from one to the next:
+// the top bit is tested apart, and on the seven bits below it adding at
+// most 0x7f stays within the byte.
+func alnumHyphens(x uint64) bool {
+	const lsb, msb, low7 = 0x0101010101010101, 0x8080808080808080, 0x7f7f7f7f7f7f7f7f
+	y := x & low7
+	z := y | lsb*0x20 // letters in lower case
+	letter := (z + lsb*(0x80-'a')) &^ (z + lsb*(0x7f-'z'))
+	digit := (y + lsb*(0x80-'0')) &^ (y + lsb*(0x7f-'9'))
+	d := y ^ lsb*'-'
+	hyphen := ^(d + low7)
+	return x&msb == 0 && (letter|digit|hyphen)&msb == msb
 }
 
 // common are the field names requests and responses carry most, in

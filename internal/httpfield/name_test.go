@@ -72,6 +72,19 @@ func TestValidName(t *testing.T) {
 			t.Errorf("IsToken(%q) = %v, want %v", byte(c), !want, want)
 		}
 	}
+	// Every byte at every place of names shorter and longer than the
+	// eight bytes tested at once, in words of letters, digits and hyphens.
+	for _, n := range []int{1, 7, 8, 9, 16, 25} {
+		for pos := range n {
+			for c := range 256 {
+				b := []byte(strings.Repeat("Ab-9", 7)[:n])
+				b[pos] = byte(c)
+				if got, want := ValidName(b), IsToken(byte(c)); got != want {
+					t.Fatalf("ValidName(%q) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
 }
 
 func swapCase(s string) string {

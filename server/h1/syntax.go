@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 )
 
@@ -24,6 +25,20 @@ func alnumAnd(extra string) (t [256]bool) {
 // visible ASCII (no controls or bytes above 0x7e), and no spaces unless
 // spaces is set (querySpaces has placed them in the query).
 func validTarget(t []byte, spaces bool) bool {
+	if !spaces {
+		// Eight bytes at a time: a byte is wrong when, with its top bit
+		// cleared, it is below 0x21 or is 0x7f, or when its top bit is
+		// set (each test per byte, without a carry between them).
+		const lsb, msb, low7 = 0x0101010101010101, 0x8080808080808080, 0x7f7f7f7f7f7f7f7f
+		for len(t) >= 8 {
+			x := binary.LittleEndian.Uint64(t)
+			y := x & low7
+			if (^(y+lsb*(0x80-0x21))|(y+lsb)|x)&msb != 0 {
+				return false
+			}
+			t = t[8:]
+		}
+	}
 	for _, c := range t {
 		if c < ' ' || c == ' ' && !spaces || c >= 0x7f {
 			return false
