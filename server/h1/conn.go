@@ -37,6 +37,9 @@ type conn struct {
 	// the scratch a response body waits in until its framing is known.
 	fields  [maxFields]fieldPos
 	pending []byte
+	// reqHeader and header are the request's and the response's header
+	// maps, reused from request to request (parse, response.init).
+	reqHeader, header http.Header
 }
 
 // Limits of a request the fast path takes (bigger ones go to net/http).
@@ -322,7 +325,16 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 			return nil, errHandOff
 		}
 	}
-	h := make(http.Header, nf)
+	// The connection's request header map is emptied and filled again,
+	// like the response's (response.init): see Server's doc on what that
+	// asks of a handler. One that a request grew past a group is dropped.
+	h := c.reqHeader
+	if h != nil && len(h) <= 8 && nf <= 9 {
+		clear(h)
+	} else {
+		h = make(http.Header, nf)
+		c.reqHeader = h
+	}
 	values := ex.values[:0]
 	if nf > len(ex.values) {
 		values = make([]string, nf)

@@ -43,7 +43,17 @@ var errAfterHandler = errors.New("h1: write after the handler returned")
 func (w *response) init(c *conn, r *http.Request, b *body) {
 	w.c, w.req, w.body = c, r, b
 	w.head = r.Method == http.MethodHead
-	w.header = make(http.Header, 4)
+	// The connection's header map serves each response in turn: a
+	// handler may not use its ResponseWriter, the header included, once it
+	// has returned (http.Handler), and the head is written by then. An
+	// emptied small map keeps its storage, so most responses allocate no
+	// map at all; one a response grew past a group is dropped instead.
+	if len(c.header) <= 8 && c.header != nil {
+		clear(c.header)
+	} else {
+		c.header = make(http.Header, 4)
+	}
+	w.header = c.header
 	w.declared = -1
 	c.pending = c.pending[:0]
 }

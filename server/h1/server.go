@@ -34,6 +34,14 @@
 // its requests have a nil Request.TLS (net/http sees a plain connection);
 // no handler of Gatehouse reads it.
 //
+// One difference a handler must respect: a connection's requests share
+// one request header map and one response header map, emptied for each
+// request (a new map is two allocations and ~700 bytes a request), so a
+// handler may not keep Request.Header — any more than its ResponseWriter,
+// as http.Handler already says — once it has returned, or hand it to a
+// goroutine that outlives it; it copies what it needs (Header.Clone). The
+// strings in it stay valid: every request's are its own.
+//
 // The request context is cancelled when the handler returns. Noticing a
 // client that goes away mid-request needs a read on the connection;
 // instead of one per request (net/http's background read), it starts only

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -871,5 +872,92 @@ func TestLingeringClose(t *testing.T) {
 	resp, body := c.response(t)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || body != "too large" || !resp.Close {
 		t.Errorf("%d %q close=%v", resp.StatusCode, body, resp.Close)
+	}
+}
+
+// TestHeaderMapsReused: a connection's requests share one request and one
+// response header map (parse, response.init); each request must see only
+// its own fields and each response carry only its own, whether the map was
+// emptied (small) or replaced (one grown past a group).
+func TestHeaderMapsReused(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.mux.HandleFunc("/fields", func(w http.ResponseWriter, r *http.Request) {
+		names := make([]string, 0, len(r.Header))
+		for name, vv := range r.Header {
+			names = append(names, name+"="+strings.Join(vv, ","))
+		}
+		slices.Sort(names)
+		// The response sets what the request's X-Set asks for, one field per
+		// name.
+		for _, name := range strings.Fields(r.Header.Get("X-Set")) {
+			w.Header().Set(name, "v")
+		}
+		fmt.Fprint(w, strings.Join(names, " "))
+	})
+	// many is n fields "{prefix}{i}: {i}"; fieldNames n names.
+	many := func(prefix string, n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "%s%d: %d\r\n", prefix, i, i)
+		}
+		return b.String()
+	}
+	fieldNames := func(prefix string, n int) string {
+		var s []string
+		for i := range n {
+			s = append(s, fmt.Sprintf("%s%d", prefix, i))
+		}
+		return strings.Join(s, " ")
+	}
+	c := ts.dial(t)
+	steps := []struct {
+		fields string // the request's, besides Host
+		want   string // what the handler sees
+		set    []string
+	}{
+		{"X-A: 1\r\nX-A: 2\r\nX-Set: X-One X-Two\r\n", "X-A=1,2 X-Set=X-One X-Two", []string{"X-One", "X-Two"}},
+		{"X-B: 3\r\n", "X-B=3", nil},
+		{many("X-M", 12) + "X-Set: " + fieldNames("X-Resp", 10) + "\r\n", "", nil}, // checked below: maps past a group
+		{"X-C: 4\r\n", "X-C=4", nil},
+		{"", "", nil},
+	}
+	for i, st := range steps {
+		c.send(t, "GET /fields HTTP/1.1\r\nHost: h\r\n"+st.fields+"\r\n")
+		resp, body := c.response(t)
+		if resp.StatusCode != 200 {
+			t.Fatalf("step %d: status %d", i, resp.StatusCode)
+		}
+		if i == 2 {
+			if n := len(strings.Fields(body)); n != 12+10 { // 12 X-M, X-Set's ten words
+				t.Errorf("step 2: the handler saw %q", body)
+			}
+			for j := range 10 {
+				if resp.Header.Get(fmt.Sprintf("X-Resp%d", j)) != "v" {
+					t.Errorf("step 2: X-Resp%d missing: %v", j, resp.Header)
+				}
+			}
+			continue
+		}
+		if body != st.want {
+			t.Errorf("step %d: the handler saw %q, want %q", i, body, st.want)
+		}
+		// Only this response's fields: none left over from an earlier one.
+		var extra []string
+		for name := range resp.Header {
+			switch {
+			case name == "Date" || name == "Content-Length" || name == "Content-Type":
+			case slices.Contains(st.set, name):
+			default:
+				extra = append(extra, name)
+			}
+		}
+		if len(extra) > 0 {
+			t.Errorf("step %d: the response has fields it did not set: %v", i, extra)
+		}
+		for _, name := range st.set {
+			if resp.Header.Get(name) != "v" {
+				t.Errorf("step %d: %s missing", i, name)
+			}
+		}
 	}
 }
