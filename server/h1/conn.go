@@ -38,8 +38,10 @@ type conn struct {
 	fields  [maxFields]fieldPos
 	pending []byte
 	// reqHeader and header are the request's and the response's header
-	// maps, reused from request to request (parse, response.init).
+	// maps, reused from request to request (parse, response.init), like
+	// ex.
 	reqHeader, header http.Header
+	ex                exchange
 }
 
 // Limits of a request the fast path takes (bigger ones go to net/http).
@@ -317,7 +319,11 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	if !c.s.Fast(head[hp[0]:hp[1]], path) {
 		return nil, errHandOff
 	}
-	ex := &exchange{}
+	// The connection's exchange serves each request in turn (the
+	// package doc says what that asks of a handler); the context is the
+	// request's own, as it may outlive the handler.
+	ex := &c.ex
+	*ex = exchange{ctx: &reqContext{parent: c.ctx, c: c}}
 	u := plainURL(targetS, &ex.url)
 	if u == nil {
 		var err error
@@ -353,8 +359,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 			h[name] = values[i : i+1 : i+1]
 		}
 	}
-	ex.ctx = reqContext{parent: c.ctx, c: c}
-	ex.body = body{c: c, remaining: length, ctx: &ex.ctx}
+	ex.body = body{c: c, remaining: length, ctx: ex.ctx}
 	r := http.Request{
 		Method:        head[:sp1],
 		URL:           u,
@@ -375,7 +380,7 @@ func (c *conn) parse(buf []byte) (*exchange, error) {
 	} else {
 		ex.ctx.bodyDone = true
 	}
-	var ctx context.Context = &ex.ctx
+	var ctx context.Context = ex.ctx
 	if c.s.RequestContext != nil {
 		ctx = c.s.RequestContext(ctx)
 	}
@@ -454,7 +459,8 @@ func plainWord(x uint64) bool {
 	return x&msb == 0 && (letter|punctDigit|underscore)&msb == msb
 }
 
-// exchange is one request and its response: one allocation.
+// exchange is one request and its response, in the connection (the
+// request context apart).
 type exchange struct {
 	req     *http.Request
 	request http.Request // what req points to
@@ -464,7 +470,7 @@ type exchange struct {
 	values [8]string
 	resp   response
 	body   body
-	ctx    reqContext
+	ctx    *reqContext
 }
 
 // serveRequest runs the handler and finishes the response; false: the

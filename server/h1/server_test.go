@@ -961,3 +961,41 @@ func TestHeaderMapsReused(t *testing.T) {
 		}
 	}
 }
+
+// TestExchangeReused: a connection's requests share one exchange (the
+// Request, its URL, body and ResponseWriter), but each sees only its own,
+// and a request's context, which may outlive its handler, stays its own:
+// cancelled when its handler returned, whatever the next request does.
+func TestExchangeReused(t *testing.T) {
+	ts := startServer(t, nil)
+	var (
+		mu   sync.Mutex
+		prev context.Context
+	)
+	ts.mux.HandleFunc("/ex/", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		earlier := "none"
+		if prev != nil {
+			earlier = fmt.Sprint(prev.Err())
+		}
+		prev = r.Context()
+		mu.Unlock()
+		if r.Context().Err() != nil {
+			t.Errorf("%s: the context is already ended", r.URL.Path)
+		}
+		fmt.Fprintf(w, "%s %s q=%q len=%d body=%q earlier=%s", r.Method, r.URL.Path, r.URL.RawQuery, r.ContentLength, body, earlier)
+	})
+	c := ts.dial(t)
+	for i, st := range []struct{ req, want string }{
+		{"POST /ex/a?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", `POST /ex/a q="x=1" len=5 body="hello" earlier=none`},
+		{"GET /ex/b HTTP/1.1\r\nHost: h\r\n\r\n", `GET /ex/b q="" len=0 body="" earlier=context canceled`},
+		{"DELETE /ex/c? HTTP/1.1\r\nHost: h\r\n\r\n", `DELETE /ex/c q="" len=0 body="" earlier=context canceled`},
+	} {
+		c.send(t, st.req)
+		resp, body := c.response(t)
+		if resp.StatusCode != 200 || body != st.want {
+			t.Errorf("request %d: %d %q, want %q", i, resp.StatusCode, body, st.want)
+		}
+	}
+}
