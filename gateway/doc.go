@@ -123,10 +123,13 @@
 // nginx's 0.23; with raw calls, 0.22). The price is in the tail: a thread
 // preempted in the middle of a raw call keeps its P, so on a saturated
 // box p99 rises by ~5-15% (serve --raw-syscalls=false trades back). The
-// own part is kept allocation-light (about ten allocations, ~2.6 KB per
-// request in the node: the request, its header map, the head string, the
-// exchange, the request state, the upstream response head, the response
-// header map and its values; the call comes from a pool).
+// own part is kept allocation-light (six allocations, ~650 bytes per
+// request in the node: the head string, the request's context and the
+// middleware's state in it, the upstream response head, the response
+// fields' values and crypto/tls's reader; the call comes from a pool, and
+// h1 reuses the Request, its header maps and the ResponseWriter from one
+// request of a connection to the next, which a handler may therefore not
+// keep — see server/h1's doc).
 //
 // On a machine too noisy to time a change of a few percent, count it:
 // bench/gateway.sh --instructions runs the node (and BASE_BIN's) and nginx
@@ -143,8 +146,10 @@
 // model members as it validated (no second scan), the meter's and token
 // counters' lookups went through a front table, an upstream exchange read
 // the clock once, and h1 checked the target, field names and path eight
-// bytes at a time); the remaining gap is spread
-// (header maps ~4,000, allocation and collection ~4,500, JSON body check,
+// bytes at a time; 54,000 once h1 reused a connection's request, header
+// maps and response writer: four allocations and ~1.7 KB fewer a request,
+// mostly the collector's work); the remaining gap is spread
+// (header maps ~3,000, allocation and collection ~2,500, JSON body check,
 // model rewrite and token scan ~2,500, h1's request building ~3,000). A
 // count is a proxy: it misses cache misses and the kernel, and cheap
 // instructions weigh as much as dear ones (a sync.Map lookup of a struct

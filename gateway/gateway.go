@@ -760,8 +760,9 @@ func kindServes(kind string, kinds []string) bool {
 // id, the middleware's x-ms-request-id (the slice shared: no allocation).
 // An upstream's own x-request-id, when it sends one, replaces it.
 func requestIDs(w http.ResponseWriter) {
-	if h := w.Header(); len(h[hdrMSRequestID]) > 0 {
-		h[hdrAPIMRequestID], h[hdrXRequestID] = h[hdrMSRequestID], h[hdrMSRequestID]
+	h := w.Header()
+	if id := h[hdrMSRequestID]; len(id) > 0 {
+		h[hdrAPIMRequestID], h[hdrXRequestID] = id, id
 	}
 }
 
