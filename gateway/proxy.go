@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -665,8 +666,13 @@ func upstreamError(resp *http.Response, d *Deployment) error {
 		for _, s := range []*string{&u.code, &u.msg, &u.param, &u.typ} {
 			*s = strings.ReplaceAll(*s, cred, "***")
 		}
-		if bytes.Contains(u.inner, []byte(cred)) || bytes.Contains(u.inner, jsonString(cred)) {
+		if bytes.Contains(u.inner, []byte(cred)) {
 			u.inner = nil
+		}
+		for _, e := range escapes(cred) {
+			if bytes.Contains(u.inner, []byte(e)) {
+				u.inner = nil
+			}
 		}
 	}
 	// Clipped only now: a credential cut in two by the clipping would no
@@ -973,26 +979,30 @@ func (r *redactor) filter(p []byte) []byte {
 	if r.f == nil {
 		return p
 	}
-	secret := r.f.secret
 	buf := p
 	if len(r.held) > 0 {
 		buf = append(append(make([]byte, 0, len(r.held)+len(p)), r.held...), p...)
 		r.held = nil
 	}
-	if i := r.f.index(buf, 0); i >= 0 {
-		if r.mask {
-			for ; i >= 0; i = r.f.index(buf, i+len(secret)) {
-				for j := range secret {
-					buf[i+j] = '*'
+	hold := 0
+	for f := r.f; f != nil; f = f.next {
+		secret := f.secret
+		if i := f.index(buf, 0); i >= 0 {
+			if r.mask {
+				for ; i >= 0; i = f.index(buf, i+len(secret)) {
+					for j := range secret {
+						buf[i+j] = '*'
+					}
 				}
+			} else {
+				buf = bytes.ReplaceAll(buf, secret, redactedSecret)
 			}
-		} else {
-			buf = bytes.ReplaceAll(buf, secret, redactedSecret)
 		}
+		hold = max(hold, startAtEnd(buf, secret))
 	}
-	if k := startAtEnd(buf, secret); k > 0 {
-		r.held = append([]byte(nil), buf[len(buf)-k:]...)
-		buf = buf[:len(buf)-k]
+	if hold > 0 {
+		r.held = append([]byte(nil), buf[len(buf)-hold:]...)
+		buf = buf[:len(buf)-hold]
 	}
 	return buf
 }
@@ -1006,10 +1016,16 @@ func (r *redactor) filter(p []byte) []byte {
 // have not, an upper-case letter or a sign that text seldom has), then
 // compares the whole secret around it: an embedding's 32 KiB costs ~0.6 µs,
 // a chat answer ~40 ns (BenchmarkRedactor).
+//
+// An answer may quote the secret inside a JSON string, where characters
+// JSON escapes are spelled otherwise: each spelling that differs (escapes
+// is their list) has a finder of its own in next. A credential of letters,
+// digits and '-', '_', '.' — most — has none.
 type secretFinder struct {
 	secret []byte // nil: none (under 8 bytes, see newSecretFinder)
 	anchor int    // where window starts in secret
 	window []byte // secret[anchor:], at most 63 bytes
+	next   *secretFinder
 }
 
 func newSecretFinder(secret string) secretFinder {
@@ -1018,6 +1034,42 @@ func newSecretFinder(secret string) secretFinder {
 		// cutting it out would mangle the answer, not protect anything.
 		return secretFinder{}
 	}
+	f := finderOf(secret)
+	last := &f
+	for _, e := range escapes(secret) {
+		g := finderOf(e)
+		last.next = &g
+		last = &g
+	}
+	return f
+}
+
+// escapes returns the spellings of s inside a JSON string other than s
+// itself: as encoding/json writes it (HTML characters as \u003c, …), as
+// encoders that do not escape HTML write it, and with '/' as '\/' (PHP's
+// json_encode, among others).
+func escapes(s string) []string {
+	var out []string
+	add := func(e string) {
+		if e != s && !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	html := string(jsonString(s))
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	plain := strings.TrimSuffix(b.String(), "\n")
+	plain = plain[1 : len(plain)-1]
+	add(html)
+	add(plain)
+	add(strings.ReplaceAll(plain, "/", `\/`))
+	add(strings.ReplaceAll(html, "/", `\/`))
+	return out
+}
+
+func finderOf(secret string) secretFinder {
 	f := secretFinder{secret: []byte(secret)}
 	best := -1
 	for i := range len(secret) - 7 { // a window of at least 8 bytes

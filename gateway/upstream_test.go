@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,15 +212,63 @@ func TestRedactorHoldsOnlyAStart(t *testing.T) {
 	}
 }
 
+// TestRedactorEscapedSecret: a credential with characters JSON escapes is
+// also found as a JSON string spells it (encoding/json's \u003c, an
+// escaped quote or backslash, PHP's \/), whole or split across reads.
+func TestRedactorEscapedSecret(t *testing.T) {
+	const cred = `k/ey<1>&"2\3-0123456789`
+	spellings := append([]string{cred}, escapes(cred)...)
+	if len(spellings) < 4 {
+		t.Fatalf("spellings %q", spellings)
+	}
+	for _, sp := range spellings {
+		body := `{"echo":"` + sp + `","n":1}`
+		if sp != cred && !json.Valid([]byte(body)) {
+			t.Fatalf("%q is not a JSON string's spelling", sp)
+		}
+		want := strings.ReplaceAll(body, sp, strings.Repeat("*", len(sp)))
+		for split := 0; split <= len(body); split++ {
+			r := newRedactor(false, fnd(cred))
+			out := string(r.filter([]byte(body[:split])))
+			out += string(r.filter([]byte(body[split:])))
+			out += string(r.rest())
+			if out != want {
+				t.Fatalf("%q split at %d: %q, want %q", sp, split, out, want)
+			}
+		}
+		s := newRedactor(true, fnd(cred))
+		if out := string(s.filter([]byte("data: " + body + "\n\n"))); strings.Contains(out, sp) || !strings.Contains(out, "***") {
+			t.Fatalf("event stream: %q", out)
+		}
+	}
+	// encoding/json's spelling, PHP's and the plain one are all there.
+	for _, want := range []string{`k/ey\u003c1\u003e\u0026\"2\\3-0123456789`, `k\/ey<1>&\"2\\3-0123456789`, `k/ey<1>&\"2\\3-0123456789`} {
+		if !slices.Contains(spellings, want) {
+			t.Errorf("no spelling %s in %q", want, spellings)
+		}
+	}
+	if e := escapes("plain-credential_0123.x"); len(e) != 0 {
+		t.Errorf("a credential JSON leaves alone has spellings %q", e)
+	}
+}
+
 // TestAnswerRedactsCredential: a plain (not streamed) success that echoes
 // the upstream's credential, whole in one read or split across two, with
 // a Content-Length or chunked, has each of its bytes masked: the length
-// stays true and the JSON valid.
+// stays true and the JSON valid. A credential JSON escapes is masked as
+// the upstream's JSON spells it too.
 func TestAnswerRedactsCredential(t *testing.T) {
-	const cred = "up-stream-credential-0123456789"
-	body := `{"id":"x","echo":"` + cred + `","usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3},"again":"` + cred + `"}`
+	for name, cred := range map[string]string{"plain": "up-stream-credential-0123456789", "escaped": "up/stream<credential>&0123456789"} {
+		t.Run(name, func(t *testing.T) { testAnswerRedactsCredential(t, cred) })
+	}
+}
+
+func testAnswerRedactsCredential(t *testing.T, cred string) {
+	esc := string(jsonString(cred)) // encoding/json's spelling: \u003c, \u003e, \u0026
+	body := `{"id":"x","echo":"` + esc + `","usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3},"again":"` + cred + `"}`
 	want := strings.ReplaceAll(body, cred, strings.Repeat("*", len(cred)))
-	split := strings.Index(body, cred) + 10
+	want = strings.ReplaceAll(want, esc, strings.Repeat("*", len(esc)))
+	split := strings.Index(body, esc) + 10
 	var forms sync.Map
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		forms.Store(r.URL.Path, true)
