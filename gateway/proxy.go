@@ -666,12 +666,10 @@ func upstreamError(resp *http.Response, d *Deployment) error {
 		for _, s := range []*string{&u.code, &u.msg, &u.param, &u.typ} {
 			*s = strings.ReplaceAll(*s, cred, "***")
 		}
-		if bytes.Contains(u.inner, []byte(cred)) {
-			u.inner = nil
-		}
-		for _, e := range escapes(cred) {
+		for _, e := range append([]string{cred}, escapes(cred)...) {
 			if bytes.Contains(u.inner, []byte(e)) {
 				u.inner = nil
+				break
 			}
 		}
 	}
