@@ -239,6 +239,15 @@ func (pc *upConn) writeAwait(p []byte) (int, error) {
 	case werr != nil:
 		return written, &net.OpError{Op: "write", Net: "tcp", Source: pc.nc.LocalAddr(), Addr: pc.nc.RemoteAddr(),
 			Err: os.NewSyscallError("write", werr)}
+	case !sent && err != nil && isTimeout(err):
+		// The poll deadline passed before the wait began (the raw read
+		// checks it first): a busy machine, or earlier writes that took
+		// longer than the poll. That is the poll's, as for a read; the
+		// request is written the ordinary way, and the answer is read so.
+		if err := pc.timedOut(start, err); err != nil {
+			return 0, err
+		}
+		return pc.nc.Write(p)
 	case !sent:
 		// The descriptor failed before anything was written (closed).
 		return 0, err

@@ -310,3 +310,27 @@ func TestUpstreamClientSlowTLS(t *testing.T) {
 		t.Errorf("%d connections, want 1", n)
 	}
 }
+
+// TestUpstreamClientPollPassedBeforeWrite: a poll deadline that has passed
+// before the request's last bytes are written (a busy machine, or a request
+// whose earlier writes took longer than the poll) is the poll's, not a
+// failed request: the request is still written and answered.
+func TestUpstreamClientPollPassedBeforeWrite(t *testing.T) {
+	url, conns := rawServer(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	c := NewUpstreamClient(time.Hour)
+	c.poll = time.Nanosecond // passed before any write
+	for i := range 3 {
+		resp, err := postTo(t, c, context.Background(), url+"/v1/x", `{}`, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != "ok" {
+			t.Fatalf("request %d: %q %v", i, b, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
