@@ -295,20 +295,7 @@ func TestUpstreamClientSlowTLS(t *testing.T) {
 	c := NewUpstreamClient(time.Minute)
 	c.poll = time.Millisecond
 	c.TLSConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
-	for i := range 2 {
-		resp, err := postTo(t, c, context.Background(), srv.URL+"/v1/x", `{}`, nil)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || string(b) != "late" {
-			t.Fatalf("request %d: %q %v", i, b, err)
-		}
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("%d connections, want 1", n)
-	}
+	postOnOneConn(t, c, srv.URL+"/v1/x", 2, "late", &conns)
 }
 
 // TestUpstreamClientPollPassedBeforeWrite: a poll deadline that has passed
@@ -319,18 +306,25 @@ func TestUpstreamClientPollPassedBeforeWrite(t *testing.T) {
 	url, conns := rawServer(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	c := NewUpstreamClient(time.Hour)
 	c.poll = time.Nanosecond // passed before any write
-	for i := range 3 {
-		resp, err := postTo(t, c, context.Background(), url+"/v1/x", `{}`, nil)
+	postOnOneConn(t, c, url+"/v1/x", 3, "ok", conns)
+}
+
+// postOnOneConn posts n requests to url with c, wants each answered with
+// body want, and all on one connection (conns counts the server's).
+func postOnOneConn(t *testing.T, c *UpstreamClient, url string, n int, want string, conns *atomic.Int32) {
+	t.Helper()
+	for i := range n {
+		resp, err := postTo(t, c, context.Background(), url, `{}`, nil)
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if err != nil || string(b) != "ok" {
+		if err != nil || string(b) != want {
 			t.Fatalf("request %d: %q %v", i, b, err)
 		}
 	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("%d connections, want 1", n)
+	if got := conns.Load(); got != 1 {
+		t.Errorf("%d connections, want 1", got)
 	}
 }
