@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/httpfield"
 	"github.com/gatehouse/gatehouse/server"
 )
 
@@ -169,45 +170,10 @@ func (d *directRoute) match(segs []string) (param string, ok bool) {
 // path (so the escaped path is the path, and segments need no unescaping).
 // Dot segments are refused by match; "//" has been collapsed by the router.
 func directPath(path string) bool {
-	if len(path) == 0 || path[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(path); i++ {
-		if !directChars[path[i]] {
-			return false
-		}
-	}
-	return true
+	return len(path) > 0 && path[0] == '/' && httpfield.PlainPath(path)
 }
 
 // plainSegment is directPath for one segment (the account of /ai/{account}).
 func plainSegment(s string) bool {
-	if s == "." || s == ".." {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !directChars[s[i]] || s[i] == '/' {
-			return false
-		}
-	}
-	return true
+	return s != "." && s != ".." && strings.IndexByte(s, '/') < 0 && httpfield.PlainPath(s)
 }
-
-// directChars are the bytes url.URL keeps unescaped in a path (EscapedPath
-// of a Path made of them is the Path itself): RFC 3986's unreserved
-// characters and "$&+,/:;=@".
-var directChars = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~$&+,/:;=@" {
-		t[c] = true
-	}
-	return t
-}()

@@ -66,7 +66,14 @@ func isModelKey(quoted []byte) bool {
 	return json.Unmarshal(quoted, &k) == nil && k == "model"
 }
 
+// skipWS returns the index of the first byte from b[i] on that is not
+// JSON whitespace. Most calls find none (compact JSON, or the token after
+// a colon's single space): a byte above the space, the common case, is
+// one test.
 func skipWS(b []byte, i int) int {
+	if i < len(b) && b[i] > ' ' {
+		return i
+	}
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}

@@ -571,25 +571,12 @@ func writeRequest(bw *bufio.Writer, o *Outbound) {
 	bw.Write(o.Body)
 }
 
+// writeField writes one field unless its name is not a token or its value
+// carries a control byte: either could break the request's framing.
 func writeField(bw *bufio.Writer, name, value string) {
-	if validHeaderName(name) && httpfield.ValidValueString(value) {
+	if httpfield.ValidName(name) && httpfield.ValidValueString(value) {
 		httpfield.Write(bw, name, value)
 	}
-}
-
-// validHeaderName (and httpfield.ValidValueString) keep a header from
-// breaking the request framing (no CR, LF or other control bytes).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || c == ':' {
-			return false
-		}
-	}
-	return true
 }
 
 // get returns an idle connection to key, or dials one.

@@ -360,10 +360,8 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 		return nil, nil, false
 	}
 	name, value = line[:i], line[i+1:]
-	for _, c := range name {
-		if !httpfield.IsToken(c) {
-			return nil, nil, false
-		}
+	if !httpfield.ValidName(name) {
+		return nil, nil, false
 	}
 	for len(value) > 0 && (value[0] == ' ' || value[0] == '\t') {
 		value = value[1:]

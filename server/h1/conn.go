@@ -420,43 +420,11 @@ var ambiguousLengthAnswer = func() string {
 // u without it; nil for any other target. FuzzParse holds the two equal.
 func plainURL(target string, u *url.URL) *url.URL {
 	path, query, hasQuery := strings.Cut(target, "?")
-	i := 0
-	for ; i+8 <= len(path); i += 8 {
-		x := uint64(path[i]) | uint64(path[i+1])<<8 | uint64(path[i+2])<<16 | uint64(path[i+3])<<24 |
-			uint64(path[i+4])<<32 | uint64(path[i+5])<<40 | uint64(path[i+6])<<48 | uint64(path[i+7])<<56
-		if plainWord(x) {
-			continue
-		}
-		for j := i; j < i+8; j++ {
-			if !plainPathChars[path[j]] {
-				return nil
-			}
-		}
-	}
-	for ; i < len(path); i++ {
-		if !plainPathChars[path[i]] {
-			return nil
-		}
+	if !httpfield.PlainPath(path) {
+		return nil
 	}
 	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
 	return u
-}
-
-var plainPathChars = alnumAnd("-._~/:@$&+,;=")
-
-// plainWord reports whether the eight bytes of x are all letters, digits,
-// '-', '.', '/' or '_' (most of a path; plainPathChars has a few more),
-// with per-byte tests that carry nothing from one byte to the next (see
-// httpfield.ValidName's).
-func plainWord(x uint64) bool {
-	const lsb, msb, low7 = 0x0101010101010101, 0x8080808080808080, 0x7f7f7f7f7f7f7f7f
-	y := x & low7
-	z := y | lsb*0x20
-	letter := (z + lsb*(0x80-'a')) &^ (z + lsb*(0x7f-'z'))
-	punctDigit := (y + lsb*(0x80-'-')) &^ (y + lsb*(0x7f-'9')) // - . / 0-9
-	u := y ^ lsb*'_'
-	underscore := ^(u + low7)
-	return x&msb == 0 && (letter|punctDigit|underscore)&msb == msb
 }
 
 // exchange is one request and its response, in the connection (the

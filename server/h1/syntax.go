@@ -6,21 +6,6 @@ import (
 	"strings"
 )
 
-// alnumAnd returns a table of ASCII letters, digits and the bytes of
-// extra.
-func alnumAnd(extra string) (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for i := 0; i < len(extra); i++ {
-		t[extra[i]] = true
-	}
-	return t
-}
-
 // validTarget reports whether an origin-form request target has only
 // visible ASCII (no controls or bytes above 0x7e), and no spaces unless
 // spaces is set (querySpaces has placed them in the query).

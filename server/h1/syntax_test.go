@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/url"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/httpfield"
 )
 
 // TestValidTarget holds the word-at-a-time check to the byte loop: every
@@ -48,7 +50,7 @@ func TestPlainURLWords(t *testing.T) {
 				}
 				want := true
 				for _, c := range p {
-					want = want && plainPathChars[c]
+					want = want && httpfield.IsPlainPathChar(c)
 				}
 				var u url.URL
 				if got := plainURL(string(p)+"?q=1", &u) != nil; got != want {

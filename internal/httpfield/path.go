@@ -1,0 +1,58 @@
+package httpfield
+
+// PlainPath reports whether every byte of path is one that url.URL keeps
+// unescaped in a path (RFC 3986's unreserved characters and
+// "$&+,/:;=@"): the escaped path of such a path is the path itself, and
+// its segments need no unescaping. Eight bytes at a time, as ValidName.
+func PlainPath(path string) bool {
+	i := 0
+	for ; i+8 <= len(path); i += 8 {
+		x := uint64(path[i]) | uint64(path[i+1])<<8 | uint64(path[i+2])<<16 | uint64(path[i+3])<<24 |
+			uint64(path[i+4])<<32 | uint64(path[i+5])<<40 | uint64(path[i+6])<<48 | uint64(path[i+7])<<56
+		if plainWord(x) {
+			continue
+		}
+		for j := i; j < i+8; j++ {
+			if !plainPathChars[path[j]] {
+				return false
+			}
+		}
+	}
+	for ; i < len(path); i++ {
+		if !plainPathChars[path[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// IsPlainPathChar reports whether c is a byte PlainPath accepts.
+func IsPlainPathChar(c byte) bool { return plainPathChars[c] }
+
+var plainPathChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte("-._~/:@$&+,;=") {
+		t[c] = true
+	}
+	return t
+}()
+
+// plainWord reports whether the eight bytes of x are all letters, digits,
+// '-', '.', '/' or '_' (most of a path; plainPathChars has a few more),
+// with per-byte tests that carry nothing from one byte to the next (see
+// alnumHyphens).
+func plainWord(x uint64) bool {
+	const low7 = 0x7f7f7f7f7f7f7f7f
+	y := x & low7
+	z := y | lsb*0x20
+	letter := (z + lsb*(0x80-'a')) &^ (z + lsb*(0x7f-'z'))
+	punctDigit := (y + lsb*(0x80-'-')) &^ (y + lsb*(0x7f-'9')) // - . / 0-9
+	u := y ^ lsb*'_'
+	underscore := ^(u + low7)
+	return x&msb == 0 && (letter|punctDigit|underscore)&msb == msb
+}
