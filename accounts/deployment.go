@@ -419,7 +419,20 @@ func (d *Deployments) Lookup(internalID, name string) (*DataPlaneDeployment, boo
 }
 
 // lowerASCII reports whether s is ASCII without upper-case letters.
+// Eight bytes at a time (a lookup's ID and name are ~50 bytes): a byte is
+// refused when its top bit is set or, with it cleared, it is in 'A'..'Z'
+// (per-byte sums of at most 0x7f + 0x3f carry nothing into the next byte).
 func lowerASCII(s string) bool {
+	const lsb, msb, low7 = 0x0101010101010101, 0x8080808080808080, 0x7f7f7f7f7f7f7f7f
+	for ; len(s) >= 8; s = s[8:] {
+		x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		y := x & low7
+		upper := (y + lsb*(0x80-'A')) &^ (y + lsb*(0x7f-'Z'))
+		if (x|upper)&msb != 0 {
+			return false
+		}
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
 			return false

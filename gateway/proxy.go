@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/httpfield"
 	"github.com/gatehouse/gatehouse/server"
 )
 
@@ -82,6 +83,11 @@ func (d *Deployment) prepare() {
 			d.authName, d.authValue = "Authorization", "Bearer "+d.Credential
 		default:
 			d.authName, d.authValue = http.CanonicalHeaderKey(d.AuthHeader), d.Credential
+		}
+		if !httpfield.ValidName(d.authName) || !httpfield.ValidValueString(d.authValue) {
+			// The management API lets only a plain name through; a field
+			// that would break the request is not sent (Outbound.Fields).
+			d.authName, d.authValue = "", ""
 		}
 	})
 }

@@ -388,7 +388,10 @@ type Outbound struct {
 	// Host is the Host header ("" = URL.Host).
 	Host string
 	// Header and Fields are written as they are (Fields after Header);
-	// names and values with control bytes are left out.
+	// a Header field whose name is not a token, and any field whose value
+	// has a control byte, is left out. Fields' names are the callers'
+	// constants (and a deployment's key header, checked when its view is
+	// built): tokens, not checked again.
 	Header http.Header
 	Fields []Field
 	// Body is sent with its Content-Length. The client is done with it when
@@ -560,7 +563,9 @@ func writeRequest(bw *bufio.Writer, o *Outbound) {
 		}
 	}
 	for _, f := range o.Fields {
-		writeField(bw, f.Name, f.Value)
+		if httpfield.ValidValueString(f.Value) {
+			httpfield.Write(bw, f.Name, f.Value)
+		}
 	}
 	if o.Body != nil || o.Method == http.MethodPost || o.Method == http.MethodPut {
 		bw.WriteString("Content-Length: ")

@@ -52,6 +52,16 @@ func ValidName[T string | []byte](name T) bool {
 			}
 		}
 	}
+	if i < len(name) && i >= 8 {
+		// The rest is the end of the name's last eight bytes: one word,
+		// overlapping bytes already checked.
+		i = len(name) - 8
+		x := uint64(name[i]) | uint64(name[i+1])<<8 | uint64(name[i+2])<<16 | uint64(name[i+3])<<24 |
+			uint64(name[i+4])<<32 | uint64(name[i+5])<<40 | uint64(name[i+6])<<48 | uint64(name[i+7])<<56
+		if alnumHyphens(x) {
+			return true
+		}
+	}
 	for ; i < len(name); i++ {
 		if !tokenChars[name[i]] {
 			return false

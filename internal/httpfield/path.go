@@ -18,6 +18,16 @@ func PlainPath(path string) bool {
 			}
 		}
 	}
+	if i < len(path) && i >= 8 {
+		// The rest is the end of the path's last eight bytes: one word,
+		// overlapping bytes already checked.
+		i = len(path) - 8
+		x := uint64(path[i]) | uint64(path[i+1])<<8 | uint64(path[i+2])<<16 | uint64(path[i+3])<<24 |
+			uint64(path[i+4])<<32 | uint64(path[i+5])<<40 | uint64(path[i+6])<<48 | uint64(path[i+7])<<56
+		if plainWord(x) {
+			return true
+		}
+	}
 	for ; i < len(path); i++ {
 		if !plainPathChars[path[i]] {
 			return false

@@ -18,11 +18,18 @@ func ValidValue(v []byte) bool {
 		}
 		v = v[32:]
 	}
+	whole := v
 	for len(v) >= 8 {
 		if suspect(binary.LittleEndian.Uint64(v)) != 0 && !validValueBytes(v[:8]) {
 			return false
 		}
 		v = v[8:]
+	}
+	if len(v) > 0 && len(whole) >= 8 {
+		// The rest is the end of the value's last eight bytes: one word,
+		// overlapping bytes already checked.
+		last := whole[len(whole)-8:]
+		return suspect(binary.LittleEndian.Uint64(last)) == 0 || validValueBytes(last)
 	}
 	return validValueBytes(v)
 }

@@ -7,10 +7,19 @@ import (
 )
 
 // TestValidValue compares the word-at-a-time check with the byte loop on
-// every byte value at every position of a 45-byte value (a 32-byte block,
-// a word and a tail).
+// every byte value at every position of values of 1 to 45 bytes (up to a
+// 32-byte block, a word and a tail).
 func TestValidValue(t *testing.T) {
-	base := []byte("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHI")
+	full := []byte("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHI")
+	for n := 1; n <= len(full); n++ {
+		base := full[:n]
+		testValidValue(t, base)
+	}
+}
+
+// testValidValue checks every byte value at every position of base.
+func testValidValue(t *testing.T, base []byte) {
+	t.Helper()
 	for pos := range base {
 		for c := 0; c < 256; c++ {
 			v := append([]byte(nil), base...)
