@@ -42,8 +42,7 @@ func ValidName[T string | []byte](name T) bool {
 		// Most names are letters, digits and hyphens: eight such bytes
 		// are one test; a word with anything else is looked at byte by
 		// byte.
-		x := uint64(name[i]) | uint64(name[i+1])<<8 | uint64(name[i+2])<<16 | uint64(name[i+3])<<24 |
-			uint64(name[i+4])<<32 | uint64(name[i+5])<<40 | uint64(name[i+6])<<48 | uint64(name[i+7])<<56
+		x := word(name, i)
 		if !alnumHyphens(x) {
 			for j := i; j < i+8; j++ {
 				if !tokenChars[name[j]] {
@@ -56,8 +55,7 @@ func ValidName[T string | []byte](name T) bool {
 		// The rest is the end of the name's last eight bytes: one word,
 		// overlapping bytes already checked.
 		i = len(name) - 8
-		x := uint64(name[i]) | uint64(name[i+1])<<8 | uint64(name[i+2])<<16 | uint64(name[i+3])<<24 |
-			uint64(name[i+4])<<32 | uint64(name[i+5])<<40 | uint64(name[i+6])<<48 | uint64(name[i+7])<<56
+		x := word(name, i)
 		if alnumHyphens(x) {
 			return true
 		}
