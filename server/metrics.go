@@ -16,6 +16,9 @@ import (
 // its own collectors in. Labels never carry a key, token or secret.
 type Metrics struct {
 	Registry *prometheus.Registry
+	// Gatherer, when set, is what /metrics serves instead of Registry
+	// (a node of several processes: every process's registry).
+	Gatherer prometheus.Gatherer
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 
@@ -127,5 +130,8 @@ func (m *Metrics) observe(s Surface, method string, status int, d time.Duration)
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
+	if m.Gatherer != nil {
+		return promhttp.HandlerFor(m.Gatherer, promhttp.HandlerOpts{})
+	}
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 }

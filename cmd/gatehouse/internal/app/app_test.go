@@ -181,6 +181,9 @@ func TestBadConfiguration(t *testing.T) {
 		{"bad-private-network", func(c *app.Config) { c.PrivateNetworks = "10.0.0.0/8,intranet" }, []string{"private-networks: 'intranet'"}},
 		{"bad-proxy-protocol", func(c *app.Config) { c.ProxyProtocol = "lb.example" }, []string{"proxy-protocol: 'lb.example'"}},
 		{"bad-upstream-network", func(c *app.Config) { c.UpstreamNetworks = "10.0.0.0/8 192.168.0.0/16" }, []string{"upstream-networks: '10.0.0.0/8 192.168.0.0/16'"}},
+		{"workers-without-postgres", func(c *app.Config) { c.Workers = 2 }, []string{"workers: more than one worker needs --postgres"}},
+		{"no-workers", func(c *app.Config) { c.Workers = 0 }, []string{"workers: 0 is not between 1 and 64"}},
+		{"too-many-workers", func(c *app.Config) { c.Workers = 65 }, []string{"workers: 65 is not between 1 and 64"}},
 		{"several-problems-at-once", func(c *app.Config) {
 			c.Listen = "nonsense"
 			c.LogFormat = "xml"

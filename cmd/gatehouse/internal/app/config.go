@@ -96,6 +96,9 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown-timeout" help:"how long graceful shutdown waits for requests in flight"`
 	// BodyTimeout bounds a stall in a request body (h1.Server.BodyTimeout,
 	// server.Middleware.BodyTimeout).
+	// Workers runs the node as that many processes on one port
+	// (workers.go).
+	Workers     int           `yaml:"workers" help:"run the node as this many processes sharing its ports (SO_REUSEPORT), each a node of the PostgreSQL cluster with an even share of the cores: on a busy data plane two processes of one core serve more than one of two (Linux; needs --postgres; rate limits and quotas are per worker, as per node)"`
 	BodyTimeout time.Duration `yaml:"body-timeout" help:"how long a request body may stall (nothing arriving) before the request is answered 408 and its connection closed, as nginx's client_body_timeout"`
 }
 
@@ -123,6 +126,7 @@ func DefaultConfig() Config {
 		UpstreamTimeout:         5 * time.Minute,
 		RefreshTokenLifetime:    14 * 24 * time.Hour,
 		MetricsNetworks:         "127.0.0.0/8,::1",
+		Workers:                 1,
 	}
 }
 
@@ -197,6 +201,12 @@ func (c *Config) Set(name, value string) error {
 				return fmt.Errorf("%s: %q is not true or false", name, value)
 			}
 			f.SetBool(b)
+		case int:
+			n, err := strconv.Atoi(value)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a whole number", name, value)
+			}
+			f.SetInt(int64(n))
 		case time.Duration:
 			d, err := time.ParseDuration(value)
 			if err != nil {
@@ -308,6 +318,14 @@ func (c *Config) Validate() error {
 		if _, err := pgx.ParseConfig(c.Postgres); err != nil {
 			add("postgres: the DSN does not parse (check its syntax)")
 		}
+	}
+	switch {
+	case c.Workers < 1 || c.Workers > MaxWorkers:
+		add("workers: %d is not between 1 and %d", c.Workers, MaxWorkers)
+	case c.Workers > 1 && !workersSupported:
+		add("workers: more than one worker needs Linux (SO_REUSEPORT spreading connections over processes)")
+	case c.Workers > 1 && c.Postgres == "":
+		add("workers: more than one worker needs --postgres: each worker is a node, and nodes share PostgreSQL (the embedded SQLite is one process's)")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		add("tls-cert and tls-key: give both or neither")

@@ -112,3 +112,25 @@ func TestCheckAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkersSetting: --workers is a whole number, 1 by default; more than
+// one needs PostgreSQL.
+func TestWorkersSetting(t *testing.T) {
+	if n := app.DefaultConfig().Workers; n != 1 {
+		t.Fatalf("default %d", n)
+	}
+	c := app.DefaultConfig()
+	if err := c.Set("workers", "two"); err == nil || !strings.Contains(err.Error(), `workers: "two" is not a whole number`) {
+		t.Errorf("workers=two: %v", err)
+	}
+	if err := c.Set("workers", "2"); err != nil || c.Workers != 2 {
+		t.Fatalf("workers=2: %v, %d", err, c.Workers)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "needs --postgres") {
+		t.Errorf("two workers on SQLite: %v", err)
+	}
+	c.Postgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	if err := c.Validate(); err != nil {
+		t.Errorf("two workers on PostgreSQL: %v", err)
+	}
+}

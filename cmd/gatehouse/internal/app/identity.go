@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -129,7 +128,7 @@ func (m *Main) authorizeIdentityUse(ctx context.Context, caller gatehouse.Princi
 // startMSI binds the managed-identity endpoint. It must stay on loopback
 // (Config.Validate checks): the protocol is plain HTTP by design.
 func (m *Main) startMSI() error {
-	ln, err := net.Listen("tcp", m.Config.MSIListen)
+	ln, err := m.listenTCP(m.Config.MSIListen)
 	if err != nil {
 		return fmt.Errorf("msi-listen %s: %w", m.Config.MSIListen, unwrapSyscall(err))
 	}

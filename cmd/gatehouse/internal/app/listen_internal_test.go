@@ -30,9 +30,9 @@ func TestListenRawSyscalls(t *testing.T) {
 		{"plain-under-proxy-protocol", false, "127.0.0.1/32", underProxy(isPlain)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.Listen, cfg.RawSyscalls, cfg.ProxyProtocol = "127.0.0.1:0", tc.raw, tc.proxy
-			ln, err := listen(&cfg)
+			m := &Main{Config: DefaultConfig()}
+			m.Config.Listen, m.Config.RawSyscalls, m.Config.ProxyProtocol = "127.0.0.1:0", tc.raw, tc.proxy
+			ln, err := m.listen()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -61,6 +62,9 @@ type Main struct {
 	// Now and Rand are injected for tests.
 	Now  func() time.Time
 	Rand io.Reader
+	// Worker is set in workers 1…N-1 of a node run with --workers
+	// (workers.go); nil in worker 0 and a node of one process.
+	Worker *WorkerSpec
 
 	// Set by Run.
 	URL     string // https://H
@@ -153,7 +157,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	// Listeners first: a port in use is a configuration problem, found
 	// before anything is written.
-	if m.ln, err = listen(cfg); err != nil {
+	if m.ln, err = m.listen(); err != nil {
 		return err
 	}
 	m.Addr = m.ln.Addr()
@@ -224,6 +228,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Metrics = server.NewMetrics()
+	if cfg.Workers > 1 {
+		if err := m.startWorkerMetrics(); err != nil {
+			return err
+		}
+	}
 	m.Router = server.NewRouter(m.Host)
 	metricsClients, err := netacl.ParsePrefixes(m.Config.MetricsNetworks) // validated with the config
 	if err != nil {
@@ -419,6 +428,9 @@ func (m *Main) Close() error {
 func (m *Main) printBanner() {
 	w := m.Stdout
 	fmt.Fprintf(w, "Gatehouse is listening on %s (%s)\n", m.URL, m.Addr)
+	if n := m.Config.Workers; n > 1 {
+		fmt.Fprintf(w, "Workers: %d processes share the ports, each with GOMAXPROCS=%d\n", n, runtime.GOMAXPROCS(0))
+	}
 	if ca := m.Certs.CAFile(); ca != "" {
 		abs, _ := filepath.Abs(ca)
 		fmt.Fprintf(w, "CA certificate: %s\n", abs)
@@ -482,8 +494,9 @@ func fastPathAll(host, path string) bool { return true }
 // system calls on its connections unless switched off (internal/rawconn:
 // a tenth of the data plane's CPU under load), and the PROXY protocol read
 // from the configured load balancers.
-func listen(cfg *Config) (net.Listener, error) {
-	ln, err := net.Listen("tcp", cfg.Listen)
+func (m *Main) listen() (net.Listener, error) {
+	cfg := &m.Config
+	ln, err := m.listenTCP(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, unwrapSyscall(err))
 	}

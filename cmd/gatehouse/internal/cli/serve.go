@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"syscall"
@@ -92,9 +94,21 @@ Settings come from flags, then GATEHOUSE_* environment variables, then the
 --config file, then defaults.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd.Flags(), env)
-			if err != nil {
+			// A worker of a node run with --workers takes worker 0's
+			// configuration, not its own flags and environment.
+			var spec *app.WorkerSpec
+			var cfg app.Config
+			var err error
+			if app.IsWorker(env.LookupEnv) {
+				if spec, err = app.ReadWorkerSpec(); err != nil {
+					return err
+				}
+				cfg = spec.Config
+			} else if cfg, err = loadConfig(cmd.Flags(), env); err != nil {
 				return err
+			}
+			if _, set := env.LookupEnv("GOMAXPROCS"); !set && spec == nil && cfg.Workers > 1 {
+				runtime.GOMAXPROCS(app.WorkerProcs(cfg.Workers)) // the workers get theirs from worker 0
 			}
 			if path, _ := cmd.Flags().GetString("cpu-profile"); path != "" {
 				stopProfile, err := startCPUProfile(path)
@@ -109,8 +123,20 @@ Settings come from flags, then GATEHOUSE_* environment variables, then the
 			m.Config = cfg
 			m.Stdout = env.Stdout
 			m.Logger = app.NewLogger(env.Stderr, cfg.LogFormat, cfg.LogLevel)
+			if spec != nil {
+				m.Worker = spec
+				m.Logger = m.Logger.With("worker", spec.Index)
+				m.Stdout = io.Discard // worker 0 printed the banner
+			}
 			if err := m.Run(ctx); err != nil {
 				return err
+			}
+			var workers *app.Supervisor
+			if spec == nil && cfg.Workers > 1 {
+				if workers, err = m.StartWorkers(env.Stderr); err != nil {
+					m.Close()
+					return err
+				}
 			}
 			// SIGHUP reads the model catalog (--models) again.
 			hup := make(chan os.Signal, 1)
@@ -122,6 +148,9 @@ Settings come from flags, then GATEHOUSE_* environment variables, then the
 					case <-ctx.Done():
 						return
 					case <-hup:
+						if workers != nil {
+							workers.Signal(syscall.SIGHUP)
+						}
 						if err := m.ReloadModels(ctx); err != nil {
 							m.Logger.Error("the model catalog was not reloaded; the previous one stays", "err", err)
 						}
@@ -135,12 +164,25 @@ Settings come from flags, then GATEHOUSE_* environment variables, then the
 				m.Logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 			case err := <-done:
 				if err != nil {
+					if workers != nil {
+						workers.Stop()
+					}
 					m.Close()
 					return fmt.Errorf("serve: %w", err)
 				}
 			}
 			start := time.Now()
+			// The workers shut down (gracefully, each within its timeout)
+			// while this one does.
+			workersDone := make(chan struct{})
+			go func() {
+				if workers != nil {
+					workers.Stop()
+				}
+				close(workersDone)
+			}()
 			err = m.Close()
+			<-workersDone
 			m.Logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
 			return err
 		},
