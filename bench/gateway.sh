@@ -51,6 +51,14 @@
 #                  GW_ENV also of the node --dataplane starts):
 #                  compares runtime settings with one binary (BASE_BIN=GATEHOUSE_BIN)
 #   TARGETS        the targets to measure, in order (default: all of the above that apply)
+#   POSTGRES       a PostgreSQL DSN whose server this script may create a database on: the
+#                  nodes then share a fresh database (made here, dropped at the end) instead of
+#                  SQLite, so GW_ENV/BASE_ENV="GATEHOUSE_WORKERS=2" can run a node as workers
+#                  (serve --workers); one build as one process against two workers:
+#                  GATEHOUSE_BIN=b BASE_BIN=b POSTGRES=postgres://postgres@127.0.0.1:5432/postgres
+#                  GW_ENV=GATEHOUSE_WORKERS=2 TARGETS="upstream gw-key base-key" bench/gateway.sh
+#                  (with --dataplane, ../shared/bench runs in the host network namespace,
+#                  where PostgreSQL is)
 #   KEEP=1         keep the node running and print its environment instead of
 #                  benchmarking (for ../shared/bench/dataplane.sh, see below)
 #
@@ -94,10 +102,12 @@ done
 WORK=$(mktemp -d -t gatehouse-gwbench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
+PGDB=
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -z "$PGDB" ] || psql "$POSTGRES" -qc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -122,6 +132,17 @@ wait_url() { # wait_url URL [curl args...]
 
 serve_args=(serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" --host "localhost:$PORT"
   --msi-listen 127.0.0.1:0 --bootstrap-file "$WORK/bootstrap.json" --log-level warn)
+base_store=()
+if [ -n "${POSTGRES:-}" ]; then
+  command -v psql >/dev/null || { echo "POSTGRES needs psql" >&2; exit 2; }
+  PGDB=gh_bench_$$
+  psql "$POSTGRES" -qc "CREATE DATABASE $PGDB" >/dev/null
+  PG_DSN=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$POSTGRES" "$PGDB")
+  serve_args+=(--postgres "$PG_DSN")
+  # The baseline node is another node of the cluster: worker 0's key.
+  base_store=(--postgres "$PG_DSN" --master-key-file "$WORK/data/master.key")
+  export NETNS=0
+fi
 
 # Prepare on a node of its own, then stop it: the benchmarked node (or the
 # one dataplane.sh starts) opens the same data directory.
@@ -166,7 +187,7 @@ PIDS+=("$GW_PID")
 if [ -n "$BASE_BIN" ]; then
   # shellcheck disable=SC2086
   env ${BASE_ENV:-} "$BASE_BIN" serve --data-dir "$WORK/data-base" --listen "127.0.0.1:$BASE_PORT" --host "localhost:$PORT" \
-    --msi-listen 127.0.0.1:0 --log-level warn >"$WORK/base-node.log" 2>&1 &
+    --msi-listen 127.0.0.1:0 --log-level warn "${base_store[@]}" >"$WORK/base-node.log" 2>&1 &
   BASE_PID=$!
   PIDS+=("$BASE_PID")
 fi
@@ -258,11 +279,16 @@ done
 code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST --data "$BODY" "$CHAT_URL")
 [ "$code" = 401 ] || { echo "no credential: status $code, want 401" >&2; exit 1; }
 
-cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-systicks() { awk '{print $15}' "/proc/$1/stat"; }
-# ctxsw PID: the context switches of PID's threads so far (voluntary and not):
-# a Go process's hand-offs between threads show here (internal/rawconn).
-ctxsw() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
+# cputicks/systicks PID: CPU ticks of PID and its children (a node's workers).
+# A worker restarted during a run would lose its ticks; the run fails
+# then anyway (its connections are reset).
+procs() { echo "$1" $(pgrep -P "$1" || true); }
+cputicks() { local p; for p in $(procs "$1"); do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s += $1} END {print s}'; }
+systicks() { local p; for p in $(procs "$1"); do awk '{print $15}' "/proc/$p/stat"; done | awk '{s += $1} END {print s}'; }
+# ctxsw PID: the context switches of the threads of PID and its children so
+# far (voluntary and not): a Go process's hand-offs between threads show
+# here (internal/rawconn).
+ctxsw() { local p; for p in $(procs "$1"); do cat /proc/"$p"/task/*/status 2>/dev/null; done | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
 TCK=$(getconf CLK_TCK)
 
 # run TARGET SECONDS: one wrk run (h2load for *-h2, bench/realtime for *-rt); appends
