@@ -178,7 +178,17 @@
 // cores' caches; not the lookups' shared locks: a build without the
 // three RLocks of a request's account, key and deployment lookups and
 // h1's request counter served 1.003 as much), but one P holds every raw
-// system call, and throughput falls by a tenth.
+// system call, and throughput falls by a tenth. So a node can run as
+// workers, as nginx does (serve --workers, cmd/gatehouse's workers.go):
+// processes of one P each on one port (SO_REUSEPORT), each a node of the
+// PostgreSQL cluster. On 2 cores, two workers served 1.10 and 1.15 times
+// the requests of one process of two Ps in two interleaved runs (CPU a
+// request 42-43 against 48-55 µs, p99 8.7-9.0 against 10.0-10.6 ms;
+// without raw system calls the workers lost that lead), and 0.96 and 1.03
+// times nginx-TLS's in two runs of ../shared/bench (8 and 5 rounds; p99
+// 1.02 times nginx's). A listening socket shared by inheritance instead
+// spread wrk's 64 connections as badly as 49 to 15; the kernel's hash of
+// SO_REUSEPORT gave 25-39 at worst.
 // A verified token costs a seeded hash of it, a cache hit and a comparison
 // of its signature (~0.5 µs more than a key in BenchmarkAuthReal — it was
 // ~1 µs with a SHA-256 of the token — plus carrying the longer header:
