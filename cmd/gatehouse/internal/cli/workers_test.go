@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,8 @@ func (l *lockedBuffer) String() string {
 func TestServeWorkers(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()
+	// serve gives worker 0 its share of the cores: this process.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	var stdout, stderr lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
